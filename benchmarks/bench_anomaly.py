@@ -1,0 +1,190 @@
+"""Anomaly detection: speed on a 20,000-point series, quality on the NAB development split, and
+event F1 on the demo business's labelled incidents.
+
+    .venv/bin/python benchmarks/bench_anomaly.py [--runs 5] [--skip-nab] [--nab-root ../shared/nab-dev]
+        [--skip-demo] [--demo-seeds 1,2] [--demo-lines 1000000] [--demo-days 730] [--demo-compare]
+
+Prints one JSON object:
+* ``timing``: p50 seconds of ``detect(series, "default")`` on 20,000 points (5-minute data, daily
+  cycle, noise, a few incidents) against, in the same run, the naive ADTK trio
+  (InterQuartileRangeAD c=3 + PersistAD c=3 + LevelShiftAD c=6, OrAggregator; ``fit_detect`` on the
+  whole series, i.e. not even causal) and the same trio made causal (built-in ``classic`` rules).
+* ``nab``: ``shared/tools/nab_eval.py`` run on the dev split with ``--check-causal 3``: the NAB
+  standard score overall and per category, and the causal-violation count.
+* ``demo``: ``kpi_lib.demo.Business(lines, days, seed)`` per seed (ending 2026-11-22 00:00 UTC, so
+  labels and holidays fall on the same days every run); every series a scan looks at (revenue,
+  orders, aov, return_rate x overall/region/category x hour grain over the last 30 days, reaching
+  back to cover the hour labels, and day grain over the full history) detected with the business
+  rule sets (``kpi_lib.anomaly.evaluate.business_rules``: retail holidays + the demo's summer sale
+  as known days) and scored by ``event_scores`` (found = an alarm on the label's own series within
+  [start, end + 2 periods]; a false alarm = an alarm onset no label explains). ``--demo-compare``
+  adds the same scan with the retail holidays only, with no calendar, and with the ``default``
+  rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DEMO_END = "2026-11-22T00:00:00+00:00"
+
+
+def series(n: int = 20_000, seed: int = 0) -> pd.Series:
+    idx = pd.date_range("2024-01-01", periods=n, freq="5min")
+    rng = np.random.default_rng(seed)
+    day = np.sin(2 * np.pi * (idx.hour * 60 + idx.minute).to_numpy() / 1440)
+    v = 50 + 20 * day + rng.normal(0, 2, n)
+    for at in (6_000, 11_000, 17_000):
+        v[at:at + 24] -= 35
+    v[14_000] += 60
+    return pd.Series(v, index=idx, name="value")
+
+
+def p50(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(statistics.median(times), 4)
+
+
+def naive(s: pd.Series) -> pd.Series:
+    from adtk.aggregator import OrAggregator
+    from adtk.detector import InterQuartileRangeAD, LevelShiftAD, PersistAD
+
+    flags = pd.DataFrame({"iqr": InterQuartileRangeAD(c=3.0).fit_detect(s),
+                          "persist": PersistAD(c=3.0).fit_detect(s),
+                          "shift": LevelShiftAD(c=6.0, window=5).fit_detect(s)})
+    return OrAggregator().aggregate(flags)
+
+
+def timing(runs: int) -> dict:
+    from kpi_lib.anomaly import detect
+
+    s = series()
+    detect(s.iloc[:2000])  # warm caches/imports outside the timed runs
+    default = p50(lambda: detect(s, rules="default"), runs)
+    baseline = p50(lambda: naive(s), runs)
+    classic = p50(lambda: detect(s, rules="classic"), max(1, runs // 2))
+    alarms = int(detect(s)["is_anomaly"].sum())
+    return {"points": len(s), "runs": runs, "default_p50_s": default, "naive_adtk_fit_detect_p50_s": baseline,
+            "classic_causal_p50_s": classic, "default_vs_naive": round(default / baseline, 2),
+            "default_alarms_on_4_planted_incidents": alarms}
+
+
+def nab(root: Path, jobs: int) -> dict:
+    tool = SHARED / "tools" / "nab_eval.py"
+    cmd = f"{sys.executable} -m kpi_lib.anomaly {{input}} {{output}}"
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "nab.json"
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(tool), "--root", str(root), "--cmd", cmd, "--check-causal", "3",
+                               "--jobs", str(jobs), "--json", str(report)], capture_output=True, text=True,
+                              cwd=ROOT)
+        if proc.returncode != 0:
+            return {"error": proc.stderr.strip()[-1000:]}
+        summary = json.loads(report.read_text())["summary"]
+    std = summary["profiles"]["standard"]
+    return {"nab_standard": std["nab"], "low_fp": summary["profiles"]["reward_low_FP_rate"]["nab"],
+            "low_fn": summary["profiles"]["reward_low_FN_rate"]["nab"],
+            "by_category": {k: {"nab": None if math.isnan(v["nab"]) else v["nab"], "found": f"{v['found']}/{v['windows']}",
+                                "false_alarms": v["false_alarms"]} for k, v in summary["by_category"].items()},
+            "windows_found": f"{std['found']}/{std['windows']}", "false_alarms": std["false_alarms"],
+            "false_alarms_per_series": std["false_alarms_per_series"], "event_f1": std["event_f1"],
+            "causal_violations": len(summary["causal_violations"]), "line": proc.stdout.strip().splitlines()[-1],
+            "seconds": round(time.perf_counter() - t, 1)}
+
+
+def _scan(biz, series, rules) -> tuple[dict, float]:
+    from kpi_lib.anomaly.evaluate import SeriesKey, detect_all, event_scores, scan_windows
+
+    t = time.perf_counter()
+    results = detect_all(series, rules)
+    seconds = time.perf_counter() - t
+    sc = event_scores(results, biz.labels(), grace=2, windows=scan_windows(biz))
+    out = sc.as_dict()
+    out["events"] = {r["label_id"]: {"kind": r["kind"], "found": bool(r["found"]),
+                                     "lag_periods": None if r["lag_periods"] is None or r["lag_periods"] != r["lag_periods"]
+                                     else int(r["lag_periods"]), "before_end": bool(r["before_end"])}
+                     for r in sc.events.to_dict("records")}
+    out["false_alarm_list"] = [
+        {"series": SeriesKey(f.kpi, f.grain, f.dimension, f.dim_value).label(), "at": str(f.at),
+         "rule": str(results[SeriesKey(f.kpi, f.grain, f.dimension, f.dim_value)].loc[f.at, "rule"])}
+        for f in sc.false.itertuples()][:20]
+    out["detect_seconds"] = round(seconds, 1)
+    return out, seconds
+
+
+def demo(seeds: list[int], lines: int, days: int, compare: bool) -> dict:
+    from kpi_lib.anomaly.evaluate import business_frames, business_rules, demo_series
+    from kpi_lib.demo import Business
+
+    variants = {"business": business_rules()}
+    if compare:
+        variants.update({"business_retail_calendar_only": business_rules(calendar=None),
+                         "business_no_calendar": business_rules(calendar=()), "default": "default"})
+    per_seed, totals = {}, {v: {"found": 0, "labels": 0, "false_alarms": 0} for v in variants}
+    kinds: dict[str, list[bool]] = {}
+    for seed in seeds:
+        t = time.perf_counter()
+        biz = Business(lines=lines, days=days, seed=seed, end=pd.Timestamp(DEMO_END).to_pydatetime())
+        frames = business_frames(biz)
+        t_gen = time.perf_counter() - t
+        t = time.perf_counter()
+        series = demo_series(biz, frames=frames)
+        t_agg = time.perf_counter() - t
+        entry = {"series": len(series), "generate_seconds": round(t_gen, 1), "aggregate_seconds": round(t_agg, 1)}
+        for name, rules in variants.items():
+            scores, _ = _scan(biz, series, rules)
+            entry[name] = scores
+            for k in ("found", "labels", "false_alarms"):
+                totals[name][k] += scores[k]
+            if name == "business":
+                for ev in scores["events"].values():
+                    kinds.setdefault(ev["kind"], []).append(ev["found"])
+        per_seed[str(seed)] = entry
+    for t in totals.values():
+        tp, fp, fn = t["found"], t["false_alarms"], t["labels"] - t["found"]
+        t["f1"] = round(2 * tp / (2 * tp + fp + fn), 3) if tp + fp + fn else 1.0
+    return {"lines": lines, "days": days, "seeds": seeds, "end": DEMO_END, "event_f1": totals["business"]["f1"],
+            "totals": totals, "found_by_kind": {k: f"{sum(v)}/{len(v)}" for k, v in kinds.items()},
+            "per_seed": per_seed}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--skip-nab", action="store_true")
+    ap.add_argument("--nab-root", type=Path, default=SHARED / "nab-dev")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument("--demo-seeds", default="1,2")
+    ap.add_argument("--demo-lines", type=int, default=1_000_000)
+    ap.add_argument("--demo-days", type=int, default=730)
+    ap.add_argument("--demo-compare", action="store_true")
+    a = ap.parse_args()
+    out = {"timing": timing(a.runs)}
+    if not a.skip_demo:
+        out["demo"] = demo([int(x) for x in a.demo_seeds.split(",")], a.demo_lines, a.demo_days, a.demo_compare)
+    if not a.skip_nab:
+        out["nab"] = nab(a.nab_root, a.jobs) if a.nab_root.is_dir() else {"error": f"{a.nab_root} not found"}
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

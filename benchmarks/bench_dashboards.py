@@ -1,0 +1,1180 @@
+"""Dashboards in a real headless Chromium against a real `kpi serve` (issue 4's quality bars).
+
+    .venv/bin/python benchmarks/bench_dashboards.py --reuse            # 10 M order lines (~40 min)
+    .venv/bin/python benchmarks/bench_dashboards.py --quick --reuse    # 1 M lines, fewer repeats (~8 min)
+
+Prints ONE JSON document on stdout (progress on stderr; a copy goes to benchmarks/results/).
+
+Warehouse. The figures need the demo business at 10 M order lines, and this benchmark WRITES to
+its warehouse (a live simulator, 40+ marker orders). ``bench_query.py --reuse`` only reuses a
+warehouse that holds nothing but the demo, so this script never writes to
+``benchmarks/results/warehouse-N``: it works on a clone, ``benchmarks/results/warehouse-dash-N``,
+taken with ``pg_basebackup`` from ``warehouse-N`` (or loaded from scratch when there is none).
+``--reuse`` keeps an existing clone (the simulated orders of earlier runs stay in it: a few
+minutes of live data on top of two years); without it the clone is taken afresh.
+
+What is measured (see benchmarks/README.md, "bench_dashboards.py", for the details):
+
+* executive Panel dashboard: navigation (already signed in) -> every KPI tile shows its number
+  (all ``[data-kpi-value]`` elements present with text), quiet / under the live simulator with
+  1 session / with 10 other live sessions held by a light websocket client; repeat visit (same
+  browser profile, HTTP cache warm) and first visit (new profile);
+* Voila ``revenue_explorer``: navigation -> first widget, pre-heated pool (through the front door
+  and directly) vs a second Voila with pre-heating off, in the same run;
+* freshness: ``stream.ingest`` of a big order -> the revenue tile's ``title`` holds the new value
+  in the open page, under the simulator, with 1 and with 11 sessions;
+* server memory: RSS of the Panel process tree with 1 vs 11 sessions, and of the Voila tree with
+  its kernels with 1 vs 11 viewers; MB per extra session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html as htmllib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import log, pct  # noqa: E402
+
+DAYS, SEED = 730, 42
+USER, PASSWORD = "bench-dash", "bench-dash-password-1"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EXEC_PATH = "/panel/executive"
+VOILA_PATH = "/voila/voila/render/revenue_explorer.ipynb"
+TIMEOUT_MS = 180_000
+BOKEH_CLEANUP_S = 33  # Bokeh discards a closed page's session 15 s after, checked every 17 s
+
+# --- in-page probes (Panel renders inside shadow DOM: search every shadow root) -----------------
+
+DEEP = """
+const deep = (selector) => {
+  const out = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll(selector)) out.push(el);
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+  };
+  walk(document);
+  return out;
+};
+"""
+
+TILES_READY = (
+    "(n) => {"
+    + DEEP
+    + """
+  const els = deep('[data-kpi-value]');
+  if (els.length < n) return false;
+  const titles = {};
+  for (const el of els) {
+    if (!el.textContent.trim()) return false;
+    titles[el.dataset.kpiValue] = el.getAttribute('title');
+  }
+  return {t: performance.now(), titles};
+}"""
+)
+
+TILE_TITLES = (
+    "() => {"
+    + DEEP
+    + """
+  const titles = {};
+  for (const el of deep('[data-kpi-value]')) titles[el.dataset.kpiValue] = el.getAttribute('title');
+  const status = deep('.bk-panel-models-markup-HTML').map(e => e.shadowRoot ? e.shadowRoot.textContent : '')
+      .find(t => t.includes('Data version')) || null;
+  return {titles, status};
+}"""
+)
+
+CHARTS_READY = (
+    "() => {"
+    + DEEP
+    + """
+  const big = deep('canvas').filter(c => c.getBoundingClientRect().height > 100);
+  return big.length >= 2 ? performance.now() : false;
+}"""
+)
+
+REVENUE_AT_LEAST = (
+    "(threshold) => {"
+    + DEEP
+    + """
+  const el = deep('[data-kpi-value="revenue"]')[0];
+  if (!el) return false;
+  const v = parseFloat((el.getAttribute('title') || '').replace(/[^0-9.\\-]/g, ''));
+  return v >= threshold ? Date.now() : false;
+}"""
+)
+
+# Records when the page's websocket opened and when its session document (PULL-DOC-REPLY) arrived.
+WS_PROBE = """
+(() => {
+  const Orig = window.WebSocket;
+  const probe = window.__kpiProbe = {wsOpen: null, docHeader: null, docDone: null, msgs: 0};
+  let after = -1;
+  function Probed(url, protocols) {
+    const ws = protocols === undefined ? new Orig(url) : new Orig(url, protocols);
+    ws.addEventListener('open', () => { if (probe.wsOpen === null) probe.wsOpen = performance.now(); });
+    ws.addEventListener('message', (ev) => {
+      probe.msgs++;
+      if (after > 0 && --after === 0) probe.docDone = performance.now();
+      if (probe.docHeader === null && typeof ev.data === 'string' && ev.data.includes('"PULL-DOC-REPLY"')) {
+        probe.docHeader = performance.now(); after = 2;  // then metadata and content
+      }
+    });
+    return ws;
+  }
+  Probed.prototype = Orig.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Probed[k] = Orig[k];
+  window.WebSocket = Probed;
+})();
+"""
+
+
+def number(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(re.sub(r"[^0-9.\-]", "", text))
+    except ValueError:
+        return None
+
+
+# --- warehouse: a clone of warehouse-N ------------------------------------------------------------
+
+
+def _holds_demo(lines: int) -> bool:
+    """The current KPI_HOME holds the demo business of ``lines`` lines (extra live orders allowed)."""
+    from kpi_lib import warehouse
+
+    try:
+        with warehouse.connect_raw(autocommit=True) as conn:
+            row = conn.execute("select value from ops.settings where key = 'demo'").fetchone()
+            if not row or json.loads(row[0]) != {"lines": lines, "days": DAYS, "seed": SEED}:
+                return False
+            return conn.execute("select count(*) from ops.mv_state").fetchone()[0] >= 4
+    except Exception:
+        return False
+
+
+def _running(home: Path) -> bool:
+    pid_file = home / "pgdata" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_warehouse(lines: int, home: Path, source: Path, reuse: bool) -> dict:
+    """Use the clone at ``home`` (with --reuse), else clone ``source`` into it, else load the demo."""
+    from kpi_lib import demo, warehouse
+
+    common.use_home(home)
+    if reuse and (home / "pgdata").exists() and _holds_demo(lines):
+        log(f"reusing the clone {home}")
+        return {"home": str(home), "reused": True}
+    common.use_home(home, fresh=True)
+    info: dict = {"home": str(home), "reused": False}
+    if (source / "pgdata").exists():
+        was_running = _running(source)
+        common.use_home(source)
+        try:
+            if _holds_demo(lines):
+                from kpi_lib import config
+
+                socket_dir = config.settings().pgdata
+                t0 = time.perf_counter()
+                log(f"cloning {source} -> {home} with pg_basebackup (the source stays untouched)")
+                dest = home / "pgdata"
+                dest.mkdir(mode=0o700, parents=True)
+                shutil.chown(dest, "pgserver", "pgserver")
+                subprocess.run(
+                    [
+                        "runuser", "-u", "pgserver", "--",
+                        str(warehouse.embedded_bin_dir() / "pg_basebackup"),
+                        "-h", str(socket_dir), "-U", "postgres", "-D", str(dest),
+                        "-X", "stream", "-c", "fast", "--no-sync",
+                    ],
+                    check=True,
+                )  # fmt: skip
+                for leftover in [*dest.glob(".s.PGSQL.*"), dest / ".handle_pids.json", dest / "postmaster.pid"]:
+                    leftover.unlink(missing_ok=True)  # the source's socket lock would stop the clone starting
+                info.update(cloned_from=str(source), clone_seconds=round(time.perf_counter() - t0, 1))
+        finally:
+            if not was_running:
+                common.stop_server()  # we started it to check it and copy it
+            common.use_home(home)
+        if info.get("cloned_from"):
+            if _holds_demo(lines):
+                return info
+            log("the clone does not hold the demo; loading instead")
+            common.use_home(home, fresh=True)
+    log(f"loading {lines:,} order lines into {home} (pass --reuse next time)")
+    t0 = time.perf_counter()
+    demo.load_demo(lines, DAYS, SEED)
+    info["load_seconds"] = round(time.perf_counter() - t0, 1)
+    return info
+
+
+# --- processes --------------------------------------------------------------------------------------
+
+
+def _tree(proc) -> list:
+    import psutil
+
+    try:
+        return [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _find_child(root_pid: int, needle: str):
+    """The first descendant of ``root_pid`` whose command line contains ``needle``."""
+    import psutil
+
+    for p in psutil.Process(root_pid).children(recursive=True):
+        try:
+            if needle in " ".join(p.cmdline()):
+                return p
+        except psutil.Error:
+            continue
+    return None
+
+
+def tree_memory(proc, pss: bool = False) -> dict:
+    """RSS (and PSS) in MB of a process and its descendants."""
+    import psutil
+
+    rss = pss_total = 0
+    n = 0
+    for p in _tree(proc):
+        try:
+            if pss:
+                m = p.memory_full_info()
+                pss_total += m.pss
+                rss += m.rss
+            else:
+                rss += p.memory_info().rss
+            n += 1
+        except psutil.Error:
+            continue
+    out = {"rss_mb": round(rss / 2**20, 1), "processes": n}
+    if pss:
+        out["pss_mb"] = round(pss_total / 2**20, 1)
+    return out
+
+
+def tree_cpu(proc) -> float:
+    import psutil
+
+    total = 0.0
+    for p in _tree(proc):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
+class Sampler:
+    """Samples the RSS of the Panel and Voila trees every ``every`` s; the peak per phase."""
+
+    def __init__(self, trees: dict, every: float = 0.5) -> None:
+        self.trees, self.every = trees, every
+        self.phase: str | None = None
+        self.peaks: dict[str, dict[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            phase = self.phase
+            if phase is None:
+                continue
+            for name, proc in self.trees.items():
+                if proc is None:
+                    continue
+                rss = tree_memory(proc)["rss_mb"]
+                peaks = self.peaks.setdefault(phase, {})
+                peaks[name] = max(peaks.get(name, 0.0), rss)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class Serve:
+    """`kpi serve` in its own process group (front door + Panel + Voila), no alerts, no mail sink."""
+
+    def __init__(self, home: Path, voila_pool: int, panel_procs: int) -> None:
+        from kpi_lib.serve import free_port
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.cmd = [
+            str(Path(sys.executable).with_name("kpi")), "serve", "--port", str(self.port),
+            "--no-alerts", "--no-mail-sink", "--voila-pool", str(voila_pool), "--panel-procs", str(panel_procs),
+        ]  # fmt: skip
+        self.log_path = home / "bench-dashboards-serve.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 300) -> float:
+        t0 = time.perf_counter()
+        out = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kpi serve exited ({self.proc.returncode}): {self.log_path}")
+            try:
+                urllib.request.urlopen(self.base + "/healthz", timeout=2)
+                return time.perf_counter() - t0
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"kpi serve did not answer within {timeout:.0f} s")
+
+    def children(self) -> dict:
+        """The Panel server and the Voila server (each the root of its tree), and their ports."""
+        panel = _find_child(self.proc.pid, "panel serve")
+        if panel is None:
+            panel = _find_child(self.proc.pid, "/panel")
+        voila = _find_child(self.proc.pid, "/voila ") or _find_child(self.proc.pid, "bin/voila")
+
+        def port(p, pattern):
+            if p is None:
+                return None
+            m = re.search(pattern, " ".join(p.cmdline()))
+            return int(m.group(1)) if m else None
+
+        return {
+            "panel": panel,
+            "voila": voila,
+            "panel_port": port(panel, r"--port (\d+)"),
+            "voila_port": port(voila, r"--port=(\d+)"),
+        }
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        kids = [p for p in _tree(__import__("psutil").Process(self.proc.pid))]
+        os.killpg(self.proc.pid, signal.SIGTERM)  # kpi serve stops every child process group
+        try:
+            self.proc.wait(40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        for p in kids:  # anything left of what it started (Voila kernels run in their own sessions)
+            try:
+                if p.is_running() and p.status() != "zombie":
+                    p.kill()
+            except Exception:
+                pass
+
+
+class Group:
+    """A child process in its own process group (simulator, the second Voila)."""
+
+    def __init__(self, cmd: list[str], log_path: Path, env: dict | None = None) -> None:
+        out = open(log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            cwd=common.ROOT,
+        )
+        self.log_path = log_path
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> None:
+        import psutil
+
+        if self.proc.poll() is not None:
+            return
+        kids = _tree(psutil.Process(self.proc.pid))
+        try:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        except ProcessLookupError:
+            pass
+        for p in kids:
+            try:
+                if p.is_running() and p.status() != "zombie":
+                    p.kill()
+            except Exception:
+                pass
+
+
+# --- the light clients (one asyncio loop in a thread of its own) ----------------------------------
+
+
+class Loop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 600):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+REVENUE_TITLE = re.compile(r'data-kpi-value="revenue" title="([^"]*)"')
+
+
+def _revenue_in(fragment: str) -> float | None:
+    """The revenue tile's exact value in a Bokeh message (the HTML pane's text, JSON- and HTML-escaped)."""
+    if "data-kpi-value" not in fragment:
+        return None
+    text = htmllib.unescape(fragment.replace('\\"', '"'))
+    found = REVENUE_TITLE.findall(text)
+    return number(found[-1]) if found else None
+
+
+class PanelLightSession:
+    """What a browser tab does for the Bokeh server, minus rendering: GET the page through the front
+    door with the session cookie, take the session token from it, open the Bokeh websocket
+    (``/panel/executive/ws``, subprotocols ``bokeh`` + token), wait for ACK, send PULL-DOC-REQ, read
+    the document, then keep reading every message the server pushes (PATCH-DOC on live updates)."""
+
+    def __init__(self, base: str, cookie: str) -> None:
+        self.base, self.cookie = base, cookie
+        self.ws = None
+        self.messages = 0
+        self.patches = 0
+        self.bytes = 0
+        self.revenue: float | None = None
+        self.threshold: float | None = None
+        self.crossed_at: float | None = None  # time.time() when revenue first >= threshold
+        self.opened_s: float | None = None
+        self.closed = False
+        self.error: str | None = None
+
+    async def _read(self) -> tuple[dict, str]:
+        header = await self.ws.read_message()
+        if header is None:
+            raise ConnectionError("websocket closed")
+        meta = await self.ws.read_message()
+        content = await self.ws.read_message()
+        h = json.loads(header)
+        size = len(header) + len(meta or "") + len(content or "")
+        for _ in range(h.get("num_buffers", 0)):
+            a = await self.ws.read_message()
+            b = await self.ws.read_message()
+            size += len(a or "") + len(b or "")
+        self.messages += 1
+        self.bytes += size
+        return h, content if isinstance(content, str) else content.decode()
+
+    async def _send(self, msgtype: str) -> None:
+        header = {"msgid": uuid.uuid4().hex, "msgtype": msgtype}
+        for part in (json.dumps(header), "{}", "{}"):
+            await self.ws.write_message(part)
+
+    async def open(self) -> float:
+        import tornado.httpclient
+        import tornado.websocket
+
+        t0 = time.perf_counter()
+        resp = await tornado.httpclient.AsyncHTTPClient().fetch(
+            self.base + EXEC_PATH, headers={"Cookie": self.cookie}, request_timeout=300
+        )
+        page = resp.body.decode()
+        m = re.search(r'"token"\s*:\s*"([^"]+)"', page) or re.search(r'\\"token\\"\s*:\s*\\"([^"\\]+)', page)
+        if not m:
+            raise RuntimeError("no Bokeh session token in the page")
+        url = "ws" + self.base[4:] + EXEC_PATH + "/ws"
+        req = tornado.httpclient.HTTPRequest(
+            url, headers={"Cookie": self.cookie, "Origin": self.base}, request_timeout=300
+        )
+        self.ws = await tornado.websocket.websocket_connect(
+            req, subprotocols=["bokeh", m.group(1)], max_message_size=256 * 2**20
+        )
+        h, _ = await self._read()
+        if h["msgtype"] != "ACK":
+            raise RuntimeError(f"first message was {h['msgtype']}, not ACK")
+        await self._send("PULL-DOC-REQ")
+        while True:
+            h, content = await self._read()
+            if h["msgtype"] == "PULL-DOC-REPLY":
+                self.revenue = _revenue_in(content)
+                break
+        self.opened_s = time.perf_counter() - t0
+        asyncio.ensure_future(self._listen())
+        return self.opened_s
+
+    async def _listen(self) -> None:
+        try:
+            while True:
+                h, content = await self._read()
+                if h["msgtype"] == "PATCH-DOC":
+                    self.patches += 1
+                    v = _revenue_in(content)
+                    if v is not None:
+                        self.revenue = v
+                        if self.threshold is not None and self.crossed_at is None and v >= self.threshold:
+                            self.crossed_at = time.time()
+        except Exception as exc:  # noqa: BLE001
+            if not self.closed:
+                self.error = repr(exc)
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.ws is not None:
+            self.ws.close()
+
+
+class VoilaLightSession:
+    """A Voila viewer without a browser: GET the notebook page through the front door (Voila hands
+    it a kernel of its own and runs the notebook in it, or takes a pre-heated one), then open that
+    kernel's channels websocket as the page's JavaScript does. No widget traffic follows, so the
+    page heartbeat the explorer's live refresh waits for never comes (live refresh stays paused)."""
+
+    def __init__(self, base: str, cookie: str) -> None:
+        self.base, self.cookie = base, cookie
+        self.ws = None
+        self.kernel_id: str | None = None
+
+    async def open(self) -> float:
+        import tornado.httpclient
+        import tornado.websocket
+
+        t0 = time.perf_counter()
+        resp = await tornado.httpclient.AsyncHTTPClient().fetch(
+            self.base + VOILA_PATH, headers={"Cookie": self.cookie}, request_timeout=300
+        )
+        m = re.search(r'"kernelId"\s*:\s*"([0-9a-f-]+)"', resp.body.decode())
+        if not m:
+            raise RuntimeError("no kernel id in the Voila page")
+        self.kernel_id = m.group(1)
+        url = f"ws{self.base[4:]}/voila/api/kernels/{self.kernel_id}/channels?session_id={uuid.uuid4()}"
+        req = tornado.httpclient.HTTPRequest(url, headers={"Cookie": self.cookie, "Origin": self.base})
+        self.ws = await tornado.websocket.websocket_connect(req, max_message_size=64 * 2**20)
+        return time.perf_counter() - t0
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+
+
+# --- the benchmark --------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args, home: Path) -> None:
+        self.args = args
+        self.home = home
+        self.doc: dict = {}
+        self.serve: Serve | None = None
+        self.sim: Group | None = None
+        self.cold_voila = None
+        self.loop = Loop()
+        self.light: list[PanelLightSession] = []
+        self.vlight: list[VoilaLightSession] = []
+        self.sampler: Sampler | None = None
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from kpi_lib import auth, kpis
+        from playwright.sync_api import sync_playwright
+
+        auth.set_user(USER, PASSWORD, ["executive"], name="Bench Executive")
+        user = auth.user(USER)
+        self.n_tiles = sum(1 for k in ("revenue", "orders", "aov", "units", "customers", "new_customers",
+                                       "gross_margin", "return_rate") if k in kpis.definitions() and user.can_see(k))
+        self.serve = Serve(self.home, self.args.voila_pool, self.args.panel_procs)
+        log(f"starting kpi serve on {self.serve.base} ({' '.join(self.serve.cmd[1:])})")
+        started = self.serve.start()
+        kids = self.serve.children()
+        self.panel, self.voila = kids["panel"], kids["voila"]
+        self.panel_port, self.voila_port = kids["panel_port"], kids["voila_port"]
+        self.doc["server"] = {
+            "command": " ".join(["kpi", *self.serve.cmd[1:]]),
+            "panel_flags": "--num-procs N --warm --reuse-sessions --global-loading-spinner (kpi_lib.serve)",
+            "healthz_after_s": round(started, 1),
+            "panel_pid": self.panel.pid if self.panel else None,
+            "voila_pid": self.voila.pid if self.voila else None,
+        }
+        self.sampler = Sampler({"panel": self.panel, "voila": self.voila}).start()
+        self.pw = sync_playwright().start()
+        chromium = shutil.which("chromium") or "/usr/bin/chromium"
+        self.browser = self.pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        self.doc["browser"] = {"chromium": chromium, "version": self.browser.version}
+        self.ctx = self.new_context()
+        page = self.ctx.new_page()
+        page.goto(f"{self.serve.base}/login?next=/", timeout=TIMEOUT_MS)
+        page.fill("input[name=user]", USER)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        cookie = next(c for c in self.ctx.cookies() if c["name"] == auth.COOKIE)
+        self.session_cookie = {"name": cookie["name"], "value": cookie["value"], "url": self.serve.base}
+        self.cookie_header = f"{auth.COOKIE}={cookie['value']}; _xsrf={uuid.uuid4().hex}"
+        page.close()
+        log("signed in through the login form")
+
+    def new_context(self, cookie: bool = False, headers: dict | None = None):
+        ctx = self.browser.new_context(viewport={"width": 1400, "height": 1000}, extra_http_headers=headers)
+        ctx.add_init_script(WS_PROBE)
+        if cookie:
+            ctx.add_cookies([self.session_cookie])
+        return ctx
+
+    # -- the executive dashboard -----------------------------------------------------------------
+
+    def expected_titles(self) -> dict:
+        from kpi_lib import kpis
+
+        today = kpis.local_now().date()
+        out = {}
+        for k in kpis.definitions().values():
+            r = kpis.query(k.name, "total", start=today - timedelta(days=29), end=today + timedelta(days=1))
+            out[k.name] = k.format_value(r.value)
+        return out
+
+    def navigate_exec(self, ctx, keep_open: bool = False) -> dict:
+        page = ctx.new_page()
+        t0 = time.perf_counter()
+        page.goto(self.serve.base + EXEC_PATH, wait_until="commit", timeout=TIMEOUT_MS)
+        ready = page.wait_for_function(TILES_READY, arg=self.n_tiles, polling=20, timeout=TIMEOUT_MS).json_value()
+        tiles_s = time.perf_counter() - t0
+        out = {"tiles_s": tiles_s, "tiles_in_page_ms": ready["t"], "first_titles": ready["titles"]}
+        try:
+            charts = page.wait_for_function(CHARTS_READY, polling=50, timeout=60_000).json_value()
+            out["charts_in_page_ms"] = charts
+        except Exception:  # noqa: BLE001
+            out["charts_in_page_ms"] = None
+        try:
+            page.wait_for_function("() => window.__kpiProbe && window.__kpiProbe.docDone !== null",
+                                   polling=20, timeout=60_000)
+        except Exception:  # noqa: BLE001
+            pass
+        probe = page.evaluate("() => window.__kpiProbe")
+        out["ws_open_in_page_ms"] = probe.get("wsOpen")
+        out["session_doc_in_page_ms"] = probe.get("docDone")
+        if keep_open:
+            out["page"] = page
+        else:
+            page.close()
+        return out
+
+    def exec_phase(self, name: str, n_warm: int, n_cold: int, gap: float, check_current: bool = False) -> dict:
+        """``n_warm`` navigations in one browser profile (cache warm), ``n_cold`` in a new profile each,
+        alternating, ``gap`` s apart (after the page closed)."""
+        from kpi_lib import kpis
+
+        runs: dict[str, list[dict]] = {"repeat_visit": [], "first_visit": []}
+        order = ["repeat_visit"] * n_warm + ["first_visit"] * n_cold
+        # alternate: w, c, w, c, ..., then the remaining warm ones
+        mixed = []
+        w, c = order[:n_warm], order[n_warm:]
+        while w or c:
+            if w:
+                mixed.append(w.pop())
+            if c:
+                mixed.append(c.pop())
+        cpu0, t0 = tree_cpu(self.panel), time.monotonic()
+        self.sampler.phase = f"exec:{name}"
+        for i, kind in enumerate(mixed):
+            want = self.expected_titles() if check_current else None
+            ctx = self.ctx if kind == "repeat_visit" else self.new_context(cookie=True)
+            r = self.navigate_exec(ctx)
+            if kind == "first_visit":
+                ctx.close()
+            if want is not None:
+                r["first_paint_current"] = all(r["first_titles"].get(k) == v for k, v in want.items()
+                                               if k in r["first_titles"])
+            runs[kind].append(r)
+            log(f"  exec {name} {kind} {i + 1}/{len(mixed)}: tiles {r['tiles_s'] * 1000:.0f} ms, "
+                f"session doc {r['session_doc_in_page_ms'] or float('nan'):.0f} ms (in page)")
+            if i + 1 < len(mixed):
+                time.sleep(gap)
+        cpu = tree_cpu(self.panel) - cpu0
+        wall = time.monotonic() - t0
+        out = {"navigations_gap_s": gap}
+        for kind, rs in runs.items():
+            if not rs:
+                continue
+            s = {
+                "tiles": pct([r["tiles_s"] for r in rs], 1),
+                "tiles_in_page": pct([r["tiles_in_page_ms"] / 1000 for r in rs], 1),
+                "session_doc_in_page": pct([r["session_doc_in_page_ms"] / 1000 for r in rs
+                                            if r["session_doc_in_page_ms"] is not None], 1),
+                "charts_in_page": pct([r["charts_in_page_ms"] / 1000 for r in rs
+                                       if r["charts_in_page_ms"] is not None], 1),
+                "tiles_ms_each": [round(r["tiles_s"] * 1000) for r in rs],
+            }
+            if check_current:
+                s["first_paint_shows_current_values"] = sum(bool(r.get("first_paint_current")) for r in rs)
+            out[kind] = s
+        out["panel_cpu_share"] = round(cpu / wall, 2) if wall else None
+        _ = kpis
+        return out
+
+    # -- light sessions ----------------------------------------------------------------------------
+
+    def open_light(self, n: int) -> dict:
+        times = []
+        for _ in range(n):
+            s = PanelLightSession(self.serve.base, self.cookie_header)
+            times.append(self.loop.run(s.open()))
+            self.light.append(s)
+        return {"n": n, "open_and_sync": pct(times, 1)}
+
+    def light_status(self) -> dict:
+        return {
+            "open": sum(1 for s in self.light if s.error is None and not s.closed),
+            "errors": [s.error for s in self.light if s.error][:3],
+            "messages": [s.messages for s in self.light],
+            "patch_docs": [s.patches for s in self.light],
+            "mb_received": round(sum(s.bytes for s in self.light) / 2**20, 1),
+        }
+
+    def close_light(self) -> None:
+        for s in self.light:
+            self.loop.run(s.close())
+        self.light = []
+
+    # -- simulator -------------------------------------------------------------------------------
+
+    def sim_orders(self) -> int:
+        from kpi_lib import warehouse
+
+        with warehouse.connect_raw(autocommit=True) as conn:
+            return conn.execute("select count(*) from silver.orders where source = 'simulator'").fetchone()[0]
+
+    def start_sim(self) -> None:
+        self._sim0 = (self.sim_orders(), time.monotonic())
+        self.sim = Group(
+            [str(Path(sys.executable).with_name("kpi")), "simulate", "--rate", str(self.args.sim_rate)],
+            self.home / "bench-dashboards-sim.log",
+        )
+        log(f"simulator started: kpi simulate --rate {self.args.sim_rate}")
+        time.sleep(5)
+
+    def stop_sim(self) -> dict:
+        if self.sim is None:
+            return {}
+        self.sim.stop(signal.SIGINT)
+        self.sim = None
+        n0, t0 = self._sim0
+        n = self.sim_orders() - n0
+        secs = time.monotonic() - t0
+        return {"rate_asked": self.args.sim_rate, "orders": n, "seconds": round(secs),
+                "orders_per_s": round(n / secs, 1)}
+
+    # -- freshness -------------------------------------------------------------------------------
+
+    def marker(self, revenue: float) -> dict:
+        key = uuid.uuid4().hex[:12]
+        return {
+            "event_id": f"bench-dash-{key}",
+            "order_id": f"BD-{key}",
+            "ordered_at": datetime.now(UTC).isoformat(),
+            "customer_id": f"C-BD-{key[:6]}",
+            "region": self.region,
+            "channel": "Web",
+            "lines": [{"product_id": self.product, "quantity": 1, "unit_price": revenue, "discount": 0}],
+        }
+
+    def freshness(self, page, n: int, with_light: bool) -> dict:
+        from kpi_lib import stream
+
+        total, committed, light = [], [], []
+        missed = 0
+        self.sampler.phase = f"freshness:{'11' if with_light else '1'}"
+        for i in range(n):
+            before = number(page.evaluate(TILE_TITLES)["titles"].get("revenue"))
+            threshold = before + self.args.marker / 2
+            for s in self.light:
+                s.threshold, s.crossed_at = threshold, None
+            t_hand = time.time()
+            stream.ingest([self.marker(self.args.marker)], source="bench-dashboards")
+            t_commit = time.time()
+            try:
+                seen_ms = page.wait_for_function(REVENUE_AT_LEAST, arg=threshold, polling=10,
+                                                 timeout=30_000).json_value()
+                total.append(seen_ms / 1000 - t_hand)
+                committed.append(t_commit - t_hand)
+            except Exception:  # noqa: BLE001
+                missed += 1
+                log(f"  freshness {i + 1}: not visible within 30 s")
+                continue
+            if with_light:
+                deadline = time.time() + 15
+                while time.time() < deadline and any(s.crossed_at is None for s in self.light):
+                    time.sleep(0.02)
+                light += [s.crossed_at - t_hand for s in self.light if s.crossed_at is not None]
+            log(f"  freshness {'11' if with_light else '1'} session(s) {i + 1}/{n}: {total[-1] * 1000:.0f} ms")
+            time.sleep(random.uniform(1.0, 2.0))
+        out = {
+            "injections": n,
+            "not_visible_within_30s": missed,
+            "ingest_to_visible_in_page": pct(total, 1),
+            "of_which_ingest_committed": pct(committed, 1),
+        }
+        if with_light:
+            out["ingest_to_patch_at_light_clients"] = pct(light, 1)
+        return out
+
+    # -- Voila -----------------------------------------------------------------------------------
+
+    def voila_log(self, which: str) -> str:
+        path = self.home / "logs" / "voila.log" if which == "serve" else self.cold_voila.log_path
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def pool_filled(self) -> int:
+        """How often the front door's Voila logged its revenue_explorer pool as filled."""
+        return len(re.findall(r"Kernel pool of \S*revenue_explorer\.ipynb is filled", self.voila_log("serve")))
+
+    def wait_pool(self, after: int, timeout: float = 240) -> float:
+        """Until the pool was filled more than ``after`` times (a refill after our last take) and
+        the Voila tree (server and kernels) has used no CPU for 2 s."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout and self.pool_filled() <= after:
+            time.sleep(0.3)
+        last, quiet = None, time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            cpu = tree_cpu(self.voila)
+            if cpu != last:
+                last, quiet = cpu, time.monotonic()
+            elif time.monotonic() - quiet > 2.0:
+                break
+            time.sleep(0.5)
+        return time.monotonic() - t0
+
+    def first_widget(self, ctx, url: str) -> dict:
+        page = ctx.new_page()
+        t0 = time.perf_counter()
+        page.goto(url, wait_until="commit", timeout=TIMEOUT_MS)
+        page.locator(".kpi-explorer .widget-dropdown").first.wait_for(timeout=TIMEOUT_MS)
+        first = time.perf_counter() - t0
+        page.locator(".kpi-table").wait_for(timeout=TIMEOUT_MS)
+        table = time.perf_counter() - t0
+        page.close(run_before_unload=True)  # Voila's shutdown beacon ends the kernel
+        return {"first_widget_s": first, "table_s": table}
+
+    def start_cold_voila(self) -> None:
+        from kpi_lib.serve import free_port, voila_command
+        from kpi_lib.ui.widgets import voila_template
+
+        port = free_port()
+        jp = voila_template(self.home / "jupyter-bench")
+        self.cold_voila = Group(voila_command(port, preheat=False), self.home / "bench-dashboards-voila-cold.log",
+                                env={"JUPYTER_PATH": str(jp)})
+        self.cold_voila.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.cold_voila.base + "/voila/", timeout=5)
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("the second Voila (pre-heating off) did not start")
+
+    def voila_phase(self, n: int) -> dict:
+        from kpi_lib import auth
+
+        self.start_cold_voila()
+        direct_headers = {auth.HEADER: USER}
+        front = self.new_context(cookie=True)  # through the front door, as users see it
+        direct = self.new_context(headers=direct_headers)
+        direct.add_cookies([{"name": "_xsrf", "value": uuid.uuid4().hex, "domain": "127.0.0.1", "path": "/voila/"}])
+        runs: dict[str, list[dict]] = {"preheated_front_door": [], "preheated_direct": [], "not_preheated_direct": []}
+        waits = []
+        mark = 0
+        used_preheated = 0
+        self.sampler.phase = "voila:navigation"
+        # warm the second Voila's static files and the JupyterLab bundle cache of each profile once
+        self.first_widget(direct, f"{self.cold_voila.base}{VOILA_PATH}")
+        for i in range(n):
+            for kind in ("preheated_front_door", "preheated_direct", "not_preheated_direct"):
+                if kind.startswith("preheated"):
+                    waits.append(self.wait_pool(mark))
+                    mark = self.pool_filled()
+                    used0 = self.voila_log("serve").count("Using pre-heated kernel")
+                    url = (self.serve.base if kind == "preheated_front_door"
+                           else f"http://127.0.0.1:{self.voila_port}") + VOILA_PATH
+                    r = self.first_widget(front if kind == "preheated_front_door" else direct, url)
+                    used_preheated += self.voila_log("serve").count("Using pre-heated kernel") > used0
+                else:
+                    r = self.first_widget(direct, f"{self.cold_voila.base}{VOILA_PATH}")
+                runs[kind].append(r)
+                log(f"  voila {kind} {i + 1}/{n}: first widget {r['first_widget_s'] * 1000:.0f} ms, "
+                    f"table {r['table_s'] * 1000:.0f} ms")
+        front.close()
+        direct.close()
+        self.cold_voila.stop(signal.SIGTERM)
+        out = {k: {"first_widget": pct([r["first_widget_s"] for r in v], 1),
+                   "table_shown": pct([r["table_s"] for r in v], 1)} for k, v in runs.items()}
+        out["preheated_navigations_served_by_a_pool_kernel"] = f"{used_preheated}/{2 * n}"
+        out["waited_for_pool_refill_s"] = pct(waits, 1)
+        p_fd = out["preheated_front_door"]["first_widget"].get("p50_ms")
+        p_cold = out["not_preheated_direct"]["first_widget"].get("p50_ms")
+        out["not_preheated_vs_preheated_front_door_p50"] = common.ratio(p_cold, p_fd, 2)
+        return out
+
+    def voila_memory(self, extra: int) -> dict:
+        self.wait_pool(0)
+        self.sampler.phase = "voila:pool only"
+        time.sleep(3)
+        pool_only = tree_memory(self.voila, pss=True)
+        ctx = self.new_context(cookie=True)
+        mark = self.pool_filled()
+        page = ctx.new_page()
+        page.goto(self.serve.base + VOILA_PATH, wait_until="commit", timeout=TIMEOUT_MS)
+        page.locator(".kpi-table").wait_for(timeout=TIMEOUT_MS)
+        self.wait_pool(mark)
+        self.sampler.phase = "voila:1 session"
+        time.sleep(5)
+        one = tree_memory(self.voila, pss=True)
+        opened = []
+        for _ in range(extra):
+            s = VoilaLightSession(self.serve.base, self.cookie_header)
+            opened.append(self.loop.run(s.open()))
+            self.vlight.append(s)
+        self.wait_pool(0)
+        self.sampler.phase = f"voila:{extra + 1} sessions"
+        time.sleep(5)
+        many = tree_memory(self.voila, pss=True)
+        page.close(run_before_unload=True)
+        ctx.close()
+        for s in self.vlight:
+            self.loop.run(s.close())
+        per = (many["rss_mb"] - one["rss_mb"]) / extra
+        return {
+            "pool_only": pool_only,
+            "1_session": one,
+            f"{extra + 1}_sessions": many,
+            "peak_rss_mb": {k.split(":", 1)[1]: v.get("voila") for k, v in self.sampler.peaks.items()
+                            if k.startswith("voila:")},
+            "light_viewers_open_s": pct(opened, 1),
+            "mb_per_extra_session_rss": round(per, 1),
+            "mb_per_extra_session_pss": round((many["pss_mb"] - one["pss_mb"]) / extra, 1),
+        }
+
+    # -- the whole run ---------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        a = self.args
+        from kpi_lib import kpis, warehouse
+
+        with warehouse.connect_raw(autocommit=True) as conn:
+            self.doc["warehouse"]["order_lines"] = conn.execute(
+                "select count(*) from silver.order_lines").fetchone()[0]
+            self.product = conn.execute("select product_id from silver.products order by 1 limit 1").fetchone()[0]
+        self.region = kpis.dimension_values("region")[0]
+        self.setup()
+        res: dict = {}
+        self.doc["results"] = res
+
+        # first navigation after the server started: creates the cached session (--reuse-sessions)
+        self.sampler.phase = "exec:first"
+        r = self.navigate_exec(self.ctx)
+        res["exec_first_navigation_after_start"] = {
+            "tiles_ms": round(r["tiles_s"] * 1000), "session_doc_in_page_ms": r["session_doc_in_page_ms"]}
+        log(f"first navigation after start: tiles in {r['tiles_s'] * 1000:.0f} ms")
+        time.sleep(2)
+
+        log(f"executive, quiet (no simulator): {a.navs} repeat + {a.cold_navs} first visits")
+        res["exec_quiet_1_session"] = self.exec_phase("quiet", a.navs, a.cold_navs, a.quiet_gap, check_current=True)
+
+        self.start_sim()
+        log(f"executive, live (simulator), 1 session: gap {a.gap} s between navigations")
+        time.sleep(a.gap)
+        res["exec_live_1_session"] = self.exec_phase("live-1", a.navs, a.cold_navs, a.gap)
+
+        # memory with 1 session, then freshness in that page
+        time.sleep(a.gap)
+        page = self.navigate_exec(self.ctx, keep_open=True)["page"]
+        self.sampler.phase = "panel:1 session"
+        time.sleep(10)
+        mem1 = tree_memory(self.panel, pss=True)
+        st = page.evaluate(TILE_TITLES)["status"]
+        log(f"freshness with 1 session: {a.injections} markers of ${a.marker:,.0f}")
+        res["freshness_1_session"] = self.freshness(page, a.injections, with_light=False)
+        res["freshness_1_session"]["status_line_before"] = st
+
+        log(f"opening {a.sessions} light sessions")
+        res["light_sessions"] = {"opened": self.open_light(a.sessions)}
+        time.sleep(5)
+        self.sampler.phase = f"panel:{a.sessions + 1} sessions"
+        time.sleep(10)
+        mem11 = tree_memory(self.panel, pss=True)
+        res["panel_memory"] = {
+            "1_session": mem1,
+            f"{a.sessions + 1}_sessions": mem11,
+            "peak_rss_mb": {k.split(":", 1)[1]: v.get("panel") for k, v in self.sampler.peaks.items()
+                            if k.startswith("panel:")},
+            "mb_per_extra_session_rss": round((mem11["rss_mb"] - mem1["rss_mb"]) / a.sessions, 1),
+            "mb_per_extra_session_pss": round((mem11["pss_mb"] - mem1["pss_mb"]) / a.sessions, 1),
+        }
+        log(f"Panel tree: {mem1['rss_mb']} MB with 1 session, {mem11['rss_mb']} MB with {a.sessions + 1}")
+        log(f"freshness with {a.sessions + 1} sessions")
+        res["freshness_11_sessions"] = self.freshness(page, a.injections, with_light=True)
+        res["freshness_11_sessions"]["status_line_after"] = page.evaluate(TILE_TITLES)["status"]
+        page.close()
+
+        log(f"executive, live, with {a.sessions} other sessions open")
+        m0 = [s.messages for s in self.light]
+        time.sleep(a.gap)
+        res["exec_live_10_other_sessions"] = self.exec_phase(f"live-{a.sessions}-others", a.navs, a.cold_navs, a.gap)
+        st = self.light_status()
+        st["messages_during_phase"] = [s.messages - m for s, m in zip(self.light, m0, strict=False)]
+        res["light_sessions"]["during_measurement"] = st
+        self.close_light()
+
+        log(f"Voila: {a.voila_navs} navigations per mode")
+        res["voila_revenue_explorer"] = self.voila_phase(a.voila_navs)
+        log("Voila memory")
+        res["voila_memory"] = self.voila_memory(a.sessions)
+        res["simulator"] = self.stop_sim()
+        return res
+
+    def close(self) -> None:
+        for what, fn in (
+            ("sampler", lambda: self.sampler and self.sampler.stop()),
+            ("simulator", lambda: self.sim and self.sim.stop()),
+            ("voila", lambda: self.cold_voila and self.cold_voila.stop(signal.SIGTERM)),
+            ("browser", lambda: self.browser.close()),
+            ("playwright", lambda: self.pw.stop()),
+            ("kpi serve", lambda: self.serve and self.serve.stop()),
+            ("loop", self.loop.stop),
+        ):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001
+                log(f"closing {what}: {exc}")
+
+
+def bars(res: dict) -> dict:
+    def p(path: list[str]):
+        d = res
+        for k in path:
+            d = (d or {}).get(k)
+        return d
+
+    def bar(value, limit):
+        return {"value_ms": value, "bar_ms": limit, "met": value is not None and value <= limit}
+
+    return {
+        "exec_tiles_p50_1_session (live, repeat visit)": bar(
+            p(["exec_live_1_session", "repeat_visit", "tiles", "p50_ms"]), 1000),
+        "exec_tiles_p50_1_session (live, first visit)": bar(
+            p(["exec_live_1_session", "first_visit", "tiles", "p50_ms"]), 1000),
+        "exec_tiles_p50_10_other_sessions (repeat visit)": bar(
+            p(["exec_live_10_other_sessions", "repeat_visit", "tiles", "p50_ms"]), 1000),
+        "exec_tiles_p50_10_other_sessions (first visit)": bar(
+            p(["exec_live_10_other_sessions", "first_visit", "tiles", "p50_ms"]), 1000),
+        "voila_first_widget_p50_preheated (front door)": bar(
+            p(["voila_revenue_explorer", "preheated_front_door", "first_widget", "p50_ms"]), 2000),
+        "freshness_p95 (1 session)": bar(p(["freshness_1_session", "ingest_to_visible_in_page", "p95_ms"]), 1000),
+        "freshness_p95 (11 sessions)": bar(p(["freshness_11_sessions", "ingest_to_visible_in_page", "p95_ms"]), 1000),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 M lines, fewer repeats, short gaps (a few minutes)")
+    ap.add_argument("--lines", type=int, help="order lines (default 10 M; --quick 1 M)")
+    ap.add_argument("--reuse", action="store_true", help="keep an existing clone warehouse-dash-N")
+    ap.add_argument("--home", type=Path, help="the clone (default benchmarks/results/warehouse-dash-N)")
+    ap.add_argument("--source", type=Path, help="warehouse to clone (default benchmarks/results/warehouse-N)")
+    ap.add_argument("--navs", type=int, help="repeat-visit navigations per phase (default 10; quick 5)")
+    ap.add_argument("--cold-navs", type=int, help="first-visit navigations per phase (default 5; quick 2)")
+    ap.add_argument("--gap", type=float, help=f"s between navigations under live data (default {BOKEH_CLEANUP_S}: "
+                    "the previous page's session is gone; quick 5)")
+    ap.add_argument("--quiet-gap", type=float, default=1.0)
+    ap.add_argument("--sessions", type=int, default=10, help="other sessions held by the light client")
+    ap.add_argument("--injections", type=int, help="freshness markers per phase (default 20; quick 10)")
+    ap.add_argument("--marker", type=float, default=1_000_000.0, help="revenue of each marker order")
+    ap.add_argument("--sim-rate", type=float, default=50.0, help="simulator orders/s")
+    ap.add_argument("--voila-navs", type=int, help="Voila navigations per mode (default 10; quick 4)")
+    ap.add_argument("--voila-pool", type=int, default=2)
+    ap.add_argument("--panel-procs", type=int, default=1)
+    args = ap.parse_args()
+    q = args.quick
+    args.lines = args.lines or (1_000_000 if q else 10_000_000)
+    args.navs = args.navs or (5 if q else 10)
+    args.cold_navs = args.cold_navs if args.cold_navs is not None else (2 if q else 5)
+    args.gap = args.gap if args.gap is not None else (5.0 if q else float(BOKEH_CLEANUP_S))
+    args.injections = args.injections or (10 if q else 20)
+    args.voila_navs = args.voila_navs or (4 if q else 10)
+    home = (args.home or common.RESULTS / f"warehouse-dash-{args.lines}").resolve()
+    source = (args.source or common.RESULTS / f"warehouse-{args.lines}").resolve()
+    if home == source:
+        raise SystemExit("--home must not be the source warehouse: this benchmark writes to its warehouse")
+
+    with common.json_stdout() as emit:
+        doc = {
+            "benchmark": "dashboards",
+            "machine": common.machine(),
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        }
+        bench = None
+        try:
+            doc["warehouse"] = ensure_warehouse(args.lines, home, source, args.reuse)
+            doc["warehouse"]["postgres"] = common.server_version()
+            bench = Bench(args, home)
+            bench.doc = doc
+            res = bench.run()
+            doc["bars"] = bars(res)
+        except Exception as exc:
+            import traceback
+
+            traceback.print_exc()
+            doc["error"] = repr(exc)
+        finally:
+            if bench is not None:
+                bench.close()
+            common.stop_server()
+            emit(common.finish(doc))
+
+
+if __name__ == "__main__":
+    main()

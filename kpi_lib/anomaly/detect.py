@@ -1,0 +1,94 @@
+"""detect(): one series in, one row of verdict per input row out (same index, same order)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kpi_lib.anomaly import engine, explain
+from kpi_lib.anomaly import incidents as _incidents
+from kpi_lib.anomaly.rules import RuleSet, load_rules
+from kpi_lib.errors import DetectError
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("value", "expected", "lower", "upper", "score", "is_anomaly", "severity", "explanation",
+           "incident", "rule")
+
+Rules = str | Path | Mapping[str, Any] | RuleSet
+
+
+def _timestamps(index: pd.Index) -> np.ndarray | None:
+    """int64 ns per row for seasonal look-ups, or None when the index carries no time."""
+    if isinstance(index, pd.MultiIndex):
+        return None
+    if not isinstance(index, pd.DatetimeIndex):
+        if not (index.dtype == object or pd.api.types.is_string_dtype(index.dtype)):
+            return None
+        try:
+            index = pd.DatetimeIndex(pd.to_datetime(index, errors="coerce"))
+        except (TypeError, ValueError):
+            return None
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    ts = pd.Series(index.as_unit("ns").asi8, dtype="int64")
+    ts[index.isna()] = np.nan
+    if ts.isna().all():
+        return None
+    return ts.ffill().bfill().to_numpy(dtype=np.int64)  # a missing stamp borrows its neighbour's
+
+
+def detect(series: pd.Series, rules: Rules = "default", label: str | None = None,
+           fmt: explain.Formatter | None = None) -> pd.DataFrame:
+    """Causal anomaly detection on one series.
+
+    Returns a frame indexed like `series` (same rows, order and duplicates) with columns
+    value, expected, lower, upper, score, is_anomaly (1 on an incident's first row only), severity
+    ('' outside incidents, else low/medium/high so far), explanation (on onset rows), incident (id,
+    0 = none) and rule (the step that fired). Alarms and scores at a row use only rows up to it;
+    the explanation summarises the whole incident as far as the data goes.
+    """
+    if isinstance(series, pd.DataFrame):
+        if series.shape[1] != 1:
+            raise DetectError(f"detect() takes one series; got a frame with columns {list(series.columns)}. "
+                              "Pass frame['<column>'].")
+        series = series.iloc[:, 0]
+    if not isinstance(series, pd.Series):
+        raise DetectError(f"detect() takes a pandas Series, got {type(series).__name__}.")
+    rs = load_rules(rules)
+    values = pd.to_numeric(series, errors="coerce")
+    bad = int(values.isna().sum() - series.isna().sum())
+    if bad:
+        log.warning("%d non-numeric value(s) in %s treated as missing", bad, label or series.name or "series")
+    x = values.to_numpy(dtype=float)
+    ev = engine.evaluate(x, _timestamps(series.index), rs)
+
+    out = pd.DataFrame({"value": x, "expected": ev.expected, "lower": ev.lower, "upper": ev.upper,
+                        "score": ev.score}, index=series.index)
+    outside = (x < ev.lower) | (x > ev.upper)
+    ids = _incidents.mark(ev.fired, ev.score, outside, rs.incident.recover, rs.incident.release)
+    onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)
+    out["is_anomaly"] = onset.astype(np.int8)
+    running_peak = pd.Series(np.where(ids > 0, ev.score, 0.0)).groupby(ids).cummax().to_numpy()
+    out["severity"] = [(_incidents.severity_of(s) if k else "") for s, k in zip(running_peak, ids, strict=True)]
+    out["explanation"] = ""
+    out["incident"] = ids
+    out["rule"] = ev.rule
+    for inc, pos in zip(_incidents.build(out, ids, label=label, fmt=fmt), np.flatnonzero(onset), strict=True):
+        out.iat[pos, out.columns.get_loc("explanation")] = inc.explanation
+    return out
+
+
+def incidents(result: pd.DataFrame, label: str | None = None,
+              fmt: explain.Formatter | None = None) -> list[_incidents.Incident]:
+    """The incidents in a :func:`detect` result, oldest first (explanations re-worded with `label`)."""
+    missing = [c for c in ("value", "expected", "lower", "upper", "score", "incident", "rule")
+               if c not in result.columns]
+    if missing:
+        raise DetectError(f"incidents() needs the frame detect() returns; missing column(s) {missing}.")
+    return _incidents.build(result, result["incident"].to_numpy(dtype=np.int64), label=label, fmt=fmt)

@@ -1,0 +1,200 @@
+"""Run a rule set over one series, causally: row i's outputs depend on rows 0..i only.
+
+How each ADTK piece is kept causal:
+
+* Transformers (``RollingAggregate``, ``DoubleRollingAggregate``) run with ``center=False``: their
+  windows end at the current row.
+* Bound detectors (``ThresholdAD``, ``QuantileAD``, ``InterQuartileRangeAD``) apply ADTK's rule with
+  the bound refit at *every* row on the previous ``history`` rows only. That is the same decision
+  ADTK makes after ``fit(past)``, computed with vectorised rolling quantiles instead of a loop.
+  ``margin`` and ``min`` widen the bound: alarm only beyond ``max(min, margin x bound)``.
+* Other detectors (``PersistAD``, ``LevelShiftAD``, ...) are refit every ``every`` rows on the
+  previous ``history`` rows and predict the next block. Two-sided windows (``LevelShiftAD``,
+  ``VolatilityShiftAD`` look ``right window - 1`` rows ahead) are delayed by that many rows.
+
+Each step yields ``ratio`` = feature / bound (1.0 = at the bound, comparable across steps and
+series) and ``fired`` (ratio > 1). The ADTK aggregator combines the fired flags; the score is the
+largest ratio (``OrAggregator``) or the smallest (``AndAggregator``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from adtk import aggregator as adtk_aggregator
+from adtk import detector as adtk_detector
+from adtk import transformer as adtk_transformer
+
+from kpi_lib.anomaly import baseline
+from kpi_lib.anomaly.rules import BOUND_DETECTORS, RuleSet, Step, calendar_days
+
+log = logging.getLogger(__name__)
+
+_MIN_BOUND_ROWS = 50  # a refit detector needs this many past rows (bound steps: Step.min_history)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything detect() needs, per row, before incidents are formed."""
+
+    expected: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    score: np.ndarray
+    fired: np.ndarray
+    rule: np.ndarray  # name of the step with the largest ratio where fired, else ""
+    source: np.ndarray  # which expectation was used ("level", "1D", "7D", "")
+    ratios: dict[str, np.ndarray] | None = None  # per step: feature / bound (what each step saw)
+
+
+def _as_adtk(v: np.ndarray) -> pd.Series:
+    """ADTK wants a DatetimeIndex; windows count rows, so a regular synthetic index is exact."""
+    return pd.Series(v, index=pd.date_range("2000-01-01", periods=len(v), freq="s"), dtype=float)
+
+
+def _lookahead(step: Step) -> int:
+    if step.detector in ("LevelShiftAD", "VolatilityShiftAD"):
+        w = step.params.get("window")
+        right = w[1] if isinstance(w, tuple) else w
+        return int(right) - 1
+    return 0
+
+
+def _transform(step: Step, feature: np.ndarray) -> np.ndarray:
+    if step.transform is None:
+        return feature
+    params = dict(step.transform_params)
+    if step.transform == "DoubleRollingAggregate":
+        params["center"] = False  # the right window ends at the current row
+    model = getattr(adtk_transformer, step.transform)(**params)
+    out = model.transform(_as_adtk(feature))
+    if isinstance(out, pd.DataFrame):  # multi-output aggregations: take the first column
+        out = out.iloc[:, 0]
+    return out.to_numpy(dtype=float)
+
+
+def _sided(step: Step, f: np.ndarray) -> np.ndarray:
+    if step.side == "positive":
+        return np.clip(f, 0, None)
+    if step.side == "negative":
+        return np.clip(-f, 0, None)
+    return np.abs(f)
+
+
+def _bound(step: Step, f: np.ndarray) -> np.ndarray:
+    """ADTK's upper bound, refit at every row on the previous `history` rows."""
+    if step.detector == "ThresholdAD":
+        return np.full(len(f), float(step.params.get("high", np.inf)))
+    past = pd.Series(f).shift(1).rolling(step.history, min_periods=min(step.min_history, step.history))
+    if step.detector == "QuantileAD":
+        return past.quantile(float(step.params.get("high", 1.0))).to_numpy()
+    c = step.params.get("c", 3.0)  # InterQuartileRangeAD
+    c = c[1] if isinstance(c, (tuple, list)) else c
+    q1, q3 = past.quantile(0.25).to_numpy(), past.quantile(0.75).to_numpy()
+    return q3 + float(c) * (q3 - q1)
+
+
+def _refit_blocks(step: Step, f: np.ndarray) -> np.ndarray:
+    """Fire flags from an ADTK detector refit every `every` rows on past rows only."""
+    n, every, hist = len(f), step.every, step.history
+    fired = np.zeros(n, dtype=bool)
+    series = _as_adtk(f)
+    delay = _lookahead(step)
+    start = max(every, _MIN_BOUND_ROWS)
+    cls = getattr(adtk_detector, step.detector)
+    while start < n:
+        end = min(start + every, n)
+        lo = max(0, start - hist)
+        model = cls(**step.params)
+        try:
+            model.fit(series.iloc[lo:start])
+            raw = model.predict(series.iloc[lo:end])
+        except Exception as exc:  # e.g. too few non-NaN rows to fit yet: no alarms in this block
+            log.debug("step %s: %s cannot fit rows %d-%d: %s", step.name, step.detector, lo, start, exc)
+            start = end
+            continue
+        flags = pd.Series(raw).astype(float).fillna(0.0).to_numpy() > 0
+        if delay:
+            flags = np.concatenate([np.zeros(delay, dtype=bool), flags[:-delay]])
+        fired[start:end] = flags[start - lo:]
+        start = end
+    return fired
+
+
+def _run_step(step: Step, inputs: dict[str, np.ndarray], exclude: np.ndarray | None = None,
+              typical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
+
+    Rows in `exclude` (calendar events) never fire and are left out of the learned bound.
+    """
+    f = _transform(step, inputs[step.input])
+    if step.detector in BOUND_DETECTORS:
+        f = _sided(step, f)
+        learn = f if exclude is None else np.where(exclude, np.nan, f)
+        bound = np.maximum(step.margin * _bound(step, learn), step.min)  # NaN until the bound is learned
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(bound > 0, f / bound, np.where(f > 0, np.inf, 0.0))
+        ratio = np.nan_to_num(ratio, nan=0.0, posinf=1e6)
+        # a missing value, too little history or (for z) too small a row to judge: no opinion
+        ratio[~np.isfinite(inputs[step.input] if step.input == "z" else inputs["ready"]) | np.isnan(bound)] = 0.0
+        if step.min_dev > 0 and typical is not None:
+            # the same deviation in the series' own units must be at least min_dev x its usual size
+            dev = _sided(step, _transform(step, inputs["residual"]))
+            with np.errstate(invalid="ignore"):
+                small = ~(dev >= step.min_dev * typical)
+            ratio = np.where(small, np.minimum(ratio, 1.0), ratio)
+        fired = ratio > 1.0
+    else:
+        fired = _refit_blocks(step, f)
+        ratio, bound = fired.astype(float), np.full(len(f), np.nan)
+    if exclude is not None:
+        ratio, fired = np.where(exclude, 0.0, ratio), fired & ~exclude
+    return ratio, fired, bound
+
+
+def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
+    """True on rows whose day is in the rule set's calendar (None when there is no calendar)."""
+    if ts is None or not rules.calendar.days or not len(ts):
+        return None
+    days = pd.to_datetime(ts).normalize()
+    known = calendar_days(rules.calendar, days.min(), days.max())
+    return np.asarray(days.isin(known)) if len(known) else None
+
+
+def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
+    """Expected value, band, score and fired flags per row (see the module docstring)."""
+    exclude = calendar_mask(ts, rules)
+    base = baseline.fit(x, ts, rules.expected, exclude=exclude)
+    residual = x - base.expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = residual / base.scale
+    if base.small is not None:  # too few expected events to judge a row on its own
+        z = np.where(base.small, np.nan, z)
+    value = x
+    if exclude is not None:  # a known event day is no evidence either way: windows skip it
+        value, residual, z = (np.where(exclude, np.nan, v) for v in (x, residual, z))
+    ready = np.where(np.isfinite(base.scale) & np.isfinite(residual), 1.0, np.nan)  # past min_rows, value known
+    inputs = {"value": value, "residual": residual, "z": z, "ready": ready}
+
+    ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
+    point_step = next((s for s in rules.steps if s.input == "z" and s.transform is None
+                       and s.detector in BOUND_DETECTORS), None)
+    for step in rules.steps:
+        r, f, bound = _run_step(step, inputs, exclude, base.typical)
+        ratios[step.name], fired[step.name] = r, f
+        if step is point_step:  # the band is what a single point must leave to fire
+            band_z = np.where(np.isnan(bound), max(step.min, 3.0), bound)
+    frame = pd.DataFrame(fired, index=_as_adtk(x).index)
+    agg = getattr(adtk_aggregator, rules.aggregate)()
+    any_fired = agg.aggregate(frame).astype(float).fillna(0.0).to_numpy() > 0
+    names = list(ratios)
+    stacked = np.vstack([ratios[k] for k in names])
+    score = stacked.min(axis=0) if rules.aggregate == "AndAggregator" else stacked.max(axis=0)
+    rule = np.where(any_fired, np.array(names, dtype=object)[stacked.argmax(axis=0)], "")
+
+    width = band_z * base.scale
+    return Evaluation(expected=base.expected, lower=base.expected - width, upper=base.expected + width,
+                      score=score, fired=any_fired, rule=rule, source=base.source, ratios=ratios)

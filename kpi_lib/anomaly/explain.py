@@ -1,0 +1,62 @@
+"""Plain-English sentences about incidents, and compact number formatting for them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pandas as pd
+
+Formatter = Callable[[float], str]
+
+
+def compact(v: float) -> str:
+    """12400 -> '12.4k', 0.1234 -> '0.123', 2.5e6 -> '2.5M': three significant digits at most."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    a = abs(v)
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{_sig(v / div)}{suffix}"
+    return _sig(v)
+
+
+def _sig(v: float) -> str:
+    if v == 0:
+        return "0"
+    digits = max(0, 2 - int(math.floor(math.log10(abs(v)))))
+    text = f"{v:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def when(t) -> str:
+    """Timestamps as 'YYYY-MM-DD HH:MM' (date only at midnight); row numbers as 'row N'."""
+    if isinstance(t, pd.Timestamp):
+        if t.hour == t.minute == t.second == 0:
+            return t.strftime("%Y-%m-%d")
+        return t.strftime("%Y-%m-%d %H:%M")
+    return f"row {t}"
+
+
+def sentence(*, label: str | None, value: float, expected: float, lower: float, upper: float,
+             start, end, ongoing: bool, fmt: Formatter | None = None) -> str:
+    """E.g. 'Revenue in EMEA was 38% below the expected 12.4k (10.9k–13.8k) from 2014-04-10 13:00;
+    still ongoing.' `value`/`expected`/band are taken at the incident's peak."""
+    fmt = fmt or compact
+    subject = label or "Value"
+    diff = value - expected
+    direction = "above" if diff > 0 else "below"
+    if math.isfinite(expected) and abs(expected) > 1e-12:
+        amount = f"{abs(diff) / abs(expected):.0%}"
+    else:
+        amount = fmt(abs(diff))
+    if math.isfinite(lower) and math.isfinite(upper):
+        band = f" ({fmt(lower)}–{fmt(upper)})"
+    else:
+        band = ""
+    text = f"{subject} was {amount} {direction} the expected {fmt(expected)}{band}"
+    if ongoing:
+        return f"{text} from {when(start)}; still ongoing."
+    if end is None or end == start:
+        return f"{text} at {when(start)}."
+    return f"{text} from {when(start)} to {when(end)}."

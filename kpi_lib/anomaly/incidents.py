@@ -1,0 +1,104 @@
+"""Consecutive anomalous rows are one incident: it opens on the first fired row (the only alarm),
+stays open while the score stays above ``release`` or recovers for fewer than ``recover`` rows, and
+ends on its last row outside the expected band once the series has recovered. Severity grows with the peak score."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kpi_lib.anomaly import explain
+
+#: score (1.0 = at the alarm bound) from which an incident is rated this severity
+SEVERITY_LEVELS = (("high", 4.0), ("medium", 2.0), ("low", 0.0))
+
+
+def severity_of(score: float) -> str:
+    """'low' below 2x the alarm bound, 'medium' below 4x, 'high' from 4x."""
+    for name, floor in SEVERITY_LEVELS:
+        if score >= floor:
+            return name
+    return "low"
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One anomaly episode. ``end`` is None while it is still ongoing at the last row."""
+
+    start: Any
+    peak: Any
+    end: Any | None
+    value: float  # the value at the peak
+    expected: float  # expected value at the peak
+    lower: float
+    upper: float
+    deviation_pct: float | None  # (value - expected) / |expected| at the peak; None if expected is ~0
+    score: float  # peak score (1.0 = at the alarm bound)
+    severity: str
+    rule: str  # the step that fired at the onset
+    explanation: str
+
+    @property
+    def ongoing(self) -> bool:
+        return self.end is None
+
+
+def mark(fired: np.ndarray, score: np.ndarray, outside: np.ndarray, recover: int, release: float) -> np.ndarray:
+    """Incident id per row (0 = none; 1, 2, ... in order).
+
+    An incident stays open until `recover` rows in a row score below `release`. A finished incident
+    ends on its last row whose value was outside the expected band (`outside`), or on its first row:
+    a one-hour spike is a one-hour incident even though the rolling evidence lingers. An incident
+    still open at the last row runs to the last row, which is how :func:`build` knows it is ongoing.
+    """
+    n = len(fired)
+    ids = np.zeros(n, dtype=np.int64)
+    current, count, calm, last_bad = 0, 0, 0, -1
+    for i in range(n):
+        if current == 0:
+            if fired[i]:
+                count += 1
+                current, calm, last_bad = count, 0, i
+                ids[i] = current
+            continue
+        ids[i] = current
+        if outside[i]:
+            last_bad = i
+        if score[i] >= release or fired[i]:
+            calm = 0
+        else:
+            calm += 1
+            if calm >= recover:
+                ids[last_bad + 1:i + 1] = 0
+                current = 0
+    return ids
+
+
+def build(frame: pd.DataFrame, ids: np.ndarray, *, label: str | None = None,
+          fmt: explain.Formatter | None = None) -> list[Incident]:
+    """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids."""
+    out: list[Incident] = []
+    if not len(ids) or ids.max() == 0:
+        return out
+    idx = frame.index
+    for k in range(1, int(ids.max()) + 1):
+        rows = np.flatnonzero(ids == k)
+        first, final = rows[0], rows[-1]
+        scores = frame["score"].to_numpy()[rows]
+        p = rows[int(np.nanargmax(np.where(np.isfinite(scores), scores, -np.inf)))]
+        value, exp = float(frame["value"].iat[p]), float(frame["expected"].iat[p])
+        lo, hi = float(frame["lower"].iat[p]), float(frame["upper"].iat[p])
+        still = final == len(ids) - 1
+        pct = (value - exp) / abs(exp) * 100 if math.isfinite(exp) and abs(exp) > 1e-12 else None
+        text = explain.sentence(label=label, value=value, expected=exp, lower=lo, upper=hi, start=idx[first],
+                                end=None if still else idx[final], ongoing=still, fmt=fmt)
+        peak_score = float(frame["score"].iat[p])
+        out.append(Incident(start=idx[first], peak=idx[p], end=None if still else idx[final], value=value,
+                            expected=exp, lower=lo, upper=hi, deviation_pct=pct, score=peak_score,
+                            severity=severity_of(peak_score), rule=str(frame["rule"].iat[first]),
+                            explanation=text))
+    return out

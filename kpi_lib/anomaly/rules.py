@@ -1,0 +1,517 @@
+"""Rule sets: which ADTK transformers, detectors and aggregator run, with which parameters.
+
+A rule set is a plain dict, so it can live in catalog.yml metadata, a YAML/JSON file or code::
+
+    name: default
+    expected: {window: 12, seasons: [1D, 7D], cycles: 3, history: 1000, floor: 0.01, min_rows: 100}
+    steps:
+      - name: spike                      # a single point far from the expected value
+        input: z                         # value | residual | z (residual / typical error)
+        detector: {QuantileAD: {high: 0.99}}
+        history: 10000                   # the detector is refit on this many past rows, at every row
+        margin: 1.5                      # alarm only beyond 1.5x the learned bound ...
+        min: 4                           # ... and never below 4 typical errors
+      - name: shift                      # a sustained move: the mean of the last 12 residuals
+        input: z
+        transform: {RollingAggregate: {window: 12, agg: mean}}
+        detector: {QuantileAD: {high: 0.99}}
+        history: 10000
+        margin: 1.5
+        min: 4
+    aggregate: OrAggregator
+    incident: {recover: 12, release: 0.5}
+
+Windows count rows, not time, so duplicated timestamps and gaps cannot break them. Only causal
+pieces are accepted: transformers whose window ends at the current row, and detectors refit on past
+rows only (see :mod:`kpi_lib.anomaly.engine`). Anything else is a :class:`DetectError` that says why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kpi_lib.errors import DetectError
+
+INPUTS = ("value", "residual", "z")
+SIDES = ("both", "positive", "negative")
+TRANSFORMERS = ("RollingAggregate", "DoubleRollingAggregate")
+#: Detectors whose rule is a bound learned from past rows; refit at every row, vectorised.
+BOUND_DETECTORS = ("ThresholdAD", "QuantileAD", "InterQuartileRangeAD")
+#: Other ADTK detectors, refit every ``every`` rows on past rows only (slower, general).
+REFIT_DETECTORS = ("GeneralizedESDTestAD", "PersistAD", "LevelShiftAD", "VolatilityShiftAD",
+                   "AutoregressionAD", "SeasonalAD")
+AGGREGATORS = ("OrAggregator", "AndAggregator")
+SCALES = ("global", "volume")
+AVERAGES = ("median", "mean", "trimmed")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """How the expected value and its typical error are learned (causally)."""
+
+    window: int = 12  # rows in the rolling median that gives the non-seasonal expectation
+    seasons: tuple[str, ...] = ("1D", "7D")  # candidate periods; each row uses the best so far
+    cycles: int = 3  # the seasonal expectation is the median of this many past cycles
+    average: str = "median"  # how the past cycles are combined: median | mean | trimmed (middle half)
+    #: scale each past cycle by (mean of the last week now / then): growth and yearly drift between
+    #: the cycles no longer bias the seasonal expectation (needed with many cycles)
+    adjust: bool = False
+    history: int = 1000  # rows over which each candidate's typical error is measured
+    floor: float = 0.01  # typical error is at least this fraction of the typical |value|
+    min_rows: int = 24  # rows of history needed before anything can alarm
+    #: how the typical error is measured: "global" = mean |error| over the last `history` rows;
+    #: "volume" = that, rescaled to grow with sqrt(expected) as for counts and sums of orders
+    #: (Poisson-like), and never below about one order's worth, so a quiet night's 0-3 orders
+    #: cannot look surprising while a busy evening's real drop still does
+    scale: str = "global"
+    #: with scale "volume": rows expected to hold fewer than this many units (about one order each)
+    #: are too small to judge one by one: the z-based steps skip them (residual windows still count)
+    min_volume: float = 0.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One ADTK detector (optionally after one ADTK transformer) on one input."""
+
+    name: str
+    detector: str
+    params: dict[str, Any] = field(default_factory=dict)
+    input: str = "z"
+    transform: str | None = None
+    transform_params: dict[str, Any] = field(default_factory=dict)
+    side: str = "both"
+    history: int = 10000
+    margin: float = 1.0
+    min: float = 0.0
+    every: int = 100  # refit period for REFIT_DETECTORS
+    min_history: int = 50  # past values of the feature needed before a learned bound can alarm
+    #: the step's deviation (its transform applied to value - expected) must also be at least this
+    #: fraction of the typical |value| (mean over the last `expected.history` rows): a minimum
+    #: absolute deviation, so a 2-order wiggle on a 3-order hour is never an incident
+    min_dev: float = 0.0
+
+
+@dataclass(frozen=True)
+class IncidentRule:
+    """When consecutive alarms are one incident, and when it is over."""
+
+    recover: int = 12  # rows below `release` that end an incident
+    release: float = 0.5  # score under which a row counts as recovered
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Known business events (holidays, sales): no alarms on those days, and they teach nothing.
+
+    ``days`` holds named holidays (see :data:`HOLIDAYS`; ``retail`` = all of them), recurring
+    ``MM-DD`` dates and one-off ``YYYY-MM-DD`` dates. ``before``/``after`` widen each day by whole
+    days (a holiday in local time touches the neighbouring UTC days).
+    """
+
+    days: tuple[str, ...] = ()
+    before: int = 0
+    after: int = 0
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    steps: tuple[Step, ...]
+    expected: Expected = Expected()
+    aggregate: str = "OrAggregator"
+    incident: IncidentRule = IncidentRule()
+    description: str = ""
+    calendar: Calendar = Calendar()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain-dict form (round-trips through :func:`load_rules`)."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description,
+                               "expected": asdict(self.expected), "steps": [],
+                               "aggregate": self.aggregate, "incident": asdict(self.incident)}
+        out["expected"]["seasons"] = list(self.expected.seasons)
+        if self.calendar.days:
+            out["calendar"] = {"days": list(self.calendar.days), "before": self.calendar.before,
+                               "after": self.calendar.after}
+        for s in self.steps:
+            d: dict[str, Any] = {"name": s.name, "input": s.input, "detector": {s.detector: dict(s.params)},
+                                 "side": s.side, "history": s.history, "margin": s.margin, "min": s.min,
+                                 "every": s.every}
+            if s.min_dev:
+                d["min_dev"] = s.min_dev
+            if s.min_history != 50:
+                d["min_history"] = s.min_history
+            if s.transform:
+                d["transform"] = {s.transform: dict(s.transform_params)}
+            out["steps"].append(d)
+        return out
+
+
+DEFAULT: dict[str, Any] = {
+    "name": "default",
+    "description": "One rule set for any series: a point far outside its usual error, or a sustained "
+                   "move, judged against the expected value (rolling median or same time in past "
+                   "days/weeks, whichever has predicted better so far) and against how unusual the "
+                   "series' own past deviations were.",
+    "expected": {"window": 12, "seasons": ["1D", "7D"], "cycles": 3, "history": 1000, "floor": 0.01,
+                 "min_rows": 100},
+    "steps": [
+        {"name": "spike", "input": "z", "detector": {"QuantileAD": {"high": 0.99}},
+         "history": 10000, "margin": 1.5, "min": 4},
+        {"name": "shift", "input": "z", "transform": {"RollingAggregate": {"window": 12, "agg": "mean"}},
+         "detector": {"QuantileAD": {"high": 0.99}}, "history": 10000, "margin": 1.5, "min": 4},
+    ],
+    "aggregate": "OrAggregator",
+    "incident": {"recover": 12, "release": 0.5},
+}
+
+#: The classic ADTK trio on raw values (the benchmark's naive baseline), made causal by refitting on
+#: past rows only and delaying LevelShiftAD by its look-ahead. Kept for comparison, not for alerts.
+CLASSIC: dict[str, Any] = {
+    "name": "classic",
+    "description": "ADTK InterQuartileRangeAD c=3 + PersistAD c=3 + LevelShiftAD c=6 on raw values, "
+                   "refit every 100 rows on the last 1000 (causal). A comparison baseline.",
+    "steps": [
+        {"name": "iqr", "input": "value", "detector": {"InterQuartileRangeAD": {"c": 3.0}}, "history": 1000},
+        {"name": "persist", "input": "value", "detector": {"PersistAD": {"c": 3.0}}, "history": 1000},
+        {"name": "level_shift", "input": "value", "detector": {"LevelShiftAD": {"c": 6.0, "window": 5}},
+         "history": 1000},
+    ],
+}
+
+# --- business KPIs (see README "Business rule sets"): tuned on the demo business, not on NAB ---------
+
+_RETAIL = {"days": ["retail"], "before": 1, "after": 1}  # holidays in local time touch adjacent UTC days
+
+
+def _q(name: str, side: str, *, transform: dict | None = None, input: str = "z", high: float = 0.99,
+       history: int = 10000, margin: float = 1.5, low: float = 0.0, min_dev: float = 0.0,
+       min_history: int = 50) -> dict[str, Any]:
+    step: dict[str, Any] = {"name": name, "input": input, "side": side, "detector": {"QuantileAD": {"high": high}},
+                            "history": history, "margin": margin, "min": low, "min_history": min_history}
+    if transform:
+        step["transform"] = transform
+    if min_dev:
+        step["min_dev"] = min_dev
+    return step
+
+
+def _rolling(window: int, agg: str = "mean") -> dict[str, Any]:
+    return {"RollingAggregate": {"window": window, "agg": agg}}
+
+
+_HOURLY_EXPECTED = {"window": 12, "seasons": ["7D"], "cycles": 4, "history": 1000, "floor": 0.01,
+                    "min_rows": 336}
+_DAILY_EXPECTED = {"window": 7, "seasons": ["7D"], "cycles": 6, "average": "trimmed", "adjust": True,
+                   "history": 365, "floor": 0.01, "min_rows": 56}
+
+BUSINESS_HOURLY: dict[str, Any] = {
+    "name": "business_hourly",
+    "description": "Hourly sums and counts (revenue, orders): outages, surges and day-long slumps. Expected = "
+                   "median of the same hour in the last 4 weeks; Poisson-like error scale. A drop or surge must "
+                   "hold for 2 of 3 hours; the 24-hour slump catches pricing-type losses.",
+    "expected": {**_HOURLY_EXPECTED, "scale": "volume", "min_volume": 3},
+    "steps": [
+        _q("drop", "negative", transform=_rolling(3, "median"), low=3.1, min_dev=0.5, min_history=336),
+        _q("drop_4h", "negative", transform=_rolling(4), low=2.6, min_dev=0.5, min_history=336),
+        _q("surge", "positive", transform=_rolling(3, "median"), low=4.8, min_dev=0.5, min_history=336),
+        _q("slump_24h", "negative", transform=_rolling(24), input="residual", high=0.995, margin=1.75,
+           min_dev=0.3, min_history=336),
+    ],
+    "aggregate": "OrAggregator",
+    "incident": {"recover": 24, "release": 0.5},
+    "calendar": _RETAIL,
+}
+
+BUSINESS_HOURLY_RATIO: dict[str, Any] = {
+    "name": "business_hourly_ratio",
+    "description": "Hourly ratios (aov, return rate): one hour's ratio of a few orders is noise, so only a "
+                   "24-hour shift of the mean, well beyond what this series has done before, alarms.",
+    "expected": {**_HOURLY_EXPECTED, "scale": "global"},
+    "steps": [_q("shift_24h", "both", transform=_rolling(24), input="residual", high=0.995, margin=1.75,
+                 min_dev=0.3, min_history=336)],
+    "aggregate": "OrAggregator",
+    "incident": {"recover": 24, "release": 0.5},
+    "calendar": _RETAIL,
+}
+
+BUSINESS_DAILY: dict[str, Any] = {
+    "name": "business_daily",
+    "description": "Daily sums and counts (revenue, orders): a day far off (spike), three days off (shift), "
+                   "and a sustained decline (trend: the mean of the last 14 days at least 25% below the mean "
+                   "of the 28 days before, and beyond this series' own past swings). Expected = trimmed mean "
+                   "of the same weekday over 6 weeks, corrected for growth.",
+    "expected": dict(_DAILY_EXPECTED),
+    "steps": [
+        _q("spike", "both", history=730, low=6),
+        _q("shift_3d", "both", transform=_rolling(3), history=730, low=4),
+        _q("trend", "negative", input="value", history=365, margin=1.2, low=0.25,
+           transform={"DoubleRollingAggregate": {"window": [28, 14], "agg": "mean", "diff": "rel_diff",
+                                                 "min_periods": [20, 10]}}),
+    ],
+    "aggregate": "OrAggregator",
+    "incident": {"recover": 7, "release": 0.5},
+    "calendar": _RETAIL,
+}
+
+BUSINESS_DAILY_RATIO: dict[str, Any] = {
+    "name": "business_daily_ratio",
+    "description": "Daily ratios (aov, return rate): only a day or three days far beyond the usual error. No "
+                   "relative trend step: a small ratio swings by 30% routinely.",
+    "expected": dict(_DAILY_EXPECTED),
+    "steps": [_q("spike", "both", history=730, low=8), _q("shift_3d", "both", transform=_rolling(3), history=730, low=5)],
+    "aggregate": "OrAggregator",
+    "incident": {"recover": 7, "release": 0.5},
+    "calendar": _RETAIL,
+}
+
+BUILTIN: dict[str, dict[str, Any]] = {"default": DEFAULT, "classic": CLASSIC, "business_hourly": BUSINESS_HOURLY,
+                                      "business_hourly_ratio": BUSINESS_HOURLY_RATIO,
+                                      "business_daily": BUSINESS_DAILY, "business_daily_ratio": BUSINESS_DAILY_RATIO}
+
+#: Which built-in suits which kind of KPI at which grain (additive sums/counts vs ratios).
+BUSINESS_RULES: dict[str, dict[str, str]] = {
+    "additive": {"hour": "business_hourly", "day": "business_daily"},
+    "ratio": {"hour": "business_hourly_ratio", "day": "business_daily_ratio"},
+}
+
+
+def _one_entry(value: Any, what: str, allowed: tuple[str, ...], where: str) -> tuple[str, dict[str, Any]]:
+    """Read ``{Name: {params}}`` or ``"Name"``."""
+    if isinstance(value, str):
+        name, params = value, {}
+    elif isinstance(value, Mapping) and len(value) == 1:
+        name, params = next(iter(value.items()))
+        params = dict(params or {})
+    else:
+        raise DetectError(f"{where}: {what} must be a name or a one-key mapping like "
+                          f"{{{allowed[0]}: {{...}}}}, got {value!r}.")
+    if name not in allowed:
+        raise DetectError(f"{where}: unknown {what} {name!r}. Use one of: {', '.join(allowed)}.")
+    return name, params
+
+
+def _check_keys(d: Mapping, allowed: set[str], where: str) -> None:
+    extra = set(d) - allowed
+    if extra:
+        raise DetectError(f"{where}: unknown key(s) {', '.join(sorted(map(str, extra)))}. "
+                          f"Allowed: {', '.join(sorted(allowed))}.")
+
+
+def _step(d: Mapping, i: int) -> Step:
+    where = f"step {i + 1}"
+    if not isinstance(d, Mapping):
+        raise DetectError(f"{where}: each step must be a mapping, got {d!r}.")
+    _check_keys(d, {"name", "input", "detector", "transform", "side", "history", "margin", "min", "every",
+                    "min_dev", "min_history"}, where)
+    name = str(d.get("name") or f"step{i + 1}")
+    where = f"step {name!r}"
+    if "detector" not in d:
+        raise DetectError(f"{where}: needs a detector, e.g. detector: {{QuantileAD: {{high: 0.99}}}}.")
+    det, params = _one_entry(d["detector"], "detector", BOUND_DETECTORS + REFIT_DETECTORS, where)
+    transform, tparams = (None, {})
+    if d.get("transform"):
+        transform, tparams = _one_entry(d["transform"], "transformer", TRANSFORMERS, where)
+        if tparams.get("center"):
+            raise DetectError(f"{where}: {transform} with center=True looks ahead; drop `center`.")
+        for key in ("window",):
+            w = tparams.get(key)
+            ws = w if isinstance(w, (list, tuple)) else [w]
+            if not all(isinstance(v, int) and v > 0 for v in ws):
+                raise DetectError(f"{where}: {transform} window must be a positive number of rows, got {w!r}.")
+        for key in ("window", "min_periods", "agg", "agg_params"):  # ADTK wants (left, right) tuples
+            if isinstance(tparams.get(key), list):
+                tparams[key] = tuple(tparams[key])
+    if det == "SeasonalAD" and not isinstance(params.get("freq"), int):
+        raise DetectError(f"{where}: SeasonalAD needs freq= as a number of rows (e.g. 24 for hourly "
+                          "data with a daily cycle).")
+    if det in ("LevelShiftAD", "VolatilityShiftAD"):
+        w = params.get("window")
+        ws = w if isinstance(w, (list, tuple)) else [w]
+        if not all(isinstance(v, int) and v > 0 for v in ws):
+            raise DetectError(f"{where}: {det} needs window= as a number of rows (or two), got {w!r}.")
+        if isinstance(w, list):
+            params["window"] = tuple(w)
+    step_input = d.get("input", "z")
+    if step_input not in INPUTS:
+        raise DetectError(f"{where}: input must be one of {', '.join(INPUTS)}, got {step_input!r}.")
+    side = d.get("side", "both")
+    if side not in SIDES:
+        raise DetectError(f"{where}: side must be one of {', '.join(SIDES)}, got {side!r}.")
+    try:
+        history, every = int(d.get("history", 10000)), int(d.get("every", 100))
+        min_history = int(d.get("min_history", 50))
+        margin, low = float(d.get("margin", 1.0)), float(d.get("min", 0.0))
+        min_dev = float(d.get("min_dev", 0.0))
+    except (TypeError, ValueError) as exc:
+        raise DetectError(f"{where}: history/every must be integers and margin/min/min_dev numbers ({exc}).") from exc
+    if history < 10 or every < 1 or min_history < 1:
+        raise DetectError(f"{where}: history must be at least 10 rows, every and min_history at least 1.")
+    return Step(name=name, detector=det, params=params, input=step_input, transform=transform,
+                transform_params=tparams, side=side, history=history, margin=margin, min=low, every=every,
+                min_dev=min_dev, min_history=min_history)
+
+
+def _calendar(value: Any) -> Calendar:
+    """``[names/dates]`` or ``{days: [...], before: n, after: n}``; every entry checked."""
+    if not value:
+        return Calendar()
+    if isinstance(value, (list, tuple, str)):
+        value = {"days": value}
+    if not isinstance(value, Mapping):
+        raise DetectError(f"calendar: a list of days or a mapping with `days`, got {value!r}.")
+    _check_keys(value, {"days", "before", "after"}, "calendar")
+    days = value.get("days") or []
+    days = tuple(str(d) for d in ([days] if isinstance(days, str) else days))
+    for d in days:
+        if d in HOLIDAYS or d == "retail":
+            continue
+        try:
+            pd.Timestamp(d if len(d) > 5 else f"2000-{d}")
+        except ValueError as exc:
+            raise DetectError(f"calendar: {d!r} is neither a holiday name ({', '.join(['retail', *HOLIDAYS])}) "
+                              "nor a date like '07-15' (every year) or '2025-07-15'.") from exc
+    try:
+        before, after = int(value.get("before", 0)), int(value.get("after", 0))
+    except (TypeError, ValueError) as exc:
+        raise DetectError(f"calendar: before/after must be whole days ({exc}).") from exc
+    if before < 0 or after < 0:
+        raise DetectError("calendar: before/after must be zero or more days.")
+    return Calendar(days=days, before=before, after=after)
+
+
+def calendar_days(calendar: Calendar, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+    """The calendar's days between two timestamps (inclusive), widened by before/after."""
+    if not calendar.days:
+        return pd.DatetimeIndex([])
+    first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    names = [h for d in calendar.days for h in (HOLIDAYS if d == "retail" else [d])]
+    out = []
+    for year in range(first.year, last.year + 1):
+        for d in names:
+            if d in HOLIDAYS:
+                out.append(HOLIDAYS[d](year))
+            elif len(d) <= 5:
+                try:
+                    out.append(pd.Timestamp(f"{year}-{d}"))
+                except ValueError:  # 02-29 in a year without it
+                    pass
+            elif year == first.year:
+                out.append(pd.Timestamp(d))
+    days = pd.DatetimeIndex(out)
+    widened = [days + pd.Timedelta(days=k) for k in range(-calendar.before, calendar.after + 1)]
+    days = widened[0].append(widened[1:]).unique().sort_values() if widened else days
+    return days[(days >= first) & (days <= last)]
+
+
+def _black_friday(year: int) -> pd.Timestamp:
+    nov1 = pd.Timestamp(year=year, month=11, day=1)
+    first_thu = nov1 + pd.Timedelta(days=(3 - nov1.dayofweek) % 7)
+    return first_thu + pd.Timedelta(days=22)  # the day after the fourth Thursday
+
+
+#: Named holidays for ``calendar.days`` (``retail`` = all of them).
+HOLIDAYS = {
+    "black_friday": _black_friday,
+    "cyber_monday": lambda y: _black_friday(y) + pd.Timedelta(days=3),
+    "christmas_eve": lambda y: pd.Timestamp(year=y, month=12, day=24),
+    "christmas": lambda y: pd.Timestamp(year=y, month=12, day=25),
+    "boxing_day": lambda y: pd.Timestamp(year=y, month=12, day=26),
+    "new_years_eve": lambda y: pd.Timestamp(year=y, month=12, day=31),
+    "new_year": lambda y: pd.Timestamp(year=y, month=1, day=1),
+}
+
+
+def _extend(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``{extends: business_daily, calendar: {...}}``: a built-in with some parts replaced.
+
+    ``expected``, ``incident`` and ``calendar`` are merged key by key; ``steps`` and anything else
+    replace the built-in's.
+    """
+    base_name = spec["extends"]
+    if base_name not in BUILTIN:
+        raise DetectError(f"rule set: extends must name a built-in rule set ({', '.join(BUILTIN)}), got {base_name!r}.")
+    out = dict(BUILTIN[base_name])
+    out["name"] = f"{base_name} (custom)"
+    for key, value in spec.items():
+        if key == "extends":
+            continue
+        if key in ("expected", "incident", "calendar") and isinstance(value, Mapping):
+            base = out.get(key) or {}
+            out[key] = {**(base if isinstance(base, Mapping) else {"days": base}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
+    """Validate a plain-dict rule set; errors name the offending part and the allowed values."""
+    if not isinstance(spec, Mapping):
+        raise DetectError(f"A rule set must be a mapping with `name` and `steps`, got {type(spec).__name__}.")
+    if "extends" in spec:
+        spec = _extend(spec)
+    _check_keys(spec, {"name", "description", "expected", "steps", "aggregate", "incident", "calendar"}, "rule set")
+    steps = spec.get("steps")
+    if not steps or not isinstance(steps, list):
+        raise DetectError("rule set: `steps` must be a non-empty list of detector steps.")
+    exp = dict(spec.get("expected") or {})
+    _check_keys(exp, set(Expected.__dataclass_fields__), "expected")
+    if "seasons" in exp:
+        seasons = exp["seasons"] or []
+        exp["seasons"] = tuple(str(s) for s in ([seasons] if isinstance(seasons, str) else seasons))
+        for s in exp["seasons"]:
+            try:
+                if pd.Timedelta(s) <= pd.Timedelta(0):
+                    raise ValueError
+            except ValueError as exc:
+                raise DetectError(f"expected.seasons: {s!r} is not a positive duration like '1D' or '7D'.") from exc
+    if exp.get("average", "median") not in AVERAGES:
+        raise DetectError(f"expected.average must be one of {', '.join(AVERAGES)}, got {exp['average']!r}.")
+    if exp.get("scale", "global") not in SCALES:
+        raise DetectError(f"expected.scale must be one of {', '.join(SCALES)}, got {exp['scale']!r}.")
+    inc = dict(spec.get("incident") or {})
+    _check_keys(inc, set(IncidentRule.__dataclass_fields__), "incident")
+    agg = spec.get("aggregate", "OrAggregator")
+    if agg not in AGGREGATORS:
+        raise DetectError(f"rule set: aggregate must be one of {', '.join(AGGREGATORS)}, got {agg!r}.")
+    calendar = _calendar(spec.get("calendar"))
+    parsed = [_step(s, i) for i, s in enumerate(steps)]
+    names = [s.name for s in parsed]
+    if len(set(names)) != len(names):
+        raise DetectError(f"rule set: step names must be unique, got {names}.")
+    try:
+        return RuleSet(name=str(spec.get("name") or "custom"), steps=tuple(parsed), expected=Expected(**exp),
+                       aggregate=agg, incident=IncidentRule(**inc),
+                       description=str(spec.get("description") or ""), calendar=calendar)
+    except TypeError as exc:
+        raise DetectError(f"rule set: {exc}") from exc
+
+
+def load_rules(rules: str | Path | Mapping[str, Any] | RuleSet = "default") -> RuleSet:
+    """A built-in name (``default``, ``classic``), a YAML/JSON file, a dict, or a RuleSet."""
+    if isinstance(rules, RuleSet):
+        return rules
+    if isinstance(rules, Mapping):
+        return parse_rules(rules)
+    if isinstance(rules, str) and rules in BUILTIN:
+        return parse_rules(BUILTIN[rules])
+    path = Path(rules)
+    if not path.is_file():
+        raise DetectError(f"Unknown rule set {str(rules)!r}: not a built-in ({', '.join(BUILTIN)}) and no "
+                          "such file. Pass a built-in name or the path of a YAML/JSON rule file.")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            spec = json.loads(text)
+        else:
+            import yaml
+
+            spec = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise different types
+        raise DetectError(f"{path}: cannot parse the rule file ({exc}). Fix the YAML/JSON syntax.") from exc
+    return parse_rules(spec)

@@ -1,0 +1,293 @@
+"""Warehouse scanning: run each KPI's rules over its gold series and keep the incidents.
+
+A *series* is one KPI at one grain, overall or for one value of a dimension (``revenue|hour|
+region=Europe``). :func:`scan` reads each series through ``kpi_lib.query`` (so through the cache),
+runs :func:`kpi_lib.anomaly.detect` with the rules catalog.yml gives that KPI and grain, and upserts
+the incidents into ``ops.anomalies`` keyed by (series, start): scanning again updates an incident
+(its peak, end, severity, explanation) but never duplicates it, and never touches its status.
+
+Only closed periods are scanned (the current hour is still filling up and would look like a
+drop), except at minute grain with ``include_partial=True``, which lets the live alert listener
+react in seconds: the current minute counts as it is while it is young (a lower bound, so a surge
+shows at once but a drop cannot be imagined from a few seconds of data), and is extrapolated to a
+full minute once ``EXTRAPOLATE_AFTER_S`` seconds have passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from .. import kpis as semantic
+from .. import warehouse
+from ..config import settings
+from .attribution import attribute
+from .detect import detect, incidents
+
+log = logging.getLogger(__name__)
+
+#: dimensions scanned per grain (None = the KPI overall); a KPI only gets the ones it allows
+DIMENSIONS: dict[str, tuple[str | None, ...]] = {
+    "minute": (None, "region"),
+    "hour": (None, "region", "category"),
+    "day": (None, "region", "category"),
+}
+#: history read before the scanned window, so the rules have a baseline
+HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=63), "day": timedelta(days=400)}
+#: default window to report incidents from, when `since` is not given
+LOOKBACK = {"minute": timedelta(minutes=30), "hour": timedelta(days=2), "day": timedelta(days=14)}
+EXTRAPOLATE_AFTER_S = 20  # a current minute older than this is scaled up to a full minute
+
+
+@dataclass
+class ScanResult:
+    """What a scan looked at and found."""
+
+    series: int = 0
+    incidents: int = 0
+    new: int = 0
+    updated: int = 0
+    seconds: float = 0.0
+    new_ids: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def rules_for(kpi: semantic.Kpi, grain: str) -> Any:
+    """The rules catalog.yml gives a KPI at a grain, or None when the KPI is not scanned at it.
+
+    ``rules`` is either one rule set (a built-in name or a spec) for every grain, or a mapping
+    from grain (and optionally ``default``) to rule sets: the grains it lists are the ones scanned.
+    """
+    r = kpi.rules or "default"
+    if isinstance(r, dict) and set(r) <= {*semantic.GRAINS, "default"}:
+        return r.get(grain) or r.get("default")
+    return r
+
+
+def series_key(kpi: str, grain: str, dimension: str | None, value: str | None) -> str:
+    return f"{kpi}|{grain}|{dimension}={value}" if dimension else f"{kpi}|{grain}"
+
+
+def label_for(kpi: semantic.Kpi, dimension: str | None, value: str | None) -> str:
+    return f"{kpi.label} in {value}" if dimension else kpi.label
+
+
+def _series(
+    k: semantic.Kpi,
+    grain: str,
+    start: datetime,
+    end: datetime,
+    dimension: str | None,
+    partial_until: datetime | None,
+) -> Iterable[tuple[str | None, pd.Series]]:
+    by = [dimension] if dimension else []
+    df = semantic.query(k.name, grain, start=start, end=end, by=by).df
+    if partial_until is not None:  # the current minute, scaled up to a full minute
+        part = semantic.query(k.name, grain, start=end, end=end + timedelta(minutes=1), by=by).df
+        if not part.empty:
+            elapsed = (partial_until - end).total_seconds()
+            if elapsed >= EXTRAPOLATE_AFTER_S:
+                part = part.assign(value=part["value"] * (60.0 / elapsed))
+            df = pd.concat([df, part], ignore_index=True)
+    if df.empty:
+        return
+    if dimension:
+        for value, g in df.groupby(dimension, sort=True):
+            yield str(value), g.set_index("period")["value"].sort_index()
+    else:
+        yield None, df.set_index("period")["value"].sort_index()
+
+
+def scan(
+    kpis: Sequence[str] | None = None,
+    since: Any = None,
+    grains: Sequence[str] = ("hour", "day"),
+    dimensions: dict[str, Sequence[str | None]] | None = None,
+    now: datetime | None = None,
+    include_partial: bool = False,
+) -> ScanResult:
+    """Scan KPI series for incidents starting at or after ``since`` and store them in ops.anomalies.
+
+    ``kpis`` defaults to every KPI in catalog.yml; ``since`` (a date/time in the business time
+    zone) defaults to a lookback per grain. Returns counts and the ids of incidents new to the store.
+    """
+    t0 = time.perf_counter()
+    res = ScanResult()
+    defs = semantic.definitions()
+    names = list(kpis or defs)
+    now = now or semantic.local_now()
+    tz = settings().timezone
+    rows: list[dict] = []
+    overall: list[tuple[dict, Any]] = []  # incidents on a KPI as a whole, to explain by dimension
+    breakdowns: dict[tuple[str, str], list[tuple[str, dict[str, pd.DataFrame]]]] = {}
+    for grain in grains:
+        end = semantic.floor_period(now, grain)  # closed periods only
+        partial_until = None
+        if include_partial and grain == "minute":
+            partial_until = now
+        window_start = pd.Timestamp(since).to_pydatetime() if since is not None else end - LOOKBACK[grain]
+        if getattr(window_start, "tzinfo", None) is not None:
+            window_start = pd.Timestamp(window_start).tz_convert(tz).tz_localize(None).to_pydatetime()
+        window_start = semantic.floor_period(window_start, grain)  # incidents start on period boundaries
+        start = semantic.floor_period(window_start - HISTORY[grain], grain)
+        for name in names:
+            k = defs[name]
+            rules = rules_for(k, grain)
+            if rules is None:
+                continue
+            for dim in (dimensions or DIMENSIONS).get(grain, (None,)):
+                if dim is not None and dim not in k.dimensions:
+                    continue
+                try:
+                    groups = list(_series(k, grain, start, end, dim, partial_until))
+                except Exception as exc:  # e.g. a KPI not kept at this grain
+                    res.errors.append(f"{name} {grain} {dim or ''}: {exc}")
+                    continue
+                frames: dict[str, pd.DataFrame] = {}
+                for value, series in groups:
+                    res.series += 1
+                    label = label_for(k, dim, value)
+                    frame = detect(series, rules, label=label, fmt=k.format_compact)
+                    if dim is not None:
+                        frames[value] = frame
+                    for inc in incidents(frame, label=label, fmt=k.format_compact):
+                        if pd.Timestamp(inc.start) < pd.Timestamp(window_start):
+                            continue
+                        rows.append(_row(k, grain, dim, value, inc, tz))
+                        if dim is None:
+                            overall.append((rows[-1], inc))
+                if dim is not None and frames and k.additive:
+                    breakdowns.setdefault((name, grain), []).append((dim, frames))
+    _attach_drivers(overall, breakdowns)
+    res.incidents = len(rows)
+    if rows:
+        res.new_ids, res.updated = store(rows)
+        res.new = len(res.new_ids)
+    res.seconds = time.perf_counter() - t0
+    log.info(
+        "scanned %d series: %d incidents (%d new) in %.1fs", res.series, res.incidents, res.new, res.seconds
+    )
+    return res
+
+
+def _ts(value: Any, tz: str) -> datetime | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    ts = pd.Timestamp(value)
+    return (
+        ts.tz_localize(tz, ambiguous=True, nonexistent="shift_forward") if ts.tzinfo is None else ts
+    ).to_pydatetime()
+
+
+#: business impact (|deviation| from expected) that makes an incident at least this severe
+IMPACT_SEVERITY = (("high", 50.0), ("medium", 25.0))
+_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+def severity(inc) -> str:
+    """The rules' statistical severity, raised by business impact: a 100% drop is high however
+    noisy the series usually is."""
+    sev = inc.severity or "low"
+    dev = abs(inc.deviation_pct) if inc.deviation_pct is not None else 0.0
+    for name, floor in IMPACT_SEVERITY:
+        if dev >= floor and _RANK[name] > _RANK.get(sev, 0):
+            return name
+    return sev
+
+
+def _row(k: semantic.Kpi, grain: str, dim: str | None, value: str | None, inc, tz: str) -> dict:
+    return {
+        "series_key": series_key(k.name, grain, dim, value),
+        "kpi": k.name,
+        "grain": grain,
+        "dimension": dim,
+        "dim_value": value,
+        "started_at": _ts(inc.start, tz),
+        "peak_at": _ts(inc.peak, tz),
+        "ended_at": _ts(inc.end, tz),
+        "value": inc.value,
+        "expected": inc.expected,
+        "lower_bound": inc.lower,
+        "upper_bound": inc.upper,
+        "deviation_pct": inc.deviation_pct,
+        "score": inc.score,
+        "severity": severity(inc),
+        "rule": inc.rule,
+        "explanation": inc.explanation,
+        "drivers": None,
+    }
+
+
+def _attach_drivers(overall: list[tuple[dict, Any]], breakdowns: dict) -> None:
+    """Name the dimension values that explain an incident on a KPI as a whole (additive KPIs)."""
+    for row, inc in overall:
+        parts = []
+        for dim, frames in breakdowns.get((row["kpi"], row["grain"]), []):
+            try:
+                a = attribute(frames, inc, dimension=dim)
+            except Exception as exc:  # attribution is a nicety: never lose the incident over it
+                log.debug("no attribution for %s by %s: %s", row["series_key"], dim, exc)
+                continue
+            if a.text and a.top is not None:
+                parts.append((float(a.shares.iloc[0].get("share", 0) or 0), a.text))
+        if parts:
+            row["drivers"] = "; ".join(text for _, text in sorted(parts, reverse=True))
+
+
+def _period_s(grain: str) -> float:
+    return {"minute": 60, "hour": 3600, "day": 86400}.get(grain, 86400)
+
+
+COLUMNS = (
+    "series_key",
+    "kpi",
+    "grain",
+    "dimension",
+    "dim_value",
+    "started_at",
+    "peak_at",
+    "ended_at",
+    "value",
+    "expected",
+    "lower_bound",
+    "upper_bound",
+    "deviation_pct",
+    "score",
+    "severity",
+    "rule",
+    "explanation",
+    "drivers",
+)
+
+
+def store(rows: list[dict]) -> tuple[list[int], int]:
+    """Upsert incidents by (series_key, started_at). Returns (ids of new incidents, number updated)."""
+    cols = ", ".join(COLUMNS)
+    marks = ", ".join(["%s"] * len(COLUMNS))
+    updates = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in COLUMNS
+        if c not in ("series_key", "started_at", "kpi", "grain", "dimension", "dim_value")
+    )
+    new_ids: list[int] = []
+    updated = 0
+    with warehouse.connect_raw() as conn:
+        for r in rows:
+            row = conn.execute(
+                f"insert into ops.anomalies ({cols}) values ({marks}) "
+                f"on conflict (series_key, started_at) do update set {updates}, updated_at = now() "
+                "returning id, (xmax = 0) as inserted",
+                [r[c] for c in COLUMNS],
+            ).fetchone()
+            if row[1]:
+                new_ids.append(row[0])
+            else:
+                updated += 1
+        conn.commit()
+    return new_ids, updated

@@ -1,0 +1,127 @@
+"""Open ``catalog.yml`` (an intake 2 catalog) with the warehouse reachable and its URL set.
+
+intake 2 gives an unhelpful ``AttributeError`` when ``DATABASE_URL`` is unset, and
+``intake.open_catalog`` silently returns an empty catalog for a version-2 file, so everything goes
+through here. The parsed YAML is also the semantic layer's source: :func:`metadata` returns it.
+
+    >>> from kpi_lib import catalog
+    >>> cat = catalog.open_catalog()                          # doctest: +SKIP
+    >>> catalog.read("sales_daily", region="Europe").head()   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from . import warehouse
+from .config import settings
+from .errors import CatalogError, KpiError
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_yaml_cache: dict[Path, tuple[float, dict]] = {}
+
+
+def catalog_path() -> Path:
+    path = settings().catalog_path
+    if not path.is_file():
+        raise CatalogError(f"No catalog at {path}. Set KPI_CATALOG to the path of catalog.yml.")
+    return path
+
+
+def metadata(path: Path | None = None) -> dict[str, Any]:
+    """The parsed catalog.yml (cached until the file changes). Needs no database."""
+    path = path or catalog_path()
+    mtime = path.stat().st_mtime
+    with _lock:
+        hit = _yaml_cache.get(path)
+        if hit and hit[0] == mtime:
+            return hit[1]
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise CatalogError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("version") != 2 or "entries" not in doc:
+            raise CatalogError(f"{path} is not an intake 2 catalog (expected 'version: 2' and 'entries:').")
+        _yaml_cache[path] = (mtime, doc)
+        return doc
+
+
+def entry_names() -> list[str]:
+    return list(metadata()["entries"])
+
+
+def entry_metadata(name: str) -> dict[str, Any]:
+    entries = metadata()["entries"]
+    if name not in entries:
+        raise CatalogError(f"No catalog entry named {name!r}. Entries: {', '.join(entries)}.")
+    return entries[name].get("metadata", {})
+
+
+def entry_sql(name: str) -> str:
+    """The SQL text behind an entry (for showing provenance)."""
+    doc = metadata()
+    entry_metadata(name)
+    ref = doc["entries"][name]["kwargs"]["args"][0]
+    data_name = ref.removeprefix("{data(").removesuffix(")}")
+    return doc["data"][data_name]["kwargs"]["query"]
+
+
+def _export_url() -> None:
+    """Make ``{env(DATABASE_URL)}`` in the catalog resolve to the running warehouse."""
+    url = warehouse.database_url().render_as_string(hide_password=False)
+    if settings().embedded:
+        os.environ["KPI_EMBEDDED_URL"] = url  # so our own settings still know it is embedded
+    os.environ["DATABASE_URL"] = url
+
+
+def open_catalog(path: Path | None = None):
+    """The intake catalog, with the warehouse up and ``DATABASE_URL`` pointing at it."""
+    import intake
+
+    path = path or catalog_path()
+    metadata(path)  # validates the file with a clear message
+    try:
+        _export_url()
+        warehouse.engine()
+    except KpiError:
+        raise
+    except Exception as exc:
+        raise CatalogError(
+            f"The warehouse is not reachable ({exc}). Run `kpi init`, or set DATABASE_URL to your server."
+        ) from exc
+    try:
+        return intake.from_yaml_file(str(path))
+    except Exception as exc:
+        raise CatalogError(f"intake could not load {path}: {exc}") from exc
+
+
+def parameters(name: str) -> dict[str, Any]:
+    """An entry's user parameters and their defaults."""
+    entry = metadata()["entries"].get(name)
+    if entry is None:
+        raise CatalogError(f"No catalog entry named {name!r}. Entries: {', '.join(entry_names())}.")
+    return {k: v.get("default") for k, v in (entry.get("user_parameters") or {}).items()}
+
+
+def read(name: str, **params: Any) -> pd.DataFrame:
+    """Read an entry with its defaults for any parameter not given. Values are bound, not formatted."""
+    defaults = parameters(name)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise CatalogError(
+            f"Entry {name!r} has no parameter(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(defaults) or 'none'}."
+        )
+    values = {**defaults, **{k: (None if v is None else str(v)) for k, v in params.items()}}
+    cat = open_catalog()
+    reader = cat[name]
+    return reader.read(params=values) if values else reader.read()

@@ -1,0 +1,146 @@
+"""Keeping gold current: hourly rollups after each change, materialized views after that.
+
+The hourly tables (``gold.sales_hourly`` and friends) are recomputed for exactly the hours a change
+touched, inside the writer's transaction, so they are never stale. The materialized views (daily
+rollups, products, RFM) are refreshed afterwards, concurrently so readers never wait; each records
+the data version it reflects in ``ops.mv_state`` and the query layer reads it only for days no later
+change has touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+
+import psycopg
+
+from . import warehouse
+
+log = logging.getLogger(__name__)
+
+# Refresh order matters: the daily views read the hourly tables, RFM reads silver.
+MATERIALIZED_VIEWS = ("gold.sales_daily", "gold.category_daily", "gold.product_daily", "gold.customer_rfm")
+
+
+def refresh_range(conn: psycopg.Connection, first: datetime, last: datetime) -> int:
+    """Recompute the hourly rollups for the hours holding ``first``..``last``; returns lines read."""
+    return conn.execute("select gold.refresh_range(%s, %s)", [first, last]).fetchone()[0]
+
+
+def current_version(conn: psycopg.Connection) -> int:
+    return conn.execute("select coalesce(max(version), 0) from ops.batches").fetchone()[0]
+
+
+def refresh_views(concurrently: bool = True, conn: psycopg.Connection | None = None) -> dict[str, int]:
+    """Refresh every gold materialized view; returns milliseconds per view.
+
+    With ``conn`` given, runs inside the caller's transaction (a full load does this so readers
+    see old or new data, never a mix); otherwise each view refreshes in its own transaction.
+    """
+    timings: dict[str, int] = {}
+    own = conn is None
+    c = conn or warehouse.connect_raw(autocommit=True)
+    try:
+        for mv in MATERIALIZED_VIEWS:
+            t0 = time.perf_counter()
+            version = current_version(c)
+            how = "concurrently " if concurrently else ""
+            c.execute(f"refresh materialized view {how}{mv}")
+            ms = int((time.perf_counter() - t0) * 1000)
+            c.execute(
+                "insert into ops.mv_state (mv_name, refreshed_version, refreshed_at, duration_ms) "
+                "values (%s, %s, now(), %s) on conflict (mv_name) do update set "
+                "refreshed_version = excluded.refreshed_version, refreshed_at = excluded.refreshed_at, "
+                "duration_ms = excluded.duration_ms",
+                [mv, version, ms],
+            )
+            timings[mv] = ms
+            log.info("refreshed %s in %d ms (version %s)", mv, ms, version)
+    finally:
+        if own:
+            c.close()
+    return timings
+
+
+def rebuild(conn: psycopg.Connection, kind: str = "rebuild", source: str | None = None) -> int:
+    """Recompute every hourly rollup from silver and refresh the views; returns the new version."""
+    first, last = conn.execute("select min(ordered_at), max(ordered_at) from silver.orders").fetchone()
+    if first is not None:
+        refresh_range(conn, first, last)
+    version = conn.execute(
+        "select ops.bump_version(%s, %s, %s, %s, %s, 0)",
+        [kind, source, first, last, 0],
+    ).fetchone()[0]
+    refresh_views(concurrently=False, conn=conn)
+    return version
+
+
+class ViewRefresher:
+    """Keeps the materialized views near the data in a serving process: after changes, refresh them
+    concurrently at most every ``min_interval_s``. One process in the cluster refreshes at a time
+    (an advisory lock); the others skip. Queries stay exact meanwhile: the planner reads base
+    tables for the days a view does not cover yet."""
+
+    LOCK = "kpi_lib.view_refresher"
+
+    def __init__(self, min_interval_s: float = 60.0) -> None:
+        self.min_interval_s = min_interval_s
+        self.refreshes = 0
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="view-refresher", daemon=True)
+        self._sub = None
+
+    def start(self) -> ViewRefresher:
+        from . import stream
+
+        self._sub = stream.subscribe(lambda change: self._dirty.set() if change.kind != "rejects" else None)
+        self._dirty.set()  # catch up with whatever happened while nobody was refreshing
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        if self._sub:
+            self._sub.close()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        last = 0.0
+        while not self._stop.is_set():
+            self._dirty.wait()
+            if self._stop.is_set():
+                return
+            wait = self.min_interval_s - (time.monotonic() - last)
+            if wait > 0 and self._stop.wait(wait):
+                return
+            self._dirty.clear()
+            last = time.monotonic()
+            try:
+                self.refresh_once()
+            except Exception:  # keep serving; the next change retries
+                log.exception("refreshing materialized views failed")
+
+    def refresh_once(self) -> bool:
+        """Refresh every view unless another process is doing it. Returns True if this one did."""
+        with warehouse.connect_raw(autocommit=True) as conn:
+            if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", [self.LOCK]).fetchone()[0]:
+                return False
+            try:
+                behind = conn.execute(
+                    "select count(*) from ops.mv_state m where m.refreshed_version < "
+                    "(select coalesce(max(version), 0) from ops.batches where kind <> 'rejects')"
+                ).fetchone()[0]
+                missing = (
+                    len(MATERIALIZED_VIEWS) - conn.execute("select count(*) from ops.mv_state").fetchone()[0]
+                )
+                if behind or missing:
+                    refresh_views(concurrently=True, conn=conn)
+                    self.refreshes += 1
+                    return True
+                return False
+            finally:
+                conn.execute("select pg_advisory_unlock(hashtext(%s))", [self.LOCK])

@@ -1,0 +1,267 @@
+"""An email report built block by block: HTML with inline charts plus its plain-text twin.
+
+Alert emails and the daily digest share it, so every email has the same look and the same
+provenance section (which job, which parameters, which catalog entries and SQL, which notebook).
+In a notebook a Report shows itself (charts as data: URIs), so the job's HTML rendering is the email.
+
+    >>> r = Report("Daily KPI report")                      # doctest: +SKIP
+    >>> r.paragraph("Revenue was $12.4k."); r.figure(fig, "revenue", "Revenue, last 90 days")
+    >>> r.table(df); r.provenance(prov)
+    >>> email = r.to_email("Daily KPI report", ["exec@example.com"], kind="report")
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from .compose import Email, Part, csv_part, figure_part
+
+_FONT = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2d3d;"
+_TH = "text-align:left;padding:4px 10px;border-bottom:2px solid #d0d7de;background:#f6f8fa;font-size:13px;"
+_TD = "text-align:left;padding:4px 10px;border-bottom:1px solid #eaeef2;font-size:13px;vertical-align:top;"
+SEVERITY_COLORS = {"high": "#c0392b", "medium": "#e67e22", "low": "#b7950b"}
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def signed_pct(pct: float | None, digits: int = 0) -> str:
+    """-94.2 -> '−94%' (a real minus sign), 12.5 -> '+13%', None -> '–'."""
+    if pct is None or (isinstance(pct, float) and not math.isfinite(pct)):
+        return "–"
+    text = f"{abs(pct):,.{digits}f}%"
+    return ("−" if pct < 0 else "+") + text if round(abs(pct), digits) else f"{0:.{digits}f}%"
+
+
+def badge(severity: str) -> str:
+    color = SEVERITY_COLORS.get(severity, "#555")
+    return (
+        f'<span style="background:{color};color:#fff;border-radius:3px;padding:1px 6px;font-size:12px;'
+        f'text-transform:uppercase">{esc(severity)}</span>'
+    )
+
+
+@dataclass
+class _Block:
+    html: str
+    text: str
+
+
+class Report:
+    """Blocks of HTML with a text twin each, inline images and attachments."""
+
+    def __init__(self, title: str, subtitle: str | None = None):
+        self.title = title
+        self.blocks: list[_Block] = []
+        self.inline: list[Part] = []
+        self.attachments: list[Part] = []
+        self.add(
+            f'<h1 style="font-size:20px;margin:0 0 4px 0">{esc(title)}</h1>', f"{title}\n{'=' * len(title)}"
+        )
+        if subtitle:
+            self.add(f'<p style="color:#57606a;margin:0 0 12px 0">{esc(subtitle)}</p>', subtitle)
+
+    # --- blocks ---------------------------------------------------------------------------------
+
+    def add(self, html_fragment: str, text: str) -> None:
+        self.blocks.append(_Block(html_fragment, text))
+
+    def heading(self, text: str, level: int = 2) -> None:
+        size = {2: 17, 3: 15}.get(level, 14)
+        self.add(
+            f'<h{level} style="font-size:{size}px;margin:18px 0 6px 0">{esc(text)}</h{level}>',
+            f"\n{text}\n{'-' * len(text)}",
+        )
+
+    def paragraph(self, text: str, muted: bool = False) -> None:
+        style = "color:#57606a;font-size:13px;" if muted else ""
+        self.add(f'<p style="margin:6px 0;{style}">{esc(text)}</p>', text)
+
+    def facts(self, items: Mapping[str, Any]) -> None:
+        """A two-column key/value table (values may be pre-built HTML via :class:`Html`)."""
+        rows = "".join(
+            f'<tr><td style="{_TD}color:#57606a;white-space:nowrap">{esc(k)}</td>'
+            f'<td style="{_TD}">{v.html if isinstance(v, Html) else esc(v)}</td></tr>'
+            for k, v in items.items()
+            if v is not None
+        )
+        self.add(
+            f'<table style="border-collapse:collapse;margin:4px 0">{rows}</table>',
+            "\n".join(
+                f"{k}: {v.text if isinstance(v, Html) else v}" for k, v in items.items() if v is not None
+            ),
+        )
+
+    def table(
+        self,
+        df: pd.DataFrame,
+        formats: Mapping[str, Callable[[Any], str]] | None = None,
+        max_rows: int = 30,
+        html_columns: tuple[str, ...] = (),
+    ) -> None:
+        """A DataFrame as a table; ``formats`` maps column -> formatter; ``html_columns`` hold HTML."""
+        formats = formats or {}
+        shown = df.head(max_rows)
+
+        def cell(col: str, v: Any) -> str:
+            if col in formats:
+                return formats[col](v)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                return "–"
+            if isinstance(v, float):
+                return f"{v:,.2f}"
+            if isinstance(v, pd.Timestamp | datetime):
+                return f"{v:%Y-%m-%d %H:%M}"
+            return str(v)
+
+        head = "".join(f'<th style="{_TH}">{esc(c)}</th>' for c in shown.columns)
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f'<td style="{_TD}">{cell(c, v) if c in html_columns else esc(cell(c, v))}</td>'
+                for c, v in zip(shown.columns, row, strict=True)
+            )
+            + "</tr>"
+            for row in shown.itertuples(index=False)
+        )
+        more = (
+            f'<p style="color:#57606a;font-size:12px">… and {len(df) - max_rows} more rows</p>'
+            if len(df) > max_rows
+            else ""
+        )
+        text_rows = [" | ".join(str(c) for c in shown.columns)]
+        text_rows += [
+            " | ".join(
+                html.unescape(re.sub(r"<[^>]+>", "", cell(c, v))) if c in html_columns else cell(c, v)
+                for c, v in zip(shown.columns, row, strict=True)
+            )
+            for row in shown.itertuples(index=False)
+        ]
+        if len(df) > max_rows:
+            text_rows.append(f"... and {len(df) - max_rows} more rows")
+        self.add(
+            f'<table style="border-collapse:collapse;margin:6px 0">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}",
+            "\n".join(text_rows),
+        )
+
+    def figure(self, fig, name: str, alt: str, width: int = 640) -> Part:
+        """A matplotlib Figure as an inline PNG (closed afterwards to free memory)."""
+        part = figure_part(fig, name)
+        self.inline.append(part)
+        self.add(
+            f'<p style="margin:6px 0"><img src="cid:{part.content_id}" alt="{esc(alt)}" width="{width}" '
+            f'style="max-width:100%;height:auto;border:1px solid #eaeef2"></p>',
+            f"[chart: {alt}]",
+        )
+        return part
+
+    def attach(self, part: Part) -> None:
+        self.attachments.append(part)
+
+    def attach_csv(self, df: pd.DataFrame, filename: str) -> Part:
+        part = csv_part(df, filename)
+        self.attachments.append(part)
+        return part
+
+    def provenance(self, prov: Mapping[str, Any]) -> None:
+        """The standard "where did this come from" section: job, run, parameters, notebook, queries."""
+        self.heading("Provenance", 3)
+        p = dict(prov)
+        items: dict[str, Any] = {}
+        if p.get("job"):
+            run = f" run #{p['run_id']}" if p.get("run_id") is not None else ""
+            items["Job"] = f"{p['job']}{run} ({p.get('trigger') or 'manual'})"
+        else:
+            items["Job"] = p.get("source") or "interactive session (no job run)"
+        if p.get("scheduled_for"):
+            items["Scheduled for"] = p["scheduled_for"]
+        if p.get("parameters"):
+            items["Parameters"] = Html(
+                f"<code>{esc(json.dumps(p['parameters'], default=str))}</code>",
+                json.dumps(p["parameters"], default=str),
+            )
+        for key, label in (("notebook", "Executed notebook"), ("html", "Rendered report")):
+            if p.get(key):
+                url = p.get(f"{key}_url")
+                items[label] = Html(
+                    (f'<a href="{esc(url)}">{esc(p[key])}</a>' if url else f"<code>{esc(p[key])}</code>"),
+                    f"{p[key]}" + (f" ({url})" if url else ""),
+                )
+        items["Generated"] = p.get("generated_at")
+        items["Host"] = p.get("host")
+        self.facts(items)
+        for q in p.get("queries") or ():
+            entries = ", ".join(q.get("catalog_entries") or ())
+            where = q.get("where") or {}
+            title = f"{q.get('kpi')} by {q.get('grain')}" + (f" where {where}" if where else "")
+            self.add(
+                f'<p style="margin:8px 0 2px 0;font-size:13px"><b>{esc(title)}</b> · catalog: {esc(entries)}'
+                f" · {esc(q.get('start'))} → {esc(q.get('end'))}</p>"
+                f'<pre style="background:#f6f8fa;padding:6px;font-size:11px;white-space:pre-wrap">{esc(q.get("sql"))}'
+                f"\n-- params: {esc(json.dumps(q.get('params') or {}, default=str))}</pre>",
+                f"Query {title}; catalog: {entries}; {q.get('start')} -> {q.get('end')}\n{q.get('sql')}\n"
+                f"-- params: {json.dumps(q.get('params') or {}, default=str)}",
+            )
+
+    # --- output ---------------------------------------------------------------------------------
+
+    def html(self) -> str:
+        body = "\n".join(b.html for b in self.blocks)
+        return (
+            f'<!doctype html><html><body style="{_FONT}margin:0;padding:16px;max-width:760px">'
+            f"{body}</body></html>"
+        )
+
+    def text(self) -> str:
+        return "\n\n".join(b.text for b in self.blocks) + "\n"
+
+    def to_email(
+        self,
+        subject: str,
+        recipients: list[str],
+        kind: str = "report",
+        provenance: Mapping[str, Any] | None = None,
+    ) -> Email:
+        return Email(
+            subject=subject,
+            recipients=list(recipients),
+            text=self.text(),
+            html=self.html(),
+            inline=list(self.inline),
+            attachments=list(self.attachments),
+            kind=kind,
+            provenance=dict(provenance or {}),
+        )
+
+    def _repr_html_(self) -> str:
+        out = "\n".join(b.html for b in self.blocks)
+        for p in self.inline:
+            uri = f"data:{p.content_type};base64,{base64.b64encode(p.read()).decode('ascii')}"
+            out = out.replace(f"cid:{p.content_id}", uri)
+        if self.attachments:
+            out += (
+                "<p style='font-size:12px;color:#57606a'>Attachments: "
+                + ", ".join(esc(p.filename) for p in self.attachments)
+                + "</p>"
+            )
+        return f'<div style="{_FONT}">{out}</div>'
+
+
+@dataclass(frozen=True)
+class Html:
+    """A value that is already HTML (with its text twin) for :meth:`Report.facts`."""
+
+    html: str
+    text: str

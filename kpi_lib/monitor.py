@@ -1,0 +1,80 @@
+"""What `kpi status` shows: server, rows per layer, data freshness, view lag and cache counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import cache, gold, warehouse
+from .config import settings
+
+TABLES = [
+    ("bronze", "bronze.events"),
+    ("bronze", "bronze.rejects"),
+    ("bronze", "bronze.file_loads"),
+    ("silver", "silver.orders"),
+    ("silver", "silver.order_lines"),
+    ("silver", "silver.customers"),
+    ("silver", "silver.products"),
+    ("gold", "gold.sales_hourly"),
+    ("gold", "gold.category_hourly"),
+    ("gold", "gold.customer_hourly"),
+    ("gold", "gold.sales_minute"),
+    ("gold", "gold.sales_daily"),
+    ("gold", "gold.category_daily"),
+    ("gold", "gold.product_daily"),
+    ("gold", "gold.customer_rfm"),
+]
+
+
+def status() -> dict[str, Any]:
+    srv = warehouse.status()
+    info: dict[str, Any] = {
+        "server": {"running": srv.running, "url": srv.url, "version": srv.version, "embedded": srv.embedded}
+    }
+    if not srv.running:
+        return info
+    with warehouse.connect_raw(autocommit=True) as conn:
+        # Exact counts for small tables, planner estimates for the big ones (count(*) on 10 M rows is slow).
+        rows = []
+        for layer, table in TABLES:
+            est = conn.execute(
+                "select reltuples::bigint from pg_class where oid = to_regclass(%s)", [table]
+            ).fetchone()
+            n = est[0] if est else None
+            if n is None or n < 2_000_000:
+                n = conn.execute(f"select count(*) from {table}").fetchone()[0]
+            rows.append({"layer": layer, "table": table, "rows": int(n)})
+        info["tables"] = rows
+        version, last_at, last_kind = conn.execute(
+            "select version, committed_at, kind from ops.batches order by version desc limit 1"
+        ).fetchone() or (0, None, None)
+        latest = conn.execute("select max(ordered_at) from silver.orders").fetchone()[0]
+        info["freshness"] = {
+            "version": version,
+            "latest_order": latest,
+            "last_change": last_at,
+            "last_change_kind": last_kind,
+            "timezone": settings().timezone,
+        }
+        views = []
+        for mv in gold.MATERIALIZED_VIEWS:
+            st = conn.execute(
+                "select refreshed_version, refreshed_at, duration_ms from ops.mv_state where mv_name = %s",
+                [mv],
+            ).fetchone()
+            behind = conn.execute(
+                "select count(*) from ops.batches where version > %s", [st[0] if st else 0]
+            ).fetchone()[0]
+            views.append(
+                {
+                    "name": mv,
+                    "refreshed_at": st[1] if st else None,
+                    "refresh_ms": st[2] if st else None,
+                    "behind_versions": behind,
+                }
+            )
+        info["views"] = views
+    c = cache.shared_stats()
+    c["redis"] = settings().redis_url
+    info["cache"] = c
+    return info

@@ -1,0 +1,1 @@
+"""Shared dashboard components: ipywidgets/bqplot pieces for Voila (``widgets``) and Panel pieces."""

@@ -1,0 +1,509 @@
+"""The executive dashboard (Panel): KPI tiles, a trend with incidents, a drill-down breakdown.
+
+``dashboards/executive.py`` only builds and serves :class:`ExecutiveDashboard`. Everything on the
+page comes from ``kpi_lib.query`` (so from the cache when it can) and updates when the warehouse
+announces a new data version (``kpi_lib.stream``): nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+import time
+from datetime import date, timedelta
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from .. import auth, incidents, kpis, stream
+from .tiles import TileData, tiles_html
+
+log = logging.getLogger(__name__)
+
+DIMENSIONS = ("region", "channel", "category")
+DRILL_ORDER = ("region", "category", "product")
+ALL = "All"
+TILE_KPIS = ("revenue", "orders", "aov", "units", "customers", "new_customers", "gross_margin", "return_rate")
+MIN_REFRESH_S = 0.25  # live updates coalesce when batches arrive faster than this
+
+
+def _axis_format(k: kpis.Kpi):
+    from bokeh.models import NumeralTickFormatter
+
+    if k.format.endswith("%"):
+        return NumeralTickFormatter(format="0.0%")
+    return NumeralTickFormatter(format=("$" if k.prefix == "$" else "") + "0.[0]a")
+
+
+def _today() -> date:
+    return kpis.local_now().date()
+
+
+class ExecutiveDashboard(param.Parameterized):
+    """One browser session's dashboard. Parameters are mirrored in the URL (shareable links)."""
+
+    kpi = param.Selector(default="revenue", objects=list(TILE_KPIS), doc="KPI for the trend and breakdown")
+    start = param.Date(doc="First day (inclusive)")
+    end = param.Date(doc="Last day (inclusive)")
+    region = param.String(default=ALL)
+    channel = param.String(default=ALL)
+    category = param.String(default=ALL)
+    drill = param.String(default="", doc="Drill path, e.g. 'region:Europe|category:Books'")
+
+    def __init__(self, dark: bool = False, **params) -> None:
+        today = _today()
+        params.setdefault("end", today)
+        params.setdefault("start", today - timedelta(days=29))
+        super().__init__(**params)
+        self.dark = dark
+        self.user = auth.current_user()
+        defs = kpis.definitions()
+        self.tile_kpis = [defs[k] for k in TILE_KPIS if k in defs and self.user.can_see(k)]
+        self.param.kpi.objects = [k.name for k in self.tile_kpis]
+        self._lock = threading.Lock()
+        self._last_refresh = 0.0
+        self._pending = False
+        self.version = 0
+        self._build()
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        defs = {k.name: k for k in self.tile_kpis}
+        self.tiles = pn.pane.HTML("", sizing_mode="stretch_width", name="tiles")
+        self.kpi_select = pn.widgets.Select.from_param(
+            self.param.kpi, name="KPI", options={k.label: k.name for k in defs.values()}, width=220
+        )
+        self.dates = pn.widgets.DateRangePicker(name="Dates", value=(self.start, self.end), width=220)
+        self.dates.param.watch(self._on_dates, "value")
+        self.selects = {}
+        for dim in DIMENSIONS:
+            try:
+                values = kpis.dimension_values(dim)
+            except Exception:  # an empty warehouse has no values yet
+                values = []
+            w = pn.widgets.Select(
+                name=dim.capitalize(), options=[ALL, *values], value=getattr(self, dim), width=220
+            )
+            w.link(self, value=dim)
+            self.selects[dim] = w
+        self.status = pn.pane.HTML(
+            "", sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#6e7781"}
+        )
+
+        self.trend_pipe = hv.streams.Pipe(data=pd.DataFrame({"period": [], "value": [], "previous": []}))
+        self.marks_pipe = hv.streams.Pipe(data=pd.DataFrame({"period": [], "value": [], "label": []}))
+        trend = hv.DynamicMap(self._trend_plot, streams=[self.trend_pipe])
+        marks = hv.DynamicMap(self._marks_plot, streams=[self.marks_pipe])
+        self.trend = pn.pane.HoloViews(trend * marks, sizing_mode="stretch_width", height=300, name="trend")
+
+        self.bars_pipe = hv.streams.Pipe(data=pd.DataFrame({"label": [], "value": []}))
+        bars = hv.DynamicMap(self._bars_plot, streams=[self.bars_pipe])
+        self.tap = hv.streams.Tap(source=bars)  # on a categorical axis, x is the bar's label
+        self.tap.param.watch(self._on_tap, "x")
+        self.bars = pn.pane.HoloViews(bars, sizing_mode="stretch_width", height=300, name="breakdown")
+        self.breadcrumb = pn.Row(sizing_mode="stretch_width", name="breadcrumb")
+        self.table = pn.pane.DataFrame(
+            pd.DataFrame(), index=False, sizing_mode="stretch_width", name="table", max_rows=50
+        )
+
+        self.csv = pn.widgets.FileDownload(
+            callback=self._csv,
+            filename="kpi_breakdown.csv",
+            label="Table as CSV",
+            button_type="primary",
+            width=220,
+        )
+        self.xlsx = pn.widgets.FileDownload(
+            callback=self._xlsx, filename="kpi_dashboard.xlsx", label="Everything as XLSX", width=220
+        )
+        self.png = pn.widgets.FileDownload(
+            callback=self._png, filename="kpi_charts.png", label="Charts as PNG", width=220
+        )
+        self.param.watch(self._on_change, ["kpi", "start", "end", "region", "channel", "category", "drill"])
+
+    async def _on_change(self, *_events) -> None:
+        """A filter changed: show the loading spinners first, then recompute (an async callback
+        lets Panel send the spinners to the browser before the queries run)."""
+        busy = [self.tiles, self.trend, self.bars, self.table]
+        for view in busy:
+            view.loading = True
+        await asyncio.sleep(0.01)
+        try:
+            self.refresh()
+        finally:
+            for view in busy:
+                view.loading = False
+
+    def _on_dates(self, event) -> None:
+        if event.new:
+            self.param.update(start=event.new[0], end=event.new[1])
+
+    def sidebar(self) -> list:
+        return [
+            self.kpi_select,
+            self.dates,
+            *self.selects.values(),
+            pn.layout.Divider(),
+            pn.pane.Markdown("**Export what is on screen**"),
+            self.csv,
+            self.xlsx,
+            self.png,
+            pn.layout.Divider(),
+            self.status,
+        ]
+
+    def main(self) -> list:
+        return [
+            self.tiles,
+            pn.Card(self.trend, title="Trend", sizing_mode="stretch_width", collapsible=False),
+            pn.Card(
+                self.breadcrumb,
+                self.bars,
+                self.table,
+                title="Breakdown (click a bar to drill down)",
+                sizing_mode="stretch_width",
+                collapsible=False,
+            ),
+        ]
+
+    # --- data ---------------------------------------------------------------------------------
+
+    def _where(self, with_drill: bool = True) -> dict[str, str]:
+        where = {d: getattr(self, d) for d in DIMENSIONS if getattr(self, d) and getattr(self, d) != ALL}
+        if with_drill:
+            where.update(self.drill_path())
+        return where
+
+    def drill_path(self) -> dict[str, str]:
+        out = {}
+        for part in filter(None, self.drill.split("|")):
+            dim, _, value = part.partition(":")
+            if dim in DRILL_ORDER and value:
+                out[dim] = value
+        return out
+
+    def drill_level(self) -> str | None:
+        fixed = self._where()
+        for dim in DRILL_ORDER:
+            if dim not in fixed:
+                return dim
+        return None
+
+    def _range(self) -> tuple[date, date]:
+        start, end = self.start, self.end
+        if start > end:
+            start, end = end, start
+        return start, end + timedelta(days=1)
+
+    def _allowed(self, k: kpis.Kpi, where: dict) -> dict:
+        return {d: v for d, v in where.items() if d in k.dimensions}
+
+    def refresh(self) -> None:
+        """Recompute everything on the page (from the cache where the data has not changed)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            self._render_tiles()
+            self._render_trend()
+            self._render_breakdown()
+            self._last_refresh = time.monotonic()
+        where = ", ".join(f"{d}={v}" for d, v in self._where().items()) or "all data"
+        self.status.object = (
+            f"Data version {self.version} · {where} · updated "
+            f"{kpis.local_now():%H:%M:%S} in {1000 * (time.perf_counter() - t0):.0f} ms"
+            f" · signed in as {self.user.name}"
+        )
+
+    def _render_tiles(self) -> None:
+        start, end = self._range()
+        counts = incidents.open_counts()
+        tiles = []
+        for k in self.tile_kpis:
+            where = self._allowed(k, self._where(with_drill=False))
+            total = kpis.query(k.name, "total", start=start, end=end, where=where, compare="previous_period")
+            series = kpis.query(k.name, "day", start=start, end=end, where=where).df["value"].tolist()
+            self.version = max(self.version, total.version)
+            tiles.append(
+                TileData(
+                    k,
+                    total.value,
+                    total.previous,
+                    series,
+                    counts.get(k.name, 0),
+                    masked=self.user.is_masked(k.name),
+                )
+            )
+        self.tiles.object = tiles_html(tiles, dark=self.dark)
+
+    def _trend_grain(self) -> str:
+        start, end = self._range()
+        return "hour" if (end - start).days <= 3 else "day"
+
+    def _render_trend(self) -> None:
+        k = kpis.get(self.kpi)
+        start, end = self._range()
+        where = self._allowed(k, self._where())
+        grain = self._trend_grain()
+        try:
+            r = kpis.query(k.name, grain, start=start, end=end, where=where, compare="previous_period")
+            df = r.df[["period", "value", "previous"]]
+        except Exception as exc:  # e.g. product drill at hour grain
+            log.info("trend unavailable: %s", exc)
+            df = pd.DataFrame({"period": [], "value": [], "previous": []})
+        if self.user.is_masked(k.name):
+            df = df.assign(value=float("nan"), previous=float("nan"))
+        self.trend_df = df
+        self.trend_pipe.send(df)
+        inc = incidents.recent(k.name, since=pd.Timestamp(start))
+        marks = pd.DataFrame({"period": [], "value": [], "label": []})
+        if not inc.empty and not df.empty:
+            inc = inc[
+                (inc["dimension"].isna())
+                | inc.apply(lambda r: where.get(r["dimension"]) == r["dim_value"], axis=1)
+            ]
+            at = (
+                pd.to_datetime(inc["started_at"], utc=True)
+                .dt.tz_convert(kpis.settings().timezone)
+                .dt.tz_localize(None)
+            )
+            at = at.dt.floor("h" if grain == "hour" else "D")
+            vals = df.set_index("period")["value"]
+            marks = pd.DataFrame(
+                {"period": at, "value": at.map(vals), "label": inc["explanation"].values}
+            ).dropna()
+        self.marks_pipe.send(marks)
+
+    def _render_breakdown(self) -> None:
+        k = kpis.get(self.kpi)
+        start, end = self._range()
+        level = self.drill_level()
+        where = self._allowed(k, self._where())
+        crumbs = [pn.widgets.Button(name="All", button_type="light", width=90)]
+        crumbs[0].on_click(lambda _e: self.param.update(drill=""))
+        path = list(self.drill_path().items())
+        for i, (_dim, value) in enumerate(path):
+            b = pn.widgets.Button(name=f"› {value}", button_type="light", width=max(90, 9 * len(value) + 30))
+            keep = "|".join(f"{d}:{v}" for d, v in path[: i + 1])
+            b.on_click(lambda _e, keep=keep: self.param.update(drill=keep))
+            crumbs.append(b)
+        self.breadcrumb.objects = crumbs
+        if level is None or level not in k.dimensions:
+            df = pd.DataFrame({"label": [], "value": []})
+            self.breakdown_df = pd.DataFrame({level or "dimension": [], k.label: []})
+        else:
+            r = kpis.query(k.name, "total", start=start, end=end, by=[level], where=where, top=25)
+            df = r.df.rename(columns={level: "label"})[["label", "value"]]
+            self.breakdown_df = r.df.rename(columns={level: level.capitalize(), "value": k.label})
+        if self.user.is_masked(k.name):
+            df = df.assign(value=float("nan"))
+            self.breakdown_df[k.label] = auth.MASK
+        self.bars_level = level
+        self.bars_df = df
+        self.bars_pipe.send(df)
+        shown = self.breakdown_df.copy()
+        if k.label in shown and not self.user.is_masked(k.name):
+            shown[k.label] = shown[k.label].map(k.format_value)
+        self.table.object = shown
+
+    # --- charts -------------------------------------------------------------------------------
+
+    def _trend_plot(self, data: pd.DataFrame):
+        k = kpis.get(self.kpi)
+        common = dict(xlabel="", yformatter=_axis_format(k), tools=["hover"])
+        cur = hv.Curve(data, "period", ("value", k.label), label="This period").opts(
+            color="#4c78a8", line_width=2, **common
+        )
+        prev = hv.Curve(data, "period", ("previous", k.label), label="Previous period").opts(
+            color="#9aa7b4", line_dash="dashed", **common
+        )
+        return (prev * cur).opts(
+            responsive=True, height=280, show_grid=True, legend_position="top_left", toolbar="above"
+        )
+
+    def _marks_plot(self, data: pd.DataFrame):
+        k = kpis.get(self.kpi)
+        return hv.Scatter(data, "period", [("value", k.label), ("label", "Incident")], label="Incident").opts(
+            color="#cf222e", size=11, marker="triangle", tools=["hover"], show_legend=not data.empty
+        )
+
+    def _bars_plot(self, data: pd.DataFrame):
+        k = kpis.get(self.kpi)
+        return hv.Bars(data, "label", ("value", k.label)).opts(
+            responsive=True,
+            height=280,
+            tools=["tap", "hover"],
+            color="#4c78a8",
+            xlabel="",
+            xrotation=30 if len(data) > 6 else 0,
+            nonselection_alpha=1.0,
+            toolbar="above",
+            yformatter=_axis_format(k),
+        )
+
+    def _on_tap(self, event) -> None:
+        label = event.new
+        if label is None or self.bars_level is None or self.bars_level == DRILL_ORDER[-1]:
+            return
+        if str(label) not in set(self.bars_df["label"].astype(str)):
+            return
+        path = [p for p in self.drill.split("|") if p]
+        self.drill = "|".join([*path, f"{self.bars_level}:{label}"])
+
+    # --- exports ------------------------------------------------------------------------------
+
+    def _audit_export(self, what: str) -> None:
+        auth.audit(
+            self.user.login,
+            "export",
+            "executive dashboard",
+            format=what,
+            kpi=self.kpi,
+            where=self._where(),
+            start=str(self.start),
+            end=str(self.end),
+        )
+
+    def _csv(self) -> io.BytesIO:
+        self._audit_export("csv")
+        return io.BytesIO(self.breakdown_df.to_csv(index=False).encode())
+
+    def _xlsx(self) -> io.BytesIO:
+        self._audit_export("xlsx")
+        buf = io.BytesIO()
+        with pd.ExcelWriter(buf, engine="openpyxl") as xl:
+            self.breakdown_df.to_excel(xl, sheet_name="Breakdown", index=False)
+            self.trend_df.to_excel(xl, sheet_name="Trend", index=False)
+            pd.DataFrame({"filter": list(self._where()), "value": list(self._where().values())}).to_excel(
+                xl, sheet_name="Filters", index=False
+            )
+        buf.seek(0)
+        return buf
+
+    def _png(self) -> io.BytesIO:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        self._audit_export("png")
+        k = kpis.get(self.kpi)
+        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), dpi=110)
+        if not self.trend_df.empty:
+            ax1.plot(
+                self.trend_df["period"],
+                self.trend_df["previous"],
+                color="#9aa7b4",
+                ls="--",
+                label="Previous period",
+            )
+            ax1.plot(
+                self.trend_df["period"], self.trend_df["value"], color="#4c78a8", lw=2, label="This period"
+            )
+            ax1.legend(loc="upper left")
+        ax1.set_title(f"{k.label} · {self.start} → {self.end}")
+        ax1.grid(alpha=0.3)
+        if not self.bars_df.empty:
+            ax2.bar(self.bars_df["label"].astype(str), self.bars_df["value"], color="#4c78a8")
+            ax2.tick_params(axis="x", rotation=30)
+        ax2.set_title(f"{k.label} by {self.bars_level or '-'}")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        buf.seek(0)
+        return buf
+
+    # --- live updates ---------------------------------------------------------------------------
+
+    def start_live(self) -> None:
+        """Refresh when a new data version arrives (coalescing bursts); stop when the session ends."""
+        doc = pn.state.curdoc
+
+        def on_change(change: stream.Change) -> None:
+            if change.kind == "rejects" or doc is None:
+                return
+            with self._lock:
+                if self._pending:
+                    return
+                self._pending = True
+            delay = max(0.0, MIN_REFRESH_S - (time.monotonic() - self._last_refresh))
+
+            def run() -> None:
+                self._pending = False
+                self.refresh()
+
+            if delay:
+                threading.Timer(delay, lambda: doc.add_next_tick_callback(run)).start()
+            else:
+                doc.add_next_tick_callback(run)
+
+        sub = stream.subscribe(on_change)
+        if doc is not None:
+            pn.state.on_session_destroyed(lambda _ctx: sub.close())
+
+
+PAGE_CSS = """
+.kpi-header {background: #1f2d3d; color: #fff; padding: 10px 18px; display: flex; align-items: center;
+  justify-content: space-between; font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif;}
+.kpi-header a {color: #cfe2ff; text-decoration: none; margin-left: 14px; font-size: 14px;}
+.kpi-header .kpi-title {font-size: 20px; font-weight: 600;}
+"""
+
+
+def _header(user: auth.User, dark: bool) -> pn.pane.HTML:
+    toggle = "?theme=light" if dark else "?theme=dark"
+    return pn.pane.HTML(
+        f"<style>{PAGE_CSS}</style><div class='kpi-header'><span class='kpi-title'>Executive dashboard</span>"
+        f"<span><a href='/'>All dashboards</a><a href='{toggle}' id='kpi-theme'>{'Light' if dark else 'Dark'} theme</a>"
+        f"<a href='/logout'>Sign out {user.name}</a></span></div>",
+        sizing_mode="stretch_width",
+        margin=0,
+    )
+
+
+def app() -> pn.viewable.Viewable:
+    """Build one session's page: layout, URL sync, first render, live updates.
+
+    A plain Panel layout rather than a template: templates pull fonts from Google's CDN (nothing may
+    load from a CDN here) and their extra CSS and JavaScript slow the first paint.
+    """
+    args = pn.state.session_args or {}
+    dark = (args.get("theme") or [b""])[0].decode() == "dark"
+    pn.config.theme = "dark" if dark else "default"
+    hv.extension("bokeh", logo=False)
+    dash = ExecutiveDashboard(dark=dark)
+    if pn.state.location is not None:
+        pn.state.location.sync(
+            dash, {p: p for p in ("kpi", "start", "end", "region", "channel", "category", "drill")}
+        )
+        dash.dates.value = (dash.start, dash.end)
+        for dim, w in dash.selects.items():
+            w.value = getattr(dash, dim) if getattr(dash, dim) in w.options else ALL
+    dash.refresh()
+    dash.start_live()
+    sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
+    main = pn.Column(
+        *dash.main(),
+        sizing_mode="stretch_width",
+        margin=(10, 10),
+        styles={"flex": "1 1 560px", "min-width": "300px"},
+    )  # beside the filters; below on a phone
+    page = pn.Column(
+        _header(dash.user, dark),
+        pn.FlexBox(
+            sidebar,
+            main,
+            flex_wrap="wrap",
+            sizing_mode="stretch_width",
+            align_items="flex-start",
+            styles={"flex-wrap": "wrap"},
+        ),
+        sizing_mode="stretch_width",
+        margin=0,
+    )
+    page.dashboard = dash  # tests and the benchmark reach the session's state through this
+    return page

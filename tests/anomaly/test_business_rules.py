@@ -1,0 +1,143 @@
+"""The business rule-set options: extends, calendars, volume-aware error scale, trimmed/adjusted
+seasonal expectation. Synthetic series, each test small."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpi_lib.anomaly import BUSINESS_RULES, detect, load_rules
+from kpi_lib.anomaly.baseline import _seasonal
+from kpi_lib.anomaly.rules import BUSINESS_DAILY, Calendar, calendar_days
+from kpi_lib.errors import DetectError
+
+
+def _poisson_hours(amplitude: float, seed: int, days: int = 70) -> pd.Series:
+    """Orders per hour of a small shop: 0 at night, `amplitude` at the afternoon peak."""
+    idx = pd.date_range("2024-01-01", periods=24 * days, freq="h")
+    lam = np.clip(amplitude * np.sin((idx.hour.to_numpy() - 6) / 16 * np.pi), 0, None) + 0.05
+    return pd.Series(np.random.default_rng(seed).poisson(lam).astype(float), index=idx)
+
+
+def _daily_orders(days: int = 500, seed: int = 0) -> pd.Series:
+    idx = pd.date_range("2024-05-01", periods=days, freq="D")
+    rng = np.random.default_rng(seed)
+    weekly = np.where(idx.dayofweek >= 5, 1.15, 1.0)
+    return pd.Series(rng.poisson(400 * weekly).astype(float), index=idx)
+
+
+def test_business_built_ins_exist_for_sums_and_ratios():
+    assert BUSINESS_RULES == {"additive": {"hour": "business_hourly", "day": "business_daily"},
+                              "ratio": {"hour": "business_hourly_ratio", "day": "business_daily_ratio"}}
+    for kind in BUSINESS_RULES.values():
+        for name in kind.values():
+            rs = load_rules(name)
+            assert rs.calendar.days == ("retail",) and load_rules(rs.to_dict()) == rs
+
+
+def test_extends_replaces_parts_of_a_built_in():
+    rs = load_rules({"extends": "business_daily", "calendar": {"days": ["retail", "07-15"]},
+                     "expected": {"min_rows": 90}})
+    base = load_rules("business_daily")
+    assert rs.name == "business_daily (custom)" and rs.steps == base.steps
+    assert rs.calendar == Calendar(days=("retail", "07-15"), before=1, after=1)  # merged key by key
+    assert rs.expected.min_rows == 90 and rs.expected.cycles == base.expected.cycles
+    only_trend = load_rules({"extends": "business_daily", "steps": [BUSINESS_DAILY["steps"][-1]]})
+    assert [s.name for s in only_trend.steps] == ["trend"]
+    with pytest.raises(DetectError, match="extends must name a built-in"):
+        load_rules({"extends": "fancy"})
+
+
+def test_calendar_knows_the_moving_holidays():
+    days = calendar_days(Calendar(days=("black_friday", "cyber_monday", "07-15", "2025-03-03")),
+                         pd.Timestamp("2024-01-01"), pd.Timestamp("2025-12-31"))
+    assert {"2024-11-29", "2025-11-28", "2024-12-02", "2025-12-01", "2024-07-15", "2025-07-15",
+            "2025-03-03"} == set(days.strftime("%Y-%m-%d"))
+    wide = calendar_days(Calendar(days=("christmas",), before=1, after=1), pd.Timestamp("2025-01-01"),
+                         pd.Timestamp("2025-12-31"))
+    assert list(wide.strftime("%m-%d")) == ["12-24", "12-25", "12-26"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"calendar": ["easter"]}, "neither a holiday name"),
+    ({"calendar": {"days": ["retail"], "before": -1}}, "zero or more"),
+    ({"calendar": {"days": ["retail"], "around": 1}}, "unknown key"),
+    ({"expected": {"scale": "poisson"}}, "expected.scale must be one of"),
+    ({"expected": {"average": "mode"}}, "expected.average must be one of"),
+])
+def test_bad_business_options_say_what_is_wrong(spec, message):
+    with pytest.raises(DetectError, match=message):
+        load_rules({"steps": [{"name": "a", "detector": "QuantileAD"}], **spec})
+
+
+def test_black_friday_is_a_known_day_not_an_incident():
+    s = _daily_orders()
+    bf = pd.Timestamp("2024-11-29")
+    s[bf] *= 2.3
+    s[bf + pd.Timedelta(days=3)] *= 1.9  # Cyber Monday
+    s[pd.Timestamp("2025-07-15")] *= 0.3  # an ordinary day that really is broken
+    known = detect(s, "business_daily")
+    unknown = detect(s, {"extends": "business_daily", "calendar": []})
+    assert known.loc[bf - pd.Timedelta(days=1):bf + pd.Timedelta(days=5), "is_anomaly"].sum() == 0
+    assert known.loc[bf, "score"] == 0
+    assert known.loc["2025-07-15", "is_anomaly"] == 1
+    assert unknown.loc[bf:bf + pd.Timedelta(days=3), "is_anomaly"].sum() >= 1
+
+
+def test_quiet_hours_of_a_small_shop_do_not_flood():
+    """0-3 orders an hour: the default rule set alarms on Poisson noise, business_hourly does not."""
+    default = business = 0
+    for seed in range(6):
+        s = _poisson_hours(2.5, seed)
+        default += int(detect(s)["is_anomaly"].sum())
+        business += int(detect(s, "business_hourly")["is_anomaly"].sum())
+    assert business == 0
+    assert default >= 5
+
+
+def test_a_real_outage_of_a_mid_sized_count_series_is_still_found():
+    s = _poisson_hours(40, seed=1)
+    at = s.index.get_loc(pd.Timestamp("2024-02-27 12:00"))
+    s.iloc[at:at + 4] = np.round(s.iloc[at:at + 4] * 0.1)
+    out = detect(s, "business_hourly")
+    assert out["is_anomaly"].sum() == 1
+    onset = out.index[out["is_anomaly"] == 1][0]
+    assert s.index[at] <= onset <= s.index[at + 2] and out.loc[onset, "rule"].startswith("drop")
+
+
+def test_ratios_of_a_few_orders_stay_quiet_with_the_ratio_rules():
+    flagged = {"default": 0, "business_hourly_ratio": 0}
+    for seed in range(4):
+        rng = np.random.default_rng(100 + seed)
+        sold = rng.poisson(_poisson_hours(5, seed).to_numpy() + 0.5)
+        back = rng.binomial(sold, 0.1)
+        ratio = pd.Series(np.where(sold > 0, back / np.maximum(sold, 1), np.nan), index=_poisson_hours(5, 0).index)
+        ratio.iloc[-200] = 3.0  # one hour with 1 sold and 3 returned: noise, not an incident
+        for name in flagged:
+            flagged[name] += int(detect(ratio, name)["is_anomaly"].sum())
+    assert flagged["business_hourly_ratio"] == 0
+    assert flagged["default"] >= 1
+
+
+def test_trimmed_and_level_adjusted_seasonal_expectation():
+    day = pd.Timedelta("1D").value
+    ts = np.arange(10) * day
+    x = np.array([1.0, 2, 3, 100, 5, 6, 7, 8, 9, 10])
+    # row 9, 8 cycles of one day back: values 2..9 with the outlier 100 -> trimmed drops 2, 3 and 9, 100
+    assert _seasonal(ts, x, day, 8, how="trimmed")[9] == pytest.approx(np.mean([5, 6, 7, 8]))
+    assert _seasonal(ts, x, day, 8, how="median")[9] == pytest.approx(6.5)
+    assert np.isnan(_seasonal(ts, x, day, 8, how="mean")[1])  # one cycle is not enough for a mean
+    level = np.arange(1.0, 11.0)  # the level doubled between row 4 and row 9
+    adjusted = _seasonal(ts, x, day, 1, level=level)
+    assert adjusted[9] == pytest.approx(9 * 10 / 9)
+
+
+def test_growth_does_not_bias_the_adjusted_daily_expectation():
+    idx = pd.date_range("2024-01-01", periods=300, freq="D")
+    growth = np.exp(np.arange(300) * 0.004)  # +2.8% a week
+    s = pd.Series(1000 * growth * np.where(idx.dayofweek >= 5, 1.2, 1.0), index=idx)
+    plain = detect(s, {"extends": "business_daily", "expected": {"adjust": False}})
+    adjusted = detect(s, "business_daily")
+    bias = lambda out: float(((out["value"] - out["expected"]) / out["value"]).iloc[100:].mean())  # noqa: E731
+    assert bias(plain) > 0.05 and abs(bias(adjusted)) < 0.01

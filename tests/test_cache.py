@@ -1,0 +1,114 @@
+"""The cache: L1 bounds, versioned keys, and L2 shared between processes through a real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pandas as pd
+import pytest
+
+from kpi_lib import cache, config, kpis
+
+
+def test_arrow_round_trip_keeps_types_and_metadata():
+    df = pd.DataFrame(
+        {
+            "period": pd.to_datetime(["2025-01-01", "2025-01-02"]),
+            "region": ["A", "B"],
+            "value": [1.5, float("nan")],
+        }
+    )
+    out, meta = cache.decode(cache.encode(df, {"sql": "select 1", "entries": ["x"]}))
+    pd.testing.assert_frame_equal(out, df)
+    assert meta == {"sql": "select 1", "entries": ["x"]}
+
+
+def test_l1_evicts_least_recently_used_within_its_memory_bound(monkeypatch):
+    monkeypatch.setenv("KPI_CACHE_MAX_MB", "1")
+    config.reset()
+    l1 = cache._L1()
+    try:
+        big = 400 * 1024
+        l1.put("a", "A", big)
+        l1.put("b", "B", big)
+        assert l1.get("a") == "A"  # a is now the most recently used
+        l1.put("c", "C", big)  # over 1 MB: b goes
+        assert l1.get("b") is None and l1.get("a") == "A" and l1.get("c") == "C"
+        assert l1.bytes <= 1024 * 1024
+    finally:
+        monkeypatch.undo()
+        config.reset()
+
+
+def test_l1_entries_expire(monkeypatch):
+    monkeypatch.setenv("KPI_CACHE_TTL_S", "0")
+    config.reset()
+    try:
+        l1 = cache._L1()
+        l1.put("k", "v", 10)
+        assert l1.get("k") is None
+    finally:
+        monkeypatch.undo()
+        config.reset()
+
+
+def test_warm_query_is_answered_from_l1_with_the_same_numbers(demo):
+    cold = kpis.query("revenue", "month", by=["channel"], start="2000-01-01", end="2100-01-01")
+    warm = kpis.query("revenue", "month", by=["channel"], start="2000-01-01", end="2100-01-01")
+    assert warm.cache_level == "L1"
+    pd.testing.assert_frame_equal(cold.df, warm.df)
+    assert warm.sql == cold.sql and warm.catalog_entries == cold.catalog_entries
+
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+CHILD = """
+import json, sys
+import kpi_lib
+from kpi_lib import cache
+r = kpi_lib.query("orders", "week", by=["region"], start="2000-01-01", end="2100-01-01")
+print(json.dumps({"level": r.cache_level, "total": float(r.df["value"].sum()), "hits": cache.stats.hits}))
+"""
+
+
+@pytest.mark.external
+def test_two_processes_share_l2_through_redis(demo):
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.skip(f"no Redis at {REDIS_URL} ({exc})")
+    client.flushdb()
+    env = {**os.environ, "REDIS_URL": REDIS_URL, "KPI_CACHE_MAX_MB": "64"}
+    # a fresh catalog path per run would change nothing; a fresh Redis db makes the first miss certain
+
+    def child() -> dict:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = child(), child()
+    assert first["level"] in ("L3", "L4", "L3+L4")  # computed by the first process
+    assert second["level"] == "L2"  # served to a different process from Redis
+    assert second["total"] == first["total"]
+    assert any(k.startswith(b"kpi:q:") for k in client.keys("*"))
+    client.flushdb()
+
+
+def test_redis_down_degrades_to_l1(demo, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    config.reset()
+    try:
+        r = kpis.query("units", "total", where={"region": f"nowhere-{uuid.uuid4().hex}"})  # an L1 miss
+        assert r.value == 0.0 and r.cache_level in ("L3", "L4", "L3+L4")
+    finally:
+        monkeypatch.undo()
+        config.reset()
+        cache._redis_down_until = 0.0

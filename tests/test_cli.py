@@ -1,0 +1,84 @@
+"""The `kpi` command, run as a user runs it: a real subprocess against the session warehouse."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+KPI = [str(Path(sys.executable).with_name("kpi"))]
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*KPI, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kpi {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def test_query_csv_has_period_first_dimensions_then_value(demo):
+    out = run("query", "revenue", "--grain", "month", "--by", "region", "--format", "csv").stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["period", "region", "value"]
+    assert len(rows) > 5 and all(len(r) == 3 for r in rows)
+    float(rows[1][2])
+
+
+def test_query_json_carries_provenance(demo):
+    out = json.loads(
+        run("query", "orders", "--grain", "total", "--where", "region=Europe", "--format", "json").stdout
+    )
+    prov = out["provenance"]
+    assert prov["catalog_entries"][0] == "sales_daily" and "any(:w_region)" in prov["sql"]
+    assert out["data"][0]["value"] > 0
+
+
+def test_bad_kpi_exits_2_with_the_valid_names(demo):
+    proc = run("query", "profit", check=False)
+    assert proc.returncode == 2 and "KPIs: revenue" in proc.stderr
+
+
+def test_status_counts_rows_per_layer(demo):
+    info = json.loads(run("status", "--json").stdout)
+    assert info["server"]["running"]
+    rows = {t["table"]: t["rows"] for t in info["tables"]}
+    assert rows["silver.order_lines"] >= demo.lines and rows["gold.sales_hourly"] > 0
+    assert info["freshness"]["version"] >= 1
+
+
+def test_sql_runs_one_statement(demo):
+    out = run("sql", "select count(*) as n from ops.anomaly_labels").stdout
+    assert str(demo.anomalies) in out
+
+
+def test_load_command_prints_loaded_and_rejected(demo, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("order,date,qty,price\nA1,2012-01-01 10:00,1,5\nA2,2012-01-01 11:00,x,5\n")
+    out = run("load", "lines", str(path)).stdout
+    assert "loaded 1" in out and "rejected 1" in out and "quantity is not a number" in out
+
+
+def test_demo_in_a_fresh_home_loads_and_prints_a_working_login(tmp_path):
+    """`kpi demo` on an empty KPI_HOME: its own embedded server, the data, and a login that works."""
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)
+    tmp_path.chmod(0o755)
+    env = {**os.environ, "KPI_HOME": str(home)}
+    env.pop("XDG_RUNTIME_DIR", None)
+    try:
+        out = subprocess.run([*KPI, "demo", "--lines", "4000", "--days", "20"], capture_output=True, text=True,
+                             env=env, timeout=600)
+        assert out.returncode == 0, out.stderr
+        assert "loaded 4," in out.stdout or "loaded 3," in out.stdout
+        password = out.stdout.split("password ")[1].split()[0]
+        check = subprocess.run(
+            [sys.executable, "-c", f"from kpi_lib import auth; print(auth.verify('demo', {password!r}) is not None)"],
+            capture_output=True, text=True, env=env, timeout=120)
+        assert check.stdout.strip() == "True", check.stderr
+    finally:
+        subprocess.run([*KPI, "stop"], env=env, capture_output=True, timeout=120)

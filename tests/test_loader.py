@@ -1,0 +1,127 @@
+"""Bring your own data: a messy export loads its good rows, rejects the rest with reasons, loses nothing."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+import pytest
+
+from kpi_lib import kpis, loader
+from kpi_lib.errors import LoadError
+
+MESSY = textwrap.dedent("""\
+    InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+    536365.0,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850.0,United Kingdom
+    536365.0,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom
+    536366,22633,HAND WARMER UNION JACK,6,12/1/2010 8:28,1.85,,United Kingdom
+    C536379,D,Discount,-1,12/1/2010 9:41,27.50,14527.0,United Kingdom
+    536367,84879,,32,12/1/2010 8:34,1.69,13047,France
+    536368,22960,JAM MAKING SET,3,not a date,4.25,13047,France
+    536369,22913,RED COAT RACK,2,12/1/2010 8:35,abc,13047,France
+    536370,22086,PAPER CHAIN KIT,1,12/1/2010 8:45,-11062.06,,United Kingdom
+    ,22900,SET 2 TEA TOWELS,4,12/1/2010 8:45,2.95,12583,France
+    536371,22914,BLUE COAT RACK,2,2010-12-01T09:00:00+01:00,4.95,12583,France
+""")
+
+
+@pytest.fixture()
+def messy_csv(tmp_path):
+    path = tmp_path / "online_retail.csv"
+    path.write_text(MESSY)
+    return path
+
+
+def test_messy_export_loads_good_rows_and_rejects_bad_ones(demo, db, messy_csv):
+    summary = loader.load_lines_file(messy_csv)
+    assert summary.rows == 10
+    assert summary.loaded + summary.rejected == summary.rows
+    assert (summary.loaded, summary.rejected) == (6, 4)
+    assert summary.mapping["order_id"] == "InvoiceNo" and summary.mapping["region"] == "Country"
+
+    rejects = db.execute(
+        "select row_number, reason from bronze.rejects where source = %s order by row_number",
+        [f"file:{messy_csv.name}"],
+    ).fetchall()
+    assert [r[0] for r in rejects] == [7, 8, 9, 10]
+    reasons = " | ".join(r[1] for r in rejects)
+    assert "ordered_at 'not a date' is not a date/time" in reasons
+    assert "unit_price 'abc' is not a number" in reasons
+    assert "unit_price -11062.06 is negative" in reasons
+    assert "order_id is empty" in reasons
+
+    # float ids lost their '.0'; the guest order has no customer; blanks got defaults
+    orders = dict(
+        db.execute(
+            "select order_id, customer_id from silver.orders where source = %s", [f"file:{messy_csv.name}"]
+        ).fetchall()
+    )
+    assert orders == {
+        "536365": "17850",
+        "536366": None,
+        "C536379": "14527",
+        "536367": "13047",
+        "536371": "12583",
+    }
+    name = db.execute("select product_name from silver.order_lines where order_id = '536367'").fetchone()[0]
+    assert name == "84879"
+    # the cancellation is a return: negative quantity, an order without a sale
+    assert db.execute("select has_sale, status from silver.orders where order_id = 'C536379'").fetchone() == (
+        False,
+        "returned",
+    )
+    # an explicit offset is honoured (09:00+01:00 is 08:00 UTC)
+    at = db.execute("select ordered_at from silver.orders where order_id = '536371'").fetchone()[0]
+    assert at.isoformat() == "2010-12-01T08:00:00+00:00"
+
+
+def test_gold_reflects_the_loaded_file(demo, messy_csv):
+    loader.load_lines_file(messy_csv)
+    r = kpis.query("revenue", "total", start="2010-12-01", end="2010-12-02", by=["region"])
+    got = dict(zip(r.df["region"], r.df["value"], strict=True))
+    uk = 6 * 2.55 + 6 * 3.39 + 6 * 1.85 - 27.50
+    fr = 32 * 1.69 + 2 * 4.95
+    assert got == pytest.approx({"United Kingdom": uk, "France": fr})
+    orders = kpis.query("orders", "total", start="2010-12-01", end="2010-12-02").value
+    assert orders == 4  # the cancellation is not an order
+
+
+def test_reloading_a_file_replaces_its_orders(demo, db, messy_csv):
+    loader.load_lines_file(messy_csv)
+    again = loader.load_lines_file(messy_csv)
+    assert again.replaced_orders == 5
+    n = db.execute(
+        "select count(*) from silver.order_lines where order_id in ('536365', '536366')"
+    ).fetchone()[0]
+    assert n == 3
+
+
+def test_explicit_mapping_and_parquet(demo, tmp_path):
+    df = pd.DataFrame(
+        {
+            "id": [1.0, 1.0, 2.0],
+            "when": ["2011-03-01 10:00"] * 3,
+            "n": [1, 2, 3],
+            "p": [10.0, 20.0, 5.0],
+            "cat": ["Tools", "Tools", ""],
+        }
+    )
+    path = tmp_path / "export.parquet"
+    df.to_parquet(path)
+    summary = loader.load_lines_file(
+        path, {"order_id": "id", "ordered_at": "when", "quantity": "n", "unit_price": "p", "category": "cat"}
+    )
+    assert (summary.loaded, summary.rejected) == (3, 0)
+    r = kpis.query("revenue", "total", start="2011-03-01", end="2011-03-02", by=["category"])
+    assert dict(zip(r.df["category"], r.df["value"], strict=True)) == {"Tools": 50.0, "Unknown": 15.0}
+
+
+def test_missing_required_column_names_the_columns(demo, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(
+        LoadError, match=r"Cannot find column\(s\) for order_id, ordered_at, quantity, unit_price.*a, b"
+    ):
+        loader.load_lines_file(path)
+    with pytest.raises(LoadError, match="not in the file"):
+        loader.load_lines_file(path, {"order_id": "zzz"})

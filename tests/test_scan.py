@@ -1,0 +1,123 @@
+"""Scanning the warehouse: incidents found on gold series, stored once, explained with numbers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpi_lib import kpis, loader
+from kpi_lib.anomaly.scan import rules_for, severity
+from kpi_lib.anomaly.scan import scan
+
+
+@pytest.fixture(scope="module")
+def outage(demo, tmp_path_factory):
+    """Sixty days of a steady region with a daily rhythm, then five hours with no orders at all."""
+    region = f"Scan-{uuid.uuid4().hex[:6]}"
+    end = kpis.floor_period(kpis.local_now(), "hour") - timedelta(hours=3)
+    hours = pd.date_range(end - timedelta(days=60), end, freq="h", inclusive="left")
+    rng = np.random.default_rng(5)
+    rhythm = 20 + 15 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi)
+    counts = rng.poisson(rhythm)
+    down_from = hours[-10]
+    counts[(hours >= down_from) & (hours < down_from + timedelta(hours=5))] = 0
+    times = np.repeat(hours.to_numpy(), counts) + (rng.random(counts.sum()) * 3.6e12).astype(
+        "timedelta64[ns]"
+    )
+    df = pd.DataFrame(
+        {
+            "order_id": [f"{region}-{i}" for i in range(len(times))],
+            "ordered_at": pd.to_datetime(times).strftime("%Y-%m-%d %H:%M:%S"),
+            "quantity": 1,
+            "unit_price": 25.0,
+            "region": region,
+            "channel": "Web",
+        }
+    )
+    path = tmp_path_factory.mktemp("scan") / "steady.csv"
+    df.to_csv(path, index=False)
+    loader.load_lines_file(path)
+    expected_hour = float(np.mean(rhythm[hours.hour.to_numpy() == down_from.hour]))
+    return region, down_from.to_pydatetime(), expected_hour
+
+
+def _scan(region, since):
+    return scan(["orders"], since=since, grains=("hour",), dimensions={"hour": ("region",)})
+
+
+def test_an_outage_becomes_one_incident_with_the_right_numbers(outage, db):
+    region, down_from, expected = outage
+    res = _scan(region, down_from - timedelta(days=2))
+    rows = db.execute(
+        "select started_at, ended_at, value, expected, deviation_pct, severity, explanation from ops.anomalies "
+        "where series_key = %s order by started_at",
+        [f"orders|hour|region={region}"],
+    ).fetchall()
+    assert res.series >= 1 and rows, "the outage was not found"
+    started, ended, value, exp, dev, severity, explanation = rows[0]
+    assert abs(started.replace(tzinfo=None) - down_from) <= timedelta(hours=1)
+    assert value == 0 and dev == pytest.approx(-100.0)
+    assert exp == pytest.approx(expected, rel=0.35)
+    assert severity == "high"  # a 100% drop is high whatever the noise
+    assert explanation.startswith(f"Orders in {region} was 100% below the expected")
+    assert len(rows) == 1, f"more than one incident: {rows}"
+
+
+def test_scanning_again_updates_but_never_duplicates(outage, db):
+    region, down_from, _ = outage
+    key = f"orders|hour|region={region}"
+    _scan(region, down_from - timedelta(days=2))
+    before = db.execute("select count(*) from ops.anomalies where series_key = %s", [key]).fetchone()[0]
+    again = _scan(region, down_from - timedelta(days=2))
+    after = db.execute("select count(*) from ops.anomalies where series_key = %s", [key]).fetchone()[0]
+    assert before == after == 1
+    assert again.new == 0  # everything it found was stored by the first scan
+    assert again.updated >= 1
+
+
+def test_a_status_set_by_a_person_survives_a_rescan(outage, db):
+    from kpi_lib import alerts
+
+    region, down_from, _ = outage
+    key = f"orders|hour|region={region}"
+    _scan(region, down_from - timedelta(days=2))
+    anomaly_id = db.execute("select id from ops.anomalies where series_key = %s", [key]).fetchone()[0]
+    alerts.acknowledge(anomaly_id, "tester", "looking into it")
+    _scan(region, down_from - timedelta(days=2))
+    status, who = db.execute(
+        "select status, acknowledged_by from ops.anomalies where id = %s", [anomaly_id]
+    ).fetchone()
+    assert (status, who) == ("acknowledged", "tester")
+
+
+def test_rules_come_from_the_catalog_per_grain(demo):
+    k = kpis.get("gross_margin")
+    assert rules_for(k, "hour") is None  # not scanned hourly: too noisy in small slices
+    assert rules_for(k, "day")["extends"] == "business_daily_ratio"
+    assert rules_for(kpis.get("orders"), "minute")["expected"]["scale"] == "volume"
+
+
+def test_severity_rises_with_business_impact():
+    from kpi_lib.anomaly.incidents import Incident
+
+    inc = Incident(
+        start=0,
+        peak=0,
+        end=None,
+        value=0.0,
+        expected=10.0,
+        lower=5.0,
+        upper=15.0,
+        deviation_pct=-100.0,
+        score=1.1,
+        severity="low",
+        rule="drop",
+        explanation="",
+    )
+    assert severity(inc) == "high"
+    assert severity(inc.__class__(**{**inc.__dict__, "deviation_pct": -30.0})) == "medium"
+    assert severity(inc.__class__(**{**inc.__dict__, "deviation_pct": -10.0})) == "low"

@@ -1,0 +1,274 @@
+"""Real-time ingestion and notifications, against the real session warehouse."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from kpi_lib import kpis, stream, warehouse
+
+
+def _event(
+    order_id: str,
+    at: datetime,
+    price: float = 10.0,
+    qty: float = 2,
+    customer: str | None = "C900001",
+    region: str = "Europe",
+    event_id: str | None = None,
+    category: str = "Electronics",
+) -> dict:
+    return {
+        "event_id": event_id or f"ev-{order_id}",
+        "order_id": order_id,
+        "ordered_at": at.isoformat(),
+        "customer_id": customer,
+        "region": region,
+        "channel": "Web",
+        "lines": [
+            {
+                "product_id": "P1001",
+                "product_name": "Test Widget",
+                "category": category,
+                "quantity": qty,
+                "unit_price": price,
+                "discount": 0.0,
+                "unit_cost": price / 2,
+            }
+        ],
+    }
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture()
+def recent():
+    """A time in the last closed hour, so these events land in the present but not the future."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
+
+
+def test_next_query_sees_ingested_events_and_closed_periods_stay_cached(demo, recent):
+    day = recent.date()
+    before = kpis.query("revenue", "total", start=day, end=day + timedelta(days=1)).value
+    closed = kpis.query("revenue", "total", start="2000-01-01", end=day - timedelta(days=3))
+    res = stream.ingest([_event(f"S{_uid()}", recent, price=100.0, qty=3)], source="test")
+    assert (res.loaded, res.rejected) == (1, 0) and res.version
+    after = kpis.query("revenue", "total", start=day, end=day + timedelta(days=1))
+    assert after.value == pytest.approx(before + 300.0)
+    assert after.cache_level in ("L4", "L3+L4")  # recomputed, not served stale from the cache
+    again = kpis.query("revenue", "total", start="2000-01-01", end=day - timedelta(days=3))
+    assert again.cache_level == "L1" and again.value == closed.value
+
+
+def test_redelivered_events_do_not_double_count(demo, recent):
+    events = [_event(f"D{_uid()}", recent + timedelta(seconds=i), price=7.0) for i in range(5)]
+    day = recent.date()
+    before = kpis.query("orders", "total", start=day, end=day + timedelta(days=1)).value
+    first = stream.ingest(events, source="test")
+    second = stream.ingest(events + events[:2], source="test")
+    assert (first.loaded, first.duplicates) == (5, 0)
+    assert (second.loaded, second.duplicates, second.rejected) == (0, 7, 0)
+    after = kpis.query("orders", "total", start=day, end=day + timedelta(days=1)).value
+    assert after == before + 5
+
+
+def test_malformed_events_are_rejected_with_reasons_and_the_rest_lands(demo, db, recent):
+    tag = _uid()
+    good = _event(f"G{tag}", recent, price=5.0)
+    bad = [
+        {"event_id": f"b1{tag}", "order_id": f"B1{tag}", "lines": [{"quantity": 1, "unit_price": 1}]},
+        {**_event(f"B2{tag}", recent), "ordered_at": "yesterday at noon", "event_id": f"b2{tag}"},
+        {
+            **_event(f"B3{tag}", recent),
+            "event_id": f"b3{tag}",
+            "lines": [{"quantity": "two", "unit_price": 1}],
+        },
+        {**_event(f"B4{tag}", recent), "event_id": f"b4{tag}", "lines": [{"quantity": 1, "unit_price": -4}]},
+        "{not json",
+        {**_event(f"G{tag}", recent), "event_id": f"other{tag}"},  # same order, another event id
+    ]
+    res = stream.ingest([good, *bad], source=f"test-{tag}")
+    assert (res.loaded, res.rejected) == (1, 6)
+    rows = dict(
+        db.execute(
+            "select coalesce(event_id, '-'), reason from bronze.rejects where source = %s", [f"test-{tag}"]
+        ).fetchall()
+    )
+    assert rows[f"b1{tag}"] == "missing field 'ordered_at'"
+    assert rows[f"b2{tag}"] == "ordered_at 'yesterday at noon' is not an ISO-8601 time"
+    assert rows[f"b3{tag}"] == "lines[0].quantity 'two' is not a number"
+    assert rows[f"b4{tag}"] == "lines[0].unit_price is negative (-4)"
+    assert rows["-"].startswith("not valid JSON")
+    assert rows[f"other{tag}"] == f"order G{tag} already exists (from event ev-G{tag})"
+    landed = db.execute("select count(*) from silver.orders where order_id = %s", [f"G{tag}"]).fetchone()[0]
+    raw = db.execute("select count(*) from bronze.events where source = %s", [f"test-{tag}"]).fetchone()[0]
+    assert landed == 1 and raw == 1
+
+
+def test_incremental_gold_equals_a_full_recompute(demo, db, recent):
+    """The streaming path adds deltas; recomputing the same hours from silver must agree exactly."""
+    tag = _uid()
+    late_first = recent - timedelta(hours=3)  # a late event that becomes a customer's first order
+    events = [
+        _event(
+            f"I{tag}{i}",
+            recent + timedelta(minutes=i),
+            price=3.0 + i,
+            customer=f"CNEW{tag}{i % 3}",
+            region=["Europe", "Asia Pacific"][i % 2],
+            category=["Books", "Grocery"][i % 2],
+        )
+        for i in range(12)
+    ]
+    events.append(_event(f"I{tag}late", late_first, price=11.0, customer=f"CNEW{tag}0"))
+    events.append(
+        {
+            **_event(f"I{tag}ret", recent, customer=f"CNEW{tag}1"),
+            "lines": [{"product_id": "P1001", "quantity": -1, "unit_price": 3.0, "category": "Books"}],
+        }
+    )
+    stream.ingest(events[:6], source="test")
+    stream.ingest(events[6:], source="test")
+    cols = (
+        "revenue, gross_sales, returns_value, units, units_sold, units_returned, orders, customers, "
+        "new_customers, costed_revenue, cost, lines"
+    )
+    window = (recent - timedelta(hours=4), recent + timedelta(hours=1))
+    q = f"select hour, region, channel, {cols} from gold.sales_hourly where hour >= %s and hour < %s order by 1, 2, 3"
+    qc = (
+        "select hour, region, channel, category, revenue, units, orders, lines from gold.category_hourly "
+        "where hour >= %s and hour < %s order by 1, 2, 3, 4"
+    )
+    incremental = db.execute(q, window).fetchall()
+    incremental_cat = db.execute(qc, window).fetchall()
+    with warehouse.connect_raw() as conn:  # recompute in a transaction we roll back
+        conn.execute("select gold.refresh_range(%s, %s)", [window[0], window[1] - timedelta(microseconds=1)])
+        full = conn.execute(q, window).fetchall()
+        full_cat = conn.execute(qc, window).fetchall()
+        conn.rollback()
+    assert len(incremental) == len(full) > 0
+    for a, b in zip(incremental, full, strict=True):
+        assert a[:3] == b[:3]
+        assert a[3:] == pytest.approx(b[3:], rel=1e-9, abs=1e-9), a[:3]
+    assert len(incremental_cat) == len(full_cat) > 0
+    for a, b in zip(incremental_cat, full_cat, strict=True):
+        assert a[:4] == b[:4] and a[4:] == pytest.approx(b[4:], rel=1e-9, abs=1e-9)
+
+
+def test_ingestor_closes_batches_on_time(demo, recent):
+    ing = stream.Ingestor("test-interval", interval_ms=100, max_events=10_000)
+    for i in range(3):
+        ing.put(_event(f"T{_uid()}{i}", recent))
+        time.sleep(0.25)
+    total = ing.close()
+    assert total.loaded == 3 and total.batches == 3  # one batch per 100 ms window, not one at close
+
+
+def test_csv_events_group_lines_into_orders(demo, recent):
+    tag = _uid()
+    text = (
+        "event_id,order_id,ordered_at,customer_id,region,channel,product_id,category,quantity,unit_price\n"
+        f"e1{tag},O1{tag},{recent.isoformat()},C1,Europe,Web,P1,Books,1,5\n"
+        f"e1{tag},O1{tag},{recent.isoformat()},C1,Europe,Web,P2,Books,2,3\n"
+        f"e2{tag},O2{tag},{recent.isoformat()},C2,Europe,Web,P1,Books,1,5\n"
+    )
+    events = list(stream.events_from_csv(text.splitlines(keepends=True)))
+    assert [len(e["lines"]) for e in events] == [2, 1]
+    res = stream.ingest(events, source="test")
+    assert res.loaded == 2
+
+
+def test_subscribers_get_every_version(demo, recent):
+    seen: list[stream.Change] = []
+    sub = stream.subscribe(seen.append)
+    try:
+        assert stream.wait_connected(10)
+        res = stream.ingest([_event(f"N{_uid()}", recent)], source="test-notify")
+        deadline = time.time() + 5
+        while not any(c.version == res.version for c in seen) and time.time() < deadline:
+            time.sleep(0.02)
+        change = next(c for c in seen if c.version == res.version)
+        assert change.source == "test-notify" and change.events == 1 and change.watermark
+    finally:
+        sub.close()
+
+
+def test_subscriber_survives_a_postgres_restart_and_catches_up(demo, recent):
+    seen: list[stream.Change] = []
+    sub = stream.subscribe(seen.append)
+    try:
+        assert stream.wait_connected(10)
+        reconnects = stream._hub.reconnects
+        warehouse.dispose()
+        assert warehouse.stop()
+        warehouse.init()  # starts it again
+        # a change lands before the listener has reconnected: it must not be lost
+        res = stream.ingest([_event(f"R{_uid()}", recent)], source="test-restart")
+        deadline = time.time() + 20
+        while stream.listener_version() < res.version and time.time() < deadline:
+            time.sleep(0.05)
+        assert stream.listener_version() >= res.version
+        assert stream._hub.reconnects > reconnects
+        assert any(c.version >= res.version for c in seen)
+    finally:
+        sub.close()
+
+
+def _rabbit(url: str):
+    pika = pytest.importorskip("pika")
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(url))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no RabbitMQ on {url} ({exc})")
+    return conn
+
+
+@pytest.mark.external
+def test_rabbitmq_round_trip_lands_each_event_exactly_once(demo, db, recent):
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    queue = f"kpi.test.{_uid()}"
+    conn = _rabbit(url)
+    ch = conn.channel()
+    ch.queue_declare(queue=queue, durable=True)
+    tag = _uid()
+    events = [_event(f"M{tag}{i}", recent + timedelta(seconds=i), price=2.0) for i in range(40)]
+    for ev in events + events[:10]:  # the broker redelivers some: they must not count twice
+        ch.basic_publish("", queue, json.dumps(ev).encode())
+    try:
+        res = stream.consume_amqp(url, queue, idle_timeout=1.5)
+        assert res.loaded == 40 and res.duplicates == 10 and res.rejected == 0
+        n = db.execute("select count(*) from silver.orders where order_id like %s", [f"M{tag}%"]).fetchone()[
+            0
+        ]
+        assert n == 40
+        left = ch.queue_declare(queue=queue, durable=True, passive=True).method.message_count
+        assert left == 0, "messages were not acknowledged after their batch committed"
+    finally:
+        ch.queue_delete(queue)
+        conn.close()
+
+
+def test_bad_events_never_break_the_batch_writer(demo, recent):
+    ing = stream.Ingestor("test-bad", interval_ms=50)
+    ing.put(b"\xff\xfe not utf8 json")
+    ing.put(_event(f"X{_uid()}", recent))
+    total = ing.close()
+    assert total.loaded == 1 and total.rejected == 1
+
+
+def test_database_errors_surface_to_the_producer(demo, recent, monkeypatch):
+    def broken(*_a, **_k):
+        raise psycopg.OperationalError("simulated outage")
+
+    monkeypatch.setattr(stream, "write_batch", broken)
+    ing = stream.Ingestor("test-fail", interval_ms=20)
+    ing.put(_event(f"F{_uid()}", recent))
+    with pytest.raises(Exception, match="simulated outage"):
+        ing.close()

@@ -1,0 +1,158 @@
+"""The executive dashboard in a real browser, behind the real login, against the real warehouse."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kpi_lib import kpis, stream
+
+from .conftest import login
+
+pytestmark = pytest.mark.ui
+TIMEOUT = 90_000  # ms; the first session of a cold server imports a lot
+
+
+def tile_full_value(page, kpi: str) -> str:
+    """The exact formatted number a tile shows (its title attribute; the big text is compact)."""
+    el = page.locator(f"[data-kpi-value={kpi}]")
+    el.wait_for(timeout=TIMEOUT)
+    return el.get_attribute("title")
+
+
+def expected(kpi: str, **where) -> str:
+    today = kpis.local_now().date()
+    r = kpis.query(kpi, "total", start=today - timedelta(days=29), end=today + timedelta(days=1), where=where)
+    return kpis.get(kpi).format_value(r.value)
+
+
+def open_dashboard(context, server, query: str = ""):
+    page = context.new_page()
+    login(page, server, f"/panel/executive{query}")
+    page.wait_for_url(re.compile(r".*/panel/executive.*"), timeout=TIMEOUT)
+    page.locator("[data-kpi-value=revenue]").wait_for(timeout=TIMEOUT)
+    return page
+
+
+def test_without_login_you_get_the_login_page(context, server):
+    page = context.new_page()
+    page.goto(f"{server}/panel/executive")
+    assert "/login" in page.url
+    assert page.locator("input[name=password]").is_visible()
+    page.fill("input[name=user]", "ui-exec")
+    page.fill("input[name=password]", "wrong password")
+    page.click("button[type=submit]")
+    assert page.get_by_text("Unknown user or wrong password.").is_visible()
+
+
+def test_tiles_equal_kpi_lib_query(context, server):
+    page = open_dashboard(context, server)
+    for kpi in ("revenue", "orders", "aov", "customers", "return_rate"):
+        assert tile_full_value(page, kpi) == expected(kpi), kpi
+    assert page.get_by_text("Sign out UI Executive").is_visible()
+    assert context.outside_requests == [], f"requests left 127.0.0.1: {context.outside_requests[:5]}"
+
+
+def test_a_filter_changes_the_numbers_and_the_url(context, server):
+    page = open_dashboard(context, server)
+    before = tile_full_value(page, "revenue")
+    page.locator("select", has=page.locator("option", has_text="Middle East")).first.select_option("Europe")
+    page.wait_for_url(re.compile(r".*region=Europe.*"), timeout=TIMEOUT)
+    want = expected("revenue", region="Europe")
+    deadline = time.time() + 60
+    while tile_full_value(page, "revenue") != want and time.time() < deadline:
+        time.sleep(0.25)
+    assert tile_full_value(page, "revenue") == want != before
+    # the URL is a shareable link: opening it shows the same numbers
+    link = page.url
+    other = context.new_page()
+    other.goto(link)
+    other.locator("[data-kpi-value=revenue]").wait_for(timeout=TIMEOUT)
+    assert tile_full_value(other, "revenue") == want
+
+
+def breakdown_rows(page) -> list[list[str]]:
+    table = page.locator("table.panel-df")
+    table.first.wait_for(timeout=TIMEOUT)
+    rows = []
+    for tr in table.first.locator("tbody tr").all():
+        rows.append([c.inner_text().strip() for c in tr.locator("td").all()])
+    return rows
+
+
+def header_cells(page) -> list[str]:
+    return [c.inner_text().strip() for c in page.locator("table.panel-df").first.locator("thead th").all()]
+
+
+def test_drill_down_and_breadcrumb(context, server):
+    page = open_dashboard(context, server)
+    assert header_cells(page)[0] == "Region"
+    top_region = breakdown_rows(page)[0][0]
+    canvases = [c for c in page.locator("canvas").all() if (c.bounding_box() or {}).get("height", 0) > 100]
+    assert len(canvases) >= 2, "the trend and breakdown charts are not on the page"
+    chart = max(canvases, key=lambda c: c.bounding_box()["y"])  # the breakdown is below the trend
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    # bars are sorted largest first: the first one is just right of the y axis
+    page.mouse.click(box["x"] + box["width"] * 0.14, box["y"] + box["height"] * 0.75)
+    crumb = page.get_by_role("button", name=f"› {top_region}")
+    crumb.wait_for(timeout=TIMEOUT)
+    page.wait_for_url(re.compile(r".*drill=region.*"), timeout=TIMEOUT)
+    deadline = time.time() + 30
+    while header_cells(page)[0] != "Category" and time.time() < deadline:
+        time.sleep(0.25)
+    assert header_cells(page)[0] == "Category"
+    page.get_by_role("button", name="All").click()
+    deadline = time.time() + 30
+    while header_cells(page)[0] != "Region" and time.time() < deadline:
+        time.sleep(0.25)
+    assert header_cells(page)[0] == "Region"
+
+
+def test_exported_csv_holds_the_rows_on_screen(context, server):
+    page = open_dashboard(context, server)
+    shown = breakdown_rows(page)
+    with page.expect_download(timeout=TIMEOUT) as dl:
+        page.get_by_role("button", name="Table as CSV").click()
+    data = list(csv.reader(io.StringIO(open(dl.value.path(), encoding="utf-8").read())))
+    assert data[0] == ["Region", "Revenue"]
+    assert [r[0] for r in data[1:]] == [r[0] for r in shown]
+    k = kpis.get("revenue")
+    assert [k.format_value(float(r[1])) for r in data[1:]] == [r[1] for r in shown]
+    with page.expect_download(timeout=TIMEOUT) as dl:
+        page.get_by_role("button", name="Charts as PNG").click()
+    assert open(dl.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download(timeout=TIMEOUT) as dl:
+        page.get_by_role("button", name="Everything as XLSX").click()
+    assert open(dl.value.path(), "rb").read(2) == b"PK"
+
+
+def test_new_data_appears_without_reload(context, server):
+    page = open_dashboard(context, server)
+    before = tile_full_value(page, "orders")
+    at = datetime.now(UTC) - timedelta(seconds=30)
+    stream.ingest(
+        [
+            {
+                "event_id": f"ui-{at.timestamp()}",
+                "order_id": f"UI{at.timestamp()}",
+                "ordered_at": at.isoformat(),
+                "customer_id": "CUI1",
+                "region": "Europe",
+                "channel": "Web",
+                "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 12345.0}],
+            }
+        ],
+        source="ui-test",
+    )
+    want = expected("orders")
+    assert want != before
+    deadline = time.time() + 30
+    while tile_full_value(page, "orders") != want and time.time() < deadline:
+        time.sleep(0.1)
+    assert tile_full_value(page, "orders") == want
