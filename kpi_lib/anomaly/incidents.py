@@ -78,6 +78,22 @@ def mark(fired: np.ndarray, score: np.ndarray, outside: np.ndarray, recover: int
     return ids
 
 
+def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int) -> int:
+    """The row furthest outside the expected band, measured in band half-widths.
+
+    Rolling rules keep scoring after the worst hour, so the highest score can sit on an ordinary
+    row; people expect an incident's numbers to be those of its worst period.
+    """
+    x = frame["value"].to_numpy(dtype=float)[rows]
+    exp = frame["expected"].to_numpy(dtype=float)[rows]
+    lo = frame["lower"].to_numpy(dtype=float)[rows]
+    hi = frame["upper"].to_numpy(dtype=float)[rows]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        far = np.abs(x - exp) / np.maximum((hi - lo) / 2, 1e-12)
+    far = np.where(((x < lo) | (x > hi)) & np.isfinite(far), far, -np.inf)
+    return int(rows[int(np.argmax(far))]) if np.isfinite(far).any() else int(default)
+
+
 def build(frame: pd.DataFrame, ids: np.ndarray, *, label: str | None = None,
           fmt: explain.Formatter | None = None) -> list[Incident]:
     """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids."""
@@ -89,14 +105,15 @@ def build(frame: pd.DataFrame, ids: np.ndarray, *, label: str | None = None,
         rows = np.flatnonzero(ids == k)
         first, final = rows[0], rows[-1]
         scores = frame["score"].to_numpy()[rows]
-        p = rows[int(np.nanargmax(np.where(np.isfinite(scores), scores, -np.inf)))]
+        best = int(np.nanargmax(np.where(np.isfinite(scores), scores, -np.inf)))
+        p = _worst_outside(frame, rows, default=rows[best])
         value, exp = float(frame["value"].iat[p]), float(frame["expected"].iat[p])
         lo, hi = float(frame["lower"].iat[p]), float(frame["upper"].iat[p])
         still = final == len(ids) - 1
         pct = (value - exp) / abs(exp) * 100 if math.isfinite(exp) and abs(exp) > 1e-12 else None
         text = explain.sentence(label=label, value=value, expected=exp, lower=lo, upper=hi, start=idx[first],
                                 end=None if still else idx[final], ongoing=still, fmt=fmt)
-        peak_score = float(frame["score"].iat[p])
+        peak_score = float(scores[best])
         out.append(Incident(start=idx[first], peak=idx[p], end=None if still else idx[final], value=value,
                             expected=exp, lower=lo, upper=hi, deviation_pct=pct, score=peak_score,
                             severity=severity_of(peak_score), rule=str(frame["rule"].iat[first]),
