@@ -121,3 +121,22 @@ def test_severity_rises_with_business_impact():
     assert severity(inc) == "high"
     assert severity(inc.__class__(**{**inc.__dict__, "deviation_pct": -30.0})) == "medium"
     assert severity(inc.__class__(**{**inc.__dict__, "deviation_pct": -10.0})) == "low"
+
+
+def _minute_series(burst: float) -> pd.Series:
+    """Ten orders a minute; a five-fold burst at row 200; a four-fold surge from row 400."""
+    rng = np.random.default_rng(7)
+    x = rng.poisson(10, 420).astype(float)
+    x[200:210] *= burst
+    x[400:405] = rng.poisson(40, 5)
+    return pd.Series(x, pd.date_range("2026-01-01", periods=420, freq="min"))
+
+
+@pytest.mark.parametrize("burst", [1, 5])
+def test_live_minute_rules_alarm_again_after_an_earlier_burst(demo, burst):
+    from kpi_lib.anomaly import detect
+
+    fr = detect(_minute_series(burst), rules_for(kpis.get("orders"), "minute"))
+    alarms = fr["is_anomaly"].to_numpy()
+    assert alarms[300:400].sum() == 0, "a false alarm in the steady hour before the surge"
+    assert alarms[400:405].sum() == 1, "the surge was not alarmed once"

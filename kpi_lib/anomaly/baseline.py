@@ -74,6 +74,17 @@ def _past_mean(v: np.ndarray, window: int, min_rows: int) -> np.ndarray:
     return pd.Series(v).shift(1).rolling(window, min_periods=min_rows).mean().to_numpy()
 
 
+#: mean |e| / median |e| for normal errors: keeps a median spread on the same scale as the mean
+_MEDIAN_TO_MEAN = 0.7979 / 0.6745
+
+
+def _past_spread(v: np.ndarray, window: int, min_rows: int, how: str) -> np.ndarray:
+    if how == "median":
+        past = pd.Series(v).shift(1).rolling(window, min_periods=min_rows).median().to_numpy()
+        return past * _MEDIAN_TO_MEAN
+    return _past_mean(v, window, min_rows)
+
+
 def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarray | None = None) -> Baseline:
     """Expected value, typical error and winning candidate for every row (causal, vectorised).
 
@@ -103,7 +114,7 @@ def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarra
     source = np.full(n, "", dtype=object)
     min_rows = min(spec.min_rows, spec.history)
     for name, pred in candidates.items():
-        err = _past_mean(np.where(learn, np.abs(x - pred), np.nan), spec.history, min_rows)
+        err = _past_spread(np.where(learn, np.abs(x - pred), np.nan), spec.history, min_rows, spec.spread)
         better = np.nan_to_num(err, nan=np.inf) < best_err
         best_err = np.where(better, err, best_err)
         expected = np.where(better, pred, expected)

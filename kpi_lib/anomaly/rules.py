@@ -48,6 +48,7 @@ REFIT_DETECTORS = ("GeneralizedESDTestAD", "PersistAD", "LevelShiftAD", "Volatil
                    "AutoregressionAD", "SeasonalAD")
 AGGREGATORS = ("OrAggregator", "AndAggregator")
 SCALES = ("global", "volume")
+SPREADS = ("mean", "median")
 AVERAGES = ("median", "mean", "trimmed")
 
 
@@ -73,6 +74,10 @@ class Expected:
     #: with scale "volume": rows expected to hold fewer than this many units (about one order each)
     #: are too small to judge one by one: the z-based steps skip them (residual windows still count)
     min_volume: float = 0.0
+    #: how past |errors| are averaged: "mean", or "median" (rescaled to match the mean for normal
+    #: noise), which a short burst inside `history` cannot inflate: live series that must alarm
+    #: again soon after an incident use it
+    spread: str = "mean"
 
 
 @dataclass(frozen=True)
@@ -474,6 +479,8 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
         raise DetectError(f"expected.average must be one of {', '.join(AVERAGES)}, got {exp['average']!r}.")
     if exp.get("scale", "global") not in SCALES:
         raise DetectError(f"expected.scale must be one of {', '.join(SCALES)}, got {exp['scale']!r}.")
+    if exp.get("spread", "mean") not in SPREADS:
+        raise DetectError(f"expected.spread must be one of {', '.join(SPREADS)}, got {exp['spread']!r}.")
     inc = dict(spec.get("incident") or {})
     _check_keys(inc, set(IncidentRule.__dataclass_fields__), "incident")
     agg = spec.get("aggregate", "OrAggregator")
