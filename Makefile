@@ -46,11 +46,11 @@ bench: install ## Run the benchmarks (they print JSON; not part of `make test`)
 
 lint: install ## ruff check and format check
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check kpi_lib tests benchmarks
+	$(BIN)/ruff format --check kpi_lib tests benchmarks scripts
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format kpi_lib tests benchmarks
+	$(BIN)/ruff format kpi_lib tests benchmarks scripts
 
 stop: ## Stop the embedded PostgreSQL
 	-$(BIN)/kpi stop

@@ -617,8 +617,9 @@ class Bench:
     # -- setup ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        from kpi_lib import auth, kpis
         from playwright.sync_api import sync_playwright
+
+        from kpi_lib import auth, kpis
 
         auth.set_user(USER, PASSWORD, ["executive"], name="Bench Executive")
         user = auth.user(USER)

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from kpi_lib import kpis, loader
-from kpi_lib.anomaly.scan import rules_for, severity
-from kpi_lib.anomaly.scan import scan
+from kpi_lib.anomaly.scan import rules_for, scan, severity
 
 
 @pytest.fixture(scope="module")

@@ -99,13 +99,15 @@ class ExecutiveDashboard(param.Parameterized):
         self.marks_pipe = hv.streams.Pipe(data=pd.DataFrame({"period": [], "value": [], "label": []}))
         trend = hv.DynamicMap(self._trend_plot, streams=[self.trend_pipe])
         marks = hv.DynamicMap(self._marks_plot, streams=[self.marks_pipe])
-        self.trend = pn.pane.HoloViews(trend * marks, sizing_mode="stretch_width", height=300, name="trend")
+        # the overlay of two DynamicMaps takes its size from these opts, not from its members'
+        both = (trend * marks).opts(responsive=True, height=280, legend_position="top_left", toolbar="above")
+        self.trend = pn.pane.HoloViews(both, sizing_mode="stretch_width", height=300, name="trend", linked_axes=False)
 
         self.bars_pipe = hv.streams.Pipe(data=pd.DataFrame({"label": [], "value": []}))
         bars = hv.DynamicMap(self._bars_plot, streams=[self.bars_pipe])
         self.tap = hv.streams.Tap(source=bars)  # on a categorical axis, x is the bar's label
         self.tap.param.watch(self._on_tap, "x")
-        self.bars = pn.pane.HoloViews(bars, sizing_mode="stretch_width", height=300, name="breakdown")
+        self.bars = pn.pane.HoloViews(bars, sizing_mode="stretch_width", height=300, name="breakdown", linked_axes=False)
         self.breadcrumb = pn.Row(sizing_mode="stretch_width", name="breadcrumb")
         self.table = pn.pane.DataFrame(
             pd.DataFrame(), index=False, sizing_mode="stretch_width", name="table", max_rows=50
@@ -491,7 +493,8 @@ def app() -> pn.viewable.Viewable:
         sizing_mode="stretch_width",
         margin=(10, 10),
         styles={"flex": "1 1 560px", "min-width": "300px"},
-    )  # beside the filters; below on a phone
+        css_classes=["kpi-main"],
+    )  # beside the filters; on a phone above them, so the numbers come first
     page = pn.Column(
         _header(dash.user, dark),
         pn.FlexBox(
@@ -501,6 +504,7 @@ def app() -> pn.viewable.Viewable:
             sizing_mode="stretch_width",
             align_items="flex-start",
             styles={"flex-wrap": "wrap"},
+            stylesheets=["@media (max-width: 820px) { .kpi-main { order: -1; } }"],
         ),
         sizing_mode="stretch_width",
         margin=0,

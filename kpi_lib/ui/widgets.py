@@ -979,19 +979,20 @@ class AnomalyReview:
         self._quiet = False
         style = {"description_width": "initial"}
         self.kpi_w = widgets.Dropdown(
-            options=[("All KPIs", None)] + [(k.label, n) for n, k in self.defs.items()],
-            value=kpi if kpi in self.defs else None,
+            # "" not None for "all": a Dropdown whose value is None shows an empty box
+            options=[("All KPIs", "")] + [(k.label, n) for n, k in self.defs.items()],
+            value=kpi if kpi in self.defs else "",
             description="KPI",
             style=style,
         )
         self.severity_w = widgets.Dropdown(
             options=[
-                ("Any severity", None),
+                ("Any severity", ""),
                 ("Medium or high", "medium"),
                 ("High", "high"),
                 ("Low only", "low"),
             ],
-            value=severity if severity in SEVERITIES else None,
+            value=severity if severity in SEVERITIES else "",
             description="Severity",
             style=style,
         )
