@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINES  ?= 1000000
-RATE   ?= 2
+RATE   ?= auto
 PORT   ?= 8080
 
 .DEFAULT_GOAL := help

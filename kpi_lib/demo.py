@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from .errors import KpiError
+
 log = logging.getLogger(__name__)
 
 REGIONS = ["North America", "Europe", "Asia Pacific", "Latin America", "Middle East & Africa"]
@@ -961,8 +963,27 @@ def active_injections(conn) -> list[Anomaly]:
     return out
 
 
+def natural_rate() -> float:
+    """Orders per second the demo business itself placed over the last week of its history.
+
+    Simulating at this pace continues the business as it was; a faster stream is itself a surge
+    that the hourly and daily rules (which learned from the history) rightly report.
+    """
+    from . import warehouse
+
+    with warehouse.connect_raw(autocommit=True) as conn:
+        n = conn.execute(
+            "with last as (select max(ordered_at) t from silver.orders where order_id like 'SO%%') "
+            "select count(*) from silver.orders, last "
+            "where order_id like 'SO%%' and ordered_at > last.t - interval '7 days'"
+        ).fetchone()[0]
+    if not n:
+        raise KpiError("No demo history to take a pace from: run `kpi demo` first, or give --rate.")
+    return n / (7 * 86400)
+
+
 def simulate(
-    rate: float = 20.0,
+    rate: float | None = None,
     duration: float | None = None,
     anomaly: str | None = None,
     anomaly_after: float = 0.0,
@@ -974,7 +995,8 @@ def simulate(
 ) -> SimulationStats:
     """Stream live orders continuing the demo business into the warehouse, in real time.
 
-    ``rate`` is the average orders per second (busier at the business's peak hours). ``anomaly``
+    ``rate`` is the average orders per second (busier at the business's peak hours); None takes
+    the business's own pace (:func:`natural_rate`). ``anomaly``
     injects a labelled incident (see ``LIVE_ANOMALIES``) ``anomaly_after`` seconds in, lasting
     ``anomaly_minutes`` (:func:`inject`); incidents injected elsewhere apply too.
     Runs until ``duration`` seconds pass or ``stop`` (a threading.Event) is set.
@@ -984,6 +1006,7 @@ def simulate(
     from . import stream, warehouse
 
     biz = business_for_live(seed)
+    rate = natural_rate() if rate is None else rate
     rng = np.random.default_rng()
     stats = SimulationStats()
     extra: list[Anomaly] = []

@@ -479,7 +479,7 @@ class Server:
     port: int = 8080
     panel_procs: int = 1
     voila_pool: int = 2
-    simulate_rate: float | None = None
+    simulate_rate: str | float | None = None  # orders/s, or 'auto'
     with_mail_sink: bool = True
     with_alerts: bool = True
     refresh_views_every_s: float = 60.0

@@ -42,7 +42,7 @@ def say(msg: str) -> None:
 def start_server(port: int, log: Path) -> subprocess.Popen:
     kpi = str(Path(sys.executable).with_name("kpi"))
     proc = subprocess.Popen(
-        [kpi, "serve", "--port", str(port), "--simulate", "2", "--voila-pool", "1"],
+        [kpi, "serve", "--port", str(port), "--simulate", "auto", "--voila-pool", "1"],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopped with everything it started

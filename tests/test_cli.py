@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 KPI = [str(Path(sys.executable).with_name("kpi"))]
 
 
@@ -82,3 +84,18 @@ def test_demo_in_a_fresh_home_loads_and_prints_a_working_login(tmp_path):
         assert check.stdout.strip() == "True", check.stderr
     finally:
         subprocess.run([*KPI, "stop"], env=env, capture_output=True, timeout=120)
+
+
+def test_simulate_auto_takes_the_pace_of_the_history(demo, db):
+    """`--rate auto` continues the business at the pace of its last week, not a made-up rate."""
+    from kpi_lib.demo import natural_rate
+
+    last, week = db.execute(
+        "select max(ordered_at), count(*) filter (where ordered_at > (select max(ordered_at) - interval '7 days'"
+        " from silver.orders where order_id like 'SO%%')) from silver.orders where order_id like 'SO%%'"
+    ).fetchone()
+    assert week > 0 and natural_rate() == pytest.approx(week / (7 * 86400))
+    out = run("simulate", "--duration", "1", check=False)
+    assert out.returncode == 0 and "the business's own pace" in out.stderr
+    bad = run("simulate", "--rate", "fast", check=False)
+    assert bad.returncode != 0 and "positive number of orders per second or 'auto'" in bad.stderr
