@@ -48,7 +48,7 @@ def series(n: int = 20_000, seed: int = 0) -> pd.Series:
     day = np.sin(2 * np.pi * (idx.hour * 60 + idx.minute).to_numpy() / 1440)
     v = 50 + 20 * day + rng.normal(0, 2, n)
     for at in (6_000, 11_000, 17_000):
-        v[at:at + 24] -= 35
+        v[at : at + 24] -= 35
     v[14_000] += 60
     return pd.Series(v, index=idx, name="value")
 
@@ -66,9 +66,13 @@ def naive(s: pd.Series) -> pd.Series:
     from adtk.aggregator import OrAggregator
     from adtk.detector import InterQuartileRangeAD, LevelShiftAD, PersistAD
 
-    flags = pd.DataFrame({"iqr": InterQuartileRangeAD(c=3.0).fit_detect(s),
-                          "persist": PersistAD(c=3.0).fit_detect(s),
-                          "shift": LevelShiftAD(c=6.0, window=5).fit_detect(s)})
+    flags = pd.DataFrame(
+        {
+            "iqr": InterQuartileRangeAD(c=3.0).fit_detect(s),
+            "persist": PersistAD(c=3.0).fit_detect(s),
+            "shift": LevelShiftAD(c=6.0, window=5).fit_detect(s),
+        }
+    )
     return OrAggregator().aggregate(flags)
 
 
@@ -81,9 +85,15 @@ def timing(runs: int) -> dict:
     baseline = p50(lambda: naive(s), runs)
     classic = p50(lambda: detect(s, rules="classic"), max(1, runs // 2))
     alarms = int(detect(s)["is_anomaly"].sum())
-    return {"points": len(s), "runs": runs, "default_p50_s": default, "naive_adtk_fit_detect_p50_s": baseline,
-            "classic_causal_p50_s": classic, "default_vs_naive": round(default / baseline, 2),
-            "default_alarms_on_4_planted_incidents": alarms}
+    return {
+        "points": len(s),
+        "runs": runs,
+        "default_p50_s": default,
+        "naive_adtk_fit_detect_p50_s": baseline,
+        "classic_causal_p50_s": classic,
+        "default_vs_naive": round(default / baseline, 2),
+        "default_alarms_on_4_planted_incidents": alarms,
+    }
 
 
 def nab(root: Path, jobs: int) -> dict:
@@ -92,21 +102,49 @@ def nab(root: Path, jobs: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "nab.json"
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(tool), "--root", str(root), "--cmd", cmd, "--check-causal", "3",
-                               "--jobs", str(jobs), "--json", str(report)], capture_output=True, text=True,
-                              cwd=ROOT)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(tool),
+                "--root",
+                str(root),
+                "--cmd",
+                cmd,
+                "--check-causal",
+                "3",
+                "--jobs",
+                str(jobs),
+                "--json",
+                str(report),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if proc.returncode != 0:
             return {"error": proc.stderr.strip()[-1000:]}
         summary = json.loads(report.read_text())["summary"]
     std = summary["profiles"]["standard"]
-    return {"nab_standard": std["nab"], "low_fp": summary["profiles"]["reward_low_FP_rate"]["nab"],
-            "low_fn": summary["profiles"]["reward_low_FN_rate"]["nab"],
-            "by_category": {k: {"nab": None if math.isnan(v["nab"]) else v["nab"], "found": f"{v['found']}/{v['windows']}",
-                                "false_alarms": v["false_alarms"]} for k, v in summary["by_category"].items()},
-            "windows_found": f"{std['found']}/{std['windows']}", "false_alarms": std["false_alarms"],
-            "false_alarms_per_series": std["false_alarms_per_series"], "event_f1": std["event_f1"],
-            "causal_violations": len(summary["causal_violations"]), "line": proc.stdout.strip().splitlines()[-1],
-            "seconds": round(time.perf_counter() - t, 1)}
+    return {
+        "nab_standard": std["nab"],
+        "low_fp": summary["profiles"]["reward_low_FP_rate"]["nab"],
+        "low_fn": summary["profiles"]["reward_low_FN_rate"]["nab"],
+        "by_category": {
+            k: {
+                "nab": None if math.isnan(v["nab"]) else v["nab"],
+                "found": f"{v['found']}/{v['windows']}",
+                "false_alarms": v["false_alarms"],
+            }
+            for k, v in summary["by_category"].items()
+        },
+        "windows_found": f"{std['found']}/{std['windows']}",
+        "false_alarms": std["false_alarms"],
+        "false_alarms_per_series": std["false_alarms_per_series"],
+        "event_f1": std["event_f1"],
+        "causal_violations": len(summary["causal_violations"]),
+        "line": proc.stdout.strip().splitlines()[-1],
+        "seconds": round(time.perf_counter() - t, 1),
+    }
 
 
 def _scan(biz, series, rules) -> tuple[dict, float]:
@@ -117,14 +155,25 @@ def _scan(biz, series, rules) -> tuple[dict, float]:
     seconds = time.perf_counter() - t
     sc = event_scores(results, biz.labels(), grace=2, windows=scan_windows(biz))
     out = sc.as_dict()
-    out["events"] = {r["label_id"]: {"kind": r["kind"], "found": bool(r["found"]),
-                                     "lag_periods": None if r["lag_periods"] is None or r["lag_periods"] != r["lag_periods"]
-                                     else int(r["lag_periods"]), "before_end": bool(r["before_end"])}
-                     for r in sc.events.to_dict("records")}
+    out["events"] = {
+        r["label_id"]: {
+            "kind": r["kind"],
+            "found": bool(r["found"]),
+            "lag_periods": None
+            if r["lag_periods"] is None or r["lag_periods"] != r["lag_periods"]
+            else int(r["lag_periods"]),
+            "before_end": bool(r["before_end"]),
+        }
+        for r in sc.events.to_dict("records")
+    }
     out["false_alarm_list"] = [
-        {"series": SeriesKey(f.kpi, f.grain, f.dimension, f.dim_value).label(), "at": str(f.at),
-         "rule": str(results[SeriesKey(f.kpi, f.grain, f.dimension, f.dim_value)].loc[f.at, "rule"])}
-        for f in sc.false.itertuples()][:20]
+        {
+            "series": SeriesKey(f.kpi, f.grain, f.dimension, f.dim_value).label(),
+            "at": str(f.at),
+            "rule": str(results[SeriesKey(f.kpi, f.grain, f.dimension, f.dim_value)].loc[f.at, "rule"]),
+        }
+        for f in sc.false.itertuples()
+    ][:20]
     out["detect_seconds"] = round(seconds, 1)
     return out, seconds
 
@@ -135,8 +184,13 @@ def demo(seeds: list[int], lines: int, days: int, compare: bool) -> dict:
 
     variants = {"business": business_rules()}
     if compare:
-        variants.update({"business_retail_calendar_only": business_rules(calendar=None),
-                         "business_no_calendar": business_rules(calendar=()), "default": "default"})
+        variants.update(
+            {
+                "business_retail_calendar_only": business_rules(calendar=None),
+                "business_no_calendar": business_rules(calendar=()),
+                "default": "default",
+            }
+        )
     per_seed, totals = {}, {v: {"found": 0, "labels": 0, "false_alarms": 0} for v in variants}
     kinds: dict[str, list[bool]] = {}
     for seed in seeds:
@@ -147,7 +201,11 @@ def demo(seeds: list[int], lines: int, days: int, compare: bool) -> dict:
         t = time.perf_counter()
         series = demo_series(biz, frames=frames)
         t_agg = time.perf_counter() - t
-        entry = {"series": len(series), "generate_seconds": round(t_gen, 1), "aggregate_seconds": round(t_agg, 1)}
+        entry = {
+            "series": len(series),
+            "generate_seconds": round(t_gen, 1),
+            "aggregate_seconds": round(t_agg, 1),
+        }
         for name, rules in variants.items():
             scores, _ = _scan(biz, series, rules)
             entry[name] = scores
@@ -160,9 +218,16 @@ def demo(seeds: list[int], lines: int, days: int, compare: bool) -> dict:
     for t in totals.values():
         tp, fp, fn = t["found"], t["false_alarms"], t["labels"] - t["found"]
         t["f1"] = round(2 * tp / (2 * tp + fp + fn), 3) if tp + fp + fn else 1.0
-    return {"lines": lines, "days": days, "seeds": seeds, "end": DEMO_END, "event_f1": totals["business"]["f1"],
-            "totals": totals, "found_by_kind": {k: f"{sum(v)}/{len(v)}" for k, v in kinds.items()},
-            "per_seed": per_seed}
+    return {
+        "lines": lines,
+        "days": days,
+        "seeds": seeds,
+        "end": DEMO_END,
+        "event_f1": totals["business"]["f1"],
+        "totals": totals,
+        "found_by_kind": {k: f"{sum(v)}/{len(v)}" for k, v in kinds.items()},
+        "per_seed": per_seed,
+    }
 
 
 def main() -> int:
@@ -179,7 +244,9 @@ def main() -> int:
     a = ap.parse_args()
     out = {"timing": timing(a.runs)}
     if not a.skip_demo:
-        out["demo"] = demo([int(x) for x in a.demo_seeds.split(",")], a.demo_lines, a.demo_days, a.demo_compare)
+        out["demo"] = demo(
+            [int(x) for x in a.demo_seeds.split(",")], a.demo_lines, a.demo_days, a.demo_compare
+        )
     if not a.skip_nab:
         out["nab"] = nab(a.nab_root, a.jobs) if a.nab_root.is_dir() else {"error": f"{a.nab_root} not found"}
     print(json.dumps(out, indent=1))

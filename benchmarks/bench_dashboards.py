@@ -225,7 +225,11 @@ def ensure_warehouse(lines: int, home: Path, source: Path, reuse: bool) -> dict:
                     ],
                     check=True,
                 )  # fmt: skip
-                for leftover in [*dest.glob(".s.PGSQL.*"), dest / ".handle_pids.json", dest / "postmaster.pid"]:
+                for leftover in [
+                    *dest.glob(".s.PGSQL.*"),
+                    dest / ".handle_pids.json",
+                    dest / "postmaster.pid",
+                ]:
                     leftover.unlink(missing_ok=True)  # the source's socket lock would stop the clone starting
                 info.update(cloned_from=str(source), clone_seconds=round(time.perf_counter() - t0, 1))
         finally:
@@ -623,8 +627,20 @@ class Bench:
 
         auth.set_user(USER, PASSWORD, ["executive"], name="Bench Executive")
         user = auth.user(USER)
-        self.n_tiles = sum(1 for k in ("revenue", "orders", "aov", "units", "customers", "new_customers",
-                                       "gross_margin", "return_rate") if k in kpis.definitions() and user.can_see(k))
+        self.n_tiles = sum(
+            1
+            for k in (
+                "revenue",
+                "orders",
+                "aov",
+                "units",
+                "customers",
+                "new_customers",
+                "gross_margin",
+                "return_rate",
+            )
+            if k in kpis.definitions() and user.can_see(k)
+        )
         self.serve = Serve(self.home, self.args.voila_pool, self.args.panel_procs)
         log(f"starting kpi serve on {self.serve.base} ({' '.join(self.serve.cmd[1:])})")
         started = self.serve.start()
@@ -679,7 +695,9 @@ class Bench:
         page = ctx.new_page()
         t0 = time.perf_counter()
         page.goto(self.serve.base + EXEC_PATH, wait_until="commit", timeout=TIMEOUT_MS)
-        ready = page.wait_for_function(TILES_READY, arg=self.n_tiles, polling=20, timeout=TIMEOUT_MS).json_value()
+        ready = page.wait_for_function(
+            TILES_READY, arg=self.n_tiles, polling=20, timeout=TIMEOUT_MS
+        ).json_value()
         tiles_s = time.perf_counter() - t0
         out = {"tiles_s": tiles_s, "tiles_in_page_ms": ready["t"], "first_titles": ready["titles"]}
         try:
@@ -688,8 +706,9 @@ class Bench:
         except Exception:  # noqa: BLE001
             out["charts_in_page_ms"] = None
         try:
-            page.wait_for_function("() => window.__kpiProbe && window.__kpiProbe.docDone !== null",
-                                   polling=20, timeout=60_000)
+            page.wait_for_function(
+                "() => window.__kpiProbe && window.__kpiProbe.docDone !== null", polling=20, timeout=60_000
+            )
         except Exception:  # noqa: BLE001
             pass
         probe = page.evaluate("() => window.__kpiProbe")
@@ -701,7 +720,9 @@ class Bench:
             page.close()
         return out
 
-    def exec_phase(self, name: str, n_warm: int, n_cold: int, gap: float, check_current: bool = False) -> dict:
+    def exec_phase(
+        self, name: str, n_warm: int, n_cold: int, gap: float, check_current: bool = False
+    ) -> dict:
         """``n_warm`` navigations in one browser profile (cache warm), ``n_cold`` in a new profile each,
         alternating, ``gap`` s apart (after the page closed)."""
         from kpi_lib import kpis
@@ -725,11 +746,14 @@ class Bench:
             if kind == "first_visit":
                 ctx.close()
             if want is not None:
-                r["first_paint_current"] = all(r["first_titles"].get(k) == v for k, v in want.items()
-                                               if k in r["first_titles"])
+                r["first_paint_current"] = all(
+                    r["first_titles"].get(k) == v for k, v in want.items() if k in r["first_titles"]
+                )
             runs[kind].append(r)
-            log(f"  exec {name} {kind} {i + 1}/{len(mixed)}: tiles {r['tiles_s'] * 1000:.0f} ms, "
-                f"session doc {r['session_doc_in_page_ms'] or float('nan'):.0f} ms (in page)")
+            log(
+                f"  exec {name} {kind} {i + 1}/{len(mixed)}: tiles {r['tiles_s'] * 1000:.0f} ms, "
+                f"session doc {r['session_doc_in_page_ms'] or float('nan'):.0f} ms (in page)"
+            )
             if i + 1 < len(mixed):
                 time.sleep(gap)
         cpu = tree_cpu(self.panel) - cpu0
@@ -741,10 +765,17 @@ class Bench:
             s = {
                 "tiles": pct([r["tiles_s"] for r in rs], 1),
                 "tiles_in_page": pct([r["tiles_in_page_ms"] / 1000 for r in rs], 1),
-                "session_doc_in_page": pct([r["session_doc_in_page_ms"] / 1000 for r in rs
-                                            if r["session_doc_in_page_ms"] is not None], 1),
-                "charts_in_page": pct([r["charts_in_page_ms"] / 1000 for r in rs
-                                       if r["charts_in_page_ms"] is not None], 1),
+                "session_doc_in_page": pct(
+                    [
+                        r["session_doc_in_page_ms"] / 1000
+                        for r in rs
+                        if r["session_doc_in_page_ms"] is not None
+                    ],
+                    1,
+                ),
+                "charts_in_page": pct(
+                    [r["charts_in_page_ms"] / 1000 for r in rs if r["charts_in_page_ms"] is not None], 1
+                ),
                 "tiles_ms_each": [round(r["tiles_s"] * 1000) for r in rs],
             }
             if check_current:
@@ -803,8 +834,12 @@ class Bench:
         n0, t0 = self._sim0
         n = self.sim_orders() - n0
         secs = time.monotonic() - t0
-        return {"rate_asked": self.args.sim_rate, "orders": n, "seconds": round(secs),
-                "orders_per_s": round(n / secs, 1)}
+        return {
+            "rate_asked": self.args.sim_rate,
+            "orders": n,
+            "seconds": round(secs),
+            "orders_per_s": round(n / secs, 1),
+        }
 
     # -- freshness -------------------------------------------------------------------------------
 
@@ -835,8 +870,9 @@ class Bench:
             stream.ingest([self.marker(self.args.marker)], source="bench-dashboards")
             t_commit = time.time()
             try:
-                seen_ms = page.wait_for_function(REVENUE_AT_LEAST, arg=threshold, polling=10,
-                                                 timeout=30_000).json_value()
+                seen_ms = page.wait_for_function(
+                    REVENUE_AT_LEAST, arg=threshold, polling=10, timeout=30_000
+                ).json_value()
                 total.append(seen_ms / 1000 - t_hand)
                 committed.append(t_commit - t_hand)
             except Exception:  # noqa: BLE001
@@ -848,7 +884,9 @@ class Bench:
                 while time.time() < deadline and any(s.crossed_at is None for s in self.light):
                     time.sleep(0.02)
                 light += [s.crossed_at - t_hand for s in self.light if s.crossed_at is not None]
-            log(f"  freshness {'11' if with_light else '1'} session(s) {i + 1}/{n}: {total[-1] * 1000:.0f} ms")
+            log(
+                f"  freshness {'11' if with_light else '1'} session(s) {i + 1}/{n}: {total[-1] * 1000:.0f} ms"
+            )
             time.sleep(random.uniform(1.0, 2.0))
         out = {
             "injections": n,
@@ -871,7 +909,9 @@ class Bench:
 
     def pool_filled(self) -> int:
         """How often the front door's Voila logged its revenue_explorer pool as filled."""
-        return len(re.findall(r"Kernel pool of \S*revenue_explorer\.ipynb is filled", self.voila_log("serve")))
+        return len(
+            re.findall(r"Kernel pool of \S*revenue_explorer\.ipynb is filled", self.voila_log("serve"))
+        )
 
     def wait_pool(self, after: int, timeout: float = 240) -> float:
         """Until the pool was filled more than ``after`` times (a refill after our last take) and
@@ -906,8 +946,11 @@ class Bench:
 
         port = free_port()
         jp = voila_template(self.home / "jupyter-bench")
-        self.cold_voila = Group(voila_command(port, preheat=False), self.home / "bench-dashboards-voila-cold.log",
-                                env={"JUPYTER_PATH": str(jp)})
+        self.cold_voila = Group(
+            voila_command(port, preheat=False),
+            self.home / "bench-dashboards-voila-cold.log",
+            env={"JUPYTER_PATH": str(jp)},
+        )
         self.cold_voila.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -925,8 +968,14 @@ class Bench:
         direct_headers = {auth.HEADER: USER}
         front = self.new_context(cookie=True)  # through the front door, as users see it
         direct = self.new_context(headers=direct_headers)
-        direct.add_cookies([{"name": "_xsrf", "value": uuid.uuid4().hex, "domain": "127.0.0.1", "path": "/voila/"}])
-        runs: dict[str, list[dict]] = {"preheated_front_door": [], "preheated_direct": [], "not_preheated_direct": []}
+        direct.add_cookies(
+            [{"name": "_xsrf", "value": uuid.uuid4().hex, "domain": "127.0.0.1", "path": "/voila/"}]
+        )
+        runs: dict[str, list[dict]] = {
+            "preheated_front_door": [],
+            "preheated_direct": [],
+            "not_preheated_direct": [],
+        }
         waits = []
         mark = 0
         used_preheated = 0
@@ -939,20 +988,30 @@ class Bench:
                     waits.append(self.wait_pool(mark))
                     mark = self.pool_filled()
                     used0 = self.voila_log("serve").count("Using pre-heated kernel")
-                    url = (self.serve.base if kind == "preheated_front_door"
-                           else f"http://127.0.0.1:{self.voila_port}") + VOILA_PATH
+                    url = (
+                        self.serve.base
+                        if kind == "preheated_front_door"
+                        else f"http://127.0.0.1:{self.voila_port}"
+                    ) + VOILA_PATH
                     r = self.first_widget(front if kind == "preheated_front_door" else direct, url)
                     used_preheated += self.voila_log("serve").count("Using pre-heated kernel") > used0
                 else:
                     r = self.first_widget(direct, f"{self.cold_voila.base}{VOILA_PATH}")
                 runs[kind].append(r)
-                log(f"  voila {kind} {i + 1}/{n}: first widget {r['first_widget_s'] * 1000:.0f} ms, "
-                    f"table {r['table_s'] * 1000:.0f} ms")
+                log(
+                    f"  voila {kind} {i + 1}/{n}: first widget {r['first_widget_s'] * 1000:.0f} ms, "
+                    f"table {r['table_s'] * 1000:.0f} ms"
+                )
         front.close()
         direct.close()
         self.cold_voila.stop(signal.SIGTERM)
-        out = {k: {"first_widget": pct([r["first_widget_s"] for r in v], 1),
-                   "table_shown": pct([r["table_s"] for r in v], 1)} for k, v in runs.items()}
+        out = {
+            k: {
+                "first_widget": pct([r["first_widget_s"] for r in v], 1),
+                "table_shown": pct([r["table_s"] for r in v], 1),
+            }
+            for k, v in runs.items()
+        }
         out["preheated_navigations_served_by_a_pool_kernel"] = f"{used_preheated}/{2 * n}"
         out["waited_for_pool_refill_s"] = pct(waits, 1)
         p_fd = out["preheated_front_door"]["first_widget"].get("p50_ms")
@@ -992,8 +1051,11 @@ class Bench:
             "pool_only": pool_only,
             "1_session": one,
             f"{extra + 1}_sessions": many,
-            "peak_rss_mb": {k.split(":", 1)[1]: v.get("voila") for k, v in self.sampler.peaks.items()
-                            if k.startswith("voila:")},
+            "peak_rss_mb": {
+                k.split(":", 1)[1]: v.get("voila")
+                for k, v in self.sampler.peaks.items()
+                if k.startswith("voila:")
+            },
             "light_viewers_open_s": pct(opened, 1),
             "mb_per_extra_session_rss": round(per, 1),
             "mb_per_extra_session_pss": round((many["pss_mb"] - one["pss_mb"]) / extra, 1),
@@ -1007,8 +1069,11 @@ class Bench:
 
         with warehouse.connect_raw(autocommit=True) as conn:
             self.doc["warehouse"]["order_lines"] = conn.execute(
-                "select count(*) from silver.order_lines").fetchone()[0]
-            self.product = conn.execute("select product_id from silver.products order by 1 limit 1").fetchone()[0]
+                "select count(*) from silver.order_lines"
+            ).fetchone()[0]
+            self.product = conn.execute(
+                "select product_id from silver.products order by 1 limit 1"
+            ).fetchone()[0]
         self.region = kpis.dimension_values("region")[0]
         self.setup()
         res: dict = {}
@@ -1018,12 +1083,16 @@ class Bench:
         self.sampler.phase = "exec:first"
         r = self.navigate_exec(self.ctx)
         res["exec_first_navigation_after_start"] = {
-            "tiles_ms": round(r["tiles_s"] * 1000), "session_doc_in_page_ms": r["session_doc_in_page_ms"]}
+            "tiles_ms": round(r["tiles_s"] * 1000),
+            "session_doc_in_page_ms": r["session_doc_in_page_ms"],
+        }
         log(f"first navigation after start: tiles in {r['tiles_s'] * 1000:.0f} ms")
         time.sleep(2)
 
         log(f"executive, quiet (no simulator): {a.navs} repeat + {a.cold_navs} first visits")
-        res["exec_quiet_1_session"] = self.exec_phase("quiet", a.navs, a.cold_navs, a.quiet_gap, check_current=True)
+        res["exec_quiet_1_session"] = self.exec_phase(
+            "quiet", a.navs, a.cold_navs, a.quiet_gap, check_current=True
+        )
 
         self.start_sim()
         log(f"executive, live (simulator), 1 session: gap {a.gap} s between navigations")
@@ -1050,8 +1119,11 @@ class Bench:
         res["panel_memory"] = {
             "1_session": mem1,
             f"{a.sessions + 1}_sessions": mem11,
-            "peak_rss_mb": {k.split(":", 1)[1]: v.get("panel") for k, v in self.sampler.peaks.items()
-                            if k.startswith("panel:")},
+            "peak_rss_mb": {
+                k.split(":", 1)[1]: v.get("panel")
+                for k, v in self.sampler.peaks.items()
+                if k.startswith("panel:")
+            },
             "mb_per_extra_session_rss": round((mem11["rss_mb"] - mem1["rss_mb"]) / a.sessions, 1),
             "mb_per_extra_session_pss": round((mem11["pss_mb"] - mem1["pss_mb"]) / a.sessions, 1),
         }
@@ -1064,7 +1136,9 @@ class Bench:
         log(f"executive, live, with {a.sessions} other sessions open")
         m0 = [s.messages for s in self.light]
         time.sleep(a.gap)
-        res["exec_live_10_other_sessions"] = self.exec_phase(f"live-{a.sessions}-others", a.navs, a.cold_navs, a.gap)
+        res["exec_live_10_other_sessions"] = self.exec_phase(
+            f"live-{a.sessions}-others", a.navs, a.cold_navs, a.gap
+        )
         st = self.light_status()
         st["messages_during_phase"] = [s.messages - m for s, m in zip(self.light, m0, strict=False)]
         res["light_sessions"]["during_measurement"] = st
@@ -1105,31 +1179,46 @@ def bars(res: dict) -> dict:
 
     return {
         "exec_tiles_p50_1_session (live, repeat visit)": bar(
-            p(["exec_live_1_session", "repeat_visit", "tiles", "p50_ms"]), 1000),
+            p(["exec_live_1_session", "repeat_visit", "tiles", "p50_ms"]), 1000
+        ),
         "exec_tiles_p50_1_session (live, first visit)": bar(
-            p(["exec_live_1_session", "first_visit", "tiles", "p50_ms"]), 1000),
+            p(["exec_live_1_session", "first_visit", "tiles", "p50_ms"]), 1000
+        ),
         "exec_tiles_p50_10_other_sessions (repeat visit)": bar(
-            p(["exec_live_10_other_sessions", "repeat_visit", "tiles", "p50_ms"]), 1000),
+            p(["exec_live_10_other_sessions", "repeat_visit", "tiles", "p50_ms"]), 1000
+        ),
         "exec_tiles_p50_10_other_sessions (first visit)": bar(
-            p(["exec_live_10_other_sessions", "first_visit", "tiles", "p50_ms"]), 1000),
+            p(["exec_live_10_other_sessions", "first_visit", "tiles", "p50_ms"]), 1000
+        ),
         "voila_first_widget_p50_preheated (front door)": bar(
-            p(["voila_revenue_explorer", "preheated_front_door", "first_widget", "p50_ms"]), 2000),
-        "freshness_p95 (1 session)": bar(p(["freshness_1_session", "ingest_to_visible_in_page", "p95_ms"]), 1000),
-        "freshness_p95 (11 sessions)": bar(p(["freshness_11_sessions", "ingest_to_visible_in_page", "p95_ms"]), 1000),
+            p(["voila_revenue_explorer", "preheated_front_door", "first_widget", "p50_ms"]), 2000
+        ),
+        "freshness_p95 (1 session)": bar(
+            p(["freshness_1_session", "ingest_to_visible_in_page", "p95_ms"]), 1000
+        ),
+        "freshness_p95 (11 sessions)": bar(
+            p(["freshness_11_sessions", "ingest_to_visible_in_page", "p95_ms"]), 1000
+        ),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1 M lines, fewer repeats, short gaps (a few minutes)")
+    ap.add_argument(
+        "--quick", action="store_true", help="1 M lines, fewer repeats, short gaps (a few minutes)"
+    )
     ap.add_argument("--lines", type=int, help="order lines (default 10 M; --quick 1 M)")
     ap.add_argument("--reuse", action="store_true", help="keep an existing clone warehouse-dash-N")
     ap.add_argument("--home", type=Path, help="the clone (default benchmarks/results/warehouse-dash-N)")
     ap.add_argument("--source", type=Path, help="warehouse to clone (default benchmarks/results/warehouse-N)")
     ap.add_argument("--navs", type=int, help="repeat-visit navigations per phase (default 10; quick 5)")
     ap.add_argument("--cold-navs", type=int, help="first-visit navigations per phase (default 5; quick 2)")
-    ap.add_argument("--gap", type=float, help=f"s between navigations under live data (default {BOKEH_CLEANUP_S}: "
-                    "the previous page's session is gone; quick 5)")
+    ap.add_argument(
+        "--gap",
+        type=float,
+        help=f"s between navigations under live data (default {BOKEH_CLEANUP_S}: "
+        "the previous page's session is gone; quick 5)",
+    )
     ap.add_argument("--quiet-gap", type=float, default=1.0)
     ap.add_argument("--sessions", type=int, default=10, help="other sessions held by the light client")
     ap.add_argument("--injections", type=int, help="freshness markers per phase (default 20; quick 10)")

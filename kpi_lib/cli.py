@@ -402,7 +402,9 @@ def _chain(first: str, rest):
 def simulate(
     rate: Annotated[
         str,
-        typer.Option(help="Average orders per second (seasonality shapes it), or auto: the business's own pace"),
+        typer.Option(
+            help="Average orders per second (seasonality shapes it), or auto: the business's own pace"
+        ),
     ] = "auto",
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C)")
@@ -415,10 +417,8 @@ def simulate(
     anomaly_minutes: Annotated[float, typer.Option(help="How long the incident lasts")] = 10.0,
 ) -> None:
     """Stream live orders that continue the demo business, optionally with a labelled incident."""
-    from .demo import LIVE_ANOMALIES
+    from .demo import LIVE_ANOMALIES, natural_rate
     from .demo import simulate as run
-
-    from .demo import natural_rate
 
     if anomaly and anomaly not in LIVE_ANOMALIES:
         _fail(KpiError(f"Unknown anomaly {anomaly!r}. Kinds: {', '.join(LIVE_ANOMALIES)}."))

@@ -423,11 +423,17 @@ def make_app(panel_url: str, voila_url: str) -> tornado.web.Application:
 VOILA_BASE = "/voila/"
 # The JupyterLab extensions a dashboard page needs; without the list Voila loads every one installed
 # (the pyviz one fails in Voila and only slows the page).
-VOILA_EXTENSIONS = ["@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager", "bqplot", "bqscales"]
+VOILA_EXTENSIONS = [
+    "@voila-dashboards/widgets-manager8",
+    "@jupyter-widgets/jupyterlab-manager",
+    "bqplot",
+    "bqscales",
+]
 
 
-def voila_command(port: int, preheat: bool = True, pool: int = 2, cull_idle: int = 120,
-                  cull_interval: int = 30) -> list[str]:
+def voila_command(
+    port: int, preheat: bool = True, pool: int = 2, cull_idle: int = 120, cull_interval: int = 30
+) -> list[str]:
     """How the dashboards' notebooks are served (run with JUPYTER_PATH = ui.widgets.voila_template()).
 
     The ``kpi`` template is Voila's lab template without its CDN links (Font Awesome, mermaid);
@@ -450,7 +456,6 @@ def voila_command(port: int, preheat: bool = True, pool: int = 2, cull_idle: int
         f"--MappingKernelManager.cull_interval={cull_interval}",
         "--KernelManager.transport=ipc",
     ]
-
 
 
 def free_port() -> int:
@@ -546,8 +551,11 @@ class Server:
             )
             from .ui.widgets import voila_template
 
-            voila = self._spawn("voila", voila_command(self.voila_port, pool=self.voila_pool),
-                                env={"JUPYTER_PATH": str(voila_template())})
+            voila = self._spawn(
+                "voila",
+                voila_command(self.voila_port, pool=self.voila_pool),
+                env={"JUPYTER_PATH": str(voila_template())},
+            )
         if self.with_mail_sink:
             self._start_mail_sink(bin_dir)
         if self.with_alerts:

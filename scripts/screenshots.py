@@ -67,7 +67,9 @@ def run_jobs() -> None:
     for job, params in (("refresh_and_alert", ["-p", "lookback_hours=168"]), ("daily_report", [])):
         done = subprocess.run([kpi, "jobs", "run", job, *params], capture_output=True, text=True)
         if done.returncode != 0:
-            say(f"{job} failed ({done.returncode}); the inbox shows its failure e-mail:\n{done.stderr[-800:]}")
+            say(
+                f"{job} failed ({done.returncode}); the inbox shows its failure e-mail:\n{done.stderr[-800:]}"
+            )
 
 
 def shoot(base: str, out: Path) -> list[Path]:

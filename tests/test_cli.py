@@ -73,14 +73,27 @@ def test_demo_in_a_fresh_home_loads_and_prints_a_working_login(tmp_path):
     env = {**os.environ, "KPI_HOME": str(home)}
     env.pop("XDG_RUNTIME_DIR", None)
     try:
-        out = subprocess.run([*KPI, "demo", "--lines", "4000", "--days", "20"], capture_output=True, text=True,
-                             env=env, timeout=600)
+        out = subprocess.run(
+            [*KPI, "demo", "--lines", "4000", "--days", "20"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr
         assert "loaded 4," in out.stdout or "loaded 3," in out.stdout
         password = out.stdout.split("password ")[1].split()[0]
         check = subprocess.run(
-            [sys.executable, "-c", f"from kpi_lib import auth; print(auth.verify('demo', {password!r}) is not None)"],
-            capture_output=True, text=True, env=env, timeout=120)
+            [
+                sys.executable,
+                "-c",
+                f"from kpi_lib import auth; print(auth.verify('demo', {password!r}) is not None)",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert check.stdout.strip() == "True", check.stderr
     finally:
         subprocess.run([*KPI, "stop"], env=env, capture_output=True, timeout=120)

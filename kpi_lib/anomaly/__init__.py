@@ -47,4 +47,19 @@ from kpi_lib.anomaly.plot import plot_incidents  # noqa: E402
 from kpi_lib.anomaly.rules import BUILTIN, BUSINESS_RULES, RuleSet, load_rules  # noqa: E402
 from kpi_lib.anomaly.scan import ScanResult, scan  # noqa: E402
 
-__all__ = ["Attribution", "BUILTIN", "BUSINESS_RULES", "Incident", "RuleSet", "ScanResult", "attribute", "compact", "detect", "detect_file", "incidents", "load_rules", "plot_incidents", "scan"]
+__all__ = [
+    "Attribution",
+    "BUILTIN",
+    "BUSINESS_RULES",
+    "Incident",
+    "RuleSet",
+    "ScanResult",
+    "attribute",
+    "compact",
+    "detect",
+    "detect_file",
+    "incidents",
+    "load_rules",
+    "plot_incidents",
+    "scan",
+]

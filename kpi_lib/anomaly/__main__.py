@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", default="default", help="built-in name (default, classic) or YAML/JSON file")
     a = ap.parse_args(argv)
     try:
-        detect_file(a.input, a.output, time_column=a.time_column or None, value_column=a.value_column,
-                    rules=a.rules)
+        detect_file(
+            a.input, a.output, time_column=a.time_column or None, value_column=a.value_column, rules=a.rules
+        )
     except DetectError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         return 2

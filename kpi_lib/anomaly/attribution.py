@@ -47,21 +47,27 @@ class Attribution:
         return None if self.shares.empty or not self.direction else str(self.shares.index[0])
 
 
-def _as_dict(breakdown: Any, period: str, value: str, dimension: str | None) -> tuple[dict[str, Any], str | None]:
+def _as_dict(
+    breakdown: Any, period: str, value: str, dimension: str | None
+) -> tuple[dict[str, Any], str | None]:
     if isinstance(breakdown, Mapping):
         return dict(breakdown), dimension
     if isinstance(breakdown, pd.DataFrame):
         if period not in breakdown.columns or value not in breakdown.columns:
-            raise DetectError(f"attribute(): a long frame needs columns {period!r} and {value!r} plus one "
-                              f"dimension column; got {list(breakdown.columns)}.")
+            raise DetectError(
+                f"attribute(): a long frame needs columns {period!r} and {value!r} plus one "
+                f"dimension column; got {list(breakdown.columns)}."
+            )
         dims = [c for c in breakdown.columns if c not in (period, value)]
         dim = dimension if dimension in dims else (dims[0] if len(dims) == 1 else None)
         if dim is None:
             raise DetectError(f"attribute(): cannot tell the dimension column among {dims}; pass dimension=.")
         out = {k: g.set_index(period)[value].sort_index() for k, g in breakdown.groupby(dim, sort=False)}
         return out, dim
-    raise DetectError(f"attribute() takes a dict of value -> Series (or detect() frames) or a long frame "
-                      f"(period, dimension, value); got {type(breakdown).__name__}.")
+    raise DetectError(
+        f"attribute() takes a dict of value -> Series (or detect() frames) or a long frame "
+        f"(period, dimension, value); got {type(breakdown).__name__}."
+    )
 
 
 def _rules_for(index: pd.Index) -> str:
@@ -97,9 +103,16 @@ def _phrase(names: list[str], shares: list[float], direction: str) -> str:
     return f"{listed} account for {total:.0%} of the {direction}"
 
 
-def attribute(breakdown: Mapping[str, pd.Series | pd.DataFrame] | pd.DataFrame, window: Any,
-              dimension: str | None = None, rules: Any = None, period: str = "period", value: str = "value",
-              top: int = 3, min_share: float = MIN_SHARE) -> Attribution:
+def attribute(
+    breakdown: Mapping[str, pd.Series | pd.DataFrame] | pd.DataFrame,
+    window: Any,
+    dimension: str | None = None,
+    rules: Any = None,
+    period: str = "period",
+    value: str = "value",
+    top: int = 3,
+    min_share: float = MIN_SHARE,
+) -> Attribution:
     """Split the deviation in ``window`` (``(start, end)`` inclusive, or an :class:`Incident`;
     ``end=None`` = to the last row) over the values of one dimension.
 
@@ -119,7 +132,9 @@ def attribute(breakdown: Mapping[str, pd.Series | pd.DataFrame] | pd.DataFrame, 
     for name, s in series.items():
         if isinstance(s, pd.DataFrame):
             if not {"value", "expected"} <= set(s.columns):
-                raise DetectError(f"attribute(): the frame for {name!r} needs detect()'s value and expected columns.")
+                raise DetectError(
+                    f"attribute(): the frame for {name!r} needs detect()'s value and expected columns."
+                )
             frame = s
         else:
             frame = detect(s, rules=rules or _rules_for(s.index))
@@ -135,8 +150,15 @@ def attribute(breakdown: Mapping[str, pd.Series | pd.DataFrame] | pd.DataFrame, 
             mask &= idx <= hi
         part = frame.loc[mask, ["value", "expected"]].dropna()
         actual, expected = float(part["value"].sum()), float(part["expected"].sum())
-        rows.append({"value": str(name), "actual": actual, "expected": expected, "deviation": actual - expected,
-                     "change": (actual - expected) / abs(expected) if abs(expected) > 1e-12 else np.nan})
+        rows.append(
+            {
+                "value": str(name),
+                "actual": actual,
+                "expected": expected,
+                "deviation": actual - expected,
+                "change": (actual - expected) / abs(expected) if abs(expected) > 1e-12 else np.nan,
+            }
+        )
     table = pd.DataFrame(rows).set_index("value")
     total = float(table["deviation"].sum())
     scale = float(table["expected"].abs().sum())

@@ -33,8 +33,14 @@ class Baseline:
     small: np.ndarray | None = None  # rows whose expected volume is too small to judge (scale "volume")
 
 
-def _seasonal(ts: np.ndarray, x: np.ndarray, period: int, cycles: int, how: str = "median",
-              level: np.ndarray | None = None) -> np.ndarray:
+def _seasonal(
+    ts: np.ndarray,
+    x: np.ndarray,
+    period: int,
+    cycles: int,
+    how: str = "median",
+    level: np.ndarray | None = None,
+) -> np.ndarray:
     """Median (or mean, or trimmed mean) of the values one, two, ... `cycles` periods earlier (ns),
     from earlier rows. With `level` (the recent level per row), each past value is first scaled by
     level now / level then, so growth and yearly drift between the cycles do not bias the result."""
@@ -95,8 +101,9 @@ def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarra
     n = len(x)
     s = pd.Series(x)
     learn = np.ones(n, dtype=bool) if exclude is None else ~exclude
-    candidates = {"level": s.shift(1).rolling(spec.window, min_periods=max(1, spec.window // 4)).median()
-                  .to_numpy()}
+    candidates = {
+        "level": s.shift(1).rolling(spec.window, min_periods=max(1, spec.window // 4)).median().to_numpy()
+    }
     if ts is not None and n:
         for season in spec.seasons:
             period = pd.Timedelta(season).value
@@ -104,10 +111,20 @@ def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarra
                 level = None
                 if spec.adjust:  # the mean over the previous week (or period), from earlier rows
                     span = max(period, pd.Timedelta("7D").value)
-                    level = (pd.Series(np.where(learn, x, np.nan), index=pd.DatetimeIndex(ts))
-                             .rolling(pd.Timedelta(span), closed="left", min_periods=1).mean().to_numpy())
-                candidates[season] = _seasonal(ts, np.where(learn, x, np.nan) if exclude is not None else x,
-                                               period, spec.cycles, how=spec.average, level=level)
+                    level = (
+                        pd.Series(np.where(learn, x, np.nan), index=pd.DatetimeIndex(ts))
+                        .rolling(pd.Timedelta(span), closed="left", min_periods=1)
+                        .mean()
+                        .to_numpy()
+                    )
+                candidates[season] = _seasonal(
+                    ts,
+                    np.where(learn, x, np.nan) if exclude is not None else x,
+                    period,
+                    spec.cycles,
+                    how=spec.average,
+                    level=level,
+                )
 
     best_err = np.full(n, np.inf)
     expected = np.full(n, np.nan)
@@ -130,7 +147,9 @@ def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarra
         # ((c / 0.8)^2, about one order's worth) it stops shrinking: a quiet night's single order is
         # not a 10-sigma event.
         v = np.abs(np.nan_to_num(expected))
-        mean_root = _past_mean(np.where(learn & np.isfinite(expected), np.sqrt(v), np.nan), spec.history, min_rows)
+        mean_root = _past_mean(
+            np.where(learn & np.isfinite(expected), np.sqrt(v), np.nan), spec.history, min_rows
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             c = np.where(mean_root > 0, best_err / mean_root, np.nan)
         unit = (c / 0.8) ** 2

@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 _applied = False
 
 
-def _frame_append(self: pd.DataFrame, other, ignore_index: bool = False, verify_integrity: bool = False,
-                  sort: bool = False) -> pd.DataFrame:
+def _frame_append(
+    self: pd.DataFrame, other, ignore_index: bool = False, verify_integrity: bool = False, sort: bool = False
+) -> pd.DataFrame:
     """pandas<2 ``DataFrame.append``, rebuilt on ``pd.concat``."""
     if isinstance(other, dict):
         other = pd.DataFrame([other])
@@ -44,8 +45,9 @@ def _frame_append(self: pd.DataFrame, other, ignore_index: bool = False, verify_
     return pd.concat(parts, ignore_index=ignore_index, verify_integrity=verify_integrity, sort=sort)
 
 
-def _series_append(self: pd.Series, to_append, ignore_index: bool = False,
-                   verify_integrity: bool = False) -> pd.Series:
+def _series_append(
+    self: pd.Series, to_append, ignore_index: bool = False, verify_integrity: bool = False
+) -> pd.Series:
     """pandas<2 ``Series.append``, rebuilt on ``pd.concat``."""
     parts = [self, *to_append] if isinstance(to_append, (list, tuple)) else [self, to_append]
     return pd.concat(parts, ignore_index=ignore_index, verify_integrity=verify_integrity)
@@ -94,6 +96,7 @@ def apply() -> None:
         _matplotlib_shims()
     except ImportError:  # matplotlib is optional for detection itself
         log.debug("matplotlib not importable; skipped the ADTK style alias")
-    warnings.filterwarnings("ignore", message=".*incompatible dtype.*", category=FutureWarning,
-                            module=r"adtk(\.|$)")
+    warnings.filterwarnings(
+        "ignore", message=".*incompatible dtype.*", category=FutureWarning, module=r"adtk(\.|$)"
+    )
     _applied = True

@@ -17,8 +17,18 @@ from kpi_lib.errors import DetectError
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("value", "expected", "lower", "upper", "score", "is_anomaly", "severity", "explanation",
-           "incident", "rule")
+COLUMNS = (
+    "value",
+    "expected",
+    "lower",
+    "upper",
+    "score",
+    "is_anomaly",
+    "severity",
+    "explanation",
+    "incident",
+    "rule",
+)
 
 Rules = str | Path | Mapping[str, Any] | RuleSet
 
@@ -43,8 +53,12 @@ def _timestamps(index: pd.Index) -> np.ndarray | None:
     return ts.ffill().bfill().to_numpy(dtype=np.int64)  # a missing stamp borrows its neighbour's
 
 
-def detect(series: pd.Series, rules: Rules = "default", label: str | None = None,
-           fmt: explain.Formatter | None = None) -> pd.DataFrame:
+def detect(
+    series: pd.Series,
+    rules: Rules = "default",
+    label: str | None = None,
+    fmt: explain.Formatter | None = None,
+) -> pd.DataFrame:
     """Causal anomaly detection on one series.
 
     Returns a frame indexed like `series` (same rows, order and duplicates) with columns
@@ -55,8 +69,10 @@ def detect(series: pd.Series, rules: Rules = "default", label: str | None = None
     """
     if isinstance(series, pd.DataFrame):
         if series.shape[1] != 1:
-            raise DetectError(f"detect() takes one series; got a frame with columns {list(series.columns)}. "
-                              "Pass frame['<column>'].")
+            raise DetectError(
+                f"detect() takes one series; got a frame with columns {list(series.columns)}. "
+                "Pass frame['<column>']."
+            )
         series = series.iloc[:, 0]
     if not isinstance(series, pd.Series):
         raise DetectError(f"detect() takes a pandas Series, got {type(series).__name__}.")
@@ -68,14 +84,18 @@ def detect(series: pd.Series, rules: Rules = "default", label: str | None = None
     x = values.to_numpy(dtype=float)
     ev = engine.evaluate(x, _timestamps(series.index), rs)
 
-    out = pd.DataFrame({"value": x, "expected": ev.expected, "lower": ev.lower, "upper": ev.upper,
-                        "score": ev.score}, index=series.index)
+    out = pd.DataFrame(
+        {"value": x, "expected": ev.expected, "lower": ev.lower, "upper": ev.upper, "score": ev.score},
+        index=series.index,
+    )
     outside = (x < ev.lower) | (x > ev.upper)
     ids = _incidents.mark(ev.fired, ev.score, outside, rs.incident.recover, rs.incident.release)
     onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)
     out["is_anomaly"] = onset.astype(np.int8)
     running_peak = pd.Series(np.where(ids > 0, ev.score, 0.0)).groupby(ids).cummax().to_numpy()
-    out["severity"] = [(_incidents.severity_of(s) if k else "") for s, k in zip(running_peak, ids, strict=True)]
+    out["severity"] = [
+        (_incidents.severity_of(s) if k else "") for s, k in zip(running_peak, ids, strict=True)
+    ]
     out["explanation"] = ""
     out["incident"] = ids
     out["rule"] = ev.rule
@@ -84,11 +104,15 @@ def detect(series: pd.Series, rules: Rules = "default", label: str | None = None
     return out
 
 
-def incidents(result: pd.DataFrame, label: str | None = None,
-              fmt: explain.Formatter | None = None) -> list[_incidents.Incident]:
+def incidents(
+    result: pd.DataFrame, label: str | None = None, fmt: explain.Formatter | None = None
+) -> list[_incidents.Incident]:
     """The incidents in a :func:`detect` result, oldest first (explanations re-worded with `label`)."""
-    missing = [c for c in ("value", "expected", "lower", "upper", "score", "incident", "rule")
-               if c not in result.columns]
+    missing = [
+        c
+        for c in ("value", "expected", "lower", "upper", "score", "incident", "rule")
+        if c not in result.columns
+    ]
     if missing:
         raise DetectError(f"incidents() needs the frame detect() returns; missing column(s) {missing}.")
     return _incidents.build(result, result["incident"].to_numpy(dtype=np.int64), label=label, fmt=fmt)

@@ -119,13 +119,17 @@ def _refit_blocks(step: Step, f: np.ndarray) -> np.ndarray:
         flags = pd.Series(raw).astype(float).fillna(0.0).to_numpy() > 0
         if delay:
             flags = np.concatenate([np.zeros(delay, dtype=bool), flags[:-delay]])
-        fired[start:end] = flags[start - lo:]
+        fired[start:end] = flags[start - lo :]
         start = end
     return fired
 
 
-def _run_step(step: Step, inputs: dict[str, np.ndarray], exclude: np.ndarray | None = None,
-              typical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run_step(
+    step: Step,
+    inputs: dict[str, np.ndarray],
+    exclude: np.ndarray | None = None,
+    typical: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
 
     Rows in `exclude` (calendar events) never fire and are left out of the learned bound.
@@ -139,7 +143,9 @@ def _run_step(step: Step, inputs: dict[str, np.ndarray], exclude: np.ndarray | N
             ratio = np.where(bound > 0, f / bound, np.where(f > 0, np.inf, 0.0))
         ratio = np.nan_to_num(ratio, nan=0.0, posinf=1e6)
         # a missing value, too little history or (for z) too small a row to judge: no opinion
-        ratio[~np.isfinite(inputs[step.input] if step.input == "z" else inputs["ready"]) | np.isnan(bound)] = 0.0
+        ratio[
+            ~np.isfinite(inputs[step.input] if step.input == "z" else inputs["ready"]) | np.isnan(bound)
+        ] = 0.0
         if step.min_dev > 0 and typical is not None:
             # the same deviation in the series' own units must be at least min_dev x its usual size
             dev = _sided(step, _transform(step, inputs["residual"]))
@@ -176,12 +182,16 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     value = x
     if exclude is not None:  # a known event day is no evidence either way: windows skip it
         value, residual, z = (np.where(exclude, np.nan, v) for v in (x, residual, z))
-    ready = np.where(np.isfinite(base.scale) & np.isfinite(residual), 1.0, np.nan)  # past min_rows, value known
+    ready = np.where(
+        np.isfinite(base.scale) & np.isfinite(residual), 1.0, np.nan
+    )  # past min_rows, value known
     inputs = {"value": value, "residual": residual, "z": z, "ready": ready}
 
     ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
-    point_step = next((s for s in rules.steps if s.input == "z" and s.transform is None
-                       and s.detector in BOUND_DETECTORS), None)
+    point_step = next(
+        (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
+        None,
+    )
     for step in rules.steps:
         r, f, bound = _run_step(step, inputs, exclude, base.typical)
         ratios[step.name], fired[step.name] = r, f
@@ -196,5 +206,13 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     rule = np.where(any_fired, np.array(names, dtype=object)[stacked.argmax(axis=0)], "")
 
     width = band_z * base.scale
-    return Evaluation(expected=base.expected, lower=base.expected - width, upper=base.expected + width,
-                      score=score, fired=any_fired, rule=rule, source=base.source, ratios=ratios)
+    return Evaluation(
+        expected=base.expected,
+        lower=base.expected - width,
+        upper=base.expected + width,
+        score=score,
+        fired=any_fired,
+        rule=rule,
+        source=base.source,
+        ratios=ratios,
+    )

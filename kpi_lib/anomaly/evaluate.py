@@ -58,10 +58,13 @@ class SeriesKey(NamedTuple):
 
 # --- building KPI series from silver-shaped frames ---------------------------------------------
 
+
 def _facts(orders: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """One row per order line with its time and region and the additive measures."""
     o = orders[["order_id", "ordered_at", "region"]]
-    f = lines[["order_id", "category", "quantity", "unit_price", "discount"]].merge(o, on="order_id", how="inner")
+    f = lines[["order_id", "category", "quantity", "unit_price", "discount"]].merge(
+        o, on="order_id", how="inner"
+    )
     q = f["quantity"].astype(float)
     f["revenue"] = q * f["unit_price"].astype(float) * (1 - f["discount"].astype(float))
     f["units_sold"] = q.clip(lower=0)
@@ -70,8 +73,14 @@ def _facts(orders: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
-def kpi_frames(orders: pd.DataFrame, lines: pd.DataFrame, grain: str, start=None, end=None,
-               dimensions: Iterable[str] = DIMENSIONS) -> dict[SeriesKey, pd.Series]:
+def kpi_frames(
+    orders: pd.DataFrame,
+    lines: pd.DataFrame,
+    grain: str,
+    start=None,
+    end=None,
+    dimensions: Iterable[str] = DIMENSIONS,
+) -> dict[SeriesKey, pd.Series]:
     """Every KPI series (overall and per value of each dimension) at one grain, on a full UTC grid.
 
     ``start``/``end`` (UTC, end exclusive) bound the grid; by default the data's first and last
@@ -100,9 +109,12 @@ def kpi_frames(orders: pd.DataFrame, lines: pd.DataFrame, grain: str, start=None
             g = g.reindex(grid)
             revenue, n = g["revenue"].fillna(0.0), g["orders"].fillna(0.0)
             sold, back = g["units_sold"].fillna(0.0), g["units_returned"].fillna(0.0)
-            kpis = {"revenue": revenue, "orders": n,
-                    "aov": (revenue / n).where(n > 0),
-                    "return_rate": (back / sold).where(sold > 0)}
+            kpis = {
+                "revenue": revenue,
+                "orders": n,
+                "aov": (revenue / n).where(n > 0),
+                "return_rate": (back / sold).where(sold > 0),
+            }
             for kpi, s in kpis.items():
                 out[SeriesKey(kpi, grain, dim, value)] = s.rename(kpi).astype(float)
     return out
@@ -128,7 +140,9 @@ def demo_series(biz, frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) ->
     return out
 
 
-def scan_windows(biz, hour_days: int = 30, cover_labels: bool = True) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+def scan_windows(
+    biz, hour_days: int = 30, cover_labels: bool = True
+) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
     """Per grain, the [start, end) in which alarms are counted: hour grain over the last ``hour_days``
     days (with ``cover_labels``, reaching back to two days before the oldest hour-grain label), day
     grain over the whole history."""
@@ -138,8 +152,10 @@ def scan_windows(biz, hour_days: int = 30, cover_labels: bool = True) -> dict[st
         labels = biz.labels()
         hourly = labels[labels["grain"] == "hour"]
         if len(hourly):
-            hour_from = min(hour_from, pd.Timestamp(hourly["starts_at"].min()).tz_convert("UTC").floor("D")
-                            - pd.Timedelta(days=2))
+            hour_from = min(
+                hour_from,
+                pd.Timestamp(hourly["starts_at"].min()).tz_convert("UTC").floor("D") - pd.Timedelta(days=2),
+            )
     return {"hour": (hour_from, end.floor("h")), "day": (start.ceil("D"), end.floor("D"))}
 
 
@@ -151,8 +167,9 @@ KPI_KIND = {"revenue": "additive", "orders": "additive", "aov": "ratio", "return
 DEMO_PROMOTIONS = ("07-15", "07-16")
 
 
-def business_rules(kinds: Mapping[str, str] = KPI_KIND, calendar: Iterable[str] | None = ("retail", *DEMO_PROMOTIONS)
-                   ) -> dict[tuple[str, str], Any]:
+def business_rules(
+    kinds: Mapping[str, str] = KPI_KIND, calendar: Iterable[str] | None = ("retail", *DEMO_PROMOTIONS)
+) -> dict[tuple[str, str], Any]:
     """{(kpi, grain): rule set} from the business built-ins (:data:`rules.BUSINESS_RULES`).
 
     ``calendar`` replaces the built-ins' known days (None keeps them: retail holidays only; ``()``
@@ -163,7 +180,9 @@ def business_rules(kinds: Mapping[str, str] = KPI_KIND, calendar: Iterable[str] 
     out: dict[tuple[str, str], Any] = {}
     for kpi, kind in kinds.items():
         for grain, name in BUSINESS_RULES[kind].items():
-            out[(kpi, grain)] = name if calendar is None else {"extends": name, "calendar": {"days": list(calendar)}}
+            out[(kpi, grain)] = (
+                name if calendar is None else {"extends": name, "calendar": {"days": list(calendar)}}
+            )
     return out
 
 
@@ -177,14 +196,19 @@ def rules_for(key: SeriesKey, rules: Any) -> Any:
     return rules
 
 
-def detect_all(series_by_key: Mapping[SeriesKey, pd.Series], rules: Any = "default") -> dict[SeriesKey, pd.DataFrame]:
+def detect_all(
+    series_by_key: Mapping[SeriesKey, pd.Series], rules: Any = "default"
+) -> dict[SeriesKey, pd.DataFrame]:
     """:func:`kpi_lib.anomaly.detect` on every series (``rules`` as in :func:`rules_for`)."""
     from kpi_lib.anomaly.detect import detect
 
-    return {k: detect(s, rules=rules_for(k, rules), label=SeriesKey(*k).label()) for k, s in series_by_key.items()}
+    return {
+        k: detect(s, rules=rules_for(k, rules), label=SeriesKey(*k).label()) for k, s in series_by_key.items()
+    }
 
 
 # --- scoring -------------------------------------------------------------------------------------
+
 
 def _alarm_times(result: pd.DataFrame | pd.Series) -> pd.DatetimeIndex:
     flags = result["is_anomaly"] if isinstance(result, pd.DataFrame) else result
@@ -224,12 +248,22 @@ class EventScores:
     false: pd.DataFrame  # one row per false alarm: series key fields, at
 
     def as_dict(self) -> dict[str, Any]:
-        return {"found": self.found, "labels": self.labels, "false_alarms": self.false_alarms,
-                "precision": round(self.precision, 3), "recall": round(self.recall, 3), "f1": round(self.f1, 3)}
+        return {
+            "found": self.found,
+            "labels": self.labels,
+            "false_alarms": self.false_alarms,
+            "precision": round(self.precision, 3),
+            "recall": round(self.recall, 3),
+            "f1": round(self.f1, 3),
+        }
 
 
-def event_scores(series_by_key: Mapping[Any, pd.DataFrame | pd.Series], labels: pd.DataFrame, grace: int = 2,
-                 windows: Mapping[str, tuple[Any, Any]] | None = None) -> EventScores:
+def event_scores(
+    series_by_key: Mapping[Any, pd.DataFrame | pd.Series],
+    labels: pd.DataFrame,
+    grace: int = 2,
+    windows: Mapping[str, tuple[Any, Any]] | None = None,
+) -> EventScores:
     """Event precision/recall/F1 of alarms against labelled incidents.
 
     ``series_by_key`` maps :class:`SeriesKey` (or a plain ``(kpi, grain, dimension, dim_value)``
@@ -271,22 +305,39 @@ def event_scores(series_by_key: Mapping[Any, pd.DataFrame | pd.Series], labels: 
     for r in recs:
         t = found_at[r["label_id"]]
         step = pd.Timedelta(1, unit=GRAINS[r["grain"]])
-        events.append({"label_id": r["label_id"], "kind": r["kind"], "kpi": r["kpi"], "grain": r["grain"],
-                       "dim_value": r.get("dim_value"), "found": t is not None, "first_alarm": t,
-                       "lag_periods": None if t is None else int((t - r["starts_at"].floor(GRAINS[r["grain"]])) / step),
-                       "before_end": t is not None and t < r["ends_at"]})
+        events.append(
+            {
+                "label_id": r["label_id"],
+                "kind": r["kind"],
+                "kpi": r["kpi"],
+                "grain": r["grain"],
+                "dim_value": r.get("dim_value"),
+                "found": t is not None,
+                "first_alarm": t,
+                "lag_periods": None
+                if t is None
+                else int((t - r["starts_at"].floor(GRAINS[r["grain"]])) / step),
+                "before_end": t is not None and t < r["ends_at"],
+            }
+        )
     ev = pd.DataFrame(events)
     fa = pd.DataFrame(false_rows, columns=[*SeriesKey._fields, "at"])
     found, n, nf = int(ev["found"].sum()) if len(ev) else 0, len(ev), len(fa)
     precision = found / (found + nf) if found + nf else 1.0
     recall = found / n if n else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return EventScores(found=found, labels=n, false_alarms=nf, precision=precision, recall=recall, f1=f1,
-                       events=ev, false=fa)
+    return EventScores(
+        found=found, labels=n, false_alarms=nf, precision=precision, recall=recall, f1=f1, events=ev, false=fa
+    )
 
 
-def evaluate_demo(biz, rules: Any, grace: int = 2, hour_days: int = 30,
-                  frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict[str, Any]:
+def evaluate_demo(
+    biz,
+    rules: Any,
+    grace: int = 2,
+    hour_days: int = 30,
+    frames: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> dict[str, Any]:
     """Build every scanned series of a demo business, detect, and score against its labels."""
     t = time.perf_counter()
     series = demo_series(biz, frames=frames)
@@ -295,5 +346,9 @@ def evaluate_demo(biz, rules: Any, grace: int = 2, hour_days: int = 30,
     results = detect_all(series, rules)
     t_detect = time.perf_counter() - t
     scores = event_scores(results, biz.labels(), grace=grace, windows=scan_windows(biz, hour_days))
-    return {"scores": scores, "results": results, "series": series,
-            "seconds": {"build": round(t_build, 2), "detect": round(t_detect, 2)}}
+    return {
+        "scores": scores,
+        "results": results,
+        "series": series,
+        "seconds": {"build": round(t_build, 2), "detect": round(t_detect, 2)},
+    }

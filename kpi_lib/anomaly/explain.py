@@ -38,8 +38,18 @@ def when(t) -> str:
     return f"row {t}"
 
 
-def sentence(*, label: str | None, value: float, expected: float, lower: float, upper: float,
-             start, end, ongoing: bool, fmt: Formatter | None = None) -> str:
+def sentence(
+    *,
+    label: str | None,
+    value: float,
+    expected: float,
+    lower: float,
+    upper: float,
+    start,
+    end,
+    ongoing: bool,
+    fmt: Formatter | None = None,
+) -> str:
     """E.g. 'Revenue in EMEA was 38% below the expected 12.4k (10.9k–13.8k) from 2014-04-10 13:00;
     still ongoing.' `value`/`expected`/band are taken at the incident's peak."""
     fmt = fmt or compact

@@ -18,12 +18,20 @@ def _read(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DetectError(f"{path}: cannot read it as CSV ({exc}). Give a comma-separated file with a "
-                          "header row, e.g. timestamp,value.") from exc
+        raise DetectError(
+            f"{path}: cannot read it as CSV ({exc}). Give a comma-separated file with a "
+            "header row, e.g. timestamp,value."
+        ) from exc
 
 
-def detect_file(input_path: str | Path, output_path: str | Path, time_column: str | None = "timestamp",
-                value_column: str = "value", rules: Rules = "default", label: str | None = None) -> pd.DataFrame:
+def detect_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    time_column: str | None = "timestamp",
+    value_column: str = "value",
+    rules: Rules = "default",
+    label: str | None = None,
+) -> pd.DataFrame:
     """Detect anomalies in one CSV column and write every input row back, in order, plus
     is_anomaly (0/1, onset rows only), score, severity and explanation. Returns the written frame.
 
@@ -33,18 +41,24 @@ def detect_file(input_path: str | Path, output_path: str | Path, time_column: st
     wanted = [c for c in (time_column, value_column) if c is not None]
     missing = [c for c in wanted if c not in df.columns]
     if missing:
-        raise DetectError(f"{src}: no column {', '.join(map(repr, missing))}. Available columns: "
-                          f"{', '.join(map(str, df.columns))}. Pick them with --time-column/--value-column.")
+        raise DetectError(
+            f"{src}: no column {', '.join(map(repr, missing))}. Available columns: "
+            f"{', '.join(map(str, df.columns))}. Pick them with --time-column/--value-column."
+        )
     values = df[value_column]
     if time_column is not None:
         stamps = pd.to_datetime(df[time_column], errors="coerce", utc=False, format="mixed")
         if stamps.notna().sum() == 0 and len(df):
-            raise DetectError(f"{src}: column {time_column!r} has no parseable timestamps (first value "
-                              f"{df[time_column].iloc[0]!r}). Choose another --time-column.")
+            raise DetectError(
+                f"{src}: column {time_column!r} has no parseable timestamps (first value "
+                f"{df[time_column].iloc[0]!r}). Choose another --time-column."
+            )
         values = pd.Series(values.to_numpy(), index=pd.DatetimeIndex(stamps), name=value_column)
     if len(df) and pd.to_numeric(values, errors="coerce").notna().sum() == 0:
-        raise DetectError(f"{src}: column {value_column!r} has no numbers (first value "
-                          f"{df[value_column].iloc[0]!r}). Choose another --value-column.")
+        raise DetectError(
+            f"{src}: column {value_column!r} has no numbers (first value "
+            f"{df[value_column].iloc[0]!r}). Choose another --value-column."
+        )
     result = detect(values, rules=rules, label=label)
     out = df.copy()
     for col in OUTPUT_COLUMNS:

@@ -47,7 +47,9 @@ class Incident:
         return self.end is None
 
 
-def mark(fired: np.ndarray, score: np.ndarray, outside: np.ndarray, recover: int, release: float) -> np.ndarray:
+def mark(
+    fired: np.ndarray, score: np.ndarray, outside: np.ndarray, recover: int, release: float
+) -> np.ndarray:
     """Incident id per row (0 = none; 1, 2, ... in order).
 
     An incident stays open until `recover` rows in a row score below `release`. A finished incident
@@ -73,7 +75,7 @@ def mark(fired: np.ndarray, score: np.ndarray, outside: np.ndarray, recover: int
         else:
             calm += 1
             if calm >= recover:
-                ids[last_bad + 1:i + 1] = 0
+                ids[last_bad + 1 : i + 1] = 0
                 current = 0
     return ids
 
@@ -94,8 +96,9 @@ def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int) -> int:
     return int(rows[int(np.argmax(far))]) if np.isfinite(far).any() else int(default)
 
 
-def build(frame: pd.DataFrame, ids: np.ndarray, *, label: str | None = None,
-          fmt: explain.Formatter | None = None) -> list[Incident]:
+def build(
+    frame: pd.DataFrame, ids: np.ndarray, *, label: str | None = None, fmt: explain.Formatter | None = None
+) -> list[Incident]:
     """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids."""
     out: list[Incident] = []
     if not len(ids) or ids.max() == 0:
@@ -111,11 +114,32 @@ def build(frame: pd.DataFrame, ids: np.ndarray, *, label: str | None = None,
         lo, hi = float(frame["lower"].iat[p]), float(frame["upper"].iat[p])
         still = final == len(ids) - 1
         pct = (value - exp) / abs(exp) * 100 if math.isfinite(exp) and abs(exp) > 1e-12 else None
-        text = explain.sentence(label=label, value=value, expected=exp, lower=lo, upper=hi, start=idx[first],
-                                end=None if still else idx[final], ongoing=still, fmt=fmt)
+        text = explain.sentence(
+            label=label,
+            value=value,
+            expected=exp,
+            lower=lo,
+            upper=hi,
+            start=idx[first],
+            end=None if still else idx[final],
+            ongoing=still,
+            fmt=fmt,
+        )
         peak_score = float(scores[best])
-        out.append(Incident(start=idx[first], peak=idx[p], end=None if still else idx[final], value=value,
-                            expected=exp, lower=lo, upper=hi, deviation_pct=pct, score=peak_score,
-                            severity=severity_of(peak_score), rule=str(frame["rule"].iat[first]),
-                            explanation=text))
+        out.append(
+            Incident(
+                start=idx[first],
+                peak=idx[p],
+                end=None if still else idx[final],
+                value=value,
+                expected=exp,
+                lower=lo,
+                upper=hi,
+                deviation_pct=pct,
+                score=peak_score,
+                severity=severity_of(peak_score),
+                rule=str(frame["rule"].iat[first]),
+                explanation=text,
+            )
+        )
     return out

@@ -15,8 +15,12 @@ from kpi_lib.anomaly.incidents import Incident
 _COLORS = {"high": "#c0392b", "medium": "#e67e22", "low": "#f1c40f"}
 
 
-def plot_incidents(series: pd.Series | pd.DataFrame, incidents: Sequence[Incident] | None = None, ax=None,
-                   title: str | None = None):
+def plot_incidents(
+    series: pd.Series | pd.DataFrame,
+    incidents: Sequence[Incident] | None = None,
+    ax=None,
+    title: str | None = None,
+):
     """Draw `series` (a Series, or the frame :func:`detect` returns, which adds the expected value and
     band) with each incident shaded from start to end (or to the last row while ongoing) and its
     peak marked. Returns the Figure."""
@@ -35,18 +39,33 @@ def plot_incidents(series: pd.Series | pd.DataFrame, incidents: Sequence[Inciden
     values = frame["value"] if frame is not None else series
     x = values.index
     if frame is not None and {"lower", "upper"} <= set(frame.columns):
-        ax.fill_between(x, frame["lower"].to_numpy(float), frame["upper"].to_numpy(float), color="#3498db",
-                        alpha=0.15, linewidth=0, label="expected range")
-        ax.plot(x, frame["expected"].to_numpy(float), color="#3498db", linewidth=0.8, alpha=0.7,
-                label="expected")
+        ax.fill_between(
+            x,
+            frame["lower"].to_numpy(float),
+            frame["upper"].to_numpy(float),
+            color="#3498db",
+            alpha=0.15,
+            linewidth=0,
+            label="expected range",
+        )
+        ax.plot(
+            x, frame["expected"].to_numpy(float), color="#3498db", linewidth=0.8, alpha=0.7, label="expected"
+        )
     ax.plot(x, values.to_numpy(float), color="#2c3e50", linewidth=1.0, label=values.name or "value")
     for inc in incidents or ():
         color = _COLORS.get(inc.severity, "#e74c3c")
         ax.axvspan(inc.start, inc.end if inc.end is not None else x[-1], color=color, alpha=0.25, linewidth=0)
         ax.plot([inc.peak], [inc.value], marker="o", color=color, markersize=5)
     if incidents:
-        ax.plot([], [], marker="s", linestyle="", color=_COLORS["high"], alpha=0.4,
-                label=f"incidents ({len(incidents)})")
+        ax.plot(
+            [],
+            [],
+            marker="s",
+            linestyle="",
+            color=_COLORS["high"],
+            alpha=0.4,
+            label=f"incidents ({len(incidents)})",
+        )
     if title:
         ax.set_title(title)
     ax.legend(loc="upper left", fontsize="small", frameon=False)

@@ -44,8 +44,14 @@ TRANSFORMERS = ("RollingAggregate", "DoubleRollingAggregate")
 #: Detectors whose rule is a bound learned from past rows; refit at every row, vectorised.
 BOUND_DETECTORS = ("ThresholdAD", "QuantileAD", "InterQuartileRangeAD")
 #: Other ADTK detectors, refit every ``every`` rows on past rows only (slower, general).
-REFIT_DETECTORS = ("GeneralizedESDTestAD", "PersistAD", "LevelShiftAD", "VolatilityShiftAD",
-                   "AutoregressionAD", "SeasonalAD")
+REFIT_DETECTORS = (
+    "GeneralizedESDTestAD",
+    "PersistAD",
+    "LevelShiftAD",
+    "VolatilityShiftAD",
+    "AutoregressionAD",
+    "SeasonalAD",
+)
 AGGREGATORS = ("OrAggregator", "AndAggregator")
 SCALES = ("global", "volume")
 SPREADS = ("mean", "median")
@@ -136,17 +142,32 @@ class RuleSet:
 
     def to_dict(self) -> dict[str, Any]:
         """The plain-dict form (round-trips through :func:`load_rules`)."""
-        out: dict[str, Any] = {"name": self.name, "description": self.description,
-                               "expected": asdict(self.expected), "steps": [],
-                               "aggregate": self.aggregate, "incident": asdict(self.incident)}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "expected": asdict(self.expected),
+            "steps": [],
+            "aggregate": self.aggregate,
+            "incident": asdict(self.incident),
+        }
         out["expected"]["seasons"] = list(self.expected.seasons)
         if self.calendar.days:
-            out["calendar"] = {"days": list(self.calendar.days), "before": self.calendar.before,
-                               "after": self.calendar.after}
+            out["calendar"] = {
+                "days": list(self.calendar.days),
+                "before": self.calendar.before,
+                "after": self.calendar.after,
+            }
         for s in self.steps:
-            d: dict[str, Any] = {"name": s.name, "input": s.input, "detector": {s.detector: dict(s.params)},
-                                 "side": s.side, "history": s.history, "margin": s.margin, "min": s.min,
-                                 "every": s.every}
+            d: dict[str, Any] = {
+                "name": s.name,
+                "input": s.input,
+                "detector": {s.detector: dict(s.params)},
+                "side": s.side,
+                "history": s.history,
+                "margin": s.margin,
+                "min": s.min,
+                "every": s.every,
+            }
             if s.min_dev:
                 d["min_dev"] = s.min_dev
             if s.min_history != 50:
@@ -160,16 +181,35 @@ class RuleSet:
 DEFAULT: dict[str, Any] = {
     "name": "default",
     "description": "One rule set for any series: a point far outside its usual error, or a sustained "
-                   "move, judged against the expected value (rolling median or same time in past "
-                   "days/weeks, whichever has predicted better so far) and against how unusual the "
-                   "series' own past deviations were.",
-    "expected": {"window": 12, "seasons": ["1D", "7D"], "cycles": 3, "history": 1000, "floor": 0.01,
-                 "min_rows": 100},
+    "move, judged against the expected value (rolling median or same time in past "
+    "days/weeks, whichever has predicted better so far) and against how unusual the "
+    "series' own past deviations were.",
+    "expected": {
+        "window": 12,
+        "seasons": ["1D", "7D"],
+        "cycles": 3,
+        "history": 1000,
+        "floor": 0.01,
+        "min_rows": 100,
+    },
     "steps": [
-        {"name": "spike", "input": "z", "detector": {"QuantileAD": {"high": 0.99}},
-         "history": 10000, "margin": 1.5, "min": 4},
-        {"name": "shift", "input": "z", "transform": {"RollingAggregate": {"window": 12, "agg": "mean"}},
-         "detector": {"QuantileAD": {"high": 0.99}}, "history": 10000, "margin": 1.5, "min": 4},
+        {
+            "name": "spike",
+            "input": "z",
+            "detector": {"QuantileAD": {"high": 0.99}},
+            "history": 10000,
+            "margin": 1.5,
+            "min": 4,
+        },
+        {
+            "name": "shift",
+            "input": "z",
+            "transform": {"RollingAggregate": {"window": 12, "agg": "mean"}},
+            "detector": {"QuantileAD": {"high": 0.99}},
+            "history": 10000,
+            "margin": 1.5,
+            "min": 4,
+        },
     ],
     "aggregate": "OrAggregator",
     "incident": {"recover": 12, "release": 0.5},
@@ -180,12 +220,16 @@ DEFAULT: dict[str, Any] = {
 CLASSIC: dict[str, Any] = {
     "name": "classic",
     "description": "ADTK InterQuartileRangeAD c=3 + PersistAD c=3 + LevelShiftAD c=6 on raw values, "
-                   "refit every 100 rows on the last 1000 (causal). A comparison baseline.",
+    "refit every 100 rows on the last 1000 (causal). A comparison baseline.",
     "steps": [
         {"name": "iqr", "input": "value", "detector": {"InterQuartileRangeAD": {"c": 3.0}}, "history": 1000},
         {"name": "persist", "input": "value", "detector": {"PersistAD": {"c": 3.0}}, "history": 1000},
-        {"name": "level_shift", "input": "value", "detector": {"LevelShiftAD": {"c": 6.0, "window": 5}},
-         "history": 1000},
+        {
+            "name": "level_shift",
+            "input": "value",
+            "detector": {"LevelShiftAD": {"c": 6.0, "window": 5}},
+            "history": 1000,
+        },
     ],
 }
 
@@ -194,11 +238,29 @@ CLASSIC: dict[str, Any] = {
 _RETAIL = {"days": ["retail"], "before": 1, "after": 1}  # holidays in local time touch adjacent UTC days
 
 
-def _q(name: str, side: str, *, transform: dict | None = None, input: str = "z", high: float = 0.99,
-       history: int = 10000, margin: float = 1.5, low: float = 0.0, min_dev: float = 0.0,
-       min_history: int = 50) -> dict[str, Any]:
-    step: dict[str, Any] = {"name": name, "input": input, "side": side, "detector": {"QuantileAD": {"high": high}},
-                            "history": history, "margin": margin, "min": low, "min_history": min_history}
+def _q(
+    name: str,
+    side: str,
+    *,
+    transform: dict | None = None,
+    input: str = "z",
+    high: float = 0.99,
+    history: int = 10000,
+    margin: float = 1.5,
+    low: float = 0.0,
+    min_dev: float = 0.0,
+    min_history: int = 50,
+) -> dict[str, Any]:
+    step: dict[str, Any] = {
+        "name": name,
+        "input": input,
+        "side": side,
+        "detector": {"QuantileAD": {"high": high}},
+        "history": history,
+        "margin": margin,
+        "min": low,
+        "min_history": min_history,
+    }
     if transform:
         step["transform"] = transform
     if min_dev:
@@ -210,23 +272,45 @@ def _rolling(window: int, agg: str = "mean") -> dict[str, Any]:
     return {"RollingAggregate": {"window": window, "agg": agg}}
 
 
-_HOURLY_EXPECTED = {"window": 12, "seasons": ["7D"], "cycles": 4, "history": 1000, "floor": 0.01,
-                    "min_rows": 336}
-_DAILY_EXPECTED = {"window": 7, "seasons": ["7D"], "cycles": 6, "average": "trimmed", "adjust": True,
-                   "history": 365, "floor": 0.01, "min_rows": 56}
+_HOURLY_EXPECTED = {
+    "window": 12,
+    "seasons": ["7D"],
+    "cycles": 4,
+    "history": 1000,
+    "floor": 0.01,
+    "min_rows": 336,
+}
+_DAILY_EXPECTED = {
+    "window": 7,
+    "seasons": ["7D"],
+    "cycles": 6,
+    "average": "trimmed",
+    "adjust": True,
+    "history": 365,
+    "floor": 0.01,
+    "min_rows": 56,
+}
 
 BUSINESS_HOURLY: dict[str, Any] = {
     "name": "business_hourly",
     "description": "Hourly sums and counts (revenue, orders): outages, surges and day-long slumps. Expected = "
-                   "median of the same hour in the last 4 weeks; Poisson-like error scale. A drop or surge must "
-                   "hold for 2 of 3 hours; the 24-hour slump catches pricing-type losses.",
+    "median of the same hour in the last 4 weeks; Poisson-like error scale. A drop or surge must "
+    "hold for 2 of 3 hours; the 24-hour slump catches pricing-type losses.",
     "expected": {**_HOURLY_EXPECTED, "scale": "volume", "min_volume": 3},
     "steps": [
         _q("drop", "negative", transform=_rolling(3, "median"), low=3.1, min_dev=0.5, min_history=336),
         _q("drop_4h", "negative", transform=_rolling(4), low=2.6, min_dev=0.5, min_history=336),
         _q("surge", "positive", transform=_rolling(3, "median"), low=4.8, min_dev=0.5, min_history=336),
-        _q("slump_24h", "negative", transform=_rolling(24), input="residual", high=0.995, margin=1.75,
-           min_dev=0.3, min_history=336),
+        _q(
+            "slump_24h",
+            "negative",
+            transform=_rolling(24),
+            input="residual",
+            high=0.995,
+            margin=1.75,
+            min_dev=0.3,
+            min_history=336,
+        ),
     ],
     "aggregate": "OrAggregator",
     "incident": {"recover": 24, "release": 0.5},
@@ -236,10 +320,20 @@ BUSINESS_HOURLY: dict[str, Any] = {
 BUSINESS_HOURLY_RATIO: dict[str, Any] = {
     "name": "business_hourly_ratio",
     "description": "Hourly ratios (aov, return rate): one hour's ratio of a few orders is noise, so only a "
-                   "24-hour shift of the mean, well beyond what this series has done before, alarms.",
+    "24-hour shift of the mean, well beyond what this series has done before, alarms.",
     "expected": {**_HOURLY_EXPECTED, "scale": "global"},
-    "steps": [_q("shift_24h", "both", transform=_rolling(24), input="residual", high=0.995, margin=1.75,
-                 min_dev=0.3, min_history=336)],
+    "steps": [
+        _q(
+            "shift_24h",
+            "both",
+            transform=_rolling(24),
+            input="residual",
+            high=0.995,
+            margin=1.75,
+            min_dev=0.3,
+            min_history=336,
+        )
+    ],
     "aggregate": "OrAggregator",
     "incident": {"recover": 24, "release": 0.5},
     "calendar": _RETAIL,
@@ -248,16 +342,29 @@ BUSINESS_HOURLY_RATIO: dict[str, Any] = {
 BUSINESS_DAILY: dict[str, Any] = {
     "name": "business_daily",
     "description": "Daily sums and counts (revenue, orders): a day far off (spike), three days off (shift), "
-                   "and a sustained decline (trend: the mean of the last 14 days at least 25% below the mean "
-                   "of the 28 days before, and beyond this series' own past swings). Expected = trimmed mean "
-                   "of the same weekday over 6 weeks, corrected for growth.",
+    "and a sustained decline (trend: the mean of the last 14 days at least 25% below the mean "
+    "of the 28 days before, and beyond this series' own past swings). Expected = trimmed mean "
+    "of the same weekday over 6 weeks, corrected for growth.",
     "expected": dict(_DAILY_EXPECTED),
     "steps": [
         _q("spike", "both", history=730, low=6),
         _q("shift_3d", "both", transform=_rolling(3), history=730, low=4),
-        _q("trend", "negative", input="value", history=365, margin=1.2, low=0.25,
-           transform={"DoubleRollingAggregate": {"window": [28, 14], "agg": "mean", "diff": "rel_diff",
-                                                 "min_periods": [20, 10]}}),
+        _q(
+            "trend",
+            "negative",
+            input="value",
+            history=365,
+            margin=1.2,
+            low=0.25,
+            transform={
+                "DoubleRollingAggregate": {
+                    "window": [28, 14],
+                    "agg": "mean",
+                    "diff": "rel_diff",
+                    "min_periods": [20, 10],
+                }
+            },
+        ),
     ],
     "aggregate": "OrAggregator",
     "incident": {"recover": 7, "release": 0.5},
@@ -267,17 +374,25 @@ BUSINESS_DAILY: dict[str, Any] = {
 BUSINESS_DAILY_RATIO: dict[str, Any] = {
     "name": "business_daily_ratio",
     "description": "Daily ratios (aov, return rate): only a day or three days far beyond the usual error. No "
-                   "relative trend step: a small ratio swings by 30% routinely.",
+    "relative trend step: a small ratio swings by 30% routinely.",
     "expected": dict(_DAILY_EXPECTED),
-    "steps": [_q("spike", "both", history=730, low=8), _q("shift_3d", "both", transform=_rolling(3), history=730, low=5)],
+    "steps": [
+        _q("spike", "both", history=730, low=8),
+        _q("shift_3d", "both", transform=_rolling(3), history=730, low=5),
+    ],
     "aggregate": "OrAggregator",
     "incident": {"recover": 7, "release": 0.5},
     "calendar": _RETAIL,
 }
 
-BUILTIN: dict[str, dict[str, Any]] = {"default": DEFAULT, "classic": CLASSIC, "business_hourly": BUSINESS_HOURLY,
-                                      "business_hourly_ratio": BUSINESS_HOURLY_RATIO,
-                                      "business_daily": BUSINESS_DAILY, "business_daily_ratio": BUSINESS_DAILY_RATIO}
+BUILTIN: dict[str, dict[str, Any]] = {
+    "default": DEFAULT,
+    "classic": CLASSIC,
+    "business_hourly": BUSINESS_HOURLY,
+    "business_hourly_ratio": BUSINESS_HOURLY_RATIO,
+    "business_daily": BUSINESS_DAILY,
+    "business_daily_ratio": BUSINESS_DAILY_RATIO,
+}
 
 #: Which built-in suits which kind of KPI at which grain (additive sums/counts vs ratios).
 BUSINESS_RULES: dict[str, dict[str, str]] = {
@@ -294,8 +409,10 @@ def _one_entry(value: Any, what: str, allowed: tuple[str, ...], where: str) -> t
         name, params = next(iter(value.items()))
         params = dict(params or {})
     else:
-        raise DetectError(f"{where}: {what} must be a name or a one-key mapping like "
-                          f"{{{allowed[0]}: {{...}}}}, got {value!r}.")
+        raise DetectError(
+            f"{where}: {what} must be a name or a one-key mapping like "
+            f"{{{allowed[0]}: {{...}}}}, got {value!r}."
+        )
     if name not in allowed:
         raise DetectError(f"{where}: unknown {what} {name!r}. Use one of: {', '.join(allowed)}.")
     return name, params
@@ -304,16 +421,33 @@ def _one_entry(value: Any, what: str, allowed: tuple[str, ...], where: str) -> t
 def _check_keys(d: Mapping, allowed: set[str], where: str) -> None:
     extra = set(d) - allowed
     if extra:
-        raise DetectError(f"{where}: unknown key(s) {', '.join(sorted(map(str, extra)))}. "
-                          f"Allowed: {', '.join(sorted(allowed))}.")
+        raise DetectError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, extra)))}. "
+            f"Allowed: {', '.join(sorted(allowed))}."
+        )
 
 
 def _step(d: Mapping, i: int) -> Step:
     where = f"step {i + 1}"
     if not isinstance(d, Mapping):
         raise DetectError(f"{where}: each step must be a mapping, got {d!r}.")
-    _check_keys(d, {"name", "input", "detector", "transform", "side", "history", "margin", "min", "every",
-                    "min_dev", "min_history"}, where)
+    _check_keys(
+        d,
+        {
+            "name",
+            "input",
+            "detector",
+            "transform",
+            "side",
+            "history",
+            "margin",
+            "min",
+            "every",
+            "min_dev",
+            "min_history",
+        },
+        where,
+    )
     name = str(d.get("name") or f"step{i + 1}")
     where = f"step {name!r}"
     if "detector" not in d:
@@ -328,13 +462,17 @@ def _step(d: Mapping, i: int) -> Step:
             w = tparams.get(key)
             ws = w if isinstance(w, (list, tuple)) else [w]
             if not all(isinstance(v, int) and v > 0 for v in ws):
-                raise DetectError(f"{where}: {transform} window must be a positive number of rows, got {w!r}.")
+                raise DetectError(
+                    f"{where}: {transform} window must be a positive number of rows, got {w!r}."
+                )
         for key in ("window", "min_periods", "agg", "agg_params"):  # ADTK wants (left, right) tuples
             if isinstance(tparams.get(key), list):
                 tparams[key] = tuple(tparams[key])
     if det == "SeasonalAD" and not isinstance(params.get("freq"), int):
-        raise DetectError(f"{where}: SeasonalAD needs freq= as a number of rows (e.g. 24 for hourly "
-                          "data with a daily cycle).")
+        raise DetectError(
+            f"{where}: SeasonalAD needs freq= as a number of rows (e.g. 24 for hourly "
+            "data with a daily cycle)."
+        )
     if det in ("LevelShiftAD", "VolatilityShiftAD"):
         w = params.get("window")
         ws = w if isinstance(w, (list, tuple)) else [w]
@@ -354,12 +492,26 @@ def _step(d: Mapping, i: int) -> Step:
         margin, low = float(d.get("margin", 1.0)), float(d.get("min", 0.0))
         min_dev = float(d.get("min_dev", 0.0))
     except (TypeError, ValueError) as exc:
-        raise DetectError(f"{where}: history/every must be integers and margin/min/min_dev numbers ({exc}).") from exc
+        raise DetectError(
+            f"{where}: history/every must be integers and margin/min/min_dev numbers ({exc})."
+        ) from exc
     if history < 10 or every < 1 or min_history < 1:
         raise DetectError(f"{where}: history must be at least 10 rows, every and min_history at least 1.")
-    return Step(name=name, detector=det, params=params, input=step_input, transform=transform,
-                transform_params=tparams, side=side, history=history, margin=margin, min=low, every=every,
-                min_dev=min_dev, min_history=min_history)
+    return Step(
+        name=name,
+        detector=det,
+        params=params,
+        input=step_input,
+        transform=transform,
+        transform_params=tparams,
+        side=side,
+        history=history,
+        margin=margin,
+        min=low,
+        every=every,
+        min_dev=min_dev,
+        min_history=min_history,
+    )
 
 
 def _calendar(value: Any) -> Calendar:
@@ -379,8 +531,10 @@ def _calendar(value: Any) -> Calendar:
         try:
             pd.Timestamp(d if len(d) > 5 else f"2000-{d}")
         except ValueError as exc:
-            raise DetectError(f"calendar: {d!r} is neither a holiday name ({', '.join(['retail', *HOLIDAYS])}) "
-                              "nor a date like '07-15' (every year) or '2025-07-15'.") from exc
+            raise DetectError(
+                f"calendar: {d!r} is neither a holiday name ({', '.join(['retail', *HOLIDAYS])}) "
+                "nor a date like '07-15' (every year) or '2025-07-15'."
+            ) from exc
     try:
         before, after = int(value.get("before", 0)), int(value.get("after", 0))
     except (TypeError, ValueError) as exc:
@@ -440,7 +594,9 @@ def _extend(spec: Mapping[str, Any]) -> dict[str, Any]:
     """
     base_name = spec["extends"]
     if base_name not in BUILTIN:
-        raise DetectError(f"rule set: extends must name a built-in rule set ({', '.join(BUILTIN)}), got {base_name!r}.")
+        raise DetectError(
+            f"rule set: extends must name a built-in rule set ({', '.join(BUILTIN)}), got {base_name!r}."
+        )
     out = dict(BUILTIN[base_name])
     out["name"] = f"{base_name} (custom)"
     for key, value in spec.items():
@@ -460,7 +616,9 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
         raise DetectError(f"A rule set must be a mapping with `name` and `steps`, got {type(spec).__name__}.")
     if "extends" in spec:
         spec = _extend(spec)
-    _check_keys(spec, {"name", "description", "expected", "steps", "aggregate", "incident", "calendar"}, "rule set")
+    _check_keys(
+        spec, {"name", "description", "expected", "steps", "aggregate", "incident", "calendar"}, "rule set"
+    )
     steps = spec.get("steps")
     if not steps or not isinstance(steps, list):
         raise DetectError("rule set: `steps` must be a non-empty list of detector steps.")
@@ -474,7 +632,9 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
                 if pd.Timedelta(s) <= pd.Timedelta(0):
                     raise ValueError
             except ValueError as exc:
-                raise DetectError(f"expected.seasons: {s!r} is not a positive duration like '1D' or '7D'.") from exc
+                raise DetectError(
+                    f"expected.seasons: {s!r} is not a positive duration like '1D' or '7D'."
+                ) from exc
     if exp.get("average", "median") not in AVERAGES:
         raise DetectError(f"expected.average must be one of {', '.join(AVERAGES)}, got {exp['average']!r}.")
     if exp.get("scale", "global") not in SCALES:
@@ -492,9 +652,15 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
     if len(set(names)) != len(names):
         raise DetectError(f"rule set: step names must be unique, got {names}.")
     try:
-        return RuleSet(name=str(spec.get("name") or "custom"), steps=tuple(parsed), expected=Expected(**exp),
-                       aggregate=agg, incident=IncidentRule(**inc),
-                       description=str(spec.get("description") or ""), calendar=calendar)
+        return RuleSet(
+            name=str(spec.get("name") or "custom"),
+            steps=tuple(parsed),
+            expected=Expected(**exp),
+            aggregate=agg,
+            incident=IncidentRule(**inc),
+            description=str(spec.get("description") or ""),
+            calendar=calendar,
+        )
     except TypeError as exc:
         raise DetectError(f"rule set: {exc}") from exc
 
@@ -509,8 +675,10 @@ def load_rules(rules: str | Path | Mapping[str, Any] | RuleSet = "default") -> R
         return parse_rules(BUILTIN[rules])
     path = Path(rules)
     if not path.is_file():
-        raise DetectError(f"Unknown rule set {str(rules)!r}: not a built-in ({', '.join(BUILTIN)}) and no "
-                          "such file. Pass a built-in name or the path of a YAML/JSON rule file.")
+        raise DetectError(
+            f"Unknown rule set {str(rules)!r}: not a built-in ({', '.join(BUILTIN)}) and no "
+            "such file. Pass a built-in name or the path of a YAML/JSON rule file."
+        )
     text = path.read_text()
     try:
         if path.suffix.lower() == ".json":

@@ -101,13 +101,17 @@ class ExecutiveDashboard(param.Parameterized):
         marks = hv.DynamicMap(self._marks_plot, streams=[self.marks_pipe])
         # the overlay of two DynamicMaps takes its size from these opts, not from its members'
         both = (trend * marks).opts(responsive=True, height=280, legend_position="top_left", toolbar="above")
-        self.trend = pn.pane.HoloViews(both, sizing_mode="stretch_width", height=300, name="trend", linked_axes=False)
+        self.trend = pn.pane.HoloViews(
+            both, sizing_mode="stretch_width", height=300, name="trend", linked_axes=False
+        )
 
         self.bars_pipe = hv.streams.Pipe(data=pd.DataFrame({"label": [], "value": []}))
         bars = hv.DynamicMap(self._bars_plot, streams=[self.bars_pipe])
         self.tap = hv.streams.Tap(source=bars)  # on a categorical axis, x is the bar's label
         self.tap.param.watch(self._on_tap, "x")
-        self.bars = pn.pane.HoloViews(bars, sizing_mode="stretch_width", height=300, name="breakdown", linked_axes=False)
+        self.bars = pn.pane.HoloViews(
+            bars, sizing_mode="stretch_width", height=300, name="breakdown", linked_axes=False
+        )
         self.breadcrumb = pn.Row(sizing_mode="stretch_width", name="breadcrumb")
         self.table = pn.pane.DataFrame(
             pd.DataFrame(), index=False, sizing_mode="stretch_width", name="table", max_rows=50

@@ -29,7 +29,7 @@ def spiky(n: int = 2500, seed: int = 2) -> pd.Series:
     rng = np.random.default_rng(seed)
     idx = pd.date_range("2024-01-01", periods=n, freq="5min")
     v = rng.gamma(2.0, 1.0, n) + np.where(rng.random(n) < 0.03, rng.uniform(5, 15, n), 0)
-    v[int(n * 0.8):int(n * 0.8) + 30] += 40  # one real incident
+    v[int(n * 0.8) : int(n * 0.8) + 30] += 40  # one real incident
     return pd.Series(v, index=idx, name="cpu")
 
 

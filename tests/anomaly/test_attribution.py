@@ -18,7 +18,7 @@ def _regions(drop: dict[str, float], at: int = 24 * 30 + 10, hours: int = 5) -> 
     out = {}
     for i, (name, size) in enumerate(sizes.items()):
         s = hourly_revenue(seed=10 + i) * size
-        s.iloc[at:at + hours] *= drop.get(name, 1.0)
+        s.iloc[at : at + hours] *= drop.get(name, 1.0)
         out[name] = s
     return out
 
@@ -40,13 +40,19 @@ def test_one_region_explains_the_drop():
 def test_a_shared_drop_names_several_regions_by_size():
     data = _regions({"North America": 0.5, "Europe": 0.5, "Asia Pacific": 0.5, "Latin America": 0.5})
     a = attribute(data, _window(data["Europe"]))
-    assert list(a.shares.index[:3]) == ["North America", "Europe", "Asia Pacific"]  # the largest lose the most
+    assert list(a.shares.index[:3]) == [
+        "North America",
+        "Europe",
+        "Asia Pacific",
+    ]  # the largest lose the most
     assert a.text.startswith("North America (") and " and " in a.text and "account for" in a.text
 
 
 def test_a_rise_and_the_long_frame_form():
     data = _regions({"Asia Pacific": 4.0})
-    long = pd.concat([pd.DataFrame({"period": s.index, "region": k, "value": s.to_numpy()}) for k, s in data.items()])
+    long = pd.concat(
+        [pd.DataFrame({"period": s.index, "region": k, "value": s.to_numpy()}) for k, s in data.items()]
+    )
     a = attribute(long, _window(data["Europe"]))
     assert a.dimension == "region" and a.direction == "rise" and a.top == "Asia Pacific"
     assert "of the rise" in a.text

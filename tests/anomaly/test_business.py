@@ -43,8 +43,14 @@ def test_business_rules_find_the_injected_incidents_at_their_grain(demo):
     biz, series, _, results, scores = demo
     assert len(series) == 112  # 4 KPIs x (overall + 5 regions + 8 categories) x (hour, day)
     found = scores.events.set_index("label_id")["found"]
-    for label in ("outage-europe", "bot-surge-apac", "pricing-bug-electronics", "payment-outage",
-                  "return-spike-apparel", "decline-latam"):
+    for label in (
+        "outage-europe",
+        "bot-surge-apac",
+        "pricing-bug-electronics",
+        "payment-outage",
+        "return-spike-apparel",
+        "decline-latam",
+    ):
         assert found[label], f"{label} not found: {scores.events.to_dict('records')}"
     # no flood over the 112 series (hour grain over the last ~72 days, day grain over 200 days)
     assert scores.false_alarms <= 3, scores.false.to_string()
@@ -62,11 +68,17 @@ def test_outages_alarm_within_two_hours_of_their_start(demo):
 def test_the_default_rules_flood_the_same_series(demo):
     """The contrast that makes the business rule sets necessary (same series, same scoring)."""
     biz, series, _, _, _ = demo
-    sample = {k: s for k, s in series.items()
-              if k.grain == "hour" and k.dimension == "region" and k.kpi in ("aov", "return_rate")}
+    sample = {
+        k: s
+        for k, s in series.items()
+        if k.grain == "hour" and k.dimension == "region" and k.kpi in ("aov", "return_rate")
+    }
     default = event_scores({k: detect(s) for k, s in sample.items()}, biz.labels(), windows=scan_windows(biz))
-    business = event_scores({k: detect(s, rules_for(k, business_rules())) for k, s in sample.items()},
-                            biz.labels(), windows=scan_windows(biz))
+    business = event_scores(
+        {k: detect(s, rules_for(k, business_rules())) for k, s in sample.items()},
+        biz.labels(),
+        windows=scan_windows(biz),
+    )
     assert default.false_alarms >= 20
     assert business.false_alarms <= 2
 
@@ -76,23 +88,31 @@ def test_slow_decline_is_found_on_day_grain_before_it_ends(demo):
     label = _label(biz, "decline-latam")
     key = SeriesKey("revenue", "day", "region", "Latin America")
     out = results[key]
-    window = out[(out.index >= pd.Timestamp(label["starts_at"])) & (out.index < pd.Timestamp(label["ends_at"]))]
+    window = out[
+        (out.index >= pd.Timestamp(label["starts_at"])) & (out.index < pd.Timestamp(label["ends_at"]))
+    ]
     onsets = window[window["is_anomaly"] == 1]
     assert len(onsets) >= 1 and onsets["rule"].iloc[0] == "trend"
     assert "below the expected" in onsets["explanation"].iloc[0]
     # the expected value alone follows the ramp: without the trend step nothing fires before the end
-    without_trend = {**rules_for(key, rules), "steps": [s for s in BUSINESS_DAILY["steps"] if s["name"] != "trend"]}
+    without_trend = {
+        **rules_for(key, rules),
+        "steps": [s for s in BUSINESS_DAILY["steps"] if s["name"] != "trend"],
+    }
     quiet = detect(series[key], without_trend)
     ramp = (quiet.index >= pd.Timestamp(label["starts_at"])) & (quiet.index < pd.Timestamp(label["ends_at"]))
     assert quiet.loc[ramp, "is_anomaly"].sum() == 0
 
 
-@pytest.mark.parametrize("key, cuts", [
-    (SeriesKey("orders", "hour", "region", "Europe"), ("outage-europe", "payment-outage")),
-    (SeriesKey("revenue", "hour", "category", "Electronics"), ("pricing-bug-electronics",)),
-    (SeriesKey("revenue", "day", "region", "Latin America"), ("decline-latam",)),
-    (SeriesKey("return_rate", "day", "category", "Apparel"), ("return-spike-apparel",)),
-])
+@pytest.mark.parametrize(
+    "key, cuts",
+    [
+        (SeriesKey("orders", "hour", "region", "Europe"), ("outage-europe", "payment-outage")),
+        (SeriesKey("revenue", "hour", "category", "Electronics"), ("pricing-bug-electronics",)),
+        (SeriesKey("revenue", "day", "region", "Latin America"), ("decline-latam",)),
+        (SeriesKey("return_rate", "day", "category", "Apparel"), ("return-spike-apparel",)),
+    ],
+)
 def test_business_rules_are_causal(demo, key, cuts):
     """Cut inside each incident: the rows before the cut are identical to the full run's."""
     biz, series, rules, results, _ = demo
@@ -110,7 +130,11 @@ def test_attribution_names_the_region_and_category_behind_the_incident(demo):
     biz, series, _, results, _ = demo
 
     def breakdown(kpi, grain, dimension):
-        return {k.dim_value: results[k] for k in series if (k.kpi, k.grain, k.dimension) == (kpi, grain, dimension)}
+        return {
+            k.dim_value: results[k]
+            for k in series
+            if (k.kpi, k.grain, k.dimension) == (kpi, grain, dimension)
+        }
 
     outage = _label(biz, "outage-europe")
     window = (outage["starts_at"], pd.Timestamp(outage["ends_at"]) - pd.Timedelta(hours=1))

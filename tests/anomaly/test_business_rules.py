@@ -28,8 +28,10 @@ def _daily_orders(days: int = 500, seed: int = 0) -> pd.Series:
 
 
 def test_business_built_ins_exist_for_sums_and_ratios():
-    assert BUSINESS_RULES == {"additive": {"hour": "business_hourly", "day": "business_daily"},
-                              "ratio": {"hour": "business_hourly_ratio", "day": "business_daily_ratio"}}
+    assert BUSINESS_RULES == {
+        "additive": {"hour": "business_hourly", "day": "business_daily"},
+        "ratio": {"hour": "business_hourly_ratio", "day": "business_daily_ratio"},
+    }
     for kind in BUSINESS_RULES.values():
         for name in kind.values():
             rs = load_rules(name)
@@ -37,8 +39,9 @@ def test_business_built_ins_exist_for_sums_and_ratios():
 
 
 def test_extends_replaces_parts_of_a_built_in():
-    rs = load_rules({"extends": "business_daily", "calendar": {"days": ["retail", "07-15"]},
-                     "expected": {"min_rows": 90}})
+    rs = load_rules(
+        {"extends": "business_daily", "calendar": {"days": ["retail", "07-15"]}, "expected": {"min_rows": 90}}
+    )
     base = load_rules("business_daily")
     assert rs.name == "business_daily (custom)" and rs.steps == base.steps
     assert rs.calendar == Calendar(days=("retail", "07-15"), before=1, after=1)  # merged key by key
@@ -50,22 +53,38 @@ def test_extends_replaces_parts_of_a_built_in():
 
 
 def test_calendar_knows_the_moving_holidays():
-    days = calendar_days(Calendar(days=("black_friday", "cyber_monday", "07-15", "2025-03-03")),
-                         pd.Timestamp("2024-01-01"), pd.Timestamp("2025-12-31"))
-    assert {"2024-11-29", "2025-11-28", "2024-12-02", "2025-12-01", "2024-07-15", "2025-07-15",
-            "2025-03-03"} == set(days.strftime("%Y-%m-%d"))
-    wide = calendar_days(Calendar(days=("christmas",), before=1, after=1), pd.Timestamp("2025-01-01"),
-                         pd.Timestamp("2025-12-31"))
+    days = calendar_days(
+        Calendar(days=("black_friday", "cyber_monday", "07-15", "2025-03-03")),
+        pd.Timestamp("2024-01-01"),
+        pd.Timestamp("2025-12-31"),
+    )
+    assert {
+        "2024-11-29",
+        "2025-11-28",
+        "2024-12-02",
+        "2025-12-01",
+        "2024-07-15",
+        "2025-07-15",
+        "2025-03-03",
+    } == set(days.strftime("%Y-%m-%d"))
+    wide = calendar_days(
+        Calendar(days=("christmas",), before=1, after=1),
+        pd.Timestamp("2025-01-01"),
+        pd.Timestamp("2025-12-31"),
+    )
     assert list(wide.strftime("%m-%d")) == ["12-24", "12-25", "12-26"]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"calendar": ["easter"]}, "neither a holiday name"),
-    ({"calendar": {"days": ["retail"], "before": -1}}, "zero or more"),
-    ({"calendar": {"days": ["retail"], "around": 1}}, "unknown key"),
-    ({"expected": {"scale": "poisson"}}, "expected.scale must be one of"),
-    ({"expected": {"average": "mode"}}, "expected.average must be one of"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"calendar": ["easter"]}, "neither a holiday name"),
+        ({"calendar": {"days": ["retail"], "before": -1}}, "zero or more"),
+        ({"calendar": {"days": ["retail"], "around": 1}}, "unknown key"),
+        ({"expected": {"scale": "poisson"}}, "expected.scale must be one of"),
+        ({"expected": {"average": "mode"}}, "expected.average must be one of"),
+    ],
+)
 def test_bad_business_options_say_what_is_wrong(spec, message):
     with pytest.raises(DetectError, match=message):
         load_rules({"steps": [{"name": "a", "detector": "QuantileAD"}], **spec})
@@ -79,10 +98,10 @@ def test_black_friday_is_a_known_day_not_an_incident():
     s[pd.Timestamp("2025-07-15")] *= 0.3  # an ordinary day that really is broken
     known = detect(s, "business_daily")
     unknown = detect(s, {"extends": "business_daily", "calendar": []})
-    assert known.loc[bf - pd.Timedelta(days=1):bf + pd.Timedelta(days=5), "is_anomaly"].sum() == 0
+    assert known.loc[bf - pd.Timedelta(days=1) : bf + pd.Timedelta(days=5), "is_anomaly"].sum() == 0
     assert known.loc[bf, "score"] == 0
     assert known.loc["2025-07-15", "is_anomaly"] == 1
-    assert unknown.loc[bf:bf + pd.Timedelta(days=3), "is_anomaly"].sum() >= 1
+    assert unknown.loc[bf : bf + pd.Timedelta(days=3), "is_anomaly"].sum() >= 1
 
 
 def test_quiet_hours_of_a_small_shop_do_not_flood():
@@ -99,7 +118,7 @@ def test_quiet_hours_of_a_small_shop_do_not_flood():
 def test_a_real_outage_of_a_mid_sized_count_series_is_still_found():
     s = _poisson_hours(40, seed=1)
     at = s.index.get_loc(pd.Timestamp("2024-02-27 12:00"))
-    s.iloc[at:at + 4] = np.round(s.iloc[at:at + 4] * 0.1)
+    s.iloc[at : at + 4] = np.round(s.iloc[at : at + 4] * 0.1)
     out = detect(s, "business_hourly")
     assert out["is_anomaly"].sum() == 1
     onset = out.index[out["is_anomaly"] == 1][0]
@@ -112,7 +131,9 @@ def test_ratios_of_a_few_orders_stay_quiet_with_the_ratio_rules():
         rng = np.random.default_rng(100 + seed)
         sold = rng.poisson(_poisson_hours(5, seed).to_numpy() + 0.5)
         back = rng.binomial(sold, 0.1)
-        ratio = pd.Series(np.where(sold > 0, back / np.maximum(sold, 1), np.nan), index=_poisson_hours(5, 0).index)
+        ratio = pd.Series(
+            np.where(sold > 0, back / np.maximum(sold, 1), np.nan), index=_poisson_hours(5, 0).index
+        )
         ratio.iloc[-200] = 3.0  # one hour with 1 sold and 3 returned: noise, not an incident
         for name in flagged:
             flagged[name] += int(detect(ratio, name)["is_anomaly"].sum())

@@ -28,8 +28,13 @@ def s() -> pd.Series:
 def _detector(name: str):
     from adtk import detector
 
-    params = {"SeasonalAD": {"freq": 24}, "LevelShiftAD": {"window": 5}, "VolatilityShiftAD": {"window": 10},
-              "ThresholdAD": {"high": 12}, "QuantileAD": {"high": 0.99}}.get(name, {})
+    params = {
+        "SeasonalAD": {"freq": 24},
+        "LevelShiftAD": {"window": 5},
+        "VolatilityShiftAD": {"window": 10},
+        "ThresholdAD": {"high": 12},
+        "QuantileAD": {"high": 0.99},
+    }.get(name, {})
     return getattr(detector, name)(**params)
 
 
@@ -62,7 +67,9 @@ def test_double_rolling_with_time_window_needs_series_append(s):
 def test_every_aggregator_runs_without_warnings(s, name):
     from adtk import aggregator, detector
 
-    frame = pd.DataFrame({"a": detector.PersistAD().fit_detect(s), "b": detector.LevelShiftAD(window=5).fit_detect(s)})
+    frame = pd.DataFrame(
+        {"a": detector.PersistAD().fit_detect(s), "b": detector.LevelShiftAD(window=5).fit_detect(s)}
+    )
     with warnings.catch_warnings(record=True) as seen:
         out = getattr(aggregator, name)().aggregate(frame)
     assert len(out) == len(s)
@@ -74,9 +81,13 @@ def test_pipenet_summary(s, capsys):
     from adtk.detector import LevelShiftAD, PersistAD
     from adtk.pipe import Pipenet
 
-    pipe = Pipenet({"persist": {"model": PersistAD(), "input": "original"},
-                    "shift": {"model": LevelShiftAD(window=5), "input": "original"},
-                    "any": {"model": OrAggregator(), "input": ["persist", "shift"]}})
+    pipe = Pipenet(
+        {
+            "persist": {"model": PersistAD(), "input": "original"},
+            "shift": {"model": LevelShiftAD(window=5), "input": "original"},
+            "any": {"model": OrAggregator(), "input": ["persist", "shift"]},
+        }
+    )
     pipe.fit(s)
     pipe.summary()
     text = capsys.readouterr().out

@@ -18,15 +18,18 @@ CAUSAL_COLUMNS = ["is_anomaly", "score", "expected", "lower", "upper"]
 
 def _with_drop(s: pd.Series, start: int, length: int, factor: float) -> pd.Series:
     out = s.copy()
-    out.iloc[start:start + length] *= factor
+    out.iloc[start : start + length] *= factor
     return out
 
 
-@pytest.mark.parametrize("make", [
-    lambda: _with_drop(hourly_revenue(), 24 * 30 + 9, 24, 0.6),
-    lambda: random_walk(),
-    lambda: spiky(),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _with_drop(hourly_revenue(), 24 * 30 + 9, 24, 0.6),
+        lambda: random_walk(),
+        lambda: spiky(),
+    ],
+)
 @pytest.mark.parametrize("cut", [0.5, 0.83])
 def test_alarms_on_a_truncated_series_equal_the_full_run(make, cut):
     s = make()
@@ -46,13 +49,15 @@ def test_classic_rules_are_causal_too():
     assert "level_shift" in set(full["rule"].iloc[401:410])  # LevelShiftAD, delayed by its look-ahead
     for k in (402, 405, 450):  # inside the shift: LevelShiftAD's look-ahead would show here
         part = detect(s.iloc[:k], rules="classic")
-        pd.testing.assert_frame_equal(part[CAUSAL_COLUMNS + ["rule"]], full[CAUSAL_COLUMNS + ["rule"]].iloc[:k])
+        pd.testing.assert_frame_equal(
+            part[CAUSAL_COLUMNS + ["rule"]], full[CAUSAL_COLUMNS + ["rule"]].iloc[:k]
+        )
 
 
 def test_clean_seasonal_business_kpi_does_not_alarm_every_night(revenue):
     out = detect(revenue)
     assert out["is_anomaly"].sum() == 0
-    assert (out["expected"].iloc[24 * 14:] - revenue.iloc[24 * 14:]).abs().median() < 0.05 * revenue.mean()
+    assert (out["expected"].iloc[24 * 14 :] - revenue.iloc[24 * 14 :]).abs().median() < 0.05 * revenue.mean()
 
 
 def test_flat_series_is_quiet_and_then_one_step_is_one_alarm():
@@ -71,12 +76,20 @@ def test_short_series_do_not_crash_or_alarm(n):
     s = hourly_revenue(days=6).iloc[:n]
     out = detect(s)
     assert len(out) == n and out["is_anomaly"].sum() == 0
-    assert list(out.columns[:8]) == ["value", "expected", "lower", "upper", "score", "is_anomaly", "severity",
-                                     "explanation"]
+    assert list(out.columns[:8]) == [
+        "value",
+        "expected",
+        "lower",
+        "upper",
+        "score",
+        "is_anomaly",
+        "severity",
+        "explanation",
+    ]
 
 
 def test_gaps_duplicates_nans_and_disorder_keep_rows_and_stay_quiet(revenue):
-    s = revenue.drop(revenue.index[24 * 10:24 * 12])  # a two-day gap
+    s = revenue.drop(revenue.index[24 * 10 : 24 * 12])  # a two-day gap
     s = pd.concat([s.iloc[:300], s.iloc[290:300], s.iloc[300:]])  # ten duplicated timestamps
     s.iloc[[50, 400, 401, 700]] = np.nan
     s.iloc[[500, 501]] = s.iloc[[501, 500]].to_numpy()  # two rows out of order
@@ -117,8 +130,8 @@ def test_a_pricing_bug_is_found_early_with_the_right_numbers(revenue):
 def test_an_outage_to_zero_is_high_severity_and_ongoing_when_unresolved(revenue):
     start = 24 * 30 + 12
     s = revenue.copy()
-    s.iloc[start:start + 4] = 0.0
-    out = detect(s.iloc[:start + 3], fmt=lambda v: f"${v:,.0f}")
+    s.iloc[start : start + 4] = 0.0
+    out = detect(s.iloc[: start + 3], fmt=lambda v: f"${v:,.0f}")
     inc = incidents(out)[-1]
     assert inc.start == s.index[start] and inc.end is None and inc.ongoing
     assert inc.severity == "high"

@@ -17,8 +17,10 @@ from .conftest import hourly_revenue
 @pytest.fixture
 def csv(tmp_path):
     s = hourly_revenue(days=30)
-    s.iloc[24 * 25 + 10:24 * 25 + 14] = 0.0
-    df = pd.DataFrame({"hour": s.index.strftime("%Y-%m-%d %H:%M:%S"), "region": "EMEA", "revenue": s.to_numpy()})
+    s.iloc[24 * 25 + 10 : 24 * 25 + 14] = 0.0
+    df = pd.DataFrame(
+        {"hour": s.index.strftime("%Y-%m-%d %H:%M:%S"), "region": "EMEA", "revenue": s.to_numpy()}
+    )
     df = pd.concat([df.iloc[:100], df.iloc[[99]], df.iloc[100:]])  # a duplicated row stays
     df.iloc[[200, 201]] = df.iloc[[201, 200]].to_numpy()  # and rows out of order stay out of order
     path = tmp_path / "revenue.csv"
@@ -31,7 +33,15 @@ def test_detect_file_writes_every_row_in_order_with_the_columns(csv, tmp_path):
     out_path = tmp_path / "out" / "flagged.csv"
     detect_file(path, out_path, time_column="hour", value_column="revenue")
     out = pd.read_csv(out_path, keep_default_na=False)
-    assert list(out.columns) == ["hour", "region", "revenue", "is_anomaly", "score", "severity", "explanation"]
+    assert list(out.columns) == [
+        "hour",
+        "region",
+        "revenue",
+        "is_anomaly",
+        "score",
+        "severity",
+        "explanation",
+    ]
     assert out["hour"].tolist() == df["hour"].tolist()
     assert out["revenue"].round(6).tolist() == df["revenue"].round(6).tolist()
     assert set(out["is_anomaly"].unique()) <= {0, 1} and out["is_anomaly"].sum() == 1
@@ -63,10 +73,26 @@ def test_unreadable_and_missing_files(tmp_path):
 
 def test_module_entry_point(csv, tmp_path):
     path, _ = csv
-    ok = subprocess.run([sys.executable, "-m", "kpi_lib.anomaly", str(path), str(tmp_path / "o.csv"),
-                         "--time-column", "hour", "--value-column", "revenue"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kpi_lib.anomaly",
+            str(path),
+            str(tmp_path / "o.csv"),
+            "--time-column",
+            "hour",
+            "--value-column",
+            "revenue",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert pd.read_csv(tmp_path / "o.csv")["is_anomaly"].sum() == 1
-    bad = subprocess.run([sys.executable, "-m", "kpi_lib.anomaly", str(path), str(tmp_path / "o.csv")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "kpi_lib.anomaly", str(path), str(tmp_path / "o.csv")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "Available columns: hour, region, revenue" in bad.stderr

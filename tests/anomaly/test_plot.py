@@ -13,7 +13,7 @@ from .conftest import hourly_revenue  # noqa: E402
 
 def test_plot_incidents_returns_a_figure_with_band_and_incidents(tmp_path):
     s = hourly_revenue(days=30)
-    s.iloc[24 * 25 + 10:24 * 25 + 14] = 0.0
+    s.iloc[24 * 25 + 10 : 24 * 25 + 14] = 0.0
     result = detect(s)
     found = incidents(result)
     fig = plot_incidents(result, found, title="Revenue in EMEA")

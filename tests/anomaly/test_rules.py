@@ -27,9 +27,19 @@ def test_builtins_load_and_round_trip_through_plain_dicts():
 
 @pytest.mark.parametrize("suffix", [".yml", ".json"])
 def test_rules_load_from_yaml_and_json_files(tmp_path, suffix):
-    spec = {"name": "drops-only", "steps": [
-        {"name": "drop", "input": "z", "side": "negative", "detector": {"QuantileAD": {"high": 0.99}},
-         "margin": 1.5, "min": 4}]}
+    spec = {
+        "name": "drops-only",
+        "steps": [
+            {
+                "name": "drop",
+                "input": "z",
+                "side": "negative",
+                "detector": {"QuantileAD": {"high": 0.99}},
+                "margin": 1.5,
+                "min": 4,
+            }
+        ],
+    }
     path = tmp_path / f"rules{suffix}"
     path.write_text(yaml.safe_dump(spec) if suffix == ".yml" else json.dumps(spec))
     rs = load_rules(path)
@@ -43,19 +53,51 @@ def test_rules_load_from_yaml_and_json_files(tmp_path, suffix):
     assert detect(down, rules=path)["is_anomaly"].iloc[at] == 1
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"steps": []}, "non-empty list"),
-    ({"steps": [{"name": "a", "detector": {"MagicAD": {}}}]}, "unknown detector 'MagicAD'. Use one of: Thresh"),
-    ({"steps": [{"name": "a", "detector": "QuantileAD", "transform": {"RollingAggregate": {
-        "window": 5, "center": True}}}]}, "looks ahead"),
-    ({"steps": [{"name": "a", "detector": "QuantileAD", "transform": {"RollingAggregate": {
-        "window": "1h"}}}]}, "number of rows"),
-    ({"steps": [{"name": "a", "detector": {"SeasonalAD": {}}}]}, "freq="),
-    ({"steps": [{"name": "a", "detector": "QuantileAD", "input": "price"}]}, "input must be one of"),
-    ({"steps": [{"name": "a", "detector": "QuantileAD", "thresh": 3}]}, "unknown key"),
-    ({"steps": [{"name": "a", "detector": "QuantileAD"}], "expected": {"seasons": ["weekly"]}}, "positive duration"),
-    ({"steps": [{"name": "a", "detector": "QuantileAD"}], "aggregate": "MaxAggregator"}, "aggregate must be"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"steps": []}, "non-empty list"),
+        (
+            {"steps": [{"name": "a", "detector": {"MagicAD": {}}}]},
+            "unknown detector 'MagicAD'. Use one of: Thresh",
+        ),
+        (
+            {
+                "steps": [
+                    {
+                        "name": "a",
+                        "detector": "QuantileAD",
+                        "transform": {"RollingAggregate": {"window": 5, "center": True}},
+                    }
+                ]
+            },
+            "looks ahead",
+        ),
+        (
+            {
+                "steps": [
+                    {
+                        "name": "a",
+                        "detector": "QuantileAD",
+                        "transform": {"RollingAggregate": {"window": "1h"}},
+                    }
+                ]
+            },
+            "number of rows",
+        ),
+        ({"steps": [{"name": "a", "detector": {"SeasonalAD": {}}}]}, "freq="),
+        ({"steps": [{"name": "a", "detector": "QuantileAD", "input": "price"}]}, "input must be one of"),
+        ({"steps": [{"name": "a", "detector": "QuantileAD", "thresh": 3}]}, "unknown key"),
+        (
+            {"steps": [{"name": "a", "detector": "QuantileAD"}], "expected": {"seasons": ["weekly"]}},
+            "positive duration",
+        ),
+        (
+            {"steps": [{"name": "a", "detector": "QuantileAD"}], "aggregate": "MaxAggregator"},
+            "aggregate must be",
+        ),
+    ],
+)
 def test_bad_rule_sets_say_what_is_wrong(spec, message):
     with pytest.raises(DetectError, match=message):
         load_rules(spec)
@@ -70,7 +112,9 @@ def test_unknown_name_and_broken_file(tmp_path):
         load_rules(bad)
 
 
-@pytest.mark.parametrize("detector, params", [("QuantileAD", {"high": 0.95}), ("InterQuartileRangeAD", {"c": 3.0})])
+@pytest.mark.parametrize(
+    "detector, params", [("QuantileAD", {"high": 0.95}), ("InterQuartileRangeAD", {"c": 3.0})]
+)
 def test_causal_bound_is_adtk_refit_on_past_rows(detector, params):
     """At each row, the vectorised bound makes the decision ADTK makes after fit(previous rows)."""
     from adtk import detector as adtk_detector
@@ -82,7 +126,7 @@ def test_causal_bound_is_adtk_refit_on_past_rows(detector, params):
     s = pd.Series(f, index=pd.date_range("2024-01-01", periods=len(f), freq="min"))
     for i in (60, 121, 250, 399):
         model = getattr(adtk_detector, detector)(**params)
-        model.fit(s.iloc[max(0, i - 120):i])
-        assert bool(model.predict(s.iloc[i:i + 1]).iloc[0]) == bool(f[i] > bound[i])
+        model.fit(s.iloc[max(0, i - 120) : i])
+        assert bool(model.predict(s.iloc[i : i + 1]).iloc[0]) == bool(f[i] > bound[i])
         if detector == "QuantileAD":
             assert np.isclose(model.abs_high_, bound[i])
