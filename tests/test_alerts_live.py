@@ -8,6 +8,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from kpi_lib import alerts, config, mail, stream
 
 
@@ -45,8 +47,10 @@ def test_a_spike_ingested_now_is_emailed_by_the_stream_listener(demo, monkeypatc
     }
     now = datetime.now(UTC)
     start = (now - timedelta(minutes=90)).replace(second=0, microsecond=0)
-    # an hour and a half of a steady 12 orders a minute: the listener's baseline
-    steady = [start + timedelta(seconds=5 * i) for i in range(int((now - start).total_seconds() // 5) - 12)]
+    # an hour and a half of about 12 orders a minute (a Poisson stream, as real orders arrive), up
+    # to now: the listener's baseline
+    gaps = np.random.default_rng(12).exponential(5.0, 2000).cumsum()
+    steady = [start + timedelta(seconds=float(g)) for g in gaps if g < (now - start).total_seconds()]
     stream.ingest(_orders(region, steady, "base" + region), source="test-live")
     stop = threading.Event()
     scans: list = []
@@ -60,11 +64,10 @@ def test_a_spike_ingested_now_is_emailed_by_the_stream_listener(demo, monkeypatc
         try:
             deadline = time.time() + 60  # the listener imports the anomaly engine first (a few seconds)
             while not scans and time.time() < deadline:
+                time.sleep(5.0)
                 stream.ingest(
-                    _orders(region, [datetime.now(UTC) - timedelta(minutes=2)], uuid.uuid4().hex[:8]),
-                    source="test-live",
-                )  # a nudge, so it scans once before the spike
-                time.sleep(1.0)
+                    _orders(region, [datetime.now(UTC)], uuid.uuid4().hex[:8]), source="test-live"
+                )  # the steady stream goes on (and makes it scan once before the spike)
             assert scans, "the listener never scanned"
             spike_at = datetime.now(UTC)
             burst = [spike_at - timedelta(milliseconds=10 * i) for i in range(400)]  # 33x the usual minute
