@@ -139,3 +139,53 @@ def test_live_minute_rules_alarm_again_after_an_earlier_burst(demo, burst):
     alarms = fr["is_anomaly"].to_numpy()
     assert alarms[300:400].sum() == 0, "a false alarm in the steady hour before the surge"
     assert alarms[400:405].sum() == 1, "the surge was not alarmed once"
+
+
+def test_a_minute_still_filling_is_no_drop_but_a_surge_in_it_is_news(demo, db):
+    """The live scan reads the current minute early to catch surges; a few seconds of orders are
+    not an outage."""
+    from kpi_lib import stream
+
+    region = f"Part-{uuid.uuid4().hex[:6]}"
+    minute = kpis.floor_period(kpis.local_now() - timedelta(minutes=10), "minute")
+    start = minute - timedelta(minutes=40)
+    gaps = np.random.default_rng(4).exponential(0.1, 30_000).cumsum()  # a busy stream, ~600 a minute
+    times = [start + timedelta(seconds=float(g)) for g in gaps if g < 40 * 60 + 5]
+
+    def orders(ts, tag):
+        return [
+            {
+                "event_id": f"{tag}-{i}",
+                "order_id": f"{tag}-{i}",
+                "ordered_at": pd.Timestamp(t).tz_localize("UTC").isoformat(),
+                "customer_id": f"C{tag}{i % 40}",
+                "region": region,
+                "channel": "Web",
+                "lines": [{"product_id": "P1001", "category": "Books", "quantity": 1, "unit_price": 20.0}],
+            }
+            for i, t in enumerate(ts)
+        ]
+
+    stream.ingest(orders(times, f"steady{region}"), source="test-partial")
+    key = f"orders|minute|region={region}"
+
+    def scan_at_five_seconds():
+        scan(
+            ["orders"],
+            since=minute - timedelta(minutes=5),
+            grains=("minute",),
+            dimensions={"minute": ("region",)},
+            now=minute + timedelta(seconds=5),
+            include_partial=True,
+        )
+        return db.execute(
+            "select started_at, value, expected from ops.anomalies where series_key = %s", [key]
+        ).fetchall()
+
+    assert scan_at_five_seconds() == []  # five seconds hold ~50 orders, not the usual 600: no incident
+    burst = [minute + timedelta(seconds=1 + i / 1000) for i in range(3000)]
+    stream.ingest(orders(burst, f"burst{region}"), source="test-partial")
+    found = scan_at_five_seconds()
+    assert len(found) == 1
+    started, value, expected = found[0]
+    assert started.replace(tzinfo=None) == minute and value > 3000 > expected

@@ -159,6 +159,8 @@ def scan(
                     for inc in incidents(frame, label=label, fmt=k.format_compact):
                         if pd.Timestamp(inc.start) < pd.Timestamp(window_start):
                             continue
+                        if partial_until is not None and _partial_drop(inc, end):
+                            continue
                         rows.append(_row(k, grain, dim, value, inc, tz))
                         if dim is None:
                             overall.append((rows[-1], inc))
@@ -174,6 +176,15 @@ def scan(
         "scanned %d series: %d incidents (%d new) in %.1fs", res.series, res.incidents, res.new, res.seconds
     )
     return res
+
+
+def _partial_drop(inc, end: datetime) -> bool:
+    """An incident that starts on the minute still filling and is below expected: not news yet.
+
+    The current minute is scanned so that a surge shows within seconds; it holds only part of the
+    minute's orders (scaled up after EXTRAPOLATE_AFTER_S), so a drop is judged once it has closed.
+    """
+    return pd.Timestamp(inc.start) >= pd.Timestamp(end) and inc.value < inc.expected
 
 
 def _ts(value: Any, tz: str) -> datetime | None:
