@@ -84,6 +84,7 @@ class ViewRefresher:
     tables for the days a view does not cover yet."""
 
     LOCK = "kpi_lib.view_refresher"
+    KEEP_LIVE_DAYS = 2  # changes to only today and yesterday are read from base tables, not refreshed
 
     def __init__(self, min_interval_s: float = 60.0) -> None:
         self.min_interval_s = min_interval_s
@@ -130,9 +131,14 @@ class ViewRefresher:
             if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", [self.LOCK]).fetchone()[0]:
                 return False
             try:
+                # Views go stale only for the days that later batches touched, and the planner reads
+                # base tables for those; so a stream filling today (and yesterday, late orders) is
+                # no reason to rebuild two years of views. Older days, or a day closing, are.
                 behind = conn.execute(
-                    "select count(*) from ops.mv_state m where m.refreshed_version < "
-                    "(select coalesce(max(version), 0) from ops.batches where kind <> 'rejects')"
+                    "select count(*) from ops.batches where kind <> 'rejects' "
+                    "and version > (select coalesce(min(refreshed_version), 0) from ops.mv_state) "
+                    "and touched_from < (date_trunc('day', now() at time zone ops.business_tz()) "
+                    f"- interval '{self.KEEP_LIVE_DAYS - 1} days') at time zone ops.business_tz()"
                 ).fetchone()[0]
                 missing = (
                     len(MATERIALIZED_VIEWS) - conn.execute("select count(*) from ops.mv_state").fetchone()[0]

@@ -112,3 +112,41 @@ def test_redis_down_degrades_to_l1(demo, monkeypatch):
         monkeypatch.undo()
         config.reset()
         cache._redis_down_until = 0.0
+
+
+def test_live_orders_for_today_leave_the_views_alone_but_older_days_refresh_them(demo, db):
+    """Rebuilding two years of materialized views for every live batch would eat the server; the
+    planner reads base tables for the days batches touched, so only older days need a refresh."""
+    from datetime import UTC, datetime, timedelta
+
+    from kpi_lib import gold, stream
+
+    def order(at: datetime, tag: str) -> dict:
+        return {
+            "event_id": f"mv-{tag}",
+            "order_id": f"MV{tag}",
+            "ordered_at": at.isoformat(),
+            "customer_id": "CMV",
+            "region": "Europe",
+            "channel": "Web",
+            "lines": [{"product_id": "P1001", "category": "Books", "quantity": 1, "unit_price": 10.0}],
+        }
+
+    refresher = gold.ViewRefresher()
+    refresher.refresh_once()  # start from views that are up to date
+    tag = uuid.uuid4().hex[:8]
+
+    def region_revenue(start):
+        end = kpis.local_now().date() + pd.Timedelta(days=1)
+        return kpis.query("revenue", "total", start=start, end=end, where={"region": "Europe"}).value
+
+    today = kpis.local_now().date()
+    before = region_revenue(today)
+    stream.ingest([order(datetime.now(UTC), "today" + tag)])
+    assert refresher.refresh_once() is False  # today's orders: nothing to rebuild
+    assert region_revenue(today) == pytest.approx(before + 10.0)  # and the answer is still exact
+    week = today - pd.Timedelta(days=7)
+    before = region_revenue(week)
+    stream.ingest([order(datetime.now(UTC) - timedelta(days=5), "late" + tag)])
+    assert refresher.refresh_once() is True  # a late order five days back: the views catch up
+    assert region_revenue(week) == pytest.approx(before + 10.0)

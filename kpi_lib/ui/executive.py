@@ -28,7 +28,32 @@ DIMENSIONS = ("region", "channel", "category")
 DRILL_ORDER = ("region", "category", "product")
 ALL = "All"
 TILE_KPIS = ("revenue", "orders", "aov", "units", "customers", "new_customers", "gross_margin", "return_rate")
-MIN_REFRESH_S = 0.25  # live updates coalesce when batches arrive faster than this
+MIN_REFRESH_S = 0.5  # live updates coalesce when batches arrive faster than this
+LIVE_SHARE = 0.5  # at most this share of the process's time goes to live refreshes
+
+
+class _LiveBudget:
+    """Live refreshes share one process: every session waits in proportion to how many sessions
+    refresh and what a refresh costs, so a busy stream never starves the people opening the page."""
+
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.cost = 0.2  # seconds per refresh, a moving average
+        self._lock = threading.Lock()
+
+    def join(self, n: int) -> None:
+        with self._lock:
+            self.sessions = max(0, self.sessions + n)
+
+    def record(self, seconds: float) -> None:
+        with self._lock:
+            self.cost = 0.7 * self.cost + 0.3 * seconds
+
+    def interval(self) -> float:
+        return max(MIN_REFRESH_S, self.sessions * self.cost / LIVE_SHARE)
+
+
+_BUDGET = _LiveBudget()
 
 
 def _axis_format(k: kpis.Kpi):
@@ -67,6 +92,7 @@ class ExecutiveDashboard(param.Parameterized):
         self._lock = threading.Lock()
         self._last_refresh = 0.0
         self._pending = False
+        self._building = True  # filters set while the page is built must not trigger refreshes
         self.version = 0
         self._build()
 
@@ -135,6 +161,8 @@ class ExecutiveDashboard(param.Parameterized):
     async def _on_change(self, *_events) -> None:
         """A filter changed: show the loading spinners first, then recompute (an async callback
         lets Panel send the spinners to the browser before the queries run)."""
+        if self._building:
+            return
         busy = [self.tiles, self.trend, self.bars, self.table]
         for view in busy:
             view.loading = True
@@ -164,18 +192,28 @@ class ExecutiveDashboard(param.Parameterized):
         ]
 
     def main(self) -> list:
+        """Tiles first; the charts arrive just after the first paint (see :meth:`load_charts`)."""
+        spinner = dict(value=True, size=40, align="center", margin=40)
+        self._trend_slot = pn.Column(pn.indicators.LoadingSpinner(**spinner), sizing_mode="stretch_width")
+        self._breakdown_slot = pn.Column(pn.indicators.LoadingSpinner(**spinner), sizing_mode="stretch_width")
         return [
             self.tiles,
-            pn.Card(self.trend, title="Trend", sizing_mode="stretch_width", collapsible=False),
+            pn.Card(self._trend_slot, title="Trend", sizing_mode="stretch_width", collapsible=False),
             pn.Card(
-                self.breadcrumb,
-                self.bars,
-                self.table,
+                self._breakdown_slot,
                 title="Breakdown (click a bar to drill down)",
                 sizing_mode="stretch_width",
                 collapsible=False,
             ),
         ]
+
+    def load_charts(self) -> None:
+        """Put the charts in and draw them. Runs once the page is on screen: building Bokeh plots
+        costs more than all the numbers, and people read the tiles first."""
+        self.refresh()  # the tiles too: data may have moved since the first paint
+        self._trend_slot.objects = [self.trend]
+        self._breakdown_slot.objects = [self.breadcrumb, self.bars, self.table]
+        self._building = False
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -217,6 +255,9 @@ class ExecutiveDashboard(param.Parameterized):
             self._render_trend()
             self._render_breakdown()
             self._last_refresh = time.monotonic()
+        self._show_status(t0)
+
+    def _show_status(self, t0: float) -> None:
         where = ", ".join(f"{d}={v}" for d, v in self._where().items()) or "all data"
         self.status.object = (
             f"Data version {self.version} · {where} · updated "
@@ -436,11 +477,13 @@ class ExecutiveDashboard(param.Parameterized):
                 if self._pending:
                     return
                 self._pending = True
-            delay = max(0.0, MIN_REFRESH_S - (time.monotonic() - self._last_refresh))
+            delay = max(0.0, _BUDGET.interval() - (time.monotonic() - self._last_refresh))
 
             def run() -> None:
                 self._pending = False
+                t0 = time.perf_counter()
                 self.refresh()
+                _BUDGET.record(time.perf_counter() - t0)
 
             if delay:
                 threading.Timer(delay, lambda: doc.add_next_tick_callback(run)).start()
@@ -448,8 +491,14 @@ class ExecutiveDashboard(param.Parameterized):
                 doc.add_next_tick_callback(run)
 
         sub = stream.subscribe(on_change)
+        _BUDGET.join(1)
+
+        def stop(_ctx) -> None:
+            sub.close()
+            _BUDGET.join(-1)
+
         if doc is not None:
-            pn.state.on_session_destroyed(lambda _ctx: sub.close())
+            pn.state.on_session_destroyed(stop)
 
 
 PAGE_CSS = """
@@ -489,8 +538,8 @@ def app() -> pn.viewable.Viewable:
         dash.dates.value = (dash.start, dash.end)
         for dim, w in dash.selects.items():
             w.value = getattr(dash, dim) if getattr(dash, dim) in w.options else ALL
-    dash.refresh()
-    dash.start_live()
+    with dash._lock:
+        dash._render_tiles()  # the numbers are in the first paint; charts follow on load
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     main = pn.Column(
         *dash.main(),
@@ -514,4 +563,13 @@ def app() -> pn.viewable.Viewable:
         margin=0,
     )
     page.dashboard = dash  # tests and the benchmark reach the session's state through this
+
+    def on_load() -> None:
+        dash.start_live()  # listening before the refresh below: no change falls in between
+        dash.load_charts()
+
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.onload(on_load)
+    else:  # built outside a server (a notebook, a test): nothing to wait for
+        on_load()
     return page

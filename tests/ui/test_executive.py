@@ -91,9 +91,16 @@ def header_cells(page) -> list[str]:
 
 def test_drill_down_and_breadcrumb(context, server):
     page = open_dashboard(context, server)
+    top_region = breakdown_rows(page)[0][0]  # waits for the breakdown, which follows the tiles
     assert header_cells(page)[0] == "Region"
-    top_region = breakdown_rows(page)[0][0]
-    canvases = [c for c in page.locator("canvas").all() if (c.bounding_box() or {}).get("height", 0) > 100]
+    deadline = time.time() + TIMEOUT / 1000  # the charts arrive just after the tiles
+    while True:
+        canvases = [
+            c for c in page.locator("canvas").all() if (c.bounding_box() or {}).get("height", 0) > 100
+        ]
+        if len(canvases) >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.25)
     assert len(canvases) >= 2, "the trend and breakdown charts are not on the page"
     chart = max(canvases, key=lambda c: c.bounding_box()["y"])  # the breakdown is below the trend
     chart.scroll_into_view_if_needed()
