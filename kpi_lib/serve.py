@@ -535,6 +535,12 @@ class Server:
             "--warm",
             "--reuse-sessions",
             "--global-loading-spinner",
+            # a closed page's session (and its live refreshes) goes within ~12 s, not Bokeh's ~32 s;
+            # long enough for a slow browser to connect its websocket to a fresh session
+            "--check-unused-sessions",
+            "2000",
+            "--unused-session-lifetime",
+            "10000",
             "--log-level",
             "warning",
         ]
