@@ -29,6 +29,7 @@ DRILL_ORDER = ("region", "category", "product")
 ALL = "All"
 TILE_KPIS = ("revenue", "orders", "aov", "units", "customers", "new_customers", "gross_margin", "return_rate")
 MIN_REFRESH_S = 0.5  # live updates coalesce when batches arrive faster than this
+CHART_REFRESH_S = 2.0  # live chart redraws at most this often (tiles follow every refresh)
 LIVE_SHARE = 0.5  # at most this share of the process's time goes to live refreshes
 
 
@@ -93,6 +94,9 @@ class ExecutiveDashboard(param.Parameterized):
         self._last_refresh = 0.0
         self._pending = False
         self._building = True  # filters set while the page is built must not trigger refreshes
+        self._last_charts = 0.0
+        self._charts_due = False
+        self._doc = None
         self.version = 0
         self._build()
 
@@ -247,15 +251,36 @@ class ExecutiveDashboard(param.Parameterized):
     def _allowed(self, k: kpis.Kpi, where: dict) -> dict:
         return {d: v for d, v in where.items() if d in k.dimensions}
 
-    def refresh(self) -> None:
-        """Recompute everything on the page (from the cache where the data has not changed)."""
+    def refresh(self, live: bool = False) -> None:
+        """Recompute everything on the page (from the cache where the data has not changed).
+
+        ``live``: a refresh for new data. The tiles always follow; the charts at most every
+        CHART_REFRESH_S, because redrawing them costs more than all the numbers."""
         t0 = time.perf_counter()
         with self._lock:
             self._render_tiles()
-            self._render_trend()
-            self._render_breakdown()
+            now = time.monotonic()
+            if not live or now - self._last_charts >= CHART_REFRESH_S:
+                self._render_trend()
+                self._render_breakdown()
+                self._last_charts = now
+            elif not self._charts_due:
+                self._charts_due = True  # the last change of a burst still reaches the charts
+                threading.Timer(CHART_REFRESH_S, self._catch_up_charts).start()
             self._last_refresh = time.monotonic()
         self._show_status(t0)
+
+    def _catch_up_charts(self) -> None:
+        self._charts_due = False
+        doc = self._doc
+        if doc is not None and time.monotonic() - self._last_charts >= CHART_REFRESH_S:
+            doc.add_next_tick_callback(self._redraw_charts)
+
+    def _redraw_charts(self) -> None:
+        with self._lock:
+            self._render_trend()
+            self._render_breakdown()
+            self._last_charts = time.monotonic()
 
     def _show_status(self, t0: float) -> None:
         where = ", ".join(f"{d}={v}" for d, v in self._where().items()) or "all data"
@@ -468,7 +493,7 @@ class ExecutiveDashboard(param.Parameterized):
 
     def start_live(self) -> None:
         """Refresh when a new data version arrives (coalescing bursts); stop when the session ends."""
-        doc = pn.state.curdoc
+        doc = self._doc = pn.state.curdoc
 
         def on_change(change: stream.Change) -> None:
             if change.kind == "rejects" or doc is None:
@@ -482,7 +507,7 @@ class ExecutiveDashboard(param.Parameterized):
             def run() -> None:
                 self._pending = False
                 t0 = time.perf_counter()
-                self.refresh()
+                self.refresh(live=True)
                 _BUDGET.record(time.perf_counter() - t0)
 
             if delay:
