@@ -10,14 +10,23 @@ import pandas as pd
 import pytest
 
 from kpi_lib import kpis, loader
+from kpi_lib.anomaly.rules import calendar_days, parse_rules
 from kpi_lib.anomaly.scan import rules_for, scan, severity
 
 
 @pytest.fixture(scope="module")
 def outage(demo, tmp_path_factory):
-    """Sixty days of a steady region with a daily rhythm, then five hours with no orders at all."""
+    """Sixty days of a steady region with a daily rhythm, then five hours with no orders at all.
+
+    The story ends at the scan's ``now``: today, or a few days back when the last days touch a
+    holiday of the rules' calendar (on Black Friday an outage is not judged, by design).
+    """
     region = f"Scan-{uuid.uuid4().hex[:6]}"
-    end = kpis.floor_period(kpis.local_now(), "hour") - timedelta(hours=3)
+    now = kpis.local_now()
+    calendar = parse_rules(rules_for(kpis.definitions()["orders"], "hour")).calendar
+    while len(calendar_days(calendar, now - timedelta(days=3), now)):
+        now -= timedelta(days=1)
+    end = kpis.floor_period(now, "hour") - timedelta(hours=3)
     hours = pd.date_range(end - timedelta(days=60), end, freq="h", inclusive="left")
     rng = np.random.default_rng(5)
     rhythm = 20 + 15 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi)
@@ -41,16 +50,18 @@ def outage(demo, tmp_path_factory):
     df.to_csv(path, index=False)
     loader.load_lines_file(path)
     expected_hour = float(np.mean(rhythm[hours.hour.to_numpy() == down_from.hour]))
-    return region, down_from.to_pydatetime(), expected_hour
+    return region, down_from.to_pydatetime(), expected_hour, now
 
 
-def _scan(region, since):
-    return scan(["orders"], since=since, grains=("hour",), dimensions={"hour": ("region",)})
+def _scan(outage):
+    region, down_from, _, now = outage
+    since = down_from - timedelta(days=2)
+    return scan(["orders"], since=since, grains=("hour",), dimensions={"hour": ("region",)}, now=now)
 
 
 def test_an_outage_becomes_one_incident_with_the_right_numbers(outage, db):
-    region, down_from, expected = outage
-    res = _scan(region, down_from - timedelta(days=2))
+    region, down_from, expected, _ = outage
+    res = _scan(outage)
     rows = db.execute(
         "select started_at, ended_at, value, expected, deviation_pct, severity, explanation from ops.anomalies "
         "where series_key = %s order by started_at",
@@ -67,11 +78,11 @@ def test_an_outage_becomes_one_incident_with_the_right_numbers(outage, db):
 
 
 def test_scanning_again_updates_but_never_duplicates(outage, db):
-    region, down_from, _ = outage
+    region = outage[0]
     key = f"orders|hour|region={region}"
-    _scan(region, down_from - timedelta(days=2))
+    _scan(outage)
     before = db.execute("select count(*) from ops.anomalies where series_key = %s", [key]).fetchone()[0]
-    again = _scan(region, down_from - timedelta(days=2))
+    again = _scan(outage)
     after = db.execute("select count(*) from ops.anomalies where series_key = %s", [key]).fetchone()[0]
     assert before == after == 1
     assert again.new == 0  # everything it found was stored by the first scan
@@ -81,12 +92,12 @@ def test_scanning_again_updates_but_never_duplicates(outage, db):
 def test_a_status_set_by_a_person_survives_a_rescan(outage, db):
     from kpi_lib import alerts
 
-    region, down_from, _ = outage
+    region = outage[0]
     key = f"orders|hour|region={region}"
-    _scan(region, down_from - timedelta(days=2))
+    _scan(outage)
     anomaly_id = db.execute("select id from ops.anomalies where series_key = %s", [key]).fetchone()[0]
     alerts.acknowledge(anomaly_id, "tester", "looking into it")
-    _scan(region, down_from - timedelta(days=2))
+    _scan(outage)
     status, who = db.execute(
         "select status, acknowledged_by from ops.anomalies where id = %s", [anomaly_id]
     ).fetchone()
