@@ -266,10 +266,11 @@ def _copy_rows(conn: psycopg.Connection, table: str, columns: str, rows: list[tu
 
 
 _STAGE_DDL = """
-create temp table if not exists _ingest_events (event_id text, source text, payload json) on commit delete rows;
 create temp table if not exists _ingest_orders (like silver.orders) on commit delete rows;
 create temp table if not exists _ingest_lines (like silver.order_lines) on commit delete rows;
-create temp table if not exists _ingest_rejects (event_id text, row_data text, reason text) on commit delete rows;
+create temp table if not exists _new_orders (order_id text, ordered_at timestamptz, customer_id text,
+    region text, channel text, has_sale boolean) on commit delete rows;
+create temp table if not exists _new_lines (like silver.order_lines) on commit delete rows;
 """
 
 
@@ -283,8 +284,9 @@ def write_batch(conn: psycopg.Connection, batch: Batch, source: str) -> IngestRe
         reasons=[r[2] for r in batch.rejects[:20]],
     )
     conn.execute(_STAGE_DDL)
+    # Raw events straight into bronze (append-only: staging them first only copied them twice).
     _copy_rows(
-        conn, "_ingest_events", "event_id, source, payload", [(e, source, raw) for e, raw in batch.events]
+        conn, "bronze.events", "event_id, source, payload", [(e, source, raw) for e, raw in batch.events]
     )
     _copy_rows(
         conn,
@@ -298,16 +300,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch, source: str) -> IngestRe
         "order_id, line_no, product_id, product_name, category, quantity, unit_price, discount, unit_cost",
         batch.lines,
     )
-    _copy_rows(conn, "_ingest_rejects", "event_id, row_data, reason", [r for r in batch.rejects])
-    conn.execute(
-        "insert into bronze.events (event_id, source, payload) select event_id, source, payload from _ingest_events"
-    )
     # New orders and their lines in one statement; anything seen before is skipped by the keys.
-    conn.execute(
-        "create temp table if not exists _new_orders (order_id text, ordered_at timestamptz, customer_id text, "
-        "region text, channel text, has_sale boolean) on commit delete rows"
-    )
-    conn.execute("create temp table if not exists _new_lines (like silver.order_lines) on commit delete rows")
     conn.execute(
         "with new as (insert into silver.orders select * from _ingest_orders on conflict do nothing "
         "             returning order_id, ordered_at, customer_id, region, channel, has_sale), "
@@ -316,36 +309,35 @@ def write_batch(conn: psycopg.Connection, batch: Batch, source: str) -> IngestRe
         "     nl as (insert into _new_lines select * from l) "
         "insert into _new_orders select * from new"
     )
-    conn.execute("analyze _new_orders, _new_lines")  # temp tables have no statistics: plans need them
+    # Temp tables have no statistics and the plans need them; only the join keys matter.
+    conn.execute("analyze _new_orders (order_id, customer_id, ordered_at), _new_lines (order_id)")
     res.loaded, first, last = conn.execute(
         "select count(*), min(ordered_at), max(ordered_at) from _new_orders"
     ).fetchone()
     # Orders not inserted were seen before: the same event again is a no-op (exactly-once effect);
     # the same order id under another event id is refused with the reason.
+    rejects = list(batch.rejects)
     conflicts = 0
     if res.loaded < len(batch.orders):
-        conflicts = conn.execute(
-            "insert into _ingest_rejects (event_id, row_data, reason) "
-            "select s.event_id, e.payload::text, 'order ' || s.order_id || ' already exists (from ' || "
+        payloads = dict(batch.events)
+        found = conn.execute(
+            "select s.event_id, 'order ' || s.order_id || ' already exists (from ' || "
             "coalesce('event ' || o.event_id, o.source) || ')' "
             "from _ingest_orders s join silver.orders o on o.order_id = s.order_id "
-            "join _ingest_events e on e.event_id = s.event_id "
             "where o.event_id is distinct from s.event_id "
             "and not exists (select 1 from _new_orders n where n.order_id = s.order_id)"
-        ).rowcount
-        res.reasons.extend(
-            r[0]
-            for r in conn.execute(
-                "select reason from _ingest_rejects offset %s limit 20", [len(batch.rejects)]
-            ).fetchall()
-        )
+        ).fetchall()
+        rejects.extend((event_id, payloads.get(event_id, ""), reason) for event_id, reason in found)
+        conflicts = len(found)
+        res.reasons.extend(reason for _, reason in found[: max(0, 20 - len(res.reasons))])
+    _copy_rows(
+        conn,
+        "bronze.rejects",
+        "source, event_id, row_data, reason",
+        [(source, event_id, raw, reason) for event_id, raw, reason in rejects],
+    )
     res.rejected += conflicts
     res.duplicates = len(batch.orders) - res.loaded - conflicts + batch.duplicates
-    conn.execute(
-        "insert into bronze.rejects (source, event_id, row_data, reason) "
-        "select %s, event_id, row_data, reason from _ingest_rejects",
-        [source],
-    )
     if res.loaded:
         conn.execute("select gold.apply_new_orders()")
         conn.execute(

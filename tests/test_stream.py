@@ -110,6 +110,18 @@ def test_malformed_events_are_rejected_with_reasons_and_the_rest_lands(demo, db,
     landed = db.execute("select count(*) from silver.orders where order_id = %s", [f"G{tag}"]).fetchone()[0]
     raw = db.execute("select count(*) from bronze.events where source = %s", [f"test-{tag}"]).fetchone()[0]
     assert landed == 1 and raw == 1
+    # the same order under another event id in a later batch: refused by the database, payload kept
+    late = stream.ingest([{**_event(f"G{tag}", recent, price=99.0), "event_id": f"late{tag}"}], f"test-{tag}")
+    assert (late.loaded, late.rejected, late.reasons) == (
+        0,
+        1,
+        [f"order G{tag} already exists (from event ev-G{tag})"],
+    )
+    row_data, reason = db.execute(
+        "select row_data, reason from bronze.rejects where event_id = %s", [f"late{tag}"]
+    ).fetchone()
+    assert json.loads(row_data)["lines"][0]["unit_price"] == 99.0
+    assert reason == f"order G{tag} already exists (from event ev-G{tag})"
 
 
 def test_incremental_gold_equals_a_full_recompute(demo, db, recent):
