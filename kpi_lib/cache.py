@@ -204,6 +204,11 @@ class DataVersions:
             lo, hi = np.searchsorted(ords, [start.toordinal(), end.toordinal()])
             return int(vers[lo:hi].max()) if hi > lo else 0
 
+    def views_version(self) -> int:
+        """Changes whenever any materialized view is refreshed (and only then)."""
+        with self._lock:
+            return sum(self._mv.values())
+
     def mv_valid_before(self, mv: str) -> date | None:
         """First day a materialized view may be stale on (None: fully current; date.min: never built)."""
         with self._lock:

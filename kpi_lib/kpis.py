@@ -230,20 +230,20 @@ def dimension_values(dim: str) -> list[str]:
     col = dims[dim].get("column", dim)
     key = cache.make_key({"dimension_values": dim})
     version = _sync_versions()
-    hit = cache.get(f"{key}:{version}")
-    if hit is not None:
-        return hit[0]["value"].tolist()
+    # Read from the daily views, so they change when a view is refreshed, not with every batch;
+    # before the views hold anything, from silver (and then again with every batch).
+    views_key = f"{key}:views{cache.versions.views_version()}"
+    for k in (views_key, f"{key}:{version}"):
+        hit = cache.get(k)
+        if hit is not None:
+            return hit[0]["value"].tolist()
+    view = {"product": "product_daily", "category": "category_daily"}.get(dim, "sales_daily")
     with warehouse.engine().connect() as conn:
-        if dim in ("category", "product"):
-            sql = f"select distinct {col} from gold.product_daily order by 1"
-        else:
-            sql = f"select distinct {col} from gold.sales_daily order by 1"
-        values = [r[0] for r in conn.exec_driver_sql(sql).fetchall()]
-        if not values:
-            values = [
-                r[0]
-                for r in conn.exec_driver_sql(f"select distinct {col} from {table} order by 1").fetchall()
-            ]
+        values = [r[0] for r in conn.exec_driver_sql(f"select distinct {col} from gold.{view} order by 1")]
+        if values:
+            cache.put(views_key, pd.DataFrame({"value": values}), {})
+            return values
+        values = [r[0] for r in conn.exec_driver_sql(f"select distinct {col} from {table} order by 1")]
     cache.put(f"{key}:{version}", pd.DataFrame({"value": values}), {})
     return values
 
@@ -693,6 +693,9 @@ def _query_one(
     split = _distinct_split(k, grain, start, end)
     if split is not None:
         return _distinct_total(k, start, split, end, by, where, key, version, use_cache, t0)
+    split = _live_split(k, grain, start, end)
+    if split is not None:
+        return _split_total(k, grain, start, split, end, by, where, key, version, use_cache, t0)
     sql, params, entries, layer = plan_sql(k, grain, start, end, by, where)
     df = _fill(_run(sql, params), k, grain, start, end, by)
     for lv in layer.split("+"):
@@ -711,6 +714,74 @@ def _query_one(
         sql,
         params,
         tuple(entries),
+        version,
+        layer,
+        (time.perf_counter() - t0) * 1000,
+    )
+
+
+# --- ranges that include today: closed days stay cached while today's batches arrive ------------
+
+
+def _live_split(k: Kpi, grain: str, start: datetime, end: datetime) -> datetime | None:
+    """Where to split a question whose range includes today: the start of today, or None.
+
+    Day and hour rows never straddle midnight; a total splits only when its parts add up (sums and
+    counts, not ratios or distinct counts)."""
+    if grain not in ("hour", "day", "total"):
+        return None
+    if grain == "total" and (not k.additive or _DISTINCT.search(k.expression)):
+        return None
+    today = floor_period(local_now(), "day")
+    return today if start < today < end and (today - start) >= timedelta(days=1) else None
+
+
+def _split_total(
+    k: Kpi,
+    grain: str,
+    start: datetime,
+    split: datetime,
+    end: datetime,
+    by: tuple[str, ...],
+    where: dict[str, tuple[str, ...]],
+    key: str,
+    version: int,
+    use_cache: bool,
+    t0: float,
+) -> QueryResult:
+    """The closed days (from the cache once asked, until a batch touches them) plus today's part.
+
+    On a live stream every batch is a new data version, so without the split each refresh
+    recomputed the whole range; now it reads only today's rows."""
+    closed = _query_one(k, grain, start, split, by, where, use_cache)
+    recent = _query_one(k, grain, split, end, by, where, use_cache)
+    if grain != "total":
+        df = pd.concat([closed.df, recent.df], ignore_index=True)
+    elif by:
+        df = closed.df.merge(recent.df, on=list(by), how="outer", suffixes=("", "_today")).fillna(0.0)
+        df["value"] = df["value"] + df.pop("value_today")
+        df = df.sort_values(list(by), ignore_index=True)
+    else:
+        df = pd.DataFrame({"value": [float(closed.df["value"].sum()) + float(recent.df["value"].sum())]})
+    sql = f"-- days before {split:%Y-%m-%d}:\n{closed.sql}\n-- plus {split:%Y-%m-%d} onwards:\n{recent.sql}"
+    params = {**{f"closed.{p}": v for p, v in closed.params.items()}, **recent.params}
+    entries = tuple(dict.fromkeys([*closed.catalog_entries, *recent.catalog_entries]))
+    layer = "+".join(dict.fromkeys([*closed.cache_level.split("+"), *recent.cache_level.split("+")]))
+    if use_cache:
+        cache.put(
+            key, df, {"sql": sql, "params": {p: str(v) for p, v in params.items()}, "entries": list(entries)}
+        )
+    return QueryResult(
+        df.copy(),
+        k,
+        grain,
+        start,
+        end,
+        by,
+        where,
+        sql,
+        params,
+        entries,
         version,
         layer,
         (time.perf_counter() - t0) * 1000,

@@ -67,6 +67,27 @@ def test_next_query_sees_ingested_events_and_closed_periods_stay_cached(demo, re
     assert again.cache_level == "L1" and again.value == closed.value
 
 
+def test_a_range_through_today_recomputes_only_today(demo):
+    """A dashboard's "last 30 days" on a live stream: the new order counts, the closed days come
+    from the cache instead of being recomputed with every batch."""
+    today = kpis.floor_period(kpis.local_now(), "day")
+    at = max(kpis.local_now() - timedelta(seconds=5), today + timedelta(seconds=1))  # naive = business time
+    start, end = today - timedelta(days=29), today + timedelta(days=1)
+    total = kpis.query("revenue", "total", start=start, end=end, compare="previous_period")
+    days = kpis.query("revenue", "day", start=start, end=end).df
+    stream.ingest([_event(f"T{_uid()}", at, price=100.0, qty=3, region="Asia Pacific")], source="test")
+    after = kpis.query("revenue", "total", start=start, end=end, compare="previous_period")
+    assert after.value == pytest.approx(total.value + 300.0)
+    assert after.previous == pytest.approx(total.previous)
+    assert after.cache_level.startswith("L1+")  # the closed days: from the cache
+    by_region = kpis.query("revenue", "total", start=start, end=end, by=["region"]).df.set_index("region")
+    assert by_region["value"].sum() == pytest.approx(after.value)
+    days_after = kpis.query("revenue", "day", start=start, end=end).df
+    assert len(days_after) == 30
+    assert days_after["value"].iloc[-1] == pytest.approx(days["value"].iloc[-1] + 300.0)
+    assert days_after["value"].iloc[:-1].tolist() == pytest.approx(days["value"].iloc[:-1].tolist())
+
+
 def test_redelivered_events_do_not_double_count(demo, recent):
     events = [_event(f"D{_uid()}", recent + timedelta(seconds=i), price=7.0) for i in range(5)]
     day = recent.date()
