@@ -739,6 +739,9 @@ MIN_SCAN_INTERVAL_S = 1.0
 #: it took a whole core from the dashboards. Scans start far enough apart to use at most this
 #: share of one core; changes in between are folded into the next scan (alerts stay within ~3 s).
 SCAN_CPU_SHARE = 0.25
+MAX_SCAN_INTERVAL_S = (
+    5.0  # ... but alerts come first: a slow scan (the first imports the engine) waits no longer
+)
 
 
 def listen(
@@ -785,7 +788,7 @@ def listen(
             except Exception:  # keep listening: one bad scan or a mail hiccup must not stop alerts
                 log.exception("alert listener: scan or notification failed; retrying on the next change")
             took = time.monotonic() - last_scan
-            next_scan = last_scan + max(MIN_SCAN_INTERVAL_S, took / SCAN_CPU_SHARE)
+            next_scan = last_scan + min(max(MIN_SCAN_INTERVAL_S, took / SCAN_CPU_SHARE), MAX_SCAN_INTERVAL_S)
     finally:
         sub.close()
 

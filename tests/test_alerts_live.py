@@ -91,3 +91,47 @@ def test_a_spike_ingested_now_is_emailed_by_the_stream_listener(demo, monkeypatc
     assert "live alert listener" in msg.text and "orders|minute|region=" in msg.text
     assert msg.inline, "the e-mail has no chart"
     assert latency < 30, f"the alert took {latency:.1f} s"
+
+
+def test_the_listener_folds_a_busy_stream_into_paced_scans(demo, monkeypatch):
+    """Ten batches a second must not mean ten scans a second: scans start at least a second apart
+    (and far enough apart to use a quarter of a core, up to 5 s), and the last change is scanned."""
+    real = alerts._listen_once
+    starts: list[float] = []
+    took: list[float] = []
+
+    def timed(*args):
+        starts.append(time.monotonic())
+        try:
+            return real(*args)
+        finally:
+            took.append(time.monotonic() - starts[-1])
+
+    monkeypatch.setattr(alerts, "_listen_once", timed)
+    region = f"Busy-{uuid.uuid4().hex[:6]}"
+    stop = threading.Event()
+    t = threading.Thread(
+        target=alerts.listen, kwargs=dict(grains=("minute",), stop=stop, warmup_s=0), daemon=True
+    )
+    t.start()
+    try:
+        batches = 0
+        end = time.monotonic() + 6
+        while time.monotonic() < end:
+            stream.ingest(_orders(region, [datetime.now(UTC)], uuid.uuid4().hex[:8]), source="test-busy")
+            batches += 1
+            time.sleep(0.1)
+        last_batch = time.monotonic()
+        deadline = last_batch + 30
+        while time.monotonic() < deadline and not any(s > last_batch for s in starts):
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        t.join(30)
+    assert any(s > last_batch for s in starts), "the last batch was never scanned"
+    assert 2 <= len(starts) < batches / 3, f"{len(starts)} scans for {batches} batches"
+    for i in range(1, len(starts)):
+        least = min(
+            max(alerts.MIN_SCAN_INTERVAL_S, took[i - 1] / alerts.SCAN_CPU_SHARE), alerts.MAX_SCAN_INTERVAL_S
+        )
+        assert starts[i] - starts[i - 1] >= least - 0.01, (starts, took)

@@ -56,6 +56,41 @@ class _LiveBudget:
 
 _BUDGET = _LiveBudget()
 
+FIRST_PAINT_MAX_AGE_S = 60.0
+
+
+class _NewestTiles:
+    """The newest tiles this process computed for each view (filters, dates, what the user may see).
+
+    A page opened while the stream is busy paints these at once instead of recomputing every
+    number first (each batch is a new data version, so the cache rarely has the answer); the page
+    refreshes as soon as it is on screen (``load_charts``), so the numbers are at most one refresh
+    old, and never older than FIRST_PAINT_MAX_AGE_S."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self._items: dict[tuple, tuple[float, int, list[TileData]]] = {}
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[int, list[TileData]] | None:
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is None or time.monotonic() - hit[0] > FIRST_PAINT_MAX_AGE_S:
+            return None
+        return hit[1], hit[2]
+
+    def put(self, key: tuple, version: int, tiles: list[TileData]) -> None:
+        with self._lock:
+            old = self._items.get(key)
+            if old is not None and old[1] > version:
+                return  # a slower refresh must not replace newer numbers
+            self._items[key] = (time.monotonic(), version, tiles)
+            while len(self._items) > self._keep:
+                self._items.pop(min(self._items, key=lambda k: self._items[k][0]))
+
+
+_NEWEST = _NewestTiles()
+
 
 def _axis_format(k: kpis.Kpi):
     from bokeh.models import NumeralTickFormatter
@@ -290,14 +325,24 @@ class ExecutiveDashboard(param.Parameterized):
             f" · signed in as {self.user.name}"
         )
 
-    def _render_tiles(self) -> None:
+    def _render_tiles(self, first_paint: bool = False) -> None:
+        """Compute and show the tiles; ``first_paint`` may show this process's newest tiles for the
+        same view instead (see :class:`_NewestTiles`)."""
         start, end = self._range()
+        where = self._where(with_drill=False)
+        masked = tuple(k.name for k in self.tile_kpis if self.user.is_masked(k.name))
+        key = (tuple(k.name for k in self.tile_kpis), masked, start, end, tuple(sorted(where.items())))
+        newest = _NEWEST.get(key) if first_paint else None
+        if newest is not None:
+            self.version, tiles = newest
+            self.tiles.object = tiles_html(tiles, dark=self.dark)
+            return
         counts = incidents.open_counts()
         tiles = []
         for k in self.tile_kpis:
-            where = self._allowed(k, self._where(with_drill=False))
-            total = kpis.query(k.name, "total", start=start, end=end, where=where, compare="previous_period")
-            series = kpis.query(k.name, "day", start=start, end=end, where=where).df["value"].tolist()
+            w = self._allowed(k, where)
+            total = kpis.query(k.name, "total", start=start, end=end, where=w, compare="previous_period")
+            series = kpis.query(k.name, "day", start=start, end=end, where=w).df["value"].tolist()
             self.version = max(self.version, total.version)
             tiles.append(
                 TileData(
@@ -306,9 +351,10 @@ class ExecutiveDashboard(param.Parameterized):
                     total.previous,
                     series,
                     counts.get(k.name, 0),
-                    masked=self.user.is_masked(k.name),
+                    masked=k.name in masked,
                 )
             )
+        _NEWEST.put(key, self.version, tiles)
         self.tiles.object = tiles_html(tiles, dark=self.dark)
 
     def _trend_grain(self) -> str:
@@ -564,7 +610,7 @@ def app() -> pn.viewable.Viewable:
         for dim, w in dash.selects.items():
             w.value = getattr(dash, dim) if getattr(dash, dim) in w.options else ALL
     with dash._lock:
-        dash._render_tiles()  # the numbers are in the first paint; charts follow on load
+        dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     main = pn.Column(
         *dash.main(),

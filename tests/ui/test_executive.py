@@ -163,3 +163,43 @@ def test_new_data_appears_without_reload(context, server):
     while tile_full_value(page, "orders") != want and time.time() < deadline:
         time.sleep(0.1)
     assert tile_full_value(page, "orders") == want
+
+
+def _tile_title(html_text: str, kpi: str) -> str:
+    return re.search(rf'data-kpi-value="{kpi}" title="([^"]*)"', html_text).group(1)
+
+
+def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(demo, monkeypatch):
+    """In-process (no browser): the first paint reuses the tiles another session just computed for
+    the same view instead of asking again; the refresh that follows on load shows new data."""
+    from kpi_lib.ui import executive
+
+    first = executive.ExecutiveDashboard()
+    first._render_tiles()
+    asked = []
+    real_query = kpis.query
+    monkeypatch.setattr(kpis, "query", lambda *a, **k: asked.append(a) or real_query(*a, **k))
+    second = executive.ExecutiveDashboard()
+    second._render_tiles(first_paint=True)
+    assert asked == [] and second.tiles.object == first.tiles.object
+    at = datetime.now(UTC) - timedelta(seconds=5)
+    stream.ingest(
+        [
+            {
+                "event_id": f"np-{at.timestamp()}",
+                "order_id": f"NP{at.timestamp()}",
+                "ordered_at": at.isoformat(),
+                "region": "Europe",
+                "channel": "Web",
+                "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 54321.0}],
+            }
+        ],
+        source="ui-test",
+    )
+    second.refresh()  # what load_charts does once the page is on screen
+    assert asked, "the refresh did not recompute"
+    assert _tile_title(second.tiles.object, "orders") == expected("orders")
+    assert _tile_title(second.tiles.object, "orders") != _tile_title(first.tiles.object, "orders")
+    third = executive.ExecutiveDashboard()
+    third._render_tiles(first_paint=True)  # the newest tiles now: the second page's
+    assert _tile_title(third.tiles.object, "orders") == expected("orders")
