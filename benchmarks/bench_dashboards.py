@@ -594,7 +594,12 @@ class VoilaLightSession:
         self.kernel_id = m.group(1)
         url = f"ws{self.base[4:]}/voila/api/kernels/{self.kernel_id}/channels?session_id={uuid.uuid4()}"
         req = tornado.httpclient.HTTPRequest(url, headers={"Cookie": self.cookie, "Origin": self.base})
-        self.ws = await tornado.websocket.websocket_connect(req, max_message_size=64 * 2**20)
+        # the v1 kernel protocol, as the page's JavaScript asks: with the legacy one, Voila 0.5
+        # reads each binary message's first 8 bytes as a count of offsets and loops that many
+        # times, which pinned its event loop (every later request failed with HTTP 500)
+        self.ws = await tornado.websocket.websocket_connect(
+            req, max_message_size=64 * 2**20, subprotocols=["v1.kernel.websocket.jupyter.org"]
+        )
         return time.perf_counter() - t0
 
     async def close(self) -> None:
