@@ -732,6 +732,11 @@ def _live_split(k: Kpi, grain: str, start: datetime, end: datetime) -> datetime 
         return None
     if grain == "total" and (not k.additive or _DISTINCT.search(k.expression)):
         return None
+    return _today_inside(start, end)
+
+
+def _today_inside(start: datetime, end: datetime) -> datetime | None:
+    """The start of today when it falls inside the range after at least one whole day, else None."""
     today = floor_period(local_now(), "day")
     return today if start < today < end and (today - start) >= timedelta(days=1) else None
 
@@ -767,6 +772,13 @@ def _split_total(
     params = {**{f"closed.{p}": v for p, v in closed.params.items()}, **recent.params}
     entries = tuple(dict.fromkeys([*closed.catalog_entries, *recent.catalog_entries]))
     layer = "+".join(dict.fromkeys([*closed.cache_level.split("+"), *recent.cache_level.split("+")]))
+    return _combined(
+        k, grain, start, end, by, where, key, version, use_cache, t0, df, sql, params, entries, layer
+    )
+
+
+def _combined(k, grain, start, end, by, where, key, version, use_cache, t0, df, sql, params, entries, layer):
+    """Cache an answer assembled from parts (under the whole question's key) and wrap it."""
     if use_cache:
         cache.put(
             key, df, {"sql": sql, "params": {p: str(v) for p, v in params.items()}, "entries": list(entries)}
@@ -781,7 +793,7 @@ def _split_total(
         where,
         sql,
         params,
-        entries,
+        tuple(entries),
         version,
         layer,
         (time.perf_counter() - t0) * 1000,
@@ -795,8 +807,7 @@ def _distinct_split(k: Kpi, grain: str, start: datetime, end: datetime) -> datet
     """Where to split a distinct-count total so its closed days stay cached: the start of today."""
     if grain != "total" or not _DISTINCT.fullmatch(k.expression.strip()):
         return None
-    today = floor_period(local_now(), "day")
-    return today if start < today < end and (today - start) >= timedelta(days=1) else None
+    return _today_inside(start, end)
 
 
 def _distinct_total(
@@ -853,24 +864,6 @@ def _distinct_total(
         else "L4"
     )
     cache.record_layer("L4")
-    if use_cache:
-        cache.put(
-            key,
-            df,
-            {"sql": full_sql, "params": {p: str(v) for p, v in params.items()}, "entries": list(entries)},
-        )
-    return QueryResult(
-        df.copy(),
-        k,
-        "total",
-        start,
-        end,
-        by,
-        where,
-        full_sql,
-        params,
-        entries,
-        version,
-        layer,
-        (time.perf_counter() - t0) * 1000,
+    return _combined(
+        k, "total", start, end, by, where, key, version, use_cache, t0, df, full_sql, params, entries, layer
     )
