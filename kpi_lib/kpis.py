@@ -700,23 +700,9 @@ def _query_one(
     df = _fill(_run(sql, params), k, grain, start, end, by)
     for lv in layer.split("+"):
         cache.record_layer(lv)
-    if use_cache:
-        cache.put(key, df, {"sql": sql, "params": {p: str(v) for p, v in params.items()}, "entries": entries})
     log.debug("query %s %s v%s from %s", k.name, grain, version, layer)
-    return QueryResult(
-        df.copy(),
-        k,
-        grain,
-        start,
-        end,
-        by,
-        where,
-        sql,
-        params,
-        tuple(entries),
-        version,
-        layer,
-        (time.perf_counter() - t0) * 1000,
+    return _answer(
+        k, grain, start, end, by, where, key, version, use_cache, t0, df, sql, params, entries, layer
     )
 
 
@@ -772,13 +758,13 @@ def _split_total(
     params = {**{f"closed.{p}": v for p, v in closed.params.items()}, **recent.params}
     entries = tuple(dict.fromkeys([*closed.catalog_entries, *recent.catalog_entries]))
     layer = "+".join(dict.fromkeys([*closed.cache_level.split("+"), *recent.cache_level.split("+")]))
-    return _combined(
+    return _answer(
         k, grain, start, end, by, where, key, version, use_cache, t0, df, sql, params, entries, layer
     )
 
 
-def _combined(k, grain, start, end, by, where, key, version, use_cache, t0, df, sql, params, entries, layer):
-    """Cache an answer assembled from parts (under the whole question's key) and wrap it."""
+def _answer(k, grain, start, end, by, where, key, version, use_cache, t0, df, sql, params, entries, layer):
+    """Cache an answer under its question's key and wrap it with where it came from."""
     if use_cache:
         cache.put(
             key, df, {"sql": sql, "params": {p: str(v) for p, v in params.items()}, "entries": list(entries)}
@@ -864,6 +850,6 @@ def _distinct_total(
         else "L4"
     )
     cache.record_layer("L4")
-    return _combined(
+    return _answer(
         k, "total", start, end, by, where, key, version, use_cache, t0, df, full_sql, params, entries, layer
     )
