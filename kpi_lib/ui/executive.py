@@ -443,13 +443,24 @@ class ExecutiveDashboard(param.Parameterized):
     def _trend_plot(self, data: pd.DataFrame):
         k = kpis.get(self.kpi)
         common = dict(xlabel="", yformatter=_axis_format(k), tools=["hover"])
-        cur = hv.Curve(data, "period", ("value", k.label), label="This period").opts(
+        # the period still filling (today, this hour) is drawn dotted: a full previous day beside
+        # a few hours of today otherwise reads as a crash
+        open_from = pd.Timestamp(kpis.floor_period(kpis.local_now(), self._trend_grain()))
+        filling = data["period"] >= open_from if len(data) else pd.Series([], dtype=bool)
+        closed = data[~filling]
+        cur = hv.Curve(closed, "period", ("value", k.label), label="This period").opts(
             color="#4c78a8", line_width=2, **common
         )
+        so_far = hv.Curve(
+            pd.concat([closed.tail(1), data[filling]]) if filling.any() else closed.iloc[:0],
+            "period",
+            ("value", k.label),
+            label="So far (still filling)",
+        ).opts(color="#4c78a8", line_width=2, line_dash="dotted", **common)
         prev = hv.Curve(data, "period", ("previous", k.label), label="Previous period").opts(
             color="#9aa7b4", line_dash="dashed", **common
         )
-        return (prev * cur).opts(
+        return (prev * cur * so_far).opts(
             responsive=True, height=280, show_grid=True, legend_position="top_left", toolbar="above"
         )
 

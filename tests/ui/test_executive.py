@@ -203,3 +203,20 @@ def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(
     third = executive.ExecutiveDashboard()
     third._render_tiles(first_paint=True)  # the newest tiles now: the second page's
     assert _tile_title(third.tiles.object, "orders") == expected("orders")
+
+
+def test_the_trend_draws_the_period_still_filling_apart(demo):
+    """Today is only hours old: drawn as the "so far" dotted line, not as the end of the solid one."""
+    import holoviews as hv
+
+    from kpi_lib.ui import executive
+
+    hv.extension("bokeh", logo=False)
+    dash = executive.ExecutiveDashboard()
+    dash.refresh()
+    today = kpis.floor_period(kpis.local_now(), "day")
+    overlay = dash._trend_plot(dash.trend_df)
+    curves = {c.label: c.data for c in overlay}
+    assert set(curves) == {"Previous period", "This period", "So far (still filling)"}
+    assert curves["This period"]["period"].max() < today
+    assert curves["So far (still filling)"]["period"].max() == today
