@@ -439,6 +439,8 @@ def voila_command(
     The ``kpi`` template is Voila's lab template without its CDN links (Font Awesome, mermaid);
     pre-heated kernels answer fast and refresh their data when the viewer arrives; abandoned
     kernels are culled; unix-socket kernels avoid the TCP port race of a pool starting at once.
+    The list of dashboards is the classic, server-rendered one: one small HTML page instead of
+    a JupyterLab file-browser bundle that a busy machine took minutes to start in CI.
     """
     return [
         str(Path(sys.executable).with_name("voila")),
@@ -451,6 +453,7 @@ def voila_command(
         f"--pool_size={pool}",
         f"--VoilaConfiguration.http_header_envs=['{auth.HEADER}']",
         "--VoilaConfiguration.template=kpi",
+        "--VoilaConfiguration.classic_tree=True",
         f"--VoilaConfiguration.extension_allowlist={VOILA_EXTENSIONS!r}",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
         f"--MappingKernelManager.cull_interval={cull_interval}",

@@ -320,7 +320,11 @@ def test_anomaly_review_lists_incidents_and_acknowledges(voila, context, db):
 def test_tree_page_stays_local(voila, context):
     page = context.new_page()
     page.goto(voila.base + "/voila/", timeout=TIMEOUT)
-    page.get_by_text("revenue_explorer.ipynb").first.wait_for(timeout=TIMEOUT)
+    link = page.get_by_role("link", name="revenue_explorer.ipynb")
+    link.wait_for(timeout=30_000)  # server-rendered: it is in the first response
+    assert link.get_attribute("href").endswith("/voila/render/revenue_explorer.ipynb?")
+    names = page.locator(".voila-notebooks a").all_inner_texts()
+    assert {"revenue_explorer.ipynb", "anomaly_review.ipynb"} <= {n.strip() for n in names}
     assert_local(context)
 
 
