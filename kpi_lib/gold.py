@@ -21,7 +21,13 @@ from . import warehouse
 log = logging.getLogger(__name__)
 
 # Refresh order matters: the daily views read the hourly tables, RFM reads silver.
-MATERIALIZED_VIEWS = ("gold.sales_daily", "gold.category_daily", "gold.product_daily", "gold.customer_rfm")
+MATERIALIZED_VIEWS = (
+    "gold.sales_daily",
+    "gold.category_daily",
+    "gold.product_daily",
+    "gold.customer_returns",
+    "gold.customer_rfm",
+)
 
 
 def refresh_range(conn: psycopg.Connection, first: datetime, last: datetime) -> int:

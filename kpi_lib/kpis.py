@@ -8,6 +8,8 @@
 Planning: the KPI lists the facts that can answer it; the smallest fact with every dimension asked
 for (in ``by`` or ``where``) is chosen. Day-or-coarser questions read the fact's daily materialized
 view for the days it reflects and its hourly base table for the days after (see ``kpi_lib.cache``).
+Distinct counts (active customers) over whole days are sums over the fact's ``returns`` view
+(gold.customer_returns); the days after it, or two filter values at once, count the base table.
 Times are wall-clock times in the business time zone (``KPI_TIMEZONE``); ``end`` is exclusive.
 """
 
@@ -96,6 +98,7 @@ class Fact:
     daily: str | None  # catalog entry of the daily materialized view (L3)
     live: str | None  # set-returning function: daily rows from silver since a time (L4 for `daily`)
     grains: tuple[str, ...] = ("hour", "day", "week", "month", "total")
+    returns: str | None = None  # catalog entry: distinct counts over whole days as sums (L3)
 
 
 @dataclass
@@ -207,6 +210,7 @@ def facts() -> dict[str, Fact]:
             f.get("daily"),
             f.get("live"),
             tuple(f.get("grains", ("hour", "day", "week", "month", "total"))),
+            f.get("returns"),
         )
         for n, f in (_meta().get("facts") or {}).items()
     }
@@ -690,10 +694,18 @@ def _query_one(
                 level,
                 (time.perf_counter() - t0) * 1000,
             )
-    split = _distinct_split(k, grain, start, end)
+    covered = _returns_cover(k, grain, start, end, by, where)
+    if covered is not None and covered[1] >= end:
+        sql, params, entries = _returns_sql(covered[0], grain, start, end, by, where)
+        df = _fill(_run(sql, params), k, grain, start, end, by)
+        cache.record_layer("L3")
+        return _answer(
+            k, grain, start, end, by, where, key, version, use_cache, t0, df, sql, params, entries, "L3"
+        )
+    split = _distinct_split(k, grain, start, end, covered)
     if split is not None:
         return _distinct_total(k, start, split, end, by, where, key, version, use_cache, t0)
-    split = _live_split(k, grain, start, end)
+    split = _live_split(k, grain, start, end, covered)
     if split is not None:
         return _split_total(k, grain, start, split, end, by, where, key, version, use_cache, t0)
     sql, params, entries, layer = plan_sql(k, grain, start, end, by, where)
@@ -709,15 +721,20 @@ def _query_one(
 # --- ranges that include today: closed days stay cached while today's batches arrive ------------
 
 
-def _live_split(k: Kpi, grain: str, start: datetime, end: datetime) -> datetime | None:
+def _live_split(
+    k: Kpi, grain: str, start: datetime, end: datetime, covered: tuple[Fact, datetime] | None
+) -> datetime | None:
     """Where to split a question whose range includes today: the start of today, or None.
 
     Day and hour rows never straddle midnight; a total splits only when its parts add up (sums and
-    counts, not ratios or distinct counts)."""
+    counts, not ratios or distinct counts). Distinct counts by day split where their returns
+    table stops being current, so the days before come from it."""
     if grain not in ("hour", "day", "total"):
         return None
     if grain == "total" and (not k.additive or _DISTINCT.search(k.expression)):
         return None
+    if covered is not None and grain == "day" and start < covered[1] < end:
+        return covered[1]
     return _today_inside(start, end)
 
 
@@ -789,11 +806,81 @@ def _answer(k, grain, start, end, by, where, key, version, use_cache, t0, df, sq
 # --- distinct counts over a range that includes today --------------------------------------------
 
 
-def _distinct_split(k: Kpi, grain: str, start: datetime, end: datetime) -> datetime | None:
-    """Where to split a distinct-count total so its closed days stay cached: the start of today."""
+def _distinct_split(
+    k: Kpi, grain: str, start: datetime, end: datetime, covered: tuple[Fact, datetime] | None
+) -> datetime | None:
+    """Where to split a distinct-count total: where its returns table stops being current, else
+    the start of today (the closed days then stay cached)."""
     if grain != "total" or not _DISTINCT.fullmatch(k.expression.strip()):
         return None
+    if covered is not None and start < covered[1] < end:
+        return covered[1]
     return _today_inside(start, end)
+
+
+def _returns_cover(
+    k: Kpi,
+    grain: str,
+    start: datetime,
+    end: datetime,
+    by: tuple[str, ...],
+    where: dict[str, tuple[str, ...]],
+) -> tuple[Fact, datetime] | None:
+    """The fact whose returns table can answer this distinct count, and up to when it is current.
+
+    It keeps one scope per region/channel value (or all), so it answers whole days with at most one
+    value per filter; two regions at once are not a sum of scopes and go to the base table."""
+    if grain not in ("day", "week", "month", "total") or not _DISTINCT.fullmatch(k.expression.strip()):
+        return None
+    if any(len(v) != 1 for v in where.values()):
+        return None
+    if start != floor_period(start, "day") or end != floor_period(end, "day"):
+        return None
+    needed = set(by) | set(where)
+    all_facts = facts()
+    fact = next((f for f in map(all_facts.get, k.facts) if f.returns and needed <= set(f.dimensions)), None)
+    if fact is None:
+        return None
+    stale = cache.versions.mv_valid_before(_entry_table(fact.returns))
+    return fact, end if stale is None else min(end, datetime.combine(stale, datetime.min.time()))
+
+
+def _returns_sql(
+    fact: Fact,
+    grain: str,
+    start: datetime,
+    end: datetime,
+    by: tuple[str, ...],
+    where: dict[str, tuple[str, ...]],
+) -> tuple[str, dict[str, Any], list[str]]:
+    """Distinct customers per period as a sum: each counts on their first active day in the period
+    (or in the range, for the first one), the day whose previous active day falls before it."""
+    meta = dimensions()
+    params: dict[str, Any] = {"r_from": start.date(), "r_to": end.date()}
+    scope = ""
+    for d in fact.dimensions:
+        col = meta[d].get("column", d)
+        if d in where:
+            params[f"w_{d}"] = where[d][0]
+            scope += f" and {col} = :w_{d}"
+        else:
+            scope += f" and {col} <> '*'" if d in by else f" and {col} = '*'"
+    if grain == "total":
+        period, first = "", ":r_from"
+    elif grain == "day":
+        period, first = "day::timestamp as period, ", "day"
+    else:
+        period = f"date_trunc('{grain}', day::timestamp) as period, "
+        first = f"greatest(date_trunc('{grain}', day::timestamp)::date, :r_from)"
+    groups = ([] if grain == "total" else ["period"]) + list(by)
+    dims_sel = "".join(f"{meta[d].get('column', d)} as {d}, " for d in by)
+    sql = (
+        f"select {period}{dims_sel}sum(customers) as value\n"
+        f"from {_entry_table(fact.returns)}\n"
+        f"where day >= :r_from and day < :r_to{scope} and prev_day < {first}"
+        + (f"\ngroup by {', '.join(groups)} order by {', '.join(groups)}" if groups else "")
+    )
+    return sql, params, [fact.returns]
 
 
 def _distinct_total(

@@ -130,6 +130,54 @@ def test_hour_grain_matches_pandas(silver):
     np.testing.assert_allclose(got.reindex(want.index), want, rtol=1e-9)
 
 
+def _distinct_customers(silver, start, end, grain, by, where) -> pd.DataFrame:
+    """Active customers per period, counted again in pandas from silver."""
+    s = silver[(silver["quantity"] > 0) & silver["customer_id"].notna()].copy()
+    s["day"] = s["ordered_at"].dt.tz_localize(None).dt.floor("D")
+    s = s[(s["day"] >= start) & (s["day"] < end)]
+    for dim, value in where.items():
+        s = s[s[dim] == value]
+    if grain == "total":
+        return (
+            s.groupby(list(by))["customer_id"].nunique().rename("want").reset_index()
+            if by
+            else (pd.DataFrame({"want": [s["customer_id"].nunique()]}))
+        )
+    s["period"] = s["day"].dt.to_period({"day": "D", "week": "W-SUN", "month": "M"}[grain]).dt.start_time
+    return s.groupby(["period", *by])["customer_id"].nunique().rename("want").reset_index()
+
+
+def test_distinct_customers_are_sums_over_the_returns_table(silver):
+    """Whole days with one value per filter come from gold.customer_returns (L3), and equal a recount;
+    a range starting mid-week counts its first week from the range start."""
+    last = silver["ordered_at"].max().tz_localize(None).floor("D")
+    start, end = last - pd.Timedelta(days=45), last - pd.Timedelta(days=3)  # a Tuesday or any day
+    for grain in ("total", "day", "week", "month"):
+        for by, where in (
+            ((), {}),
+            (("region",), {}),
+            (("channel",), {"region": "Europe"}),
+            ((), {"channel": "Web"}),
+        ):
+            r = kpis.query("customers", grain, start=start, end=end, by=by, where=where, use_cache=False)
+            assert r.cache_level == "L3" and "gold.customer_returns" in r.sql, (grain, by, r.sql)
+            want = _distinct_customers(silver, start, end, grain, by, where)
+            keys = ([] if grain == "total" else ["period"]) + list(by)
+            got = r.df.merge(want, on=keys, how="outer") if keys else r.df.join(want)
+            got = got.fillna({"value": 0.0, "want": 0.0})
+            assert len(got) and (got["want"] > 0).any()
+            np.testing.assert_array_equal(
+                got["value"].to_numpy(), got["want"].to_numpy(), err_msg=f"{grain} {by} {where}"
+            )
+    # two regions at once are not a sum of scopes: the base table answers, still exactly
+    two = {"region": ["Europe", "North America"]}
+    r = kpis.query("customers", "total", start=start, end=end, where=two, use_cache=False)
+    assert "customer_returns" not in r.sql
+    s = silver[(silver["quantity"] > 0) & silver["region"].isin(two["region"])]
+    s = s[(s["ordered_at"].dt.tz_localize(None) >= start) & (s["ordered_at"].dt.tz_localize(None) < end)]
+    assert r.value == s["customer_id"].nunique()
+
+
 def test_previous_period_comparison(silver):
     r = kpis.query("revenue", "total", start="2000-01-01", end="2000-02-01", compare="previous_period")
     assert r.value == 0.0 and r.previous == 0.0 and r.change is None
@@ -228,3 +276,39 @@ def test_distinct_customers_across_today_equal_a_recount(demo, db):
             got.sort_index().to_numpy() if by else got.to_numpy(),
             want.sort_index().to_numpy() if by else want.to_numpy(),
         )
+
+
+def test_a_late_order_on_a_closed_day_keeps_distinct_customers_exact(silver, demo):
+    """A batch touching an older day makes the returns table stale from that day on: the days
+    before still come from it, the rest from the base table, and the count stays exact."""
+    from kpi_lib import stream
+
+    last = silver["ordered_at"].max().tz_localize(None).floor("D")
+    start, end = last - pd.Timedelta(days=45), last - pd.Timedelta(days=3)
+    late = (last - pd.Timedelta(days=10) + pd.Timedelta(hours=12)).tz_localize("UTC")
+    landed = stream.ingest(
+        [
+            {
+                "event_id": f"late-{late.timestamp()}",
+                "order_id": f"LATE{late.timestamp()}",
+                "ordered_at": late.isoformat(),
+                "customer_id": f"CLATE{late.timestamp()}",
+                "region": "Latin America",
+                "channel": "Retail Store",
+                "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 3}],
+            }
+        ],
+        source="test-late",
+    )
+    assert landed.loaded == 1, landed.reasons
+    now = silver_frame()
+    for grain, by in (("total", ()), ("total", ("region",)), ("day", ("channel",)), ("week", ())):
+        r = kpis.query("customers", grain, start=start, end=end, by=by, use_cache=False)
+        want = _distinct_customers(now, start, end, grain, by, {})
+        keys = ([] if grain == "total" else ["period"]) + list(by)
+        got = (r.df.merge(want, on=keys, how="outer") if keys else r.df.join(want)).fillna(0.0)
+        np.testing.assert_array_equal(
+            got["value"].to_numpy(), got["want"].to_numpy(), err_msg=f"{grain} {by}"
+        )
+        if grain != "week":  # days before the late one still come from the returns table
+            assert "gold.customer_returns" in r.sql and "gold.customer_hourly" in r.sql, r.sql
