@@ -260,7 +260,12 @@ def ensure_warehouse(lines: int, home: Path, reuse: bool) -> dict:
     common.use_home(home, fresh=False)
     if reuse and (home / "pgdata").exists() and common.demo_loaded(lines, DAYS, SEED):
         log(f"reusing the {lines:,}-line warehouse in {home}")
-        info = {"reused": True}
+        t0 = time.perf_counter()
+        applied = warehouse.init()  # a reused warehouse gets this checkout's schema first
+        info = {"reused": True, "migrations_applied": applied}
+        if applied:
+            info["migrate_seconds"] = round(time.perf_counter() - t0, 1)
+            log(f"applied {', '.join(applied)} in {info['migrate_seconds']} s")
     else:
         if (home / "pgdata").exists():
             common.use_home(home, fresh=True)

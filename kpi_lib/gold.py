@@ -49,6 +49,7 @@ def refresh_views(concurrently: bool = True, conn: psycopg.Connection | None = N
     own = conn is None
     c = conn or warehouse.connect_raw(autocommit=True)
     try:
+        c.execute("set work_mem = '512MB'")  # the customer_returns sorts spill to disk at 10 M lines otherwise
         for mv in MATERIALIZED_VIEWS:
             t0 = time.perf_counter()
             version = current_version(c)
@@ -64,6 +65,7 @@ def refresh_views(concurrently: bool = True, conn: psycopg.Connection | None = N
             )
             timings[mv] = ms
             log.info("refreshed %s in %d ms (version %s)", mv, ms, version)
+        c.execute("reset work_mem")
     finally:
         if own:
             c.close()
