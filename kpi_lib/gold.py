@@ -49,7 +49,8 @@ def refresh_views(concurrently: bool = True, conn: psycopg.Connection | None = N
     own = conn is None
     c = conn or warehouse.connect_raw(autocommit=True)
     try:
-        c.execute("set work_mem = '512MB'")  # the customer_returns sorts spill to disk at 10 M lines otherwise
+        # the customer_returns sorts spill to disk at 10 M order lines with less
+        c.execute("set work_mem = '512MB'")
         for mv in MATERIALIZED_VIEWS:
             t0 = time.perf_counter()
             version = current_version(c)
