@@ -349,6 +349,8 @@ class ExecutiveDashboard(param.Parameterized):
             self.tiles.object = tiles_html(tiles, dark=self.dark)
             return
         counts = incidents.open_counts()
+        today = kpis.local_now().date()
+        filling = start <= today < end <= today + timedelta(days=1)  # it ends on today so far
         tiles = []
         for k in self.tile_kpis:
             w = self._allowed(k, where)
@@ -363,6 +365,7 @@ class ExecutiveDashboard(param.Parameterized):
                     series,
                     counts.get(k.name, 0),
                     masked=k.name in masked,
+                    last_filling=filling,
                 )
             )
         _NEWEST.put(key, self.version, tiles)
@@ -622,7 +625,9 @@ def app() -> pn.viewable.Viewable:
     args = pn.state.session_args or {}
     dark = (args.get("theme") or [b""])[0].decode() == "dark"
     pn.config.theme = "dark" if dark else "default"
-    hv.extension("bokeh", logo=False)
+    pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
+    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
+        hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
     dash = ExecutiveDashboard(dark=dark)
     if pn.state.location is not None:
         pn.state.location.sync(

@@ -40,23 +40,43 @@ class TileData:
     open_anomalies: int = 0
     masked: bool = False
     period_label: str = "vs previous period"
+    last_filling: bool = False  # the series ends on a period still filling (today)
 
 
-def sparkline(values: Sequence[float], width: int = 160, height: int = 34, color: str = "#4c78a8") -> str:
-    """An inline SVG polyline (no JavaScript)."""
+def sparkline(
+    values: Sequence[float],
+    width: int = 160,
+    height: int = 34,
+    color: str = "#4c78a8",
+    last_filling: bool = False,
+) -> str:
+    """An inline SVG polyline (no JavaScript). ``last_filling``: the last point is a period still
+    filling (today so far); it is drawn dotted and left out of the scale, or a few hours of today
+    beside full days would read as a crash and flatten the rest of the line."""
     pts = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    filling = last_filling and len(pts) >= 3 and pts[-1] == values[-1]
     if len(pts) < 2:
         return f'<svg class="kpi-spark" width="{width}" height="{height}"></svg>'
-    lo, hi = min(pts), max(pts)
+    scaled = pts[:-1] if filling else pts
+    lo, hi = min(scaled), max(scaled)
     span = (hi - lo) or 1.0
     step = width / (len(pts) - 1)
-    coords = " ".join(
-        f"{i * step:.1f},{height - 3 - (v - lo) / span * (height - 6):.1f}" for i, v in enumerate(pts)
+
+    def y(v: float) -> float:
+        return min(height - 1.0, max(1.0, height - 3 - (v - lo) / span * (height - 6)))
+
+    coords = [f"{i * step:.1f},{y(v):.1f}" for i, v in enumerate(pts)]
+    solid = coords[:-1] if filling else coords
+    dotted = (
+        f'<polyline class="kpi-spark-filling" fill="none" stroke="{color}" stroke-width="1.6" '
+        f'stroke-dasharray="2 3" opacity="0.7" points="{" ".join(coords[-2:])}"/>'
+        if filling
+        else ""
     )
     return (
         f'<svg class="kpi-spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'preserveAspectRatio="none" aria-hidden="true"><polyline fill="none" stroke="{color}" '
-        f'stroke-width="1.6" points="{coords}"/></svg>'
+        f'stroke-width="1.6" points="{" ".join(solid)}"/>{dotted}</svg>'
     )
 
 
@@ -89,7 +109,7 @@ def tile_html(t: TileData) -> str:
         else ""
     )
     change = "" if t.masked else change_html(k, t.value, t.previous, t.period_label)
-    spark = "" if t.masked else sparkline(t.series)
+    spark = "" if t.masked else sparkline(t.series, last_filling=t.last_filling)
     full = "" if t.masked else k.format_value(t.value)
     return (
         f'<div class="kpi-tile{" kpi-alert" if t.open_anomalies else ""}" data-kpi="{k.name}" '

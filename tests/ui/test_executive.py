@@ -220,3 +220,24 @@ def test_the_trend_draws_the_period_still_filling_apart(demo):
     assert set(curves) == {"Previous period", "This period", "So far (still filling)"}
     assert curves["This period"]["period"].max() < today
     assert curves["So far (still filling)"]["period"].max() == today
+
+
+def test_sparklines_draw_today_so_far_dotted_and_off_the_scale(demo):
+    """A tile's sparkline ending on today: the full days are the solid line, scaled to themselves;
+    today so far is a dotted last step. A range ending before today has no dotted step."""
+    from kpi_lib.ui import executive
+    from kpi_lib.ui.tiles import sparkline
+
+    svg = sparkline([10, 12, 11, 2], width=90, height=34, last_filling=True)
+    solid, dotted = re.findall(r'points="([^"]+)"', svg)
+    ys = [float(p.split(",")[1]) for p in solid.split()]
+    assert len(ys) == 3 and min(ys) == 3.0 and max(ys) == 31.0  # 12 at the top, 10 at the bottom
+    assert dotted.split()[0] == solid.split()[-1] and 'stroke-dasharray="2 3"' in svg
+
+    dash = executive.ExecutiveDashboard()
+    dash.refresh()
+    assert dash.tiles.object.count("kpi-spark-filling") == len(dash.tile_kpis)
+    today = kpis.local_now().date()
+    dash.dates.value = (today - timedelta(days=14), today - timedelta(days=1))
+    dash.refresh()
+    assert "kpi-spark-filling" not in dash.tiles.object and "kpi-spark" in dash.tiles.object
