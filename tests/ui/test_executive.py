@@ -241,3 +241,19 @@ def test_sparklines_draw_today_so_far_dotted_and_off_the_scale(demo):
     dash.dates.value = (today - timedelta(days=14), today - timedelta(days=1))
     dash.refresh()
     assert "kpi-spark-filling" not in dash.tiles.object and "kpi-spark" in dash.tiles.object
+
+
+def test_chart_redraws_spread_out_as_live_sessions_grow():
+    """One live session redraws its charts every 2 s; eleven share a quarter of the server's loop,
+    so the tiles' new numbers do not queue behind eleven chart redraws."""
+    from kpi_lib.ui.executive import CHART_REFRESH_S, _LiveBudget
+
+    budget = _LiveBudget()
+    budget.join(1)
+    budget.add(0.3)  # a chart redraw took 0.3 s
+    assert budget.chart_interval() == CHART_REFRESH_S
+    budget.join(10)
+    assert budget.chart_interval() == pytest.approx(11 * budget.chart_cost / 0.25)
+    assert budget.chart_interval() > 10
+    budget.join(-11)
+    assert budget.chart_interval() == CHART_REFRESH_S
