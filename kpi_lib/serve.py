@@ -536,7 +536,8 @@ class Server:
             "--num-procs",
             str(self.panel_procs),
             "--warm",
-            "--reuse-sessions",
+            # no --reuse-sessions: with it, later sessions' component stylesheets pointed at
+            # cdn.holoviz.org (the page must work offline; tests/ui/test_executive.py checks it)
             "--global-loading-spinner",
             # a closed page's session (and its live refreshes) goes within ~12 s, not Bokeh's ~32 s;
             # long enough for a slow browser to connect its websocket to a fresh session

@@ -55,6 +55,11 @@ def test_tiles_equal_kpi_lib_query(context, server):
     for kpi in ("revenue", "orders", "aov", "customers", "return_rate"):
         assert tile_full_value(page, kpi) == expected(kpi), kpi
     assert page.get_by_text("Sign out UI Executive").is_visible()
+    # the charts and the table arrive after the tiles, with their stylesheets: all must stay local,
+    # in a later session too (a per-session pn.extension() once switched every stylesheet to a CDN)
+    for p in (page, open_dashboard(context, server)):
+        p.locator("table.panel-df").first.wait_for(timeout=TIMEOUT)
+        p.wait_for_load_state("networkidle")
     assert context.outside_requests == [], f"requests left 127.0.0.1: {context.outside_requests[:5]}"
 
 
