@@ -404,7 +404,7 @@ def make_app(panel_url: str, voila_url: str) -> tornado.web.Application:
             (r"/login", LoginHandler),
             (r"/logout", LogoutHandler),
             (r"/healthz", HealthHandler),
-            (r"/favicon.ico", NoContentHandler),
+            (r"/(?:panel/|voila/)?favicon.ico", NoContentHandler),  # browsers ask; no 404 in the console
             (r"/inbox", InboxHandler),
             (r"/inbox/([^/]+)", InboxHandler),
             (r"/inbox/([^/]+)/([^/]+)", InboxHandler),

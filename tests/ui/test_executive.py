@@ -51,6 +51,8 @@ def test_without_login_you_get_the_login_page(context, server):
 
 
 def test_tiles_equal_kpi_lib_query(context, server):
+    errors: list[str] = []
+    context.on("console", lambda m: errors.append(f"{m.text} {m.location}") if m.type == "error" else None)
     page = open_dashboard(context, server)
     for kpi in ("revenue", "orders", "aov", "customers", "return_rate"):
         assert tile_full_value(page, kpi) == expected(kpi), kpi
@@ -61,6 +63,7 @@ def test_tiles_equal_kpi_lib_query(context, server):
         p.locator("table.panel-df").first.wait_for(timeout=TIMEOUT)
         p.wait_for_load_state("networkidle")
     assert context.outside_requests == [], f"requests left 127.0.0.1: {context.outside_requests[:5]}"
+    assert errors == []  # e.g. no 404 for the favicon the browser asks for
 
 
 def test_a_filter_changes_the_numbers_and_the_url(context, server):
