@@ -654,7 +654,7 @@ class Bench:
         self.panel_port, self.voila_port = kids["panel_port"], kids["voila_port"]
         self.doc["server"] = {
             "command": " ".join(["kpi", *self.serve.cmd[1:]]),
-            "panel_flags": "--num-procs N --warm --reuse-sessions --global-loading-spinner (kpi_lib.serve)",
+            "panel_flags": "--num-procs N --warm --global-loading-spinner (kpi_lib.serve)",
             "healthz_after_s": round(started, 1),
             "panel_pid": self.panel.pid if self.panel else None,
             "voila_pid": self.voila.pid if self.voila else None,
@@ -1092,7 +1092,7 @@ class Bench:
         res: dict = {}
         self.doc["results"] = res
 
-        # first navigation after the server started: creates the cached session (--reuse-sessions)
+        # first navigation after the server started (pays for the first session build)
         self.sampler.phase = "exec:first"
         r = self.navigate_exec(self.ctx)
         res["exec_first_navigation_after_start"] = {
