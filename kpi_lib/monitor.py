@@ -22,6 +22,7 @@ TABLES = [
     ("gold", "gold.sales_daily"),
     ("gold", "gold.category_daily"),
     ("gold", "gold.product_daily"),
+    ("gold", "gold.customer_returns"),
     ("gold", "gold.customer_rfm"),
 ]
 
