@@ -8,6 +8,7 @@ announces a new data version (``kpi_lib.stream``): nothing polls.
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import logging
 import threading
@@ -615,14 +616,66 @@ PAGE_CSS = """
 """
 
 
-def _header(user: auth.User, dark: bool) -> pn.pane.HTML:
+def _header_html(user: auth.User, dark: bool) -> str:
     toggle = "?theme=light" if dark else "?theme=dark"
-    return pn.pane.HTML(
+    return (
         f"<style>{PAGE_CSS}</style><div class='kpi-header'><span class='kpi-title'>Executive dashboard</span>"
         f"<span><a href='/'>All dashboards</a><a href='{toggle}' id='kpi-theme'>{'Light' if dark else 'Dark'} theme</a>"
-        f"<a href='/logout'>Sign out {user.name}</a></span></div>",
-        sizing_mode="stretch_width",
-        margin=0,
+        f"<a href='/logout'>Sign out {html.escape(user.name)}</a></span></div>"
+    )
+
+
+def _header(user: auth.User, dark: bool) -> pn.pane.HTML:
+    return pn.pane.HTML(_header_html(user, dark), sizing_mode="stretch_width", margin=0)
+
+
+# The page's HTML itself carries the header and the tiles, laid out where the live page puts them,
+# so the numbers are readable as soon as the HTML arrives: before ~3 MB of Bokeh and Panel
+# JavaScript has run (it now loads after them) and the session came over the websocket. The same
+# numbers as the live tiles (same render); a small script removes this copy once those are on screen.
+FIRST_PAINT_TEMPLATE = """
+{% block js_resources %}{% endblock %}
+{% block contents %}
+<style>
+#kpi-first-paint {position: absolute; top: 0; left: 0; right: 0; z-index: 1002;}
+#kpi-first-paint .kpi-fp-body {display: flex; flex-wrap: wrap; align-items: flex-start; pointer-events: none;}
+#kpi-first-paint .kpi-fp-side {width: 250px; margin: 10px;}
+#kpi-first-paint .kpi-fp-main {flex: 1 1 560px; min-width: 300px; margin: 20px 20px 10px 20px;}
+@media (max-width: 820px) { #kpi-first-paint .kpi-fp-side {display: none;} }
+</style>
+<div id="kpi-first-paint" elementtiming="kpi-first-paint">{{ kpi_first_paint | safe }}</div>
+<script>
+(function () {
+  var copy = document.getElementById('kpi-first-paint');
+  function liveTiles(root) {
+    var els = root.querySelectorAll('*');
+    for (var i = 0; i < els.length; i++) {
+      var sr = els[i].shadowRoot;
+      if (sr && (sr.querySelector('[data-kpi-value]') || liveTiles(sr))) return true;
+    }
+    return false;
+  }
+  var timer = setInterval(function () {
+    if (liveTiles(document)) { clearInterval(timer); copy.remove(); }
+  }, 50);
+})();
+</script>
+{{ super() }}
+{{ bokeh_js if bokeh_js }}
+{% endblock %}
+"""
+
+
+def _first_paint(dash: ExecutiveDashboard) -> None:
+    """Serve this session's page with its tiles in the HTML (see FIRST_PAINT_TEMPLATE)."""
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None or not dash.tile_kpis:
+        return  # no tiles: the live page would never replace the copy
+    doc.template = FIRST_PAINT_TEMPLATE
+    doc.template_variables["kpi_first_paint"] = (
+        _header_html(dash.user, dash.dark)
+        + "<div class='kpi-fp-body'><div class='kpi-fp-side'></div>"
+        + f"<div class='kpi-fp-main'>{dash.tiles.object}</div></div>"
     )
 
 
@@ -648,6 +701,7 @@ def app() -> pn.viewable.Viewable:
             w.value = getattr(dash, dim) if getattr(dash, dim) in w.options else ALL
     with dash._lock:
         dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
+    _first_paint(dash)
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     main = pn.Column(
         *dash.main(),
