@@ -13,6 +13,7 @@ import io
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 
 import holoviews as hv
@@ -104,6 +105,48 @@ class _NewestTiles:
 
 
 _NEWEST = _NewestTiles()
+
+
+class _SharedTiles:
+    """Live tiles computed once per view and data version for every session of this process.
+
+    Eleven sessions on the same view used to run the same sixteen queries eleven times, one after
+    another on the event loop. Now the first computes (on a worker thread) and the others take its
+    answer, or the newest one remembered in _NEWEST when it is already at the newest version."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="live-tiles")
+        self.latest = 0  # the newest data version announced to this process
+        self._lock = threading.Lock()
+        self._running: dict[tuple, Future] = {}
+
+    def seen(self, version: int) -> None:
+        with self._lock:
+            self.latest = max(self.latest, version)
+
+    def tiles(self, key: tuple, compute) -> tuple[tuple[int, list[TileData]], bool]:
+        """``((version, tiles), computed_here)`` at the newest announced version or later."""
+        latest = self.latest
+        newest = _NEWEST.get(key)
+        if newest is not None and newest[0] >= latest:
+            return newest, False
+        with self._lock:
+            fut = self._running.get((key, latest))
+            own = fut is None
+            if own:
+                fut = self._running[(key, latest)] = Future()
+        if own:
+            try:
+                fut.set_result(compute(key))
+            except BaseException as exc:
+                fut.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._running.pop((key, latest), None)
+        return fut.result(), own
+
+
+_SHARED = _SharedTiles()
 
 
 def _axis_format(k: kpis.Kpi):
@@ -300,10 +343,11 @@ class ExecutiveDashboard(param.Parameterized):
     def _allowed(self, k: kpis.Kpi, where: dict) -> dict:
         return {d: v for d, v in where.items() if d in k.dimensions}
 
-    def refresh(self, live: bool = False) -> None:
+    def refresh(self, live: bool = False, tiles: tuple[int, list[TileData]] | None = None) -> None:
         """Recompute everything on the page (from the cache where the data has not changed).
 
-        ``live``: a refresh for new data. The tiles always follow; the charts at most every
+        ``live``: a refresh for new data, with its ``tiles`` already computed off the event loop
+        (see :meth:`start_live`). The tiles always follow; the charts at most every
         ``_BUDGET.chart_interval()`` (CHART_REFRESH_S, longer with many live sessions), because
         redrawing them costs more than all the numbers, and in a tick of their own, so the new
         numbers reach the browser without waiting for the charts."""
@@ -311,7 +355,10 @@ class ExecutiveDashboard(param.Parameterized):
         doc = self._doc if live else None
         every = _BUDGET.chart_interval()
         with self._lock:
-            self._render_tiles()
+            if tiles is not None:
+                self._show_tiles(*tiles)
+            else:
+                self._render_tiles()
             self._last_refresh = time.monotonic()
             if not live or (doc is None and self._last_refresh - self._last_charts >= every):
                 self._render_trend()
@@ -347,27 +394,37 @@ class ExecutiveDashboard(param.Parameterized):
             f" · signed in as {self.user.name}"
         )
 
-    def _render_tiles(self, first_paint: bool = False) -> None:
-        """Compute and show the tiles; ``first_paint`` may show this process's newest tiles for the
-        same view instead (see :class:`_NewestTiles`)."""
+    def _tiles_key(self) -> tuple:
         start, end = self._range()
         where = self._where(with_drill=False)
         masked = tuple(k.name for k in self.tile_kpis if self.user.is_masked(k.name))
-        key = (tuple(k.name for k in self.tile_kpis), masked, start, end, tuple(sorted(where.items())))
+        return (tuple(k.name for k in self.tile_kpis), masked, start, end, tuple(sorted(where.items())))
+
+    def _render_tiles(self, first_paint: bool = False) -> None:
+        """Compute and show the tiles; ``first_paint`` may show this process's newest tiles for the
+        same view instead (see :class:`_NewestTiles`)."""
+        key = self._tiles_key()
         newest = _NEWEST.get(key) if first_paint else None
-        if newest is not None:
-            self.version, tiles = newest
-            self.tiles.object = tiles_html(tiles, dark=self.dark)
-            return
+        self._show_tiles(*(newest or self._compute_tiles(key)))
+
+    def _show_tiles(self, version: int, tiles: list[TileData]) -> None:
+        self.version = max(self.version, version)
+        self.tiles.object = tiles_html(tiles, dark=self.dark)
+
+    def _compute_tiles(self, key: tuple) -> tuple[int, list[TileData]]:
+        """Every tile's number for the view ``key`` (any thread); remembered in _NEWEST."""
+        start, end = key[2], key[3]
+        where = dict(key[4])
         counts = incidents.open_counts()
         today = kpis.local_now().date()
         filling = start <= today < end <= today + timedelta(days=1)  # it ends on today so far
+        version = 0
         tiles = []
         for k in self.tile_kpis:
             w = self._allowed(k, where)
             total = kpis.query(k.name, "total", start=start, end=end, where=w, compare="previous_period")
             series = kpis.query(k.name, "day", start=start, end=end, where=w).df["value"].tolist()
-            self.version = max(self.version, total.version)
+            version = max(version, total.version)
             tiles.append(
                 TileData(
                     k,
@@ -375,12 +432,12 @@ class ExecutiveDashboard(param.Parameterized):
                     total.previous,
                     series,
                     counts.get(k.name, 0),
-                    masked=k.name in masked,
+                    masked=k.name in key[1],
                     last_filling=filling,
                 )
             )
-        _NEWEST.put(key, self.version, tiles)
-        self.tiles.object = tiles_html(tiles, dark=self.dark)
+        _NEWEST.put(key, version, tiles)
+        return version, tiles
 
     def _trend_grain(self) -> str:
         start, end = self._range()
@@ -574,28 +631,37 @@ class ExecutiveDashboard(param.Parameterized):
     # --- live updates ---------------------------------------------------------------------------
 
     def start_live(self) -> None:
-        """Refresh when a new data version arrives (coalescing bursts); stop when the session ends."""
+        """Refresh when a new data version arrives (coalescing bursts); stop when the session ends.
+
+        The numbers are computed on a worker thread, once per view and data version for all the
+        sessions showing that view (:class:`_SharedTiles`); only putting them on the page runs on
+        the server's event loop, so one session's queries never hold up another's page."""
         doc = self._doc = pn.state.curdoc
 
         def on_change(change: stream.Change) -> None:
             if change.kind == "rejects" or doc is None:
                 return
+            _SHARED.seen(change.version)
             with self._lock:
                 if self._pending:
                     return
                 self._pending = True
             delay = max(0.0, _BUDGET.interval() - (time.monotonic() - self._last_refresh))
+            threading.Timer(delay, lambda: _SHARED.pool.submit(compute)).start()
 
-            def run() -> None:
-                self._pending = False
-                t0 = time.perf_counter()
-                self.refresh(live=True)
+        def compute() -> None:
+            self._pending = False  # a change from now on needs another refresh
+            t0 = time.perf_counter()
+            try:
+                tiles, own = _SHARED.tiles(self._tiles_key(), self._compute_tiles)
+            except Exception:  # the page keeps its numbers; the next change tries again
+                log.exception("live tiles failed")
+                return
+            if own:
                 _BUDGET.record(time.perf_counter() - t0)
-
-            if delay:
-                threading.Timer(delay, lambda: doc.add_next_tick_callback(run)).start()
             else:
-                doc.add_next_tick_callback(run)
+                _BUDGET.record(0.0)
+            doc.add_next_tick_callback(lambda: self.refresh(live=True, tiles=tiles))
 
         sub = stream.subscribe(on_change)
         _BUDGET.join(1)

@@ -231,6 +231,46 @@ def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(
     assert _tile_title(third.tiles.object, "orders") == expected("orders")
 
 
+def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
+    """In-process: after a new data version, five sessions on the same view run the tiles' queries
+    once between them (on worker threads) and all show the new order; another view computes its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kpi_lib.ui import executive
+
+    shared = executive._SharedTiles()
+    same = [executive.ExecutiveDashboard() for _ in range(5)]
+    other = executive.ExecutiveDashboard(region="Latin America")
+    at = datetime.now(UTC) - timedelta(seconds=5)
+    res = stream.ingest(
+        [
+            {
+                "event_id": f"sh-{at.timestamp()}",
+                "order_id": f"SH{at.timestamp()}",
+                "ordered_at": at.isoformat(),
+                "region": "Latin America",  # not Europe: test_jobs expects exactly one incident there
+                "channel": "Web",
+                "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 25.0}],
+            }
+        ],
+        source="ui-test",
+    )
+    shared.seen(res.version)
+    asked = []
+    real_query = kpis.query
+    monkeypatch.setattr(kpis, "query", lambda *a, **k: asked.append(a) or real_query(*a, **k))
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda d: shared.tiles(d._tiles_key(), d._compute_tiles), [*same, other]))
+    assert [own for _, own in results].count(True) == 2  # one for the five, one for the other view
+    assert len(asked) == 2 * 2 * len(same[0].tile_kpis)  # total and daily series per tile, per view
+    for (version, tiles), _ in results[:5]:
+        orders = next(t for t in tiles if t.kpi.name == "orders")
+        assert version >= res.version and kpis.get("orders").format_value(orders.value) == expected("orders")
+    (version, tiles), _ = results[5]
+    orders = next(t for t in tiles if t.kpi.name == "orders")
+    assert kpis.get("orders").format_value(orders.value) == expected("orders", region="Latin America")
+
+
 def test_the_trend_draws_the_period_still_filling_apart(demo):
     """Today is only hours old: drawn as the "so far" dotted line, not as the end of the solid one."""
     import holoviews as hv
