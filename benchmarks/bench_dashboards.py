@@ -476,11 +476,20 @@ def _revenue_in(fragment: str) -> float | None:
     return number(found[-1]) if found else None
 
 
+DOCUMENT_READY = {
+    "kind": "MessageSent",
+    "msg_type": "bokeh_event",
+    "msg_data": {"type": "event", "name": "document_ready", "values": {}},
+}
+
+
 class PanelLightSession:
     """What a browser tab does for the Bokeh server, minus rendering: GET the page through the front
     door with the session cookie, take the session token from it, open the Bokeh websocket
     (``/panel/executive/ws``, subprotocols ``bokeh`` + token), wait for ACK, send PULL-DOC-REQ, read
-    the document, then keep reading every message the server pushes (PATCH-DOC on live updates)."""
+    the document, announce ``document_ready`` as BokehJS does once a page is idle (Panel starts the
+    page's onload work, here its live updates, only then), then keep reading every message the
+    server pushes (PATCH-DOC on live updates)."""
 
     def __init__(self, base: str, cookie: str) -> None:
         self.base, self.cookie = base, cookie
@@ -511,9 +520,9 @@ class PanelLightSession:
         self.bytes += size
         return h, content if isinstance(content, str) else content.decode()
 
-    async def _send(self, msgtype: str) -> None:
+    async def _send(self, msgtype: str, content: dict | None = None) -> None:
         header = {"msgid": uuid.uuid4().hex, "msgtype": msgtype}
-        for part in (json.dumps(header), "{}", "{}"):
+        for part in (json.dumps(header), "{}", json.dumps(content or {})):
             await self.ws.write_message(part)
 
     async def open(self) -> float:
@@ -544,6 +553,8 @@ class PanelLightSession:
             if h["msgtype"] == "PULL-DOC-REPLY":
                 self.revenue = _revenue_in(content)
                 break
+        # what BokehJS sends once the page is idle: the page's onload work (its live updates) starts
+        await self._send("PATCH-DOC", {"events": [DOCUMENT_READY]})
         self.opened_s = time.perf_counter() - t0
         asyncio.ensure_future(self._listen())
         return self.opened_s

@@ -13,7 +13,6 @@ import io
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 
 import holoviews as hv
@@ -30,19 +29,18 @@ DIMENSIONS = ("region", "channel", "category")
 DRILL_ORDER = ("region", "category", "product")
 ALL = "All"
 TILE_KPIS = ("revenue", "orders", "aov", "units", "customers", "new_customers", "gross_margin", "return_rate")
-MIN_REFRESH_S = 0.5  # live updates coalesce when batches arrive faster than this
+MIN_REFRESH_S = 0.25  # live tiles: at most one round of computing per this many seconds ...
 CHART_REFRESH_S = 2.0  # live chart redraws at most this often (tiles follow every refresh) ...
 CHART_SHARE = 0.25  # ... and, across sessions, take at most this share of the server's loop
-LIVE_SHARE = 0.5  # at most this share of the process's time goes to live refreshes
+LIVE_SHARE = 0.5  # ... and those rounds take at most this share of the process's time
 
 
 class _LiveBudget:
-    """Live refreshes share one process: every session waits in proportion to how many sessions
-    refresh and what a refresh costs, so a busy stream never starves the people opening the page."""
+    """Live chart redraws share the server's one event loop: the more live sessions, the less
+    often each redraws, so new numbers for everyone never queue behind the charts."""
 
     def __init__(self) -> None:
         self.sessions = 0
-        self.cost = 0.2  # seconds per refresh, a moving average
         self.chart_cost = 0.3  # seconds per chart redraw, a moving average
         self._lock = threading.Lock()
 
@@ -50,18 +48,10 @@ class _LiveBudget:
         with self._lock:
             self.sessions = max(0, self.sessions + n)
 
-    def record(self, seconds: float) -> None:
-        with self._lock:
-            self.cost = 0.7 * self.cost + 0.3 * seconds
-
     def add(self, seconds: float) -> None:
-        """More cost for the refresh recorded last (its charts, drawn in a later tick)."""
+        """Record what a chart redraw cost."""
         with self._lock:
-            self.cost += 0.3 * seconds
             self.chart_cost = 0.7 * self.chart_cost + 0.3 * seconds
-
-    def interval(self) -> float:
-        return max(MIN_REFRESH_S, self.sessions * self.cost / LIVE_SHARE)
 
     def chart_interval(self) -> float:
         """Chart redraws run on the server's one event loop: with 11 live sessions at 10 M lines
@@ -107,46 +97,66 @@ class _NewestTiles:
 _NEWEST = _NewestTiles()
 
 
-class _SharedTiles:
-    """Live tiles computed once per view and data version for every session of this process.
+class _LiveHub:
+    """One per process: on new data, compute the tiles once per view in use and hand them to every
+    live session showing that view.
 
-    Eleven sessions on the same view used to run the same sixteen queries eleven times, one after
-    another on the event loop. Now the first computes (on a worker thread) and the others take its
-    answer, or the newest one remembered in _NEWEST when it is already at the newest version."""
+    Each session used to refresh on its own: eleven sessions on the same view ran the same sixteen
+    queries eleven times, and with a new data version every ~200 ms they never met at the same
+    version to share. Rounds now run on one worker thread, at most every MIN_REFRESH_S and within
+    LIVE_SHARE of the time; only putting the numbers on each page runs on the event loop."""
 
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="live-tiles")
-        self.latest = 0  # the newest data version announced to this process
+        self._dashboards: set[ExecutiveDashboard] = set()
         self._lock = threading.Lock()
-        self._running: dict[tuple, Future] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_at = 0.0
 
-    def seen(self, version: int) -> None:
+    def join(self, dash: ExecutiveDashboard) -> None:
         with self._lock:
-            self.latest = max(self.latest, version)
+            self._dashboards.add(dash)
+            if self._thread is None:
+                stream.subscribe(self._on_change)
+                self._thread = threading.Thread(target=self._run, name="live-tiles", daemon=True)
+                self._thread.start()
 
-    def tiles(self, key: tuple, compute) -> tuple[tuple[int, list[TileData]], bool]:
-        """``((version, tiles), computed_here)`` at the newest announced version or later."""
-        latest = self.latest
-        newest = _NEWEST.get(key)
-        if newest is not None and newest[0] >= latest:
-            return newest, False
+    def leave(self, dash: ExecutiveDashboard) -> None:
         with self._lock:
-            fut = self._running.get((key, latest))
-            own = fut is None
-            if own:
-                fut = self._running[(key, latest)] = Future()
-        if own:
+            self._dashboards.discard(dash)
+
+    def _on_change(self, change: stream.Change) -> None:
+        if change.kind != "rejects":
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(max(0.0, self._next_at - time.monotonic()))
+            self._wake.clear()  # a change from now on needs another round
+            t0 = time.monotonic()
+            self.round()
+            self._next_at = t0 + max(MIN_REFRESH_S, (time.monotonic() - t0) / LIVE_SHARE)
+
+    def round(self) -> int:
+        """Compute each view's tiles once, hand them to its sessions; returns the views computed."""
+        with self._lock:
+            dashboards = list(self._dashboards)
+        views: dict[tuple, list[ExecutiveDashboard]] = {}
+        for dash in dashboards:
+            views.setdefault(dash._tiles_key(), []).append(dash)
+        for key, group in views.items():
             try:
-                fut.set_result(compute(key))
-            except BaseException as exc:
-                fut.set_exception(exc)
-            finally:
-                with self._lock:
-                    self._running.pop((key, latest), None)
-        return fut.result(), own
+                tiles = group[0]._compute_tiles(key)  # the key holds all that differs between users
+            except Exception:  # these pages keep their numbers; the next change tries again
+                log.exception("live tiles failed for %s", key)
+                continue
+            for dash in group:
+                dash.push_live(key, tiles)
+        return len(views)
 
 
-_SHARED = _SharedTiles()
+_HUB = _LiveHub()
 
 
 def _axis_format(k: kpis.Kpi):
@@ -184,7 +194,6 @@ class ExecutiveDashboard(param.Parameterized):
         self.param.kpi.objects = [k.name for k in self.tile_kpis]
         self._lock = threading.Lock()
         self._last_refresh = 0.0
-        self._pending = False
         self._building = True  # filters set while the page is built must not trigger refreshes
         self._last_charts = 0.0
         self._charts_due = False
@@ -347,7 +356,7 @@ class ExecutiveDashboard(param.Parameterized):
         """Recompute everything on the page (from the cache where the data has not changed).
 
         ``live``: a refresh for new data, with its ``tiles`` already computed off the event loop
-        (see :meth:`start_live`). The tiles always follow; the charts at most every
+        (see :class:`_LiveHub`). The tiles always follow; the charts at most every
         ``_BUDGET.chart_interval()`` (CHART_REFRESH_S, longer with many live sessions), because
         redrawing them costs more than all the numbers, and in a tick of their own, so the new
         numbers reach the browser without waiting for the charts."""
@@ -384,7 +393,7 @@ class ExecutiveDashboard(param.Parameterized):
             self._render_trend()
             self._render_breakdown()
             self._last_charts = time.monotonic()
-        _BUDGET.add(time.perf_counter() - t0)  # part of the live refresh's cost
+        _BUDGET.add(time.perf_counter() - t0)
 
     def _show_status(self, t0: float) -> None:
         where = ", ".join(f"{d}={v}" for d, v in self._where().items()) or "all data"
@@ -631,47 +640,29 @@ class ExecutiveDashboard(param.Parameterized):
     # --- live updates ---------------------------------------------------------------------------
 
     def start_live(self) -> None:
-        """Refresh when a new data version arrives (coalescing bursts); stop when the session ends.
-
-        The numbers are computed on a worker thread, once per view and data version for all the
-        sessions showing that view (:class:`_SharedTiles`); only putting them on the page runs on
-        the server's event loop, so one session's queries never hold up another's page."""
-        doc = self._doc = pn.state.curdoc
-
-        def on_change(change: stream.Change) -> None:
-            if change.kind == "rejects" or doc is None:
-                return
-            _SHARED.seen(change.version)
-            with self._lock:
-                if self._pending:
-                    return
-                self._pending = True
-            delay = max(0.0, _BUDGET.interval() - (time.monotonic() - self._last_refresh))
-            threading.Timer(delay, lambda: _SHARED.pool.submit(compute)).start()
-
-        def compute() -> None:
-            self._pending = False  # a change from now on needs another refresh
-            t0 = time.perf_counter()
-            try:
-                tiles, own = _SHARED.tiles(self._tiles_key(), self._compute_tiles)
-            except Exception:  # the page keeps its numbers; the next change tries again
-                log.exception("live tiles failed")
-                return
-            if own:
-                _BUDGET.record(time.perf_counter() - t0)
-            else:
-                _BUDGET.record(0.0)
-            doc.add_next_tick_callback(lambda: self.refresh(live=True, tiles=tiles))
-
-        sub = stream.subscribe(on_change)
+        """Follow new data (see :class:`_LiveHub`) until the session ends."""
+        self._doc = pn.state.curdoc
+        _HUB.join(self)
         _BUDGET.join(1)
 
         def stop(_ctx) -> None:
-            sub.close()
+            _HUB.leave(self)
             _BUDGET.join(-1)
 
-        if doc is not None:
+        if self._doc is not None:
             pn.state.on_session_destroyed(stop)
+
+    def push_live(self, key: tuple, tiles: tuple[int, list[TileData]]) -> None:
+        """New tiles for the view ``key`` from the hub (its thread), shown in this session's next
+        tick; recomputed there if the user changed the view meanwhile."""
+
+        def show() -> None:
+            self.refresh(live=True, tiles=tiles if key == self._tiles_key() else None)
+
+        if self._doc is None:
+            show()
+        else:
+            self._doc.add_next_tick_callback(show)
 
 
 PAGE_CSS = """

@@ -232,17 +232,21 @@ def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(
 
 
 def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
-    """In-process: after a new data version, five sessions on the same view run the tiles' queries
-    once between them (on worker threads) and all show the new order; another view computes its own."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """In-process: after a new data version, one round of the live hub runs the tiles' queries once
+    for five sessions on the same view and once for a sixth on another view; every page shows the
+    new order. A session that changed its view meanwhile recomputes instead of taking stale tiles."""
     from kpi_lib.ui import executive
 
-    shared = executive._SharedTiles()
+    hub = executive._LiveHub()
     same = [executive.ExecutiveDashboard() for _ in range(5)]
     other = executive.ExecutiveDashboard(region="Latin America")
+    moved = executive.ExecutiveDashboard()
+    for dash in [*same, other, moved]:
+        dash.refresh()
+        hub._dashboards.add(dash)  # what join() does, without the thread (the test runs the round)
+    before = _tile_title(same[0].tiles.object, "orders")
     at = datetime.now(UTC) - timedelta(seconds=5)
-    res = stream.ingest(
+    stream.ingest(
         [
             {
                 "event_id": f"sh-{at.timestamp()}",
@@ -255,20 +259,25 @@ def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
         ],
         source="ui-test",
     )
-    shared.seen(res.version)
     asked = []
     real_query = kpis.query
     monkeypatch.setattr(kpis, "query", lambda *a, **k: asked.append(a) or real_query(*a, **k))
-    with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(lambda d: shared.tiles(d._tiles_key(), d._compute_tiles), [*same, other]))
-    assert [own for _, own in results].count(True) == 2  # one for the five, one for the other view
-    assert len(asked) == 2 * 2 * len(same[0].tile_kpis)  # total and daily series per tile, per view
-    for (version, tiles), _ in results[:5]:
-        orders = next(t for t in tiles if t.kpi.name == "orders")
-        assert version >= res.version and kpis.get("orders").format_value(orders.value) == expected("orders")
-    (version, tiles), _ = results[5]
-    orders = next(t for t in tiles if t.kpi.name == "orders")
-    assert kpis.get("orders").format_value(orders.value) == expected("orders", region="Latin America")
+    real_key, calls = moved._tiles_key, []
+
+    def key_then_move() -> tuple:
+        calls.append(1)
+        if len(calls) > 1:  # the round grouped it with the five; then the user picked a region
+            moved.region = "Latin America"
+        return real_key()
+
+    monkeypatch.setattr(moved, "_tiles_key", key_then_move)
+    assert hub.round() == 2  # the six on the default view, and the other region
+    per_view = 2 * len(same[0].tile_kpis)  # a total and a daily series per tile
+    assert len(asked) == 3 * per_view  # two views, and `moved` once more for its new view
+    for dash in same:
+        assert _tile_title(dash.tiles.object, "orders") == expected("orders") != before
+    assert _tile_title(moved.tiles.object, "orders") == expected("orders", region="Latin America")
+    assert _tile_title(other.tiles.object, "orders") == expected("orders", region="Latin America")
 
 
 def test_the_trend_draws_the_period_still_filling_apart(demo):
