@@ -18,7 +18,9 @@ What is measured (see benchmarks/README.md, "bench_dashboards.py", for the detai
 * executive Panel dashboard: navigation (already signed in) -> every KPI tile shows its number
   (all ``[data-kpi-value]`` elements present with text), quiet / under the live simulator with
   1 session / with 10 other live sessions held by a light websocket client; repeat visit (same
-  browser profile, HTTP cache warm) and first visit (new profile);
+  browser profile, HTTP cache warm) and first visit (new profile). The page's HTML carries the
+  tiles ahead of its scripts; the probe can only run once those scripts have run, so it is an
+  upper bound. ``tiles_painted_in_page`` is when the browser painted them (Element Timing);
 * Voila ``revenue_explorer``: navigation -> first widget, pre-heated pool (through the front door
   and directly) vs a second Voila with pre-heating off, in the same run;
 * freshness: ``stream.ingest`` of a big order -> the revenue tile's ``title`` holds the new value
@@ -135,7 +137,13 @@ REVENUE_AT_LEAST = (
 WS_PROBE = """
 (() => {
   const Orig = window.WebSocket;
-  const probe = window.__kpiProbe = {wsOpen: null, docHeader: null, docDone: null, msgs: 0};
+  const probe = window.__kpiProbe = {wsOpen: null, docHeader: null, docDone: null, msgs: 0, tilesPainted: null};
+  // when the browser painted the tiles that come with the page's HTML (Element Timing)
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.identifier === 'kpi-first-paint' && probe.tilesPainted === null) probe.tilesPainted = e.renderTime;
+    }
+  }).observe({type: 'element', buffered: true});
   let after = -1;
   function Probed(url, protocols) {
     const ws = protocols === undefined ? new Orig(url) : new Orig(url, protocols);
@@ -730,6 +738,7 @@ class Bench:
         probe = page.evaluate("() => window.__kpiProbe")
         out["ws_open_in_page_ms"] = probe.get("wsOpen")
         out["session_doc_in_page_ms"] = probe.get("docDone")
+        out["tiles_painted_in_page_ms"] = probe.get("tilesPainted")
         if keep_open:
             out["page"] = page
         else:
@@ -791,6 +800,11 @@ class Bench:
                 ),
                 "charts_in_page": pct(
                     [r["charts_in_page_ms"] / 1000 for r in rs if r["charts_in_page_ms"] is not None], 1
+                ),
+                # the page's own clock: when the tiles in its HTML were painted (before the DOM
+                # probe above can run, which waits for the scripts that load after them)
+                "tiles_painted_in_page": pct(
+                    [r["tiles_painted_in_page_ms"] / 1000 for r in rs if r.get("tiles_painted_in_page_ms")], 1
                 ),
                 "tiles_ms_each": [round(r["tiles_s"] * 1000) for r in rs],
             }

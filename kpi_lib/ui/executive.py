@@ -135,7 +135,10 @@ class _LiveHub:
             time.sleep(max(0.0, self._next_at - time.monotonic()))
             self._wake.clear()  # a change from now on needs another round
             t0 = time.monotonic()
-            self.round()
+            try:
+                self.round()
+            except Exception:  # the hub must outlive any one failure
+                log.exception("live tiles round failed")
             self._next_at = t0 + max(MIN_REFRESH_S, (time.monotonic() - t0) / LIVE_SHARE)
 
     def round(self) -> int:
@@ -152,7 +155,11 @@ class _LiveHub:
                 log.exception("live tiles failed for %s", key)
                 continue
             for dash in group:
-                dash.push_live(key, tiles)
+                try:
+                    dash.push_live(key, tiles)
+                except Exception:  # a session that went away meanwhile
+                    log.debug("live tiles not delivered", exc_info=True)
+                    self.leave(dash)
         return len(views)
 
 

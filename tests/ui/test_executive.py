@@ -280,6 +280,28 @@ def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
     assert _tile_title(other.tiles.object, "orders") == expected("orders", region="Latin America")
 
 
+def test_a_session_gone_mid_round_does_not_stop_the_others(demo):
+    """A page closed while the hub computes: Bokeh refuses callbacks on its destroyed document. The
+    hub drops that session and still delivers to the others, round after round (once, this error
+    killed the hub's thread and every page of the process stopped updating)."""
+    from kpi_lib.ui import executive
+
+    class DestroyedDocument:
+        def add_next_tick_callback(self, _cb):
+            raise AttributeError("'DocumentCallbackManager' object has no attribute '_change_callbacks'")
+
+    hub = executive._LiveHub()
+    gone, alive = executive.ExecutiveDashboard(), executive.ExecutiveDashboard()
+    gone._doc = DestroyedDocument()
+    for dash in (gone, alive):
+        hub._dashboards.add(dash)
+    for _ in range(2):
+        alive.tiles.object = ""
+        assert hub.round() == 1
+        assert _tile_title(alive.tiles.object, "orders") == expected("orders")
+    assert hub._dashboards == {alive}
+
+
 def test_the_trend_draws_the_period_still_filling_apart(demo):
     """Today is only hours old: drawn as the "so far" dotted line, not as the end of the solid one."""
     import holoviews as hv
