@@ -204,6 +204,7 @@ class ExecutiveDashboard(param.Parameterized):
         self._building = True  # filters set while the page is built must not trigger refreshes
         self._last_charts = 0.0
         self._charts_due = False
+        self._crumbs_path: list | None = None
         self._doc = None
         self.version = 0
         self._build()
@@ -498,15 +499,19 @@ class ExecutiveDashboard(param.Parameterized):
         start, end = self._range()
         level = self.drill_level()
         where = self._allowed(k, self._where())
-        crumbs = [pn.widgets.Button(name="All", button_type="light", width=90)]
-        crumbs[0].on_click(lambda _e: self.param.update(drill=""))
         path = list(self.drill_path().items())
-        for i, (_dim, value) in enumerate(path):
-            b = pn.widgets.Button(name=f"› {value}", button_type="light", width=max(90, 9 * len(value) + 30))
-            keep = "|".join(f"{d}:{v}" for d, v in path[: i + 1])
-            b.on_click(lambda _e, keep=keep: self.param.update(drill=keep))
-            crumbs.append(b)
-        self.breadcrumb.objects = crumbs
+        if path != self._crumbs_path or not self.breadcrumb.objects:  # live redraws keep the buttons
+            self._crumbs_path = path
+            crumbs = [pn.widgets.Button(name="All", button_type="light", width=90)]
+            crumbs[0].on_click(lambda _e: self.param.update(drill=""))
+            for i, (_dim, value) in enumerate(path):
+                b = pn.widgets.Button(
+                    name=f"› {value}", button_type="light", width=max(90, 9 * len(value) + 30)
+                )
+                keep = "|".join(f"{d}:{v}" for d, v in path[: i + 1])
+                b.on_click(lambda _e, keep=keep: self.param.update(drill=keep))
+                crumbs.append(b)
+            self.breadcrumb.objects = crumbs
         if level is None or level not in k.dimensions:
             df = pd.DataFrame({"label": [], "value": []})
             self.breakdown_df = pd.DataFrame({level or "dimension": [], k.label: []})
@@ -707,7 +712,7 @@ FIRST_PAINT_TEMPLATE = """
 #kpi-first-paint .kpi-fp-main {flex: 1 1 560px; min-width: 300px; margin: 20px 20px 10px 20px;}
 @media (max-width: 820px) { #kpi-first-paint .kpi-fp-side {display: none;} }
 </style>
-<div id="kpi-first-paint" elementtiming="kpi-first-paint">{{ kpi_first_paint | safe }}</div>
+<div id="kpi-first-paint">{{ kpi_first_paint | safe }}</div>
 <script>
 (function () {
   var copy = document.getElementById('kpi-first-paint');
