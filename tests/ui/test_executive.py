@@ -165,24 +165,28 @@ def test_exported_csv_holds_the_rows_on_screen(context, server):
     assert open(dl.value.path(), "rb").read(2) == b"PK"
 
 
+def ingest_order(
+    prefix: str, unit_price: float, region: str = "Latin America", seconds_ago: float = 5, **fields
+):
+    """Stream one new order of one line through the real ingest path. Latin America by default:
+    test_jobs expects exactly one incident in Europe."""
+    at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    event = {
+        "event_id": f"{prefix.lower()}-{at.timestamp()}",
+        "order_id": f"{prefix.upper()}{at.timestamp()}",
+        "ordered_at": at.isoformat(),
+        **fields,
+        "region": region,
+        "channel": "Web",
+        "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": unit_price}],
+    }
+    return stream.ingest([event], source="ui-test")
+
+
 def test_new_data_appears_without_reload(context, server):
     page = open_dashboard(context, server)
     before = tile_full_value(page, "orders")
-    at = datetime.now(UTC) - timedelta(seconds=30)
-    stream.ingest(
-        [
-            {
-                "event_id": f"ui-{at.timestamp()}",
-                "order_id": f"UI{at.timestamp()}",
-                "ordered_at": at.isoformat(),
-                "customer_id": "CUI1",
-                "region": "Europe",
-                "channel": "Web",
-                "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 12345.0}],
-            }
-        ],
-        source="ui-test",
-    )
+    ingest_order("UI", 12345.0, region="Europe", seconds_ago=30, customer_id="CUI1")
     want = expected("orders")
     assert want != before
     deadline = time.time() + 30
@@ -208,20 +212,7 @@ def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(
     second = executive.ExecutiveDashboard()
     second._render_tiles(first_paint=True)
     assert asked == [] and second.tiles.object == first.tiles.object
-    at = datetime.now(UTC) - timedelta(seconds=5)
-    stream.ingest(
-        [
-            {
-                "event_id": f"np-{at.timestamp()}",
-                "order_id": f"NP{at.timestamp()}",
-                "ordered_at": at.isoformat(),
-                "region": "Latin America",  # not Europe: test_jobs expects exactly one incident there
-                "channel": "Web",
-                "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 54321.0}],
-            }
-        ],
-        source="ui-test",
-    )
+    ingest_order("NP", 54321.0)
     second.refresh()  # what load_charts does once the page is on screen
     assert asked, "the refresh did not recompute"
     assert _tile_title(second.tiles.object, "orders") == expected("orders")
@@ -245,20 +236,7 @@ def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
         dash.refresh()
         hub._dashboards.add(dash)  # what join() does, without the thread (the test runs the round)
     before = _tile_title(same[0].tiles.object, "orders")
-    at = datetime.now(UTC) - timedelta(seconds=5)
-    stream.ingest(
-        [
-            {
-                "event_id": f"sh-{at.timestamp()}",
-                "order_id": f"SH{at.timestamp()}",
-                "ordered_at": at.isoformat(),
-                "region": "Latin America",  # not Europe: test_jobs expects exactly one incident there
-                "channel": "Web",
-                "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 25.0}],
-            }
-        ],
-        source="ui-test",
-    )
+    ingest_order("SH", 25.0)
     asked = []
     real_query = kpis.query
     monkeypatch.setattr(kpis, "query", lambda *a, **k: asked.append(a) or real_query(*a, **k))
