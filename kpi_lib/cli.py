@@ -517,6 +517,18 @@ def serve(
         creds = settings().home / "demo_credentials.txt"
         if creds.exists():
             console.print("  sign in with " + creds.read_text().strip().replace("\n", ", "))
+        if simulate_rate:
+            from .demo import natural_rate
+
+            try:
+                per_s = _rate(simulate_rate, natural_rate)
+            except KpiError as exc:
+                console.print(f"  [red]live orders:[/] {exc}")
+                return
+            hint = ""
+            if simulate_rate.strip().lower() == "auto":  # at 1 M lines: one order every ~2 minutes
+                hint = " (the business's own pace; `make demo RATE=2` streams a livelier 2/s)"
+            console.print(f"  live orders: ~{per_s:.3g}/s, about one every {1 / per_s:.3g} s{hint}")
 
     try:
         srv.run(server, on_ready=ready)
