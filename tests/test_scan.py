@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -18,15 +18,14 @@ from kpi_lib.anomaly.scan import rules_for, scan, severity
 def outage(demo, tmp_path_factory):
     """Sixty days of a steady region with a daily rhythm, then five hours with no orders at all.
 
-    The story ends at the scan's ``now``: today, or a few days back when the last days touch a
-    holiday of the rules' calendar (on Black Friday an outage is not judged, by design).
+    The story ends at the scan's pinned ``now`` (a plain Wednesday night, whatever the wall clock
+    says), and the outage falls on the afternoon peak, when five missing hours are plain to see.
     """
     region = f"Scan-{uuid.uuid4().hex[:6]}"
-    now = kpis.local_now()
+    now = datetime(2026, 6, 17, 23, 20)
     calendar = parse_rules(rules_for(kpis.definitions()["orders"], "hour")).calendar
-    while len(calendar_days(calendar, now - timedelta(days=3), now)):
-        now -= timedelta(days=1)
-    end = kpis.floor_period(now, "hour") - timedelta(hours=3)
+    assert not len(calendar_days(calendar, now - timedelta(days=3), now)), "pick a day off the holidays"
+    end = kpis.floor_period(now, "hour")
     hours = pd.date_range(end - timedelta(days=60), end, freq="h", inclusive="left")
     rng = np.random.default_rng(5)
     rhythm = 20 + 15 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi)
