@@ -242,6 +242,12 @@ def query(
     ] = None,
     compare: Annotated[str | None, typer.Option(help="previous_period | previous_year")] = None,
     top: Annotated[int | None, typer.Option(help="Keep the N largest values of the --by dimension")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="What 'now' is for a missing --start/--end (default: the latest data, or now if live)"
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
     show_sql: Annotated[
         bool, typer.Option("--sql", help="Also print the SQL and where it came from")
@@ -264,7 +270,17 @@ def query(
                 raise KpiError(f"--where {item!r} should look like DIM=VALUE, e.g. --where region=Europe.")
             dim, value = item.split("=", 1)
             filters.setdefault(dim.strip(), []).append(value.strip())
-        r = kpis.query(kpi, grain, start=start, end=end, by=by or (), where=filters, compare=compare, top=top)
+        r = kpis.query(
+            kpi,
+            grain,
+            start=start,
+            end=end,
+            by=by or (),
+            where=filters,
+            compare=compare,
+            top=top,
+            as_of=as_of,
+        )
     except KpiError as exc:
         _fail(exc)
     df = r.df.copy()
@@ -281,7 +297,10 @@ def query(
             + "\n"
         )
     else:
-        t = Table(*df.columns, title=f"{r.kpi.label} · {r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M}")
+        t = Table(
+            *df.columns,
+            title=f"{r.kpi.label} · {r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M} · {r.as_of.describe()}",
+        )
         for row in df.itertuples(index=False):
             cells = []
             for col, v in zip(df.columns, row, strict=True):

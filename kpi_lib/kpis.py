@@ -119,6 +119,7 @@ class QueryResult:
     cache_level: str
     elapsed_ms: float
     compare: str | None = None
+    as_of: AsOf | None = None  # what "now" was for the default window
 
     @property
     def value(self) -> float | None:
@@ -155,6 +156,8 @@ class QueryResult:
             "version": self.version,
             "cache_level": self.cache_level,
             "elapsed_ms": round(self.elapsed_ms, 2),
+            "as_of": None if self.as_of is None else self.as_of.at.isoformat(timespec="seconds"),
+            "as_of_source": None if self.as_of is None else self.as_of.source,
         }
 
     def _repr_html_(self) -> str:
@@ -256,7 +259,78 @@ def dimension_values(dim: str) -> list[str]:
 
 
 def local_now() -> datetime:
+    """The wall clock in the business time zone (naive). Default windows use :func:`as_of`."""
     return datetime.now(ZoneInfo(settings().timezone)).replace(tzinfo=None)
+
+
+#: the data is live while its newest order is at most this old; otherwise "now" is that order
+LIVE_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """What "now" is for default windows: the wall clock while data is live, else the latest data.
+
+    ``source`` is ``explicit`` (asked for), ``live`` (the newest order is recent: the wall clock),
+    ``latest data`` (an export or a nightly warehouse: the newest order's time) or ``no data``.
+    """
+
+    at: datetime  # naive, in the business time zone
+    source: str
+    latest: datetime | None = None  # the newest order's time, when there is one
+
+    @property
+    def live(self) -> bool:
+        return self.source == "live"
+
+    def describe(self) -> str:
+        """'as of 9 Dec 2011 12:50 (latest data)': every surface prints what it shows."""
+        return f"as of {self.at.day} {self.at:%b %Y %H:%M} ({self.source})"
+
+
+_latest_memo: dict[tuple, datetime | None] = {}
+
+
+def latest_data() -> datetime | None:
+    """The newest order's time in the business time zone (naive); None on an empty warehouse.
+
+    One index lookup, memoised per data version (a new version may bring newer orders)."""
+    version = _sync_versions()
+    cfg = settings()
+    key = (cfg.database_url or str(cfg.home), cfg.timezone, version)
+    if key not in _latest_memo:
+        with warehouse.engine().connect() as conn:
+            at = conn.exec_driver_sql(
+                "select max(ordered_at) at time zone ops.business_tz() from silver.orders"
+            ).scalar()
+        if len(_latest_memo) > 64:
+            _latest_memo.clear()
+        _latest_memo[key] = at
+    return _latest_memo[key]
+
+
+def as_of(explicit: Any = None, wall: datetime | None = None) -> AsOf:
+    """The as-of time every default window counts back from.
+
+    An explicit time always wins. Otherwise it is the wall clock while the newest order is at most
+    LIVE_WINDOW old (a live stream), and the newest order's time when it is older (last year's
+    export, a warehouse refreshed nightly): such a business is shown as it was when its data ends,
+    not as 90 empty days ending today.
+    """
+    if explicit is not None and explicit != "":
+        if isinstance(explicit, AsOf):
+            return explicit
+        return AsOf(_as_local(explicit, "as_of"), "explicit")
+    wall = wall or local_now()
+    latest = latest_data()
+    if latest is None:
+        return AsOf(wall, "no data")
+    if latest >= wall - LIVE_WINDOW:
+        return AsOf(wall, "live", latest)
+    return AsOf(latest, "latest data", latest)
+
+
+_resolve_as_of = as_of  # for functions whose ``as_of`` parameter hides this one
 
 
 def _as_local(value: str | date | datetime | pd.Timestamp | None, what: str) -> datetime | None:
@@ -299,12 +373,12 @@ def next_period(ts: datetime, grain: str) -> datetime:
     return ts + timedelta(days=1)
 
 
-def default_range(grain: str, start=None, end=None) -> tuple[datetime, datetime]:
-    """Missing ends: up to the end of the current period; back by the grain's usual span."""
+def default_range(grain: str, start=None, end=None, as_of: Any = None) -> tuple[datetime, datetime]:
+    """Missing ends: up to the end of the as-of's period (:func:`as_of`); back by the grain's span."""
     s, e = _as_local(start, "start"), _as_local(end, "end")
     g = "day" if grain == "total" else grain
     if e is None:
-        e = next_period(local_now(), g)
+        e = next_period(_resolve_as_of(as_of).at, g)
     if s is None:
         s = floor_period(e - DEFAULT_SPAN[grain], g)
     if s >= e:
@@ -514,12 +588,15 @@ def query(
     compare: str | None = None,
     top: int | None = None,
     use_cache: bool = True,
+    as_of: Any = None,
 ) -> QueryResult:
     """Answer a KPI question. See the module docstring; every value travels as a bound parameter.
 
     ``compare`` adds ``previous`` and ``change`` (relative) columns for the previous period of the
     same length or the same period a year earlier. ``top=N`` keeps the N largest values of the
-    single ``by`` dimension over the whole range.
+    single ``by`` dimension over the whole range. Missing ``start``/``end`` count back from
+    ``as_of`` (a time, or by default :func:`as_of`: the wall clock while data is live, else the
+    latest data); the result carries the as-of it used.
     """
     t0 = time.perf_counter()
     k = get(kpi)
@@ -538,11 +615,13 @@ def query(
     if top is not None and len(by) != 1:
         raise QueryError("top=N needs exactly one dimension in by, e.g. by=['region'], top=3.")
     w = _normalise_where(k, where)
-    start_dt, end_dt = default_range(grain, start, end)
     _sync_versions()  # once per question: every part below sees the same data version
+    when = _resolve_as_of(as_of)
+    start_dt, end_dt = default_range(grain, start, end, when)
     if compare is None and top is None:
         result = _query_one(k, grain, start_dt, end_dt, by, w, use_cache)
         result.elapsed_ms = (time.perf_counter() - t0) * 1000
+        result.as_of = when
         return result
     # Composite questions are cached whole, keyed by the version of everything they read.
     first = shift_range(start_dt, end_dt, grain, compare)[0] if compare else start_dt
@@ -565,6 +644,7 @@ def query(
             level,
             (time.perf_counter() - t0) * 1000,
             compare,
+            when,
         )
     if top is not None:
         totals = _query_one(k, "total", start_dt, end_dt, by, w, use_cache)
@@ -600,6 +680,7 @@ def query(
             },
         )
     result.elapsed_ms = (time.perf_counter() - t0) * 1000
+    result.as_of = when
     return result
 
 

@@ -312,3 +312,28 @@ def test_a_late_order_on_a_closed_day_keeps_distinct_customers_exact(silver, dem
         )
         if grain != "week":  # days before the late one still come from the returns table
             assert "gold.customer_returns" in r.sql and "gold.customer_hourly" in r.sql, r.sql
+
+
+def test_as_of_is_the_latest_data_unless_live_or_explicit(demo):
+    latest = kpis.latest_data()
+    assert latest is not None
+    # a warehouse last fed two days ago is shown as of its newest order, not as of today
+    old = kpis.as_of(wall=latest + pd.Timedelta(days=2))
+    assert (old.at, old.source) == (latest, "latest data")
+    assert old.describe() == f"as of {latest.day} {latest:%b %Y %H:%M} (latest data)"
+    # a newest order minutes old means a live stream: the wall clock
+    wall = latest + pd.Timedelta(minutes=10)
+    assert (kpis.as_of(wall=wall).at, kpis.as_of(wall=wall).source) == (wall, "live")
+    # an explicit time always wins
+    assert kpis.as_of("2025-03-01 10:00", wall=wall).at == pd.Timestamp("2025-03-01 10:00")
+
+
+def test_default_window_ends_at_the_as_of(silver):
+    as_of = pd.Timestamp("2026-09-15 13:20")
+    r = kpis.query("revenue", "day", as_of=as_of)
+    assert (r.start, r.end) == (pd.Timestamp("2026-06-18"), pd.Timestamp("2026-09-16"))  # 90 days
+    assert r.as_of.source == "explicit" and r.provenance()["as_of"] == "2026-09-15T13:20:00"
+    local = silver["ordered_at"].dt.tz_convert("UTC").dt.tz_localize(None)
+    days = silver[(local >= r.start) & (local < r.end)]
+    expected = (days["quantity"] * days["unit_price"] * (1 - days["discount"])).sum()
+    assert r.df["value"].sum() == pytest.approx(expected)
