@@ -55,9 +55,9 @@ import psycopg
 import yaml
 from psycopg.rows import dict_row
 
-from . import mail, warehouse
+from . import auth, mail, warehouse
 from .config import PROJECT_ROOT, settings
-from .errors import AlertError, KpiError
+from .errors import AlertError, AuthError, KpiError
 from .mail.report import SEVERITY_COLORS, Html, Report, badge, esc, signed_pct
 
 log = logging.getLogger(__name__)
@@ -305,6 +305,11 @@ def _transition(anomaly_id: int, user: str, comment: str | None, action: str) ->
         raise AlertError(
             f"Who is doing this? {action} needs a user name (it goes in the incident's audit trail)."
         )
+    if auth.exists(user) and not auth.user(user).can_act:  # a dashboard user: their role decides
+        auth.audit(user, "refused", f"incident {anomaly_id}", action=action)
+        raise AuthError(
+            f"{user} may not {action} incidents: their role may look, not act (analysts and above may)."
+        )
     with warehouse.connect_raw() as conn:
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute("select * from ops.anomalies where id = %s for update", [anomaly_id]).fetchone()
@@ -342,6 +347,7 @@ def _transition(anomaly_id: int, user: str, comment: str | None, action: str) ->
             )
         conn.commit()
     log.info("incident #%d %sd by %s", anomaly_id, action, user)
+    auth.audit(user, action, f"incident {anomaly_id}", comment=comment)
     return row
 
 
@@ -500,7 +506,21 @@ def build_alert_email(
     """One email about a batch of incidents: a section (explanation, expected band, severity, chart) per
     incident, a CSV of the rows, and the provenance."""
     report, prov = alert_report(items, provenance, charts, max_charts)
-    return report.to_email(alert_subject(_order(items)), list(recipients), kind="alert", provenance=prov)
+    kpis, rows = alert_access(items)
+    return report.to_email(
+        alert_subject(_order(items)), list(recipients), kind="alert", provenance=prov, kpis=kpis, rows=rows
+    )
+
+
+def alert_access(items: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[str]] | None]:
+    """The KPIs an alert shows and the rows it covers: incidents on one dimension's values cover
+    those values (a Europe incident is Europe's business); anything else covers every row."""
+    kpis = sorted({str(i["kpi"]) for i in items})
+    dims = {i.get("dimension") for i in items}
+    if len(dims) != 1 or None in dims:
+        return kpis, None
+    (dim,) = dims
+    return kpis, {str(dim): sorted({str(i.get("dim_value")) for i in items})}
 
 
 def alert_report(

@@ -19,6 +19,7 @@ from rich.table import Table
 from .config import reset as reset_settings
 from .config import settings
 from .errors import KpiError
+from .formats import spreadsheet_safe
 
 app = typer.Typer(
     help="Jupyter-native BI: warehouse, KPIs, live dashboards and alert jobs.",
@@ -288,7 +289,7 @@ def query(
         fmt_p = "%Y-%m-%d %H:%M" if grain == "hour" else "%Y-%m-%d"
         df["period"] = df["period"].dt.strftime(fmt_p)
     if fmt == "csv":
-        sys.stdout.write(df.to_csv(index=False))
+        sys.stdout.write(spreadsheet_safe(df).to_csv(index=False))
     elif fmt == "json":
         sys.stdout.write(
             json.dumps(
@@ -534,8 +535,8 @@ def serve(
             console.print(f"  {d.title:<28} {url}{d.url}")
         console.print(f"  {'Inbox':<28} {url}/inbox")
         creds = settings().home / "demo_credentials.txt"
-        if creds.exists():
-            console.print("  sign in with " + creds.read_text().strip().replace("\n", ", "))
+        if creds.exists():  # the password itself was printed once, by `kpi demo`
+            console.print(f"  sign in as demo (password in {creds})")
         if simulate_rate:
             from .demo import natural_rate
 
@@ -562,19 +563,46 @@ def users_add(
         list[str] | None, typer.Option(help="admin | executive | analyst | viewer (repeatable)")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
-    password: Annotated[str | None, typer.Option(help="Password (prompted when omitted)")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="DIM=VALUE row limit, repeatable (region, channel, category)")
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option(help="E-mail address (alerts to it follow the user's roles)")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (for scripts)")
+    ] = False,
+    keep_password: Annotated[bool, typer.Option(help="Update roles/scope of an existing user only")] = False,
 ) -> None:
-    """Create or update a dashboard user (the password is stored as a bcrypt hash)."""
+    """Create or update a dashboard user. The password is prompted for (or read from stdin), never
+    taken as an argument: arguments show in every process list. A new password ends the user's sessions."""
     from . import auth
 
-    if password is None:
+    if keep_password:
+        password = None
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    limits: dict[str, list[str]] = {}
+    for item in scope or []:
+        dim, sep, value = item.partition("=")
+        if not sep or not value.strip():
+            _fail(KpiError(f"--scope {item!r} should look like DIM=VALUE, e.g. --scope region=Europe."))
+        limits.setdefault(dim.strip(), []).append(value.strip())
+    roles = role or (auth.user(login).roles if keep_password and auth.exists(login) else ["executive"])
     try:
-        auth.set_user(login, password, role or ["executive"], name=name)
+        changed = auth.set_user(login, password, roles, name=name, scope=limits or None, email=email)
     except KpiError as exc:
         _fail(exc)
-    auth.audit(os.environ.get("USER", "cli"), "user set", login, roles=role or ["executive"])
-    console.print(f"user {login} saved")
+    ended = auth.sessions.end_all(login, "password changed") if changed else 0
+    auth.audit(_actor(), "user set", login, roles=list(roles), scope=limits or None, sessions_ended=ended)
+    console.print(f"user {login} saved" + (f"; {ended} session(s) ended" if ended else ""))
+
+
+def _actor() -> str:
+    """Who runs this command, for the audit log."""
+    return os.environ.get("KPI_USER") or os.environ.get("USER") or "cli"
 
 
 @users_app.command("list")
@@ -582,18 +610,53 @@ def users_list() -> None:
     """List users and what they may see."""
     from . import auth
 
-    t = Table("user", "name", "roles", "masked KPIs")
+    t = Table("user", "name", "roles", "masked KPIs", "rows")
     for u in auth.list_users():
-        t.add_row(u.login, u.name, ", ".join(u.roles), ", ".join(sorted(u.masked)) or "-")
+        t.add_row(u.login, u.name, ", ".join(u.roles), ", ".join(sorted(u.masked)) or "-", u.scope.describe())
     console.print(t)
 
 
 @users_app.command("remove")
 def users_remove(login: Annotated[str, typer.Argument()]) -> None:
-    """Remove a dashboard user."""
+    """Remove a dashboard user (and end their sessions)."""
     from . import auth
 
-    console.print(f"removed {login}" if auth.remove_user(login) else f"no user {login}")
+    if not auth.remove_user(login):
+        console.print(f"no user {login}")
+        return
+    ended = auth.sessions.end_all(login, "user removed")
+    auth.audit(_actor(), "user removed", login, sessions_ended=ended)
+    console.print(f"removed {login}; {ended} session(s) ended")
+
+
+@users_app.command("sessions")
+def users_sessions(
+    login: Annotated[str | None, typer.Argument(help="Only this user's sessions")] = None,
+    revoke: Annotated[bool, typer.Option(help="End the listed sessions now")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include ended and expired sessions")] = False,
+) -> None:
+    """Sign-in sessions: who is signed in, from where, since when; --revoke ends them."""
+    from . import auth
+
+    if revoke:
+        if not login:
+            _fail(KpiError("Say whose sessions to end: `kpi users sessions LOGIN --revoke`."))
+        n = auth.sessions.end_all(login, f"revoked by {_actor()}")
+        auth.audit(_actor(), "sessions revoked", login, count=n)
+        console.print(f"ended {n} session(s) of {login}")
+        return
+    t = Table("user", "signed in", "last seen", "expires", "ended", "address", "browser")
+    for s in auth.sessions.listing(login, include_ended=all_):
+        t.add_row(
+            s.login,
+            f"{s.created_at:%Y-%m-%d %H:%M}",
+            f"{s.last_seen_at:%Y-%m-%d %H:%M}",
+            f"{s.expires_at:%Y-%m-%d %H:%M}",
+            f"{s.revoked_at:%Y-%m-%d %H:%M}" if s.revoked_at else "-",
+            s.ip or "-",
+            (s.user_agent or "-")[:40],
+        )
+    console.print(t)
 
 
 @app.command()

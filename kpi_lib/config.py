@@ -32,6 +32,10 @@ def _flag(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob in one place. Build one with :func:`settings` (cached) or ``Settings.from_env()``."""
@@ -53,6 +57,9 @@ class Settings:
     batch_max_events: int
     batch_interval_ms: int
     log_level: str
+    allowed_hosts: tuple[str, ...] = ()  # Host names the front door answers besides loopback
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
+    kernel_cap: int = 4  # Voila kernels (open dashboards) per signed-in user
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -82,6 +89,9 @@ class Settings:
             batch_max_events=int(get("KPI_BATCH_MAX_EVENTS") or 5000),
             batch_interval_ms=int(get("KPI_BATCH_INTERVAL_MS") or 200),
             log_level=(get("KPI_LOG_LEVEL") or "WARNING").upper(),
+            allowed_hosts=_list(get("KPI_ALLOWED_HOSTS")),
+            trusted_proxies=_list(get("KPI_TRUSTED_PROXIES")),
+            kernel_cap=int(get("KPI_KERNELS_PER_USER") or 4),
         )
 
     @property

@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import socket
 import threading
 import time
@@ -441,8 +442,11 @@ def run_job(
                 ).fetchone()[0]
             started = time.perf_counter()
             stamp = datetime.now(ZoneInfo(settings().timezone)).strftime("%Y%m%dT%H%M%S")
-            run_dir = settings().runs_dir / name / f"{stamp}-{run_id}"
+            # a random part: report links in e-mails must not be guessable from a neighbour's
+            run_dir = settings().runs_dir / name / f"{stamp}-{run_id}-{secrets.token_hex(4)}"
             run_dir.mkdir(parents=True, exist_ok=True)
+            for folder in (settings().runs_dir, run_dir.parent, run_dir):
+                folder.chmod(0o700)
             out_nb, html = run_dir / job.notebook.name, run_dir / "report.html"
             db.execute(
                 "update ops.job_runs set notebook_path = %s, html_path = %s where id = %s",
@@ -480,11 +484,15 @@ def run_job(
                 error = f"{type(exc).__name__}: {exc}"
                 trace = tb.format_exc()
             html_done = None
+            for produced in run_dir.iterdir():  # executed notebooks hold KPI values: owner-only
+                produced.chmod(0o600)
             if out_nb.exists():
                 try:
                     html_done = str(render_html(out_nb, html))
                 except Exception as exc:  # a rendering problem must not hide the run's own result
                     log.warning("job %s: could not render %s: %s", name, out_nb, exc)
+            if html_done:
+                Path(html_done).chmod(0o600)
             status = "failed" if error else "succeeded"
             with db.cursor(row_factory=dict_row) as cur:
                 row = cur.execute(
@@ -551,7 +559,11 @@ def _notify_failure(job: Job, run: JobRun, recipients: list[str]) -> int | None:
     prov = provenance(run.id)
     report.provenance(prov)
     email = report.to_email(
-        f"[KPI job failed] {job.name}: {(run.error or '')[:80]}", to, kind="job_failure", provenance=prov
+        f"[KPI job failed] {job.name}: {(run.error or '')[:80]}",
+        to,
+        kind="job_failure",
+        provenance=prov,
+        kpis=[],  # the error and the run's links, no KPI values
     )
     outbox_id = mail.enqueue(email, f"job-failure:{run.id}")
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..config import settings
 from ..errors import AlertError
+from ..formats import spreadsheet_safe
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -89,6 +91,8 @@ class Email:
     sender: str | None = None
     kind: str = "message"
     provenance: dict[str, Any] = field(default_factory=dict)
+    kpis: list[str] | None = None  # the KPIs it shows (None: undeclared, readable only by full access)
+    rows: dict[str, list[str]] | None = None  # the rows it covers, e.g. {"region": ["Europe"]}; None: all
 
     def __post_init__(self) -> None:
         self.recipients = normalise_recipients(self.recipients)
@@ -140,7 +144,8 @@ def figure_part(fig, name: str, dpi: int = 100) -> Part:
 def csv_part(df, filename: str) -> Part:
     """A pandas DataFrame as a CSV attachment (UTF-8, no index)."""
     name = filename if filename.endswith(".csv") else f"{filename}.csv"
-    return Part(filename=name, content_type="text/csv", data=df.to_csv(index=False).encode("utf-8"))
+    data = spreadsheet_safe(df).to_csv(index=False).encode("utf-8")
+    return Part(filename=name, content_type="text/csv", data=data)
 
 
 def envelope_address(sender: str) -> str:
@@ -162,6 +167,10 @@ def compose(email: Email, message_id: str | None = None) -> EmailMessage:
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = message_id or new_message_id(sender)
     msg["X-KPI-Kind"] = email.kind
+    if email.kpis is not None:  # the inbox and report pages show a message only to who may read these
+        msg["X-KPI-Kpis"] = ",".join(email.kpis)
+    if email.rows:
+        msg["X-KPI-Rows"] = json.dumps(email.rows, sort_keys=True)
     msg.set_content(email.text)
     if email.html is not None:
         msg.add_alternative(email.html, subtype="html")

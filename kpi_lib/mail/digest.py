@@ -46,6 +46,7 @@ class Digest:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def email(self, recipients: Sequence[str]) -> Email:
+        # it shows every KPI's numbers, movers and open incidents: readable by full access only
         return self.report.to_email(self.subject, list(recipients), kind="report", provenance=self.provenance)
 
     def send(self, recipients: Sequence[str], dedup_key: str | None = None, deliver: bool = True) -> int:

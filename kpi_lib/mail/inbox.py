@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html as html_lib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,8 @@ class InboxMessage:
     inline: list[Attachment] = field(default_factory=list)
     text: str | None = None
     html: str | None = None
+    kpis: list[str] | None = None  # the KPIs it shows (X-KPI-Kpis); None: not declared, so any
+    rows: dict[str, list[str]] | None = None  # the rows it covers (X-KPI-Rows); None: every row
 
     @property
     def has_attachments(self) -> bool:
@@ -107,7 +110,27 @@ def _summary(path: Path, msg: EmailMessage) -> InboxMessage:
         message_id=msg["Message-ID"],
         attachments=attachments,
         inline=inline,
+        kpis=_kpis_header(msg),
+        rows=_rows_header(msg),
     )
+
+
+def _kpis_header(msg: EmailMessage) -> list[str] | None:
+    value = msg.get("X-KPI-Kpis")
+    if value is None:
+        return None
+    return [k.strip() for k in str(value).split(",") if k.strip()]
+
+
+def _rows_header(msg: EmailMessage) -> dict[str, list[str]] | None:
+    value = msg.get("X-KPI-Rows")
+    if not value:
+        return None
+    try:
+        doc = json.loads(str(value))
+    except ValueError:
+        return {"?": []}  # unreadable: covers rows nobody scoped may read
+    return doc if isinstance(doc, dict) else {"?": []}
 
 
 def list_inbox(maildir: str | Path | None = None, limit: int | None = None) -> list[InboxMessage]:

@@ -93,7 +93,7 @@ def enqueue(
             email.subject,
             email.text,
             email.html,
-            Jsonb(_jsonable(email.provenance)),
+            Jsonb(_jsonable(_with_access(email))),
             max_attempts,
             new_message_id(email.sender),
         ],
@@ -126,6 +126,14 @@ def enqueue(
         c.execute("select pg_notify(%s, %s)", [NOTIFY_CHANNEL, str(outbox_id)])
         log.info("outbox: queued #%d %r to %s", outbox_id, email.subject, ", ".join(email.recipients))
     return outbox_id
+
+
+def _with_access(email: Email) -> dict[str, Any]:
+    """Provenance plus who may read the message (its KPIs and rows), kept until it is sent."""
+    prov = dict(email.provenance)
+    if email.kpis is not None or email.rows:
+        prov["access"] = {"kpis": email.kpis, "rows": email.rows}
+    return prov
 
 
 def _jsonable(value: Any) -> Any:
@@ -246,6 +254,8 @@ def _load(conn: psycopg.Connection, rows: list[tuple]) -> list[tuple[int, int, i
         )
     out = []
     for oid, kind, sender, recipients, subject, text, html, prov, attempts, max_attempts, msg_id in rows:
+        prov = dict(prov or {})
+        access = prov.pop("access", None) or {}
         try:
             email: Email | Exception = Email(
                 subject=subject,
@@ -256,7 +266,9 @@ def _load(conn: psycopg.Connection, rows: list[tuple]) -> list[tuple[int, int, i
                 attachments=[p for p in parts[oid] if not p.inline],
                 sender=sender,
                 kind=kind,
-                provenance=prov or {},
+                provenance=prov,
+                kpis=access.get("kpis"),
+                rows=access.get("rows"),
             )
         except AlertError as exc:
             email = exc

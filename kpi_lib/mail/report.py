@@ -233,7 +233,11 @@ class Report:
         recipients: list[str],
         kind: str = "report",
         provenance: Mapping[str, Any] | None = None,
+        kpis: list[str] | None = None,
+        rows: dict[str, list[str]] | None = None,
     ) -> Email:
+        """The report as an e-mail. ``kpis`` and ``rows`` say what it shows, so the inbox and
+        report pages show it only to people whose roles may read all of it."""
         return Email(
             subject=subject,
             recipients=list(recipients),
@@ -243,6 +247,8 @@ class Report:
             attachments=list(self.attachments),
             kind=kind,
             provenance=dict(provenance or {}),
+            kpis=None if kpis is None else list(kpis),
+            rows=rows,
         )
 
     def _repr_html_(self) -> str:

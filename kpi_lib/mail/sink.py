@@ -33,6 +33,7 @@ class MaildirHandler:
     def __init__(self, maildir: Path):
         self.maildir = Path(maildir)
         self.maildir.mkdir(parents=True, exist_ok=True)
+        self.maildir.chmod(0o700)  # alert e-mails hold KPI values
         self.received = 0
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
@@ -46,6 +47,7 @@ class MaildirHandler:
         ).encode()
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
         tmp = self.maildir / f".{name}.tmp"
+        tmp.touch(mode=0o600)
         tmp.write_bytes(trace + raw)
         os.replace(tmp, self.maildir / name)
         self.received += 1

@@ -21,6 +21,7 @@ import panel as pn
 import param
 
 from .. import auth, incidents, kpis, stream
+from ..formats import spreadsheet_safe
 from .tiles import TileData, tiles_html
 
 log = logging.getLogger(__name__)
@@ -404,8 +405,9 @@ class ExecutiveDashboard(param.Parameterized):
         _BUDGET.add(time.perf_counter() - t0)
 
     def _show_status(self, t0: float) -> None:
+        # filter and drill values come from the URL and from the data: text, never markup
         where = ", ".join(f"{d}={v}" for d, v in self._where().items()) or "all data"
-        self.status.object = (
+        self.status.object = html.escape(
             f"Data version {self.version} · {where} · updated "
             f"{kpis.local_now():%H:%M:%S} in {1000 * (time.perf_counter() - t0):.0f} ms"
             f" · signed in as {self.user.name}"
@@ -516,7 +518,13 @@ class ExecutiveDashboard(param.Parameterized):
             df = pd.DataFrame({"label": [], "value": []})
             self.breakdown_df = pd.DataFrame({level or "dimension": [], k.label: []})
         else:
-            r = kpis.query(k.name, "total", start=start, end=end, by=[level], where=where, top=25)
+            masked = self.user.is_masked(k.name)
+            # a masked KPI's bars go by name: the largest 25, or an order by value, tell its values
+            r = kpis.query(
+                k.name, "total", start=start, end=end, by=[level], where=where, top=None if masked else 25
+            )
+            if masked:
+                r.df = r.df.sort_values(level, key=lambda c: c.astype(str), ignore_index=True).head(25)
             df = r.df.rename(columns={level: "label"})[["label", "value"]]
             self.breakdown_df = r.df.rename(columns={level: level.capitalize(), "value": k.label})
         if self.user.is_masked(k.name):
@@ -601,17 +609,16 @@ class ExecutiveDashboard(param.Parameterized):
 
     def _csv(self) -> io.BytesIO:
         self._audit_export("csv")
-        return io.BytesIO(self.breakdown_df.to_csv(index=False).encode())
+        return io.BytesIO(spreadsheet_safe(self.breakdown_df).to_csv(index=False).encode())
 
     def _xlsx(self) -> io.BytesIO:
         self._audit_export("xlsx")
         buf = io.BytesIO()
         with pd.ExcelWriter(buf, engine="openpyxl") as xl:
-            self.breakdown_df.to_excel(xl, sheet_name="Breakdown", index=False)
+            spreadsheet_safe(self.breakdown_df).to_excel(xl, sheet_name="Breakdown", index=False)
             self.trend_df.to_excel(xl, sheet_name="Trend", index=False)
-            pd.DataFrame({"filter": list(self._where()), "value": list(self._where().values())}).to_excel(
-                xl, sheet_name="Filters", index=False
-            )
+            filters = pd.DataFrame({"filter": list(self._where()), "value": list(self._where().values())})
+            spreadsheet_safe(filters).to_excel(xl, sheet_name="Filters", index=False)
         buf.seek(0)
         return buf
 

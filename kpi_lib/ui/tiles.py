@@ -105,7 +105,7 @@ def tile_html(t: TileData) -> str:
     value = "•••" if t.masked else k.format_compact(t.value)
     badge = (
         f'<span class="kpi-badge" title="open incidents on {html.escape(k.label)}">⚠ {t.open_anomalies} open</span>'
-        if t.open_anomalies
+        if t.open_anomalies and not t.masked  # an incident on a masked KPI says how it moved
         else ""
     )
     change = "" if t.masked else change_html(k, t.value, t.previous, t.period_label)

@@ -45,7 +45,7 @@ import pandas as pd
 from .. import alerts, kpis, stream, warehouse
 from ..auth import User
 from ..config import settings
-from ..errors import KpiError
+from ..errors import AuthError, KpiError
 
 log = logging.getLogger(__name__)
 
@@ -632,7 +632,7 @@ class RevenueExplorer:
             "end": end,
             "by": [by] if by else [],
         }
-        if by:
+        if by and not self.user.is_masked(self.kpi_w.value):  # a masked KPI's ranking is its values
             args["top"] = self.top_n
         return args
 
@@ -669,6 +669,8 @@ class RevenueExplorer:
             return r.df.set_index("period")[["value"]]
         dim = r.by[0]
         wide = r.df.pivot(index="period", columns=dim, values="value")  # one row per period and value
+        if self.user.is_masked(r.kpi.name):  # by name: an order by value would tell the masked values
+            return wide[sorted(wide.columns, key=str)[: self.top_n]]
         order = r.df.groupby(dim)["value"].sum().sort_values(ascending=False).index
         return wide[[c for c in order if c in wide.columns]]
 
@@ -775,7 +777,11 @@ class RevenueExplorer:
                 else ""
             )
             + (
-                f" · top {self.top_n} {esc(dim_label.lower())} values by {esc(k.label.lower())}"
+                (
+                    f" · the first {self.top_n} {esc(dim_label.lower())} values by name"
+                    if u.is_masked(k.name)
+                    else f" · top {self.top_n} {esc(dim_label.lower())} values by {esc(k.label.lower())}"
+                )
                 if r.by
                 else ""
             )
@@ -1144,13 +1150,13 @@ class AnomalyReview:
         head = widgets.HTML(
             f'<div class="kpi-incident" data-id="{iid}" data-status="{esc(state)}" data-kpi="{esc(inc["kpi"])}">'
             f'<div class="kpi-incident-head">#{iid} · {esc(alerts.series_label(inc))} '
-            f'<span class="kpi-badge" style="background:{color}">{esc(inc["severity"])}</span> '
+            f'<span class="kpi-badge" style="background:{color}">{esc("masked" if masked else inc["severity"])}</span> '
             f'<span class="kpi-incident-change">{"" if masked else _pct(inc.get("deviation_pct"))}</span></div>'
             f'<div class="kpi-incident-explanation">{esc(explanation)}</div>'
             f'<div class="kpi-incident-facts">Started <b>{_when(inc["started_at"])}</b> · '
             f"{'ended <b>' + _when(inc.get('ended_at')) + '</b>' if inc.get('ended_at') else '<b>ongoing</b>'} · "
             f"value {esc(fmt(inc.get('value')))} · expected {esc(band)} · rule {esc(inc.get('rule') or '–')}"
-            f"{' · drivers ' + esc(inc['drivers']) if inc.get('drivers') else ''}</div>"
+            f"{' · drivers ' + esc(inc['drivers']) if inc.get('drivers') and not masked else ''}</div>"
             f'<div class="kpi-incident-facts">Status <b class="kpi-incident-status">{esc(state)}</b>{who}'
             f"{' · “' + esc(inc['comment']) + '”' if inc.get('comment') else ''}</div></div>"
         )
@@ -1169,10 +1175,17 @@ class AnomalyReview:
         )
         comment.add_class("kpi-comment")
         ack = widgets.Button(
-            description="Acknowledge", icon="check", button_style="warning", disabled=state != "open"
+            description="Acknowledge",
+            icon="check",
+            button_style="warning",
+            disabled=state != "open" or not self.user.can_act,
+            tooltip="" if self.user.can_act else "Your role may look, not act: ask an analyst",
         )
         res = widgets.Button(
-            description="Resolve", icon="check-circle", button_style="success", disabled=state == "resolved"
+            description="Resolve",
+            icon="check-circle",
+            button_style="success",
+            disabled=state == "resolved" or not self.user.can_act,
         )
         ack.add_class("kpi-ack")
         res.add_class("kpi-resolve")
@@ -1203,6 +1216,8 @@ class AnomalyReview:
         text = (comment.value or "").strip() or None
         feedback.value = f'<span class="kpi-status" data-state="loading"><span class="kpi-spin"></span>{action.title()}…</span>'
         try:
+            if not self.user.can_act:  # the button is disabled, but a page's state is the client's
+                raise AuthError(f"{self.user.name} may not {action} incidents: analysts and above may.")
             fn = alerts.acknowledge if action == "acknowledge" else alerts.resolve
             fn(iid, self.user.login, text)
         except KpiError as exc:

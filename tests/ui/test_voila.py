@@ -23,13 +23,14 @@ from playwright.sync_api import Error as PlaywrightError
 from kpi_lib import auth, kpis, stream
 from kpi_lib.ui import widgets as ui
 
-from .voila_util import HEADER, VoilaServer, culled_in_log, kernel_id
+from .voila_util import VoilaServer, culled_in_log, kernel_id
 
 ui_test = pytest.mark.ui  # the browser tests; the two unit tests at the end need no browser
 
 USER, PASSWORD = "voila-ana", "voila-password-1"
 TIMEOUT = 180_000  # ms: a cold kernel on a busy 2-core machine imports a lot
 LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
+SECRET = uuid.uuid4().hex  # both servers' front-door secret, so one browser context speaks to both
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def jupyter_path(demo, tmp_path_factory):
 def voila(jupyter_path, tmp_path_factory):
     """Pre-heated, as in production."""
     server = VoilaServer(
-        jupyter_path, tmp_path_factory.mktemp("voila") / "voila.log", preheat=True, pool=1
+        jupyter_path, tmp_path_factory.mktemp("voila") / "voila.log", secret=SECRET, preheat=True, pool=1
     ).start()
     yield server
     server.stop()
@@ -54,6 +55,7 @@ def voila_cold(jupyter_path, tmp_path_factory):
     server = VoilaServer(
         jupyter_path,
         tmp_path_factory.mktemp("voila-cold") / "voila.log",
+        secret=SECRET,
         preheat=False,
         cull_idle=10,
         cull_interval=2,
@@ -63,10 +65,11 @@ def voila_cold(jupyter_path, tmp_path_factory):
 
 
 @pytest.fixture()
-def context(browser):
-    """A browser context as the front door makes it: the user header on every request, and an
-    ``_xsrf`` cookie so Voila's shutdown beacon is accepted when a page closes normally."""
-    ctx = browser.new_context(extra_http_headers={HEADER: USER}, viewport={"width": 1400, "height": 1000})
+def context(browser, jupyter_path):
+    """A browser context as the front door makes it: the user and the secret on every request, and
+    an ``_xsrf`` cookie so Voila's shutdown beacon is accepted when a page closes normally."""
+    headers = {auth.HEADER: USER, auth.PROXY_HEADER: SECRET}
+    ctx = browser.new_context(extra_http_headers=headers, viewport={"width": 1400, "height": 1000})
     ctx.add_cookies([{"name": "_xsrf", "value": uuid.uuid4().hex, "domain": "127.0.0.1", "path": "/voila/"}])
     outside: list[str] = []
     ctx.on("request", lambda r: None if r.url.startswith(LOCAL) else outside.append(r.url))

@@ -3,6 +3,8 @@
 One :class:`VoilaServer` is one ``voila dashboards/`` process in its own session, on a free port,
 logging to a file. Its command line is :func:`voila_command`, the configuration that serves the
 dashboards with no request leaving 127.0.0.1 (the ``kpi`` template) and culls abandoned kernels.
+Like behind `kpi serve`, it serves only requests carrying its secret (``headers(user)`` makes the
+headers the front door would add).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,7 +22,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from kpi_lib.auth import HEADER  # noqa: F401 - the tests send it
+from kpi_lib.auth import HEADER, PROXY_HEADER
 from kpi_lib.serve import VOILA_BASE as BASE_URL
 from kpi_lib.serve import voila_command
 
@@ -35,15 +38,24 @@ def free_port() -> int:
 class VoilaServer:
     """``voila dashboards/`` on a free port; ``stop()`` ends it and every kernel it started."""
 
-    def __init__(self, jupyter_path: Path, log_path: Path, **options) -> None:
+    def __init__(self, jupyter_path: Path, log_path: Path, secret: str | None = None, **options) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.options = options
         self.cmd = voila_command(self.port, **options)
         self.log_path = log_path
-        self.env = {**os.environ, "JUPYTER_PATH": str(jupyter_path)}
+        self.secret = secret or secrets.token_urlsafe(24)
+        self.env = {**os.environ, "JUPYTER_PATH": str(jupyter_path), "KPI_PROXY_SECRET": self.secret}
         self.proc: subprocess.Popen | None = None
         self.kernel_pids: set[int] = set()
+
+    def headers(self, user: str) -> dict[str, str]:
+        """What the front door adds to a request it forwards for ``user``."""
+        return {HEADER: user, PROXY_HEADER: self.secret}
+
+    def _get(self, url: str, timeout: float = 5):
+        req = urllib.request.Request(url, headers=self.headers("voila-util"))
+        return urllib.request.urlopen(req, timeout=timeout)
 
     def start(self, timeout: float = 240) -> VoilaServer:
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it for its lifetime
@@ -55,7 +67,7 @@ class VoilaServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"voila exited ({self.proc.returncode}):\n{self.log()[-3000:]}")
             try:
-                urllib.request.urlopen(self.base + BASE_URL, timeout=5)
+                self._get(self.base + BASE_URL)
                 return self
             except OSError:
                 time.sleep(0.5)
@@ -71,7 +83,7 @@ class VoilaServer:
     def kernel(self, kernel_id: str) -> dict | None:
         """The kernel's model from Voila's REST API (connections, last_activity), None once it is gone."""
         try:
-            with urllib.request.urlopen(f"{self.base}{BASE_URL}api/kernels/{kernel_id}", timeout=5) as r:
+            with self._get(f"{self.base}{BASE_URL}api/kernels/{kernel_id}") as r:
                 return json.load(r)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

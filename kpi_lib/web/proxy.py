@@ -1,0 +1,402 @@
+"""Forwarding to the dashboard servers (Panel under ``/panel/``, Voila under ``/voila/``).
+
+Only signed-in users pass. Each forwarded request carries the user (``X-KPI-User``) and this
+start's secret (``X-KPI-Proxy``), which the back ends require; whatever the client sent under
+those names is dropped, and so are our own cookies (no page script can read the session).
+
+Websockets get a closer look, because a page's script is not the only thing that can open one:
+- a Panel session's token must belong to the user who opens it (a token is a bearer credential);
+- a Voila kernel channel must use the framing a real page uses (``v1.kernel.websocket.jupyter.org``)
+  and every message must be a well-formed frame of an allowed type; anything else is dropped and
+  the socket closed (Voila misreads other framings and grows without bound);
+- each user may hold at most ``KPI_KERNELS_PER_USER`` kernels (open dashboards) at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from urllib.parse import urlparse
+
+import tornado.httpclient
+import tornado.web
+import tornado.websocket
+
+from .. import auth
+from ..config import settings
+from . import security
+from .pages import Base
+
+log = logging.getLogger(__name__)
+
+VOILA_BASE = "/voila/"
+KERNEL_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+KERNEL_CHANNELS = re.compile(r"^/voila/api/kernels/([0-9a-f-]{36})/channels$")
+VOILA_RENDER = re.compile(r"^/voila/voila/render/")
+KERNEL_ID_IN_PAGE = re.compile(rb'"kernelId"\s*:\s*"([0-9a-f-]{36})"')
+# what a dashboard page sends a kernel (Voila allows the same list; execute_request is not in it)
+ALLOWED_KERNEL_MESSAGES = {
+    "comm_open",
+    "comm_close",
+    "comm_msg",
+    "comm_info_request",
+    "kernel_info_request",
+    "shutdown_request",
+}
+KERNEL_CHANNEL_NAMES = {"shell", "control", "stdin", "iopub"}
+MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
+HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
+DROPPED_HEADERS = {h.lower() for h in (auth.HEADER, auth.PROXY_HEADER, "X-Forwarded-For", "X-Real-Ip")}
+OUR_COOKIES = {auth.COOKIE, "kpi_xsrf"}
+
+
+def valid_kernel_frame(message: bytes | str) -> bool:
+    """Is this a well-formed v1 kernel-websocket frame of an allowed message type?
+
+    Layout: an 8-byte little-endian count n, n offsets (8 bytes each), then the channel name and
+    the header, parent header, metadata and content parts (JSON), then any binary buffers."""
+    if not isinstance(message, bytes) or len(message) < 8:
+        return False
+    n = int.from_bytes(message[:8], "little")
+    if not 6 <= n <= 64 or len(message) < 8 * (n + 1):
+        return False
+    offsets = [int.from_bytes(message[8 * (i + 1) : 8 * (i + 2)], "little") for i in range(n)]
+    if offsets[0] != 8 * (n + 1) or any(b < a for a, b in zip(offsets, offsets[1:], strict=False)):
+        return False
+    if offsets[-1] != len(message):
+        return False
+    try:
+        channel = message[offsets[0] : offsets[1]].decode("utf-8")
+        header = json.loads(message[offsets[1] : offsets[2]])
+        for i in (2, 3, 4):  # parent header, metadata, content: JSON objects
+            if not isinstance(json.loads(message[offsets[i] : offsets[i + 1]]), dict):
+                return False
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return (
+        channel in KERNEL_CHANNEL_NAMES
+        and isinstance(header, dict)
+        and header.get("msg_type") in ALLOWED_KERNEL_MESSAGES
+    )
+
+
+@dataclass
+class _Kernel:
+    login: str
+    rendered_at: float
+    sockets: int = 0
+    last_closed: float | None = None
+
+
+@dataclass
+class KernelLedger:
+    """Which user holds which Voila kernel, to cap kernels per user and keep users off each other's.
+
+    A kernel counts while a page is connected to it, for a short grace after it disconnects (a
+    reload), and, if no page ever connected, until Voila would have culled it."""
+
+    grace_s: float = 10.0
+    unclaimed_s: float = 150.0
+    kernels: dict[str, _Kernel] = field(default_factory=dict)
+    rendering: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _alive(self, k: _Kernel, now: float) -> bool:
+        if k.sockets > 0:
+            return True
+        if k.last_closed is not None:
+            return now - k.last_closed < self.grace_s
+        return now - k.rendered_at < self.unclaimed_s
+
+    def held(self, login: str) -> int:
+        now = time.monotonic()
+        with self.lock:
+            for kid in [kid for kid, k in self.kernels.items() if not self._alive(k, now)]:
+                del self.kernels[kid]
+            return sum(1 for k in self.kernels.values() if k.login == login) + self.rendering.get(login, 0)
+
+    def begin_render(self, login: str, cap: int) -> bool:
+        if self.held(login) >= cap:
+            return False
+        with self.lock:
+            self.rendering[login] = self.rendering.get(login, 0) + 1
+        return True
+
+    def end_render(self, login: str, kernel_id: str | None) -> None:
+        with self.lock:
+            self.rendering[login] = max(0, self.rendering.get(login, 0) - 1)
+            if kernel_id:
+                self.kernels[kernel_id] = _Kernel(login, time.monotonic())
+
+    def connect(self, login: str, kernel_id: str) -> bool:
+        """A page opens a kernel's channels: only the kernel's own user may."""
+        with self.lock:
+            k = self.kernels.get(kernel_id)
+            if k is None or k.login != login:
+                return False
+            k.sockets += 1
+            return True
+
+    def disconnect(self, kernel_id: str) -> None:
+        with self.lock:
+            k = self.kernels.get(kernel_id)
+            if k is not None:
+                k.sockets = max(0, k.sockets - 1)
+                k.last_closed = time.monotonic()
+
+
+LEDGER = KernelLedger()
+
+
+def _strip_our_cookies(header: str) -> str:
+    jar = SimpleCookie()
+    try:
+        jar.load(header)
+    except Exception:  # noqa: BLE001 - an unparsable Cookie header is dropped whole
+        return ""
+    return "; ".join(f"{k}={m.coded_value}" for k, m in jar.items() if k not in OUR_COOKIES)
+
+
+class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
+    """Forwards HTTP and websockets under a prefix to a local upstream, after the login check."""
+
+    def initialize(self, upstream: str, secret: str) -> None:
+        self.upstream = upstream
+        self.secret = secret
+        self.upstream_ws = None
+        self.pending: list = []
+        self.kernel_id: str | None = None
+        self.offer: list[str] | None = None
+
+    def set_default_headers(self) -> None:
+        for k, v in security.SECURITY_HEADERS.items():
+            self.set_header(k, v)
+        self.set_header("Content-Security-Policy", security.dashboard_csp(self.request.host))
+
+    def check_xsrf_cookie(self) -> None:
+        """Panel and Voila check their own (Voila's `_xsrf`); ours protects the front door's forms."""
+
+    def _upstream_headers(self) -> dict[str, str]:
+        headers = {}
+        for k, v in self.request.headers.get_all():
+            lk = k.lower()
+            if lk in HOP_HEADERS or lk in DROPPED_HEADERS or lk.startswith("sec-websocket"):
+                continue
+            if lk == "cookie":
+                v = _strip_our_cookies(v)
+                if not v:
+                    continue
+            headers[k] = v
+        headers[auth.HEADER] = self.current_user.login
+        headers[auth.PROXY_HEADER] = self.secret
+        headers["X-Forwarded-For"] = self.client_ip
+        headers["X-Forwarded-Proto"] = self.request.protocol
+        headers["X-Forwarded-Host"] = self.request.host
+        return headers
+
+    async def get(self, *args, **kwargs):
+        if self.require_user() is None:
+            return
+        if self.request.path.startswith("/voila/voila/query/"):
+            # the channel Voila uses to hand a request to a pre-heated kernel: kernels only
+            raise tornado.web.HTTPError(404)
+        if self.request.headers.get("Upgrade", "").lower() == "websocket":
+            self.offer = self._upstream_protocols()
+            return await super().get(*args, **kwargs)
+        await self._forward()
+
+    async def post(self, *args, **kwargs):
+        if self.require_user() is not None:
+            self._check_origin_header()
+            await self._forward()
+
+    put = patch = delete = post
+
+    async def options(self, *args, **kwargs):
+        if self.require_user() is not None:
+            await self._forward()
+
+    async def head(self, *args, **kwargs):
+        if self.require_user() is not None:
+            await self._forward()
+
+    def _check_origin_header(self) -> None:
+        origin = self.request.headers.get("Origin")
+        if origin and urlparse(origin).netloc.lower() != self.request.host.lower():
+            raise tornado.web.HTTPError(403, "cross-site request refused")
+
+    async def _forward(self) -> None:
+        user = self.current_user
+        rendering = self.request.method == "GET" and VOILA_RENDER.match(self.request.path) is not None
+        if rendering and not LEDGER.begin_render(user.login, settings().kernel_cap):
+            self.set_status(429)
+            self.page(
+                "error.html",
+                title="Too many dashboards open",
+                heading="Too many dashboards open",
+                message=(
+                    f"You have {settings().kernel_cap} notebook dashboards open, the most one person may. "
+                    "Close one of their tabs and reload this page (closed tabs free up within seconds; "
+                    "pages that never finished loading within two minutes)."
+                ),
+                link=self.request.uri,
+                link_text="Reload",
+            )
+            return
+        if self.request.path.startswith(VOILA_BASE) and not self.get_cookie("_xsrf"):
+            # Voila's page never sets one, so its shutdown beacon on closing the tab was refused
+            # (403) and the kernel lingered until culled; any token works, the server compares
+            # cookie and form value
+            self.set_cookie("_xsrf", secrets.token_hex(16), path=VOILA_BASE, samesite="Strict")
+        kernel_id = None
+        try:
+            req = tornado.httpclient.HTTPRequest(
+                self.upstream + self.request.uri,
+                method=self.request.method,
+                headers=self._upstream_headers(),
+                body=self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None,
+                follow_redirects=False,
+                decompress_response=False,
+                request_timeout=120,
+                allow_nonstandard_methods=True,
+            )
+            resp = await tornado.httpclient.AsyncHTTPClient().fetch(req, raise_error=False)
+            if rendering and resp.body and resp.headers.get("Content-Encoding") is None:
+                m = KERNEL_ID_IN_PAGE.search(resp.body)
+                kernel_id = m.group(1).decode() if m else None
+        finally:
+            if rendering:
+                LEDGER.end_render(user.login, kernel_id)
+        if resp.code == 599:
+            self.set_status(502)
+            self.finish(
+                f"The dashboard server is not answering ({resp.error}). Is `kpi serve` still starting?"
+            )
+            return
+        self.set_status(resp.code, resp.reason)
+        for k, v in resp.headers.get_all():
+            lk = k.lower()
+            if lk in HOP_HEADERS or lk in ("server", "date", "content-security-policy", "x-frame-options"):
+                continue
+            if lk == "set-cookie":
+                self.add_header(k, v)
+            else:
+                self.set_header(k, v)
+        if resp.body and resp.code not in (204, 304):
+            self.write(resp.body)
+        self.finish()
+
+    # --- websockets -----------------------------------------------------------------------------
+
+    def get_compression_options(self):
+        return None
+
+    @property
+    def max_message_size(self) -> int:  # what a client may send us
+        return MAX_CLIENT_MESSAGE
+
+    def check_origin(self, origin: str) -> bool:
+        return urlparse(origin).netloc.lower() == self.request.host.lower()
+
+    def _client_protocols(self) -> list[str]:
+        return [
+            p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+        ]
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        if KERNEL_CHANNELS.match(self.request.path):
+            return KERNEL_PROTOCOL if KERNEL_PROTOCOL in subprotocols else None
+        return subprotocols[0] if subprotocols else None
+
+    def _upstream_protocols(self) -> list[str] | None:
+        """What to offer upstream, or raise 403 when the client's offer is not one we forward."""
+        protocols = self._client_protocols()
+        user = self.current_user
+        m = KERNEL_CHANNELS.match(self.request.path)
+        if m:
+            if KERNEL_PROTOCOL not in protocols:
+                raise tornado.web.HTTPError(403, "kernel channels need the v1 kernel websocket protocol")
+            if not LEDGER.connect(user.login, m.group(1)):
+                raise tornado.web.HTTPError(403, "not your dashboard's kernel")
+            self.kernel_id = m.group(1)
+            return [KERNEL_PROTOCOL]
+        if self.request.path.startswith("/panel/"):
+            if len(protocols) != 2 or protocols[0] != "bokeh":
+                raise tornado.web.HTTPError(403, "a dashboard session needs its token")
+            if _token_user(protocols[1]) != user.login:
+                # a session token is a credential: it only works for the user it was made for
+                auth.audit(user.login, "refused", self.request.path, reason="session token of another user")
+                raise tornado.web.HTTPError(403, "this session belongs to someone else")
+        return protocols or None
+
+    async def open(self, *args, **kwargs) -> None:
+        url = "ws" + self.upstream[4:] + self.request.uri
+        req = tornado.httpclient.HTTPRequest(url, headers=self._upstream_headers(), request_timeout=30)
+        try:
+            self.upstream_ws = await tornado.websocket.websocket_connect(
+                req,
+                on_message_callback=self._from_upstream,
+                subprotocols=self.offer,
+                max_message_size=256 * 1024 * 1024,
+            )
+        except Exception as exc:  # noqa: BLE001
+            log.warning("websocket to %s failed: %s", url, exc)
+            self.close(1011, "upstream unavailable")
+            return
+        for msg in self.pending:
+            await self.upstream_ws.write_message(msg, binary=isinstance(msg, bytes))
+        self.pending = []
+
+    async def on_message(self, message) -> None:
+        if self.kernel_id is not None and not valid_kernel_frame(message):
+            log.warning("dropped a malformed kernel message from %s; closing", self.current_user.login)
+            self.close(1008, "malformed kernel message")
+            return
+        if self.upstream_ws is None:
+            self.pending.append(message)
+        else:
+            await self.upstream_ws.write_message(message, binary=isinstance(message, bytes))
+
+    def _from_upstream(self, message) -> None:
+        if message is None:
+            self.close()
+            return
+        try:
+            self.write_message(message, binary=isinstance(message, bytes))
+        except tornado.websocket.WebSocketClosedError:
+            pass
+
+    def on_close(self) -> None:
+        if self.upstream_ws is not None:
+            self.upstream_ws.close()
+        if self.kernel_id is not None:
+            LEDGER.disconnect(self.kernel_id)
+            self.kernel_id = None
+
+
+def _token_user(token: str) -> str | None:
+    """The user inside a Panel session token (its payload's headers); None when unreadable."""
+    try:
+        from bokeh.util.token import get_token_payload
+
+        payload = get_token_payload(token)
+    except Exception:  # noqa: BLE001
+        return None
+    headers = payload.get("headers") or {}
+    return next((v for k, v in headers.items() if k.lower() == auth.HEADER.lower()), None)
