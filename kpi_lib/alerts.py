@@ -306,7 +306,7 @@ def _transition(anomaly_id: int, user: str, comment: str | None, action: str) ->
             f"Who is doing this? {action} needs a user name (it goes in the incident's audit trail)."
         )
     if auth.exists(user) and not auth.user(user).can_act:  # a dashboard user: their role decides
-        auth.audit(user, "refused", f"incident {anomaly_id}", action=action)
+        auth.audit(user, "refused", f"incident {anomaly_id}", wanted=action)
         raise AuthError(
             f"{user} may not {action} incidents: their role may look, not act (analysts and above may)."
         )

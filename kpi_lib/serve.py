@@ -246,8 +246,8 @@ class Server:
             str(Path(__file__).resolve().parent / "web" / "panel_auth.py"),
             "--session-ids",
             "signed",
-            "--exclude-headers",
-            auth.PROXY_HEADER,
+            "--exclude-headers",  # as tornado spells header names: Bokeh compares them exactly
+            "-".join(w.capitalize() for w in auth.PROXY_HEADER.split("-")),
             "--exclude-cookies",
             auth.COOKIE,
             "kpi_xsrf",
@@ -287,6 +287,22 @@ class Server:
         if voila is not None:
             _wait_port(self.voila_port, 120, voila, "voila")
 
+    @property
+    def state_path(self) -> Path:
+        return settings().home / "serve.json"
+
+    def write_state(self) -> None:
+        """Where each part listens ($KPI_HOME/serve.json), for operators and tests; no secret in it."""
+        state = {
+            "pid": os.getpid(),
+            "port": self.port,
+            "panel_port": self.panel_port,
+            "voila_port": self.voila_port,
+            "children": {what: proc.pid for what, proc in self.children},
+        }
+        self.state_path.write_text(json.dumps(state, indent=1))
+        self.state_path.chmod(0o600)
+
     def _start_mail_sink(self, bin_dir: Path) -> None:
         cfg = settings()
         if cfg.smtp_host not in ("127.0.0.1", "localhost"):
@@ -297,6 +313,7 @@ class Server:
         self._spawn("mail", [str(bin_dir / "kpi"), "mail", "sink"])
 
     def stop(self) -> None:
+        self.state_path.unlink(missing_ok=True)
         for _what, proc in reversed(self.children):
             if proc.poll() is None:
                 try:
@@ -337,6 +354,7 @@ def run(server: Server, on_ready=None) -> None:
         # (kpi_lib.web.security.client_ip believes it only from KPI_TRUSTED_PROXIES)
         http = app.listen(server.port, address=server.host)
         refresher = ViewRefresher(server.refresh_views_every_s).start()
+        server.write_state()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         if on_ready:
