@@ -290,14 +290,15 @@ def incidents(
     kpis: Sequence[str] | None = None,
     limit: int = 500,
 ) -> pd.DataFrame:
-    """Incidents as a DataFrame, newest first (for dashboards, the digest and the CLI)."""
-    with warehouse.connect_raw() as conn:
-        cur = conn.execute(
+    """Incidents as a DataFrame, newest first (for dashboards, the digest and the CLI), as the
+    current reader sees them (its row scope: see :mod:`kpi_lib.scope`)."""
+    with warehouse.read() as conn:
+        cur = conn.exec_driver_sql(
             "select * from ops.anomalies where (%(s)s::text[] is null or status = any(%(s)s))"
             " and (%(k)s::text[] is null or kpi = any(%(k)s)) order by started_at desc, id desc limit %(n)s",
             {"s": list(status) if status else None, "k": list(kpis) if kpis else None, "n": limit},
         )
-        return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+        return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))
 
 
 def _transition(anomaly_id: int, user: str, comment: str | None, action: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from . import scope as row_scope
 from . import warehouse
 from .config import settings
 from .errors import CatalogError, KpiError
@@ -76,15 +77,21 @@ def entry_sql(name: str) -> str:
 
 
 def _export_url() -> None:
-    """Make ``{env(DATABASE_URL)}`` in the catalog resolve to the running warehouse."""
-    url = warehouse.database_url().render_as_string(hide_password=False)
-    if settings().embedded:
-        os.environ["KPI_EMBEDDED_URL"] = url  # so our own settings still know it is embedded
-    os.environ["DATABASE_URL"] = url
+    """Make ``{env(KPI_CATALOG_URL)}`` in the catalog resolve to the running warehouse.
+
+    The catalog has its own variable, so this never changes what ``DATABASE_URL`` means to the
+    settings. A reader with a row scope (``KPI_USER`` naming a scoped user) reads as the reader
+    role with that scope: the catalog then shows them their rows only, as every page does."""
+    current = row_scope.current()
+    if current.everything:
+        url = warehouse.database_url().render_as_string(hide_password=False)
+    else:
+        url = warehouse.reader_libpq_url(current).replace("postgresql://", "postgresql+psycopg://", 1)
+    os.environ["KPI_CATALOG_URL"] = url
 
 
 def open_catalog(path: Path | None = None):
-    """The intake catalog, with the warehouse up and ``DATABASE_URL`` pointing at it."""
+    """The intake catalog, with the warehouse up and ``KPI_CATALOG_URL`` pointing at it."""
     import intake
 
     path = path or catalog_path()

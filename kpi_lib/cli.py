@@ -328,21 +328,31 @@ def sql(
         str | None, typer.Argument(help="One statement; omit for an interactive psql")
     ] = None,
 ) -> None:
-    """Run one SQL statement and print the result, or open psql on the warehouse."""
-    from . import warehouse
+    """Run one SQL statement and print the result, or open psql on the warehouse.
 
+    As a user with a row scope (KPI_USER), both run as the reader role in that scope: the database
+    shows them their rows only, and nothing can be changed."""
+    import psycopg
+
+    from . import auth, warehouse
+    from . import scope as row_scope
+
+    who = auth.local_user()
+    scoped = not row_scope.current().everything
     try:
-        url = warehouse.libpq_url()
+        url = warehouse.reader_libpq_url() if scoped else warehouse.libpq_url()
     except KpiError as exc:
         _fail(exc)
+    auth.audit(who.login, "sql", "kpi sql", statement=statement or "(interactive psql)", scoped=scoped)
     if statement is None:
         psql = shutil.which("psql") or str(Path(warehouse.embedded_bin_dir()) / "psql")
         raise typer.Exit(subprocess.call([psql, url]))
-    import psycopg
-
     try:
-        with warehouse.connect_raw() as conn:
-            cur = conn.execute(statement)
+        with psycopg.connect(url) if scoped else warehouse.connect_raw() as conn:
+            if scoped:
+                conn.read_only = True
+            # scoped: one statement only (the bound-parameter protocol refuses "...; another one")
+            cur = conn.execute(statement, ()) if scoped else conn.execute(statement)
             if cur.description:
                 cols = [d.name for d in cur.description]
                 t = Table(*cols)

@@ -69,8 +69,6 @@ class Settings:
         get = merged.get
         home = Path(get("KPI_HOME") or PROJECT_ROOT / "var").expanduser().resolve()
         database_url = get("DATABASE_URL") or None
-        if database_url and database_url == get("KPI_EMBEDDED_URL"):
-            database_url = None  # exported by kpi_lib.catalog for intake: still the embedded server
         return cls(
             home=home,
             database_url=database_url,

@@ -30,6 +30,12 @@ MATERIALIZED_VIEWS = (
 )
 
 
+def stored(view: str) -> str:
+    """Where a gold materialized view's rows live: gold.<name> is the row-scoped view over
+    gold_store.<name> (sql/005_gold_views.sql); the catalog, queries and ops.mv_state use gold.<name>."""
+    return view.replace("gold.", "gold_store.", 1)
+
+
 def refresh_range(conn: psycopg.Connection, first: datetime, last: datetime) -> int:
     """Recompute the hourly rollups for the hours holding ``first``..``last``; returns lines read."""
     return conn.execute("select gold.refresh_range(%s, %s)", [first, last]).fetchone()[0]
@@ -55,7 +61,7 @@ def refresh_views(concurrently: bool = True, conn: psycopg.Connection | None = N
             t0 = time.perf_counter()
             version = current_version(c)
             how = "concurrently " if concurrently else ""
-            c.execute(f"refresh materialized view {how}{mv}")
+            c.execute(f"refresh materialized view {how}{stored(mv)}")
             ms = int((time.perf_counter() - t0) * 1000)
             c.execute(
                 "insert into ops.mv_state (mv_name, refreshed_version, refreshed_at, duration_ms) "

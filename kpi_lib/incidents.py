@@ -1,4 +1,7 @@
-"""Reading the incident store (ops.anomalies) for dashboards and reports."""
+"""Reading the incident store (ops.anomalies) for dashboards and reports.
+
+Reads go through :func:`kpi_lib.warehouse.read`: a reader sees the incidents of its own rows only
+(a Europe manager: Europe's, not the KPI's as a whole, see 014_row_security.sql)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from . import warehouse
 
 def open_counts() -> dict[str, int]:
     """Open (not yet resolved) incidents per KPI."""
-    with warehouse.connect_raw(autocommit=True) as conn:
-        rows = conn.execute(
+    with warehouse.read() as conn:
+        rows = conn.exec_driver_sql(
             "select kpi, count(*) from ops.anomalies where status <> 'resolved' group by kpi"
         ).fetchall()
     return {k: int(n) for k, n in rows}
@@ -39,6 +42,6 @@ def recent(
         params.append(status)
     sql += " order by started_at desc limit %s"
     params.append(limit)
-    with warehouse.connect_raw(autocommit=True) as conn:
-        cur = conn.execute(sql, params)
-        return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    with warehouse.read() as conn:
+        cur = conn.exec_driver_sql(sql, tuple(params))
+        return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))

@@ -30,6 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import cache, catalog, warehouse
+from . import scope as row_scope
 from .config import settings
 from .errors import QueryError
 
@@ -235,7 +236,7 @@ def dimension_values(dim: str) -> list[str]:
         "product": "silver.order_lines",
     }[dim]
     col = dims[dim].get("column", dim)
-    key = cache.make_key({"dimension_values": dim})
+    key = cache.make_key({"dimension_values": dim, "scope": row_scope.current().key()})
     version = _sync_versions()
     # Read from the daily views, so they change when a view is refreshed, not with every batch;
     # before the views hold anything, from silver (and then again with every batch).
@@ -245,7 +246,7 @@ def dimension_values(dim: str) -> list[str]:
         if hit is not None:
             return hit[0]["value"].tolist()
     view = {"product": "product_daily", "category": "category_daily"}.get(dim, "sales_daily")
-    with warehouse.engine().connect() as conn:
+    with warehouse.read() as conn:  # the reader's rows only
         values = [r[0] for r in conn.exec_driver_sql(f"select distinct {col} from gold.{view} order by 1")]
         if values:
             cache.put(views_key, pd.DataFrame({"value": values}), {})
@@ -416,6 +417,32 @@ def _normalise_where(kpi: Kpi, where: Mapping[str, Any] | None) -> dict[str, tup
     return out
 
 
+def _within_scope(kpi: Kpi, where: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """The question narrowed to the reader's row scope (:mod:`kpi_lib.scope`): its limits become
+    filters, so plans read the relations that carry them and caches key on them. The database
+    enforces the same scope (row-level security); this makes the answer say so plainly."""
+    sc = row_scope.current()
+    if sc.everything:
+        return where
+    if sc.nothing:
+        raise QueryError("No one is signed in to read this: open it through the front door and sign in.")
+    out = dict(where)
+    for dim, allowed in sc.limits:
+        if dim not in kpi.dimensions:
+            raise QueryError(
+                f"{kpi.label} cannot be shown within your rows ({sc.describe()}): it is not kept by {dim}."
+            )
+        asked = out.get(dim)
+        if asked is None:
+            out[dim] = allowed
+            continue
+        inside = tuple(v for v in asked if v in allowed)
+        if not inside:
+            raise QueryError(f"{dim} {', '.join(asked)} is outside your rows ({sc.describe()}).")
+        out[dim] = inside
+    return out
+
+
 def _pick_fact(kpi: Kpi, needed: set[str], grain: str) -> Fact:
     all_facts = facts()
     fine = grain in ("minute", "hour")
@@ -535,7 +562,7 @@ _DISTINCT = re.compile(r"count\(\s*distinct\s+(\w+)\s*\)", re.IGNORECASE)
 
 
 def _run(sql: str, params: dict[str, Any]) -> pd.DataFrame:
-    with warehouse.engine().connect() as conn:
+    with warehouse.read() as conn:  # as the reader role, in the current row scope (the database enforces it)
         result = conn.execute(sa.text(sql), params)
         df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     if "value" in df:
@@ -614,7 +641,7 @@ def query(
         raise QueryError(f"Dimension listed twice in by={list(by)}.")
     if top is not None and len(by) != 1:
         raise QueryError("top=N needs exactly one dimension in by, e.g. by=['region'], top=3.")
-    w = _normalise_where(k, where)
+    w = _within_scope(k, _normalise_where(k, where))
     _sync_versions()  # once per question: every part below sees the same data version
     when = _resolve_as_of(as_of)
     start_dt, end_dt = default_range(grain, start, end, when)
@@ -739,6 +766,7 @@ def _cache_key(
         "where": where,
         "tz": cfg.timezone,
         "db": cfg.database_url or str(cfg.home),
+        "scope": row_scope.current().key(),
         **(extra or {}),
     }
     return f"{cache.make_key(spec)}:{version}"

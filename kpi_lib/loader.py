@@ -212,7 +212,7 @@ def _analyze() -> None:
     with warehouse.connect_raw(autocommit=True) as conn:
         conn.execute(
             "analyze silver.orders, silver.order_lines, gold.sales_hourly, gold.category_hourly, "
-            "gold.customer_hourly, gold.sales_daily, gold.category_daily, gold.product_daily"
+            "gold.customer_hourly, gold_store.sales_daily, gold_store.category_daily, gold_store.product_daily"
         )
 
 

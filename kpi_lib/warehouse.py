@@ -13,9 +13,14 @@ notebooks, dashboards and papermill jobs share it; ``kpi stop`` stops it.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import logging
 import os
+import re
+import secrets
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +29,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from . import scope as row_scope
 from .config import settings
 from .errors import WarehouseError
 
@@ -46,6 +52,9 @@ EMBEDDED_SERVER_SETTINGS = {
 _lock = threading.RLock()
 _engine: sa.Engine | None = None
 _engine_key: tuple | None = None
+_reader: sa.Engine | None = None
+_reader_key: tuple | None = None
+_scope_key: tuple[tuple, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -213,12 +222,134 @@ def engine() -> sa.Engine:
 
 def dispose() -> None:
     """Close every pooled connection (after fork, in tests, before stopping the server)."""
-    global _engine, _engine_key
+    global _engine, _engine_key, _reader, _reader_key
     with _lock:
-        if _engine is not None:
-            _engine.dispose()
-        _engine = None
-        _engine_key = None
+        for e in (_engine, _reader):
+            if e is not None:
+                e.dispose()
+        _engine = _engine_key = _reader = _reader_key = None
+
+
+# --- reading for people: a least-privileged role and the reader's row scope ----------------------
+
+
+def reader_role(database: str) -> str:
+    """The login role kpi_lib reads as in ``database`` (a member of kpi_reader)."""
+    return "kpi_app_" + re.sub(r"[^a-z0-9_]", "_", database.lower())[:40]
+
+
+def _ensure_reader(conn: psycopg.Connection) -> None:
+    """The reader's login role (password kept in ops.reader_credentials) and the scope key."""
+    from psycopg import sql
+
+    db = conn.execute("select current_database()").fetchone()[0]
+    role = reader_role(db)
+    known = conn.execute(
+        "select password from ops.reader_credentials where role_name = %s", [role]
+    ).fetchone()
+    exists = conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone()
+    try:
+        if known is None or not exists:
+            password = known[0] if known else secrets.token_urlsafe(24)
+            verb = "alter" if exists else "create"
+            conn.execute(
+                sql.SQL("{} role {} login password {}").format(
+                    sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
+                )
+            )
+            conn.execute(
+                "insert into ops.reader_credentials (role_name, password) values (%s, %s)"
+                " on conflict (role_name) do update set password = excluded.password",
+                [role, password],
+            )
+        conn.execute(sql.SQL("grant kpi_reader to {}").format(sql.Identifier(role)))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise WarehouseError(
+            f"kpi_lib reads for people as the role {role} (row scopes, least privilege) and could not "
+            f"create it: {exc}. Connect once as a user with CREATEROLE (`kpi init`), or have an "
+            f"administrator create it: create role {role} login password '...' in role kpi_reader;"
+        ) from exc
+    pad = secrets.token_bytes(32)  # HMAC key, stored as its inner and outer pads (see 004a)
+    conn.execute(
+        "insert into ops.scope_key (id, inner_pad, outer_pad) values (1, %s, %s) on conflict (id) do nothing",
+        [bytes(b ^ 0x36 for b in pad.ljust(64, b"\0")), bytes(b ^ 0x5C for b in pad.ljust(64, b"\0"))],
+    )
+
+
+def reader_url() -> URL:
+    """The warehouse URL as the reader role (its password from ops.reader_credentials)."""
+    owner = database_url()
+    with connect_raw(autocommit=True) as conn:
+        db = conn.execute("select current_database()").fetchone()[0]
+        row = conn.execute(
+            "select password from ops.reader_credentials where role_name = %s", [reader_role(db)]
+        ).fetchone()
+    if row is None:
+        raise WarehouseError("The warehouse has no reader role yet: run `kpi init`.")
+    return owner.set(username=reader_role(db), password=row[0])
+
+
+def reader_engine() -> sa.Engine:
+    """The engine that reads for people: least privilege, row security applies."""
+    global _reader, _reader_key
+    cfg = settings()
+    key = (cfg.database_url, str(cfg.home), cfg.timezone)
+    with _lock:
+        if _reader is None or _reader_key != key:
+            if _reader is not None:
+                _reader.dispose()
+            _reader = sa.create_engine(
+                reader_url(),
+                pool_size=5,
+                max_overflow=10,
+                pool_pre_ping=True,
+                connect_args={"options": f"-c timezone={cfg.timezone}", "application_name": "kpi_lib reader"},
+            )
+            _reader_key = key
+        return _reader
+
+
+def _scope_secret() -> bytes:
+    """The HMAC key behind scope tokens (read once per process, from the owner-only table)."""
+    global _scope_key
+    cfg = settings()
+    key = (cfg.database_url, str(cfg.home))
+    with _lock:
+        if _scope_key is None or _scope_key[0] != key:
+            with connect_raw(autocommit=True) as conn:
+                row = conn.execute("select inner_pad from ops.scope_key where id = 1").fetchone()
+            if row is None:
+                raise WarehouseError("The warehouse has no row-scope key yet: run `kpi init`.")
+            _scope_key = (key, bytes(b ^ 0x36 for b in bytes(row[0])).rstrip(b"\0"))
+        return _scope_key[1]
+
+
+def scope_token(value: row_scope.RowScope) -> str:
+    """``value`` signed for ``kpi.scope``: the database checks it (004a_row_scope.sql)."""
+    doc = {"*none": True} if value.nothing else value.as_dict()
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode().hex()
+    return body + "." + hmac.new(_scope_secret(), body.encode(), hashlib.sha256).hexdigest()
+
+
+@contextmanager
+def read(value: row_scope.RowScope | None = None) -> Iterator[sa.Connection]:
+    """``with read() as conn:`` one read transaction as the reader role, in the current row scope
+    (:func:`kpi_lib.scope.current`) or ``value``."""
+    token = scope_token(value if value is not None else row_scope.current())
+    with reader_engine().begin() as conn:
+        conn.exec_driver_sql("select set_config('kpi.scope', %s, true)", (token,))
+        yield conn
+
+
+def reader_libpq_url(value: row_scope.RowScope | None = None) -> str:
+    """A libpq URL that reads as the reader in ``value``'s scope (for intake, psql, notebooks)."""
+    token = scope_token(value if value is not None else row_scope.current())
+    url = reader_url()
+    return (
+        url.set(drivername="postgresql")
+        .update_query_dict({"options": f"-c kpi.scope={token} -c timezone={settings().timezone}"})
+        .render_as_string(hide_password=False)
+    )
 
 
 def connect_raw(autocommit: bool = False, start: bool = True) -> psycopg.Connection:
@@ -240,7 +371,7 @@ def transaction():
 
 
 def migration_files() -> list[Path]:
-    return sorted(SQL_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+    return sorted(SQL_DIR.glob("[0-9][0-9][0-9]*.sql"))  # 004a_ sorts between 004_ and 005_
 
 
 def migrate(force: bool = False) -> list[str]:
@@ -317,9 +448,13 @@ def apply_timezone(tz: str | None = None) -> bool:
 
 
 def init() -> list[str]:
-    """Start the server (if embedded), create the database, apply migrations and the time zone."""
+    """Start the server (if embedded), create the database, apply migrations, the reader role and
+    the time zone."""
     engine()
     applied = migrate()
+    with connect_raw() as conn:
+        _ensure_reader(conn)
+        conn.commit()
     apply_timezone()
     return applied
 

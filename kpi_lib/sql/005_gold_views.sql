@@ -1,8 +1,22 @@
 -- Gold materialized views (the cache's L3): daily rollups, products and customer RFM segments.
 -- `kpi_lib.cache` refreshes them CONCURRENTLY after data changes (readers never block) and records
 -- the data version each reflects in ops.mv_state; queries read them only for days they cover.
+--
+-- They live in gold_store; gold.<name> is a view over each that shows a reader only the rows of its
+-- row scope (004a_row_scope.sql): PostgreSQL has no row-level security on materialized views.
+create schema if not exists gold_store;
+revoke all on schema gold_store from public;
+do $$
+declare r record;
+begin  -- warehouses built before row scopes kept them in gold: move them (indexes and data follow)
+    for r in select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where n.nspname = 'gold' and c.relkind = 'm' loop
+        execute format('alter materialized view gold.%I set schema gold_store', r.relname);
+    end loop;
+end
+$$;
 
-create materialized view if not exists gold.sales_daily as
+create materialized view if not exists gold_store.sales_daily as
 select (h.hour at time zone ops.business_tz())::date as day, h.region, h.channel,
        sum(h.revenue) as revenue, sum(h.gross_sales) as gross_sales, sum(h.returns_value) as returns_value,
        sum(h.units) as units, sum(h.units_sold) as units_sold, sum(h.units_returned) as units_returned,
@@ -11,9 +25,9 @@ select (h.hour at time zone ops.business_tz())::date as day, h.region, h.channel
   from gold.sales_hourly h
  group by 1, 2, 3
 with data;
-create unique index if not exists sales_daily_key on gold.sales_daily (day, region, channel);
+create unique index if not exists sales_daily_key on gold_store.sales_daily (day, region, channel);
 
-create materialized view if not exists gold.category_daily as
+create materialized view if not exists gold_store.category_daily as
 select (h.hour at time zone ops.business_tz())::date as day, h.region, h.channel, h.category,
        sum(h.revenue) as revenue, sum(h.gross_sales) as gross_sales, sum(h.returns_value) as returns_value,
        sum(h.units) as units, sum(h.units_sold) as units_sold, sum(h.units_returned) as units_returned,
@@ -22,10 +36,10 @@ select (h.hour at time zone ops.business_tz())::date as day, h.region, h.channel
   from gold.category_hourly h
  group by 1, 2, 3, 4
 with data;
-create unique index if not exists category_daily_key on gold.category_daily (day, region, channel, category);
-create index if not exists category_daily_category on gold.category_daily (category, day);
+create unique index if not exists category_daily_key on gold_store.category_daily (day, region, channel, category);
+create index if not exists category_daily_category on gold_store.category_daily (category, day);
 
-create materialized view if not exists gold.product_daily as
+create materialized view if not exists gold_store.product_daily as
 select day, region, channel, category, product_id, max(product_name) as product_name,
        sum(v) as revenue, coalesce(sum(v) filter (where q > 0), 0) as gross_sales,
        coalesce(-sum(v) filter (where q < 0), 0) as returns_value,
@@ -43,12 +57,12 @@ select day, region, channel, category, product_id, max(product_name) as product_
        ) x
  group by day, region, channel, category, product_id
 with data;
-create unique index if not exists product_daily_key on gold.product_daily (day, region, channel, category, product_id);
-create index if not exists product_daily_category on gold.product_daily (category, day);
+create unique index if not exists product_daily_key on gold_store.product_daily (day, region, channel, category, product_id);
+create index if not exists product_daily_category on gold_store.product_daily (category, day);
 
 -- RFM: recency (days since last order, measured from the latest order in the warehouse),
 -- frequency (orders) and monetary (net revenue), each scored 1..5, and a named segment.
-create materialized view if not exists gold.customer_rfm as
+create materialized view if not exists gold_store.customer_rfm as
 with per_customer as (
     select o.customer_id, mode() within group (order by o.region) as region,
            max(o.ordered_at) as last_order_at, min(o.ordered_at) as first_order_at,
@@ -78,7 +92,12 @@ select customer_id, region, first_order_at, last_order_at, round(recency_days::n
        end as segment
   from scored
 with data;
-create unique index if not exists customer_rfm_key on gold.customer_rfm (customer_id);
+create unique index if not exists customer_rfm_key on gold_store.customer_rfm (customer_id);
+
+select ops.create_scoped_view('gold.sales_daily', 'gold_store.sales_daily', '{region,channel}');
+select ops.create_scoped_view('gold.category_daily', 'gold_store.category_daily', '{region,channel,category}');
+select ops.create_scoped_view('gold.product_daily', 'gold_store.product_daily', '{region,channel,category}');
+select ops.create_scoped_view('gold.customer_rfm', 'gold_store.customer_rfm', '{region}');
 
 -- Analyst-facing KPI views (one catalog entry each). Ratios are computed from summed parts.
 create or replace view gold.kpi_hourly as
@@ -146,7 +165,7 @@ create table if not exists ops.anomaly_labels (
 -- The same rows as gold.product_daily, computed live from silver for orders at or after p_from:
 -- the query planner reads this for the days after the materialized view was last refreshed.
 create or replace function gold.product_daily_since(p_from timestamptz)
-returns setof gold.product_daily
+returns setof gold_store.product_daily
 language sql stable as
 $$
 select day, region, channel, category, product_id, max(product_name) as product_name,

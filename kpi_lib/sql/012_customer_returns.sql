@@ -10,7 +10,7 @@
 -- One sort by customer then day serves all four scopes (incremental sorts within a customer); the
 -- "C" collation sorts ids bytewise. Where a customer was active twice on a day within a wider
 -- scope (two channels in one region), the later row's previous day is that same day: skipped.
-create materialized view if not exists gold.customer_returns as
+create materialized view if not exists gold_store.customer_returns as
 with active as (
     select customer_id collate "C" as customer_id, (hour at time zone ops.business_tz())::date as day,
            region collate "C" as region, channel collate "C" as channel
@@ -34,7 +34,9 @@ select s.region::text as region, s.channel::text as channel, l.day,
 with data;
 -- unique (refresh concurrently needs it); the sum reads the index alone
 create unique index if not exists customer_returns_key
-    on gold.customer_returns (region, channel, day, prev_day) include (customers);
+    on gold_store.customer_returns (region, channel, day, prev_day) include (customers);
+-- each reader sees its own scopes' rows (004a_row_scope.sql); '*' rows only when unscoped there
+select ops.create_scoped_view('gold.customer_returns', 'gold_store.customer_returns', '{region,channel}');
 
 -- Built just now from the current data: record that, so queries use it before the next refresh.
 insert into ops.mv_state (mv_name, refreshed_version, refreshed_at, duration_ms)

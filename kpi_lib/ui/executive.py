@@ -8,6 +8,7 @@ announces a new data version (``kpi_lib.stream``): nothing polls.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import io
 import logging
@@ -21,6 +22,7 @@ import panel as pn
 import param
 
 from .. import auth, incidents, kpis, stream
+from ..errors import AuthError
 from ..formats import spreadsheet_safe
 from .tiles import TileData, tiles_html
 
@@ -167,6 +169,18 @@ class _LiveHub:
 _HUB = _LiveHub()
 
 
+def _as_reader(method):
+    """Run a dashboard method in its user's row scope: every query it makes reads only their rows
+    (the page's callbacks and the live hub's thread do not inherit the session's context)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with auth.acting_as(self.user):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 def _axis_format(k: kpis.Kpi):
     from bokeh.models import NumeralTickFormatter
 
@@ -212,6 +226,7 @@ class ExecutiveDashboard(param.Parameterized):
 
     # --- layout ---------------------------------------------------------------------------------
 
+    @_as_reader
     def _build(self) -> None:
         defs = {k.name: k for k in self.tile_kpis}
         self.tiles = pn.pane.HTML("", sizing_mode="stretch_width", name="tiles")
@@ -321,6 +336,7 @@ class ExecutiveDashboard(param.Parameterized):
             ),
         ]
 
+    @_as_reader
     def load_charts(self) -> None:
         """Put the charts in and draw them. Runs once the page is on screen: building Bokeh plots
         costs more than all the numbers, and people read the tiles first."""
@@ -361,6 +377,7 @@ class ExecutiveDashboard(param.Parameterized):
     def _allowed(self, k: kpis.Kpi, where: dict) -> dict:
         return {d: v for d, v in where.items() if d in k.dimensions}
 
+    @_as_reader
     def refresh(self, live: bool = False, tiles: tuple[int, list[TileData]] | None = None) -> None:
         """Recompute everything on the page (from the cache where the data has not changed).
 
@@ -396,6 +413,7 @@ class ExecutiveDashboard(param.Parameterized):
         if doc is not None and time.monotonic() - self._last_charts >= _BUDGET.chart_interval():
             doc.add_next_tick_callback(self._redraw_charts)
 
+    @_as_reader
     def _redraw_charts(self) -> None:
         t0 = time.perf_counter()
         with self._lock:
@@ -417,8 +435,16 @@ class ExecutiveDashboard(param.Parameterized):
         start, end = self._range()
         where = self._where(with_drill=False)
         masked = tuple(k.name for k in self.tile_kpis if self.user.is_masked(k.name))
-        return (tuple(k.name for k in self.tile_kpis), masked, start, end, tuple(sorted(where.items())))
+        return (
+            tuple(k.name for k in self.tile_kpis),
+            masked,
+            start,
+            end,
+            tuple(sorted(where.items())),
+            self.user.scope.key(),  # sessions of different rows never share numbers
+        )
 
+    @_as_reader
     def _render_tiles(self, first_paint: bool = False) -> None:
         """Compute and show the tiles; ``first_paint`` may show this process's newest tiles for the
         same view instead (see :class:`_NewestTiles`)."""
@@ -430,6 +456,7 @@ class ExecutiveDashboard(param.Parameterized):
         self.version = max(self.version, version)
         self.tiles.object = tiles_html(tiles, dark=self.dark)
 
+    @_as_reader
     def _compute_tiles(self, key: tuple) -> tuple[int, list[TileData]]:
         """Every tile's number for the view ``key`` (any thread); remembered in _NEWEST."""
         start, end = key[2], key[3]
@@ -767,7 +794,10 @@ def app() -> pn.viewable.Viewable:
     pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
     if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
         hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
-    dash = ExecutiveDashboard(dark=dark)
+    try:
+        dash = ExecutiveDashboard(dark=dark)
+    except AuthError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
+        return pn.pane.Markdown(f"**{exc}**", sizing_mode="stretch_width")
     if pn.state.location is not None:
         pn.state.location.sync(
             dash, {p: p for p in ("kpi", "start", "end", "region", "channel", "category", "drill")}
