@@ -37,6 +37,11 @@ alerts_app = typer.Typer(help="Incidents and alert e-mails.", no_args_is_help=Tr
 app.add_typer(alerts_app, name="alerts")
 mail_app = typer.Typer(help="The e-mail outbox and the demo SMTP sink.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
+audit_app = typer.Typer(
+    help="The audit log: search it (kpi audit --actor ...) or check its chain (kpi audit verify).",
+    invoke_without_command=True,
+)
+app.add_typer(audit_app, name="audit")
 console = Console(soft_wrap=True)  # no hard wraps: URLs and paths stay copyable
 err = Console(stderr=True, soft_wrap=True)
 
@@ -284,6 +289,9 @@ def query(
         )
     except KpiError as exc:
         _fail(exc)
+    from . import auth
+
+    auth.audit(_actor(), "query", kpi, grain=grain, start=str(r.start), end=str(r.end), by=by, where=filters)
     df = r.df.copy()
     if "period" in df:
         fmt_p = "%Y-%m-%d %H:%M" if grain == "hour" else "%Y-%m-%d"
@@ -667,6 +675,56 @@ def users_sessions(
             (s.user_agent or "-")[:40],
         )
     console.print(t)
+
+
+@audit_app.callback()
+def audit_search(
+    ctx: typer.Context,
+    actor: Annotated[str | None, typer.Option(help="Only this user")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. sign-in, export, acknowledge")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Target contains this text")] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (e.g. 2026-12-01)")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows, newest first")] = 50,
+) -> None:
+    """Search the audit log, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import auth
+
+    try:
+        df = auth.search_audit(actor, action, target, since, until, limit)
+    except KpiError as exc:
+        _fail(exc)
+    t = Table("#", "at", "actor", "action", "target", "details")
+    for r in df.itertuples(index=False):
+        t.add_row(
+            str(r.seq),
+            f"{r.at:%Y-%m-%d %H:%M:%S}",
+            r.actor,
+            r.action,
+            r.target or "",
+            json.dumps(r.details)[:80],
+        )
+    console.print(t)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain: any edited, removed or inserted row breaks it."""
+    from . import auth
+
+    verdict = auth.verify_audit()
+    if verdict.ok:
+        console.print(f"[green]audit log intact[/]: {verdict.rows:,} rows; head {verdict.head}")
+        return
+    err.print(
+        f"[bold red]audit log tampered with[/]: row #{verdict.broken_at} breaks the chain ({verdict.reason}); "
+        f"the {verdict.rows:,} rows before it are intact."
+    )
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -91,6 +91,8 @@ def make_app(
             (r"/inbox/([^/]+)", pages.InboxHandler),
             (r"/inbox/([^/]+)/([^/]+)", pages.InboxHandler),
             (r"/runs/(.*)", pages.RunsHandler, {"path": str(settings().runs_dir)}),
+            (r"/admin/audit", pages.AuditHandler),
+            (r"/admin/sessions", pages.SessionsHandler),
             (r"/panel/.*", ProxyHandler, {"upstream": panel_url, **upstream}),
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
             (r"/", pages.LandingHandler, {"dashboards": discover}),

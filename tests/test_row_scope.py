@@ -108,7 +108,7 @@ def test_lines_follow_their_orders_scope(demo):
 def test_a_forged_or_widened_scope_reads_nothing(demo):
     token = warehouse.scope_token(EUROPE)
     body, sig = token.split(".")
-    widened = '{"region":["Asia Pacific","Europe"]}'.encode().hex() + "." + sig
+    widened = b'{"region":["Asia Pacific","Europe"]}'.hex() + "." + sig
     assert _as_reader(widened, "select count(*) from gold.sales_daily") == [(0,)]
     assert _as_reader(body + "." + "0" * 64, "select count(*) from gold.sales_daily") == [(0,)]
     assert _as_reader(warehouse.scope_token(NOTHING), "select count(*) from gold.sales_daily") == [(0,)]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from . import sessions
 from .audit import audit
+from .audit import search as search_audit
+from .audit import verify as verify_audit
 from .identity import (
     HEADER,
     PROXY_HEADER,
@@ -51,6 +53,8 @@ __all__ = [
     "local_user",
     "proxy_secret",
     "remove_user",
+    "search_audit",
+    "verify_audit",
     "sessions",
     "set_user",
     "user",

@@ -283,6 +283,43 @@ class RunsHandler(Base, tornado.web.StaticFileHandler):
         self.set_header("Content-Security-Policy", security.dashboard_csp(self.request.host))
 
 
+class AuditHandler(Base):
+    """Admins search the audit log and see whether its chain is intact."""
+
+    def get(self) -> None:
+        user = self.require_admin()
+        if user is None:
+            return
+        q = {k: self.get_argument(k, "").strip() or None for k in ("actor", "action", "target", "since")}
+        rows = auth.search_audit(q["actor"], q["action"], q["target"], q["since"], limit=300)
+        auth.audit(user.login, "view", "audit log", search={k: v for k, v in q.items() if v})
+        self.page(
+            "admin_audit.html",
+            title="Audit log",
+            rows=rows.to_dict("records"),
+            q=q,
+            verdict=auth.verify_audit(),
+        )
+
+
+class SessionsHandler(Base):
+    """Admins see who is signed in, and end a user's sessions."""
+
+    def get(self) -> None:
+        if self.require_admin() is None:
+            return
+        self.page("admin_sessions.html", title="Sessions", sessions=sessions.listing())
+
+    def post(self) -> None:
+        admin = self.require_admin()
+        if admin is None:
+            return
+        login = self.get_argument("login")
+        n = sessions.end_all(login, f"ended by {admin.login}")
+        auth.audit(admin.login, "sessions revoked", login, count=n)
+        self.redirect("/admin/sessions")
+
+
 class HealthHandler(tornado.web.RequestHandler):
     def get(self) -> None:
         self.finish({"ok": True})

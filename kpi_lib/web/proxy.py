@@ -39,6 +39,7 @@ VOILA_BASE = "/voila/"
 KERNEL_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 KERNEL_CHANNELS = re.compile(r"^/voila/api/kernels/([0-9a-f-]{36})/channels$")
 VOILA_RENDER = re.compile(r"^/voila/voila/render/")
+DASHBOARD_PAGE = re.compile(r"^/panel/[A-Za-z0-9_-]+$|^/voila/voila/render/[^/]+\.ipynb$")
 KERNEL_ID_IN_PAGE = re.compile(rb'"kernelId"\s*:\s*"([0-9a-f-]{36})"')
 # what a dashboard page sends a kernel (Voila allows the same list; execute_request is not in it)
 ALLOWED_KERNEL_MESSAGES = {
@@ -283,6 +284,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         finally:
             if rendering:
                 LEDGER.end_render(user.login, kernel_id)
+        if self.request.method == "GET" and resp.code == 200 and DASHBOARD_PAGE.match(self.request.path):
+            auth.audit(user.login, "view", self.request.path, query=self.request.query, ip=self.client_ip)
         if resp.code == 599:
             self.set_status(502)
             self.finish(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -107,4 +108,9 @@ def ws_connect(url: str, headers: dict | None = None, subprotocols: list[str] | 
         conn.close()
         return 101, got
 
-    return asyncio.run(go())
+    # in a thread of its own: Playwright's sync API keeps an event loop running in this one
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(asyncio.run(go())))
+    worker.start()
+    worker.join()
+    return out[0]
