@@ -8,7 +8,7 @@ RATE   ?= auto
 PORT   ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo load-demo serve test test-fast bench lint format clean stop
+.PHONY: help install demo load-demo serve test test-fast bench lint audit format clean stop
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,9 @@ bench: install ## Run the benchmarks (they print JSON; not part of `make test`)
 lint: install ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check kpi_lib tests benchmarks scripts
+
+audit: install ## Check the installed packages for known vulnerabilities (pip-audit; needs PyPI's advisory API)
+	$(BIN)/pip-audit --progress-spinner off
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

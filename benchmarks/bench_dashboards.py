@@ -57,6 +57,7 @@ from common import log, pct  # noqa: E402
 
 DAYS, SEED = 730, 42
 USER, PASSWORD = "bench-dash", "bench-dash-password-1"
+BACKEND_SECRET = uuid.uuid4().hex  # what the front door adds; the "direct" runs present it themselves
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -366,8 +367,13 @@ class Serve:
     def start(self, timeout: float = 300) -> float:
         t0 = time.perf_counter()
         out = open(self.log_path, "wb")  # noqa: SIM115
+        # the back ends' secret is ours, so the "direct" Voila measurement can present it
         self.proc = subprocess.Popen(
-            self.cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()
+            self.cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "KPI_PROXY_SECRET": BACKEND_SECRET},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -971,6 +977,7 @@ class Bench:
         return {"first_widget_s": first, "table_s": table}
 
     def start_cold_voila(self) -> None:
+        from kpi_lib import auth
         from kpi_lib.serve import free_port, voila_command
         from kpi_lib.ui.widgets import voila_template
 
@@ -979,13 +986,16 @@ class Bench:
         self.cold_voila = Group(
             voila_command(port, preheat=False),
             self.home / "bench-dashboards-voila-cold.log",
-            env={"JUPYTER_PATH": str(jp)},
+            env={"JUPYTER_PATH": str(jp), "KPI_PROXY_SECRET": BACKEND_SECRET},
         )
         self.cold_voila.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.cold_voila.base + "/voila/", timeout=5)
+                req = urllib.request.Request(
+                    self.cold_voila.base + "/voila/", headers={auth.HEADER: USER, auth.PROXY_HEADER: BACKEND_SECRET}
+                )
+                urllib.request.urlopen(req, timeout=5)
                 return
             except OSError:
                 time.sleep(0.5)
@@ -995,7 +1005,7 @@ class Bench:
         from kpi_lib import auth
 
         self.start_cold_voila()
-        direct_headers = {auth.HEADER: USER}
+        direct_headers = {auth.HEADER: USER, auth.PROXY_HEADER: BACKEND_SECRET}
         front = self.new_context(cookie=True)  # through the front door, as users see it
         direct = self.new_context(headers=direct_headers)
         direct.add_cookies(

@@ -59,6 +59,7 @@ from . import auth, mail, warehouse
 from .config import PROJECT_ROOT, settings
 from .errors import AlertError, AuthError, KpiError
 from .mail.report import SEVERITY_COLORS, Html, Report, badge, esc, signed_pct
+from .scope import RowScope
 
 log = logging.getLogger(__name__)
 
@@ -649,6 +650,26 @@ select distinct on (n.series_key, n.recipient) n.series_key, n.recipient, n.anom
 """
 
 
+class _Readers:
+    """Recipients who are dashboard users (their ``email`` in users.yml) get only the incidents
+    their roles let them read: a Europe manager, Europe's; a viewer, none on a masked KPI."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, auth.User | None] = {}
+
+    def may_read(self, recipient: str, incident: Mapping[str, Any]) -> bool:
+        from email.utils import parseaddr
+
+        address = parseaddr(recipient)[1].lower()
+        if address not in self._users:
+            self._users[address] = auth.user_by_email(address)
+        who = self._users[address]
+        if who is None:
+            return True  # an address, not a user: routing alone decides
+        _, rows = alert_access([incident])
+        return who.may_read([str(incident["kpi"])], RowScope.of(rows) if rows else None)
+
+
 def notify_new_incidents(
     routes: str | Path | Mapping[str, Any] | Routing | None = None,
     *,
@@ -695,9 +716,19 @@ def notify_new_incidents(
         }
         now = conn.execute("select now()").fetchone()[0]
         plan: dict[str, list[dict]] = {}
+        readers = _Readers()
         for inc in new:
             for rcpt, cooldown in routing.recipients_for(inc).items():
                 if (inc["id"], rcpt) in notified:
+                    continue
+                if not readers.may_read(rcpt, inc):  # a user's address: their roles and rows decide
+                    result.suppressed.append(
+                        {
+                            "anomaly_id": inc["id"],
+                            "recipient": rcpt,
+                            "reason": f"{rcpt} belongs to a user whose role or rows do not cover this incident",
+                        }
+                    )
                     continue
                 fired = firing.get((inc["series_key"], rcpt))
                 if fired and fired[0] != inc["id"] and now - fired[1] < cooldown:

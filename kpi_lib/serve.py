@@ -185,8 +185,9 @@ class Server:
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     panel_port: int = 0
     voila_port: int = 0
-    # made at each start: the back ends serve only requests carrying it (see kpi_lib.web)
-    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # made at each start (or KPI_PROXY_SECRET, for back ends shared by several front doors): the
+    # back ends serve only requests carrying it (see kpi_lib.web)
+    secret: str = field(default_factory=lambda: os.environ.get("KPI_PROXY_SECRET") or secrets.token_urlsafe(32))
 
     def _spawn(self, what: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
         log_dir = self.log_dir or settings().home / "logs"

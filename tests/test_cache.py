@@ -10,6 +10,7 @@ import uuid
 
 import pandas as pd
 import pytest
+from conftest import service_missing
 
 from kpi_lib import cache, config, kpis
 
@@ -82,7 +83,7 @@ def test_two_processes_share_l2_through_redis(demo):
     try:
         client.ping()
     except redis.exceptions.ConnectionError as exc:
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc})")
+        service_missing(f"no Redis at {REDIS_URL} ({exc})")
     client.flushdb()
     env = {**os.environ, "REDIS_URL": REDIS_URL, "KPI_CACHE_MAX_MB": "64"}
     # a fresh catalog path per run would change nothing; a fresh Redis db makes the first miss certain

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from conftest import service_missing
 
 from kpi_lib import kpis, stream, warehouse
 
@@ -259,7 +260,7 @@ def _rabbit(url: str):
     try:
         conn = pika.BlockingConnection(pika.URLParameters(url))
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no RabbitMQ on {url} ({exc})")
+        service_missing(f"no RabbitMQ on {url} ({exc})")
     return conn
 
 

@@ -7,6 +7,7 @@ import uuid
 
 import psycopg
 import pytest
+from conftest import service_missing
 
 from kpi_lib import config, warehouse
 from kpi_lib.errors import WarehouseError
@@ -37,7 +38,7 @@ def _external_server() -> str:
     try:
         psycopg.connect(url, connect_timeout=2).close()
     except psycopg.Error as exc:
-        pytest.skip(f"no PostgreSQL service on 127.0.0.1:5432 for the bring-your-own-server test ({exc})")
+        service_missing(f"no PostgreSQL service on 127.0.0.1:5432 for the bring-your-own-server test ({exc})")
     return url
 
 
@@ -73,3 +74,4 @@ def test_database_url_uses_an_existing_server(demo, tmp_path, monkeypatch):
         config.reset()
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
+            admin.execute(f'drop role if exists "{warehouse.reader_role(name)}"')

@@ -145,9 +145,8 @@ class LoginHandler(Base):
             self.set_status(401)
             self._form("Unknown user or wrong password.")
             return
-        old = self.session_token()
-        if old:
-            sessions.end(old, "replaced by a new sign-in")
+        # a new session every sign-in (a cookie planted before it is never the signed-in one);
+        # another tab's earlier session ends at sign-out or expiry, not mid-request here
         token = sessions.start(found.login, ip=ip, user_agent=self.request.headers.get("User-Agent"))
         self.set_signed_cookie(
             auth.COOKIE,

@@ -168,3 +168,57 @@ def test_users_and_masking_defaults(demo):
     viewer = auth.user("sec-viewer") if auth.exists("sec-viewer") else None
     if viewer is not None:
         assert viewer.is_masked("revenue") and not viewer.can_act
+
+
+def test_alerts_to_a_scoped_users_address_carry_their_rows_only(demo, users, db):
+    """Routing names addresses; when an address is a user's, their roles and rows decide too."""
+    auth.set_user(
+        "sec-emea-mail",
+        "security-password-1",
+        ["viewer"],
+        scope={"region": ["Europe"]},
+        email="emea-manager@example.com",
+    )
+    since = db.execute("select now() + interval '1 second'").fetchone()[0]
+    tag = uuid.uuid4().hex[:6]
+    rows = [
+        ("region", "Europe", "orders"),
+        ("region", "Asia Pacific", "orders"),
+        (None, None, "orders"),
+        ("region", "Europe", "revenue"),
+    ]  # revenue is masked for viewers
+    ids = []
+    for dim, value, kpi in rows:
+        key = f"{kpi}|hour|{dim}={value}|{tag}" if dim else f"{kpi}|hour|{tag}"
+        ids.append(
+            db.execute(
+                "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, peak_at,"
+                " value, expected, severity, explanation, rule, status) values (%s, %s, 'hour', %s, %s,"
+                " %s + interval '1 minute', %s + interval '1 minute', 1, 9, 'high', 'x', 'test', 'open') returning id",
+                [key, kpi, dim, value, since, since],
+            ).fetchone()[0]
+        )
+    routes = {
+        "defaults": {"recipients": ["emea-manager@example.com", "ops@example.com"], "min_severity": "low"}
+    }
+    result = alerts.notify_new_incidents(routes, since=since)
+    sent = {
+        r[0]
+        for r in db.execute(
+            "select anomaly_id from ops.alert_notifications where recipient = 'emea-manager@example.com'"
+            " and anomaly_id = any(%s)",
+            [ids],
+        ).fetchall()
+    }
+    assert sent == {ids[0]}  # Europe's orders only
+    to_ops = {
+        r[0]
+        for r in db.execute(
+            "select anomaly_id from ops.alert_notifications where recipient = 'ops@example.com' and anomaly_id = any(%s)",
+            [ids],
+        ).fetchall()
+    }
+    assert to_ops == set(ids)
+    assert {
+        s["anomaly_id"] for s in result.suppressed if s["recipient"] == "emea-manager@example.com"
+    } == set(ids[1:])

@@ -66,13 +66,13 @@ def test_a_new_password_ends_every_session(server, client):
 
 
 def test_each_sign_in_gets_a_new_session(server, client):
-    c = client("sec-exec")
-    first = c.session_cookie
+    """A cookie someone planted before the sign-in never becomes the signed-in session."""
+    c = client()
+    c.cookies.set(auth.COOKIE, "planted-by-someone-else")
     assert c.sign_in("sec-exec").status_code == 302
-    assert c.session_cookie != first
-    old = Client(server)
-    old.cookies.set(auth.COOKIE, first)
-    assert old.get("/").status_code == 302
+    first = c.session_cookie
+    assert first != "planted-by-someone-else" and _signed_in(c)
+    assert c.sign_in("sec-exec").status_code == 302 and c.session_cookie != first
     listed = subprocess.run(
         [KPI, "users", "sessions", "sec-exec"], capture_output=True, text=True, env=os.environ
     )
