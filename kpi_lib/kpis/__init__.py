@@ -21,6 +21,8 @@ Times are wall-clock times in the business time zone (``KPI_TIMEZONE``); ``end``
 from __future__ import annotations
 
 from ..config import settings
+from ..errors import QueryError
+from . import orders
 from .definitions import (
     COMPARES,
     GRAINS,
@@ -85,7 +87,9 @@ __all__ = [
     "local_now",
     "next_period",
     "period_label",
+    "orders",
     "plan_sql",
+    "QueryError",
     "query",
     "settings",
     "shift_range",

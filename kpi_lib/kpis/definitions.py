@@ -99,8 +99,13 @@ def definitions() -> dict[str, Kpi]:
 
 
 def get(name: str) -> Kpi:
+    """A KPI by name; ``<ratio>.numerator`` / ``.denominator`` are the parts of a ratio KPI."""
     kpis = definitions()
     if name not in kpis:
+        base, _, part = name.rpartition(".")
+        parts = components(kpis[base]) if base in kpis and part in ("numerator", "denominator") else None
+        if parts:
+            return parts[0] if part == "numerator" else parts[1]
         raise QueryError(f"Unknown KPI {name!r}. KPIs: {', '.join(kpis)}.")
     return kpis[name]
 
