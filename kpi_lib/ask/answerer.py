@@ -19,6 +19,11 @@ from .parser import Reading
 PAGE = "/panel/executive"
 
 
+def plural(label: str) -> str:
+    label = label.lower()
+    return label[:-1] + "ies" if label.endswith("y") else label + "s"
+
+
 def _fmt(k: kpis.Kpi, v: float | None) -> str:
     return k.format_value(v)
 
@@ -68,7 +73,7 @@ def _coverage(lex: Lexicon, start: datetime, end: datetime) -> tuple[str | None,
     notes = []
     if end > lex.latest + timedelta(seconds=1):
         notes.append(f"data ends at {lex.latest:%H:%M} on {lex.latest:%-d %b %Y}")
-    if start < lex.first:
+    if start < lex.first.replace(hour=0, minute=0, second=0, microsecond=0):
         notes.append(f"data starts on {lex.first:%-d %b %Y}")
     return None, ("The period is only partly covered: " + " and ".join(notes) + ".") if notes else None
 
@@ -182,7 +187,7 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             head = (
                 f"The {label} with the {word} {k.label.lower()}"
                 if len(pairs) == 1
-                else f"The {len(pairs)} {label} values with the {word} {k.label.lower()}"
+                else f"The {len(pairs)} {plural(label)} with the {word} {k.label.lower()}"
             )
             a.text = f"{head}{scope} {when}: {listed}."
             if len(pairs) == 1:

@@ -33,7 +33,9 @@ FILLER = set(
     kpi metric metrics stat stats statistic statistics data report number's
     business company store's firm shop our's ever far date period time times
     something anything things thing stuff much
-    happen happened going go went
+    happen happened going go went acquire acquired gain gained win won achieve achieved
+    record recorded saw register registered log logged process processed handle handled
+    deliver delivered
     doing perform performed performing performance result results numbers
     which who where when whose
     some any each every
@@ -596,8 +598,27 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     elif period_a is not None and (
         yoy or (compare_cue and not why and not rank_dir and not by_dims and not time_grain)
     ):
-        if yoy or compare_cue:
-            period_b = timephrases.shifted(period_a, "year" if yoy else "before")
+        versus = re.search(r"\b(vs|versus|compared|compare|against|than)\b", joined)
+        several = [d for d in where if len(where[d]) > 1]
+        if versus and not yoy and several:
+            # "Apparel vs Books last month": the values side by side, not a change over time
+            r.period, r.shape = period_a, "breakdown"
+            r.question = Question(
+                kpi=kpi.name,
+                grain="total",
+                start=period_a.start,
+                end=period_a.end,
+                by=(several[0],),
+                where=where,
+                exclude=exclude,
+            )
+            return r
+        if versus and not yoy:
+            return r.refuse(
+                "clarify",
+                "Compared with what? e.g. 'last month vs the month before' or 'vs the same month last year'.",
+            )
+        period_b = timephrases.shifted(period_a, "year" if yoy else "before")
     if period_a is None:
         if lex.latest is None:
             return r.refuse("decline", "The warehouse holds no data yet.")

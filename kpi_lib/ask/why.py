@@ -23,6 +23,7 @@ import pandas as pd
 
 from .. import incidents, kpis
 from ..anomaly.attribution import attribute
+from . import timephrases
 from .answer import Answer
 from .lexicon import Lexicon
 from .parser import Reading
@@ -48,11 +49,9 @@ def explain(
         ]
         base_label = f"the same weekday over the previous {BASELINE_WEEKS} weeks"
     else:
-        span = p.end - p.start
-        prev_q = q.replace(start=p.start - span, end=p.start)
-        prev_label = (
-            f"{prev_q.start:%-d %b %Y} – {(prev_q.end - timedelta(days=1)):%-d %b %Y} (the period before)"
-        )
+        before = timephrases.shifted(p, "before")
+        prev_q = q.replace(start=before.start, end=before.end)
+        prev_label = f"{before.describe()} (the period before)"
         bases = [prev_q]
         base_label = "the period before"
     prev = kpis.query(prev_q, as_of=as_of)
@@ -62,7 +61,7 @@ def explain(
     sqls = [cur.sql, prev.sql]
     entries = [*cur.catalog_entries, *prev.catalog_entries]
     v, pv = cur.value, prev.value
-    when = p.describe() if not single_day else f"on {p.start:%a %-d %b %Y}"
+    when = p.phrase() if not single_day else f"on {p.start:%a %-d %b %Y}"
     scope = "".join(f" in {' or '.join(vs)}" for _, vs in q.where)
     if masked:
         a.text = (
@@ -84,7 +83,7 @@ def explain(
         word = "up" if v >= pv else "down"
         sentences.append(
             f"{k.label}{scope} was {k.format_value(v)} {when}, {word} {abs(change):.1f}% "
-            f"({_signed(k, v - pv)}) from {k.format_value(pv)} on {prev_label}."
+            f"({_signed(k, v - pv)}) from {k.format_value(pv)} {'on ' if single_day else 'in '}{prev_label}."
         )
     if single_day and v is not None:
         band = _band(k, q, as_of)
