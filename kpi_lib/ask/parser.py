@@ -233,6 +233,7 @@ class Reading:
     rank_grain: str | None = None  # for a ranking over time
     top_n: int = 1  # how many periods a ranking over time names
     order: str = "desc"
+    direction: int | None = None  # a why question's "drop" (-1) or "rise" (+1), when it says one
     period: Period | None = None
     period_b: Period | None = None
     whole_data: bool = False  # no time was named: all the data up to the as-of
@@ -643,6 +644,16 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     )
     if why:
         r.shape = "why"
+        if re.search(
+            r"\b(drop|dropped|fall|fell|low|lower|dip|dipped|decline|declined|decrease|decreased|weak|poor|down|bad)\b",
+            joined,
+        ):
+            r.direction = -1
+        elif re.search(
+            r"\b(rise|rose|high|higher|spike|spiked|jump|jumped|surge|surged|increase|increased|strong|up|peak)\b",
+            joined,
+        ):
+            r.direction = 1
         r.question = Question(**base)
         return r
     if period_b is not None:

@@ -94,14 +94,29 @@ def explain(
                 f"That is {where_} the expected range of {k.format_value(lo)}–{k.format_value(hi)} "
                 f"(expected {k.format_value(exp)}, from the KPI's anomaly rules)."
             )
+    # --- where in the day it happened ------------------------------------------------------------
+    window = _hours(k, q, as_of, reading.direction) if single_day else None
+    if window is not None:
+        h0, h1, actual, expected = window
+        sentences.append(
+            f"The change is concentrated between {h0:%H:%M} and {h1:%H:%M}: {k.format_value(actual)} against "
+            f"{k.format_value(expected)} in the same hours on the previous {BASELINE_WEEKS} {p.start:%A}s."
+        )
     # --- the change by dimension -------------------------------------------------------------------
     fixed = {d for d, vs in q.where if len(vs) == 1}
     lines, top_share = [], []
     for dim in k.dimensions:
         if dim in fixed:
             continue
+        q_dim, bases_dim = q, bases
+        if window is not None and dim != "product":  # products are kept per day only
+            q_dim = q.replace(start=window[0], end=window[1])
+            bases_dim = [
+                q_dim.replace(start=window[0] - timedelta(days=7 * i), end=window[1] - timedelta(days=7 * i))
+                for i in range(1, BASELINE_WEEKS + 1)
+            ]
         try:
-            contrib, sql = _contributions(k, q, bases, dim, as_of)
+            contrib, sql = _contributions(k, q_dim, bases_dim, dim, as_of)
         except kpis.QueryError as exc:
             log.debug("no breakdown by %s: %s", dim, exc)
             continue
@@ -134,6 +149,49 @@ def explain(
     a.formatted = k.format_compact(v)
     a.rows = [{"period": p.describe(), "value": v}, {"period": prev_label.split(" (")[0], "value": pv}]
     return _incidents(a, q, lex, note)
+
+
+def _hours(k: kpis.Kpi, q: kpis.Question, as_of: kpis.AsOf, direction: int | None = None):
+    """The run of hours of the day that holds the change against the same hours of the previous
+    weeks' same weekday: (start, end, actual, expected), or None when no run stands out."""
+    import numpy as np
+
+    if not k.additive:
+        return None
+    try:
+        r = kpis.query(
+            q.replace(grain="hour", start=q.start - timedelta(days=7 * BASELINE_WEEKS)), as_of=as_of
+        )
+    except kpis.QueryError:
+        return None
+    df = r.df.assign(hour=lambda d: d["period"].dt.hour, day=lambda d: d["period"].dt.normalize())
+    weeks = [q.start - timedelta(days=7 * i) for i in range(1, BASELINE_WEEKS + 1)]
+    base = df[df["day"].isin(weeks)].groupby("hour")["value"]
+    cur = df[df["day"] == q.start].set_index("hour")["value"].reindex(range(24), fill_value=0.0)
+    mean = base.mean().reindex(range(24), fill_value=0.0)
+    var = base.var().reindex(range(24), fill_value=0.0).fillna(0.0)
+    if k.unit == "count":
+        var = np.maximum(var, mean)  # counts vary at least like a Poisson count
+    dev = (cur - mean).to_numpy()
+    best = (0.0, 0, 0)
+    for sign in (direction,) if direction else (1, -1):  # the run of hours with the largest change one way
+        run, start = 0.0, 0
+        for h in range(24):
+            if run <= 0:
+                run, start = 0.0, h
+            run += sign * dev[h]
+            if run > best[0]:
+                best = (run, start, h + 1)
+    total, h0, h1 = best
+    noise = float(np.sqrt(var.iloc[h0:h1].sum())) if h1 > h0 else 0.0
+    if h1 - h0 >= 24 or h1 == h0 or total < 3 * max(noise, 1e-9) or total < 0.5 * abs(dev).sum() * 0.5:
+        return None
+    return (
+        q.start + timedelta(hours=h0),
+        q.start + timedelta(hours=h1),
+        float(cur.iloc[h0:h1].sum()),
+        float(mean.iloc[h0:h1].sum()),
+    )
 
 
 def _signed(k: kpis.Kpi, d: float, ratio: bool = False) -> str:
