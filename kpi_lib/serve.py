@@ -32,6 +32,7 @@ import tornado.websocket
 from . import auth
 from .config import PROJECT_ROOT, settings
 from .errors import KpiError
+from .ui import ask_http
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,16 @@ class LandingHandler(Base):
             "<a class='card' href='/inbox'><h3>Inbox<span class='tag'>mail</span></h3>"
             "<p>Alert e-mails received by the demo mail server.</p></a>"
         )
-        self.finish(_page("KPI Suite", f"<h2>Dashboards</h2><div class='cards'>{cards}</div>", user))
+        ask = ask_http.box_html()
+        self.finish(_page("KPI Suite", f"{ask}<h2>Dashboards</h2><div class='cards'>{cards}</div>", user))
+
+
+class AskHandler(Base, ask_http.AskHandler):
+    """The landing page's Ask box (kpi_lib.ui.ask_http), for the signed-in user."""
+
+
+class SuggestHandler(Base, ask_http.SuggestHandler):
+    pass
 
 
 class InboxHandler(Base):
@@ -405,6 +415,8 @@ def make_app(panel_url: str, voila_url: str) -> tornado.web.Application:
             (r"/logout", LogoutHandler),
             (r"/healthz", HealthHandler),
             (r"/(?:panel/|voila/)?favicon.ico", NoContentHandler),  # browsers ask; no 404 in the console
+            (r"/ask", AskHandler),
+            (r"/ask/suggest", SuggestHandler),
             (r"/inbox", InboxHandler),
             (r"/inbox/([^/]+)", InboxHandler),
             (r"/inbox/([^/]+)/([^/]+)", InboxHandler),
