@@ -62,19 +62,20 @@ def link(q: Question) -> str | None:
 
 def _coverage(lex: Lexicon, start: datetime, end: datetime) -> tuple[str | None, str | None]:
     """(a reason to decline: the period is outside the data; a note: it is only partly covered)."""
-    if lex.first is None or lex.latest is None:
+    first, latest = lex.first, kpis.latest_data()  # memoised per data version: batches move it
+    if first is None or latest is None:
         return "The warehouse holds no data yet.", None
-    span = f"The data covers {lex.first:%-d %b %Y} to {lex.latest:%-d %b %Y %H:%M}"
-    if start > lex.latest or end <= lex.first:
+    span = f"The data covers {first:%-d %b %Y} to {latest:%-d %b %Y %H:%M}"
+    if start > latest or end <= first:
         return (
-            f"{span}; the period asked about ({start:%-d %b %Y} – {(end - timedelta(seconds=1)):%-d %b %Y}) is outside it.",
-            None,
-        )
+            f"{span}; the period asked about ({start:%-d %b %Y} – {(end - timedelta(seconds=1)):%-d %b %Y}) "
+            "is outside it."
+        ), None
     notes = []
-    if end > lex.latest + timedelta(seconds=1):
-        notes.append(f"data ends at {lex.latest:%H:%M} on {lex.latest:%-d %b %Y}")
-    if start < lex.first.replace(hour=0, minute=0, second=0, microsecond=0):
-        notes.append(f"data starts on {lex.first:%-d %b %Y}")
+    if end > latest + timedelta(seconds=1):
+        notes.append(f"data ends at {latest:%H:%M} on {latest:%-d %b %Y}")
+    if start < first.replace(hour=0, minute=0, second=0, microsecond=0):
+        notes.append(f"data starts on {first:%-d %b %Y}")
     return None, ("The period is only partly covered: " + " and ".join(notes) + ".") if notes else None
 
 

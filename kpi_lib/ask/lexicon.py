@@ -97,7 +97,8 @@ _memo: dict[str, Lexicon] = {}
 def lexicon() -> Lexicon:
     """The lexicon for the warehouse as it is now (rebuilt when the views or source names change)."""
     kpis.sync_versions()
-    key = f"{cache.versions.views_version()}:{kpis.latest_data()}"
+    # per refresh of the views, not per batch: on a live stream every batch is a new version
+    key = f"{cache.versions.views_version()}"
     with _lock:
         lex = _memo.get(key)
     if lex is None:
@@ -194,8 +195,10 @@ def _unavailable(
     for k in defs.values():
         parts = kpis.components(k)
         probe = parts[1] if parts else k
+        # distinct counts over years are the dearest query there is: the last 30 days tell as much
+        frm = max(start, end - timedelta(days=30)) if kpis._DISTINCT.search(probe.expression) else start
         try:
-            value = kpis.query(probe.name if parts else k.name, "total", start=start, end=end).value
+            value = kpis.query(probe.name if parts else k.name, "total", start=frm, end=end).value
         except KpiError as exc:
             log.debug("probe of %s failed: %s", k.name, exc)
             continue

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 
+import sqlalchemy as sa
+
 from .. import auth, warehouse
 from .answer import Answer
 
@@ -26,14 +28,25 @@ def record(answer: Answer, actor: str, surface: str) -> None:
         answer.data_version,
         surface,
     ]
-    sql = (
-        "insert into ops.questions (actor, question, status, kpi, spec, reason, value, as_of, "
-        "data_version, surface) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    names = (
+        "actor",
+        "question",
+        "status",
+        "kpi",
+        "spec",
+        "reason",
+        "value",
+        "as_of",
+        "data_version",
+        "surface",
+    )
+    sql = sa.text(
+        f"insert into ops.questions ({', '.join(names)}) values ({', '.join(':' + n for n in names)})"
     )
     for attempt in (1, 2):
         try:
-            with warehouse.connect_raw(autocommit=True) as conn:
-                conn.execute(sql, row)
+            with warehouse.engine().begin() as conn:  # pooled: no new connection per question
+                conn.execute(sql, dict(zip(names, row, strict=True)))
             break
         except Exception as exc:  # noqa: BLE001 - an older warehouse: add the table once, then give up
             if attempt == 1 and "questions" in str(exc):
