@@ -24,6 +24,10 @@ def plural(label: str) -> str:
     return label[:-1] + "ies" if label.endswith("y") else label + "s"
 
 
+def _was(k: kpis.Kpi) -> str:
+    return "were" if k.label.endswith("s") else "was"
+
+
 def _fmt(k: kpis.Kpi, v: float | None) -> str:
     return k.format_value(v)
 
@@ -119,6 +123,15 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
 
         return explain(a, reading, as_of, lex, masked, note)
     if reading.shape == "compare":
+        out_b, note_b = _coverage(lex, reading.compare_to.start, reading.compare_to.end)
+        if out_b:
+            return _refuse(a, "decline", out_b)
+        if note_b:
+            note = " ".join(
+                x
+                for x in (note, f"For {reading.period_b.describe()}: " + note_b[0].lower() + note_b[1:])
+                if x
+            )
         ra = kpis.query(q, as_of=as_of)
         rb = kpis.query(reading.compare_to, as_of=as_of)
         a.compare_spec = reading.compare_to.to_dict()
@@ -137,11 +150,11 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
         if masked:
             return _masked(a, k, f"{k.label}{scope} {when} compared with {reading.period_b.describe()}")
         if a.change_pct is None:
-            a.text = f"{k.label}{scope} was {_fmt(k, va)} {when}, against {_fmt(k, vb)} {reading.period_b.describe()} (no change in percent: the earlier value is zero)."
+            a.text = f"{k.label}{scope} {_was(k)} {_fmt(k, va)} {when}, against {_fmt(k, vb)} {reading.period_b.describe()} (no change in percent: the earlier value is zero)."
         else:
             direction = "up" if va >= vb else "down"
             a.text = (
-                f"{k.label}{scope} was {_fmt(k, va)} {when}, {direction} {abs(a.change_pct):.1f}% "
+                f"{k.label}{scope} {_was(k)} {_fmt(k, va)} {when}, {direction} {abs(a.change_pct):.1f}% "
                 f"from {_fmt(k, vb)} {reading.period_b.phrase()}."
             )
         a.formatted = f"{a.change_pct:+.1f}%" if a.change_pct is not None else _fmt(k, va)
@@ -155,7 +168,7 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             return _masked(a, k, f"{k.label}{scope} {when}")
         a.formatted = k.format_compact(r.value)
         a.text = (
-            f"{k.label}{scope} was {_fmt(k, r.value)} {when}."
+            f"{k.label}{scope} {_was(k)} {_fmt(k, r.value)} {when}."
             if r.value is not None
             else f"{k.label}{scope} has no value {when} (nothing to divide by)."
         )
@@ -215,6 +228,12 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             listed = ", ".join(f"{lab} {_fmt(k, v)}" for lab, v in pairs[-12:] if v is not None)
             a.text = f"{k.label}{scope} by {grain} {when}: {listed}."
             return _finish(a, note, as_of)
+        if grain in ("week", "month", "quarter", "year"):
+            first = kpis.floor_period(q.start, grain)
+            last_end = kpis.next_period(kpis.floor_period(q.end - timedelta(seconds=1), grain), grain)
+            if first < q.start or last_end > q.end:
+                edge = f"{grain}s at the edges of the period count only their days inside it"
+                note = f"{note} Note: {edge}." if note else f"Note: {edge}."
         valid = [(lab, v) for lab, v in pairs if v is not None and not math.isnan(v)]
         ranked = sorted(valid, key=lambda p: p[1], reverse=reading.order != "asc")[: reading.top_n]
         a.labels = [lab for lab, _ in ranked]

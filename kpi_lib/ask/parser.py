@@ -35,7 +35,7 @@ FILLER = set(
     something anything things thing stuff much
     happen happened going go went acquire acquired gain gained win won achieve achieved
     record recorded saw register registered log logged process processed handle handled
-    deliver delivered
+    deliver delivered via using through
     doing perform performed performing performance result results numbers
     which who where when whose
     some any each every
@@ -266,6 +266,14 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = normalise(text)
     if not words(t):
         return r.refuse("decline", "The question is empty.", lex.suggestions())
+    if re.search(
+        r"\b(day|hour|month|week)s? of (the )?(week|day|year|month)\b|\bweekdays?\b|\btime of day\b", t
+    ):
+        return r.refuse(
+            "decline",
+            "Seasonal patterns (by weekday, hour of day or month of year) are not a KPI breakdown I keep; "
+            "ask for a ranking over days, weeks or months in a period instead.",
+        )
     found, problems = timephrases.find(t, as_of)
     if problems:
         return r.refuse("clarify", "; ".join(problems) + ".")
@@ -586,13 +594,26 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             period_a, period_b = absolute[1], absolute[0]  # "from 2024 to 2025": 2025 against 2024
         else:
             period_a, period_b = absolute
-        if not compare_cue and not re.search(r"\b(and|or)\b", joined):
-            compare_cue = True
         if not compare_cue:
             return r.refuse(
                 "clarify",
                 f"Two periods ({period_a.describe()} and {period_b.describe()}): compare them, or ask about each?",
                 [f"{kpi.label} {period_a.describe()} vs {period_b.describe()}"],
+            )
+        if period_a.unit != period_b.unit and re.fullmatch(r"(last|previous|past|prior) year", period_b.text):
+            period_b = timephrases.shifted(period_a, "year")  # "this month vs last year": the same month
+        elif (period_a.end - period_a.start) != (period_b.end - period_b.start) and (
+            period_a.unit != period_b.unit or period_a.so_far != period_b.so_far
+        ):
+            same = timephrases.shifted(period_a, "before")
+            return r.refuse(
+                "clarify",
+                f"{period_a.describe()} and {period_b.describe()} are not the same length: compare "
+                f"{period_a.describe()} with {same.describe()}, or with all of {period_b.describe()}?",
+                [
+                    f"{kpi.label} {period_a.text} vs {same.describe()}",
+                    f"{kpi.label} {period_a.text} vs {period_b.text}",
+                ],
             )
     elif relative and period_a is not None:
         period_b = timephrases.shifted(period_a, relative[0].relative)

@@ -249,6 +249,10 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
     ):
         add(m, Period(today, tomorrow, "year", m.group(0), relative="year"))
     for m in each(
+        r"\b(?:the )?same (?:day|weekday) (?:last week|a week (?:earlier|ago|before)|the week before)\b"
+    ):
+        add(m, Period(today, tomorrow, "week", m.group(0), relative="week"))
+    for m in each(
         r"\b(?:the )?(?:(day|week|month|quarter|year|period) before|(?:previous|prior|preceding) (day|week|month|quarter|year|period))\b"
     ):
         add(m, Period(today, tomorrow, m.group(1) or m.group(2), m.group(0), relative="before"))
@@ -381,8 +385,12 @@ def _absolute_day(text: str, today: datetime, problems: list[str]) -> datetime |
 
 
 def shifted(p: Period, how: str) -> Period:
-    """The period compared with ``p``: the one before it of the same length ("before"), or the same
-    period a year earlier ("year")."""
+    """The period compared with ``p``: the one before it of the same length ("before"), the same
+    period a year earlier ("year") or a week earlier ("week")."""
+    if how == "week":
+        return Period(
+            p.start - timedelta(days=7), p.end - timedelta(days=7), p.unit, f"{p.text} a week earlier"
+        )
     if how == "year":
         s = (pd.Timestamp(p.start) - pd.DateOffset(years=1)).to_pydatetime()
         e = (pd.Timestamp(p.end) - pd.DateOffset(years=1)).to_pydatetime()

@@ -82,7 +82,7 @@ def explain(
         a.change_pct = change
         word = "up" if v >= pv else "down"
         sentences.append(
-            f"{k.label}{scope} was {k.format_value(v)} {when}, {word} {abs(change):.1f}% "
+            f"{k.label}{scope} {'were' if k.label.endswith('s') else 'was'} {k.format_value(v)} {when}, {word} {abs(change):.1f}% "
             f"({_signed(k, v - pv)}) from {k.format_value(pv)} {'on ' if single_day else 'in '}{prev_label}."
         )
     if single_day and v is not None:
