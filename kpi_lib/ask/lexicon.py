@@ -127,6 +127,27 @@ def _first_data() -> datetime | None:
 
 
 def build() -> Lexicon:
+    """The lexicon of the warehouse as it is: member values, recorded source names, data span."""
+    members: dict[str, list[str]] = {}
+    for d in kpis.dimensions():
+        try:
+            members[d] = [str(v) for v in kpis.dimension_values(d) if v is not None]
+        except KpiError:
+            members[d] = []
+    latest = kpis.latest_data()
+    first = _first_data() if latest is not None else None
+    defs = kpis.definitions()
+    return from_parts(members, _source_names(), first, latest, _unavailable(defs, first, latest))
+
+
+def from_parts(
+    members: dict[str, list[str]],
+    source_names: dict[str, str] | None = None,
+    first: datetime | None = None,
+    latest: datetime | None = None,
+    unavailable: dict[str, str] | None = None,
+) -> Lexicon:
+    """A lexicon from catalog.yml plus the given warehouse facts (tests build one without data)."""
     defs = kpis.definitions()
     kpi_phrases: dict[str, str] = {}
     for k in defs.values():
@@ -137,19 +158,13 @@ def build() -> Lexicon:
     for d, meta in dims.items():
         for phrase in (d, meta.get("label", d), *(meta.get("synonyms") or ())):
             dim_phrases.setdefault(norm(phrase), d)
-    source = _source_names()
+    source = dict(source_names or {})
     for name, d in source.items():
         if d in dims:
             dim_phrases.setdefault(norm(name), d)
-    members: dict[str, list[str]] = {}
     member_phrases: dict[str, set[tuple[str, str]]] = {}
     token_owner: dict[str, set[tuple[str, str]]] = {}
-    for d in dims:
-        try:
-            values = [str(v) for v in kpis.dimension_values(d) if v is not None]
-        except KpiError:
-            values = []
-        members[d] = values
+    for d, values in members.items():
         for v in values:
             member_phrases.setdefault(norm(v), set()).add((d, v))
             if d != "product":  # a word of a product name is rarely meant as that product
@@ -160,20 +175,16 @@ def build() -> Lexicon:
         if len(owners) == 1 and w not in member_phrases and w not in kpi_phrases and w not in dim_phrases:
             member_phrases[w] = set(owners)
     vocab = kpis.vocabulary()
-    aliases = {norm(a): list(vs) for a, vs in (vocab.get("aliases") or {}).items()}
-    undefined = {norm(p): str(what) for p, what in (vocab.get("undefined") or {}).items()}
-    latest = kpis.latest_data()
-    first = _first_data() if latest is not None else None
     lex = Lexicon(
         kpis=defs,
         kpi_phrases=kpi_phrases,
         dim_phrases=dim_phrases,
         dim_labels={d: m.get("label", d) for d, m in dims.items()},
-        members=members,
+        members={d: list(members.get(d, [])) for d in dims},
         member_phrases=member_phrases,
-        aliases=aliases,
-        undefined=undefined,
-        unavailable=_unavailable(defs, first, latest),
+        aliases={norm(a): list(vs) for a, vs in (vocab.get("aliases") or {}).items()},
+        undefined={norm(p): str(what) for p, what in (vocab.get("undefined") or {}).items()},
+        unavailable=dict(unavailable or {}),
         first=first,
         latest=latest,
         source_names=source,
