@@ -113,18 +113,49 @@ def test_declines_say_why_and_give_no_number(question, as_of):
     json.loads(a.to_json())
 
 
-def test_why_names_the_dimension_that_moved(as_of):
-    # the demo's Europe checkout outage (kpi_lib.demo): orders fell to a trickle for five hours
-    from kpi_lib import warehouse
-
-    with warehouse.connect_raw(autocommit=True) as conn:
-        at = conn.execute(
-            "select starts_at at time zone ops.business_tz() from ops.anomaly_labels where label_id = 'outage-europe'"
-        ).fetchone()
+def test_why_compares_splits_and_names_overlapping_incidents(db, as_of):
+    # the demo's Europe checkout outage (kpi_lib.demo), with the incident a scan would have stored
+    at = db.execute(
+        "select starts_at at time zone ops.business_tz() from ops.anomaly_labels where label_id = 'outage-europe'"
+    ).fetchone()
     if at is None:
         pytest.skip("this demo is too short to hold the Europe outage")
-    a = ask(f"Why did orders drop on {at[0]:%d %B %Y}?", as_of=as_of, user=ANALYST)
-    assert a.status == "answer" and "Europe" in a.text
+    day = at[0].replace(hour=0)
+    db.execute(
+        "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, ended_at, severity,"
+        " explanation) values ('orders|hour|region=Europe', 'orders', 'hour', 'region', 'Europe',"
+        " (%s::timestamp at time zone ops.business_tz()), (%s::timestamp at time zone ops.business_tz()),"
+        " 'high', 'Orders in Europe fell to a trickle (test incident)') on conflict do nothing",
+        [day + timedelta(hours=10), day + timedelta(hours=15)],
+    )
+    a = ask(f"Why did orders drop on {day:%d %B %Y}?", as_of=as_of, user=ANALYST)
+    assert a.status == "answer"
+    v = kpis.query("orders", "total", start=day, end=day + timedelta(days=1)).value
+    prev = kpis.query("orders", "total", start=day - timedelta(days=7), end=day - timedelta(days=6)).value
+    assert a.value == v and a.change_pct == pytest.approx((v / prev - 1) * 100)
+    assert "By region" in a.text and "By channel" in a.text and "By product" in a.text
+    assert "fell to a trickle (test incident)" in a.text
+
+
+def test_why_says_when_one_order_or_an_order_and_its_reversal_dominates(demo, tmp_path, as_of):
+    from kpi_lib import loader
+
+    path = tmp_path / "big_orders.csv"
+    rows = ["order_id,ordered_at,quantity,unit_price,customer_id,region,category"]
+    for i in range(6):
+        rows.append(f"S{i},2013-06-05 0{i + 1}:15,1,20,C{i},Europe,Books")
+        rows.append(f"T{i},2013-06-06 0{i + 1}:15,1,20,C{i},Europe,Books")
+    rows += [
+        "H1,2013-06-05 10:00,100,500,C9,Europe,Books",
+        "H1R,2013-06-05 11:00,-100,500,C9,Europe,Books",
+        "H2,2013-06-06 10:00,100,500,C8,Europe,Books",
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    loader.load_lines_file(path)
+    a = ask("why was revenue low on 5 June 2013?", as_of=as_of, user=ANALYST)
+    assert a.status == "answer" and "H1" in a.text and "reversal H1R" in a.text and "C9" in a.text
+    b = ask("what happened to revenue on 6 June 2013?", as_of=as_of, user=ANALYST)
+    assert b.status == "answer" and "One order dominates: H2" in b.text
 
 
 def test_a_masked_kpi_shows_no_number_and_a_hidden_one_is_declined(as_of):
