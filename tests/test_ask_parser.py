@@ -82,6 +82,10 @@ def test_exclusions_top_and_bottom():
 def test_by_a_source_column_name_and_over_time():
     r = read("revenue by country last month")
     assert r.shape == "breakdown" and r.question.by == ("region",)
+    r = read("what are the sales per region last month")
+    assert r.shape == "breakdown" and r.question.by == ("region",)
+    r = read("which region had the most orders last month")
+    assert (r.shape, r.question.top, r.question.order) == ("top", 1, "desc")
     r = read("which month had the highest revenue in 2025")
     assert r.shape == "rank_time" and r.rank_grain == "month" and r.question.grain == "month"
     r = read("monthly orders in 2025")

@@ -701,13 +701,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         return r
     if by_dims:
         dim = by_dims[0]
-        ranking = rank_dir is not None or top_n is not None or (which and not re.search(r"\bby\b", joined))
+        at = next(k for k, d in dims_found if d == dim)
+        before = toks[at - 1].word if at else ""
+        asks_which = before in ("which", "what") or (
+            at > 1 and toks[at - 2].word in ("which", "what") and before.isdigit()
+        )
+        ranking = rank_dir is not None or top_n is not None or asks_which
         if ranking:
-            plural = (
-                toks[[k for k, d in dims_found if d == dim][0]].word
-                != sing[[k for k, d in dims_found if d == dim][0]]
-            )
-            n_ = top_n or (5 if plural and not which else 1)
+            plural = toks[at].word != sing[at]
+            n_ = top_n or (5 if plural else 1)
             r.shape = "top"
             r.question = Question(**{**base, "by": (dim,), "top": n_, "order": rank_dir or "desc"})
         else:
