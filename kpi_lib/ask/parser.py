@@ -540,6 +540,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         ):
             names = ["revenue"]
             r.understood.append(("how much ... sell", "KPI: Revenue"))
+        elif (
+            re.search(r"\bhow many\b.*\b(sell|sold|ship|shipped|buy|bought)\b", joined)
+            and any(d in ("product", "category") for _, _, opts, _ in members_found for d, _ in opts)
+            and "units" in lex.kpis
+        ):
+            names = ["units"]  # "how many Vertex Tablets did we sell": pieces of that product
+            r.understood.append(("how many <product> ... sell", "KPI: Units"))
         else:
             what = "a KPI" if not re.search(r"\bhow many\b", joined) else "what to count"
             choices = [k.label for k in lex.kpis.values()]

@@ -83,7 +83,7 @@ def explain(
         word = "up" if v >= pv else "down"
         sentences.append(
             f"{k.label}{scope} {'were' if k.label.endswith('s') else 'was'} {k.format_value(v)} {when}, {word} {abs(change):.1f}% "
-            f"({_signed(k, v - pv)}) from {k.format_value(pv)} {'on ' if single_day else 'in '}{prev_label}."
+            f"({_signed(k, v - pv, ratio=not k.additive)}) from {k.format_value(pv)} {'on ' if single_day else 'in '}{prev_label}."
         )
     if single_day and v is not None:
         band = _band(k, q, as_of)
