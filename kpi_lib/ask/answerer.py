@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -292,6 +293,13 @@ def _masked(a: Answer, k: kpis.Kpi, what: str, keep_rows: bool = False) -> Answe
 
 
 def _finish(a: Answer, note: str | None, as_of: kpis.AsOf) -> Answer:
+    typos = []
+    for r in a.reading:
+        m = re.search(r"\(read as '([^']+)'\)", r["words"] + " " + r["meaning"])
+        if m:
+            typos.append(f"'{r['words'].split(' (')[0]}' as '{m.group(1)}'")
+    if typos:
+        a.text += " (I read " + "; ".join(typos) + ".)"
     if note:
         a.text += " " + note
     return a

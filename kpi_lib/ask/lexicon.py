@@ -75,12 +75,14 @@ class Lexicon:
     def fuzzy(self, phrase: str) -> list[str]:
         """Known phrases within a typo of ``phrase`` (one edit for short words, two for long ones);
         several when it is ambiguous."""
-        if len(phrase) < 4 or not self._fuzzy:
+        # short words are too close to other real words (Iran/Iraq): only 5+ letters, same first letter
+        if len(phrase) < 5 or not self._fuzzy:
             return []
-        limit = 1 if len(phrase) < 8 else 2
+        limit = 1 if len(phrase) < 9 else 2
         hits = process.extract(
             phrase, self._fuzzy, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=5
         )
+        hits = [h for h in hits if h[0][:1] == phrase[:1]]
         if not hits:
             return []
         best = min(h[1] for h in hits)
