@@ -66,11 +66,20 @@ class Lexicon:
     latest: datetime | None = None
     source_names: dict[str, str] = field(default_factory=dict)  # column name -> dimension
     _fuzzy: list[str] = field(default_factory=list)
+    _longest: int = 0
 
     def max_len(self) -> int:
-        return max(
-            (len(p.split()) for p in (*self.kpi_phrases, *self.member_phrases, *self.dim_phrases)), default=1
-        )
+        """Words in the longest known phrase (computed once)."""
+        if not self._longest:
+            phrases = (
+                *self.kpi_phrases,
+                *self.member_phrases,
+                *self.dim_phrases,
+                *self.undefined,
+                *self.aliases,
+            )
+            self._longest = max((len(p.split()) for p in phrases), default=1)
+        return self._longest
 
     def fuzzy(self, phrase: str) -> list[str]:
         """Known phrases within a typo of ``phrase`` (one edit for short words, two for long ones);

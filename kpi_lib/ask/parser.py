@@ -294,7 +294,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     ] = []  # (first tok, last tok, options, words)
     undefined: list[str] = []
     n = len(toks)
-    max_len = min(6, lex.max_len() + 1)
+    max_len = min(12, lex.max_len())
 
     # --- phrases, longest first, left to right ---------------------------------------------------
     i = 0
