@@ -263,3 +263,16 @@ def test_random_questions_never_crash_and_numbers_are_justified(as_of, words):
         for w in words:  # every value travels as a bound parameter, never inside the SQL text
             if w.lower() in ("europe", "books", "'; drop table x; --"):
                 assert w.lower() not in stmt.lower()
+
+
+def test_the_card_escapes_what_it_shows_and_the_magic_answers(as_of):
+    a = ask("<b onmouseover=alert(1)>orders</b> last week", as_of=as_of, user=ANALYST, record=False)
+    card = a._repr_html_()
+    assert "<b onmouseover" not in card and "&lt;b onmouseover" in card
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kpi_lib.ask")
+    got = shell.run_line_magic("ask", "orders last week")
+    assert got.status == "answer" and got.value == kpis.query(kpis.Question.from_dict(got.spec)).value
+    assert "data-ask-value='orders'" in got._repr_html_()

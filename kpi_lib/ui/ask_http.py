@@ -8,6 +8,7 @@ request, so another site cannot ask in someone's name.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import urlparse
 
@@ -71,7 +72,7 @@ class AskHandler(tornado.web.RequestHandler):
     def check_xsrf_cookie(self) -> None:  # same-origin is checked in post()
         return None
 
-    def post(self) -> None:
+    async def post(self) -> None:
         user = self.current_user
         if user is None:
             self.set_status(401)
@@ -89,7 +90,10 @@ class AskHandler(tornado.web.RequestHandler):
         from ..ask import ask
         from ..ask.render import card_html
 
-        answer = ask(question, user=user, surface="landing")
+        # off the event loop: the front door keeps proxying the dashboards while a why question runs
+        answer = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ask(question, user=user, surface="landing")
+        )
         doc = answer.to_dict()
         doc["card"] = card_html(answer)
         self.set_header("Content-Type", "application/json; charset=utf-8")
