@@ -139,6 +139,9 @@ def test_comparisons(text, a, b):
         ("What day of the week has the most orders?", "decline"),
         ("active customers in Electronics last month", "decline"),
         ("revenue where 1=1", "decline"),
+        ("What was the average revenue last month?", "decline"),  # per day? per order? not guessed
+        ("What was the last order?", "decline"),
+        ("What percentage of revenue came from Europe last month?", "decline"),
     ],
 )
 def test_declines_and_clarifications(text, status):

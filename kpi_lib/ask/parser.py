@@ -39,8 +39,6 @@ FILLER = set(
     doing perform performed performing performance result results numbers
     which who where when whose
     some any each every
-    last past previous
-    average avg mean
     """.split()
 )
 EXCLUDE_CUES = (
@@ -274,6 +272,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "Seasonal patterns (by weekday, hour of day or month of year) are not a KPI breakdown I keep; "
             "ask for a ranking over days, weeks or months in a period instead.",
         )
+    if re.search(r"\b(share|proportion|fraction|portion|ratio of)\b|\bpercent(age)? of\b|%\s*of\b", t):
+        return r.refuse(
+            "decline",
+            "Shares of a total are not something I compute; ask for the breakdown (e.g. 'revenue by region "
+            "last month') and compare the values.",
+        )
     found, problems = timephrases.find(t, as_of)
     if problems:
         return r.refuse("clarify", "; ".join(problems) + ".")
@@ -454,6 +458,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         }
     )
     unknown = []
+    averaged = [t_.word for t_ in toks if t_.role is None and t_.word in ("average", "avg", "mean", "median")]
+    if averaged:
+        return r.refuse(
+            "decline",
+            f"'{averaged[0]}' of what? I answer totals per period and the KPIs as defined (average order value "
+            "is one); an average per day or per customer is not defined in the catalog. Try 'revenue by day "
+            "last month' to see the days.",
+            lex.suggestions(),
+        )
     for idx, tok in enumerate(toks):
         if tok.role is not None:
             continue
