@@ -47,15 +47,13 @@ def _scope(q: Question, lex: Lexicon) -> str:
 
 def link(q: Question) -> str | None:
     """The same view in the executive dashboard (its URL parameters; end is an inclusive day)."""
-    if q.start is None or q.end is None:
-        return None
+    if q.start is None or q.end is None or q.exclude or any(len(vs) != 1 for _, vs in q.where):
+        return None  # the page filters one value per dimension: no link rather than a wider view
     params: dict[str, str] = {"kpi": q.kpi, "start": f"{q.start:%Y-%m-%d}"}
     last = q.end - timedelta(days=1) if q.end == kpis.floor_period(q.end, "day") else q.end
     params["end"] = f"{max(last, q.start):%Y-%m-%d}"
     drill = []
     for d, vs in q.where:
-        if len(vs) != 1:
-            continue
         if d in ("region", "channel", "category"):
             params[d] = vs[0]
         elif d == "product":
