@@ -201,7 +201,7 @@ class LandingHandler(Base):
             "<a class='card' href='/inbox'><h3>Inbox<span class='tag'>mail</span></h3>"
             "<p>Alert e-mails received by the demo mail server.</p></a>"
         )
-        ask = ask_http.box_html()
+        ask = ask_http.box_html(self.xsrf_token.decode())
         self.finish(_page("KPI Suite", f"{ask}<h2>Dashboards</h2><div class='cards'>{cards}</div>", user))
 
 
@@ -416,6 +416,7 @@ def make_app(panel_url: str, voila_url: str) -> tornado.web.Application:
             (r"/healthz", HealthHandler),
             (r"/(?:panel/|voila/)?favicon.ico", NoContentHandler),  # browsers ask; no 404 in the console
             (r"/ask", AskHandler),
+            (r"/ask/box.js", ask_http.ScriptHandler),
             (r"/ask/suggest", SuggestHandler),
             (r"/inbox", InboxHandler),
             (r"/inbox/([^/]+)", InboxHandler),

@@ -3,12 +3,14 @@
 ``POST /ask`` {"q": "..."} answers for the signed-in user (their masking applies) and returns the
 Answer's JSON plus its card as HTML (escaped by :mod:`kpi_lib.ask.render`); ``GET /ask/suggest?q=``
 lists completions while typing. Both need a signed-in user; the POST also needs a same-origin
-request, so another site cannot ask in someone's name.
+request (and the page's XSRF token where the server checks them), so another site cannot ask in
+someone's name. The box's script is a file (``GET /ask/box.js``), never inline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 from urllib.parse import urlparse
 
@@ -26,14 +28,20 @@ BOX_HTML = """
   <form id='kpi-ask-form' autocomplete='off'>
     <input id='kpi-ask-input' name='q' list='kpi-ask-suggestions' placeholder='Ask: revenue in Europe last month, top 5 products by units this year, why did orders drop yesterday?' aria-label='Question'>
     <datalist id='kpi-ask-suggestions'></datalist>
+    <input type='hidden' id='kpi-ask-xsrf' value='{xsrf}'>
     <button type='submit'>Ask</button>
   </form>
   <div id='kpi-ask-out' class='kpi-ask-out' aria-live='polite'></div>
 </section>
-<script>
+<script src='/ask/box.js'></script>
+"""
+
+# A file of its own, not inline: the front door's Content-Security-Policy allows only our scripts.
+BOX_JS = """
 (function () {
   var form = document.getElementById('kpi-ask-form'), input = document.getElementById('kpi-ask-input');
   var out = document.getElementById('kpi-ask-out'), list = document.getElementById('kpi-ask-suggestions');
+  var xsrf = document.getElementById('kpi-ask-xsrf').value;
   var timer = null;
   input.addEventListener('input', function () {
     clearTimeout(timer);
@@ -51,26 +59,33 @@ BOX_HTML = """
     e.preventDefault();
     if (!input.value.trim()) return;
     out.innerHTML = "<div class='kpi-ask-busy'>Answering…</div>";
-    fetch('/ask', {method: 'POST', credentials: 'same-origin', headers: {'Content-Type': 'application/json'},
+    fetch('/ask', {method: 'POST', credentials: 'same-origin',
+                   headers: {'Content-Type': 'application/json', 'X-XSRFToken': xsrf},
                    body: JSON.stringify({q: input.value})})
       .then(function (r) { return r.json(); })
-      .then(function (d) { out.innerHTML = d.card; })  // server-rendered, every value escaped
+      .then(function (d) { out.innerHTML = d.card || ''; })  // server-rendered, every value escaped
       .catch(function (err) { out.textContent = 'Ask failed: ' + err; });
   });
 })();
-</script>
 """
 
 
-def box_html() -> str:
-    return f"<style>{BOX_CSS}</style>{BOX_HTML}"
+def box_html(xsrf_token: str = "") -> str:
+    """The box for a page; ``xsrf_token`` is the page handler's (sent back with each question)."""
+    return f"<style>{BOX_CSS}</style>" + BOX_HTML.replace("{xsrf}", html.escape(xsrf_token, quote=True))
+
+
+class ScriptHandler(tornado.web.RequestHandler):
+    """GET /ask/box.js: the box's script."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/javascript; charset=utf-8")
+        self.set_header("Cache-Control", "max-age=3600")
+        self.finish(BOX_JS)
 
 
 class AskHandler(tornado.web.RequestHandler):
     """POST /ask: the answer for the signed-in user as JSON, with its card."""
-
-    def check_xsrf_cookie(self) -> None:  # same-origin is checked in post()
-        return None
 
     async def post(self) -> None:
         user = self.current_user
