@@ -41,6 +41,9 @@ def read(text):
         ("revenue on March 3rd, 2026", "revenue", "2026-03-03", "2026-03-04", {}),
         ("revenue on 2026-03-03", "revenue", "2026-03-03", "2026-03-04", {}),
         ("sales in April", "revenue", "2025-04-01", "2025-05-01", {}),
+        ("orders since January", "orders", "2026-01-01", "2026-03-19", {}),
+        ("revenue over the past year", "revenue", "2025-03-19", "2026-03-19", {}),
+        ("revenue last year", "revenue", "2025-01-01", "2026-01-01", {}),
         ("Revenue in Eurpoe last month", "revenue", "2026-02-01", "2026-03-01", {"region": ["Europe"]}),
         ("sales in the UK in 2025", "revenue", "2025-01-01", "2026-01-01", {"region": ["United Kingdom"]}),
         (
@@ -141,6 +144,7 @@ def test_comparisons(text, a, b):
         ("revenue where 1=1", "decline"),
         ("What was the average revenue last month?", "decline"),  # per day? per order? not guessed
         ("What was the last order?", "decline"),
+        ("How many sales did we make last month?", "clarify"),  # orders or money?
         ("What percentage of revenue came from Europe last month?", "decline"),
     ],
 )

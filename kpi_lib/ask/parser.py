@@ -573,6 +573,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             [lex.kpis[k].label for k in names],
         )
     kpi = lex.kpis[names[0]]
+    if kpi.unit == "currency" and re.search(r"\bhow many\b", joined) and kpi.additive:
+        # "how many sales": a count of orders, or the money? not guessed
+        choices = [lex.kpis[k].label for k in ("orders", "units") if k in lex.kpis] + [kpi.label]
+        return r.refuse(
+            "clarify", f"'How many' asks for a count, and {kpi.label} is money: which do you mean?", choices
+        )
     if kpi.name in lex.unavailable:
         return r.refuse(
             "decline",

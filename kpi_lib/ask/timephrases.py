@@ -237,6 +237,14 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         a = _absolute_day(m.group(1), today, problems)
         if a:
             add(m, Period(a, tomorrow, "span", m.group(0), so_far=True))
+    for m in each(rf"\bsince (?:the start of |the beginning of )?(?:({_MON})(?:,? ({_YEAR}))?|({_YEAR}))\b"):
+        if m.group(3):
+            a = datetime(int(m.group(3)), 1, 1)
+        else:
+            month = MONTHS[m.group(1)]
+            a = datetime(int(m.group(2)), month, 1) if m.group(2) else _latest_month(month, today)
+        if a < tomorrow:
+            add(m, Period(a, tomorrow, "span", m.group(0), so_far=True))
     # --- the week starting ... ----------------------------------------------------------------
     for m in each(rf"\b(?:the )?week (?:starting|beginning|commencing|from|of)(?: on)? ({day_pat})\b"):
         a = _absolute_day(m.group(1), today, problems)
@@ -298,6 +306,13 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         cur = floor_period(today, unit)
         if which in ("this", "current", "the current"):
             add(m, Period(cur, tomorrow, unit, m.group(0), so_far=True))
+        elif which == "past":  # "the past year": the twelve months up to the as-of, not last year
+            months = {"week": 0, "month": 1, "quarter": 3, "year": 12}[unit]
+            if unit == "week":
+                start = tomorrow - timedelta(weeks=1)
+            else:
+                start = (pd.Timestamp(tomorrow) - pd.DateOffset(months=months)).to_pydatetime()
+            add(m, Period(start, tomorrow, "span", m.group(0), so_far=True))
         else:
             add(m, Period(_back(cur, unit), cur, unit, m.group(0)))
     for m in each(rf"\b(?:(last|this|on|previous|past) )?({_WD})\b"):
