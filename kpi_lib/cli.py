@@ -331,6 +331,36 @@ def query(
 
 
 @app.command()
+def ask(
+    question: Annotated[list[str], typer.Argument(help="The question, in plain English")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="What 'now' is for relative dates (default: the latest data, or now if live)"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    user: Annotated[
+        str | None, typer.Option(help="Answer as this dashboard user (their masking applies)")
+    ] = None,
+) -> None:
+    """Answer a question about the KPIs exactly, with its SQL and sources, or say why not."""
+    from . import auth
+    from .ask import ask as run
+    from .ask.render import text
+
+    try:
+        who = auth.user(user) if user else None
+        answer = run(" ".join(question), as_of=as_of, user=who, surface="cli")
+    except KpiError as exc:
+        _fail(exc)
+    if fmt == "json":
+        sys.stdout.write(answer.to_json() + "\n")
+        return
+    console.print(text(answer), markup=False, highlight=False)
+    if answer.sql:
+        err.print(answer.sql, markup=False, highlight=False)
+
+
+@app.command()
 def sql(
     statement: Annotated[
         str | None, typer.Argument(help="One statement; omit for an interactive psql")

@@ -541,6 +541,7 @@ def load_lines_file(
         summary.rejected = len(rejects)
         summary.orders = good["order_id"].nunique()
         summary.reasons = Counter(rejects["_kind"])
+        _record_source_names(conn, summary.mapping, source)
         conn.execute(
             "insert into bronze.file_loads (path, sha256, kind, mapping, rows_in, loaded, rejected, version) "
             "values (%s, %s, 'lines', %s, %s, %s, %s, %s)",
@@ -560,6 +561,31 @@ def load_lines_file(
     _analyze()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+#: silver fields that are dimensions of the semantic layer, and the dimension each one is
+DIMENSION_FIELDS = {
+    "region": "region",
+    "channel": "channel",
+    "category": "category",
+    "product_name": "product",
+}
+
+
+def _record_source_names(conn: psycopg.Connection, mapping: dict[str, str], source: str) -> None:
+    """Keep the file's own names for the dimensions (``Country`` for region) in ops.source_names, so
+    people can ask "by country" about data that calls its regions countries."""
+    for fld, dim in DIMENSION_FIELDS.items():
+        col = mapping.get(fld)
+        if not col or _key(col) in (_key(fld), _key(dim)):
+            continue
+        name = re.sub(r"[_\-.]+", " ", str(col)).strip().lower()
+        conn.execute(
+            "insert into ops.source_names (source_name, dimension, source) values (%s, %s, %s) "
+            "on conflict (source_name) do update set dimension = excluded.dimension, "
+            "source = excluded.source, recorded_at = now()",
+            [name, dim, source],
+        )
 
 
 def _sha256(path: Path) -> str:

@@ -24,6 +24,7 @@ import param
 from .. import auth, incidents, kpis, stream
 from ..errors import AuthError
 from ..formats import spreadsheet_safe
+from .ask_box import AskBox
 from .tiles import TileData, tiles_html
 
 log = logging.getLogger(__name__)
@@ -809,8 +810,12 @@ def app() -> pn.viewable.Viewable:
         dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
     _first_paint(dash)
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
+    parts = dash.main()
+    dash.ask_box = AskBox(dash.user)
     main = pn.Column(
-        *dash.main(),
+        parts[0],
+        dash.ask_box.view(),
+        *parts[1:],
         sizing_mode="stretch_width",
         margin=(10, 10),
         styles={"flex": "1 1 560px", "min-width": "300px"},

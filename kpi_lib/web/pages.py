@@ -22,6 +22,7 @@ from ..auth import sessions
 from ..config import settings
 from ..errors import AuthError, KpiError
 from ..scope import RowScope
+from ..ui import ask_http
 from . import security
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,19 @@ class LandingHandler(Base):
         user = self.require_user()
         if user is None:
             return
-        self.page("landing.html", dashboards=self.dashboards())
+        self.page("landing.html", dashboards=self.dashboards(), ask_box=ask_http.box_html(self.xsrf_token.decode()))
+
+
+class AskHandler(Base, ask_http.AskHandler):
+    """The landing page's Ask box (kpi_lib.ui.ask_http), for the signed-in user in their rows."""
+
+
+class SuggestHandler(Base, ask_http.SuggestHandler):
+    """Completions while typing in the Ask box."""
+
+
+class AskScriptHandler(Base, ask_http.ScriptHandler):
+    """The Ask box's script (a file: the pages' policy runs no inline script)."""
 
 
 def _rows(doc: dict | None) -> RowScope | None:

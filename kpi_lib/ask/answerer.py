@@ -1,0 +1,303 @@
+"""A :class:`~kpi_lib.ask.parser.Reading` -> an :class:`Answer`. Every number comes from
+``kpis.query``; masking and visibility apply exactly as on the dashboards."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pandas as pd
+
+from .. import auth, kpis
+from ..kpis import Question
+from .answer import Answer
+from .lexicon import Lexicon
+from .parser import Reading
+
+PAGE = "/panel/executive"
+
+
+def plural(label: str) -> str:
+    label = label.lower()
+    return label[:-1] + "ies" if label.endswith("y") else label + "s"
+
+
+def _was(k: kpis.Kpi) -> str:
+    return "were" if k.label.endswith("s") else "was"
+
+
+def _fmt(k: kpis.Kpi, v: float | None) -> str:
+    return k.format_value(v)
+
+
+def _scope(q: Question, lex: Lexicon) -> str:
+    """' in Europe or Asia Pacific, excluding Books' for a sentence."""
+    parts = []
+    for _dim, vs in q.where:
+        parts.append(" or ".join(vs))
+    text = f" in {', '.join(parts)}" if parts else ""
+    excl = [v for _, vs in q.exclude for v in vs]
+    if excl:
+        text += f" excluding {', '.join(excl)}"
+    return text
+
+
+def link(q: Question) -> str | None:
+    """The same view in the executive dashboard (its URL parameters; end is an inclusive day)."""
+    if q.start is None or q.end is None or q.exclude or any(len(vs) != 1 for _, vs in q.where):
+        return None  # the page filters one value per dimension: no link rather than a wider view
+    params: dict[str, str] = {"kpi": q.kpi, "start": f"{q.start:%Y-%m-%d}"}
+    last = q.end - timedelta(days=1) if q.end == kpis.floor_period(q.end, "day") else q.end
+    params["end"] = f"{max(last, q.start):%Y-%m-%d}"
+    drill = []
+    for d, vs in q.where:
+        if d in ("region", "channel", "category"):
+            params[d] = vs[0]
+        elif d == "product":
+            drill.append(f"product:{vs[0]}")
+    if drill:
+        params["drill"] = "|".join(drill)
+    return f"{PAGE}?{urlencode(params)}"
+
+
+def _coverage(lex: Lexicon, start: datetime, end: datetime) -> tuple[str | None, str | None]:
+    """(a reason to decline: the period is outside the data; a note: it is only partly covered)."""
+    first, latest = lex.first, kpis.latest_data()  # memoised per data version: batches move it
+    if first is None or latest is None:
+        return "The warehouse holds no data yet.", None
+    span = f"The data covers {first:%-d %b %Y} to {latest:%-d %b %Y %H:%M}"
+    if start > latest or end <= first:
+        return (
+            f"{span}; the period asked about ({start:%-d %b %Y} – {(end - timedelta(seconds=1)):%-d %b %Y}) "
+            "is outside it."
+        ), None
+    notes = []
+    if end > latest + timedelta(seconds=1):
+        notes.append(f"data ends at {latest:%H:%M} on {latest:%-d %b %Y}")
+    if start < first.replace(hour=0, minute=0, second=0, microsecond=0):
+        notes.append(f"data starts on {first:%-d %b %Y}")
+    return None, ("The period is only partly covered: " + " and ".join(notes) + ".") if notes else None
+
+
+def _rows(df: pd.DataFrame, grain: str | None = None) -> list[dict[str, Any]]:
+    out = df.copy()
+    if "period" in out:
+        out["period"] = [kpis.period_label(p, grain or "day") for p in out["period"]]
+    return out.to_dict(orient="records")
+
+
+def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) -> Answer:
+    a = Answer(
+        question=reading.text, status=reading.status, text="", as_of=as_of.at.isoformat(timespec="seconds")
+    )
+    a.as_of_text = as_of.describe()
+    a.reading = [{"words": w, "meaning": m} for w, m in reading.understood]
+    a.shape = reading.shape
+    if reading.status != "answer":
+        a.reason, a.choices = reading.reason, reading.choices
+        a.text = reading.reason or "I cannot answer that."
+        return a
+    q = reading.question
+    k = lex.kpis[q.kpi]
+    a.kpi, a.spec = k.name, q.to_dict()
+    if not user.can_see(k.name):
+        return _refuse(a, "decline", f"Your role does not include {k.label}.")
+    why_out, note = _coverage(lex, q.start, q.end)
+    if why_out:
+        return _refuse(a, "decline", why_out)
+    masked = user.is_masked(k.name)
+    a.masked = masked
+    a.link = link(q)
+    scope = _scope(q, lex)
+    when = (
+        reading.period.phrase()
+        if not reading.whole_data
+        else f"across all the data ({reading.period.describe()})"
+    )
+    if reading.shape == "why":
+        from .why import explain
+
+        return explain(a, reading, as_of, lex, masked, note)
+    if reading.shape == "compare":
+        out_b, note_b = _coverage(lex, reading.compare_to.start, reading.compare_to.end)
+        if out_b:
+            return _refuse(a, "decline", out_b)
+        if note_b:
+            note = " ".join(
+                x
+                for x in (note, f"For {reading.period_b.describe()}: " + note_b[0].lower() + note_b[1:])
+                if x
+            )
+        ra = kpis.query(q, as_of=as_of)
+        rb = kpis.query(reading.compare_to, as_of=as_of)
+        a.compare_spec = reading.compare_to.to_dict()
+        va, vb = ra.value, rb.value
+        _provenance(a, ra, rb)
+        if va is None or vb is None:
+            return _refuse(
+                a, "decline", f"{k.label} has no value for one of the periods (nothing to divide by)."
+            )
+        a.value = va
+        a.change_pct = (va / vb - 1) * 100 if vb else None
+        a.rows = [
+            {"period": reading.period.describe(), "value": va},
+            {"period": reading.period_b.describe(), "value": vb},
+        ]
+        if masked:
+            return _masked(a, k, f"{k.label}{scope} {when} compared with {reading.period_b.describe()}")
+        if a.change_pct is None:
+            a.text = f"{k.label}{scope} {_was(k)} {_fmt(k, va)} {when}, against {_fmt(k, vb)} {reading.period_b.describe()} (no change in percent: the earlier value is zero)."
+        else:
+            direction = "up" if va >= vb else "down"
+            a.text = (
+                f"{k.label}{scope} {_was(k)} {_fmt(k, va)} {when}, {direction} {abs(a.change_pct):.1f}% "
+                f"from {_fmt(k, vb)} {reading.period_b.phrase()}."
+            )
+        a.formatted = f"{a.change_pct:+.1f}%" if a.change_pct is not None else _fmt(k, va)
+        return _finish(a, note, as_of)
+    if reading.shape == "value":
+        r = kpis.query(q, as_of=as_of)
+        _provenance(a, r)
+        a.value = r.value
+        a.rows = [{"value": r.value}]
+        if masked:
+            return _masked(a, k, f"{k.label}{scope} {when}")
+        a.formatted = k.format_compact(r.value)
+        a.text = (
+            f"{k.label}{scope} {_was(k)} {_fmt(k, r.value)} {when}."
+            if r.value is not None
+            else f"{k.label}{scope} has no value {when} (nothing to divide by)."
+        )
+        return _finish(a, note, as_of)
+    if reading.shape in ("top", "breakdown"):
+        dim = q.by[0]
+        full = kpis.query(q.replace(top=None, order="desc"), as_of=as_of)
+        _provenance(a, full)
+        pairs = [
+            (str(x), float(v)) for x, v in zip(full.df[dim], full.df["value"], strict=True) if pd.notna(v)
+        ]
+        desc = q.order != "asc"
+        pairs = sorted(pairs, key=lambda p: p[1], reverse=desc)
+        if reading.shape == "top":
+            pairs = pairs[: q.top]
+        a.rows = [{dim: lab, "value": v} for lab, v in pairs]
+        label = lex.dim_labels.get(dim, dim).lower()
+        if masked:
+            a.labels = None if reading.shape == "top" else sorted(lab for lab, _ in pairs)
+            for row in a.rows:
+                row["value"] = auth.MASK
+            a.rows = sorted(a.rows, key=lambda row: row[dim])
+            return _masked(a, k, f"{k.label}{scope} by {label} {when}", keep_rows=True)
+        a.labels = [lab for lab, _ in pairs]
+        if not pairs:
+            a.text = f"No {label} has a {k.label.lower()} value{scope} {when}."
+        elif reading.shape == "top":
+            word = "highest" if desc else "lowest"
+            listed = ", ".join(f"{lab} ({_fmt(k, v)})" for lab, v in pairs)
+            head = (
+                f"The {label} with the {word} {k.label.lower()}"
+                if len(pairs) == 1
+                else f"The {len(pairs)} {plural(label)} with the {word} {k.label.lower()}"
+            )
+            a.text = f"{head}{scope} {when}: {listed}."
+            if len(pairs) == 1:
+                a.value, a.formatted = pairs[0][1], f"{pairs[0][0]}"
+        else:
+            listed = ", ".join(f"{lab} {_fmt(k, v)}" for lab, v in pairs[:8])
+            more = f" and {len(pairs) - 8} more" if len(pairs) > 8 else ""
+            a.text = f"{k.label}{scope} by {label} {when}: {listed}{more}."
+        return _finish(a, note, as_of)
+    if reading.shape in ("rank_time", "trend"):
+        grain = reading.rank_grain if reading.shape == "rank_time" else q.grain
+        pairs, results = _over_time(q, grain, as_of)
+        _provenance(a, *results[:1])
+        if len(results) > 1:
+            a.sql = "\n-- next period:\n".join(dict.fromkeys(r.sql for r in results))
+        a.rows = [{"period": lab, "value": v} for lab, v in pairs]
+        if masked:
+            a.labels = None
+            for row in a.rows:
+                row["value"] = auth.MASK
+            return _masked(a, k, f"{k.label}{scope} by {grain} {when}", keep_rows=True)
+        if reading.shape == "trend":
+            a.labels = [lab for lab, _ in pairs]
+            listed = ", ".join(f"{lab} {_fmt(k, v)}" for lab, v in pairs[-12:] if v is not None)
+            a.text = f"{k.label}{scope} by {grain} {when}: {listed}."
+            return _finish(a, note, as_of)
+        if grain in ("week", "month", "quarter", "year"):
+            first = kpis.floor_period(q.start, grain)
+            last_end = kpis.next_period(kpis.floor_period(q.end - timedelta(seconds=1), grain), grain)
+            if first < q.start or last_end > q.end:
+                edge = f"{grain}s at the edges of the period count only their days inside it"
+                note = f"{note} Note: {edge}." if note else f"Note: {edge}."
+        valid = [(lab, v) for lab, v in pairs if v is not None and not math.isnan(v)]
+        ranked = sorted(valid, key=lambda p: p[1], reverse=reading.order != "asc")[: reading.top_n]
+        a.labels = [lab for lab, _ in ranked]
+        word = "highest" if reading.order != "asc" else "lowest"
+        if not ranked:
+            a.text = f"No {grain} has a {k.label.lower()} value{scope} {when}."
+        else:
+            listed = ", ".join(f"{lab} ({_fmt(k, v)})" for lab, v in ranked)
+            a.text = f"The {grain}{'s' if len(ranked) > 1 else ''} with the {word} {k.label.lower()}{scope} {when}: {listed}."
+            if len(ranked) == 1:
+                a.value, a.formatted = ranked[0][1], ranked[0][0]
+        return _finish(a, note, as_of)
+    return _refuse(a, "decline", "I cannot answer questions of that shape yet.")
+
+
+def _over_time(q: Question, grain: str, as_of: kpis.AsOf) -> tuple[list[tuple[str, float | None]], list]:
+    """(label, value) per period of ``grain`` in the question's range; quarters and years are one
+    total per period (ratios do not add up across months)."""
+    if grain in ("hour", "day", "week", "month"):
+        r = kpis.query(q.replace(grain=grain), as_of=as_of)
+        return [
+            (kpis.period_label(p, grain), None if pd.isna(v) else float(v))
+            for p, v in zip(r.df["period"], r.df["value"], strict=True)
+        ], [r]
+    pairs, results = [], []
+    start = kpis.floor_period(q.start, grain)
+    while start < q.end:
+        nxt = kpis.next_period(start, grain)
+        r = kpis.query(q.replace(grain="total", start=max(start, q.start), end=min(nxt, q.end)), as_of=as_of)
+        pairs.append((kpis.period_label(start, grain), r.value))
+        results.append(r)
+        start = nxt
+    return pairs, results
+
+
+def _provenance(a: Answer, *results: kpis.QueryResult) -> None:
+    a.sql = "\n-- compared with:\n".join(r.sql for r in results)
+    a.catalog_entries = list(dict.fromkeys(e for r in results for e in r.catalog_entries))
+    a.data_version = max(r.version for r in results)
+
+
+def _refuse(a: Answer, status: str, reason: str) -> Answer:
+    a.status, a.reason, a.text = status, reason, reason
+    a.value = a.change_pct = None
+    a.labels, a.rows = None, []
+    return a
+
+
+def _masked(a: Answer, k: kpis.Kpi, what: str, keep_rows: bool = False) -> Answer:
+    a.value = a.change_pct = None
+    a.formatted = auth.MASK
+    if not keep_rows:
+        a.rows = [{key: auth.MASK if key == "value" else v for key, v in row.items()} for row in a.rows]
+    a.text = f"{what}: {auth.MASK} ({k.label} is masked for your role)."
+    return a
+
+
+def _finish(a: Answer, note: str | None, as_of: kpis.AsOf) -> Answer:
+    typos = []
+    for r in a.reading:
+        m = re.search(r"\(read as '([^']+)'\)", r["words"] + " " + r["meaning"])
+        if m:
+            typos.append(f"'{r['words'].split(' (')[0]}' as '{m.group(1)}'")
+    if typos:
+        a.text += " (I read " + "; ".join(typos) + ".)"
+    if note:
+        a.text += " " + note
+    return a

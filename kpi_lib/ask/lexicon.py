@@ -1,0 +1,232 @@
+"""What Ask understands, built from catalog.yml and the warehouse (never from a list of questions).
+
+- KPIs by name, label and ``synonyms``;
+- dimensions by name, label, ``synonyms`` and the source column names ``kpi load --map`` recorded
+  in ``ops.source_names`` (a user who mapped ``region=Country`` may say "by country");
+- member values read from the warehouse, matched case-insensitively, by a word only they contain
+  ("toys" -> Toys & Games), by alias ("the UK") and fuzzily ("Eurpoe");
+- measures the catalog does not define (``vocabulary.undefined``), declined with a reason;
+- KPIs whose inputs were never loaded (gross margin without unit costs).
+
+One lexicon per data version of the views (member values change with data, not with every batch).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
+
+from .. import cache, kpis, warehouse
+from ..errors import KpiError
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[&%$£€]")
+# words too common to name a member on their own ("north" in North America is fine, "and" is not)
+_WEAK = {"and", "the", "of", "for", "in", "on", "at", "to", "a", "an", "by", "with", "de", "la", "le", "&"}
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens (apostrophes and dashes normalised)."""
+    text = text.lower().replace("’", "'").replace("-", " ").replace("_", " ")
+    return _WORD.findall(text)
+
+
+def norm(text: str) -> str:
+    return " ".join(singular(w) for w in words(text))
+
+
+def singular(w: str) -> str:
+    """A crude singular for matching only ("categories" ~ "category", "books" ~ "book")."""
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+@dataclass
+class Lexicon:
+    kpis: dict[str, kpis.Kpi]
+    kpi_phrases: dict[str, str]  # normalised phrase -> KPI name
+    dim_phrases: dict[str, str]  # normalised phrase -> dimension
+    dim_labels: dict[str, str]  # dimension -> label
+    members: dict[str, list[str]]  # dimension -> values
+    member_phrases: dict[str, set[tuple[str, str]]]  # normalised phrase -> {(dimension, value)}
+    aliases: dict[str, list[str]]  # normalised alias -> candidate values
+    undefined: dict[str, str]  # normalised phrase -> what it is
+    unavailable: dict[str, str]  # KPI -> why it cannot be answered on this data
+    first: datetime | None = None  # the first and last order (business time)
+    latest: datetime | None = None
+    source_names: dict[str, str] = field(default_factory=dict)  # column name -> dimension
+    _fuzzy: list[str] = field(default_factory=list)
+    _longest: int = 0
+
+    def max_len(self) -> int:
+        """Words in the longest known phrase (computed once)."""
+        if not self._longest:
+            phrases = (
+                *self.kpi_phrases,
+                *self.member_phrases,
+                *self.dim_phrases,
+                *self.undefined,
+                *self.aliases,
+            )
+            self._longest = max((len(p.split()) for p in phrases), default=1)
+        return self._longest
+
+    def fuzzy(self, phrase: str) -> list[str]:
+        """Known phrases within a typo of ``phrase`` (one edit for short words, two for long ones);
+        several when it is ambiguous."""
+        # short words are too close to other real words (Iran/Iraq): only 5+ letters, same first letter
+        if len(phrase) < 5 or not self._fuzzy:
+            return []
+        limit = 1 if len(phrase) < 9 else 2
+        hits = process.extract(
+            phrase, self._fuzzy, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=5
+        )
+        hits = [h for h in hits if h[0][:1] == phrase[:1]]
+        if not hits:
+            return []
+        best = min(h[1] for h in hits)
+        return [h[0] for h in hits if h[1] == best]
+
+    def suggestions(self) -> list[str]:
+        return [k.label for k in self.kpis.values()]
+
+
+_lock = threading.Lock()
+_memo: dict[str, Lexicon] = {}
+
+
+def lexicon() -> Lexicon:
+    """The lexicon for the warehouse as it is now (rebuilt when the views or source names change)."""
+    kpis.sync_versions()
+    # per refresh of the views, not per batch: on a live stream every batch is a new version
+    key = f"{cache.versions.views_version()}"
+    with _lock:
+        lex = _memo.get(key)
+    if lex is None:
+        lex = build()
+        with _lock:
+            _memo.clear()
+            _memo[key] = lex
+    return lex
+
+
+def _source_names() -> dict[str, str]:
+    try:
+        with warehouse.connect_raw(autocommit=True) as conn:
+            rows = conn.execute("select source_name, dimension from ops.source_names").fetchall()
+    except Exception as exc:  # noqa: BLE001 - an older warehouse without the table: no names yet
+        log.debug("no ops.source_names: %s", exc)
+        return {}
+    return {str(n): str(d) for n, d in rows}
+
+
+def _first_data() -> datetime | None:
+    with warehouse.connect_raw(autocommit=True) as conn:
+        return conn.execute(
+            "select min(ordered_at) at time zone ops.business_tz() from silver.orders"
+        ).fetchone()[0]
+
+
+def build() -> Lexicon:
+    """The lexicon of the warehouse as it is: member values, recorded source names, data span."""
+    members: dict[str, list[str]] = {}
+    for d in kpis.dimensions():
+        try:
+            members[d] = [str(v) for v in kpis.dimension_values(d) if v is not None]
+        except KpiError:
+            members[d] = []
+    latest = kpis.latest_data()
+    first = _first_data() if latest is not None else None
+    defs = kpis.definitions()
+    return from_parts(members, _source_names(), first, latest, _unavailable(defs, first, latest))
+
+
+def from_parts(
+    members: dict[str, list[str]],
+    source_names: dict[str, str] | None = None,
+    first: datetime | None = None,
+    latest: datetime | None = None,
+    unavailable: dict[str, str] | None = None,
+) -> Lexicon:
+    """A lexicon from catalog.yml plus the given warehouse facts (tests build one without data)."""
+    defs = kpis.definitions()
+    kpi_phrases: dict[str, str] = {}
+    for k in defs.values():
+        for phrase in (k.name.replace("_", " "), k.label, *k.synonyms):
+            kpi_phrases.setdefault(norm(phrase), k.name)
+    dims = kpis.dimensions()
+    dim_phrases: dict[str, str] = {}
+    for d, meta in dims.items():
+        for phrase in (d, meta.get("label", d), *(meta.get("synonyms") or ())):
+            dim_phrases.setdefault(norm(phrase), d)
+    source = dict(source_names or {})
+    for name, d in source.items():
+        if d in dims:
+            dim_phrases.setdefault(norm(name), d)
+    member_phrases: dict[str, set[tuple[str, str]]] = {}
+    token_owner: dict[str, set[tuple[str, str]]] = {}
+    for d, values in members.items():
+        for v in values:
+            member_phrases.setdefault(norm(v), set()).add((d, v))
+            if d != "product":  # a word of a product name is rarely meant as that product
+                for w in set(norm(v).split()):
+                    if len(w) >= 3 and w not in _WEAK:
+                        token_owner.setdefault(w, set()).add((d, v))
+    for w, owners in token_owner.items():
+        if len(owners) == 1 and w not in member_phrases and w not in kpi_phrases and w not in dim_phrases:
+            member_phrases[w] = set(owners)
+    vocab = kpis.vocabulary()
+    lex = Lexicon(
+        kpis=defs,
+        kpi_phrases=kpi_phrases,
+        dim_phrases=dim_phrases,
+        dim_labels={d: m.get("label", d) for d, m in dims.items()},
+        members={d: list(members.get(d, [])) for d in dims},
+        member_phrases=member_phrases,
+        aliases={norm(a): list(vs) for a, vs in (vocab.get("aliases") or {}).items()},
+        undefined={norm(p): str(what) for p, what in (vocab.get("undefined") or {}).items()},
+        unavailable=dict(unavailable or {}),
+        first=first,
+        latest=latest,
+        source_names=source,
+    )
+    lex._fuzzy = sorted({p for p in (*kpi_phrases, *member_phrases, *dim_phrases) if len(p) >= 4})
+    return lex
+
+
+def _unavailable(
+    defs: dict[str, kpis.Kpi], first: datetime | None, latest: datetime | None
+) -> dict[str, str]:
+    """KPIs that read nothing on this data: a ratio whose denominator, or a count whose inputs,
+    were never loaded (no unit costs: no gross margin; no customer ids: no customers)."""
+    if first is None or latest is None:
+        return {k: "the warehouse holds no orders yet (load some with `kpi load lines FILE`)" for k in defs}
+    start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = latest.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    out = {}
+    for k in defs.values():
+        parts = kpis.components(k)
+        probe = parts[1] if parts else k
+        # distinct counts over years are the dearest query there is: the last 30 days tell as much
+        frm = max(start, end - timedelta(days=30)) if kpis._DISTINCT.search(probe.expression) else start
+        try:
+            value = kpis.query(probe.name if parts else k.name, "total", start=frm, end=end).value
+        except KpiError as exc:
+            log.debug("probe of %s failed: %s", k.name, exc)
+            continue
+        if not value:
+            out[k.name] = (
+                f"{k.label} is computed from {probe.expression}, and the loaded data has none of it "
+                "(load files with those columns, e.g. unit_cost, to answer it)"
+            )
+    return out

@@ -1,0 +1,757 @@
+"""Question text -> a :class:`Reading`: the typed spec ``kpis.query`` runs, or why not.
+
+Deterministic: every word is read as a KPI, a dimension, a member value, a time phrase, a word
+that shapes the question (top, which, vs, why, excluding...) or a filler word. A content word that
+is none of those makes the reading a decline (or a clarify, when it is a near miss of several
+known words): a number is only ever given for a question that was understood in full. The parser
+never writes SQL; it produces :class:`kpi_lib.kpis.Question` objects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..kpis import Question
+from . import timephrases
+from .lexicon import Lexicon, singular, words
+from .timephrases import Period
+
+# Words that carry no content of their own here (questions, fillers, verbs of selling and buying).
+FILLER = set(
+    """
+    a an the what what's whats was is are were be been being do does did done how much many
+    me us we our ours i you your my it its they their them there here this that these those
+    show tell give get got let's lets please can could would will should shall may might
+    of in on at for from to into over during within across through throughout with by per
+    and or plus also as than then so just only overall total totals in total all altogether
+    number amount value level figure figures count sum whole entire exact exactly approximately
+    have has had having make made making bring brought came come coming generate generated
+    sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping
+    take taken took earn earned earning receive received see seen look looking like
+    kpi metric metrics stat stats statistic statistics data report number's
+    business company store's firm shop our's ever far date period time times
+    something anything things thing stuff much
+    happen happened going go went acquire acquired gain gained win won achieve achieved
+    record recorded saw register registered log logged process processed handle handled
+    deliver delivered via using through
+    doing perform performed performing performance result results numbers
+    which who where when whose
+    some any each every
+    """.split()
+)
+EXCLUDE_CUES = (
+    "not counting",
+    "other than",
+    "apart from",
+    "leaving out",
+    "but not",
+    "excluding",
+    "exclude",
+    "excluded",
+    "except",
+    "without",
+    "ex",
+    "minus",
+    "besides",
+)
+ASC_WORDS = {
+    "bottom",
+    "worst",
+    "lowest",
+    "least",
+    "fewest",
+    "smallest",
+    "weakest",
+    "min",
+    "minimum",
+    "slowest",
+    "poorest",
+    "lower",
+}
+DESC_WORDS = {
+    "top",
+    "best",
+    "highest",
+    "most",
+    "largest",
+    "biggest",
+    "greatest",
+    "strongest",
+    "max",
+    "maximum",
+    "peak",
+    "leading",
+    "busiest",
+    "higher",
+    "more",
+}
+RANK_WORDS = (
+    ASC_WORDS | DESC_WORDS | {"rank", "ranked", "ranking", "selling", "performing", "seller", "sellers"}
+)
+COMPARE_WORDS = {
+    "vs",
+    "versus",
+    "compared",
+    "compare",
+    "comparison",
+    "against",
+    "growth",
+    "grow",
+    "grew",
+    "grown",
+    "change",
+    "changed",
+    "increase",
+    "increased",
+    "decrease",
+    "decreased",
+    "difference",
+    "yoy",
+    "mom",
+    "wow",
+    "percent",
+    "percentage",
+    "pct",
+    "%",
+    "up",
+    "down",
+    "rise",
+    "rose",
+    "fall",
+    "fell",
+    "drop",
+    "dropped",
+}
+WHY_WORDS = {"why", "explain", "cause", "caused", "drove", "driver", "drivers", "reason", "reasons", "behind"}
+WHY_STATES = {
+    "drop",
+    "dropped",
+    "fall",
+    "fell",
+    "low",
+    "high",
+    "spike",
+    "spiked",
+    "jump",
+    "jumped",
+    "rise",
+    "rose",
+    "surge",
+    "surged",
+    "dip",
+    "dipped",
+    "decline",
+    "declined",
+    "increase",
+    "increased",
+    "decrease",
+    "decreased",
+    "weak",
+    "strong",
+    "poor",
+    "bad",
+    "good",
+    "unusual",
+    "odd",
+    "strange",
+    "so",
+    "around",
+    "big",
+    "small",
+    "change",
+    "changed",
+    "go",
+    "happened",
+    "happen",
+    "to",
+    "up",
+    "down",
+}
+TIME_GRAINS = {
+    "day": "day",
+    "daily": "day",
+    "days": "day",
+    "date": "day",
+    "week": "week",
+    "weekly": "week",
+    "weeks": "week",
+    "month": "month",
+    "monthly": "month",
+    "months": "month",
+    "quarter": "quarter",
+    "quarterly": "quarter",
+    "quarters": "quarter",
+    "year": "year",
+    "yearly": "year",
+    "annual": "year",
+    "annually": "year",
+    "years": "year",
+    "hour": "hour",
+    "hourly": "hour",
+    "hours": "hour",
+    "weekday": "weekday",
+}
+BREAKDOWN_CUES = {"by", "per", "each", "every", "across", "breakdown", "split", "broken"}
+NUMBER_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "twenty": 20,
+}
+YOY = (
+    "year over year",
+    "year on year",
+    "yoy",
+    "vs last year",
+    "versus last year",
+    "compared with last year",
+    "compared to last year",
+    "than last year",
+)
+
+
+@dataclass
+class Reading:
+    """How a question was read: a status, the question(s) to run and the words behind them."""
+
+    text: str
+    status: str = "answer"  # answer | decline | clarify
+    shape: str = "value"  # value | breakdown | top | rank_time | trend | compare | why
+    question: Question | None = None
+    compare_to: Question | None = None
+    rank_grain: str | None = None  # for a ranking over time
+    top_n: int = 1  # how many periods a ranking over time names
+    order: str = "desc"
+    direction: int | None = None  # a why question's "drop" (-1) or "rise" (+1), when it says one
+    period: Period | None = None
+    period_b: Period | None = None
+    whole_data: bool = False  # no time was named: all the data up to the as-of
+    understood: list[tuple[str, str]] = field(default_factory=list)  # (words, what they were read as)
+    reason: str | None = None
+    choices: list[str] = field(default_factory=list)
+
+    def refuse(self, status: str, reason: str, choices: list[str] | None = None) -> Reading:
+        self.status, self.reason, self.choices = status, reason, list(choices or [])
+        self.question = self.compare_to = None
+        return self
+
+
+@dataclass
+class _Tok:
+    word: str
+    start: int
+    end: int
+    role: str | None = None  # what it was read as
+
+
+def normalise(text: str) -> str:
+    t = text.lower().replace("’", "'").replace("‘", "'").replace("–", "-").replace("—", "-")
+    t = re.sub(r"[\"“”`]", " ", t)
+    return re.sub(r"\s+", " ", t).strip()
+
+
+def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
+    r = Reading(text=text)
+    t = normalise(text)
+    if not words(t):
+        return r.refuse("decline", "The question is empty.", lex.suggestions())
+    if re.search(
+        r"\b(day|hour|month|week)s? of (the )?(week|day|year|month)\b|\bweekdays?\b|\btime of day\b", t
+    ):
+        return r.refuse(
+            "decline",
+            "Seasonal patterns (by weekday, hour of day or month of year) are not a KPI breakdown I keep; "
+            "ask for a ranking over days, weeks or months in a period instead.",
+        )
+    if re.search(r"\b(share|proportion|fraction|portion|ratio of)\b|\bpercent(age)? of\b|%\s*of\b", t):
+        return r.refuse(
+            "decline",
+            "Shares of a total are not something I compute; ask for the breakdown (e.g. 'revenue by region "
+            "last month') and compare the values.",
+        )
+    found, problems = timephrases.find(t, as_of)
+    if problems:
+        return r.refuse("clarify", "; ".join(problems) + ".")
+    toks = [_Tok(m.group(0), m.start(), m.end()) for m in re.finditer(r"[a-z0-9]+(?:'[a-z]+)?|[&%$£€]", t)]
+    for f in found:
+        for tok in toks:
+            if tok.start >= f.span[0] and tok.end <= f.span[1]:
+                tok.role = "time"
+        r.understood.append(
+            (f.period.text, f"time: {f.period.describe()}" if not f.period.relative else "time: relative")
+        )
+    sing = [singular(tok.word) for tok in toks]
+
+    kpis_found: list[tuple[int, str]] = []
+    dims_found: list[tuple[int, str]] = []
+    members_found: list[
+        tuple[int, int, set[tuple[str, str]], str]
+    ] = []  # (first tok, last tok, options, words)
+    undefined: list[str] = []
+    n = len(toks)
+    max_len = min(12, lex.max_len())
+
+    # --- phrases, longest first, left to right ---------------------------------------------------
+    i = 0
+    while i < n:
+        if toks[i].role is not None:
+            i += 1
+            continue
+        hit = None
+        for size in range(min(max_len, n - i), 0, -1):
+            if any(toks[j].role is not None for j in range(i, i + size)):
+                continue
+            phrase = " ".join(sing[i : i + size])
+            raw = " ".join(tok.word for tok in toks[i : i + size])
+            for table, kind in (
+                (lex.kpi_phrases, "kpi"),
+                (lex.undefined, "undefined"),
+                (lex.dim_phrases, "dim"),
+                (lex.member_phrases, "member"),
+                (lex.aliases, "alias"),
+            ):
+                if phrase in table or raw in table:
+                    hit = (size, kind, table.get(phrase, table.get(raw)), raw)
+                    break
+            if hit:
+                break
+        if hit is None:
+            i += 1
+            continue
+        size, kind, what, raw = hit
+        if kind == "member" and size == 1 and raw in FILLER:
+            i += 1
+            continue
+        if kind == "alias":
+            present = [
+                (d, v) for d, vs in lex.members.items() for v in vs if v.lower() in {a.lower() for a in what}
+            ]
+            if not present:
+                i += 1
+                continue
+            kind, what = "member", set(present[:1]) if len({v for _, v in present}) == 1 else set(present)
+        for j in range(i, i + size):
+            toks[j].role = kind
+        if kind == "kpi":
+            kpis_found.append((i, what))
+            r.understood.append((raw, f"KPI: {lex.kpis[what].label}"))
+        elif kind == "undefined":
+            undefined.append(what)
+        elif kind == "dim":
+            dims_found.append((i, what))
+        else:
+            members_found.append((i, i + size - 1, set(what), raw))
+        i += size
+
+    if undefined:
+        return r.refuse(
+            "decline",
+            f"The catalog does not define {undefined[0]}, so I cannot answer with a number. "
+            f"I can answer about: {', '.join(lex.suggestions())}.",
+            lex.suggestions(),
+        )
+
+    # --- numbers, cues and fillers ------------------------------------------------------------------
+    top_n = None
+    joined = " ".join(tok.word for tok in toks)
+    for idx, tok in enumerate(toks):
+        if tok.role is not None:
+            continue
+        w = tok.word
+        if (w.isdigit() or w in NUMBER_WORDS) and top_n is None:
+            prev = toks[idx - 1].word if idx else ""
+            nxt = toks[idx + 1] if idx + 1 < n else None
+            if (
+                prev in RANK_WORDS
+                or prev in ("which", "what", "the")
+                or (nxt is not None and nxt.role == "dim")
+                or (nxt is not None and (nxt.word in RANK_WORDS or nxt.word in TIME_GRAINS))
+            ):
+                value = int(w) if w.isdigit() else NUMBER_WORDS[w]
+                if 0 < value <= 1000:
+                    top_n = value
+                    tok.role = "number"
+                    continue
+    exclude_at: list[int] = []
+    for cue in EXCLUDE_CUES:
+        for m in re.finditer(rf"\b{re.escape(cue)}\b", joined):
+            k = len(joined[: m.start()].split())
+            span = len(cue.split())
+            if all(toks[k + j].role is None for j in range(span)):
+                for j in range(span):
+                    toks[k + j].role = "exclude"
+                exclude_at.append(k + span)
+    why = any(tok.word in WHY_WORDS and tok.role is None for tok in toks) or bool(
+        re.search(r"\bwhat (?:happened|went on|went wrong|changed)\b|\bhow come\b", joined)
+    )
+    compare_cue = any(tok.word in COMPARE_WORDS and tok.role is None for tok in toks) or bool(
+        re.search(r"\bhow did .* (?:compare|do|go)\b", joined)
+    )
+    yoy = any(p in joined for p in YOY)
+    rank_dir = None
+    for tok in toks:
+        if tok.role is None and tok.word in ASC_WORDS | DESC_WORDS:
+            rank_dir = "asc" if tok.word in ASC_WORDS else "desc"
+            tok.role = "rank"
+            break
+    which = any(tok.word in ("which", "what") for tok in toks)
+    time_grain = None
+    for idx, tok in enumerate(toks):
+        if tok.role is None and tok.word in TIME_GRAINS:
+            prev = toks[idx - 1].word if idx else ""
+            if tok.word.endswith("ly") or prev in BREAKDOWN_CUES | {"which", "what", "the", "a"} or rank_dir:
+                time_grain = TIME_GRAINS[tok.word]
+                tok.role = "grain"
+
+    # --- whatever is left must be a known filler or shape word --------------------------------------
+    shape_words = (
+        COMPARE_WORDS
+        | WHY_WORDS
+        | RANK_WORDS
+        | BREAKDOWN_CUES
+        | WHY_STATES
+        | {
+            "which",
+            "what",
+            "top",
+            "bottom",
+            "down",
+            "broken",
+            "out",
+            "trend",
+            "trends",
+            "over",
+            "time",
+            "before",
+            "after",
+            "year",
+            "month",
+            "week",
+            "day",
+            "quarter",
+            "so",
+            "far",
+            "around",
+            "about",
+            "went",
+            "wrong",
+            "come",
+            "did",
+            "compare",
+            "versus",
+            "per",
+            "cent",
+            "rate",
+            "change",
+            "ranking",
+            "list",
+            "order",
+        }
+    )
+    unknown = []
+    averaged = [t_.word for t_ in toks if t_.role is None and t_.word in ("average", "avg", "mean", "median")]
+    if averaged:
+        return r.refuse(
+            "decline",
+            f"'{averaged[0]}' of what? I answer totals per period and the KPIs as defined (average order value "
+            "is one); an average per day or per customer is not defined in the catalog. Try 'revenue by day "
+            "last month' to see the days.",
+            lex.suggestions(),
+        )
+    for idx, tok in enumerate(toks):
+        if tok.role is not None:
+            continue
+        if tok.word in FILLER or tok.word in shape_words or tok.word in ("'s", "s", "$", "£", "€"):
+            tok.role = "filler"
+            continue
+        if tok.word.isdigit() and top_n is None and len(tok.word) <= 3:
+            unknown.append(tok.word)
+            continue
+        near = lex.fuzzy(sing[idx])
+        if len(near) == 1:
+            phrase = near[0]
+            if phrase in lex.kpi_phrases:
+                kpis_found.append((idx, lex.kpi_phrases[phrase]))
+                tok.role = "kpi"
+                r.understood.append(
+                    (tok.word, f"KPI: {lex.kpis[lex.kpi_phrases[phrase]].label} (read as '{phrase}')")
+                )
+            elif phrase in lex.dim_phrases:
+                dims_found.append((idx, lex.dim_phrases[phrase]))
+                tok.role = "dim"
+            else:
+                members_found.append(
+                    (idx, idx, set(lex.member_phrases[phrase]), f"{tok.word} (read as '{phrase}')")
+                )
+                tok.role = "member"
+            continue
+        if len(near) > 1:
+            return r.refuse("clarify", f"'{tok.word}' could mean {' or '.join(repr(x) for x in near)}.", near)
+        unknown.append(tok.word)
+    if unknown:
+        words_ = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
+        return r.refuse(
+            "decline",
+            f"I do not know {words_} here: not a KPI, dimension, value in the data or time I can read. "
+            f"I answer about {', '.join(lex.suggestions())}, by {', '.join(lex.dim_labels.values()).lower()}.",
+            lex.suggestions(),
+        )
+
+    # --- member values: filters and exclusions ----------------------------------------------------
+    where: dict[str, list[str]] = {}
+    exclude: dict[str, list[str]] = {}
+    dim_at = dict(dims_found)
+    used_dims_as_label: set[int] = set()
+    for first, last, options, raw in members_found:
+        dims_here = {d for d, _ in options}
+        if len(dims_here) > 1:
+            near_dim = {dim_at.get(last + 1), dim_at.get(first - 1)} & dims_here
+            if len(near_dim) == 1:
+                options = {(d, v) for d, v in options if d in near_dim}
+            else:
+                choices = [f"{v} ({lex.dim_labels[d].lower()})" for d, v in sorted(options)]
+                return r.refuse(
+                    "clarify", f"'{raw}' is more than one thing in the data: {', '.join(choices)}.", choices
+                )
+        if len({v for _, v in options}) > 1:
+            choices = sorted(v for _, v in options)
+            return r.refuse("clarify", f"'{raw}' could be {' or '.join(choices)}.", choices)
+        d, v = next(iter(options))
+        for k in (last + 1, first - 1):  # "the web channel", "region Europe": the dimension word names it
+            if dim_at.get(k) == d:
+                used_dims_as_label.add(k)
+        excluded = any(
+            first >= e and all(toks[j].role in ("member", "filler", "exclude") for j in range(e, first))
+            for e in exclude_at
+        )
+        (exclude if excluded else where).setdefault(d, []).append(v)
+        r.understood.append(
+            (raw, f"{'excluding' if excluded else ''} {lex.dim_labels[d].lower()} = {v}".strip())
+        )
+    by_dims = [d for k, d in dims_found if k not in used_dims_as_label]
+
+    # --- the KPI ---------------------------------------------------------------------------------------
+    names = list(dict.fromkeys(name for _, name in kpis_found))
+    if not names:
+        if re.search(
+            r"\bhow much\b.*\b(sell|sold|selling|sales|make|made|earn|earned|take|took|bring|brought)\b",
+            joined,
+        ) or (
+            rank_dir
+            and re.search(r"\b(best|top|worst)\s*sell", joined) is None
+            and re.search(r"\bsold\b|\bsell\b", joined)
+            and re.search(r"\bhow much\b", joined)
+        ):
+            names = ["revenue"]
+            r.understood.append(("how much ... sell", "KPI: Revenue"))
+        elif (
+            re.search(r"\bhow many\b.*\b(sell|sold|ship|shipped|buy|bought)\b", joined)
+            and any(d in ("product", "category") for _, _, opts, _ in members_found for d, _ in opts)
+            and "units" in lex.kpis
+        ):
+            names = ["units"]  # "how many Vertex Tablets did we sell": pieces of that product
+            r.understood.append(("how many <product> ... sell", "KPI: Units"))
+        else:
+            what = "a KPI" if not re.search(r"\bhow many\b", joined) else "what to count"
+            choices = [k.label for k in lex.kpis.values()]
+            if re.search(r"\bhow many\b", joined) and re.search(r"\b(sell|sold|ship|shipped)\b", joined):
+                choices = [lex.kpis[k].label for k in ("units", "orders") if k in lex.kpis]
+            return r.refuse("clarify", f"Which KPI do you mean? The question does not name {what}.", choices)
+    if len(names) > 1:
+        return r.refuse(
+            "clarify",
+            f"The question names several KPIs ({', '.join(lex.kpis[k].label for k in names)}); ask about one at a time.",
+            [lex.kpis[k].label for k in names],
+        )
+    kpi = lex.kpis[names[0]]
+    if kpi.unit == "currency" and re.search(r"\bhow many\b", joined) and kpi.additive:
+        # "how many sales": a count of orders, or the money? not guessed
+        choices = [lex.kpis[k].label for k in ("orders", "units") if k in lex.kpis] + [kpi.label]
+        return r.refuse(
+            "clarify", f"'How many' asks for a count, and {kpi.label} is money: which do you mean?", choices
+        )
+    if kpi.name in lex.unavailable:
+        return r.refuse(
+            "decline",
+            lex.unavailable[kpi.name] + ".",
+            [k.label for k in lex.kpis.values() if k.name not in lex.unavailable],
+        )
+    for d in [*where, *exclude, *by_dims]:
+        if d not in kpi.dimensions:
+            return r.refuse(
+                "decline",
+                f"{kpi.label} is not kept by {lex.dim_labels[d].lower()} (it can be split by "
+                f"{', '.join(lex.dim_labels[x].lower() for x in kpi.dimensions) or 'nothing'}).",
+                [lex.kpis[k].label for k in lex.kpis if d in lex.kpis[k].dimensions],
+            )
+
+    # --- time ----------------------------------------------------------------------------------------
+    absolute = [f.period for f in found if not f.period.relative]
+    relative = [f.period for f in found if f.period.relative]
+    if relative and not absolute:  # "the previous month" on its own: the one before the as-of's
+        p = relative[0]
+        unit = p.unit if p.unit in ("day", "week", "month", "quarter", "year") else "day"
+        cur = timephrases.floor_period(as_of.replace(hour=0, minute=0, second=0, microsecond=0), unit)
+        absolute = [
+            timephrases.shifted(Period(cur, timephrases.next_period(cur, unit), unit, p.text), "before")
+        ]
+        relative = []
+    if len(absolute) > 2 or (len(absolute) == 2 and relative):
+        return r.refuse(
+            "clarify", "The question names more than two periods; ask about one (or compare two)."
+        )
+    period_a = absolute[0] if absolute else None
+    period_b = None
+    if len(absolute) == 2:
+        if (
+            re.search(r"\bfrom\b", joined)
+            and re.search(r"\bto\b", joined)
+            and absolute[0].start < absolute[1].start
+        ):
+            period_a, period_b = absolute[1], absolute[0]  # "from 2024 to 2025": 2025 against 2024
+        else:
+            period_a, period_b = absolute
+        if not compare_cue:
+            return r.refuse(
+                "clarify",
+                f"Two periods ({period_a.describe()} and {period_b.describe()}): compare them, or ask about each?",
+                [f"{kpi.label} {period_a.describe()} vs {period_b.describe()}"],
+            )
+        if period_a.unit != period_b.unit and re.fullmatch(r"(last|previous|past|prior) year", period_b.text):
+            period_b = timephrases.shifted(period_a, "year")  # "this month vs last year": the same month
+        elif (period_a.end - period_a.start) != (period_b.end - period_b.start) and (
+            period_a.unit != period_b.unit or period_a.so_far != period_b.so_far
+        ):
+            same = timephrases.shifted(period_a, "before")
+            return r.refuse(
+                "clarify",
+                f"{period_a.describe()} and {period_b.describe()} are not the same length: compare "
+                f"{period_a.describe()} with {same.describe()}, or with all of {period_b.describe()}?",
+                [
+                    f"{kpi.label} {period_a.text} vs {same.describe()}",
+                    f"{kpi.label} {period_a.text} vs {period_b.text}",
+                ],
+            )
+    elif relative and period_a is not None:
+        period_b = timephrases.shifted(period_a, relative[0].relative)
+    elif period_a is not None and (
+        yoy or (compare_cue and not why and not rank_dir and not by_dims and not time_grain)
+    ):
+        versus = re.search(r"\b(vs|versus|compared|compare|against|than)\b", joined)
+        several = [d for d in where if len(where[d]) > 1]
+        if versus and not yoy and several:
+            # "Apparel vs Books last month": the values side by side, not a change over time
+            r.period, r.shape = period_a, "breakdown"
+            r.question = Question(
+                kpi=kpi.name,
+                grain="total",
+                start=period_a.start,
+                end=period_a.end,
+                by=(several[0],),
+                where=where,
+                exclude=exclude,
+            )
+            return r
+        if versus and not yoy:
+            return r.refuse(
+                "clarify",
+                "Compared with what? e.g. 'last month vs the month before' or 'vs the same month last year'.",
+            )
+        period_b = timephrases.shifted(period_a, "year" if yoy else "before")
+    if period_a is None:
+        if lex.latest is None:
+            return r.refuse("decline", "The warehouse holds no data yet.")
+        if why:
+            return r.refuse(
+                "clarify",
+                f"Which day or period should I explain? e.g. 'why did {kpi.label.lower()} drop yesterday'.",
+            )
+        first = (lex.first or as_of).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = as_of.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        period_a = Period(first, end, "span", "all the data", so_far=True)
+        r.whole_data = True
+        if yoy or compare_cue and not rank_dir:
+            return r.refuse("clarify", "Compare which periods? e.g. 'last month vs the month before'.")
+    if period_a.start >= period_a.end:
+        return r.refuse("decline", f"{period_a.text} is an empty period.")
+    r.period, r.period_b = period_a, period_b
+
+    # --- shape -------------------------------------------------------------------------------------
+    base = dict(
+        kpi=kpi.name, grain="total", start=period_a.start, end=period_a.end, where=where, exclude=exclude
+    )
+    if why:
+        r.shape = "why"
+        if re.search(
+            r"\b(drop|dropped|fall|fell|low|lower|dip|dipped|decline|declined|decrease|decreased|weak|poor|down|bad)\b",
+            joined,
+        ):
+            r.direction = -1
+        elif re.search(
+            r"\b(rise|rose|high|higher|spike|spiked|jump|jumped|surge|surged|increase|increased|strong|up|peak)\b",
+            joined,
+        ):
+            r.direction = 1
+        r.question = Question(**base)
+        return r
+    if period_b is not None:
+        if by_dims or rank_dir or time_grain:
+            return r.refuse(
+                "clarify",
+                "I compare two periods as totals; ask for the comparison without a breakdown or ranking.",
+            )
+        r.shape = "compare"
+        r.question = Question(**base)
+        r.compare_to = Question(**{**base, "start": period_b.start, "end": period_b.end})
+        return r
+    if len(by_dims) > 1:
+        return r.refuse("clarify", f"Break down by one dimension at a time ({', '.join(by_dims)}).", by_dims)
+    rank_time = time_grain and (rank_dir or which) and not by_dims
+    if rank_time:
+        if time_grain == "weekday":
+            return r.refuse("decline", "Rankings by weekday are not supported; ask by day, week or month.")
+        r.shape = "rank_time"
+        r.rank_grain = time_grain
+        grain = time_grain if time_grain in ("hour", "day", "week", "month") else "total"
+        r.question = Question(**{**base, "grain": grain})
+        r.top_n, r.order = top_n or 1, rank_dir or "desc"
+        return r
+    if by_dims:
+        dim = by_dims[0]
+        at = next(k for k, d in dims_found if d == dim)
+        before = toks[at - 1].word if at else ""
+        asks_which = before in ("which", "what") or (
+            at > 1 and toks[at - 2].word in ("which", "what") and before.isdigit()
+        )
+        ranking = rank_dir is not None or top_n is not None or asks_which
+        if ranking:
+            plural = toks[at].word != sing[at]
+            n_ = top_n or (5 if plural else 1)
+            r.shape = "top"
+            r.question = Question(**{**base, "by": (dim,), "top": n_, "order": rank_dir or "desc"})
+        else:
+            r.shape = "breakdown"
+            r.question = Question(**{**base, "by": (dim,)})
+        return r
+    if time_grain and time_grain in ("hour", "day", "week", "month"):
+        r.shape = "trend"
+        r.question = Question(**{**base, "grain": time_grain})
+        return r
+    if rank_dir and not by_dims:
+        return r.refuse(
+            "clarify",
+            f"Top or bottom what? e.g. 'top 5 products by {kpi.label.lower()}'.",
+            [f"{lex.dim_labels[d]}" for d in kpi.dimensions],
+        )
+    r.shape = "value"
+    r.question = Question(**base)
+    return r

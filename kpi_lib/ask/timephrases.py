@@ -1,0 +1,427 @@
+"""Time phrases in a question -> periods, counted from the as-of.
+
+Absolute days ("14 March 2026", "2026-03-14", "March 14th") are read by dateparser (offline: its
+data ships in the wheel) with the as-of as its base; months, quarters, years, weeks and every
+relative phrase ("yesterday", "last quarter", "the last 7 days", "year to date") are our own
+period logic over :mod:`kpi_lib.kpis.periods`, so they mean exactly what ``kpis.query`` means.
+A period's ``end`` is exclusive; a period that runs through the as-of ends with the as-of's day.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from ..kpis.periods import add_months, floor_period, next_period
+
+MONTHS = {
+    m: i + 1
+    for i, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ]
+    )
+    for m in names
+}
+WEEKDAYS = {
+    d: i
+    for i, names in enumerate(
+        [
+            ("monday", "mon"),
+            ("tuesday", "tue", "tues"),
+            ("wednesday", "wed"),
+            ("thursday", "thu", "thurs"),
+            ("friday", "fri"),
+            ("saturday", "sat"),
+            ("sunday", "sun"),
+        ]
+    )
+    for d in names
+}
+NUMBERS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "a": 1,
+}
+ORDINALS = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "last": 4,
+}
+UNITS = {
+    "day": "day",
+    "days": "day",
+    "week": "week",
+    "weeks": "week",
+    "month": "month",
+    "months": "month",
+    "quarter": "quarter",
+    "quarters": "quarter",
+    "year": "year",
+    "years": "year",
+    "hour": "hour",
+    "hours": "hour",
+}
+
+_MON = "|".join(sorted(MONTHS, key=len, reverse=True))
+_WD = "|".join(sorted(WEEKDAYS, key=len, reverse=True))
+_NUM = r"\d+|" + "|".join(sorted(NUMBERS, key=len, reverse=True))
+_YEAR = r"(?:19|20)\d\d"
+_DAYNUM = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+
+
+@dataclass(frozen=True)
+class Period:
+    """A span of time named in a question: [start, end), and how it was said."""
+
+    start: datetime
+    end: datetime
+    unit: str  # day | week | month | quarter | year | span (any other length) | hour
+    text: str  # the words it came from
+    so_far: bool = False  # runs up to the as-of (to date)
+    relative: str | None = None  # "before" / "year" for "the month before", "a year earlier"
+
+    def phrase(self) -> str:
+        """For a sentence: 'on 3 Dec 2026', 'in November 2026', 'from 1 Nov to 9 Nov 2026'."""
+        d = self.describe()
+        if self.unit == "day" and not self.so_far:
+            return f"on {d}"
+        if self.unit in ("month", "quarter", "year") and not self.so_far:
+            return f"in {d}"
+        if self.unit == "week" and not self.so_far:
+            return f"in {d}"
+        return f"from {d.replace(' – ', ' to ')}"
+
+    def describe(self) -> str:
+        s, e = self.start, self.end - timedelta(days=1)
+        if self.unit == "day":
+            return f"{s.day} {s:%b %Y}"
+        if self.unit == "week":
+            return f"the week of {s.day} {s:%b %Y}" + (" so far" if self.so_far else "")
+        if self.unit == "month" and not self.so_far:
+            return f"{s:%B %Y}"
+        if self.unit == "quarter" and not self.so_far:
+            return f"Q{(s.month - 1) // 3 + 1} {s.year}"
+        if self.unit == "year" and not self.so_far:
+            return f"{s.year}"
+        if self.unit == "hour":
+            return f"{s:%d %b %Y %H:%M}–{self.end:%H:%M}"
+        return f"{s.day} {s:%b %Y} – {e.day} {e:%b %Y}"
+
+
+@dataclass(frozen=True)
+class Found:
+    period: Period
+    span: tuple[int, int]  # character span in the normalised text
+
+
+def _num(text: str) -> int:
+    return int(text) if text.isdigit() else NUMBERS[text]
+
+
+def _latest_month(month: int, ref: datetime) -> datetime:
+    """The most recent month ``month`` that has begun by ``ref``."""
+    year = ref.year if month <= ref.month else ref.year - 1
+    return datetime(year, month, 1)
+
+
+def _latest_quarter(q: int, ref: datetime) -> datetime:
+    start = datetime(ref.year, 3 * (q - 1) + 1, 1)
+    return start if start <= ref else start.replace(year=ref.year - 1)
+
+
+def _day(d: datetime) -> datetime:
+    return d.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def parse_day(text: str, ref: datetime) -> datetime | None:
+    """An absolute day in any common format, read by dateparser (the most recent one by ``ref``
+    when the year is left out)."""
+    import dateparser
+
+    iso = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)", text)
+    if iso:
+        try:
+            return datetime(int(iso[1]), int(iso[2]), int(iso[3]))
+        except ValueError:
+            return None
+    cleaned = re.sub(r"\b(the|of)\b", " ", text)
+    parsed = dateparser.parse(
+        cleaned,
+        languages=["en"],
+        settings={
+            "RELATIVE_BASE": ref.replace(hour=12),
+            "PREFER_DATES_FROM": "past",
+            "REQUIRE_PARTS": ["day", "month"],
+            "PREFER_DAY_OF_MONTH": "first",
+            "RETURN_AS_TIMEZONE_AWARE": False,
+        },
+    )
+    return None if parsed is None else _day(parsed)
+
+
+def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
+    """Every period named in ``text`` (lower-case, normalised), in order, and any problems
+    (an impossible date, an ambiguous day/month order)."""
+    today = _day(as_of)
+    tomorrow = today + timedelta(days=1)
+    found: list[Found] = []
+    problems: list[str] = []
+    taken = [False] * len(text)
+
+    def add(m: re.Match, p: Period | None) -> None:
+        """Record a period; None marks the words as read (a date that is not one)."""
+        if p is not None:
+            found.append(Found(p, m.span()))
+        for i in range(*m.span()):
+            taken[i] = True
+
+    def free(m: re.Match) -> bool:
+        return not any(taken[m.start() : m.end()])
+
+    def each(pattern: str):
+        for m in re.finditer(pattern, text):
+            if free(m):
+                yield m
+
+    def so_far(unit: str, label: str, m: re.Match) -> None:
+        start = floor_period(today, unit)
+        add(m, Period(start, tomorrow, unit, label, so_far=True))
+
+    # --- to date ------------------------------------------------------------------------------
+    for unit, words in (("year", "year|yr"), ("month", "month"), ("quarter", "quarter"), ("week", "week")):
+        for m in each(
+            rf"\b(?:(?:{words})[ -]to[ -]date|{unit[0]}td)\b|\b(?:this|the current) {unit} (?:so far|to date)\b|\bso far this {unit}\b"
+        ):
+            so_far(unit, m.group(0), m)
+    # --- between / from ... to ----------------------------------------------------------------
+    day_pat = rf"(?:\d{{4}}-\d\d-\d\d|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}|{_DAYNUM} (?:of )?(?:{_MON})(?: {_YEAR})?|(?:{_MON}) {_DAYNUM}(?:,? {_YEAR})?)"
+    for m in each(rf"\b(?:between|from) ({day_pat}) (?:and|to|until|till|through|-) ({day_pat})\b"):
+        a, b = _absolute_day(m.group(1), today, problems), _absolute_day(m.group(2), today, problems)
+        if a and b and b >= a:
+            add(m, Period(a, b + timedelta(days=1), "span", m.group(0)))
+    for m in each(rf"\bsince ({day_pat})\b"):
+        a = _absolute_day(m.group(1), today, problems)
+        if a:
+            add(m, Period(a, tomorrow, "span", m.group(0), so_far=True))
+    for m in each(rf"\bsince (?:the start of |the beginning of )?(?:({_MON})(?:,? ({_YEAR}))?|({_YEAR}))\b"):
+        if m.group(3):
+            a = datetime(int(m.group(3)), 1, 1)
+        else:
+            month = MONTHS[m.group(1)]
+            a = datetime(int(m.group(2)), month, 1) if m.group(2) else _latest_month(month, today)
+        if a < tomorrow:
+            add(m, Period(a, tomorrow, "span", m.group(0), so_far=True))
+    # --- the week starting ... ----------------------------------------------------------------
+    for m in each(rf"\b(?:the )?week (?:starting|beginning|commencing|from|of)(?: on)? ({day_pat})\b"):
+        a = _absolute_day(m.group(1), today, problems)
+        if a:
+            add(m, Period(a, a + timedelta(days=7), "week" if a.weekday() == 0 else "span", m.group(0)))
+    # --- relative to another period in the question ("vs the month before") --------------------
+    for m in each(
+        r"\b(?:(?:the )?same (?:period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? last year"
+        r"|a year (?:earlier|ago|before)|(?:one|1) year (?:earlier|before))\b"
+    ):
+        add(m, Period(today, tomorrow, "year", m.group(0), relative="year"))
+    for m in each(
+        r"\b(?:the )?same (?:day|weekday) (?:last week|a week (?:earlier|ago|before)|the week before)\b"
+    ):
+        add(m, Period(today, tomorrow, "week", m.group(0), relative="week"))
+    for m in each(
+        r"\b(?:the )?(?:(day|week|month|quarter|year|period) before|(?:previous|prior|preceding) (day|week|month|quarter|year|period))\b"
+    ):
+        add(m, Period(today, tomorrow, m.group(1) or m.group(2), m.group(0), relative="before"))
+    # --- relative -----------------------------------------------------------------------------
+    for m in each(
+        rf"\b(?:the )?(?:last|past|previous|trailing|prior) ({_NUM}) (days|weeks|months|hours|quarters|years)\b"
+    ):
+        n, unit = _num(m.group(1)), UNITS[m.group(2)]
+        if unit == "hour":
+            end = as_of.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            add(m, Period(end - timedelta(hours=n), end, "span", m.group(0), so_far=True))
+        elif unit == "day":
+            add(
+                m,
+                Period(
+                    tomorrow - timedelta(days=n),
+                    tomorrow,
+                    "day" if n == 1 else "span",
+                    m.group(0),
+                    so_far=True,
+                ),
+            )
+        elif unit == "week":
+            add(m, Period(tomorrow - timedelta(weeks=n), tomorrow, "span", m.group(0), so_far=True))
+        else:
+            months = n * {"month": 1, "quarter": 3, "year": 12}[unit]
+            start = (pd.Timestamp(tomorrow) - pd.DateOffset(months=months)).to_pydatetime()
+            add(m, Period(start, tomorrow, "span", m.group(0), so_far=True))
+    for m in each(rf"\b({_NUM}) (days|weeks|months|years) ago\b"):
+        n, unit = _num(m.group(1)), UNITS[m.group(2)]
+        start = floor_period(today, unit)
+        for _ in range(n):
+            start = _back(start, unit)
+        add(m, Period(start, next_period(start, unit), unit, m.group(0)))
+    for m in each(r"\b(?:the )?day before yesterday\b"):
+        add(m, Period(today - timedelta(days=2), today - timedelta(days=1), "day", m.group(0)))
+    for m in each(r"\byesterday\b"):
+        add(m, Period(today - timedelta(days=1), today, "day", m.group(0)))
+    for m in each(r"\btoday\b|\bso far today\b"):
+        add(m, Period(today, tomorrow, "day", m.group(0), so_far=True))
+    for m in each(r"\b(?:(last|previous|past|prior|this|current|the current)) (week|month|quarter|year)\b"):
+        which, unit = m.group(1), m.group(2)
+        cur = floor_period(today, unit)
+        if which in ("this", "current", "the current"):
+            add(m, Period(cur, tomorrow, unit, m.group(0), so_far=True))
+        elif which == "past":  # "the past year": the twelve months up to the as-of, not last year
+            months = {"week": 0, "month": 1, "quarter": 3, "year": 12}[unit]
+            if unit == "week":
+                start = tomorrow - timedelta(weeks=1)
+            else:
+                start = (pd.Timestamp(tomorrow) - pd.DateOffset(months=months)).to_pydatetime()
+            add(m, Period(start, tomorrow, "span", m.group(0), so_far=True))
+        else:
+            add(m, Period(_back(cur, unit), cur, unit, m.group(0)))
+    for m in each(rf"\b(?:(last|this|on|previous|past) )?({_WD})\b"):
+        wd = WEEKDAYS[m.group(2)]
+        if m.group(2) in ("sat", "sun", "wed", "mar", "may") and m.group(1) is None:
+            continue  # too often a plain word
+        back = (today.weekday() - wd) % 7
+        if m.group(1) in ("last", "previous", "past") and back == 0:
+            back = 7
+        d = today - timedelta(days=back)
+        add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
+    # --- quarters and halves --------------------------------------------------------------------
+    for m in each(
+        rf"\b(?:the )?(first|second|third|fourth|last|1st|2nd|3rd|4th) quarter(?: of| in)?(?: ({_YEAR}))?\b"
+    ):
+        q = ORDINALS[m.group(1)]
+        start = datetime(int(m.group(2)), 3 * (q - 1) + 1, 1) if m.group(2) else _latest_quarter(q, today)
+        add(m, Period(start, add_months(start, 3), "quarter", m.group(0)))
+    for m in each(rf"\bq([1-4])(?:[ -]?(?:of |in )?({_YEAR}))?\b|\b({_YEAR})[ -]?q([1-4])\b"):
+        q = int(m.group(1) or m.group(4))
+        year = m.group(2) or m.group(3)
+        start = datetime(int(year), 3 * (q - 1) + 1, 1) if year else _latest_quarter(q, today)
+        add(m, Period(start, add_months(start, 3), "quarter", m.group(0)))
+    for m in each(rf"\b(?:h([12])|(?:the )?(first|second) half)(?: of| in)?(?: ({_YEAR}))?\b"):
+        h = int(m.group(1)) if m.group(1) else (1 if m.group(2) == "first" else 2)
+        year = (
+            int(m.group(3)) if m.group(3) else (today.year if h == 1 or today.month > 6 else today.year - 1)
+        )
+        start = datetime(year, 1 if h == 1 else 7, 1)
+        add(m, Period(start, add_months(start, 6), "span", m.group(0)))
+    # --- days -------------------------------------------------------------------------------------
+    for m in each(rf"\b{day_pat}\b"):
+        d = _absolute_day(m.group(0), today, problems)
+        add(m, d and Period(d, d + timedelta(days=1), "day", m.group(0)))
+    # --- months and years -----------------------------------------------------------------------
+    for m in each(rf"\b({_MON})(?:,? (?:of )?({_YEAR}))?\b|\b({_YEAR})-(0[1-9]|1[0-2])\b"):
+        if m.group(3):
+            start = datetime(int(m.group(3)), int(m.group(4)), 1)
+        else:
+            word = m.group(1)
+            if word == "may" and not m.group(2) and not re.search(r"\b(in|of|during|for) may\b", text):
+                continue  # "may" the verb
+            if word in ("mar", "jun", "sep", "dec", "jan") and not m.group(2):
+                pass
+            month = MONTHS[word]
+            start = datetime(int(m.group(2)), month, 1) if m.group(2) else _latest_month(month, today)
+        add(m, Period(start, add_months(start, 1), "month", m.group(0)))
+    for m in each(rf"\b(?:fy ?)?({_YEAR})\b"):
+        y = int(m.group(1))
+        add(m, Period(datetime(y, 1, 1), datetime(y + 1, 1, 1), "year", m.group(0)))
+    found.sort(key=lambda f: f.span[0])
+    return found, problems
+
+
+def _back(start: datetime, unit: str) -> datetime:
+    if unit == "day":
+        return start - timedelta(days=1)
+    if unit == "week":
+        return start - timedelta(weeks=1)
+    months = {"month": 1, "quarter": 3, "year": 12}[unit]
+    return add_months(start, -months)
+
+
+def _absolute_day(text: str, today: datetime, problems: list[str]) -> datetime | None:
+    m = re.fullmatch(r"(\d{1,2})[/.](\d{1,2})[/.](\d{2,4})", text)
+    if m:
+        a, b, y = int(m[1]), int(m[2]), int(m[3])
+        y = y + 2000 if y < 100 else y
+        if a <= 12 and b <= 12 and a != b:
+            problems.append(
+                f"'{text}' could be {datetime(y, b, a):%-d %B %Y} or {datetime(y, a, b):%-d %B %Y}; "
+                f"write the month as a word (e.g. {datetime(y, b, a):%-d %B %Y})"
+            )
+            return None
+        day, month = (a, b) if a > 12 else (b, a)
+        try:
+            return datetime(y, month, day)
+        except ValueError:
+            problems.append(f"'{text}' is not a date")
+            return None
+    d = parse_day(text, today)
+    if d is None:
+        problems.append(f"'{text}' is not a date")
+    return d
+
+
+def shifted(p: Period, how: str) -> Period:
+    """The period compared with ``p``: the one before it of the same length ("before"), the same
+    period a year earlier ("year") or a week earlier ("week")."""
+    if how == "week":
+        return Period(
+            p.start - timedelta(days=7), p.end - timedelta(days=7), p.unit, f"{p.text} a week earlier"
+        )
+    if how == "year":
+        s = (pd.Timestamp(p.start) - pd.DateOffset(years=1)).to_pydatetime()
+        e = (pd.Timestamp(p.end) - pd.DateOffset(years=1)).to_pydatetime()
+        return Period(s, e, p.unit, f"{p.text} a year earlier", p.so_far)
+    if p.unit in ("month", "quarter", "year") and not p.so_far:
+        s = _back(p.start, p.unit)
+        return Period(s, p.start, p.unit, f"the {p.unit} before")
+    if p.unit in ("month", "quarter", "year", "week") and p.so_far:
+        # the same stretch of the previous month/quarter/year: 1-9 Nov -> 1-9 Oct
+        s = _back(p.start, p.unit)
+        e = min(s + (p.end - p.start), p.start) if p.unit == "week" else _same_offset(p, s)
+        return Period(s, e, "span", f"the same days of the {p.unit} before")
+    return Period(p.start - (p.end - p.start), p.start, p.unit, "the period before")
+
+
+def _same_offset(p: Period, s: datetime) -> datetime:
+    months = {"month": 1, "quarter": 3, "year": 12}[p.unit]
+    e = (pd.Timestamp(p.end) - pd.DateOffset(months=months)).to_pydatetime()
+    return min(e, p.start)

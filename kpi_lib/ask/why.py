@@ -1,0 +1,307 @@
+"""Why questions: what changed, where, and what else was going on. Facts from the data only.
+
+For the period asked about (a day, a week, a month, any span):
+
+- its value, against the comparable period before it (the same weekday a week earlier for a day,
+  else the period of the same length just before) and, for a day, against the expected range of
+  the KPI's own anomaly rules (``kpi_lib.anomaly.detect`` over the weeks before);
+- the change split over every dimension of the KPI, down to product, against a baseline (the same
+  weekday over the previous four weeks for a day, else the period before), with signed amounts and
+  each value's share from :func:`kpi_lib.anomaly.attribute` (ratios are split exactly through their
+  numerator and denominator);
+- incidents in ``ops.anomalies`` that overlap the period;
+- whether the data covers the whole period, and whether one order (or an order and its reversal)
+  dominates the number.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pandas as pd
+
+from .. import incidents, kpis
+from ..anomaly.attribution import attribute
+from . import timephrases
+from .answer import Answer
+from .lexicon import Lexicon
+from .parser import Reading
+
+log = logging.getLogger(__name__)
+BASELINE_WEEKS = 4
+
+
+def explain(
+    a: Answer, reading: Reading, as_of: kpis.AsOf, lex: Lexicon, masked: bool, note: str | None
+) -> Answer:
+    q = reading.question
+    k = lex.kpis[q.kpi]
+    p = reading.period
+    single_day = p.end - p.start == timedelta(days=1) and p.start.hour == 0
+    cur = kpis.query(q, as_of=as_of)
+    if single_day:
+        prev_q = q.replace(start=p.start - timedelta(days=7), end=p.end - timedelta(days=7))
+        prev_label = f"{prev_q.start:%a %-d %b %Y} (the same weekday a week before)"
+        bases = [
+            q.replace(start=p.start - timedelta(days=7 * i), end=p.end - timedelta(days=7 * i))
+            for i in range(1, BASELINE_WEEKS + 1)
+        ]
+        base_label = f"the same weekday over the previous {BASELINE_WEEKS} weeks"
+    else:
+        before = timephrases.shifted(p, "before")
+        prev_q = q.replace(start=before.start, end=before.end)
+        prev_label = f"{before.describe()} (the period before)"
+        bases = [prev_q]
+        base_label = "the period before"
+    prev = kpis.query(prev_q, as_of=as_of)
+    a.value = cur.value
+    a.spec = q.to_dict()
+    a.compare_spec = prev_q.to_dict()
+    sqls = [cur.sql, prev.sql]
+    entries = [*cur.catalog_entries, *prev.catalog_entries]
+    v, pv = cur.value, prev.value
+    when = p.phrase() if not single_day else f"on {p.start:%a %-d %b %Y}"
+    scope = "".join(f" in {' or '.join(vs)}" for _, vs in q.where)
+    if masked:
+        a.text = (
+            f"{k.label}{scope} {when}: the figure is masked for your role, so I cannot explain its change."
+        )
+        a.formatted = "•••"
+        a.value = None
+        return _incidents(a, q, lex, note)
+    sentences = []
+    if v is None:
+        sentences.append(f"{k.label}{scope} has no value {when}.")
+    elif pv is None or pv == 0:
+        sentences.append(
+            f"{k.label}{scope} was {k.format_value(v)} {when}; {prev_label} had none to compare with."
+        )
+    else:
+        change = (v / pv - 1) * 100
+        a.change_pct = change
+        word = "up" if v >= pv else "down"
+        sentences.append(
+            f"{k.label}{scope} {'were' if k.label.endswith('s') else 'was'} {k.format_value(v)} {when}, {word} {abs(change):.1f}% "
+            f"({_signed(k, v - pv, ratio=not k.additive)}) from {k.format_value(pv)} {'on ' if single_day else 'in '}{prev_label}."
+        )
+    if single_day and v is not None:
+        band = _band(k, q, as_of)
+        if band is not None:
+            exp, lo, hi = band
+            where_ = "below" if v < lo else "above" if v > hi else "within"
+            sentences.append(
+                f"That is {where_} the expected range of {k.format_value(lo)}–{k.format_value(hi)} "
+                f"(expected {k.format_value(exp)}, from the KPI's anomaly rules)."
+            )
+    # --- where in the day it happened ------------------------------------------------------------
+    window = _hours(k, q, as_of, reading.direction) if single_day else None
+    if window is not None:
+        h0, h1, actual, expected = window
+        sentences.append(
+            f"The change is concentrated between {h0:%H:%M} and {h1:%H:%M}: {k.format_value(actual)} against "
+            f"{k.format_value(expected)} in the same hours on the previous {BASELINE_WEEKS} {p.start:%A}s."
+        )
+    # --- the change by dimension -------------------------------------------------------------------
+    fixed = {d for d, vs in q.where if len(vs) == 1}
+    lines, top_share = [], []
+    for dim in k.dimensions:
+        if dim in fixed:
+            continue
+        q_dim, bases_dim = q, bases
+        if window is not None and dim != "product":  # products are kept per day only
+            q_dim = q.replace(start=window[0], end=window[1])
+            bases_dim = [
+                q_dim.replace(start=window[0] - timedelta(days=7 * i), end=window[1] - timedelta(days=7 * i))
+                for i in range(1, BASELINE_WEEKS + 1)
+            ]
+        try:
+            contrib, sql = _contributions(k, q_dim, bases_dim, dim, as_of)
+        except kpis.QueryError as exc:
+            log.debug("no breakdown by %s: %s", dim, exc)
+            continue
+        sqls.append(sql)
+        if contrib.empty or not contrib["deviation"].abs().sum():
+            continue
+        frames = {
+            name: pd.DataFrame({"value": [row.actual], "expected": [row.expected]}, index=[0])
+            for name, row in contrib.iterrows()
+        }
+        att = attribute(frames, (0, None), dimension=dim, top=3)
+        if not att.direction:
+            continue
+        biggest = contrib.reindex(contrib["deviation"].abs().sort_values(ascending=False).index).head(3)
+        amounts = ", ".join(
+            f"{name} {_signed(k, d, ratio=not k.additive)}" for name, d in biggest["deviation"].items()
+        )
+        label = lex.dim_labels.get(dim, dim).lower()
+        lines.append(f"By {label}, {att.text} ({amounts}).")
+        share = float(att.shares["share"].iloc[0]) if len(att.shares) else 0.0
+        top_share.append((share, dim, att.top))
+    if lines:
+        sentences.append(f"Against {base_label}: " + " ".join(lines))
+    if k.unit == "currency" and k.additive and v is not None:
+        sentences.extend(_orders(k, q, v))
+    a.text = " ".join(sentences)
+    a.sql = "\n-- next:\n".join(dict.fromkeys(sqls))
+    a.catalog_entries = list(dict.fromkeys(entries))
+    a.data_version = cur.version
+    a.formatted = k.format_compact(v)
+    a.rows = [{"period": p.describe(), "value": v}, {"period": prev_label.split(" (")[0], "value": pv}]
+    return _incidents(a, q, lex, note)
+
+
+def _hours(k: kpis.Kpi, q: kpis.Question, as_of: kpis.AsOf, direction: int | None = None):
+    """The run of hours of the day that holds the change against the same hours of the previous
+    weeks' same weekday: (start, end, actual, expected), or None when no run stands out."""
+    import numpy as np
+
+    if not k.additive:
+        return None
+    try:
+        r = kpis.query(
+            q.replace(grain="hour", start=q.start - timedelta(days=7 * BASELINE_WEEKS)), as_of=as_of
+        )
+    except kpis.QueryError:
+        return None
+    df = r.df.assign(hour=lambda d: d["period"].dt.hour, day=lambda d: d["period"].dt.normalize())
+    weeks = [q.start - timedelta(days=7 * i) for i in range(1, BASELINE_WEEKS + 1)]
+    base = df[df["day"].isin(weeks)].groupby("hour")["value"]
+    cur = df[df["day"] == q.start].set_index("hour")["value"].reindex(range(24), fill_value=0.0)
+    mean = base.mean().reindex(range(24), fill_value=0.0)
+    var = base.var().reindex(range(24), fill_value=0.0).fillna(0.0)
+    if k.unit == "count":
+        var = np.maximum(var, mean)  # counts vary at least like a Poisson count
+    dev = (cur - mean).to_numpy()
+    best = (0.0, 0, 0)
+    for sign in (direction,) if direction else (1, -1):  # the run of hours with the largest change one way
+        run, start = 0.0, 0
+        for h in range(24):
+            if run <= 0:
+                run, start = 0.0, h
+            run += sign * dev[h]
+            if run > best[0]:
+                best = (run, start, h + 1)
+    total, h0, h1 = best
+    noise = float(np.sqrt(var.iloc[h0:h1].sum())) if h1 > h0 else 0.0
+    if h1 - h0 >= 24 or h1 == h0 or total < 3 * max(noise, 1e-9) or total < 0.5 * abs(dev).sum() * 0.5:
+        return None
+    return (
+        q.start + timedelta(hours=h0),
+        q.start + timedelta(hours=h1),
+        float(cur.iloc[h0:h1].sum()),
+        float(mean.iloc[h0:h1].sum()),
+    )
+
+
+def _signed(k: kpis.Kpi, d: float, ratio: bool = False) -> str:
+    if ratio and k.format.endswith("%"):
+        return f"{d * 100:+.1f} pts"
+    if ratio:
+        return f"{d:+,.2f}"
+    s = k.format_value(abs(d))
+    return ("+" if d >= 0 else "−") + s
+
+
+def _band(k: kpis.Kpi, q: kpis.Question, as_of: kpis.AsOf) -> tuple[float, float, float] | None:
+    """The anomaly rules' expected value and range for the day (causal: from the weeks before)."""
+    from ..anomaly.detect import detect
+    from ..anomaly.scan import rules_for
+
+    try:
+        hist = kpis.query(q.replace(grain="day", start=q.start - timedelta(days=70)), as_of=as_of).df
+        series = hist.set_index("period")["value"].astype(float)
+        rules = rules_for(k, "day") or "business_daily"
+        out = detect(series, rules=rules)
+        row = out.iloc[-1]
+        if pd.isna(row["lower"]) or pd.isna(row["upper"]):
+            return None
+        return float(row["expected"]), float(row["lower"]), float(row["upper"])
+    except Exception as exc:  # noqa: BLE001 - the band is a help, not the answer
+        log.debug("no anomaly band: %s", exc)
+        return None
+
+
+def _totals(name: str, q: kpis.Question, dim: str, as_of: kpis.AsOf) -> tuple[pd.Series, str]:
+    r = kpis.query(q.replace(kpi=name, by=(dim,), grain="total"), as_of=as_of)
+    return r.df.set_index(dim)["value"].astype(float), r.sql
+
+
+def _contributions(k: kpis.Kpi, q: kpis.Question, bases: list[kpis.Question], dim: str, as_of: kpis.AsOf):
+    """Per value of ``dim``: actual, expected (baseline) and deviation, summing to the total change
+    against the baseline (exactly, ratios included)."""
+    parts = kpis.components(k)
+    if parts is None:
+        cur, sql = _totals(k.name, q, dim, as_of)
+        base = pd.concat([_totals(k.name, b, dim, as_of)[0] for b in bases], axis=1).fillna(0.0).mean(axis=1)
+        frame = pd.DataFrame({"actual": cur, "expected": base}).fillna(0.0)
+        frame["deviation"] = frame["actual"] - frame["expected"]
+        return frame, sql
+    num, den = parts
+    n1, sql = _totals(num.name, q, dim, as_of)
+    d1, _ = _totals(den.name, q, dim, as_of)
+    n0 = pd.concat([_totals(num.name, b, dim, as_of)[0] for b in bases], axis=1).fillna(0.0).mean(axis=1)
+    d0 = pd.concat([_totals(den.name, b, dim, as_of)[0] for b in bases], axis=1).fillna(0.0).mean(axis=1)
+    frame = pd.DataFrame({"n1": n1, "d1": d1, "n0": n0, "d0": d0}).fillna(0.0)
+    D1, D0 = frame["d1"].sum(), frame["d0"].sum()
+    if not D1 or not D0:
+        return pd.DataFrame(columns=["actual", "expected", "deviation"]), sql
+    r0 = frame["n0"].sum() / D0
+    # R1 - R0 = sum_i [(n1_i - R0 d1_i)/D1 - (n0_i - R0 d0_i)/D0]: each segment's exact share
+    frame["actual"] = (frame["n1"] - r0 * frame["d1"]) / D1
+    frame["expected"] = (frame["n0"] - r0 * frame["d0"]) / D0
+    frame["deviation"] = frame["actual"] - frame["expected"]
+    return frame[["actual", "expected", "deviation"]], sql
+
+
+def _orders(k: kpis.Kpi, q: kpis.Question, total: float) -> list[str]:
+    """Say when one order, or an order and its reversal, dominates the period's number."""
+    try:
+        top = kpis.orders.largest_orders(q.start, q.end, q.where_dict, q.exclude_dict, limit=20)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("no order detail: %s", exc)
+        return []
+    if top.empty:
+        return []
+    out = []
+    pos = top[top["value"] > 0]
+    for row in top[top["value"] < 0].itertuples():
+        twin = pos[(pos["customer_id"] == row.customer_id) & ((pos["value"] + row.value).abs() < 0.005)]
+        if row.customer_id is not None and not twin.empty:
+            o = twin.iloc[0]
+            out.append(
+                f"Order {o['order_id']} ({k.format_value(o['value'])}) and its reversal {row.order_id} "
+                f"({k.format_value(row.value)}) by customer {row.customer_id} cancel each other out."
+            )
+            break
+    biggest = top.iloc[0]
+    gross = float(top["value"].abs().sum())
+    if total and abs(biggest["value"]) >= 0.25 * max(abs(total), 1e-9) and len(top) > 1:
+        out.append(
+            f"One order dominates: {biggest['order_id']} at {biggest['ordered_at']:%H:%M} is "
+            f"{k.format_value(biggest['value'])}, {abs(biggest['value']) / abs(total):.0%} of the total."
+        )
+    del gross
+    return out
+
+
+def _incidents(a: Answer, q: kpis.Question, lex: Lexicon, note: str | None) -> Answer:
+    try:
+        inc = incidents.recent(since=pd.Timestamp(q.start) - pd.Timedelta(days=1), limit=200)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("no incidents: %s", exc)
+        inc = pd.DataFrame()
+    named = []
+    if not inc.empty:
+        tz = kpis.settings().timezone
+        started = pd.to_datetime(inc["started_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+        ended = pd.to_datetime(inc["ended_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+        overlap = (started < pd.Timestamp(q.end)) & (ended.isna() | (ended >= pd.Timestamp(q.start)))
+        inc = inc[overlap].assign(same=lambda d: d["kpi"] != q.kpi).sort_values(["same", "started_at"])
+        for row in inc.head(3).itertuples():
+            named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {row.explanation}")
+    if named:
+        a.text += " Incidents overlapping this period: " + "; ".join(named) + "."
+    if note:
+        a.text += " " + note
+    return a

@@ -1,0 +1,190 @@
+"""KPI, fact and dimension definitions, read from catalog.yml ``metadata`` (and nowhere else)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from .. import cache, catalog, warehouse
+from .. import scope as row_scope
+from ..errors import QueryError
+
+GRAINS = ("minute", "hour", "day", "week", "month", "total")
+COMPARES = ("previous_period", "previous_year")
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One KPI definition, as written in catalog.yml ``metadata.kpis``."""
+
+    name: str
+    label: str
+    description: str
+    unit: str
+    format: str
+    expression: str
+    facts: tuple[str, ...]
+    dimensions: tuple[str, ...]
+    up_is_good: bool = True
+    prefix: str = ""
+    rules: Mapping[str, Any] = field(default_factory=dict)
+    sensitive: bool = False
+    synonyms: tuple[str, ...] = ()  # other names people use for it ("sales", "turnover")
+
+    @property
+    def additive(self) -> bool:
+        """Sums and counts add up across periods (missing periods are zero); ratios do not."""
+        return "/" not in self.expression
+
+    def format_value(self, value: float | None) -> str:
+        """Full precision for tables: '$12,345', '34.5%'."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        return f"{'-' if value < 0 and self.prefix else ''}{self.prefix}{format(abs(value) if self.prefix else value, self.format)}"
+
+    def format_compact(self, value: float | None) -> str:
+        """Short form for tiles and sentences: '$12.4k', '1.2M', '34.5%'."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        if self.format.endswith("%"):
+            return format(value, self.format)
+        sign, v = ("-" if value < 0 else ""), abs(value)
+        for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+            if v >= div:
+                return f"{sign}{self.prefix}{v / div:.3g}{suffix}"
+        body = f"{v:,.2f}" if self.format.endswith(".2f") else f"{v:,.0f}"
+        return f"{sign}{self.prefix}{body}"
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    dimensions: tuple[str, ...]
+    measures: tuple[str, ...]
+    base: str | None  # catalog entry of the base table kept current by ingest (L4)
+    daily: str | None  # catalog entry of the daily materialized view (L3)
+    live: str | None  # set-returning function: daily rows from silver since a time (L4 for `daily`)
+    grains: tuple[str, ...] = ("hour", "day", "week", "month", "total")
+    returns: str | None = None  # catalog entry: distinct counts over whole days as sums (L3)
+
+
+def _meta() -> dict[str, Any]:
+    return catalog.metadata().get("metadata", {})
+
+
+def definitions() -> dict[str, Kpi]:
+    """Every KPI in catalog.yml, by name."""
+    out = {}
+    for name, d in (_meta().get("kpis") or {}).items():
+        out[name] = Kpi(
+            name=name,
+            label=d.get("label", name),
+            description=d.get("description", ""),
+            unit=d.get("unit", ""),
+            format=d.get("format", ",.2f"),
+            expression=d["expression"],
+            facts=tuple(d["facts"]),
+            dimensions=tuple(d.get("dimensions", ())),
+            up_is_good=bool(d.get("up_is_good", True)),
+            prefix=d.get("prefix", ""),
+            rules=d.get("rules") or {},
+            sensitive=bool(d.get("sensitive", False)),
+            synonyms=tuple(d.get("synonyms") or ()),
+        )
+    return out
+
+
+def get(name: str) -> Kpi:
+    """A KPI by name; ``<ratio>.numerator`` / ``.denominator`` are the parts of a ratio KPI."""
+    kpis = definitions()
+    if name not in kpis:
+        base, _, part = name.rpartition(".")
+        parts = components(kpis[base]) if base in kpis and part in ("numerator", "denominator") else None
+        if parts:
+            return parts[0] if part == "numerator" else parts[1]
+        raise QueryError(f"Unknown KPI {name!r}. KPIs: {', '.join(kpis)}.")
+    return kpis[name]
+
+
+def facts() -> dict[str, Fact]:
+    return {
+        n: Fact(
+            n,
+            tuple(f.get("dimensions", ())),
+            tuple(f.get("measures", ())),
+            f.get("base"),
+            f.get("daily"),
+            f.get("live"),
+            tuple(f.get("grains", ("hour", "day", "week", "month", "total"))),
+            f.get("returns"),
+        )
+        for n, f in (_meta().get("facts") or {}).items()
+    }
+
+
+def dimensions() -> dict[str, dict[str, Any]]:
+    return _meta().get("dimensions") or {}
+
+
+def vocabulary() -> dict[str, Any]:
+    """catalog.yml ``metadata.vocabulary``: words Ask knows that are not KPI or dimension names
+    (measures the catalog does not define, member aliases such as "the UK")."""
+    return _meta().get("vocabulary") or {}
+
+
+_RATIO = re.compile(r"^\s*(.+?)\s*/\s*nullif\(\s*(.+?)\s*,\s*0\s*\)\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def components(k: Kpi) -> tuple[Kpi, Kpi] | None:
+    """A ratio KPI ``A / nullif(B, 0)`` as its additive numerator and denominator (same facts and
+    dimensions), so a change in the ratio can be split exactly by segment; None for other KPIs."""
+    m = _RATIO.match(k.expression)
+    if m is None:
+        return None
+    num, den = m.group(1).strip(), m.group(2).strip()
+    if num.startswith("(") and num.endswith(")"):
+        num = num[1:-1]
+    plain = dict(format=",.2f", prefix="", rules={}, synonyms=())
+    return (
+        replace(k, name=f"{k.name}.numerator", label=f"{k.label} numerator", expression=num, **plain),
+        replace(k, name=f"{k.name}.denominator", label=f"{k.label} denominator", expression=den, **plain),
+    )
+
+
+def dimension_values(dim: str) -> list[str]:
+    """Known values of a dimension (for filter widgets)."""
+    from .planner import sync_versions
+
+    dims = dimensions()
+    if dim not in dims:
+        raise QueryError(f"Unknown dimension {dim!r}. Dimensions: {', '.join(dims)}.")
+    table = {
+        "region": "silver.orders",
+        "channel": "silver.orders",
+        "category": "silver.order_lines",
+        "product": "silver.order_lines",
+    }[dim]
+    col = dims[dim].get("column", dim)
+    key = cache.make_key({"dimension_values": dim, "scope": row_scope.current().key()})
+    version = sync_versions()
+    # Read from the daily views, so they change when a view is refreshed, not with every batch;
+    # before the views hold anything, from silver (and then again with every batch).
+    views_key = f"{key}:views{cache.versions.views_version()}"
+    for k in (views_key, f"{key}:{version}"):
+        hit = cache.get(k)
+        if hit is not None:
+            return hit[0]["value"].tolist()
+    view = {"product": "product_daily", "category": "category_daily"}.get(dim, "sales_daily")
+    with warehouse.read() as conn:  # the reader's rows only
+        values = [r[0] for r in conn.exec_driver_sql(f"select distinct {col} from gold.{view} order by 1")]
+        if values:
+            cache.put(views_key, pd.DataFrame({"value": values}), {})
+            return values
+        values = [r[0] for r in conn.exec_driver_sql(f"select distinct {col} from {table} order by 1")]
+    cache.put(f"{key}:{version}", pd.DataFrame({"value": values}), {})
+    return values

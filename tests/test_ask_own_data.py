@@ -1,0 +1,135 @@
+"""Ask on a user's own data, not the demo: an export dated 2011 with countries as regions, loaded
+with `kpi load lines --map region=Country` into a fresh warehouse. "Last month" counts from the
+data's own end (its as-of), "by country" works because the load recorded the column's name, and
+every number equals `kpi query` on the same warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+KPI = [str(Path(sys.executable).with_name("kpi"))]
+COUNTRIES = ["United Kingdom", "France", "Germany", "EIRE", "Spain"]
+
+
+def write_export(path: Path) -> None:
+    """~1,500 lines from 1 Sep 2011 to 9 Dec 2011 12:50, like a real online-retail export."""
+    rng = random.Random(7)
+    start, end = datetime(2011, 9, 1, 8), datetime(2011, 12, 9, 12, 50)
+    rows = ["InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"]
+    t, n = start, 560000
+    while t < end:
+        n += 1
+        country = rng.choices(COUNTRIES, weights=[70, 10, 10, 5, 5])[0]
+        for _ in range(rng.randint(1, 4)):
+            code = rng.randint(20000, 20040)
+            rows.append(
+                f"{n},{code},ITEM {code},{rng.randint(1, 12)},{t:%m/%d/%Y %H:%M},{rng.choice([1.25, 2.55, 4.95, 9.95])},"
+                f"{rng.randint(12000, 12400)},{country}"
+            )
+        t += timedelta(minutes=rng.randint(60, 200))
+    rows.append(f"{n + 1},20001,ITEM 20001,1,12/09/2011 12:50,2.55,12001,France")
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def own_home(tmp_path_factory):
+    root = tmp_path_factory.mktemp("own")
+    root.chmod(0o755)
+    home = root / "home"
+    home.mkdir()
+    home.chmod(0o755)
+    env = {**os.environ, "KPI_HOME": str(home)}
+    env.pop("XDG_RUNTIME_DIR", None)
+    export = root / "online_retail_2011.csv"
+    write_export(export)
+    try:
+        load = subprocess.run(
+            [*KPI, "load", "lines", str(export), "--map", "region=Country", "--map", "order_id=InvoiceNo"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert load.returncode == 0, load.stderr
+        yield env
+    finally:
+        subprocess.run([*KPI, "stop"], env=env, capture_output=True, timeout=120)
+
+
+def kpi_json(env, *args) -> dict:
+    out = subprocess.run(
+        [*KPI, *args, "--format", "json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_revenue_in_france_last_month_on_an_export_from_2011(own_home):
+    a = kpi_json(own_home, "ask", "revenue in France last month")
+    assert a["status"] == "answer" and a["as_of"].startswith("2011-12-09T12:50")
+    assert a["spec"]["start"] == "2011-11-01T00:00:00" and a["spec"]["end"] == "2011-12-01T00:00:00"
+    truth = kpi_json(
+        own_home,
+        "query",
+        "revenue",
+        "--grain",
+        "total",
+        "--start",
+        "2011-11-01",
+        "--end",
+        "2011-12-01",
+        "--where",
+        "region=France",
+    )
+    assert a["value"] == pytest.approx(truth["data"][0]["value"]) and a["value"] > 0
+    assert "latest data" in a["as_of_text"]
+
+
+def test_by_country_uses_the_name_the_load_recorded_and_the_uk_is_an_alias(own_home):
+    a = kpi_json(own_home, "ask", "Which country had the highest revenue last month?")
+    truth = kpi_json(
+        own_home,
+        "query",
+        "revenue",
+        "--grain",
+        "total",
+        "--start",
+        "2011-11-01",
+        "--end",
+        "2011-12-01",
+        "--by",
+        "region",
+    )
+    best = max(truth["data"], key=lambda r: r["value"])["region"]
+    assert a["status"] == "answer" and a["labels"] == [best]
+    uk = kpi_json(own_home, "ask", "orders in the UK this month so far")
+    truth = kpi_json(
+        own_home,
+        "query",
+        "orders",
+        "--grain",
+        "total",
+        "--start",
+        "2011-12-01",
+        "--end",
+        "2011-12-10",
+        "--where",
+        "region=United Kingdom",
+    )
+    assert uk["status"] == "answer" and uk["value"] == truth["data"][0]["value"]
+    assert "partly covered" in uk["text"] and "12:50" in uk["text"]
+
+
+def test_a_kpi_whose_inputs_were_never_loaded_is_declined(own_home):
+    a = kpi_json(own_home, "ask", "what was our gross margin last month?")
+    assert a["status"] == "decline" and a["value"] is None and "unit_cost" in a["reason"]
+    b = kpi_json(own_home, "ask", "revenue in Antarctica last month")
+    assert b["status"] == "decline" and b["value"] is None

@@ -1,0 +1,101 @@
+"""The Ask box in a real browser, behind the real login: on the landing page and the executive
+page, the card shows the number `kpi query` gives, and a viewer sees a masked KPI masked."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+
+from kpi_lib import auth, kpis
+
+from .conftest import PASSWORD, login
+
+pytestmark = pytest.mark.ui
+TIMEOUT = 90_000
+
+
+def last_month(demo) -> tuple[datetime, datetime, str]:
+    """The month before the data's last month, by name: nothing here depends on the wall clock."""
+    latest = kpis.latest_data()
+    end = latest.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = kpis.add_months(end, -1)
+    return start, end, f"{start:%B %Y}"
+
+
+def ask_on_landing(page, question: str):
+    page.fill("#kpi-ask-input", question)
+    page.click(".kpi-ask button[type=submit]")
+    card = page.locator(".kpi-ask-card")
+    card.wait_for(timeout=TIMEOUT)
+    return card
+
+
+def test_the_landing_page_box_answers_with_the_number_kpi_query_gives(context, server, demo):
+    start, end, month = last_month(demo)
+    page = context.new_page()
+    login(page, server, "/")
+    card = ask_on_landing(page, f"How many orders came from Europe in {month}?")
+    want = kpis.query("orders", "total", start=start, end=end, where={"region": "Europe"}).value
+    k = kpis.get("orders")
+    assert card.locator("[data-ask-value=orders]").inner_text() == k.format_compact(want)
+    assert k.format_value(want) in card.locator(".kpi-ask-text").inner_text()
+    # the disclosure: the SQL (values bound, not in the text) and the catalog entries
+    card.locator("summary").click()
+    how = card.locator(".kpi-ask-how").inner_text()
+    assert "any(:w_region)" in how and "sales_daily" in how
+    link = card.locator("a.kpi-ask-link").get_attribute("href")
+    assert link.startswith("/panel/executive?") and "region=Europe" in link and "kpi=orders" in link
+    assert context.outside_requests == []
+
+
+def test_typing_suggests_values_and_html_in_a_question_stays_text(context, server, demo):
+    page = context.new_page()
+    login(page, server, "/")
+    page.fill("#kpi-ask-input", "revenue in Eu")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#kpi-ask-suggestions option')].some(o => o.value === 'revenue in Europe')",
+        timeout=TIMEOUT,
+    )
+    card = ask_on_landing(page, "<img src=x onerror=window.pwned=1> revenue")
+    assert card.locator("img").count() == 0 and page.evaluate("() => window.pwned") is None
+    assert "<img" in card.locator(".kpi-ask-q").inner_text()
+
+
+def test_a_viewer_sees_a_masked_kpi_masked(context, server, demo):
+    doc = auth._load()
+    doc["roles"]["ask-viewer"] = {"kpis": "*", "masked": ["revenue"]}
+    auth._save(doc)
+    auth.set_user("ui-viewer", PASSWORD, ["ask-viewer"], name="UI Viewer")
+    start, end, month = last_month(demo)
+    page = context.new_page()
+    page.goto(f"{server}/login")
+    page.fill("input[name=user]", "ui-viewer")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    card = ask_on_landing(page, f"revenue by region in {month}")
+    text = card.inner_text()
+    assert auth.MASK in text
+    total = kpis.query("revenue", "total", start=start, end=end, by=["region"]).df["value"]
+    for v in total:
+        assert kpis.get("revenue").format_value(v) not in text
+    assert not re.search(r"\$\d", text)
+    other = ask_on_landing(page, f"orders in {month}")  # an unmasked KPI still answers
+    assert re.search(r"\d", other.locator("[data-ask-value=orders]").inner_text())
+
+
+def test_the_executive_page_box_answers(context, server, demo):
+    start, end, month = last_month(demo)
+    page = context.new_page()
+    login(page, server, "/panel/executive")
+    page.wait_for_url(re.compile(r".*/panel/executive.*"), timeout=TIMEOUT)
+    box = page.locator(".kpi-ask-input input")
+    box.wait_for(timeout=TIMEOUT)
+    box.fill(f"revenue in Asia Pacific in {month}")
+    box.press("Enter")
+    number = page.locator("[data-ask-value=revenue]")
+    number.wait_for(timeout=TIMEOUT)
+    want = kpis.query("revenue", "total", start=start, end=end, where={"region": "Asia Pacific"}).value
+    assert number.inner_text() == kpis.get("revenue").format_compact(want)
