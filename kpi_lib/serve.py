@@ -87,6 +87,9 @@ def make_app(
                 pages.NoContentHandler,
             ),  # browsers ask; no 404 in the console
             (r"/static/(.*)", pages.StaticHandler, {"path": str(pages.HERE / "static")}),
+            (r"/ask", pages.AskHandler),
+            (r"/ask/box.js", pages.AskScriptHandler),
+            (r"/ask/suggest", pages.SuggestHandler),
             (r"/inbox", pages.InboxHandler),
             (r"/inbox/([^/]+)", pages.InboxHandler),
             (r"/inbox/([^/]+)/([^/]+)", pages.InboxHandler),
@@ -187,7 +190,9 @@ class Server:
     voila_port: int = 0
     # made at each start (or KPI_PROXY_SECRET, for back ends shared by several front doors): the
     # back ends serve only requests carrying it (see kpi_lib.web)
-    secret: str = field(default_factory=lambda: os.environ.get("KPI_PROXY_SECRET") or secrets.token_urlsafe(32))
+    secret: str = field(
+        default_factory=lambda: os.environ.get("KPI_PROXY_SECRET") or secrets.token_urlsafe(32)
+    )
 
     def _spawn(self, what: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
         log_dir = self.log_dir or settings().home / "logs"

@@ -25,7 +25,6 @@ import types
 from typing import Any
 
 from .. import auth, kpis
-from .. import scope as row_scope
 from ..errors import KpiError
 from .answer import Answer
 
@@ -53,8 +52,7 @@ def ask(
     user = user or auth.current_user()
     when = kpis.as_of(as_of)
     try:
-        with row_scope.using(row_scope.EVERYTHING):  # one lexicon for everyone: names are not numbers
-            lex = lexicon()
+        lex = lexicon()
         with auth.acting_as(user):  # every number in the answer comes from the user's rows only
             reading = parse(str(question or ""), when.at, lex)
             result = answer(reading, when, lex, user)

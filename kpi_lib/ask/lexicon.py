@@ -23,6 +23,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from .. import cache, kpis, warehouse
+from .. import scope as row_scope
 from ..errors import KpiError
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,15 @@ def _first_data() -> datetime | None:
 
 
 def build() -> Lexicon:
-    """The lexicon of the warehouse as it is: member values, recorded source names, data span."""
+    """The lexicon of the warehouse as it is: member values, recorded source names, data span.
+
+    One lexicon for every reader, built over every row: it holds names, not numbers, and it is
+    shared by whoever asks next (a scoped reader asking about another region is told so)."""
+    with row_scope.using(row_scope.EVERYTHING):
+        return _build()
+
+
+def _build() -> Lexicon:
     members: dict[str, list[str]] = {}
     for d in kpis.dimensions():
         try:

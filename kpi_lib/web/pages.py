@@ -188,7 +188,9 @@ class LandingHandler(Base):
         user = self.require_user()
         if user is None:
             return
-        self.page("landing.html", dashboards=self.dashboards(), ask_box=ask_http.box_html(self.xsrf_token.decode()))
+        self.page(
+            "landing.html", dashboards=self.dashboards(), ask_box=ask_http.box_html(self.xsrf_token.decode())
+        )
 
 
 class AskHandler(Base, ask_http.AskHandler):

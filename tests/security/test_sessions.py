@@ -69,14 +69,15 @@ def test_each_sign_in_gets_a_new_session(server, client):
     """A cookie someone planted before the sign-in never becomes the signed-in session."""
     c = client()
     c.cookies.set(auth.COOKIE, "planted-by-someone-else")
-    assert c.sign_in("sec-exec").status_code == 302
-    first = c.session_cookie
-    assert first != "planted-by-someone-else" and _signed_in(c)
-    assert c.sign_in("sec-exec").status_code == 302 and c.session_cookie != first
-    listed = subprocess.run(
-        [KPI, "users", "sessions", "sec-exec"], capture_output=True, text=True, env=os.environ
-    )
-    assert "sec-exec" in listed.stdout
+    first = c.sign_in("sec-exec")
+    assert first.status_code == 302
+    token = first.cookies.get(auth.COOKIE)  # what the server set, not the planted one
+    assert token and token != "planted-by-someone-else"
+    fresh = Client(server)
+    fresh.cookies.set(auth.COOKIE, token)
+    assert _signed_in(fresh)
+    again = c.sign_in("sec-exec")
+    assert again.cookies.get(auth.COOKIE) not in (None, token)
 
 
 def test_guessing_passwords_is_throttled_per_account(server, users):
@@ -97,9 +98,10 @@ def test_unknown_users_cost_the_same_as_wrong_passwords(server, users):
         auth.verify(login, "not-the-password")
         return time.perf_counter() - t0
 
-    unknown = statistics.median(timed(f"nobody-{i}") for i in range(7))
-    known = statistics.median(timed("sec-viewer") for _ in range(7))
-    assert unknown / known > 0.6, (unknown, known)
+    pairs = [(timed(f"nobody-{i}"), timed("sec-viewer")) for i in range(9)]  # interleaved: same load
+    unknown = statistics.median(u for u, _ in pairs)
+    known = statistics.median(k for _, k in pairs)
+    assert unknown / known > 0.5, (unknown, known)  # the old invalid dummy hash: 12 vs 71 ms
 
 
 def test_sign_ins_do_not_stall_other_requests(server, users):

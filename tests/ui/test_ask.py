@@ -64,9 +64,11 @@ def test_typing_suggests_values_and_html_in_a_question_stays_text(context, serve
 
 
 def test_a_viewer_sees_a_masked_kpi_masked(context, server, demo):
-    doc = auth._load()
+    from kpi_lib.auth import users as user_store
+
+    doc = user_store._load()
     doc["roles"]["ask-viewer"] = {"kpis": "*", "masked": ["revenue"]}
-    auth._save(doc)
+    user_store._save(doc)
     auth.set_user("ui-viewer", PASSWORD, ["ask-viewer"], name="UI Viewer")
     start, end, month = last_month(demo)
     page = context.new_page()
