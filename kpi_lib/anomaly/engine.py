@@ -46,6 +46,7 @@ class Evaluation:
     score: np.ndarray
     fired: np.ndarray
     rule: np.ndarray  # name of the step with the largest ratio where fired, else ""
+    step: np.ndarray  # name of the step with the largest ratio on every row (what came closest)
     source: np.ndarray  # which expectation was used ("level", "1D", "7D", "")
     ratios: dict[str, np.ndarray] | None = None  # per step: feature / bound (what each step saw)
 
@@ -166,7 +167,8 @@ def _run_step(
         ratio = np.nan_to_num(ratio, nan=0.0, posinf=1e6)
         # a missing value, too little history or (for z) too small a row to judge: no opinion
         ratio[
-            ~np.isfinite(inputs[step.input] if step.input in ("z", "abs_z") else inputs["ready"]) | np.isnan(bound)
+            ~np.isfinite(inputs[step.input] if step.input in ("z", "abs_z") else inputs["ready"])
+            | np.isnan(bound)
         ] = 0.0
         if step.min_dev > 0 and typical is not None:
             # the same deviation in the series' own units must be at least min_dev x its usual size
@@ -238,7 +240,8 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     names = list(ratios)
     stacked = np.vstack([ratios[k] for k in names])
     score = stacked.min(axis=0) if rules.aggregate == "AndAggregator" else stacked.max(axis=0)
-    rule = np.where(any_fired, np.array(names, dtype=object)[stacked.argmax(axis=0)], "")
+    closest = np.array(names, dtype=object)[stacked.argmax(axis=0)]
+    rule = np.where(any_fired, closest, "")
 
     width = band_z * base.scale
     return Evaluation(
@@ -248,6 +251,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         score=score,
         fired=any_fired,
         rule=rule,
+        step=closest,
         source=base.source,
         ratios=ratios,
     )
