@@ -183,11 +183,10 @@ def _nab_summary(per: dict[str, dict], keys: list[str]) -> dict:
     import nab_eval
 
     std = nab_eval.summarize({k: per[k]["standard"] for k in keys}, "standard")
-    return {
-        "nab_standard": std["nab"],
-        "low_fp": nab_eval.summarize({k: per[k]["reward_low_FP_rate"] for k in keys}, "reward_low_FP_rate")[
-            "nab"
-        ],
+    low_fp = nab_eval.summarize({k: per[k]["reward_low_FP_rate"] for k in keys}, "reward_low_FP_rate")["nab"]
+    return {  # NaN (a category without windows) is not JSON: None
+        "nab_standard": None if math.isnan(std["nab"]) else std["nab"],
+        "low_fp": None if math.isnan(low_fp) else low_fp,
         "found": f"{std['found']}/{std['windows']}",
         "false_alarms_per_series": std["false_alarms_per_series"],
         "event_f1": std["event_f1"],
@@ -213,7 +212,7 @@ def nab(root: Path, jobs: int) -> dict:
     for cat in cats:
         held = [k for k in keys if k.startswith(cat + "/")]
         rest = [k for k in keys if not k.startswith(cat + "/")]
-        best = max(BUDGETS, key=lambda b: _nab_summary(per_budget[b], rest)["nab_standard"])
+        best = max(BUDGETS, key=lambda b: _nab_summary(per_budget[b], rest)["nab_standard"] or 0.0)
         loco[cat] = {"budget_chosen_on_the_rest": best, **_nab_summary(per_budget[best], held)}
     out["leave_one_category_out"] = loco
     return out
