@@ -1,16 +1,26 @@
-"""Anomaly detection: speed on a 20,000-point series, quality on the NAB development split, and
-event F1 on the demo business's labelled incidents.
+"""Anomaly detection: speed on a 20,000-point series, quality on the NAB development split, false
+alarms on synthetic families unlike it, and event F1 on the demo business's labelled incidents.
 
     .venv/bin/python benchmarks/bench_anomaly.py [--runs 5] [--skip-nab] [--nab-root ../shared/nab-dev]
+        [--skip-families] [--families-seeds 6]
         [--skip-demo] [--demo-seeds 1,2] [--demo-lines 1000000] [--demo-days 730] [--demo-compare]
 
 Prints one JSON object:
 * ``timing``: p50 seconds of ``detect(series, "default")`` on 20,000 points (5-minute data, daily
   cycle, noise, a few incidents) against, in the same run, the naive ADTK trio
   (InterQuartileRangeAD c=3 + PersistAD c=3 + LevelShiftAD c=6, OrAggregator; ``fit_detect`` on the
-  whole series, i.e. not even causal) and the same trio made causal (built-in ``classic`` rules).
-* ``nab``: ``shared/tools/nab_eval.py`` run on the dev split with ``--check-causal 3``: the NAB
-  standard score overall and per category, and the causal-violation count.
+  whole series, i.e. not even causal), the same trio made causal (built-in ``classic`` rules) and
+  the default before issue 15 (``legacy``).
+* ``nab``: ``shared/tools/nab_eval.py`` run on the dev split with ``--check-causal 3``, for the
+  ``default`` rules and, as the baseline, the ``legacy`` rules: NAB standard, low-FP and low-FN
+  profiles, false alarms per series, event F1, overall and per category, causal violations.
+  ``budget_curve``: the same scoring in-process (nab_eval's own functions) for the default rules
+  with budgets of 0.25-4 false alarms a week. ``leave_one_category_out``: for each category, the
+  budget that scores best on the *other* categories, and what it then scores on this one (the
+  budget is the only knob; an honest estimate of how a choice made on dev generalises).
+* ``families``: :mod:`kpi_lib.anomaly.families` (bursty counts, heavy tails, regime change, weekly
+  business with holidays, seven kinds of series with no anomaly), ``--families-seeds`` each, for
+  ``default`` and ``legacy``: windows found, false alarms per series and per week.
 * ``demo``: ``kpi_lib.demo.Business(lines, days, seed)`` per seed (ending 2026-11-22 00:00 UTC, so
   labels and holidays fall on the same days every run); every series a scan looks at (revenue,
   orders, aov, return_rate x overall/region/category x hour grain over the last 30 days, reaching
@@ -82,6 +92,7 @@ def timing(runs: int) -> dict:
     s = series()
     detect(s.iloc[:2000])  # warm caches/imports outside the timed runs
     default = p50(lambda: detect(s, rules="default"), runs)
+    legacy = p50(lambda: detect(s, rules="legacy"), runs)
     baseline = p50(lambda: naive(s), runs)
     classic = p50(lambda: detect(s, rules="classic"), max(1, runs // 2))
     alarms = int(detect(s)["is_anomaly"].sum())
@@ -89,16 +100,18 @@ def timing(runs: int) -> dict:
         "points": len(s),
         "runs": runs,
         "default_p50_s": default,
+        "legacy_p50_s": legacy,
         "naive_adtk_fit_detect_p50_s": baseline,
         "classic_causal_p50_s": classic,
         "default_vs_naive": round(default / baseline, 2),
         "default_alarms_on_4_planted_incidents": alarms,
+        "bar_20k_under_0_5_s": default < 0.5,
     }
 
 
-def nab(root: Path, jobs: int) -> dict:
+def _nab_cli(root: Path, jobs: int, rules: str) -> dict:
     tool = SHARED / "tools" / "nab_eval.py"
-    cmd = f"{sys.executable} -m kpi_lib.anomaly {{input}} {{output}}"
+    cmd = f"{sys.executable} -m kpi_lib.anomaly {{input}} {{output}} --rules {rules}"
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "nab.json"
         t = time.perf_counter()
@@ -134,6 +147,7 @@ def nab(root: Path, jobs: int) -> dict:
                 "nab": None if math.isnan(v["nab"]) else v["nab"],
                 "found": f"{v['found']}/{v['windows']}",
                 "false_alarms": v["false_alarms"],
+                "false_alarms_per_series": v["false_alarms_per_series"],
             }
             for k, v in summary["by_category"].items()
         },
@@ -145,6 +159,100 @@ def nab(root: Path, jobs: int) -> dict:
         "line": proc.stdout.strip().splitlines()[-1],
         "seconds": round(time.perf_counter() - t, 1),
     }
+
+
+def _nab_one(args) -> tuple[str, dict]:
+    """Score one dev series in-process with nab_eval's own functions (for the budget curve)."""
+    root, key, rules = args
+    sys.path.insert(0, str(SHARED / "tools"))
+    import nab_eval
+
+    from kpi_lib.anomaly import detect
+
+    wins = json.loads((root / "windows.json").read_text())[key]
+    df = pd.read_csv(root / "data" / key)
+    s = pd.Series(df["value"].to_numpy(), index=pd.DatetimeIndex(pd.to_datetime(df["timestamp"])))
+    alarms = [int(i) for i in np.flatnonzero(detect(s, rules)["is_anomaly"].to_numpy())]
+    ts, _ = nab_eval.read_series(str(root / "data" / key))
+    rows = nab_eval.windows_as_rows(ts, wins)
+    return key, {p: nab_eval.score_series(len(ts), rows, alarms, p) for p in nab_eval.PROFILES}
+
+
+def _nab_summary(per: dict[str, dict], keys: list[str]) -> dict:
+    sys.path.insert(0, str(SHARED / "tools"))
+    import nab_eval
+
+    std = nab_eval.summarize({k: per[k]["standard"] for k in keys}, "standard")
+    low_fp = nab_eval.summarize({k: per[k]["reward_low_FP_rate"] for k in keys}, "reward_low_FP_rate")["nab"]
+    return {  # NaN (a category without windows) is not JSON: None
+        "nab_standard": None if math.isnan(std["nab"]) else std["nab"],
+        "low_fp": None if math.isnan(low_fp) else low_fp,
+        "found": f"{std['found']}/{std['windows']}",
+        "false_alarms_per_series": std["false_alarms_per_series"],
+        "event_f1": std["event_f1"],
+    }
+
+
+BUDGETS = (0.25, 0.5, 1, 2, 4)  # false alarms a week (at most one per 2,016 rows)
+
+
+def nab(root: Path, jobs: int) -> dict:
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = {"default": _nab_cli(root, jobs, "default"), "legacy": _nab_cli(root, jobs, "legacy")}
+    keys = sorted(json.loads((root / "windows.json").read_text()))
+    cats = sorted({k.split("/")[0] for k in keys})
+    per_budget: dict[float, dict[str, dict]] = {}
+    with ProcessPoolExecutor(max(1, jobs)) as ex:
+        for b in BUDGETS:
+            rules = {"extends": "default", "budget": {"alarms": b, "per": "7D"}}
+            per_budget[b] = dict(ex.map(_nab_one, [(root, k, rules) for k in keys]))
+    out["budget_curve"] = {str(b): _nab_summary(per, keys) for b, per in per_budget.items()}
+    loco = {}
+    for cat in cats:
+        held = [k for k in keys if k.startswith(cat + "/")]
+        rest = [k for k in keys if not k.startswith(cat + "/")]
+        best = max(BUDGETS, key=lambda b: _nab_summary(per_budget[b], rest)["nab_standard"] or 0.0)
+        loco[cat] = {"budget_chosen_on_the_rest": best, **_nab_summary(per_budget[best], held)}
+    out["leave_one_category_out"] = loco
+    return out
+
+
+def families(seeds: int) -> dict:
+    from kpi_lib.anomaly import detect
+    from kpi_lib.anomaly.families import FAMILIES, generate, score
+
+    out: dict[str, dict] = {}
+    for rules in ("default", "legacy"):
+        per, tot = {}, {"found": 0, "windows": 0, "false_alarms": 0, "series": 0, "weeks": 0.0}
+        no_anomaly = {"false_alarms": 0, "series": 0}
+        for fam in FAMILIES:
+            scores = [
+                score(c, detect(c.series, c.rules(rules))) for c in (generate(fam, s) for s in range(seeds))
+            ]
+            fa, weeks = sum(x.false_alarms for x in scores), sum(x.weeks for x in scores)
+            per[fam] = {
+                "found": f"{sum(x.found for x in scores)}/{sum(x.windows for x in scores)}",
+                "false_alarms_per_series": round(fa / len(scores), 2),
+                "false_alarms_per_week": round(fa / weeks, 3),
+            }
+            tot["found"] += sum(x.found for x in scores)
+            tot["windows"] += sum(x.windows for x in scores)
+            tot["false_alarms"] += fa
+            tot["series"] += len(scores)
+            tot["weeks"] += weeks
+            if fam.startswith("no_anomaly_"):
+                no_anomaly["false_alarms"] += fa
+                no_anomaly["series"] += len(scores)
+        out[rules] = {
+            "found": f"{tot['found']}/{tot['windows']}",
+            "false_alarms_per_series": round(tot["false_alarms"] / tot["series"], 2),
+            "false_alarms_per_week": round(tot["false_alarms"] / tot["weeks"], 3),
+            "no_anomaly_false_alarms_per_series": round(no_anomaly["false_alarms"] / no_anomaly["series"], 2),
+            "by_family": per,
+        }
+    out["seeds"] = seeds
+    return out
 
 
 def _scan(biz, series, rules) -> tuple[dict, float]:
@@ -236,6 +344,8 @@ def main() -> int:
     ap.add_argument("--skip-nab", action="store_true")
     ap.add_argument("--nab-root", type=Path, default=SHARED / "nab-dev")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--skip-families", action="store_true")
+    ap.add_argument("--families-seeds", type=int, default=6)
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--demo-seeds", default="1,2")
     ap.add_argument("--demo-lines", type=int, default=1_000_000)
@@ -243,6 +353,8 @@ def main() -> int:
     ap.add_argument("--demo-compare", action="store_true")
     a = ap.parse_args()
     out = {"timing": timing(a.runs)}
+    if not a.skip_families:
+        out["families"] = families(a.families_seeds)
     if not a.skip_demo:
         out["demo"] = demo(
             [int(x) for x in a.demo_seeds.split(",")], a.demo_lines, a.demo_days, a.demo_compare

@@ -11,7 +11,7 @@ import pytest
 
 from kpi_lib import kpis, loader
 from kpi_lib.anomaly.rules import calendar_days, parse_rules
-from kpi_lib.anomaly.scan import rules_for, scan, severity
+from kpi_lib.anomaly.scan import rules_for, scan
 
 
 @pytest.fixture(scope="module")
@@ -110,28 +110,6 @@ def test_rules_come_from_the_catalog_per_grain(demo):
     assert rules_for(kpis.get("orders"), "minute")["expected"]["scale"] == "volume"
 
 
-def test_severity_rises_with_business_impact():
-    from kpi_lib.anomaly.incidents import Incident
-
-    inc = Incident(
-        start=0,
-        peak=0,
-        end=None,
-        value=0.0,
-        expected=10.0,
-        lower=5.0,
-        upper=15.0,
-        deviation_pct=-100.0,
-        score=1.1,
-        severity="low",
-        rule="drop",
-        explanation="",
-    )
-    assert severity(inc) == "high"
-    assert severity(inc.__class__(**{**inc.__dict__, "deviation_pct": -30.0})) == "medium"
-    assert severity(inc.__class__(**{**inc.__dict__, "deviation_pct": -10.0})) == "low"
-
-
 def _minute_series(burst: float) -> pd.Series:
     """Ten orders a minute; a five-fold burst at row 200; a four-fold surge from row 400."""
     rng = np.random.default_rng(7)
@@ -158,9 +136,12 @@ def test_a_minute_still_filling_is_no_drop_but_a_surge_in_it_is_news(demo, db):
 
     region = f"Part-{uuid.uuid4().hex[:6]}"
     minute = kpis.floor_period(kpis.local_now() - timedelta(minutes=10), "minute")
-    start = minute - timedelta(minutes=40)
-    gaps = np.random.default_rng(4).exponential(0.1, 30_000).cumsum()  # a busy stream, ~600 a minute
-    times = [start + timedelta(seconds=float(g)) for g in gaps if g < 40 * 60 + 5]
+    # a busy stream, ~600 a minute, for 100 minutes: a series is judged after its own warm-up (the
+    # live rules need 30 minutes for an expected value, then 50 for their bounds), not against
+    # zeros from before it existed
+    start = minute - timedelta(minutes=100)
+    gaps = np.random.default_rng(4).exponential(0.1, 62_000).cumsum()
+    times = [start + timedelta(seconds=float(g)) for g in gaps if g < 100 * 60 + 5]
 
     def orders(ts, tag):
         return [
@@ -199,3 +180,192 @@ def test_a_minute_still_filling_is_no_drop_but_a_surge_in_it_is_news(demo, db):
     assert len(found) == 1
     started, value, expected = found[0]
     assert started.replace(tzinfo=None) == minute and value > 3000 > expected
+
+
+# --- a real-looking export: a year, 30 countries of very different sizes, no categories -----------
+
+#: share of orders by country, as in a UK wholesaler's export: one big home market, a long tail
+COUNTRIES = {
+    "United Kingdom": 0.80,
+    "Germany": 0.035,
+    "France": 0.035,
+    "EIRE": 0.02,
+    "Spain": 0.012,
+    "Netherlands": 0.01,
+    "Belgium": 0.009,
+    "Switzerland": 0.008,
+    "Portugal": 0.006,
+    "Australia": 0.005,
+    "Norway": 0.004,
+    "Italy": 0.004,
+    "Channel Islands": 0.003,
+    "Finland": 0.003,
+    "Cyprus": 0.0025,
+    "Sweden": 0.002,
+    "Austria": 0.002,
+    "Denmark": 0.002,
+    "Japan": 0.002,
+    "Poland": 0.0015,
+    "Israel": 0.001,
+    "USA": 0.001,
+    "Hong Kong": 0.001,
+    "Singapore": 0.001,
+    "Iceland": 0.0006,
+    "Canada": 0.0005,
+    "Greece": 0.0005,
+    "Malta": 0.0004,
+    "United Arab Emirates": 0.0003,
+    "Lebanon": 0.0002,
+}
+#: what really happened (inclusive days), and where a person would look for it
+INJECTED = {
+    "site outage": ("2007-05-08", "2007-05-10", ["revenue|day", "orders|day"]),
+    "reseller surge in Germany": ("2007-08-14", "2007-08-16", ["orders|day|region=Germany"]),
+    "UK pricing bug": ("2007-10-23", "2007-10-25", ["revenue|day|region=United Kingdom"]),
+}
+EXPORT_NOW = datetime(2007, 12, 8, 6, 0)  # the morning after the export's last day
+
+
+def retail_export(seed: int = 7) -> pd.DataFrame:
+    """A year of a wholesaler's order lines in yen, UCI-style columns, closed on Saturdays, growing
+    towards Christmas, with over-dispersed daily demand and heavy-tailed baskets (unit prices
+    log-normal, 1-12 units a line), and the INJECTED incidents:
+
+    * site outage: three days on which 90% of orders from every country fail;
+    * reseller surge: Germany's orders quadruple for three days;
+    * UK pricing bug: three days on which UK unit prices lose a digit (a tenth of the usual; orders
+      unchanged).
+    """
+    rng = np.random.default_rng(seed)
+    names = list(COUNTRIES)
+    share = np.array([COUNTRIES[c] for c in names])
+    share = share / share.sum()
+    de, uk = names.index("Germany"), names.index("United Kingdom")
+
+    def inside(name: str, day: str) -> bool:
+        a, b, _ = INJECTED[name]
+        return a <= day <= b
+
+    rows, invoice = [], 500_000
+    days = pd.date_range("2007-01-02", "2007-12-07", freq="D")
+    for d in days:
+        if d.dayofweek == 5:
+            continue
+        day = str(d.date())
+        t = (d - days[0]).days / 365
+        level = 70 * (1 + 0.9 * t**2) * (0.55 if d.dayofweek == 6 else 1.0)
+        country = rng.choice(len(names), size=rng.poisson(level * rng.gamma(30, 1 / 30)), p=share)
+        if inside("site outage", day):
+            country = country[rng.random(len(country)) < 0.1]
+        if inside("reseller surge in Germany", day):
+            country = np.concatenate([country, np.full(rng.poisson(level * share[de] * 3), de)])
+        for c in country:
+            invoice += 1
+            when = d + pd.Timedelta(hours=int(rng.integers(7, 20)), minutes=int(rng.integers(0, 60)))
+            for _ in range(1 + rng.poisson(1.0)):
+                price = float(np.round(np.exp(rng.normal(6.3, 0.8))))
+                if c == uk and inside("UK pricing bug", day):
+                    price = float(round(price / 10))
+                rows.append(
+                    (
+                        invoice,
+                        f"SKU{rng.integers(10000, 10400)}",
+                        int(rng.integers(1, 13)),
+                        when.strftime("%Y-%m-%d %H:%M"),
+                        price,
+                        f"C{rng.integers(12000, 18000)}",
+                        names[c],
+                    )
+                )
+    return pd.DataFrame(
+        rows,
+        columns=["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"],
+    )
+
+
+@pytest.fixture(scope="module")
+def retail_scan(demo, tmp_path_factory):
+    """The export loaded as a new user would (`kpi load`), then a daily scan of revenue and orders
+    over its whole year, overall, by country and by category, at a pinned now."""
+    path = tmp_path_factory.mktemp("retail") / "online_retail_2007.csv"
+    retail_export().to_csv(path, index=False)
+    summary = loader.load_lines_file(path)
+    assert summary.rejected == 0 and summary.mapping["region"] == "Country"
+    res = scan(
+        ["revenue", "orders"],
+        since="2007-01-01",
+        grains=("day",),
+        dimensions={"day": (None, "region", "category")},
+        now=EXPORT_NOW,
+    )
+    return res
+
+
+def _retail_rows(db) -> list[dict]:
+    cur = db.execute(
+        "select series_key, dimension, dim_value, started_at, value, expected, severity, explanation "
+        "from ops.anomalies where kpi in ('revenue', 'orders') and grain = 'day' "
+        "and started_at >= '2007-01-01' and started_at < '2008-01-01' order by started_at"
+    )
+    names = [c.name for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _explained_by(row: dict) -> str | None:
+    day = row["started_at"].date()
+    for name, (a, b, _) in INJECTED.items():
+        if pd.Timestamp(a).date() <= day <= (pd.Timestamp(b) + timedelta(days=2)).date():
+            return name
+    return None
+
+
+def test_a_sparse_multi_country_year_raises_the_true_incidents_and_not_the_noise(retail_scan, db):
+    rows = _retail_rows(db)
+    for name, (a, b, keys) in INJECTED.items():
+        for key in keys:
+            hits = [
+                r
+                for r in rows
+                if r["series_key"] == key
+                and pd.Timestamp(a).date()
+                <= r["started_at"].date()
+                <= (pd.Timestamp(b) + timedelta(days=2)).date()
+            ]
+            assert hits, f"{name} not found on {key}: {[(r['series_key'], r['started_at']) for r in rows]}"
+    noise = [r for r in rows if _explained_by(r) is None]
+    # the old scan raised 199 incidents on 64 series here (155 of them "high"), like the 275 of the
+    # issue; what is left beyond the injected incidents are days with a few very large baskets
+    assert len(noise) <= 5, [(r["series_key"], r["started_at"].date(), r["explanation"]) for r in noise]
+    assert len(rows) <= 15, [(r["series_key"], r["started_at"].date()) for r in rows]
+
+
+def test_sparse_countries_single_orders_and_no_deviation_never_alarm(retail_scan, db):
+    rows = _retail_rows(db)
+    small = {c for c, s in COUNTRIES.items() if s < 0.01}
+    assert not [r for r in rows if r["dim_value"] in small], "a country with under 1% of the orders alarmed"
+    assert all(abs(r["value"] - r["expected"]) >= 3 for r in rows if r["series_key"].startswith("orders"))
+    assert all(r["value"] != r["expected"] for r in rows)
+    assert retail_scan.immaterial.get("volume", 0) > 0  # found by the rules, dropped as immaterial
+
+
+def test_a_dimension_with_one_value_is_not_scanned(retail_scan, db):
+    rows = _retail_rows(db)
+    assert {"revenue|day|category", "orders|day|category"} <= set(retail_scan.skipped)
+    assert not [r for r in rows if r["dimension"] == "category"]  # category=Unknown would repeat the overall
+
+
+def test_history_has_a_warm_up_and_severity_is_business_impact(retail_scan, db):
+    rows = _retail_rows(db)
+    first_day = pd.Timestamp("2007-01-02").date()
+    assert all(r["started_at"].date() >= first_day + timedelta(days=28) for r in rows), (
+        "the first weeks alarmed"
+    )
+    outage = [r for r in rows if r["series_key"] in ("revenue|day", "orders|day")]
+    assert outage and all(_explained_by(r) == "site outage" for r in outage)
+    assert all(r["severity"] == "high" for r in outage)  # 80-90% of the whole business gone
+    surge = next(r for r in rows if r["series_key"] == "orders|day|region=Germany")
+    assert "Impact:" in surge["explanation"] and "% of orders overall." in surge["explanation"]
+    assert (
+        surge["explanation"].startswith("Orders in Germany was ")
+        and "above the expected" in surge["explanation"]
+    )

@@ -8,16 +8,22 @@ Public API::
     result[result.is_anomaly == 1].explanation                           # onset rows only
     for inc in incidents(result):                                        # start, peak, end, ...
         print(inc.severity, inc.explanation)
+    near_miss(result, since="2024-02-01").sentence                       # why not an alarm
     fig = plot_incidents(result, title="Revenue in EMEA")                # matplotlib Figure
     detect_file("in.csv", "out.csv", time_column="timestamp", value_column="value")
 
 * ``detect(series, rules="default", label=None, fmt=None)`` returns a frame indexed like the input
-  with ``value, expected, lower, upper, score, is_anomaly, severity, explanation, incident, rule``.
-  ``score`` is 1.0 at the alarm bound (comparable across series and steps); ``severity`` is
+  with ``value, expected, lower, upper, score, is_anomaly, severity, explanation, incident, rule,
+  step``. ``score`` is 1.0 at the alarm bound (comparable across series and steps): with the
+  default rules the bound is this series' own, calibrated on its past for a false-alarm budget
+  (one a week, at most one per 2,016 rows; see :mod:`kpi_lib.anomaly.calibrate`); ``severity`` is
   ``low`` (< 2), ``medium`` (< 4) or ``high`` (>= 4) by the incident's peak score so far, ``''``
   outside incidents. ``is_anomaly`` is 1 only on an incident's first row. Everything but the
   explanation text at row i depends on rows up to i only (online, causal).
-* ``rules`` is a built-in name (``default``; ``classic`` = the naive ADTK trio, for comparison;
+* ``near_miss(result, since, until, label)`` says how close a quiet window came to an alarm:
+  ``.score`` (1.0 = the threshold), ``.at``, ``.step`` and a ``.sentence``.
+* ``rules`` is a built-in name (``default``; ``legacy`` = the default before issue 15 and
+  ``classic`` = the naive ADTK trio, both for comparison;
   ``business_hourly`` / ``business_daily`` for sums and counts such as revenue and orders,
   ``business_hourly_ratio`` / ``business_daily_ratio`` for ratios such as AOV and return rate), a
   YAML/JSON file, or a plain dict, optionally ``{extends: <built-in>, ...}`` with some parts
@@ -43,6 +49,7 @@ from kpi_lib.anomaly.detect import detect, incidents  # noqa: E402
 from kpi_lib.anomaly.explain import compact  # noqa: E402
 from kpi_lib.anomaly.files import detect_file  # noqa: E402
 from kpi_lib.anomaly.incidents import Incident  # noqa: E402
+from kpi_lib.anomaly.nearmiss import NearMiss, near_miss  # noqa: E402
 from kpi_lib.anomaly.plot import plot_incidents  # noqa: E402
 from kpi_lib.anomaly.rules import BUILTIN, BUSINESS_RULES, RuleSet, load_rules  # noqa: E402
 from kpi_lib.anomaly.scan import ScanResult, scan  # noqa: E402
@@ -52,6 +59,7 @@ __all__ = [
     "BUILTIN",
     "BUSINESS_RULES",
     "Incident",
+    "NearMiss",
     "RuleSet",
     "ScanResult",
     "attribute",
@@ -60,6 +68,7 @@ __all__ = [
     "detect_file",
     "incidents",
     "load_rules",
+    "near_miss",
     "plot_incidents",
     "scan",
 ]

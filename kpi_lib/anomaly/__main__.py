@@ -19,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("output")
     ap.add_argument("--time-column", default="timestamp")
     ap.add_argument("--value-column", default="value")
-    ap.add_argument("--rules", default="default", help="built-in name (default, classic) or YAML/JSON file")
+    ap.add_argument(
+        "--rules",
+        default="default",
+        help="built-in name (default, legacy, classic, business_*) or YAML/JSON file",
+    )
     a = ap.parse_args(argv)
     try:
         detect_file(

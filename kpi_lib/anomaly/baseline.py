@@ -111,8 +111,13 @@ def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarra
                 level = None
                 if spec.adjust:  # the mean over the previous week (or period), from earlier rows
                     span = max(period, pd.Timedelta("7D").value)
+                    # a calendar day stands in for itself with the same day a week earlier: leaving
+                    # it out would change the mix of weekdays in the mean (a week whose holidays
+                    # fall on weekdays looks like a weekend-heavy one, and vice versa)
+                    week_ago = _seasonal(ts, x, pd.Timedelta("7D").value, 1)
+                    usual = x if exclude is None else np.where(learn, x, week_ago)
                     level = (
-                        pd.Series(np.where(learn, x, np.nan), index=pd.DatetimeIndex(ts))
+                        pd.Series(usual, index=pd.DatetimeIndex(ts))
                         .rolling(pd.Timedelta(span), closed="left", min_periods=1)
                         .mean()
                         .to_numpy()

@@ -28,6 +28,7 @@ COLUMNS = (
     "explanation",
     "incident",
     "rule",
+    "step",
 )
 
 Rules = str | Path | Mapping[str, Any] | RuleSet
@@ -64,7 +65,8 @@ def detect(
     Returns a frame indexed like `series` (same rows, order and duplicates) with columns
     value, expected, lower, upper, score, is_anomaly (1 on an incident's first row only), severity
     ('' outside incidents, else low/medium/high so far), explanation (on onset rows), incident (id,
-    0 = none) and rule (the step that fired). Alarms and scores at a row use only rows up to it;
+    0 = none), rule (the step that fired) and step (the step that came closest to firing on that
+    row, fired or not: see :func:`kpi_lib.anomaly.near_miss`). Alarms and scores at a row use only rows up to it;
     the explanation summarises the whole incident as far as the data goes.
     """
     if isinstance(series, pd.DataFrame):
@@ -99,6 +101,7 @@ def detect(
     out["explanation"] = ""
     out["incident"] = ids
     out["rule"] = ev.rule
+    out["step"] = ev.step
     for inc, pos in zip(_incidents.build(out, ids, label=label, fmt=fmt), np.flatnonzero(onset), strict=True):
         out.iat[pos, out.columns.get_loc("explanation")] = inc.explanation
     return out

@@ -28,7 +28,7 @@ from adtk import aggregator as adtk_aggregator
 from adtk import detector as adtk_detector
 from adtk import transformer as adtk_transformer
 
-from kpi_lib.anomaly import baseline
+from kpi_lib.anomaly import baseline, calibrate
 from kpi_lib.anomaly.rules import BOUND_DETECTORS, RuleSet, Step, calendar_days
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class Evaluation:
     score: np.ndarray
     fired: np.ndarray
     rule: np.ndarray  # name of the step with the largest ratio where fired, else ""
+    step: np.ndarray  # name of the step with the largest ratio on every row (what came closest)
     source: np.ndarray  # which expectation was used ("level", "1D", "7D", "")
     ratios: dict[str, np.ndarray] | None = None  # per step: feature / bound (what each step saw)
 
@@ -74,6 +75,12 @@ def _transform(step: Step, feature: np.ndarray) -> np.ndarray:
     if isinstance(out, pd.DataFrame):  # multi-output aggregations: take the first column
         out = out.iloc[:, 0]
     return out.to_numpy(dtype=float)
+
+
+def _span(step: Step) -> int:
+    """How many rows a step's transform averages (its feature repeats itself over that many)."""
+    w = step.transform_params.get("window", 1) if step.transform else 1
+    return int(max(w) if isinstance(w, (tuple, list)) else w)
 
 
 def _sided(step: Step, f: np.ndarray) -> np.ndarray:
@@ -129,22 +136,39 @@ def _run_step(
     inputs: dict[str, np.ndarray],
     exclude: np.ndarray | None = None,
     typical: np.ndarray | None = None,
+    risk: float = 0.0,
+    group: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
 
-    Rows in `exclude` (calendar events) never fire and are left out of the learned bound.
+    Rows in `exclude` (calendar events) never fire and are left out of the learned bound. `risk`
+    is the step's share of the false-alarm budget per row (``bound: tail`` steps).
     """
     f = _transform(step, inputs[step.input])
     if step.detector in BOUND_DETECTORS:
         f = _sided(step, f)
-        learn = f if exclude is None else np.where(exclude, np.nan, f)
-        bound = np.maximum(step.margin * _bound(step, learn), step.min)  # NaN until the bound is learned
+        if step.bound == "tail":
+            learned = calibrate.online_threshold(
+                f,
+                risk,
+                history=step.history,
+                min_history=step.min_history,
+                level=float(step.params.get("high", 0.98)),
+                exclude=exclude,
+                floor=step.min / step.margin if step.margin > 0 else step.min,
+                group=group,
+                span=_span(step),
+            )
+        else:
+            learned = _bound(step, f if exclude is None else np.where(exclude, np.nan, f))
+        bound = np.maximum(step.margin * learned, step.min)  # NaN until the bound is learned
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(bound > 0, f / bound, np.where(f > 0, np.inf, 0.0))
         ratio = np.nan_to_num(ratio, nan=0.0, posinf=1e6)
         # a missing value, too little history or (for z) too small a row to judge: no opinion
         ratio[
-            ~np.isfinite(inputs[step.input] if step.input == "z" else inputs["ready"]) | np.isnan(bound)
+            ~np.isfinite(inputs[step.input] if step.input in ("z", "abs_z") else inputs["ready"])
+            | np.isnan(bound)
         ] = 0.0
         if step.min_dev > 0 and typical is not None:
             # the same deviation in the series' own units must be at least min_dev x its usual size
@@ -170,6 +194,18 @@ def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
     return np.asarray(days.isin(known)) if len(known) else None
 
 
+def budget_risk(ts: np.ndarray | None, rules: RuleSet) -> float:
+    """Each ``bound: tail`` step's share of the false-alarm budget, per row."""
+    tails = sum(1 for s in rules.steps if s.bound == "tail")
+    if not tails:
+        return 0.0
+    b = rules.budget
+    rows = float(b.min_rows)
+    if ts is not None:
+        rows = max(rows, calibrate.rows_per(pd.Timedelta(b.per).value, ts))
+    return min(b.alarms / rows / tails, 0.5)
+
+
 def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
     """Expected value, band, score and fired flags per row (see the module docstring)."""
     exclude = calendar_mask(ts, rules)
@@ -185,15 +221,16 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     ready = np.where(
         np.isfinite(base.scale) & np.isfinite(residual), 1.0, np.nan
     )  # past min_rows, value known
-    inputs = {"value": value, "residual": residual, "z": z, "ready": ready}
+    inputs = {"value": value, "residual": residual, "z": z, "abs_z": np.abs(z), "ready": ready}
 
     ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
     point_step = next(
         (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
         None,
     )
+    risk = budget_risk(ts, rules)
     for step in rules.steps:
-        r, f, bound = _run_step(step, inputs, exclude, base.typical)
+        r, f, bound = _run_step(step, inputs, exclude, base.typical, risk, base.source)
         ratios[step.name], fired[step.name] = r, f
         if step is point_step:  # the band is what a single point must leave to fire
             band_z = np.where(np.isnan(bound), max(step.min, 3.0), bound)
@@ -203,7 +240,8 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     names = list(ratios)
     stacked = np.vstack([ratios[k] for k in names])
     score = stacked.min(axis=0) if rules.aggregate == "AndAggregator" else stacked.max(axis=0)
-    rule = np.where(any_fired, np.array(names, dtype=object)[stacked.argmax(axis=0)], "")
+    closest = np.array(names, dtype=object)[stacked.argmax(axis=0)]
+    rule = np.where(any_fired, closest, "")
 
     width = band_z * base.scale
     return Evaluation(
@@ -213,6 +251,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         score=score,
         fired=any_fired,
         rule=rule,
+        step=closest,
         source=base.source,
         ratios=ratios,
     )

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from .. import catalog, warehouse
 from .. import kpis as semantic
-from .. import warehouse
 from ..config import settings
+from . import materiality
 from .attribution import attribute
 from .detect import detect, incidents
 
@@ -56,6 +58,9 @@ class ScanResult:
     seconds: float = 0.0
     new_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: incidents found but not material (why -> how many), and dimensions skipped (one value only)
+    immaterial: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
 
 def rules_for(kpi: semantic.Kpi, grain: str) -> Any:
@@ -78,6 +83,16 @@ def label_for(kpi: semantic.Kpi, dimension: str | None, value: str | None) -> st
     return f"{kpi.label} in {value}" if dimension else kpi.label
 
 
+def _trim(series: pd.Series) -> pd.Series:
+    """Drop the periods before a sum or count first had data: zeros filled in before a business
+    (or a country, a product line) existed are not history, and a first day judged against them
+    alarms against an expected 0. The rule set's own warm-up then starts at the first real period."""
+    nonzero = series.to_numpy() != 0
+    if not nonzero.any():
+        return series.iloc[:0]
+    return series.iloc[int(nonzero.argmax()) :]
+
+
 def _series(
     k: semantic.Kpi,
     grain: str,
@@ -85,7 +100,9 @@ def _series(
     end: datetime,
     dimension: str | None,
     partial_until: datetime | None,
-) -> Iterable[tuple[str | None, pd.Series]]:
+) -> list[tuple[str | None, pd.Series]]:
+    """The series of a KPI at a grain (overall, or one per value of ``dimension``), each starting at
+    its first period with data (additive KPIs) or its first value (ratios)."""
     by = [dimension] if dimension else []
     df = semantic.query(k.name, grain, start=start, end=end, by=by).df
     if partial_until is not None:  # the current minute, scaled up to a full minute
@@ -96,12 +113,80 @@ def _series(
                 part = part.assign(value=part["value"] * (60.0 / elapsed))
             df = pd.concat([df, part], ignore_index=True)
     if df.empty:
-        return
-    if dimension:
-        for value, g in df.groupby(dimension, sort=True):
-            yield str(value), g.set_index("period")["value"].sort_index()
-    else:
-        yield None, df.set_index("period")["value"].sort_index()
+        return []
+    groups = (
+        [(str(v), g.set_index("period")["value"].sort_index()) for v, g in df.groupby(dimension, sort=True)]
+        if dimension
+        else [(None, df.set_index("period")["value"].sort_index())]
+    )
+    out = []
+    for value, series in groups:
+        series = _trim(series) if k.additive else series.loc[series.first_valid_index() :]
+        if len(series):
+            out.append((value, series))
+    return out
+
+
+class _Materiality:
+    """What materiality needs about one KPI at one grain: its expected total per period (from the
+    rules run on the KPI overall) and each slice's volume (its orders, by default)."""
+
+    def __init__(self, k: semantic.Kpi, grain: str, start: datetime, end: datetime, rules: Any, p) -> None:
+        self.k, self.grain, self.start, self.end, self.rules, self.p = k, grain, start, end, rules, p
+        self._expected: pd.Series | None = None
+        self._volume: dict[str | None, dict[str | None, pd.Series]] = {}
+        defs = semantic.definitions()
+        vol = defs.get(p.volume_kpi)
+        self.vol = vol if vol is not None and vol.additive else (k if k.additive else None)
+
+    def overall(self, frame: pd.DataFrame) -> None:
+        """The rules' result on the KPI overall (its expected value is the total a slice is weighed by)."""
+        self._expected = frame["expected"].where(frame["expected"] > 0).ffill()
+
+    def total_at(self, when: Any) -> float:
+        if self._expected is None:  # the overall was not scanned: run its rules for the total only
+            groups = _series(self.k, self.grain, self.start, self.end, None, None)
+            frame = detect(groups[0][1], self.rules) if groups else pd.DataFrame({"expected": []})
+            self.overall(frame)
+        e = self._expected.asof(pd.Timestamp(when)) if len(self._expected) else float("nan")
+        return float(e) if e == e else float("nan")
+
+    def volume(self, dim: str | None, value: str | None) -> tuple[float, pd.Series | None]:
+        """(share of the volume KPI, the slice's volume series) of a slice; (1.0, None) if unknown."""
+        if self.vol is None or (dim is not None and dim not in self.vol.dimensions):
+            return 1.0, None
+        if dim not in self._volume:
+            try:
+                slices = dict(_series(self.vol, self.grain, self.start, self.end, dim, None))
+                if dim is not None:
+                    slices[None] = dict(_series(self.vol, self.grain, self.start, self.end, None, None)).get(
+                        None
+                    )
+                self._volume[dim] = slices
+            except Exception as exc:  # not kept at this grain: volume is not judged
+                log.debug("no volume for %s by %s: %s", self.k.name, dim, exc)
+                self._volume[dim] = {}
+        slices = self._volume[dim]
+        if not slices:
+            return 1.0, None
+        mine, total = slices.get(value), slices.get(None)
+        if mine is None or not len(mine):
+            return 0.0, pd.Series(dtype=float)
+        if dim is None or total is None:
+            return 1.0, mine
+        both = float(total.reindex(mine.index).abs().sum())
+        return (float(mine.abs().sum()) / both if both > 0 else 1.0), mine
+
+
+def _in_incident(volume: pd.Series | None, rows: pd.Index) -> float | None:
+    """Orders a slice usually sees over an incident's carrying periods, or saw, whichever is more."""
+    if volume is None:
+        return None
+    if not len(volume):
+        return 0.0
+    usual = float(volume.abs().mean()) * len(rows)
+    actual = float(volume.reindex(rows).fillna(0).abs().sum())
+    return max(usual, actual)
 
 
 def scan(
@@ -116,6 +201,12 @@ def scan(
 
     ``kpis`` defaults to every KPI in catalog.yml; ``since`` (a date/time in the business time
     zone) defaults to a lookback per grain. Returns counts and the ids of incidents new to the store.
+
+    Each series starts at its own first period with data, and its rules' warm-up runs from there. A
+    dimension with a single value in the data read (``category=Unknown`` when a file had none) is
+    not scanned when the KPI overall is: it would repeat it. At hour and day grain an incident is kept only
+    if it is material (:mod:`kpi_lib.anomaly.materiality`: volume, impact on the KPI's total, a
+    deviation at all), and its severity is its business impact.
     """
     t0 = time.perf_counter()
     res = ScanResult()
@@ -123,6 +214,7 @@ def scan(
     names = list(kpis or defs)
     now = now or semantic.local_now()
     tz = settings().timezone
+    policy = materiality.policy(catalog.metadata().get("metadata", {}).get("materiality"))
     rows: list[dict] = []
     overall: list[tuple[dict, Any]] = []  # incidents on a KPI as a whole, to explain by dimension
     breakdowns: dict[tuple[str, str], list[tuple[str, dict[str, pd.DataFrame]]]] = {}
@@ -136,18 +228,25 @@ def scan(
             window_start = pd.Timestamp(window_start).tz_convert(tz).tz_localize(None).to_pydatetime()
         window_start = semantic.floor_period(window_start, grain)  # incidents start on period boundaries
         start = semantic.floor_period(window_start - HISTORY[grain], grain)
+        judged = grain in policy.grains
         for name in names:
             k = defs[name]
             rules = rules_for(k, grain)
             if rules is None:
                 continue
-            for dim in (dimensions or DIMENSIONS).get(grain, (None,)):
+            judge = _Materiality(k, grain, start, end, rules, policy) if judged else None
+            dims = tuple((dimensions or DIMENSIONS).get(grain, (None,)))
+            for dim in dims:
                 if dim is not None and dim not in k.dimensions:
                     continue
                 try:
-                    groups = list(_series(k, grain, start, end, dim, partial_until))
+                    groups = _series(k, grain, start, end, dim, partial_until)
                 except Exception as exc:  # e.g. a KPI not kept at this grain
                     res.errors.append(f"{name} {grain} {dim or ''}: {exc}")
+                    continue
+                if dim is not None and len(groups) < 2 and None in dims:
+                    # one value (or none): the same series as the KPI overall, scanned once already
+                    res.skipped.append(f"{name}|{grain}|{dim}")
                     continue
                 frames: dict[str, pd.DataFrame] = {}
                 for value, series in groups:
@@ -156,12 +255,35 @@ def scan(
                     frame = detect(series, rules, label=label, fmt=k.format_compact)
                     if dim is not None:
                         frames[value] = frame
-                    for inc in incidents(frame, label=label, fmt=k.format_compact):
-                        if pd.Timestamp(inc.start) < pd.Timestamp(window_start):
-                            continue
-                        if partial_until is not None and _partial_drop(inc, end):
-                            continue
-                        rows.append(_row(k, grain, dim, value, inc, tz))
+                    elif judge is not None:
+                        judge.overall(frame)
+                    found = [
+                        inc
+                        for inc in incidents(frame, label=label, fmt=k.format_compact)
+                        if pd.Timestamp(inc.start) >= pd.Timestamp(window_start)
+                        and not (partial_until is not None and _partial_drop(inc, end))
+                    ]
+                    if not found:
+                        continue
+                    share, volume = judge.volume(dim, value) if judge is not None else (1.0, None)
+                    for inc in found:
+                        verdict = None
+                        if judge is not None:
+                            verdict = materiality.judge(
+                                value=inc.value,
+                                expected=inc.expected,
+                                additive=k.additive,
+                                count=k.unit == "count",
+                                volume_share=share,
+                                volume_in_incident=_in_incident(volume, _carrying(frame, inc)),
+                                total=judge.total_at(inc.peak) if k.additive else float("nan"),
+                                p=policy,
+                            )
+                            if not verdict.material:
+                                why = verdict.reason.split(" ")[0]
+                                res.immaterial[why] = res.immaterial.get(why, 0) + 1
+                                continue
+                        rows.append(_row(k, grain, dim, value, inc, tz, verdict))
                         if dim is None:
                             overall.append((rows[-1], inc))
                 if dim is not None and frames and k.additive:
@@ -173,9 +295,29 @@ def scan(
         res.new = len(res.new_ids)
     res.seconds = time.perf_counter() - t0
     log.info(
-        "scanned %d series: %d incidents (%d new) in %.1fs", res.series, res.incidents, res.new, res.seconds
+        "scanned %d series: %d incidents (%d new, %d not material) in %.1fs",
+        res.series,
+        res.incidents,
+        res.new,
+        sum(res.immaterial.values()),
+        res.seconds,
     )
     return res
+
+
+def _carrying(frame: pd.DataFrame, inc) -> pd.Index:
+    """The periods that carry an incident: its rows off the expected value in the peak's direction
+    by at least half the peak's deviation (a one-day spike that keeps an incident open for a week
+    is carried by one day), and at least its peak."""
+    rows = frame.loc[inc.start : inc.end if inc.end is not None else None]
+    dev = (rows["value"] - rows["expected"]).to_numpy(dtype=float)
+    peak = inc.value - inc.expected
+    if peak == peak and peak != 0:
+        with np.errstate(invalid="ignore"):
+            keep = dev * np.sign(peak) >= 0.5 * abs(peak)
+        if keep.any():
+            return rows.index[keep]
+    return pd.Index([inc.peak])
 
 
 def _partial_drop(inc, end: datetime) -> bool:
@@ -196,23 +338,18 @@ def _ts(value: Any, tz: str) -> datetime | None:
     ).to_pydatetime()
 
 
-#: business impact (|deviation| from expected) that makes an incident at least this severe
-IMPACT_SEVERITY = (("high", 50.0), ("medium", 25.0))
-_RANK = {"low": 0, "medium": 1, "high": 2}
-
-
-def severity(inc) -> str:
-    """The rules' statistical severity, raised by business impact: a 100% drop is high however
-    noisy the series usually is."""
-    sev = inc.severity or "low"
-    dev = abs(inc.deviation_pct) if inc.deviation_pct is not None else 0.0
-    for name, floor in IMPACT_SEVERITY:
-        if dev >= floor and _RANK[name] > _RANK.get(sev, 0):
-            return name
-    return sev
-
-
-def _row(k: semantic.Kpi, grain: str, dim: str | None, value: str | None, inc, tz: str) -> dict:
+def _row(
+    k: semantic.Kpi,
+    grain: str,
+    dim: str | None,
+    value: str | None,
+    inc,
+    tz: str,
+    verdict: materiality.Verdict | None = None,
+) -> dict:
+    explanation = inc.explanation
+    if verdict is not None and dim is not None:
+        explanation = f"{explanation} Impact: {verdict.impact:.1%} of {k.label.lower()} overall."
     return {
         "series_key": series_key(k.name, grain, dim, value),
         "kpi": k.name,
@@ -228,9 +365,10 @@ def _row(k: semantic.Kpi, grain: str, dim: str | None, value: str | None, inc, t
         "upper_bound": inc.upper,
         "deviation_pct": inc.deviation_pct,
         "score": inc.score,
-        "severity": severity(inc),
+        # business impact where it is judged; elsewhere (the live minute grain) the rules' own
+        "severity": verdict.severity if verdict is not None else (inc.severity or "low"),
         "rule": inc.rule,
-        "explanation": inc.explanation,
+        "explanation": explanation,
         "drivers": None,
     }
 

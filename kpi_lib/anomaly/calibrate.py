@@ -1,0 +1,139 @@
+"""Alarm thresholds calibrated on each series' own past, for a false-alarm budget.
+
+A step's feature (|z|, a rolling mean of z, ...) alarms beyond the value that this series' own
+past feature values exceed with probability ``risk`` per row, where ``risk`` comes from the rule
+set's budget (e.g. one false alarm per week at the series' own sampling interval, see
+:class:`kpi_lib.anomaly.rules.Budget`). Such rare quantiles (1 in 6,000 rows) cannot be read off a
+few thousand past rows, so the tail is extrapolated with extreme value theory, as in SPOT (Siffer et
+al., KDD 2017, "Anomaly detection in streams with extreme value theory"):
+
+* ``u`` = the ``level`` quantile of the past values (ADTK's ``QuantileAD(high=level)`` bound), with
+  at least ``MIN_EXCESSES`` values above it;
+* the excesses over ``u`` are fitted with a generalised Pareto distribution (method of moments,
+  shape clipped to [0, 0.5]: at least an exponential tail, so light tails are extrapolated
+  conservatively, and heavy tails such as bursty counts get a threshold far out);
+* the scale is widened by one standard error of its estimate (``1 / sqrt(independent excesses)``),
+  so a short history, or a rolling mean whose values repeat each other, gets a cautious threshold:
+  this is the warm-up, measured rather than fixed;
+* threshold = ``u + sigma / xi * ((p_u / risk) ** xi - 1)`` (``u + sigma * ln(p_u / risk)`` for
+  ``xi = 0``), ``p_u`` the fraction of past values above ``u``.
+
+Causal and online: the threshold of a block of rows is fitted on earlier rows only (block edges
+depend on row numbers only, so cutting a series never changes an earlier block's threshold). A row
+that exceeded its threshold teaches later fits only its threshold (it is winsorised), so an incident
+does not teach the series that incidents are normal (SPOT leaves such rows out; capping them keeps
+the count of tail rows honest, which matters for heavy-tailed series whose normal bursts do cross).
+When more than ``MAX_EXCLUDED`` of the recent rows crossed, the threshold is what is wrong and rows
+teach in full again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: smallest number of excesses over ``u`` worth fitting a tail to
+MIN_EXCESSES = 8
+#: at most this share of the past may be set aside as alarms: a series that "alarms" more often
+#: than that is not having incidents, its threshold is wrong, and it must learn from those rows
+MAX_EXCLUDED = 0.005
+#: the shape is clipped to [0, XI_MAX]: at least an exponential tail, at most a tail index of 2
+XI_MAX = 0.5
+#: refit at most every this many rows once the history is long (the tail moves slowly by then)
+MAX_BLOCK = 256
+
+
+def tail_threshold(past: np.ndarray, risk: float, level: float = 0.98, span: int = 1) -> float:
+    """The value exceeded with probability ``risk`` per row, extrapolated from ``past`` (finite
+    values). NaN when there are too few values to say. ``span``: how many rows each value averages
+    (a rolling mean repeats itself), which makes its history worth fewer independent values."""
+    n = len(past)
+    if n < MIN_EXCESSES * 2 or not (0 < risk < 1):
+        return math.nan
+    m = max(MIN_EXCESSES, int(math.ceil((1.0 - level) * n)))  # values above u
+    if risk * n >= m:  # the budget is not even in the tail: read it off the data
+        return float(np.quantile(past, 1.0 - risk))
+    part = np.partition(past, n - m - 1)
+    u = float(part[n - m - 1])
+    y = part[n - m :] - u
+    y = y[y > 0]
+    if len(y) < 2:  # (almost) constant past: nothing beyond u has ever happened
+        return u
+    p_u = len(y) / n
+    mean = float(y.mean())
+    var = float(y.var(ddof=1))
+    if var <= 0:
+        xi, sigma = 0.0, mean
+    else:  # generalised Pareto by the method of moments
+        r = mean * mean / var
+        xi = min(max(0.5 * (1.0 - r), 0.0), XI_MAX)
+        sigma = 0.5 * mean * (r + 1.0) if xi > 0 else mean
+    # the fit is only as good as its number of independent excesses: widen the scale by one
+    # standard error of its estimate, so a short or repetitive history gives a more cautious bound
+    sigma *= 1.0 + 1.0 / math.sqrt(max(len(y) / max(span, 1), 1.0))
+    t = p_u / risk
+    if xi < 1e-6:
+        return u + sigma * math.log(t)
+    return u + sigma / xi * (t**xi - 1.0)
+
+
+def online_threshold(
+    feature: np.ndarray,
+    risk: float,
+    *,
+    history: int,
+    min_history: int,
+    level: float = 0.98,
+    every: int = 32,
+    exclude: np.ndarray | None = None,
+    floor: float = 0.0,
+    group: np.ndarray | None = None,
+    span: int = 1,
+) -> np.ndarray:
+    """Per row, the budget threshold fitted on earlier rows (NaN until ``min_history`` values).
+
+    ``feature`` must be non-negative where finite (sided). The threshold is at least ``floor``.
+    With ``group`` (e.g. which expectation each row used), a row's threshold is fitted on earlier
+    rows of its own group only. Rows in ``exclude`` (calendar days) never teach later fits, nor do
+    rows above their own threshold (unless more than ``MAX_EXCLUDED`` of the recent past already
+    were: then the threshold is what is wrong). Blocks are refit every ``every`` rows, growing to
+    ``MAX_BLOCK`` as the history grows; block edges depend on row numbers only (causal).
+    """
+    n = len(feature)
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    learn = np.isfinite(feature)
+    if exclude is not None:
+        learn &= ~exclude
+    fired = np.zeros(n, dtype=bool)  # rows set aside because they exceeded their threshold
+    taught = feature.copy()  # what each row teaches later fits (alarms are capped at their bound)
+    start = every
+    while start < n:
+        lo = max(0, start - history)
+        end = min(start + min(MAX_BLOCK, max(every, (start - lo) // 32)), n)
+        keep = learn[lo:start]
+        if group is not None:
+            keep = keep & (group[lo:start] == group[start])
+        past = taught[lo:start][keep]
+        t = tail_threshold(past, risk, level, span) if len(past) >= min_history else math.nan
+        if math.isfinite(t):
+            t = max(t, floor)
+            out[start:end] = t
+            if fired[lo:start].sum() < MAX_EXCLUDED * (start - lo):
+                with np.errstate(invalid="ignore"):
+                    over = feature[start:end] > t
+                fired[start:end] = over
+                taught[start:end] = np.where(over, t, taught[start:end])
+        start = end
+    return out
+
+
+def rows_per(period_ns: int, ts: np.ndarray) -> float:
+    """How many rows a period spans at this series' own sampling interval (median time step)."""
+    d = np.diff(ts) if len(ts) > 2 else np.array([], dtype=np.int64)
+    d = d[d > 0]
+    if not len(d):
+        return 1.0
+    return max(period_ns / float(np.median(d)), 1.0)

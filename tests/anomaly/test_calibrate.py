@@ -1,0 +1,87 @@
+"""Budget thresholds from a series' own past: the right rate of exceedances, causal, and no blind spot
+after an incident."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kpi_lib.anomaly import load_rules
+from kpi_lib.anomaly.calibrate import online_threshold, tail_threshold
+from kpi_lib.anomaly.engine import budget_risk
+from kpi_lib.errors import DetectError
+
+RISK = 1e-4
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda rng, n: np.abs(rng.standard_normal(n)),  # light tail
+        lambda rng, n: rng.pareto(3.0, n),  # heavy tail, index 3
+        lambda rng, n: rng.exponential(1.0, n),
+    ],
+)
+def test_thresholds_are_exceeded_about_as_often_as_the_budget_says(draw):
+    rng = np.random.default_rng(3)
+    f = draw(rng, 200_000)
+    th = online_threshold(f, RISK, history=10_000, min_history=100)
+    rate = np.mean(f[20_000:] > th[20_000:])
+    # extrapolated from the 98th percentile to 1 in 10,000: on the cautious side for light tails,
+    # within a factor of about 2 for a Pareto tail (the shape estimate is clipped at 0.5)
+    assert RISK / 6 <= rate <= 3 * RISK, rate
+
+
+def test_thresholds_use_earlier_rows_only():
+    rng = np.random.default_rng(4)
+    f = np.abs(rng.standard_normal(5_000))
+    full = online_threshold(f, RISK, history=2_000, min_history=100)
+    for cut in (777, 2_500, 4_001):
+        part = online_threshold(f[:cut], RISK, history=2_000, min_history=100)
+        np.testing.assert_array_equal(part, full[:cut])
+
+
+def test_an_incident_does_not_teach_the_series_that_incidents_are_normal():
+    rng = np.random.default_rng(5)
+    f = np.abs(rng.standard_normal(6_000))
+    before = online_threshold(f, RISK, history=10_000, min_history=100)[3_999]
+    f[4_000:4_010] = 40.0  # ten rows of a real incident, ten times the threshold
+    after = online_threshold(f, RISK, history=10_000, min_history=100)
+    # its rows teach only their threshold: the bound moves a little, it is not blinded for weeks
+    assert after[4_005] == before and after[5_000] < 1.5 * before, (before, after[5_000])
+
+
+def test_a_short_history_gives_a_cautious_threshold():
+    rng = np.random.default_rng(6)
+    f = np.abs(rng.standard_normal(20_000))
+    assert tail_threshold(f[:150], RISK) > tail_threshold(f, RISK)
+    assert np.isnan(tail_threshold(f[:10], RISK))
+
+
+def test_the_budget_is_per_week_and_never_more_than_one_per_2016_rows():
+    rules = load_rules("default")
+    tails = sum(1 for s in rules.steps if s.bound == "tail")
+    five_min = np.arange(0, 4000, dtype=np.int64) * 300 * 10**9
+    daily = np.arange(0, 400, dtype=np.int64) * 86_400 * 10**9
+    assert budget_risk(five_min, rules) * tails == pytest.approx(1 / 2016)  # one a week
+    assert budget_risk(daily, rules) * tails == pytest.approx(1 / 2016)  # one per 2,016 days
+    hourly = np.arange(0, 400, dtype=np.int64) * 3_600 * 10**9
+    custom = load_rules({"extends": "default", "budget": {"alarms": 1, "per": "28D", "min_rows": 100}})
+    assert budget_risk(hourly, custom) * tails == pytest.approx(1 / (28 * 24))
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"budget": {"alarms": 0}}, "more than 0"),
+        ({"budget": {"per": "soon"}}, "duration"),
+        ({"budget": {"often": 1}}, "unknown key"),
+        (
+            {"steps": [{"name": "x", "detector": {"ThresholdAD": {"high": 1}}, "bound": "tail"}]},
+            "bound: tail extrapolates QuantileAD",
+        ),
+    ],
+)
+def test_budget_and_bound_errors_say_what_to_write(spec, message):
+    with pytest.raises(DetectError, match=message):
+        load_rules({"extends": "default", **spec})

@@ -1,0 +1,94 @@
+"""Synthetic families with known ground truth, unlike the NAB dev series: the default rules must stay
+within their false-alarm budget on normal series of every kind, and find what was injected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpi_lib.anomaly import detect, load_rules
+from kpi_lib.anomaly.engine import budget_risk
+from kpi_lib.anomaly.families import FAMILIES, generate, score
+
+SEEDS = range(4)
+NO_ANOMALY = [f for f in FAMILIES if f.startswith("no_anomaly_")]
+
+
+def _budget_per_week(case) -> float:
+    """Alarms a week the default budget allows this series (1 a week, at most 1 per 2,016 rows)."""
+    rules = load_rules("default")
+    ts = case.series.index.asi8
+    tails = sum(1 for s in rules.steps if s.bound == "tail")
+    per_row = budget_risk(ts, rules) * tails
+    step = pd.Timedelta(np.median(np.diff(ts)))
+    return per_row * (pd.Timedelta(days=7) / step)
+
+
+@pytest.mark.parametrize("family", NO_ANOMALY)
+def test_normal_series_of_every_kind_stay_within_the_false_alarm_budget(family):
+    false_alarms, weeks, allowed = 0, 0.0, 0.0
+    for seed in SEEDS:
+        case = generate(family, seed)
+        s = score(case, detect(case.series))
+        false_alarms += s.false_alarms
+        weeks += s.weeks
+        allowed += _budget_per_week(case) * s.weeks
+    # Gaussian, AR(1), random walk, slow drift, daily cycle, Poisson counts, Pareto tails: the
+    # thresholds are each series' own, so none of them may alarm more often than the budget says
+    assert false_alarms <= max(allowed, 1.0), (family, false_alarms, round(allowed, 1), round(weeks, 1))
+
+
+def test_heavy_tails_learn_their_own_threshold_where_fixed_multiples_flood():
+    legacy = new = 0
+    for seed in SEEDS:
+        case = generate("no_anomaly_heavy_tails", seed)
+        legacy += score(case, detect(case.series, "legacy")).false_alarms
+        new += score(case, detect(case.series)).false_alarms
+    # 1.5 x the past 99th percentile is no bound for a Pareto tail: legacy alarms several times a week
+    assert legacy >= 20 and new <= legacy / 5, (legacy, new)
+
+
+def test_a_regime_change_is_one_incident_then_the_new_normal():
+    for seed in SEEDS:
+        case = generate("regime_change", seed)
+        out = detect(case.series)
+        (start, end) = case.truth[0]
+        onsets = np.flatnonzero(out["is_anomaly"].to_numpy())
+        assert [i for i in onsets if start <= i <= end + case.grace], f"seed {seed}: the step was not alarmed"
+        assert not [i for i in onsets if i > end + case.grace], (
+            f"seed {seed}: alarms after the new level settled"
+        )
+        assert out["incident"].iloc[-288:].eq(0).all()  # a day later the new level is normal
+
+
+def test_weekly_business_with_holidays_finds_the_drop_and_not_the_holidays():
+    for seed in SEEDS:
+        case = generate("weekly_business", seed)
+        out = detect(case.series, case.rules("business_daily"))
+        s = score(case, out)
+        assert s.found == 1 and s.lags[0] <= 2, (seed, s)
+        assert s.false_alarms <= 1, (seed, s)
+        holidays = case.series.index.month.isin([11, 12, 1]) & (out["is_anomaly"] == 1)
+        assert not holidays.any(), out[holidays]
+
+
+def test_bursty_counts_find_the_surge_and_ignore_the_bursts():
+    found, false_alarms = 0, 0
+    for seed in range(6):
+        case = generate("bursty_counts", seed)
+        out = detect(case.series)
+        onsets = np.flatnonzero(out["is_anomaly"].to_numpy())
+        a, b = case.truth[1]  # the 6x surge (the 6-hour outage at 0-6 orders an hour is not found)
+        found += any(a <= i <= b + case.grace for i in onsets)
+        false_alarms += score(case, out).false_alarms
+    assert found >= 5 and false_alarms <= 6, (found, false_alarms)
+
+
+@pytest.mark.parametrize("factor", [1e-6, 1e6])
+def test_alarms_do_not_depend_on_the_unit(factor):
+    for family in ("heavy_tails", "regime_change", "no_anomaly_poisson"):
+        case = generate(family, 1)
+        base = detect(case.series)["is_anomaly"].to_numpy()
+        scaled = detect(case.series * factor)["is_anomaly"].to_numpy()
+        assert np.array_equal(base, scaled), family
