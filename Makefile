@@ -44,9 +44,10 @@ test-fast: install ## Tests without the browser and notebook suites
 bench: install ## Run the benchmarks (they print JSON; not part of `make test`)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-lint: install ## ruff check and format check
+lint: install ## ruff check and format check, and the import floors (import-linter, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check kpi_lib tests benchmarks scripts
+	$(BIN)/lint-imports
 
 audit: install ## Check the installed packages for known vulnerabilities (pip-audit; needs PyPI's advisory API)
 	$(BIN)/pip-audit --progress-spinner off

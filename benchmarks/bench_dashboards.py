@@ -993,7 +993,8 @@ class Bench:
         while time.monotonic() < deadline:
             try:
                 req = urllib.request.Request(
-                    self.cold_voila.base + "/voila/", headers={auth.HEADER: USER, auth.PROXY_HEADER: BACKEND_SECRET}
+                    self.cold_voila.base + "/voila/",
+                    headers={auth.HEADER: USER, auth.PROXY_HEADER: BACKEND_SECRET},
                 )
                 urllib.request.urlopen(req, timeout=5)
                 return
