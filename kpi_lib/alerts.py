@@ -56,6 +56,7 @@ import yaml
 from psycopg.rows import dict_row
 
 from . import auth, mail, warehouse
+from . import incidents as incident_store
 from .config import PROJECT_ROOT, settings
 from .errors import AlertError, AuthError, KpiError
 from .mail.report import SEVERITY_COLORS, Html, Report, badge, esc, signed_pct
@@ -235,12 +236,7 @@ def _tz() -> ZoneInfo:
     return ZoneInfo(settings().timezone)
 
 
-def _local(ts: Any) -> pd.Timestamp | None:
-    """A timestamptz as naive business-time (what kpis.query and the charts use)."""
-    if ts is None or (isinstance(ts, float) and math.isnan(ts)) or ts is pd.NaT:
-        return None
-    t = pd.Timestamp(ts)
-    return t.tz_convert(_tz()).tz_localize(None) if t.tzinfo else t
+_local = incident_store.local_time
 
 
 def _when(ts: Any) -> str:
@@ -248,18 +244,7 @@ def _when(ts: Any) -> str:
     return "–" if t is None else f"{t:%Y-%m-%d %H:%M} {settings().timezone}"
 
 
-def series_label(incident: Mapping[str, Any]) -> str:
-    """'Orders in Europe', 'Revenue via Web', 'Revenue' (KPI label from the catalog when it is known)."""
-    from . import kpis
-
-    try:
-        label = kpis.get(incident["kpi"]).label
-    except KpiError:
-        label = str(incident["kpi"])
-    dim, value = incident.get("dimension"), incident.get("dim_value")
-    if not dim:
-        return label
-    return f"{label} {'via' if dim == 'channel' else 'in'} {value}"
+series_label = incident_store.series_label
 
 
 def _fmt(incident: Mapping[str, Any]):
@@ -291,15 +276,9 @@ def incidents(
     kpis: Sequence[str] | None = None,
     limit: int = 500,
 ) -> pd.DataFrame:
-    """Incidents as a DataFrame, newest first (for dashboards, the digest and the CLI), as the
-    current reader sees them (its row scope: see :mod:`kpi_lib.scope`)."""
-    with warehouse.read() as conn:
-        cur = conn.exec_driver_sql(
-            "select * from ops.anomalies where (%(s)s::text[] is null or status = any(%(s)s))"
-            " and (%(k)s::text[] is null or kpi = any(%(k)s)) order by started_at desc, id desc limit %(n)s",
-            {"s": list(status) if status else None, "k": list(kpis) if kpis else None, "n": limit},
-        )
-        return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))
+    """Incidents as a DataFrame, newest first, as the current reader sees them (see
+    :func:`kpi_lib.incidents.listing`, the incident store's reader)."""
+    return incident_store.listing(status, kpis, limit)
 
 
 def _transition(anomaly_id: int, user: str, comment: str | None, action: str) -> dict[str, Any]:

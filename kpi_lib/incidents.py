@@ -5,11 +5,17 @@ Reads go through :func:`kpi_lib.warehouse.read`: a reader sees the incidents of 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from . import warehouse
+from . import kpis, warehouse
+from .config import settings
+from .errors import KpiError
 
 
 def open_counts() -> dict[str, int]:
@@ -45,3 +51,39 @@ def recent(
     with warehouse.read() as conn:
         cur = conn.exec_driver_sql(sql, tuple(params))
         return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))
+
+
+def listing(
+    status: Sequence[str] | None = ("open", "acknowledged"),
+    kpis_: Sequence[str] | None = None,
+    limit: int = 500,
+) -> pd.DataFrame:
+    """Incidents as a DataFrame, newest first (for dashboards, the digest and the CLI), as the
+    current reader sees them (its row scope: see :mod:`kpi_lib.scope`)."""
+    with warehouse.read() as conn:
+        cur = conn.exec_driver_sql(
+            "select * from ops.anomalies where (%(s)s::text[] is null or status = any(%(s)s))"
+            " and (%(k)s::text[] is null or kpi = any(%(k)s)) order by started_at desc, id desc limit %(n)s",
+            {"s": list(status) if status else None, "k": list(kpis_) if kpis_ else None, "n": limit},
+        )
+        return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))
+
+
+def local_time(ts: Any) -> pd.Timestamp | None:
+    """A timestamptz as naive business-time (what kpis.query and the charts use)."""
+    if ts is None or (isinstance(ts, float) and math.isnan(ts)) or ts is pd.NaT:
+        return None
+    t = pd.Timestamp(ts)
+    return t.tz_convert(ZoneInfo(settings().timezone)).tz_localize(None) if t.tzinfo else t
+
+
+def series_label(incident: Mapping[str, Any]) -> str:
+    """'Orders in Europe', 'Revenue via Web', 'Revenue' (KPI label from the catalog when it is known)."""
+    try:
+        label = kpis.get(incident["kpi"]).label
+    except KpiError:
+        label = str(incident["kpi"])
+    dim, value = incident.get("dimension"), incident.get("dim_value")
+    if not dim:
+        return label
+    return f"{label} {'via' if dim == 'channel' else 'in'} {value}"

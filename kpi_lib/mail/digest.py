@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import incidents as incident_store
 from .. import kpis as kpi_layer
 from ..config import settings
 from .compose import Email
@@ -84,8 +85,6 @@ def daily_digest(
     chart_days: int = 56,
 ) -> Digest:
     """Build the digest for ``day`` (default: yesterday in the business time zone, the last whole day)."""
-    from .. import alerts
-
     today = kpi_layer.local_now().date()
     d = pd.Timestamp(day).date() if day else today - timedelta(days=1)
     d0 = datetime.combine(d, datetime.min.time())
@@ -141,7 +140,7 @@ def daily_digest(
     movers_df = pd.DataFrame(
         movers, columns=["dimension", "value", "last 7 days", "prior 7 days", "delta", "change"]
     )
-    open_inc = alerts.incidents(status=("open", "acknowledged"), limit=50)
+    open_inc = incident_store.listing(status=("open", "acknowledged"), limit=50)
 
     head = table.iloc[0] if len(table) else None
     subject = f"[KPI report] {d:%a %d %b %Y}"
@@ -200,10 +199,10 @@ def daily_digest(
         inc = pd.DataFrame(
             {
                 "#": open_inc["id"],
-                "series": [alerts.series_label(r) for r in open_inc.to_dict("records")],
+                "series": [incident_store.series_label(r) for r in open_inc.to_dict("records")],
                 "severity": [badge(s) for s in open_inc["severity"]],
                 "status": open_inc["status"],
-                "started": [f"{alerts._local(t):%Y-%m-%d %H:%M}" for t in open_inc["started_at"]],
+                "started": [f"{incident_store.local_time(t):%Y-%m-%d %H:%M}" for t in open_inc["started_at"]],
                 "what happened": open_inc["explanation"],
             }
         )
