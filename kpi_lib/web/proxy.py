@@ -145,14 +145,17 @@ class KernelLedger:
             if kernel_id:
                 self.kernels[kernel_id] = _Kernel(login, time.monotonic())
 
-    def connect(self, login: str, kernel_id: str) -> bool:
-        """A page opens a kernel's channels: only the kernel's own user may."""
+    def owns(self, login: str, kernel_id: str) -> bool:
+        """Only the user a kernel was started for may open its channels."""
         with self.lock:
             k = self.kernels.get(kernel_id)
-            if k is None or k.login != login:
-                return False
-            k.sockets += 1
-            return True
+            return k is not None and k.login == login
+
+    def connect(self, kernel_id: str) -> None:
+        with self.lock:
+            k = self.kernels.get(kernel_id)
+            if k is not None:
+                k.sockets += 1
 
     def disconnect(self, kernel_id: str) -> None:
         with self.lock:
@@ -182,7 +185,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         self.secret = secret
         self.upstream_ws = None
         self.pending: list = []
-        self.kernel_id: str | None = None
+        self.kernel_id: str | None = None  # a kernel's channels, counted in the ledger while open
+        self.kernel_frames: str | None = None  # a kernel's channels: every frame is checked
         self.offer: list[str] | None = None
 
     def set_default_headers(self) -> None:
@@ -335,9 +339,9 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         if m:
             if KERNEL_PROTOCOL not in protocols:
                 raise tornado.web.HTTPError(403, "kernel channels need the v1 kernel websocket protocol")
-            if not LEDGER.connect(user.login, m.group(1)):
+            if not LEDGER.owns(user.login, m.group(1)):
                 raise tornado.web.HTTPError(403, "not your dashboard's kernel")
-            self.kernel_id = m.group(1)
+            self.kernel_frames = m.group(1)
             return [KERNEL_PROTOCOL]
         if self.request.path.startswith("/panel/"):
             if len(protocols) != 2 or protocols[0] != "bokeh":
@@ -349,6 +353,9 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         return protocols or None
 
     async def open(self, *args, **kwargs) -> None:
+        if self.kernel_frames is not None:  # counted once the socket is really open
+            self.kernel_id = self.kernel_frames
+            LEDGER.connect(self.kernel_id)
         url = "ws" + self.upstream[4:] + self.request.uri
         req = tornado.httpclient.HTTPRequest(url, headers=self._upstream_headers(), request_timeout=30)
         try:
@@ -367,7 +374,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         self.pending = []
 
     async def on_message(self, message) -> None:
-        if self.kernel_id is not None and not valid_kernel_frame(message):
+        if self.kernel_frames is not None and not valid_kernel_frame(message):
             log.warning("dropped a malformed kernel message from %s; closing", self.current_user.login)
             self.close(1008, "malformed kernel message")
             return
