@@ -51,7 +51,10 @@ class Base(tornado.web.RequestHandler):
         if hosts and self.request.host.lower() not in hosts:
             # a DNS-rebinding page names its own host; we only answer to ours
             self.set_status(421)
-            self.finish("This server does not answer to that host name.")
+            self.finish(
+                f"This server does not answer to the host name {self.request.host!r}. If it is yours, "
+                "add it to KPI_ALLOWED_HOSTS (or KPI_PUBLIC_URL) and restart `kpi serve`."
+            )
             return None
         return super().prepare()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import time
 from urllib.parse import urlsplit
 
@@ -52,6 +53,12 @@ def allowed_hosts(port: int, bind_host: str) -> set[str]:
     names = {"127.0.0.1", "localhost", "[::1]"}
     if bind_host not in ("", "0.0.0.0", "::"):
         names.add(bind_host)
+    else:  # listening on every interface: this machine's own names and addresses too
+        names.update({socket.gethostname(), socket.getfqdn()})
+        try:
+            names.update(a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None))
+        except OSError:
+            pass
     public = urlsplit(settings().public_url)
     if public.hostname:
         names.add(public.hostname)
