@@ -190,28 +190,52 @@ def _axis_format(k: kpis.Kpi):
     return NumeralTickFormatter(format=("$" if k.prefix == "$" else "") + "0.[0]a")
 
 
-def _today() -> date:
-    return kpis.local_now().date()
+class _Day(param.Date):
+    """A day in the URL as people write it (``start=2011-11-01``). param.Date only reads
+    '2011-11-01T00:00:00.000000', and Panel drops the whole query (dates, region, ...) when one
+    value does not read."""
+
+    @classmethod
+    def serialize(cls, value):
+        return None if value is None else pd.Timestamp(value).strftime("%Y-%m-%d")
+
+    @classmethod
+    def deserialize(cls, value):
+        if value in (None, "", "null"):
+            return None
+        return pd.Timestamp(str(value).strip('"')).date()
+
+
+def _apply_each(dash: ExecutiveDashboard, values: dict) -> None:
+    """A URL with one unreadable value still opens with every other value it carries."""
+    for name, value in values.items():
+        try:
+            dash.param.update(**{name: value})
+        except Exception as exc:  # a bad link: say which part, keep the rest
+            log.info("URL parameter %s=%r ignored: %s", name, value, exc)
 
 
 class ExecutiveDashboard(param.Parameterized):
     """One browser session's dashboard. Parameters are mirrored in the URL (shareable links)."""
 
     kpi = param.Selector(default="revenue", objects=list(TILE_KPIS), doc="KPI for the trend and breakdown")
-    start = param.Date(doc="First day (inclusive)")
-    end = param.Date(doc="Last day (inclusive)")
+    start = _Day(doc="First day (inclusive)")
+    end = _Day(doc="Last day (inclusive)")
     region = param.String(default=ALL)
     channel = param.String(default=ALL)
     category = param.String(default=ALL)
     drill = param.String(default="", doc="Drill path, e.g. 'region:Europe|category:Books'")
 
-    def __init__(self, dark: bool = False, **params) -> None:
-        today = _today()
+    def __init__(self, dark: bool = False, as_of=None, **params) -> None:
+        self.user = auth.current_user()
+        self._as_of_asked = as_of  # None: the data's own "now" (kpis.as_of), followed as data lands
+        with auth.acting_as(self.user):  # the as-of of the rows this user may see
+            self.as_of = kpis.as_of(as_of)
+        today = self.as_of.at.date()
         params.setdefault("end", today)
         params.setdefault("start", today - timedelta(days=29))
         super().__init__(**params)
         self.dark = dark
-        self.user = auth.current_user()
         defs = kpis.definitions()
         self.tile_kpis = [defs[k] for k in TILE_KPIS if k in defs and self.user.can_see(k)]
         self.param.kpi.objects = [k.name for k in self.tile_kpis]
@@ -388,6 +412,7 @@ class ExecutiveDashboard(param.Parameterized):
         redrawing them costs more than all the numbers, and in a tick of their own, so the new
         numbers reach the browser without waiting for the charts."""
         t0 = time.perf_counter()
+        self.as_of = kpis.as_of(self._as_of_asked)  # memoised per version: new data may make it live
         doc = self._doc if live else None
         every = _BUDGET.chart_interval()
         with self._lock:
@@ -426,8 +451,10 @@ class ExecutiveDashboard(param.Parameterized):
     def _show_status(self, t0: float) -> None:
         # filter and drill values come from the URL and from the data: text, never markup
         where = ", ".join(f"{d}={v}" for d, v in self._where().items()) or "all data"
+        # the warehouse's version, not the newest of the ranges read (0 after a file load)
+        self.version = max(self.version, kpis.sync_versions())
         self.status.object = html.escape(
-            f"Data version {self.version} · {where} · updated "
+            f"Data version {self.version} · {self.as_of.describe()} · {where} · updated "
             f"{kpis.local_now():%H:%M:%S} in {1000 * (time.perf_counter() - t0):.0f} ms"
             f" · signed in as {self.user.name}"
         )
@@ -443,6 +470,7 @@ class ExecutiveDashboard(param.Parameterized):
             end,
             tuple(sorted(where.items())),
             self.user.scope.key(),  # sessions of different rows never share numbers
+            self._as_of_asked,  # whether the last day is still filling depends on it
         )
 
     @_as_reader
@@ -463,8 +491,10 @@ class ExecutiveDashboard(param.Parameterized):
         start, end = key[2], key[3]
         where = dict(key[4])
         counts = incidents.open_counts()
-        today = kpis.local_now().date()
-        filling = start <= today < end <= today + timedelta(days=1)  # it ends on today so far
+        as_of = kpis.as_of(key[6])
+        today = as_of.at.date()
+        # the last day is still filling only on live data; an export's last day is complete
+        filling = as_of.live and start <= today < end <= today + timedelta(days=1)
         version = 0
         tiles = []
         for k in self.tile_kpis:
@@ -573,8 +603,12 @@ class ExecutiveDashboard(param.Parameterized):
         common = dict(xlabel="", yformatter=_axis_format(k), tools=["hover"])
         # the period still filling (today, this hour) is drawn dotted: a full previous day beside
         # a few hours of today otherwise reads as a crash
-        open_from = pd.Timestamp(kpis.floor_period(kpis.local_now(), self._trend_grain()))
-        filling = data["period"] >= open_from if len(data) else pd.Series([], dtype=bool)
+        # only live data has a period still filling: an export's last day is as full as it gets
+        as_of = self.as_of
+        open_from = pd.Timestamp(kpis.floor_period(as_of.at, self._trend_grain()))
+        filling = (
+            data["period"] >= open_from if len(data) and as_of.live else pd.Series(False, index=data.index)
+        )
         closed = data[~filling]
         cur = hv.Curve(closed, "period", ("value", k.label), label="This period").opts(
             color="#4c78a8", line_width=2, **common
@@ -801,11 +835,16 @@ def app() -> pn.viewable.Viewable:
         return pn.pane.Markdown(f"**{exc}**", sizing_mode="stretch_width")
     if pn.state.location is not None:
         pn.state.location.sync(
-            dash, {p: p for p in ("kpi", "start", "end", "region", "channel", "category", "drill")}
+            dash,
+            {p: p for p in ("kpi", "start", "end", "region", "channel", "category", "drill")},
+            on_error=lambda values: _apply_each(dash, values),
         )
         dash.dates.value = (dash.start, dash.end)
         for dim, w in dash.selects.items():
-            w.value = getattr(dash, dim) if getattr(dash, dim) in w.options else ALL
+            value = getattr(dash, dim)
+            if value not in w.options:  # e.g. not in the lists yet: the link still opens that view
+                w.options = [*w.options, value]
+            w.value = value
     with dash._lock:
         dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
     _first_paint(dash)

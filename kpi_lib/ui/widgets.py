@@ -608,15 +608,16 @@ class RevenueExplorer:
 
     @staticmethod
     def _default_dates(grain: str) -> tuple[date, date]:
-        s, e = kpis.default_range(grain)
+        when = kpis.as_of()  # the data's own "now": an export opens on its last days, not on today
+        s, e = kpis.default_range(grain, as_of=when)
         last = e - timedelta(microseconds=1)
-        return s.date(), min(last.date(), kpis.local_now().date())
+        return s.date(), min(last.date(), when.at.date())
 
     def query_args(self) -> dict[str, Any]:
         """The arguments of :func:`kpi_lib.kpis.query` that the chart and table show."""
         grain = self.grain_w.value
         frm, to = self.from_w.value, self.to_w.value
-        today = kpis.local_now().date()
+        today = kpis.as_of().at.date()
         end = (
             None
             if to is None or to >= today
@@ -656,7 +657,8 @@ class RevenueExplorer:
             self._draw_table()
             self.status.set(
                 "ready",
-                f"Updated {datetime.now():%H:%M:%S} · data version {result.version} · "
+                f"Updated {datetime.now():%H:%M:%S} · {kpis.as_of().describe()} · "
+                f"data version {kpis.sync_versions()} · "
                 f"{', '.join(result.catalog_entries)} ({result.cache_level}) · {result.elapsed_ms:.0f} ms",
             )
 
@@ -1090,7 +1092,7 @@ class AnomalyReview:
             self.page = min(self.page, pages - 1)
             self.refreshes += 1
             self._render()
-            self.status.set("ready", f"Updated {datetime.now():%H:%M:%S}")
+            self.status.set("ready", f"Updated {datetime.now():%H:%M:%S} · {kpis.as_of().describe()}")
 
     def poll(self) -> None:
         """Refresh when ops.anomalies changed since the last look (runs on every heartbeat)."""
