@@ -19,7 +19,7 @@ from rich.table import Table
 from .config import reset as reset_settings
 from .config import settings
 from .errors import KpiError
-from .formats import spreadsheet_safe
+from .formats import cents, money_columns, spreadsheet_safe, to_json
 
 app = typer.Typer(
     help="Jupyter-native BI: warehouse, KPIs, live dashboards and alert jobs.",
@@ -296,14 +296,13 @@ def query(
     if "period" in df:
         fmt_p = "%Y-%m-%d %H:%M" if grain == "hour" else "%Y-%m-%d"
         df["period"] = df["period"].dt.strftime(fmt_p)
+    if fmt in ("csv", "json"):  # money to the cent; ratios and changes keep their precision
+        df = cents(df, money_columns(r.kpi))
     if fmt == "csv":
         sys.stdout.write(spreadsheet_safe(df).to_csv(index=False))
     elif fmt == "json":
         sys.stdout.write(
-            json.dumps(
-                {"data": df.to_dict(orient="records"), "provenance": r.provenance()}, default=str, indent=1
-            )
-            + "\n"
+            to_json({"data": df.to_dict(orient="records"), "provenance": r.provenance()}, indent=1) + "\n"
         )
     else:
         t = Table(

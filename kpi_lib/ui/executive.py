@@ -23,7 +23,7 @@ import param
 
 from .. import auth, incidents, kpis, stream
 from ..errors import AuthError
-from ..formats import spreadsheet_safe
+from ..formats import cents, money_columns, spreadsheet_safe
 from .ask_box import AskBox
 from .tiles import TileData, tiles_html
 
@@ -669,16 +669,25 @@ class ExecutiveDashboard(param.Parameterized):
             end=str(self.end),
         )
 
+    def _exported(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The breakdown and the trend as exported: money to the cent, ratios as they are."""
+        k = kpis.get(self.kpi)
+        return (
+            cents(self.breakdown_df, money_columns(k, [k.label])),
+            cents(self.trend_df, money_columns(k)),
+        )
+
     def _csv(self) -> io.BytesIO:
         self._audit_export("csv")
-        return io.BytesIO(spreadsheet_safe(self.breakdown_df).to_csv(index=False).encode())
+        return io.BytesIO(spreadsheet_safe(self._exported()[0]).to_csv(index=False).encode())
 
     def _xlsx(self) -> io.BytesIO:
         self._audit_export("xlsx")
+        breakdown, trend = self._exported()
         buf = io.BytesIO()
         with pd.ExcelWriter(buf, engine="openpyxl") as xl:
-            spreadsheet_safe(self.breakdown_df).to_excel(xl, sheet_name="Breakdown", index=False)
-            self.trend_df.to_excel(xl, sheet_name="Trend", index=False)
+            spreadsheet_safe(breakdown).to_excel(xl, sheet_name="Breakdown", index=False)
+            trend.to_excel(xl, sheet_name="Trend", index=False)
             filters = pd.DataFrame({"filter": list(self._where()), "value": list(self._where().values())})
             spreadsheet_safe(filters).to_excel(xl, sheet_name="Filters", index=False)
         buf.seek(0)
