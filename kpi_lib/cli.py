@@ -154,6 +154,10 @@ def load_lines(
         list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. --map order_id=InvoiceNo")
     ] = None,
     dayfirst: Annotated[bool, typer.Option(help="Dates are day-first (31/01/2025)")] = False,
+    currency: Annotated[
+        str | None,
+        typer.Option(help="The file's currency (ISO code, e.g. GBP), recorded in catalog.yml"),
+    ] = None,
 ) -> None:
     """Load order lines (order_id, ordered_at, quantity, unit_price required) into silver; gold follows."""
     from .loader import FIELDS, load_lines_file
@@ -171,6 +175,7 @@ def load_lines(
                 file,
                 mapping,
                 dayfirst=dayfirst,
+                currency=currency,
                 progress=lambda d, t, w: progress.update(task, completed=d, total=t, description=w),
             )
         except KpiError as exc:
@@ -181,6 +186,8 @@ def load_lines(
         + (f", replaced {summary.replaced_orders:,} orders loaded before" if summary.replaced_orders else "")
     )
     console.print("columns used: " + ", ".join(f"{k}←{v}" for k, v in summary.mapping.items()))
+    if summary.currency:
+        console.print(f"currency: {summary.currency} (recorded in catalog.yml metadata.business)")
     if summary.rejected:
         for reason, n in summary.reasons.most_common():
             console.print(f"  rejected {n:,}: {reason}")

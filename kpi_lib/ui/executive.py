@@ -183,11 +183,26 @@ def _as_reader(method):
 
 
 def _axis_format(k: kpis.Kpi):
-    from bokeh.models import NumeralTickFormatter
+    from bokeh.models import CustomJSTickFormatter, NumeralTickFormatter
 
     if k.format.endswith("%"):
         return NumeralTickFormatter(format="0.0%")
-    return NumeralTickFormatter(format=("$" if k.prefix == "$" else "") + "0.[0]a")
+    if not k.currency:
+        return NumeralTickFormatter(format="0.[0]a")
+    # the business's currency where its locale puts it: '£1.5M', '1,5 M €' (numeral.js knows only $)
+    from babel import Locale
+
+    loc = Locale.parse(k.locale)
+    before = loc.currency_formats["standard"].pattern.startswith("¤")
+    code = """
+      const a = Math.abs(tick);
+      const [d, s] = a >= 1e9 ? [1e9, 'B'] : a >= 1e6 ? [1e6, 'M'] : a >= 1e3 ? [1e3, 'K'] : [1, ''];
+      const n = (tick / d).toLocaleString(lang, {maximumFractionDigits: 1});
+      return before ? sym + n + s : n + (s ? '\u00a0' + s : '') + '\u00a0' + sym;
+    """
+    return CustomJSTickFormatter(
+        code=code, args={"sym": k.prefix, "lang": k.locale.replace("_", "-"), "before": before}
+    )
 
 
 class _Day(param.Date):

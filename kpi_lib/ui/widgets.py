@@ -413,7 +413,7 @@ def tick_format(k: kpis.Kpi) -> str:
     """A d3 format for the chart's value axis."""
     if k.format.endswith("%"):
         return ".0%"
-    return "$,.3~s" if k.prefix == "$" else ",.3~s"
+    return "$,.3~s" if k.currency == "USD" else ",.3~s"  # d3's "$" is the dollar: others go in the label
 
 
 def _value_cell(user: User, k: kpis.Kpi, v: Any) -> str:
@@ -679,6 +679,7 @@ class RevenueExplorer:
     def _draw_chart(self) -> None:
         k, wide = self.kpi, self._wide()
         self.y_ax.tick_format = tick_format(k)
+        self.y_ax.label = k.prefix if k.currency and k.currency != "USD" else ""
         if wide.empty or self.user.is_masked(k.name):
             with self.lines.hold_sync():
                 self.lines.x = np.array([], dtype="datetime64[ms]")
