@@ -188,3 +188,20 @@ def test_the_executive_page_opens_on_the_exports_last_30_days_in_pounds(byod, co
     )
     assert "as of 28 Jun 2019 17:40 (latest data)" in status
     assert re.search(r"Data version [1-9]", status)  # the load's version, not 0
+
+
+def test_the_revenue_explorer_opens_on_the_exports_last_90_days_in_pounds(byod, context):
+    base, df = byod
+    page = context.new_page()
+    sign_in(page, base, "/voila/voila/render/revenue_explorer.ipynb")
+    table = page.locator('.kpi-table[data-kpi="revenue"][data-grain="day"]')
+    table.wait_for(timeout=TIMEOUT)
+    page.locator('.kpi-status[data-state="ready"]').wait_for(timeout=TIMEOUT)
+    start, end = table.get_attribute("data-start"), table.get_attribute("data-end")
+    assert end.startswith("2019-06-29") and start.startswith("2019-03-31")  # 90 days to the as-of
+    inside = df[(df["at"] >= pd.Timestamp(start)) & (df["at"] < pd.Timestamp(end))]
+    total = page.locator(".kpi-range-total .kpi-value")
+    assert total.inner_text() == pounds(round(inside["revenue"].sum(), 2))
+    line = page.locator(".kpi-chart g.curve path.line")
+    assert line.count() == 1 and line.get_attribute("d").count("L") >= 80  # a point per day
+    assert "as of 28 Jun 2019 17:40 (latest data)" in page.locator(".kpi-status").first.inner_text()
