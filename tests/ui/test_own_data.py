@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from datetime import date, datetime, timedelta
 from urllib.parse import quote
 
@@ -149,3 +150,21 @@ def test_a_link_opens_that_view_on_the_users_own_data_and_survives_a_reload(cont
         assert f"Data version {kpis.sync_versions()}" in status, attempt
         assert "start=2011-11-01" in page.url and "region=France" in page.url, attempt
         page.reload()
+
+    # set a filter on the page: the URL follows, and reloading it shows that view again
+    category = page.locator("select", has=page.locator("option", has_text="Lanterns")).first
+    category.select_option("Lanterns")
+    page.wait_for_url(re.compile(r".*category=Lanterns.*"), timeout=TIMEOUT)
+    want = revenue(export, date(2011, 11, 1), date(2011, 11, 30), Country="France", Category="Lanterns")
+    deadline = time.time() + 60
+    while tile_full_value(page, "revenue") != want and time.time() < deadline:
+        time.sleep(0.25)
+    assert tile_full_value(page, "revenue") == want
+    page.reload()
+    live_page(page)
+    assert tile_full_value(page, "revenue") == want
+    assert region_select(page).input_value() == "France"
+    assert (
+        page.locator("select", has=page.locator("option", has_text="Lanterns")).first.input_value()
+        == "Lanterns"
+    )
