@@ -632,7 +632,7 @@ class ExecutiveDashboard(param.Parameterized):
             pd.concat([closed.tail(1), data[filling]]) if filling.any() else closed.iloc[:0],
             "period",
             ("value", k.label),
-            label="So far (still filling)",
+            label="So far (still filling)" if filling.any() else "",  # no legend entry for nothing
         ).opts(color="#4c78a8", line_width=2, line_dash="dotted", **common)
         prev = hv.Curve(data, "period", ("previous", k.label), label="Previous period").opts(
             color="#9aa7b4", line_dash="dashed", **common
