@@ -80,17 +80,29 @@ def _main(
 
 
 @app.command()
-def init() -> None:
+def init(
+    currency: Annotated[
+        str | None, typer.Option(help="The business's currency (ISO code, e.g. GBP), recorded in catalog.yml")
+    ] = None,
+    locale: Annotated[
+        str | None, typer.Option(help="How numbers are written (e.g. en_GB, fr_FR), recorded in catalog.yml")
+    ] = None,
+) -> None:
     """Start the warehouse (embedded unless DATABASE_URL is set) and apply the SQL migrations."""
-    from . import warehouse
+    from . import catalog, warehouse
 
     try:
+        business = catalog.set_business(currency, locale) if currency or locale else None
         applied = warehouse.init()
     except KpiError as exc:
         _fail(exc)
     st = warehouse.status()
     console.print(f"warehouse ready: {st.url} (PostgreSQL {st.version})")
     console.print(f"migrations applied: {', '.join(applied) if applied else 'none needed'}")
+    if business:
+        console.print(
+            f"currency {business['currency']}, locale {business['locale']} (catalog.yml metadata.business)"
+        )
 
 
 @app.command()

@@ -75,3 +75,30 @@ def test_kpi_load_records_the_currency_in_the_catalog(demo, tmp_path):
 
     out = load(tmp_path, catalog, str(plain), "--currency", "POUNDS")
     assert out.returncode != 0 and "ISO 4217" in out.stdout + out.stderr
+
+
+def test_kpi_init_sets_currency_and_locale(demo, tmp_path):
+    catalog = tmp_path / "catalog.yml"
+    shutil.copy(ROOT / "catalog.yml", catalog)
+    env = {**os.environ, "KPI_CATALOG": str(catalog)}
+    out = subprocess.run(
+        [*KPI, "init", "--currency", "EUR", "--locale", "fr_FR"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert recorded(catalog) == {"currency": "EUR", "locale": "fr_FR"}
+    shown = subprocess.run(
+        [*KPI, "query", "aov", "--grain", "total"],  # the 30 days to the data's as-of
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    ).stdout
+    assert "€" in shown and "$" not in shown  # the table `kpi query` prints, in euros the French way
+    bad = subprocess.run(
+        [*KPI, "init", "--locale", "xx_NOPE"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert bad.returncode != 0 and "en_GB" in bad.stdout + bad.stderr
