@@ -384,8 +384,9 @@ def incident_chart(incident: Mapping[str, Any]):
     stamps = [t for t in (_local(incident.get("peak_at")), _local(incident.get("ended_at"))) if t is not None]
     last = max([start, *stamps])
     q_start = kpis.floor_period((start - before).to_pydatetime(), grain)
+    # up to the as-of, not the wall clock: an incident in last year's export has its context
     q_end = min(
-        kpis.next_period((last + after).to_pydatetime(), grain), kpis.next_period(kpis.local_now(), grain)
+        kpis.next_period((last + after).to_pydatetime(), grain), kpis.next_period(kpis.as_of().at, grain)
     )
     q_end = max(q_end, kpis.next_period(last.to_pydatetime(), grain))
     where = {incident["dimension"]: incident["dim_value"]} if incident.get("dimension") else None

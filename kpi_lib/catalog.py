@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,43 @@ def read(name: str, **params: Any) -> pd.DataFrame:
     cat = open_catalog()
     reader = cat[name]
     return reader.read(params=values) if values else reader.read()
+
+
+_BUSINESS_LINE = re.compile(r"^(?P<indent>[ \t]+)business:[^\n]*$", re.MULTILINE)
+
+
+def set_business(currency: str | None = None, locale: str | None = None, path: Path | None = None) -> dict:
+    """Record the business's currency and/or locale in catalog.yml ``metadata.business``.
+
+    The file is written by hand (comments and anchors matter), so only that one line is rewritten.
+    Returns the business settings now in force."""
+    from babel import Locale, UnknownLocaleError, numbers
+
+    path = path or catalog_path()
+    doc = metadata(path)
+    now = dict((doc.get("metadata") or {}).get("business") or {"currency": "USD", "locale": "en_US"})
+    if currency:
+        currency = currency.strip().upper()
+        if not numbers.is_currency(currency):
+            raise CatalogError(
+                f"{currency!r} is not a currency code; use an ISO 4217 code such as GBP or EUR."
+            )
+        now["currency"] = currency
+    if locale:
+        try:
+            Locale.parse(locale)
+        except (ValueError, UnknownLocaleError) as exc:
+            raise CatalogError(f"{locale!r} is not a locale; use one such as en_GB, fr_FR or de_DE.") from exc
+        now["locale"] = locale
+    text = path.read_text()
+    line = f"business: {{currency: {now['currency']}, locale: {now.get('locale', 'en_US')}}}"
+    if _BUSINESS_LINE.search(text):
+        text = _BUSINESS_LINE.sub(lambda m: m.group("indent") + line, text, count=1)
+    elif re.search(r"^metadata:[ \t]*$", text, re.MULTILINE):
+        text = re.sub(r"^metadata:[ \t]*$", "metadata:\n  " + line, text, count=1, flags=re.MULTILINE)
+    else:
+        raise CatalogError(f"{path} has no top-level 'metadata:' section to record the currency in.")
+    path.write_text(text)
+    with _lock:
+        _yaml_cache.pop(path, None)
+    return now

@@ -19,7 +19,7 @@ from rich.table import Table
 from .config import reset as reset_settings
 from .config import settings
 from .errors import KpiError
-from .formats import spreadsheet_safe
+from .formats import cents, money_columns, spreadsheet_safe, to_json
 
 app = typer.Typer(
     help="Jupyter-native BI: warehouse, KPIs, live dashboards and alert jobs.",
@@ -80,17 +80,29 @@ def _main(
 
 
 @app.command()
-def init() -> None:
+def init(
+    currency: Annotated[
+        str | None, typer.Option(help="The business's currency (ISO code, e.g. GBP), recorded in catalog.yml")
+    ] = None,
+    locale: Annotated[
+        str | None, typer.Option(help="How numbers are written (e.g. en_GB, fr_FR), recorded in catalog.yml")
+    ] = None,
+) -> None:
     """Start the warehouse (embedded unless DATABASE_URL is set) and apply the SQL migrations."""
-    from . import warehouse
+    from . import catalog, warehouse
 
     try:
+        business = catalog.set_business(currency, locale) if currency or locale else None
         applied = warehouse.init()
     except KpiError as exc:
         _fail(exc)
     st = warehouse.status()
     console.print(f"warehouse ready: {st.url} (PostgreSQL {st.version})")
     console.print(f"migrations applied: {', '.join(applied) if applied else 'none needed'}")
+    if business:
+        console.print(
+            f"currency {business['currency']}, locale {business['locale']} (catalog.yml metadata.business)"
+        )
 
 
 @app.command()
@@ -154,6 +166,10 @@ def load_lines(
         list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. --map order_id=InvoiceNo")
     ] = None,
     dayfirst: Annotated[bool, typer.Option(help="Dates are day-first (31/01/2025)")] = False,
+    currency: Annotated[
+        str | None,
+        typer.Option(help="The file's currency (ISO code, e.g. GBP), recorded in catalog.yml"),
+    ] = None,
 ) -> None:
     """Load order lines (order_id, ordered_at, quantity, unit_price required) into silver; gold follows."""
     from .loader import FIELDS, load_lines_file
@@ -171,6 +187,7 @@ def load_lines(
                 file,
                 mapping,
                 dayfirst=dayfirst,
+                currency=currency,
                 progress=lambda d, t, w: progress.update(task, completed=d, total=t, description=w),
             )
         except KpiError as exc:
@@ -181,6 +198,8 @@ def load_lines(
         + (f", replaced {summary.replaced_orders:,} orders loaded before" if summary.replaced_orders else "")
     )
     console.print("columns used: " + ", ".join(f"{k}←{v}" for k, v in summary.mapping.items()))
+    if summary.currency:
+        console.print(f"currency: {summary.currency} (recorded in catalog.yml metadata.business)")
     if summary.rejected:
         for reason, n in summary.reasons.most_common():
             console.print(f"  rejected {n:,}: {reason}")
@@ -296,14 +315,13 @@ def query(
     if "period" in df:
         fmt_p = "%Y-%m-%d %H:%M" if grain == "hour" else "%Y-%m-%d"
         df["period"] = df["period"].dt.strftime(fmt_p)
+    if fmt in ("csv", "json"):  # money to the cent; ratios and changes keep their precision
+        df = cents(df, money_columns(r.kpi))
     if fmt == "csv":
         sys.stdout.write(spreadsheet_safe(df).to_csv(index=False))
     elif fmt == "json":
         sys.stdout.write(
-            json.dumps(
-                {"data": df.to_dict(orient="records"), "provenance": r.provenance()}, default=str, indent=1
-            )
-            + "\n"
+            to_json({"data": df.to_dict(orient="records"), "provenance": r.provenance()}, indent=1) + "\n"
         )
     else:
         t = Table(

@@ -29,7 +29,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from . import gold, warehouse
+from . import catalog, gold, warehouse
 from .config import settings
 from .errors import LoadError
 
@@ -288,6 +288,7 @@ class LoadSummary:
     last: datetime | None = None
     version: int | None = None
     seconds: float = 0.0
+    currency: str | None = None  # recorded in catalog.yml metadata.business
 
 
 def _key(name: str) -> str:
@@ -504,13 +505,20 @@ def load_lines_file(
     mapping: dict[str, str] | None = None,
     dayfirst: bool = False,
     progress: ProgressFn | None = None,
+    currency: str | None = None,
 ) -> LoadSummary:
-    """Load a flat order-lines export (CSV or Parquet) into silver and bring gold up to date."""
+    """Load a flat order-lines export (CSV or Parquet) into silver and bring gold up to date.
+
+    ``currency`` (e.g. GBP), or the file's currency column when it has one, is recorded in
+    catalog.yml ``metadata.business``: every number is then shown in it."""
     path = Path(path)
     t0 = time.perf_counter()
     raw = read_table(path)
     summary = LoadSummary(path=str(path), rows=len(raw))
     summary.mapping = resolve_mapping(list(raw.columns), mapping)
+    summary.currency = currency or file_currency(raw)
+    if summary.currency:  # before loading: a bad code stops here, with nothing half done
+        summary.currency = catalog.set_business(currency=summary.currency)["currency"]
     if raw.empty:
         return summary
     tz = settings().timezone
@@ -561,6 +569,24 @@ def load_lines_file(
     _analyze()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+CURRENCY_COLUMNS = ("currency", "currencycode", "curr", "ccy")
+
+
+def file_currency(raw: pd.DataFrame) -> str | None:
+    """The one currency a file's currency column names (None without such a column)."""
+    col = next((c for c in raw.columns if _key(c) in CURRENCY_COLUMNS), None)
+    if col is None:
+        return None
+    codes = sorted({str(v).strip().upper() for v in raw[col].dropna() if str(v).strip()})
+    if len(codes) > 1:
+        raise LoadError(
+            f"The file's {col!r} column has several currencies ({', '.join(codes[:5])}). Amounts in "
+            "different currencies cannot be added up: convert them to one first, or load one "
+            "currency's rows (then pass --currency)."
+        )
+    return codes[0] if codes else None
 
 
 #: silver fields that are dimensions of the semantic layer, and the dimension each one is

@@ -7,6 +7,11 @@ Needs the demo loaded (`make demo`, or `kpi init && kpi demo`). It starts its ow
 free port (with the live simulator, the alert listener and the demo mail sink), signs in as a
 screenshot user, runs the alert and digest jobs so the inbox has reports, and writes one PNG per
 page. Stops the server it started, and only that.
+
+    KPI_HOME=~/my-shop .venv/bin/python scripts/screenshots.py --own-data   # executive-own-data.png
+
+``--own-data``: the warehouse holds a user's own data (loaded with `kpi load lines`): no simulator,
+no jobs, one shot of the executive page as it opens on that data.
 """
 
 from __future__ import annotations
@@ -39,10 +44,11 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def start_server(port: int, log: Path) -> subprocess.Popen:
+def start_server(port: int, log: Path, simulate: bool = True) -> subprocess.Popen:
     kpi = str(Path(sys.executable).with_name("kpi"))
+    extra = ["--simulate", "auto"] if simulate else ["--no-alerts", "--no-mail-sink"]
     proc = subprocess.Popen(
-        [kpi, "serve", "--port", str(port), "--simulate", "auto", "--voila-pool", "1"],
+        [kpi, "serve", "--port", str(port), *extra, "--voila-pool", "1"],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopped with everything it started
@@ -72,7 +78,7 @@ def run_jobs() -> None:
             )
 
 
-def shoot(base: str, out: Path) -> list[Path]:
+def shoot(base: str, out: Path, own_data: bool = False) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -99,6 +105,14 @@ def shoot(base: str, out: Path) -> list[Path]:
             say(f"  {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
         page = page_for(1400, 900)
+        if own_data:
+            page.goto(f"{base}/panel/executive", timeout=TIMEOUT)
+            page.locator("[data-kpi-value=revenue]").wait_for(timeout=TIMEOUT)
+            page.locator("table.panel-df").first.wait_for(timeout=TIMEOUT)
+            page.wait_for_timeout(2500)  # charts finish drawing after the tiles
+            save(page, "executive-own-data")
+            browser.close()
+            return files
         save(page, "landing")
 
         def executive(page, query: str = "") -> None:
@@ -143,6 +157,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     ap.add_argument("--port", type=int, default=0, help="front door port (default: a free one)")
+    ap.add_argument(
+        "--own-data", action="store_true", help="KPI_HOME holds your own data: shoot the executive page only"
+    )
     args = ap.parse_args()
 
     from kpi_lib import auth, warehouse
@@ -154,12 +171,13 @@ def main() -> None:
     port = args.port or free_port()
     log = settings().home / "screenshots-serve.log"
     say(f"starting kpi serve on port {port} (log: {log})")
-    proc = start_server(port, log)
+    proc = start_server(port, log, simulate=not args.own_data)
     try:
-        say("running refresh_and_alert and daily_report for the inbox")
-        run_jobs()
+        if not args.own_data:
+            say("running refresh_and_alert and daily_report for the inbox")
+            run_jobs()
         say("taking screenshots")
-        files = shoot(f"http://127.0.0.1:{port}", args.out)
+        files = shoot(f"http://127.0.0.1:{port}", args.out, own_data=args.own_data)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

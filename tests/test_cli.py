@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,28 @@ def test_simulate_auto_takes_the_pace_of_the_history(demo, db):
     assert out.returncode == 0 and "the business's own pace" in out.stderr
     bad = run("simulate", "--rate", "fast", check=False)
     assert bad.returncode != 0 and "positive number of orders per second or 'auto'" in bad.stderr
+
+
+def test_query_json_is_strict_json_and_money_is_to_the_cent(demo, db):
+    """A comparison with nothing before it has no change: null, never a bare NaN that strict
+    parsers reject. Money comes to the cent, ratios keep their precision."""
+    first = db.execute("select min(ordered_at) at time zone ops.business_tz() from silver.orders").fetchone()[
+        0
+    ]
+    start, end = f"{first:%Y-%m-%d}", f"{first + timedelta(days=7):%Y-%m-%d}"
+    window = ["--grain", "day", "--start", start, "--end", end, "--compare", "previous_period"]
+
+    def strict(text: str):
+        def refuse(constant: str):
+            raise AssertionError(f"{constant} in kpi query's JSON")
+
+        return json.loads(text, parse_constant=refuse)
+
+    rows = strict(run("query", "revenue", *window, "--format", "json").stdout)["data"]
+    assert any(r["change"] is None for r in rows)  # the days before the data: no change to state
+    assert all(r["value"] == round(r["value"], 2) for r in rows) and any(r["value"] % 1 for r in rows)
+    rates = strict(run("query", "return_rate", *window, "--format", "json").stdout)["data"]
+    assert any(r["value"] != round(r["value"], 2) for r in rates)  # a ratio keeps its precision
+    out = run("query", "aov", *window, "--format", "csv").stdout
+    values = [r["value"] for r in csv.DictReader(io.StringIO(out))]
+    assert values and all(len(v.partition(".")[2]) <= 2 for v in values)

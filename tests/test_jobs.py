@@ -26,7 +26,7 @@ import nbformat
 import pytest
 import yaml
 
-from kpi_lib import config, jobs, mail
+from kpi_lib import config, jobs, kpis, mail
 from kpi_lib.config import PROJECT_ROOT
 from kpi_lib.errors import JobError
 
@@ -289,13 +289,16 @@ def test_a_second_run_of_a_busy_job_is_refused_from_another_process(db, tmp_path
 
 def test_daily_report_runs_and_emails_the_digest(db, sink):
     to = f"exec-{uuid.uuid4().hex[:6]}@test.local"
-    run = jobs.run_job("daily_report", {"recipients": [to]})
+    # pinned to the data, not the wall clock: the report is for the last whole day before its as-of
+    at = kpis.latest_data().replace(second=0, microsecond=0) - timedelta(days=3)
+    run = jobs.run_job("daily_report", {"recipients": [to], "as_of": f"{at:%Y-%m-%d %H:%M}"})
     assert run.status == "succeeded", run.error
 
     [msg] = [m for m in mail.list_inbox(sink.maildir) if to in m.to]
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    assert msg.subject.startswith(f"[KPI report] {yesterday:%a %d %b %Y}: Revenue $")
+    day = at.date() - timedelta(days=1)
+    assert msg.subject.startswith(f"[KPI report] {day:%a %d %b %Y}: Revenue $")
     view = mail.read_message(msg.id, sink.maildir)
+    assert f"as of {at.day} {at:%b %Y %H:%M} (explicit)" in view.text
     assert len(view.inline) == 2 and view.html.count("data:image/png;base64,") == 2
     for section in ("Key numbers", "Top movers", "Open incidents", "Provenance"):
         assert section in view.text

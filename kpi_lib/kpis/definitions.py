@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
+from babel import Locale, numbers
 
 from .. import cache, catalog, warehouse
 from .. import scope as row_scope
@@ -35,30 +36,70 @@ class Kpi:
     rules: Mapping[str, Any] = field(default_factory=dict)
     sensitive: bool = False
     synonyms: tuple[str, ...] = ()  # other names people use for it ("sales", "turnover")
+    currency: str | None = None  # ISO code for money KPIs (unit: currency), from metadata.business
+    locale: str = "en_US"
 
     @property
     def additive(self) -> bool:
         """Sums and counts add up across periods (missing periods are zero); ratios do not."""
         return "/" not in self.expression
 
-    def format_value(self, value: float | None) -> str:
-        """Full precision for tables: '$12,345', '34.5%'."""
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "–"
-        return f"{'-' if value < 0 and self.prefix else ''}{self.prefix}{format(abs(value) if self.prefix else value, self.format)}"
+    def _digits(self) -> int:
+        """Fraction digits the catalog's ``format`` asks for (',.0f' -> 0, '.1%' -> 1)."""
+        m = re.search(r"\.(\d+)", self.format)
+        return int(m.group(1)) if m else 0
 
-    def format_compact(self, value: float | None) -> str:
-        """Short form for tiles and sentences: '$12.4k', '1.2M', '34.5%'."""
+    def _pattern(self) -> str:
+        digits = self._digits()
+        return "#,##0" + ("." + "0" * digits if digits else "") + ("%" if self.format.endswith("%") else "")
+
+    def format_value(self, value: float | None) -> str:
+        """Full precision for tables, in the business's currency and locale (through babel):
+        '$12,345', '£12,345.60', '1 461 756,25 €', '34.5%'."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
         if self.format.endswith("%"):
-            return format(value, self.format)
-        sign, v = ("-" if value < 0 else ""), abs(value)
-        for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-            if v >= div:
-                return f"{sign}{self.prefix}{v / div:.3g}{suffix}"
-        body = f"{v:,.2f}" if self.format.endswith(".2f") else f"{v:,.0f}"
-        return f"{sign}{self.prefix}{body}"
+            # the locale's own pattern ('#,##0 %' in French) with the catalog's fraction digits
+            pattern = Locale.parse(self.locale).percent_formats[None].pattern
+            digits = self._digits()
+            pattern = re.sub(r"0(?=\s*%)", "0" + ("." + "0" * digits if digits else ""), pattern, count=1)
+            return numbers.format_percent(value, pattern, locale=self.locale)
+        if self.currency:
+            return _money(value, self.currency, self.locale, self._digits())
+        return numbers.format_decimal(value, self._pattern(), locale=self.locale)
+
+    def format_compact(self, value: float | None) -> str:
+        """Short form for tiles, axes and sentences: '$12.4K', '£1.46M', '1,2 M', '34.5%'."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        if self.format.endswith("%") or abs(value) < 1000:
+            return self.format_value(value)
+        # three significant digits, as people say them: 1.46M, 12.4K, 123K
+        whole = len(str(int(abs(value))))
+        digits = max(0, 3 - ((whole - 1) % 3 + 1))
+        if self.currency:
+            return numbers.format_compact_currency(
+                value, self.currency, locale=self.locale, fraction_digits=digits
+            )
+        return numbers.format_compact_decimal(value, locale=self.locale, fraction_digits=digits)
+
+
+def _money(value: float, currency: str, locale: str, digits: int) -> str:
+    """The locale's currency pattern ('¤#,##0.00', '#,##0.00 ¤') with the KPI's fraction digits."""
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern
+    if digits != 2:
+        pattern = pattern.replace(".00", "." + "0" * digits if digits else "")
+    return numbers.format_currency(value, currency, pattern, locale=locale, currency_digits=False)
+
+
+DEFAULT_BUSINESS = {"currency": "USD", "locale": "en_US"}
+
+
+def business() -> dict[str, str]:
+    """catalog.yml ``metadata.business``: the currency (ISO 4217) and locale (e.g. en_GB, fr_FR)
+    every number is shown in. `kpi load lines --currency GBP` sets the currency."""
+    b = {**DEFAULT_BUSINESS, **(_meta().get("business") or {})}
+    return {"currency": str(b["currency"]).upper(), "locale": str(b["locale"])}
 
 
 @dataclass(frozen=True)
@@ -80,7 +121,9 @@ def _meta() -> dict[str, Any]:
 def definitions() -> dict[str, Kpi]:
     """Every KPI in catalog.yml, by name."""
     out = {}
+    biz = business()
     for name, d in (_meta().get("kpis") or {}).items():
+        money = d.get("unit") == "currency"
         out[name] = Kpi(
             name=name,
             label=d.get("label", name),
@@ -91,10 +134,15 @@ def definitions() -> dict[str, Kpi]:
             facts=tuple(d["facts"]),
             dimensions=tuple(d.get("dimensions", ())),
             up_is_good=bool(d.get("up_is_good", True)),
-            prefix=d.get("prefix", ""),
+            # the currency's symbol in the business's locale ('£'), for code that writes its own
+            prefix=numbers.get_currency_symbol(biz["currency"], biz["locale"])
+            if money
+            else d.get("prefix", ""),
             rules=d.get("rules") or {},
             sensitive=bool(d.get("sensitive", False)),
             synonyms=tuple(d.get("synonyms") or ()),
+            currency=biz["currency"] if money else None,
+            locale=biz["locale"],
         )
     return out
 

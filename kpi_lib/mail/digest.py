@@ -83,10 +83,12 @@ def daily_digest(
     top_n: int = 3,
     provenance: Mapping[str, Any] | None = None,
     chart_days: int = 56,
+    as_of: Any = None,
 ) -> Digest:
-    """Build the digest for ``day`` (default: yesterday in the business time zone, the last whole day)."""
-    today = kpi_layer.local_now().date()
-    d = pd.Timestamp(day).date() if day else today - timedelta(days=1)
+    """Build the digest for ``day`` (default: the last whole day before the as-of, see
+    :func:`kpi_lib.kpis.as_of`: yesterday on live data, the day before an export ends on old data)."""
+    when = kpi_layer.as_of(as_of)
+    d = pd.Timestamp(day).date() if day else when.at.date() - timedelta(days=1)
     d0 = datetime.combine(d, datetime.min.time())
     d1, w0 = d0 + timedelta(days=1), d0 - timedelta(days=6)
     queries: list[dict[str, Any]] = []
@@ -150,8 +152,8 @@ def daily_digest(
         )
     report = Report(
         f"Daily KPI report · {d:%A %d %B %Y}",
-        f"Yesterday's numbers against the day before, the same day last year and the past week "
-        f"(times in {settings().timezone}).",
+        f"The day's numbers against the day before, the same day last year and the past week "
+        f"(times in {settings().timezone}; {when.describe()}).",
     )
     report.heading("Key numbers")
 
@@ -211,6 +213,7 @@ def daily_digest(
     prov = dict(provenance or {})
     prov.setdefault("source", "kpi_lib.mail.digest.daily_digest")
     prov["report_date"] = d.isoformat()
+    prov["as_of"] = f"{when.at.isoformat(timespec='seconds')} ({when.source})"
     prov["queries"] = _distinct_queries(queries)
     report.provenance(prov)
     table = table.drop(columns=["_fmt", "_up"])

@@ -23,7 +23,7 @@ import param
 
 from .. import auth, incidents, kpis, stream
 from ..errors import AuthError
-from ..formats import spreadsheet_safe
+from ..formats import cents, money_columns, spreadsheet_safe
 from .ask_box import AskBox
 from .tiles import TileData, tiles_html
 
@@ -183,35 +183,74 @@ def _as_reader(method):
 
 
 def _axis_format(k: kpis.Kpi):
-    from bokeh.models import NumeralTickFormatter
+    from bokeh.models import CustomJSTickFormatter, NumeralTickFormatter
 
     if k.format.endswith("%"):
         return NumeralTickFormatter(format="0.0%")
-    return NumeralTickFormatter(format=("$" if k.prefix == "$" else "") + "0.[0]a")
+    if not k.currency:
+        return NumeralTickFormatter(format="0.[0]a")
+    # the business's currency where its locale puts it: '£1.5M', '1,5 M €' (numeral.js knows only $)
+    from babel import Locale
+
+    loc = Locale.parse(k.locale)
+    before = loc.currency_formats["standard"].pattern.startswith("¤")
+    code = """
+      const a = Math.abs(tick);
+      const [d, s] = a >= 1e9 ? [1e9, 'B'] : a >= 1e6 ? [1e6, 'M'] : a >= 1e3 ? [1e3, 'K'] : [1, ''];
+      const n = (tick / d).toLocaleString(lang, {maximumFractionDigits: 1});
+      return before ? sym + n + s : n + (s ? '\u00a0' + s : '') + '\u00a0' + sym;
+    """
+    return CustomJSTickFormatter(
+        code=code, args={"sym": k.prefix, "lang": k.locale.replace("_", "-"), "before": before}
+    )
 
 
-def _today() -> date:
-    return kpis.local_now().date()
+class _Day(param.Date):
+    """A day in the URL as people write it (``start=2011-11-01``). param.Date only reads
+    '2011-11-01T00:00:00.000000', and Panel drops the whole query (dates, region, ...) when one
+    value does not read."""
+
+    @classmethod
+    def serialize(cls, value):
+        return None if value is None else pd.Timestamp(value).strftime("%Y-%m-%d")
+
+    @classmethod
+    def deserialize(cls, value):
+        if value in (None, "", "null"):
+            return None
+        return pd.Timestamp(str(value).strip('"')).date()
+
+
+def _apply_each(dash: ExecutiveDashboard, values: dict) -> None:
+    """A URL with one unreadable value still opens with every other value it carries."""
+    for name, value in values.items():
+        try:
+            dash.param.update(**{name: value})
+        except Exception as exc:  # a bad link: say which part, keep the rest
+            log.info("URL parameter %s=%r ignored: %s", name, value, exc)
 
 
 class ExecutiveDashboard(param.Parameterized):
     """One browser session's dashboard. Parameters are mirrored in the URL (shareable links)."""
 
     kpi = param.Selector(default="revenue", objects=list(TILE_KPIS), doc="KPI for the trend and breakdown")
-    start = param.Date(doc="First day (inclusive)")
-    end = param.Date(doc="Last day (inclusive)")
+    start = _Day(doc="First day (inclusive)")
+    end = _Day(doc="Last day (inclusive)")
     region = param.String(default=ALL)
     channel = param.String(default=ALL)
     category = param.String(default=ALL)
     drill = param.String(default="", doc="Drill path, e.g. 'region:Europe|category:Books'")
 
-    def __init__(self, dark: bool = False, **params) -> None:
-        today = _today()
+    def __init__(self, dark: bool = False, as_of=None, **params) -> None:
+        self.user = auth.current_user()
+        self._as_of_asked = as_of  # None: the data's own "now" (kpis.as_of), followed as data lands
+        with auth.acting_as(self.user):  # the as-of of the rows this user may see
+            self.as_of = kpis.as_of(as_of)
+        today = self.as_of.at.date()
         params.setdefault("end", today)
         params.setdefault("start", today - timedelta(days=29))
         super().__init__(**params)
         self.dark = dark
-        self.user = auth.current_user()
         defs = kpis.definitions()
         self.tile_kpis = [defs[k] for k in TILE_KPIS if k in defs and self.user.can_see(k)]
         self.param.kpi.objects = [k.name for k in self.tile_kpis]
@@ -388,6 +427,7 @@ class ExecutiveDashboard(param.Parameterized):
         redrawing them costs more than all the numbers, and in a tick of their own, so the new
         numbers reach the browser without waiting for the charts."""
         t0 = time.perf_counter()
+        self.as_of = kpis.as_of(self._as_of_asked)  # memoised per version: new data may make it live
         doc = self._doc if live else None
         every = _BUDGET.chart_interval()
         with self._lock:
@@ -426,8 +466,10 @@ class ExecutiveDashboard(param.Parameterized):
     def _show_status(self, t0: float) -> None:
         # filter and drill values come from the URL and from the data: text, never markup
         where = ", ".join(f"{d}={v}" for d, v in self._where().items()) or "all data"
+        # the warehouse's version, not the newest of the ranges read (0 after a file load)
+        self.version = max(self.version, kpis.sync_versions())
         self.status.object = html.escape(
-            f"Data version {self.version} · {where} · updated "
+            f"Data version {self.version} · {self.as_of.describe()} · {where} · updated "
             f"{kpis.local_now():%H:%M:%S} in {1000 * (time.perf_counter() - t0):.0f} ms"
             f" · signed in as {self.user.name}"
         )
@@ -443,6 +485,7 @@ class ExecutiveDashboard(param.Parameterized):
             end,
             tuple(sorted(where.items())),
             self.user.scope.key(),  # sessions of different rows never share numbers
+            self._as_of_asked,  # whether the last day is still filling depends on it
         )
 
     @_as_reader
@@ -463,8 +506,10 @@ class ExecutiveDashboard(param.Parameterized):
         start, end = key[2], key[3]
         where = dict(key[4])
         counts = incidents.open_counts()
-        today = kpis.local_now().date()
-        filling = start <= today < end <= today + timedelta(days=1)  # it ends on today so far
+        as_of = kpis.as_of(key[6])
+        today = as_of.at.date()
+        # the last day is still filling only on live data; an export's last day is complete
+        filling = as_of.live and start <= today < end <= today + timedelta(days=1)
         version = 0
         tiles = []
         for k in self.tile_kpis:
@@ -573,8 +618,12 @@ class ExecutiveDashboard(param.Parameterized):
         common = dict(xlabel="", yformatter=_axis_format(k), tools=["hover"])
         # the period still filling (today, this hour) is drawn dotted: a full previous day beside
         # a few hours of today otherwise reads as a crash
-        open_from = pd.Timestamp(kpis.floor_period(kpis.local_now(), self._trend_grain()))
-        filling = data["period"] >= open_from if len(data) else pd.Series([], dtype=bool)
+        # only live data has a period still filling: an export's last day is as full as it gets
+        as_of = self.as_of
+        open_from = pd.Timestamp(kpis.floor_period(as_of.at, self._trend_grain()))
+        filling = (
+            data["period"] >= open_from if len(data) and as_of.live else pd.Series(False, index=data.index)
+        )
         closed = data[~filling]
         cur = hv.Curve(closed, "period", ("value", k.label), label="This period").opts(
             color="#4c78a8", line_width=2, **common
@@ -583,7 +632,7 @@ class ExecutiveDashboard(param.Parameterized):
             pd.concat([closed.tail(1), data[filling]]) if filling.any() else closed.iloc[:0],
             "period",
             ("value", k.label),
-            label="So far (still filling)",
+            label="So far (still filling)" if filling.any() else "",  # no legend entry for nothing
         ).opts(color="#4c78a8", line_width=2, line_dash="dotted", **common)
         prev = hv.Curve(data, "period", ("previous", k.label), label="Previous period").opts(
             color="#9aa7b4", line_dash="dashed", **common
@@ -635,16 +684,25 @@ class ExecutiveDashboard(param.Parameterized):
             end=str(self.end),
         )
 
+    def _exported(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The breakdown and the trend as exported: money to the cent, ratios as they are."""
+        k = kpis.get(self.kpi)
+        return (
+            cents(self.breakdown_df, money_columns(k, [k.label])),
+            cents(self.trend_df, money_columns(k)),
+        )
+
     def _csv(self) -> io.BytesIO:
         self._audit_export("csv")
-        return io.BytesIO(spreadsheet_safe(self.breakdown_df).to_csv(index=False).encode())
+        return io.BytesIO(spreadsheet_safe(self._exported()[0]).to_csv(index=False).encode())
 
     def _xlsx(self) -> io.BytesIO:
         self._audit_export("xlsx")
+        breakdown, trend = self._exported()
         buf = io.BytesIO()
         with pd.ExcelWriter(buf, engine="openpyxl") as xl:
-            spreadsheet_safe(self.breakdown_df).to_excel(xl, sheet_name="Breakdown", index=False)
-            self.trend_df.to_excel(xl, sheet_name="Trend", index=False)
+            spreadsheet_safe(breakdown).to_excel(xl, sheet_name="Breakdown", index=False)
+            trend.to_excel(xl, sheet_name="Trend", index=False)
             filters = pd.DataFrame({"filter": list(self._where()), "value": list(self._where().values())})
             spreadsheet_safe(filters).to_excel(xl, sheet_name="Filters", index=False)
         buf.seek(0)
@@ -801,11 +859,16 @@ def app() -> pn.viewable.Viewable:
         return pn.pane.Markdown(f"**{exc}**", sizing_mode="stretch_width")
     if pn.state.location is not None:
         pn.state.location.sync(
-            dash, {p: p for p in ("kpi", "start", "end", "region", "channel", "category", "drill")}
+            dash,
+            {p: p for p in ("kpi", "start", "end", "region", "channel", "category", "drill")},
+            on_error=lambda values: _apply_each(dash, values),
         )
         dash.dates.value = (dash.start, dash.end)
         for dim, w in dash.selects.items():
-            w.value = getattr(dash, dim) if getattr(dash, dim) in w.options else ALL
+            value = getattr(dash, dim)
+            if value not in w.options:  # e.g. not in the lists yet: the link still opens that view
+                w.options = [*w.options, value]
+            w.value = value
     with dash._lock:
         dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
     _first_paint(dash)

@@ -413,7 +413,7 @@ def tick_format(k: kpis.Kpi) -> str:
     """A d3 format for the chart's value axis."""
     if k.format.endswith("%"):
         return ".0%"
-    return "$,.3~s" if k.prefix == "$" else ",.3~s"
+    return "$,.3~s" if k.currency == "USD" else ",.3~s"  # d3's "$" is the dollar: others go in the label
 
 
 def _value_cell(user: User, k: kpis.Kpi, v: Any) -> str:
@@ -608,15 +608,16 @@ class RevenueExplorer:
 
     @staticmethod
     def _default_dates(grain: str) -> tuple[date, date]:
-        s, e = kpis.default_range(grain)
+        when = kpis.as_of()  # the data's own "now": an export opens on its last days, not on today
+        s, e = kpis.default_range(grain, as_of=when)
         last = e - timedelta(microseconds=1)
-        return s.date(), min(last.date(), kpis.local_now().date())
+        return s.date(), min(last.date(), when.at.date())
 
     def query_args(self) -> dict[str, Any]:
         """The arguments of :func:`kpi_lib.kpis.query` that the chart and table show."""
         grain = self.grain_w.value
         frm, to = self.from_w.value, self.to_w.value
-        today = kpis.local_now().date()
+        today = kpis.as_of().at.date()
         end = (
             None
             if to is None or to >= today
@@ -656,7 +657,8 @@ class RevenueExplorer:
             self._draw_table()
             self.status.set(
                 "ready",
-                f"Updated {datetime.now():%H:%M:%S} · data version {result.version} · "
+                f"Updated {datetime.now():%H:%M:%S} · {kpis.as_of().describe()} · "
+                f"data version {kpis.sync_versions()} · "
                 f"{', '.join(result.catalog_entries)} ({result.cache_level}) · {result.elapsed_ms:.0f} ms",
             )
 
@@ -677,6 +679,7 @@ class RevenueExplorer:
     def _draw_chart(self) -> None:
         k, wide = self.kpi, self._wide()
         self.y_ax.tick_format = tick_format(k)
+        self.y_ax.label = k.prefix if k.currency and k.currency != "USD" else ""
         if wide.empty or self.user.is_masked(k.name):
             with self.lines.hold_sync():
                 self.lines.x = np.array([], dtype="datetime64[ms]")
@@ -1090,7 +1093,7 @@ class AnomalyReview:
             self.page = min(self.page, pages - 1)
             self.refreshes += 1
             self._render()
-            self.status.set("ready", f"Updated {datetime.now():%H:%M:%S}")
+            self.status.set("ready", f"Updated {datetime.now():%H:%M:%S} · {kpis.as_of().describe()}")
 
     def poll(self) -> None:
         """Refresh when ops.anomalies changed since the last look (runs on every heartbeat)."""

@@ -157,6 +157,7 @@ def test_exported_csv_holds_the_rows_on_screen(context, server):
     assert [r[0] for r in data[1:]] == [r[0] for r in shown]
     k = kpis.get("revenue")
     assert [k.format_value(float(r[1])) for r in data[1:]] == [r[1] for r in shown]
+    assert all(len(r[1].partition(".")[2]) <= 2 for r in data[1:])  # money to the cent, no float noise
     with page.expect_download(timeout=TIMEOUT) as dl:
         page.get_by_role("button", name="Charts as PNG").click()
     assert open(dl.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,104 @@
+"""The business's currency and locale: recorded in catalog.yml by `kpi load lines`, and every
+number formatted through babel in them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from kpi_lib import kpis
+from kpi_lib.kpis.definitions import business
+
+KPI = [str(Path(sys.executable).with_name("kpi"))]
+ROOT = Path(__file__).resolve().parent.parent
+NBSP, NNBSP = "\xa0", "\u202f"
+
+
+def test_money_in_the_business_currency_and_locale(demo):
+    revenue, aov = kpis.get("revenue"), kpis.get("aov")
+    assert business() == {"currency": "USD", "locale": "en_US"}  # the repository's catalog.yml
+    assert revenue.format_value(1461756.25) == "$1,461,756" and aov.format_value(-12.5) == "-$12.50"
+    gbp = replace(revenue, currency="GBP", prefix="£")
+    assert gbp.format_compact(1461756.25) == "£1.46M" and gbp.format_compact(12400) == "£12.4K"
+    eur = replace(aov, currency="EUR", locale="fr_FR")
+    assert eur.format_value(1461756.25) == f"1{NNBSP}461{NNBSP}756,25{NBSP}€"
+    rate = replace(kpis.get("return_rate"), locale="fr_FR").format_value(0.1234)
+    assert rate.startswith("12,3") and rate.endswith("%") and rate != "12,3%"  # French: a space before %
+    assert kpis.get("orders").format_compact(1461756) == "1.46M"
+
+
+def write_lines(path: Path, currency_column: list[str] | None = None) -> None:
+    rows = ["order_id,ordered_at,quantity,unit_price,country" + (",currency" if currency_column else "")]
+    for i in range(3):
+        extra = f",{currency_column[i % len(currency_column)]}" if currency_column else ""
+        rows.append(f"CUR-{path.stem}-{i},2011-03-0{i + 1} 10:00,2,9.95,Spain{extra}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def load(tmp_path: Path, catalog: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KPI_CATALOG": str(catalog)}  # a copy: the repository's file stays as it is
+    return subprocess.run(
+        [*KPI, "load", "lines", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def recorded(catalog: Path) -> dict:
+    return yaml.safe_load(catalog.read_text())["metadata"]["business"]
+
+
+def test_kpi_load_records_the_currency_in_the_catalog(demo, tmp_path):
+    catalog = tmp_path / "catalog.yml"
+    shutil.copy(ROOT / "catalog.yml", catalog)
+    plain = tmp_path / "plain.csv"
+    write_lines(plain)
+    out = load(tmp_path, catalog, str(plain), "--currency", "gbp")
+    assert out.returncode == 0, out.stderr
+    assert recorded(catalog) == {"currency": "GBP", "locale": "en_US"} and "currency: GBP" in out.stdout
+    assert catalog.read_text().count("\n") == (ROOT / "catalog.yml").read_text().count("\n")  # one line
+
+    with_column = tmp_path / "euros.csv"
+    write_lines(with_column, ["EUR"])
+    assert load(tmp_path, catalog, str(with_column)).returncode == 0
+    assert recorded(catalog)["currency"] == "EUR"
+
+    mixed = tmp_path / "mixed.csv"
+    write_lines(mixed, ["EUR", "USD"])
+    out = load(tmp_path, catalog, str(mixed))
+    assert out.returncode != 0 and "several currencies (EUR, USD)" in out.stdout + out.stderr
+    assert recorded(catalog)["currency"] == "EUR"
+
+    out = load(tmp_path, catalog, str(plain), "--currency", "POUNDS")
+    assert out.returncode != 0 and "ISO 4217" in out.stdout + out.stderr
+
+
+def test_kpi_init_sets_currency_and_locale(demo, tmp_path):
+    catalog = tmp_path / "catalog.yml"
+    shutil.copy(ROOT / "catalog.yml", catalog)
+    env = {**os.environ, "KPI_CATALOG": str(catalog)}
+    out = subprocess.run(
+        [*KPI, "init", "--currency", "EUR", "--locale", "fr_FR"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert recorded(catalog) == {"currency": "EUR", "locale": "fr_FR"}
+    shown = subprocess.run(
+        [*KPI, "query", "aov", "--grain", "total"],  # the 30 days to the data's as-of
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    ).stdout
+    assert "€" in shown and "$" not in shown  # the table `kpi query` prints, in euros the French way
+    bad = subprocess.run(
+        [*KPI, "init", "--locale", "xx_NOPE"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert bad.returncode != 0 and "en_GB" in bad.stdout + bad.stderr
