@@ -99,8 +99,8 @@ def test_reloading_a_file_replaces_its_orders(demo, db, messy_csv):
 def test_explicit_mapping_and_parquet(demo, tmp_path):
     df = pd.DataFrame(
         {
-            "id": [1.0, 1.0, 2.0],
-            "when": ["2011-03-01 10:00"] * 3,
+            "id": [918273.0, 918273.0, 918274.0],  # ids and a day no other test's file uses
+            "when": ["2003-02-11 10:00"] * 3,
             "n": [1, 2, 3],
             "p": [10.0, 20.0, 5.0],
             "cat": ["Tools", "Tools", ""],
@@ -112,7 +112,7 @@ def test_explicit_mapping_and_parquet(demo, tmp_path):
         path, {"order_id": "id", "ordered_at": "when", "quantity": "n", "unit_price": "p", "category": "cat"}
     )
     assert (summary.loaded, summary.rejected) == (3, 0)
-    r = kpis.query("revenue", "total", start="2011-03-01", end="2011-03-02", by=["category"])
+    r = kpis.query("revenue", "total", start="2003-02-11", end="2003-02-12", by=["category"])
     assert dict(zip(r.df["category"], r.df["value"], strict=True)) == {"Tools": 50.0, "Unknown": 15.0}
 
 
