@@ -190,24 +190,32 @@ def libpq_url(url: URL | None = None) -> str:
     return u.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _pooled(url: URL, name: str) -> sa.Engine:
+    """A pooled engine whose sessions run in the business time zone (``KPI_TIMEZONE``)."""
+    return sa.create_engine(
+        url,
+        pool_size=5,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"options": f"-c timezone={settings().timezone}", "application_name": name},
+    )
+
+
+def _key() -> tuple:
+    cfg = settings()
+    return (cfg.database_url, str(cfg.home), cfg.timezone)
+
+
 def engine() -> sa.Engine:
-    """The process-wide engine. Every session runs in the business time zone (``KPI_TIMEZONE``)."""
+    """The process-wide engine (the owner's: migrations, ingest, gold, jobs)."""
     global _engine, _engine_key
     cfg = settings()
-    key = (cfg.database_url, str(cfg.home), cfg.timezone)
     with _lock:
-        if _engine is None or _engine_key != key:
+        if _engine is None or _engine_key != _key():
             if _engine is not None:
                 _engine.dispose()
-            url = database_url()
-            _engine = sa.create_engine(
-                url,
-                pool_size=5,
-                max_overflow=10,
-                pool_pre_ping=True,
-                connect_args={"options": f"-c timezone={cfg.timezone}", "application_name": "kpi_lib"},
-            )
-            _engine_key = key
+            _engine = _pooled(database_url(), "kpi_lib")
+            _engine_key = _key()
             try:
                 with _engine.connect() as conn:
                     conn.exec_driver_sql("select 1")
@@ -292,20 +300,12 @@ def reader_url() -> URL:
 def reader_engine() -> sa.Engine:
     """The engine that reads for people: least privilege, row security applies."""
     global _reader, _reader_key
-    cfg = settings()
-    key = (cfg.database_url, str(cfg.home), cfg.timezone)
     with _lock:
-        if _reader is None or _reader_key != key:
+        if _reader is None or _reader_key != _key():
             if _reader is not None:
                 _reader.dispose()
-            _reader = sa.create_engine(
-                reader_url(),
-                pool_size=5,
-                max_overflow=10,
-                pool_pre_ping=True,
-                connect_args={"options": f"-c timezone={cfg.timezone}", "application_name": "kpi_lib reader"},
-            )
-            _reader_key = key
+            _reader = _pooled(reader_url(), "kpi_lib reader")
+            _reader_key = _key()
         return _reader
 
 

@@ -59,9 +59,9 @@ def test_a_filter_in_the_url_is_shown_never_run(context, server, users):
 
 def test_a_region_that_arrived_as_data_is_shown_never_run(context, server, users):
     region = f"<svg onload=window.__xss='data-{uuid.uuid4().hex[:4]}'>"
-    # 40 days back: a value of the data (the region filter lists it), outside the page's 30 days,
-    # so the other browser tests' breakdowns keep their bars
-    at = datetime.now(UTC) - timedelta(days=40)
+    # a pinned day long before the page's 30 days: a value of the data (the region filter lists it)
+    # that no other browser test's breakdown shows
+    at = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
     stream.ingest(
         [
             {
@@ -113,7 +113,6 @@ def test_a_scoped_manager_sees_their_rows_on_the_page_and_in_exports(context, se
     """sec-europe: an executive limited to Europe. Tiles, the region filter and the CSV all say Europe."""
     import csv
     import io
-    from datetime import timedelta
 
     from kpi_lib import kpis
     from kpi_lib.scope import RowScope, using
@@ -121,7 +120,7 @@ def test_a_scoped_manager_sees_their_rows_on_the_page_and_in_exports(context, se
     page = context.new_page()
     _sign_in(page, server, "sec-europe", "/panel/executive")
     _live(page)
-    today = kpis.local_now().date()
+    today = kpis.as_of().at.date()  # the page counts its 30 days back from the data's as-of
     with using(RowScope.of({"region": ["Europe"]})):
         europe = kpis.query(
             "revenue", "total", start=today - timedelta(days=29), end=today + timedelta(days=1)
