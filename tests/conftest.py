@@ -80,6 +80,20 @@ def service_missing(why: str) -> None:
     pytest.skip(why)
 
 
+def kpi(*args: str, input: str | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """Run ``kpi ARGS`` in this process (typer's CliRunner): the same command a user types, without a
+    new interpreter per call. Returns what a subprocess run would (returncode, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from kpi_lib.cli import app
+
+    res = CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
+    proc = subprocess.CompletedProcess(["kpi", *args], res.exit_code, res.stdout, res.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kpi {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
