@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from .errors import KpiError
+from .loader import DemoSummary
+from .schema import LINE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -851,31 +853,12 @@ def _empty_orders() -> pd.DataFrame:
 
 
 def _empty_lines() -> pd.DataFrame:
-    from .loader import LINE_COLUMNS
-
     return pd.DataFrame(columns=LINE_COLUMNS)
 
 
 # --- loading into the warehouse ---------------------------------------------------------------
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, what)
-
-
-@dataclass
-class DemoSummary:
-    orders: int = 0
-    lines: int = 0
-    customers: int = 0
-    products: int = 0
-    anomalies: int = 0
-    start: datetime | None = None
-    end: datetime | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def lines_per_second(self) -> float:
-        s = self.seconds.get("copy", 0.0)
-        return self.lines / s if s else float("nan")
 
 
 def load_demo(

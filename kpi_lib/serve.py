@@ -217,9 +217,9 @@ class Server:
         return f"{host}:{self.port}"
 
     def start(self) -> None:
-        from . import warehouse
+        from . import gold
 
-        warehouse.init()
+        gold.init()
         bin_dir = Path(sys.executable).parent
         self.panel_port = free_port()
         apps = [str(p) for p in sorted(DASHBOARDS.glob("*.py"))]

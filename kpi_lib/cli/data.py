@@ -28,10 +28,10 @@ def init(
     ] = None,
 ) -> None:
     """Start the warehouse (embedded unless DATABASE_URL is set) and apply the SQL migrations."""
-    from .. import catalog, warehouse
+    from .. import catalog, gold, warehouse
 
     business = catalog.set_business(currency, locale) if currency or locale else None
-    applied = warehouse.init()
+    applied = gold.init()
     st = warehouse.status()
     console.print(f"warehouse ready: {st.url} (PostgreSQL {st.version})")
     console.print(f"migrations applied: {', '.join(applied) if applied else 'none needed'}")
