@@ -971,7 +971,7 @@ class Bench:
     def start_cold_voila(self) -> None:
         from kpi_lib import auth
         from kpi_lib.serve import free_port, voila_command
-        from kpi_lib.ui.widgets import voila_template
+        from kpi_lib.ui.voila import voila_template
 
         port = free_port()
         jp = voila_template(self.home / "jupyter-bench")

@@ -125,7 +125,7 @@ VOILA_EXTENSIONS = [
 def voila_command(
     port: int, preheat: bool = True, pool: int = 2, cull_idle: int = 120, cull_interval: int = 30
 ) -> list[str]:
-    """How the dashboards' notebooks are served (run with JUPYTER_PATH = ui.widgets.voila_template()).
+    """How the dashboards' notebooks are served (run with JUPYTER_PATH = ui.voila.voila_template()).
 
     The ``kpi`` template is Voila's lab template without its CDN links (Font Awesome, mermaid);
     pre-heated kernels answer fast and refresh their data when the viewer arrives; abandoned
@@ -276,7 +276,7 @@ class Server:
             subprocess.run(
                 [str(bin_dir / "jupyter"), "trust", *map(str, notebooks)], capture_output=True, check=False
             )
-            from .ui.widgets import voila_template
+            from .ui.voila import voila_template
 
             voila = self._spawn(
                 "voila",

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 
 from kpi_lib import auth, kpis, stream
-from kpi_lib.ui import widgets as ui
+from kpi_lib.ui import voila as ui
 
 from .voila_util import VoilaServer, culled_in_log, kernel_id
 
