@@ -54,30 +54,21 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import psycopg
-import yaml
 from croniter import croniter
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from pydantic import field_validator
 
-from . import mail, warehouse
+from . import mail, warehouse, yamlfile
 from .config import PROJECT_ROOT, settings
 from .errors import AlertError, JobError, KpiError
 from .mail.report import esc
+from .yamlfile import Strict
 
 log = logging.getLogger(__name__)
 
 SCHEDULES = PROJECT_ROOT / "schedules" / "schedules.yml"
 LOCK_NAMESPACE = 0x4B5049  # first key of the two-key advisory locks that guard job runs ("KPI")
-_JOB_KEYS = {
-    "notebook",
-    "cron",
-    "description",
-    "parameters",
-    "recipients",
-    "on_failure",
-    "timeout",
-    "enabled",
-}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 SYSTEM_PARAMETERS = (
     "run_id",
@@ -115,66 +106,74 @@ class Job:
         return next_runs(self.cron, n, after, self.timezone)
 
 
+class _JobSpec(Strict):
+    """One job as written in schedules.yml."""
+
+    notebook: str
+    cron: str | None = None
+    description: str = ""
+    parameters: dict[str, Any] = {}
+    recipients: list[str] | str = []
+    on_failure: list[str] | str = []
+    timeout: float | None = None
+    enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, cron: str | None) -> str | None:
+        if cron is not None and not croniter.is_valid(str(cron)):
+            raise ValueError(f"cron {cron!r} is not a cron expression (e.g. '*/15 * * * *' or '0 7 * * 1-5')")
+        return cron
+
+    @field_validator("parameters")
+    @classmethod
+    def _own_parameters(cls, params: dict[str, Any]) -> dict[str, Any]:
+        clash = set(params) & set(SYSTEM_PARAMETERS)
+        if clash:
+            raise ValueError(f"{', '.join(sorted(clash))} are set by the job runner; rename them")
+        return params
+
+
+class _ScheduleFile(Strict):
+    timezone: str | None = None
+    jobs: dict[str, _JobSpec]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, tz: str | None) -> str | None:
+        if tz is not None:
+            try:
+                ZoneInfo(tz)
+            except (KeyError, ValueError):
+                raise ValueError(f"{tz!r} is not a time zone name (e.g. Europe/Berlin)") from None
+        return tz
+
+
 def load_schedules(path: str | Path | None = None) -> dict[str, Job]:
     """Parse schedules.yml (default ``schedules/schedules.yml``); errors name the job and the key."""
     path = Path(path) if path else SCHEDULES
     if not path.is_file():
         raise JobError(f"No schedule file at {path}; create one (format: kpi_lib/jobs.py docstring).")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise JobError(f"{path} is not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), dict):
-        raise JobError(f"{path}: expected a 'jobs:' mapping of job name -> settings.")
-    tz = str(doc.get("timezone") or settings().timezone)
-    try:
-        ZoneInfo(tz)
-    except (KeyError, ValueError) as exc:
-        raise JobError(f"{path}: timezone {tz!r} is not a time zone name (e.g. Europe/Berlin).") from exc
+    doc = yamlfile.read(path, _ScheduleFile, JobError)
+    tz = doc.timezone or settings().timezone
     jobs: dict[str, Job] = {}
-    for name, spec in doc["jobs"].items():
-        where = f"{path} job {name!r}"
-        if not isinstance(spec, dict) or "notebook" not in spec:
-            raise JobError(f"{where}: needs at least 'notebook:'.")
-        unknown = set(spec) - _JOB_KEYS
-        if unknown:
-            raise JobError(
-                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_JOB_KEYS))}."
-            )
-        cron = spec.get("cron")
-        if cron is not None and not croniter.is_valid(str(cron)):
-            raise JobError(
-                f"{where}: cron {cron!r} is not a cron expression (e.g. '*/15 * * * *' or '0 7 * * 1-5')."
-            )
-        nb = Path(spec["notebook"])
-        nb = nb if nb.is_absolute() else (path.parent / nb).resolve()
-        params = spec.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise JobError(f"{where}: parameters must be a mapping of name -> value.")
-        clash = set(params) & set(SYSTEM_PARAMETERS)
-        if clash:
-            raise JobError(
-                f"{where}: parameter(s) {', '.join(sorted(clash))} are set by the job runner; rename them."
-            )
+    for name, spec in doc.jobs.items():
+        nb = Path(spec.notebook)
         try:
-            recipients = (
-                tuple(mail.normalise_recipients(spec["recipients"])) if spec.get("recipients") else ()
-            )
-            on_failure = (
-                tuple(mail.normalise_recipients(spec["on_failure"])) if spec.get("on_failure") else ()
-            )
+            recipients = tuple(mail.normalise_recipients(spec.recipients)) if spec.recipients else ()
+            on_failure = tuple(mail.normalise_recipients(spec.on_failure)) if spec.on_failure else ()
         except AlertError as exc:
-            raise JobError(f"{where}: {exc}") from exc
-        jobs[str(name)] = Job(
-            name=str(name),
-            notebook=nb,
-            cron=str(cron) if cron else None,
-            description=str(spec.get("description") or ""),
-            parameters=params,
+            raise JobError(f"{path} job {name!r}: {exc}") from exc
+        jobs[name] = Job(
+            name=name,
+            notebook=nb if nb.is_absolute() else (path.parent / nb).resolve(),
+            cron=spec.cron,
+            description=spec.description,
+            parameters=spec.parameters,
             recipients=recipients,
             on_failure=on_failure,
-            timeout=float(spec["timeout"]) if spec.get("timeout") else None,
-            enabled=bool(spec.get("enabled", True)),
+            timeout=spec.timeout or None,
+            enabled=spec.enabled,
             timezone=tz,
         )
     return jobs
