@@ -38,6 +38,7 @@ import psycopg
 from . import warehouse
 from .config import settings
 from .errors import IngestError, WarehouseError
+from .schema import LINE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -495,15 +496,7 @@ def events_from_csv(lines: Iterable[str]) -> Iterator[dict]:
         current["lines"].append(
             {
                 k: row.get(k)
-                for k in (
-                    "product_id",
-                    "product_name",
-                    "category",
-                    "quantity",
-                    "unit_price",
-                    "discount",
-                    "unit_cost",
-                )
+                for k in LINE_COLUMNS[2:]  # after order_id and line_no
                 if row.get(k) not in (None, "")
             }
         )
