@@ -1,4 +1,5 @@
-"""One settings object, read from the environment (``KPI_*``, ``DATABASE_URL``, ``REDIS_URL``, ``SMTP_*``).
+"""One settings object, read from the environment (``KPI_*``, ``DATABASE_URL``, ``DATABASE_REPLICA_URL``,
+``REDIS_URL``, ``SMTP_*``).
 
 This module imports nothing else from kpi_lib, so every other module may import it.
 A ``.env`` file in the working directory is read first (real environment variables win).
@@ -60,6 +61,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # Host names the front door answers besides loopback
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
     kernel_cap: int = 4  # Voila kernels (open dashboards) per signed-in user
+    replica_urls: tuple[str, ...] = ()  # DATABASE_REPLICA_URL: streaming replicas people's reads go to
+    replica_wait_ms: int = 250  # how long a read waits for a lagging replica before using the primary
+    replica_retry_s: float = 5.0  # a replica that failed is tried again after this long
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -90,6 +94,9 @@ class Settings:
             allowed_hosts=_list(get("KPI_ALLOWED_HOSTS")),
             trusted_proxies=_list(get("KPI_TRUSTED_PROXIES")),
             kernel_cap=int(get("KPI_KERNELS_PER_USER") or 4),
+            replica_urls=_list(get("DATABASE_REPLICA_URL")),
+            replica_wait_ms=int(get("KPI_REPLICA_WAIT_MS") or 250),
+            replica_retry_s=float(get("KPI_REPLICA_RETRY_S") or 5),
         )
 
     @property
