@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -223,3 +224,37 @@ def fetch(statement: Any, params: dict[str, Any] | None = None) -> tuple[list, l
         with warehouse.read() as conn:
             result = conn.execute(statement, params or {})
             return result.fetchall(), list(result.keys())
+
+
+def status() -> list[dict[str, Any]]:
+    """Each configured replica: reachable or not, and how far its replay is behind the primary."""
+    out = []
+    if not configured():
+        return out
+    primary_lsn = _primary_conn().execute("select pg_current_wal_insert_lsn()::text").fetchone()[0]
+    for r in _pool():
+        row: dict[str, Any] = {"name": r.name, "up": False, "lag_bytes": None, "replay_lsn": None}
+        try:
+            with r.engine.connect() as conn:
+                standby, lsn, lag = conn.exec_driver_sql(
+                    "select pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,"
+                    " pg_wal_lsn_diff(cast(%s as pg_lsn), pg_last_wal_replay_lsn())",
+                    (primary_lsn,),
+                ).one()
+            row.update(up=True, standby=standby, replay_lsn=lsn, lag_bytes=max(0, int(lag or 0)))
+        except sa.exc.DBAPIError as exc:
+            row["error"] = str(exc.orig).strip().splitlines()[0]
+        out.append(row)
+    return out
+
+
+def _after_fork() -> None:
+    """A forked worker (``--num-procs``) must not share its parent's sockets: it opens its own."""
+    global _replicas, _key, _seen
+    for r in _replicas:
+        r.engine.dispose(close=False)
+    _replicas, _key, _seen = [], None, None
+    _local.__dict__.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -112,6 +112,8 @@ def test_a_stopped_replica_sends_reads_to_the_primary_without_errors(cluster):
     base = revenue()
     replica.stop()
     try:
+        (down,) = replicas.status()  # what `kpi status` prints
+        assert not down["up"] and down["name"] == f"127.0.0.1:{replica.port}"
         stream.ingest([order(40.0)], source="test-replica")
         assert revenue() == pytest.approx(base + 40.0)  # no error: the primary answered
         assert replicas.served_by() == "primary"
