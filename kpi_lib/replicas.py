@@ -54,7 +54,8 @@ class Replica:
             username=reader.username, password=reader.password, database=u.database or reader.database
         )
         self.name = f"{self.url.host or 'socket'}:{self.url.port or 5432}"
-        self.engine = warehouse._pooled(self.url, "kpi_lib replica reader", connect_timeout=2)
+        # the pid in the name: pg_stat_activity on a replica shows which process reads there
+        self.engine = warehouse._pooled(self.url, f"kpi_lib replica reader {os.getpid()}", connect_timeout=2)
         self.down_until = 0.0
 
     def usable(self) -> bool:
