@@ -24,7 +24,7 @@ from kpi_lib import warehouse
 
 # A test box: no fsync, small memory; WAL kept for replicas to stream.
 SERVER_OPTS = (
-    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+    "-c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
     "-c shared_buffers=64MB -c max_connections=60 -c wal_level=replica -c max_wal_senders=5 "
     "-c wal_keep_size=256MB -c jit=off"
 )
