@@ -2,7 +2,8 @@
 
 A private primary with a small demo business and a ``pg_basebackup -R`` replica of it (tests/pgnode.py);
 the server reads from the replica. An order ingested on the primary appears on the open page without
-a reload; with the replica stopped, the next order still appears (the primary answers), no error.
+a reload; with the replica stopped, the next order still appears (the primary answers), no error;
+after the primary restarts under the open page, the next order appears too.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def replica_readers(replica: PgNode) -> int:
         ).fetchone()[0]
 
 
-def test_the_page_served_from_a_replica_shows_new_orders_and_survives_its_loss(browser, tmp_path):
+def test_the_page_served_from_a_replica_shows_new_orders_through_replica_loss_and_primary_restart(
+    browser, tmp_path
+):
     primary = PgNode(free_port()).init().start()
     replica = PgNode(free_port())
     proc = None
@@ -111,6 +114,13 @@ def test_the_page_served_from_a_replica_shows_new_orders_and_survives_its_loss(b
             want = orders_now()
             assert wait_for(lambda: tile_full_value(page, "orders") == want, timeout=30), want
             assert page.get_by_text("error", exact=False).count() == 0
+
+            # the primary restarted under the open page: the server's listener and pools reconnect,
+            # and the next order shows up without a reload
+            primary.restart()
+            one_order("c")
+            want = orders_now()
+            assert wait_for(lambda: tile_full_value(page, "orders") == want, timeout=45), want
             context.close()
     finally:
         if proc is not None:
