@@ -1,4 +1,5 @@
-"""The ingest process killed with SIGKILL mid-file, then run again: nothing lost, nothing doubled."""
+"""The ingest process killed with SIGKILL mid-file, then run again: nothing lost, nothing doubled
+(on a private warehouse)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ AT = datetime(2024, 7, 8, 12, 0, tzinfo=UTC)  # pinned event times
 N, PRICE = 30_000, 3.0
 
 
-def test_kill_9_mid_batch_then_rerun_lands_every_event_once(db, tmp_path):
+def test_kill_9_mid_batch_then_rerun_lands_every_event_once(private_db, tmp_path):
     tag = uuid.uuid4().hex[:8]
     region = f"Kill-{tag}"
     path = tmp_path / "events.jsonl"
@@ -39,7 +40,9 @@ def test_kill_9_mid_batch_then_rerun_lands_every_event_once(db, tmp_path):
     env = {**os.environ, "KPI_BATCH_MAX_EVENTS": "500"}
 
     def landed() -> int:
-        return db.execute("select count(*) from silver.orders where region = %s", [region]).fetchone()[0]
+        return private_db.execute(
+            "select count(*) from silver.orders where region = %s", [region]
+        ).fetchone()[0]
 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -52,11 +55,11 @@ def test_kill_9_mid_batch_then_rerun_lands_every_event_once(db, tmp_path):
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr[-2000:]
-    n, distinct = db.execute(
+    n, distinct = private_db.execute(
         "select count(*), count(distinct order_id) from silver.orders where region = %s", [region]
     ).fetchone()
     assert n == distinct == N
-    orders, revenue = db.execute(
+    orders, revenue = private_db.execute(
         "select sum(orders), sum(revenue) from gold.sales_hourly where region = %s", [region]
     ).fetchone()
     assert orders == N and revenue == pytest.approx(N * PRICE)  # gold counted each order once

@@ -1,7 +1,7 @@
 """RabbitMQ restarted mid-stream: the consumer reconnects and every message lands exactly once.
 
 A private RabbitMQ node (its own node name, ports and data folder) is restarted while
-``stream.consume_amqp`` drains a queue into the session warehouse; the machine's broker is not used.
+``stream.consume_amqp`` drains a queue into a private warehouse; the machine's broker is not used.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def rabbit():
     node.remove()
 
 
-def test_rabbitmq_restart_mid_stream_lands_every_message_once(demo, db, rabbit, monkeypatch):
+def test_rabbitmq_restart_mid_stream_lands_every_message_once(private_db, rabbit, monkeypatch):
     monkeypatch.setenv("KPI_BATCH_MAX_EVENTS", "100")  # many small batches: a restart lands mid-stream
     config.reset()
     tag, queue = uuid.uuid4().hex[:8], "kpi.fault"
@@ -147,7 +147,9 @@ def test_rabbitmq_restart_mid_stream_lands_every_message_once(demo, db, rabbit, 
     publish(rabbit.url, queue, events(tag, 0, first))
 
     def landed() -> int:
-        return db.execute("select count(*) from silver.orders where region = %s", [f"Mq-{tag}"]).fetchone()[0]
+        return private_db.execute(
+            "select count(*) from silver.orders where region = %s", [f"Mq-{tag}"]
+        ).fetchone()[0]
 
     stop = threading.Event()
     result: list = []
@@ -175,11 +177,11 @@ def test_rabbitmq_restart_mid_stream_lands_every_message_once(demo, db, rabbit, 
         monkeypatch.undo()
         config.reset()
     assert not errors, errors
-    n, distinct = db.execute(
+    n, distinct = private_db.execute(
         "select count(*), count(distinct order_id) from silver.orders where region = %s", [f"Mq-{tag}"]
     ).fetchone()
     assert n == distinct == first + second
-    revenue = db.execute(
+    revenue = private_db.execute(
         "select sum(revenue) from gold.sales_hourly where region = %s", [f"Mq-{tag}"]
     ).fetchone()[0]
     assert revenue == pytest.approx(5.0 * (first + second))  # gold counted each order once
