@@ -133,9 +133,14 @@ def dispose() -> None:
 
 
 def _primary_conn() -> psycopg.Connection:
+    """This thread's connection to the primary (for its WAL position), per warehouse."""
+    key = (settings().database_url, str(settings().home))
     conn = getattr(_local, "conn", None)
-    if conn is None or conn.closed:
+    if conn is None or conn.closed or getattr(_local, "key", None) != key:
+        if conn is not None:
+            conn.close()
         conn = _local.conn = warehouse.connect_raw(autocommit=True)
+        _local.key = key
     return conn
 
 

@@ -127,3 +127,21 @@ def test_a_stopped_replica_sends_reads_to_the_primary_without_errors(cluster):
         lambda: revenue(use_cache=False) == pytest.approx(base + 45.0) and replicas.served_by() != "primary",
         10,
     )
+
+
+def test_the_replica_reads_as_the_reader_in_the_row_scope(cluster):
+    """Roles, grants and row security come over with the WAL: a read on the replica runs as the
+    least-privileged reader, and a scoped one sees its own rows only."""
+    from kpi_lib import warehouse
+    from kpi_lib.scope import RowScope, using
+
+    _, replica = cluster
+    stream.ingest([order(7.0) | {"region": "Asia Pacific"}], source="test-replica")
+    everyone = revenue(use_cache=False)
+    with using(RowScope.of({"region": ["Asia Pacific"]})):
+        scoped = revenue(use_cache=False)
+        assert replicas.served_by() == f"127.0.0.1:{replica.port}"
+    assert 0 < scoped < everyone
+    assert scoped == pytest.approx(7.0)  # this test's order is the only one in that region on DAY
+    with replicas.read() as conn:
+        assert conn.exec_driver_sql("select current_user").scalar() == warehouse.reader_role("kpi")
