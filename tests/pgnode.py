@@ -1,4 +1,5 @@
-"""Private PostgreSQL servers for replica and fault tests, built from the embedded server's binaries.
+"""Private servers for replica and fault tests: PostgreSQL (built from the embedded server's binaries)
+and Redis.
 
 A node listens on its own free TCP port with its data in a temporary folder: stopping or restarting
 it never touches the session warehouse or the machine's shared PostgreSQL. As root, the servers run
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -131,6 +133,43 @@ class PgNode:
         if self.running():
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port, no persistence (a restart empties it)."""
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("redis-server is not installed")
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        assert wait_for(self.ping, 10), "redis-server did not start"
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return redis.Redis(port=self.port, socket_timeout=0.5).ping()
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def keys(self) -> int:
+        import redis
+
+        return len(redis.Redis(port=self.port).keys("kpi:q:*"))
 
 
 def wait_for(predicate, timeout: float = 15.0, every: float = 0.05):

@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
-from conftest import free_port
-from pgnode import wait_for
+from pgnode import PrivateRedis, wait_for
 
 from kpi_lib import cache, config, kpis
 
 pytestmark = pytest.mark.slow
 RANGE = {"start": "2000-01-01", "end": "2100-01-01"}
-
-
-class PrivateRedis:
-    """A redis-server of our own on a free port, no persistence (a restart empties it)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.skip("redis-server is not installed")
-        self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        assert wait_for(self.ping, 10), "redis-server did not start"
-
-    def ping(self) -> bool:
-        import redis
-
-        try:
-            return redis.Redis(port=self.port, socket_timeout=0.5).ping()
-        except redis.exceptions.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-    def keys(self) -> int:
-        import redis
-
-        return len(redis.Redis(port=self.port).keys("kpi:q:*"))
 
 
 def ask() -> kpis.QueryResult:
