@@ -290,6 +290,7 @@ _l1 = _L1()
 _redis_client = None
 _redis_url: str | None = None
 _redis_down_until = 0.0
+REDIS_RETRY_S = 30.0  # after a Redis error, L1 only for this long, then Redis is tried again
 
 
 def _redis():
@@ -310,8 +311,8 @@ def _redis():
 
 def _redis_failed(exc: Exception) -> None:
     global _redis_down_until
-    log.warning("Redis unavailable (%s); using the in-process cache only for 30 s", exc)
-    _redis_down_until = time.monotonic() + 30
+    log.warning("Redis unavailable (%s); using the in-process cache only for %.0f s", exc, REDIS_RETRY_S)
+    _redis_down_until = time.monotonic() + REDIS_RETRY_S
 
 
 def encode(df: pd.DataFrame, meta: dict) -> bytes:

@@ -1,4 +1,5 @@
-"""One settings object, read from the environment (``KPI_*``, ``DATABASE_URL``, ``REDIS_URL``, ``SMTP_*``).
+"""One settings object, read from the environment (``KPI_*``, ``DATABASE_URL``, ``DATABASE_REPLICA_URL``,
+``REDIS_URL``, ``SMTP_*``).
 
 This module imports nothing else from kpi_lib, so every other module may import it.
 A ``.env`` file in the working directory is read too (real environment variables win). Typed and
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
     trusted_proxies: Names = Field((), validation_alias="KPI_TRUSTED_PROXIES")
     #: Voila kernels (open dashboards) per signed-in user
     kernel_cap: int = Field(4, validation_alias="KPI_KERNELS_PER_USER")
+    #: DATABASE_REPLICA_URL: streaming replicas people's reads go to (comma separated)
+    replica_urls: Names = Field((), validation_alias="DATABASE_REPLICA_URL")
+    #: how long a read waits for a lagging replica before using the primary
+    replica_wait_ms: int = Field(250, validation_alias="KPI_REPLICA_WAIT_MS")
+    #: a replica that failed is tried again after this long
+    replica_retry_s: float = Field(5.0, validation_alias="KPI_REPLICA_RETRY_S")
 
     @field_validator("home", "catalog_path")
     @classmethod
@@ -68,7 +75,7 @@ class Settings(BaseSettings):
     def _no_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @field_validator("allowed_hosts", "trusted_proxies", "replica_urls", mode="before")
     @classmethod
     def _names(cls, value) -> tuple[str, ...]:
         items = value.split(",") if isinstance(value, str) else value

@@ -69,12 +69,16 @@ def discover(folder: Path = DASHBOARDS) -> list[Dashboard]:
 
 
 def make_app(
-    panel_url: str, voila_url: str, secret: str, port: int = 8080, bind_host: str = "127.0.0.1"
+    panel_url: str | list[str], voila_url: str, secret: str, port: int = 8080, bind_host: str = "127.0.0.1"
 ) -> tornado.web.Application:
-    """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require)."""
+    """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require).
+    ``panel_url`` may list several Panel workers: each sign-in session sticks to one."""
     from .auth import sessions
     from .web import pages, security
     from .web.proxy import ProxyHandler
+    from .web.workers import Workers
+
+    panel = Workers([panel_url] if isinstance(panel_url, str) else panel_url)
 
     upstream = {"secret": secret}
     return tornado.web.Application(
@@ -96,7 +100,7 @@ def make_app(
             (r"/runs/(.*)", pages.RunsHandler, {"path": str(settings().runs_dir)}),
             (r"/admin/audit", pages.AuditHandler),
             (r"/admin/sessions", pages.SessionsHandler),
-            (r"/panel/.*", ProxyHandler, {"upstream": panel_url, **upstream}),
+            (r"/panel/.*", ProxyHandler, {"upstream": panel, **upstream}),
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
             (r"/", pages.LandingHandler, {"dashboards": discover}),
         ],
@@ -187,6 +191,7 @@ class Server:
     log_dir: Path | None = None
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     panel_port: int = 0
+    panel_ports: list[int] = field(default_factory=list)
     voila_port: int = 0
     # made at each start (or KPI_PROXY_SECRET, for back ends shared by several front doors): the
     # back ends serve only requests carrying it (see kpi_lib.web)
@@ -221,7 +226,8 @@ class Server:
 
         gold.init()
         bin_dir = Path(sys.executable).parent
-        self.panel_port = free_port()
+        self.panel_ports = [free_port() for _ in range(max(1, self.panel_procs))]
+        self.panel_port = self.panel_ports[0]
         apps = [str(p) for p in sorted(DASHBOARDS.glob("*.py"))]
         origins = {self.public_origin(), f"localhost:{self.port}", f"127.0.0.1:{self.port}"}
         panel_cmd = [
@@ -231,11 +237,12 @@ class Server:
             "--address",
             "127.0.0.1",
             "--port",
-            str(self.panel_port),
+            "PORT",
             "--prefix",
             "/panel",
+            # one process per port: the front door keeps each session on its worker (web/workers.py)
             "--num-procs",
-            str(self.panel_procs),
+            "1",
             "--warm",
             # no --reuse-sessions: with it, later sessions' component stylesheets pointed at
             # cdn.holoviz.org (the page must work offline; tests/ui/test_executive.py checks it)
@@ -263,11 +270,15 @@ class Server:
         for origin in sorted(origins):
             panel_cmd += ["--allow-websocket-origin", origin]
         backend_env = {"KPI_PROXY_SECRET": self.secret}
-        panel = self._spawn(
-            "panel",
-            panel_cmd,
-            env={**backend_env, "BOKEH_SECRET_KEY": secrets.token_urlsafe(32), "BOKEH_SIGN_SESSIONS": "yes"},
-        )
+        panel_env = {
+            **backend_env,
+            "BOKEH_SECRET_KEY": secrets.token_urlsafe(32),
+            "BOKEH_SIGN_SESSIONS": "yes",
+        }
+        panels = []
+        for i, panel_port in enumerate(self.panel_ports):
+            cmd = [str(panel_port) if a == "PORT" else a for a in panel_cmd]
+            panels.append(self._spawn("panel" if i == 0 else f"panel-{i}", cmd, env=panel_env))
         self.voila_port = free_port()
         voila = None
         notebooks = sorted(DASHBOARDS.glob("*.ipynb"))
@@ -291,7 +302,8 @@ class Server:
             self._spawn("alerts", [str(bin_dir / "kpi"), "alerts", "listen"])
         if self.simulate_rate:
             self._spawn("simulator", [str(bin_dir / "kpi"), "simulate", "--rate", str(self.simulate_rate)])
-        _wait_port(self.panel_port, 120, panel, "panel")
+        for panel_port, panel in zip(self.panel_ports, panels, strict=True):
+            _wait_port(panel_port, 120, panel, "panel")
         if voila is not None:
             _wait_port(self.voila_port, 120, voila, "voila")
 
@@ -305,6 +317,7 @@ class Server:
             "pid": os.getpid(),
             "port": self.port,
             "panel_port": self.panel_port,
+            "panel_ports": self.panel_ports,
             "voila_port": self.voila_port,
             "children": {what: proc.pid for what, proc in self.children},
         }
@@ -352,7 +365,7 @@ def run(server: Server, on_ready=None) -> None:
     try:
         server.start()
         app = make_app(
-            f"http://127.0.0.1:{server.panel_port}",
+            [f"http://127.0.0.1:{p}" for p in server.panel_ports],
             f"http://127.0.0.1:{server.voila_port}",
             server.secret,
             port=server.port,

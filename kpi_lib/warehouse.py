@@ -190,15 +190,12 @@ def libpq_url(url: URL | None = None) -> str:
     return u.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _pooled(url: URL, name: str) -> sa.Engine:
+def _pooled(url: URL, name: str, connect_timeout: int | None = None) -> sa.Engine:
     """A pooled engine whose sessions run in the business time zone (``KPI_TIMEZONE``)."""
-    return sa.create_engine(
-        url,
-        pool_size=5,
-        max_overflow=10,
-        pool_pre_ping=True,
-        connect_args={"options": f"-c timezone={settings().timezone}", "application_name": name},
-    )
+    args = {"options": f"-c timezone={settings().timezone}", "application_name": name}
+    if connect_timeout is not None:  # replicas: a host that is gone must not hold a page up
+        args["connect_timeout"] = connect_timeout
+    return sa.create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, connect_args=args)
 
 
 def _key() -> tuple:

@@ -131,7 +131,9 @@ def test_cron_next_runs_and_missed_ticks_run_once(tmp_path):
         sched.shutdown()
 
     bad = schedule_file(tmp_path, {"broken": {"notebook": "x.ipynb", "cron": "61 * * * *"}})
-    with pytest.raises(JobError, match="jobs.broken.cron: cron '61 \\* \\* \\* \\*' is not a cron expression"):
+    with pytest.raises(
+        JobError, match="jobs.broken.cron: cron '61 \\* \\* \\* \\*' is not a cron expression"
+    ):
         jobs.load_schedules(bad)
     typo = schedule_file(tmp_path, {"typo": {"notebook": "x.ipynb", "crom": "0 7 * * *", "timeout": "soon"}})
     with pytest.raises(JobError) as both:  # every problem at once, each with its place

@@ -180,6 +180,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         f"{'Redis ' + c['redis'] if c['redis'] else 'off (set REDIS_URL)'} · answered by: {hits} · "
         f"misses: {misses}"
     )
+    for r in info.get("replicas", []):
+        lag = (
+            f"{r['lag_bytes']:,} bytes behind"
+            if r["up"]
+            else f"DOWN ({r.get('error')}); reads go to the primary"
+        )
+        console.print(f"replica {r['name']}: {lag}")
 
 
 @app.command()

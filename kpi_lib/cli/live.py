@@ -170,7 +170,9 @@ def serve(
             "--simulate", help="Also stream live demo orders: orders/s, or auto for the business's own pace"
         ),
     ] = None,
-    panel_procs: Annotated[int, typer.Option(help="Panel worker processes")] = 1,
+    panel_procs: Annotated[
+        int, typer.Option(help="Panel worker processes behind the front door, each session sticks to one")
+    ] = 1,
     voila_pool: Annotated[int, typer.Option(help="Pre-heated Voila kernels per notebook")] = 2,
     alerts: Annotated[bool, typer.Option(help="Run the live alert listener")] = True,
     mail_sink: Annotated[bool, typer.Option(help="Run the demo SMTP sink when SMTP_HOST is local")] = True,

@@ -32,6 +32,7 @@ from .. import auth
 from ..config import settings
 from . import security
 from .pages import Base
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +181,10 @@ def _strip_our_cookies(header: str) -> str:
 class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
     """Forwards HTTP and websockets under a prefix to a local upstream, after the login check."""
 
-    def initialize(self, upstream: str, secret: str) -> None:
-        self.upstream = upstream
+    def initialize(self, upstream: str | Workers, secret: str) -> None:
+        # several worker processes: each sign-in session sticks to one of them (web/workers.py)
+        self.workers = upstream if isinstance(upstream, Workers) else Workers([upstream])
+        self.upstream = self.workers.urls[0]
         self.secret = secret
         self.upstream_ws = None
         self.pending: list = []
@@ -193,6 +196,12 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         for k, v in security.SECURITY_HEADERS.items():
             self.set_header(k, v)
         self.set_header("Content-Security-Policy", security.dashboard_csp(self.request.host))
+
+    def prepare(self):
+        self.upstream = self.workers.pick(self.session_token() or self.request.remote_ip)
+        if len(self.workers.urls) > 1:  # which worker (its number only): operators and tests see it
+            self.set_header("X-KPI-Worker", str(self.workers.index(self.upstream)))
+        return super().prepare()
 
     def check_xsrf_cookie(self) -> None:
         """Panel and Voila check their own (Voila's `_xsrf`); ours protects the front door's forms."""
@@ -271,17 +280,16 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             self.set_cookie("_xsrf", secrets.token_hex(16), path=VOILA_BASE, samesite="Strict")
         kernel_id = None
         try:
-            req = tornado.httpclient.HTTPRequest(
-                self.upstream + self.request.uri,
-                method=self.request.method,
-                headers=self._upstream_headers(),
-                body=self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None,
-                follow_redirects=False,
-                decompress_response=False,
-                request_timeout=120,
-                allow_nonstandard_methods=True,
-            )
-            resp = await tornado.httpclient.AsyncHTTPClient().fetch(req, raise_error=False)
+            try:
+                resp = await self._fetch()
+            except ConnectionRefusedError:
+                if len(self.workers.urls) == 1:
+                    raise
+                # that worker is gone (the request never reached it): its sessions move to another
+                self.workers.failed(self.upstream)
+                self.upstream = self.workers.pick(self.session_token() or self.request.remote_ip)
+                self.set_header("X-KPI-Worker", str(self.workers.index(self.upstream)))
+                resp = await self._fetch()
             if rendering and resp.body and resp.headers.get("Content-Encoding") is None:
                 m = KERNEL_ID_IN_PAGE.search(resp.body)
                 kernel_id = m.group(1).decode() if m else None
@@ -308,6 +316,19 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         if resp.body and resp.code not in (204, 304):
             self.write(resp.body)
         self.finish()
+
+    async def _fetch(self) -> tornado.httpclient.HTTPResponse:
+        req = tornado.httpclient.HTTPRequest(
+            self.upstream + self.request.uri,
+            method=self.request.method,
+            headers=self._upstream_headers(),
+            body=self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None,
+            follow_redirects=False,
+            decompress_response=False,
+            request_timeout=120,
+            allow_nonstandard_methods=True,
+        )
+        return await tornado.httpclient.AsyncHTTPClient().fetch(req, raise_error=False)
 
     # --- websockets -----------------------------------------------------------------------------
 
@@ -367,6 +388,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             )
         except Exception as exc:  # noqa: BLE001
             log.warning("websocket to %s failed: %s", url, exc)
+            if isinstance(exc, OSError):  # refused or cut off: a reload goes to a live worker
+                self.workers.failed(self.upstream)
             self.close(1011, "upstream unavailable")
             return
         for msg in self.pending:
