@@ -73,7 +73,7 @@ def make_app(
 ) -> tornado.web.Application:
     """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require)."""
     from .auth import sessions
-    from .web import pages, security
+    from .web import gate, pages, security
     from .web.proxy import ProxyHandler
 
     upstream = {"secret": secret}
@@ -96,6 +96,7 @@ def make_app(
             (r"/runs/(.*)", pages.RunsHandler, {"path": str(settings().runs_dir)}),
             (r"/admin/audit", pages.AuditHandler),
             (r"/admin/sessions", pages.SessionsHandler),
+            *gate.routes(panel_url, secret),  # pages for some roles only (403 for the others)
             (r"/panel/.*", ProxyHandler, {"upstream": panel_url, **upstream}),
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
             (r"/", pages.LandingHandler, {"dashboards": discover}),

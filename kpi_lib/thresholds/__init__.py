@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from .evaluate import Firing, evaluate, replay
-from .live import PREVIEW_DAYS, Preview, RunResult, backtest, run, series_key
+from .live import PREVIEW_DAYS, Preview, RunResult, backtest, is_rule_incident, rule_url, run, series_key
 from .spec import BUDGET_SCALE, COMPARES, CONDITIONS, GRAINS, SENSITIVITIES, Rule, RuleError, parse
 from .store import (
     active,
@@ -51,10 +51,12 @@ __all__ = [
     "delete",
     "evaluate",
     "get",
+    "is_rule_incident",
     "listing",
     "parse",
     "released",
     "replay",
+    "rule_url",
     "run",
     "save",
     "sensitivities",
