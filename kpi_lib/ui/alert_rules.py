@@ -210,11 +210,12 @@ class RulesPage:
             self._fail(exc)
             return
         self.rule_id = int(row["id"])
+        self.refresh_list(select=row["name"])  # (re)loads the form from what was stored
+        self.preview()  # what the saved version would have done
         self.message.object = (
             f"<p class='kpi-ok'>Saved {html.escape(row['name'])} (version {row['version']}). "
             "The live alerts use it from their next pass.</p>"
         )
-        self.refresh_list(select=row["name"])
 
     def delete(self) -> None:
         if self.rule_id is None:
@@ -224,9 +225,9 @@ class RulesPage:
         except KpiError as exc:
             self._fail(exc)
             return
-        self.message.object = "<p class='kpi-ok'>Deleted.</p>"
         self.rule_id = None
         self.refresh_list(select=NEW)
+        self.message.object = "<p class='kpi-ok'>Deleted.</p>"
 
     def refresh_list(self, select: str | None = None) -> None:
         rows = thresholds.listing()
@@ -311,6 +312,14 @@ def _chart(result: thresholds.Preview, label: str):
         )
     fig.xaxis.formatter = DatetimeTickFormatter(days="%d %b", months="%b %Y")
     fig.legend.location = "top_left"
+    # the page's dark theme (Bokeh's own themes are not applied to a figure made in a callback)
+    fig.background_fill_color = fig.border_fill_color = "#111827"
+    fig.legend.background_fill_color = "#1f2937"
+    fig.legend.label_text_color = fig.title.text_color = "#e5e7eb"
+    for axis in (fig.xaxis, fig.yaxis):
+        axis.axis_label_text_color = axis.major_label_text_color = "#d1d5db"
+        axis.axis_line_color = axis.major_tick_line_color = axis.minor_tick_line_color = "#6b7280"
+    fig.grid.grid_line_color = "#374151"
     return fig
 
 
