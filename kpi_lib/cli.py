@@ -20,6 +20,7 @@ from .config import reset as reset_settings
 from .config import settings
 from .errors import KpiError
 from .formats import cents, money_columns, spreadsheet_safe, to_json
+from .thresholds.commands import app as rules_app
 
 app = typer.Typer(
     help="Jupyter-native BI: warehouse, KPIs, live dashboards and alert jobs.",
@@ -42,6 +43,7 @@ audit_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(audit_app, name="audit")
+app.add_typer(rules_app, name="rules")
 console = Console(soft_wrap=True)  # no hard wraps: URLs and paths stay copyable
 err = Console(stderr=True, soft_wrap=True)
 

@@ -21,7 +21,6 @@ import pandas as pd
 
 from .. import kpis as semantic
 from .. import warehouse
-from ..anomaly.scan import _ts, store
 from ..config import settings
 from . import store as rules_store
 from .evaluate import Firing, evaluate, lookback, period_length
@@ -97,6 +96,16 @@ def explain(rule: Rule, f: Firing) -> str:
     )
 
 
+def _ts(value: Any, tz: str) -> datetime | None:
+    """A naive business time as an aware one (what ops.anomalies stores)."""
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return (
+        ts.tz_localize(tz, ambiguous=True, nonexistent="shift_forward") if ts.tzinfo is None else ts
+    ).to_pydatetime()
+
+
 def incident_row(rule: Rule, f: Firing) -> dict[str, Any]:
     """A firing as an ops.anomalies row (the columns of :func:`kpi_lib.anomaly.scan.store`)."""
     tz = settings().timezone
@@ -160,6 +169,8 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
                     holds[rows[-1]["series_key"] + str(rows[-1]["started_at"])] = quiet
     res.firings = len(rows)
     if rows:
+        from ..anomaly.scan import store  # the anomaly incidents' own upsert (imports the engine)
+
         res.new_ids, _ = store(rows)
         res.starts = [r["started_at"] for r in rows]
         _hold(rows, res, holds)
