@@ -8,7 +8,7 @@ series, and pins "now" (an explicit as-of); nothing depends on the wall clock.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -252,3 +252,32 @@ def test_viewers_and_executives_may_not_write_rules(demo):
     assert auth.user("rules-admin").can_edit_rules and analyst().can_edit_rules
     with warehouse.connect_raw() as conn:
         assert conn.execute("select count(*) from ops.alert_rules where name = 'nope'").fetchone()[0] == 0
+
+
+def test_kpi_rules_lists_previews_and_snoozes_as_the_page_does(demo):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    reg = region()
+    daily(reg, 40, base=8, spikes={12: 30, 30: 31})
+    name = f"cli {reg}"
+    spec = {"name": name, "kpi": "orders", "where": {"region": reg}, "threshold": 15}
+    thresholds.save(spec, analyst())
+    as_of = DAY0 + timedelta(days=40)
+    kpi = str(Path(sys.executable).with_name("kpi"))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([kpi, "rules", *args], capture_output=True, text=True, timeout=120)
+
+    listed = run("list")
+    assert listed.returncode == 0 and name in listed.stdout
+    shown = run("preview", name, "--as-of", f"{as_of:%Y-%m-%d}")
+    assert shown.returncode == 0, shown.stderr
+    count = thresholds.backtest(parse(spec), as_of=as_of).count
+    assert count == 2 and "would have fired 2 times in the last 90 days" in shown.stdout
+    snoozed = run("snooze", name, "--until", "2025-05-01 07:00")
+    assert snoozed.returncode == 0, snoozed.stderr
+    assert [r.snoozed_until for r in thresholds.active() if r.name == name] == [datetime(2025, 5, 1, 7)]
+    missing = run("preview", "no such rule")
+    assert missing.returncode == 2 and "kpi rules list" in missing.stderr

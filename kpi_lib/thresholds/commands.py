@@ -77,3 +77,31 @@ def preview(
     console.print(result.sentence())
     for f in result.firings:
         console.print(f"  {f.start:%Y-%m-%d %H:%M}  {f.value:,.6g} (needed past {f.bound:,.6g})")
+
+
+@app.command("snooze")
+def snooze(
+    name: Annotated[str, typer.Argument(help="The rule's name, or the incident's number with --incident")],
+    until: Annotated[
+        str | None, typer.Option(help="Quiet until this time, e.g. '2026-03-01 07:00' (omit to wake)")
+    ] = None,
+    incident: Annotated[
+        bool, typer.Option(help="Snooze the incident with this number instead of a rule")
+    ] = False,
+) -> None:
+    """Snooze a rule (a new version, audited) or an incident until a time, as the local user."""
+    from .. import auth
+    from . import store
+
+    user = auth.local_user()
+    try:
+        if incident:
+            store.snooze_incident(int(name), until, user)
+        else:
+            store.snooze(int(_find(name)["id"]), until, user)
+    except (KpiError, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{'incident #' if incident else 'rule '}{name}: " + (f"quiet until {until}" if until else "awake")
+    )
