@@ -248,6 +248,13 @@ def test_viewers_and_executives_may_not_write_rules(demo):
     for login in ("rules-viewer", "rules-exec"):
         with pytest.raises(AuthError, match="admins and analysts"):
             thresholds.save({"name": "nope", "kpi": "orders", "threshold": 1}, auth.user(login))
+    # an analyst scoped to Europe writes rules on Europe's rows only
+    auth.set_user("rules-eu", "eu-password-123", ["analyst"], scope={"region": ["Europe"]})
+    eu = auth.user("rules-eu")
+    with pytest.raises(AuthError, match="may read only region: Europe"):
+        thresholds.save({"name": "everyone's orders", "kpi": "orders", "threshold": 1}, eu)
+    name = f"eu {uuid.uuid4().hex[:6]}"
+    assert thresholds.save({"name": name, "kpi": "orders", "where": {"region": "Europe"}, "threshold": 1}, eu)
     auth.set_user("rules-admin", "admin-password-1", ["admin"])
     assert auth.user("rules-admin").can_edit_rules and analyst().can_edit_rules
     with warehouse.connect_raw() as conn:
@@ -255,6 +262,7 @@ def test_viewers_and_executives_may_not_write_rules(demo):
 
 
 def test_kpi_rules_lists_previews_and_snoozes_as_the_page_does(demo):
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -268,7 +276,8 @@ def test_kpi_rules_lists_previews_and_snoozes_as_the_page_does(demo):
     kpi = str(Path(sys.executable).with_name("kpi"))
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([kpi, "rules", *args], capture_output=True, text=True, timeout=120)
+        env = {**os.environ, "COLUMNS": "300"}  # a wide terminal: the table does not wrap names
+        return subprocess.run([kpi, "rules", *args], capture_output=True, text=True, timeout=120, env=env)
 
     listed = run("list")
     assert listed.returncode == 0 and name in listed.stdout

@@ -28,7 +28,7 @@ from .spec import DIMENSIONS, Rule
 
 log = logging.getLogger(__name__)
 
-#: history a live pass reads before "now", so a firing that began earlier keeps its first period
+#: history the backtest reads before its window (for its comparison periods and first firing)
 HISTORY = {"hour": timedelta(days=21), "day": timedelta(days=120), "week": timedelta(weeks=104)}
 #: a live pass stores firings that began this recently (older ones were stored by earlier passes)
 LOOKBACK = {"hour": timedelta(hours=6), "day": timedelta(days=3), "week": timedelta(weeks=2)}
@@ -152,15 +152,16 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
         if rule.snoozed_at(now):
             res.snoozed.append(rule.name)
             continue
+        since = pd.Timestamp(semantic.floor_period(now - LOOKBACK[rule.grain], rule.grain))
+        # a firing that begins at or after `since` depends on the periods from the one before it
+        # on (and their comparison periods): that is all a pass reads, so it stays cheap
+        first = (since - period_length(rule.grain)).to_pydatetime()
         try:
-            series, volume, additive = read(
-                rule, now - HISTORY[rule.grain], semantic.next_period(now, rule.grain)
-            )
+            series, volume, additive = read(rule, first, semantic.next_period(now, rule.grain))
         except Exception as exc:  # one broken rule must not stop the others
             log.warning("alert rule %r could not read its KPI: %s", rule.name, exc)
             res.errors.append(f"{rule.name}: {exc}")
             continue
-        since = pd.Timestamp(semantic.floor_period(now - LOOKBACK[rule.grain], rule.grain))
         for f in evaluate(rule, series, now, volume, additive):
             if f.start >= since:
                 rows.append(incident_row(rule, f))

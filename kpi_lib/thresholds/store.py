@@ -22,6 +22,7 @@ from .. import auth, warehouse
 from .. import kpis as semantic
 from ..config import settings
 from ..errors import AuthError
+from ..scope import EVERYTHING, RowScope
 from .spec import BUDGET_SCALE, Rule, RuleError, _time, parse
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ def save(
     rule = parse(spec, semantic.definitions())
     if not user.can_see(rule.kpi) or user.is_masked(rule.kpi):
         raise AuthError(f"{user.login} may not read {rule.kpi}, so may not set alerts on it.")
+    rows = RowScope.of(rule.where) if rule.where else EVERYTHING
+    if not auth.within(rows, user.scope):  # a scoped analyst watches their own rows only
+        raise AuthError(f"{user.login} may read only {user.scope.describe()}: filter the rule to those rows.")
     after = rule.to_dict()
     with warehouse.connect_raw() as conn, conn.cursor(row_factory=dict_row) as cur:
         clash = cur.execute(
@@ -222,7 +226,8 @@ def released(now: datetime) -> list[datetime]:
     with warehouse.connect_raw() as conn:
         rows = conn.execute(
             "select a.started_at from ops.anomalies a where a.status = 'open' and a.snoozed_until <= %s"
+            " and a.snoozed_until > %s - interval '1 day'"  # released lately, not a holdover nobody gets
             " and not exists (select 1 from ops.alert_notifications n where n.anomaly_id = a.id)",
-            [at],
+            [at, at],
         ).fetchall()
     return [r[0] for r in rows]
