@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_alerts import Inbox, free_port, start_sink  # noqa: E402
-from common import RESULTS, finish, json_stdout, log, machine, pct, use_home  # noqa: E402
+from common import RESULTS, finish, json_stdout, log, machine, pct, stop_server, use_home  # noqa: E402
 
 BAR_P95_S = 10.0
 _INGEST = threading.Lock()  # the bench's own writes go one at a time (they never deadlock each other)
@@ -245,4 +245,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        stop_server()
