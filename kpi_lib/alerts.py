@@ -55,7 +55,7 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import BeforeValidator
 
-from . import auth, mail, warehouse, yamlfile
+from . import auth, mail, thresholds, warehouse, yamlfile
 from . import incidents as incident_store
 from .config import PROJECT_ROOT, settings
 from .errors import AlertError, AuthError, KpiError
@@ -519,6 +519,14 @@ def alert_access(items: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[st
     return kpis, {str(dim): sorted({str(i.get("dim_value")) for i in items})}
 
 
+def _rule_fact(incident: Mapping[str, Any]) -> Any:
+    """An alert rule's incident names its rule and links to it on the "Alert rules" page."""
+    if not thresholds.is_rule_incident(incident):
+        return incident.get("rule")
+    name, url = str(incident["rule"]), thresholds.rule_url(str(incident["rule"]))
+    return Html(f'alert rule <a href="{esc(url)}">{esc(name)}</a>', f"alert rule {name} ({url})")
+
+
 def alert_report(
     items: Sequence[Mapping[str, Any]],
     provenance: Mapping[str, Any] | None = None,
@@ -532,7 +540,8 @@ def alert_report(
     n = len(items)
     report = Report(
         f"{n} new KPI incident{'s' if n != 1 else ''}",
-        f"Detected by the anomaly rules; {'times in ' + settings().timezone}. Incident ids are in ops.anomalies.",
+        f"Detected by the anomaly rules and the alert rules; {'times in ' + settings().timezone}. "
+        "Incident ids are in ops.anomalies.",
     )
     overview = pd.DataFrame(
         {
@@ -571,7 +580,7 @@ def alert_report(
                 ),
                 "Started": _when(inc["started_at"]),
                 "Ended": _when(inc["ended_at"]) if inc.get("ended_at") else "ongoing",
-                "Rule": inc.get("rule"),
+                "Rule": _rule_fact(inc),
                 "Drivers": inc.get("drivers"),
                 "Series": inc["series_key"],
                 "What to do": f"acknowledge or resolve it on the incidents dashboard, or `kpi alerts ack {inc['id']}`",
@@ -631,6 +640,7 @@ class AlertResult:
 _NEW = """
 select * from ops.anomalies
  where status = 'open'
+   and (snoozed_until is null or snoozed_until <= %(now)s)
    and (%(kpis)s::text[] is null or kpi = any(%(kpis)s))
    and (%(since)s::timestamptz is null or started_at >= %(since)s)
  order by started_at, id
@@ -672,12 +682,15 @@ def notify_new_incidents(
     provenance: Mapping[str, Any] | None = None,
     deliver: bool = False,
     max_charts: int = MAX_CHARTS,
+    now: datetime | None = None,
 ) -> AlertResult:
     """Queue one email per group of recipients about the incidents they have not heard of yet.
 
     ``kpis``/``since`` narrow which incidents count (``since``: started at or after). ``provenance``
     (e.g. :func:`kpi_lib.jobs.provenance`) goes into every email. ``deliver=True`` also runs one
     outbox pass, so the email leaves now instead of at the worker's next poll. Nothing new: no email.
+    A snoozed incident (or one held by its alert rule's quiet hours) waits until ``snoozed_until``;
+    ``now`` (aware, default the database's clock) decides that and the cooldowns.
     """
     routing = load_routing(routes)
     since_ts = pd.Timestamp(since) if since is not None else None
@@ -687,12 +700,14 @@ def notify_new_incidents(
     result = AlertResult(incidents=pd.DataFrame(columns=list(INCIDENT_COLUMNS)))
     with warehouse.connect_raw() as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext('kpi_lib.alerts'))")
+        now = now or conn.execute("select now()").fetchone()[0]
         with conn.cursor(row_factory=dict_row) as cur:
             new = cur.execute(
                 _NEW,
                 {
                     "kpis": list(kpis) if kpis else None,
                     "since": since_ts.to_pydatetime() if since_ts is not None else None,
+                    "now": now,
                 },
             ).fetchall()
         if not new:
@@ -708,7 +723,6 @@ def notify_new_incidents(
         firing = {
             (k, r): (a, at) for k, r, a, at in conn.execute(_FIRING, [list({i["series_key"] for i in new})])
         }
-        now = conn.execute("select now()").fetchone()[0]
         plan: dict[str, list[dict]] = {}
         readers = _Readers()
         for inc in new:
@@ -846,10 +860,13 @@ def _listen_once(grains, routes, live, started, warmup, last_hour, on_scan):
 
     now = semantic.local_now()
     found: list[int] = []
+    scales = thresholds.budget_scales()  # sensitivity set on the "Alert rules" page, read each pass
     if "minute" in grains:
         since = max(now - timedelta(minutes=10), started + timedelta(seconds=warmup))
         if since < now:
-            res = scan(live, since=since, grains=("minute",), include_partial=True, now=now)
+            res = scan(
+                live, since=since, grains=("minute",), include_partial=True, now=now, budget_scale=scales
+            )
             found += res.new_ids
             if on_scan:
                 on_scan(res)
@@ -859,16 +876,24 @@ def _listen_once(grains, routes, live, started, warmup, last_hour, on_scan):
         since = max(
             hour - timedelta(hours=2), semantic.next_period(started + timedelta(seconds=warmup), "hour")
         )
-        res = scan(since=since, grains=("hour",), now=now) if since < hour else None
+        res = scan(since=since, grains=("hour",), now=now, budget_scale=scales) if since < hour else None
         last_hour = hour
         if res is not None:
             found += res.new_ids
             if on_scan:
                 on_scan(res)
-    if found:
+    # alert rules, re-read on every pass (an edit on the page applies at the next one); their
+    # incidents start at a period's beginning (a day rule's at midnight), so the e-mail window
+    # reaches back to them, and to incidents whose snooze or quiet hours just ended
+    fired = thresholds.run(now=now)
+    starts = [_local(t) for t in thresholds.released(now)] + [now - timedelta(hours=3)]
+    if fired.new_ids:
+        found += fired.new_ids
+        starts += [_local(t) for t in fired.starts]
+    if found or len(starts) > 1:
         out = notify_new_incidents(
             routes,
-            since=now - timedelta(hours=3),
+            since=min(starts),
             deliver=True,
             provenance={
                 "job": "live alert listener (kpi alerts listen)",

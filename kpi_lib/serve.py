@@ -74,7 +74,7 @@ def make_app(
     """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require).
     ``panel_url`` may list several Panel workers: each sign-in session sticks to one."""
     from .auth import sessions
-    from .web import pages, security
+    from .web import gate, pages, security
     from .web.proxy import ProxyHandler
     from .web.workers import Workers
 
@@ -100,6 +100,7 @@ def make_app(
             (r"/runs/(.*)", pages.RunsHandler, {"path": str(settings().runs_dir)}),
             (r"/admin/audit", pages.AuditHandler),
             (r"/admin/sessions", pages.SessionsHandler),
+            *gate.routes(panel, secret),  # pages for some roles only (403 for the others)
             (r"/panel/.*", ProxyHandler, {"upstream": panel, **upstream}),
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
             (r"/", pages.LandingHandler, {"dashboards": discover}),

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from ..config import settings
 from . import materiality
 from .attribution import attribute
 from .detect import detect, incidents
+from .rules import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,15 @@ def rules_for(kpi: semantic.Kpi, grain: str) -> Any:
     if isinstance(r, dict) and set(r) <= {*semantic.GRAINS, "default"}:
         return r.get(grain) or r.get("default")
     return r
+
+
+def with_budget(rules: Any, scale: float) -> Any:
+    """The rules with their false-alarm budget scaled (an alert rule's sensitivity: low alarms
+    rarer, high more often; see :class:`kpi_lib.anomaly.rules.Budget`)."""
+    if scale == 1.0:
+        return rules
+    rs = load_rules(rules)
+    return replace(rs, budget=replace(rs.budget, alarms=rs.budget.alarms * scale))
 
 
 def series_key(kpi: str, grain: str, dimension: str | None, value: str | None) -> str:
@@ -196,6 +206,7 @@ def scan(
     dimensions: dict[str, Sequence[str | None]] | None = None,
     now: datetime | None = None,
     include_partial: bool = False,
+    budget_scale: Mapping[str, float] | None = None,
 ) -> ScanResult:
     """Scan KPI series for incidents starting at or after ``since`` and store them in ops.anomalies.
 
@@ -206,7 +217,8 @@ def scan(
     dimension with a single value in the data read (``category=Unknown`` when a file had none) is
     not scanned when the KPI overall is: it would repeat it. At hour and day grain an incident is kept only
     if it is material (:mod:`kpi_lib.anomaly.materiality`: volume, impact on the KPI's total, a
-    deviation at all), and its severity is its business impact.
+    deviation at all), and its severity is its business impact. ``budget_scale`` (KPI -> factor)
+    scales a KPI's false-alarm budget: the sensitivity users set on the "Alert rules" page.
     """
     t0 = time.perf_counter()
     res = ScanResult()
@@ -234,6 +246,7 @@ def scan(
             rules = rules_for(k, grain)
             if rules is None:
                 continue
+            rules = with_budget(rules, (budget_scale or {}).get(name, 1.0))
             judge = _Materiality(k, grain, start, end, rules, policy) if judged else None
             dims = tuple((dimensions or DIMENSIONS).get(grain, (None,)))
             for dim in dims:

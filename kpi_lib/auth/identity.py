@@ -95,7 +95,7 @@ def local_user() -> User:
             return user(local)
         except AuthError:
             log.warning("KPI_USER=%s is not in users.yml; acting as an analyst", local)
-    return User(local, local, ("analyst",), can_act=True)
+    return User(local, local, ("analyst",), can_act=True, can_edit_rules=True)
 
 
 @contextmanager

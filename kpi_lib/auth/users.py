@@ -6,14 +6,14 @@ Users live in ``$KPI_HOME/users.yml`` with bcrypt-hashed passwords::
       ceo:    {name: Chief Executive, roles: [executive], password_hash: "$2b$10$..."}
       emea:   {name: EMEA Manager, roles: [viewer], scope: {region: [Europe]}, email: emea@example.com}
     roles:                      # optional; these are the defaults
-      admin:     {kpis: "*", masked: [], admin: true, act: true}
+      admin:     {kpis: "*", masked: [], admin: true, act: true, rules: true}
       executive: {kpis: "*", masked: [], act: true}
-      analyst:   {kpis: "*", masked: [], act: true}
+      analyst:   {kpis: "*", masked: [], act: true, rules: true}
       viewer:    {kpis: "*", masked: sensitive}    # "sensitive" = every KPI marked sensitive in catalog.yml
 
 A role or a user may carry a ``scope`` (rows: region/channel/category in a list). The user's own
 scope wins; otherwise a role without a scope means every row, and scoped roles add up per
-dimension. ``act`` lets a role acknowledge and resolve incidents.
+dimension. ``act`` lets a role acknowledge and resolve incidents; ``rules`` lets it write alert rules.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from ..scope import EVERYTHING, SCOPE_DIMENSIONS, RowScope
 log = logging.getLogger(__name__)
 
 DEFAULT_ROLES: dict[str, dict[str, Any]] = {
-    "admin": {"kpis": "*", "masked": [], "admin": True, "act": True},
+    "admin": {"kpis": "*", "masked": [], "admin": True, "act": True, "rules": True},
     "executive": {"kpis": "*", "masked": [], "act": True},
-    "analyst": {"kpis": "*", "masked": [], "act": True},
+    "analyst": {"kpis": "*", "masked": [], "act": True, "rules": True},
     "viewer": {"kpis": "*", "masked": "sensitive"},
 }
 MASK = "•••"
@@ -57,6 +57,7 @@ class User:
     scope: RowScope = EVERYTHING
     can_act: bool = False  # acknowledge and resolve incidents
     email: str | None = None
+    can_edit_rules: bool = False  # the "Alert rules" page (admins and analysts by default)
 
     def can_see(self, kpi: str) -> bool:
         return self.visible is None or kpi in self.visible
@@ -226,7 +227,7 @@ def user(login: str) -> User:
     roles = {**DEFAULT_ROLES, **doc["roles"]}
     visible: set[str] | None = set()
     masked: set[str] | None = None  # the most permissive role wins: mask only what every role masks
-    admin = act = False
+    admin = act = rules = False
     specs = []
     for r in entry.get("roles", []):
         spec = roles.get(r, {})
@@ -241,6 +242,7 @@ def user(login: str) -> User:
         masked = m if masked is None else masked & m
         admin = admin or bool(spec.get("admin"))
         act = act or bool(spec.get("act")) or bool(spec.get("admin"))
+        rules = rules or bool(spec.get("rules")) or bool(spec.get("admin"))
     try:
         scope = RowScope.of(entry["scope"]) if entry.get("scope") else _role_scopes(specs)
     except ValueError as exc:
@@ -255,6 +257,7 @@ def user(login: str) -> User:
         scope,
         act,
         entry.get("email"),
+        rules,
     )
 
 

@@ -188,11 +188,15 @@ class LandingHandler(Base):
         self.dashboards = dashboards
 
     def get(self) -> None:
+        from .gate import visible  # the gate is a proxy, and the proxy is a page of this module
+
         user = self.require_user()
         if user is None:
             return
         self.page(
-            "landing.html", dashboards=self.dashboards(), ask_box=ask_http.box_html(self.xsrf_token.decode())
+            "landing.html",
+            dashboards=visible(self.dashboards(), user),
+            ask_box=ask_http.box_html(self.xsrf_token.decode()),
         )
 
 
