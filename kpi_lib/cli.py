@@ -31,6 +31,9 @@ load_app = typer.Typer(help="Bring your own data into the warehouse.", no_args_i
 app.add_typer(load_app, name="load")
 users_app = typer.Typer(help="Dashboard users and roles ($KPI_HOME/users.yml).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+from .api.tokens_cli import tokens_app  # noqa: E402 - kpi users token add|list|revoke
+
+users_app.add_typer(tokens_app, name="token")
 jobs_app = typer.Typer(help="Scheduled papermill jobs (schedules/schedules.yml).", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 alerts_app = typer.Typer(help="Incidents and alert e-mails.", no_args_is_help=True)

@@ -69,11 +69,16 @@ def discover(folder: Path = DASHBOARDS) -> list[Dashboard]:
 
 
 def make_app(
-    panel_url: str, voila_url: str, secret: str, port: int = 8080, bind_host: str = "127.0.0.1"
+    panel_url: str,
+    voila_url: str,
+    secret: str,
+    port: int = 8080,
+    bind_host: str = "127.0.0.1",
+    api_url: str | None = None,
 ) -> tornado.web.Application:
     """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require)."""
     from .auth import sessions
-    from .web import pages, security
+    from .web import api_proxy, pages, security
     from .web.proxy import ProxyHandler
 
     upstream = {"secret": secret}
@@ -98,6 +103,7 @@ def make_app(
             (r"/admin/sessions", pages.SessionsHandler),
             (r"/panel/.*", ProxyHandler, {"upstream": panel_url, **upstream}),
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
+            *(api_proxy.handlers(api_url, secret) if api_url else []),
             (r"/", pages.LandingHandler, {"dashboards": discover}),
         ],
         cookie_secret=sessions.cookie_secret(),
@@ -154,6 +160,26 @@ def voila_command(
     ]
 
 
+def api_command(port: int, workers: int = 1) -> list[str]:
+    """The HTTP API (kpi_lib.api) under uvicorn, on loopback; it answers only the front door."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "kpi_lib.api.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-server-header",
+        "--log-level",
+        "warning",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,6 +214,7 @@ class Server:
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     panel_port: int = 0
     voila_port: int = 0
+    api_port: int = 0
     # made at each start (or KPI_PROXY_SECRET, for back ends shared by several front doors): the
     # back ends serve only requests carrying it (see kpi_lib.web)
     secret: str = field(
@@ -283,6 +310,8 @@ class Server:
                 voila_command(self.voila_port, pool=self.voila_pool),
                 env={**backend_env, "JUPYTER_PATH": str(voila_template())},
             )
+        self.api_port = free_port()
+        api = self._spawn("api", api_command(self.api_port), env=backend_env)  # kpi_lib.api
         if self.with_mail_sink:
             self._start_mail_sink(bin_dir)
         if self.with_alerts:
@@ -294,6 +323,7 @@ class Server:
         _wait_port(self.panel_port, 120, panel, "panel")
         if voila is not None:
             _wait_port(self.voila_port, 120, voila, "voila")
+        _wait_port(self.api_port, 60, api, "api")
 
     @property
     def state_path(self) -> Path:
@@ -306,6 +336,7 @@ class Server:
             "port": self.port,
             "panel_port": self.panel_port,
             "voila_port": self.voila_port,
+            "api_port": self.api_port,
             "children": {what: proc.pid for what, proc in self.children},
         }
         self.state_path.write_text(json.dumps(state, indent=1))
@@ -357,6 +388,7 @@ def run(server: Server, on_ready=None) -> None:
             server.secret,
             port=server.port,
             bind_host=server.host,
+            api_url=f"http://127.0.0.1:{server.api_port}",
         )
         # no xheaders: a client's own X-Forwarded-For must not become its address in the audit log
         # (kpi_lib.web.security.client_ip believes it only from KPI_TRUSTED_PROXIES)
