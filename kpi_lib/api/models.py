@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+from ..config import settings
+
+
+def _aware(value: Any) -> Any:
+    """Business times are naive in kpi_lib (the business time zone); the API says the offset."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=ZoneInfo(settings().timezone))
+    return value
+
+
+# RFC 3339 date-times with their offset, in the business time zone (KPI_TIMEZONE)
+Time = Annotated[datetime, BeforeValidator(_aware)]
 
 Grain = Literal["hour", "day", "week", "month", "total"]
 Compare = Literal["previous_period", "previous_year"]
@@ -51,8 +65,8 @@ class Provenance(BaseModel):
 
     kpi: str
     grain: str
-    start: datetime
-    end: datetime
+    start: Time
+    end: Time
     by: list[str]
     where: dict[str, list[str]]
     catalog_entries: list[str]
@@ -61,14 +75,14 @@ class Provenance(BaseModel):
     data_version: int
     cache_level: str = Field(description="L1/L2 (cache), L3 (materialized view), L4 (base tables)")
     elapsed_ms: float
-    as_of: datetime | None
+    as_of: Time | None
     as_of_source: str | None
 
 
 class Row(BaseModel):
     """One row of an answer: its period (absent for grain=total), its dimension values and value."""
 
-    period: datetime | None = None
+    period: Time | None = None
     dims: dict[str, str] = Field(default_factory=dict)
     value: float | None = Field(description="null when masked for the caller, or when there is no value")
     previous: float | None = None
@@ -119,9 +133,9 @@ class Incident(BaseModel):
     grain: str
     dimension: str | None
     dim_value: str | None
-    started_at: datetime
-    peak_at: datetime | None
-    ended_at: datetime | None
+    started_at: Time
+    peak_at: Time | None
+    ended_at: Time | None
     severity: str
     status: Status
     explanation: str
@@ -133,9 +147,9 @@ class Incident(BaseModel):
     deviation_pct: float | None
     masked: bool
     acknowledged_by: str | None
-    acknowledged_at: datetime | None
+    acknowledged_at: Time | None
     resolved_by: str | None
-    resolved_at: datetime | None
+    resolved_at: Time | None
     comment: str | None
 
 
@@ -147,16 +161,16 @@ class DataVersion(BaseModel):
     """The data version answers are keyed by, and what "now" is for default windows."""
 
     data_version: int
-    as_of: datetime
+    as_of: Time
     as_of_source: str = Field(description="explicit | live | latest data | no data")
-    latest_data: datetime | None
+    latest_data: Time | None
     live: bool
     timezone: str
 
 
 class ViewLag(BaseModel):
     name: str
-    refreshed_at: datetime | None
+    refreshed_at: Time | None
     behind_versions: int
 
 
@@ -166,8 +180,8 @@ class Status_(BaseModel):
     warehouse_running: bool
     postgres_version: str | None
     data_version: int
-    latest_order: datetime | None
-    last_change: datetime | None
+    latest_order: Time | None
+    last_change: Time | None
     views: list[ViewLag]
     cache_hits: dict[str, int]
     cache_misses: dict[str, int]
