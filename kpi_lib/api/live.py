@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .. import auth, kpis, stream, warehouse
 from ..errors import KpiError
+from .models import _aware
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -71,11 +72,11 @@ def _value(
         "kpi": k.name,
         "label": k.label,
         "grain": grain,
-        "period": start.isoformat(),
+        "period": _aware(start).isoformat(),
         "value": None if masked else r.value,
         "masked": masked,
         "data_version": r.version,
-        "as_of": when.at.isoformat(timespec="seconds"),
+        "as_of": _aware(when.at).isoformat(timespec="seconds"),
         "where": where,
     }
 
