@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,7 +79,7 @@ def make_app(
 ) -> tornado.web.Application:
     """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require)."""
     from .auth import sessions
-    from .web import api_proxy, pages, security
+    from .web import api_proxy, observe_pages, pages, security
     from .web.proxy import ProxyHandler
 
     upstream = {"secret": secret}
@@ -87,6 +88,7 @@ def make_app(
             (r"/login", pages.LoginHandler),
             (r"/logout", pages.LogoutHandler),
             (r"/healthz", pages.HealthHandler),
+            *observe_pages.handlers(),  # /readyz, /metrics
             (
                 r"/(?:panel/|voila/)?favicon.ico",
                 pages.NoContentHandler,
@@ -112,6 +114,7 @@ def make_app(
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
         websocket_max_message_size=256 * 1024 * 1024,
         kpi_allowed_hosts=security.allowed_hosts(port, bind_host),
+        log_function=observe_pages.log_request,  # request latency metrics, then the usual access log
     )
 
 
@@ -247,6 +250,12 @@ class Server:
         from . import warehouse
 
         warehouse.init()
+        # every child (and this process) writes its metrics here; GET /metrics sums them
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = settings().home / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)  # counts start again with each start
+            metrics_dir.mkdir(parents=True, exist_ok=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         bin_dir = Path(sys.executable).parent
         self.panel_port = free_port()
         apps = [str(p) for p in sorted(DASHBOARDS.glob("*.py"))]

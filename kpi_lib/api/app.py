@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import time
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import auth, kpis
 from ..config import settings
 from ..errors import AuthError, QueryError
+from ..observe import metrics
 from . import models as m
 from .problems import MEDIA, ApiProblem, bad_param, install
 
@@ -264,6 +266,7 @@ def query(
             as_of=when,
             order=order,
         )
+    metrics.observe_query(r.cache_level, r.elapsed_ms / 1000)
     audited(
         tasks,
         request,
@@ -442,7 +445,22 @@ def status(who: User, request: Request, tasks: BackgroundTasks) -> m.Status_:
     )
 
 
+@api.get("/health", response_model=m.Health, summary="The health score (0-100) and each service level")
+def health(who: User) -> m.Health:
+    from ..observe import health as scoring
+
+    return m.Health(**scoring.score())
+
+
 # --- the application --------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    from .live import LIVE
+
+    LIVE.start()  # this process's LISTEN connections, up before the first client arrives
+    yield
 
 
 def create_app() -> FastAPI:
@@ -458,6 +476,7 @@ def create_app() -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan,
     )
     install(app)
     app.include_router(api)

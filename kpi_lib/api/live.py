@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .. import auth, kpis, stream, warehouse
 from ..errors import KpiError
+from ..observe import metrics
 from .models import _aware
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def _value(
     masked = user.is_masked(k.name)
     with auth.acting_as(user):
         r = kpis.query(k.name, "total", start=start, end=end, where=where, as_of=when)
+    metrics.observe_query(r.cache_level, r.elapsed_ms / 1000)
     return {
         "type": "kpi_update",
         "kpi": k.name,
@@ -162,6 +164,7 @@ class Live:
 
 def _offer(c: Client, msg: dict[str, Any]) -> None:
     msg.setdefault("sent_at", datetime.now().astimezone().isoformat(timespec="milliseconds"))
+    metrics.LIVE_PUSHES.labels(msg["type"]).inc()
     try:
         c.queue.put_nowait(msg)
     except asyncio.QueueFull:  # a client that stopped reading loses old messages, not the server
@@ -184,6 +187,7 @@ async def live(ws: WebSocket) -> None:
     LIVE.start()
     client = Client(ws, who)
     LIVE.clients.add(client)
+    metrics.LIVE_SESSIONS.inc()
     sender = asyncio.ensure_future(_send(client))
     try:
         while True:
@@ -222,6 +226,7 @@ async def live(ws: WebSocket) -> None:
         pass
     finally:
         LIVE.clients.discard(client)
+        metrics.LIVE_SESSIONS.dec()
         sender.cancel()
 
 

@@ -189,6 +189,25 @@ class Status_(BaseModel):
     tables: list[dict[str, Any]] | None = None
 
 
+class ServiceLevel(BaseModel):
+    name: str
+    label: str
+    target: float
+    unit: Literal["s", "ratio"]
+    higher_is_better: bool
+    measured: float | None = Field(description="null: no data yet (left out of the score)")
+    met: bool | None
+    score: float | None = Field(description="1 when met, falling to 0 at twice the target")
+
+
+class Health(BaseModel):
+    """The health score from named service levels (kpi_lib.observe.health documents them)."""
+
+    score: int = Field(ge=0, le=100)
+    measured: int = Field(description="How many service levels had data")
+    levels: list[ServiceLevel]
+
+
 class Me(BaseModel):
     login: str
     name: str

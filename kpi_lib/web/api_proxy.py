@@ -62,29 +62,37 @@ def limiter() -> ApiLimiter:
     return LIMITER
 
 
+def bearer_user(header: str) -> tuple[auth.User | None, tokens.Bearer | None] | None:
+    """None when the request carries no bearer token; else (its user or None, the token or None)."""
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        bearer = tokens.check(credential.strip())
+    except Exception:  # noqa: BLE001 - the warehouse is down: nobody is signed in right now
+        log.exception("token lookup failed")
+        return None, None
+    if bearer is None:
+        return None, None
+    try:
+        return auth.user(bearer.login), bearer
+    except AuthError:  # the token's user was removed
+        return None, bearer
+
+
 class ApiProxyHandler(ProxyHandler):
     """``/api/...`` (HTTP and the ``/api/live`` WebSocket) to the API back end."""
 
     via = "session"
 
     def get_current_user(self) -> auth.User | None:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer":
+        found = bearer_user(self.request.headers.get("Authorization", ""))
+        if found is None:
             return super().get_current_user()
-        try:
-            bearer = tokens.check(credential.strip())
-        except Exception:  # noqa: BLE001 - the warehouse is down: nobody is signed in right now
-            log.exception("token lookup failed")
-            return None
-        if bearer is None:
-            return None
-        try:
-            who = auth.user(bearer.login)
-        except AuthError:  # the token's user was removed
-            return None
-        self.via = f"token:{bearer.name}"
-        self.rate_key = f"token:{bearer.token_id}"
+        who, bearer = found
+        if who is not None:
+            self.via = f"token:{bearer.name}"
+            self.rate_key = f"token:{bearer.token_id}"
         return who
 
     def _problem(self, status: int, detail: str, **headers: str) -> None:

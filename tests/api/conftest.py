@@ -9,7 +9,12 @@ from kpi_lib import auth
 from kpi_lib.auth import tokens
 
 PASSWORD = "api-password-123"
-ROLES = {"api-exec": ["executive"], "api-viewer": ["viewer"], "api-europe": ["executive"]}
+ROLES = {
+    "api-exec": ["executive"],
+    "api-viewer": ["viewer"],
+    "api-europe": ["executive"],
+    "api-admin": ["admin"],
+}
 
 
 @pytest.fixture(scope="session")
