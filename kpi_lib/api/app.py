@@ -18,6 +18,7 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
@@ -488,12 +489,11 @@ def create_app() -> FastAPI:
 
 
 def _docs(app: FastAPI) -> None:
-    """/api/docs: Swagger UI from the installed swagger-ui-bundle (nothing from a CDN)."""
-    try:
-        import swagger_ui_bundle
-    except ImportError:  # pragma: no cover - a dependency; without it there is only the JSON document
-        return
-    app.mount("/api/docs/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    """/api/docs: Swagger UI from fastapi-offline's bundled files (nothing from a CDN)."""
+    import fastapi_offline
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/api/docs/static", StaticFiles(directory=static), name="swagger")
 
     @app.get("/api/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -502,5 +502,5 @@ def _docs(app: FastAPI) -> None:
             title="KPI Suite API",
             swagger_js_url="/api/docs/static/swagger-ui-bundle.js",
             swagger_css_url="/api/docs/static/swagger-ui.css",
-            swagger_favicon_url="/api/docs/static/favicon-32x32.png",
+            swagger_favicon_url="/api/docs/static/favicon.png",
         )

@@ -229,3 +229,12 @@ def test_the_token_command_prints_the_token_once(server):
     assert gone.returncode == 0
     tokens._memo.clear()
     assert tokens.check(secret) is None
+
+
+def test_the_docs_page_loads_nothing_from_another_site(api):
+    page = api().get("/api/docs")
+    assert page.status_code == 200 and "/api/openapi.json" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text.replace("https://fastapi", "")
+    assert api().get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
+    doc = api().get("/api/openapi.json").json()
+    assert doc["info"]["title"] == "KPI Suite API" and "/api/query" in doc["paths"]
