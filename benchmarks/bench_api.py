@@ -8,12 +8,14 @@ and push freshness over ``/api/live`` with 100 WebSocket clients.
 Prints ONE JSON document on stdout (progress on stderr; a copy goes to benchmarks/results/).
 The warehouse is ``benchmarks/results/warehouse-N`` (bench_query.py's; ``--reuse`` keeps it). The
 run adds a user, a token and audit rows to it, and for the push phase a few marker orders on the
-last day of data (so ``--reuse`` of bench_query afterwards reloads it: its check wants demo rows only).
+last day of data (``--reuse`` here still reuses it; bench_query's ``--reuse`` wants demo rows only
+and reloads).
 
 Measured:
 * api: 50 clients, each looping over the dashboard's questions through ``kpi serve``'s front door
   (warm: every question asked once before timing): p50/p99 ms and requests/s;
 * api_one_client: the same, one client (latency without queueing);
+* api_direct_no_front_door: 50 clients straight to the API process (what the front door adds);
 * baselines, in this process: ``kpis.query`` warm (the library's floor), ``kpis.query`` without
   the cache (what every request would cost uncached), serially and with 50 threads;
 * push: 100 /api/live clients subscribed to ``orders``; ``stream.ingest`` of one order -> each client
@@ -68,6 +70,9 @@ def pct(xs: list[float]) -> dict:
     return d
 
 
+SECRET = uuid.uuid4().hex  # the back ends' secret for this run, so the API can also be timed directly
+
+
 def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     port = common_free_port()
     logf = open(home / "bench-api-serve.log", "wb")  # noqa: SIM115
@@ -83,7 +88,8 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
         stdout=logf,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "KPI_API_RATE": "1000000/minute"},  # the limit is not what is measured
+        # the rate limit is not what is measured
+        env={**os.environ, "KPI_API_RATE": "1000000/minute", "KPI_PROXY_SECRET": SECRET},
     )
     base = f"http://127.0.0.1:{port}"
     import requests
@@ -108,15 +114,13 @@ def common_free_port() -> int:
         return s.getsockname()[1]
 
 
-async def load(base: str, token: str, qs: list[dict], clients: int, per_client: int) -> dict:
+async def load(base: str, headers: dict, qs: list[dict], clients: int, per_client: int) -> dict:
     import httpx
 
     lat: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits
-    ) as c:
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits) as c:
 
         async def worker(i: int) -> None:
             nonlocal errors
@@ -125,7 +129,10 @@ async def load(base: str, token: str, qs: list[dict], clients: int, per_client: 
                 t0 = time.perf_counter()
                 r = await c.get("/api/query", params=q, timeout=60)
                 lat.append(time.perf_counter() - t0)
-                errors += r.status_code != 200
+                if r.status_code != 200:
+                    errors += 1
+                    if errors == 1:
+                        log(f"first error: {r.status_code} {r.text[:300]}")
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(clients)))
@@ -229,7 +236,13 @@ def main() -> int:
     home = (args.home or common.RESULTS / f"warehouse-{args.lines}").resolve()
     with common.json_stdout() as emit:
         doc: dict = {"benchmark": "bench_api", "machine": common.machine(), "lines": args.lines}
-        doc["warehouse"] = bench_query.ensure_warehouse(args.lines, home, args.reuse)
+        if args.reuse and (home / "pgdata").exists():  # this run's marker orders do not stop a reuse
+            common.use_home(home)
+            from kpi_lib import warehouse
+
+            doc["warehouse"] = {"reused": True, "migrations_applied": warehouse.init()}
+        else:
+            doc["warehouse"] = bench_query.ensure_warehouse(args.lines, home, args.reuse)
         from kpi_lib import auth, kpis
         from kpi_lib.auth import tokens
 
@@ -246,10 +259,18 @@ def main() -> int:
             for q in qs:  # warm: every question once (the API process's cache)
                 r = requests.get(base + "/api/query", params=q, headers=h, timeout=120)
                 r.raise_for_status()
+            time.sleep(20)  # Voila's pre-heated kernel has run its notebook: no start-up work left
             log(f"warm; {args.clients} clients x {args.per_client} requests")
-            doc["api"] = asyncio.run(load(base, token, qs, args.clients, args.per_client))
+            doc["api"] = asyncio.run(load(base, h, qs, args.clients, args.per_client))
             log(f"api: {doc['api']}")
-            doc["api_one_client"] = asyncio.run(load(base, token, qs, 1, 5 * len(qs)))
+            doc["api_one_client"] = asyncio.run(load(base, h, qs, 1, 5 * len(qs)))
+            # the API process alone (its port, with the back ends' secret): what the front door adds
+            api_port = json.loads((home / "serve.json").read_text())["api_port"]
+            direct = {"X-KPI-User": "bench-api", "X-KPI-Proxy": SECRET}
+            doc["api_direct_no_front_door"] = asyncio.run(
+                load(f"http://127.0.0.1:{api_port}", direct, qs, args.clients, args.per_client)
+            )
+            log(f"direct: {doc['api_direct_no_front_door']}")
             doc["baseline_library_warm"] = library(qs, True, 5)
             doc["baseline_library_uncached"] = library(qs, False, 3)
             doc["baseline_library_uncached_50_threads"] = library(qs, False, 5, threads=args.clients)

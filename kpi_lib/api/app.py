@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -32,6 +32,7 @@ from ..config import settings
 from ..errors import AuthError, QueryError
 from ..observe import metrics
 from . import models as m
+from .auditing import WRITER
 from .problems import MEDIA, ApiProblem, bad_param, install
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,10 @@ class _Users:
 _users = _Users()
 
 
-def caller(request: Request) -> auth.User:
+async def caller(request: Request) -> auth.User:
     """The user the front door verified; 401 for anything that did not come through it."""
     login = auth.verified_login(request.headers)
+    # on the event loop (no thread hop per request): a memo hit, or one small file read a second
     who = _users.get(login) if login else None
     if who is None:
         raise ApiProblem(
@@ -95,12 +97,10 @@ def caller(request: Request) -> auth.User:
 User = Annotated[auth.User, Depends(caller)]
 
 
-def audited(
-    tasks: BackgroundTasks, request: Request, who: auth.User, action: str, target: str, **details
-) -> None:
-    """Audit after the answer is sent: the log is written for every call, the caller never waits."""
+def audited(request: Request, who: auth.User, action: str, target: str, **details) -> None:
+    """Audit every call; the rows are written in batches, the caller never waits (:mod:`.auditing`)."""
     via = request.headers.get(VIA_HEADER) or "session"
-    tasks.add_task(auth.audit, who.login, action, target, via=via, **details)
+    WRITER.put(who.login, action, target, via=via, **details)
 
 
 # --- parameters -------------------------------------------------------------------------------------
@@ -214,7 +214,6 @@ def kpi_one(name: str, who: User) -> m.KpiInfo:
 def query(
     who: User,
     request: Request,
-    tasks: BackgroundTasks,
     kpi: Annotated[str, Query(max_length=100, description="KPI name (GET /api/kpis lists them)")],
     grain: Annotated[m.Grain, Query()] = "day",
     start: Annotated[str | None, Query(max_length=40, description="First day/time, inclusive")] = None,
@@ -269,7 +268,6 @@ def query(
         )
     metrics.observe_query(r.cache_level, r.elapsed_ms / 1000)
     audited(
-        tasks,
         request,
         who,
         "api query",
@@ -352,14 +350,13 @@ def _listing(who: auth.User, status: list[str] | None, kpi: list[str] | None, li
 def incident_list(
     who: User,
     request: Request,
-    tasks: BackgroundTasks,
     status: Annotated[list[m.Status], Query(description="Default: open and acknowledged")] = DEFAULT_STATUS,
     kpi: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[m.Incident]:
     for name in kpi:
         _kpi(who, name)
-    audited(tasks, request, who, "api incidents", ",".join(kpi) or "*", status=status)
+    audited(request, who, "api incidents", ",".join(kpi) or "*", status=status)
     return _listing(who, list(status), kpi, limit)
 
 
@@ -378,9 +375,9 @@ def _one(who: auth.User, incident_id: int) -> m.Incident:
 
 
 @api.get("/incidents/{incident_id}", response_model=m.Incident, summary="One incident")
-def incident_one(incident_id: int, who: User, request: Request, tasks: BackgroundTasks) -> m.Incident:
+def incident_one(incident_id: int, who: User, request: Request) -> m.Incident:
     found = _one(who, incident_id)
-    audited(tasks, request, who, "api incident", f"incident {incident_id}")
+    audited(request, who, "api incident", f"incident {incident_id}")
     return found
 
 
@@ -423,12 +420,12 @@ def version(
 
 
 @api.get("/status", response_model=m.Status_, summary="What `kpi status` shows")
-def status(who: User, request: Request, tasks: BackgroundTasks) -> m.Status_:
+def status(who: User, request: Request) -> m.Status_:
     from .. import monitor
 
     info = monitor.status()
     srv, fresh, cache = info["server"], info.get("freshness", {}), info.get("cache", {})
-    audited(tasks, request, who, "api status", "status")
+    audited(request, who, "api status", "status")
     return m.Status_(
         warehouse_running=bool(srv.get("running")),
         postgres_version=srv.get("version"),
@@ -444,6 +441,17 @@ def status(who: User, request: Request, tasks: BackgroundTasks) -> m.Status_:
         redis=bool(cache.get("redis")),
         tables=info.get("tables") if who.admin else None,  # row counts are totals over every row
     )
+
+
+@api.post("/rum", status_code=204, summary="A page's own load timing (real-user monitoring)")
+def rum(body: m.PageLoad, who: User) -> None:
+    from .. import warehouse
+
+    with warehouse.engine().begin() as conn:
+        conn.exec_driver_sql(
+            "insert into ops.page_loads (login, page, ttfb_ms, dom_ms, load_ms, painted_ms) values (%s, %s, %s, %s, %s, %s)",
+            (who.login, body.page, body.ttfb_ms, body.dom_ms, body.load_ms, body.painted_ms),
+        )
 
 
 @api.get("/health", response_model=m.Health, summary="The health score (0-100) and each service level")

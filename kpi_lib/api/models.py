@@ -208,6 +208,16 @@ class Health(BaseModel):
     levels: list[ServiceLevel]
 
 
+class PageLoad(BaseModel):
+    """A page's own navigation timing (milliseconds from navigation start), posted by the page."""
+
+    page: str = Field(min_length=1, max_length=200, pattern=r"^/[A-Za-z0-9_./%-]*$")
+    ttfb_ms: float | None = Field(None, ge=0, le=600_000)
+    dom_ms: float | None = Field(None, ge=0, le=600_000)
+    load_ms: float = Field(ge=0, le=600_000)
+    painted_ms: float | None = Field(None, ge=0, le=600_000)
+
+
 class Me(BaseModel):
     login: str
     name: str

@@ -16,6 +16,7 @@ import os
 import time
 from http import HTTPStatus
 
+import tornado.httpclient
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -74,10 +75,26 @@ def bearer_user(header: str) -> tuple[auth.User | None, tokens.Bearer | None] | 
         return None, None
     if bearer is None:
         return None, None
+    return _user(bearer.login), bearer
+
+
+_users: dict[str, tuple[float, auth.User | None]] = {}
+
+
+def _user(login: str) -> auth.User | None:
+    """users.yml read at most once a second per login (a program may call many times a second)."""
+    now = time.monotonic()
+    hit = _users.get(login)
+    if hit and now - hit[0] < 1.0:
+        return hit[1]
     try:
-        return auth.user(bearer.login), bearer
+        found: auth.User | None = auth.user(login)
     except AuthError:  # the token's user was removed
-        return None, bearer
+        found = None
+    if len(_users) > 10_000:
+        _users.clear()
+    _users[login] = (now, found)
+    return found
 
 
 class ApiProxyHandler(ProxyHandler):
@@ -145,4 +162,7 @@ class ApiProxyHandler(ProxyHandler):
 
 def handlers(upstream: str, secret: str) -> list[tuple]:
     """The routes kpi_lib.serve mounts for the API."""
+    # programs call concurrently: tornado's default of 10 requests in flight to the back ends queued
+    # the rest in this process (it applies to Panel and Voila's forwarding too, which only gains)
+    tornado.httpclient.AsyncHTTPClient.configure(None, max_clients=200)
     return [(r"/api/.*", ApiProxyHandler, {"upstream": upstream, "secret": secret})]

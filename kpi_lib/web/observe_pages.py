@@ -70,5 +70,21 @@ class MetricsHandler(Base):
         self.finish(body)
 
 
+class OperationsHandler(Base):
+    """GET /admin/operations: the health score, real users' page loads, cache and adoption (admins)."""
+
+    async def get(self) -> None:
+        if self.require_admin() is None:
+            return
+        from ..observe import operations
+
+        ops = await asyncio.get_running_loop().run_in_executor(None, operations.overview)
+        self.page("admin_operations.html", title="Operations", ops=ops)
+
+
 def handlers() -> list[tuple]:
-    return [(r"/readyz", ReadyHandler), (r"/metrics", MetricsHandler)]
+    return [
+        (r"/readyz", ReadyHandler),
+        (r"/metrics", MetricsHandler),
+        (r"/admin/operations", OperationsHandler),
+    ]
