@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,12 +70,17 @@ def discover(folder: Path = DASHBOARDS) -> list[Dashboard]:
 
 
 def make_app(
-    panel_url: str | list[str], voila_url: str, secret: str, port: int = 8080, bind_host: str = "127.0.0.1"
+    panel_url: str | list[str],
+    voila_url: str,
+    secret: str,
+    port: int = 8080,
+    bind_host: str = "127.0.0.1",
+    api_url: str | None = None,
 ) -> tornado.web.Application:
     """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require).
     ``panel_url`` may list several Panel workers: each sign-in session sticks to one."""
     from .auth import sessions
-    from .web import gate, pages, security
+    from .web import api_proxy, gate, observe_pages, pages, security
     from .web.proxy import ProxyHandler
     from .web.workers import Workers
 
@@ -86,6 +92,7 @@ def make_app(
             (r"/login", pages.LoginHandler),
             (r"/logout", pages.LogoutHandler),
             (r"/healthz", pages.HealthHandler),
+            *observe_pages.handlers(),  # /readyz, /metrics
             (
                 r"/(?:panel/|voila/)?favicon.ico",
                 pages.NoContentHandler,
@@ -103,6 +110,7 @@ def make_app(
             *gate.routes(panel, secret),  # pages for some roles only (403 for the others)
             (r"/panel/.*", ProxyHandler, {"upstream": panel, **upstream}),
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
+            *(api_proxy.handlers(api_url, secret) if api_url else []),
             (r"/", pages.LandingHandler, {"dashboards": discover}),
         ],
         cookie_secret=sessions.cookie_secret(),
@@ -111,6 +119,7 @@ def make_app(
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
         websocket_max_message_size=256 * 1024 * 1024,
         kpi_allowed_hosts=security.allowed_hosts(port, bind_host),
+        log_function=observe_pages.log_request,  # request latency metrics, then the usual access log
     )
 
 
@@ -159,6 +168,26 @@ def voila_command(
     ]
 
 
+def api_command(port: int, workers: int = 1) -> list[str]:
+    """The HTTP API (kpi_lib.api) under uvicorn, on loopback; it answers only the front door."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "kpi_lib.api.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-server-header",
+        "--log-level",
+        "warning",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -194,6 +223,7 @@ class Server:
     panel_port: int = 0
     panel_ports: list[int] = field(default_factory=list)
     voila_port: int = 0
+    api_port: int = 0
     # made at each start (or KPI_PROXY_SECRET, for back ends shared by several front doors): the
     # back ends serve only requests carrying it (see kpi_lib.web)
     secret: str = field(
@@ -226,6 +256,12 @@ class Server:
         from . import gold
 
         gold.init()
+        # every child (and this process) writes its metrics here; GET /metrics sums them
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = settings().home / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)  # counts start again with each start
+            metrics_dir.mkdir(parents=True, exist_ok=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         bin_dir = Path(sys.executable).parent
         self.panel_ports = [free_port() for _ in range(max(1, self.panel_procs))]
         self.panel_port = self.panel_ports[0]
@@ -295,6 +331,8 @@ class Server:
                 voila_command(self.voila_port, pool=self.voila_pool),
                 env={**backend_env, "JUPYTER_PATH": str(voila_template())},
             )
+        self.api_port = free_port()
+        api = self._spawn("api", api_command(self.api_port), env=backend_env)  # kpi_lib.api
         if self.with_mail_sink:
             self._start_mail_sink(bin_dir)
         if self.with_alerts:
@@ -307,6 +345,7 @@ class Server:
             _wait_port(panel_port, 120, panel, "panel")
         if voila is not None:
             _wait_port(self.voila_port, 120, voila, "voila")
+        _wait_port(self.api_port, 60, api, "api")
 
     @property
     def state_path(self) -> Path:
@@ -320,6 +359,7 @@ class Server:
             "panel_port": self.panel_port,
             "panel_ports": self.panel_ports,
             "voila_port": self.voila_port,
+            "api_port": self.api_port,
             "children": {what: proc.pid for what, proc in self.children},
         }
         self.state_path.write_text(json.dumps(state, indent=1))
@@ -371,6 +411,7 @@ def run(server: Server, on_ready=None) -> None:
             server.secret,
             port=server.port,
             bind_host=server.host,
+            api_url=f"http://127.0.0.1:{server.api_port}",
         )
         # no xheaders: a client's own X-Forwarded-For must not become its address in the audit log
         # (kpi_lib.web.security.client_ip believes it only from KPI_TRUSTED_PROXIES)

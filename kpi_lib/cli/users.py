@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..api.tokens_cli import tokens_app
 from ..errors import KpiError
 from .base import actor, console, err
 
 users_app = typer.Typer(help="Dashboard users and roles ($KPI_HOME/users.yml).", no_args_is_help=True)
+users_app.add_typer(tokens_app, name="token")  # kpi users token add|list|revoke
 audit_app = typer.Typer(
     help="The audit log: search it (kpi audit --actor ...) or check its chain (kpi audit verify).",
     invoke_without_command=True,

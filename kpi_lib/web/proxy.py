@@ -66,6 +66,7 @@ HOP_HEADERS = {
 }
 DROPPED_HEADERS = {h.lower() for h in (auth.HEADER, auth.PROXY_HEADER, "X-Forwarded-For", "X-Real-Ip")}
 OUR_COOKIES = {auth.COOKIE, "kpi_xsrf"}
+RUM_TAG = b'<script src="/static/rum.js" defer></script>'  # posts the page's own load timing to /api/rum
 
 
 def valid_kernel_frame(message: bytes | str) -> bool:
@@ -296,8 +297,11 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         finally:
             if rendering:
                 LEDGER.end_render(user.login, kernel_id)
+        body = resp.body
         if self.request.method == "GET" and resp.code == 200 and DASHBOARD_PAGE.match(self.request.path):
             auth.audit(user.login, "view", self.request.path, query=self.request.query, ip=self.client_ip)
+            if body and resp.headers.get("Content-Encoding") is None and b"</body>" in body:
+                body = body.replace(b"</body>", RUM_TAG + b"</body>", 1)  # real-user page timings
         if resp.code == 599:
             self.set_status(502)
             self.finish(
@@ -313,8 +317,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
                 self.add_header(k, v)
             else:
                 self.set_header(k, v)
-        if resp.body and resp.code not in (204, 304):
-            self.write(resp.body)
+        if body and resp.code not in (204, 304):
+            self.write(body)
         self.finish()
 
     async def _fetch(self) -> tornado.httpclient.HTTPResponse:
