@@ -362,9 +362,10 @@ def _routes(regions: dict[str, str]) -> dict:
     one route per bench region to a recipient of its own."""
     import yaml
 
-    from kpi_lib.alerts import DEFAULT_ROUTES
+    from kpi_lib.alerts import default_routes
 
-    doc = yaml.safe_load(DEFAULT_ROUTES.read_text()) if DEFAULT_ROUTES.is_file() else {}
+    routes = default_routes()
+    doc = yaml.safe_load(routes.read_text()) if routes.is_file() else {}
     doc = doc or {"defaults": {"recipients": ["ops@kpi.local"], "min_severity": "medium"}}
     doc.setdefault("routes", [])
     doc["routes"] = list(doc["routes"]) + [

@@ -57,7 +57,7 @@ from pydantic import BeforeValidator
 
 from . import auth, mail, thresholds, warehouse, yamlfile
 from . import incidents as incident_store
-from .config import PROJECT_ROOT, settings
+from .config import settings
 from .errors import AlertError, AuthError, KpiError
 from .mail.report import SEVERITY_COLORS, Html, Report, badge, esc, signed_pct
 from .scope import RowScope
@@ -66,7 +66,6 @@ from .yamlfile import Strict
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("low", "medium", "high")
-DEFAULT_ROUTES = PROJECT_ROOT / "schedules" / "alerts.yml"
 MAX_CHARTS = 8  # per email; the rest are in the table and the CSV
 INCIDENT_COLUMNS = (
     "id",
@@ -98,6 +97,11 @@ _CONTEXT = {  # how much history a chart shows before the incident, and after it
     "week": (timedelta(weeks=26), timedelta(weeks=4)),
     "month": (timedelta(days=730), timedelta(days=92)),
 }
+
+
+def default_routes() -> Path:
+    """The routing file: ``alerts.yml`` in the schedules folder (KPI_SCHEDULES_DIR)."""
+    return settings().schedules_dir / "alerts.yml"
 
 
 # --- routing ------------------------------------------------------------------------------------
@@ -211,7 +215,7 @@ def load_routing(source: str | Path | Mapping[str, Any] | Routing | None = None)
         name = "<dict>"
         doc = yamlfile.check(dict(source), _RoutingFile, AlertError, name)
     else:
-        path = Path(source) if source else DEFAULT_ROUTES
+        path = Path(source) if source else default_routes()
         if not path.is_file():
             raise AlertError(
                 f"No alert routing file at {path}; create it (format: kpi_lib/alerts.py docstring)."

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     timezone: str = Field("UTC", validation_alias="KPI_TIMEZONE")
     catalog_path: Path = Field(PROJECT_ROOT / "catalog.yml", validation_alias="KPI_CATALOG")
+    #: job notebooks, schedules.yml (cron) and alerts.yml (routing)
+    schedules_dir: Path = Field(PROJECT_ROOT / "schedules", validation_alias="KPI_SCHEDULES_DIR")
+    #: the Panel apps (*.py) and Voila notebooks (*.ipynb) `kpi serve` serves
+    dashboards_dir: Path = Field(PROJECT_ROOT / "dashboards", validation_alias="KPI_DASHBOARDS_DIR")
     smtp_host: str = Field("127.0.0.1", validation_alias="SMTP_HOST")
     smtp_port: int = Field(8025, validation_alias="SMTP_PORT")
     smtp_user: str | None = Field(None, validation_alias="SMTP_USER")
@@ -55,7 +59,7 @@ class Settings(BaseSettings):
     #: a replica that failed is tried again after this long
     replica_retry_s: float = Field(5.0, validation_alias="KPI_REPLICA_RETRY_S")
 
-    @field_validator("home", "catalog_path")
+    @field_validator("home", "catalog_path", "schedules_dir", "dashboards_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return Path(value).expanduser().resolve()

@@ -60,14 +60,13 @@ from psycopg.types.json import Jsonb
 from pydantic import field_validator
 
 from . import mail, warehouse, yamlfile
-from .config import PROJECT_ROOT, settings
+from .config import settings
 from .errors import AlertError, JobError, KpiError
 from .mail.report import esc
 from .yamlfile import Strict
 
 log = logging.getLogger(__name__)
 
-SCHEDULES = PROJECT_ROOT / "schedules" / "schedules.yml"
 LOCK_NAMESPACE = 0x4B5049  # first key of the two-key advisory locks that guard job runs ("KPI")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 SYSTEM_PARAMETERS = (
@@ -151,7 +150,7 @@ class _ScheduleFile(Strict):
 
 def load_schedules(path: str | Path | None = None) -> dict[str, Job]:
     """Parse schedules.yml (default ``schedules/schedules.yml``); errors name the job and the key."""
-    path = Path(path) if path else SCHEDULES
+    path = Path(path) if path else settings().schedules_dir / "schedules.yml"
     if not path.is_file():
         raise JobError(f"No schedule file at {path}; create one (format: kpi_lib/jobs.py docstring).")
     doc = yamlfile.read(path, _ScheduleFile, JobError)
@@ -634,7 +633,7 @@ class Scheduler:
     def __init__(
         self, schedules: str | Path | None = None, max_workers: int = 4, start: datetime | None = None
     ):
-        self.schedules = Path(schedules) if schedules else SCHEDULES
+        self.schedules = Path(schedules) if schedules else settings().schedules_dir / "schedules.yml"
         self.jobs = load_schedules(self.schedules)
         self._mtime = self.schedules.stat().st_mtime
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kpi-job")

@@ -32,8 +32,6 @@ from .config import PROJECT_ROOT, settings
 
 log = logging.getLogger(__name__)
 
-DASHBOARDS = PROJECT_ROOT / "dashboards"
-
 
 @dataclass
 class Dashboard:
@@ -47,8 +45,9 @@ class Dashboard:
         return f"/panel/{self.name}" if self.kind == "panel" else f"/voila/voila/render/{self.name}.ipynb"
 
 
-def discover(folder: Path = DASHBOARDS) -> list[Dashboard]:
-    """Every Panel app (*.py) and Voila notebook (*.ipynb) in dashboards/, with its title."""
+def discover(folder: Path | None = None) -> list[Dashboard]:
+    """Every Panel app (*.py) and Voila notebook (*.ipynb) in the dashboards folder, with its title."""
+    folder = folder or settings().dashboards_dir
     out = []
     for path in sorted(folder.glob("*.py")):
         doc = path.read_text().split('"""')
@@ -149,7 +148,7 @@ def voila_command(
     """
     return [
         str(Path(sys.executable).with_name("voila")),
-        str(DASHBOARDS),
+        str(settings().dashboards_dir),
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
@@ -265,7 +264,7 @@ class Server:
         bin_dir = Path(sys.executable).parent
         self.panel_ports = [free_port() for _ in range(max(1, self.panel_procs))]
         self.panel_port = self.panel_ports[0]
-        apps = [str(p) for p in sorted(DASHBOARDS.glob("*.py"))]
+        apps = [str(p) for p in sorted(settings().dashboards_dir.glob("*.py"))]
         origins = {self.public_origin(), f"localhost:{self.port}", f"127.0.0.1:{self.port}"}
         panel_cmd = [
             str(bin_dir / "panel"),
@@ -318,7 +317,7 @@ class Server:
             panels.append(self._spawn("panel" if i == 0 else f"panel-{i}", cmd, env=panel_env))
         self.voila_port = free_port()
         voila = None
-        notebooks = sorted(DASHBOARDS.glob("*.ipynb"))
+        notebooks = sorted(settings().dashboards_dir.glob("*.ipynb"))
         if notebooks:
             # notebooks written by code are untrusted until signed; sign ours so Voila renders them fully
             subprocess.run(

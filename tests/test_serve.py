@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from kpi_lib import serve
+from kpi_lib.config import settings
 from kpi_lib.ui.voila import TEMPLATE_NAME, voila_template
 
 
@@ -16,7 +17,7 @@ def test_every_dashboard_is_listed_with_its_title_and_address():
     assert found["executive"].kind == "panel" and found["executive"].url == "/panel/executive"
     explorer = found["revenue_explorer"]
     assert explorer.url == "/voila/voila/render/revenue_explorer.ipynb"
-    first_cell = json.loads((serve.DASHBOARDS / "revenue_explorer.ipynb").read_text())["cells"][0]
+    first_cell = json.loads((settings().dashboards_dir / "revenue_explorer.ipynb").read_text())["cells"][0]
     assert explorer.title == "".join(first_cell["source"]).splitlines()[0].lstrip("# ").strip()
     assert all(d.title and d.description.endswith(".") for d in found.values())
 
