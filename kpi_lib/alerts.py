@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import re
 import socket
@@ -48,7 +47,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import psycopg
@@ -58,45 +56,26 @@ from pydantic import BeforeValidator
 from . import auth, mail, thresholds, warehouse, yamlfile
 from . import incidents as incident_store
 from .config import settings
-from .errors import AlertError, AuthError, KpiError
-from .mail.report import SEVERITY_COLORS, Html, Report, badge, esc, signed_pct
+from .errors import AlertError, AuthError
+from .reports.alert_email import (  # the e-mail itself is built there; who gets which incidents, here
+    INCIDENT_COLUMNS,
+    MAX_CHARTS,
+    ChartCache,
+    alert_access,
+    alert_report,
+    build_alert_email,
+    business_tz,
+    by_severity,
+    when_text,
+)
+from .reports.report import Report, esc
 from .scope import RowScope
 from .yamlfile import Strict
 
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("low", "medium", "high")
-MAX_CHARTS = 8  # per email; the rest are in the table and the CSV
-INCIDENT_COLUMNS = (
-    "id",
-    "kpi",
-    "grain",
-    "dimension",
-    "dim_value",
-    "series_key",
-    "severity",
-    "status",
-    "started_at",
-    "peak_at",
-    "ended_at",
-    "value",
-    "expected",
-    "lower_bound",
-    "upper_bound",
-    "deviation_pct",
-    "score",
-    "rule",
-    "explanation",
-    "drivers",
-    "detected_at",
-)
-_CONTEXT = {  # how much history a chart shows before the incident, and after it
-    "minute": (timedelta(hours=2), timedelta(minutes=20)),
-    "hour": (timedelta(days=3), timedelta(days=1)),
-    "day": (timedelta(days=60), timedelta(days=14)),
-    "week": (timedelta(weeks=26), timedelta(weeks=4)),
-    "month": (timedelta(days=730), timedelta(days=92)),
-}
+_local = incident_store.local_time
 
 
 def default_routes() -> Path:
@@ -250,30 +229,6 @@ def load_routing(source: str | Path | Mapping[str, Any] | Routing | None = None)
 # --- incidents ----------------------------------------------------------------------------------
 
 
-def _tz() -> ZoneInfo:
-    return ZoneInfo(settings().timezone)
-
-
-_local = incident_store.local_time
-
-
-def _when(ts: Any) -> str:
-    t = _local(ts)
-    return "–" if t is None else f"{t:%Y-%m-%d %H:%M} {settings().timezone}"
-
-
-series_label = incident_store.series_label
-
-
-def _fmt(incident: Mapping[str, Any]):
-    from . import kpis
-
-    try:
-        return kpis.get(incident["kpi"]).format_compact
-    except KpiError:
-        return lambda v: "–" if v is None else f"{v:,.4g}"
-
-
 def get_incident(anomaly_id: int, conn: psycopg.Connection | None = None) -> dict[str, Any]:
     """One row of ops.anomalies as a dict; AlertError when there is none."""
     own = conn is None
@@ -321,7 +276,7 @@ def _transition(anomaly_id: int, user: str, comment: str | None, action: str) ->
                 if status == "resolved":
                     raise AlertError(
                         f"Incident #{anomaly_id} is already resolved (by {row['resolved_by']} at "
-                        f"{_when(row['resolved_at'])}); there is nothing left to acknowledge."
+                        f"{when_text(row['resolved_at'])}); there is nothing left to acknowledge."
                     )
                 if status == "acknowledged":
                     log.info("incident #%d already acknowledged by %s", anomaly_id, row["acknowledged_by"])
@@ -379,241 +334,6 @@ def events(anomaly_id: int) -> pd.DataFrame:
             [anomaly_id],
         )
         return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-
-
-# --- charts -------------------------------------------------------------------------------------
-
-
-def incident_chart(incident: Mapping[str, Any]):
-    """(matplotlib Figure, kpis.QueryResult) of the incident's series with the incident marked.
-
-    The series comes from :func:`kpi_lib.kpis.query`, so the chart shows what dashboards show, and the
-    query's SQL and catalog entries go into the email's provenance.
-    """
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
-
-    from . import kpis
-
-    grain = incident["grain"] if incident["grain"] in _CONTEXT else "day"
-    before, after = _CONTEXT[grain]
-    start = _local(incident["started_at"])
-    stamps = [t for t in (_local(incident.get("peak_at")), _local(incident.get("ended_at"))) if t is not None]
-    last = max([start, *stamps])
-    q_start = kpis.floor_period((start - before).to_pydatetime(), grain)
-    # up to the as-of, not the wall clock: an incident in last year's export has its context
-    q_end = min(
-        kpis.next_period((last + after).to_pydatetime(), grain), kpis.next_period(kpis.as_of().at, grain)
-    )
-    q_end = max(q_end, kpis.next_period(last.to_pydatetime(), grain))
-    where = {incident["dimension"]: incident["dim_value"]} if incident.get("dimension") else None
-    result = kpis.query(incident["kpi"], grain, start=q_start, end=q_end, where=where)
-    fmt = result.kpi.format_compact
-    df = result.df
-    color = SEVERITY_COLORS.get(incident.get("severity"), "#c0392b")
-    fig = Figure(figsize=(8, 2.8), layout="constrained")
-    ax = fig.add_subplot()
-    ax.plot(df["period"], df["value"], color="#2c3e50", linewidth=1.1, label=result.kpi.label)
-    span_end = _local(incident.get("ended_at")) or (df["period"].iloc[-1] if len(df) else last)
-    span_end = max(span_end, start + pd.Timedelta({"minute": "1min", "hour": "1h"}.get(grain, "1D")))
-    ax.axvspan(start, span_end, color=color, alpha=0.18, linewidth=0, label=f"incident #{incident['id']}")
-    lo, hi, exp = incident.get("lower_bound"), incident.get("upper_bound"), incident.get("expected")
-    if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
-        ax.fill_between(
-            [start, span_end],
-            [lo, lo],
-            [hi, hi],
-            color="#3498db",
-            alpha=0.18,
-            linewidth=0,
-            label="expected range",
-        )
-    if exp is not None and math.isfinite(exp):
-        ax.hlines(exp, start, span_end, colors="#3498db", linestyles="--", linewidth=1.0, label="expected")
-    peak = _local(incident.get("peak_at")) or start
-    if incident.get("value") is not None:
-        ax.plot([peak], [incident["value"]], marker="o", color=color, markersize=6)
-    ax.set_title(series_label(incident), fontsize=10, loc="left")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
-    locator = AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize="x-small", frameon=False, ncols=4)
-    return fig, result
-
-
-# --- emails -------------------------------------------------------------------------------------
-
-
-def _headline(incident: Mapping[str, Any]) -> str:
-    return f"{series_label(incident)} {signed_pct(incident.get('deviation_pct'))}"
-
-
-def alert_subject(items: Sequence[Mapping[str, Any]], limit: int = 110) -> str:
-    """'[KPI alert] 2 new incidents: Orders in Europe −94%, Revenue +40%' (cut with … when long)."""
-    n = len(items)
-    subject = f"[KPI alert] {n} new incident{'s' if n != 1 else ''}: " + ", ".join(
-        _headline(i) for i in items
-    )
-    return subject if len(subject) <= limit else subject[: limit - 1].rstrip(", ") + "…"
-
-
-def _order(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    def key(i):
-        rank = SEVERITIES.index(i["severity"]) if i["severity"] in SEVERITIES else 0
-        dev = i.get("deviation_pct")
-        return (-rank, -(abs(dev) if dev is not None and math.isfinite(dev) else 0.0), i["id"])
-
-    return sorted(items, key=key)
-
-
-def _context(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
-    prov = dict(provenance or {})
-    prov.setdefault("source", "kpi_lib.alerts.notify_new_incidents")
-    prov.setdefault("generated_at", datetime.now(_tz()).isoformat(timespec="seconds"))
-    prov.setdefault("host", socket.gethostname())
-    return prov
-
-
-class _Charts:
-    """Render each incident's chart once per run, even when it goes into several emails."""
-
-    def __init__(self) -> None:
-        self.done: dict[int, tuple[Any, dict | None, str | None]] = {}
-
-    def get(self, incident: Mapping[str, Any]):
-        iid = incident["id"]
-        if iid not in self.done:
-            try:
-                fig, result = incident_chart(incident)
-                part = mail.figure_part(fig, f"incident-{iid}")
-                self.done[iid] = (part, result.provenance(), None)
-            except (KpiError, ValueError, KeyError, TypeError) as exc:  # a chart must not stop the alert
-                log.warning("no chart for incident #%s: %s", iid, exc)
-                self.done[iid] = (None, None, str(exc))
-        return self.done[iid]
-
-
-def build_alert_email(
-    items: Sequence[Mapping[str, Any]],
-    recipients: Sequence[str],
-    provenance: Mapping[str, Any] | None = None,
-    charts: _Charts | None = None,
-    max_charts: int = MAX_CHARTS,
-) -> mail.Email:
-    """One email about a batch of incidents: a section (explanation, expected band, severity, chart) per
-    incident, a CSV of the rows, and the provenance."""
-    report, prov = alert_report(items, provenance, charts, max_charts)
-    kpis, rows = alert_access(items)
-    return report.to_email(
-        alert_subject(_order(items)), list(recipients), kind="alert", provenance=prov, kpis=kpis, rows=rows
-    )
-
-
-def alert_access(items: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[str]] | None]:
-    """The KPIs an alert shows and the rows it covers: incidents on one dimension's values cover
-    those values (a Europe incident is Europe's business); anything else covers every row."""
-    kpis = sorted({str(i["kpi"]) for i in items})
-    dims = {i.get("dimension") for i in items}
-    if len(dims) != 1 or None in dims:
-        return kpis, None
-    (dim,) = dims
-    return kpis, {str(dim): sorted({str(i.get("dim_value")) for i in items})}
-
-
-def _rule_fact(incident: Mapping[str, Any]) -> Any:
-    """An alert rule's incident names its rule and links to it on the "Alert rules" page."""
-    if not thresholds.is_rule_incident(incident):
-        return incident.get("rule")
-    name, url = str(incident["rule"]), thresholds.rule_url(str(incident["rule"]))
-    return Html(f'alert rule <a href="{esc(url)}">{esc(name)}</a>', f"alert rule {name} ({url})")
-
-
-def alert_report(
-    items: Sequence[Mapping[str, Any]],
-    provenance: Mapping[str, Any] | None = None,
-    charts: _Charts | None = None,
-    max_charts: int = MAX_CHARTS,
-) -> tuple[Report, dict[str, Any]]:
-    """The alert email's content as a Report (it also renders in notebooks) and its provenance dict."""
-    charts = charts or _Charts()
-    items = _order(items)
-    prov = _context(provenance)
-    n = len(items)
-    report = Report(
-        f"{n} new KPI incident{'s' if n != 1 else ''}",
-        f"Detected by the anomaly rules and the alert rules; {'times in ' + settings().timezone}. "
-        "Incident ids are in ops.anomalies.",
-    )
-    overview = pd.DataFrame(
-        {
-            "#": [i["id"] for i in items],
-            "series": [series_label(i) for i in items],
-            "severity": [badge(i["severity"]) for i in items],
-            "change": [signed_pct(i.get("deviation_pct")) for i in items],
-            "started": [_when(i["started_at"]) for i in items],
-        }
-    )
-    report.table(overview, html_columns=("severity",))
-    queries = []
-    for pos, inc in enumerate(items):
-        fmt = _fmt(inc)
-        report.add(
-            f'<h3 style="font-size:15px;margin:18px 0 4px 0">#{inc["id"]} · {esc(_headline(inc))} '
-            f"{badge(inc['severity'])}</h3>",
-            f"\n#{inc['id']} {_headline(inc)} [{inc['severity']}]",
-        )
-        report.paragraph(inc.get("explanation") or "")
-        band = (
-            f"{fmt(inc['expected'])} (range {fmt(inc['lower_bound'])}–{fmt(inc['upper_bound'])})"
-            if inc.get("expected") is not None
-            else "–"
-        )
-        report.facts(
-            {
-                "Value at peak": f"{fmt(inc.get('value'))} at {_when(inc.get('peak_at') or inc['started_at'])}",
-                "Expected": band,
-                "Deviation": signed_pct(inc.get("deviation_pct"), 1),
-                "Severity": Html(
-                    badge(inc["severity"])
-                    + (f" score {inc['score']:.1f}" if inc.get("score") is not None else ""),
-                    f"{inc['severity']}"
-                    + (f" (score {inc['score']:.1f})" if inc.get("score") is not None else ""),
-                ),
-                "Started": _when(inc["started_at"]),
-                "Ended": _when(inc["ended_at"]) if inc.get("ended_at") else "ongoing",
-                "Rule": _rule_fact(inc),
-                "Drivers": inc.get("drivers"),
-                "Series": inc["series_key"],
-                "What to do": f"acknowledge or resolve it on the incidents dashboard, or `kpi alerts ack {inc['id']}`",
-            }
-        )
-        if pos < max_charts:
-            part, q, err = charts.get(inc)
-            if part is not None:
-                report.inline.append(part)
-                report.add(
-                    f'<p style="margin:6px 0"><img src="cid:{part.content_id}" alt="{esc(series_label(inc))}"'
-                    f' width="640" style="max-width:100%;height:auto;border:1px solid #eaeef2"></p>',
-                    f"[chart: {series_label(inc)}]",
-                )
-                queries.append({**q, "incident": inc["id"]})
-            else:
-                report.paragraph(f"(No chart: {err})", muted=True)
-    if n > max_charts:
-        report.paragraph(
-            f"Charts for the first {max_charts} incidents only; all {n} are in incidents.csv.", muted=True
-        )
-    rows = pd.DataFrame(
-        [{c: i.get(c) for c in INCIDENT_COLUMNS} for i in items], columns=list(INCIDENT_COLUMNS)
-    )
-    report.attach_csv(rows, "incidents.csv")
-    prov["queries"] = [*prov.get("queries", []), *queries]
-    prov["incidents"] = [i["id"] for i in items]
-    report.provenance(prov)
-    return report, prov
 
 
 @dataclass
@@ -699,8 +419,8 @@ def notify_new_incidents(
     routing = load_routing(routes)
     since_ts = pd.Timestamp(since) if since is not None else None
     if since_ts is not None and since_ts.tzinfo is None:
-        since_ts = since_ts.tz_localize(_tz())
-    charts = _Charts()
+        since_ts = since_ts.tz_localize(business_tz())
+    charts = ChartCache()
     result = AlertResult(incidents=pd.DataFrame(columns=list(INCIDENT_COLUMNS)))
     with warehouse.connect_raw() as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext('kpi_lib.alerts'))")
@@ -749,7 +469,7 @@ def notify_new_incidents(
                             "anomaly_id": inc["id"],
                             "recipient": rcpt,
                             "reason": f"incident #{fired[0]} on {inc['series_key']} was emailed at "
-                            f"{_when(fired[1])} and is not resolved (cooldown {cooldown})",
+                            f"{when_text(fired[1])} and is not resolved (cooldown {cooldown})",
                         }
                     )
                     continue
@@ -782,7 +502,7 @@ def notify_new_incidents(
     emailed = sorted({i for e in result.emails for i in e["incidents"]})
     if emailed:
         items = [by_id[i] for i in emailed]
-        result.incidents = pd.DataFrame([{c: i.get(c) for c in INCIDENT_COLUMNS} for i in _order(items)])
+        result.incidents = pd.DataFrame([{c: i.get(c) for c in INCIDENT_COLUMNS} for i in by_severity(items)])
         result.summary = alert_report(items, provenance, charts, max_charts)[0]
     log.info(
         "alerts: %d email(s) for %d incident(s), %d suppressed",

@@ -62,7 +62,7 @@ from pydantic import field_validator
 from . import mail, warehouse, yamlfile
 from .config import settings
 from .errors import AlertError, JobError, KpiError
-from .mail.report import esc
+from .reports.report import Report, esc
 from .yamlfile import Strict
 
 log = logging.getLogger(__name__)
@@ -576,7 +576,7 @@ def _notify_failure(job: Job, run: JobRun, recipients: list[str]) -> int | None:
     if not to:
         log.warning("job %s failed but has no recipients or on_failure: nobody is emailed", job.name)
         return None
-    report = mail.Report(f"Job {job.name} failed", f"Run #{run.id} ({run.trigger}) on {run.host}")
+    report = Report(f"Job {job.name} failed", f"Run #{run.id} ({run.trigger}) on {run.host}")
     report.facts(
         {
             "Error": run.error,

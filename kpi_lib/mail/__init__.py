@@ -1,5 +1,5 @@
-"""Email for kpi_lib: compose, the outbox (queue + SMTP delivery with retries), the demo SMTP sink
-and its inbox, and the shared HTML report layout.
+"""Sending e-mail: compose, the outbox (queue + SMTP delivery with retries), the demo SMTP sink and
+its inbox. What the e-mails say is written in :mod:`kpi_lib.reports`.
 
     from kpi_lib import mail
     email = mail.Email("Subject", ["ops@example.com"], "text", html="<p>html</p>")
@@ -9,8 +9,7 @@ and its inbox, and the shared HTML report layout.
     mail.list_inbox(), mail.read_message(id).html       # what the Inbox page shows
 
 Modules: ``compose`` (Email, Part, MIME), ``outbox`` (enqueue, deliver_pending, OutboxWorker),
-``sink`` (aiosmtpd server), ``inbox`` (read .eml files), ``report`` (HTML email layout),
-``digest`` (the daily executive digest).
+``sink`` (aiosmtpd server), ``inbox`` (read .eml files).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from .outbox import (
     send_now,
     smtp_client,
 )
-from .report import Report
 from .sink import Sink, run_sink, start_sink
 
 __all__ = [
@@ -36,7 +34,6 @@ __all__ = [
     "Email",
     "OutboxWorker",
     "Part",
-    "Report",
     "Sink",
     "attachment",
     "clear_inbox",

@@ -17,6 +17,7 @@ from kpi_lib import alerts, auth, config, mail
 from kpi_lib.config import settings
 from kpi_lib.errors import AuthError
 from kpi_lib.formats import spreadsheet_safe
+from kpi_lib.reports import alert_email
 from kpi_lib.ui.tiles import TileData, tile_html
 
 
@@ -61,7 +62,7 @@ def _alert(kpi: str, dimension: str | None = None, value: str | None = None) -> 
         "drivers": None,
         "series_key": f"{kpi}|day",
     }
-    return alerts.build_alert_email([incident], ["ops@example.com"], charts=None, max_charts=0)
+    return alert_email.build_alert_email([incident], ["ops@example.com"], charts=None, max_charts=0)
 
 
 def test_a_viewer_never_reads_an_alert_on_a_masked_kpi(server, client, delivered):

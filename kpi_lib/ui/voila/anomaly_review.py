@@ -13,9 +13,11 @@ import ipywidgets as widgets
 import pandas as pd
 
 from ... import alerts, kpis, warehouse
+from ... import incidents as incident_store
 from ...auth import User
 from ...config import settings
 from ...errors import AuthError, KpiError
+from ...reports import alert_email
 from .runtime import CSS, SEVERITIES, SEVERITY_COLORS, Heartbeat, Status, esc
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ def _pct(v: Any) -> str:
 
 def incident_png(incident: Mapping[str, Any], dpi: int = 80) -> bytes:
     """The incident's chart (series, expected band, incident shaded) as PNG bytes."""
-    fig, _ = alerts.incident_chart(incident)
+    fig, _ = alert_email.incident_chart(incident)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -252,7 +254,7 @@ class AnomalyReview:
         )
         head = widgets.HTML(
             f'<div class="kpi-incident" data-id="{iid}" data-status="{esc(state)}" data-kpi="{esc(inc["kpi"])}">'
-            f'<div class="kpi-incident-head">#{iid} · {esc(alerts.series_label(inc))} '
+            f'<div class="kpi-incident-head">#{iid} · {esc(incident_store.series_label(inc))} '
             f'<span class="kpi-badge" style="background:{color}">{esc("masked" if masked else inc["severity"])}</span> '
             f'<span class="kpi-incident-change">{"" if masked else _pct(inc.get("deviation_pct"))}</span></div>'
             f'<div class="kpi-incident-explanation">{esc(explanation)}</div>'

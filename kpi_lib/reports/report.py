@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from .compose import Email, Part, csv_part, figure_part
+from ..mail.compose import Email, Part, csv_part, figure_part
 
 _FONT = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2d3d;"
 _TH = "text-align:left;padding:4px 10px;border-bottom:2px solid #d0d7de;background:#f6f8fa;font-size:13px;"

@@ -24,8 +24,8 @@ import pandas as pd
 from .. import incidents as incident_store
 from .. import kpis as kpi_layer
 from ..config import settings
-from .compose import Email
-from .outbox import deliver_pending, enqueue
+from ..mail.compose import Email
+from ..mail.outbox import deliver_pending, enqueue
 from .report import Report, badge, signed_pct
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ def daily_digest(
         report.table(inc, html_columns=("severity",), max_rows=15)
 
     prov = dict(provenance or {})
-    prov.setdefault("source", "kpi_lib.mail.digest.daily_digest")
+    prov.setdefault("source", "kpi_lib.reports.digest.daily_digest")
     prov["report_date"] = d.isoformat()
     prov["as_of"] = f"{when.at.isoformat(timespec='seconds')} ({when.source})"
     prov["queries"] = _distinct_queries(queries)
