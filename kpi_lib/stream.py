@@ -457,6 +457,7 @@ class Ingestor:
     def _run(self) -> None:
         conn: psycopg.Connection | None = None
         try:
+            conn = warehouse.connect_raw()  # before the first batch closes: it must not wait for this
             while (item := self._next()) is not None:
                 batch, tokens = item
                 res, conn = self._write(conn, batch)
@@ -483,8 +484,8 @@ class Ingestor:
         while True:
             try:
                 if conn is None or conn.closed:
-                    # after a loss, never start an embedded server that someone stopped
-                    conn = warehouse.connect_raw(start=lost_at is None)
+                    # never start an embedded server that someone stopped
+                    conn = warehouse.connect_raw(start=False)
                 return write_batch(conn, batch, self.source), conn
             except (psycopg.OperationalError, WarehouseError) as exc:
                 if conn is not None and not conn.closed and not conn.broken:

@@ -193,6 +193,9 @@ def warehouse_on(url: str, home: Path, **env: str) -> Iterator[None]:
     stream._hub.stop()  # the session's listener must not follow us to another server
 
     def switch() -> None:
+        stream._hub.stop()
+        stream._hub.version = 0  # versions of another warehouse: the listener starts over
+        stream._hub.connected.clear()
         config.reset()
         warehouse.dispose()
         replicas.dispose()
