@@ -325,12 +325,13 @@ def _chart(result: thresholds.Preview, label: str):
 
 def app() -> pn.viewable.Viewable:
     """Build one session's page (dark, no CDN: a plain Panel layout, no template)."""
-    pn.config.theme = "dark"
-    pn.extension()
     try:
         user = auth.current_user()
     except KpiError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
         return pn.pane.Markdown(f"**{exc}**")
+    # only inside a user's session: set at warm-up, the theme would be every page's default
+    pn.config.theme = "dark"
+    pn.extension()
     if not user.can_edit_rules:
         return pn.pane.HTML("<h2>Not allowed</h2><p>Only admins and analysts may edit alert rules.</p>")
     try:
