@@ -109,6 +109,7 @@ class RulesPage:
         self.preview_text = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["kpi-preview"])
         self.chart = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=320)
         self.table = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.history = pn.pane.HTML("", sizing_mode="stretch_width")
         self.preview_btn.on_click(lambda _: self.preview())
         self.save_btn.on_click(lambda _: self.save())
         self.delete_btn.on_click(lambda _: self.delete())
@@ -156,8 +157,10 @@ class RulesPage:
         if name == NEW or row.empty:
             self.rule_id = None
             self.name.value = ""
+            self.history.object = ""
             return
         self.rule_id = int(row["id"].iloc[0])
+        self.show_history()
         s = row["spec"].iloc[0]
         self.name.value = s["name"]
         self.kpi.value = s["kpi"] if s["kpi"] in self.kpis.values() else self.kpi.value
@@ -212,6 +215,7 @@ class RulesPage:
         self.rule_id = int(row["id"])
         self.refresh_list(select=row["name"])  # (re)loads the form from what was stored
         self.preview()  # what the saved version would have done
+        self.show_history()
         self.message.object = (
             f"<p class='kpi-ok'>Saved {html.escape(row['name'])} (version {row['version']}). "
             "The live alerts use it from their next pass.</p>"
@@ -228,6 +232,17 @@ class RulesPage:
         self.rule_id = None
         self.refresh_list(select=NEW)
         self.message.object = "<p class='kpi-ok'>Deleted.</p>"
+
+    def show_history(self) -> None:
+        """The selected rule's versions: who saved what, when (the audit log has the same)."""
+        if self.rule_id is None:
+            return
+        items = "".join(
+            f"<li>v{v.version} {html.escape(v.change)} by {html.escape(v.saved_by)} "
+            f"{pd.Timestamp(v.saved_at):%Y-%m-%d %H:%M}: {html.escape(_short(v.spec))}</li>"
+            for v in thresholds.versions(self.rule_id).itertuples()
+        )
+        self.history.object = f"<h3>History</h3><ul class='kpi-history'>{items}</ul>"
 
     def refresh_list(self, select: str | None = None) -> None:
         rows = thresholds.listing()
@@ -285,9 +300,21 @@ class RulesPage:
             self.chart,
             pn.pane.HTML("<h3>Rules</h3>"),
             self.table,
+            self.history,
             sizing_mode="stretch_width",
         )
         return pn.Row(form, right, sizing_mode="stretch_width", margin=(10, 10))
+
+
+def _short(spec: dict) -> str:
+    """A saved version in one line: what makes it fire and its state."""
+    try:
+        rule = thresholds.parse(spec)
+    except KpiError as exc:
+        return str(exc)
+    extra = [f"snoozed until {rule.snoozed_until:%Y-%m-%d %H:%M}"] if rule.snoozed_until else []
+    extra += [] if rule.enabled else ["off"]
+    return rule.describe() + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _chart(result: thresholds.Preview, label: str):

@@ -89,6 +89,8 @@ def test_a_rule_written_in_the_page_previews_saves_fires_and_emails_once(server,
         "select kpi, version, created_by, spec from ops.alert_rules where name = %s", [name]
     ).fetchone()
     assert row[:3] == ("orders", 2, ANALYST) and row[3]["threshold"] == 20.0
+    history = page.locator("ul.kpi-history li")
+    assert history.count() == 2 and history.nth(1).inner_text().startswith(f"v2 edited by {ANALYST}")
     trail = auth.search_audit(actor=ANALYST, action="alert rule edited", target=name)
     details = trail.iloc[0]["details"]
     assert (details["before"]["threshold"], details["after"]["threshold"]) == (15, 20)
