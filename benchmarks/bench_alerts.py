@@ -37,11 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, finish, json_stdout, log, machine, pct, server_version, stop_server, use_home  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from kpi_lib.serve import free_port  # noqa: E402
 
 
 def start_sink(port: int, maildir: Path) -> subprocess.Popen:
@@ -366,9 +362,10 @@ def _routes(regions: dict[str, str]) -> dict:
     one route per bench region to a recipient of its own."""
     import yaml
 
-    from kpi_lib.alerts import DEFAULT_ROUTES
+    from kpi_lib.alerts import default_routes
 
-    doc = yaml.safe_load(DEFAULT_ROUTES.read_text()) if DEFAULT_ROUTES.is_file() else {}
+    routes = default_routes()
+    doc = yaml.safe_load(routes.read_text()) if routes.is_file() else {}
     doc = doc or {"defaults": {"recipients": ["ops@kpi.local"], "min_severity": "medium"}}
     doc.setdefault("routes", [])
     doc["routes"] = list(doc["routes"]) + [
@@ -527,11 +524,11 @@ def alert_latency(args) -> dict:
     import numpy as np
     from common import ROOT, use_home
 
-    from kpi_lib import alerts, config, demo, loader, stream, warehouse
+    from kpi_lib import alerts, config, demo, gold, loader, stream, warehouse
 
     out: dict = {"measured": True}
     home = use_home(args.live_home, fresh=True)
-    warehouse.init()
+    gold.init()
     log(f"latency: loading the {args.base_lines:,}-line demo into {home}")
     t = time.perf_counter()
     demo.load_demo(args.base_lines, 730, 42)
@@ -867,10 +864,10 @@ def throughput(args) -> dict:
     n = args.messages
     if True:
         use_home(args.home)
-        from kpi_lib import config, mail, warehouse
+        from kpi_lib import config, gold, mail
 
         log(f"warehouse in {args.home}")
-        warehouse.init()
+        gold.init()
         port = free_port()
         os.environ.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_TLS": "none"})
         config.reset()

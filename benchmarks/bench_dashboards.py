@@ -55,19 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import log, pct  # noqa: E402
 
+from kpi_lib.web import chromium  # noqa: E402
+
 DAYS, SEED = 730, 42
 USER, PASSWORD = "bench-dash", "bench-dash-password-1"
 BACKEND_SECRET = uuid.uuid4().hex  # what the front door adds; the "direct" runs present it themselves
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 EXEC_PATH = "/panel/executive"
 VOILA_PATH = "/voila/voila/render/revenue_explorer.ipynb"
 TIMEOUT_MS = 180_000
@@ -686,9 +678,9 @@ class Bench:
         }
         self.sampler = Sampler({"panel": self.panel, "voila": self.voila}).start()
         self.pw = sync_playwright().start()
-        chromium = shutil.which("chromium") or "/usr/bin/chromium"
-        self.browser = self.pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        self.doc["browser"] = {"chromium": chromium, "version": self.browser.version}
+        path = chromium.executable()
+        self.browser = self.pw.chromium.launch(executable_path=path, args=chromium.ARGS)
+        self.doc["browser"] = {"chromium": path, "version": self.browser.version}
         self.ctx = self.new_context()
         page = self.ctx.new_page()
         page.goto(f"{self.serve.base}/login?next=/", timeout=TIMEOUT_MS)
@@ -979,7 +971,7 @@ class Bench:
     def start_cold_voila(self) -> None:
         from kpi_lib import auth
         from kpi_lib.serve import free_port, voila_command
-        from kpi_lib.ui.widgets import voila_template
+        from kpi_lib.ui.voila import voila_template
 
         port = free_port()
         jp = voila_template(self.home / "jupyter-bench")

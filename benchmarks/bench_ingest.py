@@ -518,10 +518,10 @@ def main() -> int:
             },
         }
         try:
-            from kpi_lib import demo, warehouse
+            from kpi_lib import demo, gold
 
             log(f"loading the {args.base_lines:,}-line base business into {home}")
-            warehouse.init()
+            gold.init()
             demo.load_demo(lines=args.base_lines, days=args.base_days, seed=42)
             doc["postgres"] = common.server_version()
             biz = demo.business_for_live()

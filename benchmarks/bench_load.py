@@ -14,7 +14,7 @@ reports its phases separately (``DemoSummary.seconds``):
 * ``gold``: the hourly gold rollups for the whole range; ``views``: the materialized views;
 * ``total``: all of the above plus ANALYZE, as ``load_demo`` times it;
 * ``setup``: what ``load_demo`` does before its own clock starts (building the seeded ``Business``,
-  ``warehouse.init()``); ``wall``: the whole ``load_demo`` call.
+  ``gold.init()``); ``wall``: the whole ``load_demo`` call.
 
 ``copy_lines_per_s`` (= ``DemoSummary.lines_per_second``, lines / ``copy``) is the COPY-path figure
 the quality bar speaks of (>= 100 k lines/s at 10 M); ``end_to_end_lines_per_s`` is lines / ``wall``:
@@ -45,27 +45,18 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 import common  # noqa: E402
 from common import log  # noqa: E402
 
+from kpi_lib.schema import LINE_COLUMNS  # noqa: E402
+
 BAR_LINES_PER_S = 100_000
 BAR_AT_LINES = 10_000_000
-LINE_COLUMNS = [
-    "order_id",
-    "line_no",
-    "product_id",
-    "product_name",
-    "category",
-    "quantity",
-    "unit_price",
-    "discount",
-    "unit_cost",
-]
 
 
 def load_copy(lines: int, days: int, seed: int) -> dict:
     """One load_demo run; its phase timings and rates."""
-    from kpi_lib import warehouse
+    from kpi_lib import gold, warehouse
     from kpi_lib.demo import load_demo
 
-    warehouse.init()
+    gold.init()
     last = [0.0]
 
     def progress(done: int, total: int, what: str) -> None:

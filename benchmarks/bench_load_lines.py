@@ -76,7 +76,7 @@ def main() -> None:
         from kpi_lib import config
 
         config.reset()
-        from kpi_lib import warehouse
+        from kpi_lib import gold
         from kpi_lib.loader import load_lines_file
 
         export = home / f"export-{args.lines}.csv"
@@ -86,7 +86,7 @@ def main() -> None:
             f"wrote {args.lines:,} lines ({export.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
         )
         t0 = time.perf_counter()
-        warehouse.init()
+        gold.init()
         setup_s = time.perf_counter() - t0
         runs = {}
         for run in ("first load", "reload (replaces the file's orders)"):

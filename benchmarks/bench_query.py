@@ -254,14 +254,14 @@ def build_cases(d_end: datetime, category: str) -> list[Case]:
 
 def ensure_warehouse(lines: int, home: Path, reuse: bool) -> dict:
     """Use the warehouse at ``home`` when it holds this demo (and reuse is allowed), else load it."""
-    from kpi_lib import warehouse
+    from kpi_lib import gold, warehouse
     from kpi_lib.demo import load_demo
 
     common.use_home(home, fresh=False)
     if reuse and (home / "pgdata").exists() and common.demo_loaded(lines, DAYS, SEED):
         log(f"reusing the {lines:,}-line warehouse in {home}")
         t0 = time.perf_counter()
-        applied = warehouse.init()  # a reused warehouse gets this checkout's schema first
+        applied = gold.init()  # a reused warehouse gets this checkout's schema first
         info = {"reused": True, "migrations_applied": applied}
         if applied:
             info["migrate_seconds"] = round(time.perf_counter() - t0, 1)
@@ -270,7 +270,7 @@ def ensure_warehouse(lines: int, home: Path, reuse: bool) -> dict:
         if (home / "pgdata").exists():
             common.use_home(home, fresh=True)
         log(f"loading {lines:,} order lines into {home} (pass --reuse next time)")
-        warehouse.init()
+        gold.init()
         t0 = time.perf_counter()
         load_demo(lines=lines, days=DAYS, seed=SEED)
         info = {"reused": False, "load_seconds": round(time.perf_counter() - t0, 1)}

@@ -337,10 +337,10 @@ def one_size(lines: int, grains: list[str], args) -> dict:
                 )
                 log(out["skipped"])
                 return out
-            from kpi_lib import demo
+            from kpi_lib import demo, gold
 
             log(f"loading the {lines:,}-line demo into {home}")
-            warehouse.init()
+            gold.init()
             demo.load_demo(lines, DAYS, SEED, force=True)
         with warehouse.connect_raw(autocommit=True) as conn:
             first, last, n_orders = conn.execute(

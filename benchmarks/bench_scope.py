@@ -28,11 +28,11 @@ def main() -> None:
         os.environ["KPI_HOME"] = str(args.home.resolve())
     import sqlalchemy as sa
 
-    from kpi_lib import config, kpis, warehouse
+    from kpi_lib import config, gold, kpis, warehouse
     from kpi_lib.scope import EVERYTHING, RowScope
 
     config.reset()
-    warehouse.init()
+    gold.init()
     latest = kpis.latest_data()
     end = kpis.next_period(latest, "day")
     start = end - timedelta(days=30)

@@ -47,25 +47,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import psycopg
-import yaml
 from psycopg.rows import dict_row
+from pydantic import BeforeValidator
 
-from . import auth, mail, thresholds, warehouse
+from . import auth, mail, thresholds, warehouse, yamlfile
 from . import incidents as incident_store
-from .config import PROJECT_ROOT, settings
+from .config import settings
 from .errors import AlertError, AuthError, KpiError
 from .mail.report import SEVERITY_COLORS, Html, Report, badge, esc, signed_pct
 from .scope import RowScope
+from .yamlfile import Strict
 
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("low", "medium", "high")
-DEFAULT_ROUTES = PROJECT_ROOT / "schedules" / "alerts.yml"
 MAX_CHARTS = 8  # per email; the rest are in the table and the CSV
 INCIDENT_COLUMNS = (
     "id",
@@ -99,6 +99,11 @@ _CONTEXT = {  # how much history a chart shows before the incident, and after it
 }
 
 
+def default_routes() -> Path:
+    """The routing file: ``alerts.yml`` in the schedules folder (KPI_SCHEDULES_DIR)."""
+    return settings().schedules_dir / "alerts.yml"
+
+
 # --- routing ------------------------------------------------------------------------------------
 
 
@@ -119,11 +124,44 @@ def parse_duration(value: Any, what: str = "cooldown") -> timedelta:
     return timedelta(**{unit: float(m.group(1))})
 
 
-def _severity(value: Any, where: str) -> str:
+def _severity(value: Any) -> str:
     s = str(value).lower()
     if s not in SEVERITIES:
-        raise AlertError(f"{where}: min_severity {value!r} must be one of {', '.join(SEVERITIES)}.")
+        raise ValueError(f"min_severity {value!r} must be one of {', '.join(SEVERITIES)}")
     return s
+
+
+def _duration(value: Any) -> timedelta:
+    try:
+        return parse_duration(value)
+    except AlertError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Severity = Annotated[str, BeforeValidator(_severity)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Values = Annotated[
+    tuple[str, ...], BeforeValidator(lambda v: tuple(str(x) for x in (v if isinstance(v, list) else [v])))
+]
+
+
+class _DefaultsSpec(Strict):
+    recipients: list[str] | str = []
+    min_severity: Severity = "medium"
+    cooldown: Duration = timedelta(hours=24)
+
+
+class _RouteSpec(Strict):
+    kpi: str
+    recipients: list[str] | str
+    min_severity: Severity | None = None  # None: the defaults' bar
+    cooldown: Duration | None = None
+    where: dict[str, Values] = {}
+
+
+class _RoutingFile(Strict):
+    defaults: _DefaultsSpec = _DefaultsSpec()
+    routes: list[_RouteSpec] = []
 
 
 @dataclass(frozen=True)
@@ -169,61 +207,41 @@ class Routing:
         return out
 
 
-_ROUTE_KEYS = {"kpi", "recipients", "min_severity", "cooldown", "where"}
-
-
 def load_routing(source: str | Path | Mapping[str, Any] | Routing | None = None) -> Routing:
     """Read the routing config (default ``schedules/alerts.yml``); see the module docstring."""
     if isinstance(source, Routing):
         return source
     if isinstance(source, Mapping):
-        doc, name = dict(source), "<dict>"
+        name = "<dict>"
+        doc = yamlfile.check(dict(source), _RoutingFile, AlertError, name)
     else:
-        path = Path(source) if source else DEFAULT_ROUTES
+        path = Path(source) if source else default_routes()
         if not path.is_file():
             raise AlertError(
                 f"No alert routing file at {path}; create it (format: kpi_lib/alerts.py docstring)."
             )
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise AlertError(f"{path} is not valid YAML: {exc}") from exc
         name = str(path)
-    if not isinstance(doc, dict) or set(doc) - {"defaults", "routes"}:
-        raise AlertError(f"{name}: expected only 'defaults:' and 'routes:' at the top level.")
-    d = doc.get("defaults") or {}
-    unknown = set(d) - {"recipients", "min_severity", "cooldown"}
-    if unknown:
-        raise AlertError(f"{name}: unknown key(s) under defaults: {', '.join(sorted(unknown))}.")
-    base_sev = _severity(d.get("min_severity", "medium"), f"{name} defaults")
-    base_cool = parse_duration(d.get("cooldown", "24h"), f"{name} defaults cooldown")
+        doc = yamlfile.read(path, _RoutingFile, AlertError)
+    d = doc.defaults
     defaults = Route(
         "*",
-        tuple(mail.normalise_recipients(d["recipients"])) if d.get("recipients") else (),
-        base_sev,
-        base_cool,
+        tuple(mail.normalise_recipients(d.recipients)) if d.recipients else (),
+        d.min_severity,
+        d.cooldown,
     )
     routes = []
-    for i, r in enumerate(doc.get("routes") or []):
-        where = f"{name} routes[{i}]"
-        if not isinstance(r, dict) or "kpi" not in r or "recipients" not in r:
-            raise AlertError(f"{where}: each route needs 'kpi:' and 'recipients:'.")
-        unknown = set(r) - _ROUTE_KEYS
-        if unknown:
-            raise AlertError(
-                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_ROUTE_KEYS))}."
-            )
-        flt = {
-            str(k): tuple(str(x) for x in (v if isinstance(v, list) else [v]))
-            for k, v in (r.get("where") or {}).items()
-        }
+    for i, r in enumerate(doc.routes):
+        try:
+            recipients = tuple(mail.normalise_recipients(r.recipients))
+        except AlertError as exc:
+            raise AlertError(f"{name} routes.{i}: {exc}") from exc
         routes.append(
             Route(
-                kpi=str(r["kpi"]),
-                recipients=tuple(mail.normalise_recipients(r["recipients"])),
-                min_severity=_severity(r.get("min_severity", base_sev), where),
-                cooldown=parse_duration(r.get("cooldown", base_cool), f"{where} cooldown"),
-                where=flt,
+                kpi=r.kpi,
+                recipients=recipients,
+                min_severity=r.min_severity or d.min_severity,
+                cooldown=r.cooldown if r.cooldown is not None else d.cooldown,
+                where=dict(r.where),
             )
         )
     return Routing(defaults, tuple(routes), name)

@@ -22,7 +22,6 @@ import os
 import socket
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+from cachetools import TTLCache
 
 from . import warehouse
 from .config import settings
@@ -236,46 +236,50 @@ def _version_conn() -> psycopg.Connection:
 
 
 class _L1:
+    """In-process LRU with a byte budget (KPI_CACHE_MAX_MB) and a time to live (KPI_CACHE_TTL_S):
+    cachetools' TTLCache sized by each entry's bytes, behind a lock (callbacks and the live hub
+    read it from several threads)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: OrderedDict[str, tuple[float, int, Any]] = OrderedDict()
-        self.bytes = 0
+        self._cache: TTLCache | None = None
+        self._shape: tuple[int, float] | None = None
+
+    def _store(self) -> TTLCache:
+        cfg = settings()  # re-read: tests and the CLI change the budget at run time
+        shape = (cfg.cache_max_mb * 1024 * 1024, cfg.cache_ttl_s)
+        if shape != self._shape:
+            self._cache = TTLCache(maxsize=shape[0], ttl=shape[1], timer=time.monotonic, getsizeof=_size_of)
+            self._shape = shape
+        return self._cache
 
     def get(self, key: str) -> Any | None:
         with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            expires, size, value = item
-            if expires < time.monotonic():
-                del self._items[key]
-                self.bytes -= size
-                return None
-            self._items.move_to_end(key)
-            return value
+            item = self._store().get(key)
+        return None if item is None else item[0]
 
     def put(self, key: str, value: Any, size: int) -> None:
-        cfg = settings()
-        limit = cfg.cache_max_mb * 1024 * 1024
-        if size > limit:
-            return
         with self._lock:
-            old = self._items.pop(key, None)
-            if old:
-                self.bytes -= old[1]
-            self._items[key] = (time.monotonic() + cfg.cache_ttl_s, size, value)
-            self.bytes += size
-            while self.bytes > limit and self._items:
-                _, (_, s, _) = self._items.popitem(last=False)
-                self.bytes -= s
+            store = self._store()
+            if size <= store.maxsize:  # larger than the whole budget: not cached at all
+                store[key] = (value, size)
 
     def clear(self) -> None:
         with self._lock:
-            self._items.clear()
-            self.bytes = 0
+            self._store().clear()
 
     def entries(self) -> int:
-        return len(self._items)
+        with self._lock:
+            return len(self._store())
+
+    @property
+    def bytes(self) -> int:
+        with self._lock:
+            return int(self._store().currsize)
+
+
+def _size_of(item: tuple[Any, int]) -> int:
+    return item[1]
 
 
 _l1 = _L1()
@@ -286,6 +290,7 @@ _l1 = _L1()
 _redis_client = None
 _redis_url: str | None = None
 _redis_down_until = 0.0
+REDIS_RETRY_S = 30.0  # after a Redis error, L1 only for this long, then Redis is tried again
 
 
 def _redis():
@@ -306,8 +311,8 @@ def _redis():
 
 def _redis_failed(exc: Exception) -> None:
     global _redis_down_until
-    log.warning("Redis unavailable (%s); using the in-process cache only for 30 s", exc)
-    _redis_down_until = time.monotonic() + 30
+    log.warning("Redis unavailable (%s); using the in-process cache only for %.0f s", exc, REDIS_RETRY_S)
+    _redis_down_until = time.monotonic() + REDIS_RETRY_S
 
 
 def encode(df: pd.DataFrame, meta: dict) -> bytes:

@@ -1,96 +1,100 @@
-"""One settings object, read from the environment (``KPI_*``, ``DATABASE_URL``, ``REDIS_URL``, ``SMTP_*``).
+"""One settings object, read from the environment (``KPI_*``, ``DATABASE_URL``, ``DATABASE_REPLICA_URL``,
+``REDIS_URL``, ``SMTP_*``).
 
 This module imports nothing else from kpi_lib, so every other module may import it.
-A ``.env`` file in the working directory is read first (real environment variables win).
+A ``.env`` file in the working directory is read too (real environment variables win). Typed and
+checked by pydantic-settings: a bad value names its variable.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-
-def _read_dotenv(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip().strip('"').strip("'")
-    return values
+Names = Annotated[tuple[str, ...], NoDecode]  # "a, b" in the environment, not JSON
 
 
-def _flag(value: str | None, default: bool = False) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class Settings(BaseSettings):
+    """Every knob in one place, each read from its environment variable (or ``.env``; the real
+    environment wins; an empty value means "not set"). Build one with :func:`settings` (cached)."""
 
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True)
 
-def _list(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+    home: Path = Field(PROJECT_ROOT / "var", validation_alias="KPI_HOME")
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    timezone: str = Field("UTC", validation_alias="KPI_TIMEZONE")
+    catalog_path: Path = Field(PROJECT_ROOT / "catalog.yml", validation_alias="KPI_CATALOG")
+    #: job notebooks, schedules.yml (cron) and alerts.yml (routing)
+    schedules_dir: Path = Field(PROJECT_ROOT / "schedules", validation_alias="KPI_SCHEDULES_DIR")
+    #: the Panel apps (*.py) and Voila notebooks (*.ipynb) `kpi serve` serves
+    dashboards_dir: Path = Field(PROJECT_ROOT / "dashboards", validation_alias="KPI_DASHBOARDS_DIR")
+    smtp_host: str = Field("127.0.0.1", validation_alias="SMTP_HOST")
+    smtp_port: int = Field(8025, validation_alias="SMTP_PORT")
+    smtp_user: str | None = Field(None, validation_alias="SMTP_USER")
+    smtp_password: str | None = Field(None, validation_alias="SMTP_PASSWORD")
+    smtp_tls: Literal["none", "starttls", "ssl"] = Field("none", validation_alias="SMTP_TLS")
+    smtp_from: str = Field("KPI Alerts <alerts@kpi.local>", validation_alias="SMTP_FROM")
+    public_url: str = Field("http://127.0.0.1:8080", validation_alias="KPI_PUBLIC_URL")
+    cache_max_mb: int = Field(256, validation_alias="KPI_CACHE_MAX_MB")
+    cache_ttl_s: float = Field(3600, validation_alias="KPI_CACHE_TTL_S")
+    batch_max_events: int = Field(5000, validation_alias="KPI_BATCH_MAX_EVENTS")
+    batch_interval_ms: int = Field(200, validation_alias="KPI_BATCH_INTERVAL_MS")
+    log_level: str = Field("WARNING", validation_alias="KPI_LOG_LEVEL")
+    #: host names the front door answers besides loopback
+    allowed_hosts: Names = Field((), validation_alias="KPI_ALLOWED_HOSTS")
+    #: addresses/networks whose X-Forwarded-For is believed
+    trusted_proxies: Names = Field((), validation_alias="KPI_TRUSTED_PROXIES")
+    #: Voila kernels (open dashboards) per signed-in user
+    kernel_cap: int = Field(4, validation_alias="KPI_KERNELS_PER_USER")
+    #: DATABASE_REPLICA_URL: streaming replicas people's reads go to (comma separated)
+    replica_urls: Names = Field((), validation_alias="DATABASE_REPLICA_URL")
+    #: how long a read waits for a lagging replica before using the primary
+    replica_wait_ms: int = Field(250, validation_alias="KPI_REPLICA_WAIT_MS")
+    #: a replica that failed is tried again after this long
+    replica_retry_s: float = Field(5.0, validation_alias="KPI_REPLICA_RETRY_S")
 
+    @field_validator("home", "catalog_path", "schedules_dir", "dashboards_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return Path(value).expanduser().resolve()
 
-@dataclass(frozen=True)
-class Settings:
-    """Every knob in one place. Build one with :func:`settings` (cached) or ``Settings.from_env()``."""
+    @field_validator("smtp_tls", mode="before")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
 
-    home: Path
-    database_url: str | None
-    redis_url: str | None
-    timezone: str
-    catalog_path: Path
-    smtp_host: str
-    smtp_port: int
-    smtp_user: str | None
-    smtp_password: str | None
-    smtp_tls: str  # "none" | "starttls" | "ssl"
-    smtp_from: str
-    public_url: str
-    cache_max_mb: int
-    cache_ttl_s: float
-    batch_max_events: int
-    batch_interval_ms: int
-    log_level: str
-    allowed_hosts: tuple[str, ...] = ()  # Host names the front door answers besides loopback
-    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
-    kernel_cap: int = 4  # Voila kernels (open dashboards) per signed-in user
-    extra: dict[str, str] = field(default_factory=dict)
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("allowed_hosts", "trusted_proxies", "replica_urls", mode="before")
+    @classmethod
+    def _names(cls, value) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(v.strip() for v in items if v.strip())
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        merged = _read_dotenv(Path.cwd() / ".env")
-        merged.update(os.environ if env is None else env)
-        get = merged.get
-        home = Path(get("KPI_HOME") or PROJECT_ROOT / "var").expanduser().resolve()
-        database_url = get("DATABASE_URL") or None
-        return cls(
-            home=home,
-            database_url=database_url,
-            redis_url=get("REDIS_URL") or None,
-            timezone=get("KPI_TIMEZONE") or "UTC",
-            catalog_path=Path(get("KPI_CATALOG") or PROJECT_ROOT / "catalog.yml").expanduser().resolve(),
-            smtp_host=get("SMTP_HOST") or "127.0.0.1",
-            smtp_port=int(get("SMTP_PORT") or 8025),
-            smtp_user=get("SMTP_USER") or None,
-            smtp_password=get("SMTP_PASSWORD") or None,
-            smtp_tls=(get("SMTP_TLS") or "none").lower(),
-            smtp_from=get("SMTP_FROM") or "KPI Alerts <alerts@kpi.local>",
-            public_url=(get("KPI_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
-            cache_max_mb=int(get("KPI_CACHE_MAX_MB") or 256),
-            cache_ttl_s=float(get("KPI_CACHE_TTL_S") or 3600),
-            batch_max_events=int(get("KPI_BATCH_MAX_EVENTS") or 5000),
-            batch_interval_ms=int(get("KPI_BATCH_INTERVAL_MS") or 200),
-            log_level=(get("KPI_LOG_LEVEL") or "WARNING").upper(),
-            allowed_hosts=_list(get("KPI_ALLOWED_HOSTS")),
-            trusted_proxies=_list(get("KPI_TRUSTED_PROXIES")),
-            kernel_cap=int(get("KPI_KERNELS_PER_USER") or 4),
-        )
+    def from_env(cls) -> Settings:
+        """Read the environment; a bad value names its variable and what it should be."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{e['loc'][0] if e['loc'] else '?'}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(f"Bad setting in the environment or .env: {problems}.") from None
 
     @property
     def embedded(self) -> bool:

@@ -17,6 +17,7 @@ from datetime import datetime
 import psycopg
 
 from . import warehouse
+from .config import settings
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,24 @@ def rebuild(conn: psycopg.Connection, kind: str = "rebuild", source: str | None 
     ).fetchone()[0]
     refresh_views(concurrently=False, conn=conn)
     return version
+
+
+def apply_timezone(tz: str | None = None) -> bool:
+    """Make ``tz`` (default ``KPI_TIMEZONE``) the business time zone. When it changes on a warehouse
+    with data, gold is rebuilt in the same transaction: hour and day boundaries moved."""
+    with warehouse.connect_raw() as conn:
+        changed = warehouse.set_timezone(conn, tz)
+        if changed and conn.execute("select exists (select 1 from silver.orders)").fetchone()[0]:
+            rebuild(conn, kind="timezone", source=tz or settings().timezone)
+        conn.commit()
+    return changed
+
+
+def init() -> list[str]:
+    """The warehouse ready to use: server, migrations, reader role, then the business time zone."""
+    applied = warehouse.init()
+    apply_timezone()
+    return applied
 
 
 class ViewRefresher:

@@ -54,30 +54,20 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import psycopg
-import yaml
 from croniter import croniter
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from pydantic import field_validator
 
-from . import mail, warehouse
-from .config import PROJECT_ROOT, settings
+from . import mail, warehouse, yamlfile
+from .config import settings
 from .errors import AlertError, JobError, KpiError
 from .mail.report import esc
+from .yamlfile import Strict
 
 log = logging.getLogger(__name__)
 
-SCHEDULES = PROJECT_ROOT / "schedules" / "schedules.yml"
 LOCK_NAMESPACE = 0x4B5049  # first key of the two-key advisory locks that guard job runs ("KPI")
-_JOB_KEYS = {
-    "notebook",
-    "cron",
-    "description",
-    "parameters",
-    "recipients",
-    "on_failure",
-    "timeout",
-    "enabled",
-}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 SYSTEM_PARAMETERS = (
     "run_id",
@@ -115,66 +105,74 @@ class Job:
         return next_runs(self.cron, n, after, self.timezone)
 
 
-def load_schedules(path: str | Path | None = None) -> dict[str, Job]:
-    """Parse schedules.yml (default ``schedules/schedules.yml``); errors name the job and the key."""
-    path = Path(path) if path else SCHEDULES
-    if not path.is_file():
-        raise JobError(f"No schedule file at {path}; create one (format: kpi_lib/jobs.py docstring).")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise JobError(f"{path} is not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), dict):
-        raise JobError(f"{path}: expected a 'jobs:' mapping of job name -> settings.")
-    tz = str(doc.get("timezone") or settings().timezone)
-    try:
-        ZoneInfo(tz)
-    except (KeyError, ValueError) as exc:
-        raise JobError(f"{path}: timezone {tz!r} is not a time zone name (e.g. Europe/Berlin).") from exc
-    jobs: dict[str, Job] = {}
-    for name, spec in doc["jobs"].items():
-        where = f"{path} job {name!r}"
-        if not isinstance(spec, dict) or "notebook" not in spec:
-            raise JobError(f"{where}: needs at least 'notebook:'.")
-        unknown = set(spec) - _JOB_KEYS
-        if unknown:
-            raise JobError(
-                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_JOB_KEYS))}."
-            )
-        cron = spec.get("cron")
+class _JobSpec(Strict):
+    """One job as written in schedules.yml."""
+
+    notebook: str
+    cron: str | None = None
+    description: str = ""
+    parameters: dict[str, Any] = {}
+    recipients: list[str] | str = []
+    on_failure: list[str] | str = []
+    timeout: float | None = None
+    enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, cron: str | None) -> str | None:
         if cron is not None and not croniter.is_valid(str(cron)):
-            raise JobError(
-                f"{where}: cron {cron!r} is not a cron expression (e.g. '*/15 * * * *' or '0 7 * * 1-5')."
-            )
-        nb = Path(spec["notebook"])
-        nb = nb if nb.is_absolute() else (path.parent / nb).resolve()
-        params = spec.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise JobError(f"{where}: parameters must be a mapping of name -> value.")
+            raise ValueError(f"cron {cron!r} is not a cron expression (e.g. '*/15 * * * *' or '0 7 * * 1-5')")
+        return cron
+
+    @field_validator("parameters")
+    @classmethod
+    def _own_parameters(cls, params: dict[str, Any]) -> dict[str, Any]:
         clash = set(params) & set(SYSTEM_PARAMETERS)
         if clash:
-            raise JobError(
-                f"{where}: parameter(s) {', '.join(sorted(clash))} are set by the job runner; rename them."
-            )
+            raise ValueError(f"{', '.join(sorted(clash))} are set by the job runner; rename them")
+        return params
+
+
+class _ScheduleFile(Strict):
+    timezone: str | None = None
+    jobs: dict[str, _JobSpec]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, tz: str | None) -> str | None:
+        if tz is not None:
+            try:
+                ZoneInfo(tz)
+            except (KeyError, ValueError):
+                raise ValueError(f"{tz!r} is not a time zone name (e.g. Europe/Berlin)") from None
+        return tz
+
+
+def load_schedules(path: str | Path | None = None) -> dict[str, Job]:
+    """Parse schedules.yml (default ``schedules/schedules.yml``); errors name the job and the key."""
+    path = Path(path) if path else settings().schedules_dir / "schedules.yml"
+    if not path.is_file():
+        raise JobError(f"No schedule file at {path}; create one (format: kpi_lib/jobs.py docstring).")
+    doc = yamlfile.read(path, _ScheduleFile, JobError)
+    tz = doc.timezone or settings().timezone
+    jobs: dict[str, Job] = {}
+    for name, spec in doc.jobs.items():
+        nb = Path(spec.notebook)
         try:
-            recipients = (
-                tuple(mail.normalise_recipients(spec["recipients"])) if spec.get("recipients") else ()
-            )
-            on_failure = (
-                tuple(mail.normalise_recipients(spec["on_failure"])) if spec.get("on_failure") else ()
-            )
+            recipients = tuple(mail.normalise_recipients(spec.recipients)) if spec.recipients else ()
+            on_failure = tuple(mail.normalise_recipients(spec.on_failure)) if spec.on_failure else ()
         except AlertError as exc:
-            raise JobError(f"{where}: {exc}") from exc
-        jobs[str(name)] = Job(
-            name=str(name),
-            notebook=nb,
-            cron=str(cron) if cron else None,
-            description=str(spec.get("description") or ""),
-            parameters=params,
+            raise JobError(f"{path} job {name!r}: {exc}") from exc
+        jobs[name] = Job(
+            name=name,
+            notebook=nb if nb.is_absolute() else (path.parent / nb).resolve(),
+            cron=spec.cron,
+            description=spec.description,
+            parameters=spec.parameters,
             recipients=recipients,
             on_failure=on_failure,
-            timeout=float(spec["timeout"]) if spec.get("timeout") else None,
-            enabled=bool(spec.get("enabled", True)),
+            timeout=spec.timeout or None,
+            enabled=spec.enabled,
             timezone=tz,
         )
     return jobs
@@ -384,8 +382,6 @@ def run_job(
     still busy with an earlier one. A failing notebook does not raise: the run is ``failed``, the
     partial notebook is kept, and the job's recipients get an email with the error.
     """
-    import papermill as pm
-
     if trigger not in ("manual", "scheduled"):
         raise JobError(f"trigger must be 'manual' or 'scheduled', not {trigger!r}.")
     job = get_job(name, schedules)
@@ -393,60 +389,26 @@ def run_job(
         raise JobError(
             f"Job {name!r}: notebook {job.notebook} does not exist; fix 'notebook:' in the schedule file."
         )
-    user_params = {**job.parameters, **dict(params or {})}
     clash = set(params or {}) & set(SYSTEM_PARAMETERS)
     if clash:
         raise JobError(
             f"Parameter(s) {', '.join(sorted(clash))} are set by the job runner and cannot be passed."
         )
+    user_params = {**job.parameters, **dict(params or {})}
     recipients = list(user_params.pop("recipients", None) or job.recipients)
-    host, pid = socket.gethostname(), os.getpid()
     db = warehouse.connect_raw(autocommit=True)
     try:
         run_id = None
         if scheduled_for is not None:
-            row = db.execute(
-                "insert into ops.job_runs (job, status, trigger, scheduled_for, parameters, host, pid)"
-                " values (%s, 'running', %s, %s, %s, %s, %s) on conflict (job, scheduled_for)"
-                " where scheduled_for is not null do nothing returning id",
-                [name, trigger, scheduled_for, Jsonb(_jsonable(user_params)), host, pid],
-            ).fetchone()
-            if row is None:
-                log.info("job %s: tick %s already taken by another scheduler", name, scheduled_for)
+            run_id = _claim_tick(db, name, trigger, scheduled_for, user_params)
+            if run_id is None:
                 return None
-            run_id = row[0]
         with job_lock(name) as held:
             if not held:
-                busy = _running(db, name, run_id)
-                if run_id is None:
-                    raise JobError(f"Job {name!r} is already running ({busy}); wait for it to finish.")
-                db.execute(
-                    "update ops.job_runs set status = 'skipped', finished_at = clock_timestamp(),"
-                    " duration_s = 0, error = %s where id = %s",
-                    [f"skipped: the previous run is still going ({busy})", run_id],
-                )
-                log.warning("job %s: tick %s skipped, %s", name, scheduled_for, busy)
-                return get_run(run_id)
-            # the lock is free, so any run still marked 'running' died with its process
-            db.execute(
-                "update ops.job_runs set status = 'failed', finished_at = clock_timestamp(),"
-                " error = 'abandoned: the process running it stopped before it finished'"
-                " where job = %s and status = 'running' and id is distinct from %s",
-                [name, run_id],
-            )
-            if run_id is None:
-                run_id = db.execute(
-                    "insert into ops.job_runs (job, status, trigger, parameters, host, pid)"
-                    " values (%s, 'running', %s, %s, %s, %s) returning id",
-                    [name, trigger, Jsonb(_jsonable(user_params)), host, pid],
-                ).fetchone()[0]
+                return _skip_busy(db, name, run_id, scheduled_for)
+            run_id = _start_run(db, name, trigger, run_id, user_params)
             started = time.perf_counter()
-            stamp = datetime.now(ZoneInfo(settings().timezone)).strftime("%Y%m%dT%H%M%S")
-            # a random part: report links in e-mails must not be guessable from a neighbour's
-            run_dir = settings().runs_dir / name / f"{stamp}-{run_id}-{secrets.token_hex(4)}"
-            run_dir.mkdir(parents=True, exist_ok=True)
-            for folder in (settings().runs_dir, run_dir.parent, run_dir):
-                folder.chmod(0o700)
+            run_dir = _run_folder(name, run_id)
             out_nb, html = run_dir / job.notebook.name, run_dir / "report.html"
             db.execute(
                 "update ops.job_runs set notebook_path = %s, html_path = %s where id = %s",
@@ -464,52 +426,9 @@ def run_job(
                 "scheduled_for": scheduled_for.isoformat() if scheduled_for else None,
             }
             log.info("job %s: run #%d (%s) -> %s", name, run_id, trigger, run_dir)
-            error = trace = None
-            try:
-                pm.execute_notebook(
-                    str(job.notebook),
-                    str(out_nb),
-                    parameters=injected,
-                    kernel_name=kernel_name,
-                    progress_bar=progress,
-                    cwd=os.getcwd(),
-                    execution_timeout=job.timeout,
-                    log_output=False,
-                    request_save_on_cell_execute=True,
-                )
-            except pm.PapermillExecutionError as exc:
-                error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
-                trace = _ANSI.sub("", "\n".join(exc.traceback))
-            except Exception as exc:  # kernel died, timeout, unreadable notebook: all are job failures
-                error = f"{type(exc).__name__}: {exc}"
-                trace = tb.format_exc()
-            html_done = None
-            for produced in run_dir.iterdir():  # executed notebooks hold KPI values: owner-only
-                produced.chmod(0o600)
-            if out_nb.exists():
-                try:
-                    html_done = str(render_html(out_nb, html))
-                except Exception as exc:  # a rendering problem must not hide the run's own result
-                    log.warning("job %s: could not render %s: %s", name, out_nb, exc)
-            if html_done:
-                Path(html_done).chmod(0o600)
-            status = "failed" if error else "succeeded"
-            with db.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(
-                    "update ops.job_runs set status = %s, finished_at = clock_timestamp(), duration_s = %s,"
-                    " error = %s, traceback = %s, html_path = %s,"
-                    " notebook_path = case when %s then notebook_path end where id = %s returning *",
-                    [
-                        status,
-                        round(time.perf_counter() - started, 3),
-                        error,
-                        trace,
-                        html_done,
-                        out_nb.exists(),
-                        run_id,
-                    ],
-                ).fetchone()
-            run = _run_from_row(row)
+            error, trace = _execute(job, out_nb, injected, kernel_name, progress)
+            html_done = _keep_outputs(name, run_dir, out_nb, html)
+            run = _finish_run(db, run_id, started, error, trace, html_done, out_nb.exists())
     finally:
         db.close()
     if run.status == "failed":
@@ -519,6 +438,132 @@ def run_job(
     else:
         log.info("job %s: run #%d succeeded in %.1f s", name, run.id, run.duration_s or 0)
     return run
+
+
+def _claim_tick(
+    db: psycopg.Connection, name: str, trigger: str, tick: datetime, params: Mapping[str, Any]
+) -> int | None:
+    """Take a cron tick for this process: one row per (job, tick), so two schedulers never both run it."""
+    row = db.execute(
+        "insert into ops.job_runs (job, status, trigger, scheduled_for, parameters, host, pid)"
+        " values (%s, 'running', %s, %s, %s, %s, %s) on conflict (job, scheduled_for)"
+        " where scheduled_for is not null do nothing returning id",
+        [name, trigger, tick, Jsonb(_jsonable(params)), socket.gethostname(), os.getpid()],
+    ).fetchone()
+    if row is None:
+        log.info("job %s: tick %s already taken by another scheduler", name, tick)
+    return row[0] if row else None
+
+
+def _skip_busy(db: psycopg.Connection, name: str, run_id: int | None, tick: datetime | None) -> JobRun:
+    """Another run holds the job's lock: a manual run is refused, a scheduled tick is recorded as skipped."""
+    busy = _running(db, name, run_id)
+    if run_id is None:
+        raise JobError(f"Job {name!r} is already running ({busy}); wait for it to finish.")
+    db.execute(
+        "update ops.job_runs set status = 'skipped', finished_at = clock_timestamp(),"
+        " duration_s = 0, error = %s where id = %s",
+        [f"skipped: the previous run is still going ({busy})", run_id],
+    )
+    log.warning("job %s: tick %s skipped, %s", name, tick, busy)
+    return get_run(run_id)
+
+
+def _start_run(
+    db: psycopg.Connection, name: str, trigger: str, run_id: int | None, params: Mapping[str, Any]
+) -> int:
+    """With the lock held: runs still marked 'running' died with their process; record this one."""
+    db.execute(
+        "update ops.job_runs set status = 'failed', finished_at = clock_timestamp(),"
+        " error = 'abandoned: the process running it stopped before it finished'"
+        " where job = %s and status = 'running' and id is distinct from %s",
+        [name, run_id],
+    )
+    if run_id is not None:
+        return run_id
+    return db.execute(
+        "insert into ops.job_runs (job, status, trigger, parameters, host, pid)"
+        " values (%s, 'running', %s, %s, %s, %s) returning id",
+        [name, trigger, Jsonb(_jsonable(params)), socket.gethostname(), os.getpid()],
+    ).fetchone()[0]
+
+
+def _run_folder(name: str, run_id: int) -> Path:
+    """$KPI_HOME/runs/<job>/<time>-<run>-<random>, owner-only: report links in e-mails must not be
+    guessable from a neighbour's."""
+    stamp = datetime.now(ZoneInfo(settings().timezone)).strftime("%Y%m%dT%H%M%S")
+    run_dir = settings().runs_dir / name / f"{stamp}-{run_id}-{secrets.token_hex(4)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (settings().runs_dir, run_dir.parent, run_dir):
+        folder.chmod(0o700)
+    return run_dir
+
+
+def _execute(
+    job: Job, out_nb: Path, parameters: Mapping[str, Any], kernel_name: str, progress: bool
+) -> tuple[str | None, str | None]:
+    """Run the notebook with papermill; (error, traceback), both None when it succeeded."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(
+            str(job.notebook),
+            str(out_nb),
+            parameters=dict(parameters),
+            kernel_name=kernel_name,
+            progress_bar=progress,
+            cwd=os.getcwd(),
+            execution_timeout=job.timeout,
+            log_output=False,
+            request_save_on_cell_execute=True,
+        )
+    except pm.PapermillExecutionError as exc:
+        return f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})", _ANSI.sub("", "\n".join(exc.traceback))
+    except Exception as exc:  # kernel died, timeout, unreadable notebook: all are job failures
+        return f"{type(exc).__name__}: {exc}", tb.format_exc()
+    return None, None
+
+
+def _keep_outputs(name: str, run_dir: Path, out_nb: Path, html: Path) -> str | None:
+    """Executed notebooks hold KPI values: owner-only. The HTML report, when it renders."""
+    for produced in run_dir.iterdir():
+        produced.chmod(0o600)
+    if not out_nb.exists():
+        return None
+    try:
+        done = render_html(out_nb, html)
+    except Exception as exc:  # a rendering problem must not hide the run's own result
+        log.warning("job %s: could not render %s: %s", name, out_nb, exc)
+        return None
+    done.chmod(0o600)
+    return str(done)
+
+
+def _finish_run(
+    db: psycopg.Connection,
+    run_id: int,
+    started: float,
+    error: str | None,
+    trace: str | None,
+    html: str | None,
+    notebook_kept: bool,
+) -> JobRun:
+    with db.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "update ops.job_runs set status = %s, finished_at = clock_timestamp(), duration_s = %s,"
+            " error = %s, traceback = %s, html_path = %s,"
+            " notebook_path = case when %s then notebook_path end where id = %s returning *",
+            [
+                "failed" if error else "succeeded",
+                round(time.perf_counter() - started, 3),
+                error,
+                trace,
+                html,
+                notebook_kept,
+                run_id,
+            ],
+        ).fetchone()
+    return _run_from_row(row)
 
 
 def _jsonable(value: Any) -> Any:
@@ -588,7 +633,7 @@ class Scheduler:
     def __init__(
         self, schedules: str | Path | None = None, max_workers: int = 4, start: datetime | None = None
     ):
-        self.schedules = Path(schedules) if schedules else SCHEDULES
+        self.schedules = Path(schedules) if schedules else settings().schedules_dir / "schedules.yml"
         self.jobs = load_schedules(self.schedules)
         self._mtime = self.schedules.stat().st_mtime
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kpi-job")

@@ -32,23 +32,11 @@ import pyarrow.csv as pacsv
 from . import catalog, gold, warehouse
 from .config import settings
 from .errors import LoadError
+from .schema import LINE_COLUMNS, ORDER_COLUMNS, PRODUCT_COLUMNS
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, what)
-
-ORDER_COLUMNS = ["order_id", "ordered_at", "customer_id", "region", "channel", "status", "has_sale", "source"]
-LINE_COLUMNS = [
-    "order_id",
-    "line_no",
-    "product_id",
-    "product_name",
-    "category",
-    "quantity",
-    "unit_price",
-    "discount",
-    "unit_cost",
-]
 
 
 def _ts_text(values: pd.Series) -> np.ndarray:
@@ -103,11 +91,29 @@ INDEXED_SILVER = (
 # --- the demo business --------------------------------------------------------------------------
 
 
-def load_business(biz, progress: ProgressFn | None = None, force: bool = False):
-    """Replace all silver data with the generated business ``biz`` (a :class:`demo.Business`)."""
-    from .demo import DemoSummary
+@dataclass
+class DemoSummary:
+    """What loading a generated business did: counts, its time span and seconds per step."""
 
-    warehouse.init()
+    orders: int = 0
+    lines: int = 0
+    customers: int = 0
+    products: int = 0
+    anomalies: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lines_per_second(self) -> float:
+        s = self.seconds.get("copy", 0.0)
+        return self.lines / s if s else float("nan")
+
+
+def load_business(biz, progress: ProgressFn | None = None, force: bool = False) -> DemoSummary:
+    """Replace all silver data with a generated business ``biz`` (anything with ``history()``,
+    ``products``, ``labels()`` and its span, as :class:`kpi_lib.demo.Business` has)."""
+    gold.init()
     summary = DemoSummary(start=biz.start, end=biz.end)
     timings = summary.seconds
     t_all = time.perf_counter()
@@ -152,13 +158,7 @@ def load_business(biz, progress: ProgressFn | None = None, force: bool = False):
         copy_s += time.perf_counter() - t0
         timings["copy"] = copy_s
         t0 = time.perf_counter()
-        products = biz.products.rename(columns={})
-        copy_frame(
-            conn,
-            "silver.products",
-            products,
-            ["product_id", "product_name", "category", "list_price", "unit_cost"],
-        )
+        copy_frame(conn, "silver.products", biz.products, PRODUCT_COLUMNS)
         _derive_customers(conn)
         timings["silver"] = time.perf_counter() - t0
         labels = biz.labels().assign(source="demo")
@@ -526,7 +526,7 @@ def load_lines_file(
     if progress:
         progress(1, 4, "validated")
     source = f"file:{path.name}"
-    warehouse.init()
+    gold.init()
     with warehouse.connect_raw() as conn:
         _write_rejects(conn, source, rejects)
         if not good.empty:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import cache, gold, warehouse
+from . import cache, gold, replicas, warehouse
 from .config import settings
 
 TABLES = [
@@ -78,4 +78,5 @@ def status() -> dict[str, Any]:
     c = cache.shared_stats()
     c["redis"] = settings().redis_url
     info["cache"] = c
+    info["replicas"] = replicas.status()
     return info

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,8 +32,6 @@ from .config import PROJECT_ROOT, settings
 
 log = logging.getLogger(__name__)
 
-DASHBOARDS = PROJECT_ROOT / "dashboards"
-
 
 @dataclass
 class Dashboard:
@@ -46,8 +45,9 @@ class Dashboard:
         return f"/panel/{self.name}" if self.kind == "panel" else f"/voila/voila/render/{self.name}.ipynb"
 
 
-def discover(folder: Path = DASHBOARDS) -> list[Dashboard]:
-    """Every Panel app (*.py) and Voila notebook (*.ipynb) in dashboards/, with its title."""
+def discover(folder: Path | None = None) -> list[Dashboard]:
+    """Every Panel app (*.py) and Voila notebook (*.ipynb) in the dashboards folder, with its title."""
+    folder = folder or settings().dashboards_dir
     out = []
     for path in sorted(folder.glob("*.py")):
         doc = path.read_text().split('"""')
@@ -69,12 +69,21 @@ def discover(folder: Path = DASHBOARDS) -> list[Dashboard]:
 
 
 def make_app(
-    panel_url: str, voila_url: str, secret: str, port: int = 8080, bind_host: str = "127.0.0.1"
+    panel_url: str | list[str],
+    voila_url: str,
+    secret: str,
+    port: int = 8080,
+    bind_host: str = "127.0.0.1",
+    api_url: str | None = None,
 ) -> tornado.web.Application:
-    """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require)."""
+    """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require).
+    ``panel_url`` may list several Panel workers: each sign-in session sticks to one."""
     from .auth import sessions
-    from .web import gate, pages, security
+    from .web import api_proxy, gate, observe_pages, pages, security
     from .web.proxy import ProxyHandler
+    from .web.workers import Workers
+
+    panel = Workers([panel_url] if isinstance(panel_url, str) else panel_url)
 
     upstream = {"secret": secret}
     return tornado.web.Application(
@@ -82,6 +91,7 @@ def make_app(
             (r"/login", pages.LoginHandler),
             (r"/logout", pages.LogoutHandler),
             (r"/healthz", pages.HealthHandler),
+            *observe_pages.handlers(),  # /readyz, /metrics
             (
                 r"/(?:panel/|voila/)?favicon.ico",
                 pages.NoContentHandler,
@@ -96,9 +106,10 @@ def make_app(
             (r"/runs/(.*)", pages.RunsHandler, {"path": str(settings().runs_dir)}),
             (r"/admin/audit", pages.AuditHandler),
             (r"/admin/sessions", pages.SessionsHandler),
-            *gate.routes(panel_url, secret),  # pages for some roles only (403 for the others)
-            (r"/panel/.*", ProxyHandler, {"upstream": panel_url, **upstream}),
+            *gate.routes(panel, secret),  # pages for some roles only (403 for the others)
+            (r"/panel/.*", ProxyHandler, {"upstream": panel, **upstream}),
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
+            *(api_proxy.handlers(api_url, secret) if api_url else []),
             (r"/", pages.LandingHandler, {"dashboards": discover}),
         ],
         cookie_secret=sessions.cookie_secret(),
@@ -107,6 +118,7 @@ def make_app(
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
         websocket_max_message_size=256 * 1024 * 1024,
         kpi_allowed_hosts=security.allowed_hosts(port, bind_host),
+        log_function=observe_pages.log_request,  # request latency metrics, then the usual access log
     )
 
 
@@ -126,7 +138,7 @@ VOILA_EXTENSIONS = [
 def voila_command(
     port: int, preheat: bool = True, pool: int = 2, cull_idle: int = 120, cull_interval: int = 30
 ) -> list[str]:
-    """How the dashboards' notebooks are served (run with JUPYTER_PATH = ui.widgets.voila_template()).
+    """How the dashboards' notebooks are served (run with JUPYTER_PATH = ui.voila.voila_template()).
 
     The ``kpi`` template is Voila's lab template without its CDN links (Font Awesome, mermaid);
     pre-heated kernels answer fast and refresh their data when the viewer arrives; abandoned
@@ -136,7 +148,7 @@ def voila_command(
     """
     return [
         str(Path(sys.executable).with_name("voila")),
-        str(DASHBOARDS),
+        str(settings().dashboards_dir),
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
@@ -152,6 +164,26 @@ def voila_command(
         f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
         f"--MappingKernelManager.cull_interval={cull_interval}",
         "--KernelManager.transport=ipc",
+    ]
+
+
+def api_command(port: int, workers: int = 1) -> list[str]:
+    """The HTTP API (kpi_lib.api) under uvicorn, on loopback; it answers only the front door."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "kpi_lib.api.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-server-header",
+        "--log-level",
+        "warning",
     ]
 
 
@@ -188,7 +220,9 @@ class Server:
     log_dir: Path | None = None
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     panel_port: int = 0
+    panel_ports: list[int] = field(default_factory=list)
     voila_port: int = 0
+    api_port: int = 0
     # made at each start (or KPI_PROXY_SECRET, for back ends shared by several front doors): the
     # back ends serve only requests carrying it (see kpi_lib.web)
     secret: str = field(
@@ -218,12 +252,19 @@ class Server:
         return f"{host}:{self.port}"
 
     def start(self) -> None:
-        from . import warehouse
+        from . import gold
 
-        warehouse.init()
+        gold.init()
+        # every child (and this process) writes its metrics here; GET /metrics sums them
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = settings().home / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)  # counts start again with each start
+            metrics_dir.mkdir(parents=True, exist_ok=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         bin_dir = Path(sys.executable).parent
-        self.panel_port = free_port()
-        apps = [str(p) for p in sorted(DASHBOARDS.glob("*.py"))]
+        self.panel_ports = [free_port() for _ in range(max(1, self.panel_procs))]
+        self.panel_port = self.panel_ports[0]
+        apps = [str(p) for p in sorted(settings().dashboards_dir.glob("*.py"))]
         origins = {self.public_origin(), f"localhost:{self.port}", f"127.0.0.1:{self.port}"}
         panel_cmd = [
             str(bin_dir / "panel"),
@@ -232,11 +273,12 @@ class Server:
             "--address",
             "127.0.0.1",
             "--port",
-            str(self.panel_port),
+            "PORT",
             "--prefix",
             "/panel",
+            # one process per port: the front door keeps each session on its worker (web/workers.py)
             "--num-procs",
-            str(self.panel_procs),
+            "1",
             "--warm",
             # no --reuse-sessions: with it, later sessions' component stylesheets pointed at
             # cdn.holoviz.org (the page must work offline; tests/ui/test_executive.py checks it)
@@ -264,26 +306,32 @@ class Server:
         for origin in sorted(origins):
             panel_cmd += ["--allow-websocket-origin", origin]
         backend_env = {"KPI_PROXY_SECRET": self.secret}
-        panel = self._spawn(
-            "panel",
-            panel_cmd,
-            env={**backend_env, "BOKEH_SECRET_KEY": secrets.token_urlsafe(32), "BOKEH_SIGN_SESSIONS": "yes"},
-        )
+        panel_env = {
+            **backend_env,
+            "BOKEH_SECRET_KEY": secrets.token_urlsafe(32),
+            "BOKEH_SIGN_SESSIONS": "yes",
+        }
+        panels = []
+        for i, panel_port in enumerate(self.panel_ports):
+            cmd = [str(panel_port) if a == "PORT" else a for a in panel_cmd]
+            panels.append(self._spawn("panel" if i == 0 else f"panel-{i}", cmd, env=panel_env))
         self.voila_port = free_port()
         voila = None
-        notebooks = sorted(DASHBOARDS.glob("*.ipynb"))
+        notebooks = sorted(settings().dashboards_dir.glob("*.ipynb"))
         if notebooks:
             # notebooks written by code are untrusted until signed; sign ours so Voila renders them fully
             subprocess.run(
                 [str(bin_dir / "jupyter"), "trust", *map(str, notebooks)], capture_output=True, check=False
             )
-            from .ui.widgets import voila_template
+            from .ui.voila import voila_template
 
             voila = self._spawn(
                 "voila",
                 voila_command(self.voila_port, pool=self.voila_pool),
                 env={**backend_env, "JUPYTER_PATH": str(voila_template())},
             )
+        self.api_port = free_port()
+        api = self._spawn("api", api_command(self.api_port), env=backend_env)  # kpi_lib.api
         if self.with_mail_sink:
             self._start_mail_sink(bin_dir)
         if self.with_alerts:
@@ -292,9 +340,11 @@ class Server:
             self._spawn("alerts", [str(bin_dir / "kpi"), "alerts", "listen"])
         if self.simulate_rate:
             self._spawn("simulator", [str(bin_dir / "kpi"), "simulate", "--rate", str(self.simulate_rate)])
-        _wait_port(self.panel_port, 120, panel, "panel")
+        for panel_port, panel in zip(self.panel_ports, panels, strict=True):
+            _wait_port(panel_port, 120, panel, "panel")
         if voila is not None:
             _wait_port(self.voila_port, 120, voila, "voila")
+        _wait_port(self.api_port, 60, api, "api")
 
     @property
     def state_path(self) -> Path:
@@ -306,7 +356,9 @@ class Server:
             "pid": os.getpid(),
             "port": self.port,
             "panel_port": self.panel_port,
+            "panel_ports": self.panel_ports,
             "voila_port": self.voila_port,
+            "api_port": self.api_port,
             "children": {what: proc.pid for what, proc in self.children},
         }
         self.state_path.write_text(json.dumps(state, indent=1))
@@ -353,11 +405,12 @@ def run(server: Server, on_ready=None) -> None:
     try:
         server.start()
         app = make_app(
-            f"http://127.0.0.1:{server.panel_port}",
+            [f"http://127.0.0.1:{p}" for p in server.panel_ports],
             f"http://127.0.0.1:{server.voila_port}",
             server.secret,
             port=server.port,
             bind_host=server.host,
+            api_url=f"http://127.0.0.1:{server.api_port}",
         )
         # no xheaders: a client's own X-Forwarded-For must not become its address in the audit log
         # (kpi_lib.web.security.client_ip believes it only from KPI_TRUSTED_PROXIES)

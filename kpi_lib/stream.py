@@ -38,11 +38,13 @@ import psycopg
 from . import warehouse
 from .config import settings
 from .errors import IngestError, WarehouseError
+from .schema import LINE_COLUMNS
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "kpi_changed"
 MAX_FUTURE = timedelta(days=1)
+RECONNECT_S = 120.0  # how long ingest and the broker consumer keep reconnecting before they give up
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -453,19 +455,49 @@ class Ingestor:
                 self._cond.wait(max(0.001, min(wait, 0.05)))
 
     def _run(self) -> None:
+        conn: psycopg.Connection | None = None
         try:
-            with warehouse.connect_raw() as conn:
-                while (item := self._next()) is not None:
-                    batch, tokens = item
-                    res = write_batch(conn, batch, self.source)
-                    self.total.add(res)
-                    if self.on_commit:
-                        self.on_commit(res, tokens)
+            while (item := self._next()) is not None:
+                batch, tokens = item
+                res, conn = self._write(conn, batch)
+                self.total.add(res)
+                if self.on_commit:
+                    self.on_commit(res, tokens)
         except BaseException as exc:  # surfaced to the producer on its next put/close
             log.exception("ingestion worker failed")
             with self._cond:
                 self._error = exc
                 self._cond.notify_all()
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _write(
+        self, conn: psycopg.Connection | None, batch: Batch
+    ) -> tuple[IngestResult, psycopg.Connection]:
+        """Write one batch; when the connection is lost (a server restart), reconnect and write it
+        again for up to RECONNECT_S. Rewriting is safe: a batch that did commit is a no-op the second
+        time (event and order ids). Errors on a healthy connection are not retried."""
+        lost_at: float | None = None
+        delay = 0.1
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    # after a loss, never start an embedded server that someone stopped
+                    conn = warehouse.connect_raw(start=lost_at is None)
+                return write_batch(conn, batch, self.source), conn
+            except (psycopg.OperationalError, WarehouseError) as exc:
+                if conn is not None and not conn.closed and not conn.broken:
+                    raise
+                if conn is not None:
+                    conn.close()
+                conn = None
+                lost_at = lost_at or time.monotonic()
+                if time.monotonic() - lost_at > RECONNECT_S:
+                    raise
+                log.warning("ingest: warehouse connection lost (%s); retrying the batch in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
 
 # --- reading events from files and brokers ----------------------------------------------------------
@@ -495,15 +527,7 @@ def events_from_csv(lines: Iterable[str]) -> Iterator[dict]:
         current["lines"].append(
             {
                 k: row.get(k)
-                for k in (
-                    "product_id",
-                    "product_name",
-                    "category",
-                    "quantity",
-                    "unit_price",
-                    "discount",
-                    "unit_cost",
-                )
+                for k in LINE_COLUMNS[2:]  # after order_id and line_no
                 if row.get(k) not in (None, "")
             }
         )
@@ -520,12 +544,39 @@ def consume_amqp(
     """Consume order events from RabbitMQ; a message is acknowledged only after its batch committed.
 
     A crash before the commit leaves the messages unacknowledged, so the broker redelivers them and
-    the event-id de-duplication makes the redelivery harmless (exactly-once effect).
+    the event-id de-duplication makes the redelivery harmless (exactly-once effect). When the broker
+    goes away (a restart), what was received is committed, the connection is made again (for up to
+    ``RECONNECT_S``) and the broker redelivers what was never acknowledged.
     """
     import pika
 
-    params = pika.URLParameters(url)
-    connection = pika.BlockingConnection(params)
+    total = IngestResult()
+    lost_at: float | None = None
+    delay = 0.2
+    while True:
+        try:
+            if _consume_once(pika, url, queue_name, idle_timeout, stop, total):
+                return total
+            lost_at, delay = None, 0.2
+        except pika.exceptions.AMQPConnectionError as exc:
+            lost_at = lost_at or time.monotonic()
+            if time.monotonic() - lost_at > RECONNECT_S:
+                raise IngestError(
+                    f"Lost the broker at {pika.URLParameters(url).host} for over {RECONNECT_S:.0f} s ({exc!r}). "
+                    "Unacknowledged messages stay in the queue: start `kpi ingest --from` again once it is up."
+                ) from exc
+            log.warning("broker connection lost (%r); reconnecting in %.1fs", exc, delay)
+            if stop is not None and stop.wait(delay):
+                return total
+            if stop is None:
+                time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _consume_once(pika, url, queue_name, idle_timeout, stop, total: IngestResult) -> bool:
+    """One broker connection's worth of consuming. True when done (idle or stopped); returns False
+    (or raises) when the connection was lost."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.queue_declare(queue=queue_name, durable=True)
     channel.basic_qos(prefetch_count=settings().batch_max_events * 2)
@@ -536,6 +587,7 @@ def consume_amqp(
 
     ing = Ingestor(f"amqp:{queue_name}", on_commit=committed)
     last_message = time.monotonic()
+    done = False
     try:
         for method, _props, body in channel.consume(queue_name, inactivity_timeout=0.05):
             while not acks.empty():  # pika is not thread-safe: acknowledge from this thread
@@ -544,17 +596,24 @@ def consume_amqp(
                 ing.put(body, method.delivery_tag)
                 last_message = time.monotonic()
             elif idle_timeout is not None and time.monotonic() - last_message > idle_timeout:
+                done = True
                 break
             if stop is not None and stop.is_set():
+                done = True
                 break
-        total = ing.close()
+        total.add(ing.close())
         while not acks.empty():
             channel.basic_ack(delivery_tag=acks.get(), multiple=True)
         channel.cancel()
+    except pika.exceptions.AMQPConnectionError:
+        # commit what arrived (the broker redelivers it too: the second copy changes nothing); its
+        # delivery tags died with the connection, so nothing is acknowledged
+        total.add(ing.close())
+        raise
     finally:
         if connection.is_open:
             connection.close()
-    return total
+    return done
 
 
 # --- notifications ------------------------------------------------------------------------------------

@@ -190,15 +190,12 @@ def libpq_url(url: URL | None = None) -> str:
     return u.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _pooled(url: URL, name: str) -> sa.Engine:
+def _pooled(url: URL, name: str, connect_timeout: int | None = None) -> sa.Engine:
     """A pooled engine whose sessions run in the business time zone (``KPI_TIMEZONE``)."""
-    return sa.create_engine(
-        url,
-        pool_size=5,
-        max_overflow=10,
-        pool_pre_ping=True,
-        connect_args={"options": f"-c timezone={settings().timezone}", "application_name": name},
-    )
+    args = {"options": f"-c timezone={settings().timezone}", "application_name": name}
+    if connect_timeout is not None:  # replicas: a host that is gone must not hold a page up
+        args["connect_timeout"] = connect_timeout
+    return sa.create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, connect_args=args)
 
 
 def _key() -> tuple:
@@ -410,52 +407,42 @@ def migrate(force: bool = False) -> list[str]:
     return applied
 
 
-def apply_timezone(tz: str | None = None) -> bool:
-    """Make the warehouse's business time zone ``tz`` (default ``KPI_TIMEZONE``).
-
-    Returns True when it changed; gold is then rebuilt, since hour and day boundaries moved.
-    """
+def set_timezone(conn: psycopg.Connection, tz: str | None = None) -> bool:
+    """Make ``tz`` (default ``KPI_TIMEZONE``) the warehouse's business time zone, in ``conn``'s
+    transaction. True when it changed: hour and day boundaries moved, so gold must be rebuilt
+    (:func:`kpi_lib.gold.apply_timezone` does both)."""
     from psycopg import sql
 
-    from . import gold
-
     tz = tz or settings().timezone
-    with connect_raw() as conn:
-        valid = conn.execute("select count(*) from pg_timezone_names where name = %s", [tz]).fetchone()[0]
-        if not valid and tz.upper() != "UTC":
-            raise WarehouseError(
-                f"KPI_TIMEZONE={tz!r} is not a time zone PostgreSQL knows (e.g. Europe/Berlin)."
-            )
-        current = conn.execute("select ops.business_tz()").fetchone()[0]
-        if current == tz:
-            return False
-        conn.execute(
-            sql.SQL(
-                "create or replace function ops.business_tz() returns text language sql immutable "
-                "parallel safe as {}"
-            ).format(sql.Literal(f"select {sql.quote(tz)}::text"))
-        )
-        conn.execute(
-            "insert into ops.settings (key, value) values ('timezone', %s) "
-            "on conflict (key) do update set value = excluded.value",
-            [tz],
-        )
-        if conn.execute("select exists (select 1 from silver.orders)").fetchone()[0]:
-            log.warning("business time zone changed from %s to %s: rebuilding gold", current, tz)
-            gold.rebuild(conn, kind="timezone", source=tz)
-        conn.commit()
+    valid = conn.execute("select count(*) from pg_timezone_names where name = %s", [tz]).fetchone()[0]
+    if not valid and tz.upper() != "UTC":
+        raise WarehouseError(f"KPI_TIMEZONE={tz!r} is not a time zone PostgreSQL knows (e.g. Europe/Berlin).")
+    current = conn.execute("select ops.business_tz()").fetchone()[0]
+    if current == tz:
+        return False
+    conn.execute(
+        sql.SQL(
+            "create or replace function ops.business_tz() returns text language sql immutable "
+            "parallel safe as {}"
+        ).format(sql.Literal(f"select {sql.quote(tz)}::text"))
+    )
+    conn.execute(
+        "insert into ops.settings (key, value) values ('timezone', %s) "
+        "on conflict (key) do update set value = excluded.value",
+        [tz],
+    )
+    log.warning("business time zone changed from %s to %s", current, tz)
     return True
 
 
 def init() -> list[str]:
-    """Start the server (if embedded), create the database, apply migrations, the reader role and
-    the time zone."""
+    """Start the server (if embedded), create the database, apply migrations and the reader role.
+    :func:`kpi_lib.gold.init` also applies the business time zone (rebuilding gold if it moved)."""
     engine()
     applied = migrate()
     with connect_raw() as conn:
         _ensure_reader(conn)
         conn.commit()
-    apply_timezone()
     return applied
 
 

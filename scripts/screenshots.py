@@ -19,25 +19,19 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from kpi_lib.serve import free_port
+from kpi_lib.web import chromium
+
 ROOT = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "screenshots", "screenshots-password-1"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 TIMEOUT = 180_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def say(msg: str) -> None:
@@ -81,12 +75,13 @@ def run_jobs() -> None:
 def shoot(base: str, out: Path, own_data: bool = False) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        raise SystemExit("Debian's chromium is not installed: apt-get install -y chromium")
+    try:
+        path = chromium.executable()
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
     files: list[Path] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        browser = p.chromium.launch(executable_path=path, args=chromium.ARGS)
 
         def page_for(width: int, height: int, scale: float = 1.0):
             ctx = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale)
@@ -162,10 +157,10 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    from kpi_lib import auth, warehouse
+    from kpi_lib import auth, gold
     from kpi_lib.config import settings
 
-    warehouse.init()  # starts the embedded server if needed; fails clearly when there is no warehouse
+    gold.init()  # starts the embedded server if needed; fails clearly when there is no warehouse
     auth.set_user(USER, PASSWORD, ["executive", "analyst"], name="Screenshot Bot")
     args.out.mkdir(parents=True, exist_ok=True)
     port = args.port or free_port()

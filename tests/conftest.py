@@ -7,7 +7,6 @@ machine's own Postgres/Redis are used only by tests marked ``external`` (bring-y
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,12 +30,12 @@ DEMO = {"lines": 60_000, "days": 120, "seed": 11}
 @pytest.fixture(scope="session")
 def demo():
     """The session's warehouse with the demo loaded (its DemoSummary); stopped at the end."""
-    from kpi_lib import config
+    from kpi_lib import config, gold
     from kpi_lib import warehouse as wh
     from kpi_lib.demo import load_demo
 
     config.reset()
-    wh.init()
+    gold.init()
     summary = load_demo(**DEMO)
     yield summary
     from kpi_lib import stream
@@ -80,33 +79,63 @@ def service_missing(why: str) -> None:
     pytest.skip(why)
 
 
+def kpi(*args: str, input: str | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """Run ``kpi ARGS`` in this process (typer's CliRunner): the same command a user types, without a
+    new interpreter per call. Returns what a subprocess run would (returncode, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from kpi_lib.cli import app
+
+    res = CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
+    proc = subprocess.CompletedProcess(["kpi", *args], res.exit_code, res.stdout, res.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kpi {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+@pytest.fixture()
+def smtp_port(monkeypatch):
+    """SMTP settings pointing at a free local port (nothing listens yet). Exported, so child
+    processes (job kernels) send there too."""
+    from kpi_lib import config
+
+    port = free_port()
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("SMTP_PORT", str(port))
+    monkeypatch.setenv("SMTP_TLS", "none")
+    config.reset()
+    yield port
+    config.reset()
+
+
+@pytest.fixture()
+def sink(smtp_port, tmp_path):
+    """A real SMTP server (aiosmtpd) keeping every message in a maildir: the test's inbox."""
+    from kpi_lib import mail
+
+    with mail.start_sink("127.0.0.1", smtp_port, tmp_path / "mail") as s:
+        yield s
+
+
 # --- a real `kpi serve` and a real headless Chromium (tests/ui, tests/security) --------------------
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 USER, PASSWORD = "ui-exec", "ui-password-123"
 DEMO_SECRET = "demo-password-never-printed"
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.fail("Debian's chromium is not installed: `apt-get install -y chromium` (.ci/run does this)")
-    return path
+    from kpi_lib.web import chromium
+
+    try:
+        return chromium.executable()
+    except FileNotFoundError as exc:
+        pytest.fail(f"{exc} (.ci/run does this)")
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +143,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        from kpi_lib.web import chromium
+
+        b = p.chromium.launch(executable_path=chromium_path(), args=chromium.ARGS)
         yield b
         b.close()
 

@@ -9,33 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
 import uuid
 from datetime import timedelta
 
 import pytest
 
-from kpi_lib import alerts, config, mail
+from kpi_lib import alerts, mail
 from kpi_lib.errors import AlertError
 
 HOUR = timedelta(hours=1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def sink(monkeypatch, tmp_path):
-    port = free_port()
-    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("SMTP_PORT", str(port))
-    config.reset()
-    with mail.start_sink("127.0.0.1", port, tmp_path / "mail") as s:
-        yield s
-    config.reset()
 
 
 def latest_hour(db):

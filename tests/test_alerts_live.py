@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from conftest import free_port
 
 from kpi_lib import alerts, config, mail, stream
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _orders(region: str, times: list[datetime], tag: str) -> list[dict]:

@@ -1,4 +1,5 @@
-"""The `kpi` command, run as a user runs it: a real subprocess against the session warehouse."""
+"""The `kpi` command as a user runs it, against the session warehouse: in process (typer's runner),
+with one real subprocess (a fresh machine's `kpi demo`) to prove the installed command works."""
 
 from __future__ import annotations
 
@@ -12,15 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import kpi
 
 KPI = [str(Path(sys.executable).with_name("kpi"))]
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*KPI, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kpi {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
-    return proc
+    return kpi(*args, check=check)
 
 
 def test_query_csv_has_period_first_dimensions_then_value(demo):

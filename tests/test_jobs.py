@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,30 +25,12 @@ import nbformat
 import pytest
 import yaml
 
-from kpi_lib import config, jobs, kpis, mail
+from kpi_lib import jobs, kpis, mail
 from kpi_lib.config import PROJECT_ROOT
 from kpi_lib.errors import JobError
 
 UTC = ZoneInfo("UTC")
 SCHEDULES = PROJECT_ROOT / "schedules"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def sink(monkeypatch, tmp_path):
-    """A real SMTP sink; SMTP_PORT is exported, so job kernels (child processes) send to it too."""
-    port = free_port()
-    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("SMTP_PORT", str(port))
-    config.reset()
-    with mail.start_sink("127.0.0.1", port, tmp_path / "mail") as s:
-        yield s
-    config.reset()
 
 
 def notebook(path: Path, *sources: str) -> Path:
@@ -150,8 +131,14 @@ def test_cron_next_runs_and_missed_ticks_run_once(tmp_path):
         sched.shutdown()
 
     bad = schedule_file(tmp_path, {"broken": {"notebook": "x.ipynb", "cron": "61 * * * *"}})
-    with pytest.raises(JobError, match="job 'broken': cron '61 \\* \\* \\* \\*' is not a cron expression"):
+    with pytest.raises(
+        JobError, match="jobs.broken.cron: cron '61 \\* \\* \\* \\*' is not a cron expression"
+    ):
         jobs.load_schedules(bad)
+    typo = schedule_file(tmp_path, {"typo": {"notebook": "x.ipynb", "crom": "0 7 * * *", "timeout": "soon"}})
+    with pytest.raises(JobError) as both:  # every problem at once, each with its place
+        jobs.load_schedules(typo)
+    assert "unknown key 'jobs.typo.crom'" in str(both.value) and "jobs.typo.timeout" in str(both.value)
     with pytest.raises(JobError, match="No job named 'nope'"):
         jobs.get_job("nope")
 

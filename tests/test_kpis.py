@@ -209,11 +209,11 @@ def test_values_are_bound_never_formatted(demo):
 
 
 def test_business_timezone_moves_day_boundaries(silver, db):
-    from kpi_lib import config, warehouse
+    from kpi_lib import config, gold
 
     tz = "America/New_York"
     try:
-        warehouse.apply_timezone(tz)
+        gold.apply_timezone(tz)
         config.reset()
         import os
 
@@ -226,7 +226,7 @@ def test_business_timezone_moves_day_boundaries(silver, db):
 
         os.environ.pop("KPI_TIMEZONE", None)
         config.reset()
-        warehouse.apply_timezone("UTC")
+        gold.apply_timezone("UTC")
 
 
 def test_distinct_customers_across_today_equal_a_recount(demo, db):

@@ -7,7 +7,6 @@ the Inbox page will. No mocks.
 from __future__ import annotations
 
 import smtplib
-import socket
 import threading
 import time
 import uuid
@@ -18,32 +17,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from kpi_lib import config, mail
+from kpi_lib import mail
 from kpi_lib.errors import AlertError
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def smtp_port(monkeypatch):
-    """SMTP settings pointing at a free local port (nothing listens yet)."""
-    port = free_port()
-    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("SMTP_PORT", str(port))
-    monkeypatch.setenv("SMTP_TLS", "none")
-    config.reset()
-    yield port
-    config.reset()
-
-
-@pytest.fixture()
-def sink(smtp_port, tmp_path):
-    with mail.start_sink("127.0.0.1", smtp_port, tmp_path / "mail") as s:
-        yield s
 
 
 def wait_for(predicate, timeout: float = 15.0, every: float = 0.1):

@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from PyPI
-CONDA_NAMES = {"psycopg[binary]": "psycopg", "redis-py": "redis"}
+CONDA_NAMES = {"psycopg[binary]": "psycopg", "redis-py": "redis", "prometheus-client": "prometheus_client"}
 
 
 def _name(req: str) -> str:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from conftest import service_missing
 
-from kpi_lib import config, warehouse
+from kpi_lib import config, gold, warehouse
 from kpi_lib.errors import WarehouseError
 
 
@@ -30,7 +30,7 @@ def test_status_reports_running_embedded_server(demo):
 
 def test_bad_timezone_is_a_clear_error(demo):
     with pytest.raises(WarehouseError, match="not a time zone"):
-        warehouse.apply_timezone("Mars/Olympus_Mons")
+        gold.apply_timezone("Mars/Olympus_Mons")
 
 
 def _external_server() -> str:

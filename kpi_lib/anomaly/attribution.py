@@ -103,6 +103,10 @@ def _phrase(names: list[str], shares: list[float], direction: str) -> str:
     return f"{listed} account for {total:.0%} of the {direction}"
 
 
+#: a total within this share of its expected value did not move: noise is no drop to explain
+MIN_MOVE = 0.005
+
+
 def attribute(
     breakdown: Mapping[str, pd.Series | pd.DataFrame] | pd.DataFrame,
     window: Any,
@@ -162,9 +166,10 @@ def attribute(
     table = pd.DataFrame(rows).set_index("value")
     total = float(table["deviation"].sum())
     scale = float(table["expected"].abs().sum())
-    if not math.isfinite(total) or abs(total) <= 1e-9 * max(scale, 1.0):
+    if not math.isfinite(total) or abs(total) <= MIN_MOVE * max(scale, 1e-9):
         table["share"] = np.nan
-        return Attribution(dimension, "", total, table, "no value stands out: the total did not move")
+        moved = f" (it moved {total / scale:+.1%})" if scale and math.isfinite(total) and total else ""
+        return Attribution(dimension, "", total, table, f"no value stands out: the total did not move{moved}")
     direction = "drop" if total < 0 else "rise"
     table["share"] = table["deviation"] / total
     table = table.sort_values("share", ascending=False)

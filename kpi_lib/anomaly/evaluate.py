@@ -207,6 +207,38 @@ def detect_all(
     }
 
 
+def stored_labels(
+    kpi: str,
+    grain: str,
+    dimension: str | None = None,
+    dim_value: str | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
+    """The labelled incidents in ``ops.anomaly_labels`` that show in one series, in business time
+    (naive, like KPI series): labels on the KPI overall show in every slice of it. Only those that
+    overlap [start, end) when given."""
+    from ..config import settings
+    from ..warehouse import connect_raw
+
+    with connect_raw() as conn:
+        cur = conn.execute(
+            "select label_id, kind, description, kpi, grain, dimension, dim_value, starts_at, ends_at"
+            " from ops.anomaly_labels where kpi = %s and grain = %s"
+            " and (dimension is null or (dimension = %s and dim_value = %s)) order by starts_at",
+            [kpi, grain, dimension, dim_value],
+        )
+        labels = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    tz = settings().timezone
+    for col in ("starts_at", "ends_at"):
+        labels[col] = pd.to_datetime(labels[col], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+    if start is not None:
+        labels = labels[labels["ends_at"] > pd.Timestamp(start)]
+    if end is not None:
+        labels = labels[labels["starts_at"] < pd.Timestamp(end)]
+    return labels.reset_index(drop=True)
+
+
 # --- scoring -------------------------------------------------------------------------------------
 
 

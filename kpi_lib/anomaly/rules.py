@@ -1,6 +1,7 @@
 """Rule sets: which ADTK transformers, detectors and aggregator run, with which parameters.
 
-A rule set is a plain dict, so it can live in catalog.yml metadata, a YAML/JSON file or code::
+A rule set is a plain dict, so it can live in catalog.yml metadata, a YAML/JSON file or code. The
+built-in ones are YAML files in ``rulesets/``::
 
     name: default
     expected: {window: 12, seasons: [1D, 7D], cycles: 3, history: 1000, floor: 0.01, min_rows: 100}
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from kpi_lib.errors import DetectError
 
@@ -205,286 +207,18 @@ class RuleSet:
         return out
 
 
-DEFAULT: dict[str, Any] = {
-    "name": "default",
-    "description": "One rule set for any series: a point far outside its usual error (spike), a sustained "
-    "move over an hour or six (shift, drift), or a burst of volatility, judged against the "
-    "expected value (rolling median or same time in past days/weeks, whichever has predicted "
-    "better so far). Every threshold is this series' own: the value its past exceeds once per "
-    "budget (one false alarm a week, never more than one per 2,016 rows), extrapolated with "
-    "extreme value theory.",
-    "expected": {
-        "window": 12,
-        "seasons": ["1D", "7D"],
-        "cycles": 3,
-        "history": 1000,
-        "floor": 0.01,
-        "min_rows": 100,
-    },
-    "budget": {"alarms": 1, "per": "7D", "min_rows": 2016},
-    "steps": [
-        {
-            "name": "spike",
-            "input": "z",
-            "detector": {"QuantileAD": {"high": 0.98}},
-            "bound": "tail",
-            "history": 10000,
-            "min": 3,
-            "min_history": 100,
-        },
-        {
-            "name": "shift",
-            "input": "z",
-            "transform": {"RollingAggregate": {"window": 12, "agg": "mean"}},
-            "detector": {"QuantileAD": {"high": 0.98}},
-            "bound": "tail",
-            "history": 10000,
-            "min": 1.5,
-            "min_history": 100,
-        },
-        {
-            "name": "volatility",
-            "input": "abs_z",
-            "side": "positive",
-            "transform": {"RollingAggregate": {"window": 24, "agg": "mean"}},
-            "detector": {"QuantileAD": {"high": 0.98}},
-            "bound": "tail",
-            "history": 10000,
-            "min": 1.5,
-            "min_history": 100,
-        },
-        {
-            "name": "drift",
-            "input": "z",
-            "transform": {"RollingAggregate": {"window": 72, "agg": "mean"}},
-            "detector": {"QuantileAD": {"high": 0.98}},
-            "bound": "tail",
-            "history": 10000,
-            "min": 1.0,
-            "min_history": 100,
-        },
-    ],
-    "aggregate": "OrAggregator",
-    "incident": {"recover": 12, "release": 0.5},
-}
-
-#: The rule set before issue 15 (NAB dev 57.24, 3.5 false alarms per series): learned 99th-percentile
-#: bounds widened by a fixed 1.5 and floored at 4, constants chosen on the dev split. Kept as the
-#: benchmark's baseline, not for alerts.
-LEGACY: dict[str, Any] = {
-    "name": "legacy",
-    "description": "The default rule set until issue 15: |z| or its 12-row mean beyond max(4, 1.5 x its own "
-    "past 99th percentile). A comparison baseline.",
-    "expected": {
-        "window": 12,
-        "seasons": ["1D", "7D"],
-        "cycles": 3,
-        "history": 1000,
-        "floor": 0.01,
-        "min_rows": 100,
-    },
-    "steps": [
-        {
-            "name": "spike",
-            "input": "z",
-            "detector": {"QuantileAD": {"high": 0.99}},
-            "history": 10000,
-            "margin": 1.5,
-            "min": 4,
-        },
-        {
-            "name": "shift",
-            "input": "z",
-            "transform": {"RollingAggregate": {"window": 12, "agg": "mean"}},
-            "detector": {"QuantileAD": {"high": 0.99}},
-            "history": 10000,
-            "margin": 1.5,
-            "min": 4,
-        },
-    ],
-    "aggregate": "OrAggregator",
-    "incident": {"recover": 12, "release": 0.5},
-}
-
-#: The classic ADTK trio on raw values (the benchmark's naive baseline), made causal by refitting on
-#: past rows only and delaying LevelShiftAD by its look-ahead. Kept for comparison, not for alerts.
-CLASSIC: dict[str, Any] = {
-    "name": "classic",
-    "description": "ADTK InterQuartileRangeAD c=3 + PersistAD c=3 + LevelShiftAD c=6 on raw values, "
-    "refit every 100 rows on the last 1000 (causal). A comparison baseline.",
-    "steps": [
-        {"name": "iqr", "input": "value", "detector": {"InterQuartileRangeAD": {"c": 3.0}}, "history": 1000},
-        {"name": "persist", "input": "value", "detector": {"PersistAD": {"c": 3.0}}, "history": 1000},
-        {
-            "name": "level_shift",
-            "input": "value",
-            "detector": {"LevelShiftAD": {"c": 6.0, "window": 5}},
-            "history": 1000,
-        },
-    ],
-}
-
-# --- business KPIs (see README "Business rule sets"): tuned on the demo business, not on NAB ---------
-
-_RETAIL = {"days": ["retail"], "before": 1, "after": 1}  # holidays in local time touch adjacent UTC days
-
-
-def _q(
-    name: str,
-    side: str,
-    *,
-    transform: dict | None = None,
-    input: str = "z",
-    high: float = 0.99,
-    history: int = 10000,
-    margin: float = 1.5,
-    low: float = 0.0,
-    min_dev: float = 0.0,
-    min_history: int = 50,
-) -> dict[str, Any]:
-    step: dict[str, Any] = {
-        "name": name,
-        "input": input,
-        "side": side,
-        "detector": {"QuantileAD": {"high": high}},
-        "history": history,
-        "margin": margin,
-        "min": low,
-        "min_history": min_history,
-    }
-    if transform:
-        step["transform"] = transform
-    if min_dev:
-        step["min_dev"] = min_dev
-    return step
-
-
-def _rolling(window: int, agg: str = "mean") -> dict[str, Any]:
-    return {"RollingAggregate": {"window": window, "agg": agg}}
-
-
-_HOURLY_EXPECTED = {
-    "window": 12,
-    "seasons": ["7D"],
-    "cycles": 4,
-    "history": 1000,
-    "floor": 0.01,
-    "min_rows": 336,
-}
-_DAILY_EXPECTED = {
-    "window": 7,
-    "seasons": ["7D"],
-    "cycles": 6,
-    "average": "trimmed",
-    "adjust": True,
-    "history": 365,
-    "floor": 0.01,
-    "min_rows": 56,
-}
-
-BUSINESS_HOURLY: dict[str, Any] = {
-    "name": "business_hourly",
-    "description": "Hourly sums and counts (revenue, orders): outages, surges and day-long slumps. Expected = "
-    "median of the same hour in the last 4 weeks; Poisson-like error scale. A drop or surge must "
-    "hold for 2 of 3 hours; the 24-hour slump catches pricing-type losses.",
-    "expected": {**_HOURLY_EXPECTED, "scale": "volume", "min_volume": 3},
-    "steps": [
-        _q("drop", "negative", transform=_rolling(3, "median"), low=3.1, min_dev=0.5, min_history=336),
-        _q("drop_4h", "negative", transform=_rolling(4), low=2.6, min_dev=0.5, min_history=336),
-        _q("surge", "positive", transform=_rolling(3, "median"), low=4.8, min_dev=0.5, min_history=336),
-        _q(
-            "slump_24h",
-            "negative",
-            transform=_rolling(24),
-            input="residual",
-            high=0.995,
-            margin=1.75,
-            min_dev=0.3,
-            min_history=336,
-        ),
-    ],
-    "aggregate": "OrAggregator",
-    "incident": {"recover": 24, "release": 0.5},
-    "calendar": _RETAIL,
-}
-
-BUSINESS_HOURLY_RATIO: dict[str, Any] = {
-    "name": "business_hourly_ratio",
-    "description": "Hourly ratios (aov, return rate): one hour's ratio of a few orders is noise, so only a "
-    "24-hour shift of the mean, well beyond what this series has done before, alarms.",
-    "expected": {**_HOURLY_EXPECTED, "scale": "global"},
-    "steps": [
-        _q(
-            "shift_24h",
-            "both",
-            transform=_rolling(24),
-            input="residual",
-            high=0.995,
-            margin=1.75,
-            min_dev=0.3,
-            min_history=336,
-        )
-    ],
-    "aggregate": "OrAggregator",
-    "incident": {"recover": 24, "release": 0.5},
-    "calendar": _RETAIL,
-}
-
-BUSINESS_DAILY: dict[str, Any] = {
-    "name": "business_daily",
-    "description": "Daily sums and counts (revenue, orders): a day far off (spike), three days off (shift), "
-    "and a sustained decline (trend: the mean of the last 14 days at least 25% below the mean "
-    "of the 28 days before, and beyond this series' own past swings). Expected = trimmed mean "
-    "of the same weekday over 6 weeks, corrected for growth.",
-    "expected": dict(_DAILY_EXPECTED),
-    "steps": [
-        _q("spike", "both", history=730, low=6),
-        _q("shift_3d", "both", transform=_rolling(3), history=730, low=4),
-        _q(
-            "trend",
-            "negative",
-            input="value",
-            history=365,
-            margin=1.2,
-            low=0.25,
-            transform={
-                "DoubleRollingAggregate": {
-                    "window": [28, 14],
-                    "agg": "mean",
-                    "diff": "rel_diff",
-                    "min_periods": [20, 10],
-                }
-            },
-        ),
-    ],
-    "aggregate": "OrAggregator",
-    "incident": {"recover": 7, "release": 0.5},
-    "calendar": _RETAIL,
-}
-
-BUSINESS_DAILY_RATIO: dict[str, Any] = {
-    "name": "business_daily_ratio",
-    "description": "Daily ratios (aov, return rate): only a day or three days far beyond the usual error. No "
-    "relative trend step: a small ratio swings by 30% routinely.",
-    "expected": dict(_DAILY_EXPECTED),
-    "steps": [
-        _q("spike", "both", history=730, low=8),
-        _q("shift_3d", "both", transform=_rolling(3), history=730, low=5),
-    ],
-    "aggregate": "OrAggregator",
-    "incident": {"recover": 7, "release": 0.5},
-    "calendar": _RETAIL,
-}
-
+#: The built-in rule sets, one YAML file each in ``kpi_lib/anomaly/rulesets/`` (the same format as a
+#: user's rules file; ``extends:`` one of them to change a part).
+RULESETS = Path(__file__).with_name("rulesets")
+_ORDER = ("default", "legacy", "classic", "business_hourly", "business_hourly_ratio", "business_daily")
 BUILTIN: dict[str, dict[str, Any]] = {
-    "default": DEFAULT,
-    "legacy": LEGACY,
-    "classic": CLASSIC,
-    "business_hourly": BUSINESS_HOURLY,
-    "business_hourly_ratio": BUSINESS_HOURLY_RATIO,
-    "business_daily": BUSINESS_DAILY,
-    "business_daily_ratio": BUSINESS_DAILY_RATIO,
+    p.stem: yaml.safe_load(p.read_text())
+    for p in sorted(
+        RULESETS.glob("*.yml"), key=lambda p: (_ORDER.index(p.stem) if p.stem in _ORDER else 99, p.stem)
+    )
 }
+DEFAULT, LEGACY, CLASSIC = BUILTIN["default"], BUILTIN["legacy"], BUILTIN["classic"]
+BUSINESS_HOURLY, BUSINESS_DAILY = BUILTIN["business_hourly"], BUILTIN["business_daily"]
 
 #: Which built-in suits which kind of KPI at which grain (additive sums/counts vs ratios).
 BUSINESS_RULES: dict[str, dict[str, str]] = {
@@ -813,8 +547,6 @@ def load_rules(rules: str | Path | Mapping[str, Any] | RuleSet = "default") -> R
         if path.suffix.lower() == ".json":
             spec = json.loads(text)
         else:
-            import yaml
-
             spec = yaml.safe_load(text)
     except Exception as exc:  # yaml and json raise different types
         raise DetectError(f"{path}: cannot parse the rule file ({exc}). Fix the YAML/JSON syntax.") from exc

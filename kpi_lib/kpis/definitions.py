@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from babel import Locale, numbers
 
-from .. import cache, catalog, warehouse
+from .. import cache, catalog, replicas
 from .. import scope as row_scope
 from ..errors import QueryError
 
@@ -228,7 +228,7 @@ def dimension_values(dim: str) -> list[str]:
         if hit is not None:
             return hit[0]["value"].tolist()
     view = {"product": "product_daily", "category": "category_daily"}.get(dim, "sales_daily")
-    with warehouse.read() as conn:  # the reader's rows only
+    with replicas.read() as conn:  # the reader's rows only (on a replica when configured)
         values = [r[0] for r in conn.exec_driver_sql(f"select distinct {col} from gold.{view} order by 1")]
         if values:
             cache.put(views_key, pd.DataFrame({"value": values}), {})

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from .. import cache, catalog, warehouse
+from .. import cache, catalog, replicas
 from ..errors import QueryError
 from .definitions import Fact, Kpi, dimensions, facts
 from .periods import floor_period, next_period
@@ -174,9 +174,10 @@ def plan_sql(
 
 
 def _run(sql: str, params: dict[str, Any]) -> pd.DataFrame:
-    with warehouse.read() as conn:  # as the reader role, in the current row scope (the database enforces it)
-        result = conn.execute(sa.text(sql), params)
-        df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    # as the reader role, in the current row scope (the database enforces it); on a replica when
+    # one is configured and has replayed the version this process has seen (kpi_lib.replicas)
+    rows, columns = replicas.fetch(sa.text(sql), params)
+    df = pd.DataFrame(rows, columns=columns)
     if "value" in df:
         df["value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
     if "period" in df:

@@ -32,7 +32,7 @@ def visible(dashboards: Iterable[Any], user: auth.User | None) -> list[Any]:
 class GatedProxy(ProxyHandler):
     """The Panel proxy for a restricted dashboard: 403 unless the user's role may open it."""
 
-    def initialize(self, upstream: str, secret: str, name: str) -> None:
+    def initialize(self, upstream: Any, secret: str, name: str) -> None:
         super().initialize(upstream, secret)
         self.name = name
 
@@ -55,9 +55,9 @@ class GatedProxy(ProxyHandler):
     put = patch = delete = post
 
 
-def routes(panel_url: str, secret: str) -> list[tuple]:
+def routes(panel: Any, secret: str) -> list[tuple]:
     """Front-door routes for the restricted dashboards (before the general ``/panel/.*``)."""
     return [
-        (rf"/panel/{name}(?:/.*)?", GatedProxy, {"upstream": panel_url, "secret": secret, "name": name})
+        (rf"/panel/{name}(?:/.*)?", GatedProxy, {"upstream": panel, "secret": secret, "name": name})
         for name in RESTRICTED
     ]

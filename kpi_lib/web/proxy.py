@@ -32,6 +32,7 @@ from .. import auth
 from ..config import settings
 from . import security
 from .pages import Base
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ HOP_HEADERS = {
 }
 DROPPED_HEADERS = {h.lower() for h in (auth.HEADER, auth.PROXY_HEADER, "X-Forwarded-For", "X-Real-Ip")}
 OUR_COOKIES = {auth.COOKIE, "kpi_xsrf"}
+RUM_TAG = b'<script src="/static/rum.js" defer></script>'  # posts the page's own load timing to /api/rum
 
 
 def valid_kernel_frame(message: bytes | str) -> bool:
@@ -180,8 +182,10 @@ def _strip_our_cookies(header: str) -> str:
 class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
     """Forwards HTTP and websockets under a prefix to a local upstream, after the login check."""
 
-    def initialize(self, upstream: str, secret: str) -> None:
-        self.upstream = upstream
+    def initialize(self, upstream: str | Workers, secret: str) -> None:
+        # several worker processes: each sign-in session sticks to one of them (web/workers.py)
+        self.workers = upstream if isinstance(upstream, Workers) else Workers([upstream])
+        self.upstream = self.workers.urls[0]
         self.secret = secret
         self.upstream_ws = None
         self.pending: list = []
@@ -193,6 +197,12 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         for k, v in security.SECURITY_HEADERS.items():
             self.set_header(k, v)
         self.set_header("Content-Security-Policy", security.dashboard_csp(self.request.host))
+
+    def prepare(self):
+        self.upstream = self.workers.pick(self.session_token() or self.request.remote_ip)
+        if len(self.workers.urls) > 1:  # which worker (its number only): operators and tests see it
+            self.set_header("X-KPI-Worker", str(self.workers.index(self.upstream)))
+        return super().prepare()
 
     def check_xsrf_cookie(self) -> None:
         """Panel and Voila check their own (Voila's `_xsrf`); ours protects the front door's forms."""
@@ -271,25 +281,27 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             self.set_cookie("_xsrf", secrets.token_hex(16), path=VOILA_BASE, samesite="Strict")
         kernel_id = None
         try:
-            req = tornado.httpclient.HTTPRequest(
-                self.upstream + self.request.uri,
-                method=self.request.method,
-                headers=self._upstream_headers(),
-                body=self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None,
-                follow_redirects=False,
-                decompress_response=False,
-                request_timeout=120,
-                allow_nonstandard_methods=True,
-            )
-            resp = await tornado.httpclient.AsyncHTTPClient().fetch(req, raise_error=False)
+            try:
+                resp = await self._fetch()
+            except ConnectionRefusedError:
+                if len(self.workers.urls) == 1:
+                    raise
+                # that worker is gone (the request never reached it): its sessions move to another
+                self.workers.failed(self.upstream)
+                self.upstream = self.workers.pick(self.session_token() or self.request.remote_ip)
+                self.set_header("X-KPI-Worker", str(self.workers.index(self.upstream)))
+                resp = await self._fetch()
             if rendering and resp.body and resp.headers.get("Content-Encoding") is None:
                 m = KERNEL_ID_IN_PAGE.search(resp.body)
                 kernel_id = m.group(1).decode() if m else None
         finally:
             if rendering:
                 LEDGER.end_render(user.login, kernel_id)
+        body = resp.body
         if self.request.method == "GET" and resp.code == 200 and DASHBOARD_PAGE.match(self.request.path):
             auth.audit(user.login, "view", self.request.path, query=self.request.query, ip=self.client_ip)
+            if body and resp.headers.get("Content-Encoding") is None and b"</body>" in body:
+                body = body.replace(b"</body>", RUM_TAG + b"</body>", 1)  # real-user page timings
         if resp.code == 599:
             self.set_status(502)
             self.finish(
@@ -305,9 +317,22 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
                 self.add_header(k, v)
             else:
                 self.set_header(k, v)
-        if resp.body and resp.code not in (204, 304):
-            self.write(resp.body)
+        if body and resp.code not in (204, 304):
+            self.write(body)
         self.finish()
+
+    async def _fetch(self) -> tornado.httpclient.HTTPResponse:
+        req = tornado.httpclient.HTTPRequest(
+            self.upstream + self.request.uri,
+            method=self.request.method,
+            headers=self._upstream_headers(),
+            body=self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None,
+            follow_redirects=False,
+            decompress_response=False,
+            request_timeout=120,
+            allow_nonstandard_methods=True,
+        )
+        return await tornado.httpclient.AsyncHTTPClient().fetch(req, raise_error=False)
 
     # --- websockets -----------------------------------------------------------------------------
 
@@ -367,6 +392,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             )
         except Exception as exc:  # noqa: BLE001
             log.warning("websocket to %s failed: %s", url, exc)
+            if isinstance(exc, OSError):  # refused or cut off: a reload goes to a live worker
+                self.workers.failed(self.upstream)
             self.close(1011, "upstream unavailable")
             return
         for msg in self.pending:

@@ -68,8 +68,10 @@ def test_an_incident_can_be_the_window_and_detect_frames_the_breakdown():
 
 def test_no_movement_and_bad_input_say_so():
     data = _regions({})
-    flat = attribute(data, _window(data["Europe"]))
-    assert isinstance(flat.text, str)
+    flat = attribute(data, _window(data["Europe"]))  # only noise: a person sees no drop to explain
+    assert flat.text.startswith("no value stands out: the total did not move") and flat.top is None
+    slight = _regions({"Europe": 0.9})  # a 3% dip overall is a movement, and Europe made it
+    assert attribute(slight, _window(slight["Europe"])).top == "Europe"
     with pytest.raises(DetectError, match="dimension column"):
         attribute(pd.DataFrame({"period": [1], "a": [1], "b": [2], "value": [3]}), (0, 1))
     with pytest.raises(DetectError, match="empty"):

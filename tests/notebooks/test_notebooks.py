@@ -13,7 +13,6 @@ Run a single notebook by hand the same way:
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("notebooks", "dashboards", "schedules")
@@ -48,12 +48,6 @@ class Run:
     cells: dict[str, list[Cell]] = field(default_factory=dict)  # notebook path -> cells
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _notebook_path(classname: str) -> str:
     folder, _, name = classname.partition(".")  # nbval: "notebooks.02_kpi_deep_dive.ipynb"
     return f"{folder}/{name}"
@@ -65,7 +59,7 @@ def nbval_run(demo, tmp_path_factory) -> Run:
 
     tmp = tmp_path_factory.mktemp("nbval")
     junit = tmp / "nbval.xml"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "PYTHONWARNINGS": "ignore"}
     cmd = [
         sys.executable,

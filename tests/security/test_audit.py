@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import kpi
 
 from kpi_lib import auth, warehouse
 
@@ -52,12 +53,9 @@ def test_tampering_breaks_the_chain_where_it_happened(demo):
 
 def test_kpi_audit_verify_and_search(demo):
     auth.audit("audit-cli", "probe", "cli search")
-    ok = subprocess.run([KPI, "audit", "verify"], capture_output=True, text=True, env=os.environ)
+    ok = kpi("audit", "verify")
     assert ok.returncode == 0 and "intact" in ok.stdout
-    found = subprocess.run(
-        [KPI, "audit", "--actor", "audit-cli"], capture_output=True, text=True, env=os.environ
-    )
-    assert "cli search" in found.stdout
+    assert "cli search" in kpi("audit", "--actor", "audit-cli").stdout
 
 
 def _actions(db, actor: str) -> list[str]:

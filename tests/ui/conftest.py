@@ -3,4 +3,4 @@
 The fixtures live in tests/conftest.py (tests/security uses the same server); this module keeps the
 names the browser tests import."""
 
-from conftest import CHROMIUM_ARGS, PASSWORD, USER, chromium_path, login  # noqa: F401
+from conftest import PASSWORD, USER, chromium_path, login  # noqa: F401

@@ -229,7 +229,7 @@ def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
     new order. A session that changed its view meanwhile recomputes instead of taking stale tiles."""
     from kpi_lib.ui import executive
 
-    hub = executive._LiveHub()
+    hub = executive.LiveHub()
     same = [executive.ExecutiveDashboard() for _ in range(5)]
     other = executive.ExecutiveDashboard(region="Latin America")
     moved = executive.ExecutiveDashboard()
@@ -269,7 +269,7 @@ def test_a_session_gone_mid_round_does_not_stop_the_others(demo):
         def add_next_tick_callback(self, _cb):
             raise AttributeError("'DocumentCallbackManager' object has no attribute '_change_callbacks'")
 
-    hub = executive._LiveHub()
+    hub = executive.LiveHub()
     gone, alive = executive.ExecutiveDashboard(), executive.ExecutiveDashboard()
     gone._doc = DestroyedDocument()
     for dash in (gone, alive):
@@ -322,9 +322,9 @@ def test_sparklines_draw_today_so_far_dotted_and_off_the_scale(demo):
 def test_chart_redraws_spread_out_as_live_sessions_grow():
     """One live session redraws its charts every 2 s; eleven share a quarter of the server's loop,
     so the tiles' new numbers do not queue behind eleven chart redraws."""
-    from kpi_lib.ui.executive import CHART_REFRESH_S, _LiveBudget
+    from kpi_lib.ui.executive import CHART_REFRESH_S, LiveBudget
 
-    budget = _LiveBudget()
+    budget = LiveBudget()
     budget.join(1)
     budget.add(0.3)  # a chart redraw took 0.3 s
     assert budget.chart_interval() == CHART_REFRESH_S

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import statistics
 import threading
 import time
 import uuid
@@ -21,7 +19,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 
 from kpi_lib import auth, kpis, stream
-from kpi_lib.ui import widgets as ui
+from kpi_lib.ui import voila as ui
 
 from .voila_util import VoilaServer, culled_in_log, kernel_id
 
@@ -344,26 +342,6 @@ def _first_widget(context, url: str) -> tuple[float, float]:
     data = time.perf_counter() - t0
     page.close(run_before_unload=True)
     return first, data
-
-
-@ui_test
-def test_first_widget_time_preheated_vs_not(voila, voila_cold, context):
-    """Measured for the benchmark notes (printed, not asserted)."""
-    runs = {"pre-heated": [], "not pre-heated": []}
-    for _ in range(3):
-        voila.wait_pool_ready("revenue_explorer")
-        runs["pre-heated"].append(_first_widget(context, voila.url("revenue_explorer")))
-        runs["not pre-heated"].append(_first_widget(context, voila_cold.url("revenue_explorer")))
-    report = {
-        mode: {
-            "first_widget_s": [round(f, 2) for f, _ in r],
-            "table_s": [round(d, 2) for _, d in r],
-            "first_widget_p50_s": round(statistics.median(f for f, _ in r), 2),
-        }
-        for mode, r in runs.items()
-    }
-    print("\nvoila navigation -> first widget:", json.dumps(report))
-    assert_local(context)
 
 
 @ui_test

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,17 +21,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from conftest import free_port
+
 from kpi_lib.auth import HEADER, PROXY_HEADER
 from kpi_lib.serve import VOILA_BASE as BASE_URL
 from kpi_lib.serve import voila_command
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class VoilaServer:

@@ -1,16 +1,10 @@
-"""The executive dashboard (Panel): KPI tiles, a trend with incidents, a drill-down breakdown.
-
-``dashboards/executive.py`` only builds and serves :class:`ExecutiveDashboard`. Everything on the
-page comes from ``kpi_lib.query`` (so from the cache when it can) and updates when the warehouse
-announces a new data version (``kpi_lib.stream``): nothing polls.
-"""
+"""One browser session's executive dashboard: filters, tiles, trend, breakdown with drill-down."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import html
-import io
 import logging
 import threading
 import time
@@ -21,11 +15,10 @@ import pandas as pd
 import panel as pn
 import param
 
-from .. import auth, incidents, kpis, stream
-from ..errors import AuthError
-from ..formats import cents, money_columns, spreadsheet_safe
-from .ask_box import AskBox
-from .tiles import TileData, tiles_html
+from ... import auth, incidents, kpis
+from ..tiles import TileData, tiles_html
+from . import exports
+from .live import BUDGET, HUB, NEWEST
 
 log = logging.getLogger(__name__)
 
@@ -33,141 +26,6 @@ DIMENSIONS = ("region", "channel", "category")
 DRILL_ORDER = ("region", "category", "product")
 ALL = "All"
 TILE_KPIS = ("revenue", "orders", "aov", "units", "customers", "new_customers", "gross_margin", "return_rate")
-MIN_REFRESH_S = 0.25  # live tiles: at most one round of computing per this many seconds ...
-CHART_REFRESH_S = 2.0  # live chart redraws at most this often (tiles follow every refresh) ...
-CHART_SHARE = 0.25  # ... and, across sessions, take at most this share of the server's loop
-LIVE_SHARE = 0.5  # ... and those rounds take at most this share of the process's time
-
-
-class _LiveBudget:
-    """Live chart redraws share the server's one event loop: the more live sessions, the less
-    often each redraws, so new numbers for everyone never queue behind the charts."""
-
-    def __init__(self) -> None:
-        self.sessions = 0
-        self.chart_cost = 0.3  # seconds per chart redraw, a moving average
-        self._lock = threading.Lock()
-
-    def join(self, n: int) -> None:
-        with self._lock:
-            self.sessions = max(0, self.sessions + n)
-
-    def add(self, seconds: float) -> None:
-        """Record what a chart redraw cost."""
-        with self._lock:
-            self.chart_cost = 0.7 * self.chart_cost + 0.3 * seconds
-
-    def chart_interval(self) -> float:
-        """Chart redraws run on the server's one event loop: with 11 live sessions at 10 M lines
-        they held it 38% of the time, and new numbers for everyone waited behind them."""
-        return max(CHART_REFRESH_S, self.sessions * self.chart_cost / CHART_SHARE)
-
-
-_BUDGET = _LiveBudget()
-
-FIRST_PAINT_MAX_AGE_S = 60.0
-
-
-class _NewestTiles:
-    """The newest tiles this process computed for each view (filters, dates, what the user may see).
-
-    A page opened while the stream is busy paints these at once instead of recomputing every
-    number first (each batch is a new data version, so the cache rarely has the answer); the page
-    refreshes as soon as it is on screen (``load_charts``), so the numbers are at most one refresh
-    old, and never older than FIRST_PAINT_MAX_AGE_S."""
-
-    def __init__(self, keep: int = 64) -> None:
-        self._items: dict[tuple, tuple[float, int, list[TileData]]] = {}
-        self._keep = keep
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> tuple[int, list[TileData]] | None:
-        with self._lock:
-            hit = self._items.get(key)
-        if hit is None or time.monotonic() - hit[0] > FIRST_PAINT_MAX_AGE_S:
-            return None
-        return hit[1], hit[2]
-
-    def put(self, key: tuple, version: int, tiles: list[TileData]) -> None:
-        with self._lock:
-            old = self._items.get(key)
-            if old is not None and old[1] > version:
-                return  # a slower refresh must not replace newer numbers
-            self._items[key] = (time.monotonic(), version, tiles)
-            while len(self._items) > self._keep:
-                self._items.pop(min(self._items, key=lambda k: self._items[k][0]))
-
-
-_NEWEST = _NewestTiles()
-
-
-class _LiveHub:
-    """One per process: on new data, compute the tiles once per view in use and hand them to every
-    live session showing that view.
-
-    Each session used to refresh on its own: eleven sessions on the same view ran the same sixteen
-    queries eleven times, and with a new data version every ~200 ms they never met at the same
-    version to share. Rounds now run on one worker thread, at most every MIN_REFRESH_S and within
-    LIVE_SHARE of the time; only putting the numbers on each page runs on the event loop."""
-
-    def __init__(self) -> None:
-        self._dashboards: set[ExecutiveDashboard] = set()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._next_at = 0.0
-
-    def join(self, dash: ExecutiveDashboard) -> None:
-        with self._lock:
-            self._dashboards.add(dash)
-            if self._thread is None:
-                stream.subscribe(self._on_change)
-                self._thread = threading.Thread(target=self._run, name="live-tiles", daemon=True)
-                self._thread.start()
-
-    def leave(self, dash: ExecutiveDashboard) -> None:
-        with self._lock:
-            self._dashboards.discard(dash)
-
-    def _on_change(self, change: stream.Change) -> None:
-        if change.kind != "rejects":
-            self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            time.sleep(max(0.0, self._next_at - time.monotonic()))
-            self._wake.clear()  # a change from now on needs another round
-            t0 = time.monotonic()
-            try:
-                self.round()
-            except Exception:  # the hub must outlive any one failure
-                log.exception("live tiles round failed")
-            self._next_at = t0 + max(MIN_REFRESH_S, (time.monotonic() - t0) / LIVE_SHARE)
-
-    def round(self) -> int:
-        """Compute each view's tiles once, hand them to its sessions; returns the views computed."""
-        with self._lock:
-            dashboards = list(self._dashboards)
-        views: dict[tuple, list[ExecutiveDashboard]] = {}
-        for dash in dashboards:
-            views.setdefault(dash._tiles_key(), []).append(dash)
-        for key, group in views.items():
-            try:
-                tiles = group[0]._compute_tiles(key)  # the key holds all that differs between users
-            except Exception:  # these pages keep their numbers; the next change tries again
-                log.exception("live tiles failed for %s", key)
-                continue
-            for dash in group:
-                try:
-                    dash.push_live(key, tiles)
-                except Exception:  # a session that went away meanwhile
-                    log.debug("live tiles not delivered", exc_info=True)
-                    self.leave(dash)
-        return len(views)
-
-
-_HUB = _LiveHub()
 
 
 def _as_reader(method):
@@ -313,17 +171,23 @@ class ExecutiveDashboard(param.Parameterized):
         )
 
         self.csv = pn.widgets.FileDownload(
-            callback=self._csv,
+            callback=functools.partial(exports.csv, self),
             filename="kpi_breakdown.csv",
             label="Table as CSV",
             button_type="primary",
             width=220,
         )
         self.xlsx = pn.widgets.FileDownload(
-            callback=self._xlsx, filename="kpi_dashboard.xlsx", label="Everything as XLSX", width=220
+            callback=functools.partial(exports.xlsx, self),
+            filename="kpi_dashboard.xlsx",
+            label="Everything as XLSX",
+            width=220,
         )
         self.png = pn.widgets.FileDownload(
-            callback=self._png, filename="kpi_charts.png", label="Charts as PNG", width=220
+            callback=functools.partial(exports.png, self),
+            filename="kpi_charts.png",
+            label="Charts as PNG",
+            width=220,
         )
         self.param.watch(self._on_change, ["kpi", "start", "end", "region", "channel", "category", "drill"])
 
@@ -422,14 +286,14 @@ class ExecutiveDashboard(param.Parameterized):
         """Recompute everything on the page (from the cache where the data has not changed).
 
         ``live``: a refresh for new data, with its ``tiles`` already computed off the event loop
-        (see :class:`_LiveHub`). The tiles always follow; the charts at most every
-        ``_BUDGET.chart_interval()`` (CHART_REFRESH_S, longer with many live sessions), because
+        (see :class:`LiveHub`). The tiles always follow; the charts at most every
+        ``BUDGET.chart_interval()`` (CHART_REFRESH_S, longer with many live sessions), because
         redrawing them costs more than all the numbers, and in a tick of their own, so the new
         numbers reach the browser without waiting for the charts."""
         t0 = time.perf_counter()
         self.as_of = kpis.as_of(self._as_of_asked)  # memoised per version: new data may make it live
         doc = self._doc if live else None
-        every = _BUDGET.chart_interval()
+        every = BUDGET.chart_interval()
         with self._lock:
             if tiles is not None:
                 self._show_tiles(*tiles)
@@ -451,7 +315,7 @@ class ExecutiveDashboard(param.Parameterized):
     def _catch_up_charts(self) -> None:
         self._charts_due = False
         doc = self._doc
-        if doc is not None and time.monotonic() - self._last_charts >= _BUDGET.chart_interval():
+        if doc is not None and time.monotonic() - self._last_charts >= BUDGET.chart_interval():
             doc.add_next_tick_callback(self._redraw_charts)
 
     @_as_reader
@@ -461,7 +325,7 @@ class ExecutiveDashboard(param.Parameterized):
             self._render_trend()
             self._render_breakdown()
             self._last_charts = time.monotonic()
-        _BUDGET.add(time.perf_counter() - t0)
+        BUDGET.add(time.perf_counter() - t0)
 
     def _show_status(self, t0: float) -> None:
         # filter and drill values come from the URL and from the data: text, never markup
@@ -491,9 +355,9 @@ class ExecutiveDashboard(param.Parameterized):
     @_as_reader
     def _render_tiles(self, first_paint: bool = False) -> None:
         """Compute and show the tiles; ``first_paint`` may show this process's newest tiles for the
-        same view instead (see :class:`_NewestTiles`)."""
+        same view instead (see :class:`NewestTiles`)."""
         key = self._tiles_key()
-        newest = _NEWEST.get(key) if first_paint else None
+        newest = NEWEST.get(key) if first_paint else None
         self._show_tiles(*(newest or self._compute_tiles(key)))
 
     def _show_tiles(self, version: int, tiles: list[TileData]) -> None:
@@ -502,7 +366,7 @@ class ExecutiveDashboard(param.Parameterized):
 
     @_as_reader
     def _compute_tiles(self, key: tuple) -> tuple[int, list[TileData]]:
-        """Every tile's number for the view ``key`` (any thread); remembered in _NEWEST."""
+        """Every tile's number for the view ``key`` (any thread); remembered in NEWEST."""
         start, end = key[2], key[3]
         where = dict(key[4])
         counts = incidents.open_counts()
@@ -528,7 +392,7 @@ class ExecutiveDashboard(param.Parameterized):
                     last_filling=filling,
                 )
             )
-        _NEWEST.put(key, version, tiles)
+        NEWEST.put(key, version, tiles)
         return version, tiles
 
     def _trend_grain(self) -> str:
@@ -670,89 +534,17 @@ class ExecutiveDashboard(param.Parameterized):
         path = [p for p in self.drill.split("|") if p]
         self.drill = "|".join([*path, f"{self.bars_level}:{label}"])
 
-    # --- exports ------------------------------------------------------------------------------
-
-    def _audit_export(self, what: str) -> None:
-        auth.audit(
-            self.user.login,
-            "export",
-            "executive dashboard",
-            format=what,
-            kpi=self.kpi,
-            where=self._where(),
-            start=str(self.start),
-            end=str(self.end),
-        )
-
-    def _exported(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The breakdown and the trend as exported: money to the cent, ratios as they are."""
-        k = kpis.get(self.kpi)
-        return (
-            cents(self.breakdown_df, money_columns(k, [k.label])),
-            cents(self.trend_df, money_columns(k)),
-        )
-
-    def _csv(self) -> io.BytesIO:
-        self._audit_export("csv")
-        return io.BytesIO(spreadsheet_safe(self._exported()[0]).to_csv(index=False).encode())
-
-    def _xlsx(self) -> io.BytesIO:
-        self._audit_export("xlsx")
-        breakdown, trend = self._exported()
-        buf = io.BytesIO()
-        with pd.ExcelWriter(buf, engine="openpyxl") as xl:
-            spreadsheet_safe(breakdown).to_excel(xl, sheet_name="Breakdown", index=False)
-            trend.to_excel(xl, sheet_name="Trend", index=False)
-            filters = pd.DataFrame({"filter": list(self._where()), "value": list(self._where().values())})
-            spreadsheet_safe(filters).to_excel(xl, sheet_name="Filters", index=False)
-        buf.seek(0)
-        return buf
-
-    def _png(self) -> io.BytesIO:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        self._audit_export("png")
-        k = kpis.get(self.kpi)
-        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), dpi=110)
-        if not self.trend_df.empty:
-            ax1.plot(
-                self.trend_df["period"],
-                self.trend_df["previous"],
-                color="#9aa7b4",
-                ls="--",
-                label="Previous period",
-            )
-            ax1.plot(
-                self.trend_df["period"], self.trend_df["value"], color="#4c78a8", lw=2, label="This period"
-            )
-            ax1.legend(loc="upper left")
-        ax1.set_title(f"{k.label} · {self.start} → {self.end}")
-        ax1.grid(alpha=0.3)
-        if not self.bars_df.empty:
-            ax2.bar(self.bars_df["label"].astype(str), self.bars_df["value"], color="#4c78a8")
-            ax2.tick_params(axis="x", rotation=30)
-        ax2.set_title(f"{k.label} by {self.bars_level or '-'}")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        buf.seek(0)
-        return buf
-
     # --- live updates ---------------------------------------------------------------------------
 
     def start_live(self) -> None:
-        """Follow new data (see :class:`_LiveHub`) until the session ends."""
+        """Follow new data (see :class:`LiveHub`) until the session ends."""
         self._doc = pn.state.curdoc
-        _HUB.join(self)
-        _BUDGET.join(1)
+        HUB.join(self)
+        BUDGET.join(1)
 
         def stop(_ctx) -> None:
-            _HUB.leave(self)
-            _BUDGET.join(-1)
+            HUB.leave(self)
+            BUDGET.join(-1)
 
         if self._doc is not None:
             pn.state.on_session_destroyed(stop)
@@ -768,144 +560,3 @@ class ExecutiveDashboard(param.Parameterized):
             show()
         else:
             self._doc.add_next_tick_callback(show)
-
-
-PAGE_CSS = """
-.kpi-header {background: #1f2d3d; color: #fff; padding: 10px 18px; display: flex; align-items: center;
-  justify-content: space-between; font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif;}
-.kpi-header a {color: #cfe2ff; text-decoration: none; margin-left: 14px; font-size: 14px;}
-.kpi-header .kpi-title {font-size: 20px; font-weight: 600;}
-"""
-
-
-def _header_html(user: auth.User, dark: bool) -> str:
-    toggle = "?theme=light" if dark else "?theme=dark"
-    return (
-        f"<style>{PAGE_CSS}</style><div class='kpi-header'><span class='kpi-title'>Executive dashboard</span>"
-        f"<span><a href='/'>All dashboards</a><a href='{toggle}' id='kpi-theme'>{'Light' if dark else 'Dark'} theme</a>"
-        f"<a href='/logout'>Sign out {html.escape(user.name)}</a></span></div>"
-    )
-
-
-def _header(user: auth.User, dark: bool) -> pn.pane.HTML:
-    return pn.pane.HTML(_header_html(user, dark), sizing_mode="stretch_width", margin=0)
-
-
-# The page's HTML itself carries the header and the tiles, laid out where the live page puts them,
-# so the numbers are readable as soon as the HTML arrives: before ~3 MB of Bokeh and Panel
-# JavaScript has run (it now loads after them) and the session came over the websocket. The same
-# numbers as the live tiles (same render); a small script removes this copy once those are on screen.
-FIRST_PAINT_TEMPLATE = """
-{% block js_resources %}{% endblock %}
-{% block contents %}
-<style>
-#kpi-first-paint {position: absolute; top: 0; left: 0; right: 0; z-index: 1002;}
-#kpi-first-paint .kpi-fp-body {display: flex; flex-wrap: wrap; align-items: flex-start; pointer-events: none;}
-#kpi-first-paint .kpi-fp-side {width: 250px; margin: 10px;}
-#kpi-first-paint .kpi-fp-main {flex: 1 1 560px; min-width: 300px; margin: 20px 20px 10px 20px;}
-@media (max-width: 820px) { #kpi-first-paint .kpi-fp-side {display: none;} }
-</style>
-<div id="kpi-first-paint">{{ kpi_first_paint | safe }}</div>
-<script>
-(function () {
-  var copy = document.getElementById('kpi-first-paint');
-  function liveTiles(root) {
-    var els = root.querySelectorAll('*');
-    for (var i = 0; i < els.length; i++) {
-      var sr = els[i].shadowRoot;
-      if (sr && (sr.querySelector('[data-kpi-value]') || liveTiles(sr))) return true;
-    }
-    return false;
-  }
-  var timer = setInterval(function () {
-    if (liveTiles(document)) { clearInterval(timer); copy.remove(); }
-  }, 50);
-})();
-</script>
-{{ super() }}
-{{ bokeh_js if bokeh_js }}
-{% endblock %}
-"""
-
-
-def _first_paint(dash: ExecutiveDashboard) -> None:
-    """Serve this session's page with its tiles in the HTML (see FIRST_PAINT_TEMPLATE)."""
-    doc = pn.state.curdoc
-    if doc is None or doc.session_context is None or not dash.tile_kpis:
-        return  # no tiles: the live page would never replace the copy
-    doc.template = FIRST_PAINT_TEMPLATE
-    doc.template_variables["kpi_first_paint"] = (
-        _header_html(dash.user, dash.dark)
-        + "<div class='kpi-fp-body'><div class='kpi-fp-side'></div>"
-        + f"<div class='kpi-fp-main'>{dash.tiles.object}</div></div>"
-    )
-
-
-def app() -> pn.viewable.Viewable:
-    """Build one session's page: layout, URL sync, first render, live updates.
-
-    A plain Panel layout rather than a template: templates pull fonts from Google's CDN (nothing may
-    load from a CDN here) and their extra CSS and JavaScript slow the first paint.
-    """
-    args = pn.state.session_args or {}
-    dark = (args.get("theme") or [b""])[0].decode() == "dark"
-    pn.config.theme = "dark" if dark else "default"
-    pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
-    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
-        hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
-    try:
-        dash = ExecutiveDashboard(dark=dark)
-    except AuthError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
-        return pn.pane.Markdown(f"**{exc}**", sizing_mode="stretch_width")
-    if pn.state.location is not None:
-        pn.state.location.sync(
-            dash,
-            {p: p for p in ("kpi", "start", "end", "region", "channel", "category", "drill")},
-            on_error=lambda values: _apply_each(dash, values),
-        )
-        dash.dates.value = (dash.start, dash.end)
-        for dim, w in dash.selects.items():
-            value = getattr(dash, dim)
-            if value not in w.options:  # e.g. not in the lists yet: the link still opens that view
-                w.options = [*w.options, value]
-            w.value = value
-    with dash._lock:
-        dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
-    _first_paint(dash)
-    sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
-    parts = dash.main()
-    dash.ask_box = AskBox(dash.user)
-    main = pn.Column(
-        parts[0],
-        dash.ask_box.view(),
-        *parts[1:],
-        sizing_mode="stretch_width",
-        margin=(10, 10),
-        styles={"flex": "1 1 560px", "min-width": "300px"},
-        css_classes=["kpi-main"],
-    )  # beside the filters; on a phone above them, so the numbers come first
-    page = pn.Column(
-        _header(dash.user, dark),
-        pn.FlexBox(
-            sidebar,
-            main,
-            flex_wrap="wrap",
-            sizing_mode="stretch_width",
-            align_items="flex-start",
-            styles={"flex-wrap": "wrap"},
-            stylesheets=["@media (max-width: 820px) { .kpi-main { order: -1; } }"],
-        ),
-        sizing_mode="stretch_width",
-        margin=0,
-    )
-    page.dashboard = dash  # tests and the benchmark reach the session's state through this
-
-    def on_load() -> None:
-        dash.start_live()  # listening before the refresh below: no change falls in between
-        dash.load_charts()
-
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.onload(on_load)
-    else:  # built outside a server (a notebook, a test): nothing to wait for
-        on_load()
-    return page

@@ -1,0 +1,84 @@
+"""kpi alerts: incidents and alert e-mails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .base import console, err
+
+alerts_app = typer.Typer(help="Incidents and alert e-mails.", no_args_is_help=True)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    status: Annotated[str, typer.Option(help="Comma-separated statuses")] = "open,acknowledged",
+) -> None:
+    """Incidents with their explanation."""
+    from .. import alerts
+
+    df = alerts.incidents(status=[s.strip() for s in status.split(",") if s.strip()])
+    if df is None or len(df) == 0:
+        console.print("no incidents")
+        return
+    t = Table("id", "status", "severity", "kpi", "started", "explanation")
+    for r in df.itertuples():
+        t.add_row(str(r.id), r.status, r.severity, r.kpi, str(r.started_at), r.explanation)
+    console.print(t)
+
+
+@alerts_app.command("notify")
+def alerts_notify(
+    routes: Annotated[Path | None, typer.Option(help="Routing file (default schedules/alerts.yml)")] = None,
+    kpi: Annotated[list[str] | None, typer.Option(help="Only these KPIs")] = None,
+) -> None:
+    """E-mail incidents nobody has been told about yet (each incident once per recipient)."""
+    from .. import alerts
+
+    res = alerts.notify_new_incidents(routes, kpis=kpi or None, deliver=True)
+    console.print(
+        f"{res.emails} e-mails for new incidents · {res.suppressed} held back (already told, or below the route's severity)"
+    )
+
+
+@alerts_app.command("listen")
+def alerts_listen(
+    grain: Annotated[list[str] | None, typer.Option(help="Grains to scan on each change")] = None,
+) -> None:
+    """Scan touched KPIs on every data change and e-mail new incidents at once (runs with `kpi serve`)."""
+    from .. import alerts
+
+    err.print("listening for data changes (Ctrl-C to stop)")
+    try:
+        alerts.listen(grains=tuple(grain or ("minute", "hour")))
+    except KeyboardInterrupt:
+        return
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    incident: Annotated[int, typer.Argument()],
+    user: Annotated[str, typer.Option()],
+    comment: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Acknowledge an incident (recorded with who and when)."""
+    from .. import alerts
+
+    alerts.acknowledge(incident, user, comment)
+    console.print(f"incident {incident} acknowledged by {user}")
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(
+    incident: Annotated[int, typer.Argument()],
+    user: Annotated[str, typer.Option()],
+    comment: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Resolve an incident (a new one on the same series will alert again)."""
+    from .. import alerts
+
+    alerts.resolve(incident, user, comment)
+    console.print(f"incident {incident} resolved by {user}")

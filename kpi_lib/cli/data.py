@@ -1,0 +1,240 @@
+"""kpi init, demo, load, status, sql, stop: the warehouse and what is in it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..config import settings
+from ..errors import KpiError
+from .base import app, console, progress_bar
+
+load_app = typer.Typer(help="Bring your own data into the warehouse.", no_args_is_help=True)
+
+
+@app.command()
+def init(
+    currency: Annotated[
+        str | None, typer.Option(help="The business's currency (ISO code, e.g. GBP), recorded in catalog.yml")
+    ] = None,
+    locale: Annotated[
+        str | None, typer.Option(help="How numbers are written (e.g. en_GB, fr_FR), recorded in catalog.yml")
+    ] = None,
+) -> None:
+    """Start the warehouse (embedded unless DATABASE_URL is set) and apply the SQL migrations."""
+    from .. import catalog, gold, warehouse
+
+    business = catalog.set_business(currency, locale) if currency or locale else None
+    applied = gold.init()
+    st = warehouse.status()
+    console.print(f"warehouse ready: {st.url} (PostgreSQL {st.version})")
+    console.print(f"migrations applied: {', '.join(applied) if applied else 'none needed'}")
+    if business:
+        console.print(
+            f"currency {business['currency']}, locale {business['locale']} (catalog.yml metadata.business)"
+        )
+
+
+@app.command()
+def demo(
+    lines: Annotated[int, typer.Option(help="Order lines to generate (10_000_000 works)")] = 1_000_000,
+    days: Annotated[int, typer.Option(help="Days of history up to now")] = 730,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same business)")] = 42,
+    force: Annotated[bool, typer.Option(help="Replace data that did not come from the demo")] = False,
+) -> None:
+    """Generate the demo retail business and load it (replaces the demo data already there)."""
+    from ..demo import load_demo
+
+    with progress_bar() as progress:
+        task = progress.add_task("generating and loading", total=lines)
+
+        def report(done: int, total: int, what: str) -> None:
+            progress.update(task, completed=done, total=total, description=what)
+
+        summary = load_demo(lines=lines, days=days, seed=seed, progress=report, force=force)
+    s = summary.seconds
+    console.print(
+        f"loaded {summary.lines:,} order lines in {summary.orders:,} orders from {summary.customers:,} customers "
+        f"and {summary.products} products, {summary.start:%Y-%m-%d} → {summary.end:%Y-%m-%d %H:%M} UTC"
+    )
+    console.print(
+        f"COPY {summary.lines_per_second:,.0f} lines/s · generate {s.get('generate', 0):.1f}s · "
+        f"copy {s.get('copy', 0):.1f}s · gold {s.get('gold', 0):.1f}s · views {s.get('views', 0):.1f}s · "
+        f"total {s.get('total', 0):.1f}s"
+    )
+    console.print(
+        f'{summary.anomalies} labelled anomalies are in ops.anomaly_labels (see `kpi sql "select * from ops.anomaly_labels"`)'
+    )
+    password = _demo_user()
+    console.print(
+        f"dashboard login: user [bold]demo[/], password [bold]{password}[/] "
+        f"(kept in {settings().home / 'demo_credentials.txt'})"
+    )
+
+
+def _demo_user() -> str:
+    """(Re)create the demo's dashboard user with a fresh password, kept for `kpi serve` to print."""
+    import secrets
+
+    from .. import auth
+
+    password = secrets.token_urlsafe(9)
+    auth.set_user("demo", password, ["executive"], name="Demo Executive")
+    creds = settings().home / "demo_credentials.txt"
+    creds.write_text(f"user: demo\npassword: {password}\n")
+    creds.chmod(0o600)
+    return password
+
+
+@load_app.command("lines")
+def load_lines(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet export, one row per order line")],
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. --map order_id=InvoiceNo")
+    ] = None,
+    dayfirst: Annotated[bool, typer.Option(help="Dates are day-first (31/01/2025)")] = False,
+    currency: Annotated[
+        str | None,
+        typer.Option(help="The file's currency (ISO code, e.g. GBP), recorded in catalog.yml"),
+    ] = None,
+) -> None:
+    """Load order lines (order_id, ordered_at, quantity, unit_price required) into silver; gold follows."""
+    from ..loader import FIELDS, load_lines_file
+
+    mapping = {}
+    for item in map_ or []:
+        if "=" not in item:
+            raise KpiError(f"--map {item!r} should look like FIELD=COLUMN. Fields: {', '.join(FIELDS)}.")
+        fld, col = item.split("=", 1)
+        mapping[fld.strip()] = col.strip()
+    with progress_bar() as progress:
+        task = progress.add_task(f"loading {file.name}", total=4)
+        summary = load_lines_file(
+            file,
+            mapping,
+            dayfirst=dayfirst,
+            currency=currency,
+            progress=lambda d, t, w: progress.update(task, completed=d, total=t, description=w),
+        )
+    console.print(
+        f"read {summary.rows:,} rows: loaded {summary.loaded:,} ({summary.orders:,} orders), "
+        f"rejected {summary.rejected:,}"
+        + (f", replaced {summary.replaced_orders:,} orders loaded before" if summary.replaced_orders else "")
+    )
+    console.print("columns used: " + ", ".join(f"{k}←{v}" for k, v in summary.mapping.items()))
+    if summary.currency:
+        console.print(f"currency: {summary.currency} (recorded in catalog.yml metadata.business)")
+    if summary.rejected:
+        for reason, n in summary.reasons.most_common():
+            console.print(f"  rejected {n:,}: {reason}")
+        console.print(
+            "every rejected row is in bronze.rejects with its row number and reason: "
+            f"kpi sql \"select row_number, reason, row_data from bronze.rejects where source = 'file:{file.name}'\""
+        )
+    if summary.first is not None:
+        console.print(
+            f"data from {summary.first:%Y-%m-%d %H:%M} to {summary.last:%Y-%m-%d %H:%M} · data version {summary.version}"
+        )
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+    """Server, URL, rows per layer, data freshness, data version and cache counters."""
+    from .. import monitor
+
+    info = monitor.status()
+    if as_json:
+        console.print_json(json.dumps(info, default=str))
+        return
+    srv = info["server"]
+    console.print(
+        f"[bold]warehouse[/] {'running' if srv['running'] else 'NOT RUNNING'} · {srv['url']}"
+        + (f" · PostgreSQL {srv['version']}" if srv.get("version") else "")
+    )
+    if not srv["running"]:
+        console.print("start it with `kpi init`")
+        return
+    t = Table("layer", "table", "rows", title="rows per layer")
+    for row in info["tables"]:
+        t.add_row(row["layer"], row["table"], f"{row['rows']:,}")
+    console.print(t)
+    f = info["freshness"]
+    console.print(
+        f"data version {f['version']} · latest order {f['latest_order']} · last change {f['last_change']} "
+        f"({f['last_change_kind']})"
+    )
+    for mv in info["views"]:
+        lag = "current" if mv["behind_versions"] == 0 else f"{mv['behind_versions']} versions behind"
+        console.print(f"  {mv['name']}: refreshed {mv['refreshed_at']} ({lag})")
+    c = info["cache"]
+    hits = " ".join(f"{k} {v:,}" for k, v in c["hits"].items())
+    misses = " ".join(f"{k} {v:,}" for k, v in c["misses"].items())
+    console.print(
+        f"cache (last hour, {c['processes']} processes): L2 "
+        f"{'Redis ' + c['redis'] if c['redis'] else 'off (set REDIS_URL)'} · answered by: {hits} · "
+        f"misses: {misses}"
+    )
+    for r in info.get("replicas", []):
+        lag = (
+            f"{r['lag_bytes']:,} bytes behind"
+            if r["up"]
+            else f"DOWN ({r.get('error')}); reads go to the primary"
+        )
+        console.print(f"replica {r['name']}: {lag}")
+
+
+@app.command()
+def sql(
+    statement: Annotated[
+        str | None, typer.Argument(help="One statement; omit for an interactive psql")
+    ] = None,
+) -> None:
+    """Run one SQL statement and print the result, or open psql on the warehouse.
+
+    As a user with a row scope (KPI_USER), both run as the reader role in that scope: the database
+    shows them their rows only, and nothing can be changed."""
+    import psycopg
+
+    from .. import auth, warehouse
+    from .. import scope as row_scope
+
+    who = auth.local_user()
+    scoped = not row_scope.current().everything
+    url = warehouse.reader_libpq_url() if scoped else warehouse.libpq_url()
+    auth.audit(who.login, "sql", "kpi sql", statement=statement or "(interactive psql)", scoped=scoped)
+    if statement is None:
+        psql = shutil.which("psql") or str(Path(warehouse.embedded_bin_dir()) / "psql")
+        raise typer.Exit(subprocess.call([psql, url]))
+    try:
+        with psycopg.connect(url) if scoped else warehouse.connect_raw() as conn:
+            if scoped:
+                conn.read_only = True
+            # scoped: one statement only (the bound-parameter protocol refuses "...; another one")
+            cur = conn.execute(statement, ()) if scoped else conn.execute(statement)
+            if cur.description:
+                cols = [d.name for d in cur.description]
+                t = Table(*cols)
+                for row in cur.fetchmany(1000):
+                    t.add_row(*["" if v is None else str(v) for v in row])
+                console.print(t)
+                if cur.rowcount > 1000:
+                    console.print(f"(first 1000 of {cur.rowcount:,} rows)")
+            else:
+                console.print(f"{cur.statusmessage}")
+            conn.commit()
+    except psycopg.Error as exc:
+        raise KpiError(str(exc).strip()) from None
+
+
+@app.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL (nothing to do with DATABASE_URL)."""
+    from .. import warehouse
+
+    console.print("stopped" if warehouse.stop() else "nothing to stop")

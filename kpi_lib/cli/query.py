@@ -1,0 +1,145 @@
+"""kpi query, ask and detect: questions to the KPIs, and anomaly rules over a file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import KpiError
+from ..formats import cents, money_columns, spreadsheet_safe, to_json
+from .base import actor, app, console, err
+
+
+@app.command()
+def query(
+    kpi: Annotated[str, typer.Argument(help="KPI name (kpi query --list shows them)")] = "",
+    grain: Annotated[str, typer.Option(help="hour | day | week | month | total")] = "day",
+    start: Annotated[str | None, typer.Option(help="First day/time, inclusive (business time zone)")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day/time, exclusive")] = None,
+    by: Annotated[list[str] | None, typer.Option(help="Dimension to break down by (repeatable)")] = None,
+    where: Annotated[
+        list[str] | None, typer.Option(help="DIM=VALUE filter (repeatable; repeat a DIM for OR)")
+    ] = None,
+    compare: Annotated[str | None, typer.Option(help="previous_period | previous_year")] = None,
+    top: Annotated[int | None, typer.Option(help="Keep the N largest values of the --by dimension")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="What 'now' is for a missing --start/--end (default: the latest data, or now if live)"
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    show_sql: Annotated[
+        bool, typer.Option("--sql", help="Also print the SQL and where it came from")
+    ] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the KPIs and their dimensions")] = False,
+) -> None:
+    """Ask a KPI question. CSV output: period first, then dimensions, value last."""
+    from .. import kpis
+
+    if list_ or not kpi:
+        t = Table("kpi", "label", "dimensions", "description")
+        for k in kpis.definitions().values():
+            t.add_row(k.name, k.label, ", ".join(k.dimensions), k.description)
+        console.print(t)
+        return
+    filters: dict[str, list[str]] = {}
+    for item in where or []:
+        if "=" not in item:
+            raise KpiError(f"--where {item!r} should look like DIM=VALUE, e.g. --where region=Europe.")
+        dim, value = item.split("=", 1)
+        filters.setdefault(dim.strip(), []).append(value.strip())
+    r = kpis.query(
+        kpi,
+        grain,
+        start=start,
+        end=end,
+        by=by or (),
+        where=filters,
+        compare=compare,
+        top=top,
+        as_of=as_of,
+    )
+    from .. import auth
+
+    auth.audit(actor(), "query", kpi, grain=grain, start=str(r.start), end=str(r.end), by=by, where=filters)
+    df = r.df.copy()
+    if "period" in df:
+        fmt_p = "%Y-%m-%d %H:%M" if grain == "hour" else "%Y-%m-%d"
+        df["period"] = df["period"].dt.strftime(fmt_p)
+    if fmt in ("csv", "json"):  # money to the cent; ratios and changes keep their precision
+        df = cents(df, money_columns(r.kpi))
+    if fmt == "csv":
+        sys.stdout.write(spreadsheet_safe(df).to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(
+            to_json({"data": df.to_dict(orient="records"), "provenance": r.provenance()}, indent=1) + "\n"
+        )
+    else:
+        t = Table(
+            *df.columns,
+            title=f"{r.kpi.label} · {r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M} · {r.as_of.describe()}",
+        )
+        for row in df.itertuples(index=False):
+            cells = []
+            for col, v in zip(df.columns, row, strict=True):
+                if col in ("value", "previous"):
+                    cells.append(r.kpi.format_value(v))
+                elif col == "change":
+                    cells.append("–" if v != v else f"{v:+.1%}")
+                else:
+                    cells.append(str(v))
+            t.add_row(*cells)
+        console.print(t)
+    if show_sql:
+        err.print(
+            f"-- catalog entries: {', '.join(r.catalog_entries)} · answered by {r.cache_level} · "
+            f"data version {r.version} · {r.elapsed_ms:.1f} ms"
+        )
+        err.print(r.sql)
+        err.print(f"-- parameters: {r.params}")
+
+
+@app.command()
+def ask(
+    question: Annotated[list[str], typer.Argument(help="The question, in plain English")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="What 'now' is for relative dates (default: the latest data, or now if live)"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    user: Annotated[
+        str | None, typer.Option(help="Answer as this dashboard user (their masking applies)")
+    ] = None,
+) -> None:
+    """Answer a question about the KPIs exactly, with its SQL and sources, or say why not."""
+    from .. import auth
+    from ..ask import ask as run
+    from ..ask.render import text
+
+    who = auth.user(user) if user else None
+    answer = run(" ".join(question), as_of=as_of, user=who, surface="cli")
+    if fmt == "json":
+        sys.stdout.write(answer.to_json() + "\n")
+        return
+    console.print(text(answer), markup=False, highlight=False)
+    if answer.sql:
+        err.print(answer.sql, markup=False, highlight=False)
+
+
+@app.command()
+def detect(
+    file: Annotated[Path, typer.Argument(help="CSV with a time column and a value column")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows")],
+    time_column: Annotated[str, typer.Option(help="Time column")] = "timestamp",
+    value_column: Annotated[str, typer.Option(help="Value column")] = "value",
+    rules: Annotated[str, typer.Option(help="Built-in rule set name or a YAML/JSON rules file")] = "default",
+) -> None:
+    """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation per row."""
+    from ..anomaly import detect_file
+
+    detect_file(file, output, time_column=time_column, value_column=value_column, rules=rules)

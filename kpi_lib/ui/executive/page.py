@@ -1,0 +1,130 @@
+"""The executive page as a session sees it: header, first paint (the tiles in the HTML itself) and
+the layout Panel serves (``dashboards/executive.py`` calls :func:`app`)."""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+
+import holoviews as hv
+import panel as pn
+
+from ... import auth
+from ...errors import AuthError
+from ..ask_box import AskBox
+from .dashboard import ExecutiveDashboard, _apply_each
+
+log = logging.getLogger(__name__)
+
+PAGE_CSS = """
+.kpi-header {background: #1f2d3d; color: #fff; padding: 10px 18px; display: flex; align-items: center;
+  justify-content: space-between; font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif;}
+.kpi-header a {color: #cfe2ff; text-decoration: none; margin-left: 14px; font-size: 14px;}
+.kpi-header .kpi-title {font-size: 20px; font-weight: 600;}
+"""
+
+
+def _header_html(user: auth.User, dark: bool) -> str:
+    toggle = "?theme=light" if dark else "?theme=dark"
+    return (
+        f"<style>{PAGE_CSS}</style><div class='kpi-header'><span class='kpi-title'>Executive dashboard</span>"
+        f"<span><a href='/'>All dashboards</a><a href='{toggle}' id='kpi-theme'>{'Light' if dark else 'Dark'} theme</a>"
+        f"<a href='/logout'>Sign out {html.escape(user.name)}</a></span></div>"
+    )
+
+
+def _header(user: auth.User, dark: bool) -> pn.pane.HTML:
+    return pn.pane.HTML(_header_html(user, dark), sizing_mode="stretch_width", margin=0)
+
+
+# The page's HTML itself carries the header and the tiles, laid out where the live page puts them,
+# so the numbers are readable as soon as the HTML arrives: before ~3 MB of Bokeh and Panel
+# JavaScript has run (it now loads after them) and the session came over the websocket. The same
+# numbers as the live tiles (same render); a small script removes this copy once those are on screen.
+FIRST_PAINT_TEMPLATE = (
+    Path(__file__).resolve().parent.parent / "templates" / "executive_first_paint.html"
+).read_text()
+
+
+def _first_paint(dash: ExecutiveDashboard) -> None:
+    """Serve this session's page with its tiles in the HTML (see FIRST_PAINT_TEMPLATE)."""
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None or not dash.tile_kpis:
+        return  # no tiles: the live page would never replace the copy
+    doc.template = FIRST_PAINT_TEMPLATE
+    doc.template_variables["kpi_first_paint"] = (
+        _header_html(dash.user, dash.dark)
+        + "<div class='kpi-fp-body'><div class='kpi-fp-side'></div>"
+        + f"<div class='kpi-fp-main'>{dash.tiles.object}</div></div>"
+    )
+
+
+def app() -> pn.viewable.Viewable:
+    """Build one session's page: layout, URL sync, first render, live updates.
+
+    A plain Panel layout rather than a template: templates pull fonts from Google's CDN (nothing may
+    load from a CDN here) and their extra CSS and JavaScript slow the first paint.
+    """
+    args = pn.state.session_args or {}
+    dark = (args.get("theme") or [b""])[0].decode() == "dark"
+    pn.config.theme = "dark" if dark else "default"
+    pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
+    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
+        hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
+    try:
+        dash = ExecutiveDashboard(dark=dark)
+    except AuthError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
+        return pn.pane.Markdown(f"**{exc}**", sizing_mode="stretch_width")
+    if pn.state.location is not None:
+        pn.state.location.sync(
+            dash,
+            {p: p for p in ("kpi", "start", "end", "region", "channel", "category", "drill")},
+            on_error=lambda values: _apply_each(dash, values),
+        )
+        dash.dates.value = (dash.start, dash.end)
+        for dim, w in dash.selects.items():
+            value = getattr(dash, dim)
+            if value not in w.options:  # e.g. not in the lists yet: the link still opens that view
+                w.options = [*w.options, value]
+            w.value = value
+    with dash._lock:
+        dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
+    _first_paint(dash)
+    sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
+    parts = dash.main()
+    dash.ask_box = AskBox(dash.user)
+    main = pn.Column(
+        parts[0],
+        dash.ask_box.view(),
+        *parts[1:],
+        sizing_mode="stretch_width",
+        margin=(10, 10),
+        styles={"flex": "1 1 560px", "min-width": "300px"},
+        css_classes=["kpi-main"],
+    )  # beside the filters; on a phone above them, so the numbers come first
+    page = pn.Column(
+        _header(dash.user, dark),
+        pn.FlexBox(
+            sidebar,
+            main,
+            flex_wrap="wrap",
+            sizing_mode="stretch_width",
+            align_items="flex-start",
+            styles={"flex-wrap": "wrap"},
+            stylesheets=["@media (max-width: 820px) { .kpi-main { order: -1; } }"],
+        ),
+        sizing_mode="stretch_width",
+        margin=0,
+    )
+    page.dashboard = dash  # tests and the benchmark reach the session's state through this
+
+    def on_load() -> None:
+        dash.start_live()  # listening before the refresh below: no change falls in between
+        dash.load_charts()
+
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.onload(on_load)
+    else:  # built outside a server (a notebook, a test): nothing to wait for
+        on_load()
+    return page

@@ -1,0 +1,168 @@
+"""The front door's ``/api/``: a signed-in session or a bearer token, rate-limited, then forwarded.
+
+Programs send ``Authorization: Bearer kpi_...`` (``kpi users token add``); browsers their session
+cookie. Either way the API back end (uvicorn, :mod:`kpi_lib.api`) gets the user in ``X-KPI-User``,
+this start's secret in ``X-KPI-Proxy`` and how they signed in in ``X-KPI-Via``; what a client sent
+under those names is dropped. Each token (or session user) has its own rate limit
+(``KPI_API_RATE``, default 1200/minute), in memory or in Redis when REDIS_URL is set. Failures
+here are problem details too, so a program never has to parse an HTML page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from http import HTTPStatus
+
+import tornado.httpclient
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from .. import auth
+from ..auth import tokens
+from ..config import settings
+from ..errors import AuthError
+from .proxy import ProxyHandler
+
+log = logging.getLogger(__name__)
+
+VIA_HEADER = "X-KPI-Via"
+
+
+class ApiLimiter:
+    """Requests allowed per token (or per signed-in user) in a moving window."""
+
+    def __init__(self, rate: str | None = None) -> None:
+        url = settings().redis_url
+        self.limiter = MovingWindowRateLimiter(storage_from_string(url if url else "memory://"))
+        self.rate = parse(rate or os.environ.get("KPI_API_RATE") or "1200/minute")
+
+    def hit(self, key: str) -> bool:
+        try:
+            return self.limiter.hit(self.rate, "api", key)
+        except Exception:  # noqa: BLE001 - a limiter outage must not take the API down
+            return True
+
+    def retry_after(self, key: str) -> int:
+        try:
+            return max(1, int(self.limiter.get_window_stats(self.rate, "api", key).reset_time - time.time()))
+        except Exception:  # noqa: BLE001
+            return 60
+
+
+LIMITER: ApiLimiter | None = None
+
+
+def limiter() -> ApiLimiter:
+    global LIMITER
+    if LIMITER is None:
+        LIMITER = ApiLimiter()
+    return LIMITER
+
+
+def bearer_user(header: str) -> tuple[auth.User | None, tokens.Bearer | None] | None:
+    """None when the request carries no bearer token; else (its user or None, the token or None)."""
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        bearer = tokens.check(credential.strip())
+    except Exception:  # noqa: BLE001 - the warehouse is down: nobody is signed in right now
+        log.exception("token lookup failed")
+        return None, None
+    if bearer is None:
+        return None, None
+    return _user(bearer.login), bearer
+
+
+_users: dict[str, tuple[float, auth.User | None]] = {}
+
+
+def _user(login: str) -> auth.User | None:
+    """users.yml read at most once a second per login (a program may call many times a second)."""
+    now = time.monotonic()
+    hit = _users.get(login)
+    if hit and now - hit[0] < 1.0:
+        return hit[1]
+    try:
+        found: auth.User | None = auth.user(login)
+    except AuthError:  # the token's user was removed
+        found = None
+    if len(_users) > 10_000:
+        _users.clear()
+    _users[login] = (now, found)
+    return found
+
+
+class ApiProxyHandler(ProxyHandler):
+    """``/api/...`` (HTTP and the ``/api/live`` WebSocket) to the API back end."""
+
+    via = "session"
+
+    def get_current_user(self) -> auth.User | None:
+        found = bearer_user(self.request.headers.get("Authorization", ""))
+        if found is None:
+            return super().get_current_user()
+        who, bearer = found
+        if who is not None:
+            self.via = f"token:{bearer.name}"
+            self.rate_key = f"token:{bearer.token_id}"
+        return who
+
+    def _problem(self, status: int, detail: str, **headers: str) -> None:
+        self.set_status(status)
+        for k, v in headers.items():
+            self.set_header(k, v)
+        self.set_header("Content-Type", "application/problem+json")
+        body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+        self.finish(json.dumps({**body, "instance": self.request.path, "invalid-params": []}))
+
+    def require_user(self) -> auth.User | None:
+        user = self.current_user
+        if user is None:
+            bearer = self.request.headers.get("Authorization", "").lower().startswith("bearer ")
+            self._problem(
+                401,
+                "That token is unknown or revoked; make a new one with `kpi users token add`."
+                if bearer
+                else "Sign in first: send `Authorization: Bearer <token>` (`kpi users token add LOGIN --name NAME`).",
+                **{"WWW-Authenticate": "Bearer"},
+            )
+            return None
+        key = getattr(self, "rate_key", f"user:{user.login}")
+        if not limiter().hit(key):
+            wait = limiter().retry_after(key)
+            auth.audit(user.login, "refused", self.request.path, reason="api rate limit", via=self.via)
+            self._problem(
+                429,
+                f"Too many requests for this token; wait {wait} s (the limit is KPI_API_RATE).",
+                **{"Retry-After": str(wait)},
+            )
+            return None
+        return user
+
+    def check_xsrf_cookie(self) -> None:
+        """A bearer token is not sent by browsers on their own; cookie callers pass the origin check."""
+
+    def _upstream_headers(self) -> dict[str, str]:
+        headers = {
+            k: v
+            for k, v in super()._upstream_headers().items()
+            if k.lower() not in ("authorization", VIA_HEADER.lower())
+        }
+        headers[VIA_HEADER] = self.via
+        return headers
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        self._problem(status_code, self._reason)
+
+
+def handlers(upstream: str, secret: str) -> list[tuple]:
+    """The routes kpi_lib.serve mounts for the API."""
+    # programs call concurrently: tornado's default of 10 requests in flight to the back ends queued
+    # the rest in this process (it applies to Panel and Voila's forwarding too, which only gains)
+    tornado.httpclient.AsyncHTTPClient.configure(None, max_clients=200)
+    return [(r"/api/.*", ApiProxyHandler, {"upstream": upstream, "secret": secret})]

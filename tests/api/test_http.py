@@ -1,0 +1,240 @@
+"""The HTTP API through the front door: tokens, the same answers as kpi_lib, masking, problem details."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kpi_lib import auth, kpis
+from kpi_lib.auth import tokens
+
+PROBLEM = "application/problem+json"
+EXPLAINED = "Revenue fell 90% below the usual"
+
+
+def _window():
+    """The last 30 whole days of the demo data (pinned to the data, not the wall clock)."""
+    latest = kpis.latest_data()
+    end = latest.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (end - __import__("datetime").timedelta(days=30)).date().isoformat(), end.date().isoformat()
+
+
+def test_kpi_list_says_which_kpis_a_role_sees_masked(api):
+    exec_ = {k["name"]: k for k in api("api-exec").get("/api/kpis").json()}
+    viewer = {k["name"]: k for k in api("api-viewer").get("/api/kpis").json()}
+    assert set(exec_) == set(viewer) == set(kpis.definitions())
+    assert not exec_["revenue"]["masked"] and viewer["revenue"]["masked"]
+    assert not viewer["orders"]["masked"]
+    assert viewer["revenue"]["dimensions"] == list(kpis.get("revenue").dimensions)
+
+
+def test_query_answers_as_kpi_lib_with_its_provenance(api):
+    start, end = _window()
+    r = api().get(
+        "/api/query",
+        params={
+            "kpi": "revenue",
+            "grain": "total",
+            "start": start,
+            "end": end,
+            "by": "region",
+            "where": ["channel=Web"],
+        },
+    )
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    want = kpis.query("revenue", "total", start=start, end=end, by=["region"], where={"channel": ["Web"]})
+    got = {row["dims"]["region"]: row["value"] for row in doc["rows"]}
+    assert got == pytest.approx(dict(zip(want.df["region"], want.df["value"], strict=True)))
+    p = doc["provenance"]
+    assert p["sql"] == want.sql and p["catalog_entries"] == list(want.catalog_entries)
+    assert p["data_version"] == want.version and p["cache_level"] and p["as_of"]
+    assert p["where"] == {"channel": ["Web"]}
+
+
+def test_a_viewer_token_sees_a_sensitive_kpi_masked(api):
+    start, end = _window()
+    params = {"kpi": "revenue", "grain": "day", "start": start, "end": end}
+    shown = api("api-exec").get("/api/query", params=params).json()
+    hidden = api("api-viewer").get("/api/query", params=params).json()
+    assert not shown["masked"] and any(row["value"] for row in shown["rows"])
+    assert hidden["masked"] and len(hidden["rows"]) == len(shown["rows"])
+    assert all(row["value"] is None for row in hidden["rows"])
+    ranked = api("api-viewer").get("/api/query", params={**params, "by": "region", "top": 2})
+    assert ranked.status_code == 403 and ranked.json()["invalid-params"][0]["name"] == "top"
+
+
+def test_a_scoped_token_reads_its_own_rows_only(api):
+    start, end = _window()
+    doc = (
+        api("api-europe")
+        .get(
+            "/api/query",
+            params={"kpi": "orders", "grain": "total", "start": start, "end": end, "by": "region"},
+        )
+        .json()
+    )
+    assert [row["dims"]["region"] for row in doc["rows"]] == ["Europe"]
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"kpi": "revenue", "grain": "fortnight"}, "grain"),
+        ({"kpi": "revenue", "start": "yesterday-ish"}, "start"),
+        ({"kpi": "revenue", "where": "planet=Mars"}, "where"),
+        ({"kpi": "revenue", "where": "no-equals"}, "where"),
+        ({"kpi": "revenue", "by": "planet"}, "by"),
+        ({"kpi": "no_such_kpi"}, "kpi"),
+        ({"kpi": "revenue", "top": "-1", "by": "region"}, "top"),
+        ({"kpi": "revenue", "start": "2025-02-01", "end": "2025-01-01"}, "start"),
+        ({"kpi": "revenue", "grain": "hour", "start": "1900-01-01", "end": "2100-01-01"}, "start"),
+        ({}, "kpi"),
+    ],
+)
+def test_bad_parameters_are_4xx_problems_naming_the_parameter(api, params, param):
+    r = api().get("/api/query", params=params)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.headers["Content-Type"].startswith(PROBLEM)
+    doc = r.json()
+    assert doc["status"] == r.status_code and doc["detail"]
+    assert param in [p["name"] for p in doc["invalid-params"]]
+
+
+def test_no_token_or_a_revoked_one_is_401(api, server):
+    assert api(None).get("/api/kpis").status_code == 401
+    token = tokens.add("api-exec", "short-lived")
+    client = api(token=token)
+    assert client.get("/api/kpis").status_code == 200
+    assert [t.last_used_at is not None for t in tokens.listing("api-exec") if t.name == "short-lived"] == [
+        True
+    ]
+    tokens.revoke("api-exec", "short-lived")
+    time.sleep(tokens.CHECK_EVERY_S + 0.1)  # the front door re-reads a token at most this often
+    r = client.get("/api/kpis")
+    assert r.status_code == 401 and r.headers["Content-Type"].startswith(PROBLEM)
+    assert "revoked" in r.json()["detail"]
+
+
+def test_the_api_refuses_requests_that_bypass_the_front_door(server):
+    import json
+    import os
+    import pathlib
+    import urllib.error
+    import urllib.request
+
+    state = json.loads((pathlib.Path(os.environ["KPI_HOME"]) / "serve.json").read_text())
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{state['api_port']}/api/kpis",
+        headers={"X-KPI-User": "api-exec", "X-KPI-Proxy": "guess"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 401
+
+
+def test_version_and_status(api):
+    v = api().get("/api/version", params={"as_of": "2024-06-01T12:00"}).json()
+    assert v["as_of"].startswith("2024-06-01T12:00") and v["as_of_source"] == "explicit"
+    assert v["data_version"] == kpis.sync_versions()
+    s = api().get("/api/status").json()
+    assert s["warehouse_running"] and s["tables"] is None  # row counts are for administrators
+    assert s["data_version"] >= v["data_version"]
+
+
+def test_ask_answers_with_its_sql_and_masks_for_viewers(api):
+    start, end = _window()
+    q = {"q": f"revenue from {start} to {end}"}
+    shown = api("api-exec").post("/api/ask", json=q).json()
+    hidden = api("api-viewer").post("/api/ask", json=q).json()
+    assert shown["status"] == "answer" and shown["value"] and shown["sql"]
+    assert hidden["masked"] and hidden["value"] is None
+
+
+def _incident(db, kpi: str, region: str = "Europe") -> int:
+    return db.execute(
+        "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, value, expected,"
+        " deviation_pct, severity, explanation) values (%s, %s, 'hour', 'region', %s, %s, 10, 100, -0.9,"
+        " 'high', %s) returning id",
+        [
+            f"{kpi}|hour|region={region}|api-test-{time.monotonic_ns()}",
+            kpi,
+            region,
+            "2019-03-05T10:00:00Z",
+            EXPLAINED,
+        ],
+    ).fetchone()[0]
+
+
+def test_incidents_listed_masked_acknowledged_and_resolved_with_comments(api, db):
+    iid = _incident(db, "revenue", "Asia Pacific")
+    try:
+        seen = {i["id"]: i for i in api("api-exec").get("/api/incidents").json()}
+        assert seen[iid]["value"] == 10 and not seen[iid]["masked"]
+        masked = {i["id"]: i for i in api("api-viewer").get("/api/incidents").json()}[iid]
+        assert masked["masked"] and masked["value"] is None and "90%" not in masked["explanation"]
+        assert iid not in {i["id"] for i in api("api-europe").get("/api/incidents").json()}  # not their rows
+        assert api("api-europe").post(f"/api/incidents/{iid}/acknowledge", json={}).status_code == 404
+        assert api("api-viewer").post(f"/api/incidents/{iid}/acknowledge", json={}).status_code == 403
+        r = api("api-exec").post(f"/api/incidents/{iid}/acknowledge", json={"comment": "looking into it"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "acknowledged" and r.json()["acknowledged_by"] == "api-exec"
+        r = api("api-exec").post(f"/api/incidents/{iid}/resolve", json={"comment": "feed fixed"})
+        assert r.json()["status"] == "resolved" and r.json()["comment"] == "feed fixed"
+        trail = db.execute(
+            "select actor, action, comment from ops.anomaly_events where anomaly_id = %s order by id", [iid]
+        ).fetchall()
+        assert trail == [
+            ("api-exec", "acknowledge", "looking into it"),
+            ("api-exec", "resolve", "feed fixed"),
+        ]
+    finally:
+        db.execute("update ops.anomalies set status = 'resolved' where id = %s", [iid])
+
+
+def test_every_read_is_audited_with_the_token_name(api):
+    start, end = _window()
+    api("api-exec").get("/api/query", params={"kpi": "units", "grain": "total", "start": start, "end": end})
+    deadline = time.monotonic() + 10  # written just after the answer is sent
+    while time.monotonic() < deadline:
+        rows = auth.search_audit(actor="api-exec", action="api query", target="units", limit=5)
+        if len(rows):
+            break
+        time.sleep(0.1)
+    assert len(rows) and rows.iloc[0]["details"]["via"] == "token:tests"
+
+
+def test_the_token_command_prints_the_token_once(server):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    kpi = str(Path(sys.executable).with_name("kpi"))
+    made = subprocess.run(
+        [kpi, "users", "token", "add", "api-exec", "--name", "cli-bot"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("kpi_") and tokens.check(secret).login == "api-exec"
+    listed = subprocess.run([kpi, "users", "token", "list", "api-exec"], capture_output=True, text=True)
+    assert "cli-bot" in listed.stdout and secret not in listed.stdout
+    gone = subprocess.run(
+        [kpi, "users", "token", "revoke", "api-exec", "--name", "cli-bot"], capture_output=True, text=True
+    )
+    assert gone.returncode == 0
+    tokens._memo.clear()
+    assert tokens.check(secret) is None
+
+
+def test_the_docs_page_loads_nothing_from_another_site(api):
+    page = api().get("/api/docs")
+    assert page.status_code == 200 and "/api/openapi.json" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text.replace("https://fastapi", "")
+    assert api().get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
+    doc = api().get("/api/openapi.json").json()
+    assert doc["info"]["title"] == "KPI Suite API" and "/api/query" in doc["paths"]

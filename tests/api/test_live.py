@@ -1,0 +1,144 @@
+"""/api/live through the front door: kpi_update after an ingest, anomaly_alert after a new incident,
+and a viewer's masking on every pushed message. "Now" is pinned (as_of) to a day of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from kpi_lib import stream
+
+DAY = "2019-03-05"  # a day no other test writes to
+AS_OF = f"{DAY}T23:00"
+WAIT_S = 20  # a bound for a failing test, not a latency assertion (bench_api measures latency)
+
+
+def _order(region: str = "Europe") -> dict:
+    oid = f"API{uuid.uuid4().hex[:10]}"
+    return {
+        "event_id": f"ev-{oid}",
+        "order_id": oid,
+        "ordered_at": f"{DAY}T12:00:00",
+        "customer_id": "C900001",
+        "region": region,
+        "channel": "Web",
+        "lines": [
+            {
+                "product_id": "P1001",
+                "product_name": "Test Widget",
+                "category": "Electronics",
+                "quantity": 2,
+                "unit_price": 50.0,
+                "discount": 0.0,
+                "unit_cost": 20.0,
+            }
+        ],
+    }
+
+
+async def _open(server: str, token: str):
+    req = HTTPRequest(
+        server.replace("http", "ws", 1) + "/api/live", headers={"Authorization": f"Bearer {token}"}
+    )
+    return await websocket_connect(req)
+
+
+async def _next(ws, kind: str, match=lambda m: True) -> dict:
+    async def read():
+        while True:
+            raw = await ws.read_message()
+            assert raw is not None, "the server closed the socket"
+            msg = json.loads(raw)
+            if msg["type"] == kind and match(msg):
+                return msg
+
+    return await asyncio.wait_for(read(), WAIT_S)
+
+
+async def _subscribe(ws, kpis: list[str], **extra) -> dict:
+    ws.write_message(json.dumps({"type": "subscribe", "kpis": kpis, "grain": "day", "as_of": AS_OF, **extra}))
+    await _next(ws, "subscribed")
+    return await _next(ws, "kpi_update")  # the current value comes at once
+
+
+def test_kpi_update_follows_an_ingest(server, api_tokens):
+    async def run():
+        ws = await _open(server, api_tokens["api-exec"])
+        first = await _subscribe(ws, ["orders"], where={"region": ["Europe"]})
+        assert first["period"].startswith(DAY) and first["masked"] is False
+        res = await asyncio.to_thread(stream.ingest, [_order()], "api-test")
+        assert res.loaded == 1
+        update = await _next(ws, "kpi_update", lambda m: m["data_version"] >= res.version)
+        assert update["kpi"] == "orders" and update["value"] == first["value"] + 1
+        ws.close()
+
+    asyncio.run(run())
+
+
+def test_a_viewer_gets_a_sensitive_kpi_masked_on_every_push(server, api_tokens, db):
+    async def run():
+        viewer = await _open(server, api_tokens["api-viewer"])
+        exec_ = await _open(server, api_tokens["api-exec"])
+        hidden = await _subscribe(viewer, ["revenue"])
+        shown = await _subscribe(exec_, ["revenue"])
+        assert hidden["masked"] and hidden["value"] is None and not shown["masked"]
+        res = await asyncio.to_thread(stream.ingest, [_order("Asia Pacific")], "api-test")
+        later = lambda m: m["data_version"] >= res.version  # noqa: E731
+        seen = await _next(exec_, "kpi_update", later)
+        assert seen["value"] == shown["value"] + 100
+        masked = await _next(viewer, "kpi_update", later)
+        assert masked["masked"] and masked["value"] is None
+        # a new incident on the sensitive KPI: announced to both, its numbers to the executive only
+        iid = db.execute(
+            "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, value,"
+            " expected, deviation_pct, severity, explanation) values (%s, 'revenue', 'hour', 'region',"
+            " 'Europe', %s, 5, 500, -0.99, 'high', %s) returning id",
+            [
+                f"revenue|hour|region=Europe|api-live-{uuid.uuid4().hex}",
+                f"{DAY}T10:00:00Z",
+                "Revenue fell 99 % below usual",
+            ],
+        ).fetchone()[0]
+        try:
+            told = await _next(exec_, "anomaly_alert", lambda m: m["incident"]["id"] == iid)
+            assert told["incident"]["value"] == 5 and told["incident"]["explanation"].startswith(
+                "Revenue fell"
+            )
+            kept = await _next(viewer, "anomaly_alert", lambda m: m["incident"]["id"] == iid)
+            assert kept["incident"]["masked"] and kept["incident"]["value"] is None
+            assert "99" not in kept["incident"]["explanation"]
+        finally:
+            db.execute("update ops.anomalies set status = 'resolved' where id = %s", [iid])
+        viewer.close()
+        exec_.close()
+
+    asyncio.run(run())
+
+
+def test_a_bad_subscription_gets_an_error_naming_the_field(server, api_tokens):
+    async def run():
+        ws = await _open(server, api_tokens["api-exec"])
+        ws.write_message(json.dumps({"type": "subscribe", "kpis": ["orders"], "grain": "fortnight"}))
+        err = await _next(ws, "error")
+        assert err["param"] == "grain"
+        ws.write_message(json.dumps({"type": "subscribe", "kpis": ["no_such_kpi"]}))
+        err = await _next(ws, "error")
+        assert "no_such_kpi" in err["detail"]
+        ws.close()
+
+    asyncio.run(run())
+
+
+def test_no_token_no_socket(server):
+    async def run():
+        try:
+            ws = await websocket_connect(server.replace("http", "ws", 1) + "/api/live")
+        except Exception as exc:  # noqa: BLE001 - refused at the upgrade
+            return str(exc)
+        return await ws.read_message()
+
+    assert "401" in str(asyncio.run(run()))

@@ -1,0 +1,76 @@
+"""/metrics (Prometheus text from every process), /readyz and the health score, on the real server."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from kpi_lib.observe.health import Level, score
+
+LEVELS = {"page_load", "freshness", "query", "errors", "cache", "alert_latency", "view_lag"}
+
+
+def test_metrics_parse_and_cover_requests_queries_ingest_and_live(api, server):
+    api().get(
+        "/api/query", params={"kpi": "orders", "grain": "total", "start": "2024-01-01", "end": "2024-02-01"}
+    )
+    r = api("api-admin").get("/metrics")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    for name in (
+        "kpi_http_request_seconds",
+        "kpi_query_seconds",
+        "kpi_ingest_events",
+        "kpi_ingest_rejects",
+        "kpi_outbox_messages",
+        "kpi_cache_hits",
+        "kpi_view_lag_versions",
+        "kpi_live_sessions",
+        "kpi_warehouse_up",
+    ):
+        assert name in families, name
+    api_requests = [
+        s
+        for s in families["kpi_http_request_seconds"].samples
+        if s.name.endswith("_count") and s.labels["surface"] == "api"
+    ]
+    assert sum(s.value for s in api_requests) >= 1
+    queries = [s for s in families["kpi_query_seconds"].samples if s.name.endswith("_count")]
+    assert sum(s.value for s in queries) >= 1 and all(s.labels["level"] for s in queries)
+
+
+def test_metrics_are_for_administrators(api, server):
+    assert requests.get(server + "/metrics", timeout=30).status_code == 401
+    assert api("api-exec").get("/metrics").status_code == 403
+
+
+def test_readyz_checks_each_part(server):
+    r = requests.get(server + "/readyz", timeout=30)
+    doc = r.json()
+    assert doc["checks"]["warehouse"]["ok"] and doc["checks"]["listener"]["ok"]
+    assert "smtp" in doc["checks"]  # this test server runs without its mail sink: reported, not hidden
+    assert r.status_code == (200 if doc["ready"] else 503)
+    assert doc["ready"] == all(c["ok"] for c in doc["checks"].values())
+
+
+def test_health_score_lists_every_service_level(api):
+    api().get(
+        "/api/query", params={"kpi": "orders", "grain": "total", "start": "2024-01-01", "end": "2024-02-01"}
+    )
+    doc = api().get("/api/health").json()
+    assert 0 <= doc["score"] <= 100
+    levels = {lv["name"]: lv for lv in doc["levels"]}
+    assert set(levels) == LEVELS
+    assert levels["query"]["measured"] is not None and levels["cache"]["target"] == 0.85
+
+
+def test_the_score_is_the_mean_of_measured_levels():
+    met = Level("query", "query p95", 0.1, "s", measured=0.05)
+    missed = Level("errors", "error rate", 0.01, "ratio", measured=0.015)  # half way to twice the target
+    low_hits = Level("cache", "cache hit rate", 0.85, "ratio", higher_is_better=True, measured=0.425)
+    unknown = Level("page_load", "page load p95", 2.0, "s")
+    doc = score([met, missed, low_hits, unknown])
+    assert [lv["score"] for lv in doc["levels"]] == [1.0, pytest.approx(0.5), 0.0, None]
+    assert doc["score"] == 50 and doc["measured"] == 3
+    assert score([unknown])["score"] == 100
