@@ -92,10 +92,27 @@ def test_bad_rules_say_which_field_is_wrong():
 
 
 def test_sensitivity_scales_the_anomaly_budget():
-    base = with_budget("default", 1.0)
-    assert base == "default"
+    import numpy as np
+
+    from kpi_lib.anomaly import detect
+
+    assert with_budget("default", 1.0) == "default"
     assert with_budget("default", thresholds.BUDGET_SCALE["low"]).budget.alarms == 0.25
     assert with_budget("default", thresholds.BUDGET_SCALE["high"]).budget.alarms == 4.0
+    # eight weeks of a normal, noisy 5-minute series: low alarms rarer than the standard rules, high
+    # more often (the same detection, its false-alarm budget scaled)
+    rng = np.random.default_rng(3)
+    n = 12 * 24 * 56
+    daily = 1 + 0.5 * np.sin(2 * np.pi * np.arange(n) / 288)
+    s = pd.Series(
+        rng.poisson(20 * daily) + rng.standard_t(3, n) * 2,
+        index=pd.date_range("2025-01-06", periods=n, freq="5min"),
+    )
+    alarms = {
+        level: int(detect(s, with_budget("default", thresholds.BUDGET_SCALE[level])).is_anomaly.sum())
+        for level in thresholds.SENSITIVITIES
+    }
+    assert alarms["low"] < alarms["medium"] < alarms["high"]
 
 
 # --- in the warehouse --------------------------------------------------------------------------

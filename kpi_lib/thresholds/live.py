@@ -208,13 +208,14 @@ class Preview:
     since: datetime
     series: pd.Series  # the KPI over the window, for the chart
     firings: list[Firing]
+    days: int = PREVIEW_DAYS  # as asked (``since`` is floored to the grain's period)
 
     @property
     def count(self) -> int:
         return len(self.firings)
 
     def sentence(self) -> str:
-        days = (self.as_of - self.since).days
+        days = self.days
         n = self.count
         if n == 0:
             return f"This rule would not have fired in the last {days} days."
@@ -232,7 +233,7 @@ def backtest(rule: Rule, as_of: datetime | None = None, days: int = PREVIEW_DAYS
     series, volume, additive = read(rule, since - pad, end)
     firings = [f for f in evaluate(rule, series, at, volume, additive) if f.start >= pd.Timestamp(since)]
     shown = series[(series.index >= pd.Timestamp(since)) & (series.index < pd.Timestamp(at))]
-    return Preview(rule, at, since, shown, firings)
+    return Preview(rule, at, since, shown, firings, days)
 
 
 def rule_url(name: str) -> str:

@@ -231,3 +231,14 @@ def released(now: datetime) -> list[datetime]:
             [at, at],
         ).fetchall()
     return [r[0] for r in rows]
+
+
+def incidents_of(name: str, limit: int = 10) -> pd.DataFrame:
+    """A rule's latest incidents as the current reader may see them (row scope applies)."""
+    with warehouse.read() as conn:
+        cur = conn.exec_driver_sql(
+            "select id, started_at, value, status, snoozed_until from ops.anomalies"
+            " where rule = %(name)s and series_key like 'rule:%%' order by started_at desc limit %(n)s",
+            {"name": name, "n": limit},
+        )
+        return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))

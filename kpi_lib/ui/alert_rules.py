@@ -109,6 +109,12 @@ class RulesPage:
         self.preview_text = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["kpi-preview"])
         self.chart = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=320)
         self.table = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.history = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.fired = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.incident = w.TextInput(name="Incident #", placeholder="e.g. 12", width=90)
+        self.incident_until = w.TextInput(name="Snooze it until", placeholder="2026-03-01 07:00", width=160)
+        self.incident_btn = w.Button(name="Snooze incident", width=130, align="end")
+        self.incident_btn.on_click(lambda _: self.snooze_incident())
         self.preview_btn.on_click(lambda _: self.preview())
         self.save_btn.on_click(lambda _: self.save())
         self.delete_btn.on_click(lambda _: self.delete())
@@ -156,8 +162,11 @@ class RulesPage:
         if name == NEW or row.empty:
             self.rule_id = None
             self.name.value = ""
+            self.history.object = self.fired.object = ""
             return
         self.rule_id = int(row["id"].iloc[0])
+        self.show_history()
+        self.show_fired()
         s = row["spec"].iloc[0]
         self.name.value = s["name"]
         self.kpi.value = s["kpi"] if s["kpi"] in self.kpis.values() else self.kpi.value
@@ -212,6 +221,7 @@ class RulesPage:
         self.rule_id = int(row["id"])
         self.refresh_list(select=row["name"])  # (re)loads the form from what was stored
         self.preview()  # what the saved version would have done
+        self.show_history()
         self.message.object = (
             f"<p class='kpi-ok'>Saved {html.escape(row['name'])} (version {row['version']}). "
             "The live alerts use it from their next pass.</p>"
@@ -228,6 +238,53 @@ class RulesPage:
         self.rule_id = None
         self.refresh_list(select=NEW)
         self.message.object = "<p class='kpi-ok'>Deleted.</p>"
+
+    def show_history(self) -> None:
+        """The selected rule's versions: who saved what, when (the audit log has the same)."""
+        if self.rule_id is None:
+            return
+        items = "".join(
+            f"<li>v{v.version} {html.escape(v.change)} by {html.escape(v.saved_by)} "
+            f"{pd.Timestamp(v.saved_at):%Y-%m-%d %H:%M}: {html.escape(_short(v.spec))}</li>"
+            for v in thresholds.versions(self.rule_id).itertuples()
+        )
+        self.history.object = f"<h3>History</h3><ul class='kpi-history'>{items}</ul>"
+
+    def show_fired(self) -> None:
+        """The selected rule's latest incidents (the ones this user's rows cover)."""
+        name = self.pick.value
+        if self.rule_id is None or name == NEW:
+            self.fired.object = ""
+            return
+        with auth.acting_as(self.user):
+            rows = thresholds.incidents_of(name)
+        items = "".join(
+            f"<li data-kpi-incident='{int(r.id)}'>#{int(r.id)} from {pd.Timestamp(r.started_at):%Y-%m-%d %H:%M}: "
+            f"{r.value:,.6g}, {html.escape(r.status)}"
+            + (
+                f", snoozed until {pd.Timestamp(r.snoozed_until):%Y-%m-%d %H:%M}"
+                if pd.notna(r.snoozed_until)
+                else ""
+            )
+            + "</li>"
+            for r in rows.itertuples()
+        )
+        self.fired.object = f"<h3>Latest incidents</h3><ul>{items or '<li>none yet</li>'}</ul>"
+
+    def snooze_incident(self) -> None:
+        try:
+            thresholds.snooze_incident(
+                int(self._text(self.incident)), self._text(self.incident_until) or None, self.user
+            )
+        except (KpiError, ValueError) as exc:
+            self._fail(
+                exc if isinstance(exc, KpiError) else ValueError("Incident #: give the incident's number.")
+            )
+            return
+        self.show_fired()
+        self.message.object = (
+            f"<p class='kpi-ok'>Incident #{html.escape(self._text(self.incident))} snoozed.</p>"
+        )
 
     def refresh_list(self, select: str | None = None) -> None:
         rows = thresholds.listing()
@@ -285,9 +342,23 @@ class RulesPage:
             self.chart,
             pn.pane.HTML("<h3>Rules</h3>"),
             self.table,
+            self.history,
+            self.fired,
+            pn.Row(self.incident, self.incident_until, self.incident_btn),
             sizing_mode="stretch_width",
         )
         return pn.Row(form, right, sizing_mode="stretch_width", margin=(10, 10))
+
+
+def _short(spec: dict) -> str:
+    """A saved version in one line: what makes it fire and its state."""
+    try:
+        rule = thresholds.parse(spec)
+    except KpiError as exc:
+        return str(exc)
+    extra = [f"snoozed until {rule.snoozed_until:%Y-%m-%d %H:%M}"] if rule.snoozed_until else []
+    extra += [] if rule.enabled else ["off"]
+    return rule.describe() + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _chart(result: thresholds.Preview, label: str):
@@ -325,12 +396,13 @@ def _chart(result: thresholds.Preview, label: str):
 
 def app() -> pn.viewable.Viewable:
     """Build one session's page (dark, no CDN: a plain Panel layout, no template)."""
-    pn.config.theme = "dark"
-    pn.extension()
     try:
         user = auth.current_user()
     except KpiError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
         return pn.pane.Markdown(f"**{exc}**")
+    # only inside a user's session: set at warm-up, the theme would be every page's default
+    pn.config.theme = "dark"
+    pn.extension()
     if not user.can_edit_rules:
         return pn.pane.HTML("<h2>Not allowed</h2><p>Only admins and analysts may edit alert rules.</p>")
     try:

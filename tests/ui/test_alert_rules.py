@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from rules_util import DAY0, aware, daily, inbox_for, orders, routes_for, smtp_sink
@@ -89,6 +89,8 @@ def test_a_rule_written_in_the_page_previews_saves_fires_and_emails_once(server,
         "select kpi, version, created_by, spec from ops.alert_rules where name = %s", [name]
     ).fetchone()
     assert row[:3] == ("orders", 2, ANALYST) and row[3]["threshold"] == 20.0
+    history = page.locator("ul.kpi-history li")
+    assert history.count() == 2 and history.nth(1).inner_text().startswith(f"v2 edited by {ANALYST}")
     trail = auth.search_audit(actor=ANALYST, action="alert rule edited", target=name)
     details = trail.iloc[0]["details"]
     assert (details["before"]["threshold"], details["after"]["threshold"]) == (15, 20)
@@ -104,3 +106,13 @@ def test_a_rule_written_in_the_page_previews_saves_fires_and_emails_once(server,
     assert len(got) == 1
     text = mail.read_message(got[0].id, sink.inbox).text
     assert f"alert rule {name}" in text and "/panel/alert_rules?rule=" in text
+    # the rule's link opens it on the page, with its latest incident; snooze that incident there
+    (iid,) = [r[0] for r in db.execute("select id from ops.anomalies where rule = %s", [name])]
+    page.goto(f"{server}/panel/alert_rules?rule={name}&as_of={as_of:%Y-%m-%dT%H:%M}")
+    page.locator(f"li[data-kpi-incident='{iid}']").wait_for(timeout=TIMEOUT)
+    page.get_by_placeholder("e.g. 12").fill(str(iid))
+    page.get_by_placeholder("2026-03-01 07:00").last.fill("2025-05-03 07:00")
+    page.get_by_role("button", name="Snooze incident").click()
+    page.get_by_text("snoozed until 2025-05-03 07:00").wait_for(timeout=TIMEOUT)
+    until = db.execute("select snoozed_until from ops.anomalies where id = %s", [iid]).fetchone()[0]
+    assert f"{until.astimezone(UTC):%Y-%m-%d %H:%M}" == "2025-05-03 07:00"
