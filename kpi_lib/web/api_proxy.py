@@ -17,6 +17,7 @@ import time
 from http import HTTPStatus
 
 import tornado.httpclient
+import tornado.ioloop
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -30,6 +31,7 @@ from .proxy import ProxyHandler
 log = logging.getLogger(__name__)
 
 VIA_HEADER = "X-KPI-Via"
+RECHECK_S = 5.0
 
 
 class ApiLimiter:
@@ -155,6 +157,27 @@ class ApiProxyHandler(ProxyHandler):
         }
         headers[VIA_HEADER] = self.via
         return headers
+
+    # --- /api/live: a socket lives only as long as what opened it --------------------------------
+
+    async def open(self, *args, **kwargs) -> None:
+        await super().open(*args, **kwargs)
+        # a revoked token, ended session or removed user closes the socket within RECHECK_S
+        self._recheck = tornado.ioloop.PeriodicCallback(self._still_allowed, RECHECK_S * 1000)
+        self._recheck.start()
+
+    def _still_allowed(self) -> None:
+        # token and session lookups are re-read from the warehouse once their 1 s memo is older
+        found = bearer_user(self.request.headers.get("Authorization", ""))
+        who = super().get_current_user() if found is None else found[0]
+        if who is None:
+            self.close(1008, "signed out, or the token was revoked")
+
+    def on_close(self) -> None:
+        recheck = getattr(self, "_recheck", None)
+        if recheck is not None:
+            recheck.stop()
+        super().on_close()
 
     def write_error(self, status_code: int, **kwargs) -> None:
         self._problem(status_code, self._reason)
