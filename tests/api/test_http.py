@@ -238,3 +238,12 @@ def test_the_docs_page_loads_nothing_from_another_site(api):
     assert api().get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
     doc = api().get("/api/openapi.json").json()
     assert doc["info"]["title"] == "KPI Suite API" and "/api/query" in doc["paths"]
+
+
+def test_each_token_has_its_own_rate_limit():
+    from kpi_lib.web.api_proxy import ApiLimiter
+
+    limiter = ApiLimiter("3/minute")
+    assert [limiter.hit("token:1") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit("token:2")  # another token is not slowed down
+    assert 1 <= limiter.retry_after("token:1") <= 60
