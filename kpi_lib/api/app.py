@@ -279,6 +279,8 @@ def query(
         end=str(r.end),
         by=by,
         where=filters,
+        elapsed_ms=round(r.elapsed_ms, 2),  # the Operations page lists the slowest
+        cache_level=r.cache_level,
     )
     p = r.provenance()
     return m.QueryAnswer(
