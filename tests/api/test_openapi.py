@@ -18,10 +18,9 @@ CHECKS = [
 def test_api_conforms_to_its_openapi_document(server, api_tokens):
     headers = {"Authorization": f"Bearer {api_tokens['api-exec']}"}
     schema = schemathesis.openapi.from_url(f"{server}/api/openapi.json", headers=headers)
-    # acting on incidents is covered by test_http.py with incidents made for it; an executive's random ids
-    # would resolve the demo's own incidents under other tests' feet
-    # would resolve the demo's own incidents under other tests' feet: a viewer's token (refused, 403
-    # or 404 problems) covers their documents here
+    # acting on incidents is covered by test_http.py with incidents made for it; an executive's random
+    # ids would resolve the demo's own incidents under other tests' feet, so a viewer's token (refused:
+    # 403 or 404 problems) covers those operations' documents here
     viewer = {"Authorization": f"Bearer {api_tokens['api-viewer']}"}
     tested = []
     for result in schema.get_all_operations():
