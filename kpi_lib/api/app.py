@@ -201,12 +201,14 @@ def _info(who: auth.User, k: kpis.Kpi) -> m.KpiInfo:
 
 
 @api.get("/kpis", response_model=list[m.KpiInfo], summary="The KPIs you may see, with their definitions")
-def kpi_list(who: User) -> list[m.KpiInfo]:
+def kpi_list(who: User, request: Request) -> list[m.KpiInfo]:
+    audited(request, who, "api kpis", "*")
     return [_info(who, k) for k in kpis.definitions().values() if who.can_see(k.name)]
 
 
 @api.get("/kpis/{name}", response_model=m.KpiInfo, summary="One KPI's definition")
-def kpi_one(name: str, who: User) -> m.KpiInfo:
+def kpi_one(name: str, who: User, request: Request) -> m.KpiInfo:
+    audited(request, who, "api kpis", name)
     return _info(who, _kpi(who, name, "name"))
 
 
@@ -277,6 +279,8 @@ def query(
         end=str(r.end),
         by=by,
         where=filters,
+        elapsed_ms=round(r.elapsed_ms, 2),  # the Operations page lists the slowest
+        cache_level=r.cache_level,
     )
     p = r.provenance()
     return m.QueryAnswer(
@@ -406,9 +410,11 @@ def incident_resolve(incident_id: int, who: User, body: m.Transition | None = No
 @api.get("/version", response_model=m.DataVersion, summary="The data version and the as-of")
 def version(
     who: User,
+    request: Request,
     as_of: Annotated[str | None, Query(max_length=40, description="An explicit as-of (echoed back)")] = None,
 ) -> m.DataVersion:
     when = kpis.as_of(_time(as_of, "as_of"))
+    audited(request, who, "api version", "data version")
     return m.DataVersion(
         data_version=kpis.sync_versions(),
         as_of=when.at,
@@ -455,9 +461,10 @@ def rum(body: m.PageLoad, who: User) -> None:
 
 
 @api.get("/health", response_model=m.Health, summary="The health score (0-100) and each service level")
-def health(who: User) -> m.Health:
+def health(who: User, request: Request) -> m.Health:
     from ..observe import health as scoring
 
+    audited(request, who, "api health", "health")
     return m.Health(**scoring.score())
 
 

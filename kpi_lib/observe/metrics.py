@@ -62,6 +62,14 @@ class WarehouseCollector:
                 jobs = conn.execute(
                     "select job, status, count(*) from ops.job_runs group by job, status"
                 ).fetchall()
+                alert_p95, fresh_p95 = conn.execute(
+                    "select (select percentile_cont(0.95) within group (order by extract(epoch from o.sent_at - a.detected_at))"
+                    "  from ops.alert_notifications n join ops.outbox o on o.id = n.outbox_id"
+                    "  join ops.anomalies a on a.id = n.anomaly_id where o.sent_at > now() - interval '24 hours'),"
+                    " (select percentile_cont(0.95) within group (order by extract(epoch from committed_at - touched_to))"
+                    "  from ops.batches where kind = 'ingest' and committed_at > now() - interval '24 hours'"
+                    "  and touched_to > committed_at - interval '1 hour')"
+                ).fetchone()
                 lag = conn.execute(
                     "select m.mv_name, (select count(*) from ops.batches b where b.version > m.refreshed_version)"
                     " from ops.mv_state m"
@@ -85,6 +93,18 @@ class WarehouseCollector:
         for job, status, n in jobs:
             runs.add_metric([job, status], float(n))
         yield runs
+        if alert_p95 is not None:
+            yield GaugeMetricFamily(
+                "kpi_alert_latency_p95_seconds",
+                "Incident detected -> alert e-mail sent, p95, last 24 h",
+                value=float(alert_p95),
+            )
+        if fresh_p95 is not None:
+            yield GaugeMetricFamily(
+                "kpi_freshness_p95_seconds",
+                "Live event -> committed in gold, p95, last 24 h",
+                value=float(fresh_p95),
+            )
         views = GaugeMetricFamily(
             "kpi_view_lag_versions", "Data versions a materialized view is behind", labels=["view"]
         )

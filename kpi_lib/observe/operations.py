@@ -43,6 +43,29 @@ def overview() -> dict[str, Any]:
             "select target as kpi, count(*) as n from ops.audit_log where at > now() - interval '7 days'"
             " and action in ('api query', 'query') group by 1 order by 2 desc limit 10",
         )
+        slowest = _rows(
+            conn,
+            "select at, actor, target as kpi, details->>'grain' as grain, details->>'cache_level' as level,"
+            " (details->>'elapsed_ms')::float8 as ms from ops.audit_log"
+            " where action = 'api query' and at > now() - interval '24 hours' and details ? 'elapsed_ms'"
+            " order by (details->>'elapsed_ms')::float8 desc limit 10",
+        )
+        query_hourly = _rows(
+            conn,
+            "select date_trunc('hour', at) as hour, count(*) as n,"
+            " percentile_cont(0.5) within group (order by (details->>'elapsed_ms')::float8) as p50,"
+            " percentile_cont(0.95) within group (order by (details->>'elapsed_ms')::float8) as p95"
+            " from ops.audit_log where action = 'api query' and details ? 'elapsed_ms'"
+            " and at > now() - interval '24 hours' group by 1 order by 1",
+        )
+        fresh_hourly = _rows(
+            conn,
+            "select date_trunc('hour', committed_at) as hour, count(*) as n,"
+            " percentile_cont(0.5) within group (order by extract(epoch from committed_at - touched_to) * 1000) as p50,"
+            " percentile_cont(0.95) within group (order by extract(epoch from committed_at - touched_to) * 1000) as p95"
+            " from ops.batches where kind = 'ingest' and committed_at > now() - interval '24 hours'"
+            " and touched_to > committed_at - interval '1 hour' group by 1 order by 1",
+        )
     levels = health.score()
     return {
         "health": levels,
@@ -52,7 +75,12 @@ def overview() -> dict[str, Any]:
         "daily_users": daily,
         "most_viewed": viewed,
         "cache": cache.shared_stats(),
-        "chart": polyline(hourly),
+        "slowest": slowest,
+        "charts": {
+            "page loads": polyline(hourly),
+            "freshness (live event -> in gold)": polyline(fresh_hourly),
+            "API query time": polyline(query_hourly),
+        },
     }
 
 

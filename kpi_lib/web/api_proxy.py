@@ -16,28 +16,31 @@ import os
 import time
 from http import HTTPStatus
 
-import tornado.httpclient
+import httpx
+import tornado.ioloop
 from limits import parse
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from .. import auth
 from ..auth import tokens
 from ..config import settings
 from ..errors import AuthError
-from .proxy import ProxyHandler
+from .proxy import HOP_HEADERS, ProxyHandler
 
 log = logging.getLogger(__name__)
 
 VIA_HEADER = "X-KPI-Via"
+RECHECK_S = 5.0
 
 
 class ApiLimiter:
-    """Requests allowed per token (or per signed-in user) in a moving window."""
+    """Requests allowed per token (or per signed-in user) in a sliding window."""
 
     def __init__(self, rate: str | None = None) -> None:
         url = settings().redis_url
-        self.limiter = MovingWindowRateLimiter(storage_from_string(url if url else "memory://"))
+        # a sliding-window counter costs the same at any rate (a moving window keeps every hit)
+        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(url if url else "memory://"))
         self.rate = parse(rate or os.environ.get("KPI_API_RATE") or "1200/minute")
 
     def hit(self, key: str) -> bool:
@@ -54,6 +57,15 @@ class ApiLimiter:
 
 
 LIMITER: ApiLimiter | None = None
+_CLIENT: httpx.AsyncClient | None = None
+
+
+def _client() -> httpx.AsyncClient:
+    global _CLIENT
+    if _CLIENT is None:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=64)
+        _CLIENT = httpx.AsyncClient(limits=limits, timeout=120, follow_redirects=False)
+    return _CLIENT
 
 
 def limiter() -> ApiLimiter:
@@ -156,13 +168,54 @@ class ApiProxyHandler(ProxyHandler):
         headers[VIA_HEADER] = self.via
         return headers
 
+    async def _forward(self) -> None:
+        """HTTP to the API over kept-alive connections (tornado's client opens one per request)."""
+        method = self.request.method
+        try:
+            resp = await _client().request(
+                method,
+                self.upstream + self.request.uri,
+                headers=self._upstream_headers(),
+                content=self.request.body if method in ("POST", "PUT", "PATCH") else None,
+            )
+        except httpx.HTTPError as exc:
+            self._problem(502, f"The API is not answering ({exc}). Is `kpi serve` still starting?")
+            return
+        self.set_status(resp.status_code)
+        for k, v in resp.headers.multi_items():
+            lk = k.lower()
+            if lk in HOP_HEADERS or lk in ("server", "date", "content-encoding"):
+                continue
+            (self.add_header if lk == "set-cookie" else self.set_header)(k, v)
+        if resp.status_code not in (204, 304):
+            self.write(resp.content)
+        self.finish()
+
+    # --- /api/live: a socket lives only as long as what opened it --------------------------------
+
+    async def open(self, *args, **kwargs) -> None:
+        await super().open(*args, **kwargs)
+        # a revoked token, ended session or removed user closes the socket within RECHECK_S
+        self._recheck = tornado.ioloop.PeriodicCallback(self._still_allowed, RECHECK_S * 1000)
+        self._recheck.start()
+
+    def _still_allowed(self) -> None:
+        # token and session lookups are re-read from the warehouse once their 1 s memo is older
+        found = bearer_user(self.request.headers.get("Authorization", ""))
+        who = super().get_current_user() if found is None else found[0]
+        if who is None:
+            self.close(1008, "signed out, or the token was revoked")
+
+    def on_close(self) -> None:
+        recheck = getattr(self, "_recheck", None)
+        if recheck is not None:
+            recheck.stop()
+        super().on_close()
+
     def write_error(self, status_code: int, **kwargs) -> None:
         self._problem(status_code, self._reason)
 
 
 def handlers(upstream: str, secret: str) -> list[tuple]:
     """The routes kpi_lib.serve mounts for the API."""
-    # programs call concurrently: tornado's default of 10 requests in flight to the back ends queued
-    # the rest in this process (it applies to Panel and Voila's forwarding too, which only gains)
-    tornado.httpclient.AsyncHTTPClient.configure(None, max_clients=200)
     return [(r"/api/.*", ApiProxyHandler, {"upstream": upstream, "secret": secret})]

@@ -11,6 +11,7 @@ from kpi_lib.auth import tokens
 
 PROBLEM = "application/problem+json"
 EXPLAINED = "Revenue fell 90% below the usual"
+PASSWORD_FOR_REMOVAL = "api-gone-password-1"
 
 
 def _window():
@@ -238,3 +239,22 @@ def test_the_docs_page_loads_nothing_from_another_site(api):
     assert api().get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
     doc = api().get("/api/openapi.json").json()
     assert doc["info"]["title"] == "KPI Suite API" and "/api/query" in doc["paths"]
+
+
+def test_each_token_has_its_own_rate_limit():
+    from kpi_lib.web.api_proxy import ApiLimiter
+
+    limiter = ApiLimiter("3/minute")
+    assert [limiter.hit("token:1") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit("token:2")  # another token is not slowed down
+    assert 1 <= limiter.retry_after("token:1") <= 60
+
+
+def test_a_removed_users_token_stops_working(api):
+    auth.set_user("api-gone", PASSWORD_FOR_REMOVAL, ["executive"])
+    token = tokens.add("api-gone", "tests")
+    client = api(token=token)
+    assert client.get("/api/me").json()["login"] == "api-gone"
+    auth.remove_user("api-gone")
+    time.sleep(1.1)  # the front door re-reads users.yml at most once a second
+    assert client.get("/api/me").status_code == 401

@@ -142,3 +142,23 @@ def test_no_token_no_socket(server):
         return await ws.read_message()
 
     assert "401" in str(asyncio.run(run()))
+
+
+def test_revoking_a_token_closes_its_open_socket(server, api_tokens):
+    from kpi_lib.auth import tokens
+
+    token = tokens.add("api-exec", "live-revoke")
+
+    async def run():
+        ws = await _open(server, token)
+        await _subscribe(ws, ["orders"])
+        tokens.revoke("api-exec", "live-revoke")
+
+        async def closed():
+            while await ws.read_message() is not None:
+                pass
+            return ws.close_code
+
+        return await asyncio.wait_for(closed(), WAIT_S)
+
+    assert asyncio.run(run()) == 1008
