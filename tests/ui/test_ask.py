@@ -37,14 +37,16 @@ def test_the_landing_page_box_answers_with_the_number_kpi_query_gives(context, s
     page = context.new_page()
     login(page, server, "/")
     card = ask_on_landing(page, f"How many orders came from Europe in {month}?")
-    want = kpis.query("orders", "total", start=start, end=end, where={"region": "Europe"}).value
+    r = kpis.query("orders", "total", start=start, end=end, where={"region": "Europe"})
+    want = r.value
     k = kpis.get("orders")
     assert card.locator("[data-ask-value=orders]").inner_text() == k.format_compact(want)
     assert k.format_value(want) in card.locator(".kpi-ask-text").inner_text()
     # the disclosure: the SQL (values bound, not in the text) and the catalog entries
     card.locator("summary").click()
     how = card.locator(".kpi-ask-how").inner_text()
-    assert "any(:w_region)" in how and "sales_daily" in how
+    # (which entries depends on how current the daily views are after other tests' late orders)
+    assert "any(:w_region)" in how and r.catalog_entries and all(e in how for e in r.catalog_entries)
     link = card.locator("a.kpi-ask-link").get_attribute("href")
     assert link.startswith("/panel/executive?") and "region=Europe" in link and "kpi=orders" in link
     assert context.outside_requests == []
