@@ -3,8 +3,7 @@
 - :mod:`.app`: the FastAPI application (KPIs, query, ask, incidents, version, status);
 - :mod:`.models`: the pydantic models its OpenAPI document is generated from;
 - :mod:`.problems`: errors as RFC 9457 problem details;
-- :mod:`.live`: the ``/api/live`` WebSocket (``kpi_update``, ``anomaly_alert``);
-- :mod:`.tokens_cli`: ``kpi users token add|list|revoke``.
+- :mod:`.live`: the ``/api/live`` WebSocket (``kpi_update``, ``anomaly_alert``).
 
-Importing this package imports nothing heavy: the CLI loads :mod:`.tokens_cli` alone.
+Tokens are made with ``kpi users token add|list|revoke`` (:mod:`kpi_lib.cli.tokens`).
 """

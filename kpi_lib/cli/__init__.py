@@ -12,8 +12,7 @@ import typer
 
 from ..config import reset as reset_settings
 from ..config import settings
-from ..thresholds.commands import app as rules_app
-from . import alerts, data, jobs, live, mail, query, users
+from . import alerts, data, jobs, live, mail, query, rules, users
 from .base import app
 
 app.add_typer(data.load_app, name="load")
@@ -22,7 +21,7 @@ app.add_typer(jobs.jobs_app, name="jobs")
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(mail.mail_app, name="mail")
 app.add_typer(users.audit_app, name="audit")
-app.add_typer(rules_app, name="rules")
+app.add_typer(rules.rules_app, name="rules")
 
 __all__ = ["app", "main", "query", "live"]
 

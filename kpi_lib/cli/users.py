@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..api.tokens_cli import tokens_app
 from ..errors import KpiError
 from .base import actor, console, err
+from .tokens import tokens_app
 
 users_app = typer.Typer(help="Dashboard users and roles ($KPI_HOME/users.yml).", no_args_is_help=True)
 users_app.add_typer(tokens_app, name="token")  # kpi users token add|list|revoke

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import KpiError
+from .base import actor, console, err
 
 tokens_app = typer.Typer(
     help="Personal API tokens for programs (bearer tokens for /api/).", no_args_is_help=True
 )
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _actor() -> str:
-    return os.environ.get("KPI_USER") or os.environ.get("USER") or "cli"
-
-
-def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(2)
 
 
 @tokens_app.command("add")
@@ -36,11 +24,8 @@ def token_add(
     from .. import auth
     from ..auth import tokens
 
-    try:
-        secret = tokens.add(login, name)
-    except KpiError as exc:
-        _fail(exc)
-    auth.audit(_actor(), "api token added", login, name=name)
+    secret = tokens.add(login, name)
+    auth.audit(actor(), "api token added", login, name=name)
     err.print(f"token {name!r} for {login} (copy it now; it is not shown again):")
     print(secret)  # noqa: T201 - the one place the secret is shown; stdout, so scripts can capture it
 
@@ -77,8 +62,8 @@ def token_revoke(
 
     n = tokens.revoke(login, name)
     if not n:
-        _fail(
-            KpiError(f"{login} has no live token named {name!r}; `kpi users token list {login}` shows them.")
+        raise KpiError(
+            f"{login} has no live token named {name!r}; `kpi users token list {login}` shows them."
         )
-    auth.audit(_actor(), "api token revoked", login, name=name)
+    auth.audit(actor(), "api token revoked", login, name=name)
     console.print(f"token {name!r} of {login} revoked")

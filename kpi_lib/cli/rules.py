@@ -1,22 +1,23 @@
-"""`kpi rules`: list alert rules, show one's versions, preview one (registered by kpi_lib.cli)."""
+"""`kpi rules`: list alert rules, show one's versions, preview one, snooze one (the "Alert rules" page's
+other door)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import KpiError
+from .base import console
 
-app = typer.Typer(help='Alert rules (the "Alert rules" page): list, versions, preview.', no_args_is_help=True)
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+rules_app = typer.Typer(
+    help='Alert rules (the "Alert rules" page): list, versions, preview.', no_args_is_help=True
+)
 
 
 def _find(name: str) -> dict:
-    from . import store
+    from ..thresholds import store
 
     rows = store.listing()
     hit = rows[rows["name"] == name]
@@ -25,10 +26,10 @@ def _find(name: str) -> dict:
     return hit.iloc[0].to_dict()
 
 
-@app.command("list")
+@rules_app.command("list")
 def list_rules() -> None:
     """Every rule: what makes it fire, its state and version."""
-    from . import spec, store
+    from ..thresholds import spec, store
 
     table = Table("rule", "fires when", "state", "version", "last change")
     for r in store.listing().itertuples():
@@ -44,21 +45,17 @@ def list_rules() -> None:
     console.print(table)
 
 
-@app.command("versions")
+@rules_app.command("versions")
 def versions(name: Annotated[str, typer.Argument(help="The rule's name")]) -> None:
     """Every saved version of a rule, oldest first (who, when, what changed)."""
-    from . import store
+    from ..thresholds import store
 
-    try:
-        rows = store.versions(int(_find(name)["id"]))
-    except KpiError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    rows = store.versions(int(_find(name)["id"]))
     for v in rows.itertuples():
         console.print(f"v{v.version} {v.change} by {v.saved_by} at {v.saved_at:%Y-%m-%d %H:%M}: {v.spec}")
 
 
-@app.command("preview")
+@rules_app.command("preview")
 def preview(
     name: Annotated[str, typer.Argument(help="The rule's name")],
     as_of: Annotated[
@@ -67,19 +64,15 @@ def preview(
     days: Annotated[int, typer.Option(help="How many days back")] = 90,
 ) -> None:
     """How often the rule would have fired in the last days (the page's backtest preview)."""
-    from . import live, spec
+    from ..thresholds import live, spec
 
-    try:
-        result = live.backtest(spec.parse(_find(name)["spec"]), as_of=as_of, days=days)
-    except KpiError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    result = live.backtest(spec.parse(_find(name)["spec"]), as_of=as_of, days=days)
     console.print(result.sentence())
     for f in result.firings:
         console.print(f"  {f.start:%Y-%m-%d %H:%M}  {f.value:,.6g} (needed past {f.bound:,.6g})")
 
 
-@app.command("snooze")
+@rules_app.command("snooze")
 def snooze(
     name: Annotated[str, typer.Argument(help="The rule's name, or the incident's number with --incident")],
     until: Annotated[
@@ -91,17 +84,15 @@ def snooze(
 ) -> None:
     """Snooze a rule (a new version, audited) or an incident until a time, as the local user."""
     from .. import auth
-    from . import store
+    from ..thresholds import store
 
     user = auth.local_user()
-    try:
-        if incident:
-            store.snooze_incident(int(name), until, user)
-        else:
-            store.snooze(int(_find(name)["id"]), until, user)
-    except (KpiError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    if incident and not name.isdigit():
+        raise KpiError(f"--incident takes the incident's number (kpi alerts list shows them), not {name!r}.")
+    if incident:
+        store.snooze_incident(int(name), until, user)
+    else:
+        store.snooze(int(_find(name)["id"]), until, user)
     console.print(
         f"{'incident #' if incident else 'rule '}{name}: " + (f"quiet until {until}" if until else "awake")
     )
