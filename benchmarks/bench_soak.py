@@ -29,6 +29,7 @@ The warehouse is a small demo (``--lines``, default 200k) in its own KPI_HOME
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import threading
@@ -173,14 +174,14 @@ def log_sizes(home: Path) -> dict[Path, int]:
     return {p: p.stat().st_size for p in log_files(home)}
 
 
-def scan_logs(home: Path, since: dict[Path, int]) -> dict:
+def scan_logs(home: Path, start: dict[Path, int], since: dict[Path, int]) -> dict:
     """5xx responses, 'Traceback' and 'ERROR' lines per log file, during the soak (after the sizes in
-    ``since``) and before it (start-up)."""
+    ``since``) and before it (start-up and warm-up: after the sizes in ``start``)."""
     out: dict = {"during_soak": {}, "before_soak": {}}
     for p in log_files(home):
         data = p.read_bytes()
-        cut = since.get(p, 0)
-        for part, text in (("before_soak", data[:cut]), ("during_soak", data[cut:])):
+        first, cut = start.get(p, 0), since.get(p, 0)
+        for part, text in (("before_soak", data[first:cut]), ("during_soak", data[cut:])):
             lines = text.decode(errors="replace").splitlines()
             counts = {
                 "http_5xx": sum(1 for ln in lines if HTTP_5XX.search(ln)),
@@ -283,6 +284,7 @@ class Soak:
                 0
             ]
         b.region = kpis.dimension_values("region")[0]
+        at_start = log_sizes(self.home)  # the logs append: earlier runs in this KPI_HOME are not counted
         b.setup()
         b.sampler.stop()  # bench_dashboards' per-phase peak sampler: the soak keeps its own series
         b.start_sim()
@@ -335,7 +337,7 @@ class Soak:
             "memory": mem.report(a.slope_limit),
             "freshness": self.freshness_windows(probes),
             "errors": {
-                "logs": scan_logs(self.home, since),
+                "logs": scan_logs(self.home, at_start, since),
                 "healthz_polls": self.healthz,
                 "light_session_disconnects": len(self.disconnects),
                 "light_session_disconnect_log": self.disconnects[:20],
@@ -353,7 +355,7 @@ class Soak:
             seen = [p["visible_s"] for p in inside if p["visible_s"] is not None]
             windows.append(
                 {
-                    "window": f"{w * self.args.window_minutes:g}-{(w + 1) * self.args.window_minutes:g} min",
+                    "window": f"{w * width / 60:g}-{min((w + 1) * width, self.args.minutes * 60) / 60:g} min",
                     "probes": len(inside),
                     "not_visible": len(inside) - len(seen),
                     "ingest_to_visible_in_page": pct(seen, 1),
@@ -418,9 +420,16 @@ def main() -> None:
     ap.add_argument("--probe-timeout", type=float, default=30.0, help="s a marker may take to show")
     ap.add_argument("--window-minutes", type=float, default=5.0, help="freshness window")
     ap.add_argument("--marker", type=float, default=1_000_000.0, help="revenue of each marker order")
+    ap.add_argument(
+        "--cache-max-mb",
+        type=int,
+        help="KPI_CACHE_MAX_MB for kpi serve (the L1 budget of each process; default: the setting's)",
+    )
     ap.add_argument("--slope-limit", type=float, default=20.0, help="MB/hour counted as growth")
     args = ap.parse_args()
     home = (args.home or common.RESULTS / f"warehouse-soak-{args.lines}").resolve()
+    if args.cache_max_mb is not None:  # kpi serve and its workers inherit it
+        os.environ["KPI_CACHE_MAX_MB"] = str(args.cache_max_mb)
 
     with common.json_stdout() as emit:
         doc = {
