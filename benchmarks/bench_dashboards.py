@@ -166,6 +166,45 @@ def number(text: str | None) -> float | None:
         return None
 
 
+def marker_order(revenue: float, region: str, product: str, prefix: str = "bench-dash") -> dict:
+    """One big order (a single line worth ``revenue``) that the revenue tile cannot miss."""
+    key = uuid.uuid4().hex[:12]
+    return {
+        "event_id": f"{prefix}-{key}",
+        "order_id": f"BD-{key}",
+        "ordered_at": datetime.now(UTC).isoformat(),
+        "customer_id": f"C-BD-{key[:6]}",
+        "region": region,
+        "channel": "Web",
+        "lines": [{"product_id": product, "quantity": 1, "unit_price": revenue, "discount": 0}],
+    }
+
+
+def freshness_probe(page, order: dict, source: str, before=None, timeout_ms: int = 30_000) -> dict:
+    """Ingest ``order`` and wait until the open executive ``page`` shows its revenue.
+
+    ``before(threshold)`` runs just before the ingest (to arm other watchers). Returns ``t_hand``
+    (time.time() at the hand-over), ``committed_s`` and ``visible_s`` (None: not within the timeout).
+    """
+    from kpi_lib import stream
+
+    revenue = sum(ln["unit_price"] * ln["quantity"] for ln in order["lines"])
+    threshold = number(page.evaluate(TILE_TITLES)["titles"].get("revenue")) + revenue / 2
+    if before is not None:
+        before(threshold)
+    t_hand = time.time()
+    stream.ingest([order], source=source)
+    out = {"t_hand": t_hand, "committed_s": time.time() - t_hand, "visible_s": None}
+    try:
+        seen_ms = page.wait_for_function(
+            REVENUE_AT_LEAST, arg=threshold, polling=10, timeout=timeout_ms
+        ).json_value()
+        out["visible_s"] = seen_ms / 1000 - t_hand
+    except Exception:  # noqa: BLE001 - reported as not visible
+        pass
+    return out
+
+
 # --- warehouse: a clone of warehouse-N ------------------------------------------------------------
 
 
@@ -507,6 +546,7 @@ class PanelLightSession:
         self.threshold: float | None = None
         self.crossed_at: float | None = None  # time.time() when revenue first >= threshold
         self.opened_s: float | None = None
+        self.worker: str | None = None
         self.closed = False
         self.error: str | None = None
 
@@ -540,6 +580,7 @@ class PanelLightSession:
             self.base + EXEC_PATH, headers={"Cookie": self.cookie}, request_timeout=300
         )
         page = resp.body.decode()
+        self.worker = resp.headers.get("X-KPI-Worker")  # which Panel worker (with --panel-procs > 1)
         m = re.search(r'"token"\s*:\s*"([^"]+)"', page) or re.search(r'\\"token\\"\s*:\s*\\"([^"\\]+)', page)
         if not m:
             raise RuntimeError("no Bokeh session token in the page")
@@ -872,41 +913,26 @@ class Bench:
     # -- freshness -------------------------------------------------------------------------------
 
     def marker(self, revenue: float) -> dict:
-        key = uuid.uuid4().hex[:12]
-        return {
-            "event_id": f"bench-dash-{key}",
-            "order_id": f"BD-{key}",
-            "ordered_at": datetime.now(UTC).isoformat(),
-            "customer_id": f"C-BD-{key[:6]}",
-            "region": self.region,
-            "channel": "Web",
-            "lines": [{"product_id": self.product, "quantity": 1, "unit_price": revenue, "discount": 0}],
-        }
+        return marker_order(revenue, self.region, self.product)
 
     def freshness(self, page, n: int, with_light: bool) -> dict:
-        from kpi_lib import stream
-
         total, committed, light = [], [], []
         missed = 0
         self.sampler.phase = f"freshness:{'11' if with_light else '1'}"
-        for i in range(n):
-            before = number(page.evaluate(TILE_TITLES)["titles"].get("revenue"))
-            threshold = before + self.args.marker / 2
+
+        def arm(threshold: float) -> None:  # the light clients note when they see the marker too
             for s in self.light:
                 s.threshold, s.crossed_at = threshold, None
-            t_hand = time.time()
-            stream.ingest([self.marker(self.args.marker)], source="bench-dashboards")
-            t_commit = time.time()
-            try:
-                seen_ms = page.wait_for_function(
-                    REVENUE_AT_LEAST, arg=threshold, polling=10, timeout=30_000
-                ).json_value()
-                total.append(seen_ms / 1000 - t_hand)
-                committed.append(t_commit - t_hand)
-            except Exception:  # noqa: BLE001
+
+        for i in range(n):
+            probe = freshness_probe(page, self.marker(self.args.marker), "bench-dashboards", before=arm)
+            t_hand = probe["t_hand"]
+            if probe["visible_s"] is None:
                 missed += 1
                 log(f"  freshness {i + 1}: not visible within 30 s")
                 continue
+            total.append(probe["visible_s"])
+            committed.append(probe["committed_s"])
             if with_light:
                 deadline = time.time() + 15
                 while time.time() < deadline and any(s.crossed_at is None for s in self.light):
