@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,28 +31,14 @@ def ingest(
     """Ingest order events (one order with its lines each) in micro-batches; bad ones go to bronze.rejects."""
     from .. import stream
 
+    if not (from_ or file):
+        raise KpiError("Give a FILE (or '-' for stdin), or --from amqp://... to consume a queue.")
     if from_:
         err.print(f"consuming {from_} queue {queue} (Ctrl-C to stop)")
-        try:
-            res = stream.consume_amqp(from_, queue, idle_timeout=idle_timeout)
-        except KeyboardInterrupt:
-            return
-    elif file:
-        src = source or ("stdin" if file == "-" else f"file:{Path(file).name}")
-        handle = sys.stdin if file == "-" else open(file, encoding="utf-8")  # noqa: SIM115
-        with handle:
-            first = handle.readline()
-            rest = (ln for ln in handle)
-            if first.lstrip().startswith("{"):
-                events = (ln for ln in _chain(first, rest) if ln.strip())
-            else:
-                events = stream.events_from_csv(_chain(first, rest))
-            ing = stream.Ingestor(src)
-            for ev in events:
-                ing.put(ev)
-            res = ing.close()
-    else:
-        raise KpiError("Give a FILE (or '-' for stdin), or --from amqp://... to consume a queue.")
+    try:
+        res = stream.ingest_from(from_ or file, queue=queue, idle_timeout=idle_timeout, source_name=source)
+    except KeyboardInterrupt:
+        return
     console.print(
         f"received {res.received:,} events: loaded {res.loaded:,} new orders, {res.duplicates:,} seen before "
         f"(no effect), rejected {res.rejected:,} · {res.batches} batches · data version {res.version}"
@@ -63,11 +47,6 @@ def ingest(
         console.print(f"  rejected: {reason}")
     if res.rejected:
         console.print("all rejects are in bronze.rejects with the event and the reason")
-
-
-def _chain(first: str, rest):
-    yield first
-    yield from rest
 
 
 @app.command()
