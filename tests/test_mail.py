@@ -16,19 +16,10 @@ from email.parser import BytesParser
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from pgnode import wait_for
 
 from kpi_lib import mail
 from kpi_lib.errors import AlertError
-
-
-def wait_for(predicate, timeout: float = 15.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    return predicate()
 
 
 def inbox_subjects(maildir) -> list[str]:

@@ -62,7 +62,9 @@ def test_postgres_restart_under_ingest_and_the_alert_listener(primary, tmp_path)
         warehouse_on(primary.url("kpi"), tmp_path / "home", **env),
         mail.start_sink("127.0.0.1", smtp_port, maildir),
     ):
-        # the live alert listener needs a past to compare with: 90 minutes of ~12 orders a minute
+        # the live alert listener needs a past to compare with: 90 minutes of ~12 orders a minute.
+        # Relative to the wall clock on purpose (the listener scans the present), and safe at any
+        # hour or date: only differences count, and the minute rules have no holiday calendar
         now = datetime.now(UTC)
         start = (now - timedelta(minutes=90)).replace(second=0, microsecond=0)
         gaps = np.random.default_rng(7).exponential(5.0, 2000).cumsum()
