@@ -177,8 +177,11 @@ def serve(
     def ready(s: srv.Server) -> None:
         url = f"http://{s.public_origin()}"
         console.print(f"[bold green]serving[/] {url}  (Ctrl-C stops everything)")
+        from ..web.gate import RESTRICTED
+
         for d in srv.discover():
-            console.print(f"  {d.title:<28} {url}{d.url}")
+            who = f" ({RESTRICTED[d.name][1].rstrip('.')})" if d.name in RESTRICTED else ""
+            console.print(f"  {d.title:<28} {url}{d.url}{who}")
         console.print(f"  {'Inbox':<28} {url}/inbox")
         creds = settings().home / "demo_credentials.txt"
         if creds.exists():  # the password itself was printed once, by `kpi demo`
