@@ -18,7 +18,8 @@ connection per process fans out to any number of listeners, reconnects by itself
 reconnect re-reads the current version so no bump is lost.
 
 Modules: ``validate`` (events to rows or rejects), ``write`` (one transaction per batch, the
-Ingestor), ``sources`` (files, stdin, RabbitMQ), ``changes`` (LISTEN/NOTIFY fan-out).
+Ingestor), ``sources`` (files, stdin, RabbitMQ), ``changes`` (LISTEN/NOTIFY fan-out), ``paced``
+(the background worker that follows the data at a bounded pace).
 """
 
 from .changes import (
@@ -32,6 +33,7 @@ from .changes import (
     subscribe,
     wait_connected,
 )
+from .paced import Paced
 from .sources import consume_amqp, events_from_csv, ingest_file, ingest_from, payload_buffer, source
 from .validate import MAX_FUTURE, Batch, Validator, validate
 from .write import RECONNECT_S, Ingestor, IngestResult, _copy_rows, ingest, write_batch
@@ -39,6 +41,7 @@ from .write import RECONNECT_S, Ingestor, IngestResult, _copy_rows, ingest, writ
 __all__ = [
     "CHANNEL",
     "MAX_FUTURE",
+    "Paced",
     "RECONNECT_S",
     "Batch",
     "Change",
