@@ -15,6 +15,10 @@ al., KDD 2017, "Anomaly detection in streams with extreme value theory"):
 * the scale is widened by one standard error of its estimate (``1 / sqrt(independent excesses)``),
   so a short history, or a rolling mean whose values repeat each other, gets a cautious threshold:
   this is the warm-up, measured rather than fixed;
+* the budget counts alarms, not rows: rows above a high level come in episodes (a 72-row mean stays
+  up for dozens of rows, and an incident opens once), so the per-row risk is divided by the series'
+  own extremal index at ``u`` (episodes per row above ``u``, the runs estimator), which makes "one
+  false alarm a week" mean about one alarm a week rather than one row a week;
 * threshold = ``u + sigma / xi * ((p_u / risk) ** xi - 1)`` (``u + sigma * ln(p_u / risk)`` for
   ``xi = 0``), ``p_u`` the fraction of past values above ``u``.
 
@@ -44,9 +48,21 @@ XI_MAX = 0.5
 MAX_BLOCK = 256
 
 
+def extremal_index(past: np.ndarray, u: float) -> float:
+    """Runs estimate of the extremal index at level ``u``: alarm episodes per row above ``u``
+    (1 = exceedances come alone; 1/10 = in clusters of ten rows, as a rolling mean's do)."""
+    above = past > u
+    rows = int(above.sum())
+    if rows == 0:
+        return 1.0
+    episodes = int((above & ~np.r_[False, above[:-1]]).sum())
+    return episodes / rows
+
+
 def tail_threshold(past: np.ndarray, risk: float, level: float = 0.98, span: int = 1) -> float:
-    """The value exceeded with probability ``risk`` per row, extrapolated from ``past`` (finite
-    values). NaN when there are too few values to say. ``span``: how many rows each value averages
+    """The value whose exceedances *begin* with probability ``risk`` per row (one alarm per episode
+    above it), extrapolated from ``past`` (finite values, in time order). NaN when there are too few
+    values to say. ``span``: how many rows each value averages
     (a rolling mean repeats itself), which makes its history worth fewer independent values."""
     n = len(past)
     if n < MIN_EXCESSES * 2 or not (0 < risk < 1):
@@ -56,6 +72,11 @@ def tail_threshold(past: np.ndarray, risk: float, level: float = 0.98, span: int
         return float(np.quantile(past, 1.0 - risk))
     part = np.partition(past, n - m - 1)
     u = float(part[n - m - 1])
+    # the budget counts alarms, and rows above a threshold come in episodes (a rolling mean stays
+    # up for many rows; an incident opens once): per row, the budget is alarms x rows per episode
+    risk = risk / extremal_index(past, u)
+    if risk * n >= m:
+        return float(np.quantile(past, 1.0 - min(risk, 0.5)))
     y = part[n - m :] - u
     y = y[y > 0]
     if len(y) < 2:  # (almost) constant past: nothing beyond u has ever happened

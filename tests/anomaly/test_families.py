@@ -35,8 +35,11 @@ def test_normal_series_of_every_kind_stay_within_the_false_alarm_budget(family):
         weeks += s.weeks
         allowed += _budget_per_week(case) * s.weeks
     # Gaussian, AR(1), random walk, slow drift, daily cycle, Poisson counts, Pareto tails: the
-    # thresholds are each series' own, so none of them may alarm more often than the budget says
-    assert false_alarms <= max(allowed, 1.0), (family, false_alarms, round(allowed, 1), round(weeks, 1))
+    # thresholds are each series' own, calibrated so that a normal series alarms about as often as
+    # the budget says (alarms, not rows), so its count is at most Poisson around the budget: allow
+    # two standard deviations of that count, not a rate above the budget
+    limit = allowed + 2.0 * np.sqrt(allowed)
+    assert false_alarms <= max(limit, 1.0), (family, false_alarms, round(allowed, 1), round(weeks, 1))
 
 
 def test_heavy_tails_learn_their_own_threshold_where_fixed_multiples_flood():
