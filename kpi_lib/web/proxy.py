@@ -67,6 +67,9 @@ HOP_HEADERS = {
 DROPPED_HEADERS = {h.lower() for h in (auth.HEADER, auth.PROXY_HEADER, "X-Forwarded-For", "X-Real-Ip")}
 OUR_COOKIES = {auth.COOKIE, "kpi_xsrf"}
 RUM_TAG = b'<script src="/static/rum.js" defer></script>'  # posts the page's own load timing to /api/rum
+# a Panel page reloads itself onto a live worker when its worker goes away (static/recover.js)
+RECOVER_TAG = b'<script src="/static/recover.js"></script>'
+HEAD_TAG = re.compile(rb"<head[^>]*>", re.IGNORECASE)
 
 
 def valid_kernel_frame(message: bytes | str) -> bool:
@@ -302,6 +305,9 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             auth.audit(user.login, "view", self.request.path, query=self.request.query, ip=self.client_ip)
             if body and resp.headers.get("Content-Encoding") is None and b"</body>" in body:
                 body = body.replace(b"</body>", RUM_TAG + b"</body>", 1)  # real-user page timings
+            head = HEAD_TAG.search(body) if body and self.request.path.startswith("/panel/") else None
+            if head and resp.headers.get("Content-Encoding") is None:
+                body = body[: head.end()] + RECOVER_TAG + body[head.end() :]
         if resp.code == 599:
             self.set_status(502)
             self.finish(
