@@ -69,6 +69,7 @@ OUR_COOKIES = {auth.COOKIE, "kpi_xsrf"}
 RUM_TAG = b'<script src="/static/rum.js" defer></script>'  # posts the page's own load timing to /api/rum
 # a Panel page reloads itself onto a live worker when its worker goes away (static/recover.js)
 RECOVER_TAG = b'<script src="/static/recover.js"></script>'
+WORKER_GONE = 4001  # the websocket close code that tells a page its worker went away
 HEAD_TAG = re.compile(rb"<head[^>]*>", re.IGNORECASE)
 
 
@@ -400,6 +401,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             log.warning("websocket to %s failed: %s", url, exc)
             if isinstance(exc, OSError):  # refused or cut off: a reload goes to a live worker
                 self.workers.failed(self.upstream)
+                self.close(WORKER_GONE, "dashboard worker gone")
+                return
             self.close(1011, "upstream unavailable")
             return
         for msg in self.pending:
@@ -418,7 +421,16 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
 
     def _from_upstream(self, message) -> None:
         if message is None:
-            self.close()
+            up = self.upstream_ws
+            if up is not None and up.close_code is None:
+                # the connection dropped without a closing handshake: the worker is gone. Its
+                # sessions move now, and the page is told so (static/recover.js reloads onto a live one)
+                self.workers.failed(self.upstream)
+                self.close(WORKER_GONE, "dashboard worker gone")
+            else:
+                self.close(
+                    up.close_code if up is not None else None, up.close_reason if up is not None else None
+                )
             return
         try:
             self.write_message(message, binary=isinstance(message, bytes))

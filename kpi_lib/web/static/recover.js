@@ -15,8 +15,10 @@
       .catch(function () { setTimeout(reloadWhenUp, 1000); });
   }
 
-  function lost() {
-    if (leaving || recovering) return;
+  function lost(event) {
+    // 4001: the front door saw the worker's connection drop (kpi_lib/web/proxy.py WORKER_GONE);
+    // any other close (a normal end, a refusal) is left to Panel
+    if (event.code !== 4001 || leaving || recovering) return;
     recovering = true;
     setTimeout(reloadWhenUp, 300);
   }
