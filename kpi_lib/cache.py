@@ -99,6 +99,13 @@ def flush_stats() -> None:
 atexit.register(flush_stats)
 
 
+def count_hit(level: str) -> None:
+    """A hit answered above this module (the API's kept answers): counted, published later."""
+    global _dirty
+    stats.hits[level] += 1
+    _dirty = True
+
+
 def shared_stats(within_s: int = 3600) -> dict[str, dict[str, int]]:
     """Counters summed over every process that reported in the last ``within_s`` seconds."""
     flush_stats()
@@ -127,6 +134,7 @@ _PROBE = (
     "select (select coalesce(max(version), 0) from ops.batches), "
     "(select coalesce(sum(refreshed_version), 0) from ops.mv_state)"
 )
+VERSION_PROBE = _PROBE  # "did anything change?": the API's kept answers are keyed by its result too
 _DETAILS = (
     "select 0, max(version), (touched_from at time zone ops.business_tz())::date as d1, "
     "(touched_to at time zone ops.business_tz())::date as d2, null "

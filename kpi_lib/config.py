@@ -58,11 +58,26 @@ class Settings(BaseSettings):
     replica_wait_ms: int = Field(250, validation_alias="KPI_REPLICA_WAIT_MS")
     #: a replica that failed is tried again after this long
     replica_retry_s: float = Field(5.0, validation_alias="KPI_REPLICA_RETRY_S")
+    #: requests each API token (or signed-in user) may make, as `limits` writes a rate
+    api_rate: str = Field("1200/minute", validation_alias="KPI_API_RATE")
 
     @field_validator("home", "catalog_path", "schedules_dir", "dashboards_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return Path(value).expanduser().resolve()
+
+    @field_validator("api_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"KPI_API_RATE={value!r} is not a rate; write e.g. 1200/minute or 20/second"
+            ) from exc
+        return value
 
     @field_validator("smtp_tls", mode="before")
     @classmethod

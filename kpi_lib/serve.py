@@ -182,6 +182,11 @@ def api_command(port: int, workers: int = 1) -> list[str]:
         "--workers",
         str(workers),
         "--no-server-header",
+        # C event loop and HTTP parser: about half the per-request cost of the pure-Python ones
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
         "--log-level",
         "warning",
     ]

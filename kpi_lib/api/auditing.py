@@ -47,8 +47,7 @@ class AuditWriter:
                 break
         try:
             with warehouse.engine().begin() as conn:
-                for row in batch:
-                    conn.exec_driver_sql(INSERT, row)
+                conn.exec_driver_sql(INSERT, batch)  # one executemany (psycopg pipelines it)
         except Exception as exc:  # noqa: BLE001 - fall back to one row at a time: nothing is lost
             log.warning("batched audit write failed (%s); writing %d rows one by one", exc, len(batch))
             for actor, action, target, details in batch:

@@ -14,6 +14,11 @@ Client → server::
 
 Server → client: ``subscribed``, ``kpi_update`` {kpi, label, grain, period, value, masked,
 data_version, as_of, where}, ``anomaly_alert`` {incident}, ``error`` {detail, param}.
+
+Its Server-Sent Events twin, for clients that only speak HTTP (``curl -N``, a browser's
+``EventSource``): ``GET /api/live/events?kpis=revenue&kpis=orders&grain=day&where=region=Europe``
+streams the same messages, each as an event named by its ``type``; a bad subscription is a 4xx
+problem before the stream starts.
 """
 
 from __future__ import annotations
@@ -22,17 +27,21 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field, ValidationError
 
 from .. import auth, kpis, stream, warehouse
-from ..errors import KpiError
+from ..errors import KpiError, QueryError
 from ..observe import metrics
+from .app import ERRORS, VIA_HEADER, caller
 from .models import _aware
+from .problems import ApiProblem, bad_param
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -49,9 +58,30 @@ class Subscribe(BaseModel):
     as_of: str | None = Field(None, max_length=40, description="Pin 'now' (default: the live as-of)")
 
 
+def check(who: auth.User, sub: Subscribe) -> None:
+    """Refuse what this reader may not subscribe to: a problem naming the parameter at fault."""
+    for name in sub.kpis:
+        try:
+            k = kpis.get(name)
+        except QueryError as exc:
+            raise bad_param("kpis", str(exc), 404) from exc
+        if not who.can_see(k.name):
+            raise bad_param("kpis", f"Your role does not include the KPI {name!r}.", 403)
+        bad = [d for d in sub.where if d not in k.dimensions]
+        if bad:
+            raise bad_param("where", f"{k.label} cannot be filtered by {', '.join(bad)}.")
+    if sub.as_of:
+        try:
+            kpis.as_local(sub.as_of, "as_of")
+        except (QueryError, ValueError, OverflowError) as exc:
+            raise bad_param(
+                "as_of", f"as_of={sub.as_of!r} is not a date or time (use e.g. 2025-01-31)."
+            ) from exc
+
+
 @dataclass(eq=False)
 class Client:
-    ws: WebSocket
+    ws: WebSocket | None  # None: a Server-Sent Events stream
     user: auth.User
     sub: Subscribe | None = None
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
@@ -150,7 +180,7 @@ class Live:
                 backoff = min(backoff * 2, 5.0)
 
     async def push_incident(self, incident_id: int) -> None:
-        from .app import ApiProblem, _one
+        from .app import _one
 
         for c in list(self.clients):
             try:  # in the client's own rows (row-level security) and masking
@@ -194,22 +224,14 @@ async def live(ws: WebSocket) -> None:
             raw = await ws.receive_text()
             try:
                 sub = Subscribe.model_validate_json(raw)
-                for name in sub.kpis:
-                    k = kpis.get(name)
-                    if not who.can_see(k.name):
-                        raise KpiError(f"Your role does not include the KPI {name!r}.")
-                    bad = [d for d in sub.where if d not in k.dimensions]
-                    if bad:
-                        raise KpiError(f"{k.label} cannot be filtered by {', '.join(bad)}.")
-                if sub.as_of:
-                    kpis.as_local(sub.as_of, "as_of")
+                check(who, sub)
             except ValidationError as exc:
                 err = exc.errors()[0]
                 param = ".".join(str(p) for p in err.get("loc", ())) or "message"
                 _offer(client, {"type": "error", "detail": err.get("msg", "invalid"), "param": param})
                 continue
-            except (KpiError, ValueError) as exc:
-                _offer(client, {"type": "error", "detail": str(exc), "param": "kpis"})
+            except ApiProblem as exc:
+                _offer(client, {"type": "error", "detail": exc.detail, "param": exc.param or "kpis"})
                 continue
             client.sub = sub
             await asyncio.to_thread(
@@ -237,3 +259,64 @@ async def _send(c: Client) -> None:
             await c.ws.send_text(json.dumps(msg, default=str, allow_nan=False))
     except Exception:  # noqa: BLE001 - the socket closed; the receive loop ends the client
         return
+
+
+# --- the Server-Sent Events twin ---------------------------------------------------------------------
+
+
+def _subscription(
+    who: Annotated[auth.User, Depends(caller)],
+    kpis_: Annotated[
+        list[str], Query(alias="kpis", min_length=1, max_length=50, description="KPIs to follow")
+    ],
+    grain: Annotated[Literal["hour", "day", "week", "month"], Query()] = "day",
+    where: Annotated[
+        list[str], Query(max_length=20, description="DIM=VALUE filters (repeat a DIM for OR)")
+    ] = [],  # noqa: B006
+    as_of: Annotated[str | None, Query(max_length=40, description="Pin 'now' (default: live)")] = None,
+) -> Subscribe:
+    """The query string as a subscription, checked before the stream starts (4xx problems)."""
+    filters: dict[str, list[str]] = {}
+    for item in where:
+        dim, sep, value = (p.strip() for p in item.partition("="))
+        if not sep or not dim or not value:
+            raise bad_param("where", f"where={item!r} should look like DIM=VALUE, e.g. region=Europe.")
+        filters.setdefault(dim, []).append(value)
+    sub = Subscribe(type="subscribe", kpis=kpis_, grain=grain, where=filters, as_of=as_of)
+    check(who, sub)
+    return sub
+
+
+@router.get(
+    "/api/live/events",
+    response_class=EventSourceResponse,
+    summary="Live updates as Server-Sent Events (the twin of the /api/live WebSocket)",
+    responses=ERRORS,
+)
+async def live_events(
+    request: Request,
+    who: Annotated[auth.User, Depends(caller)],
+    sub: Annotated[Subscribe, Depends(_subscription)],
+) -> AsyncIterator[ServerSentEvent]:
+    await asyncio.to_thread(
+        auth.audit,
+        who.login,
+        "api live subscribe",
+        ",".join(sub.kpis),
+        where=sub.where,
+        grain=sub.grain,
+        via=request.headers.get(VIA_HEADER) or "session",
+    )
+    LIVE.start()
+    client = Client(None, who, sub)
+    LIVE.clients.add(client)
+    metrics.LIVE_SESSIONS.inc()
+    try:
+        _offer(client, {"type": "subscribed", "kpis": sub.kpis, "grain": sub.grain, "where": sub.where})
+        await LIVE.push_values([client])  # the current values at once, then on every change
+        while True:
+            msg = await client.queue.get()
+            yield ServerSentEvent(event=msg["type"], raw_data=json.dumps(msg, default=str, allow_nan=False))
+    finally:  # the client went away: the stream's task is cancelled
+        LIVE.clients.discard(client)
+        metrics.LIVE_SESSIONS.dec()

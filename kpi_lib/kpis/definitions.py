@@ -118,8 +118,20 @@ def _meta() -> dict[str, Any]:
     return catalog.metadata().get("metadata", {})
 
 
+_built: tuple[dict, dict[str, Kpi]] | None = None  # (the catalog metadata read, the KPIs built from it)
+
+
 def definitions() -> dict[str, Kpi]:
-    """Every KPI in catalog.yml, by name."""
+    """Every KPI in catalog.yml, by name (built again only when the catalog file changed)."""
+    global _built
+    meta = _meta()
+    built = _built
+    if built is None or built[0] is not meta:  # catalog.metadata() returns the same dict until then
+        built = _built = (meta, _build())
+    return dict(built[1])
+
+
+def _build() -> dict[str, Kpi]:
     out = {}
     biz = business()
     for name, d in (_meta().get("kpis") or {}).items():

@@ -30,7 +30,8 @@ REQUESTS = Histogram(
 )
 QUERIES = Histogram(
     "kpi_query_seconds",
-    "KPI query latency by the cache level that answered (L1/L2 cache, L3 view, L4 base tables)",
+    "KPI query latency by the cache level that answered (L1/L2 cache, L3 view, L4 base tables; "
+    "answer: the API's kept answers)",
     ["level"],
     buckets=LATENCY_BUCKETS,
 )

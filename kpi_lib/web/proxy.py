@@ -67,6 +67,10 @@ HOP_HEADERS = {
 DROPPED_HEADERS = {h.lower() for h in (auth.HEADER, auth.PROXY_HEADER, "X-Forwarded-For", "X-Real-Ip")}
 OUR_COOKIES = {auth.COOKIE, "kpi_xsrf"}
 RUM_TAG = b'<script src="/static/rum.js" defer></script>'  # posts the page's own load timing to /api/rum
+# a Panel page reloads itself onto a live worker when its worker goes away (static/recover.js)
+RECOVER_TAG = b'<script src="/static/recover.js"></script>'
+WORKER_GONE = 4001  # the websocket close code that tells a page its worker went away
+HEAD_TAG = re.compile(rb"<head[^>]*>", re.IGNORECASE)
 
 
 def valid_kernel_frame(message: bytes | str) -> bool:
@@ -302,6 +306,9 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             auth.audit(user.login, "view", self.request.path, query=self.request.query, ip=self.client_ip)
             if body and resp.headers.get("Content-Encoding") is None and b"</body>" in body:
                 body = body.replace(b"</body>", RUM_TAG + b"</body>", 1)  # real-user page timings
+            head = HEAD_TAG.search(body) if body and self.request.path.startswith("/panel/") else None
+            if head and resp.headers.get("Content-Encoding") is None:
+                body = body[: head.end()] + RECOVER_TAG + body[head.end() :]
         if resp.code == 599:
             self.set_status(502)
             self.finish(
@@ -394,6 +401,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             log.warning("websocket to %s failed: %s", url, exc)
             if isinstance(exc, OSError):  # refused or cut off: a reload goes to a live worker
                 self.workers.failed(self.upstream)
+                self.close(WORKER_GONE, "dashboard worker gone")
+                return
             self.close(1011, "upstream unavailable")
             return
         for msg in self.pending:
@@ -412,7 +421,16 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
 
     def _from_upstream(self, message) -> None:
         if message is None:
-            self.close()
+            up = self.upstream_ws
+            if up is not None and up.close_code is None:
+                # the connection dropped without a closing handshake: the worker is gone. Its
+                # sessions move now, and the page is told so (static/recover.js reloads onto a live one)
+                self.workers.failed(self.upstream)
+                self.close(WORKER_GONE, "dashboard worker gone")
+            else:
+                self.close(
+                    up.close_code if up is not None else None, up.close_reason if up is not None else None
+                )
             return
         try:
             self.write_message(message, binary=isinstance(message, bytes))

@@ -162,3 +162,73 @@ def test_revoking_a_token_closes_its_open_socket(server, api_tokens):
         return await asyncio.wait_for(closed(), WAIT_S)
 
     assert asyncio.run(run()) == 1008
+
+
+# --- the Server-Sent Events twin: the same messages over plain HTTP ------------------------------------
+
+
+class Events:
+    """A Server-Sent Events client over httpx (what `curl -N` or a status page would do)."""
+
+    def __init__(self, server: str, token: str, **params) -> None:
+        import httpx
+
+        self.client = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"})
+        params = {"grain": "day", "as_of": AS_OF, **params}
+        self.cm = self.client.stream("GET", "/api/live/events", params=params, timeout=WAIT_S)
+        self.response = self.cm.__enter__()
+        self.lines = self.response.iter_lines()
+
+    def next(self, kind: str, match=lambda m: True) -> dict:
+        event, data = None, []
+        for line in self.lines:  # the read timeout bounds a failing test
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line == "" and data:
+                msg = json.loads("\n".join(data))
+                assert msg["type"] == event  # each event is named by its message's type
+                if event == kind and match(msg):
+                    return msg
+                event, data = None, []
+        raise AssertionError("the stream ended")
+
+    def close(self) -> None:
+        self.cm.__exit__(None, None, None)
+        self.client.close()
+
+
+def test_server_sent_events_carry_the_same_updates(server, api_tokens):
+    events = Events(server, api_tokens["api-exec"], kpis=["orders"], where=["region=Europe"])
+    try:
+        assert events.response.headers["content-type"].startswith("text/event-stream")
+        assert events.next("subscribed")["where"] == {"region": ["Europe"]}
+        first = events.next("kpi_update")
+        assert first["period"].startswith(DAY) and first["masked"] is False
+        res = stream.ingest([_order()], "api-test")
+        update = events.next("kpi_update", lambda m: m["data_version"] >= res.version)
+        assert update["value"] == first["value"] + 1
+    finally:
+        events.close()
+
+
+def test_server_sent_events_mask_a_sensitive_kpi_for_a_viewer(server, api_tokens):
+    viewer = Events(server, api_tokens["api-viewer"], kpis=["revenue"])
+    try:
+        hidden = viewer.next("kpi_update")
+        assert hidden["masked"] and hidden["value"] is None
+        res = stream.ingest([_order("Asia Pacific")], "api-test")
+        later = viewer.next("kpi_update", lambda m: m["data_version"] >= res.version)
+        assert later["masked"] and later["value"] is None
+    finally:
+        viewer.close()
+
+
+def test_a_bad_event_subscription_is_a_problem_naming_the_parameter(api):
+    bad = api().get("/api/live/events", params={"kpis": ["orders"], "where": ["planet=Mars"]})
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
+    assert bad.json()["invalid-params"][0]["name"] == "where"
+    unknown = api().get("/api/live/events", params={"kpis": ["no_such_kpi"]})
+    assert unknown.status_code == 404 and "no_such_kpi" in unknown.json()["detail"]
+    assert api(None).get("/api/live/events", params={"kpis": ["orders"]}).status_code == 401

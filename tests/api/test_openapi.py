@@ -25,6 +25,8 @@ def test_api_conforms_to_its_openapi_document(server, api_tokens):
     tested = []
     for result in schema.get_all_operations():
         operation = result.ok()
+        if operation.path == "/api/live/events":
+            continue  # a stream that never ends by itself: test_live.py drives it with a real client
         as_whom = viewer if operation.path.endswith(("/acknowledge", "/resolve")) else headers
         _fuzz(operation, server, as_whom)
         tested.append(operation.label)
