@@ -214,7 +214,7 @@ def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(
     second._render_tiles(first_paint=True)
     assert asked == [] and second.tiles.object == first.tiles.object
     ingest_order("NP", 54321.0)
-    second.refresh()  # what load_charts does once the page is on screen
+    second.refresh()  # what catch_up does once the page is on screen
     assert asked, "the refresh did not recompute"
     assert _tile_title(second.tiles.object, "orders") == expected("orders")
     assert _tile_title(second.tiles.object, "orders") != _tile_title(first.tiles.object, "orders")
@@ -283,16 +283,12 @@ def test_a_session_gone_mid_round_does_not_stop_the_others(demo):
 
 def test_the_trend_draws_the_period_still_filling_apart(demo):
     """Today is only hours old: drawn as the "so far" dotted line, not as the end of the solid one."""
-    import holoviews as hv
-
     from kpi_lib.ui import executive
 
-    hv.extension("bokeh", logo=False)
     dash = executive.ExecutiveDashboard()
     dash.refresh()
     today = kpis.floor_period(kpis.local_now(), "day")
-    overlay = dash._trend_plot(dash.trend_df)
-    curves = {c.label: c.data for c in overlay}
+    curves = dash.trend_chart.drawn()
     assert set(curves) == {"Previous period", "This period", "So far (still filling)"}
     assert curves["This period"]["period"].max() < today
     assert curves["So far (still filling)"]["period"].max() == today

@@ -7,7 +7,6 @@ import html
 import logging
 from pathlib import Path
 
-import holoviews as hv
 import panel as pn
 
 from ... import auth
@@ -70,8 +69,6 @@ def app() -> pn.viewable.Viewable:
     dark = (args.get("theme") or [b""])[0].decode() == "dark"
     pn.config.theme = "dark" if dark else "default"
     pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
-    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
-        hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
     try:
         dash = ExecutiveDashboard(dark=dark)
     except AuthError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
@@ -89,8 +86,9 @@ def app() -> pn.viewable.Viewable:
                 w.options = [*w.options, value]
             w.value = value
     with dash._lock:
-        dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
+        dash._render_tiles(first_paint=True)  # the numbers are in the first paint
     _first_paint(dash)
+    dash.draw_charts()  # the charts and the table come with the first document: no round trip more
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     parts = dash.main()
     dash.ask_box = AskBox(dash.user)
@@ -120,8 +118,8 @@ def app() -> pn.viewable.Viewable:
     page.dashboard = dash  # tests and the benchmark reach the session's state through this
 
     def on_load() -> None:
-        dash.start_live()  # listening before the refresh below: no change falls in between
-        dash.load_charts()
+        dash.start_live()  # listening before the check below: no change falls in between
+        dash.catch_up()
 
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.onload(on_load)
