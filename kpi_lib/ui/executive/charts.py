@@ -61,11 +61,11 @@ def _columns(df: pd.DataFrame, x: str, k: kpis.Kpi, masked: bool, **extra) -> di
     }
 
 
-def _figure(**kw):
+def _figure(tools: str = TOOLS, **kw):
     fig = figure(
         height=HEIGHT,
         sizing_mode="stretch_width",
-        tools=TOOLS,
+        tools=tools,
         toolbar_location="above",
         output_backend="canvas",
         **kw,
