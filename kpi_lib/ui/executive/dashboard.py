@@ -97,8 +97,7 @@ class ExecutiveDashboard(param.Parameterized):
         self._crumbs_path: list | None = None
         self._doc = None
         self.version = 0
-        self._built_version = kpis.sync_versions()  # what the first document shows, at least
-        self._tiles_reused = False
+        self._tiles_version = 0  # the data version the tiles on screen were computed at
         self._build()
 
     # --- layout ---------------------------------------------------------------------------------
@@ -210,17 +209,19 @@ class ExecutiveDashboard(param.Parameterized):
     def draw_charts(self) -> None:
         """Fill the charts and the table for the page's first document; from then on a filter
         change recomputes the page."""
+        t0 = time.perf_counter()
         with self._lock:
             self._render_trend()
             self._render_breakdown()
             self._last_charts = time.monotonic()
         self._building = False
+        self._show_status(t0)
 
     @_as_reader
     def catch_up(self) -> None:
-        """Once the page is on screen: refresh it if the data moved since it was built (its
-        tiles may be another session's newest, see :class:`NewestTiles`)."""
-        if self._tiles_reused or kpis.sync_versions() > self._built_version:
+        """Once the page is on screen: refresh it if the data moved past the version its tiles
+        were computed at (they may be another session's newest, see :class:`NewestTiles`)."""
+        if kpis.sync_versions() > self._tiles_version:
             self.refresh()
 
     # --- data ---------------------------------------------------------------------------------
@@ -332,11 +333,11 @@ class ExecutiveDashboard(param.Parameterized):
         same view instead (see :class:`NewestTiles`)."""
         key = self._tiles_key()
         newest = NEWEST.get(key) if first_paint else None
-        self._tiles_reused = newest is not None
         self._show_tiles(*(newest or self._compute_tiles(key)))
 
     def _show_tiles(self, version: int, tiles: list[TileData]) -> None:
         self.version = max(self.version, version)
+        self._tiles_version = version
         self.tiles.object = tiles_html(tiles, dark=self.dark)
 
     @_as_reader
@@ -344,12 +345,12 @@ class ExecutiveDashboard(param.Parameterized):
         """Every tile's number for the view ``key`` (any thread); remembered in NEWEST."""
         start, end = key[2], key[3]
         where = dict(key[4])
+        version = kpis.sync_versions()  # the tiles show at least this data version
         counts = incidents.open_counts()
         as_of = kpis.as_of(key[6])
         today = as_of.at.date()
         # the last day is still filling only on live data; an export's last day is complete
         filling = as_of.live and start <= today < end <= today + timedelta(days=1)
-        version = 0
         tiles = []
         for k in self.tile_kpis:
             w = self._allowed(k, where)

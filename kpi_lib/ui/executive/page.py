@@ -88,7 +88,6 @@ def app() -> pn.viewable.Viewable:
     with dash._lock:
         dash._render_tiles(first_paint=True)  # the numbers are in the first paint
     _first_paint(dash)
-    dash.draw_charts()  # the charts and the table come with the first document: no round trip more
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     parts = dash.main()
     dash.ask_box = AskBox(dash.user)
@@ -121,8 +120,14 @@ def app() -> pn.viewable.Viewable:
         dash.start_live()  # listening before the check below: no change falls in between
         dash.catch_up()
 
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        # the charts and the table are drawn just after the HTML (with its tiles) has gone out, while
+        # the browser loads the scripts: they are in the session document it then asks for, or
+        # follow it at once, with no round trip of the browser's
+        doc.add_next_tick_callback(dash.draw_charts)
         pn.state.onload(on_load)
     else:  # built outside a server (a notebook, a test): nothing to wait for
+        dash.draw_charts()
         on_load()
     return page
