@@ -1407,30 +1407,27 @@ class PageAB(Bench):
                 time.sleep(gap)
         return {w: self.summary(rs) for w, rs in runs.items()}
 
-    def voila_quiet(self, timeout: float = 240) -> float:
-        """Until both Voila trees (servers and kernels) used no CPU for 2 s: pools refilled."""
+    def voila_visit(self, ctx, which: str) -> dict:
+        """A Voila navigation, then until its server refilled the pool (both servers log to the same
+        file; only the one just used refills)."""
+        mark = self.pool_filled()
+        r = self.first_widget(ctx, self.servers[which].base + VOILA_PATH)
         t0 = time.monotonic()
-        last, quiet = None, time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            cpu = sum(tree_cpu(t["voila"]) for t in self.trees.values())
-            if cpu != last:
-                last, quiet = cpu, time.monotonic()
-            elif time.monotonic() - quiet > 2.0:
-                break
-            time.sleep(0.5)
-        return time.monotonic() - t0
+        while time.monotonic() - t0 < 240 and self.pool_filled() <= mark:
+            time.sleep(0.3)
+        time.sleep(2)
+        r["refill_s"] = time.monotonic() - t0
+        return r
 
     def voila(self, n: int) -> dict:
         ctx = self.new_context(cookie=True)
         runs: dict = {w: [] for w in self.servers}
         for which in self.servers:  # the JupyterLab bundles into this profile's cache, once each
-            self.voila_quiet()
-            self.first_widget(ctx, self.servers[which].base + VOILA_PATH)
+            self.voila_visit(ctx, which)
         for i in range(n):
             order = list(self.servers) if i % 2 == 0 else list(self.servers)[::-1]
             for which in order:
-                self.voila_quiet()
-                r = self.first_widget(ctx, self.servers[which].base + VOILA_PATH)
+                r = self.voila_visit(ctx, which)
                 runs[which].append(r)
                 log(f"  voila {which} {i + 1}/{n}: first widget {r['first_widget_s'] * 1000:.0f} ms")
         ctx.close()
