@@ -396,3 +396,18 @@ def test_chart_redraws_spread_out_as_live_sessions_grow():
     assert budget.chart_interval() > 10
     budget.join(-11)
     assert budget.chart_interval() == CHART_REFRESH_S
+
+
+def test_a_bar_picked_in_the_breakdown_drills_into_its_member(demo):
+    """In-process: what a click on a bar sends the server (its index in the bars' selection) moves
+    the drill path one level down; the bar does not stay selected."""
+    from kpi_lib.ui import executive
+
+    dash = executive.ExecutiveDashboard()
+    dash.refresh()
+    source = dash.bars_chart.source
+    first = source.data["label"][0]
+    assert dash.bars_level == "region"
+    source.selected.indices = [0]
+    assert dash.drill == f"region:{first}"
+    assert source.selected.indices == []

@@ -95,7 +95,8 @@ class ExecutiveDashboard(param.Parameterized):
         self._last_charts = 0.0
         self._charts_due = False
         self._crumbs_path: list | None = None
-        self._doc = None
+        doc = pn.state.curdoc
+        self._doc = doc if doc is not None and doc.session_context is not None else None  # its session's
         self.version = 0
         self._tiles_version = 0  # the data version the tiles on screen were computed at
         self._build()
@@ -131,6 +132,7 @@ class ExecutiveDashboard(param.Parameterized):
         self.bars_chart = BreakdownChart(on_pick=self._on_pick)
         self.bars = pn.pane.Bokeh(self.bars_chart.figure, sizing_mode="stretch_width", name="breakdown")
         self.breadcrumb = pn.Row(sizing_mode="stretch_width", name="breadcrumb")
+        self._busy = [self.tiles]  # what shows a spinner while a filter change is computed (see main)
         self.table = pn.pane.DataFrame(
             pd.DataFrame(), index=False, sizing_mode="stretch_width", name="table", max_rows=50
         )
@@ -161,10 +163,16 @@ class ExecutiveDashboard(param.Parameterized):
         lets Panel send the spinners to the browser before the queries run)."""
         if self._building:
             return
-        busy = [self.tiles, self.trend, self.bars, self.table]
+        busy = self._busy
         for view in busy:
             view.loading = True
         await asyncio.sleep(0.01)
+        if self._doc is None:  # no server (a notebook, a test)
+            self._refresh_then_idle(busy)
+        else:  # the charts are plain Bokeh models: changed only under the document's lock
+            self._doc.add_next_tick_callback(functools.partial(self._refresh_then_idle, busy))
+
+    def _refresh_then_idle(self, busy: list) -> None:
         try:
             self.refresh()
         finally:
@@ -176,6 +184,8 @@ class ExecutiveDashboard(param.Parameterized):
             self.param.update(start=event.new[0], end=event.new[1])
 
     def sidebar(self) -> list:
+        # rules as plain <hr>: Panel's Divider kept its stylesheet's CDN address on this page
+        # (tests/ui/test_executive.py::test_a_fresh_session_opens_on_the_whole_page_with_no_console_error)
         return [
             self.kpi_select,
             self.dates,
@@ -191,19 +201,21 @@ class ExecutiveDashboard(param.Parameterized):
 
     def main(self) -> list:
         """Tiles, then the trend, then the breakdown with its table: all in the first document,
-        drawn (see :meth:`draw_charts`) before the page is sent."""
-        return [
-            self.tiles,
-            pn.Card(self.trend, title="Trend", sizing_mode="stretch_width", collapsible=False),
-            pn.Card(
-                self.breadcrumb,
-                self.bars,
-                self.table,
-                title="Breakdown (click a bar to drill down)",
-                sizing_mode="stretch_width",
-                collapsible=False,
-            ),
-        ]
+        drawn (see :meth:`draw_charts`) right after the HTML has gone out, before or with the
+        session document."""
+        trend = pn.Card(self.trend, title="Trend", sizing_mode="stretch_width", collapsible=False)
+        breakdown = pn.Card(
+            self.breadcrumb,
+            self.bars,
+            self.table,
+            title="Breakdown (click a bar to drill down)",
+            sizing_mode="stretch_width",
+            collapsible=False,
+        )
+        # the cards show the spinners, not the charts: a Bokeh pane's CSS classes are its figure's,
+        # a Bokeh model, which may change only under the document's lock
+        self._busy = [self.tiles, trend, breakdown]
+        return [self.tiles, trend, breakdown]
 
     @_as_reader
     def draw_charts(self) -> None:
