@@ -7,8 +7,8 @@ import html
 import logging
 from pathlib import Path
 
+import holoviews as hv
 import panel as pn
-from panel.io.resources import LOCAL_DIST
 
 from ... import auth
 from ...errors import AuthError
@@ -70,13 +70,8 @@ def app() -> pn.viewable.Viewable:
     dark = (args.get("theme") or [b""])[0].decode() == "dark"
     pn.config.theme = "dark" if dark else "default"
     pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
-    doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None:
-        # where Panel's component stylesheets live, known before any component is rendered: Panel
-        # sets it only when it writes the HTML, and a stylesheet rendered against a document
-        # without it points at Panel's CDN (which the page may not load)
-        rel = pn.state.rel_path
-        doc.template_variables.setdefault("dist_url", f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST)
+    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
+        hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
     try:
         dash = ExecutiveDashboard(dark=dark)
     except AuthError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
@@ -94,7 +89,7 @@ def app() -> pn.viewable.Viewable:
                 w.options = [*w.options, value]
             w.value = value
     with dash._lock:
-        dash._render_tiles(first_paint=True)  # the numbers are in the first paint
+        dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
     _first_paint(dash)
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     parts = dash.main()
@@ -125,16 +120,11 @@ def app() -> pn.viewable.Viewable:
     page.dashboard = dash  # tests and the benchmark reach the session's state through this
 
     def on_load() -> None:
-        dash.start_live()  # listening before the check below: no change falls in between
-        dash.catch_up()
+        dash.start_live()  # listening before the refresh below: no change falls in between
+        dash.load_charts()
 
-    if doc is not None and doc.session_context is not None:
-        # the charts and the table are drawn just after the HTML (with its tiles) has gone out, while
-        # the browser loads the scripts: they are in the session document it then asks for, or
-        # follow it at once, with no round trip of the browser's
-        doc.add_next_tick_callback(dash.draw_charts)
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.onload(on_load)
     else:  # built outside a server (a notebook, a test): nothing to wait for
-        dash.draw_charts()
         on_load()
     return page
