@@ -115,6 +115,29 @@ CHARTS_READY = (
 }"""
 )
 
+# The page a person can use: the first-paint copy gone, no loading overlay, the filters (KPI and
+# three dimension selects), both charts drawn and the breakdown table filled, and no chart has drawn
+# for `quiet` ms. Returns the in-page time (ms since navigation) when all that first held, or the
+# charts' last draw if later.
+INTERACTIVE = (
+    "(quiet) => {"
+    + DEEP
+    + """
+  const p = window.__kpiProbe;
+  if (document.getElementById('kpi-first-paint')) return false;
+  if (document.querySelector('.pn-loading') || document.body.classList.contains('pn-loading')) return false;
+  const selects = deep('select').length;
+  const charts = deep('canvas').filter(c => c.getBoundingClientRect().height > 100).length;
+  const rows = deep('table.panel-df tbody tr').length;
+  if (selects < 4 || charts < 2 || rows < 1) return false;
+  const now = performance.now();
+  if (p.readyAt === undefined) p.readyAt = now;
+  if (p.lastDraw !== null && now - p.lastDraw < quiet) return false;
+  return {t: Math.max(p.readyAt, p.lastDraw || 0), ready: p.readyAt, lastDraw: p.lastDraw, msgs: p.msgs};
+}"""
+)
+INTERACTIVE_QUIET_MS = 400
+
 REVENUE_AT_LEAST = (
     "(threshold) => {"
     + DEEP
@@ -137,6 +160,17 @@ WS_PROBE = """
       if (e.name === 'first-contentful-paint' && probe.tilesPainted === null) probe.tilesPainted = e.startTime;
     }
   }).observe({type: 'paint', buffered: true});
+  // when a chart (a canvas taller than 100 px) last drew: a chart drawn again after its first
+  // paint (e.g. re-rendered on the server once the browser reported its size) is not settled yet
+  probe.lastDraw = null;
+  const C2D = CanvasRenderingContext2D.prototype;
+  for (const m of ['fillRect', 'fill', 'stroke', 'fillText', 'drawImage']) {
+    const orig = C2D[m];
+    C2D[m] = function (...a) {
+      if (this.canvas && this.canvas.height > 100) probe.lastDraw = performance.now();
+      return orig.apply(this, a);
+    };
+  }
   let after = -1;
   function Probed(url, protocols) {
     const ws = protocols === undefined ? new Orig(url) : new Orig(url, protocols);
@@ -383,8 +417,14 @@ class Sampler:
 class Serve:
     """`kpi serve` in its own process group (front door + Panel + Voila), no alerts, no mail sink."""
 
-    def __init__(self, home: Path, voila_pool: int, panel_procs: int) -> None:
+    def __init__(
+        self, home: Path, voila_pool: int, panel_procs: int, code: Path | None = None, tag: str = ""
+    ) -> None:
+        """``code``: serve another checkout's kpi_lib and dashboards (an A/B baseline) with this
+        environment's packages."""
         from kpi_lib.serve import free_port
+
+        self.env = {"PYTHONPATH": str(code)} if code else {}
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -392,7 +432,7 @@ class Serve:
             str(Path(sys.executable).with_name("kpi")), "serve", "--port", str(self.port),
             "--no-alerts", "--no-mail-sink", "--voila-pool", str(voila_pool), "--panel-procs", str(panel_procs),
         ]  # fmt: skip
-        self.log_path = home / "bench-dashboards-serve.log"
+        self.log_path = home / f"bench-dashboards-serve{tag}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 300) -> float:
@@ -404,7 +444,7 @@ class Serve:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "KPI_PROXY_SECRET": BACKEND_SECRET},
+            env={**os.environ, "KPI_PROXY_SECRET": BACKEND_SECRET, **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -1234,6 +1274,237 @@ class Bench:
                 log(f"closing {what}: {exc}")
 
 
+class PageAB(Bench):
+    """``--baseline DIR``: this checkout's executive page and Voila against another checkout's (the
+    code before a change), two ``kpi serve`` on the same warehouse, visits interleaved (issue 18):
+
+    * navigation -> tiles, and -> the page a person can use (``INTERACTIVE``), quiet, repeat and
+      first visits; five first visits started at the same moment;
+    * the same under the simulator with ``--sessions`` other live sessions on each server;
+    * Voila ``revenue_explorer`` first widget, pre-heated, through each front door.
+    """
+
+    def setup(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        from kpi_lib import auth
+
+        auth.set_user(USER, PASSWORD, ["executive"], name="Bench Executive")
+        self.n_tiles = 8
+        self.servers = {
+            "new": Serve(self.home, self.args.voila_pool, 1, tag="-new"),
+            "baseline": Serve(self.home, self.args.voila_pool, 1, code=self.args.baseline, tag="-baseline"),
+        }
+        self.trees = {}
+        for name, srv in self.servers.items():
+            log(f"starting kpi serve ({name}) on {srv.base}")
+            srv.start()
+            kids = srv.children()
+            self.trees[name] = kids
+        self.serve = self.servers["new"]  # for Bench's helpers
+        self.panel = self.trees["new"]["panel"]
+        self.sampler = Sampler({f"panel-{k}": v["panel"] for k, v in self.trees.items()}).start()
+        self.pw = sync_playwright().start()
+        self.browser = self.pw.chromium.launch(executable_path=chromium.executable(), args=chromium.ARGS)
+        self.doc["browser"] = {"version": self.browser.version}
+        self.doc["server"] = {k: " ".join(["kpi", *v.cmd[1:]]) for k, v in self.servers.items()}
+        self.doc["server"]["baseline_code"] = str(self.args.baseline)
+        self.ctx = self.new_context()
+        page = self.ctx.new_page()
+        page.goto(f"{self.serve.base}/login?next=/", timeout=TIMEOUT_MS)
+        page.fill("input[name=user]", USER)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        # sign-in sessions live in the warehouse: the same cookie opens both servers' pages
+        cookie = next(c for c in self.ctx.cookies() if c["name"] == auth.COOKIE)
+        self.session_cookie = {"name": cookie["name"], "value": cookie["value"], "url": self.serve.base}
+        self.cookie_header = f"{auth.COOKIE}={cookie['value']}; _xsrf={uuid.uuid4().hex}"
+        page.close()
+
+    def new_context(self, cookie: bool = False, headers: dict | None = None):
+        """The page watches itself (every 20 ms, from its first script on): with several pages
+        loading at once, a probe polled from here would only see the page it is waiting on."""
+        ctx = super().new_context(cookie=cookie, headers=headers)
+        ctx.add_init_script(
+            "(() => { const p = window.__kpiProbe; const tiles = "
+            + TILES_READY
+            + "; const usable = "
+            + INTERACTIVE
+            + "; const timer = setInterval(() => { if (!document.body) return;"
+            + " if (!p.tiles) { const r = tiles("
+            + str(self.n_tiles)
+            + "); if (r) p.tiles = r; }"
+            + " if (p.tiles && !p.usable) { const r = usable("
+            + str(INTERACTIVE_QUIET_MS)
+            + ");"
+            + " if (r) { p.usable = r; clearInterval(timer); } } }, 20); })();"
+        )
+        return ctx
+
+    def start_visit(self, ctx, base: str):
+        page = ctx.new_page()
+        page.goto(base + EXEC_PATH, wait_until="commit", timeout=TIMEOUT_MS)
+        return page
+
+    def finish_visit(self, page) -> dict:
+        """In-page times (ms since navigation): tiles, interactive, session document."""
+        tiles = page.wait_for_function(
+            "() => window.__kpiProbe && window.__kpiProbe.tiles", polling=50, timeout=TIMEOUT_MS
+        )
+        out = {"tiles_ms": tiles.json_value()["t"]}
+        try:
+            r = page.wait_for_function(
+                "() => window.__kpiProbe.usable", polling=50, timeout=TIMEOUT_MS
+            ).json_value()
+            out.update(interactive_ms=r["t"], ready_ms=r["ready"], last_chart_draw_ms=r["lastDraw"])
+        except Exception as exc:  # noqa: BLE001
+            out["interactive_ms"] = None
+            out["error"] = str(exc)[:200]
+        probe = page.evaluate("() => window.__kpiProbe")
+        out["session_doc_ms"] = probe.get("docDone")
+        out["ws_messages"] = probe.get("msgs")
+        page.close()
+        return out
+
+    def summary(self, rs: list[dict]) -> dict:
+        def col(key):
+            return [r[key] / 1000 for r in rs if r.get(key) is not None]
+
+        return {
+            "n": len(rs),
+            "tiles": pct(col("tiles_ms"), 2),
+            "interactive": pct(col("interactive_ms"), 2),
+            "session_doc": pct(col("session_doc_ms"), 2),
+            "not_interactive_within_60s": sum(r.get("interactive_ms") is None for r in rs),
+            "interactive_ms_each": [
+                None if r.get("interactive_ms") is None else round(r["interactive_ms"]) for r in rs
+            ],
+        }
+
+    def sequential(self, name: str, n_warm: int, n_cold: int, gap: float) -> dict:
+        runs: dict = {(w, k): [] for w in self.servers for k in ("repeat_visit", "first_visit")}
+        kinds = ["repeat_visit"] * n_warm + ["first_visit"] * n_cold
+        random.Random(7).shuffle(kinds)
+        for i, kind in enumerate(kinds):
+            order = list(self.servers) if i % 2 == 0 else list(self.servers)[::-1]
+            for which in order:
+                ctx = self.ctx if kind == "repeat_visit" else self.new_context(cookie=True)
+                r = self.finish_visit(self.start_visit(ctx, self.servers[which].base))
+                if kind == "first_visit":
+                    ctx.close()
+                runs[(which, kind)].append(r)
+                log(
+                    f"  {name} {which} {kind} {i + 1}/{len(kinds)}: tiles {r['tiles_ms']:.0f} ms, "
+                    f"interactive {r.get('interactive_ms') or float('nan'):.0f} ms"
+                )
+                time.sleep(gap)
+        out: dict = {}
+        for (which, kind), rs in runs.items():
+            if rs:
+                out.setdefault(which, {})[kind] = self.summary(rs)
+        return out
+
+    def simultaneous(self, rounds: int, n: int, gap: float) -> dict:
+        """``n`` first visits (new browser profiles) started at the same moment, per round and server."""
+        runs: dict = {w: [] for w in self.servers}
+        for i in range(rounds):
+            order = list(self.servers) if i % 2 == 0 else list(self.servers)[::-1]
+            for which in order:
+                ctxs = [self.new_context(cookie=True) for _ in range(n)]
+                pages = [c.new_page() for c in ctxs]
+                url = self.servers[which].base + EXEC_PATH
+                for p in pages:  # starts each navigation without waiting for it
+                    p.evaluate("(u) => { window.location.href = u; }", url)
+                rs = [self.finish_visit(p) for p in pages]
+                for c in ctxs:
+                    c.close()
+                runs[which] += rs
+                log(
+                    f"  {n} at once, {which} {i + 1}/{rounds}: tiles "
+                    + ", ".join(f"{r['tiles_ms']:.0f}" for r in rs)
+                    + " ms; interactive "
+                    + ", ".join(f"{r.get('interactive_ms') or float('nan'):.0f}" for r in rs)
+                )
+                time.sleep(gap)
+        return {w: self.summary(rs) for w, rs in runs.items()}
+
+    def voila_visit(self, ctx, which: str) -> dict:
+        """A Voila navigation, then until its server refilled the pool (both servers log to the same
+        file; only the one just used refills)."""
+        mark = self.pool_filled()
+        r = self.first_widget(ctx, self.servers[which].base + VOILA_PATH)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 240 and self.pool_filled() <= mark:
+            time.sleep(0.3)
+        time.sleep(2)
+        r["refill_s"] = time.monotonic() - t0
+        return r
+
+    def voila(self, n: int) -> dict:
+        ctx = self.new_context(cookie=True)
+        runs: dict = {w: [] for w in self.servers}
+        for which in self.servers:  # the JupyterLab bundles into this profile's cache, once each
+            self.voila_visit(ctx, which)
+        for i in range(n):
+            order = list(self.servers) if i % 2 == 0 else list(self.servers)[::-1]
+            for which in order:
+                r = self.voila_visit(ctx, which)
+                runs[which].append(r)
+                log(f"  voila {which} {i + 1}/{n}: first widget {r['first_widget_s'] * 1000:.0f} ms")
+        ctx.close()
+        return {
+            w: {
+                "first_widget": pct([r["first_widget_s"] for r in rs], 2),
+                "table": pct([r["table_s"] for r in rs], 2),
+            }
+            for w, rs in runs.items()
+        }
+
+    def open_light_on_both(self, n: int) -> None:
+        for srv in self.servers.values():
+            for _ in range(n):
+                s = PanelLightSession(srv.base, self.cookie_header)
+                self.loop.run(s.open())
+                self.light.append(s)
+
+    def run(self) -> dict:
+        a = self.args
+        from kpi_lib import kpis
+
+        self.region = kpis.dimension_values("region")[0]
+        self.setup()
+        res: dict = {}
+        self.doc["results"] = res
+        for srv in self.servers.values():  # each server's first session pays for its imports
+            self.finish_visit(self.start_visit(self.ctx, srv.base))
+        log(f"quiet: {a.navs} repeat + {a.cold_navs} first visits per server, interleaved")
+        res["quiet"] = self.sequential("quiet", a.navs, a.cold_navs, a.quiet_gap)
+        log(f"quiet: {a.together} first visits at once, {a.rounds} rounds per server")
+        res["quiet_together"] = self.simultaneous(a.rounds, a.together, a.quiet_gap)
+        if a.voila_navs:
+            log(f"Voila: {a.voila_navs} pre-heated navigations per server")
+            res["voila_preheated"] = self.voila(a.voila_navs)
+        self.start_sim()
+        self.open_light_on_both(a.sessions)
+        time.sleep(5)
+        log(f"live ({a.sim_rate} orders/s), {a.sessions} other live sessions on each server")
+        res["live_with_other_sessions"] = self.sequential("live", a.navs, a.cold_navs, a.gap)
+        res["live_light_sessions"] = self.light_status()
+        self.close_light()
+        res["simulator"] = self.stop_sim()
+        return res
+
+    def close(self) -> None:
+        for srv in getattr(self, "servers", {}).values():
+            if srv is not self.serve:
+                try:
+                    srv.stop()
+                except Exception as exc:  # noqa: BLE001
+                    log(f"closing the baseline server: {exc}")
+        super().close()
+
+
 def bars(res: dict) -> dict:
     def p(path: list[str]):
         d = res
@@ -1294,6 +1565,14 @@ def main() -> None:
     ap.add_argument("--voila-navs", type=int, help="Voila navigations per mode (default 10; quick 4)")
     ap.add_argument("--voila-pool", type=int, default=2)
     ap.add_argument("--panel-procs", type=int, default=1)
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="A/B (issue 18): also serve this checkout's code (e.g. a worktree of the commit before) and "
+        "interleave visits; measures tiles and the usable page, 5 first visits at once, Voila pre-heated",
+    )
+    ap.add_argument("--together", type=int, default=5, help="with --baseline: first visits started at once")
+    ap.add_argument("--rounds", type=int, default=3, help="with --baseline: rounds of --together visits")
     args = ap.parse_args()
     q = args.quick
     args.lines = args.lines or (1_000_000 if q else 10_000_000)
@@ -1317,10 +1596,11 @@ def main() -> None:
         try:
             doc["warehouse"] = ensure_warehouse(args.lines, home, source, args.reuse)
             doc["warehouse"]["postgres"] = common.server_version()
-            bench = Bench(args, home)
+            bench = (PageAB if args.baseline else Bench)(args, home)
             bench.doc = doc
             res = bench.run()
-            doc["bars"] = bars(res)
+            if not args.baseline:
+                doc["bars"] = bars(res)
         except Exception as exc:
             import traceback
 

@@ -30,7 +30,7 @@ import tornado.websocket
 
 from .. import auth
 from ..config import settings
-from . import security
+from . import compression, security
 from .pages import Base
 from .workers import Workers
 
@@ -315,6 +315,14 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
                 f"The dashboard server is not answering ({resp.error}). Is `kpi serve` still starting?"
             )
             return
+        packed = None
+        if body and resp.code == 200 and resp.headers.get("Content-Encoding") is None:
+            packed = compression.gzipped(
+                body,
+                resp.headers.get("Content-Type", ""),
+                self.request.headers.get("Accept-Encoding", ""),
+                static="/static/" in self.request.path,
+            )
         self.set_status(resp.code, resp.reason)
         for k, v in resp.headers.get_all():
             lk = k.lower()
@@ -322,8 +330,14 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
                 continue
             if lk == "set-cookie":
                 self.add_header(k, v)
+            elif lk == "etag" and packed is not None and not v.startswith("W/"):
+                self.set_header(k, "W/" + v)  # as nginx does: the gzipped bytes are not the upstream's
             else:
                 self.set_header(k, v)
+        if packed is not None:
+            body = packed
+            self.set_header("Content-Encoding", "gzip")
+            self.add_header("Vary", "Accept-Encoding")
         if body and resp.code not in (204, 304):
             self.write(body)
         self.finish()
