@@ -215,12 +215,12 @@ class ExecutiveDashboard(param.Parameterized):
             self.kpi_select,
             self.dates,
             *self.selects.values(),
-            pn.layout.Divider(),
+            pn.pane.HTML("<hr>", sizing_mode="stretch_width", margin=(0, 5)),
             pn.pane.Markdown("**Export what is on screen**"),
             self.csv,
             self.xlsx,
             self.png,
-            pn.layout.Divider(),
+            pn.pane.HTML("<hr>", sizing_mode="stretch_width", margin=(0, 5)),
             self.status,
         ]
 

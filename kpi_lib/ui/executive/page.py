@@ -9,6 +9,7 @@ from pathlib import Path
 
 import holoviews as hv
 import panel as pn
+from panel.io.resources import LOCAL_DIST
 
 from ... import auth
 from ...errors import AuthError
@@ -72,6 +73,13 @@ def app() -> pn.viewable.Viewable:
     pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
     if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
         hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        # where Panel's component stylesheets live, known before any component is rendered: Panel
+        # sets it only when it writes the HTML, and a stylesheet rendered against a document
+        # without it points at Panel's CDN (which the page may not load)
+        rel = pn.state.rel_path
+        doc.template_variables.setdefault("dist_url", f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST)
     try:
         dash = ExecutiveDashboard(dark=dark)
     except AuthError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
@@ -123,7 +131,7 @@ def app() -> pn.viewable.Viewable:
         dash.start_live()  # listening before the refresh below: no change falls in between
         dash.load_charts()
 
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+    if doc is not None and doc.session_context is not None:
         pn.state.onload(on_load)
     else:  # built outside a server (a notebook, a test): nothing to wait for
         on_load()
