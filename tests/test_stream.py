@@ -301,7 +301,7 @@ def test_database_errors_surface_to_the_producer(demo, recent, monkeypatch):
     def broken(*_a, **_k):
         raise psycopg.OperationalError("simulated outage")
 
-    monkeypatch.setattr(stream.write, "write_batch", broken)  # where the Ingestor looks it up
+    monkeypatch.setattr(stream.write, "land_batch", broken)  # where the Ingestor looks it up
     ing = stream.Ingestor("test-fail", interval_ms=20)
     ing.put(_event(f"F{_uid()}", recent))
     with pytest.raises(Exception, match="simulated outage"):

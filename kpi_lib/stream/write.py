@@ -1,5 +1,6 @@
-"""Writing micro-batches: one transaction per batch (bronze, rejects, silver, gold, NOTIFY), and the
-:class:`Ingestor` that batches events from any thread."""
+"""Landing micro-batches: one COPY transaction per batch (bronze, rejects, pending rows, NOTIFY the
+movers), the :class:`Ingestor` that batches events from any thread, and :func:`ingest`. The mover
+(``move``) takes landed batches on to silver and gold."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import psycopg
 from .. import warehouse
 from ..config import settings
 from ..errors import IngestError, WarehouseError
+from .move import LANDED, start_mover, wait_moved
 from .validate import Batch, Validator
 
 log = logging.getLogger(__name__)
@@ -30,16 +32,20 @@ class IngestResult:
     """What a call to :func:`ingest` did."""
 
     received: int = 0
-    loaded: int = 0  # new orders in silver
+    landed: int = 0  # valid orders acknowledged in bronze (then moved to silver, or waiting)
+    loaded: int = 0  # new orders in silver (0 on the fast path: not moved yet when it returns)
     duplicates: int = 0  # events seen before: no effect
     rejected: int = 0
     version: int | None = None
     batches: int = 0
     seconds: float = 0.0
     reasons: list[str] = field(default_factory=list)
+    land_ids: list[int] = field(default_factory=list)  # its rows in bronze.landings
 
     def add(self, other: IngestResult) -> None:
         self.received += other.received
+        self.landed += other.landed
+        self.land_ids.extend(other.land_ids)
         self.loaded += other.loaded
         self.duplicates += other.duplicates
         self.rejected += other.rejected
@@ -57,118 +63,106 @@ def _copy_rows(conn: psycopg.Connection, table: str, columns: str, rows: list[tu
             cp.write_row(row)
 
 
-_STAGE_DDL = """
-create temp table if not exists _ingest_orders (like silver.orders) on commit delete rows;
-create temp table if not exists _ingest_lines (like silver.order_lines) on commit delete rows;
-create temp table if not exists _new_orders (order_id text, ordered_at timestamptz, customer_id text,
-    region text, channel text, has_sale boolean) on commit delete rows;
-create temp table if not exists _new_lines (like silver.order_lines) on commit delete rows;
-"""
-
-
-def write_batch(conn: psycopg.Connection, batch: Batch, source: str) -> IngestResult:
-    """Land one validated batch in a single transaction (the caller's connection, not autocommit)."""
+def land_batch(conn: psycopg.Connection, batch: Batch, source: str) -> IngestResult:
+    """Land one validated batch in a single transaction (the caller's connection, not autocommit):
+    the raw events in ``bronze.events``, the refused ones in ``bronze.rejects`` with their reason, the
+    valid orders and lines in ``bronze.pending_*`` under one ``bronze.landings`` row, then NOTIFY the
+    movers. Once this commits the events are acknowledged: the mover takes them to silver and gold."""
     t0 = time.perf_counter()
     res = IngestResult(
         received=len(batch.events) + len(batch.rejects) + batch.duplicates,
         rejected=len(batch.rejects),
+        duplicates=batch.duplicates,
         batches=1,
         reasons=[r[2] for r in batch.rejects[:20]],
     )
-    conn.execute(_STAGE_DDL)
-    # Raw events straight into bronze (append-only: staging them first only copied them twice).
+    if not res.received:
+        return res
+    land_id = conn.execute(
+        "insert into bronze.landings (source, events, rejected, duplicates) values (%s, %s, %s, %s) "
+        "returning land_id",
+        [source, len(batch.orders), len(batch.rejects), batch.duplicates],
+    ).fetchone()[0]
+    # Raw events straight into bronze (append-only), the rows the mover needs next to them.
     _copy_rows(
         conn, "bronze.events", "event_id, source, payload", [(e, source, raw) for e, raw in batch.events]
     )
     _copy_rows(
         conn,
-        "_ingest_orders",
-        "order_id, ordered_at, customer_id, region, channel, status, has_sale, event_id, source",
-        batch.orders,
+        "bronze.pending_orders",
+        "land_id, order_id, ordered_at, customer_id, region, channel, status, has_sale, event_id, source",
+        [(land_id, *row) for row in batch.orders],
     )
     _copy_rows(
         conn,
-        "_ingest_lines",
-        "order_id, line_no, product_id, product_name, category, quantity, unit_price, discount, unit_cost",
-        batch.lines,
+        "bronze.pending_lines",
+        "land_id, order_id, line_no, product_id, product_name, category, quantity, unit_price, discount, "
+        "unit_cost",
+        [(land_id, *row) for row in batch.lines],
     )
-    # New orders and their lines in one statement; anything seen before is skipped by the keys.
-    conn.execute(
-        "with new as (insert into silver.orders select * from _ingest_orders on conflict do nothing "
-        "             returning order_id, ordered_at, customer_id, region, channel, has_sale), "
-        "     l as (insert into silver.order_lines select i.* from _ingest_lines i join new using (order_id) "
-        "           on conflict do nothing returning *), "
-        "     nl as (insert into _new_lines select * from l) "
-        "insert into _new_orders select * from new"
-    )
-    # Temp tables have no statistics and the plans need them; only the join keys matter.
-    conn.execute("analyze _new_orders (order_id, customer_id, ordered_at), _new_lines (order_id)")
-    res.loaded, first, last = conn.execute(
-        "select count(*), min(ordered_at), max(ordered_at) from _new_orders"
-    ).fetchone()
-    # Orders not inserted were seen before: the same event again is a no-op (exactly-once effect);
-    # the same order id under another event id is refused with the reason.
-    rejects = list(batch.rejects)
-    conflicts = 0
-    if res.loaded < len(batch.orders):
-        payloads = dict(batch.events)
-        found = conn.execute(
-            "select s.event_id, 'order ' || s.order_id || ' already exists (from ' || "
-            "coalesce('event ' || o.event_id, o.source) || ')' "
-            "from _ingest_orders s join silver.orders o on o.order_id = s.order_id "
-            "where o.event_id is distinct from s.event_id "
-            "and not exists (select 1 from _new_orders n where n.order_id = s.order_id)"
-        ).fetchall()
-        rejects.extend((event_id, payloads.get(event_id, ""), reason) for event_id, reason in found)
-        conflicts = len(found)
-        res.reasons.extend(reason for _, reason in found[: max(0, 20 - len(res.reasons))])
     _copy_rows(
         conn,
         "bronze.rejects",
         "source, event_id, row_data, reason",
-        [(source, event_id, raw, reason) for event_id, raw, reason in rejects],
+        [(source, event_id, raw, reason) for event_id, raw, reason in batch.rejects],
     )
-    res.rejected += conflicts
-    res.duplicates = len(batch.orders) - res.loaded - conflicts + batch.duplicates
-    if res.loaded:
-        conn.execute("select gold.apply_new_orders()")
-        conn.execute(
-            "insert into silver.products (product_id, product_name, category, unit_cost) "
-            "select distinct on (product_id) product_id, product_name, category, unit_cost from _ingest_lines "
-            "order by product_id on conflict (product_id) do nothing"
-        )
-        res.version = conn.execute(
-            "select ops.bump_version('ingest', %s, %s, %s, %s, %s)",
-            [source, first, last, res.loaded, res.rejected],
-        ).fetchone()[0]
-    elif res.rejected:
-        res.version = conn.execute(
-            "select ops.bump_version('rejects', %s, null, null, 0, %s)", [source, res.rejected]
-        ).fetchone()[0]
+    conn.execute("select pg_notify(%s, %s)", [LANDED, str(land_id)])
     conn.commit()
+    res.landed = len(batch.orders)
+    res.land_ids.append(land_id)
     res.seconds = time.perf_counter() - t0
     return res
 
 
-def ingest(
-    events: Iterable[dict | str | bytes], source: str = "python", batch_size: int | None = None
-) -> IngestResult:
-    """Ingest events now, in micro-batches of ``batch_size`` (default ``KPI_BATCH_MAX_EVENTS``).
+def moved_result(conn: psycopg.Connection, land_ids: list[int]) -> IngestResult:
+    """What the landings ``land_ids`` came to once moved (moving them here if no mover has yet)."""
+    res = IngestResult()
+    for _, _events, _rejected, _dups, version, loaded, conflicts, reasons in wait_moved(conn, land_ids):
+        res.loaded += loaded
+        res.rejected += conflicts
+        res.duplicates += _events - loaded - conflicts
+        res.version = max(res.version or 0, version or 0) or None
+        res.reasons.extend((reasons or [])[: max(0, 20 - len(res.reasons))])
+    return res
 
-    Returns after the last batch committed. Validation of the next batch overlaps the database
-    work of the current one.
+
+def ingest(
+    events: Iterable[dict | str | bytes],
+    source: str = "python",
+    batch_size: int | None = None,
+    wait: bool = True,
+) -> IngestResult:
+    """Ingest events now, landed in micro-batches of ``batch_size`` (default ``KPI_BATCH_MAX_EVENTS``).
+
+    ``wait=True`` (the default) returns once every event is in silver and gold (read your writes):
+    the batches land first, then move in as few moves as the backlog allows. ``wait=False`` is the
+    fast path: it returns once every batch is landed (acknowledged) and this process's background
+    mover (or any other) takes them to silver and gold shortly after; ``loaded`` is then 0.
+    Validation of the next batch overlaps the database work of the current one.
     """
-    ing = Ingestor(source, interval_ms=3_600_000, max_events=batch_size)
+    ing = Ingestor(source, interval_ms=3_600_000, max_events=batch_size, wait=False, mover=not wait)
     for ev in events:
         ing.put(ev)
-    return ing.close()
+    total = ing.close()
+    if wait and total.land_ids:
+        with warehouse.connect_raw() as conn:
+            moved = moved_result(conn, total.land_ids)
+        total.loaded, total.version = moved.loaded, moved.version
+        total.duplicates += moved.duplicates
+        total.rejected += moved.rejected
+        total.reasons.extend(moved.reasons[: max(0, 20 - len(total.reasons))])
+    return total
 
 
 class Ingestor:
     """A long-lived micro-batcher: ``put`` events from any thread; a batch closes every
-    ``interval_ms`` or ``max_events``, whichever comes first, and is written by a worker thread.
-    ``on_commit(result, tokens)`` runs after each commit with the tokens passed to ``put`` (a broker
-    acknowledges its messages there). Producers block when two batches are waiting (backpressure)."""
+    ``interval_ms`` or ``max_events``, whichever comes first, and is landed by a worker thread.
+    ``wait=True`` (the default): the worker then waits until the batch is moved to silver and gold,
+    moving it itself if no other mover has. ``wait=False`` is the fast path: the batch is done once
+    landed, and a background mover in this process (``mover=True``) or elsewhere moves it.
+    ``on_commit(result, tokens)`` runs after each batch is done with the tokens passed to ``put`` (a
+    broker acknowledges its messages there: a landed batch is durable). Producers block when two
+    batches are waiting (backpressure)."""
 
     def __init__(
         self,
@@ -176,9 +170,14 @@ class Ingestor:
         interval_ms: int | None = None,
         max_events: int | None = None,
         on_commit: Callable[[IngestResult, list[Any]], None] | None = None,
+        wait: bool = True,
+        mover: bool = True,
     ) -> None:
         cfg = settings()
         self.source = source
+        self.wait = wait
+        if not wait and mover:
+            start_mover()
         self.interval = (interval_ms or cfg.batch_interval_ms) / 1000
         self.max_events = max_events or cfg.batch_max_events
         self.on_commit = on_commit
@@ -250,7 +249,13 @@ class Ingestor:
             conn = warehouse.connect_raw()  # before the first batch closes: it must not wait for this
             while (item := self._next()) is not None:
                 batch, tokens = item
-                res, conn = self._write(conn, batch)
+                res, conn = self._retrying(conn, lambda c, b=batch: land_batch(c, b, self.source))
+                if self.wait and res.land_ids:
+                    moved, conn = self._retrying(conn, lambda c, ids=res.land_ids: moved_result(c, ids))
+                    res.loaded, res.version = moved.loaded, moved.version
+                    res.duplicates += moved.duplicates
+                    res.rejected += moved.rejected
+                    res.reasons.extend(moved.reasons[: max(0, 20 - len(res.reasons))])
                 self.total.add(res)
                 if self.on_commit:
                     self.on_commit(res, tokens)
@@ -263,12 +268,13 @@ class Ingestor:
             if conn is not None:
                 conn.close()
 
-    def _write(
-        self, conn: psycopg.Connection | None, batch: Batch
+    def _retrying(
+        self, conn: psycopg.Connection | None, step: Callable[[psycopg.Connection], IngestResult]
     ) -> tuple[IngestResult, psycopg.Connection]:
-        """Write one batch; when the connection is lost (a server restart), reconnect and write it
-        again for up to RECONNECT_S. Rewriting is safe: a batch that did commit is a no-op the second
-        time (event and order ids). Errors on a healthy connection are not retried."""
+        """Land a batch (or wait for its move); when the connection is lost (a server restart),
+        reconnect and do it again for up to RECONNECT_S. Landing again is safe: a batch that did
+        land moves as a no-op the second time (event and order ids). Errors on a healthy connection
+        are not retried."""
         lost_at: float | None = None
         delay = 0.1
         while True:
@@ -276,7 +282,7 @@ class Ingestor:
                 if conn is None or conn.closed:
                     # never start an embedded server that someone stopped
                     conn = warehouse.connect_raw(start=False)
-                return write_batch(conn, batch, self.source), conn
+                return step(conn), conn
             except (psycopg.OperationalError, WarehouseError) as exc:
                 if conn is not None and not conn.closed and not conn.broken:
                     raise
