@@ -57,6 +57,10 @@ def status() -> dict[str, Any]:
             "last_change_kind": last_kind,
             "timezone": settings().timezone,
         }
+        batches, events, oldest = conn.execute(
+            "select count(*), coalesce(sum(events), 0), min(landed_at) from bronze.landings where moved_at is null"
+        ).fetchone()
+        info["landed_not_moved"] = {"batches": batches, "events": events, "oldest": oldest}
         views = []
         for mv in gold.MATERIALIZED_VIEWS:
             st = conn.execute(

@@ -334,6 +334,8 @@ class Server:
         api = self._spawn("api", api_command(self.api_port), env=backend_env)  # kpi_lib.api
         if self.with_mail_sink:
             self._start_mail_sink(bin_dir)
+        # takes landed events on to silver and gold (fast-path landers such as `kpi ingest --no-wait`)
+        self._spawn("mover", [str(bin_dir / "kpi"), "move"])
         if self.with_alerts:
             self._spawn("outbox", [str(bin_dir / "kpi"), "mail", "deliver", "--watch"])
         if self.with_alerts:

@@ -306,3 +306,61 @@ def test_database_errors_surface_to_the_producer(demo, recent, monkeypatch):
     ing.put(_event(f"F{_uid()}", recent))
     with pytest.raises(Exception, match="simulated outage"):
         ing.close()
+
+
+def test_fast_path_lands_then_the_mover_adds_each_order_once(demo, db, recent):
+    """Landed (acknowledged) first, moved to silver and gold later, in one move for several landings;
+    a landing that repeats events (a redelivery) changes nothing: gold revenue is the events' sum."""
+    tag = _uid()
+    region = f"Split {tag}"
+    events = [
+        _event(f"F{tag}{i}", recent + timedelta(seconds=i), price=1.0 + i, qty=1, region=region)
+        for i in range(30)
+    ]
+    ing = stream.Ingestor(f"test-fast-{tag}", interval_ms=3_600_000, max_events=10, wait=False, mover=False)
+    for ev in events + events[:10]:
+        ing.put(ev)
+    landed = ing.close()
+    assert (landed.landed, landed.batches, landed.loaded) == (40, 4, 0)
+    waiting = db.execute(
+        "select count(*) from bronze.landings where source = %s and moved_at is null", [f"test-fast-{tag}"]
+    ).fetchone()[0]
+    raw = db.execute("select count(*) from bronze.events where source = %s", [f"test-fast-{tag}"]).fetchone()[
+        0
+    ]
+    assert raw == 40 and waiting in (0, 4)  # acknowledged in bronze (another test's mover may move them)
+    with warehouse.connect_raw() as conn:
+        moved = stream.write.moved_result(conn, landed.land_ids)
+    assert (moved.loaded, moved.duplicates, moved.rejected) == (30, 10, 0) and moved.version
+    orders, revenue = db.execute(
+        "select sum(orders), sum(revenue) from gold.sales_hourly where region = %s", [region]
+    ).fetchone()
+    assert orders == 30 and float(revenue) == pytest.approx(sum(1.0 + i for i in range(30)))
+    left = db.execute(
+        "select count(*) from bronze.pending_orders p join bronze.landings l using (land_id) where l.source = %s",
+        [f"test-fast-{tag}"],
+    ).fetchone()[0]
+    assert left == 0  # the move took its pending rows with it
+
+
+def test_fast_path_rejects_land_with_reasons_before_any_move(demo, db, recent):
+    tag = _uid()
+    source = f"test-fast-rej-{tag}"
+    good = _event(f"FR{tag}", recent)
+    bad = {**_event(f"FB{tag}", recent), "ordered_at": "soon", "event_id": f"fb{tag}"}
+    res = stream.ingest([good, bad], source=source, wait=False)
+    assert (res.landed, res.rejected, res.reasons) == (1, 1, ["ordered_at 'soon' is not an ISO-8601 time"])
+    reason = db.execute("select reason from bronze.rejects where source = %s", [source]).fetchone()[0]
+    assert reason == "ordered_at 'soon' is not an ISO-8601 time"
+    # the same order under another event id: the mover refuses it, with the reason, payload kept
+    clash = {**_event(f"FR{tag}", recent, price=55.0), "event_id": f"clash{tag}"}
+    again = stream.ingest([clash], source=source)  # waits for the move
+    assert (again.loaded, again.rejected, again.reasons) == (
+        0,
+        1,
+        [f"order FR{tag} already exists (from event ev-FR{tag})"],
+    )
+    row_data = db.execute(
+        "select row_data from bronze.rejects where event_id = %s", [f"clash{tag}"]
+    ).fetchone()[0]
+    assert json.loads(row_data)["lines"][0]["unit_price"] == 55.0

@@ -169,6 +169,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         f"data version {f['version']} · latest order {f['latest_order']} · last change {f['last_change']} "
         f"({f['last_change_kind']})"
     )
+    w = info["landed_not_moved"]
+    if w["batches"]:
+        console.print(
+            f"landed, not moved to silver yet: {w['events']:,} events in {w['batches']:,} batches "
+            f"(oldest {w['oldest']}); `kpi move` moves them (`kpi serve` runs it)"
+        )
     for mv in info["views"]:
         lag = "current" if mv["behind_versions"] == 0 else f"{mv['behind_versions']} versions behind"
         console.print(f"  {mv['name']}: refreshed {mv['refreshed_at']} ({lag})")

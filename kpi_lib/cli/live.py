@@ -27,6 +27,13 @@ def ingest(
         float | None, typer.Option(help="Stop consuming after this many idle seconds")
     ] = None,
     source: Annotated[str | None, typer.Option(help="Source name recorded in bronze")] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Wait until each batch is in silver and gold (--no-wait: done once landed in bronze; "
+            "a mover, `kpi move` or `kpi serve`, takes them on)"
+        ),
+    ] = True,
 ) -> None:
     """Ingest order events (one order with its lines each) in micro-batches; bad ones go to bronze.rejects."""
     from .. import stream
@@ -36,8 +43,18 @@ def ingest(
     if from_:
         err.print(f"consuming {from_} queue {queue} (Ctrl-C to stop)")
     try:
-        res = stream.ingest_from(from_ or file, queue=queue, idle_timeout=idle_timeout, source_name=source)
+        res = stream.ingest_from(
+            from_ or file, queue=queue, idle_timeout=idle_timeout, source_name=source, wait=wait
+        )
     except KeyboardInterrupt:
+        return
+    if not wait:
+        console.print(
+            f"received {res.received:,} events: landed {res.landed:,} in bronze (moving to silver and gold), "
+            f"{res.duplicates:,} repeated within a batch, rejected {res.rejected:,} · {res.batches} batches"
+        )
+        for reason in res.reasons[:10]:
+            console.print(f"  rejected: {reason}")
         return
     console.print(
         f"received {res.received:,} events: loaded {res.loaded:,} new orders, {res.duplicates:,} seen before "
@@ -47,6 +64,29 @@ def ingest(
         console.print(f"  rejected: {reason}")
     if res.rejected:
         console.print("all rejects are in bronze.rejects with the event and the reason")
+
+
+@app.command()
+def move(
+    drain: Annotated[bool, typer.Option(help="Move what is waiting now, then exit")] = False,
+) -> None:
+    """Move landed events to silver and gold, set-based, as they land (until Ctrl-C)."""
+    import threading
+
+    from .. import stream
+
+    if drain:
+        r = stream.drain()
+        console.print(
+            f"moved {r.events:,} events from {r.landings:,} landed batches: {r.loaded:,} new orders, "
+            f"{r.conflicts:,} refused · data version {r.version}"
+        )
+        return
+    err.print("moving landed events to silver and gold (Ctrl-C to stop)")
+    try:
+        stream.Mover().run(threading.Event())
+    except KeyboardInterrupt:
+        return
 
 
 @app.command()

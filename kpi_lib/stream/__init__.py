@@ -21,7 +21,8 @@ connection per process fans out to any number of listeners, reconnects by itself
 reconnect re-reads the current version so no bump is lost.
 
 Modules: ``validate`` (events to rows or rejects), ``write`` (landing: one transaction per batch,
-the Ingestor), ``move`` (landed batches to silver and gold, exactly once), ``sources`` (files, stdin, RabbitMQ), ``changes`` (LISTEN/NOTIFY fan-out).
+the Ingestor), ``move`` (landed batches to silver and gold, exactly once), ``sources`` (files,
+stdin, RabbitMQ), ``changes`` (LISTEN/NOTIFY fan-out).
 """
 
 from .changes import (
@@ -35,6 +36,7 @@ from .changes import (
     subscribe,
     wait_connected,
 )
+from .move import Mover, MoveResult, drain, move_once, start_mover, waiting
 from .sources import consume_amqp, events_from_csv, ingest_file, ingest_from, payload_buffer, source
 from .validate import MAX_FUTURE, Batch, Validator, validate
 from .write import RECONNECT_S, Ingestor, IngestResult, _copy_rows, ingest, land_batch
