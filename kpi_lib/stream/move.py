@@ -259,7 +259,9 @@ class Mover:
                     while not self._stop.is_set():
                         while (r := move_once(conn, self.max_events)).landings:
                             self.moves += 1
-                            log.debug("moved %d landings, %d events in %.3fs", r.landings, r.events, r.seconds)
+                            log.debug(
+                                "moved %d landings, %d events in %.3fs", r.landings, r.events, r.seconds
+                            )
                         # wait for the next landing (several NOTIFYs fold into one move)
                         deadline = time.monotonic() + self.poll_s
                         while not self._stop.is_set() and time.monotonic() < deadline:
