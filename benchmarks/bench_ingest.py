@@ -210,8 +210,9 @@ def throughput_rounds(biz, rng, n: int, rounds: int) -> dict:
             evs = make_events(biz, n, f"B{mode[0]}{r}x", rng)
             out = run_ingest(evs, f"bench-{mode}", mode=mode)
             log(
-                f"  round {r + 1} {mode}: {out['events_per_s']:,} events/s"
-                + (f" landed, {out['moved_events_per_s']:,}/s moved" if mode == "fast" else "")
+                f"  round {r + 1} {mode}: {out['events_per_s']:,} events/s, CPU us/event client "
+                f"{out['client_cpu_us_per_event']} server {out['server_cpu_us_per_event']}"
+                + (f"; moved {out['moved']['events_per_s']:,}/s" if mode == "fast" else "")
             )
             runs[mode].append(out)
 
