@@ -722,6 +722,9 @@ def main() -> int:
                 },
             }
         finally:
+            from kpi_lib import stream
+
+            stream.move._mover.stop()  # no reconnect attempts against the server about to stop
             common.stop_server()
         emit(common.finish(doc))
     return 0
