@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -140,18 +140,17 @@ def ingest(
     mover (or any other) takes them to silver and gold shortly after; ``loaded`` is then 0.
     Validation of the next batch overlaps the database work of the current one.
     """
-    ing = Ingestor(source, interval_ms=3_600_000, max_events=batch_size, wait=False, mover=not wait)
+    ing = Ingestor(source, interval_ms=3_600_000, max_events=batch_size, wait="close" if wait else False)
     for ev in events:
         ing.put(ev)
-    total = ing.close()
-    if wait and total.land_ids:
-        with warehouse.connect_raw() as conn:
-            moved = moved_result(conn, total.land_ids)
-        total.loaded, total.version = moved.loaded, moved.version
-        total.duplicates += moved.duplicates
-        total.rejected += moved.rejected
-        total.reasons.extend(moved.reasons[: max(0, 20 - len(total.reasons))])
-    return total
+    return ing.close()
+
+
+def _add_move(res: IngestResult, moved: IngestResult) -> None:
+    res.loaded, res.version = moved.loaded, moved.version
+    res.duplicates += moved.duplicates
+    res.rejected += moved.rejected
+    res.reasons.extend(moved.reasons[: max(0, 20 - len(res.reasons))])
 
 
 class Ingestor:
@@ -160,6 +159,8 @@ class Ingestor:
     ``wait=True`` (the default): the worker then waits until the batch is moved to silver and gold,
     moving it itself if no other mover has. ``wait=False`` is the fast path: the batch is done once
     landed, and a background mover in this process (``mover=True``) or elsewhere moves it.
+    ``wait="close"``: batches are done once landed, and :meth:`close` moves them all (in as few
+    moves as the backlog allows) before it returns the totals.
     ``on_commit(result, tokens)`` runs after each batch is done with the tokens passed to ``put`` (a
     broker acknowledges its messages there: a landed batch is durable). Producers block when two
     batches are waiting (backpressure)."""
@@ -170,13 +171,13 @@ class Ingestor:
         interval_ms: int | None = None,
         max_events: int | None = None,
         on_commit: Callable[[IngestResult, list[Any]], None] | None = None,
-        wait: bool = True,
+        wait: bool | Literal["close"] = True,
         mover: bool = True,
     ) -> None:
         cfg = settings()
         self.source = source
         self.wait = wait
-        if not wait and mover:
+        if wait is False and mover:
             start_mover()
         self.interval = (interval_ms or cfg.batch_interval_ms) / 1000
         self.max_events = max_events or cfg.batch_max_events
@@ -250,15 +251,15 @@ class Ingestor:
             while (item := self._next()) is not None:
                 batch, tokens = item
                 res, conn = self._retrying(conn, lambda c, b=batch: land_batch(c, b, self.source))
-                if self.wait and res.land_ids:
+                if self.wait is True and res.land_ids:
                     moved, conn = self._retrying(conn, lambda c, ids=res.land_ids: moved_result(c, ids))
-                    res.loaded, res.version = moved.loaded, moved.version
-                    res.duplicates += moved.duplicates
-                    res.rejected += moved.rejected
-                    res.reasons.extend(moved.reasons[: max(0, 20 - len(res.reasons))])
+                    _add_move(res, moved)
                 self.total.add(res)
                 if self.on_commit:
                     self.on_commit(res, tokens)
+            if self.wait == "close" and self.total.land_ids:
+                moved, conn = self._retrying(conn, lambda c: moved_result(c, self.total.land_ids))
+                _add_move(self.total, moved)
         except BaseException as exc:  # surfaced to the producer on its next put/close
             log.exception("ingestion worker failed")
             with self._cond:
