@@ -41,7 +41,6 @@ import os
 import re
 import socket
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +49,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import psycopg
+from markupsafe import Markup
 from psycopg.rows import dict_row
 from pydantic import BeforeValidator
 
@@ -68,7 +68,7 @@ from .reports.alert_email import (  # the e-mail itself is built there; who gets
     by_severity,
     when_text,
 )
-from .reports.report import Report, esc
+from .reports.report import BLOCKS, Report
 from .scope import RowScope
 from .yamlfile import Strict
 
@@ -347,18 +347,8 @@ class AlertResult:
     delivery: mail.DeliveryReport | None = None
 
     def _repr_html_(self) -> str:
-        if not self.emails:
-            note = (
-                f" ({len(self.suppressed)} suppressed until their series re-arms)" if self.suppressed else ""
-            )
-            return f"<p><b>No new incidents</b>: nothing was emailed{note}.</p>"
-        rows = "".join(
-            f"<li>#{e['outbox_id']} to {', '.join(e['recipients'])}: {esc(e['subject'])}</li>"
-            for e in self.emails
-        )
-        return f"<p><b>{len(self.emails)} alert email(s) queued</b></p><ul>{rows}</ul>" + (
-            self.summary._repr_html_() if self.summary else ""
-        )
+        summary = Markup(self.summary._repr_html_()) if self.summary else ""
+        return str(BLOCKS.alert_result(self.emails, len(self.suppressed), summary))
 
 
 _NEW = """
@@ -551,30 +541,30 @@ def listen(
         for k in semantic.definitions().values()
         if any("minute" in semantic.facts()[f].grains for f in k.facts)
     ]
-    changed = threading.Event()
-    sub = stream.subscribe(lambda c: changed.set() if c.kind not in ("rejects",) else None)
     started = semantic.local_now()
     last_hour: Any = None
+
+    def one_pass() -> None:
+        nonlocal last_hour
+        last_hour = _listen_once(grains, routes, live, started, warmup, last_hour, on_scan)
+
+    # scan on every change, and every few seconds anyway: a minute that closes quietly (an outage
+    # sends no events) must be looked at too
+    worker = stream.Paced(
+        one_pass,
+        name="alert-listener",
+        min_interval_s=MIN_SCAN_INTERVAL_S,
+        share=SCAN_CPU_SHARE,
+        max_interval_s=MAX_SCAN_INTERVAL_S,
+        idle_s=IDLE_SCAN_S,
+        stop=stop,
+    )
     log.info("alert listener: minute scans of %s, warm-up %.0fs", ", ".join(live), warmup)
-    last_scan = next_scan = 0.0
+    worker.start(run_now=True, thread=False)
     try:
-        while not stop.is_set():
-            # scan on every change, and every few seconds anyway: a minute that closes quietly
-            # (an outage sends no events) must be looked at too
-            if not changed.wait(1.0) and time.monotonic() - last_scan < IDLE_SCAN_S:
-                continue
-            if stop.wait(max(0.0, next_scan - time.monotonic())):
-                break
-            changed.clear()
-            last_scan = time.monotonic()
-            try:
-                last_hour = _listen_once(grains, routes, live, started, warmup, last_hour, on_scan)
-            except Exception:  # keep listening: one bad scan or a mail hiccup must not stop alerts
-                log.exception("alert listener: scan or notification failed; retrying on the next change")
-            took = time.monotonic() - last_scan
-            next_scan = last_scan + min(max(MIN_SCAN_INTERVAL_S, took / SCAN_CPU_SHARE), MAX_SCAN_INTERVAL_S)
+        worker.run()  # a failed scan or e-mail is logged, and the next change retries it
     finally:
-        sub.close()
+        worker.stop()
 
 
 def _listen_once(grains, routes, live, started, warmup, last_hour, on_scan):
@@ -586,7 +576,10 @@ def _listen_once(grains, routes, live, started, warmup, last_hour, on_scan):
     found: list[int] = []
     scales = thresholds.budget_scales()  # sensitivity set on the "Alert rules" page, read each pass
     if "minute" in grains:
-        since = max(now - timedelta(minutes=10), started + timedelta(seconds=warmup))
+        # from the minute the warm-up ends in: a spike in that minute is news, whatever second it began
+        since = max(
+            now - timedelta(minutes=10), semantic.floor_period(started + timedelta(seconds=warmup), "minute")
+        )
         if since < now:
             res = scan(
                 live, since=since, grains=("minute",), include_partial=True, now=now, budget_scale=scales

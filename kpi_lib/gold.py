@@ -10,7 +10,6 @@ change has touched.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import datetime
 
@@ -111,76 +110,35 @@ def init() -> list[str]:
     return applied
 
 
-class ViewRefresher:
-    """Keeps the materialized views near the data in a serving process: after changes, refresh them
-    concurrently at most every ``min_interval_s``. One process in the cluster refreshes at a time
-    (an advisory lock); the others skip. Queries stay exact meanwhile: the planner reads base
-    tables for the days a view does not cover yet."""
+REFRESH_LOCK = "kpi_lib.view_refresher"
+KEEP_LIVE_DAYS = 2  # changes to only today and yesterday are read from base tables, not refreshed
 
-    LOCK = "kpi_lib.view_refresher"
-    KEEP_LIVE_DAYS = 2  # changes to only today and yesterday are read from base tables, not refreshed
 
-    def __init__(self, min_interval_s: float = 60.0) -> None:
-        self.min_interval_s = min_interval_s
-        self.refreshes = 0
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="view-refresher", daemon=True)
-        self._sub = None
+def refresh_views_if_behind() -> bool:
+    """Refresh the materialized views if older days changed since their last refresh, unless another
+    process is doing it (an advisory lock: one refresher in the cluster). True if this one did.
 
-    def start(self) -> ViewRefresher:
-        from . import stream
-
-        self._sub = stream.subscribe(lambda change: self._dirty.set() if change.kind != "rejects" else None)
-        self._dirty.set()  # catch up with whatever happened while nobody was refreshing
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._dirty.set()
-        if self._sub:
-            self._sub.close()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        last = 0.0
-        while not self._stop.is_set():
-            self._dirty.wait()
-            if self._stop.is_set():
-                return
-            wait = self.min_interval_s - (time.monotonic() - last)
-            if wait > 0 and self._stop.wait(wait):
-                return
-            self._dirty.clear()
-            last = time.monotonic()
-            try:
-                self.refresh_once()
-            except Exception:  # keep serving; the next change retries
-                log.exception("refreshing materialized views failed")
-
-    def refresh_once(self) -> bool:
-        """Refresh every view unless another process is doing it. Returns True if this one did."""
-        with warehouse.connect_raw(autocommit=True) as conn:
-            if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", [self.LOCK]).fetchone()[0]:
-                return False
-            try:
-                # Views go stale only for the days that later batches touched, and the planner reads
-                # base tables for those; so a stream filling today (and yesterday, late orders) is
-                # no reason to rebuild two years of views. Older days, or a day closing, are.
-                behind = conn.execute(
-                    "select count(*) from ops.batches where kind <> 'rejects' "
-                    "and version > (select coalesce(min(refreshed_version), 0) from ops.mv_state) "
-                    "and touched_from < (date_trunc('day', now() at time zone ops.business_tz()) "
-                    f"- interval '{self.KEEP_LIVE_DAYS - 1} days') at time zone ops.business_tz()"
-                ).fetchone()[0]
-                missing = (
-                    len(MATERIALIZED_VIEWS) - conn.execute("select count(*) from ops.mv_state").fetchone()[0]
-                )
-                if behind or missing:
-                    refresh_views(concurrently=True, conn=conn)
-                    self.refreshes += 1
-                    return True
-                return False
-            finally:
-                conn.execute("select pg_advisory_unlock(hashtext(%s))", [self.LOCK])
+    A serving process runs this after changes, paced (``kpi serve``); queries stay exact meanwhile,
+    as the planner reads base tables for the days a view does not cover yet."""
+    with warehouse.connect_raw(autocommit=True) as conn:
+        if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", [REFRESH_LOCK]).fetchone()[0]:
+            return False
+        try:
+            # Views go stale only for the days that later batches touched, and the planner reads
+            # base tables for those; so a stream filling today (and yesterday, late orders) is
+            # no reason to rebuild two years of views. Older days, or a day closing, are.
+            behind = conn.execute(
+                "select count(*) from ops.batches where kind <> 'rejects' "
+                "and version > (select coalesce(min(refreshed_version), 0) from ops.mv_state) "
+                "and touched_from < (date_trunc('day', now() at time zone ops.business_tz()) "
+                f"- interval '{KEEP_LIVE_DAYS - 1} days') at time zone ops.business_tz()"
+            ).fetchone()[0]
+            missing = (
+                len(MATERIALIZED_VIEWS) - conn.execute("select count(*) from ops.mv_state").fetchone()[0]
+            )
+            if behind or missing:
+                refresh_views(concurrently=True, conn=conn)
+                return True
+            return False
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", [REFRESH_LOCK])

@@ -398,7 +398,7 @@ class Server:
 
 def run(server: Server, on_ready=None) -> None:
     """Start everything, serve until SIGINT/SIGTERM, then stop every child."""
-    from .gold import ViewRefresher
+    from . import gold, stream
 
     refresher = None
     loop = asyncio.new_event_loop()
@@ -417,7 +417,10 @@ def run(server: Server, on_ready=None) -> None:
         # no xheaders: a client's own X-Forwarded-For must not become its address in the audit log
         # (kpi_lib.web.security.client_ip believes it only from KPI_TRUSTED_PROXIES)
         http = app.listen(server.port, address=server.host)
-        refresher = ViewRefresher(server.refresh_views_every_s).start()
+        # keeps the materialized views near the data: after changes, at most this often
+        refresher = stream.Paced(
+            gold.refresh_views_if_behind, name="view-refresher", min_interval_s=server.refresh_views_every_s
+        ).start(run_now=True)  # catch up with whatever happened while nobody was refreshing
         server.write_state()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

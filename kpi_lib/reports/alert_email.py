@@ -13,12 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+from markupsafe import Markup
 
 from .. import incidents as incident_store
 from .. import mail, thresholds
 from ..config import settings
 from ..errors import KpiError
-from .report import SEVERITY_COLORS, Html, Report, badge, esc, signed_pct
+from .report import BLOCKS, SEVERITY_COLORS, Html, Report, badge, signed_pct
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ def _rule_fact(incident: Mapping[str, Any]) -> Any:
     if not thresholds.is_rule_incident(incident):
         return incident.get("rule")
     name, url = str(incident["rule"]), thresholds.rule_url(str(incident["rule"]))
-    return Html(f'alert rule <a href="{esc(url)}">{esc(name)}</a>', f"alert rule {name} ({url})")
+    return Html(str(BLOCKS.rule_link(url, name)), f"alert rule {name} ({url})")
 
 
 def alert_report(
@@ -266,8 +267,7 @@ def alert_report(
     for pos, inc in enumerate(items):
         fmt = _fmt(inc)
         report.add(
-            f'<h3 style="font-size:15px;margin:18px 0 4px 0">#{inc["id"]} · {esc(_headline(inc))} '
-            f"{badge(inc['severity'])}</h3>",
+            BLOCKS.incident_heading(inc["id"], _headline(inc), Markup(badge(inc["severity"]))),
             f"\n#{inc['id']} {_headline(inc)} [{inc['severity']}]",
         )
         report.paragraph(inc.get("explanation") or "")
@@ -300,9 +300,7 @@ def alert_report(
             if part is not None:
                 report.inline.append(part)
                 report.add(
-                    f'<p style="margin:6px 0"><img src="cid:{part.content_id}" alt="{esc(series_label(inc))}"'
-                    f' width="640" style="max-width:100%;height:auto;border:1px solid #eaeef2"></p>',
-                    f"[chart: {series_label(inc)}]",
+                    BLOCKS.figure(part.content_id, series_label(inc), 640), f"[chart: {series_label(inc)}]"
                 )
                 queries.append({**q, "incident": inc["id"]})
             else:

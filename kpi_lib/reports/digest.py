@@ -26,7 +26,7 @@ from .. import kpis as kpi_layer
 from ..config import settings
 from ..mail.compose import Email
 from ..mail.outbox import deliver_pending, enqueue
-from .report import Report, badge, signed_pct
+from .report import BLOCKS, Report, badge, signed_pct
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def _arrow(change: float | None, up_is_good: bool) -> str:
     color = "#1a7f37" if good else "#c0392b"
     if abs(change) < 0.005:
         color = "#57606a"
-    return f'<span style="color:{color}">{"▲" if change > 0 else "▼" if change < 0 else ""} {_pct(change)}</span>'
+    return str(BLOCKS.change_arrow(color, "▲" if change > 0 else "▼" if change < 0 else "", _pct(change)))
 
 
 def _distinct_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:

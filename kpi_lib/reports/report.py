@@ -22,18 +22,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from ..mail.compose import Email, Part, csv_part, figure_part
 
-_FONT = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2d3d;"
-_TH = "text-align:left;padding:4px 10px;border-bottom:2px solid #d0d7de;background:#f6f8fa;font-size:13px;"
-_TD = "text-align:left;padding:4px 10px;border-bottom:1px solid #eaeef2;font-size:13px;vertical-align:top;"
+#: One macro per block (templates/email.html); autoescaped, so only Markup passes through as HTML.
+BLOCKS = (
+    jinja2.Environment(
+        loader=jinja2.PackageLoader("kpi_lib.reports", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    .get_template("email.html")
+    .module
+)
 SEVERITY_COLORS = {"high": "#c0392b", "medium": "#e67e22", "low": "#b7950b"}
 
 
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
+
+
+def _shown(value: Any) -> Any:
+    """What a block shows for a value: None as nothing, HTML as is, anything else as escaped text."""
+    if value is None:
+        return ""
+    if isinstance(value, Html):
+        return Markup(value.html)
+    return value
 
 
 def signed_pct(pct: float | None, digits: int = 0) -> str:
@@ -45,11 +63,7 @@ def signed_pct(pct: float | None, digits: int = 0) -> str:
 
 
 def badge(severity: str) -> str:
-    color = SEVERITY_COLORS.get(severity, "#555")
-    return (
-        f'<span style="background:{color};color:#fff;border-radius:3px;padding:1px 6px;font-size:12px;'
-        f'text-transform:uppercase">{esc(severity)}</span>'
-    )
+    return str(BLOCKS.badge(severity, SEVERITY_COLORS.get(severity, "#555")))
 
 
 @dataclass
@@ -66,38 +80,27 @@ class Report:
         self.blocks: list[_Block] = []
         self.inline: list[Part] = []
         self.attachments: list[Part] = []
-        self.add(
-            f'<h1 style="font-size:20px;margin:0 0 4px 0">{esc(title)}</h1>', f"{title}\n{'=' * len(title)}"
-        )
+        self.add(BLOCKS.title(title), f"{title}\n{'=' * len(title)}")
         if subtitle:
-            self.add(f'<p style="color:#57606a;margin:0 0 12px 0">{esc(subtitle)}</p>', subtitle)
+            self.add(BLOCKS.subtitle(subtitle), subtitle)
 
     # --- blocks ---------------------------------------------------------------------------------
 
     def add(self, html_fragment: str, text: str) -> None:
-        self.blocks.append(_Block(html_fragment, text))
+        """A block of ready HTML (escape what it shows) with its plain-text twin."""
+        self.blocks.append(_Block(str(html_fragment), text))
 
     def heading(self, text: str, level: int = 2) -> None:
         size = {2: 17, 3: 15}.get(level, 14)
-        self.add(
-            f'<h{level} style="font-size:{size}px;margin:18px 0 6px 0">{esc(text)}</h{level}>',
-            f"\n{text}\n{'-' * len(text)}",
-        )
+        self.add(BLOCKS.heading(text, level, size), f"\n{text}\n{'-' * len(text)}")
 
     def paragraph(self, text: str, muted: bool = False) -> None:
-        style = "color:#57606a;font-size:13px;" if muted else ""
-        self.add(f'<p style="margin:6px 0;{style}">{esc(text)}</p>', text)
+        self.add(BLOCKS.paragraph(text, muted), text)
 
     def facts(self, items: Mapping[str, Any]) -> None:
         """A two-column key/value table (values may be pre-built HTML via :class:`Html`)."""
-        rows = "".join(
-            f'<tr><td style="{_TD}color:#57606a;white-space:nowrap">{esc(k)}</td>'
-            f'<td style="{_TD}">{v.html if isinstance(v, Html) else esc(v)}</td></tr>'
-            for k, v in items.items()
-            if v is not None
-        )
         self.add(
-            f'<table style="border-collapse:collapse;margin:4px 0">{rows}</table>',
+            BLOCKS.facts([(k, _shown(v)) for k, v in items.items() if v is not None]),
             "\n".join(
                 f"{k}: {v.text if isinstance(v, Html) else v}" for k, v in items.items() if v is not None
             ),
@@ -125,21 +128,13 @@ class Report:
                 return f"{v:%Y-%m-%d %H:%M}"
             return str(v)
 
-        head = "".join(f'<th style="{_TH}">{esc(c)}</th>' for c in shown.columns)
-        body = "".join(
-            "<tr>"
-            + "".join(
-                f'<td style="{_TD}">{cell(c, v) if c in html_columns else esc(cell(c, v))}</td>'
+        rows = [
+            [
+                Markup(cell(c, v)) if c in html_columns else cell(c, v)
                 for c, v in zip(shown.columns, row, strict=True)
-            )
-            + "</tr>"
+            ]
             for row in shown.itertuples(index=False)
-        )
-        more = (
-            f'<p style="color:#57606a;font-size:12px">… and {len(df) - max_rows} more rows</p>'
-            if len(df) > max_rows
-            else ""
-        )
+        ]
         text_rows = [" | ".join(str(c) for c in shown.columns)]
         text_rows += [
             " | ".join(
@@ -150,21 +145,13 @@ class Report:
         ]
         if len(df) > max_rows:
             text_rows.append(f"... and {len(df) - max_rows} more rows")
-        self.add(
-            f'<table style="border-collapse:collapse;margin:6px 0">'
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}",
-            "\n".join(text_rows),
-        )
+        self.add(BLOCKS.table(list(shown.columns), rows, max(0, len(df) - max_rows)), "\n".join(text_rows))
 
     def figure(self, fig, name: str, alt: str, width: int = 640) -> Part:
         """A matplotlib Figure as an inline PNG (closed afterwards to free memory)."""
         part = figure_part(fig, name)
         self.inline.append(part)
-        self.add(
-            f'<p style="margin:6px 0"><img src="cid:{part.content_id}" alt="{esc(alt)}" width="{width}" '
-            f'style="max-width:100%;height:auto;border:1px solid #eaeef2"></p>',
-            f"[chart: {alt}]",
-        )
+        self.add(BLOCKS.figure(part.content_id, alt, width), f"[chart: {alt}]")
         return part
 
     def attach(self, part: Part) -> None:
@@ -188,15 +175,13 @@ class Report:
         if p.get("scheduled_for"):
             items["Scheduled for"] = p["scheduled_for"]
         if p.get("parameters"):
-            items["Parameters"] = Html(
-                f"<code>{esc(json.dumps(p['parameters'], default=str))}</code>",
-                json.dumps(p["parameters"], default=str),
-            )
+            params = json.dumps(p["parameters"], default=str)
+            items["Parameters"] = Html(str(BLOCKS.code(params)), params)
         for key, label in (("notebook", "Executed notebook"), ("html", "Rendered report")):
             if p.get(key):
                 url = p.get(f"{key}_url")
                 items[label] = Html(
-                    (f'<a href="{esc(url)}">{esc(p[key])}</a>' if url else f"<code>{esc(p[key])}</code>"),
+                    str(BLOCKS.link(url, p[key]) if url else BLOCKS.code(p[key])),
                     f"{p[key]}" + (f" ({url})" if url else ""),
                 )
         items["Generated"] = p.get("generated_at")
@@ -206,11 +191,9 @@ class Report:
             entries = ", ".join(q.get("catalog_entries") or ())
             where = q.get("where") or {}
             title = f"{q.get('kpi')} by {q.get('grain')}" + (f" where {where}" if where else "")
+            params = json.dumps(q.get("params") or {}, default=str)
             self.add(
-                f'<p style="margin:8px 0 2px 0;font-size:13px"><b>{esc(title)}</b> · catalog: {esc(entries)}'
-                f" · {esc(q.get('start'))} → {esc(q.get('end'))}</p>"
-                f'<pre style="background:#f6f8fa;padding:6px;font-size:11px;white-space:pre-wrap">{esc(q.get("sql"))}'
-                f"\n-- params: {esc(json.dumps(q.get('params') or {}, default=str))}</pre>",
+                BLOCKS.query(title, entries, *(_shown(q.get(k)) for k in ("start", "end", "sql")), params),
                 f"Query {title}; catalog: {entries}; {q.get('start')} -> {q.get('end')}\n{q.get('sql')}\n"
                 f"-- params: {json.dumps(q.get('params') or {}, default=str)}",
             )
@@ -218,11 +201,7 @@ class Report:
     # --- output ---------------------------------------------------------------------------------
 
     def html(self) -> str:
-        body = "\n".join(b.html for b in self.blocks)
-        return (
-            f'<!doctype html><html><body style="{_FONT}margin:0;padding:16px;max-width:760px">'
-            f"{body}</body></html>"
-        )
+        return str(BLOCKS.document(Markup("\n".join(b.html for b in self.blocks))))
 
     def text(self) -> str:
         return "\n\n".join(b.text for b in self.blocks) + "\n"
@@ -256,13 +235,7 @@ class Report:
         for p in self.inline:
             uri = f"data:{p.content_type};base64,{base64.b64encode(p.read()).decode('ascii')}"
             out = out.replace(f"cid:{p.content_id}", uri)
-        if self.attachments:
-            out += (
-                "<p style='font-size:12px;color:#57606a'>Attachments: "
-                + ", ".join(esc(p.filename) for p in self.attachments)
-                + "</p>"
-            )
-        return f'<div style="{_FONT}">{out}</div>'
+        return str(BLOCKS.notebook_view(Markup(out), [p.filename for p in self.attachments]))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ reconnect re-reads the current version so no bump is lost.
 
 Modules: ``validate`` (events to rows or rejects), ``write`` (landing: one transaction per batch,
 the Ingestor), ``move`` (landed batches to silver and gold, exactly once), ``sources`` (files,
-stdin, RabbitMQ), ``changes`` (LISTEN/NOTIFY fan-out).
+stdin, RabbitMQ), ``changes`` (LISTEN/NOTIFY fan-out), ``paced`` (the background worker that
+follows the data at a bounded pace).
 """
 
 from .changes import (
@@ -37,6 +38,7 @@ from .changes import (
     wait_connected,
 )
 from .move import Mover, MoveResult, drain, move_once, start_mover, waiting
+from .paced import Paced
 from .sources import consume_amqp, events_from_csv, ingest_file, ingest_from, payload_buffer, source
 from .validate import MAX_FUTURE, Batch, Validator, validate
 from .write import RECONNECT_S, Ingestor, IngestResult, _copy_rows, ingest, land_batch
@@ -46,6 +48,7 @@ __all__ = [
     "MAX_FUTURE",
     "MoveResult",
     "Mover",
+    "Paced",
     "RECONNECT_S",
     "Batch",
     "Change",

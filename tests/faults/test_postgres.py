@@ -110,7 +110,8 @@ def test_postgres_restart_under_ingest_and_the_alert_listener(primary, tmp_path)
 
             assert wait_for(lambda: scans, timeout=60), "the listener never scanned"
             spike_at = datetime.now(UTC)
-            burst = [spike_at - timedelta(milliseconds=10 * i) for i in range(400)]
+            minute = spike_at.replace(second=0, microsecond=0)  # all in one minute: one clear spike
+            burst = [max(minute, spike_at - timedelta(milliseconds=10 * i)) for i in range(400)]
             stream.ingest(orders(region, burst, "spike"), source="fault-spike")
             assert wait_for(lambda: alerts_to() == 1, timeout=60), "the spike was not e-mailed"
             before = len(put)

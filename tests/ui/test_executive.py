@@ -229,6 +229,9 @@ def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
     new order. A session that changed its view meanwhile recomputes instead of taking stale tiles."""
     from kpi_lib.ui import executive
 
+    # this round is about tiles: the charts (redrawn at most every few seconds, so on a slow machine
+    # perhaps in this round too) are not due
+    monkeypatch.setattr(executive.live.BUDGET, "chart_interval", lambda: 3600.0)
     hub = executive.LiveHub()
     same = [executive.ExecutiveDashboard() for _ in range(5)]
     other = executive.ExecutiveDashboard(region="Latin America")

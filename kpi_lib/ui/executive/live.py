@@ -96,37 +96,18 @@ class LiveHub:
     def __init__(self) -> None:
         self._dashboards: set[ExecutiveDashboard] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._next_at = 0.0
+        self._worker = stream.Paced(
+            self.round, name="live-tiles", min_interval_s=MIN_REFRESH_S, share=LIVE_SHARE
+        )
 
     def join(self, dash: ExecutiveDashboard) -> None:
         with self._lock:
             self._dashboards.add(dash)
-            if self._thread is None:
-                stream.subscribe(self._on_change)
-                self._thread = threading.Thread(target=self._run, name="live-tiles", daemon=True)
-                self._thread.start()
+        self._worker.start()  # the first page starts the hub; later calls change nothing
 
     def leave(self, dash: ExecutiveDashboard) -> None:
         with self._lock:
             self._dashboards.discard(dash)
-
-    def _on_change(self, change: stream.Change) -> None:
-        if change.kind != "rejects":
-            self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            time.sleep(max(0.0, self._next_at - time.monotonic()))
-            self._wake.clear()  # a change from now on needs another round
-            t0 = time.monotonic()
-            try:
-                self.round()
-            except Exception:  # the hub must outlive any one failure
-                log.exception("live tiles round failed")
-            self._next_at = t0 + max(MIN_REFRESH_S, (time.monotonic() - t0) / LIVE_SHARE)
 
     def round(self) -> int:
         """Compute each view's tiles once, hand them to its sessions; returns the views computed."""

@@ -9,7 +9,6 @@ import html
 import logging
 import math
 import os
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -182,59 +181,19 @@ def _call_all(callbacks: list[Callable[[], None]]) -> None:
             log.exception("dashboard callback failed")
 
 
-class Throttle:
+class Throttle(stream.Paced):
     """Call ``fn`` at most once per ``interval`` seconds, however often :meth:`trigger` is called.
 
-    The first trigger runs at once (leading edge); triggers inside the interval coalesce into one
-    run at its end (trailing edge). ``trigger`` is safe from any thread; ``fn`` runs on the loop
-    that created the Throttle (the kernel's), so widget updates never race.
+    The first trigger runs at once; triggers inside the interval coalesce into one run at its end.
+    ``trigger`` is safe from any thread; ``fn`` runs on the loop that created the Throttle (the
+    kernel's), so widget updates never race.
     """
 
     def __init__(self, fn: Callable[[], None], interval: float = 1.0) -> None:
-        self.fn, self.interval = fn, float(interval)
-        self._loop = _running_loop()
-        self._last = -math.inf
-        self._pending = False
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self.runs = 0
+        super().__init__(fn, name="voila-refresh", min_interval_s=float(interval), loop=_running_loop())
+        self.interval = float(interval)
 
-    def trigger(self, *_args: Any) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._schedule)
-        else:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        with self._lock:
-            if self._pending:
-                return
-            self._pending = True
-        wait = max(0.0, self._last + self.interval - time.monotonic())
-        if self._loop is not None:
-            self._loop.call_later(wait, self._fire)
-        else:
-            self._timer = threading.Timer(wait, self._fire)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if not self._pending:
-                return  # cancelled
-            self._pending = False
-        self._last = time.monotonic()
-        self.runs += 1
-        try:
-            self.fn()
-        except Exception:
-            log.exception("throttled refresh failed")
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._pending = False
-        if self._timer is not None:
-            self._timer.cancel()
+    trigger = stream.Paced.poke
 
 
 class Status:
