@@ -234,14 +234,7 @@ async def live(ws: WebSocket) -> None:
                 _offer(client, {"type": "error", "detail": exc.detail, "param": exc.param or "kpis"})
                 continue
             client.sub = sub
-            await asyncio.to_thread(
-                auth.audit,
-                who.login,
-                "api live subscribe",
-                ",".join(sub.kpis),
-                where=sub.where,
-                grain=sub.grain,
-            )
+            await _audit_subscription(who, sub)
             _offer(client, {"type": "subscribed", "kpis": sub.kpis, "grain": sub.grain, "where": sub.where})
             await LIVE.push_values([client])  # the current values at once, then on every change
     except WebSocketDisconnect:
@@ -287,6 +280,19 @@ def _subscription(
     return sub
 
 
+async def _audit_subscription(who: auth.User, sub: Subscribe, **extra: Any) -> None:
+    """Every live subscription (WebSocket or SSE) is in the audit log: who, which KPIs, which slice."""
+    await asyncio.to_thread(
+        auth.audit,
+        who.login,
+        "api live subscribe",
+        ",".join(sub.kpis),
+        where=sub.where,
+        grain=sub.grain,
+        **extra,
+    )
+
+
 @router.get(
     "/api/live/events",
     response_class=EventSourceResponse,
@@ -298,15 +304,7 @@ async def live_events(
     who: Annotated[auth.User, Depends(caller)],
     sub: Annotated[Subscribe, Depends(_subscription)],
 ) -> AsyncIterator[ServerSentEvent]:
-    await asyncio.to_thread(
-        auth.audit,
-        who.login,
-        "api live subscribe",
-        ",".join(sub.kpis),
-        where=sub.where,
-        grain=sub.grain,
-        via=request.headers.get(VIA_HEADER) or "session",
-    )
+    await _audit_subscription(who, sub, via=request.headers.get(VIA_HEADER) or "session")
     LIVE.start()
     client = Client(None, who, sub)
     LIVE.clients.add(client)
