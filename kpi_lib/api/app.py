@@ -12,6 +12,7 @@ data or changes state is audited.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -29,17 +30,17 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import auth, kpis
+from ..answers import Answers
 from ..config import settings
 from ..errors import AuthError, QueryError
 from ..observe import metrics
 from . import models as m
-from .answers import ANSWERS
-from .auditing import WRITER
 from .problems import MEDIA, ApiProblem, bad_param, install
 
 log = logging.getLogger(__name__)
 
 ANSWER_HEADER = "X-KPI-Answer"  # "kept": bytes made earlier for the same reader, question and version
+AUDIT_HEADER = "X-KPI-Audit"  # what the audit row of a kept copy says; the front door keeps and strips it
 VIA_HEADER = "X-KPI-Via"  # how the front door authenticated the caller: "token:NAME" or "session"
 MAX_PERIODS = 20_000  # a range of more periods than this is refused, not computed
 GRAIN_SPAN = {
@@ -80,6 +81,7 @@ class _Users:
 
 
 _users = _Users()
+ANSWERS = Answers()
 
 
 async def caller(request: Request) -> auth.User:
@@ -103,7 +105,7 @@ User = Annotated[auth.User, Depends(caller)]
 def audited(request: Request, who: auth.User, action: str, target: str, **details) -> None:
     """Audit every call; the rows are written in batches, the caller never waits (:mod:`.auditing`)."""
     via = request.headers.get(VIA_HEADER) or "session"
-    WRITER.put(who.login, action, target, via=via, **details)
+    auth.audit_later(who.login, action, target, via=via, **details)
 
 
 # --- parameters -------------------------------------------------------------------------------------
@@ -272,18 +274,20 @@ async def query(
     body, details, kept = await ANSWERS.get(key, lambda: run_in_threadpool(_answer, who, *question))
     if kept:
         metrics.observe_query("answer", time.perf_counter() - t0)
+    said = {"grain": grain, "by": by, "where": filters, **details}
     audited(
         request,
         who,
         "api query",
         k.name,
-        grain=grain,
-        by=by,
-        where=filters,
-        **{**details, "cache_level": "answer" if kept else details["cache_level"]},
+        **{**said, "cache_level": "answer" if kept else details["cache_level"]},
         elapsed_ms=round((time.perf_counter() - t0) * 1000, 2),  # the Operations page lists the slowest
     )
-    return Response(body, media_type="application/json", headers={ANSWER_HEADER: "kept" if kept else "fresh"})
+    headers = {
+        ANSWER_HEADER: "kept" if kept else "fresh",
+        AUDIT_HEADER: json.dumps({"target": k.name, **said}, default=str),
+    }
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _answer(

@@ -3,13 +3,13 @@
 - :mod:`.users`: ``users.yml``, roles, what a :class:`User` may see (KPIs, masking, rows) and do;
 - :mod:`.sessions`: sign-in sessions kept in the warehouse, so they can be ended;
 - :mod:`.identity`: who is asking (the front door's verified user, or the local user);
-- :mod:`.audit`: the append-only audit log.
+- :mod:`.audit`: the append-only audit log (now, or batched with :func:`audit_later`).
 """
 
 from __future__ import annotations
 
 from . import sessions
-from .audit import audit
+from .audit import audit, audit_later, flush_audit
 from .audit import search as search_audit
 from .audit import verify as verify_audit
 from .identity import (
@@ -47,6 +47,8 @@ __all__ = [
     "User",
     "acting_as",
     "audit",
+    "audit_later",
+    "flush_audit",
     "current_user",
     "exists",
     "list_users",

@@ -3,14 +3,18 @@
 The database refuses updates, deletes and truncation, and chains every row to the one before it
 with SHA-256 (``sql/015_audit_chain.sql``). :func:`verify` recomputes the chain here, in Python, so
 an edited, removed or inserted row shows as the first broken link. :func:`search` backs
-``kpi audit`` and the admin page.
+``kpi audit`` and the admin page. :func:`audit_later` is for the many-calls-a-second callers (the
+API and the front door): the row is written in a batch moments later, and the caller never waits.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +36,70 @@ def audit(actor: str, action: str, target: str | None = None, **details: Any) ->
             )
     except Exception as exc:  # noqa: BLE001
         log.error("could not write the audit log (%s %s %s): %s", actor, action, target, exc)
+
+
+INSERT = "insert into ops.audit_log (actor, action, target, details) values (%s, %s, %s, %s)"
+BATCH = 500
+
+
+class _BatchWriter:
+    """Rows queued by :func:`audit_later`, written in one pooled transaction per batch (a new
+    connection per call cost more than the query it audited). Rows still queued at exit are
+    written then."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue[tuple] = queue.Queue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def put(self, actor: str, action: str, target: str | None, details: dict[str, Any]) -> None:
+        self.q.put((actor, action, target, json.dumps(details, default=str)))
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="kpi-audit-writer", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._write([self.q.get()])
+
+    def _write(self, batch: list[tuple]) -> None:
+        while len(batch) < BATCH:
+            try:
+                batch.append(self.q.get_nowait())
+            except queue.Empty:
+                break
+        try:
+            with warehouse.engine().begin() as conn:
+                conn.exec_driver_sql(INSERT, batch)  # one executemany (psycopg pipelines it)
+        except Exception as exc:  # noqa: BLE001 - fall back to one row at a time: nothing is lost
+            log.warning("batched audit write failed (%s); writing %d rows one by one", exc, len(batch))
+            for actor, action, target, details in batch:
+                audit(actor, action, target, **json.loads(details))
+
+    def flush(self) -> None:
+        pending = []
+        while True:
+            try:
+                pending.append(self.q.get_nowait())
+            except queue.Empty:
+                break
+        if pending:
+            self._write(pending)
+
+
+_WRITER = _BatchWriter()
+atexit.register(_WRITER.flush)
+
+
+def audit_later(actor: str, action: str, target: str | None = None, **details: Any) -> None:
+    """:func:`audit`, written in a batch moments later; the caller never waits."""
+    _WRITER.put(actor, action, target, details)
+
+
+def flush_audit() -> None:
+    """Write every row :func:`audit_later` has queued, now (at exit, and in tests)."""
+    _WRITER.flush()
 
 
 @dataclass(frozen=True)

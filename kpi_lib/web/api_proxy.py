@@ -6,6 +6,10 @@ this start's secret in ``X-KPI-Proxy`` and how they signed in in ``X-KPI-Via``; 
 under those names is dropped. Each token (or session user) has its own rate limit
 (``KPI_API_RATE``, default 1200/minute), in memory or in Redis when REDIS_URL is set. Failures
 here are problem details too, so a program never has to parse an HTML page.
+
+``GET /api/query`` answers are kept here as well (:mod:`kpi_lib.answers`: per reader, question and
+data version, live ones within their second), so a program asking the same question again is
+answered without the hop to the API; the front door then writes the audit row the API would have.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import logging
 import time
 from http import HTTPStatus
+from urllib.parse import parse_qsl
 
 import aiohttp
 import tornado.ioloop
@@ -24,9 +29,11 @@ from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from .. import auth
+from ..answers import Answers
 from ..auth import tokens
 from ..config import settings
 from ..errors import AuthError
+from ..observe import metrics
 from .proxy import HOP_HEADERS, ProxyHandler
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,8 @@ log = logging.getLogger(__name__)
 VIA_HEADER = "X-KPI-Via"
 RECHECK_S = 5.0
 EVENTS_PATH = "/api/live/events"  # Server-Sent Events: relayed as they come, for as long as they last
+QUERY_PATH = "/api/query"  # answers kept here too (KEPT)
+AUDIT_HEADER = "X-KPI-Audit"  # the API's audit details of an answer: kept here, never sent on
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10)
 
 
@@ -61,6 +70,22 @@ class ApiLimiter:
 
 LIMITER: ApiLimiter | None = None
 _SESSION: aiohttp.ClientSession | None = None
+KEPT = Answers()
+
+
+class _Relay(Exception):
+    """An upstream response that is not kept (an error, a refusal): every asker gets it as it came."""
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        super().__init__(status)
+        self.status, self.headers, self.body = status, headers, body
+
+
+def _question(query: str) -> tuple[tuple[str, ...], bool]:
+    """The query string in a canonical order (parameter names sorted; repeated values keep their
+    order, as ``by`` columns do), and whether it pins its own "now" (``as_of``)."""
+    pairs = sorted(parse_qsl(query, keep_blank_values=True), key=lambda kv: kv[0])
+    return tuple(f"{k}={v}" for k, v in pairs), any(k == "as_of" and v.strip() for k, v in pairs)
 
 
 def _session() -> aiohttp.ClientSession:
@@ -135,8 +160,11 @@ class ApiProxyHandler(ProxyHandler):
         for k, v in headers.items():
             self.set_header(k, v)
         self.set_header("Content-Type", "application/problem+json")
+        self.finish(self._problem_body(status, detail))
+
+    def _problem_body(self, status: int, detail: str) -> bytes:
         body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
-        self.finish(json.dumps({**body, "instance": self.request.path, "invalid-params": []}))
+        return json.dumps({**body, "instance": self.request.path, "invalid-params": []}).encode()
 
     def require_user(self) -> auth.User | None:
         user = self.current_user
@@ -165,6 +193,61 @@ class ApiProxyHandler(ProxyHandler):
     def check_xsrf_cookie(self) -> None:
         """A bearer token is not sent by browsers on their own; cookie callers pass the origin check."""
 
+    async def get(self, *args, **kwargs):
+        if self.request.path != QUERY_PATH or self.request.headers.get("Upgrade"):
+            return await super().get(*args, **kwargs)
+        user = self.require_user()
+        if user is None:
+            return
+        t0 = time.perf_counter()
+        question, pinned = _question(self.request.query)
+        # a question without its own "now" is answered for this wall-clock second, as in the API
+        key = (user, question, None if pinned else int(time.time()))
+        try:
+            body, said, kept = await KEPT.get(key, self._fresh_answer)
+        except _Relay as r:
+            self._send(r.status, r.headers, r.body)
+            return
+        if not kept:  # this request went to the API, which audited it
+            status, headers = self._fresh
+            self._send(status, headers, body)
+            return
+        elapsed = time.perf_counter() - t0
+        metrics.observe_query("answer", elapsed)
+        details = {k: v for k, v in said.items() if k != "target"}
+        details |= {"cache_level": "answer", "elapsed_ms": round(elapsed * 1000, 2)}
+        auth.audit_later(user.login, "api query", said.get("target"), via=self.via, **details)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("X-KPI-Answer", "kept")
+        self.finish(body)
+
+    async def _fresh_answer(self) -> tuple[bytes, dict]:
+        """The API's answer to this request; kept only when it is a 200 with its audit details."""
+        try:
+            async with _session().get(
+                self.upstream + self.request.uri, headers=self._upstream_headers(), allow_redirects=False
+            ) as resp:
+                body = await resp.read()
+                headers = list(resp.headers.items())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            problem = self._problem_body(502, self._not_answering(exc))
+            raise _Relay(502, [("Content-Type", "application/problem+json")], problem) from exc
+        said = resp.headers.get(AUDIT_HEADER)
+        if resp.status != 200 or said is None:
+            raise _Relay(resp.status, headers, body)
+        self._fresh = (resp.status, headers)
+        return body, json.loads(said)
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self._copy_head(status, headers)
+        if status not in (204, 304):
+            self.write(body)
+        self.finish()
+
+    @staticmethod
+    def _not_answering(exc: Exception) -> str:
+        return f"The API is not answering ({exc}). Is `kpi serve` still starting?"
+
     def _upstream_headers(self) -> dict[str, str]:
         headers = {
             k: v
@@ -188,24 +271,21 @@ class ApiProxyHandler(ProxyHandler):
                 **extra,
             ) as resp:
                 if resp.content_type == "text/event-stream":
-                    self._copy_head(resp)
+                    self._copy_head(resp.status, resp.headers.items())
                     await self._relay(resp)
                     return
                 body = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             if not self._headers_written:
-                self._problem(502, f"The API is not answering ({exc}). Is `kpi serve` still starting?")
+                self._problem(502, self._not_answering(exc))
             return
-        self._copy_head(resp)
-        if resp.status not in (204, 304):
-            self.write(body)
-        self.finish()
+        self._send(resp.status, list(resp.headers.items()), body)
 
-    def _copy_head(self, resp: aiohttp.ClientResponse) -> None:
-        self.set_status(resp.status)
-        for k, v in resp.headers.items():
+    def _copy_head(self, status: int, headers) -> None:
+        self.set_status(status)
+        for k, v in headers:
             lk = k.lower()
-            if lk in HOP_HEADERS or lk in ("server", "date"):
+            if lk in HOP_HEADERS or lk in ("server", "date", AUDIT_HEADER.lower()):
                 continue
             (self.add_header if lk == "set-cookie" else self.set_header)(k, v)
 

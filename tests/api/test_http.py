@@ -293,6 +293,7 @@ def test_a_kept_answer_is_per_reader_per_version_and_still_audited(api):
     first = api("api-exec").get("/api/query", params=params)
     again = api("api-exec").get("/api/query", params=params)
     assert again.headers["x-kpi-answer"] == "kept" and again.content == first.content
+    assert "x-kpi-audit" not in again.headers and "x-kpi-audit" not in first.headers  # internal
     old = {row["dims"]["region"]: row["value"] for row in first.json()["rows"]}
     assert {"Europe", "Asia Pacific"} <= set(old)
     masked = api("api-viewer").get("/api/query", params=params).json()
@@ -309,3 +310,10 @@ def test_a_kept_answer_is_per_reader_per_version_and_still_audited(api):
     while audited() < before + 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert audited() >= before + 3  # the kept answer was audited like the fresh ones
+    rows = auth.search_audit(actor="api-exec", action="api query", target="revenue", limit=10_000)
+    kept_rows = [
+        d for d in rows["details"] if d.get("cache_level") == "answer" and str(d.get("start")).startswith(day)
+    ]
+    assert kept_rows, "the kept answer's audit row says so"
+    assert {d["via"] for d in kept_rows} == {"token:tests"}
+    assert all(d["by"] == ["region"] and d["grain"] == "total" for d in kept_rows)

@@ -2,7 +2,9 @@
 
 A program (a status page, a bot) asks the same few questions many times a second. Building the
 answer costs ~1.5 ms of CPU (the query through the L1 cache, then typed models and JSON); sending
-bytes made earlier costs almost nothing. A kept answer is used only when all of these match:
+bytes made earlier costs almost nothing. Two places keep them: the API process (``kpi_lib.api``),
+and the front door (``kpi_lib.web.api_proxy``), which then answers without the hop to the API.
+A kept answer is used only when all of these match:
 
 - the reader as the API takes them (:class:`kpi_lib.auth.User`: login, roles, visible and masked
   KPIs, row scope), so masking and row scopes hold exactly as on a fresh answer;
@@ -27,7 +29,7 @@ from typing import Any
 import psycopg
 from cachetools import LRUCache
 
-from .. import cache, warehouse
+from . import cache, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,3 @@ class Answers:
         if now - self._flushed >= 10.0:  # publish the counters off the event loop
             self._flushed = now
             asyncio.ensure_future(asyncio.to_thread(cache.flush_stats))
-
-
-ANSWERS = Answers()
