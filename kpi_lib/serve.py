@@ -88,6 +88,8 @@ def make_app(
     upstream = {"secret": secret}
     return tornado.web.Application(
         [
+            # first: programs call it the most, and tornado tries each route's pattern in turn
+            *(api_proxy.handlers(api_url, secret) if api_url else []),
             (r"/login", pages.LoginHandler),
             (r"/logout", pages.LogoutHandler),
             (r"/healthz", pages.HealthHandler),
@@ -109,7 +111,6 @@ def make_app(
             *gate.routes(panel, secret),  # pages for some roles only (403 for the others)
             (r"/panel/.*", ProxyHandler, {"upstream": panel, **upstream}),
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
-            *(api_proxy.handlers(api_url, secret) if api_url else []),
             (r"/", pages.LandingHandler, {"dashboards": discover}),
         ],
         cookie_secret=sessions.cookie_secret(),

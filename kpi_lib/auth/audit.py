@@ -38,7 +38,7 @@ def audit(actor: str, action: str, target: str | None = None, **details: Any) ->
         log.error("could not write the audit log (%s %s %s): %s", actor, action, target, exc)
 
 
-INSERT = "insert into ops.audit_log (actor, action, target, details) values (%s, %s, %s, %s)"
+COPY = "copy ops.audit_log (actor, action, target, details) from stdin"
 BATCH = 500
 
 
@@ -70,8 +70,10 @@ class _BatchWriter:
             except queue.Empty:
                 break
         try:
-            with warehouse.engine().begin() as conn:
-                conn.exec_driver_sql(INSERT, batch)  # one executemany (psycopg pipelines it)
+            with warehouse.engine().begin() as conn, conn.connection.driver_connection.cursor() as cur:
+                with cur.copy(COPY) as copy:  # the chain trigger still links every row
+                    for row in batch:
+                        copy.write_row(row)
         except Exception as exc:  # noqa: BLE001 - fall back to one row at a time: nothing is lost
             log.warning("batched audit write failed (%s); writing %d rows one by one", exc, len(batch))
             for actor, action, target, details in batch:

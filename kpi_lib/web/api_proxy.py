@@ -35,6 +35,7 @@ from ..config import settings
 from ..errors import AuthError
 from ..observe import metrics
 from .proxy import HOP_HEADERS, ProxyHandler
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -339,4 +340,4 @@ class ApiProxyHandler(ProxyHandler):
 
 def handlers(upstream: str, secret: str) -> list[tuple]:
     """The routes kpi_lib.serve mounts for the API."""
-    return [(r"/api/.*", ApiProxyHandler, {"upstream": upstream, "secret": secret})]
+    return [(r"/api/.*", ApiProxyHandler, {"upstream": Workers([upstream]), "secret": secret})]
