@@ -62,7 +62,7 @@ def write_export(path: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def byod(tmp_path_factory):
-    """A fresh KPI_HOME and catalog copy, the export loaded, `kpi serve` running on it."""
+    """A fresh KPI_HOME and catalog copy, the export loaded, `kpi serve` running on it; an API token."""
     root = tmp_path_factory.mktemp("byod")
     root.chmod(0o755)
     home = root / "home"
@@ -96,6 +96,7 @@ def byod(tmp_path_factory):
             "--password-stdin",
             stdin=PASSWORD,
         )
+        token = kpi("users", "token", "add", LOGIN, "--name", "byod-sheet").strip()  # for the API test
         port = free_port()
         log = open(root / "serve.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
@@ -117,7 +118,7 @@ def byod(tmp_path_factory):
                 if time.time() > deadline:
                     pytest.fail(f"kpi serve did not come up within 240 s; see {log.name}")
                 time.sleep(0.5)
-        yield base, df
+        yield base, df, token
     finally:
         if proc is not None:
             os.killpg(proc.pid, 15)
@@ -141,7 +142,7 @@ def pounds(value: float) -> str:
 
 
 def test_the_executive_page_opens_on_the_exports_last_30_days_in_pounds(byod, context):
-    base, df = byod
+    base, df, _ = byod
     page = context.new_page()
     sign_in(page, base, "/panel/executive")
     page.wait_for_function("() => !document.getElementById('kpi-first-paint')", timeout=TIMEOUT)
@@ -191,7 +192,7 @@ def test_the_executive_page_opens_on_the_exports_last_30_days_in_pounds(byod, co
 
 
 def test_the_revenue_explorer_opens_on_the_exports_last_90_days_in_pounds(byod, context):
-    base, df = byod
+    base, df, _ = byod
     page = context.new_page()
     sign_in(page, base, "/voila/voila/render/revenue_explorer.ipynb")
     table = page.locator('.kpi-table[data-kpi="revenue"][data-grain="day"]')
@@ -205,3 +206,31 @@ def test_the_revenue_explorer_opens_on_the_exports_last_90_days_in_pounds(byod, 
     line = page.locator(".kpi-chart g.curve path.line")
     assert line.count() == 1 and line.get_attribute("d").count("L") >= 80  # a point per day
     assert "as of 28 Jun 2019 17:40 (latest data)" in page.locator(".kpi-status").first.inner_text()
+
+
+def test_the_api_answers_the_exports_numbers_in_pounds_and_keeps_them_per_version(byod):
+    """A program with a token asks the API about the same export: the KPI says GBP, a question with
+    no dates counts back from the data's own last order (2019), and asking again is answered from
+    the front door's kept copy with the same bytes."""
+    import requests
+
+    base, df, token = byod
+    h = {"Authorization": f"Bearer {token}"}
+    info = requests.get(f"{base}/api/kpis/revenue", headers=h, timeout=60).json()
+    assert info["currency"] == "GBP"
+
+    q = {"kpi": "revenue", "grain": "total", "by": "region"}
+    first = requests.get(f"{base}/api/query", params=q, headers=h, timeout=60)
+    assert first.status_code == 200, first.text
+    doc = first.json()
+    start, end = pd.Timestamp(doc["provenance"]["start"]), pd.Timestamp(doc["provenance"]["end"])
+    assert end.year == 2019 and start.year == 2019  # the data's own window, not today's
+    inside = df[(df["at"] >= start.tz_localize(None)) & (df["at"] < end.tz_localize(None))]
+    expected = inside.groupby("Country")["revenue"].sum().round(2).to_dict()
+    got = {row["dims"]["region"]: row["value"] for row in doc["rows"]}
+    assert got == pytest.approx(expected)
+
+    pinned = {**q, "as_of": "2019-06-28T17:40"}  # a pinned "now": kept until the data changes
+    fresh = requests.get(f"{base}/api/query", params=pinned, headers=h, timeout=60)
+    again = requests.get(f"{base}/api/query", params=pinned, headers=h, timeout=60)
+    assert again.headers["X-KPI-Answer"] == "kept" and again.content == fresh.content
