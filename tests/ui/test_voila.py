@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 import uuid
@@ -172,6 +173,25 @@ def test_explorer_renders_chart_and_the_numbers_of_kpi_query(voila, context):
     assert line.count() == 1
     assert line.get_attribute("d").count("L") >= len(expected) - 1  # one vertex per period
     assert_local(context)
+
+
+@ui_test
+def test_the_first_response_already_shows_the_range_total_and_the_widgets_replace_it(voila, context):
+    """The number is in the page's HTML (no script needed to see it); once the widgets draw, the
+    static copy is hidden and the live tile shows the same value."""
+    html = context.request.get(voila.url("revenue_explorer")).text()
+    first = re.search(r'<div class="kpi-tile kpi-first-total"[^>]*>.*?data-value="([^"]+)"', html, re.S)
+    assert first, "the range total is not in the first response"
+    page = open_page(context, voila.url("revenue_explorer"), ".kpi-table")
+    state = wait_table(page, kpi="revenue", grain="day")
+    total = kpis.query(
+        "revenue", "total", datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"])
+    )
+    assert float(first.group(1)) == pytest.approx(total.value, rel=1e-6)
+    live = page.locator(".kpi-range-total .kpi-value")
+    assert float(live.get_attribute("data-value")) == pytest.approx(total.value, rel=1e-6)
+    shown = page.locator(".kpi-first-paint").evaluate_all("els => els.filter(e => e.offsetParent).length")
+    assert page.locator("body > .kpi-first-paint").count() == 1 and shown == 0
 
 
 @ui_test

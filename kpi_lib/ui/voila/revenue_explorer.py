@@ -200,6 +200,31 @@ class RevenueExplorer:
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
+    def _ipython_display_(self) -> None:
+        """The numbers as plain HTML first, then the widgets. The ``kpi`` Voila template shows this
+        snapshot as the page streams in, so the range total is on screen at first paint instead of
+        after Voila's scripts, the kernel connection and the widget scripts (~2 s); CSS hides it
+        once the widgets have drawn (and always inside the rendered cells: one copy only)."""
+        from IPython.display import HTML, display
+
+        display(HTML(self.first_paint_html()))
+        display(self.widget)
+
+    def first_paint_html(self) -> str:
+        """The range total as the widgets will show it, without them (the controls' and chart's room
+        kept, so nothing jumps when they arrive)."""
+        if self.result is None:
+            return ""
+        cells = self._total_cell().replace("kpi-range-total", "kpi-first-total")
+        return (
+            f"{CSS}<style>body:has(.kpi-explorer .kpi-totals) .kpi-first-paint, #rendered_cells .kpi-first-paint,"
+            " body:has(> .kpi-first-paint) #loading {display:none}</style>"
+            '<div class="kpi-first-paint" aria-busy="true">'
+            '<div style="height:76px"></div>'
+            '<div class="kpi-status"><span class="kpi-spin"></span>Loading the chart…</div>'
+            f'<div class="kpi-tiles">{cells}</div><div style="height:340px"></div></div>'
+        )
+
     # -- what is asked -------------------------------------------------------------------------------
 
     def _by_options(self, kpi: str) -> list[tuple[str, str | None]]:
@@ -303,15 +328,20 @@ class RevenueExplorer:
             )
         self.note.value = ""
 
-    def _draw_tiles(self) -> None:
+    def _total_cell(self) -> str:
         k, r, t = self.kpi, self.result, self.total
         u = self.user
-        cells = [
+        return (
             f'<div class="kpi-tile kpi-range-total" data-kpi="{esc(k.name)}">'
             f'<div class="kpi-label">{esc(k.label)} · {r.start:%Y-%m-%d} → {(r.end - timedelta(seconds=1)):%Y-%m-%d}</div>'
             f'<div class="kpi-value"{_data_value(u, k, t.value)}>{esc(u.show(k.name, k.format_value(t.value)))}</div>'
             f"{change_html(k, None if u.is_masked(k.name) else t.change, 'vs previous period')}</div>"
-        ]
+        )
+
+    def _draw_tiles(self) -> None:
+        k, r = self.kpi, self.result
+        u = self.user
+        cells = [self._total_cell()]
         sel = self.selected_range()
         if sel is not None:
             s, e = sel
