@@ -218,10 +218,10 @@ class RevenueExplorer:
         cells = self._total_cell().replace("kpi-range-total", "kpi-first-total")
         return (
             f"{CSS}<style>body:has(.kpi-explorer .kpi-totals) .kpi-first-paint, #rendered_cells .kpi-first-paint,"
-            " body:has(> .kpi-first-paint) #loading {display:none}</style>"
+            " body:has(> .kpi-first-paint) #loading {display:none !important}"
+            " .kpi-first-paint {padding:8px; font-family:var(--jp-ui-font-family, system-ui, sans-serif)}</style>"
             '<div class="kpi-first-paint" aria-busy="true">'
-            '<div style="height:76px"></div>'
-            '<div class="kpi-status"><span class="kpi-spin"></span>Loading the chart…</div>'
+            '<div class="kpi-first-status" style="font-size:12.5px; color:#5f6b7a"><span class="kpi-spin"></span>Loading the chart…</div>'
             f'<div class="kpi-tiles">{cells}</div><div style="height:340px"></div></div>'
         )
 
