@@ -64,12 +64,36 @@ def _lookahead(step: Step) -> int:
     return 0
 
 
+#: "log_ratio" floors both windows' aggregate at this (inputs in typical errors): a flat stretch
+#: reads as a tenth of the usual spread, not as minus infinity
+LOG_RATIO_FLOOR = 0.1
+
+
+def _log_ratio(params: dict, feature: np.ndarray) -> np.ndarray:
+    """log(right window's aggregate / left window's), the left window ending where the right one
+    starts (ADTK's ``DoubleRollingAggregate(center=False)`` windows, vectorised: ADTK runs a
+    callable ``diff`` row by row in Python)."""
+    left_w, right_w = params["window"] if isinstance(params["window"], tuple) else (params["window"],) * 2
+    agg = params.get("agg", "mean")
+    left_agg, right_agg = agg if isinstance(agg, tuple) else (agg, agg)
+    s = _as_adtk(feature)
+    right = (
+        adtk_transformer.RollingAggregate(window=right_w, agg=right_agg).transform(s).to_numpy(dtype=float)
+    )
+    left = adtk_transformer.RollingAggregate(window=left_w, agg=left_agg).transform(s).to_numpy(dtype=float)
+    left = np.r_[np.full(min(right_w, len(left)), np.nan), left[: len(left) - right_w]]
+    with np.errstate(invalid="ignore"):
+        return np.log(np.maximum(right, LOG_RATIO_FLOOR) / np.maximum(left, LOG_RATIO_FLOOR))
+
+
 def _transform(step: Step, feature: np.ndarray) -> np.ndarray:
     if step.transform is None:
         return feature
     params = dict(step.transform_params)
     if step.transform == "DoubleRollingAggregate":
         params["center"] = False  # the right window ends at the current row
+        if params.get("diff") == "log_ratio":  # e.g. spread now vs before, symmetric up and down
+            return _log_ratio(params, feature)
     model = getattr(adtk_transformer, step.transform)(**params)
     out = model.transform(_as_adtk(feature))
     if isinstance(out, pd.DataFrame):  # multi-output aggregations: take the first column
@@ -167,7 +191,7 @@ def _run_step(
         ratio = np.nan_to_num(ratio, nan=0.0, posinf=1e6)
         # a missing value, too little history or (for z) too small a row to judge: no opinion
         ratio[
-            ~np.isfinite(inputs[step.input] if step.input in ("z", "abs_z") else inputs["ready"])
+            ~np.isfinite(inputs[step.input] if step.input in ("z", "abs_z", "level_z") else inputs["ready"])
             | np.isnan(bound)
         ] = 0.0
         if step.min_dev > 0 and typical is not None:
@@ -183,6 +207,21 @@ def _run_step(
     if exclude is not None:
         ratio, fired = np.where(exclude, 0.0, ratio), fired & ~exclude
     return ratio, fired, bound
+
+
+def level_windows(rules: RuleSet) -> dict[str, tuple[int, int]]:
+    """Steps that compare a recent median level with the one before it (input ``level_z``,
+    ``DoubleRollingAggregate`` of medians, ``diff: diff``), by name: (left rows, right rows). Their
+    incidents are explained as a step from one level to another."""
+    out = {}
+    for s in rules.steps:
+        p = s.transform_params
+        if s.input == "level_z" and s.transform == "DoubleRollingAggregate" and p.get("diff") == "diff":
+            if p.get("agg", "mean") in ("median", "mean"):
+                w = p.get("window")
+                left, right = w if isinstance(w, tuple) else (w, w)
+                out[s.name] = (int(left), int(right))
+    return out
 
 
 def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
@@ -221,7 +260,19 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     ready = np.where(
         np.isfinite(base.scale) & np.isfinite(residual), 1.0, np.nan
     )  # past min_rows, value known
-    inputs = {"value": value, "residual": residual, "z": z, "abs_z": np.abs(z), "ready": ready}
+    # the value in typical errors where the expectation is the rolling median (which follows a
+    # level shift within a few rows, so z forgets it): a step compares its recent median with the
+    # median before it. Seasonal expectations do not absorb a shift for cycles, z sees it there.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level_z = np.where((base.source == "level") & np.isfinite(z), value / base.scale, np.nan)
+    inputs = {
+        "value": value,
+        "residual": residual,
+        "z": z,
+        "abs_z": np.abs(z),
+        "ready": ready,
+        "level_z": level_z,
+    }
 
     ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
     point_step = next(
