@@ -98,11 +98,13 @@ def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int) -> int:
 
 
 def _levels(values: np.ndarray, at: int, left: int, right: int) -> tuple[float, float]:
-    """(median of the `left` rows before the right window, median of the `right` rows up to `at`):
-    the two levels a level-shift step compared when it fired at row `at`."""
+    """(median of the `left` rows before the right window, median of the newest half of the right
+    window): the levels a level-shift step compared when it fired at row `at`. The step fires once
+    the right window's median has moved, when about half its rows are new; its newest half is the
+    new level (the whole window would mix in old rows and understate the step)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN window: NaN
-        after = float(np.nanmedian(values[max(0, at - right + 1) : at + 1]))
+        after = float(np.nanmedian(values[max(0, at - max(right // 2, 1) + 1) : at + 1]))
         hi = max(0, at - right + 1)
         before = float(np.nanmedian(values[max(0, hi - left) : hi])) if hi > 0 else math.nan
     return before, after
