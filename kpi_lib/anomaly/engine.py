@@ -64,36 +64,12 @@ def _lookahead(step: Step) -> int:
     return 0
 
 
-#: "log_ratio" floors both windows' aggregate at this (inputs in typical errors): a flat stretch
-#: reads as a tenth of the usual spread, not as minus infinity
-LOG_RATIO_FLOOR = 0.1
-
-
-def _log_ratio(params: dict, feature: np.ndarray) -> np.ndarray:
-    """log(right window's aggregate / left window's), the left window ending where the right one
-    starts (ADTK's ``DoubleRollingAggregate(center=False)`` windows, vectorised: ADTK runs a
-    callable ``diff`` row by row in Python)."""
-    left_w, right_w = params["window"] if isinstance(params["window"], tuple) else (params["window"],) * 2
-    agg = params.get("agg", "mean")
-    left_agg, right_agg = agg if isinstance(agg, tuple) else (agg, agg)
-    s = _as_adtk(feature)
-    right = (
-        adtk_transformer.RollingAggregate(window=right_w, agg=right_agg).transform(s).to_numpy(dtype=float)
-    )
-    left = adtk_transformer.RollingAggregate(window=left_w, agg=left_agg).transform(s).to_numpy(dtype=float)
-    left = np.r_[np.full(min(right_w, len(left)), np.nan), left[: len(left) - right_w]]
-    with np.errstate(invalid="ignore"):
-        return np.log(np.maximum(right, LOG_RATIO_FLOOR) / np.maximum(left, LOG_RATIO_FLOOR))
-
-
 def _transform(step: Step, feature: np.ndarray) -> np.ndarray:
     if step.transform is None:
         return feature
     params = dict(step.transform_params)
     if step.transform == "DoubleRollingAggregate":
         params["center"] = False  # the right window ends at the current row
-        if params.get("diff") == "log_ratio":  # e.g. spread now vs before, symmetric up and down
-            return _log_ratio(params, feature)
     model = getattr(adtk_transformer, step.transform)(**params)
     out = model.transform(_as_adtk(feature))
     if isinstance(out, pd.DataFrame):  # multi-output aggregations: take the first column
