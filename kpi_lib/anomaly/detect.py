@@ -102,15 +102,23 @@ def detect(
     out["incident"] = ids
     out["rule"] = ev.rule
     out["step"] = ev.step
-    for inc, pos in zip(_incidents.build(out, ids, label=label, fmt=fmt), np.flatnonzero(onset), strict=True):
+    for inc, pos in zip(
+        _incidents.build(out, ids, label=label, fmt=fmt, level_steps=engine.level_windows(rs)),
+        np.flatnonzero(onset),
+        strict=True,
+    ):
         out.iat[pos, out.columns.get_loc("explanation")] = inc.explanation
     return out
 
 
 def incidents(
-    result: pd.DataFrame, label: str | None = None, fmt: explain.Formatter | None = None
+    result: pd.DataFrame,
+    label: str | None = None,
+    fmt: explain.Formatter | None = None,
+    rules: Rules = "default",
 ) -> list[_incidents.Incident]:
-    """The incidents in a :func:`detect` result, oldest first (explanations re-worded with `label`)."""
+    """The incidents in a :func:`detect` result, oldest first (explanations re-worded with `label`;
+    `rules`: the rule set the result came from, for the level-shift steps' sentences)."""
     missing = [
         c
         for c in ("value", "expected", "lower", "upper", "score", "incident", "rule")
@@ -118,4 +126,10 @@ def incidents(
     ]
     if missing:
         raise DetectError(f"incidents() needs the frame detect() returns; missing column(s) {missing}.")
-    return _incidents.build(result, result["incident"].to_numpy(dtype=np.int64), label=label, fmt=fmt)
+    return _incidents.build(
+        result,
+        result["incident"].to_numpy(dtype=np.int64),
+        label=label,
+        fmt=fmt,
+        level_steps=engine.level_windows(load_rules(rules)),
+    )

@@ -167,7 +167,7 @@ def _run_step(
         ratio = np.nan_to_num(ratio, nan=0.0, posinf=1e6)
         # a missing value, too little history or (for z) too small a row to judge: no opinion
         ratio[
-            ~np.isfinite(inputs[step.input] if step.input in ("z", "abs_z") else inputs["ready"])
+            ~np.isfinite(inputs[step.input] if step.input in ("z", "abs_z", "level_z") else inputs["ready"])
             | np.isnan(bound)
         ] = 0.0
         if step.min_dev > 0 and typical is not None:
@@ -183,6 +183,21 @@ def _run_step(
     if exclude is not None:
         ratio, fired = np.where(exclude, 0.0, ratio), fired & ~exclude
     return ratio, fired, bound
+
+
+def level_windows(rules: RuleSet) -> dict[str, tuple[int, int]]:
+    """Steps that compare a recent median level with the one before it (input ``level_z``,
+    ``DoubleRollingAggregate`` of medians, ``diff: diff``), by name: (left rows, right rows). Their
+    incidents are explained as a step from one level to another."""
+    out = {}
+    for s in rules.steps:
+        p = s.transform_params
+        if s.input == "level_z" and s.transform == "DoubleRollingAggregate" and p.get("diff") == "diff":
+            if p.get("agg", "mean") in ("median", "mean"):
+                w = p.get("window")
+                left, right = w if isinstance(w, tuple) else (w, w)
+                out[s.name] = (int(left), int(right))
+    return out
 
 
 def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
@@ -221,7 +236,19 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     ready = np.where(
         np.isfinite(base.scale) & np.isfinite(residual), 1.0, np.nan
     )  # past min_rows, value known
-    inputs = {"value": value, "residual": residual, "z": z, "abs_z": np.abs(z), "ready": ready}
+    # the value in typical errors where the expectation is the rolling median (which follows a
+    # level shift within a few rows, so z forgets it): a step compares its recent median with the
+    # median before it. Seasonal expectations do not absorb a shift for cycles, z sees it there.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level_z = np.where((base.source == "level") & np.isfinite(z), value / base.scale, np.nan)
+    inputs = {
+        "value": value,
+        "residual": residual,
+        "z": z,
+        "abs_z": np.abs(z),
+        "ready": ready,
+        "level_z": level_z,
+    }
 
     ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
     point_step = next(

@@ -70,3 +70,17 @@ def sentence(
     if end is None or end == start:
         return f"{text} at {when(start)}."
     return f"{text} from {when(start)} to {when(end)}."
+
+
+def step_sentence(
+    *, label: str | None, before: float, after: float, start, end, ongoing: bool, fmt: Formatter | None = None
+) -> str:
+    """E.g. 'Orders stepped down from about 120 to about 80 at 2024-02-09 12:00.' (the median level
+    before the step and the recent median level at the alarm)."""
+    fmt = fmt or compact
+    subject = label or "Value"
+    direction = "up" if after > before else "down"
+    text = f"{subject} stepped {direction} from about {fmt(before)} to about {fmt(after)}"
+    if ongoing:
+        return f"{text} at {when(start)}; still ongoing."
+    return f"{text} at {when(start)}."

@@ -5,6 +5,7 @@ ends on its last row outside the expected band once the series has recovered. Se
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,10 +97,33 @@ def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int) -> int:
     return int(rows[int(np.argmax(far))]) if np.isfinite(far).any() else int(default)
 
 
+def _levels(values: np.ndarray, at: int, left: int, right: int) -> tuple[float, float]:
+    """(median of the `left` rows before the right window, median of the newest half of the right
+    window): the levels a level-shift step compared when it fired at row `at`. The step fires once
+    the right window's median has moved, when about half its rows are new; its newest half is the
+    new level (the whole window would mix in old rows and understate the step)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN window: NaN
+        after = float(np.nanmedian(values[max(0, at - max(right // 2, 1) + 1) : at + 1]))
+        hi = max(0, at - right + 1)
+        before = float(np.nanmedian(values[max(0, hi - left) : hi])) if hi > 0 else math.nan
+    return before, after
+
+
 def build(
-    frame: pd.DataFrame, ids: np.ndarray, *, label: str | None = None, fmt: explain.Formatter | None = None
+    frame: pd.DataFrame,
+    ids: np.ndarray,
+    *,
+    label: str | None = None,
+    fmt: explain.Formatter | None = None,
+    level_steps: dict[str, tuple[int, int]] | None = None,
 ) -> list[Incident]:
-    """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids."""
+    """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids.
+
+    ``level_steps`` (step name -> (left, right) rows, see :func:`engine.level_windows`): incidents
+    opened by such a step are explained as a step from the earlier level to the recent one."""
+    level_steps = level_steps or {}
+    values = frame["value"].to_numpy(dtype=float)
     out: list[Incident] = []
     if not len(ids) or ids.max() == 0:
         return out
@@ -114,17 +138,32 @@ def build(
         lo, hi = float(frame["lower"].iat[p]), float(frame["upper"].iat[p])
         still = final == len(ids) - 1
         pct = (value - exp) / abs(exp) * 100 if math.isfinite(exp) and abs(exp) > 1e-12 else None
-        text = explain.sentence(
-            label=label,
-            value=value,
-            expected=exp,
-            lower=lo,
-            upper=hi,
-            start=idx[first],
-            end=None if still else idx[final],
-            ongoing=still,
-            fmt=fmt,
-        )
+        opened_by = str(frame["rule"].iat[first])
+        before = after = math.nan
+        if opened_by in level_steps:
+            before, after = _levels(values, int(first), *level_steps[opened_by])
+        if math.isfinite(before) and math.isfinite(after) and before != after:
+            text = explain.step_sentence(
+                label=label,
+                before=before,
+                after=after,
+                start=idx[first],
+                end=None if still else idx[final],
+                ongoing=still,
+                fmt=fmt,
+            )
+        else:
+            text = explain.sentence(
+                label=label,
+                value=value,
+                expected=exp,
+                lower=lo,
+                upper=hi,
+                start=idx[first],
+                end=None if still else idx[final],
+                ongoing=still,
+                fmt=fmt,
+            )
         peak_score = float(scores[best])
         out.append(
             Incident(

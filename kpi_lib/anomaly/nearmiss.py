@@ -29,6 +29,7 @@ STEP_WORDS = {
     "shift": "a sustained move",
     "drift": "a longer sustained move",
     "volatility": "unusually jumpy values",
+    "level_shift": "a step to a new level",
     "drop": "a drop",
     "drop_4h": "a four-period drop",
     "surge": "a surge",

@@ -54,6 +54,37 @@ def test_classic_rules_are_causal_too():
         )
 
 
+def _stepped(seed: int, delta: float, n: int = 3000, at: int = 2500) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    v = 120 + rng.normal(0, 5, n)
+    v[at:] += delta
+    return pd.Series(v, index=pd.date_range("2024-01-01", periods=n, freq="h"))
+
+
+def test_a_moderate_level_step_is_explained_as_a_step_between_levels():
+    # a 2.4-sd step down: no single point stands out, and the rolling median follows it within a
+    # few rows (z forgets it); the level_shift step compares the recent median with the one before
+    s = _stepped(seed=3, delta=-12)
+    out = detect(s, label="Orders")
+    onsets = out[out["is_anomaly"] == 1]
+    assert len(onsets) == 1
+    assert onsets["rule"].iloc[0] == "level_shift"
+    assert s.index[2500] <= onsets.index[0] <= s.index[2510]
+    m = re.fullmatch(
+        r"Orders stepped down from about (\d+) to about (\d+) at 2024-04-14 \d\d:00\.",
+        onsets["explanation"].iloc[0],
+    )
+    assert m, onsets["explanation"].iloc[0]
+    assert 115 <= int(m.group(1)) <= 125 and 98 <= int(m.group(2)) <= 114
+    again = incidents(out, label="Orders")  # re-worded from the frame: the same kind of sentence
+    assert again[0].explanation.startswith("Orders stepped down from about")
+    for k in (2503, 2506, 2540):  # just before, at and after the onset: the same alarms
+        part = detect(s.iloc[:k])
+        pd.testing.assert_frame_equal(
+            part[CAUSAL_COLUMNS + ["rule"]], out[CAUSAL_COLUMNS + ["rule"]].iloc[:k]
+        )
+
+
 def test_clean_seasonal_business_kpi_does_not_alarm_every_night(revenue):
     out = detect(revenue)
     assert out["is_anomaly"].sum() == 0
