@@ -7,7 +7,6 @@ import html
 import logging
 from pathlib import Path
 
-import holoviews as hv
 import panel as pn
 from panel.io.resources import LOCAL_DIST
 
@@ -71,8 +70,6 @@ def app() -> pn.viewable.Viewable:
     dark = (args.get("theme") or [b""])[0].decode() == "dark"
     pn.config.theme = "dark" if dark else "default"
     pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
-    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
-        hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
     doc = pn.state.curdoc
     if doc is not None and doc.session_context is not None:
         # where Panel's component stylesheets live, known before any component is rendered: Panel
@@ -97,7 +94,7 @@ def app() -> pn.viewable.Viewable:
                 w.options = [*w.options, value]
             w.value = value
     with dash._lock:
-        dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
+        dash._render_tiles(first_paint=True)  # the numbers are in the first paint
     _first_paint(dash)
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     parts = dash.main()
@@ -128,11 +125,16 @@ def app() -> pn.viewable.Viewable:
     page.dashboard = dash  # tests and the benchmark reach the session's state through this
 
     def on_load() -> None:
-        dash.start_live()  # listening before the refresh below: no change falls in between
-        dash.load_charts()
+        dash.start_live()  # listening before the check below: no change falls in between
+        dash.catch_up()
 
     if doc is not None and doc.session_context is not None:
+        # the charts and the table are drawn just after the HTML (with its tiles) has gone out, while
+        # the browser loads the scripts: they are in the session document it then asks for, or
+        # follow it at once, with no round trip of the browser's
+        doc.add_next_tick_callback(dash.draw_charts)
         pn.state.onload(on_load)
     else:  # built outside a server (a notebook, a test): nothing to wait for
+        dash.draw_charts()
         on_load()
     return page
