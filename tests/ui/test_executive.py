@@ -98,6 +98,44 @@ def test_a_fresh_session_opens_on_the_whole_page_with_no_console_error(context, 
     assert errors == []
 
 
+CHART_BOXES = """() => {
+  const out = []; const walk = (root) => { out.push(...root.querySelectorAll('canvas'));
+    root.querySelectorAll('*').forEach(el => el.shadowRoot && walk(el.shadowRoot)); };
+  walk(document);
+  const seen = new Map();
+  for (const c of out) { const r = c.getBoundingClientRect(); if (r.height <= 100) continue;
+    seen.set(`${r.x},${r.y}`, {x: r.x + scrollX, y: r.y + scrollY, w: r.width, h: r.height}); }
+  return {boxes: [...seen.values()], width: document.documentElement.scrollWidth};
+}"""
+
+
+def test_on_a_phone_in_the_dark_theme_the_numbers_come_first_and_the_charts_fit_dark(context, server):
+    """The charts are Bokeh figures themed like the rest of the page (dark with ?theme=dark); on a
+    phone the tiles come above the filters and both charts fit the screen's width."""
+    from PIL import Image
+
+    page = context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, server, "/panel/executive?theme=dark")
+    page.wait_for_url(re.compile(r".*/panel/executive.*"), timeout=TIMEOUT)
+    live_page(page)
+    page.wait_for_function(f"() => ({USABLE})().charts >= 2", timeout=TIMEOUT)
+    seen = page.evaluate(CHART_BOXES)
+    assert len(seen["boxes"]) == 2, seen
+    assert seen["width"] <= 391, seen
+    for box in seen["boxes"]:
+        assert box["x"] >= 0 and box["x"] + box["w"] <= 391, seen
+        # the figure's border, just inside its top-left corner: the theme's dark grey, not white
+        shot = page.screenshot(
+            full_page=True, clip={"x": box["x"] + 2, "y": box["y"] + 2, "width": 6, "height": 6}
+        )
+        grey = Image.open(io.BytesIO(shot)).convert("L")
+        assert max(grey.getdata()) < 90, (box, list(grey.getdata()))
+    tiles = page.locator("[data-kpi-value=revenue]").bounding_box()
+    kpi_filter = page.locator("select").first.bounding_box()
+    assert tiles["y"] < kpi_filter["y"], (tiles, kpi_filter)
+
+
 def test_the_scripts_travel_gzipped_and_unzip_to_what_panel_serves(context, server):
     """~3 MB of Bokeh and Panel JavaScript: the front door sends it gzipped to browsers that take
     gzip (the same bytes once unzipped), and as it is to those that do not."""

@@ -123,6 +123,12 @@ def app() -> pn.viewable.Viewable:
         margin=0,
     )
     page.dashboard = dash  # tests and the benchmark reach the session's state through this
+    theme = page._design.theme.bokeh_theme if page._design is not None else None
+    if theme is not None and doc is not None and doc.session_context is not None:
+        # the charts are plain Bokeh figures: Panel themes them as it renders them, but the document
+        # applies its own (default) theme to every model that joins it, which undid that (white
+        # charts on the dark page); the dark theme is the document's own
+        doc.theme = theme
 
     def on_load() -> None:
         dash.start_live()  # listening before the check below: no change falls in between
