@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import pandas as pd
 import panel as pn
 import param
+from panel.io.document import unlocked
 
 from ... import auth, incidents, kpis
 from ..tiles import TileData, tiles_html
@@ -174,7 +175,8 @@ class ExecutiveDashboard(param.Parameterized):
 
     def _refresh_then_idle(self, busy: list) -> None:
         try:
-            self.refresh()
+            with unlocked():  # see _redraw_charts
+                self.refresh()
         finally:
             for view in busy:
                 view.loading = False
@@ -222,7 +224,7 @@ class ExecutiveDashboard(param.Parameterized):
         """Fill the charts and the table for the page's first document; from then on a filter
         change recomputes the page."""
         t0 = time.perf_counter()
-        with self._lock:
+        with self._lock, unlocked():  # see _redraw_charts
             self._render_trend()
             self._render_breakdown()
             self._last_charts = time.monotonic()
@@ -296,7 +298,9 @@ class ExecutiveDashboard(param.Parameterized):
                 doc.add_next_tick_callback(self._redraw_charts)
             elif not self._charts_due:
                 self._charts_due = True  # the last change of a burst still reaches the charts
-                threading.Timer(every, self._catch_up_charts).start()
+                timer = threading.Timer(every, self._catch_up_charts)
+                timer.daemon = True  # a pending redraw never holds the process open at exit
+                timer.start()
         self._show_status(t0)
 
     def _catch_up_charts(self) -> None:
@@ -308,7 +312,10 @@ class ExecutiveDashboard(param.Parameterized):
     @_as_reader
     def _redraw_charts(self) -> None:
         t0 = time.perf_counter()
-        with self._lock:
+        # all of a redraw's changes (four line sources, the bars, their axis, the table) go to the
+        # browser as one message: Bokeh alone sends one per changed property, which doubled the
+        # messages a live session gets (bench_dashboards --baseline, light sessions)
+        with self._lock, unlocked():
             self._render_trend()
             self._render_breakdown()
             self._last_charts = time.monotonic()
@@ -511,7 +518,8 @@ class ExecutiveDashboard(param.Parameterized):
         tick; recomputed there if the user changed the view meanwhile."""
 
         def show() -> None:
-            self.refresh(live=True, tiles=tiles if key == self._tiles_key() else None)
+            with unlocked():  # see _redraw_charts
+                self.refresh(live=True, tiles=tiles if key == self._tiles_key() else None)
 
         if self._doc is None:
             show()
