@@ -462,3 +462,26 @@ def test_a_bar_picked_in_the_breakdown_drills_into_its_member(demo):
     source.selected.indices = [0]
     assert dash.drill == f"region:{first}"
     assert source.selected.indices == []
+
+
+def test_a_chart_redraw_due_after_the_session_ended_is_dropped(demo):
+    """A live burst leaves a chart catch-up due (a timer thread); when the session has ended by
+    then, Bokeh has destroyed its document: the catch-up is dropped instead of raising there."""
+    from bokeh.document import Document
+
+    from kpi_lib.ui import executive
+
+    dash = executive.ExecutiveDashboard()
+    dash.refresh()
+
+    class Session:  # what a server session registers on its document
+        def _document_patched(self, _event) -> None:
+            pass
+
+    doc, session = Document(), Session()
+    doc.on_change_dispatch_to(session)
+    dash._doc = doc
+    dash._last_charts = 0.0  # the redraw is due
+    doc.destroy(session)  # what Bokeh does to a closed session's document
+    dash._catch_up_charts()
+    assert not dash._charts_due

@@ -306,7 +306,9 @@ class ExecutiveDashboard(param.Parameterized):
     def _catch_up_charts(self) -> None:
         self._charts_due = False
         doc = self._doc
-        if doc is not None and time.monotonic() - self._last_charts >= BUDGET.chart_interval():
+        if doc is None or doc.session_context is None:  # the session ended meanwhile (Bokeh destroyed
+            return  # its document: adding a callback to it raised in this timer's thread)
+        if time.monotonic() - self._last_charts >= BUDGET.chart_interval():
             doc.add_next_tick_callback(self._redraw_charts)
 
     @_as_reader
