@@ -1569,7 +1569,11 @@ def main() -> None:
     ap.add_argument("--injections", type=int, help="freshness markers per phase (default 20; quick 10)")
     ap.add_argument("--marker", type=float, default=1_000_000.0, help="revenue of each marker order")
     ap.add_argument("--sim-rate", type=float, default=50.0, help="simulator orders/s")
-    ap.add_argument("--voila-navs", type=int, help="Voila navigations per mode (default 10; quick 4)")
+    ap.add_argument(
+        "--voila-navs",
+        type=int,
+        help="Voila navigations per mode (default 10; quick 4; with --baseline 0 skips Voila)",
+    )
     ap.add_argument("--voila-pool", type=int, default=2)
     ap.add_argument("--panel-procs", type=int, default=1)
     ap.add_argument(
@@ -1587,7 +1591,7 @@ def main() -> None:
     args.cold_navs = args.cold_navs if args.cold_navs is not None else (2 if q else 5)
     args.gap = args.gap if args.gap is not None else (5.0 if q else float(BOKEH_CLEANUP_S))
     args.injections = args.injections or (10 if q else 20)
-    args.voila_navs = args.voila_navs or (4 if q else 10)
+    args.voila_navs = args.voila_navs if args.voila_navs is not None else (4 if q else 10)
     home = (args.home or common.RESULTS / f"warehouse-dash-{args.lines}").resolve()
     source = (args.source or common.RESULTS / f"warehouse-{args.lines}").resolve()
     if home == source:

@@ -98,6 +98,44 @@ def test_a_fresh_session_opens_on_the_whole_page_with_no_console_error(context, 
     assert errors == []
 
 
+CHART_BOXES = """() => {
+  const out = []; const walk = (root) => { out.push(...root.querySelectorAll('canvas'));
+    root.querySelectorAll('*').forEach(el => el.shadowRoot && walk(el.shadowRoot)); };
+  walk(document);
+  const seen = new Map();
+  for (const c of out) { const r = c.getBoundingClientRect(); if (r.height <= 100) continue;
+    seen.set(`${r.x},${r.y}`, {x: r.x + scrollX, y: r.y + scrollY, w: r.width, h: r.height}); }
+  return {boxes: [...seen.values()], width: document.documentElement.scrollWidth};
+}"""
+
+
+def test_on_a_phone_in_the_dark_theme_the_numbers_come_first_and_the_charts_fit_dark(context, server):
+    """The charts are Bokeh figures themed like the rest of the page (dark with ?theme=dark); on a
+    phone the tiles come above the filters and both charts fit the screen's width."""
+    from PIL import Image
+
+    page = context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, server, "/panel/executive?theme=dark")
+    page.wait_for_url(re.compile(r".*/panel/executive.*"), timeout=TIMEOUT)
+    live_page(page)
+    page.wait_for_function(f"() => ({USABLE})().charts >= 2", timeout=TIMEOUT)
+    seen = page.evaluate(CHART_BOXES)
+    assert len(seen["boxes"]) == 2, seen
+    assert seen["width"] <= 391, seen
+    for box in seen["boxes"]:
+        assert box["x"] >= 0 and box["x"] + box["w"] <= 391, seen
+        # the figure's border, just inside its top-left corner: the theme's dark grey, not white
+        shot = page.screenshot(
+            full_page=True, clip={"x": box["x"] + 2, "y": box["y"] + 2, "width": 6, "height": 6}
+        )
+        grey = Image.open(io.BytesIO(shot)).convert("L")
+        assert max(grey.getdata()) < 90, (box, list(grey.getdata()))
+    tiles = page.locator("[data-kpi-value=revenue]").bounding_box()
+    kpi_filter = page.locator("select").first.bounding_box()
+    assert tiles["y"] < kpi_filter["y"], (tiles, kpi_filter)
+
+
 def test_the_scripts_travel_gzipped_and_unzip_to_what_panel_serves(context, server):
     """~3 MB of Bokeh and Panel JavaScript: the front door sends it gzipped to browsers that take
     gzip (the same bytes once unzipped), and as it is to those that do not."""
@@ -201,10 +239,19 @@ def test_drill_down_and_breadcrumb(context, server):
     crumb = page.get_by_role("button", name=f"› {top_region}")
     crumb.wait_for(timeout=TIMEOUT)
     page.wait_for_url(re.compile(r".*drill=region.*"), timeout=TIMEOUT)
+    drill = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["drill"]
+    assert drill == [f"region:{top_region}"], page.url
     deadline = time.time() + 30
     while header_cells(page)[0] != "Category" and time.time() < deadline:
         time.sleep(0.25)
     assert header_cells(page)[0] == "Category"
+    # the link, shared or reloaded, opens on the same drill: breadcrumb and the next level's rows
+    shared = context.new_page()
+    shared.goto(page.url)
+    live_page(shared).get_by_role("button", name=f"› {top_region}").wait_for(timeout=TIMEOUT)
+    breakdown_rows(shared)
+    assert header_cells(shared)[0] == "Category"
+    shared.close()
     page.get_by_role("button", name="All").click()
     deadline = time.time() + 30
     while header_cells(page)[0] != "Region" and time.time() < deadline:
@@ -279,7 +326,7 @@ def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(
     second._render_tiles(first_paint=True)
     assert asked == [] and second.tiles.object == first.tiles.object
     ingest_order("NP", 54321.0)
-    second.refresh()  # what load_charts does once the page is on screen
+    second.refresh()  # what catch_up does once the page is on screen
     assert asked, "the refresh did not recompute"
     assert _tile_title(second.tiles.object, "orders") == expected("orders")
     assert _tile_title(second.tiles.object, "orders") != _tile_title(first.tiles.object, "orders")
@@ -304,6 +351,9 @@ def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
     for dash in [*same, other, moved]:
         dash.refresh()
         hub._dashboards.add(dash)  # what join() does, without the thread (the test runs the round)
+        # counted here: the tiles' queries; charts redraw on their own clock (every 2 s or more),
+        # which a slow machine would otherwise let into the count
+        dash._last_charts = time.monotonic() + 60
     before = _tile_title(same[0].tiles.object, "orders")
     ingest_order("SH", 25.0)
     asked = []
@@ -351,16 +401,12 @@ def test_a_session_gone_mid_round_does_not_stop_the_others(demo):
 
 def test_the_trend_draws_the_period_still_filling_apart(demo):
     """Today is only hours old: drawn as the "so far" dotted line, not as the end of the solid one."""
-    import holoviews as hv
-
     from kpi_lib.ui import executive
 
-    hv.extension("bokeh", logo=False)
     dash = executive.ExecutiveDashboard()
     dash.refresh()
     today = kpis.floor_period(kpis.local_now(), "day")
-    overlay = dash._trend_plot(dash.trend_df)
-    curves = {c.label: c.data for c in overlay}
+    curves = dash.trend_chart.drawn()
     assert set(curves) == {"Previous period", "This period", "So far (still filling)"}
     assert curves["This period"]["period"].max() < today
     assert curves["So far (still filling)"]["period"].max() == today
@@ -401,3 +447,41 @@ def test_chart_redraws_spread_out_as_live_sessions_grow():
     assert budget.chart_interval() > 10
     budget.join(-11)
     assert budget.chart_interval() == CHART_REFRESH_S
+
+
+def test_a_bar_picked_in_the_breakdown_drills_into_its_member(demo):
+    """In-process: what a click on a bar sends the server (its index in the bars' selection) moves
+    the drill path one level down; the bar does not stay selected."""
+    from kpi_lib.ui import executive
+
+    dash = executive.ExecutiveDashboard()
+    dash.refresh()
+    source = dash.bars_chart.source
+    first = source.data["label"][0]
+    assert dash.bars_level == "region"
+    source.selected.indices = [0]
+    assert dash.drill == f"region:{first}"
+    assert source.selected.indices == []
+
+
+def test_a_chart_redraw_due_after_the_session_ended_is_dropped(demo):
+    """A live burst leaves a chart catch-up due (a timer thread); when the session has ended by
+    then, Bokeh has destroyed its document: the catch-up is dropped instead of raising there."""
+    from bokeh.document import Document
+
+    from kpi_lib.ui import executive
+
+    dash = executive.ExecutiveDashboard()
+    dash.refresh()
+
+    class Session:  # what a server session registers on its document
+        def _document_patched(self, _event) -> None:
+            pass
+
+    doc, session = Document(), Session()
+    doc.on_change_dispatch_to(session)
+    dash._doc = doc
+    dash._last_charts = 0.0  # the redraw is due
+    doc.destroy(session)  # what Bokeh does to a closed session's document
+    dash._catch_up_charts()
+    assert not dash._charts_due

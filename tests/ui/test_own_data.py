@@ -76,11 +76,8 @@ def revenue(df: pd.DataFrame, first: date, last: date, **where) -> str:
 def test_the_page_counts_back_from_the_as_of_not_the_wall_clock(export):
     """Pinned to the export's end, the page opens on its last 30 days, with the right numbers, no
     'still filling' day (an export's last day is complete) and a footer that says so."""
-    import holoviews as hv
-
     from kpi_lib.ui import executive
 
-    hv.extension("bokeh", logo=False)
     dash = executive.ExecutiveDashboard(as_of=END)
     dash.refresh()
     assert (dash.start, dash.end) == (date(2011, 11, 10), date(2011, 12, 9))
@@ -91,8 +88,7 @@ def test_the_page_counts_back_from_the_as_of_not_the_wall_clock(export):
     assert "as of 9 Dec 2011 12:50 (explicit)" in status
     version = int(re.search(r"Data version (\d+)", status).group(1))
     assert version == kpis.sync_versions() > 0  # the warehouse's version, not 0 after a file load
-    overlay = dash._trend_plot(dash.trend_df)
-    curves = {c.label: c.data for c in overlay}
+    curves = dash.trend_chart.drawn()
     assert "So far (still filling)" not in curves  # not even in the legend
     assert curves["This period"]["period"].max() == pd.Timestamp("2011-12-09")
 

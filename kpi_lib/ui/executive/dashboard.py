@@ -10,14 +10,15 @@ import threading
 import time
 from datetime import date, timedelta
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
+from panel.io.document import unlocked
 
 from ... import auth, incidents, kpis
 from ..tiles import TileData, tiles_html
 from . import exports
+from .charts import PREVIOUS, SO_FAR, THIS, BreakdownChart, TrendChart
 from .live import BUDGET, HUB, NEWEST
 
 log = logging.getLogger(__name__)
@@ -38,29 +39,6 @@ def _as_reader(method):
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-def _axis_format(k: kpis.Kpi):
-    from bokeh.models import CustomJSTickFormatter, NumeralTickFormatter
-
-    if k.format.endswith("%"):
-        return NumeralTickFormatter(format="0.0%")
-    if not k.currency:
-        return NumeralTickFormatter(format="0.[0]a")
-    # the business's currency where its locale puts it: '£1.5M', '1,5 M €' (numeral.js knows only $)
-    from babel import Locale
-
-    loc = Locale.parse(k.locale)
-    before = loc.currency_formats["standard"].pattern.startswith("¤")
-    code = """
-      const a = Math.abs(tick);
-      const [d, s] = a >= 1e9 ? [1e9, 'B'] : a >= 1e6 ? [1e6, 'M'] : a >= 1e3 ? [1e3, 'K'] : [1, ''];
-      const n = (tick / d).toLocaleString(lang, {maximumFractionDigits: 1});
-      return before ? sym + n + s : n + (s ? '\u00a0' + s : '') + '\u00a0' + sym;
-    """
-    return CustomJSTickFormatter(
-        code=code, args={"sym": k.prefix, "lang": k.locale.replace("_", "-"), "before": before}
-    )
 
 
 class _Day(param.Date):
@@ -118,8 +96,10 @@ class ExecutiveDashboard(param.Parameterized):
         self._last_charts = 0.0
         self._charts_due = False
         self._crumbs_path: list | None = None
-        self._doc = None
+        doc = pn.state.curdoc
+        self._doc = doc if doc is not None and doc.session_context is not None else None  # its session's
         self.version = 0
+        self._tiles_version = 0  # the data version the tiles on screen were computed at
         self._build()
 
     # --- layout ---------------------------------------------------------------------------------
@@ -148,24 +128,12 @@ class ExecutiveDashboard(param.Parameterized):
             "", sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#6e7781"}
         )
 
-        self.trend_pipe = hv.streams.Pipe(data=pd.DataFrame({"period": [], "value": [], "previous": []}))
-        self.marks_pipe = hv.streams.Pipe(data=pd.DataFrame({"period": [], "value": [], "label": []}))
-        trend = hv.DynamicMap(self._trend_plot, streams=[self.trend_pipe])
-        marks = hv.DynamicMap(self._marks_plot, streams=[self.marks_pipe])
-        # the overlay of two DynamicMaps takes its size from these opts, not from its members'
-        both = (trend * marks).opts(responsive=True, height=280, legend_position="top_left", toolbar="above")
-        self.trend = pn.pane.HoloViews(
-            both, sizing_mode="stretch_width", height=300, name="trend", linked_axes=False
-        )
-
-        self.bars_pipe = hv.streams.Pipe(data=pd.DataFrame({"label": [], "value": []}))
-        bars = hv.DynamicMap(self._bars_plot, streams=[self.bars_pipe])
-        self.tap = hv.streams.Tap(source=bars)  # on a categorical axis, x is the bar's label
-        self.tap.param.watch(self._on_tap, "x")
-        self.bars = pn.pane.HoloViews(
-            bars, sizing_mode="stretch_width", height=300, name="breakdown", linked_axes=False
-        )
+        self.trend_chart = TrendChart()
+        self.trend = pn.pane.Bokeh(self.trend_chart.figure, sizing_mode="stretch_width", name="trend")
+        self.bars_chart = BreakdownChart(on_pick=self._on_pick)
+        self.bars = pn.pane.Bokeh(self.bars_chart.figure, sizing_mode="stretch_width", name="breakdown")
         self.breadcrumb = pn.Row(sizing_mode="stretch_width", name="breadcrumb")
+        self._busy = [self.tiles]  # what shows a spinner while a filter change is computed (see main)
         self.table = pn.pane.DataFrame(
             pd.DataFrame(), index=False, sizing_mode="stretch_width", name="table", max_rows=50
         )
@@ -196,12 +164,19 @@ class ExecutiveDashboard(param.Parameterized):
         lets Panel send the spinners to the browser before the queries run)."""
         if self._building:
             return
-        busy = [self.tiles, self.trend, self.bars, self.table]
+        busy = self._busy
         for view in busy:
             view.loading = True
         await asyncio.sleep(0.01)
+        if self._doc is None:  # no server (a notebook, a test)
+            self._refresh_then_idle(busy)
+        else:  # the charts are plain Bokeh models: changed only under the document's lock
+            self._doc.add_next_tick_callback(functools.partial(self._refresh_then_idle, busy))
+
+    def _refresh_then_idle(self, busy: list) -> None:
         try:
-            self.refresh()
+            with unlocked():  # see _redraw_charts
+                self.refresh()
         finally:
             for view in busy:
                 view.loading = False
@@ -211,6 +186,8 @@ class ExecutiveDashboard(param.Parameterized):
             self.param.update(start=event.new[0], end=event.new[1])
 
     def sidebar(self) -> list:
+        # rules as plain <hr>: Panel's Divider kept its stylesheet's CDN address on this page
+        # (tests/ui/test_executive.py::test_a_fresh_session_opens_on_the_whole_page_with_no_console_error)
         return [
             self.kpi_select,
             self.dates,
@@ -225,29 +202,41 @@ class ExecutiveDashboard(param.Parameterized):
         ]
 
     def main(self) -> list:
-        """Tiles first; the charts arrive just after the first paint (see :meth:`load_charts`)."""
-        spinner = dict(value=True, size=40, align="center", margin=40)
-        self._trend_slot = pn.Column(pn.indicators.LoadingSpinner(**spinner), sizing_mode="stretch_width")
-        self._breakdown_slot = pn.Column(pn.indicators.LoadingSpinner(**spinner), sizing_mode="stretch_width")
-        return [
-            self.tiles,
-            pn.Card(self._trend_slot, title="Trend", sizing_mode="stretch_width", collapsible=False),
-            pn.Card(
-                self._breakdown_slot,
-                title="Breakdown (click a bar to drill down)",
-                sizing_mode="stretch_width",
-                collapsible=False,
-            ),
-        ]
+        """Tiles, then the trend, then the breakdown with its table: all in the first document,
+        drawn (see :meth:`draw_charts`) right after the HTML has gone out, before or with the
+        session document."""
+        trend = pn.Card(self.trend, title="Trend", sizing_mode="stretch_width", collapsible=False)
+        breakdown = pn.Card(
+            self.breadcrumb,
+            self.bars,
+            self.table,
+            title="Breakdown (click a bar to drill down)",
+            sizing_mode="stretch_width",
+            collapsible=False,
+        )
+        # the cards show the spinners, not the charts: a Bokeh pane's CSS classes are its figure's,
+        # a Bokeh model, which may change only under the document's lock
+        self._busy = [self.tiles, trend, breakdown]
+        return [self.tiles, trend, breakdown]
 
     @_as_reader
-    def load_charts(self) -> None:
-        """Put the charts in and draw them. Runs once the page is on screen: building Bokeh plots
-        costs more than all the numbers, and people read the tiles first."""
-        self.refresh()  # the tiles too: data may have moved since the first paint
-        self._trend_slot.objects = [self.trend]
-        self._breakdown_slot.objects = [self.breadcrumb, self.bars, self.table]
+    def draw_charts(self) -> None:
+        """Fill the charts and the table for the page's first document; from then on a filter
+        change recomputes the page."""
+        t0 = time.perf_counter()
+        with self._lock, unlocked():  # see _redraw_charts
+            self._render_trend()
+            self._render_breakdown()
+            self._last_charts = time.monotonic()
         self._building = False
+        self._show_status(t0)
+
+    @_as_reader
+    def catch_up(self) -> None:
+        """Once the page is on screen: refresh it if the data moved past the version its tiles
+        were computed at (they may be another session's newest, see :class:`NewestTiles`)."""
+        if kpis.sync_versions() > self._tiles_version:
+            self.refresh()
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -309,19 +298,26 @@ class ExecutiveDashboard(param.Parameterized):
                 doc.add_next_tick_callback(self._redraw_charts)
             elif not self._charts_due:
                 self._charts_due = True  # the last change of a burst still reaches the charts
-                threading.Timer(every, self._catch_up_charts).start()
+                timer = threading.Timer(every, self._catch_up_charts)
+                timer.daemon = True  # a pending redraw never holds the process open at exit
+                timer.start()
         self._show_status(t0)
 
     def _catch_up_charts(self) -> None:
         self._charts_due = False
         doc = self._doc
-        if doc is not None and time.monotonic() - self._last_charts >= BUDGET.chart_interval():
+        if doc is None or doc.session_context is None:  # the session ended meanwhile (Bokeh destroyed
+            return  # its document: adding a callback to it raised in this timer's thread)
+        if time.monotonic() - self._last_charts >= BUDGET.chart_interval():
             doc.add_next_tick_callback(self._redraw_charts)
 
     @_as_reader
     def _redraw_charts(self) -> None:
         t0 = time.perf_counter()
-        with self._lock:
+        # all of a redraw's changes (four line sources, the bars, their axis, the table) go to the
+        # browser as one message: Bokeh alone sends one per changed property, which doubled the
+        # messages a live session gets (bench_dashboards --baseline, light sessions)
+        with self._lock, unlocked():
             self._render_trend()
             self._render_breakdown()
             self._last_charts = time.monotonic()
@@ -362,6 +358,7 @@ class ExecutiveDashboard(param.Parameterized):
 
     def _show_tiles(self, version: int, tiles: list[TileData]) -> None:
         self.version = max(self.version, version)
+        self._tiles_version = version
         self.tiles.object = tiles_html(tiles, dark=self.dark)
 
     @_as_reader
@@ -369,12 +366,12 @@ class ExecutiveDashboard(param.Parameterized):
         """Every tile's number for the view ``key`` (any thread); remembered in NEWEST."""
         start, end = key[2], key[3]
         where = dict(key[4])
+        version = kpis.sync_versions()  # the tiles show at least this data version
         counts = incidents.open_counts()
         as_of = kpis.as_of(key[6])
         today = as_of.at.date()
         # the last day is still filling only on live data; an export's last day is complete
         filling = as_of.live and start <= today < end <= today + timedelta(days=1)
-        version = 0
         tiles = []
         for k in self.tile_kpis:
             w = self._allowed(k, where)
@@ -413,7 +410,6 @@ class ExecutiveDashboard(param.Parameterized):
         if self.user.is_masked(k.name):
             df = df.assign(value=float("nan"), previous=float("nan"))
         self.trend_df = df
-        self.trend_pipe.send(df)
         inc = incidents.recent(k.name, since=pd.Timestamp(start))
         marks = pd.DataFrame({"period": [], "value": [], "label": []})
         if not inc.empty and not df.empty:
@@ -431,7 +427,7 @@ class ExecutiveDashboard(param.Parameterized):
             marks = pd.DataFrame(
                 {"period": at, "value": at.map(vals), "label": inc["explanation"].values}
             ).dropna()
-        self.marks_pipe.send(marks)
+        self.trend_chart.show(k, self._trend_lines(df), marks, masked=self.user.is_masked(k.name))
 
     def _render_breakdown(self) -> None:
         k = kpis.get(self.kpi)
@@ -469,7 +465,7 @@ class ExecutiveDashboard(param.Parameterized):
             self.breakdown_df[k.label] = auth.MASK
         self.bars_level = level
         self.bars_df = df
-        self.bars_pipe.send(df)
+        self.bars_chart.show(k, df, masked=self.user.is_masked(k.name))
         shown = self.breakdown_df.copy()
         if k.label in shown and not self.user.is_masked(k.name):
             shown[k.label] = shown[k.label].map(k.format_value)
@@ -477,57 +473,27 @@ class ExecutiveDashboard(param.Parameterized):
 
     # --- charts -------------------------------------------------------------------------------
 
-    def _trend_plot(self, data: pd.DataFrame):
-        k = kpis.get(self.kpi)
-        common = dict(xlabel="", yformatter=_axis_format(k), tools=["hover"])
-        # the period still filling (today, this hour) is drawn dotted: a full previous day beside
-        # a few hours of today otherwise reads as a crash
-        # only live data has a period still filling: an export's last day is as full as it gets
+    def _trend_lines(self, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """The trend's lines by legend label. The period still filling (today, this hour) is its
+        own dotted line: a full previous day beside a few hours of today otherwise reads as a crash.
+        Only live data has one: an export's last day is as full as it gets."""
         as_of = self.as_of
         open_from = pd.Timestamp(kpis.floor_period(as_of.at, self._trend_grain()))
         filling = (
             data["period"] >= open_from if len(data) and as_of.live else pd.Series(False, index=data.index)
         )
-        closed = data[~filling]
-        cur = hv.Curve(closed, "period", ("value", k.label), label="This period").opts(
-            color="#4c78a8", line_width=2, **common
+        closed = data[~filling][["period", "value"]]
+        so_far = (
+            pd.concat([closed.tail(1), data[filling][["period", "value"]]])
+            if filling.any()
+            else closed.iloc[:0]
         )
-        so_far = hv.Curve(
-            pd.concat([closed.tail(1), data[filling]]) if filling.any() else closed.iloc[:0],
-            "period",
-            ("value", k.label),
-            label="So far (still filling)" if filling.any() else "",  # no legend entry for nothing
-        ).opts(color="#4c78a8", line_width=2, line_dash="dotted", **common)
-        prev = hv.Curve(data, "period", ("previous", k.label), label="Previous period").opts(
-            color="#9aa7b4", line_dash="dashed", **common
-        )
-        return (prev * cur * so_far).opts(
-            responsive=True, height=280, show_grid=True, legend_position="top_left", toolbar="above"
-        )
+        previous = data[["period", "previous"]].rename(columns={"previous": "value"})
+        return {PREVIOUS: previous, THIS: closed, SO_FAR: so_far}
 
-    def _marks_plot(self, data: pd.DataFrame):
-        k = kpis.get(self.kpi)
-        return hv.Scatter(data, "period", [("value", k.label), ("label", "Incident")], label="Incident").opts(
-            color="#cf222e", size=11, marker="triangle", tools=["hover"], show_legend=not data.empty
-        )
-
-    def _bars_plot(self, data: pd.DataFrame):
-        k = kpis.get(self.kpi)
-        return hv.Bars(data, "label", ("value", k.label)).opts(
-            responsive=True,
-            height=280,
-            tools=["tap", "hover"],
-            color="#4c78a8",
-            xlabel="",
-            xrotation=30 if len(data) > 6 else 0,
-            nonselection_alpha=1.0,
-            toolbar="above",
-            yformatter=_axis_format(k),
-        )
-
-    def _on_tap(self, event) -> None:
-        label = event.new
-        if label is None or self.bars_level is None or self.bars_level == DRILL_ORDER[-1]:
+    def _on_pick(self, label: str) -> None:
+        """A bar was clicked: drill into its member (the last level, product, has none)."""
+        if self.bars_level is None or self.bars_level == DRILL_ORDER[-1]:
             return
         if str(label) not in set(self.bars_df["label"].astype(str)):
             return
@@ -554,7 +520,8 @@ class ExecutiveDashboard(param.Parameterized):
         tick; recomputed there if the user changed the view meanwhile."""
 
         def show() -> None:
-            self.refresh(live=True, tiles=tiles if key == self._tiles_key() else None)
+            with unlocked():  # see _redraw_charts
+                self.refresh(live=True, tiles=tiles if key == self._tiles_key() else None)
 
         if self._doc is None:
             show()

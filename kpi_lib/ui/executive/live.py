@@ -56,7 +56,7 @@ class NewestTiles:
 
     A page opened while the stream is busy paints these at once instead of recomputing every
     number first (each batch is a new data version, so the cache rarely has the answer); the page
-    refreshes as soon as it is on screen (``load_charts``), so the numbers are at most one refresh
+    refreshes as soon as it is on screen (``catch_up``), so the numbers are at most one refresh
     old, and never older than FIRST_PAINT_MAX_AGE_S."""
 
     def __init__(self, keep: int = 64) -> None:

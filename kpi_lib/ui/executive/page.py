@@ -7,7 +7,6 @@ import html
 import logging
 from pathlib import Path
 
-import holoviews as hv
 import panel as pn
 from panel.io.resources import LOCAL_DIST
 
@@ -71,8 +70,6 @@ def app() -> pn.viewable.Viewable:
     dark = (args.get("theme") or [b""])[0].decode() == "dark"
     pn.config.theme = "dark" if dark else "default"
     pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
-    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
-        hv.extension("bokeh", logo=False)  # once per process: it took half of each session's build
     doc = pn.state.curdoc
     if doc is not None and doc.session_context is not None:
         # where Panel's component stylesheets live, known before any component is rendered: Panel
@@ -97,7 +94,7 @@ def app() -> pn.viewable.Viewable:
                 w.options = [*w.options, value]
             w.value = value
     with dash._lock:
-        dash._render_tiles(first_paint=True)  # the numbers are in the first paint; charts follow on load
+        dash._render_tiles(first_paint=True)  # the numbers are in the first paint
     _first_paint(dash)
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     parts = dash.main()
@@ -126,13 +123,24 @@ def app() -> pn.viewable.Viewable:
         margin=0,
     )
     page.dashboard = dash  # tests and the benchmark reach the session's state through this
+    theme = page._design.theme.bokeh_theme if page._design is not None else None
+    if theme is not None and doc is not None and doc.session_context is not None:
+        # the charts are plain Bokeh figures: Panel themes them as it renders them, but the document
+        # applies its own (default) theme to every model that joins it, which undid that (white
+        # charts on the dark page); the dark theme is the document's own
+        doc.theme = theme
 
     def on_load() -> None:
-        dash.start_live()  # listening before the refresh below: no change falls in between
-        dash.load_charts()
+        dash.start_live()  # listening before the check below: no change falls in between
+        dash.catch_up()
 
     if doc is not None and doc.session_context is not None:
+        # the charts and the table are drawn just after the HTML (with its tiles) has gone out, while
+        # the browser loads the scripts: they are in the session document it then asks for, or
+        # follow it at once, with no round trip of the browser's
+        doc.add_next_tick_callback(dash.draw_charts)
         pn.state.onload(on_load)
     else:  # built outside a server (a notebook, a test): nothing to wait for
+        dash.draw_charts()
         on_load()
     return page
