@@ -56,6 +56,8 @@ class Framer:
                 return
         elif not isinstance(raw, str):
             raw = json.dumps(raw, default=str)
+        if raw.endswith("\n"):  # a line of a file
+            raw = raw.rstrip("\r\n")
         if "\x00" in raw:
             self.batch.rejects.append((raw.replace("\x00", "\\u0000")[:10000], "not valid JSON: a NUL character"))
             return
