@@ -25,7 +25,7 @@ create table if not exists bronze.landed_events (
     seq     integer not null,  -- order within the landing: the first of two copies of an order wins
     payload text not null
 );
-create index if not exists landed_events_land on bronze.landed_events (land_id);
+create unique index if not exists landed_events_key on bronze.landed_events (land_id, seq);
 
 -- Validation helpers (validate.py's rules, in SQL). Inlined by the planner: no per-row call cost.
 

@@ -35,16 +35,17 @@ _STAGE_DDL = """
 create temp table if not exists _claimed (land_id bigint, source text, landed_at timestamptz, events int)
     on commit delete rows;
 create temp table if not exists _ev (land_id bigint, seq int, source text, landed_at timestamptz,
-    payload text, j jsonb, jerr text) on commit delete rows;
-create temp table if not exists _ord (land_id bigint, seq int, source text, payload text, j jsonb,
-    event_id text, order_id text, ordered_at timestamptz, reason text) on commit delete rows;
+    j jsonb, jerr text) on commit delete rows;
+create temp table if not exists _ord (land_id bigint, seq int, source text, event_id text, order_id text,
+    ordered_at timestamptz, customer_id text, region text, channel text, status text, lines jsonb,
+    reason text) on commit delete rows;
 create temp table if not exists _lv (land_id bigint, seq int, i int, order_id text, line_no int,
     product_id text, product_name text, category text, q float8, p float8, d float8, c float8,
     reason text) on commit delete rows;
 create temp table if not exists _first (land_id bigint, seq int, source text, event_id text, order_id text,
     ordered_at timestamptz, customer_id text, region text, channel text, status text, has_sale boolean)
     on commit delete rows;
-create temp table if not exists _rej (land_id bigint, source text, event_id text, payload text, reason text)
+create temp table if not exists _rej (land_id bigint, seq int, source text, event_id text, reason text)
     on commit delete rows;
 create temp table if not exists _new_orders (order_id text, ordered_at timestamptz, customer_id text,
     region text, channel text, has_sale boolean) on commit delete rows;
@@ -61,98 +62,99 @@ insert into _claimed select land_id, source, landed_at, events from waiting wher
 
 # Parsing: all at once (the common case: every payload is JSON); when one is not, each on its own.
 _PARSE_FAST = """
-insert into _ev select e.land_id, e.seq, c.source, c.landed_at, e.payload, e.payload::jsonb, null
+insert into _ev select e.land_id, e.seq, c.source, c.landed_at, e.payload::jsonb, null
   from bronze.landed_events e join _claimed c using (land_id)
 """
 _PARSE_SAFE = """
 insert into _ev
-select e.land_id, e.seq, c.source, c.landed_at, e.payload,
-       case when bronze.is_valid(e.payload, 'jsonb') then e.payload::jsonb end,
-       case when not bronze.is_valid(e.payload, 'jsonb')
-            then bronze.input_error(e.payload, 'jsonb') end
-  from bronze.landed_events e join _claimed c using (land_id)
+select land_id, seq, source, landed_at, case when ok then payload::jsonb end,
+       case when not ok then bronze.input_error(payload, 'jsonb') end
+  from (select e.land_id, e.seq, c.source, c.landed_at, e.payload, bronze.is_valid(e.payload, 'jsonb') as ok
+          from bronze.landed_events e join _claimed c using (land_id) offset 0) p
 """
 
-# Order-level fields and reasons, in validate.Validator's order of checks.
+# Order-level fields and reasons, in validate.Validator's order of checks. ("offset 0" keeps each
+# level a level of its own, so every expression is computed once per event.)
 _ORDERS = r"""
 insert into _ord
-select land_id, seq, source, payload, j, event_id, order_id,
-       case when reason is null then
-            case when ts ~ '[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$'
-                 then ts::timestamptz else ts::timestamp at time zone ops.business_tz() end
-       end,
-       reason
+select land_id, seq, source, event_id, order_id, at, customer_id, region, channel, status, lines,
+       case
+         when j is null then 'not valid JSON: ' || jerr
+         when not is_obj then 'an event must be a JSON object with order fields and lines'
+         when order_id is null then 'missing field ''order_id'''
+         when not j ? 'ordered_at' then 'missing field ''ordered_at'''
+         when at is null then 'ordered_at ' || bronze.j_repr(j -> 'ordered_at') || ' is not an ISO-8601 time'
+         when at > landed_at + interval '1 day' then 'ordered_at ' || ts || ' is more than a day in the future'
+         when jsonb_typeof(lines) is distinct from 'array' or jsonb_array_length(lines) = 0
+              then 'missing field ''lines'' (a non-empty list of order lines)'
+       end
   from (
-    select land_id, seq, source, payload, j, event_id, order_id, ts,
-           case
-             when j is null then 'not valid JSON: ' || jerr
-             when jsonb_typeof(j) <> 'object' then 'an event must be a JSON object with order fields and lines'
-             when order_id is null then 'missing field ''order_id'''
-             when not j ? 'ordered_at' then 'missing field ''ordered_at'''
-             when ts is null or ts !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' or not bronze.is_valid(ts, 'timestamptz')
-                  then 'ordered_at ' || bronze.j_repr(j -> 'ordered_at') || ' is not an ISO-8601 time'
-             when (case when ts ~ '[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$'
-                        then ts::timestamptz else ts::timestamp at time zone ops.business_tz() end)
-                  > landed_at + interval '1 day'
-                  then 'ordered_at ' || ts || ' is more than a day in the future'
-             when jsonb_typeof(j -> 'lines') is distinct from 'array' or jsonb_array_length(j -> 'lines') = 0
-                  then 'missing field ''lines'' (a non-empty list of order lines)'
-           end as reason
+    select *,
+           case when ts ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' and bronze.is_valid(ts, 'timestamptz') then
+                case when ts ~ '[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$'
+                     then ts::timestamptz else ts::timestamp at time zone ops.business_tz() end
+           end as at
       from (
-        select land_id, seq, source, landed_at, payload, j, jerr,
-               case when jsonb_typeof(j) = 'object'
-                    then coalesce(bronze.j_text(j -> 'event_id', null), bronze.j_text(j -> 'order_id', null)) end
-                   as event_id,
-               case when jsonb_typeof(j) = 'object' then bronze.j_text(j -> 'order_id', null) end as order_id,
-               case when jsonb_typeof(j -> 'ordered_at') = 'string' then j ->> 'ordered_at' end as ts
-          from _ev
-      ) a
-  ) b
+        select land_id, seq, source, landed_at, j, jerr, is_obj, order_id,
+               coalesce(bronze.j_text(j -> 'event_id', null), order_id) as event_id,
+               case when jsonb_typeof(j -> 'ordered_at') = 'string' then j ->> 'ordered_at' end as ts,
+               bronze.j_text(j -> 'customer_id', null) as customer_id,
+               bronze.j_text(j -> 'region', 'Unknown') as region,
+               bronze.j_text(j -> 'channel', 'Unknown') as channel,
+               bronze.j_text(j -> 'status', null) as status,
+               j -> 'lines' as lines
+          from (select land_id, seq, source, landed_at, jerr, j,
+                       coalesce(jsonb_typeof(j) = 'object', false) as is_obj,
+                       case when jsonb_typeof(j) = 'object' then bronze.j_text(j -> 'order_id', null) end as order_id
+                  from _ev offset 0) a
+        offset 0
+      ) b
+    offset 0
+  ) c
 """
 
 # Lines of the orders that passed so far, each with the reason it is refused (or null).
 _LINES = r"""
 insert into _lv
 select land_id, seq, i, order_id, case when ln_falsy then i + 1 else ln_val end, product_id,
-       coalesce(product_name, product_id), category, q, p, d, c, reason
+       coalesce(product_name, product_id), category, q, p, d, c,
+       case
+         when not is_obj then format('lines[%s] is not an object', i)
+         when not ln ? 'quantity' then format('lines[%s] is missing field ''quantity''', i)
+         when not ln ? 'unit_price' then format('lines[%s] is missing field ''unit_price''', i)
+         when q is null then format('lines[%s].quantity %s is not a number', i, bronze.j_repr(ln -> 'quantity'))
+         when abs(q) >= 1e11 then format('lines[%s].quantity %s is out of range', i, q)
+         when p is null then format('lines[%s].unit_price %s is not a number', i, bronze.j_repr(ln -> 'unit_price'))
+         when p < 0 then format('lines[%s].unit_price is negative (%s)', i, p)
+         when p >= 1e10 then format('lines[%s].unit_price %s is out of range', i, p)
+         when d is null then format('lines[%s].discount %s is not a number', i, bronze.j_repr(ln -> 'discount'))
+         when not (d between 0 and 1) then format('lines[%s].discount %s is not a fraction between 0 and 1', i, d)
+         when c is null and not c_empty
+              then format('lines[%s].unit_cost %s is not a number', i, bronze.j_repr(ln -> 'unit_cost'))
+         when abs(c) >= 1e10 then format('lines[%s].unit_cost %s is out of range', i, c)
+         when not ln_falsy and ln_val is null
+              then format('lines[%s].line_no %s is not a whole number', i, bronze.j_repr(ln -> 'line_no'))
+       end
   from (
-    select o.land_id, o.seq, x.i - 1 as i, o.order_id, q, p, d, c, ln_falsy, ln_val,
+    select o.land_id, o.seq, x.i - 1 as i, o.order_id, x.ln, jsonb_typeof(x.ln) = 'object' as is_obj,
+           bronze.j_num(x.ln -> 'quantity') as q,
+           bronze.j_num(x.ln -> 'unit_price') as p,
+           case when x.ln -> 'discount' is null or x.ln -> 'discount' in ('null', 'false', '0', '""', '[]', '{}')
+                then 0::float8 else bronze.j_num(x.ln -> 'discount') end as d,
+           bronze.j_num(x.ln -> 'unit_cost') as c,
+           x.ln -> 'unit_cost' is null or x.ln -> 'unit_cost' in ('null', '""') as c_empty,
+           x.ln -> 'line_no' is null or x.ln -> 'line_no' in ('null', 'false', '0', '""', '[]', '{}') as ln_falsy,
+           case when jsonb_typeof(x.ln -> 'line_no') = 'number' and abs((x.ln ->> 'line_no')::numeric) < 2e9
+                    then trunc((x.ln ->> 'line_no')::numeric)::int
+                when jsonb_typeof(x.ln -> 'line_no') = 'string' and x.ln ->> 'line_no' ~ '^\s*[+-]?[0-9]{1,9}\s*$'
+                    then btrim(x.ln ->> 'line_no', E' \t\n\r\f\v')::int end as ln_val,
            bronze.j_text(x.ln -> 'product_id', 'Unknown') as product_id,
            bronze.j_text(x.ln -> 'product_name', null) as product_name,
-           bronze.j_text(x.ln -> 'category', 'Unknown') as category,
-           case
-             when jsonb_typeof(x.ln) <> 'object' then format('lines[%s] is not an object', x.i - 1)
-             when not x.ln ? 'quantity' then format('lines[%s] is missing field ''quantity''', x.i - 1)
-             when not x.ln ? 'unit_price' then format('lines[%s] is missing field ''unit_price''', x.i - 1)
-             when q is null then format('lines[%s].quantity %s is not a number', x.i - 1, bronze.j_repr(x.ln -> 'quantity'))
-             when abs(q) >= 1e11 then format('lines[%s].quantity %s is out of range', x.i - 1, q)
-             when p is null then format('lines[%s].unit_price %s is not a number', x.i - 1, bronze.j_repr(x.ln -> 'unit_price'))
-             when p < 0 then format('lines[%s].unit_price is negative (%s)', x.i - 1, p)
-             when p >= 1e10 then format('lines[%s].unit_price %s is out of range', x.i - 1, p)
-             when d is null then format('lines[%s].discount %s is not a number', x.i - 1, bronze.j_repr(x.ln -> 'discount'))
-             when not (d between 0 and 1) then format('lines[%s].discount %s is not a fraction between 0 and 1', x.i - 1, d)
-             when c is null and not c_empty
-                  then format('lines[%s].unit_cost %s is not a number', x.i - 1, bronze.j_repr(x.ln -> 'unit_cost'))
-             when abs(c) >= 1e10 then format('lines[%s].unit_cost %s is out of range', x.i - 1, c)
-             when not ln_falsy and ln_val is null
-                  then format('lines[%s].line_no %s is not a whole number', x.i - 1, bronze.j_repr(x.ln -> 'line_no'))
-           end as reason
+           bronze.j_text(x.ln -> 'category', 'Unknown') as category
       from _ord o
-      cross join lateral jsonb_array_elements(o.j -> 'lines') with ordinality x(ln, i)
-      cross join lateral (
-        select bronze.j_num(x.ln -> 'quantity') as q,
-               bronze.j_num(x.ln -> 'unit_price') as p,
-               case when x.ln -> 'discount' is null or x.ln -> 'discount' in ('null', 'false', '0', '""', '[]', '{}')
-                    then 0::float8 else bronze.j_num(x.ln -> 'discount') end as d,
-               bronze.j_num(x.ln -> 'unit_cost') as c,
-               x.ln -> 'unit_cost' is null or x.ln -> 'unit_cost' in ('null', '""') as c_empty,
-               x.ln -> 'line_no' is null or x.ln -> 'line_no' in ('null', 'false', '0', '""', '[]', '{}') as ln_falsy,
-               case when jsonb_typeof(x.ln -> 'line_no') = 'number' and abs((x.ln ->> 'line_no')::numeric) < 2e9
-                        then trunc((x.ln ->> 'line_no')::numeric)::int
-                    when jsonb_typeof(x.ln -> 'line_no') = 'string' and x.ln ->> 'line_no' ~ '^\s*[+-]?[0-9]{1,9}\s*$'
-                        then btrim(x.ln ->> 'line_no', E' \t\n\r\f\v')::int end as ln_val
-      ) v
+      cross join lateral jsonb_array_elements(o.lines) with ordinality x(ln, i)
      where o.reason is null
+    offset 0
   ) z
 """
 
@@ -169,9 +171,8 @@ update _ord o set reason = f.reason
 _FIRST = """
 insert into _first
 select distinct on (o.order_id) o.land_id, o.seq, o.source, o.event_id, o.order_id, o.ordered_at,
-       bronze.j_text(o.j -> 'customer_id', null), bronze.j_text(o.j -> 'region', 'Unknown'),
-       bronze.j_text(o.j -> 'channel', 'Unknown'),
-       bronze.j_text(o.j -> 'status', case when s.has_sale then 'completed' else 'returned' end), s.has_sale
+       o.customer_id, o.region, o.channel,
+       coalesce(o.status, case when s.has_sale then 'completed' else 'returned' end), s.has_sale
   from _ord o
   join (select land_id, seq, bool_or(q > 0) as has_sale from _lv group by land_id, seq) s using (land_id, seq)
  where o.reason is null
@@ -180,9 +181,9 @@ select distinct on (o.order_id) o.land_id, o.seq, o.source, o.event_id, o.order_
 
 _REJECTS = """
 insert into _rej
-select land_id, source, event_id, payload, reason from _ord where reason is not null
+select land_id, seq, source, event_id, reason from _ord where reason is not null
 union all
-select o.land_id, o.source, o.event_id, o.payload,
+select o.land_id, o.seq, o.source, o.event_id,
        'order ' || o.order_id || ' already exists (from event ' || f.event_id || ')'
   from _ord o join _first f using (order_id)
  where o.reason is null and (o.land_id, o.seq) <> (f.land_id, f.seq) and o.event_id is distinct from f.event_id
@@ -205,13 +206,19 @@ insert into _new_orders select * from new
 # An order in silver before this move, under another event id: refused with the reason.
 _SILVER_CONFLICTS = """
 insert into _rej
-select f.land_id, f.source, f.event_id, e.payload,
+select f.land_id, f.seq, f.source, f.event_id,
        'order ' || f.order_id || ' already exists (from ' || coalesce('event ' || o.event_id, o.source) || ')'
   from _first f
   join silver.orders o on o.order_id = f.order_id
-  join _ev e on e.land_id = f.land_id and e.seq = f.seq
  where o.event_id is distinct from f.event_id
    and not exists (select 1 from _new_orders n where n.order_id = f.order_id)
+"""
+
+_BRONZE_REJECTS = """
+insert into bronze.rejects (source, event_id, row_data, reason)
+select r.source, r.event_id, left(e.payload, 10000), r.reason
+  from _rej r join bronze.landed_events e on e.land_id = r.land_id and e.seq = r.seq
+ order by r.land_id, r.seq
 """
 
 _MARK_MOVED = """
@@ -284,7 +291,7 @@ def move_once(conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS) -> Mo
     except psycopg.DataError:
         step("parse_each", _PARSE_SAFE)
     step("orders", _ORDERS)
-    step("analyze", "analyze _ord (land_id, seq, order_id)")
+    step("analyze", "analyze _ord (land_id, seq, order_id, reason)")
     step("lines", _LINES)
     step("line_reasons", _LINE_REASONS)
     step("first", _FIRST)
@@ -296,12 +303,8 @@ def move_once(conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS) -> Mo
     ).fetchone()
     if res.loaded < conn.execute("select count(*) from _first").fetchone()[0]:
         step("silver_conflicts", _SILVER_CONFLICTS)
-    step(
-        "bronze_rejects",
-        "insert into bronze.rejects (source, event_id, row_data, reason) "
-        "select source, event_id, left(payload, 10000), reason from _rej order by land_id",
-    )
-    rows = conn.execute("select reason from _rej order by land_id limit 20").fetchall()
+    step("bronze_rejects", _BRONZE_REJECTS)
+    rows = conn.execute("select reason from _rej order by land_id, seq limit 20").fetchall()
     res.reasons = [r[0] for r in rows]
     res.rejected = conn.execute("select count(*) from _rej").fetchone()[0]
     res.duplicates = res.events - res.loaded - res.rejected
