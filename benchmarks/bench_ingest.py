@@ -21,6 +21,15 @@ In the same run:
 * ``bronze_copy``: the same events serialised to JSON and COPY'd into a scratch copy of bronze.events
   in batches of the same size: the landing rate of raw events alone (the ceiling of the COPY path).
 
+Interleaved (``--rounds``, default 4; each round ``--events / rounds`` events per design, so that the
+machine's load weighs on all three alike): the one-transaction design (``stream.ingest``), the fast path
+(``stream.Lander``: raw events COPY'd into bronze.landed_events, acknowledged; this process's mover
+validates in SQL and moves to silver and gold at the same time) -- ``acked_events_per_s`` until the
+last batch landed, ``gold_events_per_s`` until the last landing was moved -- and the INSERT loop
+(``--insert-sample / rounds``). ``fast_land_then_move``: each half of the fast path alone (land a
+burst with no mover running, then drain it), with the mover's SQL steps in us per event. The freshness
+part adds markers through a long-lived ``stream.Lander`` (``via_fast_lander``).
+
 Diagnostics: ``batch_size_sweep`` (``--sweep``: ``stream.ingest`` again with other micro-batch sizes)
 and ``profile_one_batch``: one more default-size batch, its validation time and each statement of
 ``stream.write_batch`` timed separately (what to optimise first).

@@ -350,10 +350,15 @@ def test_fast_path_refuses_malformed_events_with_the_reasons_validate_gives(demo
         ev("b14", lines=[line(discount="x")]),
         ev("b15", lines=[line(unit_cost="n/a")]),
         ev("b16", lines=[line(), line(unit_price=None)]),
+        ev("b18", lines=[line(quantity=" NaN ")]),
+        ev("b19", lines=[line(unit_cost="-Infinity")]),
         {**ev("ok1"), "event_id": f"clash{tag}"},  # the same order under another event id
     ]
+    # JSON numbers beyond float8 are refused, not an error that would stop every move after it
+    huge = json.dumps(ev("b17", lines=[line(quantity=123)])).replace('"quantity": 123', '"quantity": 1e400')
+    bad.append(huge)
     expected = {e: reason for e, _raw, reason in stream.validate([*good, *bad], source).rejects}
-    assert len(expected) == len(bad)
+    assert len(expected) == len(bad) and expected[f"vb17{tag}"] == "lines[0].quantity inf is not a finite number"
     junk = ["{not json", "[1, 2]"]
     res = _land([*good, *bad, *junk, good[0]], source)  # good[0] again: a repeat, no effect
     assert (res.landed, res.rejected) == (len(good) + len(bad) + len(junk) + 1, 0)  # all acknowledged raw

@@ -84,7 +84,8 @@ create or replace function bronze.j_num(v jsonb) returns float8
 language sql stable parallel safe as
 $$
 select case jsonb_typeof(v)
-         when 'number' then (v #>> '{}')::float8
+         when 'number' then  -- 1e400 is JSON, not a float8: refused, not an error that stops the mover
+              case when bronze.is_valid(v #>> '{}', 'float8') then (v #>> '{}')::float8 end
          when 'string' then
               case when bronze.is_valid(btrim(v #>> '{}', E' \t\n\r\f\v'), 'float8')
                          and lower(btrim(v #>> '{}', E' \t\n\r\f\v')) not in
@@ -101,7 +102,21 @@ select case jsonb_typeof(v)
          when 'string' then '''' || (v #>> '{}') || ''''
          when 'null' then 'None'
          when 'boolean' then initcap(v::text)
+         when 'number' then case when length(v::text) > 300 then  -- beyond float8: Python reads inf
+                                 case when v::text like '-%' then '-inf' else 'inf' end
+                                 else v::text end
          else v::text
        end
 $$;
 
+
+-- Why a value is not a number, worded as validate._num words it.
+create or replace function bronze.j_num_reason(v jsonb) returns text
+language sql stable parallel safe as
+$$
+select bronze.j_repr(v) ||
+       case when jsonb_typeof(v) = 'number'
+                 or (jsonb_typeof(v) = 'string' and lower(btrim(v #>> '{}', E' \t\n\r\f\v')) in
+                     ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity'))
+            then ' is not a finite number' else ' is not a number' end
+$$;

@@ -85,7 +85,7 @@ select land_id, seq, source, event_id, order_id, at, customer_id, region, channe
          when not j ? 'ordered_at' then 'missing field ''ordered_at'''
          when at is null then 'ordered_at ' || bronze.j_repr(j -> 'ordered_at') || ' is not an ISO-8601 time'
          when at > landed_at + interval '1 day' then 'ordered_at ' || ts || ' is more than a day in the future'
-         when jsonb_typeof(lines) is distinct from 'array' or jsonb_array_length(lines) = 0
+         when case when jsonb_typeof(lines) = 'array' then jsonb_array_length(lines) = 0 else true end
               then 'missing field ''lines'' (a non-empty list of order lines)'
        end
   from (
@@ -122,15 +122,15 @@ select land_id, seq, i, order_id, case when ln_falsy then i + 1 else ln_val end,
          when not is_obj then format('lines[%s] is not an object', i)
          when not ln ? 'quantity' then format('lines[%s] is missing field ''quantity''', i)
          when not ln ? 'unit_price' then format('lines[%s] is missing field ''unit_price''', i)
-         when q is null then format('lines[%s].quantity %s is not a number', i, bronze.j_repr(ln -> 'quantity'))
+         when q is null then format('lines[%s].quantity %s', i, bronze.j_num_reason(ln -> 'quantity'))
          when abs(q) >= 1e11 then format('lines[%s].quantity %s is out of range', i, q)
-         when p is null then format('lines[%s].unit_price %s is not a number', i, bronze.j_repr(ln -> 'unit_price'))
+         when p is null then format('lines[%s].unit_price %s', i, bronze.j_num_reason(ln -> 'unit_price'))
          when p < 0 then format('lines[%s].unit_price is negative (%s)', i, p)
          when p >= 1e10 then format('lines[%s].unit_price %s is out of range', i, p)
-         when d is null then format('lines[%s].discount %s is not a number', i, bronze.j_repr(ln -> 'discount'))
+         when d is null then format('lines[%s].discount %s', i, bronze.j_num_reason(ln -> 'discount'))
          when not (d between 0 and 1) then format('lines[%s].discount %s is not a fraction between 0 and 1', i, d)
          when c is null and not c_empty
-              then format('lines[%s].unit_cost %s is not a number', i, bronze.j_repr(ln -> 'unit_cost'))
+              then format('lines[%s].unit_cost %s', i, bronze.j_num_reason(ln -> 'unit_cost'))
          when abs(c) >= 1e10 then format('lines[%s].unit_cost %s is out of range', i, c)
          when not ln_falsy and ln_val is null
               then format('lines[%s].line_no %s is not a whole number', i, bronze.j_repr(ln -> 'line_no'))
@@ -314,7 +314,7 @@ def move_once(conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS) -> Mo
             "products",
             "insert into silver.products (product_id, product_name, category, unit_cost) "
             "select distinct on (product_id) product_id, product_name, category, c from _lv "
-            "where reason is null order by product_id on conflict (product_id) do nothing",
+            "join _first using (land_id, seq) order by product_id on conflict (product_id) do nothing",
         )
         res.version = conn.execute(
             "select ops.bump_version('ingest', %s, %s, %s, %s, %s)",
