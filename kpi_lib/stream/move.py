@@ -295,6 +295,7 @@ def move_once(conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS) -> Mo
     step("lines", _LINES)
     step("line_reasons", _LINE_REASONS)
     step("first", _FIRST)
+    step("analyze_first", "analyze _first (land_id, seq, order_id), _lv (land_id, seq)")
     step("rejects", _REJECTS)
     step("silver", _TO_SILVER)
     step("analyze_new", "analyze _new_orders (order_id, customer_id, ordered_at), _new_lines (order_id)")
@@ -313,8 +314,8 @@ def move_once(conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS) -> Mo
         step(
             "products",
             "insert into silver.products (product_id, product_name, category, unit_cost) "
-            "select distinct on (product_id) product_id, product_name, category, c from _lv "
-            "join _first using (land_id, seq) order by product_id on conflict (product_id) do nothing",
+            "select distinct on (product_id) product_id, product_name, category, unit_cost from _new_lines "
+            "order by product_id on conflict (product_id) do nothing",
         )
         res.version = conn.execute(
             "select ops.bump_version('ingest', %s, %s, %s, %s, %s)",
