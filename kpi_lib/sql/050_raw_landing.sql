@@ -85,7 +85,8 @@ language sql stable parallel safe as
 $$
 select case jsonb_typeof(v)
          when 'number' then  -- 1e400 is JSON, not a float8: refused, not an error that stops the mover
-              case when bronze.is_valid(v #>> '{}', 'float8') then (v #>> '{}')::float8 end
+              case when abs((v #>> '{}')::numeric) between 1e-300 and 1e300 or (v #>> '{}')::numeric = 0
+                   then (v #>> '{}')::float8 end
          when 'string' then
               case when bronze.is_valid(btrim(v #>> '{}', E' \t\n\r\f\v'), 'float8')
                          and lower(btrim(v #>> '{}', E' \t\n\r\f\v')) not in
