@@ -318,23 +318,29 @@ def _landed_totals(conn, source: str) -> tuple[int, int, int]:
     return row
 
 
-def run_fast(events: list[dict], source: str, batch_size: int | None = None) -> dict:
+def run_fast(events: list[dict], source: str, batch_size: int | None = None, validate: str = "sql") -> dict:
     """The fast path as a burst meets it: a Lander acknowledges batches (landed raw) while this
     process's background mover validates and moves them to silver and gold, both at once on the
     machine's two cores. ``acked``: until the last batch was landed; ``gold``: until every landing
     was moved (validated, in silver and gold, NOTIFY sent)."""
+    import os
+
     from kpi_lib import stream, warehouse
     from kpi_lib.config import settings
 
+    os.environ["KPI_MOVE_VALIDATE"] = validate  # read by the mover at each move
     stream.start_mover()
-    t0 = time.perf_counter()
-    ing = stream.Lander(source, interval_ms=3_600_000, max_events=batch_size)
-    for ev in events:
-        ing.put(ev)
-    res = ing.close()
-    t_ack = time.perf_counter() - t0
-    _wait_moved()
-    t_gold = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        ing = stream.Lander(source, interval_ms=3_600_000, max_events=batch_size)
+        for ev in events:
+            ing.put(ev)
+        res = ing.close()
+        t_ack = time.perf_counter() - t0
+        _wait_moved()
+        t_gold = time.perf_counter() - t0
+    finally:
+        os.environ.pop("KPI_MOVE_VALIDATE", None)
     with warehouse.connect_raw() as conn:
         loaded, dups, rejected = _landed_totals(conn, source)
     return {
@@ -352,7 +358,9 @@ def run_fast(events: list[dict], source: str, batch_size: int | None = None) -> 
     }
 
 
-def run_land_then_move(events: list[dict], source: str, batch_size: int | None = None) -> dict:
+def run_land_then_move(
+    events: list[dict], source: str, batch_size: int | None = None, validate: str = "sql"
+) -> dict:
     """Each half alone: land the whole burst with no mover running, then one mover drains the
     backlog (batches as large as MOVE_MAX_EVENTS). Per-step timings of the mover's SQL."""
     from kpi_lib import stream
@@ -365,7 +373,7 @@ def run_land_then_move(events: list[dict], source: str, batch_size: int | None =
     res = ing.close()
     t_land = time.perf_counter() - t0
     t1 = time.perf_counter()
-    moved = stream.drain()
+    moved = stream.drain(validate=validate)
     t_move = time.perf_counter() - t1
     return {
         "events": len(events),
@@ -392,7 +400,14 @@ def interleaved(biz, rng, n: int, sample: int, rounds: int) -> dict:
         row["fast"] = run_fast(make_events(biz, per, f"BF{r}x", rng), f"bench-fast-{r}")
         log(
             f"    acknowledged {row['fast']['acked_events_per_s']:,} events/s, "
-            f"gold {row['fast']['gold_events_per_s']:,} events/s; INSERT loop ({per_sample:,})"
+            f"gold {row['fast']['gold_events_per_s']:,} events/s; fast path, mover validating in Python"
+        )
+        row["fast_py"] = run_fast(
+            make_events(biz, per, f"BY{r}x", rng), f"bench-fastpy-{r}", validate="python"
+        )
+        log(
+            f"    acknowledged {row['fast_py']['acked_events_per_s']:,} events/s, "
+            f"gold {row['fast_py']['gold_events_per_s']:,} events/s; INSERT loop ({per_sample:,})"
         )
         row["insert_loop"] = run_insert_loop(
             make_events(biz, per_sample, f"BS{r}x", rng), "bench-insert", per_event_txn=True
@@ -409,10 +424,17 @@ def interleaved(biz, rng, n: int, sample: int, rounds: int) -> dict:
     out["one_txn_events_per_s"] = total("one_txn", "loaded", "seconds")
     out["fast_acked_events_per_s"] = total("fast", "landed", "acked_seconds")
     out["fast_gold_events_per_s"] = total("fast", "loaded", "gold_seconds")
+    out["fast_py_acked_events_per_s"] = total("fast_py", "landed", "acked_seconds")
+    out["fast_py_gold_events_per_s"] = total("fast_py", "loaded", "gold_seconds")
+    out["fast_py_gold_vs_one_txn"] = common.ratio(
+        out["fast_py_gold_events_per_s"], out["one_txn_events_per_s"]
+    )
     out["insert_loop_events_per_s"] = total("insert_loop", "events", "seconds")
     out["fast_acked_vs_one_txn"] = common.ratio(out["fast_acked_events_per_s"], out["one_txn_events_per_s"])
     out["fast_gold_vs_one_txn"] = common.ratio(out["fast_gold_events_per_s"], out["one_txn_events_per_s"])
-    out["fast_acked_vs_insert_loop"] = common.ratio(out["fast_acked_events_per_s"], out["insert_loop_events_per_s"])
+    out["fast_acked_vs_insert_loop"] = common.ratio(
+        out["fast_acked_events_per_s"], out["insert_loop_events_per_s"]
+    )
     out["one_txn_vs_insert_loop"] = common.ratio(out["one_txn_events_per_s"], out["insert_loop_events_per_s"])
     return out
 
@@ -696,11 +718,16 @@ def main() -> int:
                 f"INSERT loop {il['insert_loop_events_per_s']:,}/s"
             )
             log("    fast path, each half alone: land a burst with no mover, then drain it")
-            a["fast_land_then_move"] = run_land_then_move(events[: max(1, len(events) // args.rounds)], "bench-ltm")
-            log(
-                f"  land alone {a['fast_land_then_move']['land_events_per_s']:,}/s, "
-                f"move alone {a['fast_land_then_move']['move_events_per_s']:,}/s"
+            chunk = max(1, len(events) // args.rounds)
+            a["fast_land_then_move"] = run_land_then_move(events[:chunk], "bench-ltm")
+            a["fast_land_then_move_py"] = run_land_then_move(
+                events[chunk : 2 * chunk], "bench-ltm-py", validate="python"
             )
+            for key in ("fast_land_then_move", "fast_land_then_move_py"):
+                log(
+                    f"  {key}: land alone {a[key]['land_events_per_s']:,}/s, "
+                    f"move alone {a[key]['move_events_per_s']:,}/s"
+                )
             if args.skip_extras:
                 args.sweep = []
             if not args.skip_extras:

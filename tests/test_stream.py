@@ -319,9 +319,10 @@ def _land(events: list, source: str, max_events: int = 10) -> stream.IngestResul
     return ing.close()
 
 
-def test_fast_path_refuses_malformed_events_with_the_reasons_validate_gives(demo, db, recent):
-    """The mover validates in SQL; each malformed event reaches bronze.rejects with the reason the
-    one-transaction path's validate.py gives it, and the good ones land."""
+@pytest.mark.parametrize("validate", ["sql", "python"])
+def test_fast_path_refuses_malformed_events_with_the_reasons_validate_gives(demo, db, recent, validate):
+    """The mover validates in SQL (or with validate.py); each malformed event reaches bronze.rejects
+    with the reason the one-transaction path's validate.py gives it, and the good ones land."""
     tag = _uid()
     source = f"test-fastrej-{tag}"
     naive = recent.replace(tzinfo=None) - timedelta(hours=2)  # business-time wall clock
@@ -358,11 +359,13 @@ def test_fast_path_refuses_malformed_events_with_the_reasons_validate_gives(demo
     huge = json.dumps(ev("b17", lines=[line(quantity=123)])).replace('"quantity": 123', '"quantity": 1e400')
     bad.append(huge)
     expected = {e: reason for e, _raw, reason in stream.validate([*good, *bad], source).rejects}
-    assert len(expected) == len(bad) and expected[f"vb17{tag}"] == "lines[0].quantity inf is not a finite number"
+    assert (
+        len(expected) == len(bad) and expected[f"vb17{tag}"] == "lines[0].quantity inf is not a finite number"
+    )
     junk = ["{not json", "[1, 2]"]
     res = _land([*good, *bad, *junk, good[0]], source)  # good[0] again: a repeat, no effect
     assert (res.landed, res.rejected) == (len(good) + len(bad) + len(junk) + 1, 0)  # all acknowledged raw
-    stream.drain()
+    stream.drain(validate=validate)
     rows = db.execute(
         "select event_id, reason from bronze.rejects where source = %s order by id", [source]
     ).fetchall()
@@ -385,7 +388,8 @@ def test_fast_path_refuses_malformed_events_with_the_reasons_validate_gives(demo
     assert counts == (len(good) + len(bad) + len(junk) + 1, 2, 1, len(bad) + len(junk))
 
 
-def test_fast_path_moves_each_order_once_into_silver_and_gold(demo, db, recent):
+@pytest.mark.parametrize("validate", ["sql", "python"])
+def test_fast_path_moves_each_order_once_into_silver_and_gold(demo, db, recent, validate):
     """Acknowledged once landed; the mover adds each order once, however often it was landed, and
     refuses an order seen before under another event id, payload kept."""
     tag = _uid()
@@ -402,9 +406,9 @@ def test_fast_path_moves_each_order_once_into_silver_and_gold(demo, db, recent):
         [source],
     ).fetchone()[0]
     assert raw == 40  # acknowledged: in bronze before any move
-    stream.drain()
+    stream.drain(validate=validate)
     _land(events[5:15], source)  # the producer sends again what it was not sure of
-    stream.drain()
+    stream.drain(validate=validate)
     orders, revenue = db.execute(
         "select sum(orders), sum(revenue) from gold.sales_hourly where region = %s", [region]
     ).fetchone()
@@ -412,9 +416,11 @@ def test_fast_path_moves_each_order_once_into_silver_and_gold(demo, db, recent):
     assert db.execute("select count(*) from silver.orders where region = %s", [region]).fetchone()[0] == 30
     clash = {**_event(f"F{tag}3", recent, price=55.0, region=region), "event_id": f"clash{tag}"}
     _land([clash], source)
-    moved = stream.drain()
+    moved = stream.drain(validate=validate)
     assert moved.version and f"order F{tag}3 already exists (from event ev-F{tag}3)" in moved.reasons
-    row_data = db.execute("select row_data from bronze.rejects where event_id = %s", [f"clash{tag}"]).fetchone()[0]
+    row_data = db.execute(
+        "select row_data from bronze.rejects where event_id = %s", [f"clash{tag}"]
+    ).fetchone()[0]
     assert json.loads(row_data)["lines"][0]["unit_price"] == 55.0
     waiting = db.execute(
         "select count(*) from bronze.landings where source = %s and moved_at is null", [source]
@@ -456,7 +462,9 @@ def test_rabbitmq_fast_path_acks_once_landed_and_lands_each_event_once(demo, db,
         left = ch.queue_declare(queue=queue, durable=True, passive=True).method.message_count
         assert left == 0, "messages were not acknowledged after their batch landed"
         stream.drain()
-        n = db.execute("select count(*) from silver.orders where order_id like %s", [f"MF{tag}%"]).fetchone()[0]
+        n = db.execute("select count(*) from silver.orders where order_id like %s", [f"MF{tag}%"]).fetchone()[
+            0
+        ]
         assert n == 40
     finally:
         stream.move._mover.stop()

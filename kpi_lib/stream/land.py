@@ -59,7 +59,9 @@ class Framer:
         if raw.endswith("\n"):  # a line of a file
             raw = raw.rstrip("\r\n")
         if "\x00" in raw:
-            self.batch.rejects.append((raw.replace("\x00", "\\u0000")[:10000], "not valid JSON: a NUL character"))
+            self.batch.rejects.append(
+                (raw.replace("\x00", "\\u0000")[:10000], "not valid JSON: a NUL character")
+            )
             return
         if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
             raw = raw.translate(_ESCAPES)

@@ -260,9 +260,62 @@ class MoveResult:
         self.reasons.extend(other.reasons[: max(0, 20 - len(self.reasons))])
 
 
-def move_once(conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS) -> MoveResult:
+def _validate_in_python(conn: psycopg.Connection) -> None:
+    """The claimed events through validate.py's :class:`Validator` (in landing order, so the first
+    copy of an order wins), its rows COPY'd into the temp tables the SQL validation would fill."""
+    from .validate import Validator
+
+    v = Validator("mover")
+    b = v.batch
+    first: list[tuple] = []
+    lines: list[tuple] = []
+    rejects: list[tuple] = []
+    rows = conn.execute(
+        "select e.land_id, e.seq, c.source, e.payload from bronze.landed_events e "
+        "join _claimed c using (land_id) order by e.land_id, e.seq"
+    ).fetchall()
+    for land_id, seq, source, payload in rows:
+        n_rej, n_ord, n_lines = len(b.rejects), len(b.orders), len(b.lines)
+        v.add(payload)
+        if len(b.rejects) > n_rej:
+            event_id, _raw, reason = b.rejects[-1]
+            rejects.append((land_id, seq, source, event_id, reason))
+        elif len(b.orders) > n_ord:
+            o = b.orders[-1]  # order_id, ordered_at, customer, region, channel, status, has_sale, event_id
+            first.append((land_id, seq, source, o[7], o[0], o[1], o[2], o[3], o[4], o[5], o[6]))
+            for i, ln in enumerate(b.lines[n_lines:]):
+                lines.append((land_id, seq, i, *ln, None))
+    cur = conn.cursor()
+    for table, cols, data in (
+        (
+            "_first",
+            "land_id, seq, source, event_id, order_id, ordered_at, customer_id, region, channel, "
+            "status, has_sale",
+            first,
+        ),
+        (
+            "_lv",
+            "land_id, seq, i, order_id, line_no, product_id, product_name, category, q, p, d, c, reason",
+            lines,
+        ),
+        ("_rej", "land_id, seq, source, event_id, reason", rejects),
+    ):
+        if data:
+            with cur.copy(f"copy {table} ({cols}) from stdin") as cp:
+                for row in data:
+                    cp.write_row(row)
+
+
+def move_once(
+    conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS, validate: str | None = None
+) -> MoveResult:
     """Validate and move the oldest waiting landings (up to about ``max_events`` events, at least one
-    landing) in one transaction on ``conn`` (not autocommit). Waits while another mover moves."""
+    landing) in one transaction on ``conn`` (not autocommit). Waits while another mover moves.
+    ``validate``: ``"sql"`` (set-based, on the server) or ``"python"`` (validate.py in this process);
+    default ``KPI_MOVE_VALIDATE``, else ``"sql"``."""
+    import os
+
+    validate = validate or os.environ.get("KPI_MOVE_VALIDATE", "sql")
     t0 = time.perf_counter()
     res = MoveResult()
     timings = res.timings
@@ -285,18 +338,24 @@ def move_once(conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS) -> Mo
         conn.rollback()
         return res
     mark = time.perf_counter()
-    try:
-        with conn.transaction():  # a savepoint: one malformed payload fails the bulk parse
-            step("parse", _PARSE_FAST)
-    except psycopg.DataError:
-        step("parse_each", _PARSE_SAFE)
-    step("orders", _ORDERS)
-    step("analyze", "analyze _ord (land_id, seq, order_id, reason)")
-    step("lines", _LINES)
-    step("line_reasons", _LINE_REASONS)
-    step("first", _FIRST)
-    step("analyze_first", "analyze _first (land_id, seq, order_id), _lv (land_id, seq)")
-    step("rejects", _REJECTS)
+    if validate == "python":
+        _validate_in_python(conn)
+        timings["validate_python"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        step("analyze_first", "analyze _first (land_id, seq, order_id), _lv (land_id, seq)")
+    else:
+        try:
+            with conn.transaction():  # a savepoint: one malformed payload fails the bulk parse
+                step("parse", _PARSE_FAST)
+        except psycopg.DataError:
+            step("parse_each", _PARSE_SAFE)
+        step("orders", _ORDERS)
+        step("analyze", "analyze _ord (land_id, seq, order_id, reason)")
+        step("lines", _LINES)
+        step("line_reasons", _LINE_REASONS)
+        step("first", _FIRST)
+        step("analyze_first", "analyze _first (land_id, seq, order_id), _lv (land_id, seq)")
+        step("rejects", _REJECTS)
     step("silver", _TO_SILVER)
     step("analyze_new", "analyze _new_orders (order_id, customer_id, ordered_at), _new_lines (order_id)")
     res.loaded, first, last = conn.execute(
@@ -341,13 +400,15 @@ def waiting(conn: psycopg.Connection) -> tuple[int, int]:
     return row[0], row[1]
 
 
-def drain(conn: psycopg.Connection | None = None, max_events: int = MOVE_MAX_EVENTS) -> MoveResult:
+def drain(
+    conn: psycopg.Connection | None = None, max_events: int = MOVE_MAX_EVENTS, validate: str | None = None
+) -> MoveResult:
     """Move until nothing is waiting; the totals of every move."""
     own = conn is None
     conn = conn or warehouse.connect_raw()
     total = MoveResult()
     try:
-        while (r := move_once(conn, max_events)).landings:
+        while (r := move_once(conn, max_events, validate)).landings:
             total.add(r)
     finally:
         if own:
@@ -401,7 +462,9 @@ class Mover:
                     while not stop.is_set():
                         while (r := move_once(conn, self.max_events)).landings:
                             self.moves += 1
-                            log.debug("moved %d landings, %d events in %.3fs", r.landings, r.events, r.seconds)
+                            log.debug(
+                                "moved %d landings, %d events in %.3fs", r.landings, r.events, r.seconds
+                            )
                         # wait for the next landing (several NOTIFYs fold into one move)
                         deadline = time.monotonic() + self.poll_s
                         while not stop.is_set() and time.monotonic() < deadline:

@@ -282,9 +282,7 @@ class Ingestor:
             if conn is not None:
                 conn.close()
 
-    def _write(
-        self, conn: psycopg.Connection | None, batch: Any
-    ) -> tuple[IngestResult, psycopg.Connection]:
+    def _write(self, conn: psycopg.Connection | None, batch: Any) -> tuple[IngestResult, psycopg.Connection]:
         """Write one batch; when the connection is lost (a server restart), reconnect and write it
         again for up to RECONNECT_S. Rewriting is safe: a batch that did commit is a no-op the second
         time (event and order ids). Errors on a healthy connection are not retried."""

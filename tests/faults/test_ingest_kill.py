@@ -114,7 +114,9 @@ def test_fast_lander_killed_mid_batch_loses_nothing_it_acknowledged(private_db, 
     env = {**os.environ, "KPI_BATCH_MAX_EVENTS": "500"}
 
     def landings() -> int:
-        return private_db.execute("select count(*) from bronze.landings where source = %s", [source]).fetchone()[0]
+        return private_db.execute(
+            "select count(*) from bronze.landings where source = %s", [source]
+        ).fetchone()[0]
 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -168,9 +170,11 @@ def test_mover_killed_mid_move_leaves_every_landing_waiting_then_moves_each_once
     assert proc.returncode == -signal.SIGKILL
     # its backend notices the dead client and rolls back: wait until it let go of the mover's lock
     assert wait_for(
-        lambda: not private_db.execute(
-            "select count(*) from pg_locks where locktype = 'advisory' and pid <> pg_backend_pid()"
-        ).fetchone()[0],
+        lambda: (
+            not private_db.execute(
+                "select count(*) from pg_locks where locktype = 'advisory' and pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        ),
         timeout=60,
     )
     waiting, in_silver, rejects = private_db.execute(
