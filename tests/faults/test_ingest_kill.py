@@ -141,7 +141,8 @@ def test_fast_lander_killed_mid_batch_loses_nothing_it_acknowledged(private_db, 
     _every_order_once(private_db, region)
 
 
-def test_mover_killed_mid_move_leaves_every_landing_waiting_then_moves_each_once(private_db):
+@pytest.mark.parametrize("validate", ["sql", "python"])
+def test_mover_killed_mid_move_leaves_every_landing_waiting_then_moves_each_once(private_db, validate):
     from kpi_lib import stream
 
     tag = uuid.uuid4().hex[:8]
@@ -161,7 +162,12 @@ def test_mover_killed_mid_move_leaves_every_landing_waiting_then_moves_each_once
             > 0
         )
 
-    proc = subprocess.Popen([KPI, "move", "--drain"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [KPI, "move", "--drain"],
+        env={**os.environ, "KPI_MOVE_VALIDATE": validate},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert wait_for(lambda: moving() or proc.poll() is not None, timeout=60, every=0.005)
         os.kill(proc.pid, signal.SIGKILL)
