@@ -21,6 +21,15 @@ In the same run:
 * ``bronze_copy``: the same events serialised to JSON and COPY'd into a scratch copy of bronze.events
   in batches of the same size: the landing rate of raw events alone (the ceiling of the COPY path).
 
+Interleaved (``--rounds``, default 4; each round ``--events / rounds`` events per design, so that the
+machine's load weighs on all three alike): the one-transaction design (``stream.ingest``), the fast path
+(``stream.Lander``: raw events COPY'd into bronze.landed_events, acknowledged; this process's mover
+validates in SQL and moves to silver and gold at the same time) -- ``acked_events_per_s`` until the
+last batch landed, ``gold_events_per_s`` until the last landing was moved -- and the INSERT loop
+(``--insert-sample / rounds``). ``fast_land_then_move``: each half of the fast path alone (land a
+burst with no mover running, then drain it), with the mover's SQL steps in us per event. The freshness
+part adds markers through a long-lived ``stream.Lander`` (``via_fast_lander``).
+
 Diagnostics: ``batch_size_sweep`` (``--sweep``: ``stream.ingest`` again with other micro-batch sizes)
 and ``profile_one_batch``: one more default-size batch, its validation time and each statement of
 ``stream.write_batch`` timed separately (what to optimise first).
@@ -285,6 +294,155 @@ def run_bronze_copy(events: list[dict], source: str, batch: int) -> dict:
     }
 
 
+# --- the fast path (issue 17): land raw, move set-based apart ------------------------------------------
+
+
+def _wait_moved(timeout: float = 600.0) -> None:
+    from kpi_lib import stream, warehouse
+
+    with warehouse.connect_raw() as conn:
+        t0 = time.monotonic()
+        while stream.waiting(conn)[0]:
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError("the mover did not catch up")
+            time.sleep(0.005)
+
+
+def _landed_totals(conn, source: str) -> tuple[int, int, int]:
+    row = conn.execute(
+        "select coalesce(sum(loaded), 0), coalesce(sum(duplicates), 0), coalesce(sum(rejected), 0) "
+        "from bronze.landings where source = %s",
+        [source],
+    ).fetchone()
+    conn.commit()
+    return row
+
+
+def run_fast(events: list[dict], source: str, batch_size: int | None = None, validate: str = "sql") -> dict:
+    """The fast path as a burst meets it: a Lander acknowledges batches (landed raw) while this
+    process's background mover validates and moves them to silver and gold, both at once on the
+    machine's two cores. ``acked``: until the last batch was landed; ``gold``: until every landing
+    was moved (validated, in silver and gold, NOTIFY sent)."""
+    import os
+
+    from kpi_lib import stream, warehouse
+    from kpi_lib.config import settings
+
+    os.environ["KPI_MOVE_VALIDATE"] = validate  # read by the mover at each move
+    stream.start_mover()
+    try:
+        t0 = time.perf_counter()
+        ing = stream.Lander(source, interval_ms=3_600_000, max_events=batch_size)
+        for ev in events:
+            ing.put(ev)
+        res = ing.close()
+        t_ack = time.perf_counter() - t0
+        _wait_moved()
+        t_gold = time.perf_counter() - t0
+    finally:
+        os.environ.pop("KPI_MOVE_VALIDATE", None)
+    with warehouse.connect_raw() as conn:
+        loaded, dups, rejected = _landed_totals(conn, source)
+    return {
+        "events": len(events),
+        "landed": res.landed,
+        "loaded": loaded,
+        "duplicates": dups,
+        "rejected": rejected,
+        "batches": res.batches,
+        "batch_size": batch_size or settings().batch_max_events,
+        "acked_seconds": round(t_ack, 3),
+        "acked_events_per_s": round(res.landed / t_ack),
+        "gold_seconds": round(t_gold, 3),
+        "gold_events_per_s": round(loaded / t_gold),
+    }
+
+
+def run_land_then_move(
+    events: list[dict], source: str, batch_size: int | None = None, validate: str = "sql"
+) -> dict:
+    """Each half alone: land the whole burst with no mover running, then one mover drains the
+    backlog (batches as large as MOVE_MAX_EVENTS). Per-step timings of the mover's SQL."""
+    from kpi_lib import stream
+
+    stream.move._mover.stop()
+    t0 = time.perf_counter()
+    ing = stream.Lander(source, interval_ms=3_600_000, max_events=batch_size, mover=False)
+    for ev in events:
+        ing.put(ev)
+    res = ing.close()
+    t_land = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    moved = stream.drain(validate=validate)
+    t_move = time.perf_counter() - t1
+    return {
+        "events": len(events),
+        "land_seconds": round(t_land, 3),
+        "land_events_per_s": round(res.landed / t_land),
+        "move_seconds": round(t_move, 3),
+        "move_events_per_s": round(moved.events / t_move),
+        "landings": moved.landings,
+        "loaded": moved.loaded,
+        "move_us_per_event": {k: round(1e6 * v / max(moved.events, 1), 1) for k, v in moved.timings.items()},
+    }
+
+
+def interleaved(biz, rng, n: int, sample: int, rounds: int) -> dict:
+    """Today's design, the fast path and the INSERT loop, round after round in one run (each round:
+    n / rounds events per design), so that the machine's load weighs on all three alike."""
+    per, per_sample = n // rounds, max(1, sample // rounds)
+    out: dict = {"rounds": [], "events_per_design": per * rounds}
+    for r in range(rounds):
+        row: dict = {}
+        log(f"  round {r + 1}/{rounds}: one-transaction design ({per:,} events)")
+        row["one_txn"] = run_ingest(make_events(biz, per, f"BT{r}x", rng), f"bench-one-{r}")
+        log(f"    {row['one_txn']['events_per_s']:,} events/s; both fast paths (order alternating)")
+        modes = [("fast", "sql", "BF"), ("fast_py", "python", "BY")]
+        for key, validate, prefix in modes if r % 2 == 0 else modes[::-1]:
+            row[key] = run_fast(
+                make_events(biz, per, f"{prefix}{r}x", rng), f"bench-{key}-{r}", validate=validate
+            )
+            log(
+                f"    {key} (mover validating in {validate}): acknowledged {row[key]['acked_events_per_s']:,} "
+                f"events/s, gold {row[key]['gold_events_per_s']:,} events/s"
+            )
+        log(f"    INSERT loop ({per_sample:,})")
+        row["insert_loop"] = run_insert_loop(
+            make_events(biz, per_sample, f"BS{r}x", rng), "bench-insert", per_event_txn=True
+        )
+        log(f"    {row['insert_loop']['events_per_s']:,} events/s; uptime {common_load()}")
+        row["load_average"] = common_load()
+        out["rounds"].append(row)
+
+    def total(design: str, events_key: str, secs_key: str) -> int:
+        ev = sum(rw[design][events_key] for rw in out["rounds"])
+        secs = sum(rw[design][secs_key] for rw in out["rounds"])
+        return round(ev / secs)
+
+    out["one_txn_events_per_s"] = total("one_txn", "loaded", "seconds")
+    out["fast_acked_events_per_s"] = total("fast", "landed", "acked_seconds")
+    out["fast_gold_events_per_s"] = total("fast", "loaded", "gold_seconds")
+    out["fast_py_acked_events_per_s"] = total("fast_py", "landed", "acked_seconds")
+    out["fast_py_gold_events_per_s"] = total("fast_py", "loaded", "gold_seconds")
+    out["fast_py_gold_vs_one_txn"] = common.ratio(
+        out["fast_py_gold_events_per_s"], out["one_txn_events_per_s"]
+    )
+    out["insert_loop_events_per_s"] = total("insert_loop", "events", "seconds")
+    out["fast_acked_vs_one_txn"] = common.ratio(out["fast_acked_events_per_s"], out["one_txn_events_per_s"])
+    out["fast_gold_vs_one_txn"] = common.ratio(out["fast_gold_events_per_s"], out["one_txn_events_per_s"])
+    out["fast_acked_vs_insert_loop"] = common.ratio(
+        out["fast_acked_events_per_s"], out["insert_loop_events_per_s"]
+    )
+    out["one_txn_vs_insert_loop"] = common.ratio(out["one_txn_events_per_s"], out["insert_loop_events_per_s"])
+    return out
+
+
+def common_load() -> str:
+    import os
+
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 # --- (b) freshness ------------------------------------------------------------------------------------
 
 SIMULATOR = """
@@ -375,7 +533,12 @@ def marker_event(run: str, i: int, mode: str) -> tuple[dict, str, float]:
 def run_freshness(watcher: Watcher, markers: int, run: str, mode: str, timeout: float = 10.0) -> dict:
     from kpi_lib import stream
 
-    ing = stream.Ingestor("marker-feed") if mode == "ingestor" else None
+    if mode == "ingestor":
+        ing = stream.Ingestor("marker-feed")
+    elif mode == "fast":  # landed raw, moved by this process's mover (the fast path)
+        ing = stream.Lander("marker-fast")
+    else:
+        ing = None
     visible, committed, notified, missed = [], [], [], 0
     try:
         for i in range(markers):
@@ -442,6 +605,8 @@ def freshness(markers: int, rate: float) -> dict:
         out["via_ingest"] = run_freshness(watcher, markers, run, "ingest")
         log(f"  {markers} markers through a long-lived stream.Ingestor (default batch interval)")
         out["via_ingestor"] = run_freshness(watcher, markers, run, "ingestor")
+        log(f"  {markers} markers through a long-lived stream.Lander (fast path, its mover moving)")
+        out["via_fast_lander"] = run_freshness(watcher, markers, run, "fast")
         secs = time.perf_counter() - t_start
         sim_batches = sum(1 for t, _, src in watcher.changes[n_changes:] if src == "simulator")
         out["notifications_per_s"] = round((len(watcher.changes) - n_changes) / secs, 1)
@@ -487,6 +652,8 @@ def main() -> int:
         help="other micro-batch sizes to measure stream.ingest with ('' for none)",
     )
     ap.add_argument("--sweep-events", type=int, default=40_000, help="events per sweep size")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the three designs")
+    ap.add_argument("--skip-extras", action="store_true", help="no one-txn loop, bronze copy, profile, sweep")
     args = ap.parse_args()
     if args.quick:
         args.base_lines, args.base_days, args.events, args.insert_sample, args.markers = (
@@ -535,21 +702,42 @@ def main() -> int:
                 "share": {str(k): round(n_lines.count(k) / len(n_lines), 3) for k in range(1, MAX_LINES + 1)},
             }
 
-            log("(a) throughput: stream.ingest")
-            a: dict = {"copy_path": run_ingest(events, "bench")}
-            log(f"  stream.ingest: {a['copy_path']['events_per_s']:,} events/s")
-            log("    INSERT loop, one transaction per event")
-            a["insert_loop"] = run_insert_loop(sample, "bench-insert", per_event_txn=True)
-            log(f"  INSERT loop: {a['insert_loop']['events_per_s']:,} events/s")
-            log("    INSERT loop, one transaction for the sample")
-            a["insert_loop_one_txn"] = run_insert_loop(sample, "bench-insert", per_event_txn=False)
-            log(f"  INSERT loop (one txn): {a['insert_loop_one_txn']['events_per_s']:,} events/s")
-            a["bronze_copy"] = run_bronze_copy(events, "bench-bronze", a["copy_path"]["batch_size"])
-            log(f"  bronze-only COPY: {a['bronze_copy']['events_per_s']:,} events/s")
-            log("    profile of one micro-batch")
-            a["profile_one_batch"] = profile_batch(
-                make_events(biz, a["copy_path"]["batch_size"], "BP", rng), "bench-profile"
+            log("(a) throughput: one-transaction design, fast path and INSERT loop, interleaved")
+            a: dict = {"interleaved": interleaved(biz, rng, args.events, args.insert_sample, args.rounds)}
+            il = a["interleaved"]
+            a["copy_path"] = {
+                "events_per_s": il["one_txn_events_per_s"],
+                "batch_size": il["rounds"][0]["one_txn"]["batch_size"],
+            }
+            a["insert_loop"] = {"events_per_s": il["insert_loop_events_per_s"]}
+            log(
+                f"  one-transaction {il['one_txn_events_per_s']:,}/s; fast path acknowledged "
+                f"{il['fast_acked_events_per_s']:,}/s, in gold {il['fast_gold_events_per_s']:,}/s; "
+                f"INSERT loop {il['insert_loop_events_per_s']:,}/s"
             )
+            log("    fast path, each half alone: land a burst with no mover, then drain it")
+            chunk = max(1, len(events) // args.rounds)
+            a["fast_land_then_move"] = run_land_then_move(events[:chunk], "bench-ltm")
+            a["fast_land_then_move_py"] = run_land_then_move(
+                events[chunk : 2 * chunk], "bench-ltm-py", validate="python"
+            )
+            for key in ("fast_land_then_move", "fast_land_then_move_py"):
+                log(
+                    f"  {key}: land alone {a[key]['land_events_per_s']:,}/s, "
+                    f"move alone {a[key]['move_events_per_s']:,}/s"
+                )
+            if args.skip_extras:
+                args.sweep = []
+            if not args.skip_extras:
+                log("    INSERT loop, one transaction for the sample")
+                a["insert_loop_one_txn"] = run_insert_loop(sample, "bench-insert", per_event_txn=False)
+                log(f"  INSERT loop (one txn): {a['insert_loop_one_txn']['events_per_s']:,} events/s")
+                a["bronze_copy"] = run_bronze_copy(events, "bench-bronze", a["copy_path"]["batch_size"])
+                log(f"  bronze-only COPY: {a['bronze_copy']['events_per_s']:,} events/s")
+                log("    profile of one micro-batch")
+                a["profile_one_batch"] = profile_batch(
+                    make_events(biz, a["copy_path"]["batch_size"], "BP", rng), "bench-profile"
+                )
             a["insert_loop"]["method"] = (
                 "per event: BEGIN, INSERT bronze row (JSON payload), INSERT order row, INSERT each line row, "
                 "COMMIT; scratch copies of the real tables with their keys; no gold, no dedup, no NOTIFY"
@@ -565,7 +753,7 @@ def main() -> int:
                 a["copy_path"]["events_per_s"], a["insert_loop"]["events_per_s"]
             )
             a["copy_vs_insert_loop_one_txn"] = common.ratio(
-                a["copy_path"]["events_per_s"], a["insert_loop_one_txn"]["events_per_s"]
+                a["copy_path"]["events_per_s"], a.get("insert_loop_one_txn", {}).get("events_per_s")
             )
             doc["throughput"] = a
 
@@ -576,6 +764,9 @@ def main() -> int:
                 "ingest_events_per_s >= 50k": {
                     "measured": a["copy_path"]["events_per_s"],
                     "met": a["copy_path"]["events_per_s"] >= BAR_EVENTS_PER_S,
+                    "fast_path_acknowledged": il["fast_acked_events_per_s"],
+                    "fast_path_acknowledged_met": il["fast_acked_events_per_s"] >= BAR_EVENTS_PER_S,
+                    "fast_path_in_gold": il["fast_gold_events_per_s"],
                 },
                 "ingest >= 20x insert loop": {
                     "measured": a["copy_vs_insert_loop"],
@@ -585,11 +776,15 @@ def main() -> int:
                 "freshness_p95_ms <= 1000": {
                     "measured_via_ingest": f["via_ingest"]["visible"].get("p95_ms"),
                     "measured_via_ingestor": f["via_ingestor"]["visible"].get("p95_ms"),
+                    "measured_via_fast_lander": f["via_fast_lander"]["visible"].get("p95_ms"),
                     "met": (f["via_ingest"]["visible"].get("p95_ms") or 1e9) <= BAR_FRESHNESS_P95_MS
                     and f["via_ingest"]["missed"] == 0,
                 },
             }
         finally:
+            from kpi_lib import stream
+
+            stream.move._mover.stop()  # before the server stops: no reconnect attempts
             common.stop_server()
         emit(common.finish(doc))
     return 0

@@ -41,6 +41,7 @@ def demo():
     from kpi_lib import stream
 
     stream._hub.stop()  # no reconnect attempts against a server we are about to stop
+    stream.move._mover.stop()
     wh.dispose()
     wh.stop()
 

@@ -194,6 +194,7 @@ def warehouse_on(url: str, home: Path, **env: str) -> Iterator[None]:
 
     def switch() -> None:
         stream._hub.stop()
+        stream.move._mover.stop()  # a lander's mover, like the listener, stays with its server
         stream._hub.version = 0  # versions of another warehouse: the listener starts over
         stream._hub.connected.clear()
         config.reset()

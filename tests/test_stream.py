@@ -306,3 +306,167 @@ def test_database_errors_surface_to_the_producer(demo, recent, monkeypatch):
     ing.put(_event(f"F{_uid()}", recent))
     with pytest.raises(Exception, match="simulated outage"):
         ing.close()
+
+
+# --- the fast path (issue 17): land raw, validate and move set-based apart -----------------------------
+
+
+def _land(events: list, source: str, max_events: int = 10) -> stream.IngestResult:
+    """Land without a background mover: the test moves with stream.drain()."""
+    ing = stream.Lander(source, interval_ms=3_600_000, max_events=max_events, mover=False)
+    for ev in events:
+        ing.put(ev)
+    return ing.close()
+
+
+@pytest.mark.parametrize("validate", ["sql", "python"])
+def test_fast_path_refuses_malformed_events_with_the_reasons_validate_gives(demo, db, recent, validate):
+    """The mover validates in SQL (or with validate.py); each malformed event reaches bronze.rejects
+    with the reason the one-transaction path's validate.py gives it, and the good ones land."""
+    tag = _uid()
+    source = f"test-fastrej-{tag}"
+    naive = recent.replace(tzinfo=None) - timedelta(hours=2)  # business-time wall clock
+
+    def ev(n: str, **kw) -> dict:
+        return {**_event(f"V{n}{tag}", recent), "event_id": f"v{n}{tag}", **kw}
+
+    def line(**kw) -> dict:
+        return {"product_id": "P1", "quantity": 1, "unit_price": 2.0, **kw}
+
+    good = [ev("ok1"), ev("ok2", ordered_at=naive.isoformat(), customer_id=12.0, lines=[line(discount=None)])]
+    bad = [
+        {k: v for k, v in ev("b1").items() if k != "ordered_at"},
+        {k: v for k, v in ev("b2").items() if k != "order_id"},
+        ev("b3", ordered_at="yesterday at noon"),
+        ev("b4", ordered_at=(recent + timedelta(days=3)).isoformat()),
+        ev("b5", ordered_at=17),
+        ev("b6", lines=[]),
+        ev("b7", lines="none"),
+        ev("b8", lines=[line(), 5]),
+        ev("b9", lines=[{"unit_price": 1}]),
+        ev("b10", lines=[line(quantity="two")]),
+        ev("b11", lines=[line(quantity=True)]),
+        ev("b12", lines=[line(unit_price=-4)]),
+        ev("b13", lines=[line(discount=1.5)]),
+        ev("b14", lines=[line(discount="x")]),
+        ev("b15", lines=[line(unit_cost="n/a")]),
+        ev("b16", lines=[line(), line(unit_price=None)]),
+        ev("b18", lines=[line(quantity=" NaN ")]),
+        ev("b19", lines=[line(unit_cost="-Infinity")]),
+        {**ev("ok1"), "event_id": f"clash{tag}"},  # the same order under another event id
+    ]
+    # JSON numbers beyond float8 are refused, not an error that would stop every move after it
+    huge = json.dumps(ev("b17", lines=[line(quantity=123)])).replace('"quantity": 123', '"quantity": 1e400')
+    bad.append(huge)
+    expected = {e: reason for e, _raw, reason in stream.validate([*good, *bad], source).rejects}
+    assert (
+        len(expected) == len(bad) and expected[f"vb17{tag}"] == "lines[0].quantity inf is not a finite number"
+    )
+    junk = ["{not json", "[1, 2]"]
+    res = _land([*good, *bad, *junk, good[0]], source)  # good[0] again: a repeat, no effect
+    assert (res.landed, res.rejected) == (len(good) + len(bad) + len(junk) + 1, 0)  # all acknowledged raw
+    stream.drain(validate=validate)
+    rows = db.execute(
+        "select event_id, reason from bronze.rejects where source = %s order by id", [source]
+    ).fetchall()
+    got = {e: r for e, r in rows if e is not None}
+    assert got == expected
+    unnamed = sorted(r for e, r in rows if e is None)
+    assert unnamed[0] == "an event must be a JSON object with order fields and lines"
+    assert unnamed[1].startswith("not valid JSON")
+    loaded = db.execute(
+        "select order_id, ordered_at, customer_id from silver.orders where order_id = any(%s) order by 1",
+        [[f"Vok1{tag}", f"Vok2{tag}"]],
+    ).fetchall()
+    want = {r[0]: r for r in stream.validate(good, source).orders}
+    assert [(o, at, c) for o, at, c in loaded] == [(o, want[o][1], want[o][2]) for o in sorted(want)]
+    counts = db.execute(
+        "select sum(events), sum(loaded), sum(duplicates), sum(rejected) from bronze.landings "
+        "where source = %s and moved_at is not null",
+        [source],
+    ).fetchone()
+    assert counts == (len(good) + len(bad) + len(junk) + 1, 2, 1, len(bad) + len(junk))
+
+
+@pytest.mark.parametrize("validate", ["sql", "python"])
+def test_fast_path_moves_each_order_once_into_silver_and_gold(demo, db, recent, validate):
+    """Acknowledged once landed; the mover adds each order once, however often it was landed, and
+    refuses an order seen before under another event id, payload kept."""
+    tag = _uid()
+    region = f"Fast {tag}"
+    source = f"test-fast-{tag}"
+    events = [
+        _event(f"F{tag}{i}", recent + timedelta(seconds=i), price=1.0 + i, qty=1, region=region)
+        for i in range(30)
+    ]
+    first = _land(events + events[:10], source)  # a redelivery within the same burst
+    assert (first.landed, first.batches, first.loaded) == (40, 4, 0)
+    raw = db.execute(
+        "select count(*) from bronze.landed_events e join bronze.landings l using (land_id) where l.source = %s",
+        [source],
+    ).fetchone()[0]
+    assert raw == 40  # acknowledged: in bronze before any move
+    stream.drain(validate=validate)
+    _land(events[5:15], source)  # the producer sends again what it was not sure of
+    stream.drain(validate=validate)
+    orders, revenue = db.execute(
+        "select sum(orders), sum(revenue) from gold.sales_hourly where region = %s", [region]
+    ).fetchone()
+    assert orders == 30 and float(revenue) == pytest.approx(sum(1.0 + i for i in range(30)))
+    assert db.execute("select count(*) from silver.orders where region = %s", [region]).fetchone()[0] == 30
+    clash = {**_event(f"F{tag}3", recent, price=55.0, region=region), "event_id": f"clash{tag}"}
+    _land([clash], source)
+    moved = stream.drain(validate=validate)
+    assert moved.version and f"order F{tag}3 already exists (from event ev-F{tag}3)" in moved.reasons
+    row_data = db.execute(
+        "select row_data from bronze.rejects where event_id = %s", [f"clash{tag}"]
+    ).fetchone()[0]
+    assert json.loads(row_data)["lines"][0]["unit_price"] == 55.0
+    waiting = db.execute(
+        "select count(*) from bronze.landings where source = %s and moved_at is null", [source]
+    ).fetchone()[0]
+    assert waiting == 0
+
+
+def test_fast_path_notifies_subscribers_after_each_move(demo, recent):
+    seen: list = []
+    sub = stream.subscribe(seen.append)
+    try:
+        stream.wait_connected(10)
+        v0 = stream.current_version()
+        _land([_event(f"N{_uid()}", recent)], f"test-fastnote-{_uid()}")
+        moved = stream.drain()
+        assert moved.version and moved.version > v0
+        deadline = time.monotonic() + 10
+        while not any(c.version >= moved.version for c in seen) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(c.version >= moved.version for c in seen)
+    finally:
+        sub.close()
+
+
+@pytest.mark.external
+def test_rabbitmq_fast_path_acks_once_landed_and_lands_each_event_once(demo, db, recent):
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    queue = f"kpi.test.{_uid()}"
+    conn = _rabbit(url)
+    ch = conn.channel()
+    ch.queue_declare(queue=queue, durable=True)
+    tag = _uid()
+    events = [_event(f"MF{tag}{i}", recent + timedelta(seconds=i), price=2.0) for i in range(40)]
+    for ev in events + events[:10]:
+        ch.basic_publish("", queue, json.dumps(ev).encode())
+    try:
+        res = stream.consume_amqp(url, queue, idle_timeout=1.5, fast=True)
+        assert res.landed == 50 and res.rejected == 0
+        left = ch.queue_declare(queue=queue, durable=True, passive=True).method.message_count
+        assert left == 0, "messages were not acknowledged after their batch landed"
+        stream.drain()
+        n = db.execute("select count(*) from silver.orders where order_id like %s", [f"MF{tag}%"]).fetchone()[
+            0
+        ]
+        assert n == 40
+    finally:
+        stream.move._mover.stop()
+        ch.queue_delete(queue)
+        conn.close()

@@ -27,6 +27,13 @@ def ingest(
         float | None, typer.Option(help="Stop consuming after this many idle seconds")
     ] = None,
     source: Annotated[str | None, typer.Option(help="Source name recorded in bronze")] = None,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            help="Fast path for bursts: acknowledge each batch once its raw events are in bronze; "
+            "a mover validates them and moves them to silver and gold (waited for before exiting)"
+        ),
+    ] = False,
 ) -> None:
     """Ingest order events (one order with its lines each) in micro-batches; bad ones go to bronze.rejects."""
     from .. import stream
@@ -36,8 +43,17 @@ def ingest(
     if from_:
         err.print(f"consuming {from_} queue {queue} (Ctrl-C to stop)")
     try:
-        res = stream.ingest_from(from_ or file, queue=queue, idle_timeout=idle_timeout, source_name=source)
+        res = stream.ingest_from(
+            from_ or file, queue=queue, idle_timeout=idle_timeout, source_name=source, fast=fast
+        )
     except KeyboardInterrupt:
+        return
+    if fast:
+        console.print(
+            f"received {res.received:,} events: landed {res.landed:,} in bronze, refused {res.rejected:,} "
+            f"unreadable · {res.batches} batches; moving them to silver and gold"
+        )
+        _print_move(stream.drain())
         return
     console.print(
         f"received {res.received:,} events: loaded {res.loaded:,} new orders, {res.duplicates:,} seen before "
@@ -47,6 +63,34 @@ def ingest(
         console.print(f"  rejected: {reason}")
     if res.rejected:
         console.print("all rejects are in bronze.rejects with the event and the reason")
+
+
+def _print_move(r) -> None:
+    console.print(
+        f"moved {r.events:,} landed events: loaded {r.loaded:,} new orders, {r.duplicates:,} seen before "
+        f"(no effect), rejected {r.rejected:,} · data version {r.version}"
+    )
+    for reason in r.reasons[:10]:
+        console.print(f"  rejected: {reason}")
+
+
+@app.command()
+def move(
+    drain: Annotated[bool, typer.Option(help="Move what is waiting now, then exit")] = False,
+) -> None:
+    """Validate landed events (`kpi ingest --fast`) and move them to silver and gold, as they land."""
+    import threading
+
+    from .. import stream
+
+    if drain:
+        _print_move(stream.drain())
+        return
+    err.print("moving landed events to silver and gold (Ctrl-C to stop)")
+    try:
+        stream.Mover().run(threading.Event())
+    except KeyboardInterrupt:
+        return
 
 
 @app.command()

@@ -50,9 +50,10 @@ def ingest_from(where: str, **options: Any) -> IngestResult:
 
 
 @source("file", "stdin")
-def ingest_file(where: str, source_name: str | None = None, **_: Any) -> IngestResult:
+def ingest_file(where: str, source_name: str | None = None, fast: bool = False, **_: Any) -> IngestResult:
     """A file (or ``-``, standard input) of JSON-lines events or flat CSV order lines, told apart by
-    the first line; every event goes through an :class:`Ingestor`, bad ones to ``bronze.rejects``."""
+    the first line; every event goes through an :class:`Ingestor`, bad ones to ``bronze.rejects``
+    (``fast=True``: a :class:`~kpi_lib.stream.land.Lander`, the mover validates)."""
     import sys
     from pathlib import Path
 
@@ -68,7 +69,7 @@ def ingest_file(where: str, source_name: str | None = None, **_: Any) -> IngestR
             events: Iterable = (ln for ln in lines if ln.strip())
         else:
             events = events_from_csv(lines)
-        ing = Ingestor(name)
+        ing = _ingestor(name, fast)
         for ev in events:
             ing.put(ev)
         return ing.close()
@@ -80,9 +81,18 @@ def _from_amqp(
     queue: str = "kpi.orders",
     idle_timeout: float | None = None,
     stop: threading.Event | None = None,
+    fast: bool = False,
     **_: Any,
 ) -> IngestResult:
-    return consume_amqp(where, queue, idle_timeout=idle_timeout, stop=stop)
+    return consume_amqp(where, queue, idle_timeout=idle_timeout, stop=stop, fast=fast)
+
+
+def _ingestor(name: str, fast: bool, **kwargs: Any) -> Ingestor:
+    if fast:
+        from .land import Lander
+
+        return Lander(name, **kwargs)
+    return Ingestor(name, **kwargs)
 
 
 # --- reading events from files and brokers ----------------------------------------------------------
@@ -125,8 +135,10 @@ def consume_amqp(
     queue_name: str = "kpi.orders",
     idle_timeout: float | None = None,
     stop: threading.Event | None = None,
+    fast: bool = False,
 ) -> IngestResult:
-    """Consume order events from RabbitMQ; a message is acknowledged only after its batch committed.
+    """Consume order events from RabbitMQ; a message is acknowledged only after its batch committed
+    (``fast=True``: once landed raw in bronze, which is as durable; the mover takes it on).
 
     A crash before the commit leaves the messages unacknowledged, so the broker redelivers them and
     the event-id de-duplication makes the redelivery harmless (exactly-once effect). When the broker
@@ -140,7 +152,7 @@ def consume_amqp(
     delay = 0.2
     while True:
         try:
-            if _consume_once(pika, url, queue_name, idle_timeout, stop, total):
+            if _consume_once(pika, url, queue_name, idle_timeout, stop, total, fast):
                 return total
             lost_at, delay = None, 0.2
         except pika.exceptions.AMQPConnectionError as exc:
@@ -158,7 +170,7 @@ def consume_amqp(
             delay = min(delay * 2, 2.0)
 
 
-def _consume_once(pika, url, queue_name, idle_timeout, stop, total: IngestResult) -> bool:
+def _consume_once(pika, url, queue_name, idle_timeout, stop, total: IngestResult, fast: bool = False) -> bool:
     """One broker connection's worth of consuming. True when done (idle or stopped); returns False
     (or raises) when the connection was lost."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
@@ -170,7 +182,7 @@ def _consume_once(pika, url, queue_name, idle_timeout, stop, total: IngestResult
     def committed(_res: IngestResult, tokens: list[Any]) -> None:
         acks.put(max(t for t in tokens if t is not None))
 
-    ing = Ingestor(f"amqp:{queue_name}", on_commit=committed)
+    ing = _ingestor(f"amqp:{queue_name}", fast, on_commit=committed)
     last_message = time.monotonic()
     done = False
     try:

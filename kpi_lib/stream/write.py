@@ -37,9 +37,11 @@ class IngestResult:
     batches: int = 0
     seconds: float = 0.0
     reasons: list[str] = field(default_factory=list)
+    landed: int = 0  # fast path (stream.land): raw events acknowledged in bronze, moved later
 
     def add(self, other: IngestResult) -> None:
         self.received += other.received
+        self.landed += other.landed
         self.loaded += other.loaded
         self.duplicates += other.duplicates
         self.rejected += other.rejected
@@ -151,14 +153,24 @@ def write_batch(conn: psycopg.Connection, batch: Batch, source: str) -> IngestRe
 
 
 def ingest(
-    events: Iterable[dict | str | bytes], source: str = "python", batch_size: int | None = None
+    events: Iterable[dict | str | bytes],
+    source: str = "python",
+    batch_size: int | None = None,
+    fast: bool = False,
 ) -> IngestResult:
     """Ingest events now, in micro-batches of ``batch_size`` (default ``KPI_BATCH_MAX_EVENTS``).
 
     Returns after the last batch committed. Validation of the next batch overlaps the database
-    work of the current one.
+    work of the current one. ``fast=True``: each batch is only landed raw in bronze (acknowledged,
+    ``result.landed``); this process's mover validates and moves it to silver and gold soon after
+    (``stream.land``, ``stream.move``; ``stream.drain()`` waits for it).
     """
-    ing = Ingestor(source, interval_ms=3_600_000, max_events=batch_size)
+    if fast:
+        from .land import Lander
+
+        ing: Ingestor = Lander(source, interval_ms=3_600_000, max_events=batch_size)
+    else:
+        ing = Ingestor(source, interval_ms=3_600_000, max_events=batch_size)
     for ev in events:
         ing.put(ev)
     return ing.close()
@@ -183,7 +195,7 @@ class Ingestor:
         self.max_events = max_events or cfg.batch_max_events
         self.on_commit = on_commit
         self.total = IngestResult()
-        self._validator = Validator(source)
+        self._validator = self._buffer()
         self._tokens: list[Any] = []
         self._opened_at: float | None = None
         self._cond = threading.Condition()
@@ -192,6 +204,13 @@ class Ingestor:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"ingest-{source}", daemon=True)
         self._thread.start()
+
+    def _buffer(self) -> Validator:
+        """What ``put`` adds events to and the writer takes batches from."""
+        return Validator(self.source)
+
+    def _write_one(self, conn: psycopg.Connection, batch: Any) -> IngestResult:
+        return write_batch(conn, batch, self.source)
 
     def put(self, event: dict | str | bytes, token: Any = None) -> None:
         with self._cond:
@@ -263,9 +282,7 @@ class Ingestor:
             if conn is not None:
                 conn.close()
 
-    def _write(
-        self, conn: psycopg.Connection | None, batch: Batch
-    ) -> tuple[IngestResult, psycopg.Connection]:
+    def _write(self, conn: psycopg.Connection | None, batch: Any) -> tuple[IngestResult, psycopg.Connection]:
         """Write one batch; when the connection is lost (a server restart), reconnect and write it
         again for up to RECONNECT_S. Rewriting is safe: a batch that did commit is a no-op the second
         time (event and order ids). Errors on a healthy connection are not retried."""
@@ -276,7 +293,7 @@ class Ingestor:
                 if conn is None or conn.closed:
                     # never start an embedded server that someone stopped
                     conn = warehouse.connect_raw(start=False)
-                return write_batch(conn, batch, self.source), conn
+                return self._write_one(conn, batch), conn
             except (psycopg.OperationalError, WarehouseError) as exc:
                 if conn is not None and not conn.closed and not conn.broken:
                     raise
