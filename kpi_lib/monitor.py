@@ -75,6 +75,14 @@ def status() -> dict[str, Any]:
                 }
             )
         info["views"] = views
+        # the fast path's landings not yet moved to silver and gold (acknowledged, not yet on a page)
+        waiting = (0, 0, None)
+        if conn.execute("select to_regclass('bronze.landings')").fetchone()[0]:  # migrated (kpi init)
+            waiting = conn.execute(
+                "select count(*), coalesce(sum(events), 0), min(landed_at) from bronze.landings"
+                " where moved_at is null"
+            ).fetchone()
+        info["landings"] = {"waiting": waiting[0], "events": int(waiting[1]), "oldest": waiting[2]}
     c = cache.shared_stats()
     c["redis"] = settings().redis_url
     info["cache"] = c

@@ -406,7 +406,12 @@ def test_fast_path_moves_each_order_once_into_silver_and_gold(demo, db, recent, 
         [source],
     ).fetchone()[0]
     assert raw == 40  # acknowledged: in bronze before any move
+    from kpi_lib import monitor
+
+    waiting = monitor.status()["landings"]  # what `kpi status` says an operator is waiting for
+    assert waiting["waiting"] >= 4 and waiting["events"] >= 40
     stream.drain(validate=validate)
+    assert monitor.status()["landings"]["waiting"] == 0
     _land(events[5:15], source)  # the producer sends again what it was not sure of
     stream.drain(validate=validate)
     orders, revenue = db.execute(

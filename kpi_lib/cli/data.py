@@ -172,6 +172,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     for mv in info["views"]:
         lag = "current" if mv["behind_versions"] == 0 else f"{mv['behind_versions']} versions behind"
         console.print(f"  {mv['name']}: refreshed {mv['refreshed_at']} ({lag})")
+    landed = info["landings"]
+    if landed["waiting"]:
+        console.print(
+            f"[yellow]{landed['waiting']:,} fast-path landing(s), {landed['events']:,} events, wait to be moved "
+            f"(oldest {landed['oldest']})[/]: a mover runs with `kpi ingest --fast`; `kpi move --drain` moves them now"
+        )
     c = info["cache"]
     hits = " ".join(f"{k} {v:,}" for k, v in c["hits"].items())
     misses = " ".join(f"{k} {v:,}" for k, v in c["misses"].items())
