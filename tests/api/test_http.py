@@ -298,6 +298,8 @@ def test_a_kept_answer_is_per_reader_per_version_and_still_audited(api):
     assert {"Europe", "Asia Pacific"} <= set(old)
     masked = api("api-viewer").get("/api/query", params=params).json()
     assert masked["masked"] and all(row["value"] is None for row in masked["rows"])
+    kept_masked = api("api-viewer").get("/api/query", params=params)  # the front door's kept copy
+    assert kept_masked.headers["x-kpi-answer"] == "kept" and kept_masked.json() == masked
     europe = api("api-europe").get("/api/query", params=params).json()
     assert {row["dims"]["region"] for row in europe["rows"]} == {"Europe"}
     res = stream.ingest([_order_on(day, "Europe")], "api-test")  # a new version: the kept answer is old

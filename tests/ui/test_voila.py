@@ -195,6 +195,25 @@ def test_the_first_response_already_shows_the_range_total_and_the_widgets_replac
 
 
 @ui_test
+def test_the_first_paint_keeps_a_masked_kpi_masked(voila, context):
+    """A viewer whose role masks revenue gets the first-paint copy masked too: no value, no data-value."""
+    from kpi_lib.auth import users as user_store
+
+    doc = user_store._load()
+    doc["roles"]["fp-viewer"] = {"kpis": "*", "masked": ["revenue"]}
+    user_store._save(doc)
+    auth.set_user("fp-viewer", "fp-viewer-password-1", ["fp-viewer"], name="FP Viewer")
+    html = context.request.get(voila.url("revenue_explorer"), headers=voila.headers("fp-viewer")).text()
+    first = re.search(r"<template>(?:(?!</template>).)*kpi-first-paint.*?</template>", html, re.S)
+    assert first, "no first paint in the response"
+    tile = re.search(
+        r'class="kpi-tile kpi-first-total".*?<div class="kpi-value"([^>]*)>([^<]*)<', first.group(0), re.S
+    )
+    assert tile and "data-value" not in tile.group(1)
+    assert tile.group(2) == auth.MASK and "$" not in tile.group(2)
+
+
+@ui_test
 def test_explorer_controls_change_chart_and_table(voila, context):
     page = open_page(context, voila.url("revenue_explorer"), ".kpi-table")
     wait_table(page, kpi="revenue")
