@@ -79,17 +79,19 @@ def make_app(
     """The front door: its pages, and Panel and Voila behind it (``secret`` is what they require).
     ``panel_url`` may list several Panel workers: each sign-in session sticks to one."""
     from .auth import sessions
-    from .web import api_proxy, gate, observe_pages, pages, security
+    from .web import api_proxy, api_query, gate, observe_pages, pages, security
     from .web.proxy import ProxyHandler
     from .web.workers import Workers
 
     panel = Workers([panel_url] if isinstance(panel_url, str) else panel_url)
 
     upstream = {"secret": secret}
+    hosts, cookie_secret = security.allowed_hosts(port, bind_host), sessions.cookie_secret()
+    api = [api_query.rule(api_url, secret, hosts, cookie_secret), *api_proxy.handlers(api_url, secret)]
     return tornado.web.Application(
         [
             # first: programs call it the most, and tornado tries each route's pattern in turn
-            *(api_proxy.handlers(api_url, secret) if api_url else []),
+            *(api if api_url else []),
             (r"/login", pages.LoginHandler),
             (r"/logout", pages.LogoutHandler),
             (r"/healthz", pages.HealthHandler),
@@ -113,12 +115,12 @@ def make_app(
             (r"/voila/.*", ProxyHandler, {"upstream": voila_url, **upstream}),
             (r"/", pages.LandingHandler, {"dashboards": discover}),
         ],
-        cookie_secret=sessions.cookie_secret(),
+        cookie_secret=cookie_secret,
         xsrf_cookies=True,
         xsrf_cookie_name="kpi_xsrf",
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
         websocket_max_message_size=256 * 1024 * 1024,
-        kpi_allowed_hosts=security.allowed_hosts(port, bind_host),
+        kpi_allowed_hosts=hosts,
         log_function=observe_pages.log_request,  # request latency metrics, then the usual access log
     )
 

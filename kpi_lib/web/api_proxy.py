@@ -7,9 +7,7 @@ under those names is dropped. Each token (or session user) has its own rate limi
 (``KPI_API_RATE``, default 1200/minute), in memory or in Redis when REDIS_URL is set. Failures
 here are problem details too, so a program never has to parse an HTML page.
 
-``GET /api/query`` answers are kept here as well (:mod:`kpi_lib.answers`: per reader, question and
-data version, live ones within their second), so a program asking the same question again is
-answered without the hop to the API; the front door then writes the audit row the API would have.
+``GET /api/query`` has its own lighter route (:mod:`.api_query`), which keeps answers as well.
 """
 
 from __future__ import annotations
@@ -19,21 +17,19 @@ import json
 import logging
 import time
 from http import HTTPStatus
-from urllib.parse import parse_qsl
 
 import aiohttp
 import tornado.ioloop
 import tornado.iostream
 from limits import parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
 
 from .. import auth
-from ..answers import Answers
 from ..auth import tokens
 from ..config import settings
 from ..errors import AuthError
-from ..observe import metrics
 from .proxy import HOP_HEADERS, ProxyHandler
 from .workers import Workers
 
@@ -42,51 +38,45 @@ log = logging.getLogger(__name__)
 VIA_HEADER = "X-KPI-Via"
 RECHECK_S = 5.0
 EVENTS_PATH = "/api/live/events"  # Server-Sent Events: relayed as they come, for as long as they last
-QUERY_PATH = "/api/query"  # answers kept here too (KEPT)
-AUDIT_HEADER = "X-KPI-Audit"  # the API's audit details of an answer: kept here, never sent on
+AUDIT_HEADER = "X-KPI-Audit"  # the API's audit details of an answer (api_query): never sent on
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10)
 
 
 class ApiLimiter:
-    """Requests allowed per token (or per signed-in user) in a sliding window."""
+    """Requests allowed per token (or per signed-in user) in a sliding window.
+
+    The asyncio flavour of ``limits``: its threaded memory store starts a timer thread every few
+    milliseconds and the event loop waited for each one to start (7% of a kept answer's cost)."""
 
     def __init__(self, rate: str | None = None) -> None:
         url = settings().redis_url
+        storage = storage_from_string(f"async+{url}", implementation="redispy") if url else MemoryStorage()
         # a sliding-window counter costs the same at any rate (a moving window keeps every hit)
-        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(url if url else "memory://"))
+        self.limiter = SlidingWindowCounterRateLimiter(storage)
         self.rate = parse(rate or settings().api_rate)
 
-    def hit(self, key: str) -> bool:
+    async def hit(self, key: str) -> bool:
         try:
-            return self.limiter.hit(self.rate, "api", key)
+            return await self.limiter.hit(self.rate, "api", key)
         except Exception:  # noqa: BLE001 - a limiter outage must not take the API down
             return True
 
-    def retry_after(self, key: str) -> int:
+    async def retry_after(self, key: str) -> int:
         try:
-            return max(1, int(self.limiter.get_window_stats(self.rate, "api", key).reset_time - time.time()))
+            stats = await self.limiter.get_window_stats(self.rate, "api", key)
+            return max(1, int(stats.reset_time - time.time()))
         except Exception:  # noqa: BLE001
             return 60
 
 
 LIMITER: ApiLimiter | None = None
 _SESSION: aiohttp.ClientSession | None = None
-KEPT = Answers()
 
 
-class _Relay(Exception):
-    """An upstream response that is not kept (an error, a refusal): every asker gets it as it came."""
-
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        super().__init__(status)
-        self.status, self.headers, self.body = status, headers, body
-
-
-def _question(query: str) -> tuple[tuple[str, ...], bool]:
-    """The query string in a canonical order (parameter names sorted; repeated values keep their
-    order, as ``by`` columns do), and whether it pins its own "now" (``as_of``)."""
-    pairs = sorted(parse_qsl(query, keep_blank_values=True), key=lambda kv: kv[0])
-    return tuple(f"{k}={v}" for k, v in pairs), any(k == "as_of" and v.strip() for k, v in pairs)
+def problem(status: int, detail: str, instance: str) -> bytes:
+    """An RFC 9457 problem document, as the API's own errors are."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    return json.dumps({**body, "instance": instance, "invalid-params": []}).encode()
 
 
 def _session() -> aiohttp.ClientSession:
@@ -164,8 +154,23 @@ class ApiProxyHandler(ProxyHandler):
         self.finish(self._problem_body(status, detail))
 
     def _problem_body(self, status: int, detail: str) -> bytes:
-        body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
-        return json.dumps({**body, "instance": self.request.path, "invalid-params": []}).encode()
+        return problem(status, detail, self.request.path)
+
+    async def prepare(self):
+        """The host check, then each token's (or user's) rate limit; who they are waits for the verb."""
+        super().prepare()
+        user = None if self._finished else self.current_user
+        if user is None:
+            return
+        key = getattr(self, "rate_key", f"user:{user.login}")
+        if not await limiter().hit(key):
+            wait = await limiter().retry_after(key)
+            auth.audit_later(user.login, "refused", self.request.path, reason="api rate limit", via=self.via)
+            self._problem(
+                429,
+                f"Too many requests for this token; wait {wait} s (the limit is KPI_API_RATE).",
+                **{"Retry-After": str(wait)},
+            )
 
     def require_user(self) -> auth.User | None:
         user = self.current_user
@@ -178,66 +183,10 @@ class ApiProxyHandler(ProxyHandler):
                 else "Sign in first: send `Authorization: Bearer <token>` (`kpi users token add LOGIN --name NAME`).",
                 **{"WWW-Authenticate": "Bearer"},
             )
-            return None
-        key = getattr(self, "rate_key", f"user:{user.login}")
-        if not limiter().hit(key):
-            wait = limiter().retry_after(key)
-            auth.audit(user.login, "refused", self.request.path, reason="api rate limit", via=self.via)
-            self._problem(
-                429,
-                f"Too many requests for this token; wait {wait} s (the limit is KPI_API_RATE).",
-                **{"Retry-After": str(wait)},
-            )
-            return None
         return user
 
     def check_xsrf_cookie(self) -> None:
         """A bearer token is not sent by browsers on their own; cookie callers pass the origin check."""
-
-    async def get(self, *args, **kwargs):
-        if self.request.path != QUERY_PATH or self.request.headers.get("Upgrade"):
-            return await super().get(*args, **kwargs)
-        user = self.require_user()
-        if user is None:
-            return
-        t0 = time.perf_counter()
-        question, pinned = _question(self.request.query)
-        # a question without its own "now" is answered for this wall-clock second, as in the API
-        key = (user, question, None if pinned else int(time.time()))
-        try:
-            body, said, kept = await KEPT.get(key, self._fresh_answer)
-        except _Relay as r:
-            self._send(r.status, r.headers, r.body)
-            return
-        if not kept:  # this request went to the API, which audited it
-            status, headers = self._fresh
-            self._send(status, headers, body)
-            return
-        elapsed = time.perf_counter() - t0
-        metrics.observe_query("answer", elapsed)
-        details = {k: v for k, v in said.items() if k != "target"}
-        details |= {"cache_level": "answer", "elapsed_ms": round(elapsed * 1000, 2)}
-        auth.audit_later(user.login, "api query", said.get("target"), via=self.via, **details)
-        self.set_header("Content-Type", "application/json")
-        self.set_header("X-KPI-Answer", "kept")
-        self.finish(body)
-
-    async def _fresh_answer(self) -> tuple[bytes, dict]:
-        """The API's answer to this request; kept only when it is a 200 with its audit details."""
-        try:
-            async with _session().get(
-                self.upstream + self.request.uri, headers=self._upstream_headers(), allow_redirects=False
-            ) as resp:
-                body = await resp.read()
-                headers = list(resp.headers.items())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            problem = self._problem_body(502, self._not_answering(exc))
-            raise _Relay(502, [("Content-Type", "application/problem+json")], problem) from exc
-        said = resp.headers.get(AUDIT_HEADER)
-        if resp.status != 200 or said is None:
-            raise _Relay(resp.status, headers, body)
-        self._fresh = (resp.status, headers)
-        return body, json.loads(said)
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self._copy_head(status, headers)

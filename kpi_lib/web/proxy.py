@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 import tornado.httpclient
 import tornado.web
 import tornado.websocket
+from tornado.httputil import HTTPServerRequest
 
 from .. import auth
 from ..config import settings
@@ -183,6 +184,27 @@ def _strip_our_cookies(header: str) -> str:
     return "; ".join(f"{k}={m.coded_value}" for k, m in jar.items() if k not in OUR_COOKIES)
 
 
+def forward_headers(request: HTTPServerRequest, login: str, secret: str) -> dict[str, str]:
+    """What a back end is sent: the client's headers without hop-by-hop ones, our cookies or any
+    identity it claimed; then the user, this start's secret and where the request came from."""
+    headers = {}
+    for k, v in request.headers.get_all():
+        lk = k.lower()
+        if lk in HOP_HEADERS or lk in DROPPED_HEADERS or lk.startswith("sec-websocket"):
+            continue
+        if lk == "cookie":
+            v = _strip_our_cookies(v)
+            if not v:
+                continue
+        headers[k] = v
+    headers[auth.HEADER] = login
+    headers[auth.PROXY_HEADER] = secret
+    headers["X-Forwarded-For"] = security.client_ip(request.remote_ip, request.headers.get("X-Forwarded-For"))
+    headers["X-Forwarded-Proto"] = request.protocol
+    headers["X-Forwarded-Host"] = request.host
+    return headers
+
+
 class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
     """Forwards HTTP and websockets under a prefix to a local upstream, after the login check."""
 
@@ -212,22 +234,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         """Panel and Voila check their own (Voila's `_xsrf`); ours protects the front door's forms."""
 
     def _upstream_headers(self) -> dict[str, str]:
-        headers = {}
-        for k, v in self.request.headers.get_all():
-            lk = k.lower()
-            if lk in HOP_HEADERS or lk in DROPPED_HEADERS or lk.startswith("sec-websocket"):
-                continue
-            if lk == "cookie":
-                v = _strip_our_cookies(v)
-                if not v:
-                    continue
-            headers[k] = v
-        headers[auth.HEADER] = self.current_user.login
-        headers[auth.PROXY_HEADER] = self.secret
-        headers["X-Forwarded-For"] = self.client_ip
-        headers["X-Forwarded-Proto"] = self.request.protocol
-        headers["X-Forwarded-Host"] = self.request.host
-        return headers
+        return forward_headers(self.request, self.current_user.login, self.secret)
 
     async def get(self, *args, **kwargs):
         if self.require_user() is None:

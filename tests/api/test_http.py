@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+import requests
 
 from kpi_lib import auth, kpis
 from kpi_lib.auth import tokens
@@ -244,10 +246,70 @@ def test_the_docs_page_loads_nothing_from_another_site(api):
 def test_each_token_has_its_own_rate_limit():
     from kpi_lib.web.api_proxy import ApiLimiter
 
-    limiter = ApiLimiter("3/minute")
-    assert [limiter.hit("token:1") for _ in range(4)] == [True, True, True, False]
-    assert limiter.hit("token:2")  # another token is not slowed down
-    assert 1 <= limiter.retry_after("token:1") <= 60
+    async def check() -> None:
+        limiter = ApiLimiter("3/minute")
+        assert [await limiter.hit("token:1") for _ in range(4)] == [True, True, True, False]
+        assert await limiter.hit("token:2")  # another token is not slowed down
+        assert 1 <= await limiter.retry_after("token:1") <= 60
+
+    asyncio.run(check())
+
+
+def test_one_limit_per_token_across_every_api_route(api_tokens):
+    """The light /api/query route and the rest of /api/ count against the same limit: a token's
+    fourth call in the minute is refused with 429 and Retry-After, whichever route it asks."""
+    import threading
+
+    import tornado.httpserver
+
+    from kpi_lib import serve
+    from kpi_lib.web import api_proxy
+
+    port, closed = _free_port(), _free_port()  # the API back end is down: allowed calls get 502
+    ready, loop = threading.Event(), asyncio.new_event_loop()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        app = serve.make_app(
+            "http://127.0.0.1:9", "http://127.0.0.1:9", "s", port, api_url=f"http://127.0.0.1:{closed}"
+        )
+        api_proxy.LIMITER = api_proxy.ApiLimiter("3/minute")
+        tornado.httpserver.HTTPServer(app).listen(port, "127.0.0.1")
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert ready.wait(30)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        exec_ = {"Authorization": f"Bearer {api_tokens['api-exec']}"}
+        codes = [
+            requests.get(base + path, headers=exec_, params={"kpi": "revenue"}, timeout=30).status_code
+            for path in ("/api/query", "/api/kpis", "/api/query")
+        ]
+        assert codes == [502, 502, 502]
+        for path in ("/api/query", "/api/kpis"):
+            refused = requests.get(base + path, headers=exec_, params={"kpi": "revenue"}, timeout=30)
+            assert refused.status_code == 429 and refused.headers["content-type"] == PROBLEM
+            assert (
+                1 <= int(refused.headers["Retry-After"]) <= 60 and "KPI_API_RATE" in refused.json()["detail"]
+            )
+        other = {"Authorization": f"Bearer {api_tokens['api-viewer']}"}  # another token is not slowed down
+        assert (
+            requests.get(base + "/api/query", headers=other, params={"kpi": "orders"}, timeout=30).status_code
+            == 502
+        )
+    finally:
+        api_proxy.LIMITER = api_proxy._SESSION = None
+        loop.call_soon_threadsafe(loop.stop)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_a_removed_users_token_stops_working(api):
@@ -293,6 +355,10 @@ def test_a_kept_answer_is_per_reader_per_version_and_still_audited(api):
     first = api("api-exec").get("/api/query", params=params)
     again = api("api-exec").get("/api/query", params=params)
     assert again.headers["x-kpi-answer"] == "kept" and again.content == first.content
+    polled = api("api-exec").get(
+        "/api/query", params=params, headers={"If-None-Match": again.headers["etag"]}
+    )
+    assert polled.status_code == 304 and not polled.content  # a program polling gets "not modified"
     assert "x-kpi-audit" not in again.headers and "x-kpi-audit" not in first.headers  # internal
     old = {row["dims"]["region"]: row["value"] for row in first.json()["rows"]}
     assert {"Europe", "Asia Pacific"} <= set(old)
