@@ -15,6 +15,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,7 +40,8 @@ def audit(actor: str, action: str, target: str | None = None, **details: Any) ->
 
 
 COPY = "copy ops.audit_log (actor, action, target, details) from stdin"
-BATCH = 500
+BATCH = 5000
+LINGER_S = 0.05
 
 
 class _BatchWriter:
@@ -61,7 +63,9 @@ class _BatchWriter:
 
     def _run(self) -> None:
         while True:
-            self._write([self.q.get()])
+            first = self.q.get()
+            time.sleep(LINGER_S)  # let a burst gather: one transaction per batch, not per row
+            self._write([first])
 
     def _write(self, batch: list[tuple]) -> None:
         while len(batch) < BATCH:
