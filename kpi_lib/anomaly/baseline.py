@@ -116,8 +116,10 @@ def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarra
                     # fall on weekdays looks like a weekend-heavy one, and vice versa)
                     week_ago = _seasonal(ts, x, pd.Timedelta("7D").value, 1)
                     usual = x if exclude is None else np.where(learn, x, week_ago)
+                    # indexed by the time so far (as the seasonal lookups are), so a file whose
+                    # timestamps go back once (a clock change, rows appended out of order) works
                     level = (
-                        pd.Series(usual, index=pd.DatetimeIndex(ts))
+                        pd.Series(usual, index=pd.DatetimeIndex(np.maximum.accumulate(ts)))
                         .rolling(pd.Timedelta(span), closed="left", min_periods=1)
                         .mean()
                         .to_numpy()

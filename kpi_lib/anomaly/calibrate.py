@@ -134,21 +134,36 @@ def online_threshold(
     while start < n:
         lo = max(0, start - history)
         end = min(start + min(MAX_BLOCK, max(every, (start - lo) // 32)), n)
-        keep = learn[lo:start]
-        if group is not None:
-            keep = keep & (group[lo:start] == group[start])
-        past = taught[lo:start][keep]
-        t = tail_threshold(past, risk, level, span) if len(past) >= min_history else math.nan
-        if math.isfinite(t):
+        learning = fired[lo:start].sum() < MAX_EXCLUDED * (start - lo)
+        # one threshold per group among this block's rows, each from that group's own past: a
+        # block spans up to MAX_BLOCK rows, and the expectation a row uses can change inside it
+        for rows, g in _rows_by_group(group, start, end):
+            keep = learn[lo:start]
+            if group is not None:
+                keep = keep & (group[lo:start] == g)
+            past = taught[lo:start][keep]
+            t = tail_threshold(past, risk, level, span) if len(past) >= min_history else math.nan
+            if not math.isfinite(t):
+                continue
             t = max(t, floor)
-            out[start:end] = t
-            if fired[lo:start].sum() < MAX_EXCLUDED * (start - lo):
+            out[rows] = t
+            if learning:
                 with np.errstate(invalid="ignore"):
-                    over = feature[start:end] > t
-                fired[start:end] = over
-                taught[start:end] = np.where(over, t, taught[start:end])
+                    over = feature[rows] > t
+                fired[rows] = over
+                taught[rows] = np.where(over, t, taught[rows])
         start = end
     return out
+
+
+def _rows_by_group(group: np.ndarray | None, start: int, end: int) -> list[tuple[slice | np.ndarray, object]]:
+    """Rows start..end-1 split by their group, with the group (one slice when they share one)."""
+    if group is None:
+        return [(slice(start, end), None)]
+    block = group[start:end]
+    if (block == block[0]).all():  # the usual case: one expectation for the whole block
+        return [(slice(start, end), block[0])]
+    return [(np.flatnonzero(block == g) + start, g) for g in dict.fromkeys(block.tolist())]
 
 
 def rows_per(period_ns: int, ts: np.ndarray) -> float:

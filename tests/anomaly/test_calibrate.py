@@ -85,3 +85,34 @@ def test_the_budget_is_per_week_and_never_more_than_one_per_2016_rows():
 def test_budget_and_bound_errors_say_what_to_write(spec, message):
     with pytest.raises(DetectError, match=message):
         load_rules({"extends": "default", **spec})
+
+
+def test_each_row_is_judged_by_the_threshold_of_its_own_expectation():
+    # a series judged by the rolling median (group "level": small errors) that turns seasonal (group
+    # "1D": errors ten times larger) in the middle of a refit block: the seasonal rows must be judged
+    # by the seasonal rows' own past, not by the small threshold the block started with, and not
+    # left without a threshold because the block started with a group that had too little past
+    rng = np.random.default_rng(5)
+    n = 20_000
+    group = np.where((np.arange(n) // 3_000) % 2 == 0, "level", "1D").astype(object)
+    f = np.abs(rng.standard_normal(n)) * np.where(group == "1D", 10.0, 1.0)
+    th = online_threshold(f, RISK, history=10_000, min_history=100, group=group)
+    late = np.arange(n) >= 8_000  # both groups have thousands of past rows by then
+    seasonal = late & (group == "1D")
+    assert np.isfinite(th[late]).all()
+    # the seasonal rows' threshold is about ten times the other's, as their errors are
+    assert np.median(th[seasonal]) > 5 * np.median(th[late & (group == "level")])
+    # and its ordinary rows do not alarm: at most about the budget's share (1 in 10,000), not the
+    # few percent of seasonal errors that exceed the small threshold
+    assert np.mean(f[seasonal] > th[seasonal]) <= 5 * RISK
+
+
+def test_thresholds_per_group_use_earlier_rows_only():
+    rng = np.random.default_rng(6)
+    n = 6_000
+    group = np.where((np.arange(n) // 700) % 3 == 0, "level", "7D").astype(object)
+    f = np.abs(rng.standard_normal(n)) * np.where(group == "7D", 4.0, 1.0)
+    full = online_threshold(f, RISK, history=2_000, min_history=100, group=group)
+    for cut in (1_111, 3_333, 5_001):
+        part = online_threshold(f[:cut], RISK, history=2_000, min_history=100, group=group[:cut])
+        np.testing.assert_array_equal(part, full[:cut])

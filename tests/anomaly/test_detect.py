@@ -131,6 +131,22 @@ def test_gaps_duplicates_nans_and_disorder_keep_rows_and_stay_quiet(revenue):
     assert (out.loc[out["value"].isna(), "is_anomaly"] == 0).all()
 
 
+def test_business_daily_rules_take_a_file_whose_timestamps_go_back():
+    # a daily export with one day's row appended after the next day's (the growth-adjusted seasonal
+    # expectation used to raise "index values must be monotonic" here): the rows are kept and the
+    # planted 4-day drop is still found
+    from kpi_lib.anomaly.families import generate, score
+
+    case = generate("weekly_business", seed=1)
+    order = np.arange(len(case.series))
+    order[[200, 201]] = [201, 200]
+    s = case.series.iloc[order]
+    assert not s.index.is_monotonic_increasing
+    out = detect(s, case.rules("business_daily"))
+    assert out.index.equals(s.index)
+    assert score(case, out).found == 1
+
+
 def test_non_numeric_values_are_missing_not_fatal():
     s = hourly_revenue(days=10).astype(object)
     s.iloc[100] = "n/a"
