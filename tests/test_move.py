@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from conftest import free_port
+from conftest import free_port, kpi
 from pgnode import PgNode, wait_for, warehouse_on
 
 from kpi_lib import stream
@@ -241,14 +241,17 @@ def _orders(tag: str, region: str, n: int, start: int = 0) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("validate", ["sql", "python"])
+@pytest.mark.parametrize(
+    ("validate", "how"), [("sql", "mover"), ("python", "mover"), ("sql", "kpi move --drain")]
+)
 def test_a_landing_that_keeps_failing_goes_to_rejects_after_bounded_attempts_and_the_rest_moves(
-    wh, validate, monkeypatch
+    wh, validate, how, monkeypatch
 ):
     """A database error nothing foresaw (here a check constraint on silver.orders that one order
     breaks) fails the moves of its landing. The landings before and after it move; after
     ``max_attempts()`` failures its events move one by one and the poison one lands in
-    bronze.rejects with the error as the reason. A running mover does all that by itself."""
+    bronze.rejects with the error as the reason. A running mover does all that by itself, and
+    `kpi move --drain` ends (and says so) instead of stopping at the first failure."""
     monkeypatch.setenv("KPI_MOVE_VALIDATE", validate)
     tag = _uid()
     region, source = f"Poison {tag}", f"poison-{tag}"
@@ -262,7 +265,12 @@ def test_a_landing_that_keeps_failing_goes_to_rejects_after_bounded_attempts_and
             "select land_id from bronze.landings where source = %s order by land_id", [source]
         )]  # fmt: skip
         assert len(landings) == 3
-        mover.start()
+        if how == "mover":
+            mover.start()
+        else:
+            out = kpi("move", "--drain", check=True).stdout
+            assert "loaded 29 new orders" in out and "rejected 1" in out, out
+            assert "a move failed and was tried again: CheckViolation 23514" in " ".join(out.split()), out
         assert wait_for(
             lambda: (
                 not wh.execute(

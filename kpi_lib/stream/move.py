@@ -603,7 +603,7 @@ def drain(
 
 
 LEADER_LOCK = "kpi_lib.mover.leader"  # held by the one standing mover of a deployment
-MIN_INTERVAL_S = 0.2  # landings within this long of a move fold into the next one
+MIN_INTERVAL_S = 0.1  # landings within this long of a move fold into the next one
 STANDBY_S = 5.0  # a standby mover tries to become the leader this often
 
 

@@ -132,6 +132,8 @@ def _local(ts: datetime, tz: ZoneInfo) -> datetime:
     happens twice (clocks going back) is the later one, in standard time; a time that never happens
     (clocks going forward) takes the offset from before the change."""
     first = ts.replace(tzinfo=tz)
+    if tz.key == "UTC":
+        return first
     later = ts.replace(tzinfo=tz, fold=1)
     if first.utcoffset() == later.utcoffset():
         return first
