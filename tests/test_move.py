@@ -101,6 +101,9 @@ TRICKY: dict[str, tuple[dict, dict[str, str]]] = {
     "line_no_half": ({"lines": [_line(line_no=2.5)]}, {}),
     "nan_literal": ({"customer_id": "__X__"}, {'"__X__"': "NaN"}),
     "nul_escape": ({"lines": [_line(product_name="a\u0000b")]}, {}),
+    "lone_surrogate": ({"lines": [_line(product_name="a\ud800b")]}, {}),
+    "backslash_u0000": ({"lines": [_line(product_name="a\\u0000b")]}, {}),  # a backslash, then "u0000"
+    "emoji": ({"lines": [_line(product_name="mug \U0001f600")]}, {}),  # a surrogate pair in JSON
 }
 
 
@@ -178,8 +181,9 @@ def test_both_paths_agree_on_tricky_events_in_silver_gold_and_rejects(wh):
         seen[path] = _outcome(wh, tag, source, region)
     one, sql, py = seen["ingest"], seen["sql"], seen["python"]
     assert sql["rejects"] == one["rejects"] and py["rejects"] == one["rejects"]
-    # NaN is not JSON, and jsonb cannot hold \u0000: refused before an event id is read
-    assert sql["unnamed"] == one["unnamed"] == py["unnamed"] == ["not valid JSON", "not valid JSON"]
+    # NaN is not JSON, and jsonb cannot hold \u0000 nor half a surrogate pair: refused before an
+    # event id is read
+    assert sql["unnamed"] == one["unnamed"] == py["unnamed"] == ["not valid JSON"] * 3
     assert sql["orders"] == one["orders"] and py["orders"] == one["orders"]
     assert sql["lines"] == one["lines"] and py["lines"] == one["lines"]
     assert sql["gold"] == one["gold"] and py["gold"] == one["gold"]
@@ -189,9 +193,9 @@ def test_both_paths_agree_on_tricky_events_in_silver_gold_and_rejects(wh):
     assert accepted == {
         "plain", "tiny_qty", "tiny_qty_text", "tiny_price", "tiny_discount", "tiny_line_no", "nanoseconds",
         "round_up", "comma", "space_offset", "date_only", "naive", "twice", "never", "line_no_text",
-        "line_no_half",
+        "line_no_half", "backslash_u0000", "emoji",
     }  # fmt: skip
-    assert set(one["rejects"]) == set(TRICKY) - accepted - {"nan_literal", "nul_escape"}
+    assert set(one["rejects"]) == set(TRICKY) - accepted - {"nan_literal", "nul_escape", "lone_surrogate"}
     for name in (
         "zone_name",
         "zone_name_t",
@@ -220,6 +224,7 @@ def test_both_paths_agree_on_tricky_events_in_silver_gold_and_rejects(wh):
     assert at["never"] == datetime(2024, 3, 31, 1, 30, tzinfo=UTC)
     lines = {ln[0]: ln for ln in one["lines"]}
     assert [float(x) for x in lines["tiny_price"][6:8]] == [0.0, 0.0]  # price 0, discount 0
+    assert lines["backslash_u0000"][3] == "a\\u0000b" and lines["emoji"][3] == "mug \U0001f600"
     assert lines["tiny_line_no"][1] == 1 and lines["line_no_half"][1] == 2 and lines["line_no_text"][1] == 7
 
 

@@ -147,6 +147,20 @@ def _not_json(word: str) -> None:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_not_json)
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # \u0000, not \\u0000 (an escaped backslash)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _storable(text: str, ev: Any) -> None:
+    """Refuse, as PostgreSQL's jsonb does, JSON that decodes to what text cannot hold: a NUL character
+    (\\u0000) or half of a UTF-16 surrogate pair. (The checks run only when such an escape appears.)"""
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
+        raise ValueError("\\u0000 (a NUL character) cannot be stored")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(ev, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a lone UTF-16 surrogate (\\ud800-\\udfff) cannot be stored") from None
 
 
 def _text(value: Any, default: str | None) -> str | None:
@@ -192,13 +206,19 @@ class Validator:
         try:
             # NaN and Infinity are not JSON (PostgreSQL's jsonb refuses them), nor is a NUL character
             ev = _DECODER.decode(text) if text is not None else raw
-            if text is not None and "\\u0000" in text:
-                raise ValueError("\\u0000 (a NUL character) cannot be stored")
+            if text is not None:
+                _storable(text, ev)
         except ValueError as exc:
             batch.rejects.append((None, text[:10000], f"not valid JSON: {exc}"))
             return
-        if text is None:
-            text = json.dumps(ev, default=str)
+        if text is None:  # an object from Python: as the fast path lands it (text), as jsonb reads that
+            try:
+                text = json.dumps(ev, default=str, allow_nan=False)
+                _storable(text, ev)
+            except ValueError as exc:
+                text = json.dumps(ev, default=str)
+                batch.rejects.append((None, text[:10000], f"not valid JSON: {exc}"))
+                return
         if not isinstance(ev, dict):
             batch.rejects.append(
                 (None, text[:10000], "an event must be a JSON object with order fields and lines")
