@@ -6,8 +6,13 @@ landings keep moving; of two standing movers, one moves and the other takes over
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,6 +22,7 @@ from pgnode import PgNode, wait_for, warehouse_on
 from kpi_lib import stream
 
 AT = datetime(2024, 7, 8, 12, 0, tzinfo=UTC)  # pinned event times (a summer Monday)
+KPI = str(Path(sys.executable).with_name("kpi"))
 TZ = "Europe/Paris"  # clocks go back on 2024-10-27 (02:00-03:00 twice) and forward on 2024-03-31
 
 
@@ -339,3 +345,32 @@ def test_of_two_standing_movers_one_moves_and_the_other_takes_over(wh):
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_standing_mover_killed_with_sigkill_is_replaced_and_nothing_waits(wh):
+    """`kpi move` leads; killed with SIGKILL, its connection and lock go with it, and a standby takes
+    over: landings after the kill still reach silver."""
+    tag = _uid()
+    region, source = f"Killed {tag}", f"killed-{tag}"
+    proc = subprocess.Popen([KPI, "move"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    standby = stream.Mover(leader=True, standby_s=0.2, min_interval_s=0.05)
+    try:
+        assert wait_for(lambda: stream.move.leader_status(wh), timeout=60), "kpi move did not lead"
+        standby.start()
+        assert wait_for(lambda: standby.role == "standby", timeout=10)
+
+        def in_silver() -> int:
+            return wh.execute("select count(*) from silver.orders where region = %s", [region]).fetchone()[0]
+
+        _land(_orders(tag, region, 5), source)
+        assert wait_for(lambda: in_silver() == 5, timeout=10) and standby.moves == 0  # kpi move moved them
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert wait_for(lambda: standby.role == "moving", timeout=30), "no standby took over"
+        _land(_orders(tag, region, 5, start=5), source)
+        assert wait_for(lambda: in_silver() == 10, timeout=10) and standby.moves >= 1
+    finally:
+        standby.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
