@@ -82,7 +82,17 @@ def status() -> dict[str, Any]:
                 "select count(*), coalesce(sum(events), 0), min(landed_at) from bronze.landings"
                 " where moved_at is null"
             ).fetchone()
-        info["landings"] = {"waiting": waiting[0], "events": int(waiting[1]), "oldest": waiting[2]}
+        mover = None
+        if conn.execute("select to_regclass('bronze.landings')").fetchone()[0]:
+            from .stream.move import leader_status
+
+            mover = leader_status(conn)
+        info["landings"] = {
+            "waiting": waiting[0],
+            "events": int(waiting[1]),
+            "oldest": waiting[2],
+            "mover": mover,  # the standing mover that leads (kpi serve, kpi move), or None
+        }
     c = cache.shared_stats()
     c["redis"] = settings().redis_url
     info["cache"] = c

@@ -4,7 +4,8 @@ The browser talks to one port. This process checks the session and forwards requ
 websockets to the Panel server (``/panel/``) and the Voila server (``/voila/``) with the user in
 ``X-KPI-User`` and a secret made at each start in ``X-KPI-Proxy`` (see :mod:`kpi_lib.web`). They
 listen on 127.0.0.1 and serve nothing without that secret; Panel signs its session tokens with a
-key of the same start. It also runs the materialized-view refresher and supervises its children:
+key of the same start. It also runs the materialized-view refresher and the fast path's mover (the one
+that holds the deployment's mover lock moves, others stand by), and supervises its children:
 Ctrl-C or SIGTERM stops every child process group, Panel's and Voila's workers included.
 """
 
@@ -225,6 +226,7 @@ class Server:
     simulate_rate: str | float | None = None  # orders/s, or 'auto'
     with_mail_sink: bool = True
     with_alerts: bool = True
+    with_mover: bool = True  # move fast-path landings to silver and gold (one mover per deployment leads)
     refresh_views_every_s: float = 60.0
     log_dir: Path | None = None
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
@@ -407,7 +409,7 @@ def run(server: Server, on_ready=None) -> None:
     """Start everything, serve until SIGINT/SIGTERM, then stop every child."""
     from . import gold, stream
 
-    refresher = None
+    refresher = mover = None
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     stop = asyncio.Event()
@@ -428,6 +430,10 @@ def run(server: Server, on_ready=None) -> None:
         refresher = stream.Paced(
             gold.refresh_views_if_behind, name="view-refresher", min_interval_s=server.refresh_views_every_s
         ).start(run_now=True)  # catch up with whatever happened while nobody was refreshing
+        if server.with_mover:
+            # the fast path's landings (`kpi ingest --fast`, AMQP consumers with fast=True) reach gold
+            # within about a second of their NOTIFY; of several front doors, one mover leads
+            mover = stream.Mover(leader=True).start()
         server.write_state()
         # the start-up heap (~130 k objects: modules, settings, the app) is never garbage, yet each
         # full collection walked it (~80 ms) while every request in flight waited
@@ -442,5 +448,7 @@ def run(server: Server, on_ready=None) -> None:
     finally:
         if refresher:
             refresher.stop()
+        if mover:
+            mover.stop()
         server.stop()
         loop.close()

@@ -171,6 +171,9 @@ def server(demo):
             str(port),
             "--no-alerts",
             "--no-mail-sink",
+            # the tests that land on the fast path move it themselves (and assert what waits);
+            # tests/test_serve.py runs a `kpi serve` with its mover on a private warehouse
+            "--no-mover",
             "--voila-pool",
             "1",
         ],

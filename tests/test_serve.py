@@ -5,6 +5,20 @@ tested through a real `kpi serve` in tests/ui and tests/security.)"""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import free_port, kpi
+from pgnode import PgNode, wait_for, warehouse_on
 
 from kpi_lib import serve
 from kpi_lib.config import settings
@@ -51,3 +65,108 @@ def test_voila_runs_behind_the_front_door_with_the_kpi_template():
     assert "--Voila.identity_provider_class=kpi_lib.web.voila_auth.FrontDoorIdentity" in cmd
     assert "--VoilaConfiguration.template=kpi" in cmd and "--pool_size=3" in cmd
     assert "--Voila.ip=127.0.0.1" in cmd  # never reachable except through the front door
+
+
+# --- the fast path's mover runs in `kpi serve` (issue 17) ---------------------------------------------
+
+AT = datetime(2024, 7, 8, 12, 0, tzinfo=UTC)  # pinned event times
+KPI = str(Path(sys.executable).with_name("kpi"))
+
+
+@pytest.fixture()
+def private_serve(tmp_path):
+    """A real `kpi serve` (with its mover) on a private warehouse, serving one small Panel page (the
+    session's server runs without a mover, so the tests that land and move themselves are not raced);
+    yields a connection to the warehouse (autocommit)."""
+    from kpi_lib import auth
+
+    node = PgNode(free_port()).init().start()
+    proc = None
+    try:
+        with psycopg.connect(node.url(), autocommit=True) as admin:
+            admin.execute("create database kpi")
+        dashboards = tmp_path / "dashboards"
+        dashboards.mkdir()
+        (dashboards / "ping.py").write_text(
+            '"""Ping: a page."""\nimport panel as pn\n\npn.panel("ok").servable()\n'
+        )
+        with warehouse_on(node.url("kpi"), tmp_path / "home", KPI_DASHBOARDS_DIR=str(dashboards)):
+            auth.set_user("mover-test", "mover-password-123", ["executive"])
+            port = free_port()
+            log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+            proc = subprocess.Popen(
+                [KPI, "serve", "--port", str(port), "--no-alerts", "--no-mail-sink"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+            def up() -> bool:
+                if proc.poll() is not None:
+                    pytest.fail(f"kpi serve exited ({proc.returncode}); see {log.name}")
+                try:
+                    return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200
+                except OSError:
+                    return False
+
+            assert wait_for(up, timeout=240, every=0.5), "kpi serve did not come up within 240 s"
+            with psycopg.connect(node.url("kpi"), autocommit=True) as conn:
+                yield conn
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        node.remove()
+
+
+def test_kpi_serve_moves_landed_events_to_gold_within_about_a_second(private_serve):
+    """Events landed by the fast path (`kpi ingest --fast`, a consumer with fast=True) while
+    `kpi serve` runs reach gold, and `kpis.query`, without anyone running `kpi move`."""
+    from kpi_lib import kpis, stream
+    from kpi_lib.stream.move import leader_status
+
+    db = private_serve
+    assert wait_for(lambda: leader_status(db), timeout=30), "kpi serve runs no mover"
+    status = kpi("status").stdout
+    assert "fast-path mover: running" in status
+    region = f"Served {uuid.uuid4().hex[:8]}"
+    took = []
+    for burst in range(5):
+        events = [
+            {
+                "event_id": f"s-{region}-{burst}-{i}",
+                "order_id": f"S{region}{burst}-{i}",
+                "ordered_at": (AT + timedelta(minutes=burst, seconds=i)).isoformat(),
+                "region": region,
+                "lines": [{"product_id": "P1", "quantity": 1, "unit_price": 4.0}],
+            }
+            for i in range(20)
+        ]
+        lander = stream.Lander("serve-test", interval_ms=3_600_000, mover=False)  # this process moves nothing
+        for ev in events:
+            lander.put(ev)
+        assert lander.close().landed == 20  # acknowledged: in bronze
+        t0 = time.monotonic()
+        want = 20 * (burst + 1)
+        assert wait_for(
+            lambda w=want: (
+                db.execute(
+                    "select coalesce(sum(orders), 0) from gold.sales_hourly where region = %s", [region]
+                ).fetchone()[0]
+                == w
+            ),
+            timeout=30,
+            every=0.01,
+        ), "landed events did not reach gold"
+        took.append(time.monotonic() - t0)
+    took.sort()
+    print(f"landed -> gold (s): {[round(t, 3) for t in took]}")  # noqa: T201 - the figure, for the report
+    assert took[2] <= 1.0 and took[-1] <= 3.0, took  # median about a second at most, none far beyond
+    res = kpis.query(
+        "orders", "total", start=AT.date(), end=AT.date() + timedelta(days=1), where={"region": region}
+    )
+    assert res.value == 100
+    assert db.execute("select count(*) from bronze.landings where moved_at is null").fetchone()[0] == 0

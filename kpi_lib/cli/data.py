@@ -173,10 +173,21 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         lag = "current" if mv["behind_versions"] == 0 else f"{mv['behind_versions']} versions behind"
         console.print(f"  {mv['name']}: refreshed {mv['refreshed_at']} ({lag})")
     landed = info["landings"]
+    lead = landed.get("mover")
+    if lead:
+        console.print(
+            f"fast-path mover: running (database backend {lead['pid']}, from {lead['client']}, since {lead['since']})"
+        )
     if landed["waiting"]:
         console.print(
             f"[yellow]{landed['waiting']:,} fast-path landing(s), {landed['events']:,} events, wait to be moved "
-            f"(oldest {landed['oldest']})[/]: a mover runs with `kpi ingest --fast`; `kpi move --drain` moves them now"
+            f"(oldest {landed['oldest']})[/]: "
+            + (
+                "the mover is on it"
+                if lead
+                else "no standing mover runs (`kpi serve` or `kpi move` runs one)"
+            )
+            + "; `kpi move --drain` moves them now"
         )
     c = info["cache"]
     hits = " ".join(f"{k} {v:,}" for k, v in c["hits"].items())

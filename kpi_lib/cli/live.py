@@ -72,6 +72,11 @@ def _print_move(r) -> None:
     )
     for reason in r.reasons[:10]:
         console.print(f"  rejected: {reason}")
+    for error in r.errors[:5]:
+        console.print(
+            f"  [yellow]a move failed and was tried again:[/] {error} (after KPI_MOVE_MAX_ATTEMPTS failures "
+            "a landing's events are moved one by one; the ones that still fail go to bronze.rejects)"
+        )
 
 
 @app.command()
@@ -86,9 +91,12 @@ def move(
     if drain:
         _print_move(stream.drain())
         return
-    err.print("moving landed events to silver and gold (Ctrl-C to stop)")
+    err.print(
+        "moving landed events to silver and gold (Ctrl-C to stop); while another standing mover "
+        "(`kpi serve`, `kpi move`) leads, this one stands by"
+    )
     try:
-        stream.Mover().run(threading.Event())
+        stream.Mover(leader=True).run(threading.Event())
     except KeyboardInterrupt:
         return
 
@@ -198,6 +206,13 @@ def serve(
     ] = 1,
     voila_pool: Annotated[int, typer.Option(help="Pre-heated Voila kernels per notebook")] = 2,
     alerts: Annotated[bool, typer.Option(help="Run the live alert listener")] = True,
+    mover: Annotated[
+        bool,
+        typer.Option(
+            help="Move fast-path landings (`kpi ingest --fast`) to silver and gold as they land; "
+            "of several kpi serve processes, one moves and the others stand by"
+        ),
+    ] = True,
     mail_sink: Annotated[bool, typer.Option(help="Run the demo SMTP sink when SMTP_HOST is local")] = True,
 ) -> None:
     """Serve every dashboard behind one login: Panel apps, Voila notebooks, landing page and inbox."""
@@ -215,6 +230,7 @@ def serve(
         panel_procs=panel_procs,
         voila_pool=voila_pool,
         with_alerts=alerts,
+        with_mover=mover,
         with_mail_sink=mail_sink,
     )
 

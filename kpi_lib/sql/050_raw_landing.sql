@@ -79,32 +79,42 @@ begin
 end
 $do$;
 
--- A JSON value as a finite float8, or null when it is not one (booleans, NaN, words, objects).
+-- Number text (validate._NUM's grammar, trimmed) as a float8, or null when beyond float8 (not finite).
+-- Below float8's smallest it is 0, as Python's float() reads it (1e-400).
+create or replace function bronze.num_text(t text) returns float8
+language sql stable parallel safe as
+$$
+select case when bronze.is_valid(t, 'float8') then t::float8
+            when bronze.is_valid(t, 'numeric') then case when abs(t::numeric) < 1 then 0::float8 end
+            when t ~ '[eE]-' then 0::float8  -- an exponent beyond even numeric's range: its sign says
+       end
+$$;
+
+-- A JSON value as a finite float8, or null when it is not one (booleans, NaN, words, objects, 1e400).
+-- Strings must look like numbers in ASCII (no "1_000"), as validate._num requires.
 create or replace function bronze.j_num(v jsonb) returns float8
 language sql stable parallel safe as
 $$
 select case jsonb_typeof(v)
-         when 'number' then  -- 1e400 is JSON, not a float8: refused, not an error that stops the mover
-              case when abs((v #>> '{}')::numeric) between 1e-300 and 1e300 or (v #>> '{}')::numeric = 0
-                   then (v #>> '{}')::float8 end
+         when 'number' then bronze.num_text(v #>> '{}')
          when 'string' then
-              case when bronze.is_valid(btrim(v #>> '{}', E' \t\n\r\f\v'), 'float8')
-                         and lower(btrim(v #>> '{}', E' \t\n\r\f\v')) not in
-                             ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')
-                   then btrim(v #>> '{}', E' \t\n\r\f\v')::float8 end
+              case when btrim(v #>> '{}', E' \t\n\r\f\v') ~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$'
+                   then bronze.num_text(btrim(v #>> '{}', E' \t\n\r\f\v')) end
        end
 $$;
 
 -- A JSON value written like Python's repr() in the reasons validate.py gives ('soon', None, True).
 create or replace function bronze.j_repr(v jsonb) returns text
-language sql immutable parallel safe as
+language sql stable parallel safe as
 $$
 select case jsonb_typeof(v)
          when 'string' then '''' || (v #>> '{}') || ''''
          when 'null' then 'None'
          when 'boolean' then initcap(v::text)
-         when 'number' then case when length(v::text) > 300 then  -- beyond float8: Python reads inf
-                                 case when v::text like '-%' then '-inf' else 'inf' end
+         when 'number' then case when bronze.num_text(v #>> '{}') is null  -- beyond float8: Python reads inf
+                                      then case when v::text like '-%' then '-inf' else 'inf' end
+                                 when bronze.num_text(v #>> '{}') = 0 and (v #>> '{}')::numeric <> 0
+                                      then case when v::text like '-%' then '-0.0' else '0.0' end
                                  else v::text end
          else v::text
        end
@@ -117,7 +127,8 @@ language sql stable parallel safe as
 $$
 select bronze.j_repr(v) ||
        case when jsonb_typeof(v) = 'number'
-                 or (jsonb_typeof(v) = 'string' and lower(btrim(v #>> '{}', E' \t\n\r\f\v')) in
-                     ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity'))
+                 or (jsonb_typeof(v) = 'string' and (lower(btrim(v #>> '{}', E' \t\n\r\f\v')) in
+                     ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')
+                     or btrim(v #>> '{}', E' \t\n\r\f\v') ~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$'))
             then ' is not a finite number' else ' is not a number' end
 $$;

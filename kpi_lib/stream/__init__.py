@@ -19,10 +19,12 @@ reconnect re-reads the current version so no bump is lost.
 
 ``ingest(events, fast=True)`` (``Lander``) is the fast path for bursts: each batch is acknowledged
 once its raw events are COPY'd into ``bronze.landed_events``, in one transaction, unvalidated; a
-mover (``move``: the lander's own thread, or ``kpi move``) validates them set-based in SQL (malformed
+mover (``move``: the lander's own thread, ``kpi serve``'s, or ``kpi move``; of the standing ones,
+one per deployment leads) validates them set-based in SQL (malformed
 ones to ``bronze.rejects`` with the same reasons; ``KPI_MOVE_VALIDATE=python``: with validate.py in
 the mover's process), writes silver and gold in batches as large as the backlog, bumps the version and
-NOTIFYs. Exactly once across the split (event and order ids). Today's path stays the default: it
+NOTIFYs. Exactly once across the split (event and order ids). A landing whose move keeps failing
+on a database error is moved alone, then event by event; what still fails goes to the rejects. Today's path stays the default: it
 moves more events per second to gold; the fast path acknowledges ~7x faster (benchmarks/README.md).
 
 Modules: ``validate`` (events to rows or rejects), ``write`` (one transaction per batch, the

@@ -2,15 +2,23 @@
 written by :class:`~kpi_lib.stream.land.Lander`) validated set-based in SQL, then moved to silver and
 gold, as many waiting landings per transaction as ``MOVE_MAX_EVENTS`` allows, then NOTIFY.
 
-Validation follows ``validate.py``'s rules and reasons; a malformed event goes to ``bronze.rejects``
-with its reason, as on the one-transaction path. Exactly once across the split: one transaction
+Validation follows ``validate.py``'s rules and reasons (the same number and ISO-8601 grammars, the
+same reading of business-time wall clock; ``tests/test_move.py`` feeds both the same tricky events); a
+malformed event goes to ``bronze.rejects`` with its reason, as on the one-transaction path. Exactly once across the split: one transaction
 validates the landings, writes the rejects, silver and gold, bumps the data version (NOTIFY) and marks
 the landings moved. A crash (``kill -9``) anywhere before its commit leaves every landing waiting;
 after it, nothing is left to move twice. Event and order ids make events seen before (a redelivery,
 a producer sending again what was not acknowledged) a no-op.
 
-Movers may run in any number of processes (``kpi move``, a lander's own thread): an advisory lock
-lets one move at a time.
+Movers may run in any number of processes (``kpi serve``, ``kpi move``, a lander's own thread): an
+advisory lock lets one move at a time. The standing ones (``Mover(leader=True)``: ``kpi serve``'s and
+``kpi move``'s) elect one per deployment with a session advisory lock; the others stand by.
+
+Poison: a move that fails on a database error the data may have caused (not a lost connection) is
+rolled back and counted against its landings (``attempts``, ``last_error``); a landing that failed
+before is moved alone, so the others keep moving, and after ``max_attempts()`` failures its events
+are moved apart (halves, down to single events, each in a savepoint) and the ones that still fail go
+to ``bronze.rejects`` with the error as the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import psycopg
 
 from .. import warehouse
 from ..errors import WarehouseError
+from .validate import ISO_TIME
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +41,8 @@ MOVE_MAX_EVENTS = 100_000  # one move takes waiting landings up to about this ma
 POLL_S = 5.0  # a background mover looks for waiting landings this often even without a NOTIFY
 
 _STAGE_DDL = """
-create temp table if not exists _claimed (land_id bigint, source text, landed_at timestamptz, events int)
-    on commit delete rows;
+create temp table if not exists _claimed (land_id bigint, source text, landed_at timestamptz, events int,
+    attempts int) on commit delete rows;
 create temp table if not exists _ev (land_id bigint, seq int, source text, landed_at timestamptz,
     j jsonb, jerr text) on commit delete rows;
 create temp table if not exists _ord (land_id bigint, seq int, source text, event_id text, order_id text,
@@ -52,25 +61,31 @@ create temp table if not exists _new_orders (order_id text, ordered_at timestamp
 create temp table if not exists _new_lines (like silver.order_lines) on commit delete rows;
 """
 
+# The oldest waiting landings, up to about max_events events; a landing whose move failed before (a
+# suspect) is moved alone, so the landings before it move without it and the ones after wait their turn.
 _CLAIM = """
 with waiting as (
-    select land_id, source, landed_at, events, sum(events) over (order by land_id) - events as before
+    select land_id, source, landed_at, events, attempts, sum(events) over (order by land_id) - events as before,
+           min(land_id) filter (where attempts > 0) over () as suspect
       from bronze.landings where moved_at is null
 )
-insert into _claimed select land_id, source, landed_at, events from waiting where before < %s
+insert into _claimed select land_id, source, landed_at, events, attempts from waiting
+ where before < %s and (before = 0 or land_id < coalesce(suspect, 9223372036854775807))
 """
 
 # Parsing: all at once (the common case: every payload is JSON); when one is not, each on its own.
 _PARSE_FAST = """
 insert into _ev select e.land_id, e.seq, c.source, c.landed_at, e.payload::jsonb, null
   from bronze.landed_events e join _claimed c using (land_id)
+ where e.seq >= %(lo)s and e.seq < %(hi)s
 """
 _PARSE_SAFE = """
 insert into _ev
 select land_id, seq, source, landed_at, case when ok then payload::jsonb end,
        case when not ok then bronze.input_error(payload, 'jsonb') end
   from (select e.land_id, e.seq, c.source, c.landed_at, e.payload, bronze.is_valid(e.payload, 'jsonb') as ok
-          from bronze.landed_events e join _claimed c using (land_id) offset 0) p
+          from bronze.landed_events e join _claimed c using (land_id)
+         where e.seq >= %(lo)s and e.seq < %(hi)s offset 0) p
 """
 
 # Order-level fields and reasons, in validate.Validator's order of checks. ("offset 0" keeps each
@@ -90,14 +105,17 @@ select land_id, seq, source, event_id, order_id, at, customer_id, region, channe
        end
   from (
     select *,
-           case when ts ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' and bronze.is_valid(ts, 'timestamptz') then
-                case when ts ~ '[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$'
-                     then ts::timestamptz else ts::timestamp at time zone ops.business_tz() end
+           case when ts ~ %(iso)s and bronze.is_valid(tsn, 'timestamptz') then
+                case when ts ~ ':[0-9]{2}([.,][0-9]+)? ?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$'
+                     then tsn::timestamptz else tsn::timestamp at time zone ops.business_tz() end
            end as at
       from (
         select land_id, seq, source, landed_at, j, jerr, is_obj, order_id,
                coalesce(bronze.j_text(j -> 'event_id', null), order_id) as event_id,
                case when jsonb_typeof(j -> 'ordered_at') = 'string' then j ->> 'ordered_at' end as ts,
+               -- as Python reads it: a comma for the decimal point, microseconds truncated, not rounded
+               case when jsonb_typeof(j -> 'ordered_at') = 'string' then
+                    regexp_replace(replace(j ->> 'ordered_at', ',', '.'), '(\.[0-9]{6})[0-9]+', '\1') end as tsn,
                bronze.j_text(j -> 'customer_id', null) as customer_id,
                bronze.j_text(j -> 'region', 'Unknown') as region,
                bronze.j_text(j -> 'channel', 'Unknown') as channel,
@@ -143,7 +161,8 @@ select land_id, seq, i, order_id, case when ln_falsy then i + 1 else ln_val end,
                 then 0::float8 else bronze.j_num(x.ln -> 'discount') end as d,
            bronze.j_num(x.ln -> 'unit_cost') as c,
            x.ln -> 'unit_cost' is null or x.ln -> 'unit_cost' in ('null', '""') as c_empty,
-           x.ln -> 'line_no' is null or x.ln -> 'line_no' in ('null', 'false', '0', '""', '[]', '{}') as ln_falsy,
+           x.ln -> 'line_no' is null or x.ln -> 'line_no' in ('null', 'false', '0', '""', '[]', '{}')
+               or (jsonb_typeof(x.ln -> 'line_no') = 'number' and bronze.j_num(x.ln -> 'line_no') = 0) as ln_falsy,
            case when jsonb_typeof(x.ln -> 'line_no') = 'number' and abs((x.ln ->> 'line_no')::numeric) < 2e9
                     then trunc((x.ln ->> 'line_no')::numeric)::int
                 when jsonb_typeof(x.ln -> 'line_no') = 'string' and x.ln ->> 'line_no' ~ '^\s*[+-]?[0-9]{1,9}\s*$'
@@ -246,6 +265,8 @@ class MoveResult:
     seconds: float = 0.0
     reasons: list[str] = field(default_factory=list)  # the first few
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    failed: int = 0  # landings whose move failed on a database error (left waiting, attempts counted)
+    errors: list[str] = field(default_factory=list)  # those errors, the first few
 
     def add(self, other: MoveResult) -> None:
         self.landings += other.landings
@@ -253,16 +274,22 @@ class MoveResult:
         self.loaded += other.loaded
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.failed += other.failed
         self.version = other.version or self.version
         self.seconds += other.seconds
         for k, v in other.timings.items():
             self.timings[k] = self.timings.get(k, 0.0) + v
         self.reasons.extend(other.reasons[: max(0, 20 - len(self.reasons))])
+        self.errors.extend(other.errors[: max(0, 20 - len(self.errors))])
 
 
-def _validate_in_python(conn: psycopg.Connection) -> None:
+ALL = 2**31 - 1  # every seq of a landing
+
+
+def _validate_in_python(conn: psycopg.Connection, lo: int = 0, hi: int = ALL) -> None:
     """The claimed events through validate.py's :class:`Validator` (in landing order, so the first
-    copy of an order wins), its rows COPY'd into the temp tables the SQL validation would fill."""
+    copy of an order wins; "now" is each landing's time, as in the SQL validation), its rows COPY'd
+    into the temp tables the SQL validation would fill."""
     from .validate import Validator
 
     v = Validator("mover")
@@ -271,10 +298,12 @@ def _validate_in_python(conn: psycopg.Connection) -> None:
     lines: list[tuple] = []
     rejects: list[tuple] = []
     rows = conn.execute(
-        "select e.land_id, e.seq, c.source, e.payload from bronze.landed_events e "
-        "join _claimed c using (land_id) order by e.land_id, e.seq"
+        "select e.land_id, e.seq, c.source, c.landed_at, e.payload from bronze.landed_events e "
+        "join _claimed c using (land_id) where e.seq >= %s and e.seq < %s order by e.land_id, e.seq",
+        [lo, hi],
     ).fetchall()
-    for land_id, seq, source, payload in rows:
+    for land_id, seq, source, landed_at, payload in rows:
+        v.now = landed_at
         n_rej, n_ord, n_lines = len(b.rejects), len(b.orders), len(b.lines)
         v.add(payload)
         if len(b.rejects) > n_rej:
@@ -306,50 +335,41 @@ def _validate_in_python(conn: psycopg.Connection) -> None:
                     cp.write_row(row)
 
 
-def move_once(
-    conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS, validate: str | None = None
-) -> MoveResult:
-    """Validate and move the oldest waiting landings (up to about ``max_events`` events, at least one
-    landing) in one transaction on ``conn`` (not autocommit). Waits while another mover moves.
-    ``validate``: ``"sql"`` (set-based, on the server) or ``"python"`` (validate.py in this process);
-    default ``KPI_MOVE_VALIDATE``, else ``"sql"``."""
-    import os
+@dataclass
+class _Moved:
+    """What the move of some claimed events wrote (before the version bump and the landings' marks)."""
 
-    validate = validate or os.environ.get("KPI_MOVE_VALIDATE", "sql")
-    t0 = time.perf_counter()
-    res = MoveResult()
-    timings = res.timings
-    mark = t0
+    loaded: int = 0
+    rejected: int = 0
+    first: object = None  # earliest and latest ordered_at of the new orders
+    last: object = None
+    reasons: list[str] = field(default_factory=list)
 
-    def step(name: str, sql: str, params: list | None = None) -> None:
-        nonlocal mark
-        conn.execute(sql, params)
-        now = time.perf_counter()
-        timings[name] = timings.get(name, 0.0) + now - mark
-        mark = now
+    def add(self, other: _Moved) -> None:
+        self.loaded += other.loaded
+        self.rejected += other.rejected
+        if other.loaded:
+            self.first = other.first if self.first is None else min(self.first, other.first)
+            self.last = other.last if self.last is None else max(self.last, other.last)
+        self.reasons.extend(other.reasons[: max(0, 20 - len(self.reasons))])
 
-    conn.execute("select pg_advisory_xact_lock(hashtext('kpi_lib.mover'))")
-    conn.execute(_STAGE_DDL)
-    conn.execute(_CLAIM, [max_events])
-    res.landings, res.events, sources = conn.execute(
-        "select count(*), coalesce(sum(events), 0), string_agg(distinct source, ',' order by source) from _claimed"
-    ).fetchone()
-    if not res.landings:
-        conn.rollback()
-        return res
-    mark = time.perf_counter()
+
+def _move_claimed(conn: psycopg.Connection, validate: str, step, lo: int = 0, hi: int = ALL) -> _Moved:
+    """Validate the claimed events (seq in [lo, hi)), write rejects, silver, gold and products."""
+    out = _Moved()
     if validate == "python":
-        _validate_in_python(conn)
-        timings["validate_python"] = time.perf_counter() - mark
-        mark = time.perf_counter()
+        t = time.perf_counter()
+        _validate_in_python(conn, lo, hi)
+        step.timings["validate_python"] = step.timings.get("validate_python", 0.0) + time.perf_counter() - t
+        step.mark = time.perf_counter()
         step("analyze_first", "analyze _first (land_id, seq, order_id), _lv (land_id, seq)")
     else:
         try:
             with conn.transaction():  # a savepoint: one malformed payload fails the bulk parse
-                step("parse", _PARSE_FAST)
+                step("parse", _PARSE_FAST, {"lo": lo, "hi": hi})
         except psycopg.DataError:
-            step("parse_each", _PARSE_SAFE)
-        step("orders", _ORDERS)
+            step("parse_each", _PARSE_SAFE, {"lo": lo, "hi": hi})
+        step("orders", _ORDERS, {"iso": ISO_TIME})
         step("analyze", "analyze _ord (land_id, seq, order_id, reason)")
         step("lines", _LINES)
         step("line_reasons", _LINE_REASONS)
@@ -358,17 +378,16 @@ def move_once(
         step("rejects", _REJECTS)
     step("silver", _TO_SILVER)
     step("analyze_new", "analyze _new_orders (order_id, customer_id, ordered_at), _new_lines (order_id)")
-    res.loaded, first, last = conn.execute(
+    out.loaded, out.first, out.last = conn.execute(
         "select count(*), min(ordered_at), max(ordered_at) from _new_orders"
     ).fetchone()
-    if res.loaded < conn.execute("select count(*) from _first").fetchone()[0]:
+    if out.loaded < conn.execute("select count(*) from _first").fetchone()[0]:
         step("silver_conflicts", _SILVER_CONFLICTS)
     step("bronze_rejects", _BRONZE_REJECTS)
     rows = conn.execute("select reason from _rej order by land_id, seq limit 20").fetchall()
-    res.reasons = [r[0] for r in rows]
-    res.rejected = conn.execute("select count(*) from _rej").fetchone()[0]
-    res.duplicates = res.events - res.loaded - res.rejected
-    if res.loaded:
+    out.reasons = [r[0] for r in rows]
+    out.rejected = conn.execute("select count(*) from _rej").fetchone()[0]
+    if out.loaded:
         step("gold", "select gold.apply_new_orders()")
         step(
             "products",
@@ -376,19 +395,185 @@ def move_once(
             "select distinct on (product_id) product_id, product_name, category, unit_cost from _new_lines "
             "order by product_id on conflict (product_id) do nothing",
         )
-        res.version = conn.execute(
+    return out
+
+
+class _Steps:
+    """Runs the move's statements, timing each (``MoveResult.timings``)."""
+
+    def __init__(self, conn: psycopg.Connection, timings: dict[str, float]) -> None:
+        self.conn, self.timings, self.mark = conn, timings, time.perf_counter()
+
+    def __call__(self, name: str, sql: str, params=None) -> None:
+        self.conn.execute(sql, params)
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.mark
+        self.mark = now
+
+
+def _bump(conn: psycopg.Connection, sources: str, moved: _Moved) -> int | None:
+    if moved.loaded:
+        return conn.execute(
             "select ops.bump_version('ingest', %s, %s, %s, %s, %s)",
-            [sources, first, last, res.loaded, res.rejected],
+            [sources, moved.first, moved.last, moved.loaded, moved.rejected],
         ).fetchone()[0]
-    elif res.rejected:
-        res.version = conn.execute(
-            "select ops.bump_version('rejects', %s, null, null, 0, %s)", [sources, res.rejected]
+    if moved.rejected:
+        return conn.execute(
+            "select ops.bump_version('rejects', %s, null, null, 0, %s)", [sources, moved.rejected]
         ).fetchone()[0]
-    step("mark", _MARK_MOVED, [res.version])
-    conn.commit()
+    return None
+
+
+def max_attempts() -> int:
+    """How often a landing's move may fail before its events are moved one by one
+    (``KPI_MOVE_MAX_ATTEMPTS``, default 3)."""
+    import os
+
+    return max(1, int(os.environ.get("KPI_MOVE_MAX_ATTEMPTS", "3")))
+
+
+# SQLSTATE classes of errors that are not the data's fault: the connection, a server shutting down or
+# out of resources, a serialization failure or deadlock, a lock not available, an I/O error. A move
+# that fails with one of these is simply tried again; any other error counts against its landings.
+_NOT_THE_DATA = ("08", "40", "53", "55", "57", "58")
+
+
+def _data_error(exc: BaseException, conn: psycopg.Connection) -> bool:
+    """Whether a failed move's error may be caused by what it moved (a poison event)."""
+    if conn.closed or conn.broken:
+        return False
+    if isinstance(exc, psycopg.Error):
+        return bool(exc.sqlstate) and exc.sqlstate[:2] not in _NOT_THE_DATA
+    return isinstance(exc, Exception)  # validate.py failing on a payload (KPI_MOVE_VALIDATE=python)
+
+
+def _describe(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    state = getattr(exc, "sqlstate", None)
+    return f"{type(exc).__name__}{f' {state}' if state else ''}: {first}"[:500]
+
+
+def move_once(
+    conn: psycopg.Connection, max_events: int = MOVE_MAX_EVENTS, validate: str | None = None
+) -> MoveResult:
+    """Validate and move the oldest waiting landings (up to about ``max_events`` events, at least one
+    landing) in one transaction on ``conn`` (not autocommit). Waits while another mover moves.
+    ``validate``: ``"sql"`` (set-based, on the server) or ``"python"`` (validate.py in this process);
+    default ``KPI_MOVE_VALIDATE``, else ``"sql"``.
+
+    A move that fails on an error the data may have caused (not a lost connection) is rolled back, its
+    landings' ``attempts`` counted and the result's ``failed`` set; it raises nothing. A landing that
+    failed before is moved alone; one that failed ``max_attempts()`` times is moved event by event
+    (:func:`_move_apart`): what still fails goes to ``bronze.rejects`` with the error as its reason."""
+    import os
+
+    validate = validate or os.environ.get("KPI_MOVE_VALIDATE", "sql")
+    t0 = time.perf_counter()
+    res = MoveResult()
+    conn.execute("select pg_advisory_xact_lock(hashtext('kpi_lib.mover'))")
+    conn.execute(_STAGE_DDL)
+    conn.execute(_CLAIM, [max_events])
+    claimed = conn.execute("select land_id, events, attempts from _claimed order by land_id").fetchall()
+    if not claimed:
+        conn.rollback()
+        return res
+    res.landings, res.events = len(claimed), sum(c[1] for c in claimed)
+    sources = conn.execute(
+        "select string_agg(distinct source, ',' order by source) from _claimed"
+    ).fetchone()[0]
+    steps = _Steps(conn, res.timings)
+    try:
+        apart = len(claimed) == 1 and claimed[0][2] >= max_attempts()
+        if apart:
+            moved = _move_apart(conn, validate, steps, claimed[0], res)
+        else:
+            moved = _move_claimed(conn, validate, steps)
+        res.loaded, res.rejected, res.reasons = moved.loaded, moved.rejected, moved.reasons
+        res.duplicates = res.events - res.loaded - res.rejected
+        res.version = _bump(conn, sources, moved)
+        if apart:
+            n_ok, n_bad = moved.loaded, moved.rejected
+            steps("mark", _MARK_APART, [res.version, n_ok, n_bad, n_ok, n_bad, claimed[0][0]])
+        else:
+            steps("mark", _MARK_MOVED, [res.version])
+        conn.commit()
+    except Exception as exc:
+        if not _data_error(exc, conn):
+            raise
+        conn.rollback()
+        error = _describe(exc)
+        log.warning(
+            "mover: moving landing(s) %s failed (%s); %s",
+            ", ".join(str(c[0]) for c in claimed),
+            error,
+            "each will be moved alone, and its events one by one after "
+            f"{max_attempts()} failures (the ones that still fail go to bronze.rejects)",
+        )
+        conn.execute(
+            "update bronze.landings set attempts = attempts + 1, last_error = %s "
+            "where land_id = any(%s) and moved_at is null",
+            [error, [c[0] for c in claimed]],
+        )
+        conn.commit()
+        res = MoveResult(landings=len(claimed), events=res.events, failed=len(claimed), errors=[error])
+        return res
     res.seconds = time.perf_counter() - t0
-    timings["commit"] = time.perf_counter() - mark
+    res.timings["commit"] = time.perf_counter() - steps.mark
     return res
+
+
+_STAGING = "_ev, _ord, _lv, _first, _rej, _new_orders, _new_lines"
+
+
+def _move_apart(
+    conn: psycopg.Connection, validate: str, steps: _Steps, landing: tuple, res: MoveResult
+) -> _Moved:
+    """A landing whose move failed ``max_attempts()`` times: its events moved in halves, then quarters,
+    each in a savepoint, down to single events; an event whose move still fails goes to
+    ``bronze.rejects`` with the database's error as its reason. Same transaction as the mark."""
+    land_id, events, attempts = landing
+    total = _Moved()
+    todo = [(0, events)]
+    while todo:
+        lo, hi = todo.pop(0)
+        try:
+            with conn.transaction():
+                conn.execute(f"truncate {_STAGING}")
+                total.add(_move_claimed(conn, validate, steps, lo, hi))
+        except Exception as exc:
+            if not _data_error(exc, conn):
+                raise
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                todo[:0] = [(lo, mid), (mid, hi)]
+                continue
+            reason = (
+                f"could not be moved to silver: {_describe(exc)} (its landing {land_id} failed "
+                f"{attempts} times; the landing's other events moved)"
+            )
+            conn.execute(
+                "insert into bronze.rejects (source, event_id, row_data, reason) "
+                "select c.source, case when bronze.is_valid(e.payload, 'jsonb') then "
+                "  (select coalesce(bronze.j_text(j -> 'event_id', null), bronze.j_text(j -> 'order_id', null)) "
+                "     from (select e.payload::jsonb as j offset 0) x where jsonb_typeof(j) = 'object') end, "
+                "  left(e.payload, 10000), %s "
+                "from bronze.landed_events e join _claimed c using (land_id) where e.land_id = %s and e.seq = %s",
+                [reason, land_id, lo],
+            )
+            total.rejected += 1
+            if len(total.reasons) < 20:
+                total.reasons.append(reason)
+            res.errors.append(_describe(exc))
+            log.warning("mover: event %d of landing %d refused: %s", lo, land_id, _describe(exc))
+    conn.execute(f"truncate {_STAGING}")
+    return total
+
+
+_MARK_APART = """
+update bronze.landings l
+   set moved_at = now(), version = %s, loaded = %s, rejected = %s, duplicates = l.events - %s - %s
+ where l.land_id = %s
+"""
 
 
 def waiting(conn: psycopg.Connection) -> tuple[int, int]:
@@ -403,7 +588,8 @@ def waiting(conn: psycopg.Connection) -> tuple[int, int]:
 def drain(
     conn: psycopg.Connection | None = None, max_events: int = MOVE_MAX_EVENTS, validate: str | None = None
 ) -> MoveResult:
-    """Move until nothing is waiting; the totals of every move."""
+    """Move until nothing is waiting; the totals of every move (a failed move is tried again: its
+    landings alone, then their events one by one, so this ends)."""
     own = conn is None
     conn = conn or warehouse.connect_raw()
     total = MoveResult()
@@ -416,16 +602,41 @@ def drain(
     return total
 
 
-class Mover:
-    """A mover on a thread of its own: it moves whatever is waiting when it starts, whenever a lander
-    NOTIFYs ``kpi_landed``, and every ``POLL_S`` seconds; it reconnects after any error."""
+LEADER_LOCK = "kpi_lib.mover.leader"  # held by the one standing mover of a deployment
+MIN_INTERVAL_S = 0.1  # landings within this long of a move fold into the next one
+STANDBY_S = 5.0  # a standby mover tries to become the leader this often
 
-    def __init__(self, max_events: int = MOVE_MAX_EVENTS, poll_s: float = POLL_S) -> None:
-        self.max_events, self.poll_s = max_events, poll_s
+
+class Mover:
+    """A mover on threads of its own: one LISTENs for ``kpi_landed`` (a lander's NOTIFY) and pokes a
+    :class:`~kpi_lib.stream.paced.Paced` worker that moves whatever waits, no more often than every
+    ``min_interval_s`` (landings meanwhile fold into one move). It also moves every ``poll_s``
+    seconds, and at start; it reconnects after any error.
+
+    ``leader=True`` (``kpi serve``, ``kpi move``): it moves only while it holds the session advisory
+    lock ``LEADER_LOCK`` on its LISTEN connection, so one such mover per deployment works and the
+    others stand by; when the leader's process or connection dies, PostgreSQL releases the lock and a
+    standby takes over within ``STANDBY_S``. Correctness never rests on this lock: each move takes the
+    movers' transaction lock, so movers that do run at once (a lander's own) take turns.
+    """
+
+    def __init__(
+        self,
+        max_events: int = MOVE_MAX_EVENTS,
+        poll_s: float = POLL_S,
+        *,
+        leader: bool = False,
+        min_interval_s: float = MIN_INTERVAL_S,
+        standby_s: float = STANDBY_S,
+    ) -> None:
+        self.max_events, self.poll_s, self.leader = max_events, poll_s, leader
+        self.min_interval_s, self.standby_s = min_interval_s, standby_s
         self.moves = 0
+        self.role = "starting"  # moving | standby | reconnecting
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
 
     def start(self) -> Mover:
         with self._lock:
@@ -448,33 +659,66 @@ class Mover:
             self._stop = stop
         self._run()
 
+    def _move_all(self) -> None:
+        """The paced work: move until nothing waits (on a connection kept between runs)."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = warehouse.connect_raw(start=False)
+            while not self._stop.is_set():
+                r = move_once(self._conn, self.max_events)
+                if not r.landings:
+                    break
+                self.moves += 1
+                log.debug("moved %d landings, %d events in %.3fs", r.landings, r.events, r.seconds)
+        except (psycopg.Error, WarehouseError) as exc:
+            log.warning("mover: %r; trying again in %.0fs at most", exc, self.poll_s)
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+
     def _run(self) -> None:
+        from .paced import Paced
+
         stop = self._stop
+        worker = Paced(self._move_all, name="kpi-mover-moves", min_interval_s=self.min_interval_s, stop=stop)
+        worker.start(on_changes=False)
         backoff = 0.2
-        while not stop.is_set():
-            try:
-                with (
-                    warehouse.connect_raw(autocommit=True, start=False) as listen,
-                    warehouse.connect_raw(start=False) as conn,
-                ):
-                    listen.execute(f"listen {LANDED}")
-                    backoff = 0.2
-                    while not stop.is_set():
-                        while (r := move_once(conn, self.max_events)).landings:
-                            self.moves += 1
-                            log.debug(
-                                "moved %d landings, %d events in %.3fs", r.landings, r.events, r.seconds
-                            )
-                        # wait for the next landing (several NOTIFYs fold into one move)
-                        deadline = time.monotonic() + self.poll_s
-                        while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            while not stop.is_set():
+                try:
+                    with warehouse.connect_raw(autocommit=True, start=False) as listen:
+                        if self.leader:
+                            while not listen.execute(
+                                "select pg_try_advisory_lock(hashtext(%s))", [LEADER_LOCK]
+                            ).fetchone()[0]:
+                                self.role = "standby"
+                                if stop.wait(self.standby_s):
+                                    return
+                        listen.execute(f"listen {LANDED}")
+                        self.role = "moving"
+                        backoff = 0.2
+                        worker.poke()  # whatever landed while no mover listened
+                        polled = time.monotonic()
+                        while not stop.is_set():
+                            # several NOTIFYs fold into one move (the worker's pace)
                             if any(True for _ in listen.notifies(timeout=0.5, stop_after=1)):
-                                break
-            except Exception as exc:  # noqa: BLE001 - whatever broke, the mover must live: events wait for it
-                level = logging.WARNING if isinstance(exc, (psycopg.Error, WarehouseError)) else logging.ERROR
-                log.log(level, "mover: %r; reconnecting in %.1fs", exc, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                                worker.poke()
+                            elif time.monotonic() - polled >= self.poll_s:
+                                polled = time.monotonic()
+                                worker.poke()
+                except Exception as exc:  # noqa: BLE001 - whatever broke, the mover must live: events wait for it
+                    self.role = "reconnecting"
+                    level = (
+                        logging.WARNING if isinstance(exc, (psycopg.Error, WarehouseError)) else logging.ERROR
+                    )
+                    log.log(level, "mover: %r; reconnecting in %.1fs", exc, backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            worker.stop()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 _mover = Mover()
@@ -483,3 +727,15 @@ _mover = Mover()
 def start_mover() -> Mover:
     """This process's background mover (started once; landers start it)."""
     return _mover.start()
+
+
+def leader_status(conn: psycopg.Connection) -> dict | None:
+    """The standing mover that leads (``kpi serve``'s or ``kpi move``'s): its backend's client
+    address and since when; None when no process holds the leader lock."""
+    row = conn.execute(
+        "select a.pid, a.client_addr::text, a.backend_start from pg_locks l join pg_stat_activity a using (pid) "
+        "where l.locktype = 'advisory' and l.objsubid = 1 and l.granted "
+        "and ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(%s)::bigint",
+        [LEADER_LOCK],
+    ).fetchone()
+    return None if row is None else {"pid": row[0], "client": row[1] or "local socket", "since": row[2]}
