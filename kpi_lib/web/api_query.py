@@ -23,7 +23,7 @@ import aiohttp
 import tornado.iostream
 import tornado.web
 from tornado import httputil
-from tornado.routing import Matcher, Rule
+from tornado.routing import Matcher, Router, Rule
 
 from .. import auth
 from ..answers import Answers
@@ -86,8 +86,21 @@ def _http_date() -> str:
     return _date[1]
 
 
-class QueryRoute:
-    """The route's target: one call per request, which starts that request's answer."""
+class _Asked(httputil.HTTPMessageDelegate):
+    """One request on its way in: once its (empty) body is read, its answer starts."""
+
+    def __init__(self, route: QueryRoute, request: httputil.HTTPServerRequest) -> None:
+        self.route, self.request = route, request
+
+    def finish(self) -> None:
+        task = asyncio.ensure_future(self.route.answer(self.request))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+
+class QueryRoute(Router):
+    """The route's target. A router rather than a callable: tornado hands a router the request it
+    has already parsed, where a callable target gets a second one built from the same bytes."""
 
     def __init__(
         self, upstream: str, secret: str, allowed_hosts: set[str] | None, cookie_secret: str
@@ -95,10 +108,8 @@ class QueryRoute:
         self.upstream, self.secret = upstream, secret
         self.allowed_hosts, self.cookie_secret = allowed_hosts, cookie_secret
 
-    def __call__(self, request: httputil.HTTPServerRequest) -> None:
-        task = asyncio.ensure_future(self.answer(request))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+    def find_handler(self, request: httputil.HTTPServerRequest, **kwargs) -> httputil.HTTPMessageDelegate:
+        return _Asked(self, request)
 
     async def answer(self, request: httputil.HTTPServerRequest) -> None:
         try:
