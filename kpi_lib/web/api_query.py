@@ -2,10 +2,10 @@
 
 Programs ask this one question many times a second, and most asks are answered from kept bytes
 (:mod:`kpi_lib.answers`). For those, tornado's handler machinery (handler and websocket set-up,
-default headers, transforms, ETag) cost more than the answer itself, so this route is a plain
-callable on tornado's router: the same host check, sign-in (bearer token or session cookie), rate
-limit, kept-or-fresh answer, audit row, metrics and access log as the rest of ``/api/``, with the
-response written straight to the connection. Everything else under ``/api/`` (other paths, other
+default headers, transforms) cost more than the answer itself, so this route is a bare message
+delegate on tornado's router: the same host check, sign-in (bearer token or session cookie), rate
+limit, kept-or-fresh answer, ETag, audit row, metrics and access log as the rest of ``/api/``, with
+the response written straight to the connection. Everything else under ``/api/`` (other paths, other
 methods, the ``/api/live`` websocket) still goes through :class:`.api_proxy.ApiProxyHandler`.
 """
 
