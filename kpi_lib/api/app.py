@@ -12,6 +12,7 @@ data or changes state is audited.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -516,6 +517,8 @@ async def _lifespan(app: FastAPI):
     from .live import LIVE
 
     LIVE.start()  # this process's LISTEN connections, up before the first client arrives
+    gc.collect()  # as the front door: the start-up heap is never garbage; full collections skip it
+    gc.freeze()
     yield
 
 
