@@ -102,3 +102,12 @@ def test_kpi_init_sets_currency_and_locale(demo, tmp_path):
         [*KPI, "init", "--locale", "xx_NOPE"], capture_output=True, text=True, env=env, timeout=300
     )
     assert bad.returncode != 0 and "en_GB" in bad.stdout + bad.stderr
+
+
+def test_a_value_that_rounds_to_zero_is_zero_never_minus_zero(demo):
+    """The low end of an anomaly band around 3 orders a day is -0.3: e-mails and explanations read
+    'expected 3 (0–6)', not '(-0–6)'."""
+    orders, revenue, aov = kpis.get("orders"), kpis.get("revenue"), kpis.get("aov")
+    assert orders.format_compact(-0.3) == "0" and revenue.format_compact(-0.4) == "$0"
+    assert aov.format_value(-0.004) == "$0.00" and aov.format_value(-0.006) == "-$0.01"
+    assert orders.format_compact(-0.6) == "-1" and kpis.get("return_rate").format_value(-0.00001) == "0.0%"

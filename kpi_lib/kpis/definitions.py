@@ -58,6 +58,8 @@ class Kpi:
         '$12,345', '£12,345.60', '1 461 756,25 €', '34.5%'."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
+        if value < 0 and round(value, self._digits() + (2 if self.format.endswith("%") else 0)) == 0:
+            value = 0.0  # -0.3 orders (the low end of a band) is '0', never '-0'
         if self.format.endswith("%"):
             # the locale's own pattern ('#,##0 %' in French) with the catalog's fraction digits
             pattern = Locale.parse(self.locale).percent_formats[None].pattern
