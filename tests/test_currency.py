@@ -111,3 +111,14 @@ def test_a_value_that_rounds_to_zero_is_zero_never_minus_zero(demo):
     assert orders.format_compact(-0.3) == "0" and revenue.format_compact(-0.4) == "$0"
     assert aov.format_value(-0.004) == "$0.00" and aov.format_value(-0.006) == "-$0.01"
     assert orders.format_compact(-0.6) == "-1" and kpis.get("return_rate").format_value(-0.00001) == "0.0%"
+
+
+def test_yen_have_no_minor_units(demo):
+    """A Japanese shop: the average order value is ¥2,055, not ¥2,055.06 (the catalog's 2 digits are
+    for currencies with cents); revenue and compact forms are unchanged."""
+    aov, revenue = kpis.get("aov"), kpis.get("revenue")
+    yen = replace(aov, currency="JPY")
+    assert yen.format_value(2055.06) == "¥2,055" and yen.format_compact(2055.06) == "¥2.06K"
+    assert yen.format_value(-0.3) == "¥0"
+    assert replace(revenue, currency="JPY").format_value(1461756.25) == "¥1,461,756"
+    assert replace(aov, currency="BRL", locale="pt_BR").format_value(2055.06) == f"R${NBSP}2.055,06"

@@ -58,7 +58,11 @@ class Kpi:
         '$12,345', '£12,345.60', '1 461 756,25 €', '34.5%'."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
-        if value < 0 and round(value, self._digits() + (2 if self.format.endswith("%") else 0)) == 0:
+        digits = self._digits()
+        if self.currency and not self.format.endswith("%"):
+            # never finer than the currency's minor unit: ¥2,055 (yen have none), not ¥2,055.06
+            digits = min(digits, numbers.get_currency_precision(self.currency))
+        if value < 0 and round(value, digits + (2 if self.format.endswith("%") else 0)) == 0:
             value = 0.0  # -0.3 orders (the low end of a band) is '0', never '-0'
         if self.format.endswith("%"):
             # the locale's own pattern ('#,##0 %' in French) with the catalog's fraction digits
@@ -67,7 +71,7 @@ class Kpi:
             pattern = re.sub(r"0(?=\s*%)", "0" + ("." + "0" * digits if digits else ""), pattern, count=1)
             return numbers.format_percent(value, pattern, locale=self.locale)
         if self.currency:
-            return _money(value, self.currency, self.locale, self._digits())
+            return _money(value, self.currency, self.locale, digits)
         return numbers.format_decimal(value, self._pattern(), locale=self.locale)
 
     def format_compact(self, value: float | None) -> str:
