@@ -409,9 +409,22 @@ def _to_number(s: pd.Series, decimal: str | None = None) -> pd.Series:
     """Numbers as exports write them: '1,234.50', '$12', 'R$ 1.234,56', '12,5 €', '-3'. The decimal
     mark is the column's own (:func:`decimal_mark`) unless given. Anything else (and '29,90' read
     with point decimals) is NaN, so it is rejected, never silently multiplied by 100."""
-    t = s.astype(str).str.strip().str.replace(_CURRENCY_AFFIX, "", regex=True)
-    t = t.str.replace(r"[\s\u00a0\u202f']", "", regex=True)  # 1 234,56 / 1'234.56 (fr, ch)
+    t = s.astype(str).str.strip()
+    blank = t == ""
+    num = pd.to_numeric(t.where(~blank, None), errors="coerce")  # plain numbers, fast: '12', '2.95'
+    rest = num.isna() & ~blank
+    if not rest.any() and decimal != ",":
+        return num
     decimal = decimal or decimal_mark(t)
+    if decimal == ",":  # '1.234' is a thousand here: the whole column is read again
+        return _written_number(t, ",")
+    num[rest] = _written_number(t[rest], ".")
+    return num
+
+
+def _written_number(t: pd.Series, decimal: str) -> pd.Series:
+    t = t.str.replace(_CURRENCY_AFFIX, "", regex=True)
+    t = t.str.replace(r"[\s\u00a0\u202f']", "", regex=True)  # 1 234,56 / 1'234.56 (fr, ch)
     if decimal == ",":
         ok = t.str.match(_COMMA_DECIMAL)
         t = t.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
