@@ -115,10 +115,12 @@ def test_a_value_that_rounds_to_zero_is_zero_never_minus_zero(demo):
 
 def test_yen_have_no_minor_units(demo):
     """A Japanese shop: the average order value is ¥2,055, not ¥2,055.06 (the catalog's 2 digits are
-    for currencies with cents); revenue and compact forms are unchanged."""
+    for currencies with cents), on tiles too (not '¥2.06K', nor '￥2055.06' in Japanese)."""
     aov, revenue = kpis.get("aov"), kpis.get("revenue")
     yen = replace(aov, currency="JPY")
-    assert yen.format_value(2055.06) == "¥2,055" and yen.format_compact(2055.06) == "¥2.06K"
+    assert yen.format_value(2055.06) == "¥2,055" and yen.format_compact(2055.06) == "¥2,055"
+    assert yen.format_compact(20550.6) == "¥20.6K"
+    assert replace(yen, locale="ja_JP").format_compact(2055.06) == "￥2,055"  # was '￥2055.06'
     assert yen.format_value(-0.3) == "¥0"
     assert replace(revenue, currency="JPY").format_value(1461756.25) == "¥1,461,756"
     assert replace(aov, currency="BRL", locale="pt_BR").format_value(2055.06) == f"R${NBSP}2.055,06"

@@ -80,6 +80,9 @@ class Kpi:
             return "–"
         if self.format.endswith("%") or abs(value) < 1000:
             return self.format_value(value)
+        if self.currency and abs(value) < 10_000 and numbers.get_currency_precision(self.currency) == 0:
+            # '¥2,055' in full: '¥2.06K' reads like yen with cents, and Japanese compacts from 万 only
+            return self.format_value(value)
         # three significant digits, as people say them: 1.46M, 12.4K, 123K
         whole = len(str(int(abs(value))))
         digits = max(0, 3 - ((whole - 1) % 3 + 1))
