@@ -102,3 +102,25 @@ def test_kpi_init_sets_currency_and_locale(demo, tmp_path):
         [*KPI, "init", "--locale", "xx_NOPE"], capture_output=True, text=True, env=env, timeout=300
     )
     assert bad.returncode != 0 and "en_GB" in bad.stdout + bad.stderr
+
+
+def test_a_value_that_rounds_to_zero_is_zero_never_minus_zero(demo):
+    """The low end of an anomaly band around 3 orders a day is -0.3: e-mails and explanations read
+    'expected 3 (0–6)', not '(-0–6)'."""
+    orders, revenue, aov = kpis.get("orders"), kpis.get("revenue"), kpis.get("aov")
+    assert orders.format_compact(-0.3) == "0" and revenue.format_compact(-0.4) == "$0"
+    assert aov.format_value(-0.004) == "$0.00" and aov.format_value(-0.006) == "-$0.01"
+    assert orders.format_compact(-0.6) == "-1" and kpis.get("return_rate").format_value(-0.00001) == "0.0%"
+
+
+def test_yen_have_no_minor_units(demo):
+    """A Japanese shop: the average order value is ¥2,055, not ¥2,055.06 (the catalog's 2 digits are
+    for currencies with cents), on tiles too (not '¥2.06K', nor '￥2055.06' in Japanese)."""
+    aov, revenue = kpis.get("aov"), kpis.get("revenue")
+    yen = replace(aov, currency="JPY")
+    assert yen.format_value(2055.06) == "¥2,055" and yen.format_compact(2055.06) == "¥2,055"
+    assert yen.format_compact(20550.6) == "¥20.6K"
+    assert replace(yen, locale="ja_JP").format_compact(2055.06) == "￥2,055"  # was '￥2055.06'
+    assert yen.format_value(-0.3) == "¥0"
+    assert replace(revenue, currency="JPY").format_value(1461756.25) == "¥1,461,756"
+    assert replace(aov, currency="BRL", locale="pt_BR").format_value(2055.06) == f"R${NBSP}2.055,06"

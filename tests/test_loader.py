@@ -125,3 +125,49 @@ def test_missing_required_column_names_the_columns(demo, tmp_path):
         loader.load_lines_file(path)
     with pytest.raises(LoadError, match="not in the file"):
         loader.load_lines_file(path, {"order_id": "zzz"})
+
+
+def test_decimal_commas_are_decimals_never_thousands(tmp_path):
+    """A Brazilian/European export: ';' between fields, '29,90' is R$29.90 (not 2990), '1.234,56' is
+    1234.56; a '1.5' among decimal commas is ambiguous, so it is rejected rather than read as 15."""
+    path = tmp_path / "vendas.csv"
+    path.write_text(
+        "Pedido;Data;Qtde;Preço\n"
+        "A1;01/03/2017 10:00;2;29,90\n"
+        "A2;01/03/2017 11:00;1;1.234,56\n"
+        "A3;01/03/2017 12:00;-1;R$ 9,90\n"
+        "A4;01/03/2017 13:00;1;1.5\n"
+    )
+    raw = loader.read_table(path)
+    assert list(raw.columns) == ["Pedido", "Data", "Qtde", "Preço"]
+    mapping = {"order_id": "Pedido", "ordered_at": "Data", "quantity": "Qtde", "unit_price": "Preço"}
+    good, rejects = loader.validate_lines(raw, mapping, "UTC", dayfirst=True)
+    assert list(good["unit_price"]) == [29.9, 1234.56, 9.9]
+    assert list(good["quantity"]) == [2, 1, -1]
+    assert list(rejects["_reason"]) == ["unit_price '1.5' is not a number"]
+
+
+def test_point_decimals_with_thousands_commas_still_read_as_before():
+    raw = pd.DataFrame(
+        {"o": ["1", "2", "3", "4"], "t": ["2010-12-01 08:26"] * 4, "q": ["1", "1", "1", "1"]}
+        | {"p": ["1,234.50", "$12", "2.95", "29,90"]}
+    )
+    mapping = {"order_id": "o", "ordered_at": "t", "quantity": "q", "unit_price": "p"}
+    good, rejects = loader.validate_lines(raw, mapping, "UTC")
+    # '29,90' in a column of point decimals is not 2990: it is rejected
+    assert list(good["unit_price"]) == [1234.5, 12.0, 2.95]
+    assert list(rejects["_reason"]) == ["unit_price '29,90' is not a number"]
+
+
+def test_the_hour_that_happens_twice_is_a_time_not_a_reject():
+    """São Paulo's clocks went back at midnight on 19 Feb 2017: 18 Feb 23:30 happened twice. The
+    first (summer time, UTC-2) is taken, as for every other wall time that day."""
+    raw = pd.DataFrame({"o": ["1", "2"], "t": ["18/02/2017 22:30", "18/02/2017 23:30"], "q": ["1", "1"]})
+    raw["p"] = ["10", "10"]
+    mapping = {"order_id": "o", "ordered_at": "t", "quantity": "q", "unit_price": "p"}
+    good, rejects = loader.validate_lines(raw, mapping, "America/Sao_Paulo", dayfirst=True)
+    assert rejects.empty
+    assert [t.strftime("%Y-%m-%d %H:%M") for t in good["ordered_at"]] == [
+        "2017-02-19 00:30",
+        "2017-02-19 01:30",
+    ]

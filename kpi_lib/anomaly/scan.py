@@ -211,7 +211,8 @@ def scan(
     """Scan KPI series for incidents starting at or after ``since`` and store them in ops.anomalies.
 
     ``kpis`` defaults to every KPI in catalog.yml; ``since`` (a date/time in the business time
-    zone) defaults to a lookback per grain. Returns counts and the ids of incidents new to the store.
+    zone) defaults to a lookback per grain, counted back from ``now`` (default: the data's as-of,
+    :func:`kpi_lib.kpis.as_of`: the wall clock on live data, the newest order on an old export). Returns counts and the ids of incidents new to the store.
 
     Each series starts at its own first period with data, and its rules' warm-up runs from there. A
     dimension with a single value in the data read (``category=Unknown`` when a file had none) is
@@ -224,7 +225,7 @@ def scan(
     res = ScanResult()
     defs = semantic.definitions()
     names = list(kpis or defs)
-    now = now or semantic.local_now()
+    now = now or semantic.as_of().at  # an old export is scanned up to its own end, not today
     tz = settings().timezone
     policy = materiality.policy(catalog.metadata().get("metadata", {}).get("materiality"))
     rows: list[dict] = []

@@ -30,7 +30,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .. import auth, kpis
+from .. import auth, formats, kpis
 from ..answers import Answers
 from ..config import settings
 from ..errors import AuthError, QueryError
@@ -326,7 +326,8 @@ def _answer(
         kpi=k.name,
         label=k.label,
         masked=masked,
-        rows=_rows(r.df, r.by, masked),
+        # money to the cent, as the CSV/JSON exports: 196642.3, not 196642.30000000002
+        rows=_rows(formats.cents(r.df, formats.money_columns(k)), r.by, masked),
         provenance=m.Provenance(
             **{
                 key: p[key]

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -138,8 +139,12 @@ def load_lines(
             f"kpi sql \"select row_number, reason, row_data from bronze.rejects where source = 'file:{file.name}'\""
         )
     if summary.first is not None:
+        # in the business time zone, as the file's own (naive) times were read
+        tz = ZoneInfo(settings().timezone)
+        first, last = summary.first.astimezone(tz), summary.last.astimezone(tz)
         console.print(
-            f"data from {summary.first:%Y-%m-%d %H:%M} to {summary.last:%Y-%m-%d %H:%M} · data version {summary.version}"
+            f"data from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} ({settings().timezone}) "
+            f"· data version {summary.version}"
         )
 
 

@@ -58,6 +58,12 @@ class Kpi:
         '$12,345', '£12,345.60', '1 461 756,25 €', '34.5%'."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
+        digits = self._digits()
+        if self.currency and not self.format.endswith("%"):
+            # never finer than the currency's minor unit: ¥2,055 (yen have none), not ¥2,055.06
+            digits = min(digits, numbers.get_currency_precision(self.currency))
+        if value < 0 and round(value, digits + (2 if self.format.endswith("%") else 0)) == 0:
+            value = 0.0  # -0.3 orders (the low end of a band) is '0', never '-0'
         if self.format.endswith("%"):
             # the locale's own pattern ('#,##0 %' in French) with the catalog's fraction digits
             pattern = Locale.parse(self.locale).percent_formats[None].pattern
@@ -65,7 +71,7 @@ class Kpi:
             pattern = re.sub(r"0(?=\s*%)", "0" + ("." + "0" * digits if digits else ""), pattern, count=1)
             return numbers.format_percent(value, pattern, locale=self.locale)
         if self.currency:
-            return _money(value, self.currency, self.locale, self._digits())
+            return _money(value, self.currency, self.locale, digits)
         return numbers.format_decimal(value, self._pattern(), locale=self.locale)
 
     def format_compact(self, value: float | None) -> str:
@@ -73,6 +79,9 @@ class Kpi:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
         if self.format.endswith("%") or abs(value) < 1000:
+            return self.format_value(value)
+        if self.currency and abs(value) < 10_000 and numbers.get_currency_precision(self.currency) == 0:
+            # '¥2,055' in full: '¥2.06K' reads like yen with cents, and Japanese compacts from 万 only
             return self.format_value(value)
         # three significant digits, as people say them: 1.46M, 12.4K, 123K
         whole = len(str(int(abs(value))))

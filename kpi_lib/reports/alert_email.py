@@ -148,8 +148,20 @@ def incident_chart(incident: Mapping[str, Any]):
 # --- emails -------------------------------------------------------------------------------------
 
 
+def change_text(incident: Mapping[str, Any]) -> str:
+    """'−94%'; '+R$12.4K' (the amount, in the KPI's currency) when nothing was expected, so there
+    is no percent."""
+    pct, value, expected = incident.get("deviation_pct"), incident.get("value"), incident.get("expected")
+    if (pct is None or not math.isfinite(pct)) and value is not None and expected is not None:
+        diff = value - expected
+        if math.isfinite(diff) and diff:
+            return ("+" if diff > 0 else "−") + _fmt(incident)(abs(diff))
+    return signed_pct(pct)
+
+
 def _headline(incident: Mapping[str, Any]) -> str:
-    return f"{series_label(incident)} {signed_pct(incident.get('deviation_pct'))}"
+    """'Orders in Europe −94%', 'Revenue in PR +R$12.4K'."""
+    return f"{series_label(incident)} {change_text(incident)}"
 
 
 def alert_subject(items: Sequence[Mapping[str, Any]], limit: int = 110) -> str:
@@ -258,7 +270,7 @@ def alert_report(
             "#": [i["id"] for i in items],
             "series": [series_label(i) for i in items],
             "severity": [badge(i["severity"]) for i in items],
-            "change": [signed_pct(i.get("deviation_pct")) for i in items],
+            "change": [change_text(i) for i in items],
             "started": [when_text(i["started_at"]) for i in items],
         }
     )

@@ -50,6 +50,8 @@ def test_query_answers_as_kpi_lib_with_its_provenance(api):
     want = kpis.query("revenue", "total", start=start, end=end, by=["region"], where={"channel": ["Web"]})
     got = {row["dims"]["region"]: row["value"] for row in doc["rows"]}
     assert got == pytest.approx(dict(zip(want.df["region"], want.df["value"], strict=True)))
+    # money to the cent, as the exports: no float noise such as 196642.30000000002 for a sheet to show
+    assert [len(repr(v).partition(".")[2]) <= 2 for v in got.values()] == [True] * len(got)
     p = doc["provenance"]
     assert p["sql"] == want.sql and p["catalog_entries"] == list(want.catalog_entries)
     assert p["data_version"] == want.version and p["cache_level"] and p["as_of"]
