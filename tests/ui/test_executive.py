@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import re
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -580,15 +581,20 @@ def test_sessions_take_charts_built_ahead_each_pair_once():
 
     pool = ChartPool(size=2)
     pool.IDLE_S = 0.01
-    loop = IOLoop(make_current=False)
 
     async def fill() -> None:
         pool.refill_later()
         while len(pool) < 2:
             await asyncio.sleep(0.01)
 
-    loop.run_sync(fill, timeout=30)
-    loop.close()
+    def worker() -> None:  # a thread of its own: the browser tests' Playwright holds this one's loop
+        loop = IOLoop(make_current=False)
+        loop.run_sync(fill, timeout=30)
+        loop.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(60)
     pairs = [pool.take() for _ in range(3)]
     assert len(pool) == 0
     figures = {id(f) for trend, bars in pairs for f in (trend.figure, bars.figure)}
