@@ -7,10 +7,11 @@ behind every build queued before them. So no page got its document until all fiv
 (issue 18's profile: five websockets opened within 13 ms, after the fifth build), and five pages
 at once were usable only when the slowest was.
 
-The front door therefore sends a worker one page request at a time, and holds the next while a
-page of that worker is opening its websocket and fetching its document (at most ``HOLD_S``: a
-page that never connects does not hold the others up). Builds still follow each other with no
-gap; a page's websocket now waits behind at most the one build in progress.
+The front door therefore sends a worker one page request at a time, and holds the next while
+the worker answers a page's websocket handshake or its request for its document (at most
+``HOLD_S``). Both are the worker's own short work: the hold never waits for a browser, which may be
+slow to ask (an earlier version held the next build until a page had its document, and on a busy
+machine the worker sat idle for a second per page while browsers parsed their scripts).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import contextlib
 import time
 
-HOLD_S = 1.0  # the longest a page build waits for other pages' websockets to get their documents
+HOLD_S = 0.5  # the longest a page build waits for other pages' handshakes and documents
 STALE_S = 30.0  # an opening websocket not heard of for this long is forgotten (a safety net)
 
 
@@ -47,13 +48,14 @@ class PageGate:
             yield
 
     def opening(self) -> int:
-        """A page's websocket is opening; returns its ticket for :meth:`opened`."""
+        """The worker has a page's websocket handshake or document to answer; returns a ticket
+        for :meth:`opened`."""
         self._next += 1
         self._opening[self._next] = time.monotonic()
         return self._next
 
     def opened(self, ticket: int | None) -> None:
-        """That websocket has its document (or closed, or failed)."""
+        """That answer went out (or the websocket closed, or failed)."""
         if ticket is not None and self._opening.pop(ticket, None) is not None:
             self._changed.set()
 

@@ -199,7 +199,11 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         self.kernel_id: str | None = None  # a kernel's channels, counted in the ledger while open
         self.kernel_frames: str | None = None  # a kernel's channels: every frame is checked
         self.offer: list[str] | None = None
-        self.gate_ticket: int | None = None  # a Panel page's websocket until its document went by
+        # a Panel page's websocket while the worker answers its handshake, then its document request
+        # (web/page_gate.py): the Bokeh message from upstream that ends that wait
+        self.gate_ticket: int | None = None
+        self.gate_until: str | None = None
+        self.gate_pulled = False
 
     def set_default_headers(self) -> None:
         for k, v in security.SECURITY_HEADERS.items():
@@ -444,8 +448,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             LEDGER.connect(self.kernel_id)
         url = "ws" + self.upstream[4:] + self.request.uri
         req = tornado.httpclient.HTTPRequest(url, headers=self._upstream_headers(), request_timeout=30)
-        if PANEL_SOCKET.match(self.request.path):  # the next page build waits for its document
-            self.gate_ticket = page_gate.gate(self.upstream).opening()
+        if PANEL_SOCKET.match(self.request.path):  # the next page build waits for the handshake
+            self._gate_wait("ACK")
         try:
             self.upstream_ws = await tornado.websocket.websocket_connect(
                 req,
@@ -471,10 +475,23 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             log.warning("dropped a malformed kernel message from %s; closing", self.current_user.login)
             self.close(1008, "malformed kernel message")
             return
+        if (
+            self.gate_until is not None
+            and not self.gate_pulled
+            and isinstance(message, str)
+            and '"PULL-DOC-REQ"' in message[:200]  # a Bokeh message's header: the page asks for its document
+        ):
+            self.gate_pulled = True
+            self._gate_opened()
+            self._gate_wait("PULL-DOC-REPLY")  # the next page build waits for this document
         if self.upstream_ws is None:
             self.pending.append(message)
         else:
             await self.upstream_ws.write_message(message, binary=isinstance(message, bytes))
+
+    def _gate_wait(self, until: str) -> None:
+        self.gate_ticket = page_gate.gate(self.upstream).opening()
+        self.gate_until = until
 
     def _gate_opened(self) -> None:
         if self.gate_ticket is not None:
@@ -485,7 +502,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         if (
             self.gate_ticket is not None
             and isinstance(message, str)
-            and '"PULL-DOC-REPLY"' in message[:200]  # a Bokeh message's header: its document follows
+            and f'"{self.gate_until}"' in message[:200]  # a Bokeh message's header
         ):
             self._gate_opened()
         if message is None:

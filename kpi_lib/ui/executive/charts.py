@@ -198,13 +198,15 @@ class ChartPool:
     Building the two figures (~120 Bokeh models) is ~0.1 s of the ~0.3 s of CPU a Panel worker
     spends on a new session, in the one event loop every session shares (issue 18's profile). The
     figures hold nothing of a session until they are shown (their data, their KPI), so a few pairs
-    are built while the worker has nothing else to do, and a new session takes one: the page's
+    are built once the worker has had no new session for IDLE_S, and a new session takes one: the page's
     HTML, and the other pages queued behind it, come that much sooner. When the pool is empty a
     session builds its own, as before.
     """
 
     SIZE = 5  # a burst of pages opened at once (the issue's five)
-    IDLE_S = 1.0  # refill only after this long without a session taking a pair
+    # refill only after this long without a new session: not between the pages of a burst (at 1 s,
+    # the refills ran between the five pages of one, on the same loop)
+    IDLE_S = 3.0
 
     def __init__(self, size: int = SIZE) -> None:
         self.size = size
