@@ -31,8 +31,9 @@ from tornado.httputil import HTTPServerRequest
 
 from .. import auth
 from ..config import settings
-from . import compression, security
+from . import compression, page_gate, security
 from .pages import Base
+from .static_copies import COPIES
 from .workers import Workers
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ KERNEL_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 KERNEL_CHANNELS = re.compile(r"^/voila/api/kernels/([0-9a-f-]{36})/channels$")
 VOILA_RENDER = re.compile(r"^/voila/voila/render/")
 DASHBOARD_PAGE = re.compile(r"^/panel/[A-Za-z0-9_-]+$|^/voila/voila/render/[^/]+\.ipynb$")
+PANEL_PAGE = re.compile(r"^/panel/[A-Za-z0-9_-]+$")  # its GET builds a session (see web/page_gate.py)
+PANEL_SOCKET = re.compile(r"^/panel/[A-Za-z0-9_-]+/ws$")
 KERNEL_ID_IN_PAGE = re.compile(rb'"kernelId"\s*:\s*"([0-9a-f-]{36})"')
 # what a dashboard page sends a kernel (Voila allows the same list; execute_request is not in it)
 ALLOWED_KERNEL_MESSAGES = {
@@ -218,6 +221,11 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         self.kernel_id: str | None = None  # a kernel's channels, counted in the ledger while open
         self.kernel_frames: str | None = None  # a kernel's channels: every frame is checked
         self.offer: list[str] | None = None
+        # a Panel page's websocket while the worker answers its handshake, then its document request
+        # (web/page_gate.py): the Bokeh message from upstream that ends that wait
+        self.gate_ticket: int | None = None
+        self.gate_until: str | None = None
+        self.gate_pulled = False
 
     def set_default_headers(self) -> None:
         for k, v in security.SECURITY_HEADERS.items():
@@ -245,7 +253,29 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
             self.offer = self._upstream_protocols()
             return await super().get(*args, **kwargs)
+        if COPIES.applies(self.request.method, self.request.path):
+            copy = COPIES.get(self.request.uri)
+            if copy is not None:  # no turn in a Panel worker's queue (see web/static_copies.py)
+                self._send_copy(copy)
+                return
         await self._forward()
+
+    def _send_copy(self, copy) -> None:
+        packed = copy.gzipped if "gzip" in self.request.headers.get("Accept-Encoding", "").lower() else None
+        for k, v in copy.headers:
+            if k.lower() == "etag" and packed is not None and not v.startswith("W/"):
+                v = "W/" + v  # as _forward: the gzipped bytes are not the upstream's
+            self.set_header(k, v)
+        if copy.gzipped is not None:
+            self.add_header("Vary", "Accept-Encoding")
+        if copy.not_modified(self.request.headers.get("If-None-Match")):
+            self.set_status(304)
+            self.finish()
+            return
+        if packed is not None:
+            self.set_header("Content-Encoding", "gzip")
+        self.write(packed if packed is not None else copy.body)
+        self.finish()
 
     async def post(self, *args, **kwargs):
         if self.require_user() is not None:
@@ -322,6 +352,14 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
                 f"The dashboard server is not answering ({resp.error}). Is `kpi serve` still starting?"
             )
             return
+        if (
+            resp.code == 200
+            and body
+            and resp.headers.get("Content-Encoding") is None
+            and COPIES.applies(self.request.method, self.request.path)
+        ):
+            self._send_copy(COPIES.keep(self.request.uri, list(resp.headers.get_all()), body))
+            return
         packed = None
         if body and resp.code == 200 and resp.headers.get("Content-Encoding") is None:
             packed = compression.gzipped(
@@ -350,6 +388,12 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         self.finish()
 
     async def _fetch(self) -> tornado.httpclient.HTTPResponse:
+        if self.request.method == "GET" and PANEL_PAGE.match(self.request.path):
+            async with page_gate.gate(self.upstream).build():  # one session build at a time
+                return await self._fetch_now()
+        return await self._fetch_now()
+
+    async def _fetch_now(self) -> tornado.httpclient.HTTPResponse:
         req = tornado.httpclient.HTTPRequest(
             self.upstream + self.request.uri,
             method=self.request.method,
@@ -411,6 +455,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             LEDGER.connect(self.kernel_id)
         url = "ws" + self.upstream[4:] + self.request.uri
         req = tornado.httpclient.HTTPRequest(url, headers=self._upstream_headers(), request_timeout=30)
+        if PANEL_SOCKET.match(self.request.path):  # the next page build waits for the handshake
+            self._gate_wait("ACK")
         try:
             self.upstream_ws = await tornado.websocket.websocket_connect(
                 req,
@@ -419,6 +465,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
                 max_message_size=256 * 1024 * 1024,
             )
         except Exception as exc:  # noqa: BLE001
+            self._gate_opened()
             log.warning("websocket to %s failed: %s", url, exc)
             if isinstance(exc, OSError):  # refused or cut off: a reload goes to a live worker
                 self.workers.failed(self.upstream)
@@ -435,13 +482,38 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             log.warning("dropped a malformed kernel message from %s; closing", self.current_user.login)
             self.close(1008, "malformed kernel message")
             return
+        if (
+            self.gate_until is not None
+            and not self.gate_pulled
+            and isinstance(message, str)
+            and '"PULL-DOC-REQ"' in message[:200]  # a Bokeh message's header: the page asks for its document
+        ):
+            self.gate_pulled = True
+            self._gate_opened()
+            self._gate_wait("PULL-DOC-REPLY")  # the next page build waits for this document
         if self.upstream_ws is None:
             self.pending.append(message)
         else:
             await self.upstream_ws.write_message(message, binary=isinstance(message, bytes))
 
+    def _gate_wait(self, until: str) -> None:
+        self.gate_ticket = page_gate.gate(self.upstream).opening()
+        self.gate_until = until
+
+    def _gate_opened(self) -> None:
+        if self.gate_ticket is not None:
+            page_gate.gate(self.upstream).opened(self.gate_ticket)
+            self.gate_ticket = None
+
     def _from_upstream(self, message) -> None:
+        if (
+            self.gate_ticket is not None
+            and isinstance(message, str)
+            and f'"{self.gate_until}"' in message[:200]  # a Bokeh message's header
+        ):
+            self._gate_opened()
         if message is None:
+            self._gate_opened()
             up = self.upstream_ws
             if up is not None and up.close_code is None:
                 # the connection dropped without a closing handshake: the worker is gone. Its
@@ -459,6 +531,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             pass
 
     def on_close(self) -> None:
+        self._gate_opened()
         if self.upstream_ws is not None:
             self.upstream_ws.close()
         if self.kernel_id is not None:

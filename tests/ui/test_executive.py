@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
 import re
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -159,6 +161,61 @@ def test_the_scripts_travel_gzipped_and_unzip_to_what_panel_serves(context, serv
         body = packed.read()
         assert len(body) < len(plain_body) / 2
         assert gzip.decompress(body) == plain_body
+
+
+def test_the_front_door_answers_the_scripts_itself_while_the_dashboard_worker_is_busy(context, server):
+    """Once any visitor has loaded them, the page's scripts come from the front door's copy: a page
+    opened while the Panel worker is busy building other sessions (here: stopped outright) still
+    gets them at once, and a browser holding them is told they have not changed."""
+    import json
+    import os
+    import signal
+    from pathlib import Path
+
+    login(context.new_page(), server)
+    html = context.request.get(f"{server}/panel/executive").text()
+    src = re.search(r'src="([^"]*bokeh[.]min[.]js[^"]*)"', html).group(1)
+    url = urllib.parse.urljoin(f"{server}/panel/executive", src)
+    first = context.request.get(url)
+    assert first.ok
+    panel = json.loads((Path(os.environ["KPI_HOME"]) / "serve.json").read_text())["children"]["panel"]
+    os.kill(panel, signal.SIGSTOP)
+    try:
+        again = context.request.get(url, timeout=10_000)
+        unchanged = context.request.get(url, headers={"If-None-Match": first.headers["etag"]}, timeout=10_000)
+    finally:
+        os.kill(panel, signal.SIGCONT)
+    assert again.ok and again.body() == first.body()
+    assert unchanged.status == 304
+
+
+def test_five_pages_opened_at_once_each_become_whole_with_no_console_error(browser, server):
+    """Five people open the page at the same moment (new browser profiles): the front door hands the
+    worker one page at a time; every page still gets its tiles, filters, both charts and the table,
+    and no browser logs an error."""
+    contexts, pages, errors = [], [], []
+    for _ in range(5):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        ctx.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page = ctx.new_page()
+        login(page, server, "/")
+        contexts.append(ctx)
+        pages.append(page)
+    try:
+        for page in pages:  # each navigation starts without waiting for the one before
+            page.evaluate("(u) => { window.location.href = u; }", f"{server}/panel/executive")
+        for page in pages:
+            page.wait_for_url(re.compile(r".*/panel/executive$"), timeout=TIMEOUT)
+            live_page(page)
+            page.wait_for_function(
+                f"() => {{ const u = ({USABLE})(); return u.charts >= 2 && u.rows > 0 && u.selects.length >= 4; }}",
+                timeout=TIMEOUT,
+            )
+            assert tile_full_value(page, "revenue") == expected("revenue")
+    finally:
+        for ctx in contexts:
+            ctx.close()
+    assert errors == []
 
 
 def test_without_login_you_get_the_login_page(context, server):
@@ -513,3 +570,33 @@ def test_a_chart_redraw_due_after_the_session_ended_is_dropped(demo):
     doc.destroy(session)  # what Bokeh does to a closed session's document
     dash._catch_up_charts()
     assert not dash._charts_due
+
+
+def test_sessions_take_charts_built_ahead_each_pair_once():
+    """The charts of the next sessions are built while the worker is idle (ChartPool); each
+    session gets a pair of its own, and one built on the spot when none is left."""
+    from tornado.ioloop import IOLoop
+
+    from kpi_lib.ui.executive.charts import ChartPool
+
+    pool = ChartPool(size=2)
+    pool.IDLE_S = 0.01
+
+    async def fill() -> None:
+        pool.refill_later()
+        while len(pool) < 2:
+            await asyncio.sleep(0.01)
+
+    def worker() -> None:  # a thread of its own: the browser tests' Playwright holds this one's loop
+        loop = IOLoop(make_current=False)
+        loop.run_sync(fill, timeout=30)
+        loop.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(60)
+    pairs = [pool.take() for _ in range(3)]
+    assert len(pool) == 0
+    figures = {id(f) for trend, bars in pairs for f in (trend.figure, bars.figure)}
+    assert len(figures) == 6
+    assert all(trend.figure.document is None for trend, _ in pairs)  # in no session's document yet

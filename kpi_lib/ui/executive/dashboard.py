@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import html
 import logging
@@ -18,7 +19,7 @@ from panel.io.document import unlocked
 from ... import auth, incidents, kpis
 from ..tiles import TileData, tiles_html
 from . import exports
-from .charts import PREVIOUS, SO_FAR, THIS, BreakdownChart, TrendChart
+from .charts import POOL, PREVIOUS, SO_FAR, THIS, BreakdownChart, TrendChart
 from .live import BUDGET, HUB, NEWEST
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,19 @@ class _Day(param.Date):
         if value in (None, "", "null"):
             return None
         return pd.Timestamp(str(value).strip('"')).date()
+
+
+@contextlib.contextmanager
+def _one_walk(doc):
+    """Bokeh walks a document's whole model graph after every change that adds or drops a model
+    (new breadcrumb buttons, a new axis format): ~15-30 ms each on this page, several per redraw
+    (issue 18's profile: a tenth of a Panel worker's time while five pages opened). Frozen, it
+    walks it once, at the end."""
+    if doc is None:
+        yield
+        return
+    with doc.models.freeze():
+        yield
 
 
 def _apply_each(dash: ExecutiveDashboard, values: dict) -> None:
@@ -128,9 +142,13 @@ class ExecutiveDashboard(param.Parameterized):
             "", sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#6e7781"}
         )
 
-        self.trend_chart = TrendChart()
+        if self._doc is not None:  # a server session: figures built ahead (see ChartPool)
+            self.trend_chart, self.bars_chart = POOL.take()
+            POOL.refill_later()
+        else:
+            self.trend_chart, self.bars_chart = TrendChart(), BreakdownChart()
+        self.bars_chart.on_pick(self._on_pick)
         self.trend = pn.pane.Bokeh(self.trend_chart.figure, sizing_mode="stretch_width", name="trend")
-        self.bars_chart = BreakdownChart(on_pick=self._on_pick)
         self.bars = pn.pane.Bokeh(self.bars_chart.figure, sizing_mode="stretch_width", name="breakdown")
         self.breadcrumb = pn.Row(sizing_mode="stretch_width", name="breadcrumb")
         self._busy = [self.tiles]  # what shows a spinner while a filter change is computed (see main)
@@ -175,7 +193,7 @@ class ExecutiveDashboard(param.Parameterized):
 
     def _refresh_then_idle(self, busy: list) -> None:
         try:
-            with unlocked():  # see _redraw_charts
+            with unlocked(), _one_walk(self._doc):  # see _redraw_charts
                 self.refresh()
         finally:
             for view in busy:
@@ -219,17 +237,23 @@ class ExecutiveDashboard(param.Parameterized):
         self._busy = [self.tiles, trend, breakdown]
         return [self.tiles, trend, breakdown]
 
+    def prepare_charts(self) -> None:
+        """The charts' axes for the KPI the page opens on, before the charts join the document."""
+        k = kpis.get(self.kpi)
+        self.trend_chart.prepare(k)
+        self.bars_chart.prepare(k)
+
     @_as_reader
     def draw_charts(self) -> None:
         """Fill the charts and the table for the page's first document; from then on a filter
         change recomputes the page."""
         t0 = time.perf_counter()
-        with self._lock, unlocked():  # see _redraw_charts
+        with self._lock, unlocked(), _one_walk(self._doc):  # see _redraw_charts
             self._render_trend()
             self._render_breakdown()
             self._last_charts = time.monotonic()
-        self._building = False
-        self._show_status(t0)
+            self._building = False
+            self._show_status(t0)
 
     @_as_reader
     def catch_up(self) -> None:
@@ -317,7 +341,7 @@ class ExecutiveDashboard(param.Parameterized):
         # all of a redraw's changes (four line sources, the bars, their axis, the table) go to the
         # browser as one message: Bokeh alone sends one per changed property, which doubled the
         # messages a live session gets (bench_dashboards --baseline, light sessions)
-        with self._lock, unlocked():
+        with self._lock, unlocked(), _one_walk(self._doc):
             self._render_trend()
             self._render_breakdown()
             self._last_charts = time.monotonic()
@@ -520,7 +544,7 @@ class ExecutiveDashboard(param.Parameterized):
         tick; recomputed there if the user changed the view meanwhile."""
 
         def show() -> None:
-            with unlocked():  # see _redraw_charts
+            with unlocked(), _one_walk(self._doc):  # see _redraw_charts
                 self.refresh(live=True, tiles=tiles if key == self._tiles_key() else None)
 
         if self._doc is None:

@@ -95,6 +95,7 @@ def app() -> pn.viewable.Viewable:
             w.value = value
     with dash._lock:
         dash._render_tiles(first_paint=True)  # the numbers are in the first paint
+    dash.prepare_charts()
     _first_paint(dash)
     sidebar = pn.Column(*dash.sidebar(), width=250, margin=(10, 10), name="filters")
     parts = dash.main()
