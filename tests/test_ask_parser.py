@@ -304,3 +304,26 @@ def test_the_month_of_and_conjunctions():
     r = read("revenue for books & toys last month")
     assert r.question.where_dict == {"category": ("Books", "Toys & Games")}
     assert read("revenue broken down by region last month").shape == "breakdown"
+
+
+@pytest.mark.parametrize(
+    "text, start, end",
+    [
+        ("revenue Jan-Feb 2025", "2025-01-01", "2025-03-01"),
+        ("revenue from January to March 2025", "2025-01-01", "2025-04-01"),
+        ("revenue between October and February", "2025-10-01", "2026-03-01"),  # the latest February
+        ("What was Q4's revenue?", "2025-10-01", "2026-01-01"),
+        ("orders everywhere except Europe in the last one day", "2026-03-18", "2026-03-19"),
+    ],
+)
+def test_month_ranges_possessives_and_singular_units(text, start, end):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end)
+
+
+def test_growth_between_two_months_is_still_a_comparison():
+    r = read("revenue growth from January to February")
+    assert r.shape == "compare", r.reason
+    assert f"{r.question.start:%Y-%m-%d}" == "2026-02-01" and f"{r.compare_to.start:%Y-%m-%d}" == "2026-01-01"
+    assert read("revenue in Jan and Feb").status == "clarify"  # both together, or one against the other?

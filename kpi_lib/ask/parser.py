@@ -41,7 +41,7 @@ FILLER = set(
     doing perform performed performing performance result results numbers
     which who where when whose
     some any each every
-    distinct unique individual different separate &
+    distinct unique individual different separate & everywhere
     """.split()
 )
 EXCLUDE_CUES = (
@@ -382,7 +382,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     r.understood.extend((bad, f"read as '{good}'") for bad, good in fixed)
     for f in found:
         for tok in toks:
-            if tok.start >= f.span[0] and tok.end <= f.span[1]:
+            # "Q3's revenue": the possessive belongs to the time phrase
+            end = tok.end - 2 if tok.word.endswith("'s") else tok.end
+            if tok.start >= f.span[0] and end <= f.span[1]:
                 tok.role = "time"
         r.understood.append(
             (f.period.text, f"time: {f.period.describe()}" if not f.period.relative else "time: relative")

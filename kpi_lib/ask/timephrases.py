@@ -251,6 +251,25 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         a = _absolute_day(f"{re.sub(r'(st|nd|rd|th)$', '', d1)} {b:%B %Y}", today, problems)
         if a and b >= a:
             add(m, Period(a, b + timedelta(days=1), "span", m.group(0)))
+    # "from January to March 2025", "Jan-Mar", "between May and July": whole months, the first one
+    # the most recent that leaves the second at or before the as-of's month when no year is said
+    # ("growth from January to March" compares the two months instead)
+    if not re.search(
+        r"\b(?:grow\w*|grew|change\w*|increase\w*|decrease\w*|vs|versus|compar\w*|ris\w*|rose|f[ae]ll\w*|drop\w*)\b",
+        text,
+    ):
+        for m in each(
+            rf"\b(?:(?:between|from) ({_MON})(?: ({_YEAR}))? (?:and|to|until|till|through)|({_MON})(?: ({_YEAR}))? ?(?:-|to|until|till|through)) ?({_MON})(?:,? ({_YEAR}))?\b"
+        ):
+            m1, y1, m2, y2 = m.group(1) or m.group(3), m.group(2) or m.group(4), m.group(5), m.group(6)
+            if "may" in (m1, m2) and not (m.group(1) or y1 or y2):
+                continue  # "may" the verb
+            b = datetime(int(y2), MONTHS[m2], 1) if y2 else _latest_month(MONTHS[m2], today)
+            a = datetime(int(y1) if y1 else b.year, MONTHS[m1], 1)
+            if not y1 and a > b:
+                a = a.replace(year=a.year - 1)
+            if a <= b:
+                add(m, Period(a, add_months(b, 1), "span", m.group(0)))
     for m in each(rf"\bsince ({day_pat})\b"):
         a = _absolute_day(m.group(1), today, problems)
         if a:
@@ -304,7 +323,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         add(m, Period(today, tomorrow, m.group(1) or m.group(2), m.group(0), relative="before"))
     # --- relative -----------------------------------------------------------------------------
     for m in each(
-        rf"\b(?:the )?(?:last|past|previous|trailing|prior) ({_NUM}) (days|weeks|months|hours|quarters|years)\b"
+        rf"\b(?:the )?(?:last|past|previous|trailing|prior) ({_NUM}) (days?|weeks?|months?|hours?|quarters?|years?)\b"
     ):
         n, unit = _num(m.group(1)), UNITS[m.group(2)]
         if unit == "hour":
