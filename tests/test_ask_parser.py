@@ -327,3 +327,13 @@ def test_growth_between_two_months_is_still_a_comparison():
     assert r.shape == "compare", r.reason
     assert f"{r.question.start:%Y-%m-%d}" == "2026-02-01" and f"{r.compare_to.start:%Y-%m-%d}" == "2026-01-01"
     assert read("revenue in Jan and Feb").status == "clarify"  # both together, or one against the other?
+
+
+def test_an_alias_of_a_value_the_data_lacks_is_declined_not_dropped():
+    # the fixture's regions have no United States: "in the US" must not answer for everywhere
+    r = read("units sold in the US last month")
+    assert r.status == "decline" and r.question is None and "not in the data" in r.reason
+    # "us" alone is the pronoun
+    assert read("how many orders did us get last week").status == "answer"
+    # an alias whose value is present still filters
+    assert read("sales in the UK in 2025").question.where_dict == {"region": ("United Kingdom",)}

@@ -397,6 +397,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         tuple[int, int, set[tuple[str, str]], str]
     ] = []  # (first tok, last tok, options, words)
     undefined: list[str] = []
+    absent: list[tuple[int, int, str, list[str]]] = []  # aliases of values the data does not hold
     n = len(toks)
     max_len = min(12, lex.max_len())
 
@@ -436,6 +437,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 (d, v) for d, vs in lex.members.items() for v in vs if v.lower() in {a.lower() for a in what}
             ]
             if not present:
+                if size > 1 or raw not in FILLER:  # "us" alone may be the pronoun
+                    absent.append((i, size, raw, what))
                 i += 1
                 continue
             kind, what = "member", set(present[:1]) if len({v for _, v in present}) == 1 else set(present)
@@ -635,6 +638,20 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         if len(near) > 1:
             return r.refuse("clarify", f"'{tok.word}' could mean {' or '.join(repr(x) for x in near)}.", near)
         unknown.append(tok.word)
+    for at, size, raw, what in absent:
+        if all(toks[j].role in (None, "filler") for j in range(at, at + size)):
+            # "in the US" on data without it: a filter that cannot be applied is never dropped
+            # (that would answer for everywhere)
+            return r.refuse(
+                "decline",
+                f"'{raw}' ({' / '.join(what)}) is not in the data. Values there: "
+                + "; ".join(
+                    f"{lex.dim_labels[d].lower()}: {', '.join(vs[:8])}"
+                    for d, vs in lex.members.items()
+                    if vs and d != "product"
+                )
+                + ".",
+            )
     if unknown:
         words_ = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
         return r.refuse(
