@@ -337,3 +337,19 @@ def test_an_alias_of_a_value_the_data_lacks_is_declined_not_dropped():
     assert read("how many orders did us get last week").status == "answer"
     # an alias whose value is present still filters
     assert read("sales in the UK in 2025").question.where_dict == {"region": ("United Kingdom",)}
+
+
+def test_the_day_before_yesterday_is_one_day():
+    r = read("revenue the day before yesterday")
+    assert r.shape == "value", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-16", "2026-03-17")
+    assert read("orders yesterday vs the day before").shape == "compare"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["revenue before November", "orders after 1 March", "revenue through October", "units up to 3 March"],
+)
+def test_an_open_ended_span_is_asked_back_not_read_as_the_period(text):
+    r = read(text)
+    assert r.status == "clarify" and r.question is None and "open-ended" in r.reason

@@ -101,6 +101,24 @@ RANK_WORDS = (
     | DESC_WORDS
     | {"rank", "ranked", "ranking", "selling", "performing", "seller", "sellers", "popular"}
 )
+# Words that make a named period one end of a span ("before November", "up to 3 May").
+OPEN_CUES = {
+    "before",
+    "after",
+    "until",
+    "till",
+    "til",
+    "through",
+    "thru",
+    "up to",
+    "prior to",
+    "ending",
+    "ended",
+    "onwards",
+    "later than",
+    "earlier than",
+    "up until",
+}
 # Words that judge rather than measure: "worst" return rate is the highest one (a KPI whose
 # catalog entry says up_is_good: false), while "lowest" is the lowest whatever the KPI.
 QUALITY_WORDS = {"best", "worst", "strongest", "weakest", "poorest"}
@@ -389,6 +407,20 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r.understood.append(
             (f.period.text, f"time: {f.period.describe()}" if not f.period.relative else "time: relative")
         )
+    for f in found:
+        # "before November", "after 1 Nov", "through October": an open-ended span, not the period
+        # named (which is all that would be read); asked back rather than answered for November
+        before = [tok.word for tok in toks if tok.end <= f.span[0] and tok.role is None][-3:]
+        while before and before[-1] in ("the", "of"):
+            before.pop()
+        cue = " ".join(before[-2:]) if " ".join(before[-2:]) in OPEN_CUES else (before[-1:] or [""])[0]
+        if cue in OPEN_CUES:
+            return r.refuse(
+                "clarify",
+                f"'{cue} {f.period.text}' is open-ended: from when, or until when? Say e.g. 'since "
+                f"{f.period.describe()}', 'between 1 Jan and {f.period.describe()}' or "
+                f"'in {f.period.describe()}'.",
+            )
     sing = [singular(tok.word) for tok in toks]
 
     kpis_found: list[tuple[int, str]] = []

@@ -287,6 +287,9 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         a = _absolute_day(m.group(1), today, problems)
         if a:
             add(m, Period(a, a + timedelta(days=7), "week" if a.weekday() == 0 else "span", m.group(0)))
+    # "the day before yesterday" is a day, not "yesterday" against "the day before" it
+    for m in each(r"\b(?:the )?day before yesterday\b"):
+        add(m, Period(today - timedelta(days=2), today - timedelta(days=1), "day", m.group(0)))
     # --- "the week before last": two back -----------------------------------------------------
     for m in each(r"\b(?:the )?(day|week|month|quarter|year) before last\b"):
         unit = m.group(1)
@@ -352,8 +355,6 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         for _ in range(n):
             start = _back(start, unit)
         add(m, Period(start, next_period(start, unit), unit, m.group(0)))
-    for m in each(r"\b(?:the )?day before yesterday\b"):
-        add(m, Period(today - timedelta(days=2), today - timedelta(days=1), "day", m.group(0)))
     for m in each(r"\byesterday\b"):
         add(m, Period(today - timedelta(days=1), today, "day", m.group(0)))
     for m in each(r"\btoday\b|\bso far today\b"):
