@@ -353,3 +353,8 @@ def test_the_day_before_yesterday_is_one_day():
 def test_an_open_ended_span_is_asked_back_not_read_as_the_period(text):
     r = read(text)
     assert r.status == "clarify" and r.question is None and "open-ended" in r.reason
+
+
+def test_a_record_day_is_the_highest_day():
+    r = read("record day for orders in 2025")
+    assert (r.shape, r.rank_grain, r.order, r.top_n) == ("rank_time", "day", "desc", 1), r.reason

@@ -542,6 +542,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     rank_dir = None
     rank_word = None
     for idx, tok in enumerate(toks):
+        nxt_ = toks[idx + 1] if idx + 1 < n else None
+        if (
+            tok.role is None
+            and tok.word in ("record", "all-time")
+            and nxt_ is not None
+            and (nxt_.word in TIME_GRAINS or nxt_.role == "dim")
+        ):
+            rank_dir, tok.role = "desc", "rank"  # "record day for orders": the highest day
+            break
         if tok.role is None and tok.word in ASC_WORDS | DESC_WORDS:
             rank_dir = "asc" if tok.word in ASC_WORDS else "desc"
             nxt = toks[idx + 1].word if idx + 1 < n else ""
