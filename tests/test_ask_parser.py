@@ -151,3 +151,210 @@ def test_comparisons(text, a, b):
 def test_declines_and_clarifications(text, status):
     r = read(text)
     assert r.status == status and r.question is None and r.reason
+
+
+# --- general rules for phrasings beyond the development questions (T is Wednesday 18 March 2026) ---
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        # time: ranges with the month named once, two units back, a fortnight, typos of time words
+        ("revenue between 3 and 10 March", "revenue", "2026-03-03", "2026-03-11", {}),
+        ("orders 3-10 May 2025", "orders", "2025-05-03", "2025-05-11", {}),
+        ("units from March 2 to 9", "units", "2026-03-02", "2026-03-10", {}),
+        ("revenue the week before last", "revenue", "2026-03-02", "2026-03-09", {}),
+        ("orders the month before last", "orders", "2026-01-01", "2026-02-01", {}),
+        ("revenue over the past fortnight", "revenue", "2026-03-05", "2026-03-19", {}),
+        ("orders yesterdy", "orders", "2026-03-17", "2026-03-18", {}),
+        ("revenue last quater", "revenue", "2025-10-01", "2026-01-01", {}),
+        ("revenue in Febuary 2025", "revenue", "2025-02-01", "2025-03-01", {}),
+        # "the same month last year" on its own: this month, a year earlier (not last month)
+        ("revenue in the same month last year", "revenue", "2025-03-01", "2025-04-01", {}),
+        ("units in the same quarter last year", "units", "2025-01-01", "2025-04-01", {}),
+        # KPI words: a unit after a ratio is not a comparison; counting words are not content
+        ("margin % last quarter", "gross_margin", "2025-10-01", "2026-01-01", {}),
+        (
+            "return rate in percent for Apparel in 2025",
+            "return_rate",
+            "2025-01-01",
+            "2026-01-01",
+            {"category": ["Apparel"]},
+        ),
+        ("sales volume last month", "units", "2026-02-01", "2026-03-01", {}),
+        ("how many distinct buyers did we have last week", "customers", "2026-03-09", "2026-03-16", {}),
+        (
+            "headcount of buyers in Europe last week",
+            "customers",
+            "2026-03-09",
+            "2026-03-16",
+            {"region": ["Europe"]},
+        ),
+        # a dimension word after a member of another dimension qualifies it: no breakdown
+        (
+            "revenue per order for books products last week",
+            "aov",
+            "2026-03-09",
+            "2026-03-16",
+            {"category": ["Books"]},
+        ),
+        (
+            "quantity sold of home & kitchen items in 2025",
+            "units",
+            "2025-01-01",
+            "2026-01-01",
+            {"category": ["Home & Kitchen"]},
+        ),
+        # a typo inside a two-word value
+        (
+            "revenue in Latn America last quarter",
+            "revenue",
+            "2025-10-01",
+            "2026-01-01",
+            {"region": ["Latin America"]},
+        ),
+        (
+            "orders in North Amerca yesterday",
+            "orders",
+            "2026-03-17",
+            "2026-03-18",
+            {"region": ["North America"]},
+        ),
+    ],
+)
+def test_general_value_readings(text, kpi, start, end, where):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", r.reason
+    q = r.question
+    assert (q.kpi, f"{q.start:%Y-%m-%d}", f"{q.end:%Y-%m-%d}", q.where_dict) == (
+        kpi,
+        start,
+        end,
+        {d: tuple(v) for d, v in where.items()},
+    )
+
+
+def test_outside_is_an_exclusion():
+    r = read("revenue outside Europe last month")
+    assert r.shape == "value" and r.question.exclude_dict == {"region": ("Europe",)}
+    assert r.question.where_dict == {}
+    r = read("top 2 regions by orders in 2025 not including North America")
+    assert r.question.exclude_dict == {"region": ("North America",)} and r.question.top == 2
+
+
+def test_best_and_worst_follow_the_kpis_direction():
+    # return rate: lower is better (up_is_good: false), so the worst category has the highest rate
+    r = read("worst category by return rate last quarter")
+    assert (r.shape, r.question.by, r.question.order) == ("top", ("category",), "desc")
+    assert read("best 2 channels by refund rate in 2025").question.order == "asc"
+    # magnitude words mean what they say whatever the KPI
+    assert read("which category had the lowest return rate last month").question.order == "asc"
+    assert read("top 3 products by return rate last month").question.order == "desc"
+    # and for a KPI where up is good, best is the highest
+    assert read("best region by revenue last month").question.order == "desc"
+    assert read("weakest channel for revenue last month").question.order == "asc"
+    assert read("least popular channel by orders this year").question.order == "asc"
+
+
+def test_a_ranking_still_breaks_down_a_qualified_dimension():
+    r = read("top 3 electronics products by units last month")
+    assert (r.shape, r.question.by, r.question.top) == ("top", ("product",), 3)
+    assert r.question.where_dict == {"category": ("Electronics",)}
+
+
+@pytest.mark.parametrize(
+    "text, status",
+    [
+        ("revenue last fortnight", "clarify"),  # the 14 days, or the two calendar weeks before this one?
+        ("revenue in the same period last year", "clarify"),  # the same as which period?
+        ("What will orders be next quarter?", "decline"),
+        ("what will the return rate be in January", "decline"),  # future tense: no number for a past January
+        ("predict sales for tomorrow", "decline"),
+        ("projected revenue in 2026", "decline"),
+        ("online revenue last week", "decline"),  # web? app? marketplace? not guessed
+        ("revenue excluding returns last month", "clarify"),  # gross sales is not a KPI
+        ("revenue between 31 and 3 March", "decline"),
+        ("revenue this time last year", "clarify"),  # the same as which period?
+        ("revenue the last 7 days vs the last 7 days", "clarify"),
+        ("revenue from the app store last week", "clarify"),  # Mobile App? Retail Store? not both
+        ("number of returns last month", "decline"),  # a count, and Return rate is a ratio
+        ("how many returns did we have last week", "decline"),
+        # a ranking or breakdown of changes is not a ranking of one period's values
+        ("which region had the biggest increase in revenue last month", "decline"),
+        ("revenue growth by region last month", "decline"),
+        ("which channel's orders went up the most last month", "decline"),
+        ("which day had the biggest drop in orders last month", "decline"),
+    ],
+)
+def test_general_declines(text, status):
+    r = read(text)
+    assert r.status == status and r.question is None and r.reason
+
+
+def test_the_previous_n_days_is_the_stretch_before():
+    r = read("revenue the last 7 days vs the previous 7 days")
+    assert r.shape == "compare", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-12", "2026-03-19")
+    assert (f"{r.compare_to.start:%Y-%m-%d}", f"{r.compare_to.end:%Y-%m-%d}") == ("2026-03-05", "2026-03-12")
+
+
+def test_the_month_of_and_conjunctions():
+    r = read("revenue for the month of October")
+    assert r.shape == "value" and f"{r.question.start:%Y-%m-%d}" == "2025-10-01", r.reason
+    r = read("revenue for books & toys last month")
+    assert r.question.where_dict == {"category": ("Books", "Toys & Games")}
+    assert read("revenue broken down by region last month").shape == "breakdown"
+
+
+@pytest.mark.parametrize(
+    "text, start, end",
+    [
+        ("revenue Jan-Feb 2025", "2025-01-01", "2025-03-01"),
+        ("revenue from January to March 2025", "2025-01-01", "2025-04-01"),
+        ("revenue between October and February", "2025-10-01", "2026-03-01"),  # the latest February
+        ("What was Q4's revenue?", "2025-10-01", "2026-01-01"),
+        ("orders everywhere except Europe in the last one day", "2026-03-18", "2026-03-19"),
+    ],
+)
+def test_month_ranges_possessives_and_singular_units(text, start, end):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end)
+
+
+def test_growth_between_two_months_is_still_a_comparison():
+    r = read("revenue growth from January to February")
+    assert r.shape == "compare", r.reason
+    assert f"{r.question.start:%Y-%m-%d}" == "2026-02-01" and f"{r.compare_to.start:%Y-%m-%d}" == "2026-01-01"
+    assert read("revenue in Jan and Feb").status == "clarify"  # both together, or one against the other?
+
+
+def test_an_alias_of_a_value_the_data_lacks_is_declined_not_dropped():
+    # the fixture's regions have no United States: "in the US" must not answer for everywhere
+    r = read("units sold in the US last month")
+    assert r.status == "decline" and r.question is None and "not in the data" in r.reason
+    # "us" alone is the pronoun
+    assert read("how many orders did us get last week").status == "answer"
+    # an alias whose value is present still filters
+    assert read("sales in the UK in 2025").question.where_dict == {"region": ("United Kingdom",)}
+
+
+def test_the_day_before_yesterday_is_one_day():
+    r = read("revenue the day before yesterday")
+    assert r.shape == "value", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-16", "2026-03-17")
+    assert read("orders yesterday vs the day before").shape == "compare"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["revenue before November", "orders after 1 March", "revenue through October", "units up to 3 March"],
+)
+def test_an_open_ended_span_is_asked_back_not_read_as_the_period(text):
+    r = read(text)
+    assert r.status == "clarify" and r.question is None and "open-ended" in r.reason
+
+
+def test_a_record_day_is_the_highest_day():
+    r = read("record day for orders in 2025")
+    assert (r.shape, r.rank_grain, r.order, r.top_n) == ("rank_time", "day", "desc", 1), r.reason

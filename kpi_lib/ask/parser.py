@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from rapidfuzz.distance import DamerauLevenshtein
+
 from ..kpis import Question
 from . import timephrases
 from .lexicon import Lexicon, singular, words
@@ -39,10 +41,17 @@ FILLER = set(
     doing perform performed performing performance result results numbers
     which who where when whose
     some any each every
+    distinct unique individual different separate & everywhere
     """.split()
 )
 EXCLUDE_CUES = (
     "not counting",
+    "not including",
+    "outside of",
+    "outside",
+    "aside from",
+    "ignoring",
+    "excl",
     "other than",
     "apart from",
     "leaving out",
@@ -88,8 +97,33 @@ DESC_WORDS = {
     "more",
 }
 RANK_WORDS = (
-    ASC_WORDS | DESC_WORDS | {"rank", "ranked", "ranking", "selling", "performing", "seller", "sellers"}
+    ASC_WORDS
+    | DESC_WORDS
+    | {"rank", "ranked", "ranking", "selling", "performing", "seller", "sellers", "popular"}
 )
+# Words that make a named period one end of a span ("before November", "up to 3 May").
+OPEN_CUES = {
+    "before",
+    "after",
+    "until",
+    "till",
+    "til",
+    "through",
+    "thru",
+    "up to",
+    "prior to",
+    "ending",
+    "ended",
+    "onwards",
+    "later than",
+    "earlier than",
+    "up until",
+}
+# Words that judge rather than measure: "worst" return rate is the highest one (a KPI whose
+# catalog entry says up_is_good: false), while "lowest" is the lowest whatever the KPI.
+QUALITY_WORDS = {"best", "worst", "strongest", "weakest", "poorest"}
+# A unit said after a ratio KPI ("margin %", "return rate in percent") is not a comparison.
+UNIT_WORDS = {"%", "percent", "percentage", "pct"}
 COMPARE_WORDS = {
     "vs",
     "versus",
@@ -123,6 +157,37 @@ COMPARE_WORDS = {
     "fell",
     "drop",
     "dropped",
+}
+# The words of COMPARE_WORDS that ask for a change over time (not "vs", which also sets two
+# slices side by side: "Apparel vs Books last month").
+CHANGE_WORDS = {
+    "growth",
+    "grow",
+    "grew",
+    "grown",
+    "growing",
+    "change",
+    "changed",
+    "increase",
+    "increased",
+    "decrease",
+    "decreased",
+    "difference",
+    "yoy",
+    "mom",
+    "wow",
+    "rise",
+    "rose",
+    "fall",
+    "fell",
+    "drop",
+    "dropped",
+    "gain",
+    "gained",
+    "gains",
+    "declined",
+    "improved",
+    "improvement",
 }
 WHY_WORDS = {"why", "explain", "cause", "caused", "drove", "driver", "drivers", "reason", "reasons", "behind"}
 WHY_STATES = {
@@ -259,6 +324,44 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", t).strip()
 
 
+# Time words long enough that one slip of the keyboard ("yesterdy", "quater", "novmber") cannot
+# be another word; each is read as what it was meant to be, and the reading says so.
+TIME_WORDS = (
+    "yesterday",
+    "quarter",
+    "quarters",
+    "previous",
+    "fortnight",
+    *(m for m in timephrases.MONTHS if len(m) >= 5),
+    *(d for d in timephrases.WEEKDAYS if len(d) >= 6),
+)
+
+
+def _fix_time_typos(t: str, lex: Lexicon) -> tuple[str, list[tuple[str, str]]]:
+    """``t`` with each unknown word of 6+ letters that is one edit from exactly one time word
+    (same first letter) replaced by it, and the (typed, read as) pairs."""
+    known = (
+        set(FILLER) | set(TIME_GRAINS) | set(COMPARE_WORDS) | set(WHY_WORDS) | set(WHY_STATES) | RANK_WORDS
+    )
+    for table in (lex.kpi_phrases, lex.dim_phrases, lex.member_phrases, lex.undefined, lex.aliases):
+        for phrase in table:
+            known.update(phrase.split())
+    fixed: list[tuple[str, str]] = []
+
+    def sub(m: re.Match) -> str:
+        w = m.group(0)
+        if len(w) < 6 or w in TIME_WORDS or w in known or singular(w) in known:
+            return w
+        near = {x for x in TIME_WORDS if x[0] == w[0] and DamerauLevenshtein.distance(w, x) == 1}
+        if len(near) != 1:
+            return w
+        good = near.pop()
+        fixed.append((w, good))
+        return good
+
+    return re.sub(r"[a-z]+", sub, t), fixed
+
+
 def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     r = Reading(text=text)
     t = normalise(text)
@@ -278,17 +381,46 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "Shares of a total are not something I compute; ask for the breakdown (e.g. 'revenue by region "
             "last month') and compare the values.",
         )
+    if re.search(
+        r"\b(?:will|shall|going to|gonna)\b(?: [a-z0-9'&%]+){0,5}? (?:be|look|reach|hit|grow|end|finish|come in|land)\b"
+        r"|\b(?:predict\w*|project(?:ed|ion|ions)|forecast\w*|outlook|estimated?|expected to)\b",
+        t,
+    ):
+        return r.refuse(
+            "decline",
+            "That asks about the future; Ask answers from recorded data only (no forecasts). "
+            "Ask about a period that has happened, e.g. 'revenue last month'.",
+            lex.suggestions(),
+        )
+    t, fixed = _fix_time_typos(t, lex)
     found, problems = timephrases.find(t, as_of)
     if problems:
         return r.refuse("clarify", "; ".join(problems) + ".")
     toks = [_Tok(m.group(0), m.start(), m.end()) for m in re.finditer(r"[a-z0-9]+(?:'[a-z]+)?|[&%$£€]", t)]
+    r.understood.extend((bad, f"read as '{good}'") for bad, good in fixed)
     for f in found:
         for tok in toks:
-            if tok.start >= f.span[0] and tok.end <= f.span[1]:
+            # "Q3's revenue": the possessive belongs to the time phrase
+            end = tok.end - 2 if tok.word.endswith("'s") else tok.end
+            if tok.start >= f.span[0] and end <= f.span[1]:
                 tok.role = "time"
         r.understood.append(
             (f.period.text, f"time: {f.period.describe()}" if not f.period.relative else "time: relative")
         )
+    for f in found:
+        # "before November", "after 1 Nov", "through October": an open-ended span, not the period
+        # named (which is all that would be read); asked back rather than answered for November
+        before = [tok.word for tok in toks if tok.end <= f.span[0] and tok.role is None][-3:]
+        while before and before[-1] in ("the", "of"):
+            before.pop()
+        cue = " ".join(before[-2:]) if " ".join(before[-2:]) in OPEN_CUES else (before[-1:] or [""])[0]
+        if cue in OPEN_CUES:
+            return r.refuse(
+                "clarify",
+                f"'{cue} {f.period.text}' is open-ended: from when, or until when? Say e.g. 'since "
+                f"{f.period.describe()}', 'between 1 Jan and {f.period.describe()}' or "
+                f"'in {f.period.describe()}'.",
+            )
     sing = [singular(tok.word) for tok in toks]
 
     kpis_found: list[tuple[int, str]] = []
@@ -297,6 +429,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         tuple[int, int, set[tuple[str, str]], str]
     ] = []  # (first tok, last tok, options, words)
     undefined: list[str] = []
+    absent: list[tuple[int, int, str, list[str]]] = []  # aliases of values the data does not hold
     n = len(toks)
     max_len = min(12, lex.max_len())
 
@@ -336,6 +469,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 (d, v) for d, vs in lex.members.items() for v in vs if v.lower() in {a.lower() for a in what}
             ]
             if not present:
+                if size > 1 or raw not in FILLER:  # "us" alone may be the pronoun
+                    absent.append((i, size, raw, what))
                 i += 1
                 continue
             kind, what = "member", set(present[:1]) if len({v for _, v in present}) == 1 else set(present)
@@ -390,6 +525,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 for j in range(span):
                     toks[k + j].role = "exclude"
                 exclude_at.append(k + span)
+    for idx, tok in enumerate(toks):
+        # "margin %", "return rate (percent)": the unit a ratio is shown in, not "% change"
+        back = idx - 1 if idx and toks[idx - 1].word not in ("in", "as", "a") else idx - 2
+        if tok.role is None and tok.word in UNIT_WORDS and back >= 0 and toks[back].role == "kpi":
+            name = max((k for k in kpis_found if k[0] <= back), key=lambda k: k[0])[1]
+            if lex.kpis[name].unit == "ratio":
+                tok.role = "filler"
     why = any(tok.word in WHY_WORDS and tok.role is None for tok in toks) or bool(
         re.search(r"\bwhat (?:happened|went on|went wrong|changed)\b|\bhow come\b", joined)
     )
@@ -398,9 +540,22 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     )
     yoy = any(p in joined for p in YOY)
     rank_dir = None
-    for tok in toks:
+    rank_word = None
+    for idx, tok in enumerate(toks):
+        nxt_ = toks[idx + 1] if idx + 1 < n else None
+        if (
+            tok.role is None
+            and tok.word in ("record", "all-time")
+            and nxt_ is not None
+            and (nxt_.word in TIME_GRAINS or nxt_.role == "dim")
+        ):
+            rank_dir, tok.role = "desc", "rank"  # "record day for orders": the highest day
+            break
         if tok.role is None and tok.word in ASC_WORDS | DESC_WORDS:
             rank_dir = "asc" if tok.word in ASC_WORDS else "desc"
+            nxt = toks[idx + 1].word if idx + 1 < n else ""
+            if tok.word in QUALITY_WORDS and not nxt.startswith("sell"):
+                rank_word = tok.word  # judged by the KPI's up_is_good once the KPI is known
             tok.role = "rank"
             break
     which = any(tok.word in ("which", "what") for tok in toks)
@@ -477,6 +632,33 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             unknown.append(tok.word)
             continue
         near = lex.fuzzy(sing[idx])
+        if not near:
+            # a slip inside a two-word value ("Latn America", "North Amerca"): the pair is read
+            # as that value when it is within a typo of exactly one
+            pair = None
+            if idx + 1 < n and toks[idx + 1].role is None and toks[idx + 1].word not in FILLER:
+                pair = (idx, idx + 1)
+            elif idx and any(m[0] == m[1] == idx - 1 for m in members_found):
+                pair = (idx - 1, idx)
+            if pair is not None:
+                a, b = pair
+                near2 = [
+                    x
+                    for x in lex.fuzzy(f"{sing[a]} {sing[b]}")
+                    if x in lex.member_phrases and len(x.split()) == 2
+                ]
+                if len(near2) == 1:
+                    members_found[:] = [m for m in members_found if not (m[0] == m[1] == a)]
+                    members_found.append(
+                        (
+                            a,
+                            b,
+                            set(lex.member_phrases[near2[0]]),
+                            f"{toks[a].word} {toks[b].word} (read as '{near2[0]}')",
+                        )
+                    )
+                    toks[a].role = toks[b].role = "member"
+                    continue
         if len(near) == 1:
             phrase = near[0]
             if phrase in lex.kpi_phrases:
@@ -497,6 +679,20 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         if len(near) > 1:
             return r.refuse("clarify", f"'{tok.word}' could mean {' or '.join(repr(x) for x in near)}.", near)
         unknown.append(tok.word)
+    for at, size, raw, what in absent:
+        if all(toks[j].role in (None, "filler") for j in range(at, at + size)):
+            # "in the US" on data without it: a filter that cannot be applied is never dropped
+            # (that would answer for everywhere)
+            return r.refuse(
+                "decline",
+                f"'{raw}' ({' / '.join(what)}) is not in the data. Values there: "
+                + "; ".join(
+                    f"{lex.dim_labels[d].lower()}: {', '.join(vs[:8])}"
+                    for d, vs in lex.members.items()
+                    if vs and d != "product"
+                )
+                + ".",
+            )
     if unknown:
         words_ = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
         return r.refuse(
@@ -511,6 +707,19 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     exclude: dict[str, list[str]] = {}
     dim_at = dict(dims_found)
     used_dims_as_label: set[int] = set()
+    ordered = sorted(members_found, key=lambda m: m[0])
+    for m1, m2 in zip(ordered, ordered[1:], strict=False):
+        d1, d2 = {d for d, _ in m1[2]}, {d for d, _ in m2[2]}
+        if m2[0] == m1[1] + 1 and d1 & d2 and len(d1 | d2) == 1:
+            # "the app store": two values of one dimension side by side, with no "and"/"or"
+            # between them, are one name that is neither, not both
+            choices = sorted({v for _, v in m1[2] | m2[2]})
+            return r.refuse(
+                "clarify",
+                f"'{m1[3]} {m2[3]}' names two {lex.dim_labels[next(iter(d1))].lower()} values "
+                f"({' and '.join(choices)}): which one, or both ('{m1[3]} and {m2[3]}')?",
+                choices,
+            )
     for first, last, options, raw in members_found:
         dims_here = {d for d, _ in options}
         if len(dims_here) > 1:
@@ -529,6 +738,17 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         for k in (last + 1, first - 1):  # "the web channel", "region Europe": the dimension word names it
             if dim_at.get(k) == d:
                 used_dims_as_label.add(k)
+        after = dim_at.get(last + 1)
+        before = toks[first - 1].word if first else ""
+        if (
+            after not in (None, d)
+            and rank_dir is None
+            and top_n is None
+            and before not in BREAKDOWN_CUES | {"which", "what"}
+        ):
+            # "beauty products", "home & kitchen items": the products of that category, not one
+            # line per product (a breakdown is asked with "by", "each", "which" or "top")
+            used_dims_as_label.add(last + 1)
         excluded = any(
             first >= e and all(toks[j].role in ("member", "filler", "exclude") for j in range(e, first))
             for e in exclude_at
@@ -579,11 +799,27 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         return r.refuse(
             "clarify", f"'How many' asks for a count, and {kpi.label} is money: which do you mean?", choices
         )
+    if kpi.unit == "ratio" and re.search(r"\b(?:how many|number of|count of|amount of)\b", joined):
+        # "the number of returns": a count, and Return rate is a ratio; not given as one
+        return r.refuse(
+            "decline",
+            f"{kpi.label} is a ratio, and the question asks for a count; the catalog defines no count of "
+            f"that. Ask for the {kpi.label.lower()} itself, or for {', '.join(lex.kpis[k].label for k in lex.kpis if lex.kpis[k].unit == 'count')}.",
+            [kpi.label],
+        )
     if kpi.name in lex.unavailable:
         return r.refuse(
             "decline",
             lex.unavailable[kpi.name] + ".",
             [k.label for k in lex.kpis.values() if k.name not in lex.unavailable],
+        )
+    if rank_word and not kpi.up_is_good:
+        rank_dir = "desc" if rank_dir == "asc" else "asc"
+        r.understood.append(
+            (
+                rank_word,
+                f"{rank_word}: {'highest' if rank_dir == 'desc' else 'lowest'} {kpi.label.lower()} (lower is better)",
+            )
         )
     for d in [*where, *exclude, *by_dims]:
         if d not in kpi.dimensions:
@@ -600,10 +836,21 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     if relative and not absolute:  # "the previous month" on its own: the one before the as-of's
         p = relative[0]
         unit = p.unit if p.unit in ("day", "week", "month", "quarter", "year") else "day"
+        how = "before"
+        if p.relative == "year":
+            # "the same month last year" on its own: this month a year ago; "the same period last
+            # year" says no period, and a week a year ago does not start on a Monday
+            said = re.search(r"\bsame (month|quarter)\b", p.text)
+            if said is None:
+                return r.refuse(
+                    "clarify",
+                    f"'{p.text}' compared with which period? e.g. 'last month vs the same month last year'.",
+                )
+            unit, how = said.group(1), "year"
+        elif p.relative == "week":
+            unit, how = "day", "week"
         cur = timephrases.floor_period(as_of.replace(hour=0, minute=0, second=0, microsecond=0), unit)
-        absolute = [
-            timephrases.shifted(Period(cur, timephrases.next_period(cur, unit), unit, p.text), "before")
-        ]
+        absolute = [timephrases.shifted(Period(cur, timephrases.next_period(cur, unit), unit, p.text), how)]
         relative = []
     if len(absolute) > 2 or (len(absolute) == 2 and relative):
         return r.refuse(
@@ -620,6 +867,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             period_a, period_b = absolute[1], absolute[0]  # "from 2024 to 2025": 2025 against 2024
         else:
             period_a, period_b = absolute
+        if (period_a.start, period_a.end) == (period_b.start, period_b.end):
+            # "the last 7 days vs the previous 7 days": the same words name the stretch before
+            if re.match(r"(?:the )?(?:previous|prior|preceding)\b", period_b.text):
+                period_b = timephrases.shifted(period_a, "before")
+            else:
+                return r.refuse(
+                    "clarify",
+                    f"'{period_a.text}' and '{period_b.text}' are the same period: compare it with which?",
+                )
         if not compare_cue:
             return r.refuse(
                 "clarify",
@@ -685,6 +941,25 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         return r.refuse("decline", f"{period_a.text} is an empty period.")
     r.period, r.period_b = period_a, period_b
 
+    changed = [
+        tok.word
+        for i_, tok in enumerate(toks)
+        if tok.role in (None, "filler")
+        and (
+            tok.word in CHANGE_WORDS
+            or tok.word in ("up", "down")
+            and not (i_ and toks[i_ - 1].word in ("broken", "break", "breaking"))
+        )
+    ]
+    if changed and not why and (by_dims or rank_dir or time_grain):
+        # "which region grew most", "revenue growth by region": a ranking of changes between two
+        # periods, which is not what a ranking or breakdown of one period's values would show
+        return r.refuse(
+            "decline",
+            f"'{changed[0]}' {'by ' + by_dims[0] if by_dims else 'in a ranking'} would rank changes between two periods, "
+            "which I do not compute; ask for one slice's change (e.g. 'Europe revenue last month vs the "
+            "month before') or for the ranking of one period.",
+        )
     # --- shape -------------------------------------------------------------------------------------
     base = dict(
         kpi=kpi.name, grain="total", start=period_a.start, end=period_a.end, where=where, exclude=exclude

@@ -233,6 +233,43 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         a, b = _absolute_day(m.group(1), today, problems), _absolute_day(m.group(2), today, problems)
         if a and b and b >= a:
             add(m, Period(a, b + timedelta(days=1), "span", m.group(0)))
+    # "between 3 and 10 May", "3-10 May 2026", "May 3 to 10": one month named once
+    for m in each(
+        rf"\b(?:(?:between|from) )?({_DAYNUM}) ?(?:and|to|until|till|through|-) ?({_DAYNUM}) (?:of )?({_MON})(?:,? ({_YEAR}))?\b"
+        rf"|\b(?:(?:between|from) )?({_MON}) ({_DAYNUM}) ?(?:and|to|until|till|through|-) ?({_DAYNUM})(?:,? ({_YEAR}))?\b"
+    ):
+        if m.group(3):
+            d1, d2, mon, year = m.group(1), m.group(2), m.group(3), m.group(4)
+        else:
+            mon, d1, d2, year = m.group(5), m.group(6), m.group(7), m.group(8)
+        if mon == "may" and not year and not m.group(0).startswith(("between", "from")) and m.group(5):
+            continue  # "may 3 to 10" without a frame is too loose
+        tail = f" {mon}" + (f" {year}" if year else "")
+        b = _absolute_day(re.sub(r"(st|nd|rd|th)$", "", d2) + tail, today, problems)
+        if b is None:
+            continue
+        a = _absolute_day(f"{re.sub(r'(st|nd|rd|th)$', '', d1)} {b:%B %Y}", today, problems)
+        if a and b >= a:
+            add(m, Period(a, b + timedelta(days=1), "span", m.group(0)))
+    # "from January to March 2025", "Jan-Mar", "between May and July": whole months, the first one
+    # the most recent that leaves the second at or before the as-of's month when no year is said
+    # ("growth from January to March" compares the two months instead)
+    if not re.search(
+        r"\b(?:grow\w*|grew|change\w*|increase\w*|decrease\w*|vs|versus|compar\w*|ris\w*|rose|f[ae]ll\w*|drop\w*)\b",
+        text,
+    ):
+        for m in each(
+            rf"\b(?:(?:between|from) ({_MON})(?: ({_YEAR}))? (?:and|to|until|till|through)|({_MON})(?: ({_YEAR}))? ?(?:-|to|until|till|through)) ?({_MON})(?:,? ({_YEAR}))?\b"
+        ):
+            m1, y1, m2, y2 = m.group(1) or m.group(3), m.group(2) or m.group(4), m.group(5), m.group(6)
+            if "may" in (m1, m2) and not (m.group(1) or y1 or y2):
+                continue  # "may" the verb
+            b = datetime(int(y2), MONTHS[m2], 1) if y2 else _latest_month(MONTHS[m2], today)
+            a = datetime(int(y1) if y1 else b.year, MONTHS[m1], 1)
+            if not y1 and a > b:
+                a = a.replace(year=a.year - 1)
+            if a <= b:
+                add(m, Period(a, add_months(b, 1), "span", m.group(0)))
     for m in each(rf"\bsince ({day_pat})\b"):
         a = _absolute_day(m.group(1), today, problems)
         if a:
@@ -250,10 +287,33 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         a = _absolute_day(m.group(1), today, problems)
         if a:
             add(m, Period(a, a + timedelta(days=7), "week" if a.weekday() == 0 else "span", m.group(0)))
+    # "the day before yesterday" is a day, not "yesterday" against "the day before" it
+    for m in each(r"\b(?:the )?day before yesterday\b"):
+        add(m, Period(today - timedelta(days=2), today - timedelta(days=1), "day", m.group(0)))
+    # --- "the week before last": two back -----------------------------------------------------
+    for m in each(r"\b(?:the )?(day|week|month|quarter|year) before last\b"):
+        unit = m.group(1)
+        start = _back(_back(floor_period(today, unit), unit), unit)
+        add(m, Period(start, next_period(start, unit), unit, m.group(0)))
+    # --- a fortnight: "the past fortnight" is the 14 days up to the as-of; "last fortnight" is
+    # those 14 days to some and the two calendar weeks before this one to others: asked back
+    for m in each(r"\b(?:the )?(?:past|last|previous|prior|this) fortnight\b"):
+        if re.search(r"\bpast\b", m.group(0)):
+            add(m, Period(tomorrow - timedelta(days=14), tomorrow, "span", m.group(0), so_far=True))
+        else:
+            week = floor_period(today, "week")
+            problems.append(
+                f"'{m.group(0)}' could be the last 14 days ({(tomorrow - timedelta(days=14)).day} "
+                f"{tomorrow - timedelta(days=14):%b} – {today.day} {today:%b %Y}) or the two weeks before this one "
+                f"({(week - timedelta(weeks=2)).day} {week - timedelta(weeks=2):%b} – "
+                f"{(week - timedelta(days=1)).day} {week - timedelta(days=1):%b %Y}); say 'the past 14 days' "
+                "or name the weeks"
+            )
+            add(m, None)
     # --- relative to another period in the question ("vs the month before") --------------------
     for m in each(
         r"\b(?:(?:the )?same (?:period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? last year"
-        r"|a year (?:earlier|ago|before)|(?:one|1) year (?:earlier|before))\b"
+        r"|a year (?:earlier|ago|before)|(?:one|1) year (?:earlier|before)|(?:at )?this time last year)\b"
     ):
         add(m, Period(today, tomorrow, "year", m.group(0), relative="year"))
     for m in each(
@@ -266,7 +326,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         add(m, Period(today, tomorrow, m.group(1) or m.group(2), m.group(0), relative="before"))
     # --- relative -----------------------------------------------------------------------------
     for m in each(
-        rf"\b(?:the )?(?:last|past|previous|trailing|prior) ({_NUM}) (days|weeks|months|hours|quarters|years)\b"
+        rf"\b(?:the )?(?:last|past|previous|trailing|prior) ({_NUM}) (days?|weeks?|months?|hours?|quarters?|years?)\b"
     ):
         n, unit = _num(m.group(1)), UNITS[m.group(2)]
         if unit == "hour":
@@ -295,8 +355,6 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         for _ in range(n):
             start = _back(start, unit)
         add(m, Period(start, next_period(start, unit), unit, m.group(0)))
-    for m in each(r"\b(?:the )?day before yesterday\b"):
-        add(m, Period(today - timedelta(days=2), today - timedelta(days=1), "day", m.group(0)))
     for m in each(r"\byesterday\b"):
         add(m, Period(today - timedelta(days=1), today, "day", m.group(0)))
     for m in each(r"\btoday\b|\bso far today\b"):
@@ -348,12 +406,14 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         d = _absolute_day(m.group(0), today, problems)
         add(m, d and Period(d, d + timedelta(days=1), "day", m.group(0)))
     # --- months and years -----------------------------------------------------------------------
-    for m in each(rf"\b({_MON})(?:,? (?:of )?({_YEAR}))?\b|\b({_YEAR})-(0[1-9]|1[0-2])\b"):
+    for m in each(
+        rf"\b(?:(?:the )?month of )?({_MON})(?:,? (?:of )?({_YEAR}))?\b|\b({_YEAR})-(0[1-9]|1[0-2])\b"
+    ):
         if m.group(3):
             start = datetime(int(m.group(3)), int(m.group(4)), 1)
         else:
             word = m.group(1)
-            if word == "may" and not m.group(2) and not re.search(r"\b(in|of|during|for) may\b", text):
+            if word == "may" and not m.group(2) and not re.search(r"\b(in|of|during|for) may\b", m.string):
                 continue  # "may" the verb
             if word in ("mar", "jun", "sep", "dec", "jan") and not m.group(2):
                 pass
