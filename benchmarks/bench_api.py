@@ -236,7 +236,7 @@ def main() -> int:
     ap.add_argument("--home", type=Path)
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--per-client", type=int, default=40, help="requests per client")
+    ap.add_argument("--per-client", type=int, default=200, help="requests per client")
     ap.add_argument("--ws-clients", type=int, default=100)
     ap.add_argument("--ws-rounds", type=int, default=10)
     args = ap.parse_args()
