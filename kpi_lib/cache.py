@@ -246,12 +246,18 @@ def _version_conn() -> psycopg.Connection:
 class _L1:
     """In-process LRU with a byte budget (KPI_CACHE_MAX_MB) and a time to live (KPI_CACHE_TTL_S):
     cachetools' TTLCache sized by each entry's bytes, behind a lock (callbacks and the live hub
-    read it from several threads)."""
+    read it from several threads).
+
+    A key is ``question:version``. Versions only grow in a process, so once a question's answer
+    for a newer version is stored, its older answers can never be asked for again: they are
+    dropped at once instead of waiting for the LRU. With a new version every few hundred
+    milliseconds, a live worker used to fill its whole budget with such dead answers."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cache: TTLCache | None = None
         self._shape: tuple[int, float] | None = None
+        self._latest: dict[str, str] = {}  # question -> the key of its newest stored answer
 
     def _store(self) -> TTLCache:
         cfg = settings()  # re-read: tests and the CLI change the budget at run time
@@ -259,6 +265,7 @@ class _L1:
         if shape != self._shape:
             self._cache = TTLCache(maxsize=shape[0], ttl=shape[1], timer=time.monotonic, getsizeof=_size_of)
             self._shape = shape
+            self._latest.clear()
         return self._cache
 
     def get(self, key: str) -> Any | None:
@@ -269,12 +276,25 @@ class _L1:
     def put(self, key: str, value: Any, size: int) -> None:
         with self._lock:
             store = self._store()
-            if size <= store.maxsize:  # larger than the whole budget: not cached at all
-                store[key] = (value, size)
+            if size > store.maxsize:  # larger than the whole budget: not cached at all
+                return
+            question = key.rpartition(":")[0]
+            if question:
+                older = self._latest.get(question)
+                if older is not None and older != key:
+                    (kind_old, v_old), (kind, v) = _stamp(older), _stamp(key)
+                    if kind_old == kind and v_old > v:
+                        return  # a slower thread's answer for a version already superseded
+                    store.pop(older, None)
+                self._latest[question] = key
+                if len(self._latest) > 2 * len(store) + 1024:  # forget questions the LRU dropped
+                    self._latest = {q: k for q, k in self._latest.items() if k in store}
+            store[key] = (value, size)
 
     def clear(self) -> None:
         with self._lock:
             self._store().clear()
+            self._latest.clear()
 
     def entries(self) -> int:
         with self._lock:
@@ -288,6 +308,13 @@ class _L1:
 
 def _size_of(item: tuple[Any, int]) -> int:
     return item[1]
+
+
+def _stamp(key: str) -> tuple[str, int]:
+    """A key's version part as (kind, number): ``q:42`` -> ("", 42), ``q:views7`` -> ("views", 7)."""
+    suffix = key.rpartition(":")[2]
+    digits = suffix.lstrip("abcdefghijklmnopqrstuvwxyz")
+    return (suffix[: len(suffix) - len(digits)], int(digits) if digits.isdigit() else -1)
 
 
 _l1 = _L1()

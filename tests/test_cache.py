@@ -57,6 +57,58 @@ def test_l1_entries_expire(monkeypatch):
         config.reset()
 
 
+def test_l1_drops_a_questions_superseded_answers():
+    """Versions only grow in a process: once a question's newer answer is stored, the older one
+    can never be asked for again and must not sit in the budget until the LRU finds it."""
+    l1 = cache._L1()
+    l1.put("q:1", "old", 10)
+    l1.put("other:1", "other", 10)
+    l1.put("q:2", "new", 10)
+    assert l1.get("q:1") is None and l1.get("q:2") == "new" and l1.get("other:1") == "other"
+    assert (l1.entries(), l1.bytes) == (2, 20)
+    l1.put("q:1", "late", 10)  # a slower thread finishing an older version changes nothing
+    assert l1.get("q:2") == "new" and l1.get("q:1") is None
+    l1.put("q:views3", "from the views", 10)  # another kind of version stamp replaces it too
+    assert l1.get("q:2") is None and l1.get("q:views3") == "from the views"
+
+
+def test_live_batches_leave_one_answer_per_question_in_l1(demo):
+    """A live worker asks the same questions after every batch: L1 must not fill with the
+    superseded answers (the soak's Panel workers grew ~100 MB/hour that way)."""
+    from kpi_lib import stream
+
+    tag = uuid.uuid4().hex[:8]
+
+    def ask():
+        return kpis.query("revenue", "month", by=["channel"], start="2000-01-01", end="2100-01-01")
+
+    cache.clear()
+    before = ask()
+    held = (cache._l1.entries(), cache._l1.bytes)
+    for i in range(3):
+        stream.ingest(
+            [
+                {
+                    "event_id": f"l1-{tag}-{i}",
+                    "order_id": f"L1{tag}{i}",
+                    "ordered_at": "2024-06-03T10:00:00+00:00",
+                    "customer_id": "CL1",
+                    "region": "Europe",
+                    "channel": "Web",
+                    "lines": [
+                        {"product_id": "P1001", "category": "Books", "quantity": 1, "unit_price": 10.0}
+                    ],
+                }
+            ]
+        )
+        after = ask()
+        assert after.version > before.version and after.cache_level != "L1"  # a fresh answer ...
+        assert after.df["value"].sum() == pytest.approx(before.df["value"].sum() + 10.0 * (i + 1))
+        assert cache._l1.entries() == held[0]  # ... in place of the old one
+        assert cache._l1.bytes < 1.05 * held[1]
+    assert ask().cache_level == "L1"
+
+
 def test_warm_query_is_answered_from_l1_with_the_same_numbers(demo):
     cold = kpis.query("revenue", "month", by=["channel"], start="2000-01-01", end="2100-01-01")
     warm = kpis.query("revenue", "month", by=["channel"], start="2000-01-01", end="2100-01-01")
