@@ -135,6 +135,48 @@ def read(name: str, **params: Any) -> pd.DataFrame:
     return reader.read(params=values) if values else reader.read()
 
 
+def locale_hint(business: dict) -> str | None:
+    """A line for the person who set a currency whose countries write numbers otherwise than the
+    recorded locale (BRL with en_US), naming locales to pass; None when they already agree."""
+    from babel import Locale, UnknownLocaleError, numbers
+    from babel.core import get_global
+
+    currency, locale = business["currency"], Locale.parse(business.get("locale") or "en_US")
+    if locale.territory and numbers.get_territory_currencies(locale.territory)[:1] == [currency]:
+        return None
+    places = [
+        t for t in get_global("territory_currencies") if numbers.get_territory_currencies(t)[:1] == [currency]
+    ]
+    spoken = get_global("territory_languages")
+    same_language, others = [], []
+    for t in places:
+        for tag in (f"{locale.language}_{t}", f"und_{t}"):
+            try:
+                found = Locale.parse(tag)
+            except (ValueError, UnknownLocaleError):
+                continue
+            if found.language == locale.language:  # the currency's home (GB for GBP), then where the
+                how = spoken.get(t, {}).get(found.language, {})  # language is official and most spoken
+                rank = (
+                    t == currency[:2],
+                    how.get("official_status") is not None,
+                    how.get("population_percent", 0),
+                )
+                same_language.append((rank, str(found)))
+            else:
+                others.append(str(found))
+            break
+    same_language.sort(key=lambda r: r[0], reverse=True)
+    picks = list(dict.fromkeys([tag for _, tag in same_language] + others))[:3]
+    if not picks:
+        return None
+    sample = numbers.format_decimal(1234.56, locale=locale)
+    return (
+        f"numbers are written the {locale} way ({sample}); to write them as where {currency} is used, "
+        f"run `kpi init --locale {picks[0]}`" + (f" (or {', '.join(picks[1:])})" if picks[1:] else "")
+    )
+
+
 _BUSINESS_LINE = re.compile(r"^(?P<indent>[ \t]+)business:[^\n]*$", re.MULTILINE)
 
 

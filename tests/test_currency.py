@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kpi_lib import kpis
+from kpi_lib import catalog, kpis
 from kpi_lib.kpis.definitions import business
 
 KPI = [str(Path(sys.executable).with_name("kpi"))]
@@ -60,6 +60,7 @@ def test_kpi_load_records_the_currency_in_the_catalog(demo, tmp_path):
     out = load(tmp_path, catalog, str(plain), "--currency", "gbp")
     assert out.returncode == 0, out.stderr
     assert recorded(catalog) == {"currency": "GBP", "locale": "en_US"} and "currency: GBP" in out.stdout
+    assert "written the en_US way (1,234.56)" in out.stdout and "--locale en_GB" in out.stdout
     assert catalog.read_text().count("\n") == (ROOT / "catalog.yml").read_text().count("\n")  # one line
 
     with_column = tmp_path / "euros.csv"
@@ -102,6 +103,20 @@ def test_kpi_init_sets_currency_and_locale(demo, tmp_path):
         [*KPI, "init", "--locale", "xx_NOPE"], capture_output=True, text=True, env=env, timeout=300
     )
     assert bad.returncode != 0 and "en_GB" in bad.stdout + bad.stderr
+
+
+def test_a_currency_alone_says_how_numbers_will_be_written(tmp_path):
+    """A Brazilian export loaded with --currency BRL keeps en_US digits unless the person is told."""
+    assert catalog.locale_hint({"currency": "BRL", "locale": "en_US"}) == (
+        "numbers are written the en_US way (1,234.56); to write them as where BRL is used, "
+        "run `kpi init --locale pt_BR`"
+    )
+    assert "--locale en_IE" in catalog.locale_hint(
+        {"currency": "EUR", "locale": "en_US"}
+    )  # same language first
+    assert "--locale fr_CH" in catalog.locale_hint({"currency": "CHF", "locale": "fr_FR"})
+    assert catalog.locale_hint({"currency": "EUR", "locale": "fr_FR"}) is None  # they agree: nothing to say
+    assert catalog.locale_hint({"currency": "USD", "locale": "en_US"}) is None
 
 
 def test_a_value_that_rounds_to_zero_is_zero_never_minus_zero(demo):

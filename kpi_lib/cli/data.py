@@ -40,6 +40,8 @@ def init(
         console.print(
             f"currency {business['currency']}, locale {business['locale']} (catalog.yml metadata.business)"
         )
+        if currency and not locale and (hint := catalog.locale_hint(business)):
+            console.print(hint)
 
 
 @app.command()
@@ -106,6 +108,8 @@ def load_lines(
     ] = None,
 ) -> None:
     """Load order lines (order_id, ordered_at, quantity, unit_price required) into silver; gold follows."""
+    from .. import catalog
+    from ..kpis.definitions import business
     from ..loader import FIELDS, load_lines_file
 
     mapping = {}
@@ -131,6 +135,8 @@ def load_lines(
     console.print("columns used: " + ", ".join(f"{k}←{v}" for k, v in summary.mapping.items()))
     if summary.currency:
         console.print(f"currency: {summary.currency} (recorded in catalog.yml metadata.business)")
+        if hint := catalog.locale_hint(business()):
+            console.print(hint)
     if summary.rejected:
         for reason, n in summary.reasons.most_common():
             console.print(f"  rejected {n:,}: {reason}")
