@@ -364,8 +364,21 @@ def test_history_has_a_warm_up_and_severity_is_business_impact(retail_scan, db):
     assert outage and all(_explained_by(r) == "site outage" for r in outage)
     assert all(r["severity"] == "high" for r in outage)  # 80-90% of the whole business gone
     surge = next(r for r in rows if r["series_key"] == "orders|day|region=Germany")
-    assert "Impact:" in surge["explanation"] and "% of orders overall." in surge["explanation"]
+    assert "Impact: the gap is " in surge["explanation"] and "orders overall." in surge["explanation"]
     assert (
         surge["explanation"].startswith("Orders in Germany was ")
         and "above the expected" in surge["explanation"]
+    )
+
+
+def test_impact_reads_as_a_share_of_a_usual_period_and_never_as_over_100_percent():
+    from kpi_lib.anomaly.scan import impact_sentence
+
+    assert (
+        impact_sentence(0.042, "revenue", "day")
+        == "Impact: the gap is 4.2% of a usual day's revenue overall."
+    )
+    assert (
+        impact_sentence(1.756, "revenue", "day")
+        == "Impact: the gap is 1.8 times a usual day's revenue overall."
     )

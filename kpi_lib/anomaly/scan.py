@@ -352,6 +352,18 @@ def _ts(value: Any, tz: str) -> datetime | None:
     ).to_pydatetime()
 
 
+def impact_sentence(impact: float, label: str, grain: str) -> str:
+    """The gap as a share of a usual period's total: "4.2% of a usual day's revenue overall", or
+    "1.8 times ..." when a slice's gap outgrows the whole (returns can pull a day's total down)."""
+    usual = (
+        f"a usual {grain}'s {label} overall"
+        if grain in ("hour", "day", "week", "month")
+        else f"{label} overall"
+    )
+    share = f"{impact:.2g} times" if impact >= 1 else f"{impact:.1%} of"
+    return f"Impact: the gap is {share} {usual}."
+
+
 def _row(
     k: semantic.Kpi,
     grain: str,
@@ -363,7 +375,7 @@ def _row(
 ) -> dict:
     explanation = inc.explanation
     if verdict is not None and dim is not None:
-        explanation = f"{explanation} Impact: {verdict.impact:.1%} of {k.label.lower()} overall."
+        explanation = f"{explanation} {impact_sentence(verdict.impact, k.label.lower(), grain)}"
     return {
         "series_key": series_key(k.name, grain, dim, value),
         "kpi": k.name,
