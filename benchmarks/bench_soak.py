@@ -7,7 +7,9 @@ Prints ONE JSON document on stdout (progress on stderr; a copy goes to benchmark
 
 Load: 10 live executive sessions held by bench_dashboards' light websocket client (DESIGN.md: not
 10 Chromium tabs on 2 cores), one real Chromium page on the executive dashboard for the freshness
-probe, and the demo simulator (`kpi simulate --rate 50`) streaming orders the whole time.
+probe, and the demo simulator (`kpi simulate --rate 50`) streaming orders the whole time. Every
+``--churn-every`` s (30) one light session closes and a new one opens in its place, as people come
+and go: a session's memory must leave with it.
 
 Measured:
 
@@ -31,6 +33,7 @@ The warehouse is a small demo (``--lines``, default 200k) in its own KPI_HOME
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -209,6 +212,7 @@ class Soak:
         self.bench.doc = doc
         self.page_ws_closed = 0
         self.disconnects: list[dict] = []
+        self.churned = 0  # light sessions closed and replaced by a new one (--churn-every)
         self.healthz = {"polls": 0, "http_5xx": 0, "failed": 0}
 
     def watch_page_websockets(self, page) -> None:
@@ -274,6 +278,21 @@ class Soak:
                 continue
             b.light[i] = fresh
 
+    def churn(self) -> None:
+        """One person leaves and another arrives: close the longest-open light session and open a
+        new one on the same sign-in (so on the same worker). A session's memory must go with it."""
+        b = self.bench
+        i = self.churned % len(b.light)
+        old = b.light[i]
+        b.loop.run(old.close(), timeout=30)
+        fresh = PanelLightSession(b.serve.base, old.cookie)
+        try:
+            b.loop.run(fresh.open(), timeout=120)
+        except Exception as exc:  # noqa: BLE001 - counted as a disconnect and reopened at the next check
+            fresh.error = f"churn reopen failed: {exc!r}"
+        b.light[i] = fresh
+        self.churned += 1
+
     def run(self) -> dict:
         a, b = self.args, self.bench
         from kpi_lib import kpis, warehouse
@@ -307,8 +326,12 @@ class Soak:
         end = t0 + a.minutes * 60
         probes: list[dict] = []
         next_probe = next_check = t0
+        next_churn = t0 + a.churn_every if a.churn_every > 0 else math.inf
         log(f"soaking for {a.minutes:g} min")
         while (now := time.monotonic()) < end:
+            if now >= next_churn:
+                next_churn = now + a.churn_every
+                self.churn()
             if now >= next_check:
                 next_check = now + a.sample_every
                 self.poll_healthz()
@@ -325,7 +348,7 @@ class Soak:
                     f"{mem.series.get('total', [(0, 0)])[-1][1]:.0f} MB; sessions live "
                     f"{sum(s.error is None for s in b.light)}/{len(b.light)}"
                 )
-            time.sleep(max(0.0, min(next_probe, next_check, end) - time.monotonic()))
+            time.sleep(max(0.0, min(next_probe, next_check, next_churn, end) - time.monotonic()))
         soaked = time.monotonic() - t0
         mem.stop()
         self.poll_healthz()
@@ -345,7 +368,7 @@ class Soak:
                 "light_session_disconnect_log": self.disconnects[:20],
                 "chromium_page_websocket_closes": self.page_ws_closed,
             },
-            "light_sessions": {"opened": opened, "at_end": light},
+            "light_sessions": {"opened": opened, "at_end": light, "replaced_during_soak": self.churned},
             "simulator": sim,
         }
 
@@ -417,6 +440,12 @@ def main() -> None:
     ap.add_argument("--sim-rate", type=float, default=50.0, help="simulator orders/s")
     ap.add_argument("--panel-procs", type=int, default=2, help="Panel workers behind the front door")
     ap.add_argument("--voila-pool", type=int, default=2)
+    ap.add_argument(
+        "--churn-every",
+        type=float,
+        default=30.0,
+        help="s between one session closing and a new one opening (0: off)",
+    )
     ap.add_argument("--sample-every", type=float, default=10.0, help="s between memory samples")
     ap.add_argument("--probe-every", type=float, default=20.0, help="s between freshness markers")
     ap.add_argument("--probe-timeout", type=float, default=30.0, help="s a marker may take to show")
