@@ -4,6 +4,7 @@ alarms on synthetic families unlike it, and event F1 on the demo business's labe
     .venv/bin/python benchmarks/bench_anomaly.py [--runs 5] [--skip-nab] [--nab-root ../shared/nab-dev]
         [--skip-families] [--families-seeds 6]
         [--skip-demo] [--demo-seeds 1,2] [--demo-lines 1000000] [--demo-days 730] [--demo-compare]
+    .venv/bin/python benchmarks/bench_anomaly.py --candidate RULES.yml [--families-seeds 6]
 
 Prints one JSON object:
 * ``timing``: p50 seconds of ``detect(series, "default")`` on 20,000 points (5-minute data, daily
@@ -30,6 +31,12 @@ Prints one JSON object:
   [start, end + 2 periods]; a false alarm = an alarm onset no label explains). ``--demo-compare``
   adds the same scan with the retail holidays only, with no calendar, and with the ``default``
   rules.
+
+``--candidate RULES`` instead judges a change to the default by the keep/reject protocol
+(:mod:`kpi_lib.anomaly.protocol`): ``default`` and the candidate, each on the NAB dev split
+in-process (whole, half A, half B), the synthetic families (no-anomaly false alarms) and the causal
+check, then ``verdict``: keep only if both halves hold, no-anomaly false alarms do not rise and
+nothing looks ahead.
 """
 
 from __future__ import annotations
@@ -48,7 +55,11 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# ../shared beside the checkout (or beside the folder of worktrees, for a checkout in wt/<name>)
+SHARED = next(
+    (p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").is_dir()),
+    ROOT.parent / "shared",
+)
 DEMO_END = "2026-11-22T00:00:00+00:00"
 
 
@@ -215,43 +226,97 @@ def nab(root: Path, jobs: int) -> dict:
         best = max(BUDGETS, key=lambda b: _nab_summary(per_budget[b], rest)["nab_standard"] or 0.0)
         loco[cat] = {"budget_chosen_on_the_rest": best, **_nab_summary(per_budget[best], held)}
     out["leave_one_category_out"] = loco
+    from kpi_lib.anomaly.protocol import halves
+
+    a, b = halves(keys)  # the held-out halves of the keep/reject protocol, for the default budget
+    out["halves"] = {"A": _nab_summary(per_budget[1], a), "B": _nab_summary(per_budget[1], b)}
     return out
 
 
-def families(seeds: int) -> dict:
+def _families_of(rules, seeds: int) -> dict:
+    """Windows found and false alarms of one rule set over every family, ``seeds`` each."""
     from kpi_lib.anomaly import detect
     from kpi_lib.anomaly.families import FAMILIES, generate, score
 
-    out: dict[str, dict] = {}
-    for rules in ("default", "legacy"):
-        per, tot = {}, {"found": 0, "windows": 0, "false_alarms": 0, "series": 0, "weeks": 0.0}
-        no_anomaly = {"false_alarms": 0, "series": 0}
-        for fam in FAMILIES:
-            scores = [
-                score(c, detect(c.series, c.rules(rules))) for c in (generate(fam, s) for s in range(seeds))
-            ]
-            fa, weeks = sum(x.false_alarms for x in scores), sum(x.weeks for x in scores)
-            per[fam] = {
-                "found": f"{sum(x.found for x in scores)}/{sum(x.windows for x in scores)}",
-                "false_alarms_per_series": round(fa / len(scores), 2),
-                "false_alarms_per_week": round(fa / weeks, 3),
-            }
-            tot["found"] += sum(x.found for x in scores)
-            tot["windows"] += sum(x.windows for x in scores)
-            tot["false_alarms"] += fa
-            tot["series"] += len(scores)
-            tot["weeks"] += weeks
-            if fam.startswith("no_anomaly_"):
-                no_anomaly["false_alarms"] += fa
-                no_anomaly["series"] += len(scores)
-        out[rules] = {
-            "found": f"{tot['found']}/{tot['windows']}",
-            "false_alarms_per_series": round(tot["false_alarms"] / tot["series"], 2),
-            "false_alarms_per_week": round(tot["false_alarms"] / tot["weeks"], 3),
-            "no_anomaly_false_alarms_per_series": round(no_anomaly["false_alarms"] / no_anomaly["series"], 2),
-            "by_family": per,
+    per, tot = {}, {"found": 0, "windows": 0, "false_alarms": 0, "series": 0, "weeks": 0.0}
+    no_anomaly = {"false_alarms": 0, "series": 0}
+    for fam in FAMILIES:
+        scores = [
+            score(c, detect(c.series, c.rules(rules))) for c in (generate(fam, s) for s in range(seeds))
+        ]
+        fa, weeks = sum(x.false_alarms for x in scores), sum(x.weeks for x in scores)
+        per[fam] = {
+            "found": f"{sum(x.found for x in scores)}/{sum(x.windows for x in scores)}",
+            "false_alarms_per_series": round(fa / len(scores), 2),
+            "false_alarms_per_week": round(fa / weeks, 3),
         }
+        tot["found"] += sum(x.found for x in scores)
+        tot["windows"] += sum(x.windows for x in scores)
+        tot["false_alarms"] += fa
+        tot["series"] += len(scores)
+        tot["weeks"] += weeks
+        if fam.startswith("no_anomaly_"):
+            no_anomaly["false_alarms"] += fa
+            no_anomaly["series"] += len(scores)
+    return {
+        "found": f"{tot['found']}/{tot['windows']}",
+        "false_alarms_per_series": round(tot["false_alarms"] / tot["series"], 2),
+        "false_alarms_per_week": round(tot["false_alarms"] / tot["weeks"], 3),
+        "no_anomaly_false_alarms": no_anomaly["false_alarms"],
+        "no_anomaly_false_alarms_per_series": round(no_anomaly["false_alarms"] / no_anomaly["series"], 2),
+        "by_family": per,
+    }
+
+
+def families(seeds: int) -> dict:
+    out: dict[str, dict] = {rules: _families_of(rules, seeds) for rules in ("default", "legacy")}
     out["seeds"] = seeds
+    return out
+
+
+def compare(root: Path, candidate: str, jobs: int, seeds: int) -> dict:
+    """The keep/reject protocol (:mod:`kpi_lib.anomaly.protocol`): ``default`` against a candidate
+    rule set, in one run: NAB dev in-process (whole split and halves A/B), the synthetic families
+    (no-anomaly false alarms) and the causal check (3 dev series cut at 30/60/90%)."""
+    import random
+    from concurrent.futures import ProcessPoolExecutor
+
+    from kpi_lib.anomaly import detect
+    from kpi_lib.anomaly.protocol import Figures, causal_violations, halves, verdict
+    from kpi_lib.anomaly.rules import load_rules
+
+    spec = load_rules(candidate).to_dict()  # a plain dict: picklable, and families can add a calendar
+    keys = sorted(json.loads((root / "windows.json").read_text()))
+    a, b = halves(keys)
+    out: dict[str, dict] = {}
+    figures = {}
+    for name, rules in (("default", "default"), ("candidate", spec)):
+        with ProcessPoolExecutor(max(1, jobs)) as ex:
+            per = dict(ex.map(_nab_one, [(root, k, rules) for k in keys]))
+        fam = _families_of(rules, seeds)
+        violations = []
+        for key in random.Random(7).sample(keys, 3):
+            df = pd.read_csv(root / "data" / key)
+            s = pd.Series(df["value"].to_numpy(), index=pd.DatetimeIndex(pd.to_datetime(df["timestamp"])))
+            if causal_violations(s, lambda x, r=rules: detect(x, r)["is_anomaly"].to_numpy()):
+                violations.append(key)
+        whole, half_a, half_b = _nab_summary(per, keys), _nab_summary(per, a), _nab_summary(per, b)
+        out[name] = {
+            **whole,
+            "half_a": half_a,
+            "half_b": half_b,
+            "families": {k: v for k, v in fam.items() if k != "by_family"},
+            "causal_violations": violations,
+        }
+        figures[name] = Figures(
+            nab=whole["nab_standard"],
+            half_a=half_a["nab_standard"],
+            half_b=half_b["nab_standard"],
+            no_anomaly_false_alarms=fam["no_anomaly_false_alarms"],
+            causal_violations=len(violations),
+        )
+    keep, why = verdict(figures["default"], figures["candidate"])
+    out["verdict"] = {"keep": keep, "reasons": why, "families_seeds": seeds}
     return out
 
 
@@ -351,7 +416,13 @@ def main() -> int:
     ap.add_argument("--demo-lines", type=int, default=1_000_000)
     ap.add_argument("--demo-days", type=int, default=730)
     ap.add_argument("--demo-compare", action="store_true")
+    ap.add_argument(
+        "--candidate", default="", help="a rules file (or built-in name) to judge against default"
+    )
     a = ap.parse_args()
+    if a.candidate:
+        print(json.dumps(compare(a.nab_root, a.candidate, a.jobs, a.families_seeds), indent=1))
+        return 0
     out = {"timing": timing(a.runs)}
     if not a.skip_families:
         out["families"] = families(a.families_seeds)
