@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import os
+import random
 import re
 import secrets
 import shutil
@@ -198,9 +199,24 @@ def api_command(port: int, workers: int = 1) -> list[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free local port; within ``KPI_PORT_RANGE`` ("18100-18199") when set, so that several
+    people on one machine each keep to their own ports."""
+    span = os.environ.get("KPI_PORT_RANGE", "").strip()
+    if not span:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    lo, _, hi = span.partition("-")
+    ports = list(range(int(lo), int(hi or lo) + 1))
+    random.shuffle(ports)  # two callers at once rarely pick the same one
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in KPI_PORT_RANGE={span}")
 
 
 def _wait_port(port: int, timeout: float, proc: subprocess.Popen, what: str) -> None:
