@@ -1380,8 +1380,8 @@ class PageAB(Bench):
 
     def profile(self, which: str):
         """A returning executive's browser: its own Chromium with an on-disk profile (HTTP cache and
-        V8's code cache survive between visits, as in a person's browser; an incognito context keeps
-        no code cache), signed in. Returns the context and that Chromium's root process."""
+        V8's code cache live on disk between visits, as in a person's browser, rather than an
+        incognito context's), signed in. Returns the context and that Chromium's root process."""
         import tempfile
 
         import psutil
