@@ -138,6 +138,16 @@ INTERACTIVE = (
 )
 INTERACTIVE_QUIET_MS = 400
 
+# The scripts the page fetched (resource timing): bytes to compile (decoded) and bytes that came over
+# the network (0 when the browser used its own copy without asking), and the page's Bokeh models.
+SCRIPT_BYTES = """() => {
+  const s = performance.getEntriesByType('resource').filter(e => e.initiatorType === 'script');
+  const d = window.Bokeh && Bokeh.documents && Bokeh.documents[0];
+  return {scripts: s.length, script_bytes: s.reduce((a, e) => a + e.decodedBodySize, 0),
+          script_transfer_bytes: s.reduce((a, e) => a + e.transferSize, 0),
+          models: d ? d.all_models.size : null};
+}"""
+
 REVENUE_AT_LEAST = (
     "(threshold) => {"
     + DEEP
@@ -368,6 +378,14 @@ def tree_memory(proc, pss: bool = False) -> dict:
     if pss:
         out["pss_mb"] = round(pss_total / 2**20, 1)
     return out
+
+
+def _median(xs: list) -> float | None:
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    m = len(xs) // 2
+    return round(xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2, 3)
 
 
 def tree_cpu(proc) -> float:
@@ -1312,7 +1330,15 @@ class PageAB(Bench):
         self.panel = self.trees["new"]["panel"]
         self.sampler = Sampler({f"panel-{k}": v["panel"] for k, v in self.trees.items()}).start()
         self.pw = sync_playwright().start()
+        import psutil
+
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
         self.browser = self.pw.chromium.launch(executable_path=chromium.executable(), args=chromium.ARGS)
+        new = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        self.browser_root = next(
+            p for p in new if "chrom" in p.name().lower() and "chrom" not in p.parent().name().lower()
+        )
+        self.profiles: list = []
         self.doc["browser"] = {"version": self.browser.version}
         self.doc["server"] = {k: " ".join(["kpi", *v.cmd[1:]]) for k, v in self.servers.items()}
         self.doc["server"]["baseline_code"] = str(self.args.baseline)
@@ -1333,7 +1359,11 @@ class PageAB(Bench):
         """The page watches itself (every 20 ms, from its first script on): with several pages
         loading at once, a probe polled from here would only see the page it is waiting on."""
         ctx = super().new_context(cookie=cookie, headers=headers)
-        ctx.add_init_script(
+        ctx.add_init_script(self.page_probe())
+        return ctx
+
+    def page_probe(self) -> str:
+        return (
             "(() => { const p = window.__kpiProbe; const tiles = "
             + TILES_READY
             + "; const usable = "
@@ -1347,7 +1377,40 @@ class PageAB(Bench):
             + ");"
             + " if (r) { p.usable = r; clearInterval(timer); } } }, 20); })();"
         )
-        return ctx
+
+    def profile(self, which: str):
+        """A returning executive's browser: its own Chromium with an on-disk profile (HTTP cache and
+        V8's code cache live on disk between visits, as in a person's browser, rather than an
+        incognito context's), signed in. Returns the context and that Chromium's root process."""
+        import tempfile
+
+        import psutil
+
+        me = psutil.Process()
+        before = {p.pid for p in me.children(recursive=True)}
+        d = tempfile.mkdtemp(prefix=f"profile-{which}-", dir=str(self.home))
+        ctx = self.pw.chromium.launch_persistent_context(
+            d,
+            executable_path=chromium.executable(),
+            args=chromium.ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        new = [p for p in me.children(recursive=True) if p.pid not in before and "chrom" in p.name().lower()]
+        root = next(p for p in new if "chrom" not in (p.parent().name().lower() if p.parent() else ""))
+        ctx.add_init_script(WS_PROBE)
+        ctx.add_init_script(self.page_probe())
+        ctx.add_cookies([{**self.session_cookie, "url": self.servers[which].base}])
+        self.profiles.append(ctx)
+        return ctx, root
+
+    def warm_profile(self, which: str, visits: int = 2):
+        """A profile that has opened the page ``visits`` times: V8 writes a script's code cache on
+        its second run, and a third visit reads it."""
+        ctx, root = self.profile(which)
+        for _ in range(visits):
+            self.finish_visit(self.start_visit(ctx, self.servers[which].base))
+            time.sleep(1.0)
+        return ctx, root
 
     def start_visit(self, ctx, base: str):
         page = ctx.new_page()
@@ -1371,6 +1434,7 @@ class PageAB(Bench):
         probe = page.evaluate("() => window.__kpiProbe")
         out["session_doc_ms"] = probe.get("docDone")
         out["ws_messages"] = probe.get("msgs")
+        out.update(page.evaluate(SCRIPT_BYTES))
         page.close()
         return out
 
@@ -1384,6 +1448,10 @@ class PageAB(Bench):
             "interactive": pct(col("interactive_ms"), 2),
             "session_doc": pct(col("session_doc_ms"), 2),
             "not_interactive_within_60s": sum(r.get("interactive_ms") is None for r in rs),
+            "script_bytes": sorted({r.get("script_bytes") for r in rs if r.get("script_bytes") is not None}),
+            "script_transfer_bytes_p50": _median([r.get("script_transfer_bytes") for r in rs]),
+            "models": sorted({r.get("models") for r in rs if r.get("models") is not None}),
+            "chromium_cpu_s_per_load_p50": _median([r.get("chromium_cpu_s") for r in rs]),
             "interactive_ms_each": [
                 None if r.get("interactive_ms") is None else round(r["interactive_ms"]) for r in rs
             ],
@@ -1412,29 +1480,80 @@ class PageAB(Bench):
                 out.setdefault(which, {})[kind] = self.summary(rs)
         return out
 
-    def simultaneous(self, rounds: int, n: int, gap: float) -> dict:
-        """``n`` first visits (new browser profiles) started at the same moment, per round and server."""
+    def simultaneous(self, rounds: int, n: int, gap: float, warm: bool = False) -> dict:
+        """``n`` visits started at the same moment, per round and server: first visits (new
+        incognito contexts in one Chromium) or, ``warm``, ``n`` returning executives (each their own
+        Chromium and on-disk profile, which opened the page twice before). ``chromium_cpu_s`` is the
+        browsers' CPU over the round divided by ``n``."""
         runs: dict = {w: [] for w in self.servers}
+        warmed = {w: [self.warm_profile(w) for _ in range(n)] for w in self.servers} if warm else {}
         for i in range(rounds):
             order = list(self.servers) if i % 2 == 0 else list(self.servers)[::-1]
             for which in order:
-                ctxs = [self.new_context(cookie=True) for _ in range(n)]
+                if warm:
+                    ctxs, roots = [c for c, _ in warmed[which]], [r for _, r in warmed[which]]
+                else:
+                    ctxs, roots = [self.new_context(cookie=True) for _ in range(n)], [self.browser_root]
                 pages = [c.new_page() for c in ctxs]
                 url = self.servers[which].base + EXEC_PATH
+                c0 = sum(tree_cpu(r) for r in roots)
                 for p in pages:  # starts each navigation without waiting for it
                     p.evaluate("(u) => { window.location.href = u; }", url)
                 rs = [self.finish_visit(p) for p in pages]
-                for c in ctxs:
-                    c.close()
+                cpu = (sum(tree_cpu(r) for r in roots) - c0) / n
+                for r in rs:
+                    r["chromium_cpu_s"] = cpu
+                if not warm:
+                    for c in ctxs:
+                        c.close()
                 runs[which] += rs
                 log(
-                    f"  {n} at once, {which} {i + 1}/{rounds}: tiles "
+                    f"  {n} at once ({'warm profiles' if warm else 'fresh profiles'}), {which} {i + 1}/{rounds}: "
+                    f"chromium {cpu:.2f} CPU-s/load, tiles "
                     + ", ".join(f"{r['tiles_ms']:.0f}" for r in rs)
                     + " ms; interactive "
                     + ", ".join(f"{r.get('interactive_ms') or float('nan'):.0f}" for r in rs)
                 )
                 time.sleep(gap)
+        for pairs in warmed.values():
+            for c, _ in pairs:
+                c.close()
+                self.profiles.remove(c)
         return {w: self.summary(rs) for w, rs in runs.items()}
+
+    def browser_cost(self, n: int, gap: float) -> dict:
+        """One page at a time: Chromium's CPU from navigation until the page is usable, a first
+        visit (new incognito context) and a returning executive's (its warm on-disk profile), per
+        server, interleaved."""
+        runs: dict = {(w, k): [] for w in self.servers for k in ("first_visit", "returning_profile")}
+        warmed = {w: self.warm_profile(w) for w in self.servers}
+        for i in range(n):
+            order = list(self.servers) if i % 2 == 0 else list(self.servers)[::-1]
+            for which in order:
+                for kind in ("first_visit", "returning_profile"):
+                    if kind == "first_visit":
+                        ctx, root = self.new_context(cookie=True), self.browser_root
+                    else:
+                        ctx, root = warmed[which]
+                    c0 = tree_cpu(root)
+                    r = self.finish_visit(self.start_visit(ctx, self.servers[which].base))
+                    r["chromium_cpu_s"] = tree_cpu(root) - c0
+                    if kind == "first_visit":
+                        ctx.close()
+                    runs[(which, kind)].append(r)
+                    log(
+                        f"  one at a time, {which} {kind} {i + 1}/{n}: chromium {r['chromium_cpu_s']:.2f} CPU-s, "
+                        f"scripts {r.get('script_bytes')} B ({r.get('script_transfer_bytes')} B over the network), "
+                        f"interactive {r.get('interactive_ms') or float('nan'):.0f} ms"
+                    )
+                    time.sleep(gap)
+        for c, _ in warmed.values():
+            c.close()
+            self.profiles.remove(c)
+        out: dict = {}
+        for (which, kind), rs in runs.items():
+            out.setdefault(which, {})[kind] = self.summary(rs)
+        return out
 
     def voila_visit(self, ctx, which: str) -> dict:
         """A Voila navigation, then until its server refilled the pool (both servers log to the same
@@ -1491,8 +1610,13 @@ class PageAB(Bench):
             self.finish_visit(self.start_visit(self.ctx, srv.base))
         log(f"quiet: {a.navs} repeat + {a.cold_navs} first visits per server, interleaved")
         res["quiet"] = self.sequential("quiet", a.navs, a.cold_navs, a.quiet_gap)
+        if a.cost_navs:
+            log(f"quiet: Chromium's cost of one page, {a.cost_navs} first and returning visits per server")
+            res["quiet_browser_cost"] = self.browser_cost(a.cost_navs, a.quiet_gap)
         log(f"quiet: {a.together} first visits at once, {a.rounds} rounds per server")
         res["quiet_together"] = self.simultaneous(a.rounds, a.together, a.quiet_gap)
+        log(f"quiet: {a.together} returning executives (warm profiles) at once, {a.rounds} rounds per server")
+        res["quiet_together_warm_profiles"] = self.simultaneous(a.rounds, a.together, a.quiet_gap, warm=True)
         if a.voila_navs:
             log(f"Voila: {a.voila_navs} pre-heated navigations per server")
             res["voila_preheated"] = self.voila(a.voila_navs)
@@ -1507,6 +1631,11 @@ class PageAB(Bench):
         return res
 
     def close(self) -> None:
+        for ctx in getattr(self, "profiles", []):
+            try:
+                ctx.close()
+            except Exception:  # noqa: BLE001
+                pass
         for srv in getattr(self, "servers", {}).values():
             if srv is not self.serve:
                 try:
@@ -1588,6 +1717,12 @@ def main() -> None:
     )
     ap.add_argument("--together", type=int, default=5, help="with --baseline: first visits started at once")
     ap.add_argument("--rounds", type=int, default=3, help="with --baseline: rounds of --together visits")
+    ap.add_argument(
+        "--cost-navs",
+        type=int,
+        default=5,
+        help="with --baseline: one-at-a-time visits measuring Chromium's CPU",
+    )
     args = ap.parse_args()
     q = args.quick
     args.lines = args.lines or (1_000_000 if q else 10_000_000)

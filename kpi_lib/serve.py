@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import os
+import random
 import re
 import secrets
 import shutil
@@ -197,10 +198,30 @@ def api_command(port: int, workers: int = 1) -> list[str]:
     ]
 
 
+#: ports this process chose or was told to use (``kpi serve --port``), not yet bound maybe
+HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free local port; within ``KPI_PORT_RANGE`` ("18100-18199") when set, so that several
+    people on one machine each keep to their own ports."""
+    span = os.environ.get("KPI_PORT_RANGE", "").strip()
+    if not span:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    lo, _, hi = span.partition("-")
+    ports = [p for p in range(int(lo), int(hi or lo) + 1) if p not in HANDED_OUT]
+    random.shuffle(ports)  # two callers at once rarely pick the same one
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            HANDED_OUT.add(port)  # free now, but its taker may not have bound it yet
+            return port
+    raise RuntimeError(f"no free port in KPI_PORT_RANGE={span}")
 
 
 def _wait_port(port: int, timeout: float, proc: subprocess.Popen, what: str) -> None:
@@ -273,6 +294,7 @@ class Server:
             metrics_dir.mkdir(parents=True, exist_ok=True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         bin_dir = Path(sys.executable).parent
+        HANDED_OUT.add(self.port)  # the front door binds it last: no back end may take it first
         self.panel_ports = [free_port() for _ in range(max(1, self.panel_procs))]
         self.panel_port = self.panel_ports[0]
         apps = [str(p) for p in sorted(settings().dashboards_dir.glob("*.py"))]

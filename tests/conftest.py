@@ -7,7 +7,6 @@ machine's own Postgres/Redis are used only by tests marked ``external`` (bring-y
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -95,9 +94,10 @@ def kpi(*args: str, input: str | None = None, check: bool = False) -> subprocess
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free local port (within KPI_PORT_RANGE when set: see kpi_lib.serve.free_port)."""
+    from kpi_lib.serve import free_port as serve_free_port
+
+    return serve_free_port()
 
 
 @pytest.fixture()

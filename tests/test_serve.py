@@ -170,3 +170,16 @@ def test_kpi_serve_moves_landed_events_to_gold_within_about_a_second(private_ser
     )
     assert res.value == 100
     assert db.execute("select count(*) from bronze.landings where moved_at is null").fetchone()[0] == 0
+
+
+def test_free_port_keeps_to_kpi_port_range_and_never_hands_a_port_out_twice(monkeypatch):
+    """People sharing a machine each keep to their own ports; a port handed out (and perhaps not
+    bound yet) is not handed out again, nor `kpi serve`'s own."""
+    from kpi_lib import serve
+
+    monkeypatch.setenv("KPI_PORT_RANGE", "18190-18193")
+    monkeypatch.setattr(serve, "HANDED_OUT", {18191})
+    got = {serve.free_port() for _ in range(3)}
+    assert got == {18190, 18192, 18193}
+    with pytest.raises(RuntimeError, match="KPI_PORT_RANGE"):
+        serve.free_port()

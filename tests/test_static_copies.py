@@ -53,3 +53,17 @@ def test_the_least_recently_used_copy_goes_when_the_budget_is_full():
     copies.keep("/panel/static/c.js", HEADERS, SCRIPT)
     assert copies.get("/panel/static/b.js") is None
     assert copies.get("/panel/static/a.js") is not None and copies.get("/panel/static/c.js") is not None
+
+
+def test_a_versioned_file_is_kept_by_browsers_for_good_and_an_unversioned_one_is_not():
+    """``?v=<content hash>`` names one version: the browser may keep it (and the code it compiled
+    from it) without asking again. Without a version the upstream's own headers stand."""
+    copies = StaticCopies()
+    versioned = copies.keep("/panel/static/js/bokeh.min.js?v=6acf7fa15d17d1f4", HEADERS, SCRIPT)
+    cache = [v for k, v in versioned.headers if k.lower() == "cache-control"]
+    assert cache == ["public, max-age=31536000, immutable"]
+    plain = copies.keep("/panel/static/extensions/panel/css/loading.css", HEADERS, SCRIPT)
+    assert [v for k, v in plain.headers if k.lower() == "cache-control"] == ["max-age=315360000"]
+    assert not any(
+        "immutable" in v for _, v in copies.keep("/panel/static/x.js?v=1", HEADERS, SCRIPT).headers
+    )

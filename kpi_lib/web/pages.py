@@ -353,3 +353,15 @@ class NoContentHandler(tornado.web.RequestHandler):
 
 class StaticHandler(Base, tornado.web.StaticFileHandler):
     """The front door's stylesheet and scripts (no login needed: nothing secret in them)."""
+
+    def set_extra_headers(self, path: str) -> None:
+        if self.get_argument("v", None):  # a versioned URL (static_url): this content, for good
+            self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+
+
+def static_url(name: str) -> str:
+    """``/static/<name>?v=<content hash>``: the browser keeps it (and the code it compiled from it)
+    until the file changes, without asking again; tornado checks nothing about ``v`` but the
+    handler marks only such URLs immutable."""
+    version = tornado.web.StaticFileHandler.get_version({"static_path": str(HERE / "static")}, name)
+    return f"/static/{name}?v={version[:16]}"

@@ -32,7 +32,7 @@ from tornado.httputil import HTTPServerRequest
 from .. import auth
 from ..config import settings
 from . import compression, page_gate, security
-from .pages import Base
+from .pages import Base, static_url
 from .static_copies import COPIES
 from .workers import Workers
 
@@ -70,9 +70,10 @@ HOP_HEADERS = {
 }
 DROPPED_HEADERS = {h.lower() for h in (auth.HEADER, auth.PROXY_HEADER, "X-Forwarded-For", "X-Real-Ip")}
 OUR_COOKIES = {auth.COOKIE, "kpi_xsrf"}
-RUM_TAG = b'<script src="/static/rum.js" defer></script>'  # posts the page's own load timing to /api/rum
+# posts the page's own load timing to /api/rum (versioned URL: kept by the browser, see pages.static_url)
+RUM_TAG = f'<script src="{static_url("rum.js")}" defer></script>'.encode()
 # a Panel page reloads itself onto a live worker when its worker goes away (static/recover.js)
-RECOVER_TAG = b'<script src="/static/recover.js"></script>'
+RECOVER_TAG = f'<script src="{static_url("recover.js")}"></script>'.encode()
 WORKER_GONE = 4001  # the websocket close code that tells a page its worker went away
 HEAD_TAG = re.compile(rb"<head[^>]*>", re.IGNORECASE)
 

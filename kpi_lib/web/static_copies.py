@@ -24,6 +24,16 @@ from . import compression
 STATIC_PATH = re.compile(r"^/panel/static/")
 KEEP_BYTES = 16 * 2**20  # plain + gzipped; the executive page's set is ~3.8 MB
 KEPT_HEADERS = {"content-type", "cache-control", "etag", "last-modified", "expires"}
+#: a versioned file (``?v=<content hash>``, as Bokeh and Panel write their script URLs) never changes
+#: under its URL: a returning browser uses its copy without asking, and keeps the compiled code it
+#: made from it (V8's code cache lives beside the HTTP cache entry), so a repeat visit compiles less
+IMMUTABLE = "public, max-age=31536000, immutable"
+VERSIONED = re.compile(r"[?&]v=[0-9A-Za-z]{8,}")
+
+
+def versioned(uri: str) -> bool:
+    """``uri`` names one version of a file (a content hash in its ``v`` query)."""
+    return VERSIONED.search(uri) is not None
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,9 @@ class StaticCopies:
     def keep(self, uri: str, headers: list[tuple[str, str]], body: bytes) -> Copy:
         """Keep an upstream 200 answer (not already encoded) for ``uri``."""
         kept = tuple((k, v) for k, v in headers if k.lower() in KEPT_HEADERS)
+        if versioned(uri):  # tornado's 10-year max-age, said so that every browser keeps it untouched
+            kept = (*((k, v) for k, v in kept if k.lower() not in ("cache-control", "expires")),
+                    ("Cache-Control", IMMUTABLE))  # fmt: skip
         content_type = next((v for k, v in kept if k.lower() == "content-type"), "")
         packed = compression.gzipped(body, content_type, "gzip", static=True)
         etag = next((v for k, v in kept if k.lower() == "etag"), None)

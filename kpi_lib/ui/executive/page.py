@@ -12,10 +12,13 @@ from panel.io.resources import LOCAL_DIST
 
 from ... import auth
 from ...errors import AuthError
+from .. import page_resources
 from ..ask_box import AskBox
 from .dashboard import ExecutiveDashboard, _apply_each
 
 log = logging.getLogger(__name__)
+
+page_resources.install()  # the page's HTML lists only the scripts it runs (no bokeh-gl, no ESM shims)
 
 PAGE_CSS = """
 .kpi-header {background: #1f2d3d; color: #fff; padding: 10px 18px; display: flex; align-items: center;
