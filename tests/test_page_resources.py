@@ -52,3 +52,18 @@ def test_an_esm_component_keeps_the_module_shims():
 
     files = sent(pn.Column(Hello()))
     assert any("es-module-shims" in f for f in files)
+
+
+def test_a_served_page_is_judged_on_its_documents_models():
+    """As `panel serve` writes a page: the roots sit in a Document, whose models are read as they are."""
+    from bokeh.document import Document
+
+    fig = figure(output_backend="webgl")
+    fig.line([1, 2], [3, 4])
+    doc = Document()
+    root = pn.Column(pn.pane.Bokeh(fig)).get_root(doc)
+    doc.add_root(root)
+    files = [
+        str(f) for f in page_resources.trimmed(Bundle(js_files=[URL(f) for f in FILES]), [root]).js_files
+    ]
+    assert any("bokeh-gl" in f for f in files) and not any("es-module-shims" in f for f in files)

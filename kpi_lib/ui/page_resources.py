@@ -35,9 +35,13 @@ def _uses_esm(models) -> bool:
 
 def unused_scripts(roots) -> list[str]:
     """The script names of the bundle that no model under ``roots`` needs."""
-    models = set()
-    for root in roots:
-        models |= root.references()
+    docs = {id(r.document): r.document for r in roots if r.document is not None}
+    if len(docs) == 1 and all(r.document is not None for r in roots):
+        models = list(next(iter(docs.values())).models)  # Bokeh keeps them: no second walk of the graph
+    else:
+        models = set()
+        for root in roots:
+            models |= root.references()
     out = []
     if not _uses_webgl(models):
         out.append("bokeh-gl")
