@@ -421,6 +421,11 @@ def test_a_yearless_half_takes_the_year_said_with_the_other():
     assert r.shape == "compare", r.reason
     assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2025-07-01", "2025-01-01")
     assert f"{r.compare_to.end:%Y-%m-%d}" == "2025-07-01"
+    # ... unless that names the same part twice: "Q1 vs Q1 last year" is the latest Q1 against 2025's
+    r = read("orders in Q1 vs Q1 last year")
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-01-01", "2025-01-01")
+    assert read("orders in Q3 vs Q3 last year").status == "clarify"  # in March both are Q3 2025
+    assert read("revenue in Q1 2025 vs Q2 2024 vs Q3").status == "clarify"
     # "last quarter last year" is not read as Q4: two periods, asked back
     assert read("revenue last quarter last year").status == "clarify"
 

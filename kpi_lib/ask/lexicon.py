@@ -2,7 +2,8 @@
 
 - KPIs by name, label and ``synonyms``;
 - dimensions by name, label, ``synonyms`` and the source column names ``kpi load --map`` recorded
-  in ``ops.source_names`` (a user who mapped ``region=Country`` may say "by country");
+  in ``ops.source_names`` (a user who mapped ``region=Country`` may say "by country"), and the
+  words ``vocabulary.columns`` gives such a name (a column "UF" holds states: "by state");
 - member values read from the warehouse, matched case-insensitively, by a word only they contain
   ("toys" -> Toys & Games), by alias ("the UK") and fuzzily ("Eurpoe");
 - measures the catalog does not define (``vocabulary.undefined``), declined with a reason;

@@ -333,23 +333,35 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         rf"\b(?:h([12])|(?:the )?(first|second) half)(?:(?: of| in)? ({qh_year_pat}))?\b|\b({_YEAR})[ -]?h([12])\b",
     )
     # a quarter or half said without a year takes the one year said with another ("the second half
-    # of last year vs the first half"), not the latest one (which may be in another year)
-    said = {
-        _year_of(y, today)
-        for pat in qh
-        for m in re.finditer(pat, text)
-        for y in m.groups()[1:]
-        if y and re.fullmatch(qh_year_pat, y)
-    }
-    if len(said) > 1 and any(
-        not any(y and re.fullmatch(qh_year_pat, y) for y in m.groups())
-        for pat in qh
-        for m in re.finditer(pat, text)
-    ):
+    # of last year vs the first half"), not the latest one (which may be in another year); unless
+    # that would name the same part twice ("Q3 vs Q3 last year": the latest Q3)
+
+    def year_said(m: re.Match) -> str | None:
+        return next((y for y in m.groups() if y and re.fullmatch(qh_year_pat, y)), None)
+
+    def part(i: int, m: re.Match) -> tuple[str, int]:
+        if i == 0:
+            return ("q", ORDINALS[m.group(1)])
+        if i == 1:
+            return ("q", int(m.group(1) or m.group(4)))
+        return (
+            "h",
+            int(m.group(1) or m.group(5))
+            if (m.group(1) or m.group(5))
+            else (1 if m.group(2) == "first" else 2),
+        )
+
+    named = [(i, m) for i, pat in enumerate(qh) for m in re.finditer(pat, text)]
+    said = {_year_of(year_said(m), today) for _, m in named if year_said(m)}
+    with_year = {part(i, m) for i, m in named if year_said(m)}
+    if len(said) > 1 and any(year_said(m) is None for _, m in named):
         problems.append(
             "a quarter or half is named without a year next to others of different years: say the year"
         )
     inherit = next(iter(said)) if len(said) == 1 else None
+
+    def inherited(i: int, m: re.Match) -> int | None:
+        return inherit if part(i, m) not in with_year else None
 
     def qh_pass(rel_year: bool) -> None:
         """Quarters and halves; first (``rel_year``) only those said with "last/this year", before
@@ -364,7 +376,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             if m.group(1) == "last" and m.group(2) and " of " not in m.group(0) and " in " not in m.group(0):
                 continue  # "last quarter last year": not read as Q4 (left to "last quarter" / "last year")
             q = ORDINALS[m.group(1)]
-            year = _year_of(m.group(2), today) if m.group(2) else inherit
+            year = _year_of(m.group(2), today) if m.group(2) else inherited(0, m)
             start = datetime(year, 3 * (q - 1) + 1, 1) if year else _latest_quarter(q, today)
             add(m, Period(start, add_months(start, 3), "quarter", m.group(0)))
         for m in each(qh[1]):
@@ -372,7 +384,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
                 continue
             q = int(m.group(1) or m.group(4))
             said_year = m.group(2) or m.group(3)
-            year = _year_of(said_year, today) if said_year else inherit
+            year = _year_of(said_year, today) if said_year else inherited(1, m)
             start = datetime(year, 3 * (q - 1) + 1, 1) if year else _latest_quarter(q, today)
             add(m, Period(start, add_months(start, 3), "quarter", m.group(0)))
         for m in each(qh[2]):
@@ -386,8 +398,8 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             said_year = m.group(3) or m.group(4)
             if said_year:
                 year = _year_of(said_year, today)
-            elif inherit:
-                year = inherit
+            elif inherited(2, m):
+                year = inherited(2, m)
             else:
                 year = today.year if h == 1 or today.month > 6 else today.year - 1
             start = datetime(year, 1 if h == 1 else 7, 1)
