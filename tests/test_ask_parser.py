@@ -358,3 +358,137 @@ def test_an_open_ended_span_is_asked_back_not_read_as_the_period(text):
 def test_a_record_day_is_the_highest_day():
     r = read("record day for orders in 2025")
     assert (r.shape, r.rank_grain, r.order, r.top_n) == ("rank_time", "day", "desc", 1), r.reason
+
+
+# T is Wednesday 18 March 2026: last week is 9-15 March, last quarter Q4 2025, last year 2025.
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        # BI shorthand
+        ("rev ytd", "revenue", "2026-01-01", "2026-03-19", {}),
+        ("orders last wk", "orders", "2026-03-09", "2026-03-16", {}),
+        ("gm% last qtr", "gross_margin", "2025-10-01", "2026-01-01", {}),
+        ("new custs last mo", "new_customers", "2026-02-01", "2026-03-01", {}),
+        ("orders last yr", "orders", "2025-01-01", "2026-01-01", {}),
+        ("aov last 30d", "aov", "2026-02-17", "2026-03-19", {}),
+        ("units l7d web", "units", "2026-03-12", "2026-03-19", {"channel": ["Web"]}),
+        # typos of words in longer phrases, and swapped letters in short time words
+        ("avrage order value yesterday", "aov", "2026-03-17", "2026-03-18", {}),
+        ("reveneu this yaer", "revenue", "2026-01-01", "2026-03-19", {}),
+        (
+            "orders on the moble app last week",
+            "orders",
+            "2026-03-09",
+            "2026-03-16",
+            {"channel": ["Mobile App"]},
+        ),
+        ("units in aparel last week", "units", "2026-03-09", "2026-03-16", {"category": ["Apparel"]}),
+        # British and other filler words that change nothing
+        (
+            "Summarise the takings for Europe last month",
+            "revenue",
+            "2026-02-01",
+            "2026-03-01",
+            {"region": ["Europe"]},
+        ),
+        (
+            "Europe and France combined: orders last week",
+            "orders",
+            "2026-03-09",
+            "2026-03-16",
+            {"region": ["Europe", "France"]},
+        ),
+        # relative periods said differently
+        ("revenue in H1 last year", "revenue", "2025-01-01", "2025-07-01", {}),
+        ("orders in h2 of last year", "orders", "2025-07-01", "2026-01-01", {}),
+        ("AOV in Q1 last year", "aov", "2025-01-01", "2025-04-01", {}),
+        ("revenue in the first quarter of last year", "revenue", "2025-01-01", "2025-04-01", {}),
+        ("orders 2025 H1", "orders", "2025-01-01", "2025-07-01", {}),
+        ("revenue in the previous calendar month", "revenue", "2026-02-01", "2026-03-01", {}),
+        ("revenue in the last full week", "revenue", "2026-03-09", "2026-03-16", {}),
+        ("revenue since the start of the year", "revenue", "2026-01-01", "2026-03-19", {}),
+        ("orders since the beginning of the month", "orders", "2026-03-01", "2026-03-19", {}),
+        ("units month to date", "units", "2026-03-01", "2026-03-19", {}),
+        ("revenue over the past fortnight", "revenue", "2026-03-05", "2026-03-19", {}),
+    ],
+)
+def test_shorthand_typos_and_other_ways_of_saying_a_period(text, kpi, start, end, where):
+    test_value_readings(text, kpi, start, end, where)
+
+
+def test_a_yearless_half_takes_the_year_said_with_the_other():
+    r = read("revenue in the second half of last year vs the first half")
+    assert r.shape == "compare", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2025-07-01", "2025-01-01")
+    assert f"{r.compare_to.end:%Y-%m-%d}" == "2025-07-01"
+    # ... unless that names the same part twice: "Q1 vs Q1 last year" is the latest Q1 against 2025's
+    r = read("orders in Q1 vs Q1 last year")
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-01-01", "2025-01-01")
+    assert read("orders in Q3 vs Q3 last year").status == "clarify"  # in March both are Q3 2025
+    assert read("revenue in Q1 2025 vs Q2 2024 vs Q3").status == "clarify"
+    # "last quarter last year" is not read as Q4: two periods, asked back
+    assert read("revenue last quarter last year").status == "clarify"
+
+
+def test_shorthand_a_value_uses_itself_keeps_its_meaning():
+    lex = from_parts({**MEMBERS, "region": ["MO", "KS"]}, first=datetime(2024, 1, 1), latest=T)
+    r = parse("orders in MO last month", T, lex)
+    assert r.status == "answer" and r.question.where_dict == {"region": ("MO",)}, r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-02-01", "2026-03-01")
+
+
+def test_a_typo_near_no_word_or_of_a_short_word_is_declined():
+    # "oders": its singular "oder" is too short to correct safely; "boots" is not "books"
+    assert read("how many oders last week").status == "decline"
+    assert read("revenue from boots last month").status == "decline"
+    assert read("orders in H3").question is None
+
+
+def test_two_words_of_one_value_side_by_side_are_that_value():
+    r = read("revenue in latin last month")
+    assert r.question.where_dict == {"region": ("Latin America",)}, r.reason
+    lex = from_parts(
+        {**MEMBERS, "region": ["Middle East & Africa", "Europe"]}, first=datetime(2024, 1, 1), latest=T
+    )
+    r = parse("orders in the middle east last week", T, lex)
+    assert r.status == "answer" and r.question.where_dict == {"region": ("Middle East & Africa",)}, r.reason
+
+
+BRL = from_parts(
+    {"region": ["SP", "RJ", "MG"], "channel": ["Site", "App"], "category": ["Livros"], "product": []},
+    {"uf": "region", "canal": "channel", "estado code": "region"},
+    first=datetime(2016, 3, 1),
+    latest=T,
+)
+
+
+@pytest.mark.parametrize(
+    "text, shape, by, where",
+    [
+        ("revenue by state last month", "breakdown", ("region",), {}),
+        ("top 2 states by orders last month", "top", ("region",), {}),
+        ("revenue by uf last month", "breakdown", ("region",), {}),
+        ("revenue in the state of SP last month", "value", (), {"region": ("SP",)}),
+        ("orders by canal last month", "breakdown", ("channel",), {}),
+    ],
+)
+def test_a_dimension_is_named_by_what_its_source_column_means(text, shape, by, where):
+    """The load recorded the file's column "UF" for region; the catalog's vocabulary.columns says
+    what a UF is called ("state"), so "by state" is the region on that data, and only there."""
+    r = parse(text, T, BRL)
+    assert r.status == "answer" and r.shape == shape, r.reason
+    assert r.question.by == by and r.question.where_dict == where
+
+
+def test_a_column_word_means_nothing_on_data_not_loaded_from_that_column():
+    assert read("revenue by state last month").status == "decline"
+    assert read("revenue by province last month").status == "decline"
+    # a column name's noise words are dropped: a column "Estado Code" is the "estado"
+    assert parse("revenue by estado last month", T, BRL).question.by == ("region",)
+
+
+def test_a_many_word_alias_is_matched_as_written():
+    # "the states" (the US) is not "the state of ..." and vice versa
+    assert parse("revenue in the state of SP last month", T, BRL).question.where_dict == {"region": ("SP",)}
+    r = read("units sold in the states last month")
+    assert r.status == "decline" and "not in the data" in r.reason

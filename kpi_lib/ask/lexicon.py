@@ -2,7 +2,8 @@
 
 - KPIs by name, label and ``synonyms``;
 - dimensions by name, label, ``synonyms`` and the source column names ``kpi load --map`` recorded
-  in ``ops.source_names`` (a user who mapped ``region=Country`` may say "by country");
+  in ``ops.source_names`` (a user who mapped ``region=Country`` may say "by country"), and the
+  words ``vocabulary.columns`` gives such a name (a column "UF" holds states: "by state");
 - member values read from the warehouse, matched case-insensitively, by a word only they contain
   ("toys" -> Toys & Games), by alias ("the UK") and fuzzily ("Eurpoe");
 - measures the catalog does not define (``vocabulary.undefined``), declined with a reason;
@@ -67,6 +68,7 @@ class Lexicon:
     latest: datetime | None = None
     source_names: dict[str, str] = field(default_factory=dict)  # column name -> dimension
     _fuzzy: list[str] = field(default_factory=list)
+    _words: list[str] = field(default_factory=list)  # words of known phrases, for word typos
     _longest: int = 0
 
     def max_len(self) -> int:
@@ -93,6 +95,22 @@ class Lexicon:
             phrase, self._fuzzy, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=5
         )
         hits = [h for h in hits if h[0][:1] == phrase[:1]]
+        if not hits:
+            return []
+        best = min(h[1] for h in hits)
+        return [h[0] for h in hits if h[1] == best]
+
+    def fuzzy_word(self, word: str) -> list[str]:
+        """Words of known phrases (5+ letters, same first letter) within a typo of ``word``: one
+        edit, two for words of 9+ letters; several when it is ambiguous."""
+        word = singular(word)  # the words are kept in the singular, as phrases are
+        if len(word) < 5 or not self._words:
+            return []
+        limit = 1 if len(word) < 9 else 2
+        hits = process.extract(
+            word, self._words, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=5
+        )
+        hits = [h for h in hits if h[0][:1] == word[:1]]
         if not hits:
             return []
         best = min(h[1] for h in hits)
@@ -179,9 +197,12 @@ def from_parts(
         for phrase in (d, meta.get("label", d), *(meta.get("synonyms") or ())):
             dim_phrases.setdefault(norm(phrase), d)
     source = dict(source_names or {})
+    vocab = kpis.vocabulary()
+    column_words = {norm(c): list(ws) for c, ws in (vocab.get("columns") or {}).items()}
     for name, d in source.items():
         if d in dims:
-            dim_phrases.setdefault(norm(name), d)
+            for phrase in _source_phrases(name, column_words):
+                dim_phrases.setdefault(phrase, d)
     member_phrases: dict[str, set[tuple[str, str]]] = {}
     token_owner: dict[str, set[tuple[str, str]]] = {}
     for d, values in members.items():
@@ -194,7 +215,6 @@ def from_parts(
     for w, owners in token_owner.items():
         if len(owners) == 1 and w not in member_phrases and w not in kpi_phrases and w not in dim_phrases:
             member_phrases[w] = set(owners)
-    vocab = kpis.vocabulary()
     lex = Lexicon(
         kpis=defs,
         kpi_phrases=kpi_phrases,
@@ -202,7 +222,7 @@ def from_parts(
         dim_labels={d: m.get("label", d) for d, m in dims.items()},
         members={d: list(members.get(d, [])) for d in dims},
         member_phrases=member_phrases,
-        aliases={norm(a): list(vs) for a, vs in (vocab.get("aliases") or {}).items()},
+        aliases=_aliases(vocab.get("aliases") or {}),
         undefined={norm(p): str(what) for p, what in (vocab.get("undefined") or {}).items()},
         unavailable=dict(unavailable or {}),
         first=first,
@@ -210,7 +230,60 @@ def from_parts(
         source_names=source,
     )
     lex._fuzzy = sorted({p for p in (*kpi_phrases, *member_phrases, *dim_phrases) if len(p) >= 4})
+    # product names are left out: a word of one is rarely meant on its own
+    named = [p for p, owners in member_phrases.items() if any(d != "product" for d, _ in owners)]
+    lex._words = sorted(
+        {
+            w
+            for p in (*kpi_phrases, *dim_phrases, *named, *lex.aliases, *lex.undefined)
+            for w in p.split()
+            if len(w) >= 5 and w.isalpha()
+        }
+    )
     return lex
+
+
+# Words a column name adds to what it names: "State Code", "country_name", "UF id" are the state,
+# the country, the UF.
+_COLUMN_NOISE = {
+    "code",
+    "codes",
+    "name",
+    "names",
+    "id",
+    "ids",
+    "abbr",
+    "abbreviation",
+    "key",
+    "cd",
+    "nm",
+    "iso",
+}
+
+
+def _source_phrases(name: str, column_words: dict[str, list[str]]) -> list[str]:
+    """The phrases a recorded source column name gives its dimension: the name itself, the name
+    without words such as "code" or "name" ("state code" -> "state"), and the words the catalog's
+    ``vocabulary.columns`` gives either ("uf" -> "state", "states")."""
+    phrases = [norm(name)]
+    core = " ".join(w for w in norm(name).split() if w not in _COLUMN_NOISE)
+    if core and core != phrases[0]:
+        phrases.append(core)
+    for p in list(phrases):
+        phrases.extend(norm(w) for w in column_words.get(p, ()))
+    return list(dict.fromkeys(phrases))
+
+
+def _aliases(aliases: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Alias phrase -> values. A one-word alias is matched in the singular too ("shop"/"shops");
+    a longer one only as written ("the states" is the US, "the state of SP" is not)."""
+    out: dict[str, list[str]] = {}
+    for a, values in aliases.items():
+        key = " ".join(words(a))
+        out.setdefault(key, list(values))
+        if " " not in key:
+            out.setdefault(singular(key), list(values))
+    return out
 
 
 def _unavailable(

@@ -42,6 +42,8 @@ FILLER = set(
     which who where when whose
     some any each every
     distinct unique individual different separate & everywhere
+    combined together jointly summarise summarize summary analyse analyze analysis overview
+    while whilst
     """.split()
 )
 EXCLUDE_CUES = (
@@ -124,71 +126,50 @@ OPEN_CUES = {
 QUALITY_WORDS = {"best", "worst", "strongest", "weakest", "poorest"}
 # A unit said after a ratio KPI ("margin %", "return rate in percent") is not a comparison.
 UNIT_WORDS = {"%", "percent", "percentage", "pct"}
-COMPARE_WORDS = {
+# Words that name a change between two periods: both a cue to compare ("revenue growth last month")
+# and, in a ranking or breakdown, a change that is not computed ("which region grew most").
+_CHANGE = {
+    "growth",
+    "grow",
+    "grew",
+    "grown",
+    "change",
+    "changed",
+    "increase",
+    "increased",
+    "decrease",
+    "decreased",
+    "difference",
+    "yoy",
+    "mom",
+    "wow",
+    "rise",
+    "rose",
+    "fall",
+    "fell",
+    "drop",
+    "dropped",
+}
+# Words that ask for a comparison: the change words, plus words that also set two slices side by
+# side ("Apparel vs Books last month") and "% / up / down" ("up or down vs last week").
+COMPARE_WORDS = _CHANGE | {
     "vs",
     "versus",
     "compared",
     "compare",
     "comparison",
     "against",
-    "growth",
-    "grow",
-    "grew",
-    "grown",
-    "change",
-    "changed",
-    "increase",
-    "increased",
-    "decrease",
-    "decreased",
-    "difference",
-    "yoy",
-    "mom",
-    "wow",
     "percent",
     "percentage",
     "pct",
     "%",
     "up",
     "down",
-    "rise",
-    "rose",
-    "fall",
-    "fell",
-    "drop",
-    "dropped",
 }
-# The words of COMPARE_WORDS that ask for a change over time (not "vs", which also sets two
-# slices side by side: "Apparel vs Books last month").
-CHANGE_WORDS = {
-    "growth",
-    "grow",
-    "grew",
-    "grown",
-    "growing",
-    "change",
-    "changed",
-    "increase",
-    "increased",
-    "decrease",
-    "decreased",
-    "difference",
-    "yoy",
-    "mom",
-    "wow",
-    "rise",
-    "rose",
-    "fall",
-    "fell",
-    "drop",
-    "dropped",
-    "gain",
-    "gained",
-    "gains",
-    "declined",
-    "improved",
-    "improvement",
-}
+# The words that ask for a change over time, which a ranking or breakdown does not show. Beyond
+# _CHANGE these are not comparison cues: "gain(ed)" is a filler and "declined" a why-state
+# elsewhere, and "growing" / "improved" are not read at all (so a value question with them declines).
+CHANGE_WORDS = _CHANGE | {"growing", "gain", "gained", "gains", "declined", "improved", "improvement"}
 WHY_WORDS = {"why", "explain", "cause", "caused", "drove", "driver", "drivers", "reason", "reasons", "behind"}
 WHY_STATES = {
     "drop",
@@ -337,25 +318,125 @@ TIME_WORDS = (
 )
 
 
-def _fix_time_typos(t: str, lex: Lexicon) -> tuple[str, list[tuple[str, str]]]:
-    """``t`` with each unknown word of 6+ letters that is one edit from exactly one time word
-    (same first letter) replaced by it, and the (typed, read as) pairs."""
+def _known_words(lex: Lexicon) -> set[str]:
+    """Every word that already means something here (a filler, a shape word, a word of a KPI,
+    dimension, value, alias or undefined measure)."""
     known = (
         set(FILLER) | set(TIME_GRAINS) | set(COMPARE_WORDS) | set(WHY_WORDS) | set(WHY_STATES) | RANK_WORDS
     )
     for table in (lex.kpi_phrases, lex.dim_phrases, lex.member_phrases, lex.undefined, lex.aliases):
         for phrase in table:
             known.update(phrase.split())
+    return known
+
+
+# BI shorthand for units of time ("orders last wk", "rev last mo", "gm% last qtr"), and for the
+# last N days/weeks/months ("l7d", "last 30d"); a word the data or catalog uses itself (a state
+# "MO", a source column "yr") keeps its meaning there.
+SHORT_UNITS = {
+    "wk": "week",
+    "wks": "weeks",
+    "mo": "month",
+    "mos": "months",
+    "mth": "month",
+    "mths": "months",
+    "qtr": "quarter",
+    "qtrs": "quarters",
+    "yr": "year",
+    "yrs": "years",
+    "hr": "hour",
+    "hrs": "hours",
+}
+_SPAN_UNITS = {"d": "days", "w": "weeks", "m": "months", "q": "quarters", "y": "years", "h": "hours"}
+
+
+def _expand_shorthand(t: str, known: set[str]) -> tuple[str, list[tuple[str, str]]]:
+    """``t`` with time shorthand written out, and the (typed, read as) pairs."""
+    expanded: list[tuple[str, str]] = []
+
+    def span(m: re.Match) -> str:
+        if m.group(0) in known:
+            return m.group(0)
+        out = f"{m.group(1) or 'last'} {m.group(2)} {_SPAN_UNITS[m.group(3)]}"
+        expanded.append((m.group(0), out))
+        return out
+
+    t = re.sub(r"\b(?:l|(last|past|previous|prior|trailing) )(\d+) ?([dwmqyh])\b", span, t)
+
+    def whole(m: re.Match) -> str:
+        # "the previous calendar month", "last full week": the calendar period, as "last month" is
+        which = "this" if m.group(1) in ("this", "current") else "last"
+        out = f"{which} {m.group(3)}"
+        expanded.append((m.group(0), out))
+        return out
+
+    t = re.sub(
+        r"\b(last|past|previous|prior|this|current) ((?:full|complete|whole|calendar|entire) )+(week|month|quarter|year)\b",
+        whole,
+        t,
+    )
+
+    def unit(m: re.Match) -> str:
+        w = m.group(0)
+        if w not in SHORT_UNITS or w in known:
+            return w
+        expanded.append((w, SHORT_UNITS[w]))
+        return SHORT_UNITS[w]
+
+    return re.sub(r"[a-z]+", unit, t), expanded
+
+
+# Short time words, fixed only when two neighbouring letters were swapped ("yaer", "mohtn").
+SHORT_TIME_WORDS = ("year", "years", "week", "weeks", "month", "months", "today", "days")
+
+
+def _fix_time_typos(t: str, known: set[str]) -> tuple[str, list[tuple[str, str]]]:
+    """``t`` with each unknown word of 6+ letters that is one edit from exactly one time word
+    (same first letter), or of 4+ letters that is a short time word with two neighbouring letters
+    swapped, replaced by it, and the (typed, read as) pairs."""
     fixed: list[tuple[str, str]] = []
 
     def sub(m: re.Match) -> str:
         w = m.group(0)
-        if len(w) < 6 or w in TIME_WORDS or w in known or singular(w) in known:
+        if len(w) < 4 or w in TIME_WORDS or w in known or singular(w) in known:
+            return w
+        swapped = [
+            x
+            for x in SHORT_TIME_WORDS
+            if x[0] == w[0] and sorted(x) == sorted(w) and DamerauLevenshtein.distance(w, x) == 1
+        ]
+        if len(swapped) == 1:
+            fixed.append((w, swapped[0]))
+            return swapped[0]
+        if len(w) < 6:
             return w
         near = {x for x in TIME_WORDS if x[0] == w[0] and DamerauLevenshtein.distance(w, x) == 1}
         if len(near) != 1:
             return w
         good = near.pop()
+        fixed.append((w, good))
+        return good
+
+    return re.sub(r"[a-z]+", sub, t), fixed
+
+
+def _fix_word_typos(t: str, known: set[str], lex: Lexicon) -> tuple[str, list[tuple[str, str]]]:
+    """``t`` with each unknown word of 5+ letters that is within a typo of exactly one word of a
+    KPI, dimension, value or alias phrase replaced by it ("oders", "avrage order value", "midle
+    east"), and the (typed, read as) pairs. The phrase must then still be read in full."""
+    fixed: list[tuple[str, str]] = []
+
+    def sub(m: re.Match) -> str:
+        w = m.group(0)
+        if len(w) < 5 or w in known or singular(w) in known or w in TIME_WORDS:
+            return w
+        near = lex.fuzzy_word(w)
+        if len(near) != 1:
+            return w
+        good = near[0]
+        if singular(w) != w:  # "categries": still plural ("which categories" names several)
+            plural = good[:-1] + "ies" if good.endswith("y") else good + "s"
+            good = plural if singular(plural) == good else good
         fixed.append((w, good))
         return good
 
@@ -392,7 +473,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "Ask about a period that has happened, e.g. 'revenue last month'.",
             lex.suggestions(),
         )
-    t, fixed = _fix_time_typos(t, lex)
+    known = _known_words(lex)
+    t, short = _expand_shorthand(t, known)
+    t, fixed = _fix_time_typos(t, known)
+    t, typos = _fix_word_typos(t, known, lex)
+    fixed = short + fixed + typos
     found, problems = timephrases.find(t, as_of)
     if problems:
         return r.refuse("clarify", "; ".join(problems) + ".")
@@ -708,6 +793,14 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     dim_at = dict(dims_found)
     used_dims_as_label: set[int] = set()
     ordered = sorted(members_found, key=lambda m: m[0])
+    merged: list[tuple[int, int, set[tuple[str, str]], str]] = []
+    for m in ordered:
+        if merged and m[0] == merged[-1][1] + 1 and len(m[2]) == 1 and m[2] == merged[-1][2]:
+            # "middle east": two words of one value side by side are that value
+            merged[-1] = (merged[-1][0], m[1], m[2], f"{merged[-1][3]} {m[3]}")
+        else:
+            merged.append(m)
+    members_found[:] = ordered = merged
     for m1, m2 in zip(ordered, ordered[1:], strict=False):
         d1, d2 = {d for d, _ in m1[2]}, {d for d, _ in m2[2]}
         if m2[0] == m1[1] + 1 and d1 & d2 and len(d1 | d2) == 1:
@@ -738,6 +831,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         for k in (last + 1, first - 1):  # "the web channel", "region Europe": the dimension word names it
             if dim_at.get(k) == d:
                 used_dims_as_label.add(k)
+        if first >= 2 and toks[first - 1].word == "of" and dim_at.get(first - 2) == d:
+            used_dims_as_label.add(first - 2)  # "the state of SP", "the region of Europe"
         after = dim_at.get(last + 1)
         before = toks[first - 1].word if first else ""
         if (

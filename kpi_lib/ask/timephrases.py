@@ -148,6 +148,16 @@ class Found:
     span: tuple[int, int]  # character span in the normalised text
 
 
+_REL_YEAR = r"(?:last|this|previous|prior|the current|the previous|the last) year"
+
+
+def _year_of(said: str, today: datetime) -> int:
+    """The year of '2025', 'last year', 'this year'."""
+    if re.fullmatch(_YEAR, said):
+        return int(said)
+    return today.year if re.search(r"\b(?:this|current)\b", said) else today.year - 1
+
+
 def _num(text: str) -> int:
     return int(text) if text.isdigit() else NUMBERS[text]
 
@@ -227,6 +237,11 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             rf"\b(?:(?:{words})[ -]to[ -]date|{unit[0]}td)\b|\b(?:this|the current) {unit} (?:so far|to date)\b|\bso far this {unit}\b"
         ):
             so_far(unit, m.group(0), m)
+    # "since the start of the year", "from the beginning of the month": to date
+    for m in each(
+        r"\b(?:since|from) (?:the )?(?:start|beginning) of (?:the |this )?(week|month|quarter|year)(?: to date| so far| until now| till now)?\b"
+    ):
+        so_far(m.group(1), m.group(0), m)
     # --- between / from ... to ----------------------------------------------------------------
     day_pat = rf"(?:\d{{4}}-\d\d-\d\d|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}|{_DAYNUM} (?:of )?(?:{_MON})(?: {_YEAR})?|(?:{_MON}) {_DAYNUM}(?:,? {_YEAR})?)"
     for m in each(rf"\b(?:between|from) ({day_pat}) (?:and|to|until|till|through|-) ({day_pat})\b"):
@@ -310,6 +325,87 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
                 "or name the weeks"
             )
             add(m, None)
+    # --- quarters and halves --------------------------------------------------------------------
+    qh_year_pat = rf"{_YEAR}|{_REL_YEAR}"
+    qh = (
+        rf"\b(?:the )?(first|second|third|fourth|last|1st|2nd|3rd|4th) quarter(?:(?: of| in)? ({qh_year_pat}))?\b",
+        rf"\bq([1-4])(?:[ -]?(?:of |in )?({qh_year_pat}))?\b|\b({_YEAR})[ -]?q([1-4])\b",
+        rf"\b(?:h([12])|(?:the )?(first|second) half)(?:(?: of| in)? ({qh_year_pat}))?\b|\b({_YEAR})[ -]?h([12])\b",
+    )
+    # a quarter or half said without a year takes the one year said with another ("the second half
+    # of last year vs the first half"), not the latest one (which may be in another year); unless
+    # that would name the same part twice ("Q3 vs Q3 last year": the latest Q3)
+
+    def year_said(m: re.Match) -> str | None:
+        return next((y for y in m.groups() if y and re.fullmatch(qh_year_pat, y)), None)
+
+    def part(i: int, m: re.Match) -> tuple[str, int]:
+        if i == 0:
+            return ("q", ORDINALS[m.group(1)])
+        if i == 1:
+            return ("q", int(m.group(1) or m.group(4)))
+        return (
+            "h",
+            int(m.group(1) or m.group(5))
+            if (m.group(1) or m.group(5))
+            else (1 if m.group(2) == "first" else 2),
+        )
+
+    named = [(i, m) for i, pat in enumerate(qh) for m in re.finditer(pat, text)]
+    said = {_year_of(year_said(m), today) for _, m in named if year_said(m)}
+    with_year = {part(i, m) for i, m in named if year_said(m)}
+    if len(said) > 1 and any(year_said(m) is None for _, m in named):
+        problems.append(
+            "a quarter or half is named without a year next to others of different years: say the year"
+        )
+    inherit = next(iter(said)) if len(said) == 1 else None
+
+    def inherited(i: int, m: re.Match) -> int | None:
+        return inherit if part(i, m) not in with_year else None
+
+    def qh_pass(rel_year: bool) -> None:
+        """Quarters and halves; first (``rel_year``) only those said with "last/this year", before
+        "last year" is read as a period of its own."""
+
+        def keep(m: re.Match) -> bool:
+            return not rel_year or any(y and re.fullmatch(_REL_YEAR, y) for y in m.groups())
+
+        for m in each(qh[0]):
+            if not keep(m):
+                continue
+            if m.group(1) == "last" and m.group(2) and " of " not in m.group(0) and " in " not in m.group(0):
+                continue  # "last quarter last year": not read as Q4 (left to "last quarter" / "last year")
+            q = ORDINALS[m.group(1)]
+            year = _year_of(m.group(2), today) if m.group(2) else inherited(0, m)
+            start = datetime(year, 3 * (q - 1) + 1, 1) if year else _latest_quarter(q, today)
+            add(m, Period(start, add_months(start, 3), "quarter", m.group(0)))
+        for m in each(qh[1]):
+            if not keep(m):
+                continue
+            q = int(m.group(1) or m.group(4))
+            said_year = m.group(2) or m.group(3)
+            year = _year_of(said_year, today) if said_year else inherited(1, m)
+            start = datetime(year, 3 * (q - 1) + 1, 1) if year else _latest_quarter(q, today)
+            add(m, Period(start, add_months(start, 3), "quarter", m.group(0)))
+        for m in each(qh[2]):
+            if not keep(m):
+                continue
+            h = (
+                int(m.group(1) or m.group(5))
+                if (m.group(1) or m.group(5))
+                else (1 if m.group(2) == "first" else 2)
+            )
+            said_year = m.group(3) or m.group(4)
+            if said_year:
+                year = _year_of(said_year, today)
+            elif inherited(2, m):
+                year = inherited(2, m)
+            else:
+                year = today.year if h == 1 or today.month > 6 else today.year - 1
+            start = datetime(year, 1 if h == 1 else 7, 1)
+            add(m, Period(start, add_months(start, 6), "span", m.group(0)))
+
+    qh_pass(rel_year=True)
     # --- relative to another period in the question ("vs the month before") --------------------
     for m in each(
         r"\b(?:(?:the )?same (?:period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? last year"
@@ -382,25 +478,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             back = 7
         d = today - timedelta(days=back)
         add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
-    # --- quarters and halves --------------------------------------------------------------------
-    for m in each(
-        rf"\b(?:the )?(first|second|third|fourth|last|1st|2nd|3rd|4th) quarter(?: of| in)?(?: ({_YEAR}))?\b"
-    ):
-        q = ORDINALS[m.group(1)]
-        start = datetime(int(m.group(2)), 3 * (q - 1) + 1, 1) if m.group(2) else _latest_quarter(q, today)
-        add(m, Period(start, add_months(start, 3), "quarter", m.group(0)))
-    for m in each(rf"\bq([1-4])(?:[ -]?(?:of |in )?({_YEAR}))?\b|\b({_YEAR})[ -]?q([1-4])\b"):
-        q = int(m.group(1) or m.group(4))
-        year = m.group(2) or m.group(3)
-        start = datetime(int(year), 3 * (q - 1) + 1, 1) if year else _latest_quarter(q, today)
-        add(m, Period(start, add_months(start, 3), "quarter", m.group(0)))
-    for m in each(rf"\b(?:h([12])|(?:the )?(first|second) half)(?: of| in)?(?: ({_YEAR}))?\b"):
-        h = int(m.group(1)) if m.group(1) else (1 if m.group(2) == "first" else 2)
-        year = (
-            int(m.group(3)) if m.group(3) else (today.year if h == 1 or today.month > 6 else today.year - 1)
-        )
-        start = datetime(year, 1 if h == 1 else 7, 1)
-        add(m, Period(start, add_months(start, 6), "span", m.group(0)))
+    qh_pass(rel_year=False)
     # --- days -------------------------------------------------------------------------------------
     for m in each(rf"\b{day_pat}\b"):
         d = _absolute_day(m.group(0), today, problems)
