@@ -139,3 +139,12 @@ def test_yen_have_no_minor_units(demo):
     assert yen.format_value(-0.3) == "¥0"
     assert replace(revenue, currency="JPY").format_value(1461756.25) == "¥1,461,756"
     assert replace(aov, currency="BRL", locale="pt_BR").format_value(2055.06) == f"R${NBSP}2.055,06"
+
+
+def test_money_rounds_half_up_as_people_do(demo):
+    """Babel rounds half to even ($2.50 -> $2): a table and its CSV then disagreed by a dollar."""
+    revenue, aov = kpis.get("revenue"), kpis.get("aov")
+    assert revenue.format_value(331532.5) == "$331,533" and revenue.format_value(2.5) == "$3"
+    assert aov.format_value(2.675) == "$2.68"  # as written, though the float is a hair under
+    assert aov.format_value(-2.675) == "-$2.68"
+    assert replace(aov, currency="BRL", locale="pt_BR").format_value(2055.065) == f"R${NBSP}2.055,07"

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
@@ -64,6 +65,8 @@ class Kpi:
             digits = min(digits, numbers.get_currency_precision(self.currency))
         if value < 0 and round(value, digits + (2 if self.format.endswith("%") else 0)) == 0:
             value = 0.0  # -0.3 orders (the low end of a band) is '0', never '-0'
+        # rounded half up, as people round money ($2.50 -> $3); babel would round half to even
+        value = _half_up(value, digits + (2 if self.format.endswith("%") else 0))
         if self.format.endswith("%"):
             # the locale's own pattern ('#,##0 %' in French) with the catalog's fraction digits
             pattern = Locale.parse(self.locale).percent_formats[None].pattern
@@ -93,7 +96,15 @@ class Kpi:
         return numbers.format_compact_decimal(value, locale=self.locale, fraction_digits=digits)
 
 
-def _money(value: float, currency: str, locale: str, digits: int) -> str:
+def _half_up(value: float, digits: int) -> Decimal:
+    """``value`` to ``digits`` places, halves away from zero, read as written (2.675 -> 2.68, though
+    the float is a hair under 2.675)."""
+    if not math.isfinite(value):
+        return Decimal(value)
+    return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+
+
+def _money(value: float | Decimal, currency: str, locale: str, digits: int) -> str:
     """The locale's currency pattern ('¤#,##0.00', '#,##0.00 ¤') with the KPI's fraction digits."""
     pattern = Locale.parse(locale).currency_formats["standard"].pattern
     if digits != 2:
