@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _MIN_BOUND_ROWS = 50  # a refit detector needs this many past rows (bound steps: Step.min_history)
 #: inputs that say themselves which rows they can judge (NaN = no opinion on that row)
-_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit")
+_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit", "count_run")
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,10 @@ def _run_step(
     Rows in `exclude` (calendar events) never fire and are left out of the learned bound. `risk`
     is the step's share of the false-alarm budget per row (``bound: tail`` steps).
     """
-    f = _transform(step, inputs[step.input])
+    if step.input == "count_run":
+        f = count_run(inputs["count_value"], inputs["count_expected"], _span(step))
+    else:
+        f = _transform(step, inputs[step.input])
     if step.detector in BOUND_DETECTORS:
         f = _sided(step, f)
         if step.bound == "tail":
@@ -162,7 +165,7 @@ def _run_step(
                 # a Poisson tail probability is already relative to the row's own expectation,
                 # whichever candidate gave it: one threshold from all past rows (per-candidate
                 # thresholds left it blind for weeks after a weekly candidate started to win)
-                group=None if step.input == "count_deficit" else group,
+                group=None if step.input in ("count_deficit", "count_run") else group,
                 span=_span(step),
             )
         else:
@@ -250,6 +253,28 @@ def count_deficit(x: np.ndarray, expected: np.ndarray, exclude: np.ndarray | Non
     return np.where(ok, out, np.nan)
 
 
+def count_run(x: np.ndarray, expected: np.ndarray, window: int) -> np.ndarray:
+    """How surprising the last ``window`` rows' total count is when low: ``-ln P(K <= k)`` for
+    ``K ~ Poisson(m)``, k the rows' total and m their expected total (a sum of Poisson counts is
+    Poisson), 0 when the total is at or above it, NaN unless every row in the window is a judged
+    count row (see :func:`count_deficit`).
+
+    Against summing each row's own surprise, the run is judged as one count: six zeros where 30 were
+    expected are e^-30 either way, but an ordinary stretch of a low hour and a high one (1 and 9
+    where 5 and 5 were expected) is no surprise at all, while per row the 1 alone counts 3 nats; and
+    a noisy per-row expectation (1 one day, 10 the next at the same hour) averages out over the run.
+    """
+    k = pd.Series(x).rolling(window, min_periods=window).sum().to_numpy()
+    m = pd.Series(np.maximum(expected, 0.0)).rolling(window, min_periods=window).sum().to_numpy()
+    out = np.full(len(x), np.nan)
+    good = np.isfinite(k) & np.isfinite(m)
+    out[good] = 0.0
+    low = good & (k < m)
+    if low.any():
+        out[low] = -stats.poisson.logcdf(k[low], m[low])
+    return out
+
+
 def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
     """True on rows whose day is in the rule set's calendar (None when there is no calendar)."""
     if ts is None or not rules.calendar.days or not len(ts):
@@ -303,13 +328,17 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         "level_z": level_z,
         "count_deficit": count_deficit(x, base.expected, exclude) if counts else np.full(len(x), np.nan),
     }
+    # the run of the last rows as one count against its expected total (``count_run``)
+    inputs["count_value"] = np.where(np.isfinite(inputs["count_deficit"]), x, np.nan)
+    inputs["count_expected"] = np.where(np.isfinite(inputs["count_deficit"]), base.expected, np.nan)
+    inputs["count_run"] = inputs["count_deficit"]  # which rows can be judged
 
     ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
     point_step = next(
         (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
         None,
     )
-    risk = budget_risk(ts, rules, frozenset() if counts else frozenset({"count_deficit"}))
+    risk = budget_risk(ts, rules, frozenset() if counts else frozenset({"count_deficit", "count_run"}))
     for step in rules.steps:
         r, f, bound = _run_step(step, inputs, exclude, base.typical, risk, base.source)
         ratios[step.name], fired[step.name] = r, f

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from kpi_lib.anomaly import detect
-from kpi_lib.anomaly.engine import budget_risk, count_deficit, small_counts
+from kpi_lib.anomaly.engine import budget_risk, count_deficit, count_run, small_counts
 from kpi_lib.anomaly.families import _daily_shape
 from kpi_lib.anomaly.rules import load_rules
 
@@ -33,6 +33,16 @@ def test_count_deficit_is_the_poisson_tail_of_a_low_count():
     assert np.isnan(out[4])  # no expectation, no opinion
 
 
+def test_count_run_judges_the_window_as_one_count():
+    x = np.array([5.0, 1.0, 9.0, 0.0, 0.0, 0.0])
+    mu = np.full(6, 5.0)
+    out = count_run(x, mu, 3)
+    assert np.isnan(out[:2]).all()  # a window needs all its rows
+    assert out[2] == 0.0  # 15 where 15 were expected: a low hour and a high one cancel
+    assert out[5] == pytest.approx(15.0)  # three zeros where 15 were expected: e^-15
+    assert 0 < out[3] < count_deficit(x, mu)[1:4].sum()  # 10 of 15 surprises less than its rows summed
+
+
 def test_a_fraction_ends_the_counts_from_that_row_on_only():
     x = np.array([1.0, 0.0, 2.5, 0.0, 3.0])
     out = count_deficit(x, np.full(5, 4.0))
@@ -49,7 +59,7 @@ def test_the_outage_step_takes_a_budget_share_only_on_small_counts():
     rules = load_rules("default")
     ts = pd.date_range("2024-01-01", periods=3000, freq="5min").asi8
     tails = sum(1 for s in rules.steps if s.bound == "tail")
-    assert budget_risk(ts, rules, frozenset({"count_deficit"})) * (tails - 1) == pytest.approx(
+    assert budget_risk(ts, rules, frozenset({"count_run"})) * (tails - 1) == pytest.approx(
         budget_risk(ts, rules) * tails
     )
 
