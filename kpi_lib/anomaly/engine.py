@@ -27,6 +27,7 @@ import pandas as pd
 from adtk import aggregator as adtk_aggregator
 from adtk import detector as adtk_detector
 from adtk import transformer as adtk_transformer
+from scipy import stats
 
 from kpi_lib.anomaly import baseline, calibrate
 from kpi_lib.anomaly.rules import BOUND_DETECTORS, RuleSet, Step, calendar_days
@@ -34,6 +35,8 @@ from kpi_lib.anomaly.rules import BOUND_DETECTORS, RuleSet, Step, calendar_days
 log = logging.getLogger(__name__)
 
 _MIN_BOUND_ROWS = 50  # a refit detector needs this many past rows (bound steps: Step.min_history)
+#: inputs that say themselves which rows they can judge (NaN = no opinion on that row)
+_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit", "count_run")
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,10 @@ def _run_step(
     Rows in `exclude` (calendar events) never fire and are left out of the learned bound. `risk`
     is the step's share of the false-alarm budget per row (``bound: tail`` steps).
     """
-    f = _transform(step, inputs[step.input])
+    if step.input == "count_run":
+        f = count_run(inputs["count_value"], inputs["count_expected"], _span(step))
+    else:
+        f = _transform(step, inputs[step.input])
     if step.detector in BOUND_DETECTORS:
         f = _sided(step, f)
         if step.bound == "tail":
@@ -156,7 +162,10 @@ def _run_step(
                 level=float(step.params.get("high", 0.98)),
                 exclude=exclude,
                 floor=step.min / step.margin if step.margin > 0 else step.min,
-                group=group,
+                # a Poisson tail probability is already relative to the row's own expectation,
+                # whichever candidate gave it: one threshold from all past rows (per-candidate
+                # thresholds left it blind for weeks after a weekly candidate started to win)
+                group=None if step.input in ("count_deficit", "count_run") else group,
                 span=_span(step),
             )
         else:
@@ -167,7 +176,7 @@ def _run_step(
         ratio = np.nan_to_num(ratio, nan=0.0, posinf=1e6)
         # a missing value, too little history or (for z) too small a row to judge: no opinion
         ratio[
-            ~np.isfinite(inputs[step.input] if step.input in ("z", "abs_z", "level_z") else inputs["ready"])
+            ~np.isfinite(inputs[step.input] if step.input in _ROW_INPUTS else inputs["ready"])
             | np.isnan(bound)
         ] = 0.0
         if step.min_dev > 0 and typical is not None:
@@ -200,6 +209,72 @@ def level_windows(rules: RuleSet) -> dict[str, tuple[int, int]]:
     return out
 
 
+#: a series is "small counts" if its first rows are whole numbers >= 0 with a median at most this:
+#: a handful of events per period, where a Gaussian z misjudges a count's skewed tail (a zero is
+#: 2.2 sd below a mean of 5, but has probability e^-5 under a Poisson); above it, the Poisson tail
+#: is a monotone function of z and the steps on z already see what it would
+SMALL_COUNTS = 10.0
+
+
+def small_counts(x: np.ndarray, rows: int) -> bool:
+    """Whether the series is small counts, decided on its first ``rows`` values (before anything
+    can alarm, so the decision is causal for every output)."""
+    head = x[:rows]
+    head = head[np.isfinite(head)]
+    if not len(head):
+        return False
+    return bool(((head >= 0) & (head == np.round(head))).all() and np.median(head) <= SMALL_COUNTS)
+
+
+def count_deficit(x: np.ndarray, expected: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """How surprising a low count is: ``-ln P(X <= x)`` for ``X ~ Poisson(expected)`` (0 when the
+    count is at or above its expectation); NaN on rows after the first value that is not a whole
+    number >= 0 (causal), and on calendar rows.
+
+    Why a Poisson tail and not z: a shop's hourly orders have a spread dominated by their bursts (a
+    right-skewed error), so a 6-hour outage at the daily peak (six zeros against an expected 4-5 an
+    hour) is only 1-2 typical errors a row, while under a Poisson it is a run of probability e^-27.
+    The Poisson model is only the shape of the surprise: overdispersed counts make it too large on
+    ordinary rows too, and the step's threshold, calibrated on the series' own past like every other
+    step's, absorbs that.
+    """
+    with np.errstate(invalid="ignore"):
+        whole = ~np.isfinite(x) | ((x >= 0) & (x == np.round(x)))
+    counts = np.logical_and.accumulate(whole) if len(x) else whole
+    ok = counts & np.isfinite(x) & np.isfinite(expected)
+    if exclude is not None:
+        ok &= ~exclude
+    mu = np.where(ok, np.maximum(expected, 0.0), 0.0)
+    k = np.where(ok, x, 0.0)
+    low = ok & (k < mu)
+    out = np.zeros(len(x))
+    if low.any():
+        out[low] = -stats.poisson.logcdf(k[low], mu[low])
+    return np.where(ok, out, np.nan)
+
+
+def count_run(x: np.ndarray, expected: np.ndarray, window: int) -> np.ndarray:
+    """How surprising the last ``window`` rows' total count is when low: ``-ln P(K <= k)`` for
+    ``K ~ Poisson(m)``, k the rows' total and m their expected total (a sum of Poisson counts is
+    Poisson), 0 when the total is at or above it, NaN unless every row in the window is a judged
+    count row (see :func:`count_deficit`).
+
+    Against summing each row's own surprise, the run is judged as one count: six zeros where 30 were
+    expected are e^-30 either way, but an ordinary stretch of a low hour and a high one (1 and 9
+    where 5 and 5 were expected) is no surprise at all, while per row the 1 alone counts 3 nats; and
+    a noisy per-row expectation (1 one day, 10 the next at the same hour) averages out over the run.
+    """
+    k = pd.Series(x).rolling(window, min_periods=window).sum().to_numpy()
+    m = pd.Series(np.maximum(expected, 0.0)).rolling(window, min_periods=window).sum().to_numpy()
+    out = np.full(len(x), np.nan)
+    good = np.isfinite(k) & np.isfinite(m)
+    out[good] = 0.0
+    low = good & (k < m)
+    if low.any():
+        out[low] = -stats.poisson.logcdf(k[low], m[low])
+    return out
+
+
 def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
     """True on rows whose day is in the rule set's calendar (None when there is no calendar)."""
     if ts is None or not rules.calendar.days or not len(ts):
@@ -209,9 +284,11 @@ def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
     return np.asarray(days.isin(known)) if len(known) else None
 
 
-def budget_risk(ts: np.ndarray | None, rules: RuleSet) -> float:
-    """Each ``bound: tail`` step's share of the false-alarm budget, per row."""
-    tails = sum(1 for s in rules.steps if s.bound == "tail")
+def budget_risk(ts: np.ndarray | None, rules: RuleSet, idle: frozenset[str] = frozenset()) -> float:
+    """Each ``bound: tail`` step's share of the false-alarm budget, per row. Steps on an ``idle``
+    input (``count_deficit`` on a series that is not small counts) cannot alarm on this series and
+    take no share."""
+    tails = sum(1 for s in rules.steps if s.bound == "tail" and s.input not in idle)
     if not tails:
         return 0.0
     b = rules.budget
@@ -241,6 +318,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     # median before it. Seasonal expectations do not absorb a shift for cycles, z sees it there.
     with np.errstate(divide="ignore", invalid="ignore"):
         level_z = np.where((base.source == "level") & np.isfinite(z), value / base.scale, np.nan)
+    counts = small_counts(x, rules.expected.min_rows)
     inputs = {
         "value": value,
         "residual": residual,
@@ -248,14 +326,19 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         "abs_z": np.abs(z),
         "ready": ready,
         "level_z": level_z,
+        "count_deficit": count_deficit(x, base.expected, exclude) if counts else np.full(len(x), np.nan),
     }
+    # the run of the last rows as one count against its expected total (``count_run``)
+    inputs["count_value"] = np.where(np.isfinite(inputs["count_deficit"]), x, np.nan)
+    inputs["count_expected"] = np.where(np.isfinite(inputs["count_deficit"]), base.expected, np.nan)
+    inputs["count_run"] = inputs["count_deficit"]  # which rows can be judged
 
     ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
     point_step = next(
         (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
         None,
     )
-    risk = budget_risk(ts, rules)
+    risk = budget_risk(ts, rules, frozenset() if counts else frozenset({"count_deficit", "count_run"}))
     for step in rules.steps:
         r, f, bound = _run_step(step, inputs, exclude, base.typical, risk, base.source)
         ratios[step.name], fired[step.name] = r, f

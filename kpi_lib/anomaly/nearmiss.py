@@ -30,6 +30,7 @@ STEP_WORDS = {
     "drift": "a longer sustained move",
     "volatility": "unusually jumpy values",
     "level_shift": "a step to a new level",
+    "outage": "a run of counts too low to be chance",
     "drop": "a drop",
     "drop_4h": "a four-period drop",
     "surge": "a surge",

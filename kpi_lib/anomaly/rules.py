@@ -10,6 +10,8 @@ built-in ones are YAML files in ``rulesets/``::
       - name: spike                      # a single point far from the expected value
         input: z                         # value | residual | z (residual / typical error) | abs_z
                                          # | level_z (value / typical error, rows judged by the rolling median)
+                                         # | count_deficit (-ln Poisson P(X <= value), small counts only)
+                                         # | count_run (the window's total as one count, small counts only)
         detector: {QuantileAD: {high: 0.98}}
         bound: tail                      # extrapolate from the 98th percentile to the budget
         history: 10000                   # the bound is refit on this many past rows
@@ -44,7 +46,7 @@ import yaml
 
 from kpi_lib.errors import DetectError
 
-INPUTS = ("value", "residual", "z", "abs_z", "level_z")
+INPUTS = ("value", "residual", "z", "abs_z", "level_z", "count_deficit", "count_run")
 SIDES = ("both", "positive", "negative")
 TRANSFORMERS = ("RollingAggregate", "DoubleRollingAggregate")
 #: Detectors whose rule is a bound learned from past rows; refit at every row, vectorised.

@@ -76,22 +76,34 @@ def test_weekly_business_with_holidays_finds_the_drop_and_not_the_holidays():
         assert not holidays.any(), out[holidays]
 
 
-def test_bursty_counts_find_the_surge_and_ignore_the_bursts():
-    found, false_alarms = 0, 0
-    for seed in range(6):
+def test_bursty_counts_find_the_surge_and_the_outage_and_ignore_the_bursts():
+    surges = outages = false_alarms = 0
+    allowed = 0.0
+    for seed in range(12):
         case = generate("bursty_counts", seed)
         out = detect(case.series)
         onsets = np.flatnonzero(out["is_anomaly"].to_numpy())
-        a, b = case.truth[1]  # the 6x surge (the 6-hour outage at 0-6 orders an hour is not found)
-        found += any(a <= i <= b + case.grace for i in onsets)
-        false_alarms += score(case, out).false_alarms
-    assert found >= 5 and false_alarms <= 6, (found, false_alarms)
+        (oa, ob), (sa, sb) = case.truth  # the 6-hour outage at the daily peak, the 6x surge
+        outages += any(oa <= i <= ob + case.grace for i in onsets)
+        surges += any(sa <= i <= sb + case.grace for i in onsets)
+        s = score(case, out)
+        false_alarms += s.false_alarms
+        allowed += _budget_per_week(case) * s.weeks
+    # the surge is found almost always; the outage (six zeros where 0-6 orders an hour are normal,
+    # bursts and overdispersion included) was found in 0 of these 12 before the outage step, 5 now
+    # (26 of 48 fresh seeds, against 6); false alarms within the budget (+2 sd), as for the normal
+    # families, over 12 seeds (11 against a limit of 13.7; 11 before the outage step too)
+    assert surges >= 11 and outages >= 4, (surges, outages)
+    assert false_alarms <= allowed + 2.0 * np.sqrt(allowed), (false_alarms, round(allowed, 1))
 
 
 @pytest.mark.parametrize("factor", [1e-6, 1e6])
 def test_alarms_do_not_depend_on_the_unit(factor):
     for family in ("heavy_tails", "regime_change", "no_anomaly_poisson"):
         case = generate(family, 1)
-        base = detect(case.series)["is_anomaly"].to_numpy()
-        scaled = detect(case.series * factor)["is_anomaly"].to_numpy()
+        # small counts have no unit (0-4 orders an hour are judged by a Poisson tail, 0-4 million
+        # or 0.000004 are not counts of a handful): Poisson counts are compared in another unit
+        series = case.series * 1.5 if family == "no_anomaly_poisson" else case.series
+        base = detect(series)["is_anomaly"].to_numpy()
+        scaled = detect(series * factor)["is_anomaly"].to_numpy()
         assert np.array_equal(base, scaled), family
