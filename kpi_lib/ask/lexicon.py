@@ -88,33 +88,12 @@ class Lexicon:
         """Known phrases within a typo of ``phrase`` (one edit for short words, two for long ones);
         several when it is ambiguous."""
         # short words are too close to other real words (Iran/Iraq): only 5+ letters, same first letter
-        if len(phrase) < 5 or not self._fuzzy:
-            return []
-        limit = 1 if len(phrase) < 9 else 2
-        hits = process.extract(
-            phrase, self._fuzzy, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=5
-        )
-        hits = [h for h in hits if h[0][:1] == phrase[:1]]
-        if not hits:
-            return []
-        best = min(h[1] for h in hits)
-        return [h[0] for h in hits if h[1] == best]
+        return _closest(phrase, self._fuzzy)
 
     def fuzzy_word(self, word: str) -> list[str]:
         """Words of known phrases (5+ letters, same first letter) within a typo of ``word``: one
         edit, two for words of 9+ letters; several when it is ambiguous."""
-        word = singular(word)  # the words are kept in the singular, as phrases are
-        if len(word) < 5 or not self._words:
-            return []
-        limit = 1 if len(word) < 9 else 2
-        hits = process.extract(
-            word, self._words, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=5
-        )
-        hits = [h for h in hits if h[0][:1] == word[:1]]
-        if not hits:
-            return []
-        best = min(h[1] for h in hits)
-        return [h[0] for h in hits if h[1] == best]
+        return _closest(singular(word), self._words)  # the words are kept in the singular, as phrases are
 
     def suggestions(self) -> list[str]:
         return [k.label for k in self.kpis.values()]
@@ -312,3 +291,17 @@ def _unavailable(
                 "(load files with those columns, e.g. unit_cost, to answer it)"
             )
     return out
+
+
+def _closest(text: str, choices) -> list[str]:
+    """The ``choices`` (same first letter) within one edit of ``text``, two for 9+ letters; all the
+    closest when several tie. Nothing for under 5 letters: too close to other real words."""
+    if len(text) < 5 or not choices:
+        return []
+    limit = 1 if len(text) < 9 else 2
+    hits = process.extract(text, choices, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=5)
+    hits = [h for h in hits if h[0][:1] == text[:1]]
+    if not hits:
+        return []
+    best = min(h[1] for h in hits)
+    return [h[0] for h in hits if h[1] == best]
