@@ -793,12 +793,37 @@ class Bench:
         page.close()
         log("signed in through the login form")
 
-    def new_context(self, cookie: bool = False, headers: dict | None = None):
+    def new_context(self, cookie: bool = False, headers: dict | None = None, token: str | None = None):
+        """A new incognito context: signed in with the bench's one sign-in (``cookie``), or with
+        ``token``, a sign-in of its own (:meth:`sign_in`)."""
         ctx = self.browser.new_context(viewport={"width": 1400, "height": 1000}, extra_http_headers=headers)
         ctx.add_init_script(WS_PROBE)
-        if cookie:
+        if token is not None:
+            ctx.add_cookies([{**self.session_cookie, "value": token}])
+        elif cookie:
             ctx.add_cookies([self.session_cookie])
         return ctx
+
+    def sign_in(self) -> str:
+        """A sign-in session of its own through the login form (its cookie's value), as each person
+        has one: the front door sticks a sign-in to one Panel worker, so people spread over the
+        workers only when each has their own."""
+        from kpi_lib import auth
+
+        req = self.pw.request.new_context(base_url=self.serve.base)
+        try:
+            form = req.get("/login?next=/").text()
+            xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form).group(1)
+            req.post("/login", form={"_xsrf": xsrf, "user": USER, "password": PASSWORD, "next": "/"})
+            return next(c["value"] for c in req.storage_state()["cookies"] if c["name"] == auth.COOKIE)
+        finally:
+            req.dispose()
+
+    def cookie_of(self, token: str) -> str:
+        """The Cookie header a light client sends for the sign-in ``token``."""
+        from kpi_lib import auth
+
+        return f"{auth.COOKIE}={token}; _xsrf={uuid.uuid4().hex}"
 
     # -- the executive dashboard -----------------------------------------------------------------
 
@@ -1317,8 +1342,14 @@ class PageAB(Bench):
         auth.set_user(USER, PASSWORD, ["executive"], name="Bench Executive")
         self.n_tiles = 8
         self.servers = {
-            "new": Serve(self.home, self.args.voila_pool, 1, tag="-new"),
-            "baseline": Serve(self.home, self.args.voila_pool, 1, code=self.args.baseline, tag="-baseline"),
+            "new": Serve(self.home, self.args.voila_pool, self.args.panel_procs, tag="-new"),
+            "baseline": Serve(
+                self.home,
+                self.args.voila_pool,
+                self.args.panel_procs,
+                code=self.args.baseline,
+                tag="-baseline",
+            ),
         }
         self.trees = {}
         for name, srv in self.servers.items():
@@ -1399,7 +1430,7 @@ class PageAB(Bench):
         root = next(p for p in new if "chrom" not in (p.parent().name().lower() if p.parent() else ""))
         ctx.add_init_script(WS_PROBE)
         ctx.add_init_script(self.page_probe())
-        ctx.add_cookies([{**self.session_cookie, "url": self.servers[which].base}])
+        ctx.add_cookies([{**self.session_cookie, "value": self.sign_in(), "url": self.servers[which].base}])
         self.profiles.append(ctx)
         return ctx, root
 
@@ -1493,7 +1524,8 @@ class PageAB(Bench):
                 if warm:
                     ctxs, roots = [c for c, _ in warmed[which]], [r for _, r in warmed[which]]
                 else:
-                    ctxs, roots = [self.new_context(cookie=True) for _ in range(n)], [self.browser_root]
+                    ctxs = [self.new_context(token=self.sign_in()) for _ in range(n)]  # five people
+                    roots = [self.browser_root]
                 pages = [c.new_page() for c in ctxs]
                 url = self.servers[which].base + EXEC_PATH
                 c0 = sum(tree_cpu(r) for r in roots)
@@ -1520,6 +1552,41 @@ class PageAB(Bench):
                 c.close()
                 self.profiles.remove(c)
         return {w: self.summary(rs) for w, rs in runs.items()}
+
+    def among_light(self, rounds: int, n: int, gap: float) -> dict:
+        """One person's first visit in Chromium while ``n - 1`` other people open the page at the
+        same moment, each signed in on their own. The others are light sessions: the server builds,
+        serves and syncs their sessions exactly as for a browser (page, websocket, document, then
+        live updates), but their rendering, which their own computers would do, does not also run
+        on the 2 cores this server has. So this is what one of ``n`` people at their own desks
+        sees; :meth:`simultaneous` also charges the server's cores with ``n`` browsers."""
+        runs: dict = {w: [] for w in self.servers}
+        others: dict = {w: [] for w in self.servers}
+        for i in range(rounds):
+            order = list(self.servers) if i % 2 == 0 else list(self.servers)[::-1]
+            for which in order:
+                base = self.servers[which].base
+                ctx = self.new_context(token=self.sign_in())
+                lights = [PanelLightSession(base, self.cookie_of(self.sign_in())) for _ in range(n - 1)]
+                page = ctx.new_page()
+                futures = [asyncio.run_coroutine_threadsafe(s.open(), self.loop.loop) for s in lights]
+                page.evaluate("(u) => { window.location.href = u; }", base + EXEC_PATH)
+                r = self.finish_visit(page)
+                opened = [f.result(TIMEOUT_MS / 1000) for f in futures]
+                for s in lights:
+                    self.loop.run(s.close())
+                ctx.close()
+                r["workers"] = sorted({s.worker for s in lights if s.worker})
+                runs[which].append(r)
+                others[which] += opened
+                log(
+                    f"  1 browser among {n} at once, {which} {i + 1}/{rounds}: tiles {r['tiles_ms']:.0f} ms, "
+                    f"interactive {r.get('interactive_ms') or float('nan'):.0f} ms; the others' documents "
+                    + ", ".join(f"{o * 1000:.0f}" for o in sorted(opened))
+                    + " ms"
+                )
+                time.sleep(gap)
+        return {w: {**self.summary(rs), "others_document": pct(others[w], 2)} for w, rs in runs.items()}
 
     def browser_cost(self, n: int, gap: float) -> dict:
         """One page at a time: Chromium's CPU from navigation until the page is usable, a first
@@ -1615,6 +1682,10 @@ class PageAB(Bench):
             res["quiet_browser_cost"] = self.browser_cost(a.cost_navs, a.quiet_gap)
         log(f"quiet: {a.together} first visits at once, {a.rounds} rounds per server")
         res["quiet_together"] = self.simultaneous(a.rounds, a.together, a.quiet_gap)
+        log(
+            f"quiet: one browser among {a.together} people at once (the others light), {a.rounds * 2} rounds per server"
+        )
+        res["quiet_together_one_browser"] = self.among_light(a.rounds * 2, a.together, a.quiet_gap)
         log(f"quiet: {a.together} returning executives (warm profiles) at once, {a.rounds} rounds per server")
         res["quiet_together_warm_profiles"] = self.simultaneous(a.rounds, a.together, a.quiet_gap, warm=True)
         if a.voila_navs:

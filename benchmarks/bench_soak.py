@@ -41,7 +41,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,8 +49,6 @@ import common  # noqa: E402
 from bench_dashboards import (  # noqa: E402
     DAYS,
     EXEC_PATH,
-    PASSWORD,
-    USER,
     Bench,
     PanelLightSession,
     _tree,
@@ -231,19 +228,8 @@ class Soak:
             self.healthz["failed"] += 1
 
     def sign_in(self) -> str:
-        """A sign-in session of its own through the login form, as the Cookie header of a client."""
-        from kpi_lib import auth
-
-        b = self.bench
-        req = b.pw.request.new_context(base_url=b.serve.base)
-        try:
-            form = req.get("/login?next=/").text()
-            xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form).group(1)
-            req.post("/login", form={"_xsrf": xsrf, "user": USER, "password": PASSWORD, "next": "/"})
-            token = next(c["value"] for c in req.storage_state()["cookies"] if c["name"] == auth.COOKIE)
-        finally:
-            req.dispose()
-        return f"{auth.COOKIE}={token}; _xsrf={uuid.uuid4().hex}"
+        """A sign-in session of its own, as the Cookie header of a client."""
+        return self.bench.cookie_of(self.bench.sign_in())
 
     def open_light(self, n: int) -> dict:
         """``n`` live executive sessions, each of its own sign-in, so the front door spreads them

@@ -278,6 +278,43 @@ def test_distinct_customers_across_today_equal_a_recount(demo, db):
         )
 
 
+def test_a_live_days_customers_are_counted_once_for_the_total_and_the_day_series(demo, db):
+    """A live page asks for the distinct total and then the day series: the day's customers are
+    counted once (the series' last day comes from the cache), and both stay exact as orders arrive."""
+    from datetime import UTC, datetime
+
+    from kpi_lib import stream
+
+    today = kpis.local_now().date()
+    start, end = today - pd.Timedelta(days=20), today + pd.Timedelta(days=1)
+    kpis.query("customers", "day", start=start, end=end)  # the closed days, cached
+    for i in range(2):
+        at = datetime.now(UTC) - pd.Timedelta(minutes=5)
+        landed = stream.ingest(
+            [
+                {
+                    "event_id": f"once-{at.timestamp()}-{i}",
+                    "order_id": f"ONCE{at.timestamp()}{i}",
+                    "ordered_at": at.isoformat(),
+                    "customer_id": f"CONCE{at.timestamp()}{i}",
+                    "region": "Europe",
+                    "channel": "Web",
+                    "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 10}],
+                }
+            ],
+            source="test-once",
+        )
+        assert landed.loaded == 1, landed.reasons
+        total = kpis.query("customers", "total", start=start, end=end)
+        day = kpis.query("customers", "day", start=start, end=end)
+        assert day.cache_level == "L1", day.cache_level  # today's count came with the total
+        recount = kpis.query("customers", "day", start=start, end=end, use_cache=False)
+        pd.testing.assert_frame_equal(day.df, recount.df, check_dtype=False)
+        everyone = kpis.query("customers", "total", start=start, end=end, use_cache=False)
+        assert total.value == everyone.value
+        assert day.df["value"].iloc[-1] >= 1 + i  # the new customers are in today's count
+
+
 def test_a_late_order_on_a_closed_day_keeps_distinct_customers_exact(silver, demo):
     """A batch touching an older day makes the returns table stale from that day on: the days
     before still come from it, the rest from the base table, and the count stays exact."""

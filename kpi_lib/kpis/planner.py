@@ -277,7 +277,10 @@ def new_distinct_sql(
     k: Kpi, start: datetime, split: datetime, end: datetime, by: Sequence[str], where: Where, exclude: Where
 ) -> tuple[str, dict[str, Any], str]:
     """Those counted in [split, end) that were not seen in [start, split): the second part of a
-    distinct count split at ``split``. Returns SQL, parameters and the catalog entry read."""
+    distinct count split at ``split``. Returns SQL, parameters and the catalog entry read.
+
+    Without ``by`` the statement also returns ``seen``, everyone counted in [split, end): on a
+    live day that is the day's own value, which the day series would otherwise count again."""
     fact = _pick_fact(k, set(by) | set(where) | set(exclude), "hour")
     col = _DISTINCT.fullmatch(k.expression.strip()).group(1)
     table = _entry_table(fact.base)
@@ -290,13 +293,24 @@ def new_distinct_sql(
     same = "".join(f" and a.{meta[d].get('column', d)} = n.{d}" for d in by)
     dims_sel = "".join(f"{meta[d].get('column', d)} as {d}, " for d in by)
     tz = "ops.business_tz()"
-    sql = (
-        f"select {''.join(d + ', ' for d in by)}count(*) as value from (\n"
-        f"  select distinct {dims_sel}{col} from {table}\n"
-        f"  where {t} >= (cast(:n_from as timestamp) at time zone {tz}) and {t} < (cast(:n_to as timestamp) at time zone {tz}){flt_n}\n"
-        f") n where not exists (select 1 from {table} a where a.{col} = n.{col}{same}\n"
+    counted = (
+        f"select distinct {dims_sel}{col} from {table}\n"
+        f"  where {t} >= (cast(:n_from as timestamp) at time zone {tz}) and {t} < (cast(:n_to as timestamp) at time zone {tz}){flt_n}"
+    )
+    unseen = (
+        f"not exists (select 1 from {table} a where a.{col} = n.{col}{same}\n"
         f"  and a.{t} >= (cast(:a_from as timestamp) at time zone {tz}) and a.{t} < (cast(:a_to as timestamp) at time zone {tz}){flt_a})"
-        + (f"\ngroup by {', '.join(by)}" if by else "")
+    )
+    if not by:  # one pass over the new part answers both counts
+        sql = (
+            f"with n as materialized (\n  {counted}\n)\n"
+            f"select (select count(*) from n where {unseen}) as value,\n"
+            f"       (select count(*) from n) as seen"
+        )
+        return sql, params, fact.base
+    sql = (
+        f"select {''.join(d + ', ' for d in by)}count(*) as value from (\n  {counted}\n) n where {unseen}"
+        + f"\ngroup by {', '.join(by)}"
     )
     return sql, params, fact.base
 
