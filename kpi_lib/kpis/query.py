@@ -409,7 +409,9 @@ def _split_total(
 # --- distinct counts over a range that includes today --------------------------------------------
 
 
-def _seed_last_day(k: Kpi, q: Question, split: datetime, seen: float, sql: str, params: dict, entry: str) -> None:
+def _seed_last_day(
+    k: Kpi, q: Question, split: datetime, seen: float, sql: str, params: dict, entry: str
+) -> None:
     """Cache the day series' last day, counted while answering the total (same data version).
 
     A live page asks for the total and then the day series of the same range: both used to count
@@ -422,7 +424,6 @@ def _seed_last_day(k: Kpi, q: Question, split: datetime, seen: float, sql: str, 
     frame = pd.DataFrame({"period": pd.to_datetime([split] if seen else []), "value": [seen] if seen else []})
     meta = {"sql": sql, "params": {p: str(v) for p, v in params.items()}, "entries": [entry]}
     cache.put(key, frame.astype({"value": float}), meta)
-
 
 
 def _distinct_split(k: Kpi, q: Question, covered) -> datetime | None:
