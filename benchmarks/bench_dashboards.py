@@ -1346,7 +1346,7 @@ class PageAB(Bench):
             "baseline": Serve(
                 self.home,
                 self.args.voila_pool,
-                self.args.panel_procs,
+                self.args.baseline_panel_procs or self.args.panel_procs,
                 code=self.args.baseline,
                 tag="-baseline",
             ),
@@ -1779,12 +1779,19 @@ def main() -> None:
         help="Voila navigations per mode (default 10; quick 4; with --baseline 0 skips Voila)",
     )
     ap.add_argument("--voila-pool", type=int, default=2)
-    ap.add_argument("--panel-procs", type=int, default=1)
+    ap.add_argument(
+        "--panel-procs", type=int, default=0, help="Panel workers (default 0: kpi serve's own, one per core)"
+    )
     ap.add_argument(
         "--baseline",
         type=Path,
         help="A/B (issue 18): also serve this checkout's code (e.g. a worktree of the commit before) and "
         "interleave visits; measures tiles and the usable page, 5 first visits at once, Voila pre-heated",
+    )
+    ap.add_argument(
+        "--baseline-panel-procs",
+        type=int,
+        help="with --baseline: the baseline's Panel workers (default --panel-procs), e.g. its own default",
     )
     ap.add_argument("--together", type=int, default=5, help="with --baseline: first visits started at once")
     ap.add_argument("--rounds", type=int, default=3, help="with --baseline: rounds of --together visits")

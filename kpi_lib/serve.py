@@ -236,13 +236,23 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen, what: str) -> 
     raise RuntimeError(f"{what} did not start listening on port {port} within {timeout:.0f}s")
 
 
+MAX_AUTO_PANEL_PROCS = 4
+
+
+def auto_panel_procs() -> int:
+    """Panel workers when none is asked for: one per core. A worker builds one page at a time on
+    its one event loop, so five people opening the page at once wait for each other's builds
+    unless the front door can spread them (issue 18: a second worker on 2 cores)."""
+    return max(1, min(MAX_AUTO_PANEL_PROCS, os.cpu_count() or 1))
+
+
 @dataclass
 class Server:
     """Everything `kpi serve` runs. ``start()`` returns once every part answers."""
 
     host: str = "127.0.0.1"
     port: int = 8080
-    panel_procs: int = 1
+    panel_procs: int = 0  # 0: one per CPU core, at most MAX_AUTO_PANEL_PROCS
     voila_pool: int = 2
     simulate_rate: str | float | None = None  # orders/s, or 'auto'
     with_mail_sink: bool = True
@@ -295,7 +305,7 @@ class Server:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         bin_dir = Path(sys.executable).parent
         HANDED_OUT.add(self.port)  # the front door binds it last: no back end may take it first
-        self.panel_ports = [free_port() for _ in range(max(1, self.panel_procs))]
+        self.panel_ports = [free_port() for _ in range(self.panel_procs or auto_panel_procs())]
         self.panel_port = self.panel_ports[0]
         apps = [str(p) for p in sorted(settings().dashboards_dir.glob("*.py"))]
         origins = {self.public_origin(), f"localhost:{self.port}", f"127.0.0.1:{self.port}"}

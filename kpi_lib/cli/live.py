@@ -202,8 +202,13 @@ def serve(
         ),
     ] = None,
     panel_procs: Annotated[
-        int, typer.Option(help="Panel worker processes behind the front door, each session sticks to one")
-    ] = 1,
+        int,
+        typer.Option(
+            envvar="KPI_PANEL_PROCS",
+            help="Panel worker processes behind the front door, each sign-in sticks to one "
+            "(0: one per CPU core, at most 4)",
+        ),
+    ] = 0,
     voila_pool: Annotated[int, typer.Option(help="Pre-heated Voila kernels per notebook")] = 2,
     alerts: Annotated[bool, typer.Option(help="Run the live alert listener")] = True,
     mover: Annotated[
