@@ -1386,10 +1386,10 @@ class PageAB(Bench):
         self.cookie_header = f"{auth.COOKIE}={cookie['value']}; _xsrf={uuid.uuid4().hex}"
         page.close()
 
-    def new_context(self, cookie: bool = False, headers: dict | None = None):
+    def new_context(self, cookie: bool = False, headers: dict | None = None, token: str | None = None):
         """The page watches itself (every 20 ms, from its first script on): with several pages
         loading at once, a probe polled from here would only see the page it is waiting on."""
-        ctx = super().new_context(cookie=cookie, headers=headers)
+        ctx = super().new_context(cookie=cookie, headers=headers, token=token)
         ctx.add_init_script(self.page_probe())
         return ctx
 
