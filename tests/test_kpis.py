@@ -229,13 +229,22 @@ def test_business_timezone_moves_day_boundaries(silver, db):
         gold.apply_timezone("UTC")
 
 
+def _minutes_ago_today(minutes: int, i: int = 0) -> pd.Timestamp:
+    """A moment a few minutes ago that is still today in the business's time zone (just after
+    midnight: a second into today), so the live-today tests hold at any hour."""
+    from kpi_lib.config import settings
+
+    now = pd.Timestamp(kpis.local_now())
+    at = max(now - pd.Timedelta(minutes=minutes), now.floor("D") + pd.Timedelta(seconds=1 + i))
+    return at.tz_localize(settings().timezone)
+
+
 def test_distinct_customers_across_today_equal_a_recount(demo, db):
     """The live shortcut (closed days + today's newcomers) must agree with counting everything again."""
-    from datetime import UTC, datetime
 
     from kpi_lib import stream
 
-    now = datetime.now(UTC) - pd.Timedelta(minutes=5)
+    now = _minutes_ago_today(5)
     returning = db.execute(
         "select customer_id, region from silver.orders where customer_id is not null "
         "and ordered_at < now() - interval '3 days' order by ordered_at desc limit 1"
@@ -281,7 +290,6 @@ def test_distinct_customers_across_today_equal_a_recount(demo, db):
 def test_a_live_days_customers_are_counted_once_for_the_total_and_the_day_series(demo, db):
     """A live page asks for the distinct total and then the day series: the day's customers are
     counted once (the series' last day comes from the cache), and both stay exact as orders arrive."""
-    from datetime import UTC, datetime
 
     from kpi_lib import stream
 
@@ -289,7 +297,7 @@ def test_a_live_days_customers_are_counted_once_for_the_total_and_the_day_series
     start, end = today - pd.Timedelta(days=20), today + pd.Timedelta(days=1)
     kpis.query("customers", "day", start=start, end=end)  # the closed days, cached
     for i in range(2):
-        at = datetime.now(UTC) - pd.Timedelta(minutes=5)
+        at = _minutes_ago_today(5, i)
         landed = stream.ingest(
             [
                 {
