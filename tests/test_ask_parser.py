@@ -480,6 +480,18 @@ def test_a_dimension_is_named_by_what_its_source_column_means(text, shape, by, w
     assert r.question.by == by and r.question.where_dict == where
 
 
+def test_answers_name_a_dimension_as_the_loads_did():
+    """Loads that took region from a "UF" or an "Estado Code" column: answers say "state". Loads
+    that named it differently ("UF" and "Country") keep the catalog's own label."""
+    one = from_parts({"region": ["SP"]}, {"uf": "region"}, first=datetime(2016, 3, 1), latest=T)
+    assert one.dim_labels["region"] == "State"
+    assert BRL.dim_labels["region"] == "State"  # "uf" and "estado code" both hold states
+    assert LEX.dim_labels["region"] == "Country"  # loaded from a "Country" column
+    two = from_parts({"region": ["SP"]}, {"uf": "region", "country": "region"}, first=T, latest=T)
+    assert two.dim_labels["region"] == "Region"
+    assert from_parts(MEMBERS, first=datetime(2024, 1, 1), latest=T).dim_labels["region"] == "Region"
+
+
 def test_a_column_word_means_nothing_on_data_not_loaded_from_that_column():
     assert read("revenue by state last month").status == "decline"
     assert read("revenue by province last month").status == "decline"

@@ -126,6 +126,10 @@ def test_ask_about_that_year_in_reais(shop):
     out = kpi("ask", "top", "3", "uf", "by", "orders", "last", "quarter", "--as-of", "2017-04-15")
     assert ", ".join(f"{uf} ({n})" for uf, n in top.items()) in out
     assert "Q1 2017" in out
+    # the answer names the dimension as the data does: the file's "UF" column holds states
+    out = kpi("ask", "revenue", "by", "uf", "in", "March", "2017", "--as-of", "2017-04-15")
+    sp = reais(march[march["UF"] == "SP"]["revenue"].sum())
+    assert f"Revenue by state in March 2017: SP {sp}," in out
 
 
 SCAN = """

@@ -198,7 +198,7 @@ def from_parts(
         kpis=defs,
         kpi_phrases=kpi_phrases,
         dim_phrases=dim_phrases,
-        dim_labels={d: m.get("label", d) for d, m in dims.items()},
+        dim_labels={d: _own_label(d, source, column_words) or m.get("label", d) for d, m in dims.items()},
         members={d: list(members.get(d, [])) for d in dims},
         member_phrases=member_phrases,
         aliases=_aliases(vocab.get("aliases") or {}),
@@ -251,6 +251,24 @@ def _source_phrases(name: str, column_words: dict[str, list[str]]) -> list[str]:
     for p in list(phrases):
         phrases.extend(norm(w) for w in column_words.get(p, ()))
     return list(dict.fromkeys(phrases))
+
+
+def _own_label(dim: str, source: dict[str, str], column_words: dict[str, list[str]]) -> str | None:
+    """The data's own name for ``dim`` when its loads agree on one ("UF" -> "State", "Country"
+    -> "Country"), so answers say "by state" on a Brazilian export; None when no load named it,
+    or loads named it differently."""
+    names = set()
+    for name, d in source.items():
+        if d != dim:
+            continue
+        base = norm(name)
+        core = " ".join(w for w in base.split() if w not in _COLUMN_NOISE) or base
+        words = column_words.get(base) or column_words.get(core)
+        names.add(norm(words[0]) if words else core)
+    if len(names) != 1:
+        return None
+    (own,) = names
+    return own.capitalize() if own != norm(dim) and len(own.split()) <= 2 else None
 
 
 def _aliases(aliases: dict[str, list[str]]) -> dict[str, list[str]]:
