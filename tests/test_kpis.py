@@ -316,6 +316,7 @@ def test_a_live_days_customers_are_counted_once_for_the_total_and_the_day_series
         total = kpis.query("customers", "total", start=start, end=end)
         day = kpis.query("customers", "day", start=start, end=end)
         assert day.cache_level == "L1", day.cache_level  # today's count came with the total
+        assert "this day's value is the column seen" in day.sql  # its SQL says where the number is
         recount = kpis.query("customers", "day", start=start, end=end, use_cache=False)
         pd.testing.assert_frame_equal(day.df, recount.df, check_dtype=False)
         everyone = kpis.query("customers", "total", start=start, end=end, use_cache=False)

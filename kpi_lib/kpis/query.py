@@ -422,7 +422,8 @@ def _seed_last_day(
     day_q = q.replace(grain="day", start=split)
     key = _cache_key(k, day_q)
     frame = pd.DataFrame({"period": pd.to_datetime([split] if seen else []), "value": [seen] if seen else []})
-    meta = {"sql": sql, "params": {p: str(v) for p, v in params.items()}, "entries": [entry]}
+    shown = f"-- this day's value is the column seen:\n{sql}"  # the SQL a person reads says which column
+    meta = {"sql": shown, "params": {p: str(v) for p, v in params.items()}, "entries": [entry]}
     cache.put(key, frame.astype({"value": float}), meta)
 
 
