@@ -239,6 +239,19 @@ def _minutes_ago_today(minutes: int, i: int = 0) -> pd.Timestamp:
     return at.tz_localize(settings().timezone)
 
 
+def _order(tag: str, at: pd.Timestamp, customer: str, region: str, channel: str, price: float = 10) -> dict:
+    """One streamed order of one line, identified by ``tag``."""
+    return {
+        "event_id": f"{tag}-{at.timestamp()}",
+        "order_id": f"{tag.upper()}{at.timestamp()}",
+        "ordered_at": at.isoformat(),
+        "customer_id": customer,
+        "region": region,
+        "channel": channel,
+        "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": price}],
+    }
+
+
 def test_distinct_customers_across_today_equal_a_recount(demo, db):
     """The live shortcut (closed days + today's newcomers) must agree with counting everything again."""
 
@@ -250,24 +263,8 @@ def test_distinct_customers_across_today_equal_a_recount(demo, db):
         "and ordered_at < now() - interval '3 days' order by ordered_at desc limit 1"
     ).fetchone()
     events = [
-        {
-            "event_id": f"d-{now.timestamp()}-1",
-            "order_id": f"DIST{now.timestamp()}1",
-            "ordered_at": now.isoformat(),
-            "customer_id": returning[0],
-            "region": returning[1],
-            "channel": "Web",
-            "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 10}],
-        },
-        {
-            "event_id": f"d-{now.timestamp()}-2",
-            "order_id": f"DIST{now.timestamp()}2",
-            "ordered_at": now.isoformat(),
-            "customer_id": f"CNEW{now.timestamp()}",
-            "region": "Europe",
-            "channel": "Web",
-            "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 10}],
-        },
+        _order("d1", now, returning[0], returning[1], "Web"),
+        _order("d2", now, f"CNEW{now.timestamp()}", "Europe", "Web"),
     ]
     stream.ingest(events, source="test-distinct")
     today = kpis.local_now().date()
@@ -299,18 +296,7 @@ def test_a_live_days_customers_are_counted_once_for_the_total_and_the_day_series
     for i in range(2):
         at = _minutes_ago_today(5, i)
         landed = stream.ingest(
-            [
-                {
-                    "event_id": f"once-{at.timestamp()}-{i}",
-                    "order_id": f"ONCE{at.timestamp()}{i}",
-                    "ordered_at": at.isoformat(),
-                    "customer_id": f"CONCE{at.timestamp()}{i}",
-                    "region": "Europe",
-                    "channel": "Web",
-                    "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 10}],
-                }
-            ],
-            source="test-once",
+            [_order(f"once{i}", at, f"CONCE{at.timestamp()}{i}", "Europe", "Web")], source="test-once"
         )
         assert landed.loaded == 1, landed.reasons
         total = kpis.query("customers", "total", start=start, end=end)
@@ -333,17 +319,7 @@ def test_a_late_order_on_a_closed_day_keeps_distinct_customers_exact(silver, dem
     start, end = last - pd.Timedelta(days=45), last - pd.Timedelta(days=3)
     late = (last - pd.Timedelta(days=10) + pd.Timedelta(hours=12)).tz_localize("UTC")
     landed = stream.ingest(
-        [
-            {
-                "event_id": f"late-{late.timestamp()}",
-                "order_id": f"LATE{late.timestamp()}",
-                "ordered_at": late.isoformat(),
-                "customer_id": f"CLATE{late.timestamp()}",
-                "region": "Latin America",
-                "channel": "Retail Store",
-                "lines": [{"product_id": "P1001", "quantity": 1, "unit_price": 3}],
-            }
-        ],
+        [_order("late", late, f"CLATE{late.timestamp()}", "Latin America", "Retail Store", price=3)],
         source="test-late",
     )
     assert landed.loaded == 1, landed.reasons

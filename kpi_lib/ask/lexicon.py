@@ -240,13 +240,18 @@ _COLUMN_NOISE = {
 }
 
 
+def _core(name: str) -> str:
+    """A column name without its noise words ("State Code" -> "state"), or the whole name."""
+    return " ".join(w for w in norm(name).split() if w not in _COLUMN_NOISE) or norm(name)
+
+
 def _source_phrases(name: str, column_words: dict[str, list[str]]) -> list[str]:
     """The phrases a recorded source column name gives its dimension: the name itself, the name
     without words such as "code" or "name" ("state code" -> "state"), and the words the catalog's
     ``vocabulary.columns`` gives either ("uf" -> "state", "states")."""
     phrases = [norm(name)]
-    core = " ".join(w for w in norm(name).split() if w not in _COLUMN_NOISE)
-    if core and core != phrases[0]:
+    core = _core(name)
+    if core != phrases[0]:
         phrases.append(core)
     for p in list(phrases):
         phrases.extend(norm(w) for w in column_words.get(p, ()))
@@ -261,9 +266,8 @@ def _own_label(dim: str, source: dict[str, str], column_words: dict[str, list[st
     for name, d in source.items():
         if d != dim:
             continue
-        base = norm(name)
-        core = " ".join(w for w in base.split() if w not in _COLUMN_NOISE) or base
-        words = column_words.get(base) or column_words.get(core)
+        core = _core(name)
+        words = column_words.get(norm(name)) or column_words.get(core)
         names.add(norm(words[0]) if words else core)
     if len(names) != 1:
         return None
