@@ -353,6 +353,10 @@ class Server:
             **backend_env,
             "BOKEH_SECRET_KEY": secrets.token_urlsafe(32),
             "BOKEH_SIGN_SESSIONS": "yes",
+            # Bokeh checks every new session's whole document for layout warnings (~20 ms of the
+            # page's HTML, issue 18's profile); the pages are the same each time, and
+            # tests/ui/test_executive.py validates one
+            "BOKEH_VALIDATE_DOC": "false",
         }
         panels = []
         for i, panel_port in enumerate(self.panel_ports):

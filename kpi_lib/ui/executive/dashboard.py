@@ -205,13 +205,15 @@ class ExecutiveDashboard(param.Parameterized):
 
     def sidebar(self) -> list:
         # rules as plain <hr>: Panel's Divider kept its stylesheet's CDN address on this page
-        # (tests/ui/test_executive.py::test_a_fresh_session_opens_on_the_whole_page_with_no_console_error)
+        # (tests/ui/test_executive.py::test_a_fresh_session_opens_on_the_whole_page_with_no_console_error);
+        # the rule and its heading are one pane: each pane is a view (and a shadow root) the browser builds
         return [
             self.kpi_select,
             self.dates,
             *self.selects.values(),
-            pn.pane.HTML("<hr>", sizing_mode="stretch_width", margin=(0, 5)),
-            pn.pane.Markdown("**Export what is on screen**"),
+            pn.pane.HTML(
+                "<hr><b>Export what is on screen</b>", sizing_mode="stretch_width", margin=(0, 5, 5, 5)
+            ),
             self.csv,
             self.xlsx,
             self.png,
