@@ -1348,16 +1348,15 @@ class PageAB(Bench):
 
         auth.set_user(USER, PASSWORD, ["executive"], name="Bench Executive")
         self.n_tiles = 8
-        self.servers = {
-            "new": Serve(self.home, self.args.voila_pool, self.args.panel_procs, tag="-new"),
-            "baseline": Serve(
+        self.servers = {"new": Serve(self.home, self.args.voila_pool, self.args.panel_procs, tag="-new")}
+        if self.args.baseline:  # else --usable: this checkout's server alone on the machine
+            self.servers["baseline"] = Serve(
                 self.home,
                 self.args.voila_pool,
                 self.args.baseline_panel_procs or self.args.panel_procs,
                 code=self.args.baseline,
                 tag="-baseline",
-            ),
-        }
+            )
         self.trees = {}
         for name, srv in self.servers.items():
             log(f"starting kpi serve ({name}) on {srv.base}")
@@ -1723,6 +1722,41 @@ class PageAB(Bench):
         super().close()
 
 
+def page_bars(res: dict, which: str = "new") -> dict:
+    """Issue 18's bars for one server of a ``--baseline`` or ``--usable`` run."""
+
+    def p(*path):
+        d = res
+        for k in path:
+            d = (d or {}).get(k)
+        return d
+
+    def bar(value, limit):
+        return {"value_ms": value, "bar_ms": limit, "met": value is not None and value <= limit}
+
+    return {
+        "usable alone, repeat visit p50": bar(
+            p("quiet", which, "repeat_visit", "interactive", "p50_ms"), 1200
+        ),
+        "usable alone, first visit p50": bar(p("quiet", which, "first_visit", "interactive", "p50_ms"), 1200),
+        "usable with other live sessions, repeat visit p50": bar(
+            p("live_with_other_sessions", which, "repeat_visit", "interactive", "p50_ms"), 1800
+        ),
+        "usable with other live sessions, first visit p50": bar(
+            p("live_with_other_sessions", which, "first_visit", "interactive", "p50_ms"), 1800
+        ),
+        "five at once: one browser among five people p50": bar(
+            p("quiet_together_one_browser", which, "interactive", "p50_ms"), 1500
+        ),
+        "five at once: five Chromiums on the server's cores p50": bar(
+            p("quiet_together", which, "interactive", "p50_ms"), 1500
+        ),
+        "Voila first number, pre-heated p50": bar(
+            p("voila_preheated", which, "first_number", "p50_ms"), 1500
+        ),
+    }
+
+
 def bars(res: dict) -> dict:
     def p(path: list[str]):
         d = res
@@ -1800,6 +1834,12 @@ def main() -> None:
         type=int,
         help="with --baseline: the baseline's Panel workers (default --panel-procs), e.g. its own default",
     )
+    ap.add_argument(
+        "--usable",
+        action="store_true",
+        help="issue 18's usable-page phases (as with --baseline) on this checkout's server alone: the bars "
+        "judged with no second server on the machine (--sessions live sessions are then all its own)",
+    )
     ap.add_argument("--together", type=int, default=5, help="with --baseline: first visits started at once")
     ap.add_argument("--rounds", type=int, default=3, help="with --baseline: rounds of --together visits")
     ap.add_argument(
@@ -1831,10 +1871,12 @@ def main() -> None:
         try:
             doc["warehouse"] = ensure_warehouse(args.lines, home, source, args.reuse)
             doc["warehouse"]["postgres"] = common.server_version()
-            bench = (PageAB if args.baseline else Bench)(args, home)
+            bench = (PageAB if args.baseline or args.usable else Bench)(args, home)
             bench.doc = doc
             res = bench.run()
-            if not args.baseline:
+            if args.baseline or args.usable:
+                doc["bars"] = page_bars(res)
+            else:
                 doc["bars"] = bars(res)
         except Exception as exc:
             import traceback
