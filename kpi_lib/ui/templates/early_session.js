@@ -104,7 +104,8 @@
   }
   ws.addEventListener('open', function () { if (adopted) tell(); });
   ws.addEventListener('error', function (ev) {
-    if (adopted && fake.onerror) fake.onerror(ev);
+    if (!adopted) { ended = ev; return; } // a failing socket is not handed over: Bokeh opens its own
+    if (fake.onerror) fake.onerror(ev);
   });
   ws.addEventListener('close', function (ev) {
     if (!adopted) { ended = ev; return; }
