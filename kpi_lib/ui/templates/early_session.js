@@ -73,7 +73,8 @@
   ws.addEventListener('message', function (ev) {
     var frame = {data: ev.data, msg: msgs};
     if (left === 0) { // a Bokeh message's header: small JSON text
-      var h = JSON.parse(ev.data);
+      var h = {};
+      try { h = JSON.parse(ev.data); } catch (e) { /* not Bokeh's framing: passed on as it came */ }
       frame.msg = ++msgs;
       left = 2 + 2 * (h.num_buffers || 0);
       if (h.msgtype === 'ACK' && !pulled) {
