@@ -1722,18 +1722,23 @@ class PageAB(Bench):
         super().close()
 
 
+def _at(res: dict, *path):
+    for k in path:
+        res = (res or {}).get(k)
+    return res
+
+
+def _bar(value, limit) -> dict:
+    return {"value_ms": value, "bar_ms": limit, "met": value is not None and value <= limit}
+
+
 def page_bars(res: dict, which: str = "new") -> dict:
     """Issue 18's bars for one server of a ``--baseline`` or ``--usable`` run."""
 
     def p(*path):
-        d = res
-        for k in path:
-            d = (d or {}).get(k)
-        return d
+        return _at(res, *path)
 
-    def bar(value, limit):
-        return {"value_ms": value, "bar_ms": limit, "met": value is not None and value <= limit}
-
+    bar = _bar
     return {
         "usable alone, repeat visit p50": bar(
             p("quiet", which, "repeat_visit", "interactive", "p50_ms"), 1200
@@ -1759,14 +1764,9 @@ def page_bars(res: dict, which: str = "new") -> dict:
 
 def bars(res: dict) -> dict:
     def p(path: list[str]):
-        d = res
-        for k in path:
-            d = (d or {}).get(k)
-        return d
+        return _at(res, *path)
 
-    def bar(value, limit):
-        return {"value_ms": value, "bar_ms": limit, "met": value is not None and value <= limit}
-
+    bar = _bar
     return {
         "exec_tiles_p50_1_session (live, repeat visit)": bar(
             p(["exec_live_1_session", "repeat_visit", "tiles", "p50_ms"]), 1000

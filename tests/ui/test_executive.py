@@ -521,16 +521,12 @@ def _tile_title(html_text: str, kpi: str) -> str:
     return re.search(rf'data-kpi-value="{kpi}" title="([^"]*)"', html_text).group(1)
 
 
-def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(demo, monkeypatch):
-    """In-process (no browser): the first paint reuses the tiles another session just computed for
-    the same view instead of asking again; the refresh that follows on load shows new data."""
-    from kpi_lib.ui import executive
-
-    first = executive.ExecutiveDashboard()
-    first._render_tiles()
+def _queries_asked_here(monkeypatch) -> list:
+    """The KPI queries this thread asks from now on (their arguments). This thread only: the
+    process's own live hub may still follow pages that earlier tests opened, in a thread of its own."""
     asked = []
     real_query = kpis.query
-    me = threading.get_ident()  # the round runs here; the process's own hub may serve earlier tests' pages
+    me = threading.get_ident()
 
     def counted(*a, **k):
         if threading.get_ident() == me:
@@ -538,6 +534,17 @@ def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(
         return real_query(*a, **k)
 
     monkeypatch.setattr(kpis, "query", counted)
+    return asked
+
+
+def test_a_page_opened_on_a_busy_stream_paints_the_newest_tiles_then_catches_up(demo, monkeypatch):
+    """In-process (no browser): the first paint reuses the tiles another session just computed for
+    the same view instead of asking again; the refresh that follows on load shows new data."""
+    from kpi_lib.ui import executive
+
+    first = executive.ExecutiveDashboard()
+    first._render_tiles()
+    asked = _queries_asked_here(monkeypatch)
     second = executive.ExecutiveDashboard()
     second._render_tiles(first_paint=True)
     assert asked == [] and second.tiles.object == first.tiles.object
@@ -572,16 +579,7 @@ def test_live_sessions_on_one_view_share_one_computation(demo, monkeypatch):
         dash._last_charts = time.monotonic() + 60
     before = _tile_title(same[0].tiles.object, "orders")
     ingest_order("SH", 25.0)
-    asked = []
-    real_query = kpis.query
-    me = threading.get_ident()  # the round runs here; the process's own hub may serve earlier tests' pages
-
-    def counted(*a, **k):
-        if threading.get_ident() == me:
-            asked.append(a)
-        return real_query(*a, **k)
-
-    monkeypatch.setattr(kpis, "query", counted)
+    asked = _queries_asked_here(monkeypatch)
     real_key, calls = moved._tiles_key, []
 
     def key_then_move() -> tuple:
