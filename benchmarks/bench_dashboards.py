@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import html as htmllib
 import json
 import os
@@ -1735,10 +1736,7 @@ def _bar(value, limit) -> dict:
 def page_bars(res: dict, which: str = "new") -> dict:
     """Issue 18's bars for one server of a ``--baseline`` or ``--usable`` run."""
 
-    def p(*path):
-        return _at(res, *path)
-
-    bar = _bar
+    p, bar = functools.partial(_at, res), _bar
     return {
         "usable alone, repeat visit p50": bar(
             p("quiet", which, "repeat_visit", "interactive", "p50_ms"), 1200

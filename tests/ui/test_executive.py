@@ -620,6 +620,26 @@ def test_a_session_gone_mid_round_does_not_stop_the_others(demo):
     assert hub._dashboards == {alive}
 
 
+def test_a_masked_kpis_charts_say_why_they_are_empty(demo, monkeypatch):
+    """A viewer sees revenue masked: both charts are drawn without values and say so, and an
+    unmasked KPI's charts carry no such note."""
+    from kpi_lib import auth
+    from kpi_lib.ui import executive
+
+    auth.set_user("exec-viewer", "viewer-password-1", ["viewer"])
+    monkeypatch.setattr(executive.dashboard.auth, "current_user", lambda: auth.user("exec-viewer"))
+    dash = executive.ExecutiveDashboard()
+    dash.refresh()
+    assert dash.user.is_masked("revenue") and dash.kpi == "revenue"
+    for chart in (dash.trend_chart, dash.bars_chart):
+        assert chart.figure.title.text == executive.charts.MASKED_NOTE
+    assert all(v != v for v in dash.bars_chart.source.data["value"])  # NaN: no value drawn
+    dash.kpi = "orders"
+    dash.refresh()
+    for chart in (dash.trend_chart, dash.bars_chart):
+        assert chart.figure.title.text == ""
+
+
 def test_the_trend_draws_the_period_still_filling_apart(demo):
     """Today is only hours old: drawn as the "so far" dotted line, not as the end of the solid one."""
     from kpi_lib.ui import executive

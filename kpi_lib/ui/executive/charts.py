@@ -25,6 +25,8 @@ TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 HEIGHT = 280
 
 THIS, SO_FAR, PREVIOUS, INCIDENT = "This period", "So far (still filling)", "Previous period", "Incident"
+# a masked KPI's charts are drawn empty: the chart says why, or an empty frame reads as missing data
+MASKED_NOTE = "Values hidden for your role"
 
 
 def axis_format(k: kpis.Kpi):
@@ -132,6 +134,7 @@ class TrendChart:
             self.items[name].visible = not df.empty
         self.sources[INCIDENT].data = _columns(marks, "period", k, masked, label=list(marks["label"]))
         self.items[INCIDENT].visible = not marks.empty
+        self.figure.title.text = MASKED_NOTE if masked else ""
 
     def drawn(self) -> dict[str, pd.DataFrame]:
         """What the chart shows now, by legend label: the lines a person sees named."""
@@ -179,6 +182,7 @@ class BreakdownChart:
         self.figure.x_range.factors = list(bars["label"])
         self.figure.xaxis.major_label_orientation = math.radians(30) if len(bars) > 6 else "horizontal"
         self.source.data = _columns(bars, "label", k, masked)
+        self.figure.title.text = MASKED_NOTE if masked else ""
 
     def on_pick(self, callback: Callable[[str], None]) -> None:
         self._on_pick = callback
