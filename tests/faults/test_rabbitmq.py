@@ -27,6 +27,10 @@ pytestmark = pytest.mark.slow
 AT = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)  # pinned event times
 
 
+class PortTaken(RuntimeError):
+    """Another process bound the node's port between our pick and the node's start."""
+
+
 class PrivateRabbit:
     """A RabbitMQ node of our own; ``stop``/``start`` keep its data (durable queues, persistent messages)."""
 
@@ -70,6 +74,8 @@ class PrivateRabbit:
         )
         if not wait_for(self.up, timeout=40, every=0.25):
             tail = (self.root / "out.log").read_text()[-1500:]
+            if "eaddrinuse" in tail:  # the free port was taken before the node bound it
+                raise PortTaken(tail)
             pytest.fail(f"the private RabbitMQ did not start:\n{tail}")
 
     def up(self) -> bool:
@@ -133,8 +139,15 @@ def events(tag: str, start: int, n: int) -> list[dict]:
 
 @pytest.fixture()
 def rabbit():
-    node = PrivateRabbit()
-    node.start()
+    for attempt in range(3):  # a port taken in the meantime: other ports (a full suite's flake)
+        node = PrivateRabbit()
+        try:
+            node.start()
+            break
+        except PortTaken as exc:
+            node.remove()
+            if attempt == 2:
+                pytest.fail(f"the private RabbitMQ found its ports taken three times:\n{exc}")
     yield node
     node.remove()
 
