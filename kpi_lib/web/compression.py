@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
+import zlib
 from collections import OrderedDict
 
 MIN_BYTES = 1024  # smaller bodies gain nothing worth a header
@@ -53,3 +54,17 @@ def gzipped(body: bytes, content_type: str, accept_encoding: str, static: bool) 
     if not content_type.lower().startswith(COMPRESSIBLE):
         return None
     return _STATIC.get(body) if static else gzip.compress(body, LEVEL, mtime=0)
+
+
+class Stream:
+    """A response sent in parts (a page's shell, then the rest): gzipped as one stream when the
+    client takes gzip, each part flushed so the browser can start on it."""
+
+    def __init__(self, accept_encoding: str) -> None:
+        self.gzip = "gzip" in accept_encoding.lower()
+        self._z = zlib.compressobj(LEVEL, zlib.DEFLATED, 31) if self.gzip else None
+
+    def part(self, data: bytes, last: bool = False) -> bytes:
+        if self._z is None:
+            return data
+        return self._z.compress(data) + self._z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)

@@ -25,13 +25,14 @@ from http.cookies import SimpleCookie
 from urllib.parse import urlparse
 
 import tornado.httpclient
+import tornado.iostream
 import tornado.web
 import tornado.websocket
 from tornado.httputil import HTTPServerRequest
 
 from .. import auth
 from ..config import settings
-from . import compression, page_gate, security
+from . import compression, page_gate, page_shell, security
 from .pages import Base, static_url
 from .static_copies import COPIES
 from .workers import Workers
@@ -222,6 +223,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         self.kernel_id: str | None = None  # a kernel's channels, counted in the ledger while open
         self.kernel_frames: str | None = None  # a kernel's channels: every frame is checked
         self.offer: list[str] | None = None
+        self.early: str | None = None  # a page's one-time key instead of its token (web/page_shell.py)
         # a Panel page's websocket while the worker answers its handshake, then its document request
         # (web/page_gate.py): the Bokeh message from upstream that ends that wait
         self.gate_ticket: int | None = None
@@ -300,6 +302,9 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
 
     async def _forward(self) -> None:
         user = self.current_user
+        if self.request.method == "GET" and PANEL_PAGE.match(self.request.path):
+            await self._forward_page()
+            return
         rendering = self.request.method == "GET" and VOILA_RENDER.match(self.request.path) is not None
         if rendering and not LEDGER.begin_render(user.login, settings().kernel_cap):
             self.set_status(429)
@@ -323,30 +328,100 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             self.set_cookie("_xsrf", secrets.token_hex(16), path=VOILA_BASE, samesite="Strict")
         kernel_id = None
         try:
-            try:
-                resp = await self._fetch()
-            except ConnectionRefusedError:
-                if len(self.workers.urls) == 1:
-                    raise
-                # that worker is gone (the request never reached it): its sessions move to another
-                self.workers.failed(self.upstream)
-                self.upstream = self.workers.pick(self.session_token() or self.request.remote_ip)
-                self.set_header("X-KPI-Worker", str(self.workers.index(self.upstream)))
-                resp = await self._fetch()
+            resp = await self._fetch_any()
             if rendering and resp.body and resp.headers.get("Content-Encoding") is None:
                 m = KERNEL_ID_IN_PAGE.search(resp.body)
                 kernel_id = m.group(1).decode() if m else None
         finally:
             if rendering:
                 LEDGER.end_render(user.login, kernel_id)
+        self._respond(resp, self._dressed(resp))
+
+    async def _forward_page(self) -> None:
+        """A Panel page (web/page_shell.py): its shell at once when one is known, then the rest once
+        the worker has built the session; otherwise the whole page as the worker wrote it, which
+        teaches the shell."""
+        user = self.current_user
+        key = self.request.path + "?theme=" + self.get_argument("theme", "")
+        shell = page_shell.SHELLS.get(key)
+        early = page_shell.EARLY.expect(user.login)
+        out = compression.Stream(self.request.headers.get("Accept-Encoding", ""))
+        if shell is not None:
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            self.set_header("Cache-Control", "no-store")
+            if out.gzip:
+                self.set_header("Content-Encoding", "gzip")
+                self.add_header("Vary", "Accept-Encoding")
+            self.write(out.part(page_shell.with_key(shell, early)))
+            try:
+                await self.flush()  # the browser runs the page's scripts while the worker builds it
+            except tornado.iostream.StreamClosedError:
+                page_shell.EARLY.failed(early)
+                return  # the browser went away
+        resp = None
+        try:
+            resp = await self._fetch_any()
+        except Exception:  # noqa: BLE001 - with the shell sent, the page says so (below)
+            if shell is None:
+                page_shell.EARLY.failed(early)
+                raise
+            log.exception("the page %s failed after its shell was sent", self.request.path)
+        body = self._dressed(resp) if resp is not None else b""
+        parts = page_shell.split(body) if resp is not None and resp.code == 200 else None
+        if parts is None:
+            page_shell.EARLY.failed(early)
+        else:
+            head, rest = parts
+            session = page_shell.token(rest)
+            if session is not None and _token_user(session) == user.login:
+                page_shell.EARLY.built(early, session, self.upstream)
+            else:
+                page_shell.EARLY.failed(early)
+            page_shell.SHELLS.learn(key, head)
+        extra = page_shell.missing(shell, parts[0]) if shell is not None and parts is not None else None
+        if shell is None:  # nothing sent yet: the page as the worker wrote it (with this page's key)
+            self._respond(resp, page_shell.with_key(parts[0], early) + parts[1] if parts else body)
+        elif extra is not None:
+            self.write(out.part(extra + parts[1], last=True))
+            self.finish()
+        else:  # a page that does not start as its shell did, or none: the browser asks again
+            page_shell.SHELLS.forget(key)
+            if resp is None or resp.code != 200:
+                log.warning(
+                    "the page %s answered %s after its shell was sent", self.request.path, resp and resp.code
+                )
+            self.write(out.part(page_shell.RETRY, last=True))
+            self.finish()
+
+    async def _fetch_any(self) -> tornado.httpclient.HTTPResponse:
+        """The upstream's answer; a worker that refuses the connection is given up for another."""
+        try:
+            return await self._fetch()
+        except ConnectionRefusedError:
+            if len(self.workers.urls) == 1:
+                raise
+            # that worker is gone (the request never reached it): its sessions move to another
+            self.workers.failed(self.upstream)
+            self.upstream = self.workers.pick(self.session_token() or self.request.remote_ip)
+            if not self._headers_written:
+                self.set_header("X-KPI-Worker", str(self.workers.index(self.upstream)))
+            return await self._fetch()
+
+    def _dressed(self, resp: tornado.httpclient.HTTPResponse) -> bytes:
+        """A dashboard page's body with the real-user timing and recovery scripts (its view audited)."""
         body = resp.body
         if self.request.method == "GET" and resp.code == 200 and DASHBOARD_PAGE.match(self.request.path):
+            user = self.current_user
             auth.audit(user.login, "view", self.request.path, query=self.request.query, ip=self.client_ip)
             if body and resp.headers.get("Content-Encoding") is None and b"</body>" in body:
                 body = body.replace(b"</body>", RUM_TAG + b"</body>", 1)  # real-user page timings
             head = HEAD_TAG.search(body) if body and self.request.path.startswith("/panel/") else None
             if head and resp.headers.get("Content-Encoding") is None:
                 body = body[: head.end()] + RECOVER_TAG + body[head.end() :]
+        return body
+
+    def _respond(self, resp: tornado.httpclient.HTTPResponse, body: bytes) -> None:
+        """Send the upstream's answer with ``body``: its status and headers, gzipped where it helps."""
         if resp.code == 599:
             self.set_status(502)
             self.finish(
@@ -444,6 +519,11 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         if self.request.path.startswith("/panel/"):
             if len(protocols) != 2 or protocols[0] != "bokeh":
                 raise tornado.web.HTTPError(403, "a dashboard session needs its token")
+            if protocols[1].startswith(page_shell.EARLY_PROTOCOL):  # a page's key: its token comes later
+                self.early = protocols[1][len(page_shell.EARLY_PROTOCOL) :]
+                if not page_shell.EARLY.knows(self.early, user.login):
+                    raise tornado.web.HTTPError(403, "this page's key is unknown, used or someone else's")
+                return None  # what to offer upstream is known once the page is built (open)
             if _token_user(protocols[1]) != user.login:
                 # a session token is a credential: it only works for the user it was made for
                 auth.audit(user.login, "refused", self.request.path, reason="session token of another user")
@@ -454,6 +534,13 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         if self.kernel_frames is not None:  # counted once the socket is really open
             self.kernel_id = self.kernel_frames
             LEDGER.connect(self.kernel_id)
+        if self.early is not None:  # a page's socket opened before its session was built
+            session = await page_shell.EARLY.claim(self.early, self.current_user.login)
+            if session is None:  # the page failed: its own script opens a socket if it runs at all
+                self.close(1011, "the page's session was not built")
+                return
+            self.offer = ["bokeh", session[0]]
+            self.upstream = session[1]
         url = "ws" + self.upstream[4:] + self.request.uri
         req = tornado.httpclient.HTTPRequest(url, headers=self._upstream_headers(), request_timeout=30)
         if PANEL_SOCKET.match(self.request.path):  # the next page build waits for the handshake

@@ -105,3 +105,61 @@ def test_the_front_door_answers_only_its_own_host_names(server, client):
     rebound = admin.get("/", headers={"Host": "attacker.example:80"})
     assert rebound.status_code == 421
     assert admin.get("/panel/executive", headers={"Host": "attacker.example"}).status_code == 421
+
+
+def _page_key(client) -> str:
+    """The one-time key of a freshly asked page (web/page_shell.py); its session is built by now."""
+    html = client.get("/panel/executive").text
+    return re.search(r'data-early="([^"]+)"', html).group(1)
+
+
+def test_a_pages_early_key_opens_its_own_session_once(server, client):
+    """The key a page's shell carries stands in for its session token, for its own user and once."""
+    viewer = client("sec-viewer")
+    key = _page_key(viewer)
+    status, messages = _open_session(server, viewer, "kpi-early." + key)
+    assert status == 101 and messages and '"ACK"' in messages[0], messages
+    again, _ = _open_session(server, viewer, "kpi-early." + key)
+    assert again == 403
+
+
+def test_another_users_early_key_is_refused(server, client):
+    admin, viewer = client("sec-admin"), client("sec-viewer")
+    status, _ = _open_session(server, viewer, "kpi-early." + _page_key(admin))
+    assert status == 403
+    unknown, _ = _open_session(server, viewer, "kpi-early.no-such-key")
+    assert unknown == 403
+
+
+def test_the_shell_sent_before_the_session_is_the_same_for_everyone(server, client):
+    """The front door sends a page's first part before the worker has built the session, from an
+    earlier page, maybe another user's: it must hold nothing of anyone's (no token, no number, no
+    name), only the scripts, as the first chunk of the response."""
+    import socket
+    from urllib.parse import urlparse
+
+    def first_chunk(who) -> bytes:
+        who.get("/panel/executive")  # the front door has seen this page (its shell is known)
+        host = urlparse(server)
+        with socket.create_connection((host.hostname, host.port), timeout=60) as sock:
+            sock.sendall(
+                f"GET /panel/executive HTTP/1.1\r\nHost: {host.netloc}\r\n"
+                f"Cookie: {auth.COOKIE}={who.session_cookie}\r\nConnection: close\r\n\r\n".encode()
+            )
+            stream = sock.makefile("rb")
+            head = b"".join(iter(stream.readline, b"\r\n")).lower()
+            assert head.startswith(b"http/1.1 200") and b"transfer-encoding: chunked" in head, head
+            chunk = stream.read(
+                int(stream.readline().strip(), 16)
+            )  # what was flushed before the worker answered
+            rest = stream.read()
+        assert re.search(rb'"token":"[^"]+"', rest) and b"data-kpi-value" in rest
+        return chunk
+
+    admin, viewer = first_chunk(client("sec-admin")), first_chunk(client("sec-viewer"))
+    for shell in (admin, viewer):
+        assert shell.endswith(b"<!--kpi-shell-->") and b"bokeh.min.js" in shell and b"panel.min.js" in shell
+        assert b'"token"' not in shell and b"data-kpi-value" not in shell and b"Security" not in shell
+    key = re.compile(rb'data-early="[^"]+"')
+    assert key.sub(b"", admin) == key.sub(b"", viewer)
+    assert key.search(admin).group(0) != key.search(viewer).group(0)

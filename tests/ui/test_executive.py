@@ -51,16 +51,18 @@ def open_dashboard(context, server, query: str = ""):
 
 
 def test_the_page_html_already_holds_the_tiles(context, server):
-    """The numbers are readable before any JavaScript has run: they come with the HTML, ahead of
-    the scripts, and the live page replaces them (one tile per KPI afterwards)."""
+    """The numbers are readable before the session has come over the websocket: they come with the
+    HTML, right after the scripts the front door sends before the session is built (web/page_shell.py),
+    and the live page replaces them (one tile per KPI afterwards)."""
     page = open_dashboard(context, server, "?region=Europe")
     html = context.request.get(f"{server}/panel/executive?region=Europe").text()
-    start = html.index('id="kpi-first-paint"')  # (the head's small recover.js script comes before it)
-    copy = html[start : html.index("<script", start)]
+    shell, rest = html.split("<!--kpi-shell-->")
+    start = rest.index('id="kpi-first-paint"')
+    copy = rest[start : rest.index("<script", start)]
     titles = dict(re.findall(r'data-kpi-value="(\w+)" title="([^"]*)"', copy))
     assert titles["revenue"] == expected("revenue", region="Europe") == tile_full_value(page, "revenue")
     assert titles["customers"] == expected("customers", region="Europe")
-    assert html.index("bokeh.min.js") > html.index('id="kpi-first-paint"')  # scripts load after the numbers
+    assert "bokeh.min.js" in shell and "panel.min.js" in shell and "data-kpi-value" not in shell
     assert page.locator("[data-kpi-value=revenue]").count() == 1
 
 
@@ -104,11 +106,12 @@ def test_a_fresh_session_opens_on_the_whole_page_with_no_console_error(context, 
 WS_LOG = """
 (() => {
   const Orig = window.WebSocket;
-  const log = window.__wsLog = {opened: [], sent: []};
+  const log = window.__wsLog = {opened: [], offered: [], sent: []};
   window.WebSocket = function (url, protocols) {
     const fail = window.__failFirst && !log.opened.length;  // the first socket goes nowhere
     const ws = new Orig(fail ? String(url).replace('/ws', '/no-such-socket') : url, protocols);
     log.opened.push(String(url));
+    log.offered.push(String((protocols || [])[1] || '').split('.')[0]);  // a token's head, or kpi-early
     const send = ws.send.bind(ws);
     ws.send = (data) => {
       if (typeof data === 'string' && data.startsWith('{"msgid"')) {
@@ -134,18 +137,22 @@ def _whole_page(page) -> dict:
 
 
 def test_the_page_asks_for_its_document_once_as_its_html_arrives(context, server):
-    """The session's websocket opens and asks for the document while the scripts still load
-    (templates/early_session.js); Bokeh takes that socket over: one socket, one request, the page
-    whole and live (a filter change goes over it and comes back) with no console error."""
+    """The session's websocket opens with the page's one-time key before its scripts run, and asks
+    for the document once the session exists (templates/early_session.js); Bokeh takes that socket
+    over: one socket, one request, the page whole and live (a filter change goes over it and comes
+    back) with no console error. Twice: the first page of a front door teaches it the shell."""
     errors: list[str] = []
     context.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     context.add_init_script(WS_LOG)
     page = open_dashboard(context, server)
-    log = _whole_page(page)
-    sockets = [u for u in log["opened"] if "/panel/executive/ws" in u]
-    assert len(sockets) == 1, log
-    pulls = [m for m in log["sent"] if m.startswith("PULL-DOC-REQ")]
-    assert pulls == ["PULL-DOC-REQ kpi-early-pull"], log
+    for visit in range(2):
+        if visit:
+            page.reload()
+        log = _whole_page(page)
+        sockets = [u for u in log["opened"] if "/panel/executive/ws" in u]
+        assert len(sockets) == 1 and log["offered"] == ["kpi-early"], log
+        pulls = [m for m in log["sent"] if m.startswith("PULL-DOC-REQ")]
+        assert pulls == ["PULL-DOC-REQ kpi-early-pull"], log
     before = tile_full_value(page, "revenue")
     page.locator("select", has=page.locator("option", has_text="Middle East")).first.select_option("Europe")
     want = expected("revenue", region="Europe")

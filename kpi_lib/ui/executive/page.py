@@ -59,28 +59,35 @@ def _header(user: auth.User, dark: bool) -> pn.pane.HTML:
 
 
 # The page's HTML itself carries the header and the tiles, laid out where the live page puts them,
-# so the numbers are readable as soon as the HTML arrives: before ~3 MB of Bokeh and Panel
-# JavaScript has run (it now loads after them) and the session came over the websocket. The same
-# numbers as the live tiles (same render); a small script removes this copy once those are on screen.
-# It also asks for the session's document while those scripts run (templates/early_session.js).
+# so the numbers are readable as soon as the HTML arrives, before the session came over the
+# websocket. The same numbers as the live tiles (same render); a small script removes this copy once
+# those are on screen. Everything above ``<!--kpi-shell-->`` (Bokeh's and Panel's scripts, which
+# templates/load_scripts.js runs without blocking the page, and templates/early_session.js) is the
+# same for every session: the front door sends it before the session is built, so the scripts run
+# while the worker builds (web/page_shell.py).
 _TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FIRST_PAINT_TEMPLATE = (
     (_TEMPLATES / "executive_first_paint.html")
     .read_text()
     .replace("/* early_session.js */", (_TEMPLATES / "early_session.js").read_text())
+    .replace("/* load_scripts.js */", (_TEMPLATES / "load_scripts.js").read_text())
 )
 
 
 def _first_paint(dash: ExecutiveDashboard) -> None:
-    """Serve this session's page with its tiles in the HTML (see FIRST_PAINT_TEMPLATE)."""
+    """Serve this session's page with its shell first and its tiles in the HTML (see above)."""
     doc = pn.state.curdoc
-    if doc is None or doc.session_context is None or not dash.tile_kpis:
-        return  # no tiles: the live page would never replace the copy
+    if doc is None or doc.session_context is None:
+        return
     doc.template = FIRST_PAINT_TEMPLATE
     doc.template_variables["kpi_first_paint"] = (
-        _header_html(dash.user, dash.dark)
-        + "<div class='kpi-fp-body'><div class='kpi-fp-side'></div>"
-        + f"<div class='kpi-fp-main'>{dash.tiles.object}</div></div>"
+        (
+            _header_html(dash.user, dash.dark)
+            + "<div class='kpi-fp-body'><div class='kpi-fp-side'></div>"
+            + f"<div class='kpi-fp-main'>{dash.tiles.object}</div></div>"
+        )
+        if dash.tile_kpis
+        else ""  # no tiles: the live page would never replace the copy
     )
 
 
