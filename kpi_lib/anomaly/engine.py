@@ -28,6 +28,7 @@ from adtk import aggregator as adtk_aggregator
 from adtk import detector as adtk_detector
 from adtk import transformer as adtk_transformer
 from scipy import stats
+from scipy.special import log_ndtr
 
 from kpi_lib.anomaly import baseline, calibrate
 from kpi_lib.anomaly.rules import BOUND_DETECTORS, RuleSet, Step, calendar_days
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 _MIN_BOUND_ROWS = 50  # a refit detector needs this many past rows (bound steps: Step.min_history)
 #: inputs that say themselves which rows they can judge (NaN = no opinion on that row)
-_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit", "count_run")
+_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit", "count_run", "gauss")
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,9 @@ def _run_step(
                 floor=step.min / step.margin if step.margin > 0 else step.min,
                 # a Poisson tail probability is already relative to the row's own expectation,
                 # whichever candidate gave it: one threshold from all past rows (per-candidate
-                # thresholds left it blind for weeks after a weekly candidate started to win)
-                group=None if step.input in ("count_deficit", "count_run") else group,
+                # thresholds left it blind for weeks after a weekly candidate started to win); the
+                # windowed Gaussian ignores the expectation altogether
+                group=None if step.input in ("count_deficit", "count_run", "gauss") else group,
                 span=_span(step),
             )
         else:
@@ -275,6 +277,35 @@ def count_run(x: np.ndarray, expected: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+#: rows in the windowed-Gaussian step's trailing window of raw values (NAB's windowedGaussian
+#: detector uses 6,400): long enough to hold weeks of a 5-minute series' normal range
+GAUSS_WINDOW = 6400
+
+
+def windowed_gaussian(value: np.ndarray, window: int, min_rows: int, floor: float) -> np.ndarray:
+    """How far outside the series' own recent range each value is: ``-ln P(|X - m| >= |x - m|)``
+    for ``X ~ Normal(m, s)``, ``m`` and ``s`` the mean and standard deviation of the previous
+    ``window`` raw values (NAB's windowedGaussian detector, which alarms on ``1 - P``; the
+    logarithm makes a rolling mean of it the surprise of the whole run under independence). NaN
+    until ``min_rows`` past values, and where the value is missing (calendar days). ``s`` is at least
+    ``floor`` x the window's mean |value|, so a flat stretch cannot make every later wiggle infinitely
+    surprising. Causal: the window ends at the previous row.
+
+    Why on raw values and not z: the other steps judge a row against its expected value in typical
+    errors, and both adapt (a rolling median follows a new level; a holiday-inflated typical error
+    makes a blizzard day's near-empty taxi trips only 3-7 typical errors). A value far outside the
+    range of the last few weeks is evidence of its own."""
+    past = pd.Series(value).shift(1).rolling(window, min_periods=min_rows)
+    mean, std = past.mean().to_numpy(), past.std().to_numpy()
+    typical = pd.Series(np.abs(value)).shift(1).rolling(window, min_periods=min_rows).mean().to_numpy()
+    std = np.maximum(std, floor * typical)
+    known = np.isfinite(value) & np.isfinite(mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.abs(value - mean) / std
+    z = np.where(known, np.nan_to_num(z, nan=0.0, posinf=1e6), np.nan)  # 0/0: a flat past, no change
+    return -(log_ndtr(-np.minimum(z, 1e6)) + np.log(2.0))
+
+
 def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
     """True on rows whose day is in the rule set's calendar (None when there is no calendar)."""
     if ts is None or not rules.calendar.days or not len(ts):
@@ -328,6 +359,10 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         "level_z": level_z,
         "count_deficit": count_deficit(x, base.expected, exclude) if counts else np.full(len(x), np.nan),
     }
+    if any(s.input == "gauss" for s in rules.steps):  # the raw values against their trailing window
+        inputs["gauss"] = windowed_gaussian(
+            value, GAUSS_WINDOW, rules.expected.min_rows, rules.expected.floor
+        )
     # the run of the last rows as one count against its expected total (``count_run``)
     inputs["count_value"] = np.where(np.isfinite(inputs["count_deficit"]), x, np.nan)
     inputs["count_expected"] = np.where(np.isfinite(inputs["count_deficit"]), base.expected, np.nan)

@@ -31,6 +31,7 @@ STEP_WORDS = {
     "volatility": "unusually jumpy values",
     "level_shift": "a step to a new level",
     "outage": "a run of counts too low to be chance",
+    "gaussian": "values far outside their recent range",
     "drop": "a drop",
     "drop_4h": "a four-period drop",
     "surge": "a surge",

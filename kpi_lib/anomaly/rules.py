@@ -12,6 +12,7 @@ built-in ones are YAML files in ``rulesets/``::
                                          # | level_z (value / typical error, rows judged by the rolling median)
                                          # | count_deficit (-ln Poisson P(X <= value), small counts only)
                                          # | count_run (the window's total as one count, small counts only)
+                                         # | gauss (-ln Gaussian tail of the raw value under its previous 6,400 rows)
         detector: {QuantileAD: {high: 0.98}}
         bound: tail                      # extrapolate from the 98th percentile to the budget
         history: 10000                   # the bound is refit on this many past rows
@@ -46,7 +47,7 @@ import yaml
 
 from kpi_lib.errors import DetectError
 
-INPUTS = ("value", "residual", "z", "abs_z", "level_z", "count_deficit", "count_run")
+INPUTS = ("value", "residual", "z", "abs_z", "level_z", "count_deficit", "count_run", "gauss")
 SIDES = ("both", "positive", "negative")
 TRANSFORMERS = ("RollingAggregate", "DoubleRollingAggregate")
 #: Detectors whose rule is a bound learned from past rows; refit at every row, vectorised.
