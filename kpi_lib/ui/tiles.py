@@ -115,7 +115,8 @@ def tile_html(t: TileData) -> str:
         f'<div class="kpi-tile{" kpi-alert" if t.open_anomalies else ""}" data-kpi="{k.name}" '
         f'title="{html.escape(k.description)}">{badge}'
         f'<div class="kpi-label">{html.escape(k.label)}</div>'
-        f'<div class="kpi-value" data-kpi-value="{k.name}" title="{html.escape(full)}">{html.escape(value)}</div>'
+        f'<div class="kpi-value" data-kpi-value="{k.name}" title="{html.escape(full)}" elementtiming="kpi-tiles">'
+        f"{html.escape(value)}</div>"
         f"{change}{spark}</div>"
     )
 

@@ -349,6 +349,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         if shell is not None:
             self.set_header("Content-Type", "text/html; charset=UTF-8")
             self.set_header("Cache-Control", "no-store")
+            self.set_header("X-Accel-Buffering", "no")  # a proxy in front passes the shell on at once
             if out.gzip:
                 self.set_header("Content-Encoding", "gzip")
                 self.add_header("Vary", "Accept-Encoding")
