@@ -11,13 +11,14 @@ follows when the worker has built the session.
 The shell cannot carry the session's token (the session does not exist yet), so it carries a
 one-time key in ``data-early``: the page's script opens its websocket with that key at once, and the
 front door holds that socket until the page's token is known, then connects it to the session as if
-the page had used the token (:class:`EarlySockets`). So the document is asked for the moment the
-session exists, while the browser still runs its scripts.
+the page had used the token (:class:`EarlySockets`), and asks for the document itself the moment
+the session answers, while the browser still runs its scripts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import time
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 MARK = b"<!--kpi-shell-->"
 EARLY_ATTR = b'data-early=""'
 EARLY_PROTOCOL = "kpi-early."  # the page's websocket offers "bokeh", "kpi-early.<key>"
+# the front door asks for such a page's document itself (proxy.ProxyHandler._pull_document)
+PULL_REQUEST = json.dumps({"msgid": "kpi-early-pull", "msgtype": "PULL-DOC-REQ"})
 TOKEN = re.compile(rb'"token":"([A-Za-z0-9_.\-]+)"')  # Bokeh's render items in the page
 # what a shell loads or styles (see missing())
 RESOURCE = re.compile(

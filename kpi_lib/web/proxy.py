@@ -342,8 +342,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         the worker has built the session; otherwise the whole page as the worker wrote it, which
         teaches the shell."""
         user = self.current_user
-        key = self.request.path + "?theme=" + self.get_argument("theme", "")
-        shell = page_shell.SHELLS.get(key)
+        variant = self.request.path + "?theme=" + self.get_argument("theme", "")  # what its shell depends on
+        shell = page_shell.SHELLS.get(variant)
         early = page_shell.EARLY.expect(user.login)
         out = compression.Stream(self.request.headers.get("Accept-Encoding", ""))
         if shell is not None:
@@ -371,6 +371,9 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         parts = page_shell.split(body) if resp is not None and resp.code == 200 else None
         if parts is None:
             page_shell.EARLY.failed(early)
+            page_shell.SHELLS.forget(
+                variant
+            )  # the browser's next try gets what the worker answered, as it is
         else:
             head, rest = parts
             session = page_shell.token(rest)
@@ -378,15 +381,14 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
                 page_shell.EARLY.built(early, session, self.upstream)
             else:
                 page_shell.EARLY.failed(early)
-            page_shell.SHELLS.learn(key, head)
+            page_shell.SHELLS.learn(variant, head)
         extra = page_shell.missing(shell, parts[0]) if shell is not None and parts is not None else None
         if shell is None:  # nothing sent yet: the page as the worker wrote it (with this page's key)
             self._respond(resp, page_shell.with_key(parts[0], early) + parts[1] if parts else body)
         elif extra is not None:
             self.write(out.part(extra + parts[1], last=True))
             self.finish()
-        else:  # a page that does not start as its shell did, or none: the browser asks again
-            page_shell.SHELLS.forget(key)
+        else:  # a page that does not start as the shell sent, or none: the browser asks again
             if resp is None or resp.code != 200:
                 log.warning(
                     "the page %s answered %s after its shell was sent", self.request.path, resp and resp.code
@@ -585,6 +587,20 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         else:
             await self.upstream_ws.write_message(message, binary=isinstance(message, bytes))
 
+    def _pull_document(self) -> None:
+        """A page's early socket asks for its document here, the moment the session answers: the
+        page's own request would wait for the browser's main thread, busy running the page's
+        scripts then (templates/early_session.js knows, and does not ask)."""
+        self.gate_pulled = True
+        self._gate_opened()
+        self._gate_wait("PULL-DOC-REPLY")  # the next page build waits for this document
+        frames = [page_shell.PULL_REQUEST, "{}", "{}"]  # header, metadata, content
+        if self.upstream_ws is None:  # the ACK came before the connection was handed to open()
+            self.pending[:0] = frames
+        else:
+            for frame in frames:
+                self.upstream_ws.write_message(frame)
+
     def _gate_wait(self, until: str) -> None:
         self.gate_ticket = page_gate.gate(self.upstream).opening()
         self.gate_until = until
@@ -601,6 +617,13 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
             and f'"{self.gate_until}"' in message[:200]  # a Bokeh message's header
         ):
             self._gate_opened()
+        if (
+            self.early is not None
+            and not self.gate_pulled
+            and isinstance(message, str)
+            and '"ACK"' in message[:200]
+        ):
+            self._pull_document()
         if message is None:
             self._gate_opened()
             up = self.upstream_ws

@@ -5,8 +5,9 @@
 // while the browser waits. The front door sends this script, and those scripts, before the worker
 // has even built the session (web/page_shell.py), with a one-time key in ``data-early``: this opens
 // the page's websocket at once with that key instead of the session's token (which does not exist
-// yet); the front door holds it until the session is built, then connects it to that session, and
-// this asks for the document as soon as the server's ACK comes. When Bokeh's connection asks for
+// yet); the front door holds it until the session is built, then connects it to that session and
+// asks for the document (msgid kpi-early-pull) as soon as the server's ACK comes, without waiting
+// for this page's main thread, busy with the scripts by then. When Bokeh's connection asks for
 // this URL, it is handed this socket: it sees the socket open and the ACK, and the document it asks
 // for is the one already here (the reply's reqid is made Bokeh's). Anything else gets a websocket of
 // its own, and a socket nobody takes is closed: the page then loads as it did without this script.
@@ -31,7 +32,6 @@
   var queue = [];        // frames received and not yet handed to Bokeh: {data, msg}
   var msgs = 0;          // messages begun (the server's ACK is message 1)
   var left = 0;          // frames still to come in the current message (0: the next is a header)
-  var pulled = false;    // our PULL-DOC-REQ went out
   var reply = null;      // the header of the reply to it, parsed
   var asked = null;      // the msgid of Bokeh's own PULL-DOC-REQ
   var swallow = 0;       // frames of Bokeh's request still to drop (its metadata and content)
@@ -83,12 +83,6 @@
       try { h = JSON.parse(ev.data); } catch (e) { /* not Bokeh's framing: passed on as it came */ }
       frame.msg = ++msgs;
       left = 2 + 2 * (h.num_buffers || 0);
-      if (h.msgtype === 'ACK' && !pulled) {
-        pulled = true;
-        ws.send(JSON.stringify({msgid: EARLY, msgtype: 'PULL-DOC-REQ'}));
-        ws.send('{}');
-        ws.send('{}');
-      }
       if (h.reqid === EARLY) {
         reply = h;
         frame.reply = true;
