@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import html as htmllib
 import json
@@ -349,6 +350,26 @@ def ensure_warehouse(lines: int, home: Path, source: Path, reuse: bool) -> dict:
 
 
 # --- processes --------------------------------------------------------------------------------------
+
+
+BROWSER_CORES: set[int] | None = (
+    None  # --browser-core: Chromium's cores (the rest: this script and the servers)
+)
+
+
+def pin_browser() -> None:
+    """Every Chromium process of this script on its own core (--browser-core), as if on the
+    executive's computer. Called after each launch and new context: a process started before it
+    (the network service starts with the browser) is moved then, and renderers forked later from
+    pinned processes inherit the core."""
+    if BROWSER_CORES is None:
+        return
+    import psutil
+
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(Exception):
+            if "chrom" in p.name().lower() and os.sched_getaffinity(p.pid) != BROWSER_CORES:
+                os.sched_setaffinity(p.pid, BROWSER_CORES)
 
 
 def _tree(proc) -> list:
@@ -795,6 +816,7 @@ class Bench:
         self.pw = sync_playwright().start()
         path = chromium.executable()
         self.browser = self.pw.chromium.launch(executable_path=path, args=chromium.ARGS)
+        pin_browser()
         self.doc["browser"] = {"chromium": path, "version": self.browser.version}
         self.ctx = self.new_context()
         page = self.ctx.new_page()
@@ -813,6 +835,7 @@ class Bench:
         """A new incognito context: signed in with the bench's one sign-in (``cookie``), or with
         ``token``, a sign-in of its own (:meth:`sign_in`)."""
         ctx = self.browser.new_context(viewport={"width": 1400, "height": 1000}, extra_http_headers=headers)
+        pin_browser()
         ctx.add_init_script(WS_PROBE)
         if token is not None:
             ctx.add_cookies([{**self.session_cookie, "value": token}])
@@ -1384,6 +1407,7 @@ class PageAB(Bench):
         self.browser_root = next(
             p for p in new if "chrom" in p.name().lower() and "chrom" not in p.parent().name().lower()
         )
+        pin_browser()
         self.profiles: list = []
         self.doc["browser"] = {"version": self.browser.version}
         self.doc["server"] = {k: " ".join(["kpi", *v.cmd[1:]]) for k, v in self.servers.items()}
@@ -1443,6 +1467,7 @@ class PageAB(Bench):
         )
         new = [p for p in me.children(recursive=True) if p.pid not in before and "chrom" in p.name().lower()]
         root = next(p for p in new if "chrom" not in (p.parent().name().lower() if p.parent() else ""))
+        pin_browser()
         ctx.add_init_script(WS_PROBE)
         ctx.add_init_script(self.page_probe())
         ctx.add_cookies([{**self.session_cookie, "value": self.sign_in(), "url": self.servers[which].base}])
@@ -1846,6 +1871,12 @@ def main() -> None:
         help="issue 18's usable-page phases (as with --baseline) on this checkout's server alone: the bars "
         "judged with no second server on the machine (--sessions live sessions are then all its own)",
     )
+    ap.add_argument(
+        "--browser-core",
+        type=int,
+        help="run Chromium on this core alone and the servers on the others, as when the browser is on "
+        "the executive's own computer (by default they share every core of this one machine)",
+    )
     ap.add_argument("--together", type=int, default=5, help="with --baseline: first visits started at once")
     ap.add_argument("--rounds", type=int, default=3, help="with --baseline: rounds of --together visits")
     ap.add_argument(
@@ -1855,6 +1886,10 @@ def main() -> None:
         help="with --baseline: one-at-a-time visits measuring Chromium's CPU",
     )
     args = ap.parse_args()
+    if args.browser_core is not None:
+        global BROWSER_CORES
+        BROWSER_CORES = {args.browser_core}
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - BROWSER_CORES)  # the servers, started later
     q = args.quick
     args.lines = args.lines or (1_000_000 if q else 10_000_000)
     args.navs = args.navs or (5 if q else 10)
