@@ -6,10 +6,13 @@ machine's own Postgres/Redis are used only by tests marked ``external`` (bring-y
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -98,6 +101,26 @@ def free_port() -> int:
     from kpi_lib.serve import free_port as serve_free_port
 
     return serve_free_port()
+
+
+@contextlib.contextmanager
+def serving(start):
+    """Run ``start()`` (it makes tornado servers listen) on an event loop of its own, in a thread,
+    until the block ends: a front door in this process, for tests that need one of their own."""
+    ready, loop = threading.Event(), asyncio.new_event_loop()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        start()
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert ready.wait(30)
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
 
 
 @pytest.fixture()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import requests
+from conftest import serving
 
 from kpi_lib import auth, kpis
 from kpi_lib.auth import tokens
@@ -260,50 +261,47 @@ def test_each_token_has_its_own_rate_limit():
 def test_one_limit_per_token_across_every_api_route(api_tokens):
     """The light /api/query route and the rest of /api/ count against the same limit: a token's
     fourth call in the minute is refused with 429 and Retry-After, whichever route it asks."""
-    import threading
-
     import tornado.httpserver
 
     from kpi_lib import serve
     from kpi_lib.web import api_proxy
 
     port, closed = _free_port(), _free_port()  # the API back end is down: allowed calls get 502
-    ready, loop = threading.Event(), asyncio.new_event_loop()
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
+    def start() -> None:
         app = serve.make_app(
             "http://127.0.0.1:9", "http://127.0.0.1:9", "s", port, api_url=f"http://127.0.0.1:{closed}"
         )
         api_proxy.LIMITER = api_proxy.ApiLimiter("3/minute")
         tornado.httpserver.HTTPServer(app).listen(port, "127.0.0.1")
-        loop.call_soon(ready.set)
-        loop.run_forever()
 
-    threading.Thread(target=run, daemon=True).start()
-    assert ready.wait(30)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        exec_ = {"Authorization": f"Bearer {api_tokens['api-exec']}"}
-        codes = [
-            requests.get(base + path, headers=exec_, params={"kpi": "revenue"}, timeout=30).status_code
-            for path in ("/api/query", "/api/kpis", "/api/query")
-        ]
-        assert codes == [502, 502, 502]
-        for path in ("/api/query", "/api/kpis"):
-            refused = requests.get(base + path, headers=exec_, params={"kpi": "revenue"}, timeout=30)
-            assert refused.status_code == 429 and refused.headers["content-type"] == PROBLEM
+    with serving(start):
+        try:
+            base = f"http://127.0.0.1:{port}"
+            exec_ = {"Authorization": f"Bearer {api_tokens['api-exec']}"}
+            codes = [
+                requests.get(base + path, headers=exec_, params={"kpi": "revenue"}, timeout=30).status_code
+                for path in ("/api/query", "/api/kpis", "/api/query")
+            ]
+            assert codes == [502, 502, 502]
+            for path in ("/api/query", "/api/kpis"):
+                refused = requests.get(base + path, headers=exec_, params={"kpi": "revenue"}, timeout=30)
+                assert refused.status_code == 429 and refused.headers["content-type"] == PROBLEM
+                assert (
+                    1 <= int(refused.headers["Retry-After"]) <= 60
+                    and "KPI_API_RATE" in refused.json()["detail"]
+                )
+            other = {
+                "Authorization": f"Bearer {api_tokens['api-viewer']}"
+            }  # another token is not slowed down
             assert (
-                1 <= int(refused.headers["Retry-After"]) <= 60 and "KPI_API_RATE" in refused.json()["detail"]
+                requests.get(
+                    base + "/api/query", headers=other, params={"kpi": "orders"}, timeout=30
+                ).status_code
+                == 502
             )
-        other = {"Authorization": f"Bearer {api_tokens['api-viewer']}"}  # another token is not slowed down
-        assert (
-            requests.get(base + "/api/query", headers=other, params={"kpi": "orders"}, timeout=30).status_code
-            == 502
-        )
-    finally:
-        api_proxy.LIMITER = api_proxy._SESSION = None
-        loop.call_soon_threadsafe(loop.stop)
+        finally:
+            api_proxy.LIMITER = api_proxy._SESSION = None
 
 
 def _free_port() -> int:

@@ -7,25 +7,17 @@ server that answers like a Panel worker once, then fails."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-import threading
 
 import requests
 import tornado.httpserver
 import tornado.web
 from bokeh.util.token import generate_jwt_token, generate_session_id
+from conftest import free_port, serving
 
 from kpi_lib import auth
 
 LOGIN, PASSWORD = "shell-fault", "shell-fault-password-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Worker(tornado.web.RequestHandler):
@@ -56,20 +48,14 @@ def test_a_worker_failing_after_the_shell_gets_the_page_asked_for_again(demo):
     auth.set_user(LOGIN, PASSWORD, ["executive"])
     page_shell.SHELLS.forget("/panel/executive?theme=")  # this process's front doors share what they learned
     _Worker.answers.clear()
-    worker_port, port = _free_port(), _free_port()
-    ready, loop = threading.Event(), asyncio.new_event_loop()
+    worker_port, port = free_port(), free_port()
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
+    def start() -> None:
         tornado.web.Application([(r"/panel/executive", _Worker)]).listen(worker_port, "127.0.0.1")
         app = serve.make_app(f"http://127.0.0.1:{worker_port}", "http://127.0.0.1:9", "secret", port)
         tornado.httpserver.HTTPServer(app).listen(port, "127.0.0.1")
-        loop.call_soon(ready.set)
-        loop.run_forever()
 
-    threading.Thread(target=run, daemon=True).start()
-    assert ready.wait(30)
-    try:
+    with serving(start):
         base = f"http://127.0.0.1:{port}"
         browser = requests.Session()
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', browser.get(base + "/login").text).group(1)
@@ -92,5 +78,3 @@ def test_a_worker_failing_after_the_shell_gets_the_page_asked_for_again(demo):
         third = browser.get(base + "/panel/executive")  # asked again: the worker's answer, as it is
         assert third.status_code == 500 and "<!--kpi-shell-->" not in third.text
         assert _Worker.answers == [200, 500, 500]
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
