@@ -1886,6 +1886,8 @@ def main() -> None:
         help="with --baseline: one-at-a-time visits measuring Chromium's CPU",
     )
     args = ap.parse_args()
+    # a run stopped with kill still stops what it started (the servers, the simulator): `finally` below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.browser_core is not None:
         global BROWSER_CORES
         BROWSER_CORES = {args.browser_core}
