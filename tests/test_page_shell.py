@@ -54,6 +54,7 @@ def test_a_key_leads_its_own_user_to_the_built_session_once():
         waiting = asyncio.create_task(keys.claim(key, "ann"))  # the socket opened before the build
         await asyncio.sleep(0)
         assert not waiting.done()
+        assert not keys.knows(key, "ann") and await keys.claim(key, "ann") is None  # once, even while waiting
         keys.built(key, "the-token", "http://worker-1")
         got = await waiting
         again = await keys.claim(key, "ann")

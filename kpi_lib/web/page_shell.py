@@ -3,7 +3,8 @@
 A Panel worker writes a page's HTML only once it has built the page's session (~0.15 s alone, over
 a second when five people open pages at once), and only then could the browser start on Bokeh's and
 Panel's scripts (~0.45 s even from its cache). The executive page's template therefore begins with
-what is the same for every session (the head, those script tags and ``early_session.js``) and marks
+what is the same for every session (the head, the list of those scripts and the two small scripts
+that load them and open the session's websocket) and marks
 where that ends with ``<!--kpi-shell-->``. The front door keeps the part before the mark from the
 last page it forwarded (its *shell*), and sends it the moment the next page is asked for; the rest
 follows when the worker has built the session.
@@ -96,6 +97,7 @@ class Shells:
 class _Early:
     login: str
     since: float
+    claimed: bool = False
     session: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -130,14 +132,15 @@ class EarlySockets:
 
     def knows(self, key: str, login: str) -> bool:
         e = self._keys.get(key)
-        return e is not None and e.login == login
+        return e is not None and e.login == login and not e.claimed
 
     async def claim(self, key: str, login: str) -> tuple[str, str] | None:
         """The session token and worker for a socket opened with ``key``, once the page is built;
         None when the key is unknown, someone else's, used, or its page failed."""
         e = self._keys.get(key)
-        if e is None or e.login != login:
+        if e is None or e.login != login or e.claimed:
             return None
+        e.claimed = True
         try:
             return await asyncio.wait_for(asyncio.shield(e.session), EARLY_WAIT_S)
         except TimeoutError:
