@@ -371,9 +371,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, Base):
         parts = page_shell.split(body) if resp is not None and resp.code == 200 else None
         if parts is None:
             page_shell.EARLY.failed(early)
-            page_shell.SHELLS.forget(
-                variant
-            )  # the browser's next try gets what the worker answered, as it is
+            # the browser's next try gets what the worker answered, as it is
+            page_shell.SHELLS.forget(variant)
         else:
             head, rest = parts
             session = page_shell.token(rest)
