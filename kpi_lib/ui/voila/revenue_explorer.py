@@ -309,12 +309,15 @@ class RevenueExplorer:
             with self.lines.hold_sync():
                 self.lines.x = np.array([], dtype="datetime64[ms]")
                 self.lines.y = np.array([])
+            # empty axes read as a flat line at $0 (with ticks like "$900m"): the note says why instead
+            self.fig.layout.display = "none"
             self.note.value = (
                 f'<div class="kpi-note">{esc(k.label)} is masked for your role.</div>'
                 if self.user.is_masked(k.name)
                 else '<div class="kpi-note">No data in this range.</div>'
             )
             return
+        self.fig.layout.display = None
         x = wide.index.to_numpy(dtype="datetime64[ms]")
         y = wide.to_numpy(dtype=float).T
         labels = [str(c) for c in wide.columns] if self.result.by else [k.label]
