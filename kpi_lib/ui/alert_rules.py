@@ -21,8 +21,10 @@ from bokeh.plotting import figure
 from .. import auth, kpis, thresholds
 from ..errors import KpiError
 from ..thresholds.spec import DIMENSIONS, SEVERITIES
+from . import bokeh_speedups
 
 log = logging.getLogger(__name__)
+bokeh_speedups.install()  # this page shares the Panel worker with the executive page
 
 NEW = "New rule"
 NONE = "(all)"

@@ -13,13 +13,14 @@ from panel.io.resources import LOCAL_DIST
 
 from ... import auth
 from ...errors import AuthError
-from .. import page_resources
+from .. import bokeh_speedups, page_resources
 from ..ask_box import AskBox
 from .dashboard import ExecutiveDashboard, _apply_each
 
 log = logging.getLogger(__name__)
 
 page_resources.install()  # the page's HTML lists only the scripts it runs (no bokeh-gl, no ESM shims)
+bokeh_speedups.install()  # a session's models and document for a quarter less CPU
 
 
 def _freeze_startup_heap() -> None:
