@@ -109,7 +109,14 @@ class Base(tornado.web.RequestHandler):
 
     def refuse(self, message: str, status: int = 403) -> None:
         self.set_status(status)
-        self.page("error.html", title="Not allowed", heading="Not allowed", message=message, link="/")
+        self.page(
+            "error.html",
+            title="Not allowed",
+            heading="Not allowed",
+            message=message,
+            link="/",
+            link_text="Back to the dashboards",
+        )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.page(

@@ -48,6 +48,8 @@ def test_a_viewer_cannot_open_the_rules_page(server, people, context):
     response = page.goto(f"{server}/panel/alert_rules")
     assert response.status == 403
     assert page.get_by_text("Only admins and analysts may edit alert rules.").is_visible()
+    page.get_by_role("link", name="Back to the dashboards").click()  # a way out, not a link reading "/"
+    page.wait_for_url(f"{server}/")
 
 
 def test_a_rule_written_in_the_page_previews_saves_fires_and_emails_once(server, people, context, sink, db):
