@@ -357,6 +357,10 @@ class Server:
             # page's HTML, issue 18's profile); the pages are the same each time, and
             # tests/ui/test_executive.py validates one
             "BOKEH_VALIDATE_DOC": "false",
+            # a developer's aids (each callback's signature read with inspect, ~140 per session;
+            # near-miss names in errors): ~5 % of a session's build. The tests build the page in
+            # process with them on; an operator may set it to true to debug
+            "BOKEH_PERFORM_ERROR_DIAGNOSTICS": os.environ.get("BOKEH_PERFORM_ERROR_DIAGNOSTICS", "false"),
         }
         panels = []
         for i, panel_port in enumerate(self.panel_ports):
