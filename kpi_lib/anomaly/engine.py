@@ -282,7 +282,13 @@ def count_run(x: np.ndarray, expected: np.ndarray, window: int) -> np.ndarray:
 GAUSS_WINDOW = 6400
 
 
-def windowed_gaussian(value: np.ndarray, window: int, min_rows: int, floor: float) -> np.ndarray:
+def windowed_gaussian(
+    value: np.ndarray,
+    window: int,
+    min_rows: int,
+    floor: float,
+    restart: np.ndarray | None = None,
+) -> np.ndarray:
     """How far outside the series' own recent range each value is: ``-ln P(|X - m| >= |x - m|)``
     for ``X ~ Normal(m, s)``, ``m`` and ``s`` the mean and standard deviation of the previous
     ``window`` raw values (NAB's windowedGaussian detector, which alarms on ``1 - P``; the
@@ -291,10 +297,27 @@ def windowed_gaussian(value: np.ndarray, window: int, min_rows: int, floor: floa
     ``floor`` x the window's mean |value|, so a flat stretch cannot make every later wiggle infinitely
     surprising. Causal: the window ends at the previous row.
 
+    ``restart``: rows where the window starts again (a confirmed level shift: the old level is no
+    longer the normal one). Row i's window then holds only rows from the last restart at or before
+    i, and the input is NaN again until ``min_rows`` of them (row ``a`` itself has an empty window).
+    Causal as long as a restart at row ``a`` is decided on rows ``0..a``.
+
     Why on raw values and not z: the other steps judge a row against its expected value in typical
     errors, and both adapt (a rolling median follows a new level; a holiday-inflated typical error
     makes a blizzard day's near-empty taxi trips only 3-7 typical errors). A value far outside the
     range of the last few weeks is evidence of its own."""
+    n = len(value)
+    cuts = [] if restart is None else sorted({int(a) for a in np.asarray(restart).ravel() if 0 < a < n})
+    edges = [0, *cuts, n]
+    parts = [
+        _gaussian_surprise(value[lo:hi], window, min_rows, floor)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    return np.concatenate(parts) if parts else np.full(0, np.nan)
+
+
+def _gaussian_surprise(value: np.ndarray, window: int, min_rows: int, floor: float) -> np.ndarray:
+    """:func:`windowed_gaussian` on one stretch of rows that shares its window (no restart inside)."""
     past = pd.Series(value).shift(1).rolling(window, min_periods=min_rows)
     mean, std = past.mean().to_numpy(), past.std().to_numpy()
     typical = pd.Series(np.abs(value)).shift(1).rolling(window, min_periods=min_rows).mean().to_numpy()
@@ -304,6 +327,12 @@ def windowed_gaussian(value: np.ndarray, window: int, min_rows: int, floor: floa
         z = np.abs(value - mean) / std
     z = np.where(known, np.nan_to_num(z, nan=0.0, posinf=1e6), np.nan)  # 0/0: a flat past, no change
     return -(log_ndtr(-np.minimum(z, 1e6)) + np.log(2.0))
+
+
+def onsets(fired: np.ndarray) -> np.ndarray:
+    """Rows that fire while the row before did not (where an alarm episode starts)."""
+    fired = np.asarray(fired, dtype=bool)
+    return np.flatnonzero(fired & ~np.r_[False, fired[:-1]])
 
 
 def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
@@ -359,7 +388,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         "level_z": level_z,
         "count_deficit": count_deficit(x, base.expected, exclude) if counts else np.full(len(x), np.nan),
     }
-    if any(s.input == "gauss" for s in rules.steps):  # the raw values against their trailing window
+    if any(s.input == "gauss" and not s.reanchor for s in rules.steps):  # raw values vs their window
         inputs["gauss"] = windowed_gaussian(
             value, GAUSS_WINDOW, rules.expected.min_rows, rules.expected.floor
         )
@@ -374,11 +403,23 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         None,
     )
     risk = budget_risk(ts, rules, frozenset() if counts else frozenset({"count_deficit", "count_run"}))
-    for step in rules.steps:
-        r, f, bound = _run_step(step, inputs, exclude, base.typical, risk, base.source)
+    # steps whose gauss window restarts at other steps' alarm onsets run after every other step
+    # (rules.py forbids a reanchor on a gauss step, so those are all decided first: causal, no cycle)
+    for step in sorted(rules.steps, key=lambda s: bool(s.reanchor)):
+        step_inputs = inputs
+        if step.reanchor:
+            restart = np.concatenate([onsets(fired[name]) for name in step.reanchor])
+            gauss = windowed_gaussian(
+                value, GAUSS_WINDOW, rules.expected.min_rows, rules.expected.floor, restart=restart
+            )
+            step_inputs = {**inputs, "gauss": gauss}
+        r, f, bound = _run_step(step, step_inputs, exclude, base.typical, risk, base.source)
         ratios[step.name], fired[step.name] = r, f
         if step is point_step:  # the band is what a single point must leave to fire
             band_z = np.where(np.isnan(bound), max(step.min, 3.0), bound)
+    order = [s.name for s in rules.steps]  # back in the rule set's order (ties in the score go first)
+    ratios = {k: ratios[k] for k in order}
+    fired = {k: fired[k] for k in order}
     frame = pd.DataFrame(fired, index=_as_adtk(x).index)
     agg = getattr(adtk_aggregator, rules.aggregate)()
     any_fired = agg.aggregate(frame).astype(float).fillna(0.0).to_numpy() > 0

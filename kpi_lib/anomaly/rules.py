@@ -12,7 +12,8 @@ built-in ones are YAML files in ``rulesets/``::
                                          # | level_z (value / typical error, rows judged by the rolling median)
                                          # | count_deficit (-ln Poisson P(X <= value), small counts only)
                                          # | count_run (the window's total as one count, small counts only)
-                                         # | gauss (-ln Gaussian tail of the raw value under its previous 6,400 rows)
+                                         # | gauss (-ln Gaussian tail of the raw value under its previous 6,400 rows;
+                                         #   `reanchor: [level_shift]` restarts that window at those steps' alarm onsets)
         detector: {QuantileAD: {high: 0.98}}
         bound: tail                      # extrapolate from the 98th percentile to the budget
         history: 10000                   # the bound is refit on this many past rows
@@ -120,6 +121,10 @@ class Step:
     #: `high` quantile is only where the tail starts; the bound is extrapolated from this series' past
     #: to the rule set's false-alarm budget (see :mod:`kpi_lib.anomaly.calibrate`)
     bound: str = "quantile"
+    #: ``input: gauss`` only: names of other steps whose alarm onsets restart this step's trailing
+    #: window of raw values (a confirmed level shift is a new normal: stop comparing with the old
+    #: level). Those steps run first and must not use ``gauss`` themselves (causal, no cycle)
+    reanchor: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,8 @@ class RuleSet:
                 d["bound"] = s.bound
             if s.transform:
                 d["transform"] = {s.transform: dict(s.transform_params)}
+            if s.reanchor:
+                d["reanchor"] = list(s.reanchor)
             out["steps"].append(d)
         return out
 
@@ -276,6 +283,7 @@ def _step(d: Mapping, i: int) -> Step:
             "min_dev",
             "min_history",
             "bound",
+            "reanchor",
         },
         where,
     )
@@ -335,6 +343,10 @@ def _step(d: Mapping, i: int) -> Step:
         )
     if history < 10 or every < 1 or min_history < 1:
         raise DetectError(f"{where}: history must be at least 10 rows, every and min_history at least 1.")
+    reanchor = d.get("reanchor") or ()
+    reanchor = tuple(str(r) for r in ([reanchor] if isinstance(reanchor, str) else reanchor))
+    if reanchor and step_input != "gauss":
+        raise DetectError(f"{where}: reanchor restarts a gauss window; it needs input: gauss.")
     return Step(
         name=name,
         detector=det,
@@ -350,6 +362,7 @@ def _step(d: Mapping, i: int) -> Step:
         min_dev=min_dev,
         min_history=min_history,
         bound=bound,
+        reanchor=reanchor,
     )
 
 
@@ -517,6 +530,16 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
     names = [s.name for s in parsed]
     if len(set(names)) != len(names):
         raise DetectError(f"rule set: step names must be unique, got {names}.")
+    by_name = {s.name: s for s in parsed}
+    for s in parsed:
+        for r in s.reanchor:
+            if r not in by_name or r == s.name:
+                raise DetectError(f"step {s.name!r}: reanchor names another step of the rule set, got {r!r}.")
+            if by_name[r].input == "gauss":
+                raise DetectError(
+                    f"step {s.name!r}: reanchor on {r!r}, which uses gauss itself: its alarms would "
+                    "depend on the window they restart."
+                )
     try:
         return RuleSet(
             name=str(spec.get("name") or "custom"),
