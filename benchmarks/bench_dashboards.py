@@ -1593,40 +1593,56 @@ class PageAB(Bench):
                 self.profiles.remove(c)
         return {w: self.summary(rs) for w, rs in runs.items()}
 
-    def among_light(self, rounds: int, n: int, gap: float) -> dict:
+    def among_light(self, rounds: int, n: int, gap: float, place: str = "last") -> dict:
         """One person's first visit in Chromium while ``n - 1`` other people open the page at the
         same moment, each signed in on their own. The others are light sessions: the server builds,
         serves and syncs their sessions exactly as for a browser (page, websocket, document, then
         live updates), but their rendering, which their own computers would do, does not also run
         on the 2 cores this server has. So this is what one of ``n`` people at their own desks
-        sees; :meth:`simultaneous` also charges the server's cores with ``n`` browsers."""
+        sees; :meth:`simultaneous` also charges the server's cores with ``n`` browsers.
+
+        ``place``: where the browser's request falls among the others'. ``last`` (the default, and
+        every figure before --among-place existed): the others' requests are started first, so the
+        browser is about the last of ``n`` in the workers' queues. ``first``: the browser navigates
+        first. ``alternate``: one round each; the two halves are also reported apart."""
         runs: dict = {w: [] for w in self.servers}
         others: dict = {w: [] for w in self.servers}
         for i in range(rounds):
             order = list(self.servers) if i % 2 == 0 else list(self.servers)[::-1]
+            first = place == "first" or (place == "alternate" and i % 2 == 1)
             for which in order:
                 base = self.servers[which].base
                 ctx = self.new_context(token=self.sign_in())
                 lights = [PanelLightSession(base, self.cookie_of(self.sign_in())) for _ in range(n - 1)]
                 page = ctx.new_page()
+                if first:
+                    page.evaluate("(u) => { window.location.href = u; }", base + EXEC_PATH)
                 futures = [asyncio.run_coroutine_threadsafe(s.open(), self.loop.loop) for s in lights]
-                page.evaluate("(u) => { window.location.href = u; }", base + EXEC_PATH)
+                if not first:
+                    page.evaluate("(u) => { window.location.href = u; }", base + EXEC_PATH)
                 r = self.finish_visit(page)
                 opened = [f.result(TIMEOUT_MS / 1000) for f in futures]
                 for s in lights:
                     self.loop.run(s.close())
                 ctx.close()
                 r["workers"] = sorted({s.worker for s in lights if s.worker})
+                r["browser_place"] = "first" if first else "last"
                 runs[which].append(r)
                 others[which] += opened
                 log(
-                    f"  1 browser among {n} at once, {which} {i + 1}/{rounds}: tiles {r['tiles_ms']:.0f} ms, "
+                    f"  1 browser ({r['browser_place']}) among {n} at once, {which} {i + 1}/{rounds}: "
+                    f"tiles {r['tiles_ms']:.0f} ms, "
                     f"interactive {r.get('interactive_ms') or float('nan'):.0f} ms; the others' documents "
                     + ", ".join(f"{o * 1000:.0f}" for o in sorted(opened))
                     + " ms"
                 )
                 time.sleep(gap)
-        return {w: {**self.summary(rs), "others_document": pct(others[w], 2)} for w, rs in runs.items()}
+        out = {w: {**self.summary(rs), "others_document": pct(others[w], 2)} for w, rs in runs.items()}
+        if place == "alternate":
+            for w, rs in runs.items():
+                for where in ("first", "last"):
+                    out[w][f"browser_{where}"] = self.summary([r for r in rs if r["browser_place"] == where])
+        return out
 
     def browser_cost(self, n: int, gap: float) -> dict:
         """One page at a time: Chromium's CPU from navigation until the page is usable, a first
@@ -1725,7 +1741,9 @@ class PageAB(Bench):
         log(
             f"quiet: one browser among {a.together} people at once (the others light), {a.rounds * 2} rounds per server"
         )
-        res["quiet_together_one_browser"] = self.among_light(a.rounds * 2, a.together, a.quiet_gap)
+        res["quiet_together_one_browser"] = self.among_light(
+            a.rounds * 2, a.together, a.quiet_gap, a.among_place
+        )
         log(f"quiet: {a.together} returning executives (warm profiles) at once, {a.rounds} rounds per server")
         res["quiet_together_warm_profiles"] = self.simultaneous(a.rounds, a.together, a.quiet_gap, warm=True)
         if a.voila_navs:
@@ -1878,6 +1896,13 @@ def main() -> None:
         "the executive's own computer (by default they share every core of this one machine)",
     )
     ap.add_argument("--together", type=int, default=5, help="with --baseline: first visits started at once")
+    ap.add_argument(
+        "--among-place",
+        choices=("last", "first", "alternate"),
+        default="last",
+        help="one browser among --together people: its request after the others' (default, as every "
+        "earlier figure), before them, or alternately (each half also reported apart)",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="with --baseline: rounds of --together visits")
     ap.add_argument(
         "--cost-navs",
