@@ -20,16 +20,10 @@ WARM = 100  # the default's expected.min_rows: the window's warm-up, at the star
 
 
 def _gauss_step(**extra) -> dict:
-    return {
-        "name": "gaussian",
-        "input": "gauss",
-        "side": "positive",
-        "transform": {"RollingAggregate": {"window": 6, "agg": "mean"}},
-        "detector": {"QuantileAD": {"high": 0.98}},
-        "bound": "tail",
-        "min_history": 1000,
-        **extra,
-    }
+    """The seventh pass's gaussian step, as its candidate file has it (6-row mean, threshold fitted
+    on at least 1,000 past values)."""
+    steps = load_rules(CANDIDATES / "default_gaussian.yml").to_dict()["steps"]
+    return {**next(s for s in steps if s["name"] == "gaussian"), **extra}
 
 
 def _rules(**extra) -> dict:
