@@ -352,9 +352,8 @@ def ensure_warehouse(lines: int, home: Path, source: Path, reuse: bool) -> dict:
 # --- processes --------------------------------------------------------------------------------------
 
 
-BROWSER_CORES: set[int] | None = (
-    None  # --browser-core: Chromium's cores (the rest: this script and the servers)
-)
+# --browser-core: Chromium's cores (the rest: this script and the servers)
+BROWSER_CORES: set[int] | None = None
 
 
 def pin_browser() -> None:
