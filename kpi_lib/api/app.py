@@ -497,8 +497,9 @@ def rum(body: m.PageLoad, who: User) -> None:
 
     with warehouse.engine().begin() as conn:
         conn.exec_driver_sql(
-            "insert into ops.page_loads (login, page, ttfb_ms, dom_ms, load_ms, painted_ms) values (%s, %s, %s, %s, %s, %s)",
-            (who.login, body.page, body.ttfb_ms, body.dom_ms, body.load_ms, body.painted_ms),
+            "insert into ops.page_loads (login, page, ttfb_ms, dom_ms, load_ms, painted_ms, usable_ms)"
+            " values (%s, %s, %s, %s, %s, %s, %s)",
+            (who.login, body.page, body.ttfb_ms, body.dom_ms, body.load_ms, body.painted_ms, body.usable_ms),
         )
 
 

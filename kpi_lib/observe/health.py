@@ -2,7 +2,7 @@
 
 | service level | target | measured from |
 |---|---|---|
-| page load p95 | <= 2.0 s | real users' page timings (ops.page_loads), last 24 h |
+| page load p95 | <= 2.0 s | real users' page timings (ops.page_loads), last 24 h: until the page was usable where it says (the dashboards), else its load event |
 | freshness p95 | <= 1.0 s | live ingest batches: newest event -> committed in gold, last 24 h |
 | query p95 | <= 0.1 s | the API's KPI queries (kpi_query_seconds, every process) |
 | error rate | <= 1 % | front-door and API responses that were 5xx (kpi_http_request_seconds) |
@@ -111,7 +111,8 @@ def _warehouse_levels() -> dict[str, float | None]:
         pages = None
         if conn.execute("select to_regclass('ops.page_loads')").fetchone()[0]:
             pages = conn.execute(
-                "select percentile_cont(0.95) within group (order by load_ms) / 1000.0 from ops.page_loads"
+                "select percentile_cont(0.95) within group (order by coalesce(usable_ms, load_ms)) / 1000.0"
+                " from ops.page_loads"
                 " where at > now() - interval '24 hours'"
             ).fetchone()[0]
     return {"page_load": pages, "freshness": fresh, "alert_latency": alert, "view_lag": float(lag)}

@@ -74,3 +74,23 @@ def test_the_score_is_the_mean_of_measured_levels():
     assert [lv["score"] for lv in doc["levels"]] == [1.0, pytest.approx(0.5), 0.0, None]
     assert doc["score"] == 50 and doc["measured"] == 3
     assert score([unknown])["score"] == 100
+
+
+def test_page_load_counts_a_dashboard_until_a_person_could_use_it(db):
+    """A dashboard whose load event fired at 0.4 s but was usable only at 5 s counts 5 s: its
+    scripts do not hold up the load event, and its charts come after it."""
+    from kpi_lib.observe import health
+
+    marker = "/panel/test-usable-page"
+    try:
+        db.cursor().executemany(
+            "insert into ops.page_loads (login, page, load_ms, painted_ms, usable_ms) values (%s, %s, %s, %s, %s)",
+            [("rum-test", marker, 400.0, 300.0, 5000.0)] * 60,
+        )
+        db.execute(
+            "insert into ops.page_loads (login, page, load_ms) values ('rum-test', '/voila/plain', 700.0)"
+        )
+        measured = health.levels()[0]
+        assert measured.name == "page_load" and measured.measured >= 4.0 and measured.met is False
+    finally:
+        db.execute("delete from ops.page_loads where login = 'rum-test'")

@@ -1,6 +1,12 @@
-// Real-user monitoring: once this page has loaded, post its own navigation timing to the API
-// (stored in ops.page_loads; the Operations page and the health score read it). Same-origin only.
+// Real-user monitoring: post this page's own timing to the API once (stored in ops.page_loads; the
+// Operations page and the health score read it). Same-origin only.
+//
+// usable: on a dashboard drawn by Bokeh (the Panel pages), when the page a person can use was on
+// screen: every Bokeh document had drawn all its parts (its "idle"), the first-paint copy of the
+// numbers was gone and no loading overlay was left. The load event comes long before that: the
+// page's scripts do not hold it up, and the charts arrive over the websocket afterwards.
 (function () {
+  var WAIT_MS = 60000; // a page not usable by then is posted without it
   // painted: when a dashboard's numbers were painted (elementtiming="kpi-tiles"), else the first
   // contentful paint (a page whose first part comes before its numbers paints that part first)
   var painted = null;
@@ -11,19 +17,46 @@
       });
     }).observe({type: 'element', buffered: true});
   } catch (e) { /* no element timing here: the first contentful paint */ }
-  function send() {
+
+  var sent = false;
+  function send(usable) {
     var nav = performance.getEntriesByType('navigation')[0];
-    if (!nav || !nav.loadEventEnd) return;
+    if (sent || !nav || !nav.loadEventEnd) return;
+    sent = true;
     var fcp = performance.getEntriesByName('first-contentful-paint')[0];
     fetch('/api/rum', {
       method: 'POST', credentials: 'same-origin', keepalive: true,
       headers: {'Content-Type': 'application/json'},
       body: JSON.stringify({
         page: location.pathname, ttfb_ms: nav.responseStart, dom_ms: nav.domContentLoadedEventEnd,
-        load_ms: nav.loadEventEnd, painted_ms: painted !== null ? painted : (fcp ? fcp.startTime : null)
+        load_ms: nav.loadEventEnd, painted_ms: painted !== null ? painted : (fcp ? fcp.startTime : null),
+        usable_ms: usable
       })
     }).catch(function () {});
   }
-  if (document.readyState === 'complete') setTimeout(send, 0);
-  else window.addEventListener('load', function () { setTimeout(send, 0); });
+
+  function drawnByBokeh() {
+    return !!(window.Bokeh || document.querySelector('template#kpi-scripts, script[src*="/static/js/bokeh"]'));
+  }
+
+  function usable() {
+    var docs = window.Bokeh && window.Bokeh.documents;
+    if (!docs || !docs.length) return false;
+    for (var i = 0; i < docs.length; i++) if (!docs[i].is_idle) return false;
+    if (document.getElementById('kpi-first-paint')) return false;
+    return !document.body.classList.contains('pn-loading') && !document.querySelector('.pn-loading');
+  }
+
+  function start() {
+    if (!drawnByBokeh()) { send(null); return; }
+    var timer = setInterval(function () {
+      if (usable()) { clearInterval(timer); send(performance.now()); }
+      else if (performance.now() > WAIT_MS) { clearInterval(timer); send(null); }
+    }, 50);
+    // left before it was usable: what there is
+    window.addEventListener('pagehide', function () { clearInterval(timer); send(null); });
+  }
+
+  if (document.readyState === 'complete') setTimeout(start, 0);
+  else window.addEventListener('load', function () { setTimeout(start, 0); });
 })();
