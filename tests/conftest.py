@@ -96,6 +96,27 @@ def kpi(*args: str, input: str | None = None, check: bool = False) -> subprocess
     return proc
 
 
+def run_coroutine(make_coro, timeout: float = 60):
+    """``asyncio.run(make_coro())`` on a thread of its own: once a browser test has run, Playwright
+    holds an event loop in the main thread, where asyncio.run refuses to start."""
+    out: dict = {}
+
+    def target() -> None:
+        try:
+            out["value"] = asyncio.run(make_coro())
+        except BaseException as exc:  # re-raised in the test's own thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the coroutine did not finish within {timeout} s")
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def free_port() -> int:
     """A free local port (within KPI_PORT_RANGE when set: see kpi_lib.serve.free_port)."""
     from kpi_lib.serve import free_port as serve_free_port

@@ -4,22 +4,10 @@ time, and pages already sent get their documents before the next page is built."
 from __future__ import annotations
 
 import asyncio
-import threading
+
+from conftest import run_coroutine
 
 from kpi_lib.web import page_gate
-
-
-def _run(make_coro):
-    """asyncio.run in a thread of its own (the browser tests' Playwright holds the main thread's loop)."""
-    out: dict = {}
-
-    def target() -> None:
-        out["value"] = asyncio.run(make_coro())
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(30)
-    return out["value"]
 
 
 async def _build(gate: page_gate.PageGate, name: str, log: list[str], work: asyncio.Event | None = None):
@@ -42,7 +30,7 @@ def test_pages_are_built_one_at_a_time_in_the_order_asked():
         await asyncio.gather(*tasks)
         return log
 
-    log = _run(run)
+    log = run_coroutine(run)
     assert log == [
         "page 1 starts",
         "page 1 done",
@@ -66,7 +54,7 @@ def test_the_next_build_waits_for_an_opening_page_to_get_its_document():
         await waiting
         return log
 
-    assert _run(run) == ["page 1 has its document", "page 2 starts", "page 2 done"]
+    assert run_coroutine(run) == ["page 1 has its document", "page 2 starts", "page 2 done"]
 
 
 def test_a_page_that_never_gets_its_document_holds_the_others_only_briefly(monkeypatch):
@@ -79,7 +67,7 @@ def test_a_page_that_never_gets_its_document_holds_the_others_only_briefly(monke
         await _build(gate, "page 3", log)
         return log
 
-    assert _run(run) == ["page 2 starts", "page 2 done", "page 3 starts", "page 3 done"]
+    assert run_coroutine(run) == ["page 2 starts", "page 2 done", "page 3 starts", "page 3 done"]
 
 
 def test_each_worker_has_its_own_gate():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import threading
+
+from conftest import run_coroutine
 
 from kpi_lib.web import page_shell
 
@@ -13,15 +14,6 @@ PAGE = (
     b"<!--kpi-shell-->"
     b'<div>tiles</div><script>render([{"token":"abc.DEF-1_2","roots":{}}])</script></body></html>'
 )
-
-
-def _run(make_coro):
-    """asyncio.run in a thread of its own (the browser tests' Playwright holds the main thread's loop)."""
-    out: dict = {}
-    thread = threading.Thread(target=lambda: out.update(value=asyncio.run(make_coro())))
-    thread.start()
-    thread.join(30)
-    return out["value"]
 
 
 def test_a_page_splits_at_its_mark_and_its_rest_holds_the_token():
@@ -62,7 +54,7 @@ def test_a_key_leads_its_own_user_to_the_built_session_once():
         stolen = await keys.claim(other, "bob")
         return got, again, stolen, keys.knows(other, "ann")
 
-    got, again, stolen, other_still = _run(run)
+    got, again, stolen, other_still = run_coroutine(run)
     assert got == ("the-token", "http://worker-1")
     assert again is None  # used
     assert stolen is None and other_still  # someone else's key leads nowhere and is not used up
@@ -77,4 +69,4 @@ def test_a_key_whose_page_failed_closes_its_socket():
         keys.failed(key)
         return await waiting, len(keys)
 
-    assert _run(run) == (None, 0)
+    assert run_coroutine(run) == (None, 0)

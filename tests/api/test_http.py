@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 import requests
-from conftest import free_port, serving
+from conftest import free_port, run_coroutine, serving
 
 from kpi_lib import auth, kpis
 from kpi_lib.auth import tokens
@@ -255,7 +254,7 @@ def test_each_token_has_its_own_rate_limit():
         assert await limiter.hit("token:2")  # another token is not slowed down
         assert 1 <= await limiter.retry_after("token:1") <= 60
 
-    asyncio.run(check())
+    run_coroutine(check)
 
 
 def test_one_limit_per_token_across_every_api_route(api_tokens):

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 
+from conftest import run_coroutine
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -76,7 +77,7 @@ def test_kpi_update_follows_an_ingest(server, api_tokens):
         assert update["kpi"] == "orders" and update["value"] == first["value"] + 1
         ws.close()
 
-    asyncio.run(run())
+    run_coroutine(run)
 
 
 def test_a_viewer_gets_a_sensitive_kpi_masked_on_every_push(server, api_tokens, db):
@@ -116,7 +117,7 @@ def test_a_viewer_gets_a_sensitive_kpi_masked_on_every_push(server, api_tokens, 
         viewer.close()
         exec_.close()
 
-    asyncio.run(run())
+    run_coroutine(run)
 
 
 def test_a_bad_subscription_gets_an_error_naming_the_field(server, api_tokens):
@@ -130,7 +131,7 @@ def test_a_bad_subscription_gets_an_error_naming_the_field(server, api_tokens):
         assert "no_such_kpi" in err["detail"]
         ws.close()
 
-    asyncio.run(run())
+    run_coroutine(run)
 
 
 def test_no_token_no_socket(server):
@@ -141,7 +142,7 @@ def test_no_token_no_socket(server):
             return str(exc)
         return await ws.read_message()
 
-    assert "401" in str(asyncio.run(run()))
+    assert "401" in str(run_coroutine(run))
 
 
 def test_revoking_a_token_closes_its_open_socket(server, api_tokens):
@@ -161,7 +162,7 @@ def test_revoking_a_token_closes_its_open_socket(server, api_tokens):
 
         return await asyncio.wait_for(closed(), WAIT_S)
 
-    assert asyncio.run(run()) == 1008
+    assert run_coroutine(run) == 1008
 
 
 # --- the Server-Sent Events twin: the same messages over plain HTTP ------------------------------------
