@@ -112,6 +112,14 @@ def init() -> list[str]:
 
 REFRESH_LOCK = "kpi_lib.view_refresher"
 KEEP_LIVE_DAYS = 2  # changes to only today and yesterday are read from base tables, not refreshed
+# A batch of ops.batches the views owe a refresh for: it changed a day older than KEEP_LIVE_DAYS.
+# Views go stale only for the days that later batches touched, and the planner reads base tables
+# for those; so a stream filling today (and yesterday, late orders) is no reason to rebuild two
+# years of views (nor is a view "behind" for it). Older days, or a day closing, are.
+OWED_REFRESH = (
+    "kind <> 'rejects' and touched_from < (date_trunc('day', now() at time zone ops.business_tz()) "
+    f"- interval '{KEEP_LIVE_DAYS - 1} days') at time zone ops.business_tz()"
+)
 
 
 def refresh_views_if_behind() -> bool:
@@ -124,14 +132,9 @@ def refresh_views_if_behind() -> bool:
         if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", [REFRESH_LOCK]).fetchone()[0]:
             return False
         try:
-            # Views go stale only for the days that later batches touched, and the planner reads
-            # base tables for those; so a stream filling today (and yesterday, late orders) is
-            # no reason to rebuild two years of views. Older days, or a day closing, are.
             behind = conn.execute(
-                "select count(*) from ops.batches where kind <> 'rejects' "
-                "and version > (select coalesce(min(refreshed_version), 0) from ops.mv_state) "
-                "and touched_from < (date_trunc('day', now() at time zone ops.business_tz()) "
-                f"- interval '{KEEP_LIVE_DAYS - 1} days') at time zone ops.business_tz()"
+                "select count(*) from ops.batches where version > "
+                f"(select coalesce(min(refreshed_version), 0) from ops.mv_state) and {OWED_REFRESH}"
             ).fetchone()[0]
             missing = (
                 len(MATERIALIZED_VIEWS) - conn.execute("select count(*) from ops.mv_state").fetchone()[0]

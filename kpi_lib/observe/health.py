@@ -8,7 +8,7 @@
 | error rate | <= 1 % | front-door and API responses that were 5xx (kpi_http_request_seconds) |
 | cache hit rate | >= 85 % | answers from L1/L2 over all answers, every process, last hour |
 | alert latency p95 | <= 10 s | incident detected -> alert e-mail sent, last 24 h |
-| view lag | <= 120 s | how long the oldest stale materialized view has waited for its refresh |
+| view lag | <= 120 s | how long the oldest materialized view has waited for a refresh it owes (a change to a day before yesterday: today's and yesterday's are read from base tables, gold.OWED_REFRESH) |
 
 A level that meets its target scores 1; one that misses scores less the further it misses (0 at
 twice the target, or at half a "higher is better" target). The health score is the mean over the
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .. import cache, warehouse
+from .. import cache, gold, warehouse
 from . import metrics
 
 
@@ -90,31 +90,35 @@ def _error_rate() -> float | None:
     return errors / total if total else None
 
 
-def _warehouse_levels() -> dict[str, float | None]:
-    with warehouse.connect_raw(autocommit=True, start=False) as conn:
-        fresh = conn.execute(
-            "select percentile_cont(0.95) within group (order by extract(epoch from committed_at - touched_to))"
-            " from ops.batches where kind = 'ingest' and committed_at > now() - interval '24 hours'"
-            " and touched_to > committed_at - interval '1 hour'"
+def _warehouse_levels(conn=None) -> dict[str, float | None]:
+    """The levels measured in the warehouse, read on ``conn`` (a psycopg connection) or a new one."""
+    if conn is None:
+        with warehouse.connect_raw(autocommit=True, start=False) as conn:
+            return _warehouse_levels(conn)
+    fresh = conn.execute(
+        "select percentile_cont(0.95) within group (order by extract(epoch from committed_at - touched_to))"
+        " from ops.batches where kind = 'ingest' and committed_at > now() - interval '24 hours'"
+        " and touched_to > committed_at - interval '1 hour'"
+    ).fetchone()[0]
+    alert = conn.execute(
+        "select percentile_cont(0.95) within group (order by extract(epoch from o.sent_at - a.detected_at))"
+        " from ops.alert_notifications n join ops.outbox o on o.id = n.outbox_id"
+        " join ops.anomalies a on a.id = n.anomaly_id"
+        " where o.sent_at is not null and o.sent_at > now() - interval '24 hours'"
+    ).fetchone()[0]
+    lag = conn.execute(
+        "select coalesce(max(extract(epoch from now() - b.first_pending)), 0) from ops.mv_state m"
+        " cross join lateral (select min(committed_at) as first_pending from ops.batches"
+        f"  where version > m.refreshed_version and {gold.OWED_REFRESH}) b"
+        " where b.first_pending is not null"
+    ).fetchone()[0]
+    pages = None
+    if conn.execute("select to_regclass('ops.page_loads')").fetchone()[0]:
+        pages = conn.execute(
+            "select percentile_cont(0.95) within group (order by coalesce(usable_ms, load_ms)) / 1000.0"
+            " from ops.page_loads"
+            " where at > now() - interval '24 hours'"
         ).fetchone()[0]
-        alert = conn.execute(
-            "select percentile_cont(0.95) within group (order by extract(epoch from o.sent_at - a.detected_at))"
-            " from ops.alert_notifications n join ops.outbox o on o.id = n.outbox_id"
-            " join ops.anomalies a on a.id = n.anomaly_id"
-            " where o.sent_at is not null and o.sent_at > now() - interval '24 hours'"
-        ).fetchone()[0]
-        lag = conn.execute(
-            "select coalesce(max(extract(epoch from now() - b.first_pending)), 0) from ops.mv_state m"
-            " cross join lateral (select min(committed_at) as first_pending from ops.batches"
-            "  where version > m.refreshed_version) b where b.first_pending is not null"
-        ).fetchone()[0]
-        pages = None
-        if conn.execute("select to_regclass('ops.page_loads')").fetchone()[0]:
-            pages = conn.execute(
-                "select percentile_cont(0.95) within group (order by coalesce(usable_ms, load_ms)) / 1000.0"
-                " from ops.page_loads"
-                " where at > now() - interval '24 hours'"
-            ).fetchone()[0]
     return {"page_load": pages, "freshness": fresh, "alert_latency": alert, "view_lag": float(lag)}
 
 

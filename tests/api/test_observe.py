@@ -94,3 +94,28 @@ def test_page_load_counts_a_dashboard_until_a_person_could_use_it(db):
         assert measured.name == "page_load" and measured.measured >= 4.0 and measured.met is False
     finally:
         db.execute("delete from ops.page_loads where login = 'rum-test'")
+
+
+def test_view_lag_counts_only_changes_the_views_owe_a_refresh_for(demo):
+    """A live stream filling today is read from the base tables, so the views are not behind for it
+    (the refresher leaves them, by design): the view-lag level must not fail a healthy live system.
+    A change to a day a week ago is owed, and counts from its commit. In one transaction, rolled
+    back: nothing stays in the warehouse."""
+    from kpi_lib import warehouse as wh
+    from kpi_lib.observe import health
+
+    with wh.connect_raw() as conn:
+        try:
+            before = health._warehouse_levels(conn)["view_lag"]
+            assert before < 20 * 86400  # this session's warehouse is minutes old
+            batch = (
+                "insert into ops.batches (kind, source, touched_from, touched_to, committed_at)"
+                " values ('ingest', 'view-lag-test', now() - %s::interval, now() - %s::interval,"
+                " now() - interval '30 days')"
+            )
+            conn.execute(batch, ["0 minutes", "0 minutes"])  # today only, 30 days unrefreshed
+            assert health._warehouse_levels(conn)["view_lag"] == before
+            conn.execute(batch, ["7 days", "7 days"])  # a week ago: owed
+            assert health._warehouse_levels(conn)["view_lag"] >= 30 * 86400
+        finally:
+            conn.rollback()
