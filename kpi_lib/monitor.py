@@ -63,15 +63,19 @@ def status() -> dict[str, Any]:
                 "select refreshed_version, refreshed_at, duration_ms from ops.mv_state where mv_name = %s",
                 [mv],
             ).fetchone()
-            behind = conn.execute(
-                "select count(*) from ops.batches where version > %s", [st[0] if st else 0]
-            ).fetchone()[0]
+            behind, owed = conn.execute(
+                f"select count(*), count(*) filter (where {gold.OWED_REFRESH}) from ops.batches"
+                " where version > %s",
+                [st[0] if st else 0],
+            ).fetchone()
             views.append(
                 {
                     "name": mv,
                     "refreshed_at": st[1] if st else None,
                     "refresh_ms": st[2] if st else None,
                     "behind_versions": behind,
+                    # of those, the changes to days older than yesterday (the refresher's to do)
+                    "owed_versions": owed,
                 }
             )
         info["views"] = views

@@ -50,6 +50,16 @@ def test_status_counts_rows_per_layer(demo):
     rows = {t["table"]: t["rows"] for t in info["tables"]}
     assert rows["silver.order_lines"] >= demo.lines and rows["gold.sales_hourly"] > 0
     assert info["freshness"]["version"] >= 1
+    assert all(0 <= v["owed_versions"] <= v["behind_versions"] for v in info["views"])
+
+
+def test_status_says_which_view_lag_is_a_refresh_owed():
+    from kpi_lib.cli.data import view_lag
+
+    assert view_lag({"behind_versions": 0, "owed_versions": 0}) == "current"
+    live = view_lag({"behind_versions": 1950, "owed_versions": 0})  # a stream filling today
+    assert live.startswith("1950 versions behind") and "from the base tables" in live
+    assert view_lag({"behind_versions": 12, "owed_versions": 3}) == "12 versions behind, 3 to refresh"
 
 
 def test_sql_runs_one_statement(demo):

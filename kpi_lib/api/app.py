@@ -481,7 +481,7 @@ def status(who: User, request: Request) -> m.Status_:
         latest_order=fresh.get("latest_order"),
         last_change=fresh.get("last_change"),
         views=[
-            m.ViewLag(**{k: v[k] for k in ("name", "refreshed_at", "behind_versions")})
+            m.ViewLag(**{k: v[k] for k in ("name", "refreshed_at", "behind_versions", "owed_versions")})
             for v in info.get("views", [])
         ],
         cache_hits={str(k): int(v) for k, v in cache.get("hits", {}).items()},

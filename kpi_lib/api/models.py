@@ -172,6 +172,9 @@ class ViewLag(BaseModel):
     name: str
     refreshed_at: Time | None
     behind_versions: int
+    # of those, the changes to days before yesterday: the ones the refresher owes (today's and
+    # yesterday's are read from the base tables)
+    owed_versions: int
 
 
 class Status_(BaseModel):

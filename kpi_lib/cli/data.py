@@ -181,8 +181,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         f"({f['last_change_kind']})"
     )
     for mv in info["views"]:
-        lag = "current" if mv["behind_versions"] == 0 else f"{mv['behind_versions']} versions behind"
-        console.print(f"  {mv['name']}: refreshed {mv['refreshed_at']} ({lag})")
+        console.print(f"  {mv['name']}: refreshed {mv['refreshed_at']} ({view_lag(mv)})")
     landed = info["landings"]
     lead = landed.get("mover")
     if lead:
@@ -266,3 +265,14 @@ def stop() -> None:
     from .. import warehouse
 
     console.print("stopped" if warehouse.stop() else "nothing to stop")
+
+
+def view_lag(mv: dict) -> str:
+    """How far a materialized view is behind, as `kpi status` says it. Changes to only today and
+    yesterday are no refresh owed: queries read those days from the base tables (gold.py)."""
+    behind, owed = mv["behind_versions"], mv["owed_versions"]
+    if not behind:
+        return "current"
+    if not owed:
+        return f"{behind} versions behind, all today's or yesterday's: queries read those days from the base tables"
+    return f"{behind} versions behind, {owed} to refresh"
