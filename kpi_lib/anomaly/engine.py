@@ -31,7 +31,7 @@ from scipy import stats
 from scipy.special import log_ndtr
 
 from kpi_lib.anomaly import baseline, calibrate
-from kpi_lib.anomaly.rules import BOUND_DETECTORS, RuleSet, Step, calendar_days
+from kpi_lib.anomaly.rules import BOUND_DETECTORS, GAUSS_WINDOW, RuleSet, Step, calendar_days
 
 log = logging.getLogger(__name__)
 
@@ -277,17 +277,13 @@ def count_run(x: np.ndarray, expected: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-#: rows in the windowed-Gaussian step's trailing window of raw values (NAB's windowedGaussian
-#: detector uses 6,400): long enough to hold weeks of a 5-minute series' normal range
-GAUSS_WINDOW = 6400
-
-
 def windowed_gaussian(
     value: np.ndarray,
     window: int,
     min_rows: int,
     floor: float,
     restart: np.ndarray | None = None,
+    recent: int = 0,
 ) -> np.ndarray:
     """How far outside the series' own recent range each value is: ``-ln P(|X - m| >= |x - m|)``
     for ``X ~ Normal(m, s)``, ``m`` and ``s`` the mean and standard deviation of the previous
@@ -302,6 +298,12 @@ def windowed_gaussian(
     i, and the input is NaN again until ``min_rows`` of them (row ``a`` itself has an empty window).
     Causal as long as a restart at row ``a`` is decided on rows ``0..a``.
 
+    ``recent``: rows in a second window (0 = none). Each row's value is then the smaller of the
+    surprise against the long window and against the previous ``recent`` raw values (same floor,
+    same shift; a restart restarts both). The recent window needs ``min(recent, min_rows)`` values;
+    until then, the long surprise alone. A spike is surprising against both; a new level that has
+    held for ``recent`` rows, or a random walk near where it just was, is not.
+
     Why on raw values and not z: the other steps judge a row against its expected value in typical
     errors, and both adapt (a rolling median follows a new level; a holiday-inflated typical error
     makes a blizzard day's near-empty taxi trips only 3-7 typical errors). A value far outside the
@@ -310,10 +312,21 @@ def windowed_gaussian(
     cuts = [] if restart is None else sorted({int(a) for a in np.asarray(restart).ravel() if 0 < a < n})
     edges = [0, *cuts, n]
     parts = [
-        _gaussian_surprise(value[lo:hi], window, min_rows, floor)
+        _gated_surprise(value[lo:hi], window, min_rows, floor, recent)
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
     return np.concatenate(parts) if parts else np.full(0, np.nan)
+
+
+def _gated_surprise(value: np.ndarray, window: int, min_rows: int, floor: float, recent: int) -> np.ndarray:
+    """The long window's surprise, or (``recent`` > 0) its minimum with the recent window's where
+    both are known; NaN wherever the long one is."""
+    long = _gaussian_surprise(value, window, min_rows, floor)
+    if not recent:
+        return long
+    short = _gaussian_surprise(value, recent, min(recent, min_rows), floor)
+    both = np.isfinite(long) & np.isfinite(short)
+    return np.where(both, np.minimum(long, short), long)
 
 
 def _gaussian_surprise(value: np.ndarray, window: int, min_rows: int, floor: float) -> np.ndarray:
@@ -388,7 +401,8 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         "level_z": level_z,
         "count_deficit": count_deficit(x, base.expected, exclude) if counts else np.full(len(x), np.nan),
     }
-    if any(s.input == "gauss" and not s.reanchor for s in rules.steps):  # raw values vs their window
+    # raw values vs their window (steps with their own window, re-anchored or gated, compute theirs below)
+    if any(s.input == "gauss" and not (s.reanchor or s.recent) for s in rules.steps):
         inputs["gauss"] = windowed_gaussian(
             value, GAUSS_WINDOW, rules.expected.min_rows, rules.expected.floor
         )
@@ -407,10 +421,17 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     # (rules.py forbids a reanchor on a gauss step, so those are all decided first: causal, no cycle)
     for step in sorted(rules.steps, key=lambda s: bool(s.reanchor)):
         step_inputs = inputs
-        if step.reanchor:
-            restart = np.concatenate([onsets(fired[name]) for name in step.reanchor])
+        if step.input == "gauss" and (step.reanchor or step.recent):  # this step's own gauss input
+            restart = (
+                np.concatenate([onsets(fired[name]) for name in step.reanchor]) if step.reanchor else None
+            )
             gauss = windowed_gaussian(
-                value, GAUSS_WINDOW, rules.expected.min_rows, rules.expected.floor, restart=restart
+                value,
+                GAUSS_WINDOW,
+                rules.expected.min_rows,
+                rules.expected.floor,
+                restart=restart,
+                recent=step.recent,
             )
             step_inputs = {**inputs, "gauss": gauss}
         r, f, bound = _run_step(step, step_inputs, exclude, base.typical, risk, base.source)

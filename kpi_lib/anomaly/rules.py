@@ -13,7 +13,8 @@ built-in ones are YAML files in ``rulesets/``::
                                          # | count_deficit (-ln Poisson P(X <= value), small counts only)
                                          # | count_run (the window's total as one count, small counts only)
                                          # | gauss (-ln Gaussian tail of the raw value under its previous 6,400 rows;
-                                         #   `reanchor: [level_shift]` restarts that window at those steps' alarm onsets)
+                                         #   `reanchor: [level_shift]` restarts that window at those steps' alarm onsets;
+                                         #   `recent: 48` takes the smaller of it and the same surprise against the previous 48 rows)
         detector: {QuantileAD: {high: 0.98}}
         bound: tail                      # extrapolate from the 98th percentile to the budget
         history: 10000                   # the bound is refit on this many past rows
@@ -48,6 +49,9 @@ import yaml
 
 from kpi_lib.errors import DetectError
 
+#: rows in the ``gauss`` input's trailing window of raw values (NAB's windowedGaussian detector uses
+#: 6,400): long enough to hold weeks of a 5-minute series' normal range
+GAUSS_WINDOW = 6400
 INPUTS = ("value", "residual", "z", "abs_z", "level_z", "count_deficit", "count_run", "gauss")
 SIDES = ("both", "positive", "negative")
 TRANSFORMERS = ("RollingAggregate", "DoubleRollingAggregate")
@@ -125,6 +129,10 @@ class Step:
     #: window of raw values (a confirmed level shift is a new normal: stop comparing with the old
     #: level). Those steps run first and must not use ``gauss`` themselves (causal, no cycle)
     reanchor: tuple[str, ...] = ()
+    #: ``input: gauss`` only: rows in a second, recent window (0 = none). The input is then the
+    #: smaller of the surprise against the long window and against the previous ``recent`` raw
+    #: values: a new level that has held for ``recent`` rows is no longer surprising
+    recent: int = 0
 
 
 @dataclass(frozen=True)
@@ -214,6 +222,8 @@ class RuleSet:
                 d["transform"] = {s.transform: dict(s.transform_params)}
             if s.reanchor:
                 d["reanchor"] = list(s.reanchor)
+            if s.recent:
+                d["recent"] = s.recent
             out["steps"].append(d)
         return out
 
@@ -284,6 +294,7 @@ def _step(d: Mapping, i: int) -> Step:
             "min_history",
             "bound",
             "reanchor",
+            "recent",
         },
         where,
     )
@@ -347,6 +358,14 @@ def _step(d: Mapping, i: int) -> Step:
     reanchor = tuple(str(r) for r in ([reanchor] if isinstance(reanchor, str) else reanchor))
     if reanchor and step_input != "gauss":
         raise DetectError(f"{where}: reanchor restarts a gauss window; it needs input: gauss.")
+    recent = d.get("recent") or 0
+    if recent and step_input != "gauss":
+        raise DetectError(f"{where}: recent gates a gauss window; it needs input: gauss.")
+    if isinstance(recent, bool) or not isinstance(recent, int) or recent and not 2 <= recent < GAUSS_WINDOW:
+        raise DetectError(
+            f"{where}: recent must be a whole number of rows from 2 to {GAUSS_WINDOW - 1} "
+            f"(the gauss window is {GAUSS_WINDOW}), got {recent!r}."
+        )
     return Step(
         name=name,
         detector=det,
@@ -363,6 +382,7 @@ def _step(d: Mapping, i: int) -> Step:
         min_history=min_history,
         bound=bound,
         reanchor=reanchor,
+        recent=recent,
     )
 
 
