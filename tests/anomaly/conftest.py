@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,3 +38,31 @@ def spiky(n: int = 2500, seed: int = 2) -> pd.Series:
 @pytest.fixture
 def revenue() -> pd.Series:
     return hourly_revenue()
+
+
+CANDIDATES = Path(__file__).resolve().parents[2] / "benchmarks" / "candidates"
+
+
+def gauss_step(**extra) -> dict:
+    """The seventh pass's gaussian step, as its candidate file has it (6-row mean, threshold fitted
+    on at least 1,000 past values), with ``extra`` keys (``reanchor``, ``recent``)."""
+    from kpi_lib.anomaly import load_rules
+
+    steps = load_rules(CANDIDATES / "default_gaussian.yml").to_dict()["steps"]
+    return {**next(s for s in steps if s["name"] == "gaussian"), **extra}
+
+
+def gauss_rules(**extra) -> dict:
+    """default's steps + that gaussian step."""
+    from kpi_lib.anomaly import load_rules
+
+    steps = load_rules("default").to_dict()["steps"]
+    return {"extends": "default", "name": "gauss_test", "steps": [*steps, gauss_step(**extra)]}
+
+
+def stepped(n: int = 3000, at: int = 2000, seed: int = 5) -> pd.Series:
+    """5-minute values around 50 (sd 2), then a permanent step of +20 (10 sd) at row ``at``."""
+    rng = np.random.default_rng(seed)
+    x = 50 + rng.normal(0, 2, n)
+    x[at:] += 20
+    return pd.Series(x, pd.date_range("2024-01-01", periods=n, freq="5min"), name="latency")

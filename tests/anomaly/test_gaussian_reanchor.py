@@ -4,10 +4,7 @@ from the step instead of comparing the new level with weeks of the old one."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 
 from kpi_lib.anomaly import detect, engine, load_rules
@@ -15,40 +12,20 @@ from kpi_lib.anomaly.engine import onsets, windowed_gaussian
 from kpi_lib.anomaly.protocol import causal_violations
 from kpi_lib.errors import DetectError
 
-CANDIDATES = Path(__file__).resolve().parents[2] / "benchmarks" / "candidates"
+from .conftest import CANDIDATES, gauss_rules, gauss_step, stepped
+
 WARM = 100  # the default's expected.min_rows: the window's warm-up, at the start and after a restart
 
 
-def _gauss_step(**extra) -> dict:
-    """The seventh pass's gaussian step, as its candidate file has it (6-row mean, threshold fitted
-    on at least 1,000 past values)."""
-    steps = load_rules(CANDIDATES / "default_gaussian.yml").to_dict()["steps"]
-    return {**next(s for s in steps if s["name"] == "gaussian"), **extra}
-
-
-def _rules(**extra) -> dict:
-    """default's steps + a gaussian step (optionally re-anchored)."""
-    steps = load_rules("default").to_dict()["steps"]
-    return {"extends": "default", "name": "gauss_test", "steps": [*steps, _gauss_step(**extra)]}
-
-
-def _stepped(n: int = 3000, at: int = 2000, seed: int = 5) -> pd.Series:
-    """5-minute values around 50 (sd 2), then a permanent step of +20 (10 sd) at row ``at``."""
-    rng = np.random.default_rng(seed)
-    x = 50 + rng.normal(0, 2, n)
-    x[at:] += 20
-    return pd.Series(x, pd.date_range("2024-01-01", periods=n, freq="5min"), name="latency")
-
-
 def test_without_restarts_it_is_the_plain_windowed_gaussian():
-    x = _stepped().to_numpy()
+    x = stepped().to_numpy()
     plain = windowed_gaussian(x, 6400, WARM, 0.01)
     for restart in (None, np.array([], dtype=int), np.array([0, -3, len(x), len(x) + 5])):
         np.testing.assert_array_equal(windowed_gaussian(x, 6400, WARM, 0.01, restart=restart), plain)
 
 
 def test_a_restart_starts_the_window_again_with_its_warm_up():
-    x = _stepped(at=2000).to_numpy()
+    x = stepped(at=2000).to_numpy()
     plain = windowed_gaussian(x, 6400, WARM, 0.01)
     out = windowed_gaussian(x, 6400, WARM, 0.01, restart=np.array([2003]))
     np.testing.assert_array_equal(out[:2003], plain[:2003])  # rows before the restart: unchanged
@@ -65,7 +42,7 @@ def test_a_restart_starts_the_window_again_with_its_warm_up():
 
 def test_it_never_reads_a_future_row():
     rng = np.random.default_rng(11)
-    x = _stepped(n=1500, at=900).to_numpy()
+    x = stepped(n=1500, at=900).to_numpy()
     restart = np.array([300, 903, 1200])
     full = windowed_gaussian(x, 400, 50, 0.01, restart=restart)
     for i in (150, 299, 300, 301, 420, 902, 903, 904, 1003, 1199, 1350):
@@ -83,9 +60,9 @@ def test_onsets_are_the_first_rows_of_each_alarm_episode():
 
 
 def test_after_a_level_shift_the_gaussian_step_stops_alarming_on_the_new_normal():
-    s = _stepped()
-    ev_plain = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(_rules()))
-    ev = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(_rules(reanchor=["level_shift"])))
+    s = stepped()
+    ev_plain = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(gauss_rules()))
+    ev = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(gauss_rules(reanchor=["level_shift"])))
     ls = onsets(ev.ratios["level_shift"] > 1)
     assert ls.size and 2000 <= ls[0] <= 2006  # level_shift sees the step within its 6-row window
     a = int(ls[0])
@@ -103,8 +80,8 @@ def test_after_a_level_shift_the_gaussian_step_stops_alarming_on_the_new_normal(
 
 
 def test_re_anchored_detection_is_causal_and_finds_the_step_once():
-    s = _stepped()
-    rules = _rules(reanchor=["level_shift"])
+    s = stepped()
+    rules = gauss_rules(reanchor=["level_shift"])
     out = detect(s, rules)
     on = np.flatnonzero(out["is_anomaly"].to_numpy())
     assert any(2000 <= i <= 2006 for i in on)
@@ -126,22 +103,22 @@ def test_re_anchored_detection_is_causal_and_finds_the_step_once():
 )
 def test_reanchor_must_name_another_step(extra, message):
     with pytest.raises(DetectError, match=message):
-        load_rules(_rules(**extra))
+        load_rules(gauss_rules(**extra))
 
 
 def test_reanchor_needs_a_gauss_step_and_cannot_restart_on_a_gauss_step():
     spike = {"name": "spike", "input": "z", "detector": {"QuantileAD": {"high": 0.98}}, "reanchor": ["x"]}
     with pytest.raises(DetectError, match="needs input: gauss"):
         load_rules({"name": "bad", "steps": [spike]})
-    other = {**_gauss_step(), "name": "gaussian2"}
-    rules = _rules(reanchor=["gaussian2"])
+    other = {**gauss_step(), "name": "gaussian2"}
+    rules = gauss_rules(reanchor=["gaussian2"])
     rules["steps"].append(other)
     with pytest.raises(DetectError, match="uses gauss itself"):
         load_rules(rules)
 
 
 def test_reanchor_round_trips_and_the_candidates_use_it():
-    rs = load_rules(_rules(reanchor=["level_shift", "shift"]))
+    rs = load_rules(gauss_rules(reanchor=["level_shift", "shift"]))
     assert rs.steps[-1].reanchor == ("level_shift", "shift")
     assert load_rules(rs.to_dict()) == rs
     names = {p.stem: load_rules(p) for p in CANDIDATES.glob("default_gaussian_reanchor*.yml")}

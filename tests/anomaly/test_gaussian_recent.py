@@ -5,10 +5,7 @@ rows while a spike stays surprising against both."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 
 from kpi_lib.anomaly import detect, engine, load_rules
@@ -16,34 +13,14 @@ from kpi_lib.anomaly.engine import windowed_gaussian
 from kpi_lib.anomaly.protocol import causal_violations
 from kpi_lib.errors import DetectError
 
-CANDIDATES = Path(__file__).resolve().parents[2] / "benchmarks" / "candidates"
+from .conftest import CANDIDATES, gauss_rules, stepped
+
 WARM = 100  # the default's expected.min_rows: the long window's warm-up
-
-
-def _gauss_step(**extra) -> dict:
-    """The seventh pass's gaussian step, as its candidate file has it (6-row mean, threshold fitted
-    on at least 1,000 past values)."""
-    steps = load_rules(CANDIDATES / "default_gaussian.yml").to_dict()["steps"]
-    return {**next(s for s in steps if s["name"] == "gaussian"), **extra}
-
-
-def _rules(**extra) -> dict:
-    """default's steps + a gaussian step (optionally gated by a recent window)."""
-    steps = load_rules("default").to_dict()["steps"]
-    return {"extends": "default", "name": "gauss_test", "steps": [*steps, _gauss_step(**extra)]}
-
-
-def _stepped(n: int = 3000, at: int = 2000, seed: int = 5) -> pd.Series:
-    """5-minute values around 50 (sd 2), then a permanent step of +20 (10 sd) at row ``at``."""
-    rng = np.random.default_rng(seed)
-    x = 50 + rng.normal(0, 2, n)
-    x[at:] += 20
-    return pd.Series(x, pd.date_range("2024-01-01", periods=n, freq="5min"), name="latency")
 
 
 @pytest.mark.parametrize("recent", [48, 288])
 def test_it_is_the_smaller_of_the_long_and_the_recent_surprise(recent):
-    x = _stepped().to_numpy()
+    x = stepped().to_numpy()
     x[[700, 1500]] = np.nan  # a missing value has no input, and windows skip it
     long = windowed_gaussian(x, 6400, WARM, 0.01)
     short = windowed_gaussian(x, recent, min(recent, WARM), 0.01)
@@ -56,7 +33,7 @@ def test_it_is_the_smaller_of_the_long_and_the_recent_surprise(recent):
 
 
 def test_where_the_recent_window_is_short_the_long_surprise_is_used_alone():
-    x = _stepped().to_numpy()
+    x = stepped().to_numpy()
     x[1000:1250] = np.nan  # a long gap: the 288-row window holds fewer than 100 values after it
     long = windowed_gaussian(x, 6400, WARM, 0.01)
     out = windowed_gaussian(x, 6400, WARM, 0.01, recent=288)
@@ -67,7 +44,7 @@ def test_where_the_recent_window_is_short_the_long_surprise_is_used_alone():
 
 def test_it_never_reads_a_future_row():
     rng = np.random.default_rng(11)
-    x = _stepped(n=1500, at=900).to_numpy()
+    x = stepped(n=1500, at=900).to_numpy()
     for recent in (48, 288):
         full = windowed_gaussian(x, 400, 50, 0.01, recent=recent)
         for i in (40, 99, 150, 300, 899, 900, 901, 947, 948, 1190, 1350):
@@ -80,7 +57,7 @@ def test_it_never_reads_a_future_row():
 @pytest.mark.parametrize("recent", [48, 288])
 def test_after_a_level_change_the_surprise_falls_back_once_r_new_rows_are_in(recent):
     at = 2000
-    x = _stepped(at=at).to_numpy()
+    x = stepped(at=at).to_numpy()
     long = windowed_gaussian(x, 6400, WARM, 0.01)
     out = windowed_gaussian(x, 6400, WARM, 0.01, recent=recent)
     before = long[WARM:at]
@@ -96,9 +73,9 @@ def test_after_a_level_change_the_surprise_falls_back_once_r_new_rows_are_in(rec
 
 @pytest.mark.parametrize("recent", [48, 288])
 def test_the_gated_step_alarms_at_the_change_and_then_stops(recent):
-    s = _stepped()
-    ev_plain = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(_rules()))
-    ev = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(_rules(recent=recent)))
+    s = stepped()
+    ev_plain = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(gauss_rules()))
+    ev = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(gauss_rules(recent=recent)))
     for name in ev.ratios:  # the other steps are untouched
         if name != "gaussian":
             np.testing.assert_array_equal(ev.ratios[name], ev_plain.ratios[name])
@@ -111,9 +88,9 @@ def test_the_gated_step_alarms_at_the_change_and_then_stops(recent):
 
 
 def test_a_spike_is_still_surprising():
-    s = _stepped(n=3000, at=3000)  # no level change
+    s = stepped(n=3000, at=3000)  # no level change
     s.iloc[2500] += 40  # one value 20 sd out
-    rules = _rules(recent=48)
+    rules = gauss_rules(recent=48)
     ev = engine.evaluate(s.to_numpy(), s.index.asi8, load_rules(rules))
     long = windowed_gaussian(s.to_numpy(), 6400, WARM, 0.01)
     gated = windowed_gaussian(s.to_numpy(), 6400, WARM, 0.01, recent=48)
@@ -123,8 +100,8 @@ def test_a_spike_is_still_surprising():
 
 
 def test_gated_detection_is_causal():
-    s = _stepped()
-    rules = _rules(recent=48)
+    s = stepped()
+    rules = gauss_rules(recent=48)
     cuts = [(k + 0.5) / len(s) for k in (1999, 2000, 2001, 2030, 2048, 2060, 2500)]
     assert not causal_violations(s, lambda v: detect(v, rules)["is_anomaly"].to_numpy(), cuts)
 
@@ -142,7 +119,7 @@ def test_gated_detection_is_causal():
 )
 def test_a_bad_recent_window_is_a_clear_error(recent, message):
     with pytest.raises(DetectError, match=message):
-        load_rules(_rules(recent=recent))
+        load_rules(gauss_rules(recent=recent))
 
 
 def test_recent_needs_a_gauss_step():
@@ -152,10 +129,10 @@ def test_recent_needs_a_gauss_step():
 
 
 def test_recent_round_trips_and_the_candidates_use_it():
-    rs = load_rules(_rules(recent=48))
+    rs = load_rules(gauss_rules(recent=48))
     assert rs.steps[-1].recent == 48
     assert load_rules(rs.to_dict()) == rs
-    assert "recent" not in load_rules(_rules()).to_dict()["steps"][-1]  # off unless asked for
+    assert "recent" not in load_rules(gauss_rules()).to_dict()["steps"][-1]  # off unless asked for
     assert all(s.recent == 0 for s in load_rules("default").steps)
     plain = load_rules(CANDIDATES / "default_gaussian.yml").steps
     for r in (48, 288):
