@@ -219,7 +219,7 @@ class PageLoad(BaseModel):
     dom_ms: float | None = Field(None, ge=0, le=600_000)
     load_ms: float = Field(ge=0, le=600_000)
     painted_ms: float | None = Field(None, ge=0, le=600_000)
-    # navigation -> the page a person can use (the dashboards drawn by Bokeh); None elsewhere
+    # navigation -> the page a person can use (the Panel and Voila dashboards); None elsewhere
     usable_ms: float | None = Field(None, ge=0, le=600_000)
 
 

@@ -10,7 +10,7 @@ create table if not exists ops.page_loads (
     load_ms    float8 not null,     -- navigation -> load event end
     painted_ms float8               -- navigation -> first contentful paint (the tiles are in the HTML)
 );
--- navigation -> the page a person can use (a Panel page's documents all drawn, static/rum.js);
--- null on pages without one and for a page left before it was usable
+-- navigation -> the page a person can use (a Panel page's documents all drawn, a Voila page's
+-- widgets drawn: static/rum.js); null on other pages and for a page left before it was usable
 alter table ops.page_loads add column if not exists usable_ms float8;
 create index if not exists page_loads_at on ops.page_loads (at desc);

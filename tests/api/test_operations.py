@@ -20,7 +20,8 @@ def _sign_in(page, base: str, login: str, next_path: str) -> None:
 
 
 # What the page held at the moment it posted its timing: the charts (canvases taller than 100 px),
-# the filters (selects), and whether the first-paint copy of the numbers was still there.
+# the filters (selects), whether the first-paint copy of the numbers was still there, and on a
+# Voila page its spinner, its widgets and the explorer's table.
 ON_POST = """
 (() => {
   const orig = window.fetch;
@@ -34,6 +35,9 @@ ON_POST = """
         charts: count('canvas', (c) => c.getBoundingClientRect().height > 100),
         selects: count('select', () => true),
         firstPaint: !!document.getElementById('kpi-first-paint'),
+        voilaSpinner: !!document.getElementById('loading'),
+        widgets: document.querySelectorAll('.jupyter-widgets').length,
+        table: !!document.querySelector('.kpi-table'),
         body: JSON.parse(opts.body),
       };
     }
@@ -83,6 +87,29 @@ def test_the_operations_page_lists_this_tests_own_page_loads(context, server, ap
         "alert latency p95",
     ):
         assert label in levels
+
+
+def test_a_voila_dashboard_posts_its_timing_once_its_widgets_are_drawn(context, server, api_tokens, db):
+    """The revenue explorer says "usable" only once Voila has run it and its widgets are drawn:
+    the controls and the table are on the page at that moment."""
+    page = context.new_page()
+    page.add_init_script(ON_POST)
+    path = "/voila/voila/render/revenue_explorer.ipynb"
+    _sign_in(page, server, "api-admin", path)
+    saw = page.wait_for_function("() => window.__rumSaw", timeout=TIMEOUT).json_value()
+    assert not saw["voilaSpinner"] and saw["widgets"] > 0 and saw["selects"] >= 1 and saw["table"], saw
+    assert saw["body"]["page"] == path and saw["body"]["usable_ms"] >= saw["body"]["painted_ms"] > 0
+    row = None
+    for _ in range(100):
+        row = db.execute(
+            "select usable_ms from ops.page_loads where login = 'api-admin' and page = %s order by id desc limit 1",
+            [path],
+        ).fetchone()
+        if row:
+            break
+        page.wait_for_timeout(200)
+    assert row and row[0] == pytest.approx(saw["body"]["usable_ms"])
+    page.close(run_before_unload=True)  # Voila's shutdown beacon ends the kernel
 
 
 def test_the_operations_page_is_for_administrators(context, server, api_tokens):

@@ -1,10 +1,13 @@
 // Real-user monitoring: post this page's own timing to the API once (stored in ops.page_loads; the
 // Operations page and the health score read it). Same-origin only.
 //
-// usable: on a dashboard drawn by Bokeh (the Panel pages), when the page a person can use was on
-// screen: every Bokeh document had drawn all its parts (its "idle"), the first-paint copy of the
-// numbers was gone and no loading overlay was left. The load event comes long before that: the
-// page's scripts do not hold it up, and the charts arrive over the websocket afterwards.
+// usable: when the page a person can use was on screen. The load event comes long before that on
+// both kinds of dashboard: their parts arrive over a websocket afterwards.
+// - Panel (drawn by Bokeh): every Bokeh document had drawn all its parts (its "idle"), the
+//   first-paint copy of the numbers was gone and no loading overlay was left.
+// - Voila: the notebook had run (Voila's spinner gone, its cells shown) and every output had drawn
+//   (a widget's output stays an empty panel until the widget manager has drawn the widget). A
+//   notebook without outputs is posted without it, at WAIT_MS.
 (function () {
   var WAIT_MS = 60000; // a page not usable by then is posted without it
   // painted: when a dashboard's numbers were painted (elementtiming="kpi-tiles"), else the first
@@ -39,18 +42,30 @@
     return !!(window.Bokeh || document.querySelector('template#kpi-scripts, script[src*="/static/js/bokeh"]'));
   }
 
-  function usable() {
+  function bokehUsable() {
     var docs = window.Bokeh && window.Bokeh.documents;
-    if (!docs || !docs.length) return false;
-    for (var i = 0; i < docs.length; i++) if (!docs[i].is_idle) return false;
-    if (document.getElementById('kpi-first-paint')) return false;
-    return !document.body.classList.contains('pn-loading') && !document.querySelector('.pn-loading');
+    if (!docs || !docs.length) return null;
+    for (var i = 0; i < docs.length; i++) if (!docs[i].is_idle) return null;
+    if (document.getElementById('kpi-first-paint')) return null;
+    if (document.body.classList.contains('pn-loading') || document.querySelector('.pn-loading')) return null;
+    return performance.now();
+  }
+
+  function voilaUsable() {
+    var cells = document.getElementById('rendered_cells');
+    if (document.getElementById('loading') || !cells || cells.style.display === 'none') return null;
+    var outputs = cells.querySelectorAll('.jp-OutputArea-output');
+    if (!outputs.length) return null; // the cells are shown a moment before their outputs
+    for (var i = 0; i < outputs.length; i++) if (!outputs[i].children.length) return null;
+    return performance.now();
   }
 
   function start() {
-    if (!drawnByBokeh()) { send(null); return; }
+    var usable = drawnByBokeh() ? bokehUsable : document.getElementById('rendered_cells') ? voilaUsable : null;
+    if (!usable) { send(null); return; }
     var timer = setInterval(function () {
-      if (usable()) { clearInterval(timer); send(performance.now()); }
+      var at = usable();
+      if (at !== null) { clearInterval(timer); send(at); }
       else if (performance.now() > WAIT_MS) { clearInterval(timer); send(null); }
     }, 50);
     // left before it was usable: what there is
