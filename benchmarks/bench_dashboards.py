@@ -397,8 +397,8 @@ def new_tabs(ctxs: list) -> list:
     navigate (Chromium keeps a spare one for the next tab), and on their own computer, so the
     visit is timed from a started tab."""
     pages = [c.new_page() for c in ctxs]
-    if TAB_START == "before":
-        settle_browser()
+    if TAB_START == "before" and settle_browser() >= TAB_SETTLE_CAP_S:
+        log(f"  Chromium still busy {TAB_SETTLE_CAP_S:.0f} s after opening {len(pages)} tab(s); timed anyway")
     return pages
 
 
