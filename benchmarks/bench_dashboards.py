@@ -384,7 +384,7 @@ def _tree(proc) -> list:
 # before navigating; "overlap" navigates at once, as every figure before 2026-12-05 19:30 UTC did
 TAB_START = "before"
 TAB_QUIET_CPU_S = 0.01  # Chromium's CPU per 100 ms below which its new tabs count as started
-TAB_SETTLE_CAP_S = 3.0
+TAB_SETTLE_CAP_S = 5.0  # five new tabs took 2.5-2.7 s to go quiet here
 
 
 def new_tabs(ctxs: list) -> list:
