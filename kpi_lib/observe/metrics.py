@@ -35,6 +35,13 @@ QUERIES = Histogram(
     ["level"],
     buckets=LATENCY_BUCKETS,
 )
+PAGES = Histogram(
+    "kpi_page_ready_seconds",
+    "Real users' page timings (posted by the pages): navigation -> the page a person can use, or its "
+    "load event where a page has no such moment; kind: panel, voila or other",
+    ["kind"],
+    buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30),
+)
 LIVE_SESSIONS = Gauge("kpi_live_sessions", "Open /api/live WebSockets", multiprocess_mode="livesum")
 LIVE_PUSHES = Counter("kpi_live_messages", "Messages pushed on /api/live", ["type"])
 
@@ -45,6 +52,13 @@ def observe_request(surface: str, method: str, status: int, seconds: float) -> N
 
 def observe_query(level: str, seconds: float) -> None:
     QUERIES.labels(level or "unknown").observe(seconds)
+
+
+def observe_page(path: str, seconds: float) -> None:
+    """One real user's page timing, labelled by the kind of page (never its path: a label per path
+    would let any client add series)."""
+    kind = "panel" if path.startswith("/panel/") else "voila" if path.startswith("/voila/") else "other"
+    PAGES.labels(kind).observe(seconds)
 
 
 class WarehouseCollector:

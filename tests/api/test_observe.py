@@ -40,6 +40,35 @@ def test_metrics_parse_and_cover_requests_queries_ingest_and_live(api, server):
     assert sum(s.value for s in queries) >= 1 and all(s.labels["level"] for s in queries)
 
 
+def test_real_users_page_timings_reach_the_metrics_by_kind_of_page(api):
+    """A dashboard's posted timing counts until the page was usable (its load event when it has no
+    such moment), labelled by the kind of page only: a path label would let any client add series."""
+
+    def ready_counts() -> dict:
+        text = api("api-admin").get("/metrics").text
+        fam = {f.name: f for f in text_string_to_metric_families(text)}.get("kpi_page_ready_seconds")
+        if fam is None:
+            return {}
+        out: dict = {}
+        for s in fam.samples:
+            if s.name.endswith("_count") or s.name.endswith("_sum"):
+                out[(s.name.rsplit("_", 1)[1], s.labels["kind"])] = s.value
+        return out
+
+    before = ready_counts()
+    post = api().post
+    assert (
+        post("/api/rum", json={"page": "/panel/executive", "load_ms": 400, "usable_ms": 7000}).status_code
+        == 204
+    )
+    assert post("/api/rum", json={"page": "/voila/voila/render/x.ipynb", "load_ms": 900}).status_code == 204
+    after = ready_counts()
+    grew = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert grew[("count", "panel")] == 1 and grew[("sum", "panel")] == pytest.approx(7.0)
+    assert grew[("count", "voila")] == 1 and grew[("sum", "voila")] == pytest.approx(0.9)
+    assert {kind for _, kind in after} <= {"panel", "voila", "other"}
+
+
 def test_metrics_are_for_administrators(api, server):
     assert requests.get(server + "/metrics", timeout=30).status_code == 401
     assert api("api-exec").get("/metrics").status_code == 403
