@@ -15,7 +15,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .. import cache, warehouse
+from .. import cache, gold, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ class WarehouseCollector:
                     "  and touched_to > committed_at - interval '1 hour')"
                 ).fetchone()
                 lag = conn.execute(
-                    "select m.mv_name, (select count(*) from ops.batches b where b.version > m.refreshed_version)"
-                    " from ops.mv_state m"
+                    "select m.mv_name, count(b.version),"
+                    f" count(b.version) filter (where {gold.OWED_REFRESH})"
+                    " from ops.mv_state m left join ops.batches b on b.version > m.refreshed_version"
+                    " group by m.mv_name"
                 ).fetchall()
             stats = cache.shared_stats()
         except Exception as exc:  # noqa: BLE001 - a scrape must answer even with the warehouse down
@@ -123,9 +125,17 @@ class WarehouseCollector:
         views = GaugeMetricFamily(
             "kpi_view_lag_versions", "Data versions a materialized view is behind", labels=["view"]
         )
-        for name, behind in lag:
+        owed = GaugeMetricFamily(
+            "kpi_view_owed_versions",
+            "Of those, the changes to days before yesterday: the refreshes owed (today's and yesterday's "
+            "are read from the base tables; alert on this one)",
+            labels=["view"],
+        )
+        for name, behind, to_refresh in lag:
             views.add_metric([name], float(behind))
+            owed.add_metric([name], float(to_refresh))
         yield views
+        yield owed
         hits = CounterMetricFamily(
             "kpi_cache_hits", "Answers by level, all processes, last hour", labels=["level"]
         )

@@ -26,6 +26,7 @@ def test_metrics_parse_and_cover_requests_queries_ingest_and_live(api, server):
         "kpi_outbox_messages",
         "kpi_cache_hits",
         "kpi_view_lag_versions",
+        "kpi_view_owed_versions",
         "kpi_live_sessions",
         "kpi_warehouse_up",
     ):
@@ -36,6 +37,9 @@ def test_metrics_parse_and_cover_requests_queries_ingest_and_live(api, server):
         if s.name.endswith("_count") and s.labels["surface"] == "api"
     ]
     assert sum(s.value for s in api_requests) >= 1
+    lag = {s.labels["view"]: s.value for s in families["kpi_view_lag_versions"].samples}
+    owed = {s.labels["view"]: s.value for s in families["kpi_view_owed_versions"].samples}
+    assert set(owed) == set(lag) and all(0 <= owed[v] <= lag[v] for v in lag)
     queries = [s for s in families["kpi_query_seconds"].samples if s.name.endswith("_count")]
     assert sum(s.value for s in queries) >= 1 and all(s.labels["level"] for s in queries)
 
