@@ -122,6 +122,22 @@ OWED_REFRESH = (
 )
 
 
+def view_lag(conn: psycopg.Connection) -> dict[str, dict]:
+    """Each materialized view's last refresh and how far behind it is: every change since
+    (``behind``) and, of those, the ones it owes a refresh for (``owed``, see OWED_REFRESH). One
+    query; a view never refreshed counts every change."""
+    rows = conn.execute(
+        "select v.name, m.refreshed_at, m.duration_ms, count(b.version),"
+        f" count(b.version) filter (where {OWED_REFRESH})"
+        " from unnest(%s::text[]) v(name) left join ops.mv_state m on m.mv_name = v.name"
+        " left join ops.batches b on b.version > coalesce(m.refreshed_version, 0)"
+        " group by v.name, m.refreshed_at, m.duration_ms",
+        [list(MATERIALIZED_VIEWS)],
+    ).fetchall()
+    found = {r[0]: {"refreshed_at": r[1], "refresh_ms": r[2], "behind": r[3], "owed": r[4]} for r in rows}
+    return {mv: found[mv] for mv in MATERIALIZED_VIEWS}  # in refresh order
+
+
 def refresh_views_if_behind() -> bool:
     """Refresh the materialized views if older days changed since their last refresh, unless another
     process is doing it (an advisory lock: one refresher in the cluster). True if this one did.

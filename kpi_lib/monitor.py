@@ -57,27 +57,17 @@ def status() -> dict[str, Any]:
             "last_change_kind": last_kind,
             "timezone": settings().timezone,
         }
-        views = []
-        for mv in gold.MATERIALIZED_VIEWS:
-            st = conn.execute(
-                "select refreshed_version, refreshed_at, duration_ms from ops.mv_state where mv_name = %s",
-                [mv],
-            ).fetchone()
-            behind, owed = conn.execute(
-                f"select count(*), count(*) filter (where {gold.OWED_REFRESH}) from ops.batches"
-                " where version > %s",
-                [st[0] if st else 0],
-            ).fetchone()
-            views.append(
-                {
-                    "name": mv,
-                    "refreshed_at": st[1] if st else None,
-                    "refresh_ms": st[2] if st else None,
-                    "behind_versions": behind,
-                    # of those, the changes to days older than yesterday (the refresher's to do)
-                    "owed_versions": owed,
-                }
-            )
+        views = [
+            {
+                "name": mv,
+                "refreshed_at": lag["refreshed_at"],
+                "refresh_ms": lag["refresh_ms"],
+                "behind_versions": lag["behind"],
+                # of those, the changes to days older than yesterday (the refresher's to do)
+                "owed_versions": lag["owed"],
+            }
+            for mv, lag in gold.view_lag(conn).items()
+        ]
         info["views"] = views
         # the fast path's landings not yet moved to silver and gold (acknowledged, not yet on a page)
         waiting = (0, 0, None)

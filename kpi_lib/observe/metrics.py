@@ -85,12 +85,7 @@ class WarehouseCollector:
                     "  from ops.batches where kind = 'ingest' and committed_at > now() - interval '24 hours'"
                     "  and touched_to > committed_at - interval '1 hour')"
                 ).fetchone()
-                lag = conn.execute(
-                    "select m.mv_name, count(b.version),"
-                    f" count(b.version) filter (where {gold.OWED_REFRESH})"
-                    " from ops.mv_state m left join ops.batches b on b.version > m.refreshed_version"
-                    " group by m.mv_name"
-                ).fetchall()
+                lag = gold.view_lag(conn)
             stats = cache.shared_stats()
         except Exception as exc:  # noqa: BLE001 - a scrape must answer even with the warehouse down
             log.warning("warehouse metrics unavailable: %s", exc)
@@ -131,9 +126,9 @@ class WarehouseCollector:
             "are read from the base tables; alert on this one)",
             labels=["view"],
         )
-        for name, behind, to_refresh in lag:
-            views.add_metric([name], float(behind))
-            owed.add_metric([name], float(to_refresh))
+        for name, v in lag.items():
+            views.add_metric([name], float(v["behind"]))
+            owed.add_metric([name], float(v["owed"]))
         yield views
         yield owed
         hits = CounterMetricFamily(
