@@ -103,7 +103,14 @@ def detect(
     out["rule"] = ev.rule
     out["step"] = ev.step
     for inc, pos in zip(
-        _incidents.build(out, ids, label=label, fmt=fmt, level_steps=engine.level_windows(rs)),
+        _incidents.build(
+            out,
+            ids,
+            label=label,
+            fmt=fmt,
+            level_steps=engine.level_windows(rs),
+            shape_steps=engine.shape_lengths(rs),
+        ),
         np.flatnonzero(onset),
         strict=True,
     ):
@@ -118,7 +125,7 @@ def incidents(
     rules: Rules = "default",
 ) -> list[_incidents.Incident]:
     """The incidents in a :func:`detect` result, oldest first (explanations re-worded with `label`;
-    `rules`: the rule set the result came from, for the level-shift steps' sentences)."""
+    `rules`: the rule set the result came from, for the level-shift and pattern steps' sentences)."""
     missing = [
         c
         for c in ("value", "expected", "lower", "upper", "score", "incident", "rule")
@@ -131,5 +138,6 @@ def incidents(
         result["incident"].to_numpy(dtype=np.int64),
         label=label,
         fmt=fmt,
-        level_steps=engine.level_windows(load_rules(rules)),
+        level_steps=engine.level_windows(rs := load_rules(rules)),
+        shape_steps=engine.shape_lengths(rs),
     )

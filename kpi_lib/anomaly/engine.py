@@ -31,13 +31,14 @@ from scipy import stats
 from scipy.special import log_ndtr
 
 from kpi_lib.anomaly import baseline, calibrate
-from kpi_lib.anomaly.rules import BOUND_DETECTORS, GAUSS_WINDOW, RuleSet, Step, calendar_days
+from kpi_lib.anomaly.discord import left_discord
+from kpi_lib.anomaly.rules import BOUND_DETECTORS, DISCORD_WINDOW, GAUSS_WINDOW, RuleSet, Step, calendar_days
 
 log = logging.getLogger(__name__)
 
 _MIN_BOUND_ROWS = 50  # a refit detector needs this many past rows (bound steps: Step.min_history)
 #: inputs that say themselves which rows they can judge (NaN = no opinion on that row)
-_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit", "count_run", "gauss")
+_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit", "count_run", "gauss", "discord")
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def _run_step(
                 # whichever candidate gave it: one threshold from all past rows (per-candidate
                 # thresholds left it blind for weeks after a weekly candidate started to win); the
                 # windowed Gaussian ignores the expectation altogether
-                group=None if step.input in ("count_deficit", "count_run", "gauss") else group,
+                group=None if step.input in ("count_deficit", "count_run", "gauss", "discord") else group,
                 span=_span(step),
             )
         else:
@@ -209,6 +210,12 @@ def level_windows(rules: RuleSet) -> dict[str, tuple[int, int]]:
                 left, right = w if isinstance(w, tuple) else (w, w)
                 out[s.name] = (int(left), int(right))
     return out
+
+
+def shape_lengths(rules: RuleSet) -> dict[str, int]:
+    """Steps that judge a pattern's novelty (input ``discord``), by name: rows in the subsequence.
+    Their incidents are explained as a pattern not seen before."""
+    return {s.name: s.length for s in rules.steps if s.input == "discord"}
 
 
 #: a series is "small counts" if its first rows are whole numbers >= 0 with a median at most this:
@@ -421,7 +428,12 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     # (rules.py forbids a reanchor on a gauss step, so those are all decided first: causal, no cycle)
     for step in sorted(rules.steps, key=lambda s: bool(s.reanchor)):
         step_inputs = inputs
-        if step.input == "gauss" and (step.reanchor or step.recent):  # this step's own gauss input
+        if step.input == "discord":  # its own subsequence length
+            shape = left_discord(
+                value, step.length, DISCORD_WINDOW, rules.expected.min_rows, rules.expected.floor
+            )
+            step_inputs = {**inputs, "discord": shape}
+        elif step.input == "gauss" and (step.reanchor or step.recent):  # this step's own gauss input
             restart = (
                 np.concatenate([onsets(fired[name]) for name in step.reanchor]) if step.reanchor else None
             )

@@ -72,6 +72,50 @@ def sentence(
     return f"{text} from {when(start)} to {when(end)}."
 
 
+def duration(t0, t1) -> str:
+    """The time from ``t0`` to ``t1`` in words ('4 hours', '22 days'); rows when there are no
+    timestamps ('48 rows')."""
+    if not isinstance(t0, pd.Timestamp):
+        return f"{int(t1) - int(t0):,} rows"
+    s = (t1 - t0).total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= 2 * size or unit == "minute":
+            n = round(s / size)
+            return f"{n:,} {unit}" + ("" if n == 1 else "s")
+    return ""  # unreachable
+
+
+def shape_sentence(
+    *,
+    label: str | None,
+    since,
+    start,
+    history_from,
+    low: float,
+    high: float,
+    expected: float,
+    end,
+    ongoing: bool,
+    fmt: Formatter | None = None,
+) -> str:
+    """E.g. 'Machine temperature moved unlike anything in the previous 22 days: in the 4 hours to
+    2014-02-09 12:00 it ran between 80.1 and 85.3 (about 84 expected); still ongoing.' For an
+    alarm on a new pattern (the discord step), where no single value need be out of range."""
+    fmt = fmt or compact
+    subject = label or "Value"
+    text = (
+        f"{subject} moved unlike anything in the previous {duration(history_from, since)}: in the "
+        f"{duration(since, start)} to {when(start)} it ran between {fmt(low)} and {fmt(high)}"
+    )
+    if math.isfinite(expected):
+        text += f" (about {fmt(expected)} expected)"
+    if ongoing:
+        return f"{text}; still ongoing."
+    if end is None or end == start:
+        return f"{text}."
+    return f"{text}, until {when(end)}."
+
+
 def step_sentence(
     *, label: str | None, before: float, after: float, start, end, ongoing: bool, fmt: Formatter | None = None
 ) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kpi_lib.anomaly import explain
+from kpi_lib.anomaly.rules import DISCORD_WINDOW
 
 #: score (1.0 = at the alarm bound) from which an incident is rated this severity
 SEVERITY_LEVELS = (("high", 4.0), ("medium", 2.0), ("low", 0.0))
@@ -117,12 +118,15 @@ def build(
     label: str | None = None,
     fmt: explain.Formatter | None = None,
     level_steps: dict[str, tuple[int, int]] | None = None,
+    shape_steps: dict[str, int] | None = None,
 ) -> list[Incident]:
     """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids.
 
     ``level_steps`` (step name -> (left, right) rows, see :func:`engine.level_windows`): incidents
-    opened by such a step are explained as a step from the earlier level to the recent one."""
-    level_steps = level_steps or {}
+    opened by such a step are explained as a step from the earlier level to the recent one.
+    ``shape_steps`` (step name -> rows in its subsequence, see :func:`engine.shape_lengths`): incidents
+    opened by such a step are explained as a pattern not seen before, with the range it ran in."""
+    level_steps, shape_steps = level_steps or {}, shape_steps or {}
     values = frame["value"].to_numpy(dtype=float)
     out: list[Incident] = []
     if not len(ids) or ids.max() == 0:
@@ -142,7 +146,22 @@ def build(
         before = after = math.nan
         if opened_by in level_steps:
             before, after = _levels(values, int(first), *level_steps[opened_by])
-        if math.isfinite(before) and math.isfinite(after) and before != after:
+        if opened_by in shape_steps:
+            m = shape_steps[opened_by]
+            seen = values[max(0, first - m + 1) : first + 1]
+            text = explain.shape_sentence(
+                label=label,
+                since=idx[max(0, first - m)],
+                start=idx[first],
+                history_from=idx[max(0, first - m - DISCORD_WINDOW)],
+                low=float(np.nanmin(seen)),
+                high=float(np.nanmax(seen)),
+                expected=float(frame["expected"].iat[first]),
+                end=None if still else idx[final],
+                ongoing=still,
+                fmt=fmt,
+            )
+        elif math.isfinite(before) and math.isfinite(after) and before != after:
             text = explain.step_sentence(
                 label=label,
                 before=before,

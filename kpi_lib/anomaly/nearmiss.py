@@ -32,6 +32,7 @@ STEP_WORDS = {
     "level_shift": "a step to a new level",
     "outage": "a run of counts too low to be chance",
     "gaussian": "values far outside their recent range",
+    "discord": "a pattern not seen before",
     "drop": "a drop",
     "drop_4h": "a four-period drop",
     "surge": "a surge",

@@ -52,7 +52,11 @@ from kpi_lib.errors import DetectError
 #: rows in the ``gauss`` input's trailing window of raw values (NAB's windowedGaussian detector uses
 #: 6,400): long enough to hold weeks of a 5-minute series' normal range
 GAUSS_WINDOW = 6400
-INPUTS = ("value", "residual", "z", "abs_z", "level_z", "count_deficit", "count_run", "gauss")
+INPUTS = ("value", "residual", "z", "abs_z", "level_z", "count_deficit", "count_run", "gauss", "discord")
+#: ``input: discord``: the shortest and longest subsequence a step may compare (rows), and how far
+#: back its nearest neighbour is sought (the gauss window's horizon)
+DISCORD_LENGTHS = (4, 288)
+DISCORD_WINDOW = GAUSS_WINDOW
 SIDES = ("both", "positive", "negative")
 TRANSFORMERS = ("RollingAggregate", "DoubleRollingAggregate")
 #: Detectors whose rule is a bound learned from past rows; refit at every row, vectorised.
@@ -133,6 +137,8 @@ class Step:
     #: smaller of the surprise against the long window and against the previous ``recent`` raw
     #: values: a new level that has held for ``recent`` rows is no longer surprising
     recent: int = 0
+    #: ``input: discord`` only: rows in each subsequence whose novelty the step judges
+    length: int = 0
 
 
 @dataclass(frozen=True)
@@ -224,6 +230,8 @@ class RuleSet:
                 d["reanchor"] = list(s.reanchor)
             if s.recent:
                 d["recent"] = s.recent
+            if s.length:
+                d["length"] = s.length
             out["steps"].append(d)
         return out
 
@@ -295,6 +303,7 @@ def _step(d: Mapping, i: int) -> Step:
             "bound",
             "reanchor",
             "recent",
+            "length",
         },
         where,
     )
@@ -366,6 +375,16 @@ def _step(d: Mapping, i: int) -> Step:
             f"{where}: recent must be a whole number of rows from 2 to {GAUSS_WINDOW - 1} "
             f"(the gauss window is {GAUSS_WINDOW}), got {recent!r}."
         )
+    length = d.get("length") or 0
+    lo, hi = DISCORD_LENGTHS
+    if (step_input == "discord") != bool(length):
+        raise DetectError(
+            f"{where}: length (rows in a subsequence) goes with input: discord, and it needs one."
+        )
+    if isinstance(length, bool) or not isinstance(length, int) or length and not lo <= length <= hi:
+        raise DetectError(
+            f"{where}: length must be a whole number of rows from {lo} to {hi}, got {length!r}."
+        )
     return Step(
         name=name,
         detector=det,
@@ -383,6 +402,7 @@ def _step(d: Mapping, i: int) -> Step:
         bound=bound,
         reanchor=reanchor,
         recent=recent,
+        length=length,
     )
 
 

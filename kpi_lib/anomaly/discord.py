@@ -1,0 +1,69 @@
+"""Shape novelty: the left matrix-profile discord (Yeh et al. 2016; causal form as in DAMP, Lu et
+al. 2022).
+
+Row t's value is how unlike anything the series did before the last ``length`` rows are: the
+distance from the subsequence ending at t to its nearest neighbour among the subsequences that end
+between ``t - window`` and ``t - length`` (no overlap with it). Each subsequence is z-normalised, so
+the question is about shape, at any scale: a spike, a flat line, a lost rhythm is new; a level that
+moved is new only at the move, and an AR(1) or a random walk keeps repeating its own wiggles.
+
+Blocked matrix products (BLAS) over a banded window: 20,000 rows x 6,400 neighbours x 12 pieces
+take about a tenth of a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+PIECES = 12  # a longer subsequence is compared by this many piecewise means (PAA)
+_BLOCK = 256  # target rows per matrix product (a block of distances stays in cache)
+
+
+def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, floor: float) -> np.ndarray:
+    """Per row, the z-normalised distance (per piece, so 0 to about 2) from the ``length``-row
+    subsequence ending there to its nearest earlier one (see the module docstring). NaN until
+    ``min_rows`` earlier subsequences exist, and where a value in the subsequence is missing.
+    A subsequence's standard deviation is at least ``floor`` x its mean |value|, so a nearly flat
+    stretch is not its noise blown up to full scale. Causal: row t reads rows ``t - window - length``
+    to t only."""
+    x = np.asarray(value, dtype=float)
+    n, m = len(x), int(length)
+    out = np.full(n, np.nan)
+    if n < m + 1:
+        return out
+    raw = sliding_window_view(x, m)  # row j is the subsequence ending at row j + m - 1
+    valid = np.isfinite(raw).all(axis=1)
+    w = np.where(np.isfinite(raw), raw, 0.0)
+    sd = np.maximum(w.std(axis=1), floor * np.abs(w).mean(axis=1))
+    z = np.divide(w - w.mean(axis=1, keepdims=True), sd[:, None], out=np.zeros_like(w), where=sd[:, None] > 0)
+    k = min(PIECES, m)
+    if k < m:  # piecewise aggregate means of near-equal pieces
+        edges = (np.arange(k) * m) // k
+        z = np.add.reduceat(z, edges, axis=1) / np.diff(np.append(edges, m))
+    z = z.astype(np.float32)  # half the memory traffic of the products; distances to ~1e-4
+    sq = np.einsum("ij,ij->i", z, z)
+    sq_past = np.where(valid, sq, np.inf)  # a subsequence with a gap is nobody's neighbour
+
+    count = np.concatenate([[0], np.cumsum(valid)])  # earlier valid subsequences, by prefix sums
+    subs = len(z)
+    best = np.full(subs, np.inf)
+    for j0 in range(m, subs, _BLOCK):
+        j1 = min(j0 + _BLOCK, subs)
+        c0, c1 = max(0, j0 - window), j1 - m  # every candidate of any target in the block
+        d = z[c0:c1] @ z[j0:j1].T  # (candidates, targets)
+        d *= -2.0
+        d += sq_past[c0:c1, None]
+        rows = np.arange(j0, j1)[None, :]
+        # only the band's two edges hold candidates some targets of the block may not use
+        lo = min(c1, max(c0, j1 - 1 - window))  # below: too old for some targets
+        hi = max(c0, j0 - m + 1)  # from here: too recent for some targets
+        d[: lo - c0][np.arange(c0, lo)[:, None] < rows - window] = np.inf
+        d[hi - c0 :][np.arange(hi, c1)[:, None] > rows - m] = np.inf
+        best[j0:j1] = d.min(axis=0) + sq[j0:j1]
+    j = np.arange(subs)
+    earlier = count[np.maximum(j - m + 1, 0)] - count[np.maximum(j - window, 0)]
+    dist = np.sqrt(np.maximum(best, 0.0) / k)
+    dist[~valid | (earlier < min_rows) | ~np.isfinite(best)] = np.nan
+    out[m - 1 :] = dist
+    return out
