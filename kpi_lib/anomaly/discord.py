@@ -17,6 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 PIECES = 12  # a longer subsequence is compared by this many piecewise means (PAA)
+_FAR = np.float32(1e30)  # "no neighbour": finite, so a product never meets inf x 0
 _BLOCK = 256  # target rows per matrix product (a block of distances stays in cache)
 
 
@@ -43,7 +44,9 @@ def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, flo
         z = np.add.reduceat(z, edges, axis=1) / np.diff(np.append(edges, m))
     z = z.astype(np.float32)  # half the memory traffic of the products; distances to ~1e-4
     sq = np.einsum("ij,ij->i", z, z)
-    sq_past = np.where(valid, sq, np.inf)  # a subsequence with a gap is nobody's neighbour
+    # |c - t|^2 = |c|^2 - 2 c.t + |t|^2, the first two terms as one product: [c, |c|^2] . [-2t, 1]
+    past = np.hstack([z, np.where(valid, sq, _FAR)[:, None]])  # a subsequence with a gap: nobody's neighbour
+    now = np.hstack([-2.0 * z, np.ones((len(z), 1), np.float32)])
 
     count = np.concatenate([[0], np.cumsum(valid)])  # earlier valid subsequences, by prefix sums
     subs = len(z)
@@ -51,16 +54,15 @@ def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, flo
     for j0 in range(m, subs, _BLOCK):
         j1 = min(j0 + _BLOCK, subs)
         c0, c1 = max(0, j0 - window), j1 - m  # every candidate of any target in the block
-        d = z[c0:c1] @ z[j0:j1].T  # (candidates, targets)
-        d *= -2.0
-        d += sq_past[c0:c1, None]
+        d = past[c0:c1] @ now[j0:j1].T  # (candidates, targets)
         rows = np.arange(j0, j1)[None, :]
         # only the band's two edges hold candidates some targets of the block may not use
         lo = min(c1, max(c0, j1 - 1 - window))  # below: too old for some targets
         hi = max(c0, j0 - m + 1)  # from here: too recent for some targets
-        d[: lo - c0][np.arange(c0, lo)[:, None] < rows - window] = np.inf
-        d[hi - c0 :][np.arange(hi, c1)[:, None] > rows - m] = np.inf
+        d[: lo - c0][np.arange(c0, lo)[:, None] < rows - window] = _FAR
+        d[hi - c0 :][np.arange(hi, c1)[:, None] > rows - m] = _FAR
         best[j0:j1] = d.min(axis=0) + sq[j0:j1]
+    best[best >= _FAR / 2] = np.inf
     j = np.arange(subs)
     earlier = count[np.maximum(j - m + 1, 0)] - count[np.maximum(j - window, 0)]
     dist = np.sqrt(np.maximum(best, 0.0) / k)
