@@ -15,6 +15,8 @@ built-in ones are YAML files in ``rulesets/``::
                                          # | gauss (-ln Gaussian tail of the raw value under its previous 6,400 rows;
                                          #   `reanchor: [level_shift]` restarts that window at those steps' alarm onsets;
                                          #   `recent: 48` takes the smaller of it and the same surprise against the previous 48 rows)
+                                         # | discord (with `length: 48`: how unlike its nearest earlier subsequence within
+                                         #   6,400 rows the last 48 rows are, z-normalised; a pattern not seen before)
         detector: {QuantileAD: {high: 0.98}}
         bound: tail                      # extrapolate from the 98th percentile to the budget
         history: 10000                   # the bound is refit on this many past rows
