@@ -297,7 +297,9 @@ def _incidents(a: Answer, q: kpis.Question, lex: Lexicon, note: str | None) -> A
         started = pd.to_datetime(inc["started_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
         ended = pd.to_datetime(inc["ended_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
         overlap = (started < pd.Timestamp(q.end)) & (ended.isna() | (ended >= pd.Timestamp(q.start)))
-        inc = inc[overlap].assign(same=lambda d: d["kpi"] != q.kpi).sort_values(["same", "started_at"])
+        # this KPI's first, then the newest: an incident open since long ago says less about this period
+        inc = inc[overlap].assign(other=lambda d: d["kpi"] != q.kpi)
+        inc = inc.sort_values(["other", "started_at"], ascending=[True, False])
         for row in inc.head(3).itertuples():
             named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {row.explanation}")
     if named:
