@@ -463,9 +463,13 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     rule = np.where(any_fired, closest, "")
 
     width = band_z * base.scale
+    lower = base.expected - width
+    # revenue, orders, a count: while nothing so far was negative, neither is the usual range
+    never_negative = pd.Series(x).cummin().fillna(0.0).to_numpy() >= 0
+    lower = np.where(never_negative, np.maximum(lower, 0.0), lower)
     return Evaluation(
         expected=base.expected,
-        lower=base.expected - width,
+        lower=lower,
         upper=base.expected + width,
         score=score,
         fired=any_fired,

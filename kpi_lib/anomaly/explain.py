@@ -9,6 +9,25 @@ import pandas as pd
 
 Formatter = Callable[[float], str]
 
+#: what each built-in step looks for, in words (custom steps are named as they are)
+STEP_WORDS = {
+    "spike": "a single point far off",
+    "shift": "a sustained move",
+    "drift": "a longer sustained move",
+    "volatility": "unusually jumpy values",
+    "level_shift": "a step to a new level",
+    "outage": "a run of counts too low to be chance",
+    "gaussian": "values far outside their recent range",
+    "discord": "a pattern not seen before",
+    "drop": "a drop",
+    "drop_4h": "a four-period drop",
+    "surge": "a surge",
+    "slump_24h": "a day-long shortfall",
+    "shift_24h": "a day-long shift",
+    "shift_3d": "a three-day shift",
+    "trend": "a sustained decline",
+}
+
 
 def compact(v: float) -> str:
     """12400 -> '12.4k', 0.1234 -> '0.123', 2.5e6 -> '2.5M': three significant digits at most."""
@@ -54,17 +73,11 @@ def sentence(
     still ongoing.' `value`/`expected`/band are taken at the incident's peak."""
     fmt = fmt or compact
     subject = label or "Value"
-    diff = value - expected
-    direction = "above" if diff > 0 else "below"
-    if math.isfinite(expected) and abs(expected) > 1e-12:
-        amount = f"{abs(diff) / abs(expected):.0%}"
-    else:
-        amount = fmt(abs(diff))
     if math.isfinite(lower) and math.isfinite(upper):
         band = f" ({fmt(lower)}–{fmt(upper)})"
     else:
         band = ""
-    text = f"{subject} was {amount} {direction} the expected {fmt(expected)}{band}"
+    text = f"{subject} was {_off_by(value, expected, fmt)} the expected {fmt(expected)}{band}"
     if ongoing:
         return f"{text} from {when(start)}; still ongoing."
     if end is None or end == start:
@@ -114,6 +127,49 @@ def shape_sentence(
     if end is None or end == start:
         return f"{text}."
     return f"{text}, until {when(end)}."
+
+
+def _off_by(value: float, expected: float, fmt: Formatter) -> str:
+    """'18% below', '263% above', or in the series' units where the expected value is 0."""
+    diff = value - expected
+    direction = "above" if diff > 0 else "below"
+    if math.isfinite(expected) and abs(expected) > 1e-12:
+        return f"{abs(diff) / abs(expected):.0%} {direction}"
+    return f"{fmt(abs(diff))} {direction}"
+
+
+def pattern_sentence(
+    *,
+    label: str | None,
+    rule: str,
+    value: float,
+    expected: float,
+    lower: float,
+    upper: float,
+    start,
+    peak,
+    end,
+    ongoing: bool,
+    fmt: Formatter | None = None,
+) -> str:
+    """For an incident whose values stayed inside the usual range (a sustained move, a jumpy
+    stretch: no single point is out of range, the pattern is), e.g. 'Revenue showed unusually jumpy
+    values at 2019-03-13 11:00 (522, 263% above the expected 144; usual range 0–843).'"""
+    fmt = fmt or compact
+    subject = label or "Value"
+    what = STEP_WORDS.get(rule, f"an alarm from its {rule} rule" if rule else "an alarm")
+    if ongoing:
+        span = f"from {when(start)}"
+    elif end is None or end == start:
+        span = f"at {when(start)}"
+    else:
+        span = f"from {when(start)} to {when(end)}"
+    at = "" if peak == start else f" at {when(peak)}"
+    detail = f"{fmt(value)}{at}, {_off_by(value, expected, fmt)} the expected {fmt(expected)}"
+    if math.isfinite(lower) and math.isfinite(upper):
+        detail += f"; usual range {fmt(lower)}–{fmt(upper)}"
+    text = f"{subject} showed {what} {span} ({detail})"
+    return f"{text}; still ongoing." if ongoing else f"{text}."
 
 
 def step_sentence(

@@ -171,6 +171,20 @@ def build(
                 ongoing=still,
                 fmt=fmt,
             )
+        elif lo <= value <= hi:  # no row left the usual range: the pattern is the news, say which
+            text = explain.pattern_sentence(
+                label=label,
+                rule=opened_by,
+                value=value,
+                expected=exp,
+                lower=lo,
+                upper=hi,
+                start=idx[first],
+                peak=idx[p],
+                end=None if still else idx[final],
+                ongoing=still,
+                fmt=fmt,
+            )
         else:
             text = explain.sentence(
                 label=label,

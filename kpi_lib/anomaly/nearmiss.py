@@ -21,26 +21,8 @@ import numpy as np
 import pandas as pd
 
 from kpi_lib.anomaly import explain
+from kpi_lib.anomaly.explain import STEP_WORDS
 from kpi_lib.errors import DetectError
-
-#: what each built-in step looks for, in words (custom steps are named as they are)
-STEP_WORDS = {
-    "spike": "a single point far off",
-    "shift": "a sustained move",
-    "drift": "a longer sustained move",
-    "volatility": "unusually jumpy values",
-    "level_shift": "a step to a new level",
-    "outage": "a run of counts too low to be chance",
-    "gaussian": "values far outside their recent range",
-    "discord": "a pattern not seen before",
-    "drop": "a drop",
-    "drop_4h": "a four-period drop",
-    "surge": "a surge",
-    "slump_24h": "a day-long shortfall",
-    "shift_24h": "a day-long shift",
-    "shift_3d": "a three-day shift",
-    "trend": "a sustained decline",
-}
 
 
 @dataclass(frozen=True)

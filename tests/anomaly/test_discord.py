@@ -150,8 +150,11 @@ def test_an_incident_the_pattern_step_opened_says_so_in_words():
     )[0]
     assert ended.explanation.endswith("(about 15.8k expected), until 2015-01-04 12:30.")
     assert ended.explanation.startswith("Value moved unlike anything")
-    # the same frame without the pattern step named: the usual sentence, about the worst value
-    assert build(frame, ids, label="Taxi trips")[0].explanation.startswith("Taxi trips was")
+    # without the step's length known, the pattern sentence: no value left the usual range
+    assert build(frame, ids, label="Taxi trips")[0].explanation == (
+        "Taxi trips showed a pattern not seen before from 2015-01-04 07:30 (14k, 11% below the expected "
+        "15.8k; usual range 14k–17k); still ongoing."
+    )
 
 
 @pytest.mark.parametrize(

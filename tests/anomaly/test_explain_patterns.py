@@ -1,0 +1,87 @@
+"""What an incident's sentence says when no value left the usual range (a sustained move, a jumpy
+stretch), and a usual range that never goes below zero for a series that never has."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kpi_lib.anomaly import detect, incidents
+from kpi_lib.anomaly.incidents import build
+
+
+def shop(seed: int = 42) -> pd.Series:
+    """A shop's hourly takings in pounds, 2019: shut at night and on Sundays, a till outage, a
+    price error: an export from years ago, not the demo business."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2019-01-01", "2019-12-31 23:00", freq="h")
+    h, dow = idx.hour.to_numpy(), idx.dayofweek.to_numpy()
+    rate = np.where((h >= 8) & (h < 20) & (dow < 6), 6 * np.sin((h - 8) / 12 * np.pi) + 1, 0.0)
+    gbp = np.array([rng.gamma(2.0, 17.5, k).sum() for k in rng.poisson(rate)]).round(2)
+    gbp[(idx >= "2019-09-10 10:00") & (idx < "2019-09-10 16:00")] = 0.0
+    gbp[(idx >= "2019-10-16 12:00") & (idx < "2019-10-16 18:00")] *= 10
+    return pd.Series(gbp, index=idx, name="revenue")
+
+
+def pounds(v: float) -> str:
+    return f"£{v:,.0f}"
+
+
+def test_a_never_negative_series_has_a_usual_range_from_zero_up():
+    result = detect(shop(), label="Revenue", fmt=pounds)
+    known = result["lower"].notna()
+    assert (result.loc[known, "lower"] >= 0).all()
+    assert (result.loc[known, "expected"] - result.loc[known, "lower"] > 0).any()  # not all clipped
+    assert not any("£-" in e for e in result["explanation"])
+    # the price error is found, in pounds, with a range that starts at £0
+    (error,) = [
+        i
+        for i in incidents(result, label="Revenue", fmt=pounds)
+        if i.start == pd.Timestamp("2019-10-16 12:00")
+    ]
+    assert error.explanation.startswith("Revenue was ") and "above the expected £" in error.explanation
+    assert "(£0–£" in error.explanation
+
+
+def test_the_range_goes_below_zero_once_the_series_has():
+    s = shop() - 0.0
+    s.iloc[5000] = -30.0  # a refund hour: from here on, negative values are possible
+    lower = detect(s)["lower"].to_numpy()
+    assert (lower[:5000][np.isfinite(lower[:5000])] >= 0).all()
+    assert (lower[5000:] < 0).any()
+
+
+def test_every_sentence_matches_where_its_value_was():
+    for inc in incidents(detect(shop(7), label="Revenue"), label="Revenue"):
+        inside = inc.lower <= inc.value <= inc.upper
+        assert inc.explanation.startswith("Revenue showed " if inside else "Revenue was "), inc
+
+
+def _frame(rule: str) -> tuple[pd.DataFrame, np.ndarray]:
+    idx = pd.date_range("2019-03-13", periods=48, freq="h")
+    x = np.full(48, 150.0)
+    x[20:26] = [400, 30, 522, 60, 380, 90]
+    frame = pd.DataFrame(
+        {
+            "value": x,
+            "expected": 144.0,
+            "lower": 0.0,
+            "upper": 843.0,
+            "score": np.where((np.arange(48) >= 22) & (np.arange(48) <= 25), 1.4, 0.3),
+            "rule": np.where(np.arange(48) == 22, rule, ""),
+        },
+        index=idx,
+    )
+    return frame, np.where((np.arange(48) >= 22) & (np.arange(48) <= 25), 1, 0)
+
+
+def test_an_in_range_incident_says_what_its_step_saw():
+    frame, ids = _frame("volatility")
+    (inc,) = build(frame, ids, label="Revenue", fmt=pounds)
+    assert inc.explanation == (
+        "Revenue showed unusually jumpy values from 2019-03-13 22:00 to 2019-03-14 01:00 "
+        "(£522, 262% above the expected £144; usual range £0–£843)."
+    )
+    frame, ids = _frame("my_rule")  # a user's own step, named as it is
+    (inc,) = build(frame, ids, label="Revenue", fmt=pounds)
+    assert inc.explanation.startswith("Revenue showed an alarm from its my_rule rule from 2019-03-13 22:00")
