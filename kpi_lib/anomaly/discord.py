@@ -14,7 +14,7 @@ take about a tenth of a second.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+import pandas as pd
 
 PIECES = 12  # a longer subsequence is compared by this many piecewise means (PAA)
 _FAR = np.float32(1e30)  # "no neighbour": finite, so a product never meets inf x 0
@@ -33,15 +33,25 @@ def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, flo
     out = np.full(n, np.nan)
     if n < m + 1:
         return out
-    raw = sliding_window_view(x, m)  # row j is the subsequence ending at row j + m - 1
-    valid = np.isfinite(raw).all(axis=1)
-    w = np.where(np.isfinite(raw), raw, 0.0)
-    sd = np.maximum(w.std(axis=1), floor * np.abs(w).mean(axis=1))
-    z = np.divide(w - w.mean(axis=1, keepdims=True), sd[:, None], out=np.zeros_like(w), where=sd[:, None] > 0)
-    k = min(PIECES, m)
-    if k < m:  # piecewise aggregate means of near-equal pieces
-        edges = (np.arange(k) * m) // k
-        z = np.add.reduceat(z, edges, axis=1) / np.diff(np.append(edges, m))
+
+    subs = n - m + 1  # subsequence j holds rows j .. j + m - 1
+    valid = _rolling(np.isnan(x).astype(float), m, "sum")[m - 1 :] == 0
+    mean = _rolling(x, m, "mean")[m - 1 :]
+    sd = np.maximum(_rolling(x, m, "std")[m - 1 :], floor * _rolling(np.abs(x), m, "mean")[m - 1 :])
+    k = min(PIECES, m)  # piecewise aggregate means of near-equal pieces (k = m: the values themselves)
+    edges = np.append((np.arange(k) * m) // k, m)
+    # the z-normalised piece means, one column at a time: memory grows with rows x pieces, not x m
+    z = np.zeros((subs, k))
+    means = {}
+    for p in range(k):
+        size = int(edges[p + 1] - edges[p])
+        if size not in means:
+            means[size] = _rolling(x, size, "mean")
+        end = edges[p + 1] - 1  # the piece's last row, from the subsequence's first
+        z[:, p] = means[size][end : end + subs]
+    z = np.divide(
+        z - mean[:, None], sd[:, None], out=np.zeros_like(z), where=(sd > 0)[:, None] & valid[:, None]
+    )
     z = z.astype(np.float32)  # half the memory traffic of the products; distances to ~1e-4
     sq = np.einsum("ij,ij->i", z, z)
     # |c - t|^2 = |c|^2 - 2 c.t + |t|^2, the first two terms as one product: [c, |c|^2] . [-2t, 1]
@@ -49,7 +59,6 @@ def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, flo
     now = np.hstack([-2.0 * z, np.ones((len(z), 1), np.float32)])
 
     count = np.concatenate([[0], np.cumsum(valid)])  # earlier valid subsequences, by prefix sums
-    subs = len(z)
     best = np.full(subs, np.inf)
     for j0 in range(m, subs, _BLOCK):
         j1 = min(j0 + _BLOCK, subs)
@@ -69,3 +78,11 @@ def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, flo
     dist[~valid | (earlier < min_rows) | ~np.isfinite(best)] = np.nan
     out[m - 1 :] = dist
     return out
+
+
+def _rolling(x: np.ndarray, size: int, how: str) -> np.ndarray:
+    """Trailing ``size``-row mean / sum / population std at each row (NaN where a value inside is
+    missing, or fewer than ``size`` rows so far); pandas' rolling sums are compensated, so a large
+    level does not swamp a small spread."""
+    r = pd.Series(x).rolling(size, min_periods=size)
+    return (r.std(ddof=0) if how == "std" else getattr(r, how)()).to_numpy()
