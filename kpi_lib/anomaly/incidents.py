@@ -146,57 +146,33 @@ def build(
         before = after = math.nan
         if opened_by in level_steps:
             before, after = _levels(values, int(first), *level_steps[opened_by])
+        # what every sentence needs: who, when it started and ended (or that it has not)
+        told = {
+            "label": label,
+            "start": idx[first],
+            "end": None if still else idx[final],
+            "ongoing": still,
+            "fmt": fmt,
+        }
         if opened_by in shape_steps:
             m = shape_steps[opened_by]
             seen = values[max(0, first - m + 1) : first + 1]
             text = explain.shape_sentence(
-                label=label,
                 since=idx[max(0, first - m)],
-                start=idx[first],
                 history_from=idx[max(0, first - m - DISCORD_WINDOW)],
                 low=float(np.nanmin(seen)),
                 high=float(np.nanmax(seen)),
                 expected=float(frame["expected"].iat[first]),
-                end=None if still else idx[final],
-                ongoing=still,
-                fmt=fmt,
+                **told,
             )
         elif math.isfinite(before) and math.isfinite(after) and before != after:
-            text = explain.step_sentence(
-                label=label,
-                before=before,
-                after=after,
-                start=idx[first],
-                end=None if still else idx[final],
-                ongoing=still,
-                fmt=fmt,
-            )
+            text = explain.step_sentence(before=before, after=after, **told)
         elif lo <= value <= hi:  # no row left the usual range: the pattern is the news, say which
             text = explain.pattern_sentence(
-                label=label,
-                rule=opened_by,
-                value=value,
-                expected=exp,
-                lower=lo,
-                upper=hi,
-                start=idx[first],
-                peak=idx[p],
-                end=None if still else idx[final],
-                ongoing=still,
-                fmt=fmt,
+                rule=opened_by, value=value, expected=exp, lower=lo, upper=hi, peak=idx[p], **told
             )
         else:
-            text = explain.sentence(
-                label=label,
-                value=value,
-                expected=exp,
-                lower=lo,
-                upper=hi,
-                start=idx[first],
-                end=None if still else idx[final],
-                ongoing=still,
-                fmt=fmt,
-            )
+            text = explain.sentence(value=value, expected=exp, lower=lo, upper=hi, **told)
         peak_score = float(scores[best])
         out.append(
             Incident(
