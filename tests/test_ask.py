@@ -137,6 +137,32 @@ def test_why_compares_splits_and_names_overlapping_incidents(db, as_of):
     assert "fell to a trickle (test incident)" in a.text
 
 
+def test_why_never_quotes_an_incident_the_user_may_not_read(db, as_of):
+    day = (as_of - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+    db.execute(
+        "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, ended_at, severity,"
+        " explanation) values ('revenue|hour|', 'revenue', 'hour', null, null, %s, %s, 'high',"
+        " %s) on conflict do nothing",
+        [
+            day + timedelta(hours=9),
+            day + timedelta(hours=11),
+            "Revenue was 61% below the expected $9,876 (test incident)",
+        ],
+    )
+    question = f"Why did orders drop on {day:%d %B %Y}?"
+    seen = ask(question, as_of=as_of, user=ANALYST)
+    assert "$9,876 (test incident)" in seen.text  # it is named to someone who may read revenue
+    masked = ask(question, as_of=as_of, user=VIEWER)
+    assert (
+        "$9,876" not in masked.text
+        and "(revenue, high, open): values are masked for your role" in masked.text
+    )
+    hidden = auth.User("limited", "Limited", ("custom",), visible=frozenset({"orders"}))
+    assert "revenue, high" not in ask(question, as_of=as_of, user=hidden).text
+    own = ask(f"Why did revenue drop on {day:%d %B %Y}?", as_of=as_of, user=VIEWER)
+    assert own.masked and "$9,876" not in own.text
+
+
 def test_why_says_when_one_order_or_an_order_and_its_reversal_dominates(demo, tmp_path, as_of):
     from kpi_lib import loader
 

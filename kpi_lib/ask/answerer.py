@@ -120,7 +120,7 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
     if reading.shape == "why":
         from .why import explain
 
-        return explain(a, reading, as_of, lex, masked, note)
+        return explain(a, reading, as_of, lex, user, note)
     if reading.shape == "compare":
         out_b, note_b = _coverage(lex, reading.compare_to.start, reading.compare_to.end)
         if out_b:

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import pandas as pd
 
-from .. import incidents, kpis
+from .. import auth, incidents, kpis
 from ..anomaly.attribution import attribute
 from . import timephrases
 from .answer import Answer
@@ -33,9 +33,10 @@ BASELINE_WEEKS = 4
 
 
 def explain(
-    a: Answer, reading: Reading, as_of: kpis.AsOf, lex: Lexicon, masked: bool, note: str | None
+    a: Answer, reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User, note: str | None
 ) -> Answer:
     q = reading.question
+    masked = user.is_masked(q.kpi)
     k = lex.kpis[q.kpi]
     p = reading.period
     single_day = p.end - p.start == timedelta(days=1) and p.start.hour == 0
@@ -69,7 +70,7 @@ def explain(
         )
         a.formatted = "•••"
         a.value = None
-        return _incidents(a, q, lex, note)
+        return _incidents(a, q, note, user)
     sentences = []
     if v is None:
         sentences.append(f"{k.label}{scope} has no value {when}.")
@@ -148,7 +149,7 @@ def explain(
     a.data_version = cur.version
     a.formatted = k.format_compact(v)
     a.rows = [{"period": p.describe(), "value": v}, {"period": prev_label.split(" (")[0], "value": pv}]
-    return _incidents(a, q, lex, note)
+    return _incidents(a, q, note, user)
 
 
 def _hours(k: kpis.Kpi, q: kpis.Question, as_of: kpis.AsOf, direction: int | None = None):
@@ -285,7 +286,9 @@ def _orders(k: kpis.Kpi, q: kpis.Question, total: float) -> list[str]:
     return out
 
 
-def _incidents(a: Answer, q: kpis.Question, lex: Lexicon, note: str | None) -> Answer:
+def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -> Answer:
+    """Incidents overlapping the period, as the user may see them: none of a KPI outside their
+    role, and a masked KPI's without its sentence (it quotes values)."""
     try:
         inc = incidents.recent(since=pd.Timestamp(q.start) - pd.Timedelta(days=1), limit=200)
     except Exception as exc:  # noqa: BLE001
@@ -300,8 +303,10 @@ def _incidents(a: Answer, q: kpis.Question, lex: Lexicon, note: str | None) -> A
         # this KPI's first, then the newest: an incident open since long ago says less about this period
         inc = inc[overlap].assign(other=lambda d: d["kpi"] != q.kpi)
         inc = inc.sort_values(["other", "started_at"], ascending=[True, False])
+        inc = inc[inc["kpi"].map(user.can_see)]
         for row in inc.head(3).itertuples():
-            named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {row.explanation}")
+            said = "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
+            named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {said}")
     if named:
         a.text += " Incidents overlapping this period: " + "; ".join(named) + "."
     if note:
