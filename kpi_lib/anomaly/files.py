@@ -9,7 +9,7 @@ import pandas as pd
 from kpi_lib.anomaly.detect import Rules, detect
 from kpi_lib.errors import DetectError
 
-OUTPUT_COLUMNS = ("is_anomaly", "score", "severity", "explanation")
+OUTPUT_COLUMNS = ("is_anomaly", "score", "severity", "explanation", "rule")
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -33,7 +33,8 @@ def detect_file(
     label: str | None = None,
 ) -> pd.DataFrame:
     """Detect anomalies in one CSV column and write every input row back, in order, plus
-    is_anomaly (0/1, onset rows only), score, severity and explanation. Returns the written frame.
+    is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
+    the incident, on its onset row). Returns the written frame.
 
     `time_column=None` uses row order only (no seasonality)."""
     src = Path(input_path)
@@ -64,6 +65,9 @@ def detect_file(
     for col in OUTPUT_COLUMNS:
         out[col] = result[col].to_numpy()
     out["score"] = out["score"].round(4)
+    out["rule"] = out["rule"].where(
+        out["is_anomaly"] == 1, ""
+    )  # the step that opened it, beside its sentence
     dst = Path(output_path)
     dst.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(dst, index=False)

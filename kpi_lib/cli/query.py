@@ -139,7 +139,7 @@ def detect(
     value_column: Annotated[str, typer.Option(help="Value column")] = "value",
     rules: Annotated[str, typer.Option(help="Built-in rule set name or a YAML/JSON rules file")] = "default",
 ) -> None:
-    """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation per row."""
+    """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation and rule per row."""
     from ..anomaly import detect_file
 
     detect_file(file, output, time_column=time_column, value_column=value_column, rules=rules)

@@ -41,6 +41,7 @@ def test_detect_file_writes_every_row_in_order_with_the_columns(csv, tmp_path):
         "score",
         "severity",
         "explanation",
+        "rule",
     ]
     assert out["hour"].tolist() == df["hour"].tolist()
     assert out["revenue"].round(6).tolist() == df["revenue"].round(6).tolist()
@@ -50,6 +51,10 @@ def test_detect_file_writes_every_row_in_order_with_the_columns(csv, tmp_path):
     assert onset["explanation"].startswith("Value was 100% below the expected")
     assert onset["severity"] in ("medium", "high")
     assert (out.loc[out["is_anomaly"] == 0, "explanation"] == "").all()
+    assert (
+        onset["rule"] in ("spike", "shift", "level_shift", "outage")
+        and (out.loc[out["is_anomaly"] == 0, "rule"] == "").all()
+    )
 
 
 def test_wrong_column_lists_the_available_ones(csv, tmp_path):
