@@ -465,7 +465,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     width = band_z * base.scale
     lower = base.expected - width
     # revenue, orders, a count: while nothing so far was negative, neither is the usual range
-    never_negative = pd.Series(x).cummin().fillna(0.0).to_numpy() >= 0
+    never_negative = pd.Series(x).cummin().ffill().fillna(0.0).to_numpy() >= 0  # a gap keeps what came before
     lower = np.where(never_negative, np.maximum(lower, 0.0), lower)
     return Evaluation(
         expected=base.expected,

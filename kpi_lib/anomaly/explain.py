@@ -91,11 +91,13 @@ def duration(t0, t1) -> str:
     if not isinstance(t0, pd.Timestamp):
         return f"{int(t1) - int(t0):,} rows"
     s = (t1 - t0).total_seconds()
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if s >= 2 * size or unit == "minute":
-            n = round(s / size)
-            return f"{n:,} {unit}" + ("" if n == 1 else "s")
-    return ""  # unreachable
+    unit, size = next(
+        (u, z)
+        for u, z in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+        if s >= 2 * z or z == 1
+    )
+    n = round(s / size)
+    return f"{n:,} {unit}" + ("" if n == 1 else "s")
 
 
 def shape_sentence(

@@ -164,7 +164,9 @@ def test_an_incident_the_pattern_step_opened_says_so_in_words():
         (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02 12:00"), "36 hours"),
         (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01 04:00"), "4 hours"),
         (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01 01:00"), "60 minutes"),
-        (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01 00:01"), "1 minute"),
+        (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01 00:01"), "60 seconds"),
+        (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01 00:02"), "2 minutes"),
+        (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01 00:00:01"), "1 second"),
         (100, 148, "48 rows"),
     ],
 )

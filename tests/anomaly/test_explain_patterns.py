@@ -49,6 +49,8 @@ def test_the_range_goes_below_zero_once_the_series_has():
     lower = detect(s)["lower"].to_numpy()
     assert (lower[:5000][np.isfinite(lower[:5000])] >= 0).all()
     assert (lower[5000:] < 0).any()
+    s.iloc[5001] = np.nan  # a missing hour right after it does not forget the refund
+    assert detect(s)["lower"].iloc[5001] < 0
 
 
 def test_every_sentence_matches_where_its_value_was():
