@@ -78,11 +78,16 @@ def sentence(
     else:
         band = ""
     text = f"{subject} was {_off_by(value, expected, fmt)} the expected {fmt(expected)}{band}"
+    return f"{text} {_span(start, end, ongoing)}" + ("; still ongoing." if ongoing else ".")
+
+
+def _span(start, end, ongoing: bool) -> str:
+    """'from 13:00' (still going), 'at 13:00' (one row) or 'from 13:00 to 15:00'."""
     if ongoing:
-        return f"{text} from {when(start)}; still ongoing."
+        return f"from {when(start)}"
     if end is None or end == start:
-        return f"{text} at {when(start)}."
-    return f"{text} from {when(start)} to {when(end)}."
+        return f"at {when(start)}"
+    return f"from {when(start)} to {when(end)}"
 
 
 def duration(t0, t1) -> str:
@@ -160,17 +165,11 @@ def pattern_sentence(
     fmt = fmt or compact
     subject = label or "Value"
     what = STEP_WORDS.get(rule, f"an alarm from its {rule} rule" if rule else "an alarm")
-    if ongoing:
-        span = f"from {when(start)}"
-    elif end is None or end == start:
-        span = f"at {when(start)}"
-    else:
-        span = f"from {when(start)} to {when(end)}"
     at = "" if peak == start else f" at {when(peak)}"
     detail = f"{fmt(value)}{at}, {_off_by(value, expected, fmt)} the expected {fmt(expected)}"
     if math.isfinite(lower) and math.isfinite(upper):
         detail += f"; usual range {fmt(lower)}–{fmt(upper)}"
-    text = f"{subject} showed {what} {span} ({detail})"
+    text = f"{subject} showed {what} {_span(start, end, ongoing)} ({detail})"
     return f"{text}; still ongoing." if ongoing else f"{text}."
 
 

@@ -65,9 +65,8 @@ def detect_file(
     for col in OUTPUT_COLUMNS:
         out[col] = result[col].to_numpy()
     out["score"] = out["score"].round(4)
-    out["rule"] = out["rule"].where(
-        out["is_anomaly"] == 1, ""
-    )  # the step that opened it, beside its sentence
+    # the step that opened each incident, on its onset row beside its sentence
+    out["rule"] = out["rule"].where(out["is_anomaly"] == 1, "")
     dst = Path(output_path)
     dst.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(dst, index=False)

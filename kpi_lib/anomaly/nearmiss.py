@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from kpi_lib.anomaly import explain
-from kpi_lib.anomaly.explain import STEP_WORDS
 from kpi_lib.errors import DetectError
 
 
@@ -97,7 +96,11 @@ def near_miss(
     pos = int(np.nanargmax(scores))
     row = quiet.iloc[pos]
     step = str(row["step"]) if "step" in quiet.columns else ""
-    what = f" ({step}: {STEP_WORDS[step]})" if step in STEP_WORDS else (f" ({step})" if step else "")
+    what = (
+        f" ({step}: {explain.STEP_WORDS[step]})"
+        if step in explain.STEP_WORDS
+        else (f" ({step})" if step else "")
+    )
     value, exp = float(row["value"]), float(row["expected"])
     lo, hi = float(row["lower"]), float(row["upper"])
     usual = f" (usual range {fmt(lo)}–{fmt(hi)})" if math.isfinite(lo) and math.isfinite(hi) else ""

@@ -501,8 +501,7 @@ def rum(body: m.PageLoad, who: User) -> None:
             " values (%s, %s, %s, %s, %s, %s, %s)",
             (who.login, body.page, body.ttfb_ms, body.dom_ms, body.load_ms, body.painted_ms, body.usable_ms),
         )
-    ready_ms = body.usable_ms if body.usable_ms is not None else body.load_ms
-    metrics.observe_page(body.page, ready_ms / 1000)
+    metrics.observe_page(body.page, body.ready_ms / 1000)
 
 
 @api.get("/health", response_model=m.Health, summary="The health score (0-100) and each service level")

@@ -222,6 +222,11 @@ class PageLoad(BaseModel):
     # navigation -> the page a person can use (the Panel and Voila dashboards); None elsewhere
     usable_ms: float | None = Field(None, ge=0, le=600_000)
 
+    @property
+    def ready_ms(self) -> float:
+        """Until usable where the page says, else its load event (as observe.health.READY_MS)."""
+        return self.usable_ms if self.usable_ms is not None else self.load_ms
+
 
 class Me(BaseModel):
     login: str

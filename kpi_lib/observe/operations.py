@@ -21,8 +21,8 @@ def overview() -> dict[str, Any]:
             conn,
             # a dashboard's time is until a person could use it (its load event comes long before)
             "select date_trunc('hour', at) as hour, count(*) as n,"
-            " percentile_cont(0.5) within group (order by coalesce(usable_ms, load_ms)) as p50,"
-            " percentile_cont(0.95) within group (order by coalesce(usable_ms, load_ms)) as p95"
+            f" percentile_cont(0.5) within group (order by {health.READY_MS}) as p50,"
+            f" percentile_cont(0.95) within group (order by {health.READY_MS}) as p95"
             " from ops.page_loads where at > now() - interval '24 hours' group by 1 order by 1",
         )
         recent = _rows(
