@@ -5,8 +5,8 @@ The dev split is only a proxy for unseen series, so a change is kept only if:
 (a) both held-out halves of the dev split score at least as well as before (:func:`halves`: the
     series of each category, sorted by name, alternately into A and B; nothing is fitted, so both
     are held out, and the point is whether a change helps in both, not on average);
-(b) the synthetic families with no anomaly at all (:mod:`kpi_lib.anomaly.families`) raise no more
-    false alarms than before;
+(b) the synthetic families with no anomaly at all (:mod:`kpi_lib.anomaly.families`, seeds 0-95
+    since the twelfth pass: 672 series) raise no more false alarms than before;
 (c) it stays causal (:func:`causal_violations`: a series cut short gives the same alarms on the
     rows it keeps).
 
