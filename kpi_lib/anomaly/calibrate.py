@@ -101,7 +101,7 @@ def tail_threshold(past: np.ndarray, risk: float, level: float = 0.98, span: int
 
 def online_threshold(
     feature: np.ndarray,
-    risk: float,
+    risk: float | np.ndarray,
     *,
     history: int,
     min_history: int,
@@ -113,6 +113,7 @@ def online_threshold(
     span: int = 1,
 ) -> np.ndarray:
     """Per row, the budget threshold fitted on earlier rows (NaN until ``min_history`` values).
+    ``risk`` is per row or one for all rows; a refit block takes the risk of its first row.
 
     ``feature`` must be non-negative where finite (sided). The threshold is at least ``floor``.
     With ``group`` (e.g. which expectation each row used), a row's threshold is fitted on earlier
@@ -142,7 +143,8 @@ def online_threshold(
             if group is not None:
                 keep = keep & (group[lo:start] == g)
             past = taught[lo:start][keep]
-            t = tail_threshold(past, risk, level, span) if len(past) >= min_history else math.nan
+            r = float(risk[start]) if np.ndim(risk) else risk
+            t = tail_threshold(past, r, level, span) if len(past) >= min_history else math.nan
             if not math.isfinite(t):
                 continue
             t = max(t, floor)

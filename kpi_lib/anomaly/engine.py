@@ -141,7 +141,7 @@ def _run_step(
     inputs: dict[str, np.ndarray],
     exclude: np.ndarray | None = None,
     typical: np.ndarray | None = None,
-    risk: float = 0.0,
+    risk: float | np.ndarray = 0.0,
     group: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
@@ -364,10 +364,16 @@ def calendar_mask(ts: np.ndarray | None, rules: RuleSet) -> np.ndarray | None:
     return np.asarray(days.isin(known)) if len(known) else None
 
 
-def budget_risk(ts: np.ndarray | None, rules: RuleSet, idle: frozenset[str] = frozenset()) -> float:
+def budget_risk(
+    ts: np.ndarray | None,
+    rules: RuleSet,
+    idle: frozenset[str] = frozenset(),
+    armed: np.ndarray | None = None,
+) -> float | np.ndarray:
     """Each ``bound: tail`` step's share of the false-alarm budget, per row. Steps on an ``idle``
     input (``count_deficit`` on a series that is not small counts) cannot alarm on this series and
-    take no share."""
+    take no share. With ``armed`` (per row, how many tail steps are armed there: ``share: armed``)
+    the budget is split among those, one risk per row."""
     tails = sum(1 for s in rules.steps if s.bound == "tail" and s.input not in idle)
     if not tails:
         return 0.0
@@ -375,7 +381,26 @@ def budget_risk(ts: np.ndarray | None, rules: RuleSet, idle: frozenset[str] = fr
     rows = float(b.min_rows)
     if ts is not None:
         rows = max(rows, calibrate.rows_per(pd.Timedelta(b.per).value, ts))
+    if armed is not None:
+        return np.minimum(b.alarms / rows / np.maximum(armed, 1), 0.5)
     return min(b.alarms / rows / tails, 0.5)
+
+
+def armed_steps(rules: RuleSet, inputs: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Per row, how many ``bound: tail`` steps are armed there: their input has had at least their
+    ``min_history`` finite values on earlier rows (the past alone says so). A step whose input is
+    only made inside the step (a re-anchored or gated Gaussian) counts as armed throughout."""
+    armed = np.zeros(n)
+    for s in rules.steps:
+        if s.bound != "tail":
+            continue
+        x = inputs.get(f"discord:{s.length}" if s.input == "discord" else s.input)
+        if x is None:
+            armed += 1
+            continue
+        seen = np.concatenate([[0], np.cumsum(np.isfinite(x))[:-1]])  # finite values before each row
+        armed += seen >= s.min_history
+    return armed
 
 
 def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
@@ -423,16 +448,19 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
         None,
     )
-    risk = budget_risk(ts, rules, frozenset() if counts else frozenset({"count_deficit", "count_run"}))
+    for length in {s.length for s in rules.steps if s.input == "discord"}:  # one per subsequence length
+        inputs[f"discord:{length}"] = left_discord(
+            value, length, DISCORD_WINDOW, rules.expected.min_rows, rules.expected.floor
+        )
+    idle = frozenset() if counts else frozenset({"count_deficit", "count_run"})
+    armed = armed_steps(rules, inputs, len(x)) if rules.budget.share == "armed" else None
+    risk = budget_risk(ts, rules, idle, armed)
     # steps whose gauss window restarts at other steps' alarm onsets run after every other step
     # (rules.py forbids a reanchor on a gauss step, so those are all decided first: causal, no cycle)
     for step in sorted(rules.steps, key=lambda s: bool(s.reanchor)):
         step_inputs = inputs
         if step.input == "discord":  # its own subsequence length
-            shape = left_discord(
-                value, step.length, DISCORD_WINDOW, rules.expected.min_rows, rules.expected.floor
-            )
-            step_inputs = {**inputs, "discord": shape}
+            step_inputs = {**inputs, "discord": inputs[f"discord:{step.length}"]}
         elif step.input == "gauss" and (step.reanchor or step.recent):  # this step's own gauss input
             restart = (
                 np.concatenate([onsets(fired[name]) for name in step.reanchor]) if step.reanchor else None

@@ -165,6 +165,10 @@ class Calendar:
     after: int = 0
 
 
+#: how the budget is split among the steps: all of them, or those armed on the row (see Budget)
+SHARES = ("all", "armed")
+
+
 @dataclass(frozen=True)
 class Budget:
     """How often a normal series may alarm: ``alarms`` per ``per`` (a duration, at the series' own
@@ -172,11 +176,15 @@ class Budget:
     makes one budget fit every grain: 1 per week is 1 per 2,016 rows of 5-minute data, while an
     hourly series gets 1 per 12 weeks and a daily one 1 per 5.5 years (a daily series cannot show
     what "once a week by chance" looks like; a threshold has to be rarer than its history).
-    Steps with ``bound: tail`` share the budget equally."""
+    Steps with ``bound: tail`` share the budget equally: every such step on every row (``share:
+    all``), or on each row only the steps armed there, i.e. whose input has had their
+    ``min_history`` values before it (``share: armed``: a step that cannot alarm yet takes no
+    share)."""
 
     alarms: float = 1.0
     per: str = "7D"
     min_rows: int = 2016
+    share: str = "all"
 
 
 @dataclass(frozen=True)
@@ -444,7 +452,7 @@ def _budget(value: Any) -> Budget:
         return Budget()
     if not isinstance(value, Mapping):
         raise DetectError(f"budget: a mapping like {{alarms: 1, per: 7D}}, got {value!r}.")
-    _check_keys(value, {"alarms", "per", "min_rows"}, "budget")
+    _check_keys(value, {"alarms", "per", "min_rows", "share"}, "budget")
     b = Budget()
     try:
         alarms = float(value.get("alarms", b.alarms))
@@ -459,7 +467,10 @@ def _budget(value: Any) -> Budget:
         ) from exc
     if alarms <= 0 or min_rows < 1:
         raise DetectError("budget: alarms must be more than 0 and min_rows at least 1.")
-    return Budget(alarms=alarms, per=per, min_rows=min_rows)
+    share = str(value.get("share", b.share))
+    if share not in SHARES:
+        raise DetectError(f"budget: share must be one of {', '.join(SHARES)}, got {share!r}.")
+    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share)
 
 
 def calendar_days(calendar: Calendar, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
