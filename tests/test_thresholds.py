@@ -147,6 +147,54 @@ def test_preview_count_equals_a_replay_of_the_history_through_the_live_pass(demo
     assert [pd.Timestamp(s).tz_convert(None) for s in starts] == [f.start for f in preview.firings]
 
 
+def _incidents(db, spec) -> list[tuple]:
+    """(started, ended) of the rule's incidents, as naive UTC (the tests' business time)."""
+    rows = db.execute(
+        "select started_at, ended_at from ops.anomalies where series_key = %s order by 1",
+        [thresholds.series_key(parse(spec))],
+    ).fetchall()
+    naive = lambda t: None if t is None else pd.Timestamp(t).tz_convert(None)  # noqa: E731
+    return [(naive(a), naive(b)) for a, b in rows]
+
+
+def test_an_incident_longer_than_the_lookback_gets_its_end(demo, db):
+    # seven busy days: a live pass only looks 3 days back for new firings, yet the incident it
+    # opened on day 20 must end when the orders come back down (the end of day 26)
+    reg = region()
+    daily(reg, 40, base=8, spikes={d: 30 for d in range(20, 27)})
+    spec = {"name": f"busy week {reg}", "kpi": "orders", "where": {"region": reg}, "threshold": 15}
+    thresholds.save(spec, analyst())
+    for d in range(19, 40):
+        thresholds.run(now=DAY0 + timedelta(days=d, hours=23), names=[spec["name"]])
+    assert _incidents(db, spec) == [
+        (pd.Timestamp(DAY0 + timedelta(days=20)), pd.Timestamp(DAY0 + timedelta(days=27)))
+    ]
+
+
+def test_a_slice_that_goes_quiet_ends_an_above_incident_and_goes_on_breaching_below(demo, db):
+    # orders stop after two busy days: a day with no orders is 0 orders (kpis.query fills it), not
+    # an unknown, so the busy incident ends and the dead one goes on past the lookback
+    reg = region()
+    daily(reg, 12, base=8, spikes={10: 30, 11: 30})
+    busy = {"name": f"busy {reg}", "kpi": "orders", "where": {"region": reg}, "threshold": 15}
+    dead = {
+        "name": f"dead {reg}",
+        "kpi": "orders",
+        "where": {"region": reg},
+        "condition": "below",
+        "threshold": 1,
+    }
+    for spec in (busy, dead):
+        thresholds.save(spec, analyst())
+    for d in range(11, 20):
+        thresholds.run(now=DAY0 + timedelta(days=d, hours=23), names=[busy["name"], dead["name"]])
+    day = lambda n: pd.Timestamp(DAY0 + timedelta(days=n))  # noqa: E731
+    assert _incidents(db, busy) == [(day(10), day(12))]
+    assert _incidents(db, dead) == [(day(12), None)]  # still no orders on day 19: ongoing
+    preview = thresholds.backtest(parse(dead), as_of=DAY0 + timedelta(days=20))
+    assert [f.start for f in preview.firings] == [day(12)] and preview.series.iloc[-1] == 0
+
+
 def test_a_rule_fires_into_an_incident_and_one_email_that_names_and_links_it(demo, db, sink):
     reg, to = region(), f"rules-{uuid.uuid4().hex[:6]}@kpi.local"
     daily(reg, 30, base=8)

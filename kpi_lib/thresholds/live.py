@@ -154,8 +154,11 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
             continue
         since = pd.Timestamp(semantic.floor_period(now - LOOKBACK[rule.grain], rule.grain))
         # a firing that begins at or after `since` depends on the periods from the one before it
-        # on (and their comparison periods): that is all a pass reads, so it stays cheap
-        first = (since - period_length(rule.grain)).to_pydatetime()
+        # on (and their comparison periods): that is all a pass reads, so it stays cheap. An
+        # incident of this rule still open from before then is read from its start, so the pass
+        # that sees it end stores its end (the store's upsert is keyed on the start)
+        still_open = _open_before(series_key(rule), since)
+        first = (min(since, still_open or since) - period_length(rule.grain)).to_pydatetime()
         try:
             series, volume, additive = read(rule, first, semantic.next_period(now, rule.grain))
         except Exception as exc:  # one broken rule must not stop the others
@@ -163,7 +166,7 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
             res.errors.append(f"{rule.name}: {exc}")
             continue
         for f in evaluate(rule, series, now, volume, additive):
-            if f.start >= since:
+            if f.start >= since or f.start == still_open:
                 rows.append(incident_row(rule, f))
                 quiet = rule.quiet_at(now)
                 if quiet is not None:
@@ -177,6 +180,20 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
         _hold(rows, res, holds)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _open_before(key: str, since: pd.Timestamp) -> pd.Timestamp | None:
+    """When the oldest incident of this rule's series still open (no end) began, if before ``since``
+    (as a naive business time, like the KPI's periods)."""
+    with warehouse.connect_raw() as conn:
+        row = conn.execute(
+            "select min(started_at) from ops.anomalies"
+            " where series_key = %s and ended_at is null and started_at < %s",
+            [key, _ts(since, settings().timezone)],
+        ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return pd.Timestamp(row[0]).tz_convert(settings().timezone).tz_localize(None)
 
 
 def _hold(rows: list[dict], res: RunResult, holds: dict[str, datetime]) -> None:

@@ -4,11 +4,13 @@ after an incident."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from kpi_lib.anomaly import load_rules
+from kpi_lib.anomaly import detect, load_rules
 from kpi_lib.anomaly.calibrate import online_threshold, tail_threshold
 from kpi_lib.anomaly.engine import budget_risk
+from kpi_lib.anomaly.protocol import causal_violations
 from kpi_lib.errors import DetectError
 
 RISK = 1e-4
@@ -76,6 +78,7 @@ def test_the_budget_is_per_week_and_never_more_than_one_per_2016_rows():
         ({"budget": {"alarms": 0}}, "more than 0"),
         ({"budget": {"per": "soon"}}, "duration"),
         ({"budget": {"often": 1}}, "unknown key"),
+        ({"budget": {"share": "some"}}, "share must be one of all, armed"),
         (
             {"steps": [{"name": "x", "detector": {"ThresholdAD": {"high": 1}}, "bound": "tail"}]},
             "bound: tail extrapolates QuantileAD",
@@ -116,3 +119,53 @@ def test_thresholds_per_group_use_earlier_rows_only():
     for cut in (1_111, 3_333, 5_001):
         part = online_threshold(f[:cut], RISK, history=2_000, min_history=100, group=group[:cut])
         np.testing.assert_array_equal(part, full[:cut])
+
+
+ARMED = {"extends": "default", "budget": {"share": "armed"}}
+
+
+def _without_discord() -> dict:
+    spec = load_rules(ARMED).to_dict()
+    spec["steps"] = [s for s in spec["steps"] if s["input"] != "discord"]
+    return spec
+
+
+def _weekly_orders(rows: int, seed: int = 3) -> pd.Series:
+    """A shop's hourly orders with a daily rhythm, a bad afternoon and a busy evening."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2019-03-04", periods=rows, freq="h")
+    rhythm = 40 + 25 * np.sin(2 * np.pi * (idx.hour.to_numpy() - 9) / 24)
+    x = rhythm + rng.normal(0, 4, rows)
+    x[rows // 2 : rows // 2 + 5] *= 0.35
+    x[rows - 200 : rows - 197] *= 1.9
+    return pd.Series(np.round(x, 1), index=idx)
+
+
+def test_armed_share_gives_a_short_series_the_alarms_of_the_steps_that_can_alarm():
+    # 1,000 rows: the discord step needs 1,000 past values and never arms, so with `share: armed`
+    # it takes no share and the others alarm as in a rule set without it (with `share: all` they
+    # get 5/6 of the budget, and their thresholds are further out)
+    s = _weekly_orders(1000)
+    armed, without, shared = (detect(s, r) for r in (ARMED, _without_discord(), "default"))
+    pd.testing.assert_series_equal(armed["score"], without["score"])
+    pd.testing.assert_series_equal(armed["is_anomaly"], without["is_anomaly"])
+    assert armed["is_anomaly"].sum() >= 1
+    # where they first part, the whole budget's thresholds are nearer: the score is higher
+    first = np.flatnonzero(~np.isclose(armed["score"], shared["score"]))[0]
+    assert armed["score"].iloc[first] > shared["score"].iloc[first]
+
+
+def test_armed_share_splits_the_budget_six_ways_once_the_discord_step_arms():
+    s = _weekly_orders(3000)
+    rules = load_rules(ARMED)
+    ts = s.index.asi8
+    tails = sum(1 for st in rules.steps if st.bound == "tail" and st.input != "count_run")
+    armed = np.r_[np.full(200, 0.0), np.full(948, tails - 1.0), np.full(1852, float(tails))]
+    risk = budget_risk(ts, rules, frozenset({"count_deficit", "count_run"}), armed)
+    assert risk[500] == pytest.approx(
+        budget_risk(ts, rules, frozenset({"count_deficit", "count_run"})) * tails / (tails - 1)
+    )
+    assert risk[2000] == pytest.approx(budget_risk(ts, rules, frozenset({"count_deficit", "count_run"})))
+    assert not causal_violations(
+        s, lambda x: detect(x, ARMED)["is_anomaly"].to_numpy(), cuts=(0.2, 0.38, 0.7)
+    )
