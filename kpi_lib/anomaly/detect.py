@@ -110,6 +110,7 @@ def detect(
             fmt=fmt,
             level_steps=engine.level_windows(rs),
             shape_steps=engine.shape_lengths(rs),
+            window_steps=engine.rolling_windows(rs),
         ),
         np.flatnonzero(onset),
         strict=True,
@@ -140,4 +141,5 @@ def incidents(
         fmt=fmt,
         level_steps=engine.level_windows(rs := load_rules(rules)),
         shape_steps=engine.shape_lengths(rs),
+        window_steps=engine.rolling_windows(rs),
     )

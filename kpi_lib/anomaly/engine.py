@@ -212,6 +212,17 @@ def level_windows(rules: RuleSet) -> dict[str, tuple[int, int]]:
     return out
 
 
+def rolling_windows(rules: RuleSet) -> dict[str, int]:
+    """Steps that judge a rolling window of rows (``RollingAggregate``), by name: its rows. A
+    one-row incident of theirs is explained over that window ("in the 12 hours to 19:00")."""
+    out = {}
+    for s in rules.steps:
+        w = s.transform_params.get("window")
+        if s.transform == "RollingAggregate" and isinstance(w, int) and w > 1:
+            out[s.name] = w
+    return out
+
+
 def shape_lengths(rules: RuleSet) -> dict[str, int]:
     """Steps that judge a pattern's novelty (input ``discord``), by name: rows in the subsequence.
     Their incidents are explained as a pattern not seen before."""

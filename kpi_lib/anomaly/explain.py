@@ -158,18 +158,27 @@ def pattern_sentence(
     end,
     ongoing: bool,
     fmt: Formatter | None = None,
+    since=None,
 ) -> str:
     """For an incident whose values stayed inside the usual range (a sustained move, a jumpy
     stretch: no single point is out of range, the pattern is), e.g. 'Revenue showed unusually jumpy
-    values at 2019-03-13 11:00 (522, 263% above the expected 144; usual range 0–843).'"""
+    values in the 24 hours to 2019-03-13 11:00 (522, 263% above the expected 144; usual range
+    0–843).' With ``since`` (a one-row incident of a rolling step: where its window began), ``value``
+    and ``expected`` are the window's averages: 'in the 12 hours to 15:00 (on average 54, 75% below
+    the expected 216)'."""
     fmt = fmt or compact
     subject = label or "Value"
     what = STEP_WORDS.get(rule, f"an alarm from its {rule} rule" if rule else "an alarm")
-    at = "" if peak == start else f" at {when(peak)}"
-    detail = f"{fmt(value)}{at}, {_off_by(value, expected, fmt)} the expected {fmt(expected)}"
-    if math.isfinite(lower) and math.isfinite(upper):
-        detail += f"; usual range {fmt(lower)}–{fmt(upper)}"
-    text = f"{subject} showed {what} {_span(start, end, ongoing)} ({detail})"
+    if since is not None:  # the window the step judged, and its averages (a row's range would not fit)
+        span = f"in the {duration(since, start)} to {when(start)}"
+        detail = f"on average {fmt(value)}, {_off_by(value, expected, fmt)} the expected {fmt(expected)}"
+    else:
+        span = _span(start, end, ongoing)
+        at = "" if peak == start else f" at {when(peak)}"
+        detail = f"{fmt(value)}{at}, {_off_by(value, expected, fmt)} the expected {fmt(expected)}"
+        if math.isfinite(lower) and math.isfinite(upper):
+            detail += f"; usual range {fmt(lower)}–{fmt(upper)}"
+    text = f"{subject} showed {what} {span} ({detail})"
     return f"{text}; still ongoing." if ongoing else f"{text}."
 
 

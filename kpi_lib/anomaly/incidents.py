@@ -119,14 +119,17 @@ def build(
     fmt: explain.Formatter | None = None,
     level_steps: dict[str, tuple[int, int]] | None = None,
     shape_steps: dict[str, int] | None = None,
+    window_steps: dict[str, int] | None = None,
 ) -> list[Incident]:
     """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids.
 
     ``level_steps`` (step name -> (left, right) rows, see :func:`engine.level_windows`): incidents
     opened by such a step are explained as a step from the earlier level to the recent one.
     ``shape_steps`` (step name -> rows in its subsequence, see :func:`engine.shape_lengths`): incidents
-    opened by such a step are explained as a pattern not seen before, with the range it ran in."""
-    level_steps, shape_steps = level_steps or {}, shape_steps or {}
+    opened by such a step are explained as a pattern not seen before, with the range it ran in.
+    ``window_steps`` (step name -> rows in its rolling window, see :func:`engine.rolling_windows`):
+    a one-row incident of such a step is told over its window ("in the 12 hours to 19:00")."""
+    level_steps, shape_steps, window_steps = level_steps or {}, shape_steps or {}, window_steps or {}
     values = frame["value"].to_numpy(dtype=float)
     out: list[Incident] = []
     if not len(ids) or ids.max() == 0:
@@ -168,8 +171,18 @@ def build(
         elif math.isfinite(before) and math.isfinite(after) and before != after:
             text = explain.step_sentence(before=before, after=after, **told)
         elif lo <= value <= hi:  # no row left the usual range: the pattern is the news, say which
+            # one row of a rolling step: what it judged was its window, so say what the window did
+            w = window_steps.get(opened_by, 0) if final == first and not still else 0
+            seen = slice(first - w + 1, first + 1) if 0 < w <= first else None
             text = explain.pattern_sentence(
-                rule=opened_by, value=value, expected=exp, lower=lo, upper=hi, peak=idx[p], **told
+                rule=opened_by,
+                value=float(np.nanmean(values[seen])) if seen else value,
+                expected=float(np.nanmean(frame["expected"].to_numpy(dtype=float)[seen])) if seen else exp,
+                lower=lo,
+                upper=hi,
+                peak=idx[p],
+                since=idx[first - w] if seen else None,
+                **told,
             )
         else:
             text = explain.sentence(value=value, expected=exp, lower=lo, upper=hi, **told)

@@ -87,3 +87,33 @@ def test_an_in_range_incident_says_what_its_step_saw():
     frame, ids = _frame("my_rule")  # a user's own step, named as it is
     (inc,) = build(frame, ids, label="Revenue", fmt=pounds)
     assert inc.explanation.startswith("Revenue showed an alarm from its my_rule rule from 2019-03-13 22:00")
+
+
+def test_a_one_row_incident_of_a_rolling_step_is_told_over_its_window():
+    # the 12-row mean of z crossed on one row: what it judged was the 12 hours to that row, so the
+    # sentence says what they did on average (not "a sustained move at 15:00" with that row's value)
+    idx = pd.date_range("2019-09-10", periods=24, freq="h")
+    x = np.full(24, 200.0)
+    x[10:16] = 0.0  # a till outage, 10:00-15:59
+    frame = pd.DataFrame(
+        {"value": x, "expected": 180.0, "lower": 0.0, "upper": 700.0, "score": 0.3, "rule": ""}, index=idx
+    )
+    frame.loc[idx[15], ["score", "rule"]] = [1.2, "shift"]
+    ids = (np.arange(24) == 15).astype(int)
+    (inc,) = build(frame, ids, label="Revenue", fmt=pounds, window_steps={"shift": 12})
+    assert inc.explanation == (
+        "Revenue showed a sustained move in the 12 hours to 2019-09-10 15:00 "
+        "(on average £100, 44% below the expected £180)."
+    )
+    (inc,) = build(frame, ids, label="Revenue", fmt=pounds)  # a step with no window: the row itself
+    assert inc.explanation.startswith("Revenue showed a sustained move at 2019-09-10 15:00 (£0, 100% below")
+
+
+def test_detect_tells_a_rolling_steps_one_row_incidents_over_their_window():
+    told = [
+        i.explanation
+        for seed in (3, 7, 42)
+        for i in incidents(detect(shop(seed), label="Revenue", fmt=pounds), label="Revenue", fmt=pounds)
+        if i.end == i.start and i.explanation.startswith("Revenue showed ")
+    ]
+    assert told and all(" in the " in t and "on average £" in t for t in told), told
