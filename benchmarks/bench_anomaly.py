@@ -4,7 +4,7 @@ alarms on synthetic families unlike it, and event F1 on the demo business's labe
     .venv/bin/python benchmarks/bench_anomaly.py [--runs 5] [--skip-nab] [--nab-root ../shared/nab-dev]
         [--skip-families] [--families-seeds 96]
         [--skip-demo] [--demo-seeds 1,2] [--demo-lines 1000000] [--demo-days 730] [--demo-compare]
-    .venv/bin/python benchmarks/bench_anomaly.py --candidate RULES.yml [--families-seeds 96]
+    .venv/bin/python benchmarks/bench_anomaly.py --candidate RULES.yml[,RULES2.yml...] [--families-seeds 96]
     .venv/bin/python benchmarks/bench_anomaly.py --fresh default,RULES.yml [--fresh-seeds 100-199]
 
 Prints one JSON object:
@@ -33,8 +33,9 @@ Prints one JSON object:
   adds the same scan with the retail holidays only, with no calendar, and with the ``default``
   rules.
 
-``--candidate RULES`` instead judges a change to the default by the keep/reject protocol
-(:mod:`kpi_lib.anomaly.protocol`): ``default`` and the candidate, each on the NAB dev split
+``--candidate RULES[,RULES2...]`` instead judges changes to the default by the keep/reject protocol
+(:mod:`kpi_lib.anomaly.protocol`): ``default`` and each candidate (reported under its file's stem,
+with its own ``verdict``), each on the NAB dev split
 in-process (whole, half A, half B), the synthetic families (no-anomaly false alarms) and the causal
 check, then ``verdict``: keep only if both halves hold, no-anomaly false alarms do not rise and
 nothing looks ahead.
@@ -335,10 +336,11 @@ def families(seeds: int, jobs: int) -> dict:
     return out
 
 
-def compare(root: Path, candidate: str, jobs: int, seeds: int) -> dict:
-    """The keep/reject protocol (:mod:`kpi_lib.anomaly.protocol`): ``default`` against a candidate
+def compare(root: Path, candidates: list[str], jobs: int, seeds: int) -> dict:
+    """The keep/reject protocol (:mod:`kpi_lib.anomaly.protocol`): ``default`` against each candidate
     rule set, in one run: NAB dev in-process (whole split and halves A/B), the synthetic families
-    (no-anomaly false alarms) and the causal check (3 dev series cut at 30/60/90%)."""
+    (no-anomaly false alarms) and the causal check (3 dev series cut at 30/60/90%). Each candidate
+    is reported under its file's stem, with its own verdict against ``default``."""
     import random
     from concurrent.futures import ProcessPoolExecutor
 
@@ -346,12 +348,13 @@ def compare(root: Path, candidate: str, jobs: int, seeds: int) -> dict:
     from kpi_lib.anomaly.protocol import Figures, causal_violations, halves, verdict
     from kpi_lib.anomaly.rules import load_rules
 
-    spec = load_rules(candidate).to_dict()  # a plain dict: picklable, and families can add a calendar
     keys = sorted(json.loads((root / "windows.json").read_text()))
     a, b = halves(keys)
     out: dict[str, dict] = {}
     figures = {}
-    for name, rules in (("default", "default"), ("candidate", spec)):
+    # plain dicts: picklable, and families can add a calendar
+    specs = [("default", "default")] + [(Path(c).stem, load_rules(c).to_dict()) for c in candidates]
+    for name, rules in specs:
         with ProcessPoolExecutor(max(1, jobs)) as ex:
             per = dict(ex.map(_nab_one, [(root, k, rules) for k in keys]))
         fam = _families_of(rules, seeds, jobs)
@@ -376,8 +379,9 @@ def compare(root: Path, candidate: str, jobs: int, seeds: int) -> dict:
             no_anomaly_false_alarms=fam["no_anomaly_false_alarms"],
             causal_violations=len(violations),
         )
-    keep, why = verdict(figures["default"], figures["candidate"])
-    out["verdict"] = {"keep": keep, "reasons": why, "families_seeds": seeds}
+        if name != "default":
+            keep, why = verdict(figures["default"], figures[name])
+            out[name]["verdict"] = {"keep": keep, "reasons": why, "families_seeds": seeds}
     return out
 
 
@@ -478,7 +482,9 @@ def main() -> int:
     ap.add_argument("--demo-days", type=int, default=730)
     ap.add_argument("--demo-compare", action="store_true")
     ap.add_argument(
-        "--candidate", default="", help="a rules file (or built-in name) to judge against default"
+        "--candidate",
+        default="",
+        help="comma-separated rules files (or built-in names) to judge against default",
     )
     ap.add_argument("--fresh", default="", help="comma-separated rule sets to score on fresh family seeds")
     ap.add_argument("--fresh-seeds", default=FRESH_SEEDS, help="first-last seed (inclusive) for --fresh")
@@ -488,7 +494,7 @@ def main() -> int:
         print(json.dumps(fresh(a.fresh.split(","), first, last, a.jobs), indent=1))
         return 0
     if a.candidate:
-        print(json.dumps(compare(a.nab_root, a.candidate, a.jobs, a.families_seeds), indent=1))
+        print(json.dumps(compare(a.nab_root, a.candidate.split(","), a.jobs, a.families_seeds), indent=1))
         return 0
     out = {"timing": timing(a.runs)}
     if not a.skip_families:
