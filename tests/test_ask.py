@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -302,3 +303,31 @@ def test_the_card_escapes_what_it_shows_and_the_magic_answers(as_of):
     got = shell.run_line_magic("ask", "orders last week")
     assert got.status == "answer" and got.value == kpis.query(kpis.Question.from_dict(got.spec)).value
     assert "data-ask-value='orders'" in got._repr_html_()
+
+
+def test_why_names_what_began_in_the_period_before_incidents_open_since_long_ago(db, as_of):
+    # three orders incidents open for a year in regions nobody asked about, and one revenue
+    # incident that began on the day: the day's own is named (before, the three took every place)
+    day = (as_of - timedelta(days=4)).replace(hour=0, minute=0, second=0, microsecond=0)
+    tag = uuid.uuid4().hex[:6]
+    try:
+        for i in range(3):
+            db.execute(
+                "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at,"
+                " severity, explanation) values (%s, 'orders', 'day', 'region', %s, %s, 'high', %s)",
+                [
+                    f"orders|day|region=Stale-{tag}{i}",
+                    f"Stale-{tag}{i}",
+                    day - timedelta(days=400 + i),
+                    f"stale {tag}",
+                ],
+            )
+        db.execute(
+            "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, ended_at,"
+            " severity, explanation) values (%s, 'revenue', 'hour', null, null, %s, %s, 'high', %s)",
+            [f"revenue|hour|{tag}", day + timedelta(hours=9), day + timedelta(hours=12), f"fresh {tag}"],
+        )
+        text = ask(f"Why did orders drop on {day:%d %B %Y}?", as_of=as_of, user=ANALYST).text
+        assert f"fresh {tag}" in text.split("Incidents overlapping this period:")[1]
+    finally:
+        db.execute("delete from ops.anomalies where series_key like %s", [f"%{tag}%"])

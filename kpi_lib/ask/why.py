@@ -300,9 +300,25 @@ def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -
         started = pd.to_datetime(inc["started_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
         ended = pd.to_datetime(inc["ended_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
         overlap = (started < pd.Timestamp(q.end)) & (ended.isna() | (ended >= pd.Timestamp(q.start)))
-        # this KPI's first, then the newest: an incident open since long ago says less about this period
-        inc = inc[overlap].assign(other=lambda d: d["kpi"] != q.kpi)
-        inc = inc.sort_values(["other", "started_at"], ascending=[True, False])
+        # what can explain this period first: incidents that began in it (or the day before) before
+        # those open since long ago, then those of the slice asked about (an incident in another
+        # region says little about Europe's orders), then this KPI's, then the newest
+        asked = {
+            d: {str(v) for v in (vs if isinstance(vs, list | tuple | set) else [vs])}
+            for d, vs in q.where_dict.items()
+        }
+        off_slice = [
+            d in asked and str(v) not in asked[d]
+            for d, v in zip(inc["dimension"], inc["dim_value"], strict=True)
+        ]
+        inc = inc.assign(
+            stale=started < pd.Timestamp(q.start) - pd.Timedelta(days=1),
+            off_slice=off_slice,
+            other=inc["kpi"] != q.kpi,
+        )[overlap]
+        inc = inc.sort_values(
+            ["stale", "off_slice", "other", "started_at"], ascending=[True, True, True, False]
+        )
         inc = inc[inc["kpi"].map(user.can_see)]
         for row in inc.head(3).itertuples():
             said = "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
