@@ -137,13 +137,15 @@ def incident_row(rule: Rule, f: Firing) -> dict[str, Any]:
 def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunResult:
     """One pass over the active threshold rules at ``now`` (default: :func:`kpi_lib.kpis.as_of`).
 
-    Firings that began within the grain's LOOKBACK become (or update) incidents. A snoozed rule
+    Firings that began within the grain's LOOKBACK become (or update) incidents, and a rule's
+    incident still open from before then is brought up to date (its end). A snoozed rule
     stays quiet; a firing inside the rule's quiet hours is stored but held (``snoozed_until`` the
     end of the quiet hours), so its e-mail leaves when they end."""
     t0 = time.perf_counter()
     now = pd.Timestamp(now or semantic.as_of().at).tz_localize(None).to_pydatetime()
     res = RunResult()
     rows: list[dict] = []
+    ends: list[dict] = []  # incidents still open from before the lookback, with what they are now
     holds: dict[str, datetime] = {}
     for rule in rules_store.active():
         if not rule.is_threshold or (names and rule.name not in names):
@@ -166,16 +168,18 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
             res.errors.append(f"{rule.name}: {exc}")
             continue
         for f in evaluate(rule, series, now, volume, additive):
-            if f.start >= since or f.start == still_open:
+            if f.start >= since:
                 rows.append(incident_row(rule, f))
                 quiet = rule.quiet_at(now)
                 if quiet is not None:
                     holds[rows[-1]["series_key"] + str(rows[-1]["started_at"])] = quiet
+            elif f.start == still_open:  # an older incident, read again for its end: not news
+                ends.append(incident_row(rule, f))
     res.firings = len(rows)
-    if rows:
+    if rows or ends:
         from ..anomaly.scan import store  # the anomaly incidents' own upsert (imports the engine)
 
-        res.new_ids, _ = store(rows)
+        res.new_ids, _ = store(rows + ends)
         res.starts = [r["started_at"] for r in rows]
         _hold(rows, res, holds)
     res.seconds = time.perf_counter() - t0
