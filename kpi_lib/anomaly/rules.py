@@ -6,6 +6,8 @@ built-in ones are YAML files in ``rulesets/``::
     name: default
     expected: {window: 12, seasons: [1D, 7D], cycles: 3, history: 1000, floor: 0.01, min_rows: 100}
     budget: {alarms: 1, per: 7D, min_rows: 2016}   # how often a normal series may alarm
+                                         # (share: all | armed: split among every step, or on
+                                         #  each row among the steps that can alarm there)
     steps:
       - name: spike                      # a single point far from the expected value
         input: z                         # value | residual | z (residual / typical error) | abs_z
