@@ -91,7 +91,14 @@ def detect(
         index=series.index,
     )
     outside = (x < ev.lower) | (x > ev.upper)
-    ids = _incidents.mark(ev.fired, ev.score, outside, rs.incident.recover, rs.incident.release)
+    ids = _incidents.mark(
+        ev.fired,
+        ev.score,
+        outside,
+        rs.incident.recover,
+        rs.incident.release,
+        recovery=(x, ev.expected, ev.lower, ev.upper) if rs.incident.recovery else None,
+    )
     onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)
     out["is_anomaly"] = onset.astype(np.int8)
     running_peak = pd.Series(np.where(ids > 0, ev.score, 0.0)).groupby(ids).cummax().to_numpy()

@@ -50,7 +50,12 @@ class Incident:
 
 
 def mark(
-    fired: np.ndarray, score: np.ndarray, outside: np.ndarray, recover: int, release: float
+    fired: np.ndarray,
+    score: np.ndarray,
+    outside: np.ndarray,
+    recover: int,
+    release: float,
+    recovery: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Incident id per row (0 = none; 1, 2, ... in order).
 
@@ -58,15 +63,25 @@ def mark(
     ends on its last row whose value was outside the expected band (`outside`), or on its first row:
     a one-hour spike is a one-hour incident even though the rolling evidence lingers. An incident
     still open at the last row runs to the last row, which is how :func:`build` knows it is ongoing.
+
+    With ``recovery`` = (value, expected, lower, upper): an alarm that moves the other way from the
+    previous incident and lands back inside that incident's onset band (the usual range before the
+    anomaly could teach the expectation) is its recovery: the previous incident re-opens through it
+    instead of a new one opening (a two-week drop the expectation learned, then the return to normal).
     """
     n = len(fired)
     ids = np.zeros(n, dtype=np.int64)
     current, count, calm, last_bad = 0, 0, 0, -1
+    first = 0  # the previous (or current) incident's onset row
     for i in range(n):
         if current == 0:
             if fired[i]:
+                if recovery is not None and count and _recovers(recovery, ids, count, first, i):
+                    ids[first : i + 1] = count  # re-open it through this row
+                    current, calm, last_bad = count, 0, i
+                    continue
                 count += 1
-                current, calm, last_bad = count, 0, i
+                current, calm, last_bad, first = count, 0, i, i
                 ids[i] = current
             continue
         ids[i] = current
@@ -80,6 +95,24 @@ def mark(
                 ids[last_bad + 1 : i + 1] = 0
                 current = 0
     return ids
+
+
+def _recovers(
+    recovery: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ids: np.ndarray,
+    k: int,
+    onset: int,
+    i: int,
+) -> bool:
+    """Whether row ``i`` is incident ``k``'s recovery: it moves the other way from the incident and
+    lands inside the band the incident's onset row had (rows up to ``i`` only)."""
+    value, expected, lower, upper = recovery
+    rows = np.flatnonzero(ids[:i] == k)
+    moved = np.nansum(value[rows] - expected[rows]) if len(rows) else 0.0
+    now = value[i] - expected[i]
+    if not (np.isfinite(now) and moved != 0 and np.sign(now) == -np.sign(moved)):
+        return False
+    return bool(lower[onset] <= value[i] <= upper[onset])
 
 
 def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int) -> int:

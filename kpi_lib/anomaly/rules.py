@@ -151,6 +151,8 @@ class IncidentRule:
 
     recover: int = 12  # rows below `release` that end an incident
     release: float = 0.5  # score under which a row counts as recovered
+    # an alarm back inside the previous incident's onset band, moving the other way, is its recovery
+    recovery: bool = False
 
 
 @dataclass(frozen=True)
@@ -576,6 +578,8 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
         raise DetectError(f"expected.spread must be one of {', '.join(SPREADS)}, got {exp['spread']!r}.")
     inc = dict(spec.get("incident") or {})
     _check_keys(inc, set(IncidentRule.__dataclass_fields__), "incident")
+    if not isinstance(inc.get("recovery", False), bool):
+        raise DetectError(f"incident: recovery must be true or false, got {inc['recovery']!r}.")
     agg = spec.get("aggregate", "OrAggregator")
     if agg not in AGGREGATORS:
         raise DetectError(f"rule set: aggregate must be one of {', '.join(AGGREGATORS)}, got {agg!r}.")
