@@ -97,7 +97,7 @@ def detect(
         outside,
         rs.incident.recover,
         rs.incident.release,
-        recovery=(x, ev.expected, ev.lower, ev.upper) if rs.incident.recovery else None,
+        recovery=(x, ev.expected, engine.judged_rows(rs, ev.rule)) if rs.incident.recovery else None,
     )
     onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)
     out["is_anomaly"] = onset.astype(np.int8)

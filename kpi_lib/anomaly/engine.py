@@ -223,6 +223,14 @@ def rolling_windows(rules: RuleSet) -> dict[str, int]:
     return out
 
 
+def judged_rows(rules: RuleSet, rule: np.ndarray) -> np.ndarray:
+    """Per row, how many rows the step that fired there judged (1 where none did, or a point step):
+    its rolling window, its subsequence length, or a level step's recent window."""
+    rows = {**rolling_windows(rules), **shape_lengths(rules)}
+    rows.update({name: right for name, (_, right) in level_windows(rules).items()})
+    return np.array([rows.get(str(r), 1) for r in rule], dtype=np.int64)
+
+
 def shape_lengths(rules: RuleSet) -> dict[str, int]:
     """Steps that judge a pattern's novelty (input ``discord``), by name: rows in the subsequence.
     Their incidents are explained as a pattern not seen before."""

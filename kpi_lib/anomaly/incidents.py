@@ -55,7 +55,7 @@ def mark(
     outside: np.ndarray,
     recover: int,
     release: float,
-    recovery: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    recovery: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Incident id per row (0 = none; 1, 2, ... in order).
 
@@ -64,10 +64,11 @@ def mark(
     a one-hour spike is a one-hour incident even though the rolling evidence lingers. An incident
     still open at the last row runs to the last row, which is how :func:`build` knows it is ongoing.
 
-    With ``recovery`` = (value, expected, lower, upper): an alarm that moves the other way from the
-    previous incident and lands back inside that incident's onset band (the usual range before the
-    anomaly could teach the expectation) is its recovery: the previous incident re-opens through it
-    instead of a new one opening (a two-week drop the expectation learned, then the return to normal).
+    With ``recovery`` = (value, expected, window: rows the alarming step judged, per row): an alarm
+    whose window sits back nearer the previous incident's pre-incident expectation than its
+    expected values do, moving the other way, is that incident's recovery (the expectation learned
+    the anomaly and lags the return): the previous incident re-opens through it instead of a new
+    one opening (a two-week drop a 12-row median learned, then the return to normal).
     """
     n = len(fired)
     ids = np.zeros(n, dtype=np.int64)
@@ -98,21 +99,23 @@ def mark(
 
 
 def _recovers(
-    recovery: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    ids: np.ndarray,
-    k: int,
-    onset: int,
-    i: int,
+    recovery: tuple[np.ndarray, np.ndarray, np.ndarray], ids: np.ndarray, k: int, onset: int, i: int
 ) -> bool:
-    """Whether row ``i`` is incident ``k``'s recovery: it moves the other way from the incident and
-    lands inside the band the incident's onset row had (rows up to ``i`` only)."""
-    value, expected, lower, upper = recovery
+    """Whether the alarm at row ``i`` is incident ``k``'s recovery (rows up to ``i`` only): over the
+    rows its step judged, the values moved the other way from the incident and sit nearer the
+    expected value from before the incident (where the window of the step that opened it began)
+    than their own expected values do."""
+    value, expected, window = recovery
     rows = np.flatnonzero(ids[:i] == k)
     moved = np.nansum(value[rows] - expected[rows]) if len(rows) else 0.0
-    now = value[i] - expected[i]
-    if not (np.isfinite(now) and moved != 0 and np.sign(now) == -np.sign(moved)):
+    w = slice(max(0, i - int(window[i]) + 1), i + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing window: no recovery
+        v, e = float(np.nanmean(value[w])), float(np.nanmean(expected[w]))
+    before = expected[max(0, onset - int(window[onset]) + 1)]  # where the opening step's window began
+    if not (np.isfinite(v) and np.isfinite(e) and np.isfinite(before) and moved != 0):
         return False
-    return bool(lower[onset] <= value[i] <= upper[onset])
+    return bool(np.sign(v - e) == -np.sign(moved) and abs(v - before) < abs(e - before))
 
 
 def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int) -> int:

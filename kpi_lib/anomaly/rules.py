@@ -151,7 +151,8 @@ class IncidentRule:
 
     recover: int = 12  # rows below `release` that end an incident
     release: float = 0.5  # score under which a row counts as recovered
-    # an alarm back inside the previous incident's onset band, moving the other way, is its recovery
+    # an alarm whose window is back near where the previous incident began, and only the expectation
+    # is not (it learned the incident), is that incident's recovery
     recovery: bool = False
 
 
