@@ -303,10 +303,7 @@ def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -
         # what can explain this period first: incidents that began in it (or the day before) before
         # those open since long ago, then those of the slice asked about (an incident in another
         # region says little about Europe's orders), then this KPI's, then the newest
-        asked = {
-            d: {str(v) for v in (vs if isinstance(vs, list | tuple | set) else [vs])}
-            for d, vs in q.where_dict.items()
-        }
+        asked = q.where_dict  # dimension -> the values asked about
         off_slice = [
             d in asked and str(v) not in asked[d]
             for d, v in zip(inc["dimension"], inc["dim_value"], strict=True)

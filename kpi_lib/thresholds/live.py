@@ -147,9 +147,9 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
     rows: list[dict] = []
     ends: list[dict] = []  # incidents still open from before the lookback, with what they are now
     holds: dict[str, datetime] = {}
-    for rule in rules_store.active():
-        if not rule.is_threshold or (names and rule.name not in names):
-            continue
+    active = [r for r in rules_store.active() if r.is_threshold and not (names and r.name not in names)]
+    opened = _open_incidents([series_key(r) for r in active])  # one query per pass, not per rule
+    for rule in active:
         res.rules += 1
         if rule.snoozed_at(now):
             res.snoozed.append(rule.name)
@@ -159,7 +159,8 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
         # on (and their comparison periods): that is all a pass reads, so it stays cheap. An
         # incident of this rule still open from before then is read from its start, so the pass
         # that sees it end stores its end (the store's upsert is keyed on the start)
-        still_open = _open_before(series_key(rule), since)
+        began = opened.get(series_key(rule))
+        still_open = began if began is not None and began < since else None
         first = (min(since, still_open or since) - period_length(rule.grain)).to_pydatetime()
         try:
             series, volume, additive = read(rule, first, semantic.next_period(now, rule.grain))
@@ -186,18 +187,19 @@ def run(now: datetime | None = None, names: Sequence[str] | None = None) -> RunR
     return res
 
 
-def _open_before(key: str, since: pd.Timestamp) -> pd.Timestamp | None:
-    """When the oldest incident of this rule's series still open (no end) began, if before ``since``
-    (as a naive business time, like the KPI's periods)."""
+def _open_incidents(keys: list[str]) -> dict[str, pd.Timestamp]:
+    """For each of these rule series keys with an incident still open (no end), when the oldest
+    such incident began, as a naive business time (like the KPI's periods)."""
+    if not keys:
+        return {}
+    tz = settings().timezone
     with warehouse.connect_raw() as conn:
-        row = conn.execute(
-            "select min(started_at) from ops.anomalies"
-            " where series_key = %s and ended_at is null and started_at < %s",
-            [key, _ts(since, settings().timezone)],
-        ).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return pd.Timestamp(row[0]).tz_convert(settings().timezone).tz_localize(None)
+        rows = conn.execute(
+            "select series_key, min(started_at) from ops.anomalies"
+            " where series_key = any(%s) and ended_at is null group by 1",
+            [keys],
+        ).fetchall()
+    return {k: pd.Timestamp(t).tz_convert(tz).tz_localize(None) for k, t in rows}
 
 
 def _hold(rows: list[dict], res: RunResult, holds: dict[str, datetime]) -> None:
