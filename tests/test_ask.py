@@ -325,9 +325,18 @@ def test_why_names_what_began_in_the_period_before_incidents_open_since_long_ago
         db.execute(
             "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, ended_at,"
             " severity, explanation) values (%s, 'revenue', 'hour', null, null, %s, %s, 'high', %s)",
-            [f"revenue|hour|{tag}", day + timedelta(hours=9), day + timedelta(hours=12), f"fresh {tag}"],
+            [
+                f"revenue|hour|{tag}",
+                day + timedelta(hours=9),
+                day + timedelta(hours=12),
+                f"Fresh {tag} fell.",
+            ],
         )
         text = ask(f"Why did orders drop on {day:%d %B %Y}?", as_of=as_of, user=ANALYST).text
-        assert f"fresh {tag}" in text.split("Incidents overlapping this period:")[1]
+        named = text.split("Incidents overlapping this period:")[1].split(" How this")[0].strip()
+        assert f"Fresh {tag} fell" in named
+        # one list, one full stop: a sentence's own stop is not left inside it, nor doubled at its end
+        items = named.removesuffix(".").split("; #")
+        assert not any(i.endswith(".") for i in items), named
     finally:
         db.execute("delete from ops.anomalies where series_key like %s", [f"%{tag}%"])

@@ -319,7 +319,7 @@ def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -
         inc = inc[inc["kpi"].map(user.can_see)]
         for row in inc.head(3).itertuples():
             said = "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
-            named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {said}")
+            named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {said.rstrip('.')}")
     if named:
         a.text += " Incidents overlapping this period: " + "; ".join(named) + "."
     if note:
