@@ -36,7 +36,8 @@ def detect_file(
     is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
     the incident, on its onset row). Returns the written frame.
 
-    `time_column=None` uses row order only (no seasonality)."""
+    `time_column=None` uses row order only (no seasonality). ``label`` (default: the value column,
+    unless it is called "value") is the subject of the explanations."""
     src = Path(input_path)
     df = _read(src)
     wanted = [c for c in (time_column, value_column) if c is not None]
@@ -60,6 +61,9 @@ def detect_file(
             f"{src}: column {value_column!r} has no numbers (first value "
             f"{df[value_column].iloc[0]!r}). Choose another --value-column."
         )
+    # sentences name the column a person chose ("Umsatz showed ..."), not a generic "Value"
+    if label is None and value_column.lower() != "value":
+        label = value_column[:1].upper() + value_column[1:]
     result = detect(values, rules=rules, label=label)
     out = df.copy()
     for col in OUTPUT_COLUMNS:

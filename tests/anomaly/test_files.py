@@ -48,7 +48,8 @@ def test_detect_file_writes_every_row_in_order_with_the_columns(csv, tmp_path):
     assert set(out["is_anomaly"].unique()) <= {0, 1} and out["is_anomaly"].sum() == 1
     onset = out[out["is_anomaly"] == 1].iloc[0]
     assert onset["hour"] == "2024-01-26 10:00:00"
-    assert onset["explanation"].startswith("Value was 100% below the expected")
+    # the column a person chose is the subject of the sentence
+    assert onset["explanation"].startswith("Revenue was 100% below the expected")
     assert onset["severity"] in ("medium", "high")
     assert (out.loc[out["is_anomaly"] == 0, "explanation"] == "").all()
     assert (
