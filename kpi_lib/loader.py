@@ -32,6 +32,7 @@ import pyarrow.csv as pacsv
 
 from . import catalog, gold, warehouse
 from .config import settings
+from .dates import resolve_day_first
 from .errors import LoadError
 from .schema import LINE_COLUMNS, ORDER_COLUMNS, PRODUCT_COLUMNS
 
@@ -435,9 +436,14 @@ def _written_number(t: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(t, errors="coerce")
 
 
-def _to_time(s: pd.Series, tz: str, dayfirst: bool) -> pd.Series:
-    """Parse timestamps; naive ones are read in the business time zone."""
+def _to_time(s: pd.Series, tz: str, dayfirst: bool | None) -> pd.Series:
+    """Parse timestamps; naive ones are read in the business time zone, numeric dates in the
+    column's own day order unless ``dayfirst`` says which."""
     text = s.astype(str).str.strip()
+    try:
+        dayfirst = resolve_day_first(text[text != ""], dayfirst, f"the time column {s.name!r}")
+    except ValueError as exc:
+        raise LoadError(str(exc)) from exc
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
     aware = text.str.contains(_HAS_OFFSET) & (text != "")
     if aware.any():
@@ -453,7 +459,7 @@ def _to_time(s: pd.Series, tz: str, dayfirst: bool) -> pd.Series:
 
 
 def validate_lines(
-    raw: pd.DataFrame, mapping: dict[str, str], tz: str, dayfirst: bool = False
+    raw: pd.DataFrame, mapping: dict[str, str], tz: str, dayfirst: bool | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a raw export into clean silver-shaped lines and rejected rows with a reason each."""
     n = len(raw)
@@ -568,7 +574,7 @@ def validate_lines(
 def load_lines_file(
     path: str | Path,
     mapping: dict[str, str] | None = None,
-    dayfirst: bool = False,
+    dayfirst: bool | None = None,
     progress: ProgressFn | None = None,
     currency: str | None = None,
 ) -> LoadSummary:

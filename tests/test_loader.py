@@ -171,3 +171,19 @@ def test_the_hour_that_happens_twice_is_a_time_not_a_reject():
         "2017-02-19 00:30",
         "2017-02-19 01:30",
     ]
+
+
+def test_day_first_dates_load_on_their_own_day_without_the_option():
+    """A British export without --dayfirst: 02/01/2011 is 2 January (13/01/2011 says so), not
+    1 February; naming the wrong order is an error rather than a silent swap."""
+    raw = pd.DataFrame({"o": ["1", "2"], "t": ["02/01/2011 08:26", "13/01/2011 09:00"], "q": ["1", "1"]})
+    raw["p"] = ["10", "10"]
+    mapping = {"order_id": "o", "ordered_at": "t", "quantity": "q", "unit_price": "p"}
+    good, rejects = loader.validate_lines(raw, mapping, "UTC")
+    assert rejects.empty
+    assert [t.strftime("%Y-%m-%d %H:%M") for t in good["ordered_at"]] == [
+        "2011-01-02 08:26",
+        "2011-01-13 09:00",
+    ]
+    with pytest.raises(LoadError, match=r"'t' was said to be written month first, but '13/01/2011 09:00'"):
+        loader.validate_lines(raw, mapping, "UTC", dayfirst=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from kpi_lib.anomaly.detect import Rules, detect
+from kpi_lib.dates import resolve_day_first
 from kpi_lib.errors import DetectError
 
 OUTPUT_COLUMNS = ("is_anomaly", "score", "severity", "explanation", "rule")
@@ -31,13 +32,15 @@ def detect_file(
     value_column: str = "value",
     rules: Rules = "default",
     label: str | None = None,
+    dayfirst: bool | None = None,
 ) -> pd.DataFrame:
     """Detect anomalies in one CSV column and write every input row back, in order, plus
     is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
     the incident, on its onset row). Returns the written frame.
 
     `time_column=None` uses row order only (no seasonality). ``label`` (default: the value column,
-    unless it is called "value") is the subject of the explanations."""
+    unless it is called "value") is the subject of the explanations. Numeric dates are read in the
+    column's own day order (31.01.2016 day first) unless ``dayfirst`` says which."""
     src = Path(input_path)
     df = _read(src)
     wanted = [c for c in (time_column, value_column) if c is not None]
@@ -49,7 +52,11 @@ def detect_file(
         )
     values = df[value_column]
     if time_column is not None:
-        stamps = pd.to_datetime(df[time_column], errors="coerce", utc=False, format="mixed")
+        try:
+            first = resolve_day_first(df[time_column], dayfirst, f"{src}: column {time_column!r}")
+        except ValueError as exc:
+            raise DetectError(str(exc)) from exc
+        stamps = pd.to_datetime(df[time_column], errors="coerce", utc=False, format="mixed", dayfirst=first)
         if stamps.notna().sum() == 0 and len(df):
             raise DetectError(
                 f"{src}: column {time_column!r} has no parseable timestamps (first value "

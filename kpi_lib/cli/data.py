@@ -101,7 +101,13 @@ def load_lines(
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. --map order_id=InvoiceNo")
     ] = None,
-    dayfirst: Annotated[bool, typer.Option(help="Dates are day-first (31/01/2025)")] = False,
+    dayfirst: Annotated[
+        bool | None,
+        typer.Option(
+            "--dayfirst/--monthfirst",
+            help="Dates are day-first (31/01/2025) or month-first (01/31/2025); read from the file when left out",
+        ),
+    ] = None,
     currency: Annotated[
         str | None,
         typer.Option(help="The file's currency (ISO code, e.g. GBP), recorded in catalog.yml"),

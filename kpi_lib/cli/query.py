@@ -138,8 +138,17 @@ def detect(
     time_column: Annotated[str, typer.Option(help="Time column")] = "timestamp",
     value_column: Annotated[str, typer.Option(help="Value column")] = "value",
     rules: Annotated[str, typer.Option(help="Built-in rule set name or a YAML/JSON rules file")] = "default",
+    dayfirst: Annotated[
+        bool | None,
+        typer.Option(
+            "--dayfirst/--monthfirst",
+            help="Dates are day-first (31/01/2025) or month-first (01/31/2025); read from the file when left out",
+        ),
+    ] = None,
 ) -> None:
     """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation and rule per row."""
     from ..anomaly import detect_file
 
-    detect_file(file, output, time_column=time_column, value_column=value_column, rules=rules)
+    detect_file(
+        file, output, time_column=time_column, value_column=value_column, rules=rules, dayfirst=dayfirst
+    )

@@ -102,3 +102,25 @@ def test_module_entry_point(csv, tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "Available columns: hour, region, revenue" in bad.stderr
+
+
+def test_a_day_first_export_is_read_in_its_own_day_order(csv, tmp_path):
+    """A German export (31.01.2024 10:00) scores exactly like the same rows with ISO times: its
+    dates are not read month first where the day is at most 12 (2 January as 1 February)."""
+    path, df = csv
+    detect_file(path, tmp_path / "iso.csv", time_column="hour", value_column="revenue")
+    german = df.assign(hour=pd.to_datetime(df["hour"]).dt.strftime("%d.%m.%Y %H:%M"))
+    german.to_csv(tmp_path / "umsatz.csv", index=False)
+    detect_file(tmp_path / "umsatz.csv", tmp_path / "de.csv", time_column="hour", value_column="revenue")
+    iso, de = pd.read_csv(tmp_path / "iso.csv"), pd.read_csv(tmp_path / "de.csv")
+    assert de["score"].tolist() == iso["score"].tolist()
+    assert de.loc[de["is_anomaly"] == 1, "hour"].tolist() == ["26.01.2024 10:00"]
+    # a contradiction is named, with the value that shows it
+    with pytest.raises(DetectError, match=r"said to be written month first, but '13\.01\.2024 00:00'"):
+        detect_file(
+            tmp_path / "umsatz.csv",
+            tmp_path / "x.csv",
+            time_column="hour",
+            value_column="revenue",
+            dayfirst=False,
+        )
