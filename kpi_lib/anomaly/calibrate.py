@@ -59,83 +59,44 @@ def extremal_index(past: np.ndarray, u: float) -> float:
     return episodes / rows
 
 
-def tail_threshold(
-    past: np.ndarray, risk: float, level: float = 0.98, span: int = 1, peel: bool = False
-) -> float:
+def tail_threshold(past: np.ndarray, risk: float, level: float = 0.98, span: int = 1) -> float:
     """The value whose exceedances *begin* with probability ``risk`` per row (one alarm per episode
     above it), extrapolated from ``past`` (finite values, in time order). NaN when there are too few
     values to say. ``span``: how many rows each value averages
-    (a rolling mean repeats itself), which makes its history worth fewer independent values.
-    ``peel``: earlier incidents are left out of the fit first (:func:`_peeled`)."""
+    (a rolling mean repeats itself), which makes its history worth fewer independent values."""
     n = len(past)
     if n < MIN_EXCESSES * 2 or not (0 < risk < 1):
         return math.nan
     m = max(MIN_EXCESSES, int(math.ceil((1.0 - level) * n)))  # values above u
     if risk * n >= m:  # the budget is not even in the tail: read it off the data
         return float(np.quantile(past, 1.0 - risk))
-    extra = min(int(math.ceil(m / 2)), n - m - 1) if peel else 0
-    part = np.partition(past, n - m - 1 - extra)
-    u = float(part[n - m - 1]) if not extra else float(np.partition(part[n - m - 1 - extra :], extra)[extra])
+    part = np.partition(past, n - m - 1)
+    u = float(part[n - m - 1])
     # the budget counts alarms, and rows above a threshold come in episodes (a rolling mean stays
     # up for many rows; an incident opens once): per row, the budget is alarms x rows per episode
     risk = risk / extremal_index(past, u)
     if risk * n >= m:
         return float(np.quantile(past, 1.0 - min(risk, 0.5)))
-    if extra:
-        peeled = _peeled(np.sort(part[n - m - 1 - extra :])[::-1], extra, n, level, risk, span)
-        if peeled is not None:
-            return peeled
-        part = np.partition(past, n - m - 1)  # no earlier incident: exactly the fit without peeling
     y = part[n - m :] - u
     y = y[y > 0]
     if len(y) < 2:  # (almost) constant past: nothing beyond u has ever happened
         return u
-    return _gpd_threshold(u, len(y) / n, float(y.mean()), float(y.var(ddof=1)), len(y), risk, span)
-
-
-def _gpd_threshold(u, p_u, mean, var, excesses, risk, span):
-    """``u`` + the generalised Pareto quantile for ``risk`` of excesses with this ``mean`` and
-    ``var`` (method of moments; works elementwise on arrays)."""
-    r = np.divide(mean * mean, var, out=np.full(np.shape(var), np.inf), where=np.asarray(var) > 0)
-    xi = np.clip(0.5 * (1.0 - r), 0.0, XI_MAX)
-    sigma = np.where(xi > 0, 0.5 * mean * (r + 1.0), mean)
+    p_u = len(y) / n
+    mean = float(y.mean())
+    var = float(y.var(ddof=1))
+    if var <= 0:
+        xi, sigma = 0.0, mean
+    else:  # generalised Pareto by the method of moments
+        r = mean * mean / var
+        xi = min(max(0.5 * (1.0 - r), 0.0), XI_MAX)
+        sigma = 0.5 * mean * (r + 1.0) if xi > 0 else mean
     # the fit is only as good as its number of independent excesses: widen the scale by one
     # standard error of its estimate, so a short or repetitive history gives a more cautious bound
-    sigma = sigma * (1.0 + 1.0 / np.sqrt(np.maximum(np.asarray(excesses) / max(span, 1), 1.0)))
+    sigma *= 1.0 + 1.0 / math.sqrt(max(len(y) / max(span, 1), 1.0))
     t = p_u / risk
-    safe = np.where(xi < 1e-6, 1.0, xi)
-    out = u + np.where(xi < 1e-6, sigma * np.log(t), sigma / safe * (t**safe - 1.0))
-    return float(out) if np.ndim(out) == 0 else out
-
-
-def _peeled(desc: np.ndarray, most: int, n: int, level: float, risk: float, span: int) -> float | None:
-    """The tail threshold after leaving out earlier incidents (generalised ESD, Rosner 1983, on
-    the tail fit). ``desc``: the past's largest values, largest first. T_k is the same fit on the
-    past without its k largest values; the k-th largest is an incident if it exceeds T_k (it would
-    have alarmed against the rest). With k* the largest such k (so a masked pair is found
-    together) the threshold is T_k*; None when nothing is peeled. ``most``: the largest k tried.
-    Prefix sums make every k one pass."""
-    ks = np.arange(most + 1)
-    nk = n - ks
-    mk = np.maximum(MIN_EXCESSES, np.ceil((1.0 - level) * nk).astype(int))
-    ok = ks + mk < len(desc)
-    ks, nk, mk = ks[ok], nk[ok], mk[ok]
-    uk = desc[ks + mk]
-    # values strictly above u_k among desc[k : k + m_k] (ties with u are not excesses)
-    above = np.searchsorted(-desc, -uk, side="left") - ks
-    ref = desc[-1]
-    c1 = np.concatenate([[0.0], np.cumsum(desc - ref)])
-    c2 = np.concatenate([[0.0], np.cumsum((desc - ref) ** 2)])
-    s1, s2 = c1[ks + above] - c1[ks], c2[ks + above] - c2[ks]
-    cnt = np.maximum(above, 1)
-    mean = s1 / cnt - (uk - ref)
-    var = np.where(above > 1, (s2 - s1 * s1 / cnt) / np.maximum(above - 1, 1), 0.0)
-    var = np.maximum(var, 0.0)
-    t = np.asarray(_gpd_threshold(uk, above / nk, mean, var, above, risk, span), dtype=float)
-    t = np.where(above < 2, uk, t)  # (almost) constant: nothing beyond u has ever happened
-    incident = desc[np.maximum(ks - 1, 0)] > t
-    incident[0] = False
-    return float(t[np.flatnonzero(incident)[-1]]) if incident.any() else None
+    if xi < 1e-6:
+        return u + sigma * math.log(t)
+    return u + sigma / xi * (t**xi - 1.0)
 
 
 def online_threshold(
@@ -150,7 +111,6 @@ def online_threshold(
     floor: float = 0.0,
     group: np.ndarray | None = None,
     span: int = 1,
-    peel: bool = False,
 ) -> np.ndarray:
     """Per row, the budget threshold fitted on earlier rows (NaN until ``min_history`` values).
     ``risk`` is per row or one for all rows; a refit block takes the risk of its first row.
@@ -161,7 +121,6 @@ def online_threshold(
     rows above their own threshold (unless more than ``MAX_EXCLUDED`` of the recent past already
     were: then the threshold is what is wrong). Blocks are refit every ``every`` rows, growing to
     ``MAX_BLOCK`` as the history grows; block edges depend on row numbers only (causal).
-    ``peel``: each fit first leaves out earlier incidents (see :func:`tail_threshold`).
     """
     n = len(feature)
     out = np.full(n, np.nan)
@@ -185,7 +144,7 @@ def online_threshold(
                 keep = keep & (group[lo:start] == g)
             past = taught[lo:start][keep]
             r = float(risk[start]) if np.ndim(risk) else risk
-            t = tail_threshold(past, r, level, span, peel) if len(past) >= min_history else math.nan
+            t = tail_threshold(past, r, level, span) if len(past) >= min_history else math.nan
             if not math.isfinite(t):
                 continue
             t = max(t, floor)

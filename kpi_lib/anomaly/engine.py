@@ -143,7 +143,6 @@ def _run_step(
     typical: np.ndarray | None = None,
     risk: float | np.ndarray = 0.0,
     group: np.ndarray | None = None,
-    peel: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
 
@@ -171,7 +170,6 @@ def _run_step(
                 # windowed Gaussian ignores the expectation altogether
                 group=None if step.input in ("count_deficit", "count_run", "gauss", "discord") else group,
                 span=_span(step),
-                peel=peel,
             )
         else:
             learned = _bound(step, f if exclude is None else np.where(exclude, np.nan, f))
@@ -495,9 +493,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
                 recent=step.recent,
             )
             step_inputs = {**inputs, "gauss": gauss}
-        r, f, bound = _run_step(
-            step, step_inputs, exclude, base.typical, risk, base.source, rules.budget.peel
-        )
+        r, f, bound = _run_step(step, step_inputs, exclude, base.typical, risk, base.source)
         ratios[step.name], fired[step.name] = r, f
         if step is point_step:  # the band is what a single point must leave to fire
             band_z = np.where(np.isnan(bound), max(step.min, 3.0), bound)

@@ -7,8 +7,7 @@ built-in ones are YAML files in ``rulesets/``::
     expected: {window: 12, seasons: [1D, 7D], cycles: 3, history: 1000, floor: 0.01, min_rows: 100}
     budget: {alarms: 1, per: 7D, min_rows: 2016}   # how often a normal series may alarm
                                          # (share: all | armed: split among every step, or on
-                                         #  each row among the steps that can alarm there;
-                                         #  peel: true leaves earlier incidents out of each fit)
+                                         #  each row among the steps that can alarm there)
     steps:
       - name: spike                      # a single point far from the expected value
         input: z                         # value | residual | z (residual / typical error) | abs_z
@@ -191,9 +190,6 @@ class Budget:
     per: str = "7D"
     min_rows: int = 2016
     share: str = "all"
-    #: fit each threshold after leaving out earlier values that would have alarmed against the
-    #: rest of the past (:func:`kpi_lib.anomaly.calibrate.tail_threshold`)
-    peel: bool = False
 
 
 @dataclass(frozen=True)
@@ -461,7 +457,7 @@ def _budget(value: Any) -> Budget:
         return Budget()
     if not isinstance(value, Mapping):
         raise DetectError(f"budget: a mapping like {{alarms: 1, per: 7D}}, got {value!r}.")
-    _check_keys(value, {"alarms", "per", "min_rows", "share", "peel"}, "budget")
+    _check_keys(value, {"alarms", "per", "min_rows", "share"}, "budget")
     b = Budget()
     try:
         alarms = float(value.get("alarms", b.alarms))
@@ -479,10 +475,7 @@ def _budget(value: Any) -> Budget:
     share = str(value.get("share", b.share))
     if share not in SHARES:
         raise DetectError(f"budget: share must be one of {', '.join(SHARES)}, got {share!r}.")
-    peel = value.get("peel", b.peel)
-    if not isinstance(peel, bool):
-        raise DetectError(f"budget: peel is true or false, got {peel!r}.")
-    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share, peel=peel)
+    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share)
 
 
 def calendar_days(calendar: Calendar, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
