@@ -68,6 +68,8 @@ def detect(
     0 = none), rule (the step that fired) and step (the step that came closest to firing on that
     row, fired or not: see :func:`kpi_lib.anomaly.near_miss`). Alarms and scores at a row use only rows up to it;
     the explanation summarises the whole incident as far as the data goes.
+    ``attrs["judged_from"]``: the position of the first row any step could alarm on (the rows
+    before it are the warm-up), or None when the series is too short for any.
     """
     if isinstance(series, pd.DataFrame):
         if series.shape[1] != 1:
@@ -99,6 +101,8 @@ def detect(
         rs.incident.release,
         recovery=(x, ev.expected, engine.judged_rows(rs, ev.rule)) if rs.incident.recovery else None,
     )
+    judged = np.flatnonzero(ev.judged) if ev.judged is not None else np.arange(len(x))
+    out.attrs["judged_from"] = int(judged[0]) if len(judged) else None
     onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)
     out["is_anomaly"] = onset.astype(np.int8)
     running_peak = pd.Series(np.where(ids > 0, ev.score, 0.0)).groupby(ids).cummax().to_numpy()

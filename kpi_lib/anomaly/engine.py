@@ -54,6 +54,7 @@ class Evaluation:
     step: np.ndarray  # name of the step with the largest ratio on every row (what came closest)
     source: np.ndarray  # which expectation was used ("level", "1D", "7D", "")
     ratios: dict[str, np.ndarray] | None = None  # per step: feature / bound (what each step saw)
+    judged: np.ndarray | None = None  # rows where at least one step had a threshold (could fire)
 
 
 def _as_adtk(v: np.ndarray) -> pd.Series:
@@ -463,6 +464,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     inputs["count_run"] = inputs["count_deficit"]  # which rows can be judged
 
     ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
+    judged = np.zeros(len(x), dtype=bool)
     point_step = next(
         (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
         None,
@@ -495,6 +497,10 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
             step_inputs = {**inputs, "gauss": gauss}
         r, f, bound = _run_step(step, step_inputs, exclude, base.typical, risk, base.source)
         ratios[step.name], fired[step.name] = r, f
+        if step.detector in BOUND_DETECTORS:
+            judged |= np.isfinite(bound)
+        else:  # refit every `every` rows once the first fit has its past rows
+            judged[max(step.every, _MIN_BOUND_ROWS) :] = True
         if step is point_step:  # the band is what a single point must leave to fire
             band_z = np.where(np.isnan(bound), max(step.min, 3.0), bound)
     order = [s.name for s in rules.steps]  # back in the rule set's order (ties in the score go first)
@@ -524,4 +530,5 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         step=closest,
         source=base.source,
         ratios=ratios,
+        judged=judged,
     )

@@ -36,7 +36,8 @@ def detect_file(
 ) -> pd.DataFrame:
     """Detect anomalies in one CSV column and write every input row back, in order, plus
     is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
-    the incident, on its onset row). Returns the written frame.
+    the incident, on its onset row). Returns the written frame; its ``attrs["judged_from"]`` is
+    the position of the first row that could alarm (None: too short for any, see :func:`detect`).
 
     `time_column=None` uses row order only (no seasonality). ``label`` (default: the value column,
     unless it is called "value") is the subject of the explanations. Numeric dates are read in the
@@ -73,6 +74,7 @@ def detect_file(
         label = value_column[:1].upper() + value_column[1:]
     result = detect(values, rules=rules, label=label)
     out = df.copy()
+    out.attrs["judged_from"] = result.attrs.get("judged_from")
     for col in OUTPUT_COLUMNS:
         out[col] = result[col].to_numpy()
     out["score"] = out["score"].round(4)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -149,6 +150,43 @@ def detect(
     """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation and rule per row."""
     from ..anomaly import detect_file
 
-    detect_file(
+    out = detect_file(
         file, output, time_column=time_column, value_column=value_column, rules=rules, dayfirst=dayfirst
     )
+    _print_detect_summary(out, time_column, output)
+
+
+_SHOWN_INCIDENTS = 20
+
+
+def _print_detect_summary(out, time_column: str, output: Path) -> None:
+    """What a person reads after `kpi detect`: the incidents, the warm-up, where the file went."""
+    onsets = np.flatnonzero(out["is_anomaly"].to_numpy() == 1)
+    n, first = len(out), out.attrs.get("judged_from")
+    if first is None:
+        console.print(f"Read {n:,} rows.")
+    else:
+        console.print(f"Scored {n:,} rows: {len(onsets):,} incident{'s' if len(onsets) != 1 else ''}.")
+    if len(onsets):
+        for pos in onsets[:_SHOWN_INCIDENTS]:
+            r = out.iloc[pos]
+            console.print(
+                f"  {r[time_column]} (row {pos + 1:,}, {r['severity']}, {r['rule']}): {r['explanation']}",
+                markup=False,
+                highlight=False,
+            )
+        if len(onsets) > _SHOWN_INCIDENTS:
+            console.print(f"... and {len(onsets) - _SHOWN_INCIDENTS:,} more in the output file.")
+    if first is None:
+        console.print(
+            "[yellow]No row could be judged:[/] the rules learn a series' usual range and its alarm "
+            f"thresholds from its own past before they can alarm, and {n:,} rows were not enough "
+            "for any of them. Nothing in this file was checked: give more history, or a rule set "
+            "with a shorter warm-up (--rules business_daily for daily or weekly totals)."
+        )
+    elif first > 0:
+        console.print(
+            f"Rows 1-{first:,} (to {out[time_column].iloc[first - 1]}) were the warm-up: the rules "
+            "learned the series' usual range there, and no alarm could fire."
+        )
+    console.print(f"Wrote {output}.")

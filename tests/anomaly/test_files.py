@@ -7,6 +7,7 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import kpi
 
 from kpi_lib.anomaly import detect_file
 from kpi_lib.errors import DetectError
@@ -124,3 +125,45 @@ def test_a_day_first_export_is_read_in_its_own_day_order(csv, tmp_path):
             value_column="revenue",
             dayfirst=False,
         )
+
+
+def test_kpi_detect_prints_the_incidents_and_the_warm_up(csv, tmp_path):
+    path, _ = csv
+    done = kpi(
+        "detect",
+        str(path),
+        "-o",
+        str(tmp_path / "o.csv"),
+        "--time-column",
+        "hour",
+        "--value-column",
+        "revenue",
+    )
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())  # the table wraps the sentence over lines
+    assert "Scored 721 rows: 1 incident." in text
+    assert "2024-01-26 10:00:00" in text and "Revenue was 100% below the expected" in text
+    first = pd.read_csv(tmp_path / "o.csv")["score"].gt(0).idxmax()  # no step scores before its threshold
+    warm = int(text.split("were the warm-up")[0].split("Rows 1-")[1].split()[0].replace(",", ""))
+    assert 0 < warm <= first
+
+
+def test_a_series_too_short_for_any_threshold_says_so(tmp_path):
+    weeks = pd.date_range("2016-01-03", periods=150, freq="W")
+    pd.DataFrame({"week": weeks.strftime("%Y-%m-%d"), "signups": 1000 + (weeks.day % 7) * 10}).to_csv(
+        tmp_path / "signups.csv", index=False
+    )
+    args = ["detect", str(tmp_path / "signups.csv"), "-o", str(tmp_path / "o.csv"), "--time-column", "week"]
+    done = kpi(*args, "--value-column", "signups")
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "Read 150 rows. No row could be judged" in text
+    assert "--rules business_daily" in text
+    assert (
+        detect_file(tmp_path / "signups.csv", tmp_path / "o.csv", "week", "signups").attrs["judged_from"]
+        is None
+    )
+    # the rule set it suggests does judge it
+    judged = detect_file(
+        tmp_path / "signups.csv", tmp_path / "o.csv", "week", "signups", rules="business_daily"
+    )
+    assert 0 < judged.attrs["judged_from"] < 150
