@@ -12,7 +12,6 @@ Loading a file again replaces the orders it contains, so re-running a load is sa
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -32,8 +31,8 @@ import pyarrow.csv as pacsv
 
 from . import catalog, gold, warehouse
 from .config import settings
-from .dates import resolve_day_first
 from .errors import LoadError
+from .exports import read_table, resolve_day_first, to_number
 from .schema import LINE_COLUMNS, ORDER_COLUMNS, PRODUCT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -331,51 +330,6 @@ def resolve_mapping(columns: list[str], explicit: dict[str, str] | None = None) 
     return mapping
 
 
-DELIMITERS = (",", ";", "\t", "|")
-
-
-def sniff_delimiter(text: str) -> str:
-    """The field separator of a CSV's first lines: the candidate that splits the header into the
-    most fields and every following line into as many (Excel in Brazil, France or Germany writes
-    ``;`` because ``,`` is their decimal mark). A comma when nothing fits better."""
-    lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
-    if len(lines) > 1 and not text.endswith("\n"):
-        lines = lines[:-1]  # the sample may end inside a line
-    best, best_n = ",", 1
-    for sep in DELIMITERS:
-        counts = [len(r) for r in csv.reader(lines, delimiter=sep)]
-        if counts and counts[0] > best_n and all(c == counts[0] for c in counts):
-            best, best_n = sep, counts[0]
-    return best
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet export with every value as text (so ids keep their form). The CSV
-    separator (``,`` ``;`` tab ``|``) is sniffed from the first lines."""
-    if not path.exists():
-        raise LoadError(f"No such file: {path}.")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-            return df.astype(object).where(df.notna(), "").astype(str)
-        with path.open("rb") as f:
-            head = f.read(1 << 16)
-        for encoding in ("utf-8-sig", "latin-1"):
-            try:
-                sep = sniff_delimiter(
-                    head.decode(encoding, errors="ignore" if len(head) == 1 << 16 else "strict")
-                )
-                return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, sep=sep)
-            except UnicodeDecodeError:
-                continue
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        raise LoadError(
-            f"Cannot read {path.name}: {exc}. Is it a CSV (fields separated by , ; tab or |) or a Parquet file?"
-        ) from exc
-    raise LoadError(f"Cannot decode {path.name} as UTF-8 or Latin-1 text.")
-
-
 _FLOAT_ID = re.compile(r"^(-?\d+)\.0+$")
 _HAS_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 
@@ -385,55 +339,6 @@ def _clean_id(s: pd.Series) -> pd.Series:
     s = s.astype(str).str.strip()
     s = s.str.replace(_FLOAT_ID, r"\1", regex=True)
     return s.where(~s.str.lower().isin(["", "nan", "none", "null", "na"]), None)
-
-
-# A currency sign (or ISO code) before or after an amount: '$12.50', 'R$ 29,90', '12,50 €', 'BRL 10'.
-_CURRENCY_AFFIX = re.compile(r"^(?:[A-Z]{0,3}[$€£¥₹₩₽₺₪]|[A-Z]{3}\s)\s*|\s*(?:[$€£¥₹₩₽₺₪]|\s[A-Z]{3})$")
-# '1,234.5' / '1234.5' (point decimals) and '1.234,5' / '1234,5' (comma decimals), with a sign
-_POINT_DECIMAL = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d*)?(?:[eE][-+]?\d+)?$")
-_COMMA_DECIMAL = re.compile(r"^[-+]?(?:\d{1,3}(?:\.\d{3})+|\d*)(?:,\d*)?$")
-# only a comma decimal mark explains these: '29,90', '1.234,5', '0,125'; only a point these
-_SURELY_COMMA = re.compile(r",(?:\d{1,2}|\d{4,})$|\.\d{3},\d*$")
-_SURELY_POINT = re.compile(r"\.(?:\d{1,2}|\d{4,})$|,\d{3}\.\d*$")
-
-
-def decimal_mark(s: pd.Series) -> str:
-    """',' when most of a column's numbers that only one reading explains are written with decimal
-    commas ('29,90', '1.234,56') rather than points ('2.95', '1,234.5'), else '.'. '1,234' alone
-    reads as a thousand, the common export. Values written the other way are then rejected."""
-    t = s.astype(str).str.strip().str.replace(_CURRENCY_AFFIX, "", regex=True)
-    comma, point = int(t.str.contains(_SURELY_COMMA).sum()), int(t.str.contains(_SURELY_POINT).sum())
-    return "," if comma > point else "."
-
-
-def _to_number(s: pd.Series, decimal: str | None = None) -> pd.Series:
-    """Numbers as exports write them: '1,234.50', '$12', 'R$ 1.234,56', '12,5 €', '-3'. The decimal
-    mark is the column's own (:func:`decimal_mark`) unless given. Anything else (and '29,90' read
-    with point decimals) is NaN, so it is rejected, never silently multiplied by 100."""
-    t = s.astype(str).str.strip()
-    blank = t == ""
-    num = pd.to_numeric(t.where(~blank, None), errors="coerce")  # plain numbers, fast: '12', '2.95'
-    rest = num.isna() & ~blank
-    if not rest.any() and decimal != ",":
-        return num
-    decimal = decimal or decimal_mark(t)
-    if decimal == ",":  # '1.234' is a thousand here: the whole column is read again
-        return _written_number(t, ",")
-    num[rest] = _written_number(t[rest], ".")
-    return num
-
-
-def _written_number(t: pd.Series, decimal: str) -> pd.Series:
-    t = t.str.replace(_CURRENCY_AFFIX, "", regex=True)
-    t = t.str.replace(r"[\s\u00a0\u202f']", "", regex=True)  # 1 234,56 / 1'234.56 (fr, ch)
-    if decimal == ",":
-        ok = t.str.match(_COMMA_DECIMAL)
-        t = t.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    else:
-        ok = t.str.match(_POINT_DECIMAL)
-        t = t.str.replace(",", "", regex=False)
-    t = t.where(ok & (t != "") & t.str.contains(r"\d"), None)
-    return pd.to_numeric(t, errors="coerce")
 
 
 def _to_time(s: pd.Series, tz: str, dayfirst: bool | None) -> pd.Series:
@@ -486,7 +391,7 @@ def validate_lines(
     )
 
     for fld in ("quantity", "unit_price"):
-        out[fld] = _to_number(col[fld])
+        out[fld] = to_number(col[fld])
         reject(
             out[fld].isna(), f"{fld} '" + col[fld].astype(str) + "' is not a number", f"{fld} is not a number"
         )
@@ -499,7 +404,7 @@ def validate_lines(
     reject(out["unit_price"] >= 1e10, "unit_price is too large", "unit_price is too large")
 
     if "discount" in col:
-        disc = _to_number(col["discount"])
+        disc = to_number(col["discount"])
         blank = col["discount"].astype(str).str.strip() == ""
         reject(
             disc.isna() & ~blank,
@@ -518,7 +423,7 @@ def validate_lines(
         out["discount"] = 0.0
 
     if "unit_cost" in col:
-        cost = _to_number(col["unit_cost"])
+        cost = to_number(col["unit_cost"])
         blank = col["unit_cost"].astype(str).str.strip() == ""
         reject(
             cost.isna() & ~blank,
@@ -552,7 +457,7 @@ def validate_lines(
     else:
         out["status"] = None
     if "line_no" in col:
-        ln = _to_number(col["line_no"])
+        ln = to_number(col["line_no"])
         out["line_no"] = ln
     else:
         out["line_no"] = np.nan

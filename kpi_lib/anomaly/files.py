@@ -1,4 +1,9 @@
-"""detect_file(): a CSV series in, the same rows in the same order out, with the verdict columns."""
+"""detect_file(): a CSV series in, the same rows in the same order out, with the verdict columns.
+
+The file is read as it was written (:mod:`kpi_lib.exports`): its separator, its decimal mark
+('2.740,50 €'), its day order ('02.01.2016'); and it is written back with the same separator and
+every input cell exactly as it was (the scores in its decimal mark).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,55 @@ from pathlib import Path
 import pandas as pd
 
 from kpi_lib.anomaly.detect import Rules, detect
-from kpi_lib.dates import resolve_day_first
-from kpi_lib.errors import DetectError
+from kpi_lib.errors import DetectError, LoadError
+from kpi_lib.exports import decimal_mark, read_table, resolve_day_first, to_number
 
 OUTPUT_COLUMNS = ("is_anomaly", "score", "severity", "explanation", "rule")
+#: a column is a time or a number column when at least this share of its filled cells read as one
+_MOSTLY = 0.9
 
 
 def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DetectError(f"{path}: no such file. Check the path.")
     try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        return read_table(path)
+    except LoadError as exc:
         raise DetectError(
             f"{path}: cannot read it as CSV ({exc}). Give a comma-separated file with a "
             "header row, e.g. timestamp,value."
         ) from exc
+
+
+def _share(parsed: pd.Series, text: pd.Series) -> float:
+    filled = text.str.strip() != ""
+    return float(parsed[filled].notna().mean()) if filled.any() else 0.0
+
+
+def _guess(df: pd.DataFrame, time_column: str | None, value_column: str, guess: tuple[str, ...]):
+    """The time and value columns: as named, or, for those in ``guess`` that the file lacks, its
+    only column of times / of numbers. Raises DetectError naming the columns to choose from."""
+    cols = [str(c) for c in df.columns]
+    numbers = [c for c in cols if _share(to_number(df[c]), df[c]) >= _MOSTLY]
+    if "time" in guess and time_column not in cols:
+        times = [
+            c
+            for c in cols
+            if c not in numbers
+            and _share(pd.to_datetime(df[c], errors="coerce", format="mixed"), df[c]) >= _MOSTLY
+        ]
+        if len(times) == 1:
+            time_column = times[0]
+    if "value" in guess and value_column not in cols:
+        values = [c for c in numbers if c != time_column]
+        if len(values) == 1:
+            value_column = values[0]
+        elif len(values) > 1:
+            raise DetectError(
+                f"no column {value_column!r}, and {len(values)} columns hold numbers: "
+                f"{', '.join(values)}. Pick one with --value-column."
+            )
+    return time_column, value_column
 
 
 def detect_file(
@@ -33,17 +71,23 @@ def detect_file(
     rules: Rules = "default",
     label: str | None = None,
     dayfirst: bool | None = None,
+    guess: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Detect anomalies in one CSV column and write every input row back, in order, plus
     is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
     the incident, on its onset row). Returns the written frame; its ``attrs["judged_from"]`` is
-    the position of the first row that could alarm (None: too short for any, see :func:`detect`).
+    the position of the first row that could alarm (None: too short for any, see :func:`detect`),
+    ``attrs["columns"]`` the (time, value) columns used.
 
-    `time_column=None` uses row order only (no seasonality). ``label`` (default: the value column,
-    unless it is called "value") is the subject of the explanations. Numeric dates are read in the
-    column's own day order (31.01.2016 day first) unless ``dayfirst`` says which."""
+    `time_column=None` uses row order only (no seasonality). ``guess`` ("time", "value"): a column
+    the file lacks is replaced by its only column of times, or of numbers (the user did not name
+    it). ``label`` (default: the value column, unless it is called "value") is the subject of the
+    explanations. Numeric dates are read in the column's own day order (31.01.2016 day first)
+    unless ``dayfirst`` says which."""
     src = Path(input_path)
     df = _read(src)
+    if guess:
+        time_column, value_column = _guess(df, time_column, value_column, guess)
     wanted = [c for c in (time_column, value_column) if c is not None]
     missing = [c for c in wanted if c not in df.columns]
     if missing:
@@ -51,7 +95,7 @@ def detect_file(
             f"{src}: no column {', '.join(map(repr, missing))}. Available columns: "
             f"{', '.join(map(str, df.columns))}. Pick them with --time-column/--value-column."
         )
-    values = df[value_column]
+    values = to_number(df[value_column])
     if time_column is not None:
         try:
             first = resolve_day_first(df[time_column], dayfirst, f"{src}: column {time_column!r}")
@@ -64,7 +108,7 @@ def detect_file(
                 f"{df[time_column].iloc[0]!r}). Choose another --time-column."
             )
         values = pd.Series(values.to_numpy(), index=pd.DatetimeIndex(stamps), name=value_column)
-    if len(df) and pd.to_numeric(values, errors="coerce").notna().sum() == 0:
+    if len(df) and values.notna().sum() == 0:
         raise DetectError(
             f"{src}: column {value_column!r} has no numbers (first value "
             f"{df[value_column].iloc[0]!r}). Choose another --value-column."
@@ -74,7 +118,6 @@ def detect_file(
         label = value_column[:1].upper() + value_column[1:]
     result = detect(values, rules=rules, label=label)
     out = df.copy()
-    out.attrs["judged_from"] = result.attrs.get("judged_from")
     for col in OUTPUT_COLUMNS:
         out[col] = result[col].to_numpy()
     out["score"] = out["score"].round(4)
@@ -82,5 +125,8 @@ def detect_file(
     out["rule"] = out["rule"].where(out["is_anomaly"] == 1, "")
     dst = Path(output_path)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(dst, index=False)
+    # scores in the file's own decimal mark, so a spreadsheet set up for it reads them as numbers
+    out.to_csv(dst, index=False, sep=df.attrs.get("sep", ","), decimal=decimal_mark(df[value_column]))
+    out.attrs["judged_from"] = result.attrs.get("judged_from")
+    out.attrs["columns"] = (time_column, value_column)
     return out

@@ -136,8 +136,13 @@ def ask(
 def detect(
     file: Annotated[Path, typer.Argument(help="CSV with a time column and a value column")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows")],
-    time_column: Annotated[str, typer.Option(help="Time column")] = "timestamp",
-    value_column: Annotated[str, typer.Option(help="Value column")] = "value",
+    time_column: Annotated[
+        str | None,
+        typer.Option(help="Time column [default: timestamp, else the file's only column of dates]"),
+    ] = None,
+    value_column: Annotated[
+        str | None, typer.Option(help="Value column [default: value, else the file's only column of numbers]")
+    ] = None,
     rules: Annotated[str, typer.Option(help="Built-in rule set name or a YAML/JSON rules file")] = "default",
     dayfirst: Annotated[
         bool | None,
@@ -150,9 +155,19 @@ def detect(
     """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation and rule per row."""
     from ..anomaly import detect_file
 
+    guess = tuple(name for name, given in (("time", time_column), ("value", value_column)) if given is None)
     out = detect_file(
-        file, output, time_column=time_column, value_column=value_column, rules=rules, dayfirst=dayfirst
+        file,
+        output,
+        time_column=time_column or "timestamp",
+        value_column=value_column or "value",
+        rules=rules,
+        dayfirst=dayfirst,
+        guess=guess,
     )
+    time_column, value_column = out.attrs["columns"]
+    if (time_column, value_column) != ("timestamp", "value") and guess:
+        console.print(f"Columns: {time_column} (time), {value_column} (value).")
     _print_detect_summary(out, time_column, output)
 
 

@@ -167,3 +167,49 @@ def test_a_series_too_short_for_any_threshold_says_so(tmp_path):
         tmp_path / "signups.csv", tmp_path / "o.csv", "week", "signups", rules="business_daily"
     )
     assert 0 < judged.attrs["judged_from"] < 150
+
+
+def _german(df: pd.DataFrame) -> pd.DataFrame:
+    """The same rows as a German spreadsheet writes them: 26.01.2024 10:00 and 1.234,56 €."""
+    money = df["revenue"].map(lambda v: f"{v:,.2f} €".replace(",", "_").replace(".", ",").replace("_", "."))
+    return pd.DataFrame(
+        {
+            "Filiale": df["region"],
+            "Zeit": pd.to_datetime(df["hour"]).dt.strftime("%d.%m.%Y %H:%M"),
+            "Umsatz": money,
+        }
+    )
+
+
+def test_a_german_export_is_read_and_written_back_as_it_was(csv, tmp_path):
+    """';' between fields, decimal commas, a euro sign and day-first dates, and no column named:
+    kpi detect finds its only time and number columns, scores it like the plain file, and writes
+    every cell back as it was, with its own separator and decimal mark."""
+    _, df = csv
+    df = df.assign(revenue=df["revenue"].round(2))  # cents, as the spreadsheet shows them
+    df.to_csv(path := tmp_path / "plain_in.csv", index=False)
+    german = _german(df)
+    german.to_csv(tmp_path / "umsatz.csv", sep=";", index=False)
+    done = kpi("detect", str(tmp_path / "umsatz.csv"), "-o", str(tmp_path / "out.csv"))
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "Columns: Zeit (time), Umsatz (value)." in text
+    assert "26.01.2024 10:00 (row 612, " in text and "Umsatz was 100% below the expected" in text
+    written = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
+    assert written[0] == "Filiale;Zeit;Umsatz;is_anomaly;score;severity;explanation;rule"
+    out = pd.read_csv(tmp_path / "out.csv", sep=";", dtype=str, keep_default_na=False)
+    assert out[["Filiale", "Zeit", "Umsatz"]].equals(german.astype(str).reset_index(drop=True))
+    plain = detect_file(path, tmp_path / "plain.csv", time_column="hour", value_column="revenue")
+    scores = out["score"].str.replace(",", ".").astype(float)
+    assert scores.tolist() == plain["score"].tolist()
+    assert out.loc[out["is_anomaly"] == "1", "Zeit"].tolist() == ["26.01.2024 10:00"]
+
+
+def test_two_number_columns_ask_which_one(csv, tmp_path):
+    path, df = csv
+    df.assign(orders=3).to_csv(tmp_path / "two.csv", index=False)
+    done = kpi("detect", str(tmp_path / "two.csv"), "-o", str(tmp_path / "o.csv"))
+    assert done.returncode != 0
+    assert "2 columns hold numbers: revenue, orders. Pick one with --value-column." in " ".join(
+        (done.stdout + done.stderr).split()
+    )

@@ -1,11 +1,11 @@
-"""kpi_lib.dates: the day order of an export's dates, read from its own values."""
+"""kpi_lib.exports: the day order of an export's dates, read from its own values."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from kpi_lib.dates import day_first, resolve_day_first
+from kpi_lib.exports import day_first, resolve_day_first
 
 
 def test_the_order_is_read_from_a_value_only_one_order_explains():
