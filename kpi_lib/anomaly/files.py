@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from kpi_lib.anomaly.detect import Rules, detect
+from kpi_lib.anomaly.nearmiss import near_miss
 from kpi_lib.errors import DetectError, LoadError
 from kpi_lib.exports import decimal_mark, read_table, resolve_day_first, to_number
 
@@ -77,7 +78,8 @@ def detect_file(
     is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
     the incident, on its onset row). Returns the written frame; its ``attrs["judged_from"]`` is
     the position of the first row that could alarm (None: too short for any, see :func:`detect`),
-    ``attrs["columns"]`` the (time, value) columns used.
+    ``attrs["columns"]`` the (time, value) columns used, and ``attrs["near_miss"]``, for a judged
+    file without any incident, how close it came (:func:`~kpi_lib.anomaly.near_miss`).
 
     `time_column=None` uses row order only (no seasonality). ``guess`` ("time", "value"): a column
     the file lacks is replaced by its only column of times, or of numbers (the user did not name
@@ -129,4 +131,7 @@ def detect_file(
     out.to_csv(dst, index=False, sep=df.attrs.get("sep", ","), decimal=decimal_mark(df[value_column]))
     out.attrs["judged_from"] = result.attrs.get("judged_from")
     out.attrs["columns"] = (time_column, value_column)
+    # a quiet file says how close it came ("why not an alarm")
+    quiet = result.attrs.get("judged_from") is not None and not out["is_anomaly"].any()
+    out.attrs["near_miss"] = near_miss(result, label=label).sentence if quiet else None
     return out

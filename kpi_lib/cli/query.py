@@ -192,6 +192,8 @@ def _print_detect_summary(out, time_column: str, output: Path) -> None:
             )
         if len(onsets) > _SHOWN_INCIDENTS:
             console.print(f"... and {len(onsets) - _SHOWN_INCIDENTS:,} more in the output file.")
+    if out.attrs.get("near_miss"):
+        console.print(out.attrs["near_miss"], markup=False, highlight=False)
     if first is None:
         console.print(
             "[yellow]No row could be judged:[/] the rules learn a series' usual range and its alarm "

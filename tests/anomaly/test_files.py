@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import kpi
@@ -212,4 +213,24 @@ def test_two_number_columns_ask_which_one(csv, tmp_path):
     assert done.returncode != 0
     assert "2 columns hold numbers: revenue, orders. Pick one with --value-column." in " ".join(
         (done.stdout + done.stderr).split()
+    )
+
+
+def test_a_quiet_file_says_how_close_it_came(tmp_path):
+    """US dates, no incident: the summary is the near miss, with its day and its share of the
+    threshold, instead of a bare 'no incidents'."""
+    rng = np.random.default_rng(2)
+    days = pd.date_range("2019-01-01", periods=900, freq="D")
+    sales = pd.DataFrame(
+        {"date": days.strftime("%m/%d/%Y"), "sales": (500 + rng.normal(0, 20, 900)).round(2)}
+    )
+    sales.to_csv(tmp_path / "sales.csv", index=False)
+    done = kpi("detect", str(tmp_path / "sales.csv"), "-o", str(tmp_path / "o.csv"))
+    text = " ".join(done.stdout.split())
+    scored = detect_file(tmp_path / "sales.csv", tmp_path / "o.csv", "date", "sales")
+    closest = scored["score"].idxmax()
+    day = pd.Timestamp(scored["date"].iloc[closest]).strftime("%Y-%m-%d")
+    share = f"{scored['score'].iloc[closest]:.0%}"
+    assert (
+        f"Sales raised no alarm from 2019-01-01 to 2021-06-18. It came closest on {day}, at {share}" in text
     )
