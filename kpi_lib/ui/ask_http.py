@@ -2,7 +2,9 @@
 
 ``POST /ask`` {"q": "..."} answers for the signed-in user (their masking applies) and returns the
 Answer's JSON plus its card as HTML (escaped by :mod:`kpi_lib.ask.render`); ``GET /ask/suggest?q=``
-lists completions while typing. Both need a signed-in user; the POST also needs a same-origin
+lists completions while typing. After an answer the page's address asks the same question
+(``/?q=...``; ``GET /ask?q=`` leads there too), so a question's link can be shared: each reader
+gets the answer for their own role and rows. Both need a signed-in user; the POST also needs a same-origin
 request (and the page's XSRF token where the server checks them), so another site cannot ask in
 someone's name. The box's script is a file (``GET /ask/box.js``), never inline.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import tornado.web
 
@@ -55,17 +57,24 @@ BOX_JS = """
         });
     }, 150);
   });
-  form.addEventListener('submit', function (e) {
-    e.preventDefault();
-    if (!input.value.trim()) return;
+  function askNow() {
+    var q = input.value.trim();
+    if (!q) return;
     out.innerHTML = "<div class='kpi-ask-busy'>Answering…</div>";
     fetch('/ask', {method: 'POST', credentials: 'same-origin',
                    headers: {'Content-Type': 'application/json', 'X-XSRFToken': xsrf},
-                   body: JSON.stringify({q: input.value})})
+                   body: JSON.stringify({q: q})})
       .then(function (r) { return r.json(); })
-      .then(function (d) { out.innerHTML = d.card || ''; })  // server-rendered, every value escaped
+      .then(function (d) {
+        out.innerHTML = d.card || '';  // server-rendered, every value escaped
+        // the address now asks this question: copy it to share the answer (each reader's own rows)
+        history.replaceState(null, '', location.pathname + '?q=' + encodeURIComponent(q));
+      })
       .catch(function (err) { out.textContent = 'Ask failed: ' + err; });
-  });
+  }
+  form.addEventListener('submit', function (e) { e.preventDefault(); askNow(); });
+  var given = new URLSearchParams(location.search).get('q');
+  if (given) { input.value = given.slice(0, 500); askNow(); }
 })();
 """
 
@@ -85,7 +94,11 @@ class ScriptHandler(tornado.web.RequestHandler):
 
 
 class AskHandler(tornado.web.RequestHandler):
-    """POST /ask: the answer for the signed-in user as JSON, with its card."""
+    """POST /ask: the answer for the signed-in user as JSON, with its card. GET /ask?q=...: the
+    landing page asking it (a question's link, as the box's address bar shows it after an answer)."""
+
+    def get(self) -> None:
+        self.redirect("/?" + urlencode({"q": self.get_argument("q", "")[:500]}))
 
     async def post(self) -> None:
         user = self.current_user

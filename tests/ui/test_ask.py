@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
@@ -54,6 +55,30 @@ def test_the_landing_page_box_answers_with_the_number_kpi_query_gives(context, s
     link = card.locator("a.kpi-ask-link").get_attribute("href")
     assert link.startswith("/panel/executive?") and "region=Europe" in link and "kpi=orders" in link
     assert context.outside_requests == []
+
+
+def test_an_answer_has_a_link_that_asks_it_again(context, server, demo):
+    """After an answer the address asks the same question: opened elsewhere (or typed as
+    /ask?q=...), it shows the same card with the question in the box."""
+    start, end, month = last_month(demo)
+    question = f"How many orders came from Europe in {month}?"
+    page = context.new_page()
+    login(page, server, "/")
+    shown = ask_on_landing(page, question).locator("[data-ask-value=orders]").inner_text()
+    page.wait_for_function("() => location.search.startsWith('?q=')", timeout=TIMEOUT)
+    assert parse_qs(urlparse(page.url).query) == {"q": [question]}
+    want = kpis.get("orders").format_compact(
+        kpis.query("orders", "total", start=start, end=end, where={"region": "Europe"}).value
+    )
+    assert shown == want
+    for link in (page.url, f"{server}/ask?{urlencode({'q': question})}"):
+        other = context.new_page()
+        other.goto(link)
+        card = other.locator(".kpi-ask-card")
+        card.wait_for(timeout=TIMEOUT)
+        assert other.input_value("#kpi-ask-input") == question
+        assert card.locator("[data-ask-value=orders]").inner_text() == want
+        other.close()
 
 
 def test_typing_suggests_values_and_html_in_a_question_stays_text(context, server, demo):
