@@ -111,6 +111,19 @@ class DemoSummary:
         return self.lines / s if s else float("nan")
 
 
+#: who writes the demo business: its generator, and the live simulator that continues it
+DEMO_SOURCES = ("demo", "simulator")
+
+
+def foreign_orders(conn: psycopg.Connection) -> int:
+    """Orders a demo reload would destroy that are not the demo's: a user's file, ingested events.
+    The simulator's are the demo's (``make demo`` serves with it), so a second ``make demo`` just
+    starts over."""
+    return conn.execute(
+        "select count(*) from silver.orders where source <> all(%s)", [list(DEMO_SOURCES)]
+    ).fetchone()[0]
+
+
 def load_business(biz, progress: ProgressFn | None = None, force: bool = False) -> DemoSummary:
     """Replace all silver data with a generated business ``biz`` (anything with ``history()``,
     ``products``, ``labels()`` and its span, as :class:`kpi_lib.demo.Business` has)."""
@@ -119,7 +132,7 @@ def load_business(biz, progress: ProgressFn | None = None, force: bool = False) 
     timings = summary.seconds
     t_all = time.perf_counter()
     with warehouse.connect_raw() as conn:
-        foreign = conn.execute("select count(*) from silver.orders where source <> 'demo'").fetchone()[0]
+        foreign = foreign_orders(conn)
         if foreign and not force:
             raise LoadError(
                 f"The warehouse holds {foreign:,} orders that did not come from the demo. "
@@ -130,7 +143,9 @@ def load_business(biz, progress: ProgressFn | None = None, force: bool = False) 
             "truncate silver.orders, silver.order_lines, silver.customers, silver.products, "
             "gold.sales_hourly, gold.category_hourly, gold.customer_hourly, gold.sales_minute"
         )
-        conn.execute("delete from ops.anomaly_labels where source = 'demo'")
+        conn.execute("delete from ops.anomaly_labels where source in ('demo', 'simulator')")
+        # incidents describe the data just replaced (their acks and e-mails go with them)
+        conn.execute("delete from ops.anomalies")
         conn.execute(
             "insert into ops.settings (key, value) values ('demo', %s) on conflict (key) do update set value = excluded.value",
             [json.dumps({"lines": biz.lines, "days": biz.days, "seed": biz.seed})],

@@ -187,3 +187,20 @@ def test_day_first_dates_load_on_their_own_day_without_the_option():
     ]
     with pytest.raises(LoadError, match=r"'t' was said to be written month first, but '13/01/2011 09:00'"):
         loader.validate_lines(raw, mapping, "UTC", dayfirst=False)
+
+
+def test_the_simulators_orders_are_the_demos_and_a_file_is_not(db):
+    """`make demo` serves with the live simulator; a second `make demo` must start over, while
+    a user's own orders stop it (they would be destroyed)."""
+    before = loader.foreign_orders(db)
+    with db.transaction(force_rollback=True):
+        for oid, source in (("sim-1", "simulator"), ("sim-2", "simulator")):
+            db.execute(
+                "insert into silver.orders (order_id, ordered_at, source) values (%s, now(), %s)",
+                [oid, source],
+            )
+        assert loader.foreign_orders(db) == before
+        db.execute(
+            "insert into silver.orders (order_id, ordered_at, source) values ('f-1', now(), 'file:shop.csv')"
+        )
+        assert loader.foreign_orders(db) == before + 1

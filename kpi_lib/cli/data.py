@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..config import settings
 from ..errors import KpiError
-from .base import app, console, progress_bar
+from .base import app, console, err, progress_bar
 
 load_app = typer.Typer(help="Bring your own data into the warehouse.", no_args_is_help=True)
 
@@ -50,6 +50,9 @@ def demo(
     days: Annotated[int, typer.Option(help="Days of history up to now")] = 730,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same business)")] = 42,
     force: Annotated[bool, typer.Option(help="Replace data that did not come from the demo")] = False,
+    scan: Annotated[
+        bool, typer.Option(help="Scan the history for incidents, so Anomaly review opens on them")
+    ] = True,
 ) -> None:
     """Generate the demo retail business and load it (replaces the demo data already there)."""
     from ..demo import load_demo
@@ -74,11 +77,29 @@ def demo(
     console.print(
         f'{summary.anomalies} labelled anomalies are in ops.anomaly_labels (see `kpi sql "select * from ops.anomaly_labels"`)'
     )
+    if scan:
+        _scan_history(summary.start)
     password = _demo_user()
     console.print(
         f"dashboard login: user [bold]demo[/], password [bold]{password}[/] "
         f"(kept in {settings().home / 'demo_credentials.txt'})"
     )
+
+
+def _scan_history(start) -> None:
+    """Every KPI's rules over the whole history (the scheduled job only looks back a few days), so
+    the dashboards open with the incidents the business had. Stored, not e-mailed: the job and the
+    live listener e-mail only incidents that start within their lookback."""
+    from ..anomaly.scan import scan
+
+    with console.status("scanning the history for incidents"):
+        res = scan(since=start)
+    console.print(
+        f"scanned {res.series:,} series in {res.seconds:.0f}s: {res.incidents:,} incidents "
+        "(`kpi alerts list`, or the Anomaly review page)"
+    )
+    for problem in res.errors:
+        err.print(f"[yellow]scan:[/] {problem}")
 
 
 def _demo_user() -> str:
