@@ -215,6 +215,8 @@ def _nab_summary(per: dict[str, dict], keys: list[str]) -> dict:
 #: criterion (b) of the protocol counts the no-anomaly families at seeds 0..FAMILY_SEEDS-1 (672
 #: series; 42 until the twelfth pass, where a difference of 3 false alarms was noise)
 FAMILY_SEEDS = 96
+#: seeds of the short, coarse series (``--short``; the twentieth pass)
+SHORT_SEEDS = 100
 #: seeds the protocol never sees, for ``--fresh``
 FRESH_SEEDS = "100-199"
 
@@ -257,14 +259,16 @@ def _family_case(args) -> tuple[str, object]:
     return fam, score(c, detect(c.series, c.rules(rules)))
 
 
-def _family_scores(rules, seeds: range, jobs: int) -> dict[str, list]:
-    """Every family's scores at ``seeds``, in family and seed order, over ``jobs`` processes."""
+def _family_scores(rules, seeds: range, jobs: int, which: str = "families") -> dict[str, list]:
+    """Every family's scores at ``seeds``, in family and seed order, over ``jobs`` processes
+    (``which``: "families", or "short" for the short, coarse series)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from kpi_lib.anomaly.families import FAMILIES
+    from kpi_lib.anomaly.families import FAMILIES, SHORT_FAMILIES
 
-    per: dict[str, list] = {fam: [] for fam in FAMILIES}
-    tasks = [(fam, s, rules) for fam in FAMILIES for s in seeds]
+    names = SHORT_FAMILIES if which == "short" else FAMILIES
+    per: dict[str, list] = {fam: [] for fam in names}
+    tasks = [(fam, s, rules) for fam in names for s in seeds]
     with ProcessPoolExecutor(max(1, jobs)) as ex:
         for fam, sc in ex.map(_family_case, tasks, chunksize=8):
             per[fam].append(sc)
@@ -328,6 +332,24 @@ def fresh(rule_sets: list[str], first: int, last: int, jobs: int = 1) -> dict:
         o["found"] = f"{o['found']}/{o.pop('windows')}"
         out[r] = o
     return {"seeds": f"{first}-{last}", **out}
+
+
+def short(rule_sets: list[str], seeds: int, jobs: int = 1) -> dict:
+    """The warm-up, measured: windows found and false alarms on the short, coarse series (a year of
+    days, three years of weeks; scored from row 28) for each rule set, seeds 0..``seeds``-1."""
+    from kpi_lib.anomaly.rules import load_rules
+
+    out: dict[str, object] = {"seeds": seeds}
+    for r in rule_sets:
+        spec = r if r in ("default", "legacy") else load_rules(r).to_dict()
+        out[r] = {
+            fam: {
+                "found": f"{sum(x.found for x in sc)}/{sum(x.windows for x in sc)}",
+                "false_alarms": sum(x.false_alarms for x in sc),
+            }
+            for fam, sc in _family_scores(spec, range(seeds), jobs, "short").items()
+        }
+    return out
 
 
 def families(seeds: int, jobs: int) -> dict:
@@ -488,7 +510,13 @@ def main() -> int:
     )
     ap.add_argument("--fresh", default="", help="comma-separated rule sets to score on fresh family seeds")
     ap.add_argument("--fresh-seeds", default=FRESH_SEEDS, help="first-last seed (inclusive) for --fresh")
+    ap.add_argument(
+        "--short", default="", help="comma-separated rule sets to score on the short, coarse series"
+    )
     a = ap.parse_args()
+    if a.short:
+        print(json.dumps(short(a.short.split(","), SHORT_SEEDS, a.jobs), indent=1))
+        return 0
     if a.fresh:
         first, last = (int(v) for v in a.fresh_seeds.split("-"))
         print(json.dumps(fresh(a.fresh.split(","), first, last, a.jobs), indent=1))

@@ -24,7 +24,13 @@ family                    grain   normal                                      in
                                   cycle, growth, retail holidays (x0.3-2.5)   holidays are in the calendar
 ``no_anomaly_*``          mixed   Gaussian, AR(1), random walk, slow drift,   nothing: every alarm is false
                                   daily cycle, Poisson counts, heavy tails
+``short_daily``           day     a year of revenue: weekday rhythm, growth    a day at 35%, a 5-day 40% drop
+``short_weekly``          week    three years of signups, growth               a week at 40%, a +40% step
+``no_anomaly_short_*``    d / w   the two above without anomalies             nothing
 ========================  ======  ==========================================  ==============================
+
+The short families (``SHORT_FAMILIES``) are scored from row 28 and kept apart from ``FAMILIES``:
+they measure the warm-up, which the others leave out of their scores.
 
 A truth window counts as found if an alarm onset falls in ``[start, end + grace rows]``; every other
 alarm onset is a false alarm. ``weeks`` is the span scored (after the warm-up), so false alarms
@@ -192,6 +198,42 @@ def weekly_business(seed: int, days: int = 730) -> Case:
     )
 
 
+def _short_daily(seed: int, anomalies: bool = True) -> Case:
+    """A year of daily revenue (a shop's first year, or a one-year export): weekday rhythm,
+    growth, 8% noise; a one-day collapse to 35% and a 5-day 40% drop somewhere after day 40."""
+    rng = np.random.default_rng(seed)
+    days = 365
+    idx = _idx(days, "D", start="2016-01-04")
+    week = np.array([1.0, 1.05, 1.05, 1.1, 1.15, 0.6, 0.55])[idx.dayofweek.to_numpy()]
+    x = 3_000 * week * (1 + 0.2 * np.arange(days) / days) * (1 + 0.08 * rng.standard_normal(days))
+    truth = []
+    if anomalies:
+        one, five = sorted(rng.choice(np.arange(40, 355, 10), 2, replace=False) + rng.integers(0, 5, 2))
+        x[one] *= 0.35
+        x[five : five + 5] *= 0.6
+        truth = [(int(one), int(one)), (int(five), int(five) + 4)]
+    name = "short_daily" if anomalies else "no_anomaly_short_daily"
+    return Case(name, seed, pd.Series(x, idx, name="revenue"), truth=truth, grace=2, warmup=28)
+
+
+def _short_weekly(seed: int, anomalies: bool = True) -> Case:
+    """Three years of weekly signups (156 rows): slow growth, 6% noise; a week at 40% and, later, a
+    permanent 40% step up, both after week 40."""
+    rng = np.random.default_rng(seed)
+    weeks = 156
+    idx = _idx(weeks, "W-MON", start="2012-01-02")
+    x = 1_000 * (1 + 0.3 * np.arange(weeks) / weeks) * (1 + 0.06 * rng.standard_normal(weeks))
+    truth = []
+    if anomalies:
+        one = int(rng.integers(40, 90))
+        step = int(rng.integers(100, 146))
+        x[one] *= 0.4
+        x[step:] *= 1.4
+        truth = [(one, one), (step, step + 1)]
+    name = "short_weekly" if anomalies else "no_anomaly_short_weekly"
+    return Case(name, seed, pd.Series(x, idx, name="signups"), truth=truth, grace=2, warmup=28)
+
+
 def _no_anomaly(kind: str) -> Callable[[int], Case]:
     def make(seed: int) -> Case:
         rng = np.random.default_rng(seed)
@@ -236,12 +278,25 @@ FAMILIES: dict[str, Callable[[int], Case]] = {
 }
 
 
+#: short, coarse series (a year of days, three years of weeks): scored separately from FAMILIES,
+#: because a rule set blind on its first 200 rows raises no false alarm there by construction, so
+#: "no more false alarms than before" (the protocol's criterion (b)) cannot judge a warm-up
+SHORT_FAMILIES: dict[str, Callable[[int], Case]] = {
+    "short_daily": _short_daily,
+    "short_weekly": _short_weekly,
+    "no_anomaly_short_daily": lambda seed: _short_daily(seed, anomalies=False),
+    "no_anomaly_short_weekly": lambda seed: _short_weekly(seed, anomalies=False),
+}
+
+
 def generate(family: str, seed: int = 0) -> Case:
     """One series of a family (see the table above)."""
     try:
-        return FAMILIES[family](seed)
+        return {**FAMILIES, **SHORT_FAMILIES}[family](seed)
     except KeyError:
-        raise KeyError(f"unknown family {family!r}; families: {', '.join(FAMILIES)}") from None
+        raise KeyError(
+            f"unknown family {family!r}; families: {', '.join([*FAMILIES, *SHORT_FAMILIES])}"
+        ) from None
 
 
 def score(case: Case, result: pd.DataFrame | pd.Series) -> CaseScore:
