@@ -55,6 +55,9 @@ class Evaluation:
     source: np.ndarray  # which expectation was used ("level", "1D", "7D", "")
     ratios: dict[str, np.ndarray] | None = None  # per step: feature / bound (what each step saw)
     judged: np.ndarray | None = None  # rows where at least one step had a threshold (could fire)
+    fired_by: dict[str, np.ndarray] | None = None  # per step: its alarms
+    armed_by: dict[str, np.ndarray] | None = None  # per step: rows where it had a threshold
+    idle: frozenset[str] = frozenset()  # steps with nothing to judge on this series
 
 
 def _as_adtk(v: np.ndarray) -> pd.Series:
@@ -424,7 +427,76 @@ def armed_steps(rules: RuleSet, inputs: dict[str, np.ndarray], n: int) -> np.nda
 
 
 def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
-    """Expected value, band, score and fired flags per row (see the module docstring)."""
+    """Expected value, band, score and fired flags per row (see the module docstring).
+
+    With a ``young`` key, a row where a step has no threshold of its own yet is judged by that step
+    of :meth:`RuleSet.young_rules` (shorter floors), evaluated on the rows up to the last such row;
+    the young evaluation never teaches this one, so every row where all steps are armed is judged
+    exactly as without the key."""
+    ev = _evaluate(x, ts, rules)
+    young = rules.young_rules()
+    if young is None or ev.armed_by is None:
+        return ev
+    # a step idle on this series (the outage step where the values are not small counts) stays idle
+    kept = [s.name for s in rules.steps if s.name not in rules.young.except_ and s.name not in ev.idle]
+    first = {k: int(np.argmax(ev.armed_by[k])) if ev.armed_by[k].any() else len(x) for k in kept}
+    cut = max(first.values(), default=0)
+    if cut == 0:
+        return ev
+    yv = _evaluate(x[:cut], None if ts is None else ts[:cut], young)
+    ratios = {k: v.copy() for k, v in ev.ratios.items()}
+    fired = {k: v.copy() for k, v in ev.fired_by.items()}
+    armed = {k: v.copy() for k, v in ev.armed_by.items()}
+    for k in kept:
+        take = slice(0, first[k])  # before the step's own first threshold, and only there
+        ratios[k][take] = yv.ratios[k][take]
+        fired[k][take] = yv.fired_by[k][take]
+        armed[k][take] = yv.armed_by[k][take]
+    any_fired, score, closest, rule = _aggregate(ratios, fired, rules.aggregate, len(x))
+    # the expected value and band: the young ones until the rule set has its own
+    head = np.zeros(len(x), dtype=bool)
+    head[:cut] = np.isnan(ev.expected[:cut])
+    pad = np.full(len(x) - cut, np.nan)
+
+    def young_where_none(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+        return np.where(head, np.concatenate([theirs, pad]) if len(pad) else theirs, mine)
+
+    judged = ev.judged.copy()
+    judged[:cut] |= yv.judged
+    return Evaluation(
+        expected=young_where_none(ev.expected, yv.expected),
+        lower=young_where_none(ev.lower, yv.lower),
+        upper=young_where_none(ev.upper, yv.upper),
+        score=score,
+        fired=any_fired,
+        rule=rule,
+        step=closest,
+        source=np.where(head[: len(x)], np.concatenate([yv.source, ev.source[cut:]]), ev.source),
+        ratios=ratios,
+        judged=judged,
+        fired_by=fired,
+        armed_by=armed,
+        idle=ev.idle,
+    )
+
+
+def _aggregate(
+    ratios: dict[str, np.ndarray], fired: dict[str, np.ndarray], aggregate: str, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(any alarm, score, the step that came closest, the step that fired or "") per row, from
+    each step's ratio and alarms (in the rule set's order: ties in the score go to the first)."""
+    frame = pd.DataFrame(fired, index=_as_adtk(np.zeros(n)).index)
+    agg = getattr(adtk_aggregator, aggregate)()
+    any_fired = agg.aggregate(frame).astype(float).fillna(0.0).to_numpy() > 0
+    names = list(ratios)
+    stacked = np.vstack([ratios[k] for k in names])
+    score = stacked.min(axis=0) if aggregate == "AndAggregator" else stacked.max(axis=0)
+    closest = np.array(names, dtype=object)[stacked.argmax(axis=0)]
+    return any_fired, score, closest, np.where(any_fired, closest, "")
+
+
+def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
+    """:func:`evaluate` for the rule set itself (its own floors only)."""
     exclude = calendar_mask(ts, rules)
     base = baseline.fit(x, ts, rules.expected, exclude=exclude)
     residual = x - base.expected
@@ -463,8 +535,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     inputs["count_expected"] = np.where(np.isfinite(inputs["count_deficit"]), base.expected, np.nan)
     inputs["count_run"] = inputs["count_deficit"]  # which rows can be judged
 
-    ratios, fired, band_z = {}, {}, np.full(len(x), 3.0)
-    judged = np.zeros(len(x), dtype=bool)
+    ratios, fired, armed_by, band_z = {}, {}, {}, np.full(len(x), 3.0)
     point_step = next(
         (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
         None,
@@ -498,22 +569,16 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         r, f, bound = _run_step(step, step_inputs, exclude, base.typical, risk, base.source)
         ratios[step.name], fired[step.name] = r, f
         if step.detector in BOUND_DETECTORS:
-            judged |= np.isfinite(bound)
+            armed_by[step.name] = np.isfinite(bound)
         else:  # refit every `every` rows once the first fit has its past rows
-            judged[max(step.every, _MIN_BOUND_ROWS) :] = True
+            armed_by[step.name] = np.arange(len(x)) >= max(step.every, _MIN_BOUND_ROWS)
         if step is point_step:  # the band is what a single point must leave to fire
             band_z = np.where(np.isnan(bound), max(step.min, 3.0), bound)
     order = [s.name for s in rules.steps]  # back in the rule set's order (ties in the score go first)
     ratios = {k: ratios[k] for k in order}
     fired = {k: fired[k] for k in order}
-    frame = pd.DataFrame(fired, index=_as_adtk(x).index)
-    agg = getattr(adtk_aggregator, rules.aggregate)()
-    any_fired = agg.aggregate(frame).astype(float).fillna(0.0).to_numpy() > 0
-    names = list(ratios)
-    stacked = np.vstack([ratios[k] for k in names])
-    score = stacked.min(axis=0) if rules.aggregate == "AndAggregator" else stacked.max(axis=0)
-    closest = np.array(names, dtype=object)[stacked.argmax(axis=0)]
-    rule = np.where(any_fired, closest, "")
+    armed_by = {k: armed_by[k] for k in order}
+    any_fired, score, closest, rule = _aggregate(ratios, fired, rules.aggregate, len(x))
 
     width = band_z * base.scale
     lower = base.expected - width
@@ -530,5 +595,8 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         step=closest,
         source=base.source,
         ratios=ratios,
-        judged=judged,
+        judged=np.any(np.vstack(list(armed_by.values())), axis=0),
+        fired_by=fired,
+        armed_by=armed_by,
+        idle=frozenset(s.name for s in rules.steps if s.input in idle),
     )

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,19 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Young:
+    """How a young series is judged: on a row where a step has no threshold of its own yet, the
+    same step of this rule set with shorter floors (``expected.min_rows`` and each step's
+    ``min_history`` set to these, but for the steps in ``except_``), evaluated on the rows so far.
+    Young rows never teach the rule set's own thresholds, so from a step's first threshold on,
+    nothing changes (see :func:`kpi_lib.anomaly.engine.evaluate`)."""
+
+    min_rows: int = 28
+    min_history: int = 28
+    except_: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RuleSet:
     name: str
     steps: tuple[Step, ...]
@@ -202,6 +215,17 @@ class RuleSet:
     description: str = ""
     calendar: Calendar = Calendar()
     budget: Budget = Budget()
+    young: Young | None = None
+
+    def young_rules(self) -> RuleSet | None:
+        """The rule set a young series' rows are judged by (None: no ``young`` key)."""
+        if self.young is None:
+            return None
+        y = self.young
+        steps = tuple(
+            st if st.name in y.except_ else replace(st, min_history=y.min_history) for st in self.steps
+        )
+        return replace(self, steps=steps, expected=replace(self.expected, min_rows=y.min_rows), young=None)
 
     def to_dict(self) -> dict[str, Any]:
         """The plain-dict form (round-trips through :func:`load_rules`)."""
@@ -216,6 +240,12 @@ class RuleSet:
         out["expected"]["seasons"] = list(self.expected.seasons)
         if self.budget != Budget():
             out["budget"] = asdict(self.budget)
+        if self.young is not None:
+            out["young"] = {
+                "min_rows": self.young.min_rows,
+                "min_history": self.young.min_history,
+                "except": list(self.young.except_),
+            }
         if self.calendar.days:
             out["calendar"] = {
                 "days": list(self.calendar.days),
@@ -544,6 +574,28 @@ def _extend(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _young(value: Any, steps: list[str]) -> Young | None:
+    """``{min_rows: 28, min_history: 28, except: [discord]}`` (see :class:`Young`)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise DetectError(f"young: a mapping like {{min_rows: 28, min_history: 28}}, got {value!r}.")
+    _check_keys(value, {"min_rows", "min_history", "except"}, "young")
+    try:
+        min_rows = int(value.get("min_rows", Young.min_rows))
+        min_history = int(value.get("min_history", Young.min_history))
+    except (TypeError, ValueError) as exc:
+        raise DetectError(f"young: min_rows and min_history are whole numbers of rows ({exc}).") from exc
+    if min_rows < 2 or min_history < 2:
+        raise DetectError("young: min_rows and min_history must be at least 2 rows.")
+    skip = value.get("except") or []
+    skip = [skip] if isinstance(skip, str) else list(skip)
+    unknown = [str(n) for n in skip if n not in steps]
+    if unknown:
+        raise DetectError(f"young: except names steps of the rule set ({', '.join(steps)}), got {unknown}.")
+    return Young(min_rows=min_rows, min_history=min_history, except_=tuple(str(n) for n in skip))
+
+
 def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
     """Validate a plain-dict rule set; errors name the offending part and the allowed values."""
     if not isinstance(spec, Mapping):
@@ -552,7 +604,7 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
         spec = _extend(spec)
     _check_keys(
         spec,
-        {"name", "description", "expected", "steps", "aggregate", "incident", "calendar", "budget"},
+        {"name", "description", "expected", "steps", "aggregate", "incident", "calendar", "budget", "young"},
         "rule set",
     )
     steps = spec.get("steps")
@@ -590,6 +642,7 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
     names = [s.name for s in parsed]
     if len(set(names)) != len(names):
         raise DetectError(f"rule set: step names must be unique, got {names}.")
+    young = _young(spec.get("young"), names)
     by_name = {s.name: s for s in parsed}
     for s in parsed:
         for r in s.reanchor:
@@ -610,6 +663,7 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
             description=str(spec.get("description") or ""),
             calendar=calendar,
             budget=budget,
+            young=young,
         )
     except TypeError as exc:
         raise DetectError(f"rule set: {exc}") from exc
