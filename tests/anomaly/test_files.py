@@ -158,14 +158,14 @@ def test_a_series_too_short_for_any_threshold_says_so(tmp_path):
     done = kpi(*args, "--value-column", "signups")
     text = " ".join(done.stdout.split())
     assert done.returncode == 0 and "Read 150 rows. No row could be judged" in text
-    assert "--rules business_daily" in text
+    assert "(--rules young)" in text
     assert (
         detect_file(tmp_path / "signups.csv", tmp_path / "o.csv", "week", "signups").attrs["judged_from"]
         is None
     )
     # the rule set it suggests does judge it
     judged = detect_file(
-        tmp_path / "signups.csv", tmp_path / "o.csv", "week", "signups", rules="business_daily"
+        tmp_path / "signups.csv", tmp_path / "o.csv", "week", "signups", rules="young"
     )
     assert 0 < judged.attrs["judged_from"] < 150
 

@@ -1,0 +1,85 @@
+"""`young`: a series' first rows are judged by the same steps with shorter floors, and never teach
+the rule set's own thresholds (the twenty-first pass, kpi_lib/anomaly/README.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpi_lib.anomaly import detect, load_rules
+from kpi_lib.anomaly.detect import _timestamps
+from kpi_lib.anomaly.engine import evaluate
+from kpi_lib.anomaly.protocol import causal_violations
+from kpi_lib.errors import DetectError
+
+from .conftest import hourly_revenue, spiky
+
+YOUNG = {"extends": "default", "young": {"min_rows": 28, "min_history": 28, "except": ["discord"]}}
+
+
+def weekly_signups(collapse_at: int = 140) -> pd.Series:
+    """Three years of weekly signups (156 rows), 6% noise, one week at 40%."""
+    rng = np.random.default_rng(7)
+    weeks = pd.date_range("2015-01-05", periods=156, freq="W-MON")
+    x = 1_000 * (1 + 0.3 * np.arange(156) / 156) * (1 + 0.06 * rng.standard_normal(156))
+    x[collapse_at] *= 0.4
+    return pd.Series(x, weeks, name="signups")
+
+
+def test_three_years_of_weeks_are_judged_and_the_bad_week_found():
+    s = weekly_signups()
+    plain, young = detect(s), detect(s, YOUNG, label="Signups")
+    assert plain.attrs["judged_from"] is None and plain["is_anomaly"].sum() == 0
+    assert young.attrs["judged_from"] < 140
+    onsets = young.index[young["is_anomaly"] == 1]
+    assert list(onsets) == [s.index[140]], young.loc[young["is_anomaly"] == 1, "explanation"]
+    said = young.loc[s.index[140], "explanation"]
+    assert said.startswith("Signups was") and "% below the expected" in said and "2017-09-11" in said
+
+
+def test_once_every_step_has_its_own_threshold_nothing_changes():
+    # a long hourly series with a real incident: from the last step's first threshold on, scores,
+    # alarms and bands are the rule set's own, bit for bit
+    s = hourly_revenue(days=120)
+    s.iloc[24 * 100 + 10 : 24 * 100 + 14] = 0.0
+    rules, young = load_rules("default"), load_rules(YOUNG)
+    ts = _timestamps(s.index)
+    a, b = evaluate(s.to_numpy(), ts, rules), evaluate(s.to_numpy(), ts, young)
+    mature = max(int(np.argmax(a.armed_by[k])) for k in a.armed_by if k not in a.idle and a.armed_by[k].any())
+    assert 0 < mature < len(s)
+    for field in ("score", "fired", "expected", "lower", "upper"):
+        np.testing.assert_array_equal(getattr(a, field)[mature:], getattr(b, field)[mature:], err_msg=field)
+    assert b.judged[:mature].sum() > a.judged[:mature].sum()  # the young rows are judged
+    assert detect(s, YOUNG)["is_anomaly"].iloc[24 * 100 + 10] == 1
+
+
+def test_a_step_idle_on_the_series_stays_idle_and_young_rows_stay_causal():
+    s = spiky(n=1500)
+    b = evaluate(s.to_numpy(), _timestamps(s.index), load_rules(YOUNG))
+    assert "outage" in b.idle and not b.ratios["outage"].any()
+    weekly = weekly_signups()
+    alarms = lambda x: detect(x, YOUNG)["is_anomaly"].to_numpy()  # noqa: E731
+    assert not causal_violations(weekly, alarms, cuts=(0.3, 0.45, 0.7))
+    assert not causal_violations(s, alarms, cuts=(0.1, 0.5))
+
+
+@pytest.mark.parametrize(
+    "young, message",
+    [
+        ({"min_rows": 1}, "at least 2 rows"),
+        ({"except": ["nope"]}, r"except names steps of the rule set \(spike, shift"),
+        ({"often": 3}, "unknown key"),
+        ("soon", "a mapping like"),
+    ],
+)
+def test_young_errors_say_what_to_write(young, message):
+    with pytest.raises(DetectError, match=message):
+        load_rules({"extends": "default", "young": young})
+
+
+def test_the_young_key_round_trips():
+    rs = load_rules(YOUNG)
+    assert load_rules(rs.to_dict()) == rs
+    assert rs.young_rules().expected.min_rows == 28
+    assert {s.name: s.min_history for s in rs.young_rules().steps}["discord"] == 1000
