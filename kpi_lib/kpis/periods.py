@@ -63,15 +63,25 @@ def latest_data() -> datetime | None:
     """The newest order's time in the business time zone (naive); None on an empty warehouse.
 
     One index lookup, memoised per data version (a new version may bring newer orders)."""
+    return _data_edge("max")
+
+
+def earliest_data() -> datetime | None:
+    """The oldest order's time in the business time zone (naive); None on an empty warehouse.
+    A comparison with a period before it compares with nothing."""
+    return _data_edge("min")
+
+
+def _data_edge(which: str) -> datetime | None:
     from .planner import sync_versions
 
     version = sync_versions()
     cfg = settings()
-    key = (cfg.database_url or str(cfg.home), cfg.timezone, version)
+    key = (cfg.database_url or str(cfg.home), cfg.timezone, version, which)
     if key not in _latest_memo:
         with warehouse.engine().connect() as conn:
             at = conn.exec_driver_sql(
-                "select max(ordered_at) at time zone ops.business_tz() from silver.orders"
+                f"select {which}(ordered_at) at time zone ops.business_tz() from silver.orders"
             ).scalar()
         if len(_latest_memo) > 64:
             _latest_memo.clear()

@@ -768,3 +768,21 @@ def test_sessions_take_charts_built_ahead_each_pair_once():
     figures = {id(f) for trend, bars in pairs for f in (trend.figure, bars.figure)}
     assert len(figures) == 6
     assert all(trend.figure.document is None for trend, _ in pairs)  # in no session's document yet
+
+
+def test_a_previous_period_before_the_first_order_is_no_comparison(demo):
+    """Dates reaching back past half the data: the previous period would start before the first
+    order, so the tiles say where the data starts instead of a growth figure against a part."""
+    from kpi_lib.ui import executive
+
+    first = kpis.earliest_data().date()
+    last = kpis.latest_data().date()
+    dash = executive.ExecutiveDashboard()
+    dash.dates.value = (first + timedelta(days=3), last)
+    dash.refresh()
+    note = f"no comparison (data from {first:%-d %b %Y})"
+    assert dash.tiles.object.count(note) == len(dash.tile_kpis)
+    assert "vs previous period" not in dash.tiles.object
+    dash.dates.value = (last - timedelta(days=6), last)  # a week: its previous week has data
+    dash.refresh()
+    assert "no comparison" not in dash.tiles.object and "vs previous period" in dash.tiles.object

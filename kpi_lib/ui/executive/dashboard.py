@@ -398,6 +398,10 @@ class ExecutiveDashboard(param.Parameterized):
         today = as_of.at.date()
         # the last day is still filling only on live data; an export's last day is complete
         filling = as_of.live and start <= today < end <= today + timedelta(days=1)
+        # a previous period that begins before the first order compares with a part of itself
+        earliest = kpis.earliest_data()
+        partial = earliest is not None and start - (end - start) < earliest.date()
+        label = f"(data from {earliest:%-d %b %Y})" if partial else "vs previous period"
         tiles = []
         for k in self.tile_kpis:
             w = self._allowed(k, where)
@@ -408,11 +412,12 @@ class ExecutiveDashboard(param.Parameterized):
                 TileData(
                     k,
                     total.value,
-                    total.previous,
+                    None if partial else total.previous,
                     series,
                     counts.get(k.name, 0),
                     masked=k.name in key[1],
                     last_filling=filling,
+                    period_label=label,
                 )
             )
         NEWEST.put(key, version, tiles)
