@@ -435,7 +435,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     exactly as without the key."""
     ev = _evaluate(x, ts, rules)
     young = rules.young_rules()
-    if young is None or ev.armed_by is None:
+    if young is None:
         return ev
     # a step idle on this series (the outage step where the values are not small counts) stays idle
     kept = [s.name for s in rules.steps if s.name not in rules.young.except_ and s.name not in ev.idle]
@@ -456,10 +456,9 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     # the expected value and band: the young ones until the rule set has its own
     head = np.zeros(len(x), dtype=bool)
     head[:cut] = np.isnan(ev.expected[:cut])
-    pad = np.full(len(x) - cut, np.nan)
 
     def young_where_none(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-        return np.where(head, np.concatenate([theirs, pad]) if len(pad) else theirs, mine)
+        return np.where(head, np.concatenate([theirs, mine[cut:]]), mine)
 
     judged = ev.judged.copy()
     judged[:cut] |= yv.judged
@@ -471,7 +470,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         fired=any_fired,
         rule=rule,
         step=closest,
-        source=np.where(head[: len(x)], np.concatenate([yv.source, ev.source[cut:]]), ev.source),
+        source=young_where_none(ev.source, yv.source),
         ratios=ratios,
         judged=judged,
         fired_by=fired,

@@ -19,6 +19,7 @@ from kpi_lib.exports import decimal_mark, read_table, resolve_day_first, to_numb
 OUTPUT_COLUMNS = ("is_anomaly", "score", "severity", "explanation", "rule")
 #: a column is a time or a number column when at least this share of its filled cells read as one
 _MOSTLY = 0.9
+_SAMPLE = 1000
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -42,13 +43,14 @@ def _guess(df: pd.DataFrame, time_column: str | None, value_column: str, guess: 
     """The time and value columns: as named, or, for those in ``guess`` that the file lacks, its
     only column of times / of numbers. Raises DetectError naming the columns to choose from."""
     cols = [str(c) for c in df.columns]
-    numbers = [c for c in cols if _share(to_number(df[c]), df[c]) >= _MOSTLY]
+    head = df.head(_SAMPLE)  # what a column holds shows in its first rows; dates parse one by one
+    numbers = [c for c in cols if _share(to_number(head[c]), head[c]) >= _MOSTLY]
     if "time" in guess and time_column not in cols:
         times = [
             c
             for c in cols
             if c not in numbers
-            and _share(pd.to_datetime(df[c], errors="coerce", format="mixed"), df[c]) >= _MOSTLY
+            and _share(pd.to_datetime(head[c], errors="coerce", format="mixed"), head[c]) >= _MOSTLY
         ]
         if len(times) == 1:
             time_column = times[0]
