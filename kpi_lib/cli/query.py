@@ -138,10 +138,10 @@ def detect(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows")],
     time_column: Annotated[
         str | None,
-        typer.Option(help="Time column [default: timestamp, else the file's only column of dates]"),
+        typer.Option(help="Time column (default: timestamp, else the file's only column of dates)"),
     ] = None,
     value_column: Annotated[
-        str | None, typer.Option(help="Value column [default: value, else the file's only column of numbers]")
+        str | None, typer.Option(help="Value column (default: value, else the file's only column of numbers)")
     ] = None,
     rules: Annotated[str, typer.Option(help="Built-in rule set name or a YAML/JSON rules file")] = "default",
     dayfirst: Annotated[

@@ -164,9 +164,7 @@ def test_a_series_too_short_for_any_threshold_says_so(tmp_path):
         is None
     )
     # the rule set it suggests does judge it
-    judged = detect_file(
-        tmp_path / "signups.csv", tmp_path / "o.csv", "week", "signups", rules="young"
-    )
+    judged = detect_file(tmp_path / "signups.csv", tmp_path / "o.csv", "week", "signups", rules="young")
     assert 0 < judged.attrs["judged_from"] < 150
 
 
