@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -10,6 +11,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperGroup
 
 from ..errors import KpiError
+
+#: ``--dayfirst/--monthfirst``: a user's export's day order (kpi load, kpi detect); None reads it from the file
+DayFirst = Annotated[
+    bool | None,
+    typer.Option(
+        "--dayfirst/--monthfirst",
+        help="Dates are day-first (31/01/2025) or month-first (01/31/2025); read from the file when left out",
+    ),
+]
 
 console = Console(soft_wrap=True)  # no hard wraps: URLs and paths stay copyable
 err = Console(stderr=True, soft_wrap=True)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..config import settings
 from ..errors import KpiError
-from .base import app, console, err, progress_bar
+from .base import DayFirst, app, console, err, progress_bar
 
 load_app = typer.Typer(help="Bring your own data into the warehouse.", no_args_is_help=True)
 
@@ -122,13 +122,7 @@ def load_lines(
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. --map order_id=InvoiceNo")
     ] = None,
-    dayfirst: Annotated[
-        bool | None,
-        typer.Option(
-            "--dayfirst/--monthfirst",
-            help="Dates are day-first (31/01/2025) or month-first (01/31/2025); read from the file when left out",
-        ),
-    ] = None,
+    dayfirst: DayFirst = None,
     currency: Annotated[
         str | None,
         typer.Option(help="The file's currency (ISO code, e.g. GBP), recorded in catalog.yml"),

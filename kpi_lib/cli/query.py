@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..errors import KpiError
 from ..formats import cents, money_columns, spreadsheet_safe, to_json
-from .base import actor, app, console, err
+from .base import DayFirst, actor, app, console, err
 
 
 @app.command()
@@ -144,13 +144,7 @@ def detect(
         str | None, typer.Option(help="Value column (default: value, else the file's only column of numbers)")
     ] = None,
     rules: Annotated[str, typer.Option(help="Built-in rule set name or a YAML/JSON rules file")] = "default",
-    dayfirst: Annotated[
-        bool | None,
-        typer.Option(
-            "--dayfirst/--monthfirst",
-            help="Dates are day-first (31/01/2025) or month-first (01/31/2025); read from the file when left out",
-        ),
-    ] = None,
+    dayfirst: DayFirst = None,
 ) -> None:
     """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation and rule per row."""
     from ..anomaly import detect_file
