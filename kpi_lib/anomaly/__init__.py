@@ -22,7 +22,11 @@ Public API::
   explanation text at row i depends on rows up to i only (online, causal).
 * ``near_miss(result, since, until, label)`` says how close a quiet window came to an alarm:
   ``.score`` (1.0 = the threshold), ``.at``, ``.step`` and a ``.sentence``.
-* ``rules`` is a built-in name (``default``; ``legacy`` = the default before issue 15 and
+* ``result.attrs["judged_from"]``: the first row any step could alarm on (the rows before it are
+  the warm-up), None when the series was too short for any.
+* ``rules`` is a built-in name (``default``; ``young`` = ``default`` that also judges a series'
+  first ~200 rows, with floors of 28 rows, for short series such as a year of days; ``legacy`` =
+  the default before issue 15 and
   ``classic`` = the naive ADTK trio, both for comparison;
   ``business_hourly`` / ``business_daily`` for sums and counts such as revenue and orders,
   ``business_hourly_ratio`` / ``business_daily_ratio`` for ratios such as AOV and return rate), a
