@@ -190,9 +190,6 @@ class Budget:
     per: str = "7D"
     min_rows: int = 2016
     share: str = "all"
-    #: a row whose expectation has too little past of its own for a threshold borrows the one
-    #: fitted on every expectation's past (twenty-second pass), instead of having none
-    borrow: bool = False
 
 
 @dataclass(frozen=True)
@@ -490,7 +487,7 @@ def _budget(value: Any) -> Budget:
         return Budget()
     if not isinstance(value, Mapping):
         raise DetectError(f"budget: a mapping like {{alarms: 1, per: 7D}}, got {value!r}.")
-    _check_keys(value, {"alarms", "per", "min_rows", "share", "borrow"}, "budget")
+    _check_keys(value, {"alarms", "per", "min_rows", "share"}, "budget")
     b = Budget()
     try:
         alarms = float(value.get("alarms", b.alarms))
@@ -508,10 +505,7 @@ def _budget(value: Any) -> Budget:
     share = str(value.get("share", b.share))
     if share not in SHARES:
         raise DetectError(f"budget: share must be one of {', '.join(SHARES)}, got {share!r}.")
-    borrow = value.get("borrow", b.borrow)
-    if not isinstance(borrow, bool):
-        raise DetectError(f"budget: borrow is true or false, got {borrow!r}.")
-    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share, borrow=borrow)
+    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share)
 
 
 def calendar_days(calendar: Calendar, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
