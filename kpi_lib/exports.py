@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import re
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -41,15 +42,16 @@ def sniff_delimiter(text: str) -> str:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet export with every value as text (so ids keep their form). The CSV
-    separator (``,`` ``;`` tab ``|``) is sniffed from the first lines (``attrs["sep"]``, to write
-    the file back the way it came)."""
+    """Read a CSV, Parquet or Excel export (its first sheet) with every value as text (so ids keep
+    their form). The CSV separator (``,`` ``;`` tab ``|``) is sniffed from the first lines
+    (``attrs["sep"]``, to write the file back the way it came). Excel cells are typed, so their
+    dates and numbers come out in one unambiguous form (2019-01-31 00:00:00, 1234.5)."""
     if not path.exists():
         raise LoadError(f"No such file: {path}.")
     suffix = path.suffix.lower()
     try:
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
+        if suffix in (".parquet", ".pq", ".xlsx", ".xlsm"):
+            df = pd.read_parquet(path) if suffix in (".parquet", ".pq") else pd.read_excel(path, sheet_name=0)
             return df.astype(object).where(df.notna(), "").astype(str)
         with path.open("rb") as f:
             head = f.read(1 << 16)
@@ -63,9 +65,10 @@ def read_table(path: Path) -> pd.DataFrame:
                 return df
             except UnicodeDecodeError:
                 continue
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
+    except (pd.errors.ParserError, ValueError, OSError, zipfile.BadZipFile) as exc:
         raise LoadError(
-            f"Cannot read {path.name}: {exc}. Is it a CSV (fields separated by , ; tab or |) or a Parquet file?"
+            f"Cannot read {path.name}: {exc}. Is it a CSV (fields separated by , ; tab or |), a "
+            "Parquet file or an Excel workbook (.xlsx)?"
         ) from exc
     raise LoadError(f"Cannot decode {path.name} as UTF-8 or Latin-1 text.")
 

@@ -498,7 +498,7 @@ def load_lines_file(
     progress: ProgressFn | None = None,
     currency: str | None = None,
 ) -> LoadSummary:
-    """Load a flat order-lines export (CSV or Parquet) into silver and bring gold up to date.
+    """Load a flat order-lines export (CSV, Parquet or Excel) into silver and bring gold up to date.
 
     ``currency`` (e.g. GBP), or the file's currency column when it has one, is recorded in
     catalog.yml ``metadata.business``: every number is then shown in it."""

@@ -204,3 +204,28 @@ def test_the_simulators_orders_are_the_demos_and_a_file_is_not(db):
             "insert into silver.orders (order_id, ordered_at, source) values ('f-1', now(), 'file:shop.csv')"
         )
         assert loader.foreign_orders(db) == before + 1
+
+
+def test_an_excel_export_loads_like_its_csv(tmp_path):
+    """The first sheet of an .xlsx: typed dates and prices come out unambiguous (no day order or
+    decimal mark to guess), and ids keep their form."""
+    sheet = pd.DataFrame(
+        {
+            "InvoiceNo": ["536365", "536365", "C536379"],
+            "InvoiceDate": pd.to_datetime(["2010-12-01 08:26", "2010-12-01 08:26", "2010-12-02 09:41"]),
+            "Quantity": [6, 2, -1],
+            "UnitPrice": [2.55, 3.39, 27.5],
+            "StockCode": ["85123A", "71053", "D"],
+        }
+    )
+    sheet.to_excel(book := tmp_path / "retail.xlsx", index=False)
+    raw = loader.read_table(book)
+    mapping = loader.resolve_mapping(list(raw.columns))
+    good, rejects = loader.validate_lines(raw, mapping, "UTC")
+    assert rejects.empty and list(good["order_id"]) == ["536365", "536365", "C536379"]
+    assert list(good["unit_price"]) == [2.55, 3.39, 27.5] and list(good["quantity"]) == [6, 2, -1]
+    assert [t.strftime("%Y-%m-%d %H:%M") for t in good["ordered_at"]] == [
+        "2010-12-01 08:26",
+        "2010-12-01 08:26",
+        "2010-12-02 09:41",
+    ]

@@ -2,7 +2,8 @@
 
 The file is read as it was written (:mod:`kpi_lib.exports`): its separator, its decimal mark
 ('2.740,50 €'), its day order ('02.01.2016'); and it is written back with the same separator and
-every input cell exactly as it was (the scores in its decimal mark).
+every input cell exactly as it was (the scores in its decimal mark). An output named ``.xlsx`` or
+``.parquet`` is written as one.
 """
 
 from __future__ import annotations
@@ -64,6 +65,20 @@ def _guess(df: pd.DataFrame, time_column: str | None, value_column: str, guess: 
                 f"{', '.join(values)}. Pick one with --value-column."
             )
     return time_column, value_column
+
+
+def _typed(out: pd.DataFrame, columns, time_column: str | None, stamps: pd.Series | None) -> pd.DataFrame:
+    """``out`` for a typed format (a workbook, Parquet): the time column as times, and each input
+    column whose every filled cell is a number as numbers (a spreadsheet's numbers, not text)."""
+    typed = out.copy()
+    for c in columns:
+        if c == time_column and stamps is not None:
+            typed[c] = stamps.to_numpy()
+            continue
+        num = to_number(out[c])
+        if _share(num, out[c].astype(str)) == 1.0:
+            typed[c] = num.to_numpy()
+    return typed
 
 
 def detect_file(
@@ -129,8 +144,14 @@ def detect_file(
     out["rule"] = out["rule"].where(out["is_anomaly"] == 1, "")
     dst = Path(output_path)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    # scores in the file's own decimal mark, so a spreadsheet set up for it reads them as numbers
-    out.to_csv(dst, index=False, sep=df.attrs.get("sep", ","), decimal=decimal_mark(df[value_column]))
+    if dst.suffix.lower() in (".xlsx", ".xlsm", ".parquet", ".pq"):  # the output's name says its format
+        typed = _typed(out, df.columns, time_column, stamps if time_column is not None else None)
+        if dst.suffix.lower() in (".xlsx", ".xlsm"):
+            typed.to_excel(dst, index=False)
+        else:
+            typed.to_parquet(dst, index=False)
+    else:  # scores in the file's own decimal mark, so a spreadsheet set up for it reads numbers
+        out.to_csv(dst, index=False, sep=df.attrs.get("sep", ","), decimal=decimal_mark(df[value_column]))
     out.attrs["judged_from"] = result.attrs.get("judged_from")
     out.attrs["columns"] = (time_column, value_column)
     # a quiet file says how close it came ("why not an alarm")

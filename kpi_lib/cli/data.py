@@ -118,7 +118,9 @@ def _demo_user() -> str:
 
 @load_app.command("lines")
 def load_lines(
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet export, one row per order line")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV, Parquet or Excel (.xlsx, first sheet) export, one row per order line")
+    ],
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. --map order_id=InvoiceNo")
     ] = None,

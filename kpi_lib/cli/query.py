@@ -134,7 +134,9 @@ def ask(
 
 @app.command()
 def detect(
-    file: Annotated[Path, typer.Argument(help="CSV with a time column and a value column")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV, Parquet or Excel (.xlsx) with a time column and a value column")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows")],
     time_column: Annotated[
         str | None,

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 from conftest import kpi
@@ -232,3 +233,26 @@ def test_a_quiet_file_says_how_close_it_came(tmp_path):
     assert (
         f"Sales raised no alarm from 2019-01-01 to 2021-06-18. It came closest on {day}, at {share}" in text
     )
+
+
+def test_an_excel_workbook_scores_like_its_csv(csv, tmp_path):
+    """The first sheet of an .xlsx: typed cells (dates, numbers) read as they are, the same
+    incident at the same hour as the CSV it was saved from; a broken workbook is a clear error."""
+    path, df = csv
+    book = tmp_path / "revenue.xlsx"
+    df.assign(hour=pd.to_datetime(df["hour"])).to_excel(book, index=False)
+    from_csv = detect_file(path, tmp_path / "a.csv", time_column="hour", value_column="revenue")
+    from_book = detect_file(book, tmp_path / "b.csv", time_column="hour", value_column="revenue")
+    assert from_book["score"].tolist() == from_csv["score"].tolist()
+    assert from_book.loc[from_book["is_anomaly"] == 1, "hour"].tolist() == ["2024-01-26 10:00:00"]
+    detect_file(book, tmp_path / "out.xlsx", time_column="hour", value_column="revenue")
+    back = pd.read_excel(tmp_path / "out.xlsx")  # an .xlsx output is a workbook, not CSV text
+    assert (
+        back["is_anomaly"].sum() == 1 and back["revenue"].round(6).tolist() == df["revenue"].round(6).tolist()
+    )
+    first = next(openpyxl.load_workbook(tmp_path / "out.xlsx").active.iter_rows(min_row=2, max_row=2))
+    # the hour a date, the region text, the revenue a number: cells a spreadsheet can sort and sum
+    assert [c.data_type for c in first[:3]] == ["d", "s", "n"]
+    (tmp_path / "broken.xlsx").write_bytes(b"not a workbook")
+    with pytest.raises(DetectError, match=r"an Excel workbook \(\.xlsx\)"):
+        detect_file(tmp_path / "broken.xlsx", tmp_path / "c.csv")
