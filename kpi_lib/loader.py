@@ -143,7 +143,7 @@ def load_business(biz, progress: ProgressFn | None = None, force: bool = False) 
             "truncate silver.orders, silver.order_lines, silver.customers, silver.products, "
             "gold.sales_hourly, gold.category_hourly, gold.customer_hourly, gold.sales_minute"
         )
-        conn.execute("delete from ops.anomaly_labels where source in ('demo', 'simulator')")
+        conn.execute("delete from ops.anomaly_labels where source = any(%s)", [list(DEMO_SOURCES)])
         # incidents describe the data just replaced (their acks and e-mails go with them)
         conn.execute("delete from ops.anomalies")
         conn.execute(

@@ -101,8 +101,8 @@ def detect(
         rs.incident.release,
         recovery=(x, ev.expected, engine.judged_rows(rs, ev.rule)) if rs.incident.recovery else None,
     )
-    judged = np.flatnonzero(ev.judged) if ev.judged is not None else np.arange(len(x))
-    out.attrs["judged_from"] = int(judged[0]) if len(judged) else None
+    judged = ev.judged
+    out.attrs["judged_from"] = int(np.argmax(judged)) if judged.any() else None
     onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)
     out["is_anomaly"] = onset.astype(np.int8)
     running_peak = pd.Series(np.where(ids > 0, ev.score, 0.0)).groupby(ids).cummax().to_numpy()

@@ -54,10 +54,14 @@ class Evaluation:
     step: np.ndarray  # name of the step with the largest ratio on every row (what came closest)
     source: np.ndarray  # which expectation was used ("level", "1D", "7D", "")
     ratios: dict[str, np.ndarray] | None = None  # per step: feature / bound (what each step saw)
-    judged: np.ndarray | None = None  # rows where at least one step had a threshold (could fire)
     fired_by: dict[str, np.ndarray] | None = None  # per step: its alarms
     armed_by: dict[str, np.ndarray] | None = None  # per step: rows where it had a threshold
     idle: frozenset[str] = frozenset()  # steps with nothing to judge on this series
+
+    @property
+    def judged(self) -> np.ndarray:
+        """Rows where at least one step had a threshold (could fire)."""
+        return np.any(np.vstack(list(self.armed_by.values())), axis=0)
 
 
 def _as_adtk(v: np.ndarray) -> pd.Series:
@@ -460,8 +464,6 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     def young_where_none(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
         return np.where(head, np.concatenate([theirs, mine[cut:]]), mine)
 
-    judged = ev.judged.copy()
-    judged[:cut] |= yv.judged
     return Evaluation(
         expected=young_where_none(ev.expected, yv.expected),
         lower=young_where_none(ev.lower, yv.lower),
@@ -472,7 +474,6 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         step=closest,
         source=young_where_none(ev.source, yv.source),
         ratios=ratios,
-        judged=judged,
         fired_by=fired,
         armed_by=armed,
         idle=ev.idle,
@@ -594,7 +595,6 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
         step=closest,
         source=base.source,
         ratios=ratios,
-        judged=np.any(np.vstack(list(armed_by.values())), axis=0),
         fired_by=fired,
         armed_by=armed_by,
         idle=frozenset(s.name for s in rules.steps if s.input in idle),

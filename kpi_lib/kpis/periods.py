@@ -56,7 +56,7 @@ class AsOf:
         return f"as of {self.at.day} {self.at:%b %Y %H:%M} ({self.source})"
 
 
-_latest_memo: dict[tuple, datetime | None] = {}
+_edge_memo: dict[tuple, datetime | None] = {}
 
 
 def latest_data() -> datetime | None:
@@ -78,15 +78,15 @@ def _data_edge(which: str) -> datetime | None:
     version = sync_versions()
     cfg = settings()
     key = (cfg.database_url or str(cfg.home), cfg.timezone, version, which)
-    if key not in _latest_memo:
+    if key not in _edge_memo:
         with warehouse.engine().connect() as conn:
             at = conn.exec_driver_sql(
                 f"select {which}(ordered_at) at time zone ops.business_tz() from silver.orders"
             ).scalar()
-        if len(_latest_memo) > 64:
-            _latest_memo.clear()
-        _latest_memo[key] = at
-    return _latest_memo[key]
+        if len(_edge_memo) > 64:
+            _edge_memo.clear()
+        _edge_memo[key] = at
+    return _edge_memo[key]
 
 
 def as_of(explicit: Any = None, wall: datetime | None = None) -> AsOf:

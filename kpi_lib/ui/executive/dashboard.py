@@ -405,14 +405,15 @@ class ExecutiveDashboard(param.Parameterized):
         tiles = []
         for k in self.tile_kpis:
             w = self._allowed(k, where)
-            total = kpis.query(k.name, "total", start=start, end=end, where=w, compare="previous_period")
+            compare = None if partial else "previous_period"  # no query for a comparison not shown
+            total = kpis.query(k.name, "total", start=start, end=end, where=w, compare=compare)
             series = kpis.query(k.name, "day", start=start, end=end, where=w).df["value"].tolist()
             version = max(version, total.version)
             tiles.append(
                 TileData(
                     k,
                     total.value,
-                    None if partial else total.previous,
+                    total.previous,
                     series,
                     counts.get(k.name, 0),
                     masked=k.name in key[1],
