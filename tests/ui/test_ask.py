@@ -117,6 +117,12 @@ def test_a_viewer_sees_a_masked_kpi_masked(context, server, demo):
     assert not re.search(r"\$\d", text)
     other = ask_on_landing(page, f"orders in {month}")  # an unmasked KPI still answers
     assert re.search(r"\d", other.locator("[data-ask-value=orders]").inner_text())
+    # a question's link is asked in the reader's own role: the viewer opening it sees revenue masked
+    shared = context.new_page()
+    shared.goto(f"{server}/?{urlencode({'q': f'revenue by region in {month}'})}")
+    linked = shared.locator(".kpi-ask-card")
+    linked.wait_for(timeout=TIMEOUT)
+    assert auth.MASK in linked.inner_text() and not re.search(r"\$\d", linked.inner_text())
 
 
 def test_the_executive_page_box_answers(context, server, demo):
