@@ -151,6 +151,7 @@ def _run_step(
     typical: np.ndarray | None = None,
     risk: float | np.ndarray = 0.0,
     group: np.ndarray | None = None,
+    borrow: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
 
@@ -178,6 +179,7 @@ def _run_step(
                 # windowed Gaussian ignores the expectation altogether
                 group=None if step.input in ("count_deficit", "count_run", "gauss", "discord") else group,
                 span=_span(step),
+                borrow=borrow,
             )
         else:
             learned = _bound(step, f if exclude is None else np.where(exclude, np.nan, f))
@@ -566,7 +568,9 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
                 recent=step.recent,
             )
             step_inputs = {**inputs, "gauss": gauss}
-        r, f, bound = _run_step(step, step_inputs, exclude, base.typical, risk, base.source)
+        r, f, bound = _run_step(
+            step, step_inputs, exclude, base.typical, risk, base.source, rules.budget.borrow
+        )
         ratios[step.name], fired[step.name] = r, f
         if step.detector in BOUND_DETECTORS:
             armed_by[step.name] = np.isfinite(bound)

@@ -190,6 +190,9 @@ class Budget:
     per: str = "7D"
     min_rows: int = 2016
     share: str = "all"
+    #: a row whose expectation has too little past of its own for a threshold borrows the one
+    #: fitted on every expectation's past (twenty-second pass), instead of having none
+    borrow: bool = False
 
 
 @dataclass(frozen=True)
@@ -487,7 +490,7 @@ def _budget(value: Any) -> Budget:
         return Budget()
     if not isinstance(value, Mapping):
         raise DetectError(f"budget: a mapping like {{alarms: 1, per: 7D}}, got {value!r}.")
-    _check_keys(value, {"alarms", "per", "min_rows", "share"}, "budget")
+    _check_keys(value, {"alarms", "per", "min_rows", "share", "borrow"}, "budget")
     b = Budget()
     try:
         alarms = float(value.get("alarms", b.alarms))
@@ -505,7 +508,10 @@ def _budget(value: Any) -> Budget:
     share = str(value.get("share", b.share))
     if share not in SHARES:
         raise DetectError(f"budget: share must be one of {', '.join(SHARES)}, got {share!r}.")
-    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share)
+    borrow = value.get("borrow", b.borrow)
+    if not isinstance(borrow, bool):
+        raise DetectError(f"budget: borrow is true or false, got {borrow!r}.")
+    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share, borrow=borrow)
 
 
 def calendar_days(calendar: Calendar, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from kpi_lib.anomaly import detect
-from kpi_lib.anomaly.protocol import Figures, causal_violations, halves, verdict
+from kpi_lib.anomaly.protocol import Counts, Figures, causal_violations, gains, halves, verdict
 
 
 def test_halves_alternate_within_each_category():
@@ -35,21 +35,48 @@ def test_causal_check_passes_the_default_rules_and_catches_look_ahead():
     assert causal_violations(s, peeks) == [0.3, 0.6]
 
 
-BASE = Figures(nab=59.78, half_a=64.95, half_b=54.41, no_anomaly_false_alarms=29, causal_violations=0)
+def _figures(half_a=64.95, half_b=54.41, found=400, fa=400, short_found=36, short_fa=2, quiet=360, causal=0):
+    return Figures(
+        nab=0.0,
+        half_a=half_a,
+        half_b=half_b,
+        windows_a=28,
+        windows_b=27,
+        families=Counts(found, fa),
+        short=Counts(short_found, short_fa),
+        no_anomaly_false_alarms=quiet,
+        causal_violations=causal,
+    )
 
 
-def test_verdict_keeps_only_what_holds_on_both_halves_and_the_no_anomaly_families():
-    assert verdict(BASE, BASE) == (True, [])
-    better = Figures(nab=61.0, half_a=66.0, half_b=55.0, no_anomaly_false_alarms=27, causal_violations=0)
-    assert verdict(BASE, better) == (True, [])
+BASE = _figures()
 
-    one_half = Figures(nab=59.72, half_a=64.52, half_b=54.74, no_anomaly_false_alarms=25, causal_violations=0)
-    keep, why = verdict(BASE, one_half)
-    assert not keep and why == ["half A 64.95 -> 64.52"]
 
-    noisier = Figures(nab=60.5, half_a=66.0, half_b=55.0, no_anomaly_false_alarms=30, causal_violations=0)
-    keep, why = verdict(BASE, noisier)
-    assert not keep and why == ["no-anomaly false alarms 29 -> 30"]
+def test_a_false_alarm_costs_what_nab_charges_for_it():
+    # half A's 28 windows: 100 points are 56 windows, so 0.19 points are 0.11 of a window
+    g = gains(BASE, _figures(half_a=64.95 - 0.19, short_found=37))
+    assert round(g["half A"], 3) == round(-0.19 * 56 / 100, 3)
+    assert g["short series"] == 1.0 and g["half B"] == 0.0 and g["families"] == 0.0
 
-    peeking = Figures(nab=70.0, half_a=70.0, half_b=70.0, no_anomaly_false_alarms=0, causal_violations=1)
-    assert verdict(BASE, peeking) == (False, ["1 causal violation(s)"])
+
+def test_verdict_weighs_windows_found_against_false_alarms_at_nab_rate():
+    assert verdict(BASE, BASE) == (False, ["net +0.00 windows"])  # no change is no reason to change
+    # one early alarm on dev (0.11 of a window) for 57 windows on short series: kept
+    assert verdict(BASE, _figures(half_a=64.76, short_found=93, short_fa=5)) == (True, [])
+    # 5 windows on the families for 50 false alarms there: 5 - 5.5 < 0
+    keep, why = verdict(BASE, _figures(found=405, fa=450, quiet=360))
+    assert not keep and why == ["net -0.50 windows"]
+
+
+def test_verdict_refuses_to_trade_one_kind_of_series_for_another():
+    # 6 NAB points lost on half A (3.4 windows) for 60 on short series: rejected all the same
+    keep, why = verdict(BASE, _figures(half_a=58.95, short_found=96))
+    assert not keep and why == ["half A loses 3.36 windows"]
+
+
+def test_verdict_holds_false_alarms_on_quiet_series_and_causality():
+    # 5% more on series with no anomaly is the most allowed, even for many more windows
+    assert verdict(BASE, _figures(found=440, fa=418, quiet=378))[0]
+    keep, why = verdict(BASE, _figures(found=440, fa=419, quiet=379))
+    assert not keep and why == ["no-anomaly false alarms 360 -> 379"]
+    assert verdict(BASE, _figures(found=500, causal=1)) == (False, ["1 causal violation(s)"])
