@@ -375,11 +375,11 @@ def _counts(rules, seeds: range, jobs: int, which: str = "families") -> tuple[di
     return per, Counts(found, fa), quiet
 
 
-def compare(root: Path, candidates: list[str], jobs: int, seeds: int) -> dict:
+def compare(root: Path, candidates: list[str], jobs: int, seeds: int, base: str = "default") -> dict:
     """The keep/reject protocol (:mod:`kpi_lib.anomaly.protocol`): ``default`` against each candidate
     rule set, in one run: NAB dev in-process (whole split and halves A/B), the synthetic families,
     the short series and the causal check (3 dev series cut at 30/60/90%). Each candidate is
-    reported under its file's stem, with its own verdict against ``default``."""
+    reported under its file's stem, with its own verdict against ``default`` (or ``base``)."""
     import random
     from concurrent.futures import ProcessPoolExecutor
 
@@ -393,7 +393,8 @@ def compare(root: Path, candidates: list[str], jobs: int, seeds: int) -> dict:
     out: dict[str, dict] = {}
     figures = {}
     # plain dicts: picklable, and families can add a calendar
-    specs = [("default", "default")] + [(Path(c).stem, load_rules(c).to_dict()) for c in candidates]
+    specs = [(Path(base).stem, load_rules(base).to_dict())]
+    specs += [(Path(c).stem, load_rules(c).to_dict()) for c in candidates]
     for name, rules in specs:
         with ProcessPoolExecutor(max(1, jobs)) as ex:
             per = dict(ex.map(_nab_one, [(root, k, rules) for k in keys]))
@@ -429,9 +430,9 @@ def compare(root: Path, candidates: list[str], jobs: int, seeds: int) -> dict:
             no_anomaly_false_alarms=quiet,
             causal_violations=len(violations),
         )
-        if name != "default":
-            keep, why = verdict(figures["default"], figures[name])
-            g = {k: round(v, 2) for k, v in gains(figures["default"], figures[name]).items()}
+        if name != specs[0][0]:
+            keep, why = verdict(figures[specs[0][0]], figures[name])
+            g = {k: round(v, 2) for k, v in gains(figures[specs[0][0]], figures[name]).items()}
             out[name]["verdict"] = {"keep": keep, "reasons": why, "gains": g, "families_seeds": seeds}
     return out
 
@@ -537,6 +538,7 @@ def main() -> int:
         default="",
         help="comma-separated rules files (or built-in names) to judge against default",
     )
+    ap.add_argument("--base", default="default", help="the rule set --candidate is judged against")
     ap.add_argument("--fresh", default="", help="comma-separated rule sets to score on fresh family seeds")
     ap.add_argument("--fresh-seeds", default=FRESH_SEEDS, help="first-last seed (inclusive) for --fresh")
     ap.add_argument(
@@ -551,7 +553,11 @@ def main() -> int:
         print(json.dumps(fresh(a.fresh.split(","), first, last, a.jobs), indent=1))
         return 0
     if a.candidate:
-        print(json.dumps(compare(a.nab_root, a.candidate.split(","), a.jobs, a.families_seeds), indent=1))
+        print(
+            json.dumps(
+                compare(a.nab_root, a.candidate.split(","), a.jobs, a.families_seeds, a.base), indent=1
+            )
+        )
         return 0
     out = {"timing": timing(a.runs)}
     if not a.skip_families:

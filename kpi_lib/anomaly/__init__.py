@@ -24,8 +24,7 @@ Public API::
   ``.score`` (1.0 = the threshold), ``.at``, ``.step`` and a ``.sentence``.
 * ``result.attrs["judged_from"]``: the first row any step could alarm on (the rows before it are
   the warm-up), None when the series was too short for any.
-* ``rules`` is a built-in name (``default``; ``young`` = ``default`` that also judges a series'
-  first ~200 rows, with floors of 28 rows, for short series such as a year of days; ``legacy`` =
+* ``rules`` is a built-in name (``default``, judged from a series' 28th row; ``legacy`` =
   the default before issue 15 and
   ``classic`` = the naive ADTK trio, both for comparison;
   ``business_hourly`` / ``business_daily`` for sums and counts such as revenue and orders,

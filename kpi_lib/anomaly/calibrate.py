@@ -111,7 +111,7 @@ def online_threshold(
     floor: float = 0.0,
     group: np.ndarray | None = None,
     span: int = 1,
-    borrow: bool = False,
+    borrow_from: int | None = None,
 ) -> np.ndarray:
     """Per row, the budget threshold fitted on earlier rows (NaN until ``min_history`` values).
     ``risk`` is per row or one for all rows; a refit block takes the risk of its first row.
@@ -122,8 +122,8 @@ def online_threshold(
     rows above their own threshold (unless more than ``MAX_EXCLUDED`` of the recent past already
     were: then the threshold is what is wrong). Blocks are refit every ``every`` rows, growing to
     ``MAX_BLOCK`` as the history grows; block edges depend on row numbers only (causal).
-    ``borrow``: a group with fewer than ``min_history`` past values of its own takes the threshold
-    fitted on every group's past, instead of none.
+    ``borrow_from``: from this row on, a group with fewer than ``min_history`` past values of its
+    own takes the threshold fitted on every group's past, instead of none.
     """
     n = len(feature)
     out = np.full(n, np.nan)
@@ -146,7 +146,12 @@ def online_threshold(
             if group is not None:
                 keep = keep & (group[lo:start] == g)
             past = taught[lo:start][keep]
-            if borrow and group is not None and len(past) < min_history:
+            if (
+                borrow_from is not None
+                and start >= borrow_from
+                and group is not None
+                and len(past) < min_history
+            ):
                 past = taught[lo:start][learn[lo:start]]  # every expectation's past, pooled
             r = float(risk[start]) if np.ndim(risk) else risk
             t = tail_threshold(past, r, level, span) if len(past) >= min_history else math.nan

@@ -151,7 +151,7 @@ def _run_step(
     typical: np.ndarray | None = None,
     risk: float | np.ndarray = 0.0,
     group: np.ndarray | None = None,
-    borrow: bool = False,
+    borrow_from: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
 
@@ -179,7 +179,7 @@ def _run_step(
                 # windowed Gaussian ignores the expectation altogether
                 group=None if step.input in ("count_deficit", "count_run", "gauss", "discord") else group,
                 span=_span(step),
-                borrow=borrow,
+                borrow_from=borrow_from,
             )
         else:
             learned = _bound(step, f if exclude is None else np.where(exclude, np.nan, f))
@@ -432,29 +432,42 @@ def armed_steps(rules: RuleSet, inputs: dict[str, np.ndarray], n: int) -> np.nda
     return armed
 
 
+def seen_a_cycle(ts: np.ndarray | None, rules: RuleSet) -> int:
+    """The first row by which the series spans its longest season (0 without time or seasons).
+    Before it, no young or borrowed threshold judges a row: an hourly series' first weekend would
+    be judged against weekdays only."""
+    if ts is None or not rules.expected.seasons or not len(ts):
+        return 0
+    period = max(pd.Timedelta(s).value for s in rules.expected.seasons)
+    spanned = np.flatnonzero(ts - np.minimum.accumulate(ts) >= period)
+    return int(spanned[0]) if len(spanned) else len(ts)
+
+
 def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
     """Expected value, band, score and fired flags per row (see the module docstring).
 
     With a ``young`` key, a row where a step has no threshold of its own yet is judged by that step
     of :meth:`RuleSet.young_rules` (shorter floors), evaluated on the rows up to the last such row;
     the young evaluation never teaches this one, so every row where all steps are armed is judged
-    exactly as without the key."""
+    exactly as without the key. Young rows are judged only once the series spans its longest
+    season (:func:`seen_a_cycle`)."""
     ev = _evaluate(x, ts, rules)
     young = rules.young_rules()
     if young is None:
         return ev
+    cycle = seen_a_cycle(ts, rules)
     # a step idle on this series (the outage step where the values are not small counts) stays idle
     kept = [s.name for s in rules.steps if s.name not in rules.young.except_ and s.name not in ev.idle]
     first = {k: int(np.argmax(ev.armed_by[k])) if ev.armed_by[k].any() else len(x) for k in kept}
     cut = max(first.values(), default=0)
-    if cut == 0:
+    if cut <= cycle:
         return ev
     yv = _evaluate(x[:cut], None if ts is None else ts[:cut], young)
     ratios = {k: v.copy() for k, v in ev.ratios.items()}
     fired = {k: v.copy() for k, v in ev.fired_by.items()}
     armed = {k: v.copy() for k, v in ev.armed_by.items()}
     for k in kept:
-        take = slice(0, first[k])  # before the step's own first threshold, and only there
+        take = slice(min(cycle, first[k]), first[k])  # before the step's own first threshold only
         ratios[k][take] = yv.ratios[k][take]
         fired[k][take] = yv.fired_by[k][take]
         armed[k][take] = yv.armed_by[k][take]
@@ -501,6 +514,7 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
     """:func:`evaluate` for the rule set itself (its own floors only)."""
     exclude = calendar_mask(ts, rules)
     base = baseline.fit(x, ts, rules.expected, exclude=exclude)
+    cycle = seen_a_cycle(ts, rules)  # where a borrowed threshold may start
     residual = x - base.expected
     with np.errstate(divide="ignore", invalid="ignore"):
         z = residual / base.scale
@@ -569,7 +583,13 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
             )
             step_inputs = {**inputs, "gauss": gauss}
         r, f, bound = _run_step(
-            step, step_inputs, exclude, base.typical, risk, base.source, rules.budget.borrow
+            step,
+            step_inputs,
+            exclude,
+            base.typical,
+            risk,
+            base.source,
+            cycle if rules.budget.borrow else None,
         )
         ratios[step.name], fired[step.name] = r, f
         if step.detector in BOUND_DETECTORS:

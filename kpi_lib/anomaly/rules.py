@@ -581,8 +581,9 @@ def _extend(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _young(value: Any, steps: list[str]) -> Young | None:
-    """``{min_rows: 28, min_history: 28, except: [discord]}`` (see :class:`Young`)."""
-    if value is None:
+    """``{min_rows: 28, min_history: 28, except: [discord]}`` (see :class:`Young`); ``null`` or
+    ``false`` for none (a series is then judged only once its steps have thresholds of their own)."""
+    if value is None or value is False:
         return None
     if not isinstance(value, Mapping):
         raise DetectError(f"young: a mapping like {{min_rows: 28, min_history: 28}}, got {value!r}.")

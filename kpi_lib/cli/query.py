@@ -164,13 +164,13 @@ def detect(
     time_column, value_column = out.attrs["columns"]
     if (time_column, value_column) != ("timestamp", "value") and guess:
         console.print(f"Columns: {time_column} (time), {value_column} (value).")
-    _print_detect_summary(out, time_column, output, rules)
+    _print_detect_summary(out, time_column, output)
 
 
 _SHOWN_INCIDENTS = 20
 
 
-def _print_detect_summary(out, time_column: str, output: Path, rules: str = "default") -> None:
+def _print_detect_summary(out, time_column: str, output: Path) -> None:
     """What a person reads after `kpi detect`: the incidents, the warm-up, where the file went."""
     onsets = np.flatnonzero(out["is_anomaly"].to_numpy() == 1)
     n, first = len(out), out.attrs.get("judged_from")
@@ -194,17 +194,11 @@ def _print_detect_summary(out, time_column: str, output: Path, rules: str = "def
         console.print(
             "[yellow]No row could be judged:[/] the rules learn a series' usual range and its alarm "
             f"thresholds from its own past before they can alarm, and {n:,} rows were not enough "
-            "for any of them. Nothing in this file was checked: give more history, or judge its "
-            "first rows with shorter floors (--rules young)."
+            "for any of them. Nothing in this file was checked: give it more history."
         )
     elif first > 0:
         console.print(
             f"Rows 1-{first:,} (to {out[time_column].iloc[first - 1]}) were the warm-up: the rules "
             "learned the series' usual range there, and no alarm could fire."
-            + (
-                " --rules young judges them with shorter floors."
-                if rules == "default" and first > n // 4
-                else ""
-            )
         )
     console.print(f"Wrote {output}.")
