@@ -577,6 +577,11 @@ def _extend(spec: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = {**(base if isinstance(base, Mapping) else {"days": base}), **value}
         else:
             out[key] = value
+    young = out.get("young")
+    if "steps" in spec and "young" not in spec and isinstance(young, Mapping) and young.get("except"):
+        # the built-in's young rows skip some of its steps; of the steps given here, keep those
+        names = {s.get("name") for s in out["steps"] if isinstance(s, Mapping)}
+        out["young"] = {**young, "except": [n for n in young["except"] if n in names]}
     return out
 
 

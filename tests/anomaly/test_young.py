@@ -1,5 +1,7 @@
-"""`young`: a series' first rows are judged by the same steps with shorter floors, and never teach
-the rule set's own thresholds (the twenty-first pass, kpi_lib/anomaly/README.md)."""
+"""A young series, in `default` since the twenty-third pass (kpi_lib/anomaly/README.md): its first
+rows are judged by the same steps with shorter floors (`young`), a newly chosen expectation borrows
+the pooled threshold (`budget: {borrow: true}`), neither before the series spans its longest
+season, and neither teaches the thresholds a mature series is judged by."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from kpi_lib.errors import DetectError
 
 from .conftest import hourly_revenue, spiky
 
-YOUNG = {"extends": "default", "young": {"min_rows": 28, "min_history": 28, "except": ["discord"]}}
+YOUNG = "default"
+#: the default before the twenty-third pass: a series judged only once its steps have thresholds
+OLD = {"extends": "default", "young": None, "budget": {"borrow": False}}
 
 
 def weekly_signups(collapse_at: int = 140) -> pd.Series:
@@ -29,7 +33,7 @@ def weekly_signups(collapse_at: int = 140) -> pd.Series:
 
 def test_three_years_of_weeks_are_judged_and_the_bad_week_found():
     s = weekly_signups()
-    plain, young = detect(s), detect(s, YOUNG, label="Signups")
+    plain, young = detect(s, OLD), detect(s, YOUNG, label="Signups")
     assert plain.attrs["judged_from"] is None and plain["is_anomaly"].sum() == 0
     assert young.attrs["judged_from"] < 140
     onsets = young.index[young["is_anomaly"] == 1]
@@ -43,7 +47,7 @@ def test_once_every_step_has_its_own_threshold_nothing_changes():
     # alarms and bands are the rule set's own, bit for bit
     s = hourly_revenue(days=120)
     s.iloc[24 * 100 + 10 : 24 * 100 + 14] = 0.0
-    rules, young = load_rules("default"), load_rules(YOUNG)
+    rules, young = load_rules({"extends": "default", "young": False}), load_rules(YOUNG)
     ts = _timestamps(s.index)
     a, b = evaluate(s.to_numpy(), ts, rules), evaluate(s.to_numpy(), ts, young)
     mature = max(int(np.argmax(a.armed_by[k])) for k in a.armed_by if k not in a.idle and a.armed_by[k].any())
@@ -83,3 +87,37 @@ def test_the_young_key_round_trips():
     assert load_rules(rs.to_dict()) == rs
     assert rs.young_rules().expected.min_rows == 28
     assert {s.name: s.min_history for s in rs.young_rules().steps}["discord"] == 1000
+
+
+def test_an_hourly_series_is_not_judged_before_its_first_week():
+    # weekends 30% lower: the first Saturday, judged against five weekdays, would read "31% below
+    # the expected"; young rows and borrowed thresholds wait until the series spans 7 days
+    s = hourly_revenue(days=30)
+    s.iloc[24 * 25 + 10 : 24 * 25 + 14] = 0.0
+    out = detect(s)
+    assert out.attrs["judged_from"] == 24 * 7  # where the old default needed 224 rows
+    assert out.index[out["is_anomaly"] == 1].tolist() == [s.index[24 * 25 + 10]]
+    assert detect(s, OLD).attrs["judged_from"] == 224
+
+
+def test_a_newly_chosen_expectation_borrows_the_pooled_threshold():
+    # a series turns seasonal after a flat month: the same-hour-yesterday expectation starts to win
+    # and, without a past of its own, had no threshold; borrowing judges those rows
+    idx = pd.date_range("2024-01-01", periods=24 * 60, freq="h")
+    rng = np.random.default_rng(5)
+    cycle = np.where(np.arange(len(idx)) >= 24 * 30, 40 * np.sin(idx.hour.to_numpy() / 24 * 2 * np.pi), 0)
+    s = pd.Series(500 + cycle + rng.normal(0, 5, len(idx)), idx)
+    ts = _timestamps(s.index)
+    own = evaluate(s.to_numpy(), ts, load_rules({"extends": "default", "budget": {"borrow": False}}))
+    borrowed = evaluate(s.to_numpy(), ts, load_rules(YOUNG))
+    assert borrowed.armed_by["spike"].sum() > own.armed_by["spike"].sum()
+    blind = ~own.armed_by["spike"] & borrowed.armed_by["spike"]
+    assert blind[24 * 30 :].any()  # the rows after the switch the old rules left unjudged
+
+
+def test_a_rules_file_with_steps_of_its_own_keeps_the_young_rows():
+    # default's young rows skip its discord step; a file that replaces the steps has none to skip
+    spike = next(s for s in load_rules("default").to_dict()["steps"] if s["name"] == "spike")
+    rs = load_rules({"extends": "default", "steps": [spike]})
+    assert rs.young is not None and rs.young.except_ == ()
+    assert detect(weekly_signups(), rs).attrs["judged_from"] < 140
