@@ -152,6 +152,7 @@ def _run_step(
     risk: float | np.ndarray = 0.0,
     group: np.ndarray | None = None,
     borrow_from: int | None = None,
+    shrink: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
 
@@ -180,6 +181,7 @@ def _run_step(
                 group=None if step.input in ("count_deficit", "count_run", "gauss", "discord") else group,
                 span=_span(step),
                 borrow_from=borrow_from,
+                shrink=shrink,
             )
         else:
             learned = _bound(step, f if exclude is None else np.where(exclude, np.nan, f))
@@ -448,9 +450,9 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
 
     With a ``young`` key, a row where a step has no threshold of its own yet is judged by that step
     of :meth:`RuleSet.young_rules` (shorter floors), evaluated on the rows up to the last such row;
-    the young evaluation never teaches this one, so every row where all steps are armed is judged
-    exactly as without the key. Young rows are judged only once the series spans its longest
-    season (:func:`seen_a_cycle`)."""
+    young rows teach this one as before, but for their alarms, which teach only their young
+    threshold (as this one's own alarms do). Young rows are judged only once the series spans its
+    longest season (:func:`seen_a_cycle`)."""
     ev = _evaluate(x, ts, rules)
     young = rules.young_rules()
     if young is None:
@@ -463,6 +465,17 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     if cut <= cycle:
         return ev
     yv = _evaluate(x[:cut], None if ts is None else ts[:cut], young)
+    # what the young rows judged an incident teaches the rule set's own thresholds only its young
+    # threshold, as the rule set's own alarms do: a collapse in a series' first weeks must not
+    # teach it that collapses are normal, or the next one goes unseen
+    shrink = {}
+    for k in kept:
+        lo, hi = min(cycle, first[k]), first[k]
+        if yv.fired_by[k][lo:hi].any():
+            shrink[k] = np.ones(len(x))
+            shrink[k][lo:hi] = np.where(yv.fired_by[k][lo:hi], np.maximum(yv.ratios[k][lo:hi], 1.0), 1.0)
+    if shrink:
+        ev = _evaluate(x, ts, rules, shrink)
     ratios = {k: v.copy() for k, v in ev.ratios.items()}
     fired = {k: v.copy() for k, v in ev.fired_by.items()}
     armed = {k: v.copy() for k, v in ev.armed_by.items()}
@@ -510,8 +523,11 @@ def _aggregate(
     return any_fired, score, closest, np.where(any_fired, closest, "")
 
 
-def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
-    """:func:`evaluate` for the rule set itself (its own floors only)."""
+def _evaluate(
+    x: np.ndarray, ts: np.ndarray | None, rules: RuleSet, shrink: dict[str, np.ndarray] | None = None
+) -> Evaluation:
+    """:func:`evaluate` for the rule set itself (its own floors only); ``shrink``: per step, what each
+    row's feature is divided by before it teaches the step's threshold (see :func:`evaluate`)."""
     exclude = calendar_mask(ts, rules)
     base = baseline.fit(x, ts, rules.expected, exclude=exclude)
     cycle = seen_a_cycle(ts, rules)  # where a borrowed threshold may start
@@ -590,6 +606,7 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
             risk,
             base.source,
             cycle if rules.budget.borrow else None,
+            (shrink or {}).get(step.name),
         )
         ratios[step.name], fired[step.name] = r, f
         if step.detector in BOUND_DETECTORS:
