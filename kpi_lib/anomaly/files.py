@@ -14,6 +14,7 @@ import pandas as pd
 
 from kpi_lib.anomaly.detect import Rules, detect
 from kpi_lib.anomaly.nearmiss import near_miss
+from kpi_lib.anomaly.rules import SENSITIVITY, with_budget
 from kpi_lib.errors import DetectError, LoadError
 from kpi_lib.exports import decimal_mark, read_table, resolve_day_first, to_number
 
@@ -90,19 +91,25 @@ def detect_file(
     label: str | None = None,
     dayfirst: bool | None = None,
     guess: tuple[str, ...] = (),
+    sensitivity: str = "medium",
 ) -> pd.DataFrame:
     """Detect anomalies in one CSV column and write every input row back, in order, plus
     is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
     the incident, on its onset row). Returns the written frame; its ``attrs["judged_from"]`` is
     the position of the first row that could alarm (None: too short for any, see :func:`detect`),
     ``attrs["columns"]`` the (time, value) columns used, and ``attrs["near_miss"]``, for a judged
-    file without any incident, how close it came (:func:`~kpi_lib.anomaly.near_miss`).
+    file without any incident, how close it came (:func:`~kpi_lib.anomaly.near_miss`), and
+    ``attrs["more_sensitive"]``, below high ``sensitivity`` (low / medium / high: the rules'
+    false-alarm budget x 0.25 / 1 / 4), the (row, sentence) of each incident that only high
+    sensitivity would raise.
 
     `time_column=None` uses row order only (no seasonality). ``guess`` ("time", "value"): a column
     the file lacks is replaced by its only column of times, or of numbers (the user did not name
     it). ``label`` (default: the value column, unless it is called "value") is the subject of the
     explanations. Numeric dates are read in the column's own day order (31.01.2016 day first)
     unless ``dayfirst`` says which."""
+    if sensitivity not in SENSITIVITY:
+        raise DetectError(f"sensitivity: one of {', '.join(SENSITIVITY)}, got {sensitivity!r}.")
     src = Path(input_path)
     df = _read(src)
     if guess:
@@ -135,7 +142,7 @@ def detect_file(
     # sentences name the column a person chose ("Umsatz showed ..."), not a generic "Value"
     if label is None and value_column.lower() != "value":
         label = value_column[:1].upper() + value_column[1:]
-    result = detect(values, rules=rules, label=label)
+    result = detect(values, rules=with_budget(rules, SENSITIVITY[sensitivity]), label=label)
     out = df.copy()
     for col in OUTPUT_COLUMNS:
         out[col] = result[col].to_numpy()
@@ -157,4 +164,12 @@ def detect_file(
     # a quiet file says how close it came ("why not an alarm")
     quiet = result.attrs.get("judged_from") is not None and not out["is_anomaly"].any()
     out.attrs["near_miss"] = near_miss(result, label=label).sentence if quiet else None
+    out.attrs["more_sensitive"] = None
+    if result.attrs.get("judged_from") is not None and sensitivity != "high":
+        # what a user who wants more alarms would get: the incidents only high sensitivity raises
+        high = detect(values, rules=with_budget(rules, SENSITIVITY["high"]), label=label)
+        inside = result["incident"].to_numpy() != 0
+        onsets = [i for i in range(len(high)) if high["is_anomaly"].iat[i] == 1 and not inside[i]]
+        if onsets:
+            out.attrs["more_sensitive"] = [(i, high["explanation"].iat[i]) for i in onsets]
     return out

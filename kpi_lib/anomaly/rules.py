@@ -704,3 +704,17 @@ def load_rules(rules: str | Path | Mapping[str, Any] | RuleSet = "default") -> R
     except Exception as exc:  # yaml and json raise different types
         raise DetectError(f"{path}: cannot parse the rule file ({exc}). Fix the YAML/JSON syntax.") from exc
     return parse_rules(spec)
+
+
+#: sensitivity -> multiplier of a rule set's false-alarm budget (:class:`Budget`): low alarms four
+#: times rarer than the rules' own budget, high four times as often (the "Alert rules" page and
+#: ``kpi detect --sensitivity``)
+SENSITIVITY = {"low": 0.25, "medium": 1.0, "high": 4.0}
+
+
+def with_budget(rules: Any, scale: float) -> Any:
+    """The rules with their false-alarm budget scaled by ``scale`` (see :data:`SENSITIVITY`)."""
+    if scale == 1.0:
+        return rules
+    rs = load_rules(rules)
+    return replace(rs, budget=replace(rs.budget, alarms=rs.budget.alarms * scale))

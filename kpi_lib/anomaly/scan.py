@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from ..config import settings
 from . import materiality
 from .attribution import attribute
 from .detect import detect, incidents
-from .rules import load_rules
+from .rules import with_budget
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,6 @@ def rules_for(kpi: semantic.Kpi, grain: str) -> Any:
     if isinstance(r, dict) and set(r) <= {*semantic.GRAINS, "default"}:
         return r.get(grain) or r.get("default")
     return r
-
-
-def with_budget(rules: Any, scale: float) -> Any:
-    """The rules with their false-alarm budget scaled (an alert rule's sensitivity: low alarms
-    rarer, high more often; see :class:`kpi_lib.anomaly.rules.Budget`)."""
-    if scale == 1.0:
-        return rules
-    rs = load_rules(rules)
-    return replace(rs, budget=replace(rs.budget, alarms=rs.budget.alarms * scale))
 
 
 def series_key(kpi: str, grain: str, dimension: str | None, value: str | None) -> str:

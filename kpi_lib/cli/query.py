@@ -147,6 +147,10 @@ def detect(
     ] = None,
     rules: Annotated[str, typer.Option(help="Built-in rule set name or a YAML/JSON rules file")] = "default",
     dayfirst: DayFirst = None,
+    sensitivity: Annotated[
+        str,
+        typer.Option(help="low | medium | high: false alarms allowed a quarter, once or four times as often"),
+    ] = "medium",
 ) -> None:
     """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation and rule per row."""
     from ..anomaly import detect_file
@@ -160,6 +164,7 @@ def detect(
         rules=rules,
         dayfirst=dayfirst,
         guess=guess,
+        sensitivity=sensitivity,
     )
     time_column, value_column = out.attrs["columns"]
     if (time_column, value_column) != ("timestamp", "value") and guess:
@@ -190,6 +195,16 @@ def _print_detect_summary(out, time_column: str, output: Path) -> None:
             console.print(f"... and {len(onsets) - _SHOWN_INCIDENTS:,} more in the output file.")
     if out.attrs.get("near_miss"):
         console.print(out.attrs["near_miss"], markup=False, highlight=False)
+    if out.attrs.get("more_sensitive"):
+        found = out.attrs["more_sensitive"]
+        pos, sentence = found[0]
+        console.print(
+            f"With --sensitivity high (false alarms allowed four times as often) it would raise "
+            f"{len(found)} more incident{'s' if len(found) != 1 else ''}, the first at row {pos + 1:,}: "
+            f"{sentence}",
+            markup=False,
+            highlight=False,
+        )
     if first is None:
         console.print(
             "[yellow]No row could be judged:[/] the rules learn a series' usual range and its alarm "

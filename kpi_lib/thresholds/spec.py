@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..anomaly.rules import SENSITIVITY
 from ..errors import AlertError
 
 GRAINS = ("hour", "day", "week")
@@ -42,7 +43,7 @@ SENSITIVITIES = ("low", "medium", "high")
 SEVERITIES = ("low", "medium", "high")
 #: sensitivity -> multiplier of the anomaly rules' false-alarm budget (kpi_lib.anomaly.rules.Budget:
 #: alarms per period); low alarms four times rarer than the KPI's own rules, high four times as often
-BUDGET_SCALE = {"low": 0.25, "medium": 1.0, "high": 4.0}
+BUDGET_SCALE = SENSITIVITY
 DIMENSIONS = ("region", "channel", "category")
 
 
