@@ -112,7 +112,6 @@ def online_threshold(
     group: np.ndarray | None = None,
     span: int = 1,
     borrow_from: int | None = None,
-    untaught: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per row, the budget threshold fitted on earlier rows (NaN until ``min_history`` values).
     ``risk`` is per row or one for all rows; a refit block takes the risk of its first row.
@@ -124,9 +123,7 @@ def online_threshold(
     were: then the threshold is what is wrong). Blocks are refit every ``every`` rows, growing to
     ``MAX_BLOCK`` as the history grows; block edges depend on row numbers only (causal).
     ``borrow_from``: from this row on, a group with fewer than ``min_history`` past values of its
-    own takes the threshold fitted on every group's past, instead of none. ``untaught``: rows judged an
-    alarm elsewhere (a young series' first rows), which teach a zero: they leave the tail, and
-    keep the row count.
+    own takes the threshold fitted on every group's past, instead of none.
     """
     n = len(feature)
     out = np.full(n, np.nan)
@@ -136,8 +133,7 @@ def online_threshold(
     if exclude is not None:
         learn &= ~exclude
     fired = np.zeros(n, dtype=bool)  # rows set aside because they exceeded their threshold
-    # what each row teaches later fits (alarms are capped at their bound)
-    taught = feature.copy() if untaught is None else np.where(untaught, 0.0, feature)
+    taught = feature.copy()  # what each row teaches later fits (alarms are capped at their bound)
     start = every
     while start < n:
         lo = max(0, start - history)

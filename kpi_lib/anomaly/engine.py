@@ -152,7 +152,6 @@ def _run_step(
     risk: float | np.ndarray = 0.0,
     group: np.ndarray | None = None,
     borrow_from: int | None = None,
-    untaught: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
 
@@ -181,7 +180,6 @@ def _run_step(
                 group=None if step.input in ("count_deficit", "count_run", "gauss", "discord") else group,
                 span=_span(step),
                 borrow_from=borrow_from,
-                untaught=untaught,
             )
         else:
             learned = _bound(step, f if exclude is None else np.where(exclude, np.nan, f))
@@ -450,8 +448,9 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
 
     With a ``young`` key, a row where a step has no threshold of its own yet is judged by that step
     of :meth:`RuleSet.young_rules` (shorter floors), evaluated on the rows up to the last such row;
-    young rows teach this one as before, but for their alarms, which teach it nothing. Young rows
-    are judged only once the series spans its longest season (:func:`seen_a_cycle`)."""
+    the young evaluation never teaches this one, so every row where all steps are armed is judged
+    exactly as without the key. Young rows are judged only once the series spans its longest
+    season (:func:`seen_a_cycle`)."""
     ev = _evaluate(x, ts, rules)
     young = rules.young_rules()
     if young is None:
@@ -464,18 +463,6 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     if cut <= cycle:
         return ev
     yv = _evaluate(x[:cut], None if ts is None else ts[:cut], young)
-    # what the young rows judged an incident teaches the rule set's own thresholds nothing: a
-    # collapse in a series' first weeks must not teach it that collapses are normal, or the next
-    # one goes unseen (capped at its young threshold, as the rule set's own alarms are, it still
-    # did: that threshold is one of a short history's few excesses; twenty-fourth pass)
-    untaught = {}
-    for k in kept:
-        lo, hi = min(cycle, first[k]), first[k]
-        if yv.fired_by[k][lo:hi].any():
-            untaught[k] = np.zeros(len(x), dtype=bool)
-            untaught[k][lo:hi] = yv.fired_by[k][lo:hi]
-    if untaught:
-        ev = _evaluate(x, ts, rules, untaught)
     ratios = {k: v.copy() for k, v in ev.ratios.items()}
     fired = {k: v.copy() for k, v in ev.fired_by.items()}
     armed = {k: v.copy() for k, v in ev.armed_by.items()}
@@ -523,11 +510,8 @@ def _aggregate(
     return any_fired, score, closest, np.where(any_fired, closest, "")
 
 
-def _evaluate(
-    x: np.ndarray, ts: np.ndarray | None, rules: RuleSet, untaught: dict[str, np.ndarray] | None = None
-) -> Evaluation:
-    """:func:`evaluate` for the rule set itself (its own floors only); ``untaught``: per step, the rows
-    that teach its threshold nothing (see :func:`evaluate`)."""
+def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
+    """:func:`evaluate` for the rule set itself (its own floors only)."""
     exclude = calendar_mask(ts, rules)
     base = baseline.fit(x, ts, rules.expected, exclude=exclude)
     cycle = seen_a_cycle(ts, rules)  # where a borrowed threshold may start
@@ -606,7 +590,6 @@ def _evaluate(
             risk,
             base.source,
             cycle if rules.budget.borrow else None,
-            (untaught or {}).get(step.name),
         )
         ratios[step.name], fired[step.name] = r, f
         if step.detector in BOUND_DETECTORS:
