@@ -14,11 +14,13 @@ import pandas as pd
 
 from kpi_lib.anomaly.detect import Rules, detect
 from kpi_lib.anomaly.nearmiss import near_miss
+from kpi_lib.anomaly.plot import plot_incidents
 from kpi_lib.anomaly.rules import SENSITIVITY, with_budget
 from kpi_lib.errors import DetectError, LoadError
 from kpi_lib.exports import decimal_mark, read_table, resolve_day_first, to_number
 
 OUTPUT_COLUMNS = ("is_anomaly", "score", "severity", "explanation", "rule")
+CHART_FORMATS = (".png", ".svg", ".pdf")
 #: a column is a time or a number column when at least this share of its filled cells read as one
 _MOSTLY = 0.9
 _SAMPLE = 1000
@@ -92,6 +94,7 @@ def detect_file(
     dayfirst: bool | None = None,
     guess: tuple[str, ...] = (),
     sensitivity: str = "medium",
+    chart: str | Path | None = None,
 ) -> pd.DataFrame:
     """Detect anomalies in one CSV column and write every input row back, in order, plus
     is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
@@ -101,7 +104,8 @@ def detect_file(
     file without any incident, how close it came (:func:`~kpi_lib.anomaly.near_miss`), and
     ``attrs["more_sensitive"]``, below high ``sensitivity`` (low / medium / high: the rules'
     false-alarm budget x 0.25 / 1 / 4), the (row, sentence) of each incident that only high
-    sensitivity would raise.
+    sensitivity would raise. ``chart``: also draw the series, its expected range, its warm-up and
+    its incidents to this image (.png, .svg or .pdf).
 
     `time_column=None` uses row order only (no seasonality). ``guess`` ("time", "value"): a column
     the file lacks is replaced by its only column of times, or of numbers (the user did not name
@@ -110,6 +114,8 @@ def detect_file(
     unless ``dayfirst`` says which."""
     if sensitivity not in SENSITIVITY:
         raise DetectError(f"sensitivity: one of {', '.join(SENSITIVITY)}, got {sensitivity!r}.")
+    if chart is not None and Path(chart).suffix.lower() not in CHART_FORMATS:
+        raise DetectError(f"{chart}: a chart is written as {', '.join(CHART_FORMATS)}; name it so.")
     src = Path(input_path)
     df = _read(src)
     if guess:
@@ -159,6 +165,9 @@ def detect_file(
             typed.to_parquet(dst, index=False)
     else:  # scores in the file's own decimal mark, so a spreadsheet set up for it reads numbers
         out.to_csv(dst, index=False, sep=df.attrs.get("sep", ","), decimal=decimal_mark(df[value_column]))
+    if chart is not None:
+        Path(chart).parent.mkdir(parents=True, exist_ok=True)
+        plot_incidents(result, title=f"{label or value_column}: {src.name}").savefig(chart)
     out.attrs["judged_from"] = result.attrs.get("judged_from")
     out.attrs["columns"] = (time_column, value_column)
     # a quiet file says how close it came ("why not an alarm")

@@ -22,8 +22,9 @@ def plot_incidents(
     title: str | None = None,
 ):
     """Draw `series` (a Series, or the frame :func:`detect` returns, which adds the expected value and
-    band) with each incident shaded from start to end (or to the last row while ongoing) and its
-    peak marked. Returns the Figure."""
+    band, and its warm-up: the first rows, where no alarm could fire, shaded grey) with each incident
+    shaded from start to end (or to the last row while ongoing) and its peak marked. Returns the
+    Figure."""
     from matplotlib.figure import Figure
 
     if ax is None:
@@ -38,6 +39,10 @@ def plot_incidents(
         incidents = find(frame)
     values = frame["value"] if frame is not None else series
     x = values.index
+    warm = frame.attrs.get("judged_from", 0) if frame is not None else 0
+    if warm is None or warm > 0:  # None: too short for any row to be judged
+        end = x[-1] if warm is None or warm >= len(x) else x[warm]
+        ax.axvspan(x[0], end, color="#95a5a6", alpha=0.15, linewidth=0, label="warm-up (not judged)")
     if frame is not None and {"lower", "upper"} <= set(frame.columns):
         ax.fill_between(
             x,

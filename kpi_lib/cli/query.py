@@ -151,6 +151,10 @@ def detect(
         str,
         typer.Option(help="low | medium | high: false alarms allowed a quarter, once or four times as often"),
     ] = "medium",
+    chart: Annotated[
+        Path | None,
+        typer.Option(help="Also draw the series, its expected range and its incidents (.png, .svg, .pdf)"),
+    ] = None,
 ) -> None:
     """Run anomaly rules over a series; writes is_anomaly, score, severity, explanation and rule per row."""
     from ..anomaly import detect_file
@@ -165,11 +169,14 @@ def detect(
         dayfirst=dayfirst,
         guess=guess,
         sensitivity=sensitivity,
+        chart=chart,
     )
     time_column, value_column = out.attrs["columns"]
     if (time_column, value_column) != ("timestamp", "value") and guess:
         console.print(f"Columns: {time_column} (time), {value_column} (value).")
     _print_detect_summary(out, time_column, output)
+    if chart is not None:
+        console.print(f"Drew {chart}.")
 
 
 _SHOWN_INCIDENTS = 20

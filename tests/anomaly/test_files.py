@@ -294,3 +294,17 @@ def test_sensitivity_is_the_users_choice_and_the_summary_says_what_high_would_ad
 
     done = kpi("detect", str(path), "-o", str(tmp_path / "x.csv"), "--sensitivity", "extreme")
     assert done.returncode != 0 and "sensitivity: one of low, medium, high" in done.stdout + done.stderr
+
+
+def test_a_chart_shows_what_was_found(tmp_path):
+    path = _shop_2017(tmp_path)
+    args = ["detect", str(path), "-o", str(tmp_path / "o.csv"), "--sensitivity", "high"]
+    done = kpi(*args, "--chart", str(tmp_path / "charts" / "umsatz.png"))
+    assert done.returncode == 0 and "Drew" in done.stdout
+    png = (tmp_path / "charts" / "umsatz.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+    done = kpi(*args, "--chart", str(tmp_path / "umsatz.txt"))
+    assert done.returncode != 0
+    assert "a chart is written as .png, .svg, .pdf" in " ".join((done.stdout + done.stderr).split())
+    assert not (tmp_path / "umsatz.txt").exists()

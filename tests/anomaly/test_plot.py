@@ -21,6 +21,7 @@ def test_plot_incidents_returns_a_figure_with_band_and_incidents(tmp_path):
     assert ax.get_title() == "Revenue in EMEA"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "expected range" in labels and f"incidents ({len(found)})" in labels
+    assert "warm-up (not judged)" in labels  # the first week, where no alarm could fire
     fig.savefig(tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 5000
     plain = plot_incidents(s, found)  # a bare series works too
