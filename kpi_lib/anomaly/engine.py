@@ -514,7 +514,7 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
     """:func:`evaluate` for the rule set itself (its own floors only)."""
     exclude = calendar_mask(ts, rules)
     base = baseline.fit(x, ts, rules.expected, exclude=exclude)
-    cycle = seen_a_cycle(ts, rules)  # where a borrowed threshold may start
+    borrow_from = seen_a_cycle(ts, rules) if rules.budget.borrow else None
     residual = x - base.expected
     with np.errstate(divide="ignore", invalid="ignore"):
         z = residual / base.scale
@@ -589,7 +589,7 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
             base.typical,
             risk,
             base.source,
-            cycle if rules.budget.borrow else None,
+            borrow_from,
         )
         ratios[step.name], fired[step.name] = r, f
         if step.detector in BOUND_DETECTORS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from kpi_lib.anomaly.detect import Rules, detect
@@ -95,6 +96,7 @@ def detect_file(
     guess: tuple[str, ...] = (),
     sensitivity: str = "medium",
     chart: str | Path | None = None,
+    suggest: bool = False,
 ) -> pd.DataFrame:
     """Detect anomalies in one CSV column and write every input row back, in order, plus
     is_anomaly (0/1, onset rows only), score, severity, explanation and rule (the step that opened
@@ -102,9 +104,9 @@ def detect_file(
     the position of the first row that could alarm (None: too short for any, see :func:`detect`),
     ``attrs["columns"]`` the (time, value) columns used, and ``attrs["near_miss"]``, for a judged
     file without any incident, how close it came (:func:`~kpi_lib.anomaly.near_miss`), and
-    ``attrs["more_sensitive"]``, below high ``sensitivity`` (low / medium / high: the rules'
-    false-alarm budget x 0.25 / 1 / 4), the (row, sentence) of each incident that only high
-    sensitivity would raise. ``chart``: also draw the series, its expected range, its warm-up and
+    ``attrs["more_sensitive"]`` (with ``suggest``, below high ``sensitivity``; low / medium / high:
+    the rules' false-alarm budget x 0.25 / 1 / 4), the (row, sentence) of each incident that only
+    high sensitivity would raise (the rules run twice for it). ``chart``: also draw the series, its expected range, its warm-up and
     its incidents to this image (.png, .svg or .pdf).
 
     `time_column=None` uses row order only (no seasonality). ``guess`` ("time", "value"): a column
@@ -174,11 +176,10 @@ def detect_file(
     quiet = result.attrs.get("judged_from") is not None and not out["is_anomaly"].any()
     out.attrs["near_miss"] = near_miss(result, label=label).sentence if quiet else None
     out.attrs["more_sensitive"] = None
-    if result.attrs.get("judged_from") is not None and sensitivity != "high":
+    if suggest and result.attrs.get("judged_from") is not None and sensitivity != "high":
         # what a user who wants more alarms would get: the incidents only high sensitivity raises
         high = detect(values, rules=with_budget(rules, SENSITIVITY["high"]), label=label)
-        inside = result["incident"].to_numpy() != 0
-        onsets = [i for i in range(len(high)) if high["is_anomaly"].iat[i] == 1 and not inside[i]]
-        if onsets:
-            out.attrs["more_sensitive"] = [(i, high["explanation"].iat[i]) for i in onsets]
+        new = (high["is_anomaly"].to_numpy() == 1) & (result["incident"].to_numpy() == 0)
+        if new.any():
+            out.attrs["more_sensitive"] = [(int(i), high["explanation"].iat[i]) for i in np.flatnonzero(new)]
     return out

@@ -170,6 +170,7 @@ def detect(
         guess=guess,
         sensitivity=sensitivity,
         chart=chart,
+        suggest=True,
     )
     time_column, value_column = out.attrs["columns"]
     if (time_column, value_column) != ("timestamp", "value") and guess:

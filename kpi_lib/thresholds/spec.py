@@ -39,7 +39,7 @@ COMPARES = {
     "week": "the same period last week",
     "year": "the same period last year",
 }
-SENSITIVITIES = ("low", "medium", "high")
+SENSITIVITIES = tuple(SENSITIVITY)
 SEVERITIES = ("low", "medium", "high")
 #: sensitivity -> multiplier of the anomaly rules' false-alarm budget (kpi_lib.anomaly.rules.Budget:
 #: alarms per period); low alarms four times rarer than the KPI's own rules, high four times as often
