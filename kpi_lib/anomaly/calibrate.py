@@ -112,6 +112,7 @@ def online_threshold(
     group: np.ndarray | None = None,
     span: int = 1,
     borrow_from: int | None = None,
+    fit_when_ready: bool = False,
 ) -> np.ndarray:
     """Per row, the budget threshold fitted on earlier rows (NaN until ``min_history`` values).
     ``risk`` is per row or one for all rows; a refit block takes the risk of its first row.
@@ -123,7 +124,9 @@ def online_threshold(
     were: then the threshold is what is wrong). Blocks are refit every ``every`` rows, growing to
     ``MAX_BLOCK`` as the history grows; block edges depend on row numbers only (causal).
     ``borrow_from``: from this row on, a group with fewer than ``min_history`` past values of its
-    own takes the threshold fitted on every group's past, instead of none.
+    own takes the threshold fitted on every group's past, instead of none. ``fit_when_ready``: one
+    more block edge, on the first row with ``min_history`` learnable values before it, so the first
+    threshold does not wait for the next regular edge (which stay where they were).
     """
     n = len(feature)
     out = np.full(n, np.nan)
@@ -134,10 +137,8 @@ def online_threshold(
         learn &= ~exclude
     fired = np.zeros(n, dtype=bool)  # rows set aside because they exceeded their threshold
     taught = feature.copy()  # what each row teaches later fits (alarms are capped at their bound)
-    start = every
-    while start < n:
+    for start, end in _blocks(n, every, history, _ready_row(learn, min_history) if fit_when_ready else None):
         lo = max(0, start - history)
-        end = min(start + min(MAX_BLOCK, max(every, (start - lo) // 32)), n)
         learning = fired[lo:start].sum() < MAX_EXCLUDED * (start - lo)
         # one threshold per group among this block's rows, each from that group's own past: a
         # block spans up to MAX_BLOCK rows, and the expectation a row uses can change inside it
@@ -164,8 +165,27 @@ def online_threshold(
                     over = feature[rows] > t
                 fired[rows] = over
                 taught[rows] = np.where(over, t, taught[rows])
-        start = end
     return out
+
+
+def _blocks(n: int, every: int, history: int, extra: int | None = None) -> list[tuple[int, int]]:
+    """The refit blocks (start, end) over rows 0..n-1: edges every ``every`` rows, growing with the
+    history to ``MAX_BLOCK``; they depend on row numbers only (cutting a series keeps every earlier
+    edge). ``extra``: one more edge there (see ``fit_when_ready``)."""
+    edges = []
+    start = every
+    while start < n:
+        edges.append(start)
+        start += min(MAX_BLOCK, max(every, (start - max(0, start - history)) // 32))
+    if extra is not None and 0 < extra < n and extra not in edges:
+        edges = sorted([*edges, extra])
+    return list(zip(edges, [*edges[1:], n], strict=True))
+
+
+def _ready_row(learn: np.ndarray, min_history: int) -> int | None:
+    """The first row with ``min_history`` learnable values before it (None: no such row)."""
+    seen = np.flatnonzero(learn)
+    return int(seen[min_history - 1]) + 1 if min_history >= 1 and len(seen) >= min_history else None
 
 
 def _rows_by_group(group: np.ndarray | None, start: int, end: int) -> list[tuple[slice | np.ndarray, object]]:

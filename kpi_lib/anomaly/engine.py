@@ -152,6 +152,7 @@ def _run_step(
     risk: float | np.ndarray = 0.0,
     group: np.ndarray | None = None,
     borrow_from: int | None = None,
+    fit_when_ready: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
 
@@ -180,6 +181,7 @@ def _run_step(
                 group=None if step.input in ("count_deficit", "count_run", "gauss", "discord") else group,
                 span=_span(step),
                 borrow_from=borrow_from,
+                fit_when_ready=fit_when_ready,
             )
         else:
             learned = _bound(step, f if exclude is None else np.where(exclude, np.nan, f))
@@ -590,6 +592,7 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
             risk,
             base.source,
             borrow_from,
+            rules.budget.fit_when_ready,
         )
         ratios[step.name], fired[step.name] = r, f
         if step.detector in BOUND_DETECTORS:

@@ -193,6 +193,9 @@ class Budget:
     #: a row whose expectation has too little past of its own for a threshold borrows the one
     #: fitted on every expectation's past (twenty-second pass), instead of having none
     borrow: bool = False
+    #: a step's first threshold is fitted on the first row with ``min_history`` values before it,
+    #: not at the next refit edge, up to 31 rows later (twenty-sixth pass)
+    fit_when_ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -490,7 +493,7 @@ def _budget(value: Any) -> Budget:
         return Budget()
     if not isinstance(value, Mapping):
         raise DetectError(f"budget: a mapping like {{alarms: 1, per: 7D}}, got {value!r}.")
-    _check_keys(value, {"alarms", "per", "min_rows", "share", "borrow"}, "budget")
+    _check_keys(value, {"alarms", "per", "min_rows", "share", "borrow", "fit_when_ready"}, "budget")
     b = Budget()
     try:
         alarms = float(value.get("alarms", b.alarms))
@@ -508,10 +511,11 @@ def _budget(value: Any) -> Budget:
     share = str(value.get("share", b.share))
     if share not in SHARES:
         raise DetectError(f"budget: share must be one of {', '.join(SHARES)}, got {share!r}.")
-    borrow = value.get("borrow", b.borrow)
-    if not isinstance(borrow, bool):
-        raise DetectError(f"budget: borrow is true or false, got {borrow!r}.")
-    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share, borrow=borrow)
+    flags = {k: value.get(k, getattr(b, k)) for k in ("borrow", "fit_when_ready")}
+    for k, v in flags.items():
+        if not isinstance(v, bool):
+            raise DetectError(f"budget: {k} is true or false, got {v!r}.")
+    return Budget(alarms=alarms, per=per, min_rows=min_rows, share=share, **flags)
 
 
 def calendar_days(calendar: Calendar, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
