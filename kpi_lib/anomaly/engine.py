@@ -57,6 +57,7 @@ class Evaluation:
     fired_by: dict[str, np.ndarray] | None = None  # per step: its alarms
     armed_by: dict[str, np.ndarray] | None = None  # per step: rows where it had a threshold
     idle: frozenset[str] = frozenset()  # steps with nothing to judge on this series
+    started: dict[str, int] | None = None  # per step: the first row its input had a value
 
     @property
     def judged(self) -> np.ndarray:
@@ -153,8 +154,9 @@ def _run_step(
     group: np.ndarray | None = None,
     borrow_from: int | None = None,
     fit_when_ready: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ratio, fired, bound) for one step; bound is NaN for refit detectors.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(ratio, fired, bound, started) for one step; bound is NaN for refit detectors, started the
+    first row its input has a value (len(f) if none).
 
     Rows in `exclude` (calendar events) never fire and are left out of the learned bound. `risk`
     is the step's share of the false-alarm budget per row (``bound: tail`` steps).
@@ -163,6 +165,8 @@ def _run_step(
         f = count_run(inputs["count_value"], inputs["count_expected"], _span(step))
     else:
         f = _transform(step, inputs[step.input])
+    finite = np.isfinite(f)
+    started = int(np.argmax(finite)) if finite.any() else len(f)
     if step.detector in BOUND_DETECTORS:
         f = _sided(step, f)
         if step.bound == "tail":
@@ -206,7 +210,7 @@ def _run_step(
         ratio, bound = fired.astype(float), np.full(len(f), np.nan)
     if exclude is not None:
         ratio, fired = np.where(exclude, 0.0, ratio), fired & ~exclude
-    return ratio, fired, bound
+    return ratio, fired, bound, started
 
 
 def level_windows(rules: RuleSet) -> dict[str, tuple[int, int]]:
@@ -434,15 +438,18 @@ def armed_steps(rules: RuleSet, inputs: dict[str, np.ndarray], n: int) -> np.nda
     return armed
 
 
-def seen_a_cycle(ts: np.ndarray | None, rules: RuleSet) -> int:
-    """The first row by which the series spans its longest season (0 without time or seasons).
-    Before it, no young or borrowed threshold judges a row: an hourly series' first weekend would
-    be judged against weekdays only."""
-    if ts is None or not rules.expected.seasons or not len(ts):
-        return 0
+def seen_a_cycle(ts: np.ndarray | None, rules: RuleSet, since: int = 0) -> int:
+    """The first row by which the series, from row ``since`` on, spans its longest season (``since``
+    without time or seasons). Before it, no young or borrowed threshold judges a row: an hourly
+    series' first weekend would be judged against weekdays only."""
+    if ts is None or not rules.expected.seasons:
+        return since
+    if since >= len(ts):
+        return len(ts)
     period = max(pd.Timedelta(s).value for s in rules.expected.seasons)
-    spanned = np.flatnonzero(ts - np.minimum.accumulate(ts) >= period)
-    return int(spanned[0]) if len(spanned) else len(ts)
+    part = ts[since:]
+    spanned = np.flatnonzero(part - np.minimum.accumulate(part) >= period)
+    return since + int(spanned[0]) if len(spanned) else len(ts)
 
 
 def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
@@ -469,7 +476,10 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     fired = {k: v.copy() for k, v in ev.fired_by.items()}
     armed = {k: v.copy() for k, v in ev.armed_by.items()}
     for k in kept:
-        take = slice(min(cycle, first[k]), first[k])  # before the step's own first threshold only
+        # before the step's own first threshold only, and once the step's own input has values over
+        # a whole longest season: a first Monday judged against a past of weekdays and one weekend
+        # (a 72-row mean of errors that began on a Thursday) would look like a surge
+        take = slice(min(max(cycle, seen_a_cycle(ts, rules, yv.started[k])), first[k]), first[k])
         ratios[k][take] = yv.ratios[k][take]
         fired[k][take] = yv.fired_by[k][take]
         armed[k][take] = yv.armed_by[k][take]
@@ -553,7 +563,7 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
     inputs["count_expected"] = np.where(np.isfinite(inputs["count_deficit"]), base.expected, np.nan)
     inputs["count_run"] = inputs["count_deficit"]  # which rows can be judged
 
-    ratios, fired, armed_by, band_z = {}, {}, {}, np.full(len(x), 3.0)
+    ratios, fired, armed_by, started, band_z = {}, {}, {}, {}, np.full(len(x), 3.0)
     point_step = next(
         (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
         None,
@@ -584,7 +594,7 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
                 recent=step.recent,
             )
             step_inputs = {**inputs, "gauss": gauss}
-        r, f, bound = _run_step(
+        r, f, bound, started[step.name] = _run_step(
             step,
             step_inputs,
             exclude,
@@ -625,4 +635,5 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
         fired_by=fired,
         armed_by=armed_by,
         idle=frozenset(s.name for s in rules.steps if s.input in idle),
+        started=started,
     )

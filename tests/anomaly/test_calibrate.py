@@ -60,6 +60,24 @@ def test_a_short_history_gives_a_cautious_threshold():
     assert np.isnan(tail_threshold(f[:10], RISK))
 
 
+def test_a_first_threshold_comes_as_soon_as_its_history_is_there():
+    # 40 values of history are needed; the regular refit edges fall at rows 32, 64, 96, ...
+    rng = np.random.default_rng(8)
+    f = np.abs(rng.standard_normal(3_000))
+    f[:5] = np.nan  # the input starts at row 5, so the 40th value is row 44
+    plain = online_threshold(f, RISK, history=10_000, min_history=40)
+    ready = online_threshold(f, RISK, history=10_000, min_history=40, fit_when_ready=True)
+    assert int(np.flatnonzero(np.isfinite(plain))[0]) == 64
+    assert int(np.flatnonzero(np.isfinite(ready))[0]) == 45
+    # one more edge, and no other: from the next regular edge on, nothing changes
+    np.testing.assert_array_equal(ready[64:], plain[64:])
+    for cut in (45, 50, 700):  # and it stays causal
+        part = online_threshold(f[:cut], RISK, history=10_000, min_history=40, fit_when_ready=True)
+        np.testing.assert_array_equal(part, ready[:cut])
+    with pytest.raises(DetectError, match="fit_when_ready is true or false"):
+        load_rules({"extends": "default", "budget": {"fit_when_ready": "yes"}})
+
+
 def test_the_budget_is_per_week_and_never_more_than_one_per_2016_rows():
     rules = load_rules("default")
     tails = sum(1 for s in rules.steps if s.bound == "tail")
