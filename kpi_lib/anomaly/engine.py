@@ -438,6 +438,14 @@ def armed_steps(rules: RuleSet, inputs: dict[str, np.ndarray], n: int) -> np.nda
     return armed
 
 
+def _point_step(rules: RuleSet) -> Step | None:
+    """The step on each row's own z (no transform): its threshold is the band a point must leave."""
+    return next(
+        (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
+        None,
+    )
+
+
 def seen_a_cycle(ts: np.ndarray | None, rules: RuleSet, since: int = 0) -> int:
     """The first row by which the series, from row ``since`` on, spans its longest season (``since``
     without time or seasons). Before it, no young or borrowed threshold judges a row: an hourly
@@ -475,6 +483,9 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     ratios = {k: v.copy() for k, v in ev.ratios.items()}
     fired = {k: v.copy() for k, v in ev.fired_by.items()}
     armed = {k: v.copy() for k, v in ev.armed_by.items()}
+    point = _point_step(rules)
+    head = np.zeros(len(x), dtype=bool)  # rows shown with the young expected value and band
+    head[:cut] = np.isnan(ev.expected[:cut])  # the rule set has none of its own yet
     for k in kept:
         # before the step's own first threshold only, and once the step's own input has values over
         # a whole longest season: a first Monday judged against a past of weekdays and one weekend
@@ -483,10 +494,11 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
         ratios[k][take] = yv.ratios[k][take]
         fired[k][take] = yv.fired_by[k][take]
         armed[k][take] = yv.armed_by[k][take]
+        if point is not None and k == point.name:
+            # a point is judged against the young expected value and threshold here: show that band,
+            # not the rule set's own expected value with a band of 3 typical errors
+            head[take] = True
     any_fired, score, closest, rule = _aggregate(ratios, fired, rules.aggregate, len(x))
-    # the expected value and band: the young ones until the rule set has its own
-    head = np.zeros(len(x), dtype=bool)
-    head[:cut] = np.isnan(ev.expected[:cut])
 
     def young_where_none(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
         return np.where(head, np.concatenate([theirs, mine[cut:]]), mine)
@@ -564,10 +576,7 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
     inputs["count_run"] = inputs["count_deficit"]  # which rows can be judged
 
     ratios, fired, armed_by, started, band_z = {}, {}, {}, {}, np.full(len(x), 3.0)
-    point_step = next(
-        (s for s in rules.steps if s.input == "z" and s.transform is None and s.detector in BOUND_DETECTORS),
-        None,
-    )
+    point_step = _point_step(rules)
     for length in {s.length for s in rules.steps if s.input == "discord"}:  # one per subsequence length
         inputs[f"discord:{length}"] = left_discord(
             value, length, DISCORD_WINDOW, rules.expected.min_rows, rules.expected.floor

@@ -123,3 +123,27 @@ def test_a_rules_file_with_steps_of_its_own_keeps_the_young_rows():
     rs = load_rules({"extends": "default", "steps": [spike]})
     assert rs.young is not None and rs.young.except_ == ()
     assert detect(weekly_signups(), rs).attrs["judged_from"] < 140
+
+
+def test_the_band_shown_on_young_rows_is_the_one_a_point_is_judged_by():
+    # a year of daily revenue with a day at 35% on day 103: judged by the young spike threshold,
+    # so the chart and the sentence must show the young band, not 3 typical errors around the
+    # rule set's own expected value (which put that day outside the band with no alarm)
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2016-01-04", periods=365, freq="D")
+    week = np.array([1.0, 1.05, 1.05, 1.1, 1.15, 0.6, 0.55])[days.dayofweek]
+    x = 3_000 * week * (1 + 0.08 * rng.standard_normal(365))
+    x[103] *= 0.35
+    s = pd.Series(x, days, name="revenue")
+    ts = _timestamps(s.index)
+    ev = evaluate(x, ts, load_rules(YOUNG))
+    mature = int(np.argmax(evaluate(x, ts, load_rules(OLD)).armed_by["spike"]))
+    young = ev.armed_by["spike"] & (np.arange(365) < mature)
+    assert young[103] and young.sum() > 100  # the rows in question are judged by the young spike
+    outside = (x < ev.lower) | (x > ev.upper)
+    spike = ev.ratios["spike"] > 1
+    np.testing.assert_array_equal(outside[young], spike[young])
+    out = detect(s, YOUNG, label="Revenue")
+    said = out.loc[days[103], "explanation"]
+    lower, upper = out.loc[days[103], ["lower", "upper"]]
+    assert (x[103] < lower) == bool(out["is_anomaly"].iloc[103]), (said, lower, upper)
