@@ -399,7 +399,7 @@ def compare(root: Path, candidates: list[str], jobs: int, seeds: int, base: str 
         with ProcessPoolExecutor(max(1, jobs)) as ex:
             per = dict(ex.map(_nab_one, [(root, k, rules) for k in keys]))
         fam_per, fam, quiet = _counts(rules, range(seeds), jobs)
-        short_per, short_counts, _ = _counts(rules, range(SHORT_SEEDS), jobs, "short")
+        short_per, short_counts, short_quiet = _counts(rules, range(SHORT_SEEDS), jobs, "short")
         violations = []
         for key in random.Random(7).sample(keys, 3):
             df = pd.read_csv(root / "data" / key)
@@ -416,7 +416,12 @@ def compare(root: Path, candidates: list[str], jobs: int, seeds: int, base: str 
                 "false_alarms": fam.false_alarms,
                 "no_anomaly_false_alarms": quiet,
             },
-            "short": {"found": short_counts.found, "false_alarms": short_counts.false_alarms, **short_per},
+            "short": {
+                "found": short_counts.found,
+                "false_alarms": short_counts.false_alarms,
+                "no_anomaly_false_alarms": short_quiet,
+                **short_per,
+            },
             "causal_violations": violations,
         }
         figures[name] = Figures(
@@ -429,6 +434,7 @@ def compare(root: Path, candidates: list[str], jobs: int, seeds: int, base: str 
             short=short_counts,
             no_anomaly_false_alarms=quiet,
             causal_violations=len(violations),
+            short_no_anomaly_false_alarms=short_quiet,
         )
         if name != specs[0][0]:
             keep, why = verdict(figures[specs[0][0]], figures[name])

@@ -27,6 +27,9 @@ family                    grain   normal                                      in
 ``short_daily``           day     a year of revenue: weekday rhythm, growth    a day at 35%, a 5-day 40% drop
 ``short_weekly``          week    three years of signups, growth               a week at 40%, a +40% step
 ``no_anomaly_short_*``    d / w   the two above without anomalies             nothing
+``no_anomaly_short_``     week    three years of a shop's revenue: November   nothing (the first holidays
+``weekly_retail``                 +30%, late December +70%, early January     come before the series has
+                                  -30%, growth                                seen a year)
 ========================  ======  ==========================================  ==============================
 
 The short families (``SHORT_FAMILIES``) are scored from row 28 and kept apart from ``FAMILIES``:
@@ -234,6 +237,22 @@ def _short_weekly(seed: int, anomalies: bool = True) -> Case:
     return Case(name, seed, pd.Series(x, idx, name="signups"), truth=truth, grace=2, warmup=28)
 
 
+def _short_weekly_retail(seed: int) -> Case:
+    """Three years of a shop's weekly revenue (156 rows) starting in a random week: a holiday season
+    (November +30%, the last weeks of December +70%, early January -30%), 20% growth a year, 6%
+    noise, no anomaly. A yearly season cannot be expected before it has repeated, so a series judged
+    inside its first year reads its first holidays as incidents (the twenty-sixth pass)."""
+    rng = np.random.default_rng(seed)
+    weeks = 156
+    idx = _idx(weeks, "W-MON", start="2012-01-02") + pd.Timedelta(weeks=int(rng.integers(0, 52)))
+    woy = idx.isocalendar().week.to_numpy()
+    season = np.where(woy >= 50, 1.7, np.where(woy >= 47, 1.3, 1.0)) * np.where(woy <= 2, 0.7, 1.0)
+    x = 20_000 * season * (1 + 0.2 * np.arange(weeks) / 52) * (1 + 0.06 * rng.standard_normal(weeks))
+    return Case(
+        "no_anomaly_short_weekly_retail", seed, pd.Series(x, idx, name="revenue"), truth=[], warmup=28
+    )
+
+
 def _no_anomaly(kind: str) -> Callable[[int], Case]:
     def make(seed: int) -> Case:
         rng = np.random.default_rng(seed)
@@ -286,6 +305,7 @@ SHORT_FAMILIES: dict[str, Callable[[int], Case]] = {
     "short_weekly": _short_weekly,
     "no_anomaly_short_daily": lambda seed: _short_daily(seed, anomalies=False),
     "no_anomaly_short_weekly": lambda seed: _short_weekly(seed, anomalies=False),
+    "no_anomaly_short_weekly_retail": _short_weekly_retail,
 }
 
 

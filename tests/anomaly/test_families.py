@@ -107,3 +107,16 @@ def test_alarms_do_not_depend_on_the_unit(factor):
         base = detect(series)["is_anomaly"].to_numpy()
         scaled = detect(series * factor)["is_anomaly"].to_numpy()
         assert np.array_equal(base, scaled), family
+
+
+def test_weekly_retail_has_a_holiday_season_and_nothing_to_find():
+    starts = set()
+    for seed in range(4):
+        case = generate("no_anomaly_short_weekly_retail", seed)
+        s = case.series
+        assert case.truth == [] and len(s) == 156 and (s.index.dayofweek == 0).all()
+        woy = s.index.isocalendar().week.to_numpy()
+        peak, usual = s[woy >= 50].mean(), s[(woy >= 20) & (woy <= 40)].mean()
+        assert 1.4 < peak / usual < 2.2, peak / usual  # late December, against the summer and autumn
+        starts.add(s.index[0])
+    assert len(starts) > 1  # the series start in different weeks of the year
