@@ -24,7 +24,7 @@ Public API::
   ``.score`` (1.0 = the threshold), ``.at``, ``.step`` and a ``.sentence``.
 * ``result.attrs["judged_from"]``: the first row any step could alarm on (the rows before it are
   the warm-up), None when the series was too short for any.
-* ``rules`` is a built-in name (``default``, judged from about a daily or weekly series' 57th row; ``legacy`` =
+* ``rules`` is a built-in name (``default``, judged from about a daily or weekly series' 64th row; ``legacy`` =
   the default before issue 15 and
   ``classic`` = the naive ADTK trio, both for comparison;
   ``business_hourly`` / ``business_daily`` for sums and counts such as revenue and orders,
