@@ -206,8 +206,8 @@ class Young:
     Young rows never teach the rule set's own thresholds, so from a step's first threshold on,
     nothing changes (see :func:`kpi_lib.anomaly.engine.evaluate`)."""
 
-    min_rows: int = 28
-    min_history: int = 28
+    min_rows: int = 12
+    min_history: int = 44
     except_: tuple[str, ...] = ()
 
 
@@ -590,12 +590,12 @@ def _extend(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _young(value: Any, steps: list[str]) -> Young | None:
-    """``{min_rows: 28, min_history: 28, except: [discord]}`` (see :class:`Young`); ``null`` or
+    """``{min_rows: 12, min_history: 44, except: [discord]}`` (see :class:`Young`); ``null`` or
     ``false`` for none (a series is then judged only once its steps have thresholds of their own)."""
     if value is None or value is False:
         return None
     if not isinstance(value, Mapping):
-        raise DetectError(f"young: a mapping like {{min_rows: 28, min_history: 28}}, got {value!r}.")
+        raise DetectError(f"young: a mapping like {{min_rows: 12, min_history: 44}}, got {value!r}.")
     _check_keys(value, {"min_rows", "min_history", "except"}, "young")
     try:
         min_rows = int(value.get("min_rows", Young.min_rows))
