@@ -179,7 +179,7 @@ def _blocks(n: int, every: int, history: int, extra: int | None = None) -> list[
         start += min(MAX_BLOCK, max(every, (start - max(0, start - history)) // 32))
     if extra is not None and 0 < extra < n and extra not in edges:
         edges = sorted([*edges, extra])
-    return list(zip(edges, [*edges[1:], n][: len(edges)], strict=True))
+    return list(zip(edges, [*edges[1:], n], strict=False))  # no edge: no block (n is dropped)
 
 
 def _ready_row(learn: np.ndarray, min_history: int) -> int | None:
