@@ -91,74 +91,6 @@ def _past_spread(v: np.ndarray, window: int, min_rows: int, how: str) -> np.ndar
     return _past_mean(v, window, min_rows)
 
 
-def _choose(
-    candidates: dict[str, np.ndarray], compared: dict[str, np.ndarray], errors: dict[str, np.ndarray], n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(expected, its typical error, its candidate's name) per row: the candidate with the lowest
-    ``compared`` error so far, and its ``errors`` entry as the typical error."""
-    best = np.full(n, np.inf)
-    expected = np.full(n, np.nan)
-    best_err = np.full(n, np.inf)
-    source = np.full(n, "", dtype=object)
-    for name, pred in candidates.items():
-        better = np.nan_to_num(compared[name], nan=np.inf) < best
-        best = np.where(better, compared[name], best)
-        best_err = np.where(better, errors[name], best_err)
-        expected = np.where(better, pred, expected)
-        source[better] = name
-    return expected, best_err, source
-
-
-def _choose_on_ordinary(
-    x: np.ndarray,
-    candidates: dict[str, np.ndarray],
-    errors: dict[str, np.ndarray],
-    learn: np.ndarray,
-    spec: Expected,
-    min_rows: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_choose`, comparing the candidates' mean |error| over ordinary rows only: a row whose
-    error under the candidate it was given is more than ``spec.outliers`` typical errors counts for
-    no candidate. Row by row (plain floats: a few ms per 10,000 rows), since which rows count
-    depends on the choices before them."""
-    names = list(candidates)
-    m, n, h = len(names), len(x), spec.history
-    errs = [np.abs(x - np.asarray(candidates[k], dtype=float)).tolist() for k in names]
-    # a row far off under candidate c: its error beyond `outliers` x c's typical error so far
-    with np.errstate(invalid="ignore"):
-        far = [(np.abs(x - candidates[k]) > spec.outliers * errors[k]).tolist() for k in names]
-    usable = [(np.isfinite(np.abs(x - candidates[k])) & learn).tolist() for k in names]
-    sums, counts = [0.0] * m, [0] * m
-    counted = [[False] * n for _ in range(m)]
-    pick = [-1] * n
-    for t in range(n):
-        if t >= h:  # row t - h leaves every window
-            for c in range(m):
-                if counted[c][t - h]:
-                    sums[c] -= errs[c][t - h]
-                    counts[c] -= 1
-        best, choice = np.inf, -1
-        for c in range(m):
-            if counts[c] >= min_rows and sums[c] / counts[c] < best:
-                best, choice = sums[c] / counts[c], c
-        pick[t] = choice
-        if choice >= 0 and far[choice][t]:
-            continue  # an incident, a one-off: it teaches no candidate that it predicts better
-        for c in range(m):
-            if usable[c][t]:
-                sums[c] += errs[c][t]
-                counts[c] += 1
-                counted[c][t] = True
-    chosen = np.asarray(pick)
-    expected = np.full(n, np.nan)
-    best_err = np.full(n, np.inf)
-    source = np.full(n, "", dtype=object)
-    for c, name in enumerate(names):
-        mine = chosen == c
-        expected[mine], best_err[mine], source[mine] = candidates[name][mine], errors[name][mine], name
-    return expected, np.where(np.isfinite(best_err), best_err, np.inf), source
-
-
 def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarray | None = None) -> Baseline:
     """Expected value, typical error and winning candidate for every row (causal, vectorised).
 
@@ -201,14 +133,16 @@ def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarra
                     level=level,
                 )
 
+    best_err = np.full(n, np.inf)
+    expected = np.full(n, np.nan)
+    source = np.full(n, "", dtype=object)
     min_rows = min(spec.min_rows, spec.history)
-    errors = {
-        name: _past_spread(np.where(learn, np.abs(x - pred), np.nan), spec.history, min_rows, spec.spread)
-        for name, pred in candidates.items()
-    }
-    expected, best_err, source = _choose(candidates, errors, errors, n)
-    if spec.outliers > 0:
-        expected, best_err, source = _choose_on_ordinary(x, candidates, errors, learn, spec, min_rows)
+    for name, pred in candidates.items():
+        err = _past_spread(np.where(learn, np.abs(x - pred), np.nan), spec.history, min_rows, spec.spread)
+        better = np.nan_to_num(err, nan=np.inf) < best_err
+        best_err = np.where(better, err, best_err)
+        expected = np.where(better, pred, expected)
+        source[better] = name
 
     typical = _past_mean(np.where(learn, np.abs(x), np.nan), spec.history, min_rows)
     floor = np.maximum(spec.floor * np.nan_to_num(typical), 1e-12)

@@ -107,11 +107,6 @@ class Expected:
     #: noise), which a short burst inside `history` cannot inflate: live series that must alarm
     #: again soon after an incident use it
     spread: str = "mean"
-    #: candidates are compared on ordinary rows only: a row whose error under the expectation it
-    #: was given exceeds this many typical errors (an incident, a one-off) is left out of every
-    #: candidate's comparison (0 = compare on every row). A missed daily peak would otherwise teach a
-    #: daily series that the rolling median predicts it better, for the next `history` rows
-    outliers: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -650,8 +645,6 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
         raise DetectError(f"expected.scale must be one of {', '.join(SCALES)}, got {exp['scale']!r}.")
     if exp.get("spread", "mean") not in SPREADS:
         raise DetectError(f"expected.spread must be one of {', '.join(SPREADS)}, got {exp['spread']!r}.")
-    if not isinstance(exp.get("outliers", 0.0), int | float) or exp.get("outliers", 0.0) < 0:
-        raise DetectError(f"expected.outliers must be a number of typical errors >= 0, got {exp['outliers']!r}.")
     inc = dict(spec.get("incident") or {})
     _check_keys(inc, set(IncidentRule.__dataclass_fields__), "incident")
     if not isinstance(inc.get("recovery", False), bool):
