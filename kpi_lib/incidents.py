@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,35 @@ import pandas as pd
 from . import kpis, warehouse
 from .config import settings
 from .errors import KpiError
+
+#: how much of a series an incident's chart shows before the incident, and after it
+CHART_CONTEXT = {
+    "minute": (timedelta(hours=2), timedelta(minutes=20)),
+    "hour": (timedelta(days=3), timedelta(days=1)),
+    "day": (timedelta(days=60), timedelta(days=14)),
+    "week": (timedelta(weeks=26), timedelta(weeks=4)),
+    "month": (timedelta(days=730), timedelta(days=92)),
+}
+
+
+#: the columns of a stored band (``ops.anomalies.band``), beside its times
+BAND = ("expected", "lower", "upper")
+
+
+def chart_context(grain: str) -> tuple[timedelta, timedelta]:
+    return CHART_CONTEXT.get(grain, CHART_CONTEXT["day"])
+
+
+def band_frame(incident: Mapping[str, Any]) -> pd.DataFrame | None:
+    """The incident's stored band (``ops.anomalies.band``: the expected value and usual range of
+    each period its chart shows) as a frame indexed by naive business time, or None without one
+    (incidents stored before bands were, and threshold rules, whose bound is one line)."""
+    band = incident.get("band")
+    if not isinstance(band, Mapping) or not band.get("t"):  # None, or NaN from a frame
+        return None
+    t = pd.to_datetime(band["t"], utc=True).tz_convert(ZoneInfo(settings().timezone)).tz_localize(None)
+    cols = {k: pd.to_numeric(pd.Series(band.get(k), dtype=object), errors="coerce").to_numpy() for k in BAND}
+    return pd.DataFrame(cols, index=t)
 
 
 def open_counts() -> dict[str, int]:

@@ -12,6 +12,7 @@ import pytest
 from kpi_lib import kpis, loader
 from kpi_lib.anomaly.rules import calendar_days, parse_rules
 from kpi_lib.anomaly.scan import rules_for, scan
+from kpi_lib.incidents import band_frame
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,34 @@ def test_an_outage_becomes_one_incident_with_the_right_numbers(outage, db):
     assert severity == "high"  # a 100% drop is high whatever the noise
     assert explanation.startswith(f"Orders in {region} was 100% below the expected")
     assert len(rows) == 1, f"more than one incident: {rows}"
+
+
+def test_the_chart_shows_the_usual_range_the_days_before_the_outage_too(outage, db):
+    """The e-mail's and Anomaly review's chart draws the range each hour was judged against, from
+    three days before the outage, not one value carried across the incident alone."""
+    from matplotlib.dates import date2num
+    from psycopg.rows import dict_row
+
+    from kpi_lib.reports import alert_email
+
+    region, down_from, expected, _ = outage
+    _scan(outage)
+    row = (
+        db.cursor(row_factory=dict_row)
+        .execute("select * from ops.anomalies where series_key = %s", [f"orders|hour|region={region}"])
+        .fetchone()
+    )
+    band = row["band"]
+    assert band and len(band["t"]) == len(band["expected"]) == len(band["lower"]) == len(band["upper"])
+    frame = band_frame(row)
+    assert frame.index.min() <= down_from - timedelta(days=2, hours=12)
+    # the outage's first hour is stored with what it was judged against: the usual hour, not zero
+    assert frame.loc[down_from, "expected"] == pytest.approx(expected, rel=0.35)
+    assert frame.loc[down_from, "lower"] > 0 == row["value"]
+    fig, _ = alert_email.incident_chart(row)
+    shaded = next(c for c in fig.axes[0].collections if c.get_label() == "expected range")
+    x0, x1 = shaded.get_datalim(fig.axes[0].transData).intervalx
+    assert x0 <= date2num(down_from - timedelta(days=2, hours=12)) and x1 > date2num(down_from)
 
 
 def test_scanning_again_updates_but_never_duplicates(outage, db):

@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from psycopg.types.json import Jsonb
 
 from .. import catalog, warehouse
+from .. import incidents as incident_store
 from .. import kpis as semantic
 from ..config import settings
 from . import materiality
@@ -288,7 +290,9 @@ def scan(
                                 why = verdict.reason.split(" ")[0]
                                 res.immaterial[why] = res.immaterial.get(why, 0) + 1
                                 continue
-                        rows.append(_row(k, grain, dim, value, inc, tz, verdict))
+                        rows.append(
+                            _row(k, grain, dim, value, inc, tz, verdict, chart_band(frame, inc, grain, tz))
+                        )
                         if dim is None:
                             overall.append((rows[-1], inc))
                 if dim is not None and frames and k.additive:
@@ -355,6 +359,27 @@ def impact_sentence(impact: float, label: str, grain: str) -> str:
     return f"Impact: the gap is {share} {usual}."
 
 
+def chart_band(frame: pd.DataFrame, inc, grain: str, tz: str) -> dict | None:
+    """The expected value and usual range of every period the incident's chart shows (from
+    :data:`kpi_lib.incidents.CHART_CONTEXT` before its start to that after its end), for
+    ``ops.anomalies.band``: the chart draws the range the series was judged against, not one
+    value carried across the incident."""
+    before, after = incident_store.chart_context(grain)
+    last = inc.end if inc.end is not None else frame.index[-1]
+    rows = frame.loc[pd.Timestamp(inc.start) - before : pd.Timestamp(last) + after]
+    rows = rows[rows["expected"].notna()]
+    if rows.empty:
+        return None
+
+    def numbers(col: str) -> list[float | None]:
+        return [None if not np.isfinite(v) else round(float(v), 6) for v in rows[col].to_numpy(dtype=float)]
+
+    return {
+        "t": [_ts(t, tz).isoformat() for t in rows.index],
+        **{col: numbers(col) for col in incident_store.BAND},
+    }
+
+
 def _row(
     k: semantic.Kpi,
     grain: str,
@@ -363,6 +388,7 @@ def _row(
     inc,
     tz: str,
     verdict: materiality.Verdict | None = None,
+    band: dict | None = None,
 ) -> dict:
     explanation = inc.explanation
     if verdict is not None and dim is not None:
@@ -387,6 +413,7 @@ def _row(
         "rule": inc.rule,
         "explanation": explanation,
         "drivers": None,
+        "band": band,
     }
 
 
@@ -429,6 +456,7 @@ COLUMNS = (
     "rule",
     "explanation",
     "drivers",
+    "band",
 )
 
 
@@ -449,7 +477,7 @@ def store(rows: list[dict]) -> tuple[list[int], int]:
                 f"insert into ops.anomalies ({cols}) values ({marks}) "
                 f"on conflict (series_key, started_at) do update set {updates}, updated_at = now() "
                 "returning id, (xmax = 0) as inserted",
-                [r[c] for c in COLUMNS],
+                [Jsonb(r["band"]) if c == "band" and r.get("band") else r.get(c) for c in COLUMNS],
             ).fetchone()
             if row[1]:
                 new_ids.append(row[0])

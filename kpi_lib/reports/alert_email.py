@@ -8,7 +8,7 @@ import logging
 import math
 import socket
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -49,13 +49,6 @@ INCIDENT_COLUMNS = (
     "drivers",
     "detected_at",
 )
-_CONTEXT = {  # how much history a chart shows before the incident, and after it
-    "minute": (timedelta(hours=2), timedelta(minutes=20)),
-    "hour": (timedelta(days=3), timedelta(days=1)),
-    "day": (timedelta(days=60), timedelta(days=14)),
-    "week": (timedelta(weeks=26), timedelta(weeks=4)),
-    "month": (timedelta(days=730), timedelta(days=92)),
-}
 
 
 def business_tz() -> ZoneInfo:
@@ -97,8 +90,8 @@ def incident_chart(incident: Mapping[str, Any]):
 
     from .. import kpis
 
-    grain = incident["grain"] if incident["grain"] in _CONTEXT else "day"
-    before, after = _CONTEXT[grain]
+    grain = incident["grain"] if incident["grain"] in incident_store.CHART_CONTEXT else "day"
+    before, after = incident_store.chart_context(grain)
     start = _local(incident["started_at"])
     stamps = [t for t in (_local(incident.get("peak_at")), _local(incident.get("ended_at"))) if t is not None]
     last = max([start, *stamps])
@@ -120,7 +113,25 @@ def incident_chart(incident: Mapping[str, Any]):
     span_end = max(span_end, start + pd.Timedelta({"minute": "1min", "hour": "1h"}.get(grain, "1D")))
     ax.axvspan(start, span_end, color=color, alpha=0.18, linewidth=0, label=f"incident #{incident['id']}")
     lo, hi, exp = incident.get("lower_bound"), incident.get("upper_bound"), incident.get("expected")
-    if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+    band = incident_store.band_frame(incident)
+    if band is not None:  # the usual range of every period shown, so the incident is seen leaving it
+        band = (
+            band[(band.index >= df["period"].min()) & (band.index <= df["period"].max())] if len(df) else band
+        )
+        ax.fill_between(
+            band.index,
+            band["lower"].to_numpy(dtype=float),
+            band["upper"].to_numpy(dtype=float),
+            color="#3498db",
+            alpha=0.18,
+            linewidth=0,
+            step="mid",
+            label="expected range",
+        )
+        ax.plot(
+            band.index, band["expected"], color="#3498db", linestyle="--", linewidth=1.0, label="expected"
+        )
+    elif lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
         ax.fill_between(
             [start, span_end],
             [lo, lo],
@@ -130,7 +141,7 @@ def incident_chart(incident: Mapping[str, Any]):
             linewidth=0,
             label="expected range",
         )
-    if exp is not None and math.isfinite(exp):
+    if band is None and exp is not None and math.isfinite(exp):
         ax.hlines(exp, start, span_end, colors="#3498db", linestyles="--", linewidth=1.0, label="expected")
     peak = _local(incident.get("peak_at")) or start
     if incident.get("value") is not None:
