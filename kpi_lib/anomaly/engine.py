@@ -161,8 +161,15 @@ def _run_step(
     Rows in `exclude` (calendar events) never fire and are left out of the learned bound. `risk`
     is the step's share of the false-alarm budget per row (``bound: tail`` steps).
     """
+    small = inputs.get("small")
     if step.input == "count_run":
         f = count_run(inputs["count_value"], inputs["count_expected"], _span(step))
+    elif small is not None and step.transform is not None and step.input in ("z", "abs_z"):
+        # inside a window, a row too small to judge on its own counts as on its expected value: a
+        # surge in the two hours after a quiet night is judged when its second hour closes, not
+        # once the night has left the window (and then reported on the hour after it)
+        f = _transform(step, np.where(small, 0.0, inputs[step.input]))
+        f[small] = np.nan  # the small row itself is still not judged, nor learned from
     else:
         f = _transform(step, inputs[step.input])
     finite = np.isfinite(f)
@@ -565,6 +572,8 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
         "level_z": level_z,
         "count_deficit": count_deficit(x, base.expected, exclude) if counts else np.full(len(x), np.nan),
     }
+    if base.small is not None:  # rows too small to judge on their own (not calendar rows: no evidence)
+        inputs["small"] = base.small if exclude is None else base.small & ~exclude
     # raw values vs their window (steps with their own window, re-anchored or gated, compute theirs below)
     if any(s.input == "gauss" and not (s.reanchor or s.recent) for s in rules.steps):
         inputs["gauss"] = windowed_gaussian(

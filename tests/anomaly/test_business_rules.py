@@ -162,3 +162,21 @@ def test_growth_does_not_bias_the_adjusted_daily_expectation():
     adjusted = detect(s, "business_daily")
     bias = lambda out: float(((out["value"] - out["expected"]) / out["value"]).iloc[100:].mean())  # noqa: E731
     assert bias(plain) > 0.05 and abs(bias(adjusted)) < 0.01
+
+
+def test_a_surge_right_after_a_quiet_night_is_reported_on_its_own_hours():
+    """Night hours are too small to judge one by one (`min_volume`); a window step must still see
+    the two surge hours that follow them, on the second one, with the surge's own number."""
+    s = _poisson_hours(40, seed=3)
+    day = pd.Timestamp("2024-03-05")  # a Tuesday, no retail holiday
+    assert not len(calendar_days(load_rules("business_hourly").calendar, day, day))
+    first, second = day + pd.Timedelta(hours=7), day + pd.Timedelta(hours=8)  # the night ends at 07:00
+    s[first], s[second] = 60.0, 75.0  # about 8 and 15 expected
+    out = detect(s, "business_hourly", label="Units")
+    onsets = out.index[out["is_anomaly"] == 1]
+    assert list(onsets) == [second]
+    assert out.loc[second, "rule"] == "surge"
+    # 75 against about 15: before, the alarm came at 09:00 and read "12% below the expected" there
+    expected = out.loc[second, "expected"]
+    assert 8 < expected < 25
+    assert out.loc[second, "explanation"].startswith(f"Units was {75 / expected - 1:.0%} above the expected")
