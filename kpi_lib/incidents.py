@@ -38,8 +38,18 @@ def chart_context(grain: str) -> tuple[timedelta, timedelta]:
 def band_frame(incident: Mapping[str, Any]) -> pd.DataFrame | None:
     """The incident's stored band (``ops.anomalies.band``: the expected value and usual range of
     each period its chart shows) as a frame indexed by naive business time, or None without one
-    (incidents stored before bands were, and threshold rules, whose bound is one line)."""
-    band = incident.get("band")
+    (incidents stored before bands were, and threshold rules, whose bound is one line). Read by id
+    when the row came from :func:`listing`, which leaves bands out."""
+    if "band" in incident:
+        band = incident["band"]
+    elif incident.get("id") is not None:
+        with warehouse.read() as conn:  # row-level security applies, as to the listing
+            row = conn.exec_driver_sql(
+                "select band from ops.anomalies where id = %s", (int(incident["id"]),)
+            ).fetchone()
+        band = row[0] if row else None
+    else:
+        return None
     if not isinstance(band, Mapping) or not band.get("t"):  # None, or NaN from a frame
         return None
     t = pd.to_datetime(band["t"], utc=True).tz_convert(ZoneInfo(settings().timezone)).tz_localize(None)
@@ -82,6 +92,16 @@ def recent(
         return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))
 
 
+#: the columns :func:`listing` reads: every column but ``band`` (a chart's worth of numbers per
+#: incident, read by :func:`band_frame` for the few incidents a page draws)
+LISTED = (
+    "id", "series_key", "kpi", "grain", "dimension", "dim_value", "started_at", "peak_at", "ended_at",
+    "value", "expected", "lower_bound", "upper_bound", "deviation_pct", "score", "severity", "rule",
+    "explanation", "drivers", "status", "detected_at", "updated_at", "acknowledged_by",
+    "acknowledged_at", "resolved_by", "resolved_at", "comment", "snoozed_until",
+)  # fmt: skip
+
+
 def listing(
     status: Sequence[str] | None = ("open", "acknowledged"),
     kpis_: Sequence[str] | None = None,
@@ -91,7 +111,7 @@ def listing(
     current reader sees them (its row scope: see :mod:`kpi_lib.scope`)."""
     with warehouse.read() as conn:
         cur = conn.exec_driver_sql(
-            "select * from ops.anomalies where (%(s)s::text[] is null or status = any(%(s)s))"
+            f"select {', '.join(LISTED)} from ops.anomalies where (%(s)s::text[] is null or status = any(%(s)s))"
             " and (%(k)s::text[] is null or kpi = any(%(k)s)) order by started_at desc, id desc limit %(n)s",
             {"s": list(status) if status else None, "k": list(kpis_) if kpis_ else None, "n": limit},
         )

@@ -12,7 +12,7 @@ import pytest
 from kpi_lib import kpis, loader
 from kpi_lib.anomaly.rules import calendar_days, parse_rules
 from kpi_lib.anomaly.scan import rules_for, scan
-from kpi_lib.incidents import band_frame
+from kpi_lib.incidents import LISTED, band_frame
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,15 @@ def test_the_chart_shows_the_usual_range_the_days_before_the_outage_too(outage, 
     # the outage's first hour is stored with what it was judged against: the usual hour, not zero
     assert frame.loc[down_from, "expected"] == pytest.approx(expected, rel=0.35)
     assert frame.loc[down_from, "lower"] > 0 == row["value"]
+    # a listing leaves bands out (a chart's worth of numbers each); the chart reads its own by id
+    listed = {
+        c
+        for (c,) in db.execute(
+            "select column_name from information_schema.columns where table_schema = 'ops' and table_name = 'anomalies'"
+        ).fetchall()
+    }
+    assert set(LISTED) == listed - {"band"}
+    assert band_frame({"id": row["id"]}).equals(frame)
     fig, _ = alert_email.incident_chart(row)
     shaded = next(c for c in fig.axes[0].collections if c.get_label() == "expected range")
     x0, x1 = shaded.get_datalim(fig.axes[0].transData).intervalx
