@@ -30,7 +30,7 @@ from pathlib import Path
 
 import tornado.web
 
-from . import auth
+from . import auth, config
 from .config import PROJECT_ROOT, settings
 
 log = logging.getLogger(__name__)
@@ -304,6 +304,7 @@ class Server:
             metrics_dir.mkdir(parents=True, exist_ok=True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         bin_dir = Path(sys.executable).parent
+        own_sink = self.with_mail_sink and self._claim_smtp_port()  # before any child inherits SMTP_PORT
         HANDED_OUT.add(self.port)  # the front door binds it last: no back end may take it first
         self.panel_ports = [free_port() for _ in range(self.panel_procs or auto_panel_procs())]
         self.panel_port = self.panel_ports[0]
@@ -383,7 +384,7 @@ class Server:
             )
         self.api_port = free_port()
         api = self._spawn("api", api_command(self.api_port), env=backend_env)  # kpi_lib.api
-        if self.with_mail_sink:
+        if own_sink:
             self._start_mail_sink(bin_dir)
         if self.with_alerts:
             self._spawn("outbox", [str(bin_dir / "kpi"), "mail", "deliver", "--watch"])
@@ -415,14 +416,32 @@ class Server:
         self.state_path.write_text(json.dumps(state, indent=1))
         self.state_path.chmod(0o600)
 
-    def _start_mail_sink(self, bin_dir: Path) -> None:
+    def _claim_smtp_port(self) -> bool:
+        """Whether this instance runs its own demo SMTP sink, deciding its port before any child
+        starts (they all send there). A port someone set (SMTP_PORT) that already receives mail is
+        their mail server: use it. The default port taken by another program (another `kpi
+        serve`'s sink, a test session's) is not: take a free port, or this instance's alert
+        e-mails would land in the other one's inbox."""
         cfg = settings()
         if cfg.smtp_host not in ("127.0.0.1", "localhost"):
-            return
+            return False
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", cfg.smtp_port)) == 0:
-                return  # something already receives mail there
-        self._spawn("mail", [str(bin_dir / "kpi"), "mail", "sink"])
+            taken = s.connect_ex(("127.0.0.1", cfg.smtp_port)) == 0
+        if not taken:
+            return True
+        if "smtp_port" in cfg.model_fields_set:
+            return False  # something the user pointed us at already receives mail there
+        os.environ["SMTP_PORT"] = str(free_port())
+        config.reset()
+        log.warning(
+            "SMTP port %d is taken by another program; this instance's demo inbox receives on %s",
+            cfg.smtp_port,
+            os.environ["SMTP_PORT"],
+        )
+        return True
+
+    def _start_mail_sink(self, bin_dir: Path) -> None:
+        self._spawn("mail", [str(bin_dir / "kpi"), "mail", "sink", "--port", str(settings().smtp_port)])
 
     def stop(self) -> None:
         self.state_path.unlink(missing_ok=True)

@@ -183,3 +183,35 @@ def test_free_port_keeps_to_kpi_port_range_and_never_hands_a_port_out_twice(monk
     assert got == {18190, 18192, 18193}
     with pytest.raises(RuntimeError, match="KPI_PORT_RANGE"):
         serve.free_port()
+
+
+def test_a_second_instance_gets_an_inbox_of_its_own(monkeypatch):
+    """Two `kpi serve` on one machine (or a test session beside a demo): the default SMTP port
+    belongs to the first one's sink. The second takes a free port for its own sink, so its alert
+    e-mails land in its own inbox; a port the user set that answers is their mail server."""
+    import socket
+
+    from kpi_lib import config
+    from kpi_lib.serve import Server
+
+    monkeypatch.delenv("SMTP_PORT")
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    config.reset()
+    default = config.settings().smtp_port
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", default))
+        holder.listen()
+    except OSError:  # something else on this machine holds it already: taken either way
+        pass
+    try:
+        server = Server()
+        assert server._claim_smtp_port()
+        mine = config.settings().smtp_port
+        assert mine != default and os.environ["SMTP_PORT"] == str(mine)
+        monkeypatch.setenv("SMTP_PORT", str(default))  # set by the user, and it answers
+        config.reset()
+        assert not server._claim_smtp_port() and config.settings().smtp_port == default
+    finally:
+        holder.close()
+        config.reset()
