@@ -146,7 +146,16 @@ with warehouse.connect_raw() as c:
     cur = c.execute("select * from ops.anomalies order by started_at")
     cols = [d.name for d in cur.description]
     rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-print(json.dumps({"series": default.series, "subject": alert_subject(rows, limit=1000),
+from kpi_lib.incidents import band_frame, local_time
+from kpi_lib.reports.alert_email import incident_chart
+drawn = next(r for r in rows if r["band"])
+band = band_frame(drawn)
+fig, _ = incident_chart(drawn)
+shaded = [c.get_label() for c in fig.axes[0].collections]
+chart = {"band_from": str(band.index.min()), "started": str(local_time(drawn["started_at"])),
+         "expected_at_start": float(band.loc[local_time(drawn["started_at"]), "expected"]),
+         "expected": drawn["expected"], "shaded": shaded}
+print(json.dumps({"series": default.series, "subject": alert_subject(rows, limit=1000), "chart": chart,
                   "incidents": [{k: str(r[k]) for k in ("kpi", "dim_value", "started_at", "deviation_pct",
                                                            "explanation")} for r in rows]}))
 """
@@ -168,3 +177,8 @@ def test_a_scan_reads_the_exports_own_last_days_and_speaks_reais(shop):
     for i in nothing_expected:
         assert f"Revenue in {i['dim_value']} +R$" in res["subject"]
     assert " –" not in res["subject"]
+    # the chart draws the usual range the days before the incident too, in the shop's own time
+    chart = res["chart"]
+    assert pd.Timestamp(chart["band_from"]) <= pd.Timestamp(chart["started"]) - pd.Timedelta(days=30)
+    assert chart["expected_at_start"] == pytest.approx(chart["expected"])
+    assert "expected range" in chart["shaded"]
