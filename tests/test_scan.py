@@ -114,6 +114,84 @@ def test_the_chart_shows_the_usual_range_the_days_before_the_outage_too(outage, 
     assert x0 <= date2num(down_from - timedelta(days=2, hours=12)) and x1 > date2num(down_from)
 
 
+@pytest.fixture(scope="module")
+def two_surges(demo, tmp_path_factory):
+    """Sixty days of a steady region, then a two-hour surge and, five hours later, another."""
+    region = f"Surge-{uuid.uuid4().hex[:6]}"
+    now = datetime(2026, 6, 17, 23, 20)
+    end = kpis.floor_period(now, "hour")
+    hours = pd.date_range(end - timedelta(days=60), end, freq="h", inclusive="left")
+    rng = np.random.default_rng(8)
+    rate = 20 + 15 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi)
+    first = hours[-12]
+    second = first + timedelta(hours=5)
+    for at in (first, second):
+        rate[(hours >= at) & (hours < at + timedelta(hours=2))] *= 5
+    counts = rng.poisson(rate)
+    times = np.repeat(hours.to_numpy(), counts) + (rng.random(counts.sum()) * 3.6e12).astype(
+        "timedelta64[ns]"
+    )
+    df = pd.DataFrame(
+        {
+            "order_id": [f"{region}-{i}" for i in range(len(times))],
+            "ordered_at": pd.to_datetime(times).strftime("%Y-%m-%d %H:%M:%S"),
+            "quantity": 1,
+            "unit_price": 25.0,
+            "region": region,
+            "channel": "Web",
+        }
+    )
+    path = tmp_path_factory.mktemp("surges") / "surges.csv"
+    df.to_csv(path, index=False)
+    loader.load_lines_file(path)
+    return region, first.to_pydatetime(), second.to_pydatetime(), now
+
+
+def test_a_surge_after_its_incident_was_resolved_is_a_new_incident(two_surges, db):
+    """Resolving says "fixed": the same series surging again is news, even while the rules would
+    still count it as the incident someone closed (hourly incidents stay open for 24 calm hours)."""
+    from kpi_lib import alerts
+
+    region, first, second, now = two_surges
+    key = f"orders|hour|region={region}"
+
+    def scanned() -> list[tuple]:
+        scan(
+            ["orders"],
+            since=first - timedelta(days=1),
+            grains=("hour",),
+            dimensions={"hour": ("region",)},
+            now=now,
+        )
+        return db.execute(
+            "select id, started_at, ended_at, status from ops.anomalies where series_key = %s order by started_at",
+            [key],
+        ).fetchall()
+
+    rows = scanned()
+    assert len(rows) == 1, rows  # both surges: one incident, still open across the calm hours
+    ((iid, started, _, _),) = rows
+    assert first <= started.replace(tzinfo=None) <= first + timedelta(hours=1)
+    alerts.resolve(iid, "ana", "bot blocked")
+    # pinned: resolved two hours after the first surge began, between the surges
+    db.execute(
+        "update ops.anomalies set resolved_at = %s where id = %s", [_ts_utc(first + timedelta(hours=2)), iid]
+    )
+    rows = scanned()
+    assert len(rows) == 2, rows
+    (_, _, ended, status), (_, again, _, status2) = rows
+    assert status == "resolved" and status2 == "open"
+    assert second <= again.replace(tzinfo=None) <= second + timedelta(hours=1)
+    assert ended < again  # the resolved one ends where the new one begins
+    assert len(scanned()) == 2  # scanning again finds the same two
+
+
+def _ts_utc(naive: datetime) -> datetime:
+    from datetime import UTC
+
+    return naive.replace(tzinfo=UTC)  # the tests' business time zone is UTC
+
+
 def test_scanning_again_updates_but_never_duplicates(outage, db):
     region = outage[0]
     key = f"orders|hour|region={region}"

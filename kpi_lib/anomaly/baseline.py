@@ -84,16 +84,10 @@ def _past_mean(v: np.ndarray, window: int, min_rows: int) -> np.ndarray:
 _MEDIAN_TO_MEAN = 0.7979 / 0.6745
 
 
-#: a median spread is never taken below this share of the mean one: where most errors are exactly
-#: 0 (a sparse stream, most minutes without an order) the median is 0 and every order would be
-#: infinitely surprising; a past burst raises the mean far less than this
-_MEDIAN_FLOOR = 0.5
-
-
 def _past_spread(v: np.ndarray, window: int, min_rows: int, how: str) -> np.ndarray:
     if how == "median":
         past = pd.Series(v).shift(1).rolling(window, min_periods=min_rows).median().to_numpy()
-        return np.fmax(past * _MEDIAN_TO_MEAN, _MEDIAN_FLOOR * _past_mean(v, window, min_rows))
+        return past * _MEDIAN_TO_MEAN
     return _past_mean(v, window, min_rows)
 
 
@@ -170,10 +164,11 @@ def fit(x: np.ndarray, ts: np.ndarray | None, spec: Expected, exclude: np.ndarra
         err = np.where(np.isfinite(by_volume), by_volume, best_err)
         if spec.min_volume > 0:
             with np.errstate(invalid="ignore"):
-                # unit unknown yet (every expectation so far was 0, so no error per sqrt-unit exists):
-                # a row expected to hold nothing is too small to judge, others are judged. A sparse
-                # live minute (an order every two minutes) otherwise read each order as "1 above
-                # the expected 0 (0-0)", high
-                small = np.where(np.isfinite(unit), v < spec.min_volume * unit, v <= 0)
+                # no unit known: every expectation so far was 0, or most errors were exactly 0 (a
+                # median spread of 0): a row expected to hold nothing is too small to judge, others
+                # are judged. A sparse live minute (an order every two minutes) otherwise read each
+                # order as "1 above the expected 0 (0-0)", high, and e-mailed it
+                known = np.isfinite(unit) & (unit > 0)
+                small = np.where(known, v < spec.min_volume * unit, v <= 0)
     scale = np.where(np.isfinite(best_err), np.maximum(err, floor), np.nan)
     return Baseline(expected=expected, scale=scale, source=source, typical=typical, small=small)

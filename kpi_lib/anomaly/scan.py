@@ -235,6 +235,7 @@ def scan(
         window_start = semantic.floor_period(window_start, grain)  # incidents start on period boundaries
         start = semantic.floor_period(window_start - HISTORY[grain], grain)
         judged = grain in policy.grains
+        resolved = resolutions(grain, start)
         for name in names:
             k = defs[name]
             rules = rules_for(k, grain)
@@ -260,6 +261,7 @@ def scan(
                     res.series += 1
                     label = label_for(k, dim, value)
                     frame = detect(series, rules, label=label, fmt=k.format_compact)
+                    frame = rearmed(frame, resolved.get(series_key(name, grain, dim, value), ()))
                     if dim is not None:
                         frames[value] = frame
                     elif judge is not None:
@@ -312,6 +314,51 @@ def scan(
         res.seconds,
     )
     return res
+
+
+def resolutions(grain: str, since: datetime) -> dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]]:
+    """Incidents a person resolved, by series: (start, resolved at), as naive business times like a
+    series' periods. (Not only those still going when resolved: :func:`rearmed` cuts one off where
+    it alarmed again after its resolution, which moves its stored end before the resolution.)"""
+    with warehouse.connect_raw() as conn:
+        rows = conn.execute(
+            "select series_key, started_at, resolved_at from ops.anomalies"
+            " where grain = %s and status = 'resolved' and resolved_at is not null and started_at >= %s",
+            [grain, _ts(since, settings().timezone)],
+        ).fetchall()
+    out: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]] = {}
+    for key, started, resolved in rows:
+        out.setdefault(key, []).append(
+            (incident_store.local_time(started), incident_store.local_time(resolved))
+        )
+    return out
+
+
+def rearmed(frame: pd.DataFrame, resolved: Sequence[tuple[pd.Timestamp, pd.Timestamp]]) -> pd.DataFrame:
+    """``frame`` with each resolved incident that alarmed again after its resolution cut in two: the
+    first alarm after it opens a new incident. Resolving says "fixed"; a surge a few minutes later is
+    news, not part of the incident someone closed (which stays resolved, up to that alarm)."""
+    if not len(resolved) or not len(frame):
+        return frame
+    ids = frame["incident"].to_numpy(dtype=np.int64)
+    fired = frame["rule"].astype(str).to_numpy() != ""
+    idx = frame.index
+    cuts = []
+    for started, at in resolved:
+        pos = int(idx.searchsorted(started))
+        if pos >= len(idx) or idx[pos] != started or ids[pos] == 0:
+            continue
+        again = np.flatnonzero((ids == ids[pos]) & fired & (idx > at))
+        if len(again):
+            cuts.append(int(again[0]))
+    if not cuts:
+        return frame
+    first = (ids > 0) & np.r_[True, ids[1:] != ids[:-1]]
+    first[cuts] = True
+    out = frame.copy()
+    out["incident"] = np.where(ids > 0, np.cumsum(first), 0)  # numbered again in row order
+    out.iloc[cuts, out.columns.get_loc("is_anomaly")] = 1
+    return out
 
 
 def _carrying(frame: pd.DataFrame, inc) -> pd.Index:
