@@ -186,6 +186,28 @@ def test_a_surge_after_its_incident_was_resolved_is_a_new_incident(two_surges, d
     assert len(scanned()) == 2  # scanning again finds the same two
 
 
+def test_resolving_during_a_surges_tail_cuts_nothing_but_a_new_surge_in_that_minute_does(demo):
+    """Live minutes: the 5-minute mean still holds the old surge for a few minutes (those minutes
+    fire on ordinary values: no news); a surge in the very minute someone resolved is news."""
+    from kpi_lib.anomaly import detect, incidents
+    from kpi_lib.anomaly.scan import rearmed
+
+    x = np.random.default_rng(0).poisson(12, 390).astype(float)
+    x[380] += 120
+    calm = pd.Series(x, pd.date_range("2026-01-01", periods=390, freq="min"))
+    rules = rules_for(kpis.get("orders"), "minute")
+    frame = detect(calm, rules)
+    (first,) = incidents(frame)
+    resolved_at = first.start + timedelta(minutes=3, seconds=20)  # while the mean still fires
+    assert frame.loc[resolved_at.floor("min") :, "rule"].iloc[0] != ""
+    assert len(incidents(rearmed(frame, [(first.start, resolved_at)], "minute"))) == 1
+    surged = calm.copy()
+    surged[resolved_at.floor("min")] += 120  # seconds after the resolution, in the same minute
+    frame = rearmed(detect(surged, rules), [(first.start, resolved_at)], "minute")
+    old, new = incidents(frame)
+    assert new.start == resolved_at.floor("min") and old.end < new.start
+
+
 def _ts_utc(naive: datetime) -> datetime:
     from datetime import UTC
 

@@ -261,7 +261,7 @@ def scan(
                     res.series += 1
                     label = label_for(k, dim, value)
                     frame = detect(series, rules, label=label, fmt=k.format_compact)
-                    frame = rearmed(frame, resolved.get(series_key(name, grain, dim, value), ()))
+                    frame = rearmed(frame, resolved.get(series_key(name, grain, dim, value), ()), grain)
                     if dim is not None:
                         frames[value] = frame
                     elif judge is not None:
@@ -334,21 +334,30 @@ def resolutions(grain: str, since: datetime) -> dict[str, list[tuple[pd.Timestam
     return out
 
 
-def rearmed(frame: pd.DataFrame, resolved: Sequence[tuple[pd.Timestamp, pd.Timestamp]]) -> pd.DataFrame:
+def rearmed(
+    frame: pd.DataFrame, resolved: Sequence[tuple[pd.Timestamp, pd.Timestamp]], grain: str
+) -> pd.DataFrame:
     """``frame`` with each resolved incident that alarmed again after its resolution cut in two: the
-    first alarm after it opens a new incident. Resolving says "fixed"; a surge a few minutes later is
-    news, not part of the incident someone closed (which stays resolved, up to that alarm)."""
+    first period after it (ending after it: a surge in the minute someone resolved counts) that
+    fires and lies outside its usual range opens a new incident. Resolving says "fixed"; a surge a
+    few minutes later, or a drop still there, is news, not part of the incident someone closed
+    (which stays resolved, up to that period). The tail of a window step (a 5-minute mean that
+    still holds the old surge) fires on ordinary values and cuts nothing."""
     if not len(resolved) or not len(frame):
         return frame
     ids = frame["incident"].to_numpy(dtype=np.int64)
     fired = frame["rule"].astype(str).to_numpy() != ""
+    with np.errstate(invalid="ignore"):
+        inside = (frame["value"] >= frame["lower"]) & (frame["value"] <= frame["upper"])
+    news = fired & ~inside.to_numpy()
     idx = frame.index
+    ends = idx + pd.Timedelta(seconds=_period_s(grain))
     cuts = []
     for started, at in resolved:
         pos = int(idx.searchsorted(started))
         if pos >= len(idx) or idx[pos] != started or ids[pos] == 0:
             continue
-        again = np.flatnonzero((ids == ids[pos]) & fired & (idx > at))
+        again = np.flatnonzero((ids == ids[pos]) & news & (ends > at))
         if len(again):
             cuts.append(int(again[0]))
     if not cuts:
