@@ -15,6 +15,24 @@ from kpi_lib.anomaly.scan import rules_for, scan
 from kpi_lib.incidents import LISTED, band_frame
 
 
+def _load_hours(region: str, hours: pd.DatetimeIndex, counts: np.ndarray, rng, path) -> None:
+    """Load ``counts[i]`` one-unit $25 web orders in ``region`` at random times in each hour."""
+    times = np.repeat(hours.to_numpy(), counts) + (rng.random(counts.sum()) * 3.6e12).astype(
+        "timedelta64[ns]"
+    )
+    pd.DataFrame(
+        {
+            "order_id": [f"{region}-{i}" for i in range(len(times))],
+            "ordered_at": pd.to_datetime(times).strftime("%Y-%m-%d %H:%M:%S"),
+            "quantity": 1,
+            "unit_price": 25.0,
+            "region": region,
+            "channel": "Web",
+        }
+    ).to_csv(path, index=False)
+    loader.load_lines_file(path)
+
+
 @pytest.fixture(scope="module")
 def outage(demo, tmp_path_factory):
     """Sixty days of a steady region with a daily rhythm, then five hours with no orders at all.
@@ -33,22 +51,7 @@ def outage(demo, tmp_path_factory):
     counts = rng.poisson(rhythm)
     down_from = hours[-10]
     counts[(hours >= down_from) & (hours < down_from + timedelta(hours=5))] = 0
-    times = np.repeat(hours.to_numpy(), counts) + (rng.random(counts.sum()) * 3.6e12).astype(
-        "timedelta64[ns]"
-    )
-    df = pd.DataFrame(
-        {
-            "order_id": [f"{region}-{i}" for i in range(len(times))],
-            "ordered_at": pd.to_datetime(times).strftime("%Y-%m-%d %H:%M:%S"),
-            "quantity": 1,
-            "unit_price": 25.0,
-            "region": region,
-            "channel": "Web",
-        }
-    )
-    path = tmp_path_factory.mktemp("scan") / "steady.csv"
-    df.to_csv(path, index=False)
-    loader.load_lines_file(path)
+    _load_hours(region, hours, counts, rng, tmp_path_factory.mktemp("scan") / "steady.csv")
     expected_hour = float(np.mean(rhythm[hours.hour.to_numpy() == down_from.hour]))
     return region, down_from.to_pydatetime(), expected_hour, now
 
@@ -128,22 +131,7 @@ def two_surges(demo, tmp_path_factory):
     for at in (first, second):
         rate[(hours >= at) & (hours < at + timedelta(hours=2))] *= 5
     counts = rng.poisson(rate)
-    times = np.repeat(hours.to_numpy(), counts) + (rng.random(counts.sum()) * 3.6e12).astype(
-        "timedelta64[ns]"
-    )
-    df = pd.DataFrame(
-        {
-            "order_id": [f"{region}-{i}" for i in range(len(times))],
-            "ordered_at": pd.to_datetime(times).strftime("%Y-%m-%d %H:%M:%S"),
-            "quantity": 1,
-            "unit_price": 25.0,
-            "region": region,
-            "channel": "Web",
-        }
-    )
-    path = tmp_path_factory.mktemp("surges") / "surges.csv"
-    df.to_csv(path, index=False)
-    loader.load_lines_file(path)
+    _load_hours(region, hours, counts, rng, tmp_path_factory.mktemp("surges") / "surges.csv")
     return region, first.to_pydatetime(), second.to_pydatetime(), now
 
 
