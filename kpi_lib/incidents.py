@@ -25,8 +25,6 @@ CHART_CONTEXT = {
     "week": (timedelta(weeks=26), timedelta(weeks=4)),
     "month": (timedelta(days=730), timedelta(days=92)),
 }
-
-
 #: the columns of a stored band (``ops.anomalies.band``), beside its times
 BAND = ("expected", "lower", "upper")
 

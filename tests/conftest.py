@@ -27,18 +27,6 @@ for var in ("DATABASE_URL", "REDIS_URL", "KPI_TIMEZONE", "KPI_CATALOG"):
     os.environ.pop(var, None)
 
 
-def _unused_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# The session's mail goes to a port of its own (tests that read mail start a sink on theirs): never
-# to the default 8025, where a demo running on this machine would file it in its inbox.
-os.environ.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(_unused_port()), SMTP_TLS="none")
-
 DEMO = {"lines": 60_000, "days": 120, "seed": 11}
 
 
@@ -135,6 +123,11 @@ def free_port() -> int:
     from kpi_lib.serve import free_port as serve_free_port
 
     return serve_free_port()
+
+
+# The session's mail goes to a port of its own (tests that read mail start a sink on theirs): never
+# to the default 8025, where a demo running on this machine would file it in its inbox.
+os.environ.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(free_port()), SMTP_TLS="none")
 
 
 @contextlib.contextmanager

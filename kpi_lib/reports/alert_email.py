@@ -91,7 +91,7 @@ def incident_chart(incident: Mapping[str, Any]):
     from .. import kpis
 
     grain = incident["grain"] if incident["grain"] in incident_store.CHART_CONTEXT else "day"
-    before, after = incident_store.chart_context(grain)
+    before, after = incident_store.CHART_CONTEXT[grain]
     start = _local(incident["started_at"])
     stamps = [t for t in (_local(incident.get("peak_at")), _local(incident.get("ended_at"))) if t is not None]
     last = max([start, *stamps])
