@@ -574,6 +574,7 @@ def _listen_once(grains, routes, live, started, warmup, last_hour, on_scan):
 
     now = semantic.local_now()
     found: list[int] = []
+    reach: list[datetime] = []  # the starts of new incidents, which can precede the scan's window
     scales = thresholds.budget_scales()  # sensitivity set on the "Alert rules" page, read each pass
     if "minute" in grains:
         # from the minute the warm-up ends in: a spike in that minute is news, whatever second it began
@@ -585,6 +586,8 @@ def _listen_once(grains, routes, live, started, warmup, last_hour, on_scan):
                 live, since=since, grains=("minute",), include_partial=True, now=now, budget_scale=scales
             )
             found += res.new_ids
+            if res.new_since is not None:
+                reach.append(res.new_since)
             if on_scan:
                 on_scan(res)
     hour = semantic.floor_period(now, "hour")
@@ -597,13 +600,15 @@ def _listen_once(grains, routes, live, started, warmup, last_hour, on_scan):
         last_hour = hour
         if res is not None:
             found += res.new_ids
+            if res.new_since is not None:
+                reach.append(res.new_since)
             if on_scan:
                 on_scan(res)
     # alert rules, re-read on every pass (an edit on the page applies at the next one); their
     # incidents start at a period's beginning (a day rule's at midnight), so the e-mail window
     # reaches back to them, and to incidents whose snooze or quiet hours just ended
     fired = thresholds.run(now=now)
-    starts = [_local(t) for t in thresholds.released(now)] + [now - timedelta(hours=3)]
+    starts = [_local(t) for t in [*thresholds.released(now), *reach]] + [now - timedelta(hours=3)]
     if fired.new_ids:
         found += fired.new_ids
         starts += [_local(t) for t in fired.starts]

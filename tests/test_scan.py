@@ -72,7 +72,7 @@ def test_an_outage_becomes_one_incident_with_the_right_numbers(outage, db):
     ).fetchall()
     assert res.series >= 1 and rows, "the outage was not found"
     started, ended, value, exp, dev, severity, explanation = rows[0]
-    assert abs(started.replace(tzinfo=None) - down_from) <= timedelta(hours=1)
+    assert started.replace(tzinfo=None) == down_from  # its first empty hour, not the hour it alarmed on
     assert value == 0 and dev == pytest.approx(-100.0)
     assert exp == pytest.approx(expected, rel=0.35)
     assert severity == "high"  # a 100% drop is high whatever the noise
@@ -196,6 +196,30 @@ def test_resolving_during_a_surges_tail_cuts_nothing_but_a_new_surge_in_that_min
     assert new.start == resolved_at.floor("min") and old.end < new.start
 
 
+def test_a_resolved_hourly_incident_ends_before_the_next_surges_first_hour(demo):
+    """Hourly surges fire on their second hour ("2 of 3 hours"): the first hour of a surge after a
+    resolution is the new surge's, not the tail of the incident someone resolved."""
+    from kpi_lib.anomaly import detect, incidents
+    from kpi_lib.anomaly.scan import rearmed
+
+    hours = pd.date_range("2026-04-18", periods=60 * 24, freq="h")
+    rate = 20 + 15 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi)
+    first, second = hours[-12], hours[-7]
+    for at in (first, second):
+        rate[(hours >= at) & (hours < at + timedelta(hours=2))] *= 5
+    x = pd.Series(np.random.default_rng(8).poisson(rate).astype(float), hours)
+    frame = detect(x, rules_for(kpis.get("orders"), "hour"))
+    (whole,) = [i for i in incidents(frame) if i.start >= first]  # one incident, open across both
+    assert whole.start == first and whole.alarm_at == first + timedelta(hours=1)
+    resolved_at = first + timedelta(hours=2)
+    old, new = [
+        i for i in incidents(rearmed(frame, [(whole.start, resolved_at)], "hour")) if i.start >= first
+    ]
+    assert old.start == first and old.end < second  # before: it ran on into the new surge's first hour
+    assert new.start == second and new.alarm_at == second + timedelta(hours=1)  # as for the first surge
+    assert new.value > 4 * new.expected
+
+
 def _ts_utc(naive: datetime) -> datetime:
     from datetime import UTC
 
@@ -212,6 +236,37 @@ def test_scanning_again_updates_but_never_duplicates(outage, db):
     assert before == after == 1
     assert again.new == 0  # everything it found was stored by the first scan
     assert again.updated >= 1
+
+
+def test_an_incident_stored_under_its_alarm_hour_is_moved_to_its_start_not_stored_twice(outage, db):
+    """Scans before incidents reached back to where the run began keyed them by the hour their
+    alarm was raised on: the next scan moves that row to the incident's start (no second e-mail)."""
+    region = outage[0]
+    key = f"orders|hour|region={region}"
+    _scan(outage)
+    ((iid, started),) = db.execute(
+        "select id, started_at from ops.anomalies where series_key = %s", [key]
+    ).fetchall()
+    db.execute("update ops.anomalies set started_at = %s where id = %s", [started + timedelta(hours=1), iid])
+    again = _scan(outage)
+    assert db.execute("select id, started_at from ops.anomalies where series_key = %s", [key]).fetchall() == [
+        (iid, started)
+    ]
+    assert again.new == 0
+
+
+def test_a_scan_says_how_far_back_its_new_incidents_start(outage, db):
+    """The outage alarms on its second empty hour (a 3-hour median) but starts on its first: the
+    live listener e-mails incidents started since ``new_since``, which may precede the scan's window."""
+    region, down_from, _, _ = outage
+    key = f"orders|hour|region={region}"
+    db.execute("delete from ops.anomalies where series_key = %s", [key])
+    res = _scan(outage)
+    ((iid, started),) = db.execute(
+        "select id, started_at from ops.anomalies where series_key = %s", [key]
+    ).fetchall()
+    assert iid in res.new_ids and started == _ts_utc(down_from)
+    assert res.new_since <= started  # the earliest of what is new (other series' may be new too)
 
 
 def test_a_status_set_by_a_person_survives_a_rescan(outage, db):

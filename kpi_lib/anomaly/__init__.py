@@ -18,8 +18,10 @@ Public API::
   default rules the bound is this series' own, calibrated on its past for a false-alarm budget
   (one a week, at most one per 2,016 rows; see :mod:`kpi_lib.anomaly.calibrate`); ``severity`` is
   ``low`` (< 2), ``medium`` (< 4) or ``high`` (>= 4) by the incident's peak score so far, ``''``
-  outside incidents. ``is_anomaly`` is 1 only on an incident's first row. Everything but the
-  explanation text at row i depends on rows up to i only (online, causal).
+  outside incidents. ``is_anomaly`` is 1 only on the row whose alarm opened an incident: its first
+  row, or for a window step ("2 of 3 hours") up to its window later, as the incident reaches back
+  to where its run of rows outside the band began. Everything but the explanation text and those
+  rows' ``incident`` id at row i depends on rows up to i only (online, causal).
 * ``near_miss(result, since, until, label)`` says how close a quiet window came to an alarm:
   ``.score`` (1.0 = the threshold), ``.at``, ``.step`` and a ``.sentence``.
 * ``result.attrs["judged_from"]``: the first row any step could alarm on (the rows before it are

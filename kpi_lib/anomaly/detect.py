@@ -63,7 +63,7 @@ def detect(
     """Causal anomaly detection on one series.
 
     Returns a frame indexed like `series` (same rows, order and duplicates) with columns
-    value, expected, lower, upper, score, is_anomaly (1 on an incident's first row only), severity
+    value, expected, lower, upper, score, is_anomaly (1 on the row whose alarm opened an incident only), severity
     ('' outside incidents, else low/medium/high so far), explanation (on onset rows), incident (id,
     0 = none), rule (the step that fired) and step (the step that came closest to firing on that
     row, fired or not: see :func:`kpi_lib.anomaly.near_miss`). Alarms and scores at a row use only rows up to it;
@@ -103,7 +103,8 @@ def detect(
     )
     judged = ev.judged
     out.attrs["judged_from"] = int(np.argmax(judged)) if judged.any() else None
-    onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)
+    onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)  # the alarms, before any incident reaches back
+    ids = _incidents.backdate(ids, ev.rule, outside, np.sign(x - ev.expected), engine.rolling_windows(rs))
     out["is_anomaly"] = onset.astype(np.int8)
     running_peak = pd.Series(np.where(ids > 0, ev.score, 0.0)).groupby(ids).cummax().to_numpy()
     out["severity"] = [

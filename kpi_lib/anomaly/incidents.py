@@ -1,5 +1,6 @@
-"""Consecutive anomalous rows are one incident: it opens on the first fired row (the only alarm),
-stays open while the score stays above ``release`` or recovers for fewer than ``recover`` rows, and
+"""Consecutive anomalous rows are one incident: it opens on the first fired row (the only alarm;
+an incident of a window step reaches back to where its run of rows outside the band began), stays
+open while the score stays above ``release`` or recovers for fewer than ``recover`` rows, and
 ends on its last row outside the expected band once the series has recovered. Severity grows with the peak score."""
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class Incident:
     severity: str
     rule: str  # the step that fired at the onset
     explanation: str
+    alarm: Any = None  # the row whose alarm opened it (``start`` or, for a window step, later)
+
+    @property
+    def alarm_at(self) -> Any:
+        return self.start if self.alarm is None else self.alarm
 
     @property
     def ongoing(self) -> bool:
@@ -96,6 +102,27 @@ def mark(
                 ids[last_bad + 1 : i + 1] = 0
                 current = 0
     return ids
+
+
+def backdate(
+    ids: np.ndarray, rule: np.ndarray, outside: np.ndarray, side: np.ndarray, windows: dict[str, int]
+) -> np.ndarray:
+    """``ids`` with each incident opened by a window step (``windows``: step name -> rows it judges)
+    starting where its run of rows outside the expected band began, on the alarm row's side and
+    within that window: "2 of 3 hours" fires on a surge's second hour, but the surge began on the
+    first. The alarm stays where it was raised (``is_anomaly`` is causal); only the incident's span,
+    and so its start in every sentence and listing, reaches back."""
+    out = ids.copy()
+    onsets = np.flatnonzero((ids > 0) & (np.r_[0, ids[:-1]] != ids))
+    for a in onsets:
+        w = windows.get(str(rule[a]), 1)
+        if w <= 1 or not outside[a]:
+            continue
+        b = a
+        while b > a - w + 1 and b > 0 and out[b - 1] == 0 and outside[b - 1] and side[b - 1] == side[a]:
+            b -= 1
+        out[b:a] = ids[a]
+    return out
 
 
 def _recovers(
@@ -174,6 +201,8 @@ def build(
     for k in range(1, int(ids.max()) + 1):
         rows = np.flatnonzero(ids == k)
         first, final = rows[0], rows[-1]
+        fired = np.flatnonzero(frame["rule"].to_numpy()[rows] != "")
+        alarm = int(rows[fired[0]]) if len(fired) else int(first)  # later than ``first`` if backdated
         scores = frame["score"].to_numpy()[rows]
         best = int(np.nanargmax(np.where(np.isfinite(scores), scores, -np.inf)))
         p = _worst_outside(frame, rows, default=rows[best])
@@ -181,10 +210,10 @@ def build(
         lo, hi = float(frame["lower"].iat[p]), float(frame["upper"].iat[p])
         still = final == len(ids) - 1
         pct = (value - exp) / abs(exp) * 100 if math.isfinite(exp) and abs(exp) > 1e-12 else None
-        opened_by = str(frame["rule"].iat[first])
+        opened_by = str(frame["rule"].iat[alarm])
         before = after = math.nan
         if opened_by in level_steps:
-            before, after = _levels(values, int(first), *level_steps[opened_by])
+            before, after = _levels(values, alarm, *level_steps[opened_by])
         # what every sentence needs: who, when it started and ended (or that it has not)
         told = {
             "label": label,
@@ -195,13 +224,13 @@ def build(
         }
         if opened_by in shape_steps:
             m = shape_steps[opened_by]
-            seen = values[max(0, first - m + 1) : first + 1]
+            seen = values[max(0, alarm - m + 1) : alarm + 1]
             text = explain.shape_sentence(
-                since=idx[max(0, first - m)],
-                history_from=idx[max(0, first - m - DISCORD_WINDOW)],
+                since=idx[max(0, alarm - m)],
+                history_from=idx[max(0, alarm - m - DISCORD_WINDOW)],
                 low=float(np.nanmin(seen)),
                 high=float(np.nanmax(seen)),
-                expected=float(frame["expected"].iat[first]),
+                expected=float(frame["expected"].iat[alarm]),
                 **told,
             )
         elif math.isfinite(before) and math.isfinite(after) and before != after:
@@ -235,8 +264,9 @@ def build(
                 deviation_pct=pct,
                 score=peak_score,
                 severity=severity_of(peak_score),
-                rule=str(frame["rule"].iat[first]),
+                rule=opened_by,
                 explanation=text,
+                alarm=idx[alarm],
             )
         )
     return out

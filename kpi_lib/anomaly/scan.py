@@ -60,6 +60,9 @@ class ScanResult:
     updated: int = 0
     seconds: float = 0.0
     new_ids: list[int] = field(default_factory=list)
+    #: the earliest start of a new incident (an incident can start before the scan's window: a
+    #: window step's reaches back to where its run began), so that e-mails look back that far
+    new_since: datetime | None = None
     errors: list[str] = field(default_factory=list)
     #: incidents found but not material (why -> how many), and dimensions skipped (one value only)
     immaterial: dict[str, int] = field(default_factory=dict)
@@ -269,7 +272,7 @@ def scan(
                     found = [
                         inc
                         for inc in incidents(frame, label=label, fmt=k.format_compact)
-                        if pd.Timestamp(inc.start) >= pd.Timestamp(window_start)
+                        if pd.Timestamp(inc.alarm_at) >= pd.Timestamp(window_start)
                         and not (partial_until is not None and _partial_drop(inc, end))
                     ]
                     if not found:
@@ -304,6 +307,8 @@ def scan(
     if rows:
         res.new_ids, res.updated = store(rows)
         res.new = len(res.new_ids)
+        fresh = set(res.new_ids)
+        res.new_since = min((r["started_at"] for r in rows if r.get("id") in fresh), default=None)
     res.seconds = time.perf_counter() - t0
     log.info(
         "scanned %d series: %d incidents (%d new, %d not material) in %.1fs",
@@ -339,17 +344,22 @@ def rearmed(
 ) -> pd.DataFrame:
     """``frame`` with each resolved incident that alarmed again after its resolution cut in two: the
     first period after it (ending after it: a surge in the minute someone resolved counts) that
-    fires and lies outside its usual range opens a new incident. Resolving says "fixed"; a surge a
+    fires and lies outside its usual range is a new alarm, and a new incident from the first of the
+    periods outside that range that lead up to it (as :func:`detect` starts any incident). Resolving says "fixed"; a surge a
     few minutes later, or a drop still there, is news, not part of the incident someone closed
     (which stays resolved, up to that period). The tail of a window step (a 5-minute mean that
     still holds the old surge) fires on ordinary values and cuts nothing."""
     if not len(resolved) or not len(frame):
         return frame
-    ids = frame["incident"].to_numpy(dtype=np.int64)
+    ids = frame["incident"].to_numpy(dtype=np.int64).copy()
     fired = frame["rule"].astype(str).to_numpy() != ""
+    value = frame["value"].to_numpy(dtype=float)
+    side = np.sign(value - frame["expected"].to_numpy(dtype=float))
     with np.errstate(invalid="ignore"):
-        inside = (frame["value"] >= frame["lower"]) & (frame["value"] <= frame["upper"])
-    news = fired & ~inside.to_numpy()
+        outside = ~(
+            (value >= frame["lower"].to_numpy(dtype=float)) & (value <= frame["upper"].to_numpy(dtype=float))
+        )
+    news = fired & outside
     idx = frame.index
     ends = idx + pd.Timedelta(seconds=_period_s(grain))
     cuts = []
@@ -359,14 +369,28 @@ def rearmed(
             continue
         again = np.flatnonzero((ids == ids[pos]) & news & (ends > at))
         if len(again):
-            cuts.append(int(again[0]))
+            cut = begun = int(again[0])
+            # a window step fires on its second period or later: the new incident starts where the
+            # periods outside the usual range that lead up to it (same side, after the resolution)
+            # begin; the resolved one ends on its last period outside that range before them
+            while (
+                begun - 1 > pos
+                and ids[begun - 1] == ids[pos]
+                and outside[begun - 1]
+                and side[begun - 1] == side[cut]
+                and ends[begun - 1] > at
+            ):
+                begun -= 1
+            bad = np.flatnonzero(outside[pos:begun])
+            ids[pos + (int(bad[-1]) if len(bad) else 0) + 1 : begun] = 0
+            cuts.append((begun, cut))
     if not cuts:
         return frame
     first = (ids > 0) & np.r_[True, ids[1:] != ids[:-1]]
-    first[cuts] = True
+    first[[b for b, _ in cuts]] = True
     out = frame.copy()
     out["incident"] = np.where(ids > 0, np.cumsum(first), 0)  # numbered again in row order
-    out.iloc[cuts, out.columns.get_loc("is_anomaly")] = 1
+    out.iloc[[c for _, c in cuts], out.columns.get_loc("is_anomaly")] = 1
     return out
 
 
@@ -386,12 +410,12 @@ def _carrying(frame: pd.DataFrame, inc) -> pd.Index:
 
 
 def _partial_drop(inc, end: datetime) -> bool:
-    """An incident that starts on the minute still filling and is below expected: not news yet.
+    """An incident whose alarm is on the minute still filling and is below expected: not news yet.
 
     The current minute is scanned so that a surge shows within seconds; it holds only part of the
     minute's orders (scaled up after EXTRAPOLATE_AFTER_S), so a drop is judged once it has closed.
     """
-    return pd.Timestamp(inc.start) >= pd.Timestamp(end) and inc.value < inc.expected
+    return pd.Timestamp(inc.alarm_at) >= pd.Timestamp(end) and inc.value < inc.expected
 
 
 def _ts(value: Any, tz: str) -> datetime | None:
@@ -456,6 +480,7 @@ def _row(
         "dimension": dim,
         "dim_value": value,
         "started_at": _ts(inc.start, tz),
+        "alarm_at": _ts(inc.alarm_at, tz),  # not stored: how :func:`store` finds it under an older start
         "peak_at": _ts(inc.peak, tz),
         "ended_at": _ts(inc.end, tz),
         "value": inc.value,
@@ -529,12 +554,27 @@ def store(rows: list[dict]) -> tuple[list[int], int]:
     updated = 0
     with warehouse.connect_raw() as conn:
         for r in rows:
+            # stored before its start reached back to where the run began (a window step's alarm
+            # comes a period or more after it; scans before this one keyed it by its alarm): the
+            # same incident, moved to its start, so that it is not stored and e-mailed twice
+            conn.execute(
+                "update ops.anomalies set started_at = %(start)s where id = ("
+                " select id from ops.anomalies where series_key = %(key)s"
+                " and started_at > %(start)s and started_at <= %(alarm)s order by started_at limit 1)"
+                " and not exists (select 1 from ops.anomalies where series_key = %(key)s and started_at = %(start)s)",
+                {
+                    "key": r["series_key"],
+                    "start": r["started_at"],
+                    "alarm": r.get("alarm_at") or r["started_at"],
+                },
+            )
             row = conn.execute(
                 f"insert into ops.anomalies ({cols}) values ({marks}) "
                 f"on conflict (series_key, started_at) do update set {updates}, updated_at = now() "
                 "returning id, (xmax = 0) as inserted",
                 [Jsonb(r["band"]) if c == "band" and r.get("band") else r.get(c) for c in COLUMNS],
             ).fetchone()
+            r["id"] = row[0]
             if row[1]:
                 new_ids.append(row[0])
             else:

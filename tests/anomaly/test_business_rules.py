@@ -176,7 +176,11 @@ def test_a_surge_right_after_a_quiet_night_is_reported_on_its_own_hours():
     onsets = out.index[out["is_anomaly"] == 1]
     assert list(onsets) == [second]
     assert out.loc[second, "rule"] == "surge"
-    # 75 against about 15: before, the alarm came at 09:00 and read "12% below the expected" there
-    expected = out.loc[second, "expected"]
-    assert 8 < expected < 25
-    assert out.loc[second, "explanation"].startswith(f"Units was {75 / expected - 1:.0%} above the expected")
+    # the alarm is raised on the second hour, but the surge, and so the incident, began on the first
+    assert out.loc[first, "incident"] == out.loc[second, "incident"] > 0
+    # told with the surge's own numbers: before, the alarm came at 09:00 and read "12% below the
+    # expected" there; until the incident reached back, it began at 08:00
+    expected = out.loc[first, "expected"]
+    assert 4 < expected < 15
+    assert out.loc[second, "explanation"].startswith(f"Units was {60 / expected - 1:.0%} above the expected")
+    assert "from 2024-03-05 07:00" in out.loc[second, "explanation"]
