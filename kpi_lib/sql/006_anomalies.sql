@@ -7,7 +7,7 @@ create table if not exists ops.anomalies (
     grain           text not null,
     dimension       text,                        -- null: the KPI overall
     dim_value       text,
-    started_at      timestamptz not null,        -- the onset (the alarm)
+    started_at      timestamptz not null,        -- where it began (a window step alarms a period or more later)
     peak_at         timestamptz,
     ended_at        timestamptz,                 -- null while ongoing
     value           float8,                      -- at the peak
