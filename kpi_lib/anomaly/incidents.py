@@ -145,11 +145,13 @@ def _recovers(
     return bool(np.sign(v - e) == -np.sign(moved) and abs(v - before) < abs(e - before))
 
 
-def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int) -> int:
-    """The row furthest outside the expected band, measured in band half-widths.
+def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int, side: float = 0.0) -> int:
+    """The row furthest outside the expected band, measured in band half-widths, on ``side``
+    (+1 above, -1 below, 0 either) when the alarm had one.
 
     Rolling rules keep scoring after the worst hour, so the highest score can sit on an ordinary
-    row; people expect an incident's numbers to be those of its worst period.
+    row; people expect an incident's numbers to be those of its worst period. A 24-hour slump may
+    hold a busy hour above the band: that hour is not the slump, and its numbers would say "above".
     """
     x = frame["value"].to_numpy(dtype=float)[rows]
     exp = frame["expected"].to_numpy(dtype=float)[rows]
@@ -158,7 +160,21 @@ def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int) -> int:
     with np.errstate(invalid="ignore", divide="ignore"):
         far = np.abs(x - exp) / np.maximum((hi - lo) / 2, 1e-12)
     far = np.where(((x < lo) | (x > hi)) & np.isfinite(far), far, -np.inf)
+    if side:
+        far = np.where(np.sign(x - exp) == side, far, -np.inf)
     return int(rows[int(np.argmax(far))]) if np.isfinite(far).any() else int(default)
+
+
+def _direction(frame: pd.DataFrame, alarm: int, window: int) -> float:
+    """+1 or -1: which way the rows the alarm judged (its step's window, ending at the alarm) were
+    off their expected values on average; 0 if that cannot be told."""
+    dev = (frame["value"].to_numpy(dtype=float) - frame["expected"].to_numpy(dtype=float))[
+        max(0, alarm - window + 1) : alarm + 1
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing window: no direction
+        mean = float(np.nanmean(dev)) if len(dev) else math.nan
+    return float(np.sign(mean)) if math.isfinite(mean) else 0.0
 
 
 def _levels(values: np.ndarray, at: int, left: int, right: int) -> tuple[float, float]:
@@ -205,15 +221,20 @@ def build(
         alarm = int(rows[fired[0]]) if len(fired) else int(first)  # later than ``first`` if backdated
         scores = frame["score"].to_numpy()[rows]
         best = int(np.nanargmax(np.where(np.isfinite(scores), scores, -np.inf)))
-        p = _worst_outside(frame, rows, default=rows[best])
-        value, exp = float(frame["value"].iat[p]), float(frame["expected"].iat[p])
-        lo, hi = float(frame["lower"].iat[p]), float(frame["upper"].iat[p])
-        still = final == len(ids) - 1
-        pct = (value - exp) / abs(exp) * 100 if math.isfinite(exp) and abs(exp) > 1e-12 else None
         opened_by = str(frame["rule"].iat[alarm])
         before = after = math.nan
         if opened_by in level_steps:
             before, after = _levels(values, alarm, *level_steps[opened_by])
+            side = float(np.sign(after - before)) if math.isfinite(after - before) else 0.0
+        elif opened_by in shape_steps:
+            side = 0.0  # a pattern not seen before has no direction
+        else:
+            side = _direction(frame, alarm, window_steps.get(opened_by, 1))
+        p = _worst_outside(frame, rows, default=rows[best], side=side)
+        value, exp = float(frame["value"].iat[p]), float(frame["expected"].iat[p])
+        lo, hi = float(frame["lower"].iat[p]), float(frame["upper"].iat[p])
+        still = final == len(ids) - 1
+        pct = (value - exp) / abs(exp) * 100 if math.isfinite(exp) and abs(exp) > 1e-12 else None
         # what every sentence needs: who, when it started and ended (or that it has not)
         told = {
             "label": label,

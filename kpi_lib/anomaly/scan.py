@@ -271,7 +271,7 @@ def scan(
                         judge.overall(frame)
                     found = [
                         inc
-                        for inc in incidents(frame, label=label, fmt=k.format_compact)
+                        for inc in incidents(frame, label=label, fmt=k.format_compact, rules=rules)
                         if pd.Timestamp(inc.alarm_at) >= pd.Timestamp(window_start)
                         and not (partial_until is not None and _partial_drop(inc, end))
                     ]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpi_lib.anomaly import BUSINESS_RULES, detect, load_rules
+from kpi_lib.anomaly import BUSINESS_RULES, detect, incidents, load_rules
 from kpi_lib.anomaly.baseline import _seasonal
 from kpi_lib.anomaly.rules import BUSINESS_DAILY, Calendar, calendar_days
 from kpi_lib.errors import DetectError
@@ -184,3 +184,20 @@ def test_a_surge_right_after_a_quiet_night_is_reported_on_its_own_hours():
     assert 4 < expected < 15
     assert out.loc[second, "explanation"].startswith(f"Units was {60 / expected - 1:.0%} above the expected")
     assert "from 2024-03-05 07:00" in out.loc[second, "explanation"]
+
+
+def test_a_drop_is_told_by_its_low_hours_even_when_a_busy_hour_falls_inside_it():
+    """A 40% drop stays open for hours; a busy afternoon hour inside it (three times the usual) is
+    not the drop. Before, the incident was told by that hour: "Orders was 106% above the expected"."""
+    hours = pd.date_range("2024-01-01", periods=60 * 24, freq="h")
+    rate = 40 + 30 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi)
+    rate[-36:] *= 0.6
+    busy = hours[-8]  # 16:00, the afternoon peak
+    rate[-8] *= 3
+    s = pd.Series(np.random.default_rng(0).poisson(rate).astype(float), hours)
+    out = detect(s, "business_hourly", label="Orders")
+    (inc,) = [i for i in incidents(out, label="Orders", rules="business_hourly") if i.start >= hours[-36]]
+    assert inc.rule == "drop" and inc.start < busy and inc.end is None  # the busy hour is inside it
+    assert out.loc[busy, "value"] > out.loc[busy, "upper"]  # and outside the band, above
+    assert inc.value < inc.lower and inc.peak != busy
+    assert inc.explanation.startswith("Orders was ") and "% below the expected" in inc.explanation
