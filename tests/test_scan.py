@@ -220,6 +220,59 @@ def test_a_resolved_hourly_incident_ends_before_the_next_surges_first_hour(demo)
     assert new.value > 4 * new.expected
 
 
+@pytest.fixture(scope="module")
+def refund_nights(demo, tmp_path_factory):
+    """Sixty days of a region's orders at about $40 each, with quiet nights; on the last night three
+    hours hold one order each and a refund of $400 (an average order value of about -$360)."""
+    region = f"Thin-{uuid.uuid4().hex[:6]}"
+    now = datetime(2026, 6, 17, 23, 20)
+    end = kpis.floor_period(now, "hour")
+    hours = pd.date_range(end - timedelta(days=60), end, freq="h", inclusive="left")
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(12 + 10 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi))
+    refunds = hours[-22:-19]  # 01:00-03:00: one order each, and a refund of four $100 items
+    counts[-22:-19] = 1
+    at = np.repeat(hours.to_numpy(), counts) + (rng.random(counts.sum()) * 3.6e12).astype("timedelta64[ns]")
+    at = np.concatenate([at, refunds.to_numpy() + np.timedelta64(20, "m")])
+    n = len(at)
+    pd.DataFrame(
+        {
+            "order_id": [f"{region}-{i}" for i in range(n)],
+            "ordered_at": pd.to_datetime(at).strftime("%Y-%m-%d %H:%M:%S"),
+            "quantity": [1] * (n - 3) + [-4] * 3,
+            "unit_price": np.r_[np.round(rng.lognormal(np.log(40), 0.4, n - 3), 2), [100.0] * 3],
+            "region": region,
+            "channel": "Web",
+        }
+    ).to_csv(path := tmp_path_factory.mktemp("refunds") / "refunds.csv", index=False)
+    loader.load_lines_file(path)
+    return region, refunds, now
+
+
+def test_an_hours_average_order_value_over_one_refund_is_not_an_incident(refund_nights, db):
+    """Before, the scan stored "Average order value in Thin-… was 1051% below the expected $42" for
+    a night of single refunds; a ratio over fewer orders than ``min_units`` is not judged."""
+    region, refunds, now = refund_nights
+    res = scan(
+        ["aov"], since=now - timedelta(days=3), grains=("hour",), dimensions={"hour": ("region",)}, now=now
+    )
+    assert not res.errors
+    df = kpis.query(
+        "aov",
+        "hour",
+        start=refunds[0].to_pydatetime(),
+        end=refunds[-1].to_pydatetime() + timedelta(hours=1),
+        by=["region"],
+    ).df
+    mine = df.loc[df["region"] == region, "value"]
+    assert len(mine) == 3 and (mine < 0).all()  # the hours are there: one order, one refund each
+    stored = db.execute(
+        "select started_at, explanation from ops.anomalies where series_key = %s",
+        [f"aov|hour|region={region}"],
+    ).fetchall()
+    assert stored == []
+
+
 def _ts_utc(naive: datetime) -> datetime:
     from datetime import UTC
 

@@ -22,6 +22,8 @@ Public API::
   row, or for a window step ("2 of 3 hours") up to its window later, as the incident reaches back
   to where its run of rows outside the band began. Everything but the explanation text and those
   rows' ``incident`` id at row i depends on rows up to i only (online, causal).
+* ``detect(..., thin=flags)``: rows with too little volume behind them to judge (a ratio over one
+  order) are missing, unjudged, and count as on their expected value inside windows.
 * ``near_miss(result, since, until, label)`` says how close a quiet window came to an alarm:
   ``.score`` (1.0 = the threshold), ``.at``, ``.step`` and a ``.sentence``.
 * ``result.attrs["judged_from"]``: the first row any step could alarm on (the rows before it are

@@ -59,8 +59,13 @@ def detect(
     rules: Rules = "default",
     label: str | None = None,
     fmt: explain.Formatter | None = None,
+    thin: Any = None,
 ) -> pd.DataFrame:
     """Causal anomaly detection on one series.
+
+    ``thin`` (optional, booleans aligned with ``series``): rows with too little volume behind them to
+    judge, such as an hour's average order value over one order. They are shown missing, never
+    judged or learned from, and count as on their expected value inside a window step's window.
 
     Returns a frame indexed like `series` (same rows, order and duplicates) with columns
     value, expected, lower, upper, score, is_anomaly (1 on the row whose alarm opened an incident only), severity
@@ -86,7 +91,13 @@ def detect(
     if bad:
         log.warning("%d non-numeric value(s) in %s treated as missing", bad, label or series.name or "series")
     x = values.to_numpy(dtype=float)
-    ev = engine.evaluate(x, _timestamps(series.index), rs)
+    few = None
+    if thin is not None:
+        few = np.asarray(thin, dtype=bool)
+        if few.shape != x.shape:
+            raise DetectError(f"thin= has {few.size} flags for a series of {x.size} rows; give one per row.")
+        x = np.where(few, np.nan, x)
+    ev = engine.evaluate(x, _timestamps(series.index), rs, few)
 
     out = pd.DataFrame(
         {"value": x, "expected": ev.expected, "lower": ev.lower, "upper": ev.upper, "score": ev.score},

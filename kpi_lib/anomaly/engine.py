@@ -161,7 +161,7 @@ def _run_step(
     Rows in `exclude` (calendar events) never fire and are left out of the learned bound. `risk`
     is the step's share of the false-alarm budget per row (``bound: tail`` steps).
     """
-    small = inputs.get("small")
+    small, thin = inputs.get("small"), inputs.get("thin")
     if step.input == "count_run":
         f = count_run(inputs["count_value"], inputs["count_expected"], _span(step))
     elif small is not None and step.transform is not None and step.input in ("z", "abs_z"):
@@ -170,6 +170,11 @@ def _run_step(
         # once the night has left the window (and then reported on the hour after it)
         f = _transform(step, np.where(small, 0.0, inputs[step.input]))
         f[small] = np.nan  # the small row itself is still not judged, nor learned from
+    elif thin is not None and step.transform is not None and step.input == "residual":
+        # the same for a row with too little volume behind it (its value is missing): a missing row
+        # would leave every window holding it (a 24-hour mean, each night) without an opinion
+        f = _transform(step, np.where(thin, 0.0, inputs[step.input]))
+        f[thin] = np.nan
     else:
         f = _transform(step, inputs[step.input])
     finite = np.isfinite(f)
@@ -207,10 +212,11 @@ def _run_step(
         ] = 0.0
         if step.min_dev > 0 and typical is not None:
             # the same deviation in the series' own units must be at least min_dev x its usual size
-            dev = _sided(step, _transform(step, inputs["residual"]))
+            residual = inputs["residual"] if thin is None else np.where(thin, 0.0, inputs["residual"])
+            dev = _sided(step, _transform(step, residual))
             with np.errstate(invalid="ignore"):
-                small = ~(dev >= step.min_dev * typical)
-            ratio = np.where(small, np.minimum(ratio, 1.0), ratio)
+                slight = ~(dev >= step.min_dev * typical)
+            ratio = np.where(slight, np.minimum(ratio, 1.0), ratio)
         fired = ratio > 1.0
     else:
         fired = _refit_blocks(step, f)
@@ -467,15 +473,21 @@ def seen_a_cycle(ts: np.ndarray | None, rules: RuleSet, since: int = 0) -> int:
     return since + int(spanned[0]) if len(spanned) else len(ts)
 
 
-def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
+def evaluate(
+    x: np.ndarray, ts: np.ndarray | None, rules: RuleSet, thin: np.ndarray | None = None
+) -> Evaluation:
     """Expected value, band, score and fired flags per row (see the module docstring).
+
+    ``thin`` (optional, per row): rows with too little volume behind them to judge (a ratio over one
+    order), missing in ``x``; like rows expected to be too small, they count as on their expected
+    value inside windows instead of leaving every window that holds one without an opinion.
 
     With a ``young`` key, a row where a step has no threshold of its own yet is judged by that step
     of :meth:`RuleSet.young_rules` (shorter floors), evaluated on the rows up to the last such row;
     the young evaluation never teaches this one, so every row where all steps are armed is judged
     exactly as without the key. Young rows are judged only once the series spans its longest
     season (:func:`seen_a_cycle`)."""
-    ev = _evaluate(x, ts, rules)
+    ev = _evaluate(x, ts, rules, thin)
     young = rules.young_rules()
     if young is None:
         return ev
@@ -486,7 +498,7 @@ def evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation
     cut = max(first.values(), default=0)
     if cut <= cycle:
         return ev
-    yv = _evaluate(x[:cut], None if ts is None else ts[:cut], young)
+    yv = _evaluate(x[:cut], None if ts is None else ts[:cut], young, None if thin is None else thin[:cut])
     ratios = {k: v.copy() for k, v in ev.ratios.items()}
     fired = {k: v.copy() for k, v in ev.fired_by.items()}
     armed = {k: v.copy() for k, v in ev.armed_by.items()}
@@ -541,16 +553,19 @@ def _aggregate(
     return any_fired, score, closest, np.where(any_fired, closest, "")
 
 
-def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluation:
+def _evaluate(
+    x: np.ndarray, ts: np.ndarray | None, rules: RuleSet, thin: np.ndarray | None = None
+) -> Evaluation:
     """:func:`evaluate` for the rule set itself (its own floors only)."""
     exclude = calendar_mask(ts, rules)
     base = baseline.fit(x, ts, rules.expected, exclude=exclude)
+    small = base.small if thin is None else thin if base.small is None else base.small | thin
     borrow_from = seen_a_cycle(ts, rules) if rules.budget.borrow else None
     residual = x - base.expected
     with np.errstate(divide="ignore", invalid="ignore"):
         z = residual / base.scale
-    if base.small is not None:  # too few expected events to judge a row on its own
-        z = np.where(base.small, np.nan, z)
+    if small is not None:  # too few expected events (or too little volume) to judge a row on its own
+        z = np.where(small, np.nan, z)
     value = x
     if exclude is not None:  # a known event day is no evidence either way: windows skip it
         value, residual, z = (np.where(exclude, np.nan, v) for v in (x, residual, z))
@@ -572,8 +587,10 @@ def _evaluate(x: np.ndarray, ts: np.ndarray | None, rules: RuleSet) -> Evaluatio
         "level_z": level_z,
         "count_deficit": count_deficit(x, base.expected, exclude) if counts else np.full(len(x), np.nan),
     }
-    if base.small is not None:  # rows too small to judge on their own (not calendar rows: no evidence)
-        inputs["small"] = base.small if exclude is None else base.small & ~exclude
+    if small is not None:  # rows too small to judge on their own (not calendar rows: no evidence)
+        inputs["small"] = small if exclude is None else small & ~exclude
+    if thin is not None:  # ... and those of them with too little volume behind them (value missing)
+        inputs["thin"] = thin if exclude is None else thin & ~exclude
     # raw values vs their window (steps with their own window, re-anchored or gated, compute theirs below)
     if any(s.input == "gauss" and not (s.reanchor or s.recent) for s in rules.steps):
         inputs["gauss"] = windowed_gaussian(

@@ -39,7 +39,9 @@ class Policy:
 
     min_volume_share: float = 0.01
     min_impact_share: float = 0.01
-    min_units: float = 3.0  # for count KPIs (unit: count)
+    min_units: float = (
+        3.0  # for count KPIs (unit: count); and the fewest orders a ratio's period is judged on
+    )
     volume_kpi: str = "orders"  # a ratio slice's volume is its share of this KPI
     grains: tuple[str, ...] = ("hour", "day")
     high_share: float = 0.10

@@ -157,6 +157,15 @@ class _Materiality:
         e = self._expected.asof(pd.Timestamp(when)) if len(self._expected) else float("nan")
         return float(e) if e == e else float("nan")
 
+    def thin(self, series: pd.Series, dim: str | None, value: str | None) -> np.ndarray | None:
+        """A ratio's periods with fewer than ``min_units`` of the volume KPI (orders) behind them:
+        an hour with one order has that order's value as its average order value, and four returns
+        against one sale a return rate of 400%. Too few to judge (None: the volume is unknown)."""
+        _, volume = self.volume(dim, value)
+        if volume is None:
+            return None
+        return (volume.reindex(series.index).fillna(0.0).abs() < self.p.min_units).to_numpy()
+
     def volume(self, dim: str | None, value: str | None) -> tuple[float, pd.Series | None]:
         """(share of the volume KPI, the slice's volume series) of a slice; (1.0, None) if unknown."""
         if self.vol is None or (dim is not None and dim not in self.vol.dimensions):
@@ -263,7 +272,8 @@ def scan(
                 for value, series in groups:
                     res.series += 1
                     label = label_for(k, dim, value)
-                    frame = detect(series, rules, label=label, fmt=k.format_compact)
+                    thin = judge.thin(series, dim, value) if judge is not None and not k.additive else None
+                    frame = detect(series, rules, label=label, fmt=k.format_compact, thin=thin)
                     frame = rearmed(frame, resolved.get(series_key(name, grain, dim, value), ()), grain)
                     if dim is not None:
                         frames[value] = frame

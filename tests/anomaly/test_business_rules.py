@@ -201,3 +201,28 @@ def test_a_drop_is_told_by_its_low_hours_even_when_a_busy_hour_falls_inside_it()
     assert out.loc[busy, "value"] > out.loc[busy, "upper"]  # and outside the band, above
     assert inc.value < inc.lower and inc.peak != busy
     assert inc.explanation.startswith("Orders was ") and "% below the expected" in inc.explanation
+
+
+def test_a_ratio_over_too_few_orders_is_not_judged_but_the_series_still_is():
+    """An hour whose average order value is one refund (-$400 against about $42) is not news: it
+    says nothing about baskets. Flagged ``thin``, such hours are missing, count as usual inside the
+    24-hour window, and teach nothing; the rest of the series is judged as before."""
+    hours = pd.date_range("2026-04-18", periods=60 * 24, freq="h")
+    rng = np.random.default_rng(0)
+    orders = rng.poisson(12 + 10 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi))
+    aov = np.array([rng.lognormal(np.log(40), 0.4, n).mean() if n else np.nan for n in orders])
+    refunds = hours[-22:-19]  # 02:00-04:00 on the last day: one refund an hour, nothing else
+    orders[-22:-19], aov[-22:-19] = 1, -400.0
+    s = pd.Series(aov, hours)
+    rules = "business_hourly_ratio"
+    recent = lambda out: [i for i in incidents(out, label="AOV", rules=rules) if i.start >= hours[-48]]  # noqa: E731
+    (noise,) = recent(detect(s, rules, label="AOV"))
+    assert noise.start in refunds and "below the expected" in noise.explanation  # what it said before
+    out = detect(s, rules, label="AOV", thin=orders < 3)
+    assert recent(out) == []
+    assert out.loc[refunds, "value"].isna().all() and out.loc[refunds, "expected"].notna().all()
+    assert (
+        out.attrs["judged_from"] is not None and out["score"].iloc[-12:].gt(0).all()
+    )  # the busy hours are judged
+    with pytest.raises(DetectError, match="one per row"):
+        detect(s, rules, thin=orders[:-1] < 3)
