@@ -251,7 +251,7 @@ def refund_nights(demo, tmp_path_factory):
 
 def test_an_hours_average_order_value_over_one_refund_is_not_an_incident(refund_nights, db):
     """Before, the scan stored "Average order value in Thin-… was 1051% below the expected $42" for
-    a night of single refunds; a ratio over fewer orders than ``min_units`` is not judged."""
+    a night of single refunds; a ratio over fewer orders than ``min_ratio_volume`` is not judged."""
     region, refunds, now = refund_nights
     res = scan(
         ["aov"], since=now - timedelta(days=3), grains=("hour",), dimensions={"hour": ("region",)}, now=now

@@ -14,6 +14,10 @@ is unusual. The warehouse scan keeps an incident only if it is also *material*:
   change), and for counts at least ``min_units`` (a single order is never an incident);
 * **a deviation at all**: value and expected differ.
 
+Before any of that, a ratio's period with fewer than ``min_ratio_volume`` orders behind it is not
+judged (:func:`kpi_lib.anomaly.detect`'s ``thin``): an hour with one order and a refund has an
+average order value of -$360.
+
 Severity comes from the impact: ``high`` from ``high_share`` of the total (or a change of at least
 ``high_change`` on at least ``high_share_with_change``), ``medium`` from ``medium_share`` (or
 ``medium_change`` on ``medium_share_with_change``), else ``low``. A 100% outage of a region holding
@@ -39,9 +43,11 @@ class Policy:
 
     min_volume_share: float = 0.01
     min_impact_share: float = 0.01
-    min_units: float = (
-        3.0  # for count KPIs (unit: count); and the fewest orders a ratio's period is judged on
-    )
+    min_units: float = 3.0  # for count KPIs (unit: count)
+    #: the fewest orders (``volume_kpi``) behind a ratio's period for it to be judged at all: a return
+    #: rate over 3 orders swings from 0% to 100% (the demo's hourly return rates read 1,000% above
+    #: the expected 9% at 5 orders; none at 10)
+    min_ratio_volume: float = 10.0
     volume_kpi: str = "orders"  # a ratio slice's volume is its share of this KPI
     grains: tuple[str, ...] = ("hour", "day")
     high_share: float = 0.10

@@ -158,13 +158,13 @@ class _Materiality:
         return float(e) if e == e else float("nan")
 
     def thin(self, series: pd.Series, dim: str | None, value: str | None) -> np.ndarray | None:
-        """A ratio's periods with fewer than ``min_units`` of the volume KPI (orders) behind them:
-        an hour with one order has that order's value as its average order value, and four returns
-        against one sale a return rate of 400%. Too few to judge (None: the volume is unknown)."""
+        """A ratio's periods with fewer than ``min_ratio_volume`` of the volume KPI (orders) behind
+        them: an hour with one order has that order's value as its average order value, and four
+        returns against one sale a return rate of 400%. Too few to judge (None: volume unknown)."""
         _, volume = self.volume(dim, value)
         if volume is None:
             return None
-        return (volume.reindex(series.index).fillna(0.0).abs() < self.p.min_units).to_numpy()
+        return (volume.reindex(series.index).fillna(0.0).abs() < self.p.min_ratio_volume).to_numpy()
 
     def volume(self, dim: str | None, value: str | None) -> tuple[float, pd.Series | None]:
         """(share of the volume KPI, the slice's volume series) of a slice; (1.0, None) if unknown."""

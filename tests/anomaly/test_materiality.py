@@ -66,6 +66,7 @@ def test_ratio_slices_are_weighed_by_their_volume():
 def test_policy_from_the_catalog_with_clear_errors():
     p = policy({"min_volume_share": 0.02, "grains": "day"})
     assert p.min_volume_share == 0.02 and p.grains == ("day",) and p.min_units == 3
+    assert p.min_ratio_volume == 10 and policy({"min_ratio_volume": 25}).min_ratio_volume == 25
     with pytest.raises(DetectError, match="unknown key"):
         policy({"min_volume": 1})
     with pytest.raises(DetectError, match="must be a number"):
