@@ -1,7 +1,8 @@
 """Consecutive anomalous rows are one incident: it opens on the first fired row (the only alarm;
 an incident of a window step reaches back to where its run of rows outside the band began), stays
 open while the score stays above ``release`` or recovers for fewer than ``recover`` rows, and
-ends on its last row outside the expected band once the series has recovered. Severity grows with the peak score."""
+ends on its last row outside the expected band, on its own side, once the series has recovered.
+Severity grows with the peak score."""
 
 from __future__ import annotations
 
@@ -165,16 +166,62 @@ def _worst_outside(frame: pd.DataFrame, rows: np.ndarray, default: int, side: fl
     return int(rows[int(np.argmax(far))]) if np.isfinite(far).any() else int(default)
 
 
-def _direction(frame: pd.DataFrame, alarm: int, window: int) -> float:
-    """+1 or -1: which way the rows the alarm judged (its step's window, ending at the alarm) were
-    off their expected values on average; 0 if that cannot be told."""
-    dev = (frame["value"].to_numpy(dtype=float) - frame["expected"].to_numpy(dtype=float))[
-        max(0, alarm - window + 1) : alarm + 1
-    ]
+def _side(
+    values: np.ndarray,
+    expected: np.ndarray,
+    alarm: int,
+    opened_by: str,
+    level_steps: dict[str, tuple[int, int]],
+    shape_steps: dict[str, int],
+    window_steps: dict[str, int],
+) -> float:
+    """+1 (above) or -1 (below): which way the alarm at row ``alarm`` judged the series off its
+    expected values: a level step by its levels, any other by the mean error over its window (one
+    row for a point step); 0 for a pattern not seen before, or if it cannot be told."""
+    if opened_by in shape_steps:
+        return 0.0
+    if opened_by in level_steps:
+        before, after = _levels(values, alarm, *level_steps[opened_by])
+        return float(np.sign(after - before)) if math.isfinite(after - before) else 0.0
+    w = window_steps.get(opened_by, 1)
+    dev = (values - expected)[max(0, alarm - w + 1) : alarm + 1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing window: no direction
         mean = float(np.nanmean(dev)) if len(dev) else math.nan
     return float(np.sign(mean)) if math.isfinite(mean) else 0.0
+
+
+def end_on_side(
+    ids: np.ndarray,
+    values: np.ndarray,
+    expected: np.ndarray,
+    outside: np.ndarray,
+    rule: np.ndarray,
+    *,
+    level_steps: dict[str, tuple[int, int]],
+    shape_steps: dict[str, int],
+    window_steps: dict[str, int],
+) -> np.ndarray:
+    """``ids`` with each finished incident ending on its last row outside the band on its own side
+    (at its alarm at the earliest). A two-hour surge stays open through a calm day; a quiet hour
+    below the band 22 hours later is not the surge, and ending there shaded a whole day. Incidents
+    still open at the last row, and those of a pattern step (no side), keep their span."""
+    out = ids.copy()
+    n = len(ids)
+    for k in range(1, int(ids.max()) + 1 if len(ids) else 1):
+        rows = np.flatnonzero(ids == k)
+        if not len(rows) or rows[-1] == n - 1:
+            continue
+        fired = np.flatnonzero(rule[rows] != "")
+        alarm = int(rows[fired[0]]) if len(fired) else int(rows[0])
+        side = _side(values, expected, alarm, str(rule[alarm]), level_steps, shape_steps, window_steps)
+        if not side:
+            continue
+        with np.errstate(invalid="ignore"):
+            mine = rows[outside[rows] & (np.sign(values[rows] - expected[rows]) == side)]
+        last = max(int(mine[-1]) if len(mine) else alarm, alarm)
+        out[last + 1 : rows[-1] + 1] = 0
+    return out
 
 
 def _levels(values: np.ndarray, at: int, left: int, right: int) -> tuple[float, float]:
@@ -210,6 +257,7 @@ def build(
     a one-row incident of such a step is told over its window ("in the 12 hours to 19:00")."""
     level_steps, shape_steps, window_steps = level_steps or {}, shape_steps or {}, window_steps or {}
     values = frame["value"].to_numpy(dtype=float)
+    expected = frame["expected"].to_numpy(dtype=float)
     out: list[Incident] = []
     if not len(ids) or ids.max() == 0:
         return out
@@ -225,11 +273,7 @@ def build(
         before = after = math.nan
         if opened_by in level_steps:
             before, after = _levels(values, alarm, *level_steps[opened_by])
-            side = float(np.sign(after - before)) if math.isfinite(after - before) else 0.0
-        elif opened_by in shape_steps:
-            side = 0.0  # a pattern not seen before has no direction
-        else:
-            side = _direction(frame, alarm, window_steps.get(opened_by, 1))
+        side = _side(values, expected, alarm, opened_by, level_steps, shape_steps, window_steps)
         p = _worst_outside(frame, rows, default=rows[best], side=side)
         value, exp = float(frame["value"].iat[p]), float(frame["expected"].iat[p])
         lo, hi = float(frame["lower"].iat[p]), float(frame["upper"].iat[p])
