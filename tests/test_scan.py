@@ -637,3 +637,22 @@ def test_impact_reads_as_a_share_of_a_usual_period_and_never_as_over_100_percent
         impact_sentence(1.756, "revenue", "day")
         == "Impact: the gap is 1.8 times a usual day's revenue overall."
     )
+
+
+def test_average_order_value_by_country_finds_the_uk_pricing_bug_and_nothing_else(retail_scan, db):
+    """A ratio on the user's own export: a day's average basket of a country with a handful of
+    orders is one or two baskets (not judged under ``min_ratio_volume`` orders); the UK's three
+    days of prices a tenth of the usual are the incident."""
+    res = scan(
+        ["aov"], since="2007-01-01", grains=("day",), dimensions={"day": (None, "region")}, now=EXPORT_NOW
+    )
+    assert res.series > 20 and not res.errors
+    rows = db.execute(
+        "select series_key, started_at, explanation from ops.anomalies where kpi = 'aov' "
+        "and started_at >= '2007-01-01' and started_at < '2008-01-01' order by series_key"
+    ).fetchall()
+    assert {key for key, _, _ in rows} == {"aov|day", "aov|day|region=United Kingdom"}, rows
+    a, b, _ = INJECTED["UK pricing bug"]
+    assert all(pd.Timestamp(a).date() <= at.date() <= pd.Timestamp(b).date() for _, at, _ in rows)
+    uk = next(text for key, _, text in rows if key.endswith("United Kingdom"))
+    assert uk.startswith("Average order value in United Kingdom ") and "89% below the expected" in uk
