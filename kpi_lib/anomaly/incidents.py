@@ -202,10 +202,11 @@ def end_on_side(
     shape_steps: dict[str, int],
     window_steps: dict[str, int],
 ) -> np.ndarray:
-    """``ids`` with each finished incident ending on its last row outside the band on its own side
-    (at its alarm at the earliest). A two-hour surge stays open through a calm day; a quiet hour
-    below the band 22 hours later is not the surge, and ending there shaded a whole day. Incidents
-    still open at the last row, and those of a pattern step (no side), keep their span."""
+    """``ids`` with each finished incident ending on its last row outside the band on its own side,
+    no later than the run of such rows that follows its last alarm (and at its first alarm at the
+    earliest). A two-hour surge stays open through a calm day; a quiet hour below the band, or a
+    busy one just above it, 20 hours later is not the surge, and ending there shaded a whole day.
+    Incidents still open at the last row, and those of a pattern step (no side), keep their span."""
     out = ids.copy()
     n = len(ids)
     for k in range(1, int(ids.max()) + 1 if len(ids) else 1):
@@ -218,7 +219,11 @@ def end_on_side(
         if not side:
             continue
         with np.errstate(invalid="ignore"):
-            mine = rows[outside[rows] & (np.sign(values[rows] - expected[rows]) == side)]
+            on_side = outside[rows] & (np.sign(values[rows] - expected[rows]) == side)
+        reach = int(fired[-1]) if len(fired) else 0  # the last alarm, as a position in ``rows``
+        while reach + 1 < len(rows) and on_side[reach + 1]:  # ... and the run of its side after it
+            reach += 1
+        mine = rows[: reach + 1][on_side[: reach + 1]]
         last = max(int(mine[-1]) if len(mine) else alarm, alarm)
         out[last + 1 : rows[-1] + 1] = 0
     return out

@@ -230,8 +230,8 @@ def test_a_ratio_over_too_few_orders_is_not_judged_but_the_series_still_is():
 
 def test_a_surge_ends_on_its_own_hours_not_on_a_quiet_hour_the_next_evening():
     """An hourly incident stays open through 24 calm hours; an empty hour 20 hours after a two-hour
-    surge (below the band, but no alarm) is not the surge. Before, the incident ended there, and its
-    chart shaded the whole day."""
+    surge (below the band, but no alarm) is not the surge, nor is a busy hour just above it. Before,
+    the incident ended there, and its chart shaded the whole day (the demo's bot surge, 23 hours)."""
     hours = pd.date_range("2024-01-01", periods=60 * 24, freq="h")
     rate = 20 + 15 * np.sin((hours.hour.to_numpy() - 9) / 24 * 2 * np.pi)
     rate[-48:-46] *= 5  # 00:00-01:00 on the day before last
@@ -243,3 +243,9 @@ def test_a_surge_ends_on_its_own_hours_not_on_a_quiet_hour_the_next_evening():
     (inc,) = [i for i in incidents(out, label="Orders", rules="business_hourly") if i.start >= hours[-50]]
     assert inc.rule == "surge" and (inc.start, inc.end) == (hours[-48], hours[-47])
     assert out.loc[quiet, "incident"] == 0
+    # nor on a busy hour just above the band (the surge's side) long after its last alarm
+    x[-28] = np.ceil(out.loc[quiet, "upper"]) + 1  # the band there comes from earlier hours only
+    out = detect(pd.Series(x, hours), "business_hourly", label="Orders")
+    assert out.loc[quiet, "value"] > out.loc[quiet, "upper"] and out.loc[quiet, "rule"] == ""
+    (inc,) = [i for i in incidents(out, label="Orders", rules="business_hourly") if i.start >= hours[-50]]
+    assert (inc.start, inc.end) == (hours[-48], hours[-47])
