@@ -115,18 +115,14 @@ def detect(
     judged = ev.judged
     out.attrs["judged_from"] = int(np.argmax(judged)) if judged.any() else None
     onset = (ids > 0) & (np.r_[0, ids[:-1]] != ids)  # the alarms, before any incident reaches back
-    ids = _incidents.backdate(ids, ev.rule, outside, np.sign(x - ev.expected), engine.rolling_windows(rs))
+    steps = {
+        "level_steps": engine.level_windows(rs),
+        "shape_steps": engine.shape_lengths(rs),
+        "window_steps": engine.rolling_windows(rs),
+    }
+    ids = _incidents.backdate(ids, ev.rule, outside, np.sign(x - ev.expected), steps["window_steps"])
     if not rs.incident.recovery:  # a recovery is the other side by design: it keeps its span
-        ids = _incidents.end_on_side(
-            ids,
-            x,
-            ev.expected,
-            outside,
-            ev.rule,
-            level_steps=engine.level_windows(rs),
-            shape_steps=engine.shape_lengths(rs),
-            window_steps=engine.rolling_windows(rs),
-        )
+        ids = _incidents.end_on_side(ids, x, ev.expected, outside, ev.rule, **steps)
     out["is_anomaly"] = onset.astype(np.int8)
     running_peak = pd.Series(np.where(ids > 0, ev.score, 0.0)).groupby(ids).cummax().to_numpy()
     out["severity"] = [
@@ -137,15 +133,7 @@ def detect(
     out["rule"] = ev.rule
     out["step"] = ev.step
     for inc, pos in zip(
-        _incidents.build(
-            out,
-            ids,
-            label=label,
-            fmt=fmt,
-            level_steps=engine.level_windows(rs),
-            shape_steps=engine.shape_lengths(rs),
-            window_steps=engine.rolling_windows(rs),
-        ),
+        _incidents.build(out, ids, label=label, fmt=fmt, **steps),
         np.flatnonzero(onset),
         strict=True,
     ):

@@ -191,6 +191,12 @@ def _side(
     return float(np.sign(mean)) if math.isfinite(mean) else 0.0
 
 
+def _alarm_row(rows: np.ndarray, fired: np.ndarray) -> int:
+    """The row whose alarm opened an incident (``fired``: positions in its ``rows`` where a step
+    fired): its first, unless it reaches back before its alarm."""
+    return int(rows[fired[0]]) if len(fired) else int(rows[0])
+
+
 def end_on_side(
     ids: np.ndarray,
     values: np.ndarray,
@@ -214,7 +220,7 @@ def end_on_side(
         if not len(rows) or rows[-1] == n - 1:
             continue
         fired = np.flatnonzero(rule[rows] != "")
-        alarm = int(rows[fired[0]]) if len(fired) else int(rows[0])
+        alarm = _alarm_row(rows, fired)
         side = _side(values, expected, alarm, str(rule[alarm]), level_steps, shape_steps, window_steps)
         if not side:
             continue
@@ -263,6 +269,7 @@ def build(
     level_steps, shape_steps, window_steps = level_steps or {}, shape_steps or {}, window_steps or {}
     values = frame["value"].to_numpy(dtype=float)
     expected = frame["expected"].to_numpy(dtype=float)
+    rule = frame["rule"].to_numpy()
     out: list[Incident] = []
     if not len(ids) or ids.max() == 0:
         return out
@@ -270,8 +277,7 @@ def build(
     for k in range(1, int(ids.max()) + 1):
         rows = np.flatnonzero(ids == k)
         first, final = rows[0], rows[-1]
-        fired = np.flatnonzero(frame["rule"].to_numpy()[rows] != "")
-        alarm = int(rows[fired[0]]) if len(fired) else int(first)  # later than ``first`` if backdated
+        alarm = _alarm_row(rows, np.flatnonzero(rule[rows] != ""))  # later than ``first`` if backdated
         scores = frame["score"].to_numpy()[rows]
         best = int(np.nanargmax(np.where(np.isfinite(scores), scores, -np.inf)))
         opened_by = str(frame["rule"].iat[alarm])

@@ -564,20 +564,18 @@ def store(rows: list[dict]) -> tuple[list[int], int]:
     updated = 0
     with warehouse.connect_raw() as conn:
         for r in rows:
-            # stored before its start reached back to where the run began (a window step's alarm
-            # comes a period or more after it; scans before this one keyed it by its alarm): the
-            # same incident, moved to its start, so that it is not stored and e-mailed twice
-            conn.execute(
-                "update ops.anomalies set started_at = %(start)s where id = ("
-                " select id from ops.anomalies where series_key = %(key)s"
-                " and started_at > %(start)s and started_at <= %(alarm)s order by started_at limit 1)"
-                " and not exists (select 1 from ops.anomalies where series_key = %(key)s and started_at = %(start)s)",
-                {
-                    "key": r["series_key"],
-                    "start": r["started_at"],
-                    "alarm": r.get("alarm_at") or r["started_at"],
-                },
-            )
+            if r.get("alarm_at") and r["alarm_at"] > r["started_at"]:
+                # stored before its start reached back to where the run began (a window step's
+                # alarm comes a period or more after it; scans before this one keyed it by its
+                # alarm): the same incident, moved to its start, not stored and e-mailed twice
+                conn.execute(
+                    "update ops.anomalies set started_at = %(start)s where id = ("
+                    " select id from ops.anomalies where series_key = %(key)s"
+                    " and started_at > %(start)s and started_at <= %(alarm)s order by started_at limit 1)"
+                    " and not exists (select 1 from ops.anomalies where series_key = %(key)s"
+                    " and started_at = %(start)s)",
+                    {"key": r["series_key"], "start": r["started_at"], "alarm": r["alarm_at"]},
+                )
             row = conn.execute(
                 f"insert into ops.anomalies ({cols}) values ({marks}) "
                 f"on conflict (series_key, started_at) do update set {updates}, updated_at = now() "
