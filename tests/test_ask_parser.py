@@ -504,3 +504,62 @@ def test_a_many_word_alias_is_matched_as_written():
     assert parse("revenue in the state of SP last month", T, BRL).question.where_dict == {"region": ("SP",)}
     r = read("units sold in the states last month")
     assert r.status == "decline" and "not in the data" in r.reason
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end",
+    [
+        # T is Wednesday 18 March 2026
+        ("revenue last weekend", "revenue", "2026-03-14", "2026-03-16"),
+        ("orders over the weekend", "orders", "2026-03-14", "2026-03-16"),
+        ("revenue since monday", "revenue", "2026-03-16", "2026-03-19"),
+        ("orders from monday to wednesday last week", "orders", "2026-03-09", "2026-03-12"),
+        ("units from tuesday to friday", "units", "2026-03-10", "2026-03-14"),
+        ("revenue on black friday 2025", "revenue", "2025-11-28", "2025-11-29"),
+        ("orders on black friday", "orders", "2025-11-28", "2025-11-29"),
+        ("black friday revenue last year", "revenue", "2025-11-28", "2025-11-29"),
+        ("cyber monday orders in 2024", "orders", "2024-12-02", "2024-12-03"),
+        ("revenue on christmas day", "revenue", "2025-12-25", "2025-12-26"),
+        ("orders on christmas eve 2024", "orders", "2024-12-24", "2024-12-25"),
+        ("revenue on new year's eve", "revenue", "2025-12-31", "2026-01-01"),
+        ("revenue on valentine's day", "revenue", "2026-02-14", "2026-02-15"),
+        ("orders on thanksgiving 2025", "orders", "2025-11-27", "2025-11-28"),
+        ("revenue on easter monday 2025", "revenue", "2025-04-21", "2025-04-22"),
+        ("total revenue in 2024 and 2025", "revenue", "2024-01-01", "2026-01-01"),
+        ("orders in January and February combined", "orders", "2026-01-01", "2026-03-01"),
+    ],
+)
+def test_weekends_named_days_and_periods_added_up(text, kpi, start, end):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", r.reason
+    assert (r.question.kpi, f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (kpi, start, end)
+
+
+def test_a_named_day_against_last_year_is_last_years_named_day():
+    r = read("black friday revenue vs last year")  # 28 Nov 2025 against 29 Nov 2024, not 28 Nov 2024
+    assert r.shape == "compare"
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2025-11-28", "2024-11-29")
+
+
+def test_two_periods_not_added_up_unless_asked_and_back_to_back():
+    assert read("revenue in 2024 and 2025").status == "clarify"  # each, or together?
+    assert read("total revenue in 2023 and 2025").status == "clarify"  # not one span
+
+
+def test_a_list_in_an_order_is_the_whole_list():
+    r = read("list the categories by orders this year, lowest first")
+    assert r.status == "answer" and r.shape == "breakdown", r.reason
+    assert (r.question.by, r.question.order, r.question.top) == (("category",), "asc", None)
+    r = read("regions by revenue last month in descending order")
+    assert (r.shape, r.question.order) == ("breakdown", "desc")
+    r = read("Name the 2 products with the most units sold last month")
+    assert (r.shape, r.question.top, r.question.by) == ("top", 2, ("product",))
+
+
+def test_all_values_but_one_is_a_total_and_per_a_value_is_declined():
+    r = read("orders from all regions except Europe yesterday")
+    assert r.status == "answer" and r.shape == "value", r.reason
+    assert r.question.by == () and r.question.exclude_dict == {"region": ("Europe",)}
+    r = read("revenue per store last month")  # not Retail Store's revenue
+    assert r.status == "decline" and r.question is None
+    assert "per store" in r.reason

@@ -43,7 +43,7 @@ FILLER = set(
     some any each every
     distinct unique individual different separate & everywhere
     combined together jointly summarise summarize summary analyse analyze analysis overview
-    while whilst
+    while whilst name names display find know want need
     """.split()
 )
 EXCLUDE_CUES = (
@@ -80,6 +80,7 @@ ASC_WORDS = {
     "slowest",
     "poorest",
     "lower",
+    "ascending",
 }
 DESC_WORDS = {
     "top",
@@ -97,6 +98,7 @@ DESC_WORDS = {
     "busiest",
     "higher",
     "more",
+    "descending",
 }
 RANK_WORDS = (
     ASC_WORDS
@@ -473,6 +475,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "Ask about a period that has happened, e.g. 'revenue last month'.",
             lex.suggestions(),
         )
+    # "in descending order": the order of a list, not the Orders KPI
+    t = re.sub(r"\b(?:in )?(ascending|descending) order\b", r"\1", t)
     known = _known_words(lex)
     t, short = _expand_shorthand(t, known)
     t, fixed = _fix_time_typos(t, known)
@@ -487,8 +491,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         for tok in toks:
             # "Q3's revenue": the possessive belongs to the time phrase
             end = tok.end - 2 if tok.word.endswith("'s") else tok.end
-            if tok.start >= f.span[0] and end <= f.span[1]:
-                tok.role = "time"
+            for a, b in (f.span, f.also or f.span):
+                if tok.start >= a and end <= b:
+                    tok.role = "time"
         r.understood.append(
             (f.period.text, f"time: {f.period.describe()}" if not f.period.relative else "time: relative")
         )
@@ -626,6 +631,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     yoy = any(p in joined for p in YOY)
     rank_dir = None
     rank_word = None
+    ordering = False  # "lowest first", "in descending order": the order of a whole list, not a top
     for idx, tok in enumerate(toks):
         nxt_ = toks[idx + 1] if idx + 1 < n else None
         if (
@@ -639,6 +645,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         if tok.role is None and tok.word in ASC_WORDS | DESC_WORDS:
             rank_dir = "asc" if tok.word in ASC_WORDS else "desc"
             nxt = toks[idx + 1].word if idx + 1 < n else ""
+            if nxt == "first" and toks[idx + 1].role is None:
+                toks[idx + 1].role = "filler"
+                ordering = True
+            ordering = ordering or tok.word in ("ascending", "descending")
             if tok.word in QUALITY_WORDS and not nxt.startswith("sell"):
                 rank_word = tok.word  # judged by the KPI's up_is_good once the KPI is known
             tok.role = "rank"
@@ -828,6 +838,16 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             choices = sorted(v for _, v in options)
             return r.refuse("clarify", f"'{raw}' could be {' or '.join(choices)}.", choices)
         d, v = next(iter(options))
+        if first and toks[first - 1].word == "per":
+            # "revenue per store": a KPI divided by a count of stores, which no catalog entry defines;
+            # read as a filter it would answer for the Retail Store channel alone
+            return r.refuse(
+                "decline",
+                f"'per {raw}' divides by a count of {raw}s, which the catalog does not define. I can give "
+                f"the value for {v} ('in {v}') or split it by {lex.dim_labels[d].lower()} ('by "
+                f"{lex.dim_labels[d].lower()}').",
+                lex.suggestions(),
+            )
         for k in (last + 1, first - 1):  # "the web channel", "region Europe": the dimension word names it
             if dim_at.get(k) == d:
                 used_dims_as_label.add(k)
@@ -852,6 +872,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r.understood.append(
             (raw, f"{'excluding' if excluded else ''} {lex.dim_labels[d].lower()} = {v}".strip())
         )
+    for k, _ in dims_found:
+        if k and toks[k - 1].word in ("all", "every") and k + 1 < n and toks[k + 1].role == "exclude":
+            used_dims_as_label.add(k)  # "all regions except Europe": one total without Europe
     by_dims = [d for k, d in dims_found if k not in used_dims_as_label]
 
     # --- the KPI ---------------------------------------------------------------------------------------
@@ -971,13 +994,30 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                     "clarify",
                     f"'{period_a.text}' and '{period_b.text}' are the same period: compare it with which?",
                 )
-        if not compare_cue:
+        first_, second_ = sorted((period_a, period_b), key=lambda p: p.start)
+        if (
+            not compare_cue
+            and first_.end == second_.start
+            and re.search(r"\b(?:total|totals|combined|together|altogether|both|sum)\b", joined)
+            and re.search(r"\band\b", joined)
+        ):
+            # "total revenue in 2024 and 2025": two periods back to back, added up, are one span
+            period_a = Period(
+                first_.start, second_.end, "span", f"{first_.text} and {second_.text}", second_.so_far
+            )
+            period_b = None
+            r.understood.append((period_a.text, f"time: {period_a.describe()} (both periods together)"))
+        elif not compare_cue:
             return r.refuse(
                 "clarify",
                 f"Two periods ({period_a.describe()} and {period_b.describe()}): compare them, or ask about each?",
                 [f"{kpi.label} {period_a.describe()} vs {period_b.describe()}"],
             )
-        if period_a.unit != period_b.unit and re.fullmatch(r"(last|previous|past|prior) year", period_b.text):
+        if period_b is None:
+            pass
+        elif period_a.unit != period_b.unit and re.fullmatch(
+            r"(last|previous|past|prior) year", period_b.text
+        ):
             period_b = timephrases.shifted(period_a, "year")  # "this month vs last year": the same month
         elif (period_a.end - period_a.start) != (period_b.end - period_b.start) and (
             period_a.unit != period_b.unit or period_a.so_far != period_b.so_far
@@ -1102,7 +1142,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         asks_which = before in ("which", "what") or (
             at > 1 and toks[at - 2].word in ("which", "what") and before.isdigit()
         )
-        ranking = rank_dir is not None or top_n is not None or asks_which
+        ranking = (rank_dir is not None and not ordering) or top_n is not None or asks_which
         if ranking:
             plural = toks[at].word != sing[at]
             n_ = top_n or (5 if plural else 1)
@@ -1110,7 +1150,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             r.question = Question(**{**base, "by": (dim,), "top": n_, "order": rank_dir or "desc"})
         else:
             r.shape = "breakdown"
-            r.question = Question(**{**base, "by": (dim,)})
+            r.question = Question(**{**base, "by": (dim,), "order": rank_dir or "desc"})
         return r
     if time_grain and time_grain in ("hour", "day", "week", "month"):
         r.shape = "trend"

@@ -103,6 +103,43 @@ _YEAR = r"(?:19|20)\d\d"
 _DAYNUM = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 
 
+def _thanksgiving(year: int) -> datetime:
+    """The fourth Thursday of November (United States)."""
+    first = datetime(year, 11, 1)
+    return first + timedelta(days=(3 - first.weekday()) % 7 + 21)
+
+
+def _easter(year: int) -> datetime:
+    from dateutil.easter import easter
+
+    e = easter(year)
+    return datetime(e.year, e.month, e.day)
+
+
+# Days a retailer asks about by name (a regular expression each -> the day in a given year), the
+# longer names first so "easter monday" is not read as "easter" and a Monday.
+HOLIDAYS = {
+    r"christmas eve": lambda y: datetime(y, 12, 24),
+    r"christmas(?: day)?|xmas(?: day)?": lambda y: datetime(y, 12, 25),
+    r"boxing day": lambda y: datetime(y, 12, 26),
+    r"new year'?s eve": lambda y: datetime(y, 12, 31),
+    r"new year'?s(?: day)?": lambda y: datetime(y, 1, 1),
+    r"valentine'?s(?: day)?": lambda y: datetime(y, 2, 14),
+    r"halloween": lambda y: datetime(y, 10, 31),
+    r"thanksgiving(?: day)?": _thanksgiving,
+    r"black friday": lambda y: _thanksgiving(y) + timedelta(days=1),
+    r"cyber monday": lambda y: _thanksgiving(y) + timedelta(days=4),
+    r"easter monday": lambda y: _easter(y) + timedelta(days=1),
+    r"easter(?: sunday)?": _easter,
+    r"good friday": lambda y: _easter(y) - timedelta(days=2),
+}
+_HOLIDAY = "|".join(HOLIDAYS)
+
+
+def holiday(pattern: str, year: int) -> datetime:
+    return HOLIDAYS[pattern](year)
+
+
 @dataclass(frozen=True)
 class Period:
     """A span of time named in a question: [start, end), and how it was said."""
@@ -146,6 +183,7 @@ class Period:
 class Found:
     period: Period
     span: tuple[int, int]  # character span in the normalised text
+    also: tuple[int, int] | None = None  # a second span said apart ("black friday ... last year")
 
 
 _REL_YEAR = r"(?:last|this|previous|prior|the current|the previous|the last) year"
@@ -297,6 +335,56 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             a = datetime(int(m.group(2)), month, 1) if m.group(2) else _latest_month(month, today)
         if a < tomorrow:
             add(m, Period(a, tomorrow, "span", m.group(0), so_far=True))
+    # "since Monday": from the most recent Monday up to the as-of
+    for m in each(rf"\bsince (?:last )?({_WD})\b"):
+        d = today - timedelta(days=(today.weekday() - WEEKDAYS[m.group(1)]) % 7)
+        add(m, Period(d, tomorrow, "span", m.group(0), so_far=True))
+    # "from Monday to Wednesday (last week)": days of one week; the most recent such run without one
+    for m in each(
+        rf"\b(?:from|between) ({_WD}) (?:to|and|until|till|through|thru|-) ({_WD})(?: (?:of )?(last|this|previous) week)?\b"
+    ):
+        wd1, wd2 = WEEKDAYS[m.group(1)], WEEKDAYS[m.group(2)]
+        if wd2 < wd1:
+            continue
+        if m.group(3):
+            week = floor_period(today, "week")
+            base = week if m.group(3) == "this" else week - timedelta(weeks=1)
+            a, b = base + timedelta(days=wd1), base + timedelta(days=wd2)
+        else:
+            b = today - timedelta(days=(today.weekday() - wd2) % 7)
+            a = b - timedelta(days=wd2 - wd1)
+        if a <= today:
+            add(m, Period(a, min(b, today) + timedelta(days=1), "span", m.group(0), so_far=b >= today))
+    # --- weekends and the days retail is asked about ---------------------------------------------
+    for m in each(r"\b(?:(last|this|previous|past|the) )?weekend\b"):
+        saturday = today - timedelta(days=(today.weekday() - 5) % 7)  # the latest Saturday by today
+        if m.group(1) in ("last", "previous", "past") and today.weekday() >= 5:
+            saturday -= timedelta(weeks=1)  # on a Sunday, "last weekend" is the one before this
+        end = saturday + timedelta(days=2)
+        add(m, Period(saturday, min(end, tomorrow), "span", m.group(0), so_far=end > tomorrow))
+    for m in each(
+        rf"\b({_HOLIDAY})(?:(?: of| in)? ({_YEAR}|{_REL_YEAR}))?\b|\b({_YEAR})(?:'s)? ({_HOLIDAY})\b"
+    ):
+        name, said = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        key = next(k for k in HOLIDAYS if re.fullmatch(k, name))
+        elsewhere = None
+        if not said and not re.search(r"\b(?:vs|versus|compar\w*|against|than)\b", text):
+            # "black friday revenue last year": the one year said elsewhere is the holiday's
+            years = [y for y in re.finditer(rf"\b(?:{_YEAR}|{_REL_YEAR})\b", text) if free(y)]
+            if len(years) == 1:
+                elsewhere = years[0]
+                said = elsewhere.group(0)
+        if said:
+            d = holiday(key, _year_of(said, today))
+        else:  # the latest one by the as-of
+            d = holiday(key, today.year)
+            if d > today:
+                d = holiday(key, today.year - 1)
+        text_ = m.group(0) if elsewhere is None else f"{m.group(0)} {elsewhere.group(0)}"
+        add(m, Period(d, d + timedelta(days=1), "day", text_))
+        if elsewhere is not None:
+            found[-1] = Found(found[-1].period, found[-1].span, elsewhere.span())
+            add(elsewhere, None)
     # --- the week starting ... ----------------------------------------------------------------
     for m in each(rf"\b(?:the )?week (?:starting|beginning|commencing|from|of)(?: on)? ({day_pat})\b"):
         a = _absolute_day(m.group(1), today, problems)
@@ -544,6 +632,12 @@ def shifted(p: Period, how: str) -> Period:
         return Period(
             p.start - timedelta(days=7), p.end - timedelta(days=7), p.unit, f"{p.text} a week earlier"
         )
+    named = re.match(rf"(?:\d{{4}}(?:'s)? )?({_HOLIDAY})\b", p.text)
+    if how == "year" and named and p.unit == "day":
+        # "black friday vs last year": last year's Black Friday, not the same date
+        key = next(k for k in HOLIDAYS if re.fullmatch(k, named.group(1)))
+        d = holiday(key, p.start.year - 1)
+        return Period(d, d + timedelta(days=1), "day", f"{named.group(1)} {d.year}")
     if how == "year":
         s = (pd.Timestamp(p.start) - pd.DateOffset(years=1)).to_pydatetime()
         e = (pd.Timestamp(p.end) - pd.DateOffset(years=1)).to_pydatetime()
