@@ -133,3 +133,18 @@ def test_a_kpi_whose_inputs_were_never_loaded_is_declined(own_home):
     assert a["status"] == "decline" and a["value"] is None and "unit_cost" in a["reason"]
     b = kpi_json(own_home, "ask", "revenue in Antarctica last month")
     assert b["status"] == "decline" and b["value"] is None
+
+
+@pytest.mark.parametrize(
+    "question, start, end",
+    [
+        ("revenue on Black Friday", "2011-11-25", "2011-11-26"),  # the day after 24 Nov 2011
+        ("orders last weekend", "2011-12-03", "2011-12-05"),  # the data ends on Friday 9 Dec 2011
+    ],
+)
+def test_named_days_and_weekends_count_from_the_datas_own_end(own_home, question, start, end):
+    a = kpi_json(own_home, "ask", question)
+    assert a["status"] == "answer", a["text"]
+    assert (a["spec"]["start"], a["spec"]["end"]) == (f"{start}T00:00:00", f"{end}T00:00:00")
+    truth = kpi_json(own_home, "query", a["kpi"], "--grain", "total", "--start", start, "--end", end)
+    assert a["value"] == pytest.approx(truth["data"][0]["value"]) and a["value"] > 0
