@@ -185,6 +185,37 @@ def test_why_says_when_one_order_or_an_order_and_its_reversal_dominates(demo, tm
     assert b.status == "answer" and "One order dominates: H2" in b.text
 
 
+def test_why_finds_an_outage_in_one_region_that_the_days_total_hides(demo, tmp_path, as_of):
+    """A user's own file (2013): Europe takes no orders from 09:00 to 14:00 on Tuesday 19 March, and
+    they come back in the evening, while Asia Pacific runs a morning promotion: neither the day's
+    total, nor its hours, nor Europe's day looks unusual."""
+    from kpi_lib import loader
+
+    rows, n = ["order_id,ordered_at,quantity,unit_price,customer_id,region,category"], 0
+    comeback = {18: 7, 19: 7, 20: 6}  # Europe's 20 missing orders, placed in the evening instead
+    pulled = {15: 4, 16: 4, 17: 3, 18: 3, 19: 3, 20: 3}  # Asia Pacific's 20, placed in the morning
+    for week in range(6):  # the Tuesday asked about, the calm one before it, and their baselines
+        day = datetime(2013, 3, 19) - timedelta(weeks=week)
+        for hour in range(8, 21):
+            for region in ("Europe", "Asia Pacific"):
+                k = 4
+                if week == 0 and region == "Europe":
+                    k = 0 if 9 <= hour < 14 else 4 + comeback.get(hour, 0)
+                if week == 0 and region == "Asia Pacific":  # the promotion pulls later orders forward
+                    k = 8 if 9 <= hour < 14 else 4 - pulled.get(hour, 0)
+                for i in range(k):
+                    n += 1
+                    rows.append(f"W{n},{day:%Y-%m-%d} {hour:02d}:{10 + i:02d},1,20,C{n % 50},{region},Books")
+    path = tmp_path / "tuesdays.csv"
+    path.write_text("\n".join(rows) + "\n")
+    loader.load_lines_file(path)
+    a = ask("Why did orders drop on 19 March 2013?", as_of=as_of, user=ANALYST)
+    assert a.status == "answer", a.text
+    assert "In Europe (region), orders between 09:00 and 14:00 were 0 against 20" in a.text
+    calm = ask("Why did orders drop on 12 March 2013?", as_of=as_of, user=ANALYST)
+    assert calm.status == "answer" and "In Europe" not in calm.text and "In Asia Pacific" not in calm.text
+
+
 def test_a_masked_kpi_shows_no_number_and_a_hidden_one_is_declined(as_of):
     a = ask("revenue by region last month", as_of=as_of, user=VIEWER)
     assert a.status == "answer" and a.masked and a.value is None

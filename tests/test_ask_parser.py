@@ -563,3 +563,21 @@ def test_all_values_but_one_is_a_total_and_per_a_value_is_declined():
     r = read("revenue per store last month")  # not Retail Store's revenue
     assert r.status == "decline" and r.question is None
     assert "per store" in r.reason
+
+
+def test_today_against_yesterday_is_up_to_the_same_hour():
+    r = read("orders today vs yesterday")  # T is 14:30: 00:00-15:00 on both days, not all of yesterday
+    assert r.shape == "compare", r.reason
+    got = [
+        f"{x:%Y-%m-%d %H:%M}"
+        for x in (r.question.start, r.question.end, r.compare_to.start, r.compare_to.end)
+    ]
+    assert got == ["2026-03-18 00:00", "2026-03-18 15:00", "2026-03-17 00:00", "2026-03-17 15:00"]
+    r = read("orders yesterday vs the day before")  # two whole days stay whole
+    assert f"{r.question.end:%H:%M} {r.compare_to.end:%H:%M}" == "00:00 00:00"
+
+
+def test_the_same_week_last_year_starts_on_a_monday():
+    r = read("orders last week vs the same week last year")
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-03-09", "2025-03-10")
+    assert r.compare_to.start.weekday() == 0 and (r.compare_to.end - r.compare_to.start).days == 7

@@ -154,7 +154,7 @@ class Period:
     def phrase(self) -> str:
         """For a sentence: 'on 3 Dec 2026', 'in November 2026', 'from 1 Nov to 9 Nov 2026'."""
         d = self.describe()
-        if self.unit == "day" and not self.so_far:
+        if (self.unit == "day" and not self.so_far) or self.unit == "hour":
             return f"on {d}"
         if self.unit in ("month", "quarter", "year") and not self.so_far:
             return f"in {d}"
@@ -175,7 +175,7 @@ class Period:
         if self.unit == "year" and not self.so_far:
             return f"{s.year}"
         if self.unit == "hour":
-            return f"{s:%d %b %Y %H:%M}–{self.end:%H:%M}"
+            return f"{s.day} {s:%b %Y} {s:%H:%M}–{self.end:%H:%M}"
         return f"{s.day} {s:%b %Y} – {e.day} {e:%b %Y}"
 
 
@@ -638,6 +638,10 @@ def shifted(p: Period, how: str) -> Period:
         key = next(k for k in HOLIDAYS if re.fullmatch(k, named.group(1)))
         d = holiday(key, p.start.year - 1)
         return Period(d, d + timedelta(days=1), "day", f"{named.group(1)} {d.year}")
+    if how == "year" and p.unit == "week":
+        # the same week last year is the one 52 weeks back: Monday to Monday, as weeks are here
+        back = timedelta(weeks=52)
+        return Period(p.start - back, p.end - back, p.unit, f"{p.text} a year earlier", p.so_far)
     if how == "year":
         s = (pd.Timestamp(p.start) - pd.DateOffset(years=1)).to_pydatetime()
         e = (pd.Timestamp(p.end) - pd.DateOffset(years=1)).to_pydatetime()
