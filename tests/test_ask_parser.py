@@ -581,3 +581,25 @@ def test_the_same_week_last_year_starts_on_a_monday():
     r = read("orders last week vs the same week last year")
     assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-03-09", "2025-03-10")
     assert r.compare_to.start.weekday() == 0 and (r.compare_to.end - r.compare_to.start).days == 7
+
+
+def test_a_weekday_said_with_its_date_confirms_it_or_is_asked_back():
+    r = read("What was revenue on Monday, 16 March?")
+    assert r.status == "answer" and f"{r.question.start:%Y-%m-%d}" == "2026-03-16", r.reason
+    r = read("revenue on Tuesday 16 March")
+    assert r.status == "clarify" and "16 Mar 2026 is a Monday, not a Tuesday" in r.reason
+
+
+@pytest.mark.parametrize(
+    "text, start, end",
+    [
+        ("sales during the weekend of 7 March", "2026-03-07 00:00", "2026-03-09 00:00"),
+        ("orders the weekend of 5 March", "2026-03-07 00:00", "2026-03-09 00:00"),
+        ("orders in the past 24 hours", "2026-03-17 15:00", "2026-03-18 15:00"),
+        ("revenue in the last hour", "2026-03-18 14:00", "2026-03-18 15:00"),
+    ],
+)
+def test_a_named_weekend_and_the_last_hours(text, start, end):
+    r = read(text)
+    assert r.status == "answer", r.reason
+    assert (f"{r.question.start:%Y-%m-%d %H:%M}", f"{r.question.end:%Y-%m-%d %H:%M}") == (start, end)

@@ -20,6 +20,7 @@ from . import timephrases
 from .lexicon import Lexicon, singular, words
 from .timephrases import Period
 
+_WEEKDAY = "|".join(sorted(timephrases.WEEKDAYS, key=len, reverse=True))
 # Words that carry no content of their own here (questions, fillers, verbs of selling and buying).
 FILLER = set(
     """
@@ -970,6 +971,20 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         cur = timephrases.floor_period(as_of.replace(hour=0, minute=0, second=0, microsecond=0), unit)
         absolute = [timephrases.shifted(Period(cur, timephrases.next_period(cur, unit), unit, p.text), how)]
         relative = []
+    weekday = [
+        p for p in absolute if re.fullmatch(rf"(?:(?:last|this|on|previous|past) )?({_WEEKDAY})", p.text)
+    ]
+    if len(absolute) == 2 and len(weekday) == 1:
+        # "on Monday, 30 November": the weekday confirms the date (or contradicts it: asked back)
+        said = re.fullmatch(rf"(?:\w+ )?({_WEEKDAY})", weekday[0].text).group(1)
+        day = next(p for p in absolute if p is not weekday[0])
+        if day.unit == "day":
+            if day.start.weekday() != timephrases.WEEKDAYS[said]:
+                return r.refuse(
+                    "clarify",
+                    f"{day.describe()} is a {day.start:%A}, not a {said.title()}: which day do you mean?",
+                )
+            absolute = [day]
     if len(absolute) > 2 or (len(absolute) == 2 and relative):
         return r.refuse(
             "clarify", "The question names more than two periods; ask about one (or compare two)."

@@ -176,6 +176,8 @@ class Period:
             return f"{s.year}"
         if self.unit == "hour":
             return f"{s.day} {s:%b %Y} {s:%H:%M}–{self.end:%H:%M}"
+        if s.hour or self.end.hour:  # "the past 24 hours": say the hours, not two dates
+            return f"{s.day} {s:%b %Y} {s:%H:%M} – {self.end.day} {self.end:%b %Y} {self.end:%H:%M}"
         return f"{s.day} {s:%b %Y} – {e.day} {e:%b %Y}"
 
 
@@ -356,6 +358,11 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         if a <= today:
             add(m, Period(a, min(b, today) + timedelta(days=1), "span", m.group(0), so_far=b >= today))
     # --- weekends and the days retail is asked about ---------------------------------------------
+    for m in each(rf"\b(?:the )?weekend (?:of|starting|beginning|commencing)(?: on)? ({day_pat})\b"):
+        d = _absolute_day(m.group(1), today, problems)
+        if d:  # the Saturday and Sunday that day falls in, or the next ones from a weekday
+            saturday = d - timedelta(days=1) if d.weekday() == 6 else d + timedelta(days=5 - d.weekday())
+            add(m, Period(saturday, saturday + timedelta(days=2), "span", m.group(0)))
     for m in each(r"\b(?:(last|this|previous|past|the) )?weekend\b"):
         saturday = today - timedelta(days=(today.weekday() - 5) % 7)  # the latest Saturday by today
         if m.group(1) in ("last", "previous", "past") and today.weekday() >= 5:
@@ -533,6 +540,9 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             months = n * {"month": 1, "quarter": 3, "year": 12}[unit]
             start = (pd.Timestamp(tomorrow) - pd.DateOffset(months=months)).to_pydatetime()
             add(m, Period(start, tomorrow, "span", m.group(0), so_far=True))
+    for m in each(r"\b(?:the )?(?:last|past|previous|this|current) hour\b"):
+        end = as_of.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        add(m, Period(end - timedelta(hours=1), end, "span", m.group(0), so_far=True))
     for m in each(rf"\b({_NUM}) (days|weeks|months|years) ago\b"):
         n, unit = _num(m.group(1)), UNITS[m.group(2)]
         start = floor_period(today, unit)
