@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 import math
 
+from .. import kpis
+from ..errors import KpiError
 from .answer import Answer
 
 CSS = """
@@ -65,8 +67,12 @@ def card_html(a: Answer, with_css: bool = True) -> str:
     if a.status == "answer" and a.rows and len(a.rows) > 1:
         keys = list(a.rows[0])
         head = "".join(f"<th>{_e(k)}</th>" for k in keys)
+        fmt = _value_format(a.kpi)
         body = "".join(
-            "<tr>" + "".join(f"<td>{_e(_cell(r.get(k)))}</td>" for k in keys) + "</tr>" for r in a.rows[:25]
+            "<tr>"
+            + "".join(f"<td>{_e(_cell(r.get(k), fmt if k == 'value' else None))}</td>" for k in keys)
+            + "</tr>"
+            for r in a.rows[:25]
         )
         table = f"<table><tr>{head}</tr>{body}</table>"
     choices = ""
@@ -99,9 +105,17 @@ def card_html(a: Answer, with_css: bool = True) -> str:
     )
 
 
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return f"{v:,.2f}"
+def _value_format(kpi: str | None):
+    """The KPI's own formatter for the table's values (239 orders, $1,234.50, 23.7%)."""
+    try:
+        return kpis.get(kpi).format_value if kpi else None
+    except KpiError:
+        return None
+
+
+def _cell(v, fmt=None) -> str:
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return fmt(v) if fmt else f"{v:,.2f}"
     return "" if v is None else str(v)
 
 

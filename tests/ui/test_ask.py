@@ -57,6 +57,18 @@ def test_the_landing_page_box_answers_with_the_number_kpi_query_gives(context, s
     assert context.outside_requests == []
 
 
+def test_a_breakdowns_table_shows_each_value_as_the_kpi_formats_it(context, server, demo):
+    start, end, month = last_month(demo)
+    page = context.new_page()
+    login(page, server, "/")
+    card = ask_on_landing(page, f"revenue by region in {month}")
+    r = kpis.query("revenue", "total", start=start, end=end, by="region")
+    best = r.df.sort_values("value", ascending=False).iloc[0]
+    first = card.locator("table tr").nth(1).locator("td")
+    assert first.nth(0).inner_text() == best["region"]
+    assert first.nth(1).inner_text() == kpis.get("revenue").format_value(best["value"])  # "$372,071"
+
+
 def test_an_answer_has_a_link_that_asks_it_again(context, server, demo):
     """After an answer the address asks the same question: opened elsewhere (or typed as
     /ask?q=...), it shows the same card with the question in the box."""
