@@ -358,6 +358,10 @@ def test_an_open_ended_span_is_asked_back_not_read_as_the_period(text):
 def test_a_record_day_is_the_highest_day():
     r = read("record day for orders in 2025")
     assert (r.shape, r.rank_grain, r.order, r.top_n) == ("rank_time", "day", "desc", 1), r.reason
+    r = read("record revenue day")  # not the total of all the data
+    assert (r.shape, r.rank_grain, r.order, r.question.kpi) == ("rank_time", "day", "desc", "revenue"), (
+        r.reason
+    )
 
 
 # T is Wednesday 18 March 2026: last week is 9-15 March, last quarter Q4 2025, last year 2025.

@@ -639,7 +639,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             tok.role is None
             and tok.word in ("record", "all-time")
             and nxt_ is not None
-            and (nxt_.word in TIME_GRAINS or nxt_.role == "dim")
+            and (
+                nxt_.word in TIME_GRAINS
+                or nxt_.role == "dim"
+                # "record revenue day": the grain after the KPI
+                or (nxt_.role == "kpi" and idx + 2 < n and toks[idx + 2].word in TIME_GRAINS)
+            )
         ):
             rank_dir, tok.role = "desc", "rank"  # "record day for orders": the highest day
             break
