@@ -607,3 +607,13 @@ def test_a_named_weekend_and_the_last_hours(text, start, end):
     r = read(text)
     assert r.status == "answer", r.reason
     assert (f"{r.question.start:%Y-%m-%d %H:%M}", f"{r.question.end:%Y-%m-%d %H:%M}") == (start, end)
+
+
+def test_not_from_and_non_exclude_and_a_growth_side_by_side_is_declined():
+    for text in ("revenue not from Europe last month", "non-Europe revenue last month"):
+        r = read(text)
+        assert r.status == "answer" and r.question.exclude_dict == {"region": ("Europe",)}, (text, r.reason)
+    r = read("Europe vs North America revenue growth last month")  # their values would not answer it
+    assert r.status == "decline" and r.question is None
+    r = read("Europe vs North America revenue last month")
+    assert r.shape == "breakdown" and r.question.where_dict == {"region": ("Europe", "North America")}

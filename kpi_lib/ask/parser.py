@@ -67,6 +67,12 @@ EXCLUDE_CUES = (
     "ex",
     "minus",
     "besides",
+    "not from",
+    "not in",
+    "not on",
+    "not via",
+    "not through",
+    "non",
 )
 ASC_WORDS = {
     "bottom",
@@ -1059,6 +1065,16 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     ):
         versus = re.search(r"\b(vs|versus|compared|compare|against|than)\b", joined)
         several = [d for d in where if len(where[d]) > 1]
+        grew = [t_.word for t_ in toks if t_.role in (None, "filler") and t_.word in CHANGE_WORDS]
+        if versus and not yoy and several and grew:
+            # "Europe vs North America revenue growth": each one's change, side by side, is a
+            # ranking of changes, which is not computed; the values alone would not answer it
+            return r.refuse(
+                "decline",
+                f"'{grew[0]}' for {' vs '.join(where[several[0]])} would set their changes side by side, "
+                "which I do not compute; ask for each one's change (e.g. 'Europe revenue last month vs the "
+                "month before') or for their values ('Europe vs North America revenue last month').",
+            )
         if versus and not yoy and several:
             # "Apparel vs Books last month": the values side by side, not a change over time
             r.period, r.shape = period_a, "breakdown"
