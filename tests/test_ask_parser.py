@@ -617,3 +617,22 @@ def test_not_from_and_non_exclude_and_a_growth_side_by_side_is_declined():
     assert r.status == "decline" and r.question is None
     r = read("Europe vs North America revenue last month")
     assert r.shape == "breakdown" and r.question.where_dict == {"region": ("Europe", "North America")}
+
+
+def test_a_month_of_last_year_and_differences_between_two_months():
+    for text, start in (
+        ("revenue in November last year", "2025-11-01"),
+        ("revenue in May last year", "2025-05-01"),
+    ):
+        r = read(text)  # not all of 2025 with "may" read as the verb
+        assert r.status == "answer" and r.shape == "value", r.reason
+        assert f"{r.question.start:%Y-%m-%d}" == start and (r.question.end - r.question.start).days in (
+            30,
+            31,
+        )
+    r = read("difference in revenue between January and February")  # February against January
+    assert r.shape == "compare", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-02-01", "2026-01-01")
+    r = read("revenue in February compared with February last year")
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-02-01", "2025-02-01")
+    assert read("revenue month over month").status == "clarify"  # not the total of all the data

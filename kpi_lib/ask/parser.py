@@ -44,7 +44,7 @@ FILLER = set(
     some any each every
     distinct unique individual different separate & everywhere
     combined together jointly summarise summarize summary analyse analyze analysis overview
-    while whilst name names display find know want need
+    while whilst name names display find know want need between
     """.split()
 )
 EXCLUDE_CUES = (
@@ -152,6 +152,7 @@ _CHANGE = {
     "yoy",
     "mom",
     "wow",
+    "qoq",
     "rise",
     "rose",
     "fall",
@@ -484,6 +485,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         )
     # "in descending order": the order of a list, not the Orders KPI
     t = re.sub(r"\b(?:in )?(ascending|descending) order\b", r"\1", t)
+    # "month over month": a change between periods, as "mom" is (not "month ... month" read as grains)
+    t = re.sub(
+        r"\b(week|month|quarter)[ -](?:over|on)[ -]\1\b",
+        lambda m: {"week": "wow", "month": "mom", "quarter": "qoq"}[m.group(1)],
+        t,
+    )
     known = _known_words(lex)
     t, short = _expand_shorthand(t, known)
     t, fixed = _fix_time_typos(t, known)
@@ -1004,11 +1011,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     period_b = None
     if len(absolute) == 2:
         if (
-            re.search(r"\bfrom\b", joined)
-            and re.search(r"\bto\b", joined)
-            and absolute[0].start < absolute[1].start
-        ):
-            period_a, period_b = absolute[1], absolute[0]  # "from 2024 to 2025": 2025 against 2024
+            (re.search(r"\bfrom\b", joined) and re.search(r"\bto\b", joined))
+            or (re.search(r"\bbetween\b", joined) and re.search(r"\band\b", joined))
+        ) and absolute[0].start < absolute[1].start:
+            # "from 2024 to 2025", "between October and November": the later against the earlier
+            period_a, period_b = absolute[1], absolute[0]
         else:
             period_a, period_b = absolute
         if (period_a.start, period_a.end) == (period_b.start, period_b.end):

@@ -310,7 +310,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
     # the most recent that leaves the second at or before the as-of's month when no year is said
     # ("growth from January to March" compares the two months instead)
     if not re.search(
-        r"\b(?:grow\w*|grew|change\w*|increase\w*|decrease\w*|vs|versus|compar\w*|ris\w*|rose|f[ae]ll\w*|drop\w*)\b",
+        r"\b(?:grow\w*|grew|change\w*|increase\w*|decrease\w*|vs|versus|compar\w*|ris\w*|rose|f[ae]ll\w*|drop\w*|differ\w*|mom|qoq)\b",
         text,
     ):
         for m in each(
@@ -501,6 +501,11 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             add(m, Period(start, add_months(start, 6), "span", m.group(0)))
 
     qh_pass(rel_year=True)
+    # "November last year", "March this year": that month of that year, before "last year" is read
+    # as a period of its own (which would leave "may" to be the verb and the month unread)
+    for m in each(rf"\b(?:(?:the )?month of )?({_MON}),? (?:of |in )?({_REL_YEAR})\b"):
+        start = datetime(_year_of(m.group(2), today), MONTHS[m.group(1)], 1)
+        add(m, Period(start, add_months(start, 1), "month", m.group(0)))
     # --- relative to another period in the question ("vs the month before") --------------------
     for m in each(
         r"\b(?:(?:the )?same (?:period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? last year"
