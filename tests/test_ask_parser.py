@@ -636,3 +636,10 @@ def test_a_month_of_last_year_and_differences_between_two_months():
     r = read("revenue in February compared with February last year")
     assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-02-01", "2025-02-01")
     assert read("revenue month over month").status == "clarify"  # not the total of all the data
+
+
+def test_trailing_twelve_months_shorthand():
+    for text in ("ttm revenue", "LTM revenue"):
+        r = read(text)
+        assert r.status == "answer", r.reason
+        assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2025-03-19", "2026-03-19")

@@ -485,6 +485,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         )
     # "in descending order": the order of a list, not the Orders KPI
     t = re.sub(r"\b(?:in )?(ascending|descending) order\b", r"\1", t)
+    t = re.sub(r"\b(?:ttm|ltm)\b", "trailing 12 months", t)  # trailing / last twelve months
     # "month over month": a change between periods, as "mom" is (not "month ... month" read as grains)
     t = re.sub(
         r"\b(week|month|quarter)[ -](?:over|on)[ -]\1\b",
