@@ -315,10 +315,15 @@ def build(
             # one row of a rolling step: what it judged was its window, so say what the window did
             w = window_steps.get(opened_by, 0) if final == first and not still else 0
             seen = slice(first - w + 1, first + 1) if 0 < w <= first else None
+            said_value = float(np.nanmean(values[seen])) if seen else value
+            said_expected = float(np.nanmean(frame["expected"].to_numpy(dtype=float)[seen])) if seen else exp
+            if math.isfinite(said_expected) and abs(said_expected) > 1e-12:
+                # the card's percentage is the sentence's: the window's, not one row's
+                pct = (said_value - said_expected) / abs(said_expected) * 100
             text = explain.pattern_sentence(
                 rule=opened_by,
-                value=float(np.nanmean(values[seen])) if seen else value,
-                expected=float(np.nanmean(frame["expected"].to_numpy(dtype=float)[seen])) if seen else exp,
+                value=said_value,
+                expected=said_expected,
                 lower=lo,
                 upper=hi,
                 peak=idx[p],

@@ -105,6 +105,7 @@ def test_a_one_row_incident_of_a_rolling_step_is_told_over_its_window():
         "Revenue showed a sustained move in the 12 hours to 2019-09-10 15:00 "
         "(on average £100, 44% below the expected £180)."
     )
+    assert round(inc.deviation_pct) == -44  # the card's percentage is the sentence's, not the row's -100%
     (inc,) = build(frame, ids, label="Revenue", fmt=pounds)  # a step with no window: the row itself
     assert inc.explanation.startswith("Revenue showed a sustained move at 2019-09-10 15:00 (£0, 100% below")
 
