@@ -107,7 +107,8 @@ def explain(
     hourly_dims = [d for d in k.dimensions if d not in fixed and d != "product"]
     sliced = _slice_hours(k, q, as_of, reading.direction, hourly_dims, lex) if single_day else None
     if sliced is not None and (window is None or sliced[2][:2] != window[:2]):
-        dim, value, (h0, h1, actual, expected, _) = sliced
+        dim, value, (h0, h1, actual, expected, _), slice_sqls = sliced
+        sqls.extend(slice_sqls)
         sentences.append(
             f"In {value} ({lex.dim_labels.get(dim, dim).lower()}), {k.label.lower()} between {h0:%H:%M} and "
             f"{h1:%H:%M} {'were' if k.label.endswith('s') else 'was'} {k.format_value(actual)} against "
@@ -175,7 +176,9 @@ def _hourly(k: kpis.Kpi, q: kpis.Question, as_of: kpis.AsOf, dim: str | None = N
         )
     except kpis.QueryError:
         return None
-    return r.df.assign(hour=lambda d: d["period"].dt.hour, day=lambda d: d["period"].dt.normalize())
+    df = r.df.assign(hour=lambda d: d["period"].dt.hour, day=lambda d: d["period"].dt.normalize())
+    df.attrs["sql"] = r.sql  # shown with the answer, as every number it states
+    return df
 
 
 def _grid(df: pd.DataFrame, q: kpis.Question) -> tuple[pd.Series, pd.DataFrame]:
@@ -245,7 +248,7 @@ SLICE_SIGNIFICANCE = 4.5
 
 def _slice_hours(k, q, as_of, direction, dims, lex):
     """The slice (one value of one dimension) whose run of hours changed most, when it stands out:
-    (dim, value, window), or None. A five-hour outage in one region can leave the day's total, even
+    (dim, value, window, the SQL it was read with), or None. A five-hour outage in one region can leave the day's total, even
     the region's day, looking normal when its orders come back later in the day. Judged on a count
     (the KPI itself, or orders for money), whose tail is known; told in the KPI's own values."""
     count = k if k.unit == "count" else lex.kpis.get("orders") if k.unit == "currency" else None
@@ -259,20 +262,17 @@ def _slice_hours(k, q, as_of, direction, dims, lex):
         for value, part in df.groupby(dim):
             window = _hours(count, q, as_of, direction, df=part)
             if window and window[4] >= SLICE_SIGNIFICANCE and (best is None or window[4] > best[2][4]):
-                best = (dim, str(value), window)
+                best = (dim, str(value), window, [df.attrs["sql"]])
     if best is None or count is k:
         return best
-    dim, value, (t0, t1, *_, significance) = best  # the same slice and hours, in the KPI's own values
+    dim, value, (t0, t1, *_, significance), sqls = best  # the same slice and hours, in the KPI's values
     own = _hourly(k, q, as_of, dim)
     if own is None:
         return None
     cur, base = _grid(own[own[dim].astype(str) == value], q)
     h0, h1 = t0.hour, t0.hour + int((t1 - t0).total_seconds() // 3600)
-    return (
-        dim,
-        value,
-        (t0, t1, float(cur.iloc[h0:h1].sum()), float(base.mean().iloc[h0:h1].sum()), significance),
-    )
+    window = (t0, t1, float(cur.iloc[h0:h1].sum()), float(base.mean().iloc[h0:h1].sum()), significance)
+    return dim, value, window, [*sqls, own.attrs["sql"]]
 
 
 def _signed(k: kpis.Kpi, d: float, ratio: bool = False) -> str:
