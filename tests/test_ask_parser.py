@@ -643,3 +643,12 @@ def test_trailing_twelve_months_shorthand():
         r = read(text)
         assert r.status == "answer", r.reason
         assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2025-03-19", "2026-03-19")
+
+
+def test_a_weekday_apart_from_a_date_is_its_own_day_and_between_two_values_sets_them_side_by_side():
+    r = read("revenue last Monday vs 2 March")  # two Mondays compared, not one of them
+    assert r.shape == "compare", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-03-16", "2026-03-02")
+    r = read("revenue split between the web and the app last month")  # not one total of both
+    assert r.shape == "breakdown" and r.question.by == ("channel",), r.reason
+    assert r.question.where_dict == {"channel": ("Mobile App", "Web")}

@@ -640,8 +640,17 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     why = any(tok.word in WHY_WORDS and tok.role is None for tok in toks) or bool(
         re.search(r"\bwhat (?:happened|went on|went wrong|changed)\b|\bhow come\b", joined)
     )
-    compare_cue = any(tok.word in COMPARE_WORDS and tok.role is None for tok in toks) or bool(
-        re.search(r"\bhow did .* (?:compare|do|go)\b", joined)
+    # "split between the web and the app": the values side by side, as "web vs app" (not one total)
+    between_values = any(
+        tok.word == "between"
+        and tok.role is None
+        and any(t_.role == "member" for t_ in toks[idx + 1 : idx + 3])
+        for idx, tok in enumerate(toks)
+    )
+    compare_cue = (
+        any(tok.word in COMPARE_WORDS and tok.role is None for tok in toks)
+        or bool(re.search(r"\bhow did .* (?:compare|do|go)\b", joined))
+        or between_values
     )
     yoy = any(p in joined for p in YOY)
     rank_dir = None
@@ -993,7 +1002,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     weekday = [
         p for p in absolute if re.fullmatch(rf"(?:(?:last|this|on|previous|past) )?({_WEEKDAY})", p.text)
     ]
-    if len(absolute) == 2 and len(weekday) == 1:
+    spans = [f.span for f in found if not f.period.relative]
+    beside = len(spans) == 2 and re.fullmatch(r"[\s,]*(?:the\s*)?", t[spans[0][1] : spans[1][0]]) is not None
+    if len(absolute) == 2 and len(weekday) == 1 and beside:
         # "on Monday, 30 November": the weekday confirms the date (or contradicts it: asked back)
         said = re.fullmatch(rf"(?:\w+ )?({_WEEKDAY})", weekday[0].text).group(1)
         day = next(p for p in absolute if p is not weekday[0])
@@ -1071,7 +1082,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     elif period_a is not None and (
         yoy or (compare_cue and not why and not rank_dir and not by_dims and not time_grain)
     ):
-        versus = re.search(r"\b(vs|versus|compared|compare|against|than)\b", joined)
+        versus = re.search(r"\b(vs|versus|compared|compare|against|than)\b", joined) or between_values
         several = [d for d in where if len(where[d]) > 1]
         grew = [t_.word for t_ in toks if t_.role in (None, "filler") and t_.word in CHANGE_WORDS]
         if versus and not yoy and several and grew:
