@@ -136,8 +136,9 @@ HOLIDAYS = {
 _HOLIDAY = "|".join(HOLIDAYS)
 
 
-def holiday(pattern: str, year: int) -> datetime:
-    return HOLIDAYS[pattern](year)
+def holiday(name: str, year: int) -> datetime:
+    """The day a named day ("black friday", "xmas") falls on in ``year``."""
+    return next(day for pattern, day in HOLIDAYS.items() if re.fullmatch(pattern, name))(year)
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,6 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         rf"\b({_HOLIDAY})(?:(?: of| in)? ({_YEAR}|{_REL_YEAR}))?\b|\b({_YEAR})(?:'s)? ({_HOLIDAY})\b"
     ):
         name, said = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        key = next(k for k in HOLIDAYS if re.fullmatch(k, name))
         elsewhere = None
         if not said and not re.search(r"\b(?:vs|versus|compar\w*|against|than)\b", text):
             # "black friday revenue last year": the one year said elsewhere is the holiday's
@@ -382,11 +382,11 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
                 elsewhere = years[0]
                 said = elsewhere.group(0)
         if said:
-            d = holiday(key, _year_of(said, today))
+            d = holiday(name, _year_of(said, today))
         else:  # the latest one by the as-of
-            d = holiday(key, today.year)
+            d = holiday(name, today.year)
             if d > today:
-                d = holiday(key, today.year - 1)
+                d = holiday(name, today.year - 1)
         text_ = m.group(0) if elsewhere is None else f"{m.group(0)} {elsewhere.group(0)}"
         add(m, Period(d, d + timedelta(days=1), "day", text_))
         if elsewhere is not None:
@@ -650,8 +650,7 @@ def shifted(p: Period, how: str) -> Period:
     named = re.match(rf"(?:\d{{4}}(?:'s)? )?({_HOLIDAY})\b", p.text)
     if how == "year" and named and p.unit == "day":
         # "black friday vs last year": last year's Black Friday, not the same date
-        key = next(k for k in HOLIDAYS if re.fullmatch(k, named.group(1)))
-        d = holiday(key, p.start.year - 1)
+        d = holiday(named.group(1), p.start.year - 1)
         return Period(d, d + timedelta(days=1), "day", f"{named.group(1)} {d.year}")
     if how == "year" and p.unit == "week":
         # the same week last year is the one 52 weeks back: Monday to Monday, as weeks are here

@@ -163,8 +163,9 @@ def explain(
 
 
 def _hourly(k: kpis.Kpi, q: kpis.Question, as_of: kpis.AsOf, dim: str | None = None) -> pd.DataFrame | None:
-    """Hourly values of the day asked about and of the same weekday in the previous weeks (one
-    column per ``dim`` value, or ``value``), or None when the KPI is not kept by the hour."""
+    """Hourly values (``period``, ``hour``, ``day``, ``value``, and ``dim`` when given) of the day
+    asked about and of the same weekday in the previous weeks, or None when the KPI is not kept by
+    the hour. ``attrs["sql"]`` is the query, shown with the answer."""
     if not k.additive:
         return None
     try:
@@ -177,7 +178,7 @@ def _hourly(k: kpis.Kpi, q: kpis.Question, as_of: kpis.AsOf, dim: str | None = N
     except kpis.QueryError:
         return None
     df = r.df.assign(hour=lambda d: d["period"].dt.hour, day=lambda d: d["period"].dt.normalize())
-    df.attrs["sql"] = r.sql  # shown with the answer, as every number it states
+    df.attrs["sql"] = r.sql
     return df
 
 
@@ -248,9 +249,10 @@ SLICE_SIGNIFICANCE = 4.5
 
 def _slice_hours(k, q, as_of, direction, dims, lex):
     """The slice (one value of one dimension) whose run of hours changed most, when it stands out:
-    (dim, value, window, the SQL it was read with), or None. A five-hour outage in one region can leave the day's total, even
-    the region's day, looking normal when its orders come back later in the day. Judged on a count
-    (the KPI itself, or orders for money), whose tail is known; told in the KPI's own values."""
+    (dim, value, window, the SQL it was read with), or None. A five-hour outage in one region can
+    leave the day's total, even the region's day, looking normal when its orders come back later in
+    the day. Judged on a count (the KPI itself, or orders for money), whose tail is known; told in
+    the KPI's own values."""
     count = k if k.unit == "count" else lex.kpis.get("orders") if k.unit == "currency" else None
     if count is None or not count.additive:
         return None
