@@ -652,3 +652,9 @@ def test_a_weekday_apart_from_a_date_is_its_own_day_and_between_two_values_sets_
     r = read("revenue split between the web and the app last month")  # not one total of both
     assert r.shape == "breakdown" and r.question.by == ("channel",), r.reason
     assert r.question.where_dict == {"channel": ("Mobile App", "Web")}
+
+
+def test_the_week_ending_a_day_is_the_seven_days_to_it():
+    r = read("revenue for the week ending 15 March")
+    assert r.status == "answer", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-09", "2026-03-16")

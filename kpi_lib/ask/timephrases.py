@@ -393,6 +393,10 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             found[-1] = Found(found[-1].period, found[-1].span, elsewhere.span())
             add(elsewhere, None)
     # --- the week starting ... ----------------------------------------------------------------
+    for m in each(rf"\b(?:the )?week (?:ending|ended|to)(?: on)? ({day_pat})\b"):
+        b = _absolute_day(m.group(1), today, problems)  # retail's "week ending Sunday 29 Nov"
+        if b:
+            add(m, Period(b - timedelta(days=6), b + timedelta(days=1), "span", m.group(0)))
     for m in each(rf"\b(?:the )?week (?:starting|beginning|commencing|from|of)(?: on)? ({day_pat})\b"):
         a = _absolute_day(m.group(1), today, problems)
         if a:
