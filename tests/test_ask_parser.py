@@ -292,10 +292,13 @@ def test_general_declines(text, status):
 
 
 def test_the_previous_n_days_is_the_stretch_before():
-    r = read("revenue the last 7 days vs the previous 7 days")
+    r = read("revenue the last 7 days vs the previous 7 days")  # both to the as-of's hour (15:00)
     assert r.shape == "compare", r.reason
-    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-12", "2026-03-19")
-    assert (f"{r.compare_to.start:%Y-%m-%d}", f"{r.compare_to.end:%Y-%m-%d}") == ("2026-03-05", "2026-03-12")
+    got = [
+        f"{x:%Y-%m-%d %H:%M}"
+        for x in (r.question.start, r.question.end, r.compare_to.start, r.compare_to.end)
+    ]
+    assert got == ["2026-03-12 00:00", "2026-03-18 15:00", "2026-03-05 00:00", "2026-03-11 15:00"]
 
 
 def test_the_month_of_and_conjunctions():
