@@ -114,8 +114,10 @@ def _value_format(kpi: str | None):
 
 
 def _cell(v, fmt=None) -> str:
-    if isinstance(v, int | float) and not isinstance(v, bool):
-        return fmt(v) if fmt else f"{v:,.2f}"
+    if fmt is not None and isinstance(v, int | float) and not isinstance(v, bool):
+        return fmt(v)
+    if isinstance(v, float):
+        return f"{v:,.2f}"
     return "" if v is None else str(v)
 
 
