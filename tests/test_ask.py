@@ -213,6 +213,8 @@ def test_why_finds_an_outage_in_one_region_that_the_days_total_hides(demo, tmp_p
     assert a.status == "answer", a.text
     assert "In Europe (region), orders between 09:00 and 14:00 were 0 against 20" in a.text
     assert any("date_trunc('hour'" in part and "region" in part for part in a.sql.split("-- next:")), a.sql
+    masked = ask("Why was revenue low on 19 March 2013?", as_of=as_of, user=VIEWER)  # revenue masked
+    assert masked.masked and "In Europe" not in masked.text and "$" not in masked.text
     calm = ask("Why did orders drop on 12 March 2013?", as_of=as_of, user=ANALYST)
     assert calm.status == "answer" and "In Europe" not in calm.text and "In Asia Pacific" not in calm.text
 

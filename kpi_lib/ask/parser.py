@@ -20,7 +20,6 @@ from . import timephrases
 from .lexicon import Lexicon, singular, words
 from .timephrases import Period
 
-_WEEKDAY = "|".join(sorted(timephrases.WEEKDAYS, key=len, reverse=True))
 # Words that carry no content of their own here (questions, fillers, verbs of selling and buying).
 FILLER = set(
     """
@@ -999,20 +998,17 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         cur = timephrases.floor_period(as_of.replace(hour=0, minute=0, second=0, microsecond=0), unit)
         absolute = [timephrases.shifted(Period(cur, timephrases.next_period(cur, unit), unit, p.text), how)]
         relative = []
-    weekday = [
-        p for p in absolute if re.fullmatch(rf"(?:(?:last|this|on|previous|past) )?({_WEEKDAY})", p.text)
-    ]
+    weekday = [p for p in absolute if timephrases.WEEKDAY_PHRASE.fullmatch(p.text)]
     spans = [f.span for f in found if not f.period.relative]
     beside = len(spans) == 2 and re.fullmatch(r"[\s,]*(?:the\s*)?", t[spans[0][1] : spans[1][0]]) is not None
     if len(absolute) == 2 and len(weekday) == 1 and beside:
         # "on Monday, 30 November": the weekday confirms the date (or contradicts it: asked back)
-        said = re.fullmatch(rf"(?:\w+ )?({_WEEKDAY})", weekday[0].text).group(1)
         day = next(p for p in absolute if p is not weekday[0])
         if day.unit == "day":
-            if day.start.weekday() != timephrases.WEEKDAYS[said]:
+            if day.start.weekday() != weekday[0].start.weekday():
                 return r.refuse(
                     "clarify",
-                    f"{day.describe()} is a {day.start:%A}, not a {said.title()}: which day do you mean?",
+                    f"{day.describe()} is a {day.start:%A}, not a {weekday[0].start:%A}: which day do you mean?",
                 )
             absolute = [day]
     if len(absolute) > 2 or (len(absolute) == 2 and relative):

@@ -98,6 +98,8 @@ UNITS = {
 
 _MON = "|".join(sorted(MONTHS, key=len, reverse=True))
 _WD = "|".join(sorted(WEEKDAYS, key=len, reverse=True))
+#: a day named by its weekday alone ("on Monday", "last Fri"); groups: the qualifier, the weekday
+WEEKDAY_PHRASE = re.compile(rf"(?:(last|this|on|previous|past) )?({_WD})")
 _NUM = r"\d+|" + "|".join(sorted(NUMBERS, key=len, reverse=True))
 _YEAR = r"(?:19|20)\d\d"
 _DAYNUM = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
@@ -340,7 +342,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             add(m, Period(a, tomorrow, "span", m.group(0), so_far=True))
     # "since Monday": from the most recent Monday up to the as-of
     for m in each(rf"\bsince (?:last )?({_WD})\b"):
-        d = today - timedelta(days=(today.weekday() - WEEKDAYS[m.group(1)]) % 7)
+        d = _latest_weekday(WEEKDAYS[m.group(1)], today)
         add(m, Period(d, tomorrow, "span", m.group(0), so_far=True))
     # "from Monday to Wednesday (last week)": days of one week; the most recent such run without one
     for m in each(
@@ -354,7 +356,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             base = week if m.group(3) == "this" else week - timedelta(weeks=1)
             a, b = base + timedelta(days=wd1), base + timedelta(days=wd2)
         else:
-            b = today - timedelta(days=(today.weekday() - wd2) % 7)
+            b = _latest_weekday(wd2, today)
             a = b - timedelta(days=wd2 - wd1)
         if a <= today:
             add(m, Period(a, min(b, today) + timedelta(days=1), "span", m.group(0), so_far=b >= today))
@@ -365,7 +367,7 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             saturday = d - timedelta(days=1) if d.weekday() == 6 else d + timedelta(days=5 - d.weekday())
             add(m, Period(saturday, saturday + timedelta(days=2), "span", m.group(0)))
     for m in each(r"\b(?:(last|this|previous|past|the) )?weekend\b"):
-        saturday = today - timedelta(days=(today.weekday() - 5) % 7)  # the latest Saturday by today
+        saturday = _latest_weekday(5, today)
         if m.group(1) in ("last", "previous", "past") and today.weekday() >= 5:
             saturday -= timedelta(weeks=1)  # on a Sunday, "last weekend" is the one before this
         end = saturday + timedelta(days=2)
@@ -576,14 +578,12 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
             add(m, Period(start, tomorrow, "span", m.group(0), so_far=True))
         else:
             add(m, Period(_back(cur, unit), cur, unit, m.group(0)))
-    for m in each(rf"\b(?:(last|this|on|previous|past) )?({_WD})\b"):
-        wd = WEEKDAYS[m.group(2)]
+    for m in each(rf"\b{WEEKDAY_PHRASE.pattern}\b"):
         if m.group(2) in ("sat", "sun", "wed", "mar", "may") and m.group(1) is None:
             continue  # too often a plain word
-        back = (today.weekday() - wd) % 7
-        if m.group(1) in ("last", "previous", "past") and back == 0:
-            back = 7
-        d = today - timedelta(days=back)
+        d = _latest_weekday(WEEKDAYS[m.group(2)], today)
+        if m.group(1) in ("last", "previous", "past") and d == today:
+            d -= timedelta(weeks=1)
         add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
     qh_pass(rel_year=False)
     # --- days -------------------------------------------------------------------------------------
@@ -610,6 +610,11 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         add(m, Period(datetime(y, 1, 1), datetime(y + 1, 1, 1), "year", m.group(0)))
     found.sort(key=lambda f: f.span[0])
     return found, problems
+
+
+def _latest_weekday(weekday: int, today: datetime) -> datetime:
+    """The most recent day with that weekday (0 = Monday), today included."""
+    return today - timedelta(days=(today.weekday() - weekday) % 7)
 
 
 def _back(start: datetime, unit: str) -> datetime:
