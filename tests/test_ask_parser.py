@@ -292,13 +292,13 @@ def test_general_declines(text, status):
 
 
 def test_the_previous_n_days_is_the_stretch_before():
-    r = read("revenue the last 7 days vs the previous 7 days")  # both to the as-of's hour (15:00)
+    r = read("revenue the last 7 days vs the previous 7 days")  # both to the as-of's last whole hour
     assert r.shape == "compare", r.reason
     got = [
         f"{x:%Y-%m-%d %H:%M}"
         for x in (r.question.start, r.question.end, r.compare_to.start, r.compare_to.end)
     ]
-    assert got == ["2026-03-12 00:00", "2026-03-18 15:00", "2026-03-05 00:00", "2026-03-11 15:00"]
+    assert got == ["2026-03-12 00:00", "2026-03-18 14:00", "2026-03-05 00:00", "2026-03-11 14:00"]
 
 
 def test_the_month_of_and_conjunctions():
@@ -573,13 +573,13 @@ def test_all_values_but_one_is_a_total_and_per_a_value_is_declined():
 
 
 def test_today_against_yesterday_is_up_to_the_same_hour():
-    r = read("orders today vs yesterday")  # T is 14:30: 00:00-15:00 on both days, not all of yesterday
+    r = read("orders today vs yesterday")  # T is 14:30: 00:00-14:00 on both days, not all of yesterday
     assert r.shape == "compare", r.reason
     got = [
         f"{x:%Y-%m-%d %H:%M}"
         for x in (r.question.start, r.question.end, r.compare_to.start, r.compare_to.end)
     ]
-    assert got == ["2026-03-18 00:00", "2026-03-18 15:00", "2026-03-17 00:00", "2026-03-17 15:00"]
+    assert got == ["2026-03-18 00:00", "2026-03-18 14:00", "2026-03-17 00:00", "2026-03-17 14:00"]
     r = read("orders yesterday vs the day before")  # two whole days stay whole
     assert f"{r.question.end:%H:%M} {r.compare_to.end:%H:%M}" == "00:00 00:00"
 

@@ -1154,8 +1154,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         and period_a.start <= as_of < period_a.end
     ):
         # "orders today vs yesterday", "the last 7 days vs the 7 before": the stretch so far against
-        # the other up to the same hour, not against all of it (which reads as a fall every morning)
-        cut = as_of.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        # the other up to the same hour, not against all of it (which reads as a fall every morning).
+        # Whole hours only (the hour under way would be part of one side and all of the other)
+        cut = as_of.replace(minute=0, second=0, microsecond=0)
+        if cut <= period_a.start:
+            cut += timedelta(hours=1)  # in the first hour: that hour so far, against the same hour
         unit = "hour" if period_a.unit == "day" else "span"
         period_a = Period(period_a.start, cut, unit, period_a.text, so_far=True)
         period_b = Period(period_b.start, period_b.start + (cut - period_a.start), unit, period_b.text)
