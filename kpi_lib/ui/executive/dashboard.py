@@ -104,6 +104,10 @@ class ExecutiveDashboard(param.Parameterized):
         defs = kpis.definitions()
         self.tile_kpis = [defs[k] for k in TILE_KPIS if k in defs and self.user.can_see(k)]
         self.param.kpi.objects = [k.name for k in self.tile_kpis]
+        readable = [k.name for k in self.tile_kpis if not self.user.is_masked(k.name)]
+        if "kpi" not in params and readable and self.kpi not in readable:
+            # a viewer with revenue masked first sees a KPI they can read, not two empty charts
+            self.kpi = readable[0]
         self._lock = threading.Lock()
         self._last_refresh = 0.0
         self._building = True  # filters set while the page is built must not trigger refreshes
