@@ -1150,18 +1150,18 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         period_b is not None
         and period_a.so_far
         and not period_b.so_far
-        and period_a.end - period_a.start == period_b.end - period_b.start
+        and period_a.unit == period_b.unit == "day"
         and period_a.start <= as_of < period_a.end
     ):
-        # "orders today vs yesterday", "the last 7 days vs the 7 before": the stretch so far against
-        # the other up to the same hour, not against all of it (which reads as a fall every morning).
-        # Whole hours only (the hour under way would be part of one side and all of the other)
+        # "orders today vs yesterday": today so far against yesterday up to the same hour, not
+        # against all of it (which reads as a fall every morning). Whole hours only (the hour under
+        # way would be part of one side and all of the other). Longer stretches keep whole days, as
+        # they are named: a last partial day is a small share of them, and the answer says so
         cut = as_of.replace(minute=0, second=0, microsecond=0)
         if cut <= period_a.start:
             cut += timedelta(hours=1)  # in the first hour: that hour so far, against the same hour
-        unit = "hour" if period_a.unit == "day" else "span"
-        period_a = Period(period_a.start, cut, unit, period_a.text, so_far=True)
-        period_b = Period(period_b.start, period_b.start + (cut - period_a.start), unit, period_b.text)
+        period_a = Period(period_a.start, cut, "hour", period_a.text, so_far=True)
+        period_b = Period(period_b.start, period_b.start + (cut - period_a.start), "hour", period_b.text)
         r.period, r.period_b = period_a, period_b
         r.understood.append((period_b.text, f"time: {period_b.describe()} (up to the same hour)"))
     # --- shape -------------------------------------------------------------------------------------
