@@ -204,7 +204,8 @@ def set_business(currency: str | None = None, locale: str | None = None, path: P
             raise CatalogError(f"{locale!r} is not a locale; use one such as en_GB, fr_FR or de_DE.") from exc
         now["locale"] = locale
     text = path.read_text()
-    line = f"business: {{currency: {now['currency']}, locale: {now.get('locale', 'en_US')}}}"
+    others = "".join(f", {k}: {v}" for k, v in now.items() if k not in ("currency", "locale"))
+    line = f"business: {{currency: {now['currency']}, locale: {now.get('locale', 'en_US')}{others}}}"
     if _BUSINESS_LINE.search(text):
         text = _BUSINESS_LINE.sub(lambda m: m.group("indent") + line, text, count=1)
     elif re.search(r"^metadata:[ \t]*$", text, re.MULTILINE):

@@ -658,3 +658,123 @@ def test_the_week_ending_a_day_is_the_seven_days_to_it():
     r = read("revenue for the week ending 15 March")
     assert r.status == "answer", r.reason
     assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-09", "2026-03-16")
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end",
+    [
+        ("orders a week ago today", "orders", "2026-03-11", "2026-03-12"),
+        ("revenue a year ago today", "revenue", "2025-03-18", "2025-03-19"),
+        ("orders a week ago", "orders", "2026-03-09", "2026-03-16"),  # as 'one week ago': that week
+        ("Revenue for week 10 of 2026", "revenue", "2026-03-02", "2026-03-09"),
+        ("orders in wk 12 last year", "orders", "2025-03-17", "2025-03-24"),
+        ("revenue 2026-W10", "revenue", "2026-03-02", "2026-03-09"),
+        ("orders week 50", "orders", "2025-12-08", "2025-12-15"),  # the latest week 50 begun
+        ("revenue on the 3rd", "revenue", "2026-03-03", "2026-03-04"),
+        ("revenue on the 20th", "revenue", "2026-02-20", "2026-02-21"),  # this month's is to come
+        ("units on the 5th of last month", "units", "2026-02-05", "2026-02-06"),
+        ("revenue in fy2025", "revenue", "2025-01-01", "2026-01-01"),
+        ("revenue in Q2 FY2025", "revenue", "2025-04-01", "2025-07-01"),
+        ("orders FY26 H1", "orders", "2026-01-01", "2026-07-01"),
+        ("revenue last fiscal year", "revenue", "2025-01-01", "2026-01-01"),
+    ],
+)
+def test_days_ago_iso_weeks_days_of_the_month_and_fiscal_years(text, kpi, start, end):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", (text, r.reason)
+    assert (r.question.kpi, f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (kpi, start, end)
+
+
+def test_impossible_iso_weeks_and_days_of_the_month_are_asked_back():
+    assert "no ISO week 54" in read("revenue week 54 of 2026").reason
+    assert read("orders on the 31st").reason == "February 2026 has no day 31."
+
+
+def test_a_fiscal_year_from_april_is_named_by_the_year_it_ends_in(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from kpi_lib import catalog, config
+
+    text = Path(catalog.catalog_path()).read_text()
+    assert "business: {currency: USD, locale: en_US}" in text
+    own = tmp_path / "catalog.yml"
+    own.write_text(text.replace("locale: en_US}", "locale: en_US, fiscal_year_start: April}"))
+    monkeypatch.setenv("KPI_CATALOG", str(own))
+    config.reset()
+    try:
+        for said, start, end in (
+            ("revenue in FY2026", "2025-04-01", "2026-04-01"),
+            ("revenue in Q1 FY2026", "2025-04-01", "2025-07-01"),
+            ("orders FY26 H2", "2025-10-01", "2026-04-01"),
+            ("revenue last fiscal year", "2024-04-01", "2025-04-01"),
+            ("revenue fiscal year to date", "2025-04-01", "2026-03-19"),
+            ("revenue in 2025", "2025-01-01", "2026-01-01"),  # a plain year stays the calendar year
+        ):
+            r = read(said)
+            assert r.status == "answer", (said, r.reason)
+            assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end), said
+        # `kpi load --currency` rewrites the business line and keeps the fiscal year
+        catalog.set_business(currency="GBP", path=own)
+        assert "business: {currency: GBP, locale: en_US, fiscal_year_start: April}" in own.read_text()
+    finally:
+        monkeypatch.undo()
+        config.reset()
+
+
+@pytest.mark.parametrize(
+    "text, where, exclude",
+    [
+        ("revenue across all channels last month", {}, {}),
+        ("orders worldwide last month", {}, {}),
+        ("NA revenue last month", {"region": ("North America",)}, {}),
+        ("units sold of everything except books last month", {}, {"category": ("Books",)}),
+        ("How many items were sold in Europe last month?", {"region": ("Europe",)}, {}),
+    ],
+)
+def test_totals_over_all_values_and_more_aliases(text, where, exclude):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", (text, r.reason)
+    assert r.question.by == ()
+    assert r.question.where_dict.get("region") == where.get("region"), text
+    assert r.question.exclude_dict == exclude
+
+
+def test_list_all_regions_is_still_a_breakdown_and_a_multi_word_dimension_in_the_singular_is_one():
+    r = read("list all regions by revenue last month")
+    assert r.shape == "breakdown" and r.question.by == ("region",)
+    r = read("which sales channel had the highest AOV last quarter")
+    assert r.shape == "top" and r.question.top == 1, r.reason
+
+
+@pytest.mark.parametrize(
+    "text, kpi",
+    [
+        ("How many brand new customers did the web bring last week?", "new_customers"),
+        ("Highest grossing product in Electronics this year", "revenue"),
+        ("what share of orders were returned last month?", "return_rate"),
+        ("How many units did we move last week?", "units"),
+        ("busiest day last week", "orders"),
+        ("quietest month last year", "orders"),
+    ],
+)
+def test_more_words_for_kpis(text, kpi):
+    r = read(text)
+    assert r.status == "answer", (text, r.reason)
+    assert r.question.kpi == kpi
+
+
+def test_comparisons_said_with_than_stack_up_and_ly():
+    r = read("orders last week vs LY")  # the same week a year earlier
+    assert r.shape == "compare", r.reason
+    assert f"{r.compare_to.start:%Y-%m-%d}" == "2025-03-10"
+    r = read("how did new customers in February stack up against January?")  # not "stock levels"
+    assert r.shape == "compare" and r.question.kpi == "new_customers", r.reason
+    r = read("were orders higher last week than the week before")
+    assert r.shape == "compare", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-03-09", "2026-03-02")
+    r = read("is AOV higher than last month")  # this month so far against it: asked which span
+    assert r.status == "clarify" and "not the same length" in r.reason
+    r = read("is revenue lower than last week")  # Wednesday: 3 days so far against 7, asked back
+    assert r.status == "clarify" and "not the same length" in r.reason
+    r = read("which region had higher revenue than Europe last month")  # a filter on values
+    assert r.status == "decline" and r.question is None

@@ -244,8 +244,45 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             a.text = f"The {grain}{'s' if len(ranked) > 1 else ''} with the {word} {k.label.lower()}{scope} {when}: {listed}."
             if len(ranked) == 1:
                 a.value, a.formatted = ranked[0][1], ranked[0][0]
+            if reading.order == "asc":
+                a.text += _whole_periods_note(valid, ranked, q, grain, lex, k)
         return _finish(a, note, as_of)
     return _refuse(a, "decline", "I cannot answer questions of that shape yet.")
+
+
+def _period_start(label: str, grain: str) -> datetime:
+    if grain == "quarter":
+        year, q = label.split("-Q")
+        return datetime(int(year), 3 * int(q) - 2, 1)
+    if grain == "year":
+        return datetime(int(label), 1, 1)
+    return pd.Timestamp(label).to_pydatetime()
+
+
+def _whole_periods_note(valid, ranked, q: Question, grain: str, lex: Lexicon, k: kpis.Kpi) -> str:
+    """For a lowest-first ranking whose first place is a period the data covers only in part (today
+    so far, the month the data starts in): the lowest of the whole periods too, so "today" is not
+    mistaken for a bad day."""
+    latest = kpis.latest_data()
+    if latest is None or lex.first is None:
+        return ""
+    first_day = lex.first.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def partial(label: str) -> bool:
+        start = _period_start(label, grain)
+        end = kpis.next_period(start, grain)
+        return max(start, q.start) < first_day or min(end, q.end) > latest + timedelta(seconds=1)
+
+    if not partial(ranked[0][0]):
+        return ""
+    whole = [p for p in valid if not partial(p[0])]
+    if not whole:
+        return ""
+    lab, v = min(whole, key=lambda p: p[1])
+    return (
+        f" {ranked[0][0]} is only partly covered by the data; of the whole {grain}s, the lowest is "
+        f"{lab} ({_fmt(k, v)})."
+    )
 
 
 def _over_time(q: Question, grain: str, as_of: kpis.AsOf) -> tuple[list[tuple[str, float | None]], list]:

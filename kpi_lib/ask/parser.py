@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from rapidfuzz.distance import DamerauLevenshtein
 
-from ..kpis import Question
+from ..kpis import Question, fiscal_year_start
 from . import timephrases
 from .lexicon import Lexicon, singular, words
 from .timephrases import Period
@@ -44,6 +44,7 @@ FILLER = set(
     distinct unique individual different separate & everywhere
     combined together jointly summarise summarize summary analyse analyze analysis overview
     while whilst name names display find know want need between
+    move moved moving worldwide globally global everything
     """.split()
 )
 EXCLUDE_CUES = (
@@ -84,6 +85,7 @@ ASC_WORDS = {
     "min",
     "minimum",
     "slowest",
+    "quietest",
     "poorest",
     "lower",
     "ascending",
@@ -111,6 +113,9 @@ RANK_WORDS = (
     | DESC_WORDS
     | {"rank", "ranked", "ranking", "selling", "performing", "seller", "sellers", "popular"}
 )
+# "across / in / from all channels": one total over every value, not a breakdown ("list all
+# regions" still lists them)
+ACROSS = {"across", "in", "from", "over", "for", "on", "through", "throughout", "at", "of"}
 # Words that make a named period one end of a span ("before November", "up to 3 May").
 OPEN_CUES = {
     "before",
@@ -129,6 +134,10 @@ OPEN_CUES = {
     "earlier than",
     "up until",
 }
+# "higher than last month": with "than", these compare rather than rank
+COMPARATIVES = {"higher", "lower", "more", "less", "fewer", "bigger", "smaller", "better", "worse", "greater"}
+# Words of how busy a time or place was: by orders when the question names no KPI
+BUSY_WORDS = {"busiest", "quietest", "slowest"}
 # Words that judge rather than measure: "worst" return rate is the highest one (a KPI whose
 # catalog entry says up_is_good: false), while "lowest" is the lowest whatever the KPI.
 QUALITY_WORDS = {"best", "worst", "strongest", "weakest", "poorest"}
@@ -465,6 +474,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "Seasonal patterns (by weekday, hour of day or month of year) are not a KPI breakdown I keep; "
             "ask for a ranking over days, weeks or months in a period instead.",
         )
+    # "what share of orders were returned": the return rate (not a share of a total)
+    t = re.sub(
+        r"\b(?:share|proportion|fraction|percent(?:age)?|%) of (?:the |our )?(?:orders|units|items|sales|products|purchases)"
+        r"(?: that)? (?:were |was |got |get |are |is )?(?:returned|refunded)\b",
+        "return rate",
+        t,
+    )
     if re.search(r"\b(share|proportion|fraction|portion|ratio of)\b|\bpercent(age)? of\b|%\s*of\b", t):
         return r.refuse(
             "decline",
@@ -485,6 +501,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     # "in descending order": the order of a list, not the Orders KPI
     t = re.sub(r"\b(?:in )?(ascending|descending) order\b", r"\1", t)
     t = re.sub(r"\b(?:ttm|ltm)\b", "trailing 12 months", t)  # trailing / last twelve months
+    # "how did X stack up against Y": a comparison ("stack" is not a typo of "stock")
+    t = re.sub(r"\b(?:stack|measure|hold)(?:s|ed)? up (?:against|to|with|versus|vs)\b", "compared with", t)
+    t = re.sub(r"\bheld up (?:against|to|with|versus|vs)\b", "compared with", t)
+    # finance shorthand for the year before: "vs LY", "against PY"
+    t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
+    t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     # "month over month": a change between periods, as "mom" is (not "month ... month" read as grains)
     t = re.sub(
         r"\b(week|month|quarter)[ -](?:over|on)[ -]\1\b",
@@ -496,7 +518,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t, fixed = _fix_time_typos(t, known)
     t, typos = _fix_word_typos(t, known, lex)
     fixed = short + fixed + typos
-    found, problems = timephrases.find(t, as_of)
+    found, problems = timephrases.find(t, as_of, fiscal_year_start())
     if problems:
         return r.refuse("clarify", "; ".join(problems) + ".")
     toks = [_Tok(m.group(0), m.start(), m.end()) for m in re.finditer(r"[a-z0-9]+(?:'[a-z]+)?|[&%$£€]", t)]
@@ -654,6 +676,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     yoy = any(p in joined for p in YOY)
     rank_dir = None
     rank_word = None
+    busy_word = None  # "the busiest day": ranked by orders when no KPI is named
+    than = False  # "higher than ...": a comparison
     ordering = False  # "lowest first", "in descending order": the order of a whole list, not a top
     for idx, tok in enumerate(toks):
         nxt_ = toks[idx + 1] if idx + 1 < n else None
@@ -670,8 +694,21 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         ):
             rank_dir, tok.role = "desc", "rank"  # "record day for orders": the highest day
             break
+        than_at = next((j for j in range(idx + 1, min(n, idx + 8)) if toks[j].word == "than"), None)
+        if tok.role is None and tok.word in COMPARATIVES and than_at is not None:
+            # "higher than last month", "more orders than last year": a comparison, not a ranking
+            if any(t_.role == "member" for t_ in toks[than_at + 1 : than_at + 4]):
+                return r.refuse(
+                    "decline",
+                    f"'{tok.word} than {toks[than_at + 1].word}' compares values with each other, which I do "
+                    "not filter on; ask for the breakdown (e.g. 'revenue by region last month') and compare.",
+                )
+            tok.role = toks[than_at].role = "filler"
+            than = True
+            continue
         if tok.role is None and tok.word in ASC_WORDS | DESC_WORDS:
             rank_dir = "asc" if tok.word in ASC_WORDS else "desc"
+            busy_word = tok.word if tok.word in BUSY_WORDS else None
             nxt = toks[idx + 1].word if idx + 1 < n else ""
             if nxt == "first" and toks[idx + 1].role is None:
                 toks[idx + 1].role = "filler"
@@ -681,6 +718,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 rank_word = tok.word  # judged by the KPI's up_is_good once the KPI is known
             tok.role = "rank"
             break
+    compare_cue = compare_cue or than
     which = any(tok.word in ("which", "what") for tok in toks)
     time_grain = None
     for idx, tok in enumerate(toks):
@@ -903,10 +941,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     for k, _ in dims_found:
         if k and toks[k - 1].word in ("all", "every") and k + 1 < n and toks[k + 1].role == "exclude":
             used_dims_as_label.add(k)  # "all regions except Europe": one total without Europe
+        elif k > 1 and toks[k - 1].word == "all" and toks[k - 2].word in ACROSS:
+            used_dims_as_label.add(k)  # "revenue across all channels": one total of them all
     by_dims = [d for k, d in dims_found if k not in used_dims_as_label]
 
     # --- the KPI ---------------------------------------------------------------------------------------
     names = list(dict.fromkeys(name for _, name in kpis_found))
+    if not names and busy_word and "orders" in lex.kpis:
+        names = ["orders"]  # how busy a day was is how many orders it had
+        r.understood.append((busy_word, "KPI: Orders"))
     if not names:
         if re.search(
             r"\bhow much\b.*\b(sell|sold|selling|sales|make|made|earn|earned|take|took|bring|brought)\b",
@@ -926,6 +969,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         ):
             names = ["units"]  # "how many Vertex Tablets did we sell": pieces of that product
             r.understood.append(("how many <product> ... sell", "KPI: Units"))
+        elif (
+            m_items := re.search(
+                r"\bhow many (items?|products?|pieces?|articles?) .*\b(sell|sold|ship|shipped|buy|bought)\b",
+                joined,
+            )
+        ) and "units" in lex.kpis:
+            names = ["units"]  # "how many items were sold": pieces, not a breakdown by product
+            by_dims = [d for d in by_dims if d != "product"]
+            r.understood.append((f"how many {m_items.group(1)} ... {m_items.group(2)}", "KPI: Units"))
         else:
             what = "a KPI" if not re.search(r"\bhow many\b", joined) else "what to count"
             choices = [k.label for k in lex.kpis.values()]
@@ -1015,6 +1067,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         return r.refuse(
             "clarify", "The question names more than two periods; ask about one (or compare two)."
         )
+    if than and len(absolute) == 1 and not relative:
+        said = re.fullmatch(r"(?:the )?(?:last|previous|prior) (week|month|quarter|year)", absolute[0].text)
+        before = t[: spans[0][0]].split()[-1:] if spans else []
+        if said and before == ["than"]:
+            # "is AOV higher than last month": this month so far against it
+            (now,), _ = timephrases.find(f"this {said.group(1)}", as_of)
+            absolute = [now.period, absolute[0]]
     period_a = absolute[0] if absolute else None
     period_b = None
     if len(absolute) == 2:
@@ -1213,7 +1272,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         )
         ranking = (rank_dir is not None and not ordering) or top_n is not None or asks_which
         if ranking:
-            plural = toks[at].word != sing[at]
+            last = at  # "which sales channel": the phrase's last word says one or several
+            while last + 1 < n and toks[last + 1].role == "dim":
+                last += 1
+            plural = toks[last].word != sing[last]
             n_ = top_n or (5 if plural else 1)
             r.shape = "top"
             r.question = Question(**{**base, "by": (dim,), "top": n_, "order": rank_dir or "desc"})

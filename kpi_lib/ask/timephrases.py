@@ -246,9 +246,10 @@ def parse_day(text: str, ref: datetime) -> datetime | None:
     return None if parsed is None else _day(parsed)
 
 
-def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
+def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found], list[str]]:
     """Every period named in ``text`` (lower-case, normalised), in order, and any problems
-    (an impossible date, an ambiguous day/month order)."""
+    (an impossible date, an ambiguous day/month order). ``fiscal_start`` is the month the fiscal
+    year starts in (FY2025 is the fiscal year that ends in 2025)."""
     today = _day(as_of)
     tomorrow = today + timedelta(days=1)
     found: list[Found] = []
@@ -274,6 +275,39 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         start = floor_period(today, unit)
         add(m, Period(start, tomorrow, unit, label, so_far=True))
 
+    # --- fiscal years: "FY2025", "fiscal year 25", "Q1 FY2025", "FY25 H2", "last fiscal year", "FYTD"
+    def fiscal_year(year: int) -> datetime:  # the start of the fiscal year named ``year``
+        return datetime(year - (fiscal_start != 1), fiscal_start, 1)
+
+    current_fy = fiscal_year(today.year + (fiscal_start != 1 and today.month >= fiscal_start))
+    for m in each(
+        rf"\bfy ?'?({_YEAR}|\d\d) ?(?:q([1-4])|h([12]))\b"
+        rf"|\b(?:(?:q([1-4])|h([12])) ?(?:of )?)?(?:fy|fiscal year|fiscal) ?'?({_YEAR}|\d\d)\b"
+    ):
+        said = m.group(1) or m.group(6)
+        start = fiscal_year(int(said) if len(said) == 4 else 2000 + int(said))
+        quarter, half = m.group(2) or m.group(4), m.group(3) or m.group(5)
+        if quarter:
+            start, months, unit = add_months(start, 3 * (int(quarter) - 1)), 3, "quarter"
+        elif half:
+            start, months, unit = add_months(start, 6 * (int(half) - 1)), 6, "span"
+        else:
+            months, unit = 12, "year"
+        calendar = fiscal_start == 1 or unit == "span"
+        add(m, Period(start, add_months(start, months), unit if calendar else "span", m.group(0)))
+    for m in each(
+        r"\b(?:(this|the current|current|last|the last|previous|the previous|prior) fiscal year|fiscal year to date|fytd)\b"
+    ):
+        if m.group(1) and m.group(1).split()[-1] in ("last", "previous", "prior"):
+            start = add_months(current_fy, -12)
+            add(m, Period(start, current_fy, "year" if fiscal_start == 1 else "span", m.group(0)))
+        else:
+            add(
+                m,
+                Period(
+                    current_fy, tomorrow, "year" if fiscal_start == 1 else "span", m.group(0), so_far=True
+                ),
+            )
     # --- to date ------------------------------------------------------------------------------
     for unit, words in (("year", "year|yr"), ("month", "month"), ("quarter", "quarter"), ("week", "week")):
         for m in each(
@@ -285,6 +319,22 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
         r"\b(?:since|from) (?:the )?(?:start|beginning) of (?:the |this )?(week|month|quarter|year)(?: to date| so far| until now| till now)?\b"
     ):
         so_far(m.group(1), m.group(0), m)
+    # ISO weeks: "week 48 of 2026", "wk 12 last year", "2026-W48"; without a year, the latest one begun
+    for m in each(
+        rf"\b(?:iso )?(?:week|wk|w) ?(\d{{1,2}})(?:,? (?:of |in )?({_YEAR}|{_REL_YEAR}))?\b|\b({_YEAR}) ?-?w(\d{{1,2}})\b"
+    ):
+        week = int(m.group(1) or m.group(4))
+        said = m.group(2) or m.group(3)
+        year = _year_of(said, today) if said else today.isocalendar().year
+        try:
+            start = datetime.fromisocalendar(year, week, 1)
+            if not said and start > today:
+                start = datetime.fromisocalendar(year - 1, week, 1)
+        except ValueError:
+            problems.append(f"{year} has no ISO week {week} (weeks run 1 to 52 or 53)")
+            add(m, None)
+            continue
+        add(m, Period(start, start + timedelta(weeks=1), "week", m.group(0)))
     # --- between / from ... to ----------------------------------------------------------------
     day_pat = rf"(?:\d{{4}}-\d\d-\d\d|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}|{_DAYNUM} (?:of )?(?:{_MON})(?: {_YEAR})?|(?:{_MON}) {_DAYNUM}(?:,? {_YEAR})?)"
     for m in each(rf"\b(?:between|from) ({day_pat}) (?:and|to|until|till|through|-) ({day_pat})\b"):
@@ -512,6 +562,27 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
     for m in each(rf"\b(?:(?:the )?month of )?({_MON}),? (?:of |in )?({_REL_YEAR})\b"):
         start = datetime(_year_of(m.group(2), today), MONTHS[m.group(1)], 1)
         add(m, Period(start, add_months(start, 1), "month", m.group(0)))
+    # "on the 3rd": that day of this month, or of last month while this month's has not come
+    for m in each(
+        r"\bthe ([12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)(?: of (this|the current|last|the previous) month)?"
+        r"(?=$|[?.,!;:]| (?:in|for|from|at|vs|versus|compared|and|to|on|by|via|with|across)\b)"
+    ):
+        day, which = int(m.group(1)), m.group(2)
+        month = floor_period(today, "month")
+        if which in ("last", "the previous") or (which is None and day > today.day):
+            month = _back(month, "month")
+        try:
+            d = month.replace(day=day)
+        except ValueError:
+            problems.append(f"{month:%B %Y} has no day {day}")
+            add(m, None)
+            continue
+        add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
+    # "a week ago today", "two months ago today": that one day
+    for m in each(rf"\b(a|an|{_NUM}) (days?|weeks?|months?|years?) ago today\b"):
+        n, unit = 1 if m.group(1) in ("a", "an") else _num(m.group(1)), UNITS[m.group(2)]
+        d = (pd.Timestamp(today) - pd.DateOffset(**{unit + "s": n})).to_pydatetime()
+        add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
     # --- relative to another period in the question ("vs the month before") --------------------
     for m in each(
         r"\b(?:(?:the )?same (?:period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? last year"
@@ -554,8 +625,10 @@ def find(text: str, as_of: datetime) -> tuple[list[Found], list[str]]:
     for m in each(r"\b(?:the )?(?:last|past|previous|this|current) hour\b"):
         end = as_of.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         add(m, Period(end - timedelta(hours=1), end, "span", m.group(0), so_far=True))
-    for m in each(rf"\b({_NUM}) (days|weeks|months|years) ago\b"):
-        n, unit = _num(m.group(1)), UNITS[m.group(2)]
+    # "two weeks ago": that whole week; "a week ago" as "one week ago" ("a year ago" is read above,
+    # as the same period a year earlier)
+    for m in each(rf"\b(a|an|{_NUM}) (days?|weeks?|months?|years?) ago\b"):
+        n, unit = 1 if m.group(1) in ("a", "an") else _num(m.group(1)), UNITS[m.group(2)]
         start = floor_period(today, unit)
         for _ in range(n):
             start = _back(start, unit)

@@ -33,6 +33,7 @@ from .definitions import (
     dimension_values,
     dimensions,
     facts,
+    fiscal_year_start,
     get,
     vocabulary,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "dimension_values",
     "dimensions",
     "facts",
+    "fiscal_year_start",
     "floor_period",
     "earliest_data",
     "get",

@@ -122,6 +122,24 @@ def business() -> dict[str, str]:
     return {"currency": str(b["currency"]).upper(), "locale": str(b["locale"])}
 
 
+_MONTH_ABBR = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def fiscal_year_start() -> int:
+    """The month (1-12) the business's fiscal year starts in: catalog.yml
+    ``metadata.business.fiscal_year_start`` (a number or a month name), January when unset. A
+    fiscal year is named by the calendar year it ends in (FY2025 from April: Apr 2024 - Mar 2025)."""
+    raw = (_meta().get("business") or {}).get("fiscal_year_start", 1)
+    text = str(raw).strip().lower()[:3]
+    month = int(text) if text.isdigit() else _MONTH_ABBR.index(text) + 1 if text in _MONTH_ABBR else 0
+    if not 1 <= month <= 12:
+        raise QueryError(
+            f"catalog.yml business.fiscal_year_start is {raw!r}; give the month the fiscal year starts in "
+            "(1-12 or a month name, e.g. April)."
+        )
+    return month
+
+
 @dataclass(frozen=True)
 class Fact:
     name: str
