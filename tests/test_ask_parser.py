@@ -778,3 +778,33 @@ def test_comparisons_said_with_than_stack_up_and_ly():
     assert r.status == "clarify" and "not the same length" in r.reason
     r = read("which region had higher revenue than Europe last month")  # a filter on values
     assert r.status == "decline" and r.question is None
+
+
+@pytest.mark.parametrize(
+    "text, start, end",
+    [
+        ("revenue before noon yesterday", "2026-03-17 00:00", "2026-03-17 12:00"),
+        ("revenue between 9am and 5pm yesterday", "2026-03-17 09:00", "2026-03-17 17:00"),
+        ("orders this morning", "2026-03-18 00:00", "2026-03-18 12:00"),
+        ("orders yesterday afternoon", "2026-03-17 12:00", "2026-03-17 18:00"),
+        ("revenue last night", "2026-03-17 18:00", "2026-03-18 00:00"),
+        ("orders since 6 p.m. on 2 March", "2026-03-02 18:00", "2026-03-03 00:00"),
+        ("revenue on 3 March from 10:00 to 14:00", "2026-03-03 10:00", "2026-03-03 14:00"),
+        ("orders in the evening on 3 March", "2026-03-03 18:00", "2026-03-04 00:00"),
+        ("orders between 3 and 10 March", "2026-03-03 00:00", "2026-03-11 00:00"),  # days, not hours
+    ],
+)
+def test_times_of_day_narrow_the_day_they_are_said_with(text, start, end):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", (text, r.reason)
+    assert (f"{r.question.start:%Y-%m-%d %H:%M}", f"{r.question.end:%Y-%m-%d %H:%M}") == (start, end)
+
+
+def test_a_morning_so_far_is_compared_with_the_same_hours_and_odd_times_are_asked_back():
+    r = read("orders this morning vs yesterday morning")  # 14:30: the whole morning has passed
+    assert r.shape == "compare", r.reason
+    assert (f"{r.question.end:%H:%M}", f"{r.compare_to.end:%H:%M}") == ("12:00", "12:00")
+    r = parse("orders this morning vs yesterday morning", datetime(2026, 3, 18, 10, 30), LEX)
+    assert (f"{r.question.end:%H:%M}", f"{r.compare_to.end:%H:%M}") == ("10:00", "10:00")
+    assert "whole hours" in read("revenue yesterday from 10:00 to 14:30").reason  # kept by the hour
+    assert "more than a day" in read("orders last week before noon").reason

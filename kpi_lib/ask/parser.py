@@ -507,6 +507,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     # finance shorthand for the year before: "vs LY", "against PY"
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
+    t = re.sub(r"\b(\d{1,2}(?::\d\d)?) ?([ap])\.m\.?", r"\1\2m", t)  # "6 p.m.": 6pm
     # "month over month": a change between periods, as "mom" is (not "month ... month" read as grains)
     t = re.sub(
         r"\b(week|month|quarter)[ -](?:over|on)[ -]\1\b",
@@ -1209,7 +1210,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         period_b is not None
         and period_a.so_far
         and not period_b.so_far
-        and period_a.unit == period_b.unit == "day"
+        and period_a.unit == period_b.unit
+        and period_a.unit in ("day", "hour")  # "this morning vs yesterday morning" too
+        and period_a.end - period_a.start == period_b.end - period_b.start
         and period_a.start <= as_of < period_a.end
     ):
         # "orders today vs yesterday": today so far against yesterday up to the same hour, not

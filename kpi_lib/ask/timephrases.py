@@ -275,6 +275,35 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         start = floor_period(today, unit)
         add(m, Period(start, tomorrow, unit, label, so_far=True))
 
+    # --- times of day: read first, applied to the day they are said with (or today) at the end ----
+    clocks: list[tuple[tuple[int, int], int, int]] = []  # (span, from minute, to minute)
+    for m in each(rf"\b(?:between|from) ({_CLOCK}) ?(?:and|to|until|till|through|-) ?({_CLOCK})\b"):
+        a, b = _minutes(m.group(1)), _minutes(m.group(2), end=True)
+        if a is not None and b is not None and a < b:
+            clocks.append((m.span(), a, b))
+            add(m, None)
+    for m in each(rf"\b(before|until|till|up to|after|since) ({_CLOCK})\b"):
+        at = _minutes(m.group(2), end=m.group(1) not in ("after", "since"))
+        if at is not None:
+            clocks.append((m.span(), *((0, at) if m.group(1) not in ("after", "since") else (at, 24 * 60))))
+            add(m, None)
+    # "this morning", "yesterday afternoon", "last night": that day's hours; "in the morning" goes
+    # with the day said next to it
+    for m in each(r"\b(this|today|yesterday|last)? ?(morning|afternoon|evening|night)\b|\b(tonight)\b"):
+        which, part = m.group(1), m.group(2) or m.group(3)
+        if part == "night" and which != "last":
+            continue
+        a, b = PARTS_OF_DAY[part]
+        if which is None and part != "tonight":
+            clocks.append((m.span(), a, b))
+        else:
+            d = today - timedelta(days=1) if which in ("yesterday", "last") else today
+            p = Period(
+                d + timedelta(minutes=a), d + timedelta(minutes=b), "hour", m.group(0), so_far=d == today
+            )
+            found.append(Found(p, m.span()))
+        add(m, None)
+
     # --- fiscal years: "FY2025", "fiscal year 25", "Q1 FY2025", "FY25 H2", "last fiscal year", "FYTD"
     def fiscal_year(year: int) -> datetime:  # the start of the fiscal year named ``year``
         return datetime(year - (fiscal_start != 1), fiscal_start, 1)
@@ -681,8 +710,83 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
     for m in each(rf"\b(?:fy ?)?({_YEAR})\b"):
         y = int(m.group(1))
         add(m, Period(datetime(y, 1, 1), datetime(y + 1, 1, 1), "year", m.group(0)))
+    for span, a, b in clocks:
+        _apply_clock(found, problems, span, a, b, today, text)
     found.sort(key=lambda f: f.span[0])
     return found, problems
+
+
+# A time of day said with am/pm, as hh:mm, or by name; a bare number is a day ("between 3 and 10 May")
+_CLOCK = r"(?:\d{1,2}(?::\d\d)? ?(?:am|pm)|\d{1,2}:\d\d|noon|midday|midnight)"
+PARTS_OF_DAY = {
+    "night": (18 * 60, 24 * 60),
+    "morning": (0, 12 * 60),
+    "afternoon": (12 * 60, 18 * 60),
+    "evening": (18 * 60, 24 * 60),
+    "tonight": (18 * 60, 24 * 60),
+}
+
+
+def _minutes(said: str, end: bool = False) -> int | None:
+    """Minutes after midnight of '9am', '5:30 pm', '17:00', 'noon'; midnight ends a day when ``end``."""
+    said = said.replace(".", "")
+    if said in ("noon", "midday"):
+        return 12 * 60
+    if said == "midnight":
+        return 24 * 60 if end else 0
+    m = re.fullmatch(r"(\d{1,2})(?::(\d\d))? ?(am|pm)?", said)
+    if m is None:
+        return None
+    h, mins, half = int(m.group(1)), int(m.group(2) or 0), m.group(3)
+    if half:
+        if not 1 <= h <= 12:
+            return None
+        h = h % 12 + (12 if half == "pm" else 0)
+    if h > 23 or mins > 59:
+        return None
+    return h * 60 + mins
+
+
+def _apply_clock(
+    found: list[Found], problems: list[str], span: tuple[int, int], a: int, b: int, today: datetime, text: str
+) -> None:
+    """Narrow the day said next to a time of day ("yesterday between 9am and 5pm", "this morning")
+    to those hours; with no day said, today's. A longer period with a time of day is asked back."""
+    said = text[span[0] : span[1]]
+    if a % 60 or b % 60:
+        problems.append(f"'{said}': the data is kept by the hour; say whole hours (e.g. 'from 10am to 3pm')")
+        return
+
+    def beside(f: Found) -> bool:
+        gap = text[f.span[1] : span[0]] if f.span[1] <= span[0] else text[span[1] : f.span[0]]
+        return re.fullmatch(r"[\s,]*(?:on|of)?[\s,]*", gap) is not None
+
+    days = [i for i, f in enumerate(found) if not f.period.relative and f.period.unit != "hour"]
+    near = [i for i in days if beside(found[i])] or (days if len(days) == 1 else [])
+    if days and not near:
+        problems.append(f"'{said}' goes with which day? Say e.g. 'yesterday {said}'")
+        return
+    if near:
+        i = near[0]
+        day = found[i].period
+        if day.unit != "day":
+            problems.append(
+                f"'{said}' is a time of day, and {day.describe()} is more than a day: ask about one day"
+            )
+            return
+        start = day.start
+        found[i] = Found(
+            Period(start + timedelta(minutes=a), start + timedelta(minutes=b), "hour", f"{day.text} {said}"),
+            found[i].span,
+            span,
+        )
+        return
+    found.append(
+        Found(
+            Period(today + timedelta(minutes=a), today + timedelta(minutes=b), "hour", said, so_far=True),
+            span,
+        )
+    )
 
 
 def _latest_weekday(weekday: int, today: datetime) -> datetime:
