@@ -808,3 +808,23 @@ def test_a_morning_so_far_is_compared_with_the_same_hours_and_odd_times_are_aske
     assert (f"{r.question.end:%H:%M}", f"{r.compare_to.end:%H:%M}") == ("10:00", "10:00")
     assert "whole hours" in read("revenue yesterday from 10:00 to 14:30").reason  # kept by the hour
     assert "more than a day" in read("orders last week before noon").reason
+
+
+def test_the_last_quarter_of_a_year_full_months_last_ytd_and_trends():
+    r = read("What were sales in the last quarter of 2025?")  # Q4 2025, not last quarter and 2025
+    assert r.status == "answer", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2025-10-01", "2026-01-01")
+    r = read("revenue in the last 3 full months")  # the calendar months before this one
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2025-12-01", "2026-03-01")
+    r = read("revenue YTD vs last YTD")
+    assert r.shape == "compare", r.reason
+    assert (f"{r.compare_to.start:%Y-%m-%d}", f"{r.compare_to.end:%Y-%m-%d}") == ("2025-01-01", "2025-03-19")
+    for text, grain in (
+        ("AOV trend over the last 6 months", "month"),
+        ("How are orders trending this month?", "day"),  # 18 days so far
+        ("orders trend over the past 5 weeks", "week"),
+        ("revenue over time last week", "day"),
+        ("orders trend yesterday", "hour"),
+    ):
+        r = read(text)
+        assert r.shape == "trend" and r.question.grain == grain, (text, r.reason)

@@ -507,6 +507,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     # finance shorthand for the year before: "vs LY", "against PY"
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
+    # "YTD vs last YTD": the same stretch of last year
+    t = re.sub(
+        r"\b(?:last|prior|previous|ly) (?:ytd|year to date)\b|\b(?:ytd|year to date) ly\b",
+        "the same period last year",
+        t,
+    )
     t = re.sub(r"\b(\d{1,2}(?::\d\d)?) ?([ap])\.m\.?", r"\1\2m", t)  # "6 p.m.": 6pm
     # "month over month": a change between periods, as "mom" is (not "month ... month" read as grains)
     t = re.sub(
@@ -746,6 +752,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "out",
             "trend",
             "trends",
+            "trending",
             "over",
             "time",
             "before",
@@ -1286,6 +1293,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             r.shape = "breakdown"
             r.question = Question(**{**base, "by": (dim,), "order": rank_dir or "desc"})
         return r
+    if not time_grain and not rank_dir and re.search(r"\btrend(?:s|ing)?\b|\bover time\b", joined):
+        # "the AOV trend over the last 6 months": a series at a grain that suits the span
+        days = (period_a.end - period_a.start).days
+        time_grain = "month" if days >= 90 else "week" if days >= 28 else "day" if days >= 2 else "hour"
+        r.understood.append(("trend", f"by {time_grain}"))
     if time_grain and time_grain in ("hour", "day", "week", "month"):
         r.shape = "trend"
         r.question = Question(**{**base, "grain": time_grain})

@@ -548,7 +548,9 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         "last year" is read as a period of its own."""
 
         def keep(m: re.Match) -> bool:
-            return not rel_year or any(y and re.fullmatch(_REL_YEAR, y) for y in m.groups())
+            # "the last quarter of 2025" is read here too, before "last quarter" is read on its own
+            last_of = re.match(r"(?:the )?last \w+ (?:of|in) ", m.group(0)) is not None
+            return not rel_year or last_of or any(y and re.fullmatch(_REL_YEAR, y) for y in m.groups())
 
         for m in each(qh[0]):
             if not keep(m):
@@ -651,6 +653,16 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             months = n * {"month": 1, "quarter": 3, "year": 12}[unit]
             start = (pd.Timestamp(tomorrow) - pd.DateOffset(months=months)).to_pydatetime()
             add(m, Period(start, tomorrow, "span", m.group(0), so_far=True))
+    # "the last 3 full months": the three calendar months before this one
+    for m in each(
+        rf"\b(?:the )?(?:last|past|previous|prior) ({_NUM}) (?:full|complete|whole|calendar) (weeks|months|quarters|years)\b"
+    ):
+        unit = UNITS[m.group(2)]
+        end = floor_period(today, unit)
+        start = end
+        for _ in range(_num(m.group(1))):
+            start = _back(start, unit)
+        add(m, Period(start, end, "span", m.group(0)))
     for m in each(r"\b(?:the )?(?:last|past|previous|this|current) hour\b"):
         end = as_of.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         add(m, Period(end - timedelta(hours=1), end, "span", m.group(0), so_far=True))
