@@ -140,6 +140,9 @@ def test_a_kpi_whose_inputs_were_never_loaded_is_declined(own_home):
     [
         ("revenue on Black Friday", "2011-11-25", "2011-11-26"),  # the day after 24 Nov 2011
         ("orders last weekend", "2011-12-03", "2011-12-05"),  # the data ends on Friday 9 Dec 2011
+        ("revenue on the 1st", "2011-12-01", "2011-12-02"),
+        ("orders in week 48", "2011-11-28", "2011-12-05"),  # ISO week 48 of 2011
+        ("revenue a week ago today", "2011-12-02", "2011-12-03"),
     ],
 )
 def test_named_days_and_weekends_count_from_the_datas_own_end(own_home, question, start, end):
@@ -148,3 +151,22 @@ def test_named_days_and_weekends_count_from_the_datas_own_end(own_home, question
     assert (a["spec"]["start"], a["spec"]["end"]) == (f"{start}T00:00:00", f"{end}T00:00:00")
     truth = kpi_json(own_home, "query", a["kpi"], "--grain", "total", "--start", start, "--end", end)
     assert a["value"] == pytest.approx(truth["data"][0]["value"]) and a["value"] > 0
+
+
+def test_a_time_of_day_on_the_exports_own_yesterday(own_home):
+    a = kpi_json(own_home, "ask", "orders yesterday between 9am and 5pm")
+    assert a["status"] == "answer", a["text"]
+    assert (a["spec"]["start"], a["spec"]["end"]) == ("2011-12-08T09:00:00", "2011-12-08T17:00:00")
+    truth = kpi_json(
+        own_home,
+        "query",
+        "orders",
+        "--grain",
+        "total",
+        "--start",
+        "2011-12-08T09:00",
+        "--end",
+        "2011-12-08T17:00",
+    )
+    assert a["value"] == truth["data"][0]["value"] and a["value"] > 0
+    assert "09:00–17:00" in a["text"]
