@@ -828,3 +828,10 @@ def test_the_last_quarter_of_a_year_full_months_last_ytd_and_trends():
     ):
         r = read(text)
         assert r.shape == "trend" and r.question.grain == grain, (text, r.reason)
+
+
+def test_an_hour_said_with_at_and_a_part_of_day_without_its_day():
+    r = read("orders at 9am yesterday")
+    assert (f"{r.question.start:%Y-%m-%d %H:%M}", f"{r.question.end:%H:%M}") == ("2026-03-17 09:00", "10:00")
+    r = read("revenue in the morning")  # mornings in general, or which one? asked back
+    assert r.status == "clarify" and "which day" in r.reason

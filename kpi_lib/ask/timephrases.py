@@ -282,6 +282,11 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         if a is not None and b is not None and a < b:
             clocks.append((m.span(), a, b))
             add(m, None)
+    for m in each(rf"\b(?:at|around) ({_CLOCK})\b"):  # "at 9am": that hour
+        at = _minutes(m.group(1))
+        if at is not None:
+            clocks.append((m.span(), at, at + 60))
+            add(m, None)
     for m in each(rf"\b(before|until|till|up to|after|since) ({_CLOCK})\b"):
         at = _minutes(m.group(2), end=m.group(1) not in ("after", "since"))
         if at is not None:
@@ -295,7 +300,7 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             continue
         a, b = PARTS_OF_DAY[part]
         if which is None and part != "tonight":
-            clocks.append((m.span(), a, b))
+            clocks.append((m.span(), a, -b))  # negative: a part of day that needs its day said
         else:
             d = today - timedelta(days=1) if which in ("yesterday", "last") else today
             p = Period(
@@ -764,7 +769,8 @@ def _apply_clock(
 ) -> None:
     """Narrow the day said next to a time of day ("yesterday between 9am and 5pm", "this morning")
     to those hours; with no day said, today's. A longer period with a time of day is asked back."""
-    said = text[span[0] : span[1]]
+    said = text[span[0] : span[1]].strip()
+    needs_day, b = b < 0, abs(b)
     if a % 60 or b % 60:
         problems.append(f"'{said}': the data is kept by the hour; say whole hours (e.g. 'from 10am to 3pm')")
         return
@@ -775,7 +781,7 @@ def _apply_clock(
 
     days = [i for i, f in enumerate(found) if not f.period.relative and f.period.unit != "hour"]
     near = [i for i in days if beside(found[i])] or (days if len(days) == 1 else [])
-    if days and not near:
+    if (days and not near) or (needs_day and not days):
         problems.append(f"'{said}' goes with which day? Say e.g. 'yesterday {said}'")
         return
     if near:
