@@ -68,6 +68,16 @@ def recent(
     kpi: str | None = None, since: datetime | None = None, status: str | None = None, limit: int = 500
 ) -> pd.DataFrame:
     """Incidents, newest first, optionally for one KPI, since a time, or with one status."""
+    sql, params = recent_sql(kpi, since, status, limit)
+    with warehouse.read() as conn:
+        cur = conn.exec_driver_sql(sql, tuple(params))
+        return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))
+
+
+def recent_sql(
+    kpi: str | None = None, since: datetime | None = None, status: str | None = None, limit: int = 500
+) -> tuple[str, list]:
+    """The SQL :func:`recent` runs, and its bound parameters (Ask shows it as its source)."""
     sql = (
         "select id, kpi, grain, dimension, dim_value, started_at, peak_at, ended_at, value, expected, "
         "lower_bound, upper_bound, deviation_pct, severity, rule, explanation, drivers, status, "
@@ -85,9 +95,7 @@ def recent(
         params.append(status)
     sql += " order by started_at desc limit %s"
     params.append(limit)
-    with warehouse.read() as conn:
-        cur = conn.exec_driver_sql(sql, tuple(params))
-        return pd.DataFrame(cur.fetchall(), columns=list(cur.keys()))
+    return sql, params
 
 
 #: the columns :func:`listing` reads: every column but ``band`` (a chart's worth of numbers per

@@ -374,3 +374,52 @@ def test_why_names_what_began_in_the_period_before_incidents_open_since_long_ago
         assert not any(i.endswith(".") for i in items), named
     finally:
         db.execute("delete from ops.anomalies where series_key like %s", [f"%{tag}%"])
+
+
+def test_anything_unusual_lists_the_incidents_of_the_period_most_severe_first(db, as_of):
+    day = (as_of - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+    tag = uuid.uuid4().hex[:6]
+    rows = [  # (kpi, region, severity, hours after midnight)
+        ("orders", "Europe", "low", 2),
+        ("orders", "Europe", "high", 9),
+        ("revenue", "Europe", "medium", 5),
+        ("orders", "Asia Pacific", "high", 7),
+    ]
+    try:
+        for i, (kpi, region, severity, h) in enumerate(rows):
+            db.execute(
+                "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, ended_at,"
+                " severity, explanation) values (%s, %s, 'hour', 'region', %s, %s, %s, %s, %s)",
+                [
+                    f"{kpi}|hour|region={region}|{tag}{i}",
+                    kpi,
+                    region,
+                    day + timedelta(hours=h),
+                    day + timedelta(hours=h + 2),
+                    severity,
+                    f"{tag}-{i} {'$9,876 ' if kpi == 'revenue' else ''}off.",
+                ],
+            )
+        a = ask(f"Anything unusual in orders in Europe on {day:%d %B %Y}?", as_of=as_of, user=ANALYST)
+        assert a.status == "answer" and a.shape == "incidents", a.text
+        truth = db.execute(
+            "select count(*) from ops.anomalies where kpi = 'orders' and dimension = 'region'"
+            " and dim_value = 'Europe' and started_at < %s and coalesce(ended_at, 'infinity') >= %s",
+            [day + timedelta(days=1), day],
+        ).fetchone()[0]
+        assert a.value == truth >= 2
+        mine = [r for r in a.rows if str(r["explanation"]).startswith(tag)]
+        assert [r["explanation"].split()[0] for r in mine] == [f"{tag}-1", f"{tag}-0"]  # high, then low
+        assert f"{tag}-1" in a.text and "ops.anomalies" in a.sql and a.catalog_entries == ["ops.anomalies"]
+        # no KPI named: every KPI the reader may see, a masked one without its numbers
+        seen = ask(f"any anomalies in Europe on {day:%d %B %Y}?", as_of=as_of, user=VIEWER)
+        told = {r["explanation"].split()[0]: r for r in seen.rows if str(r["explanation"]).startswith(tag)}
+        assert set(told) == {f"{tag}-0", f"{tag}-1"}  # ...and the revenue one, masked:
+        masked = [r for r in seen.rows if r["kpi"] == "revenue" and r["incident"]]
+        assert masked and all(r["explanation"] == "values are masked for your role" for r in masked)
+        assert "$9,876" not in seen.text
+        limited = auth.User("limited", "Limited", ("custom",), visible=frozenset({"orders"}))
+        only = ask(f"any incidents on {day:%d %B %Y}?", as_of=as_of, user=limited)
+        assert only.rows and {r["kpi"] for r in only.rows} == {"orders"}
+    finally:
+        db.execute("delete from ops.anomalies where series_key like %s", [f"%{tag}%"])

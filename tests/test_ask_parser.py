@@ -835,3 +835,14 @@ def test_an_hour_said_with_at_and_a_part_of_day_without_its_day():
     assert (f"{r.question.start:%Y-%m-%d %H:%M}", f"{r.question.end:%H:%M}") == ("2026-03-17 09:00", "10:00")
     r = read("revenue in the morning")  # mornings in general, or which one? asked back
     assert r.status == "clarify" and "which day" in r.reason
+
+
+def test_incident_questions_keep_their_period_kpi_and_slice():
+    r = read("any anomalies yesterday?")
+    assert r.shape == "incidents" and r.any_kpi, r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-17", "2026-03-18")
+    r = read("anything unusual in orders in Europe")  # no time said: the last 7 days
+    assert r.shape == "incidents" and not r.any_kpi and r.question.kpi == "orders"
+    assert r.question.where_dict == {"region": ("Europe",)}
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-12", "2026-03-19")
+    assert read("why was revenue unusual yesterday").shape == "why"  # a why question stays one

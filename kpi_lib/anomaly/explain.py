@@ -159,18 +159,20 @@ def pattern_sentence(
     ongoing: bool,
     fmt: Formatter | None = None,
     since=None,
+    until=None,
 ) -> str:
     """For an incident whose values stayed inside the usual range (a sustained move, a jumpy
     stretch: no single point is out of range, the pattern is), e.g. 'Revenue showed unusually jumpy
     values in the 24 hours to 2019-03-13 11:00 (522, 263% above the expected 144; usual range
-    0–843).' With ``since`` (a one-row incident of a rolling step: where its window began), ``value``
+    0–843).' With ``since`` (an incident of a rolling step: where the window to its alarm began), ``value``
     and ``expected`` are the window's averages: 'in the 12 hours to 15:00 (on average 54, 75% below
     the expected 216)'."""
     fmt = fmt or compact
     subject = label or "Value"
     what = STEP_WORDS.get(rule, f"an alarm from its {rule} rule" if rule else "an alarm")
     if since is not None:  # the window the step judged, and its averages (a row's range would not fit)
-        span = f"in the {duration(since, start)} to {when(start)}"
+        until = start if until is None else until  # the window ends at the alarm
+        span = f"in the {duration(since, until)} to {when(until)}"
         detail = f"on average {fmt(value)}, {_off_by(value, expected, fmt)} the expected {fmt(expected)}"
     else:
         span = _span(start, end, ongoing)

@@ -312,9 +312,10 @@ def build(
         elif math.isfinite(before) and math.isfinite(after) and before != after:
             text = explain.step_sentence(before=before, after=after, **told)
         elif lo <= value <= hi:  # no row left the usual range: the pattern is the news, say which
-            # one row of a rolling step: what it judged was its window, so say what the window did
-            w = window_steps.get(opened_by, 0) if final == first and not still else 0
-            seen = slice(first - w + 1, first + 1) if 0 < w <= first else None
+            # a rolling step judged its window, not one row: say what the window to the alarm did
+            # (an ongoing day-long shortfall told by its first hour read "$12, 73% above expected")
+            w = window_steps.get(opened_by, 0)
+            seen = slice(alarm - w + 1, alarm + 1) if 0 < w <= alarm else None
             said_value = float(np.nanmean(values[seen])) if seen else value
             said_expected = float(np.nanmean(frame["expected"].to_numpy(dtype=float)[seen])) if seen else exp
             if math.isfinite(said_expected) and abs(said_expected) > 1e-12:
@@ -327,7 +328,8 @@ def build(
                 lower=lo,
                 upper=hi,
                 peak=idx[p],
-                since=idx[first - w] if seen else None,
+                since=idx[alarm - w] if seen else None,
+                until=idx[alarm],
                 **told,
             )
         else:

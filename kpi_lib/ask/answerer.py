@@ -101,6 +101,12 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
         a.text = reading.reason or "I cannot answer that."
         return a
     q = reading.question
+    if reading.shape == "incidents":
+        from .why import list_incidents
+
+        if not reading.any_kpi and not user.can_see(q.kpi):
+            return _refuse(a, "decline", f"Your role does not include {lex.kpis[q.kpi].label}.")
+        return list_incidents(a, reading, lex, user, _coverage(lex, q.start, q.end)[1])
     k = lex.kpis[q.kpi]
     a.kpi, a.spec = k.name, q.to_dict()
     if not user.can_see(k.name):

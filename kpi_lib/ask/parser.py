@@ -289,7 +289,7 @@ class Reading:
 
     text: str
     status: str = "answer"  # answer | decline | clarify
-    shape: str = "value"  # value | breakdown | top | rank_time | trend | compare | why
+    shape: str = "value"  # value | breakdown | top | rank_time | trend | compare | why | incidents
     question: Question | None = None
     compare_to: Question | None = None
     rank_grain: str | None = None  # for a ranking over time
@@ -299,6 +299,7 @@ class Reading:
     period: Period | None = None
     period_b: Period | None = None
     whole_data: bool = False  # no time was named: all the data up to the as-of
+    any_kpi: bool = False  # an incidents question that names no KPI: every KPI's
     understood: list[tuple[str, str]] = field(default_factory=list)  # (words, what they were read as)
     reason: str | None = None
     choices: list[str] = field(default_factory=list)
@@ -461,11 +462,49 @@ def _fix_word_typos(t: str, known: set[str], lex: Lexicon) -> tuple[str, list[tu
     return re.sub(r"[a-z]+", sub, t), fixed
 
 
+# "Anything unusual in orders last week?": the incidents the anomaly rules raised
+INCIDENT_WORDS = re.compile(
+    r"\b(?:anomal(?:y|ies|ous)|incidents?|unusual|outliers?|alerts?|abnormal|irregular(?:ity|ities)?)\b"
+)
+_INCIDENT_FILLER = re.compile(
+    r"\b(?:(?:were|was|are|is) there|(?:have|has) there been|did (?:we|you) (?:have|see|get|spot)|any|anything"
+    r"|detected|flagged|raised|fired|spotted|list|show me)\b"
+)
+
+
+def _incidents_reading(t: str, as_of: datetime, lex: Lexicon) -> Reading:
+    """An incidents question read as the same question without its incident words (so periods,
+    KPIs and filters mean what they mean everywhere); with no time said, the last 7 days."""
+    rest = re.sub(r"\s+", " ", _INCIDENT_FILLER.sub(" ", INCIDENT_WORDS.sub(" ", t))).strip()
+    sing = [singular(w) for w in words(rest)]
+    grams = {" ".join(sing[i : i + n]) for n in range(1, lex.max_len() + 1) for i in range(len(sing))}
+    any_kpi = not (grams & set(lex.kpi_phrases))
+    first_kpi = next(iter(lex.kpis))
+    r = parse(f"{rest} {first_kpi}" if any_kpi else rest, as_of, lex)
+    r.text, r.any_kpi = t, any_kpi
+    if r.status != "answer":
+        return r
+    q = r.question
+    if r.whole_data:
+        (week,), _ = timephrases.find("the last 7 days", as_of)
+        r.period, r.whole_data = week.period, False
+        q = q.replace(start=week.period.start, end=week.period.end)
+        r.understood.append(("(no time said)", f"time: {week.period.describe()}"))
+    r.shape, r.compare_to = "incidents", None
+    r.question = q.replace(grain="total", by=(), top=None)
+    if any_kpi:
+        r.understood = [(w, m) for w, m in r.understood if not m.startswith("KPI:")]
+    r.understood.append(("incident words", "the incidents the anomaly rules raised"))
+    return r
+
+
 def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     r = Reading(text=text)
     t = normalise(text)
     if not words(t):
         return r.refuse("decline", "The question is empty.", lex.suggestions())
+    if INCIDENT_WORDS.search(t) and not re.search(r"\b(?:why|explain|cause|caused)\b", t):
+        return _incidents_reading(t, as_of, lex)
     if re.search(
         r"\b(day|hour|month|week)s? of (the )?(week|day|year|month)\b|\bweekdays?\b|\btime of day\b", t
     ):

@@ -368,20 +368,94 @@ def _orders(k: kpis.Kpi, q: kpis.Question, total: float) -> list[str]:
     return out
 
 
+def _overlapping(start, end) -> tuple[pd.DataFrame, str, list]:
+    """Incidents overlapping [start, end), with naive business-time ``started``/``ended``, and the
+    SQL read (the reader's row scope applies: kpi_lib.scope)."""
+    since = pd.Timestamp(start) - pd.Timedelta(days=1)
+    sql, params = incidents.recent_sql(since=since, limit=500)
+    try:
+        inc = incidents.recent(since=since, limit=500)
+    except Exception as exc:  # noqa: BLE001 - a warehouse without incidents yet
+        log.debug("no incidents: %s", exc)
+        return pd.DataFrame(), sql, params
+    if inc.empty:
+        return inc, sql, params
+    tz = kpis.settings().timezone
+    started = pd.to_datetime(inc["started_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+    ended = pd.to_datetime(inc["ended_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+    inc = inc.assign(started=started, ended=ended)
+    overlap = (started < pd.Timestamp(end)) & (ended.isna() | (ended >= pd.Timestamp(start)))
+    return inc[overlap], sql, params
+
+
+SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
+
+def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, note: str | None) -> Answer:
+    """'Anything unusual in orders last week?': the incidents the anomaly rules raised in the
+    period, for the KPI and slice asked about (any KPI the user may see when none is named),
+    most severe first; a masked KPI's without their sentences (they quote values)."""
+    q = reading.question
+    kpi = None if reading.any_kpi else q.kpi
+    inc, sql, params = _overlapping(q.start, q.end)
+    if not inc.empty:
+        if kpi:
+            inc = inc[inc["kpi"] == kpi]
+        for d, values in q.where_dict.items():
+            inc = inc[(inc["dimension"] == d) & inc["dim_value"].isin(values)]
+        inc = inc.loc[inc["kpi"].map(user.can_see).astype(bool)]
+        inc = inc.assign(rank=inc["severity"].map(SEVERITY_RANK).fillna(3)).sort_values(
+            ["rank", "started_at"], ascending=[True, False]
+        )
+    what = (lex.kpis[kpi].label if kpi else "any KPI") + _slice(q)
+    when = reading.period.phrase()
+    a.kpi = kpi
+    a.spec = q.to_dict() if kpi else {**q.to_dict(), "kpi": None}
+    a.sql = sql + "\n-- parameters: " + ", ".join(map(str, params))
+    a.catalog_entries = ["ops.anomalies"]
+    a.rows = []
+    for row in inc.itertuples():
+        said = "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
+        a.rows.append(
+            {
+                "incident": int(row.id),
+                "kpi": row.kpi,
+                "slice": f"{row.dimension} = {row.dim_value}" if row.dimension else "all",
+                "started": f"{row.started:%Y-%m-%d %H:%M}",
+                "severity": row.severity,
+                "status": row.status,
+                "explanation": said,
+            }
+        )
+    a.value = float(len(a.rows))
+    a.formatted = str(len(a.rows))
+    if not a.rows:
+        a.text = f"No incidents in {what} {when}: the anomaly rules raised none."
+    else:
+        listed = "; ".join(
+            f"#{r['incident']} ({r['kpi']}, {r['severity']}, {r['status']}): {str(r['explanation']).rstrip('.')}"
+            for r in a.rows[:5]
+        )
+        more = f" and {len(a.rows) - 5} more" if len(a.rows) > 5 else ""
+        n = len(a.rows)
+        a.text = f"{n} incident{'s' if n > 1 else ''} in {what} {when}, most severe first: {listed}{more}."
+    if note:
+        a.text += " " + note
+    return a
+
+
+def _slice(q: kpis.Question) -> str:
+    parts = [" or ".join(vs) for vs in q.where_dict.values()]
+    return f" in {', '.join(parts)}" if parts else ""
+
+
 def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -> Answer:
     """Incidents overlapping the period, as the user may see them: none of a KPI outside their
     role, and a masked KPI's without its sentence (it quotes values)."""
-    try:
-        inc = incidents.recent(since=pd.Timestamp(q.start) - pd.Timedelta(days=1), limit=200)
-    except Exception as exc:  # noqa: BLE001
-        log.debug("no incidents: %s", exc)
-        inc = pd.DataFrame()
+    inc, _, _ = _overlapping(q.start, q.end)
     named = []
     if not inc.empty:
-        tz = kpis.settings().timezone
-        started = pd.to_datetime(inc["started_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
-        ended = pd.to_datetime(inc["ended_at"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
-        overlap = (started < pd.Timestamp(q.end)) & (ended.isna() | (ended >= pd.Timestamp(q.start)))
+        started = inc["started"]
         # what can explain this period first: incidents that began in it (or the day before) before
         # those open since long ago, then those of the slice asked about (an incident in another
         # region says little about Europe's orders), then this KPI's, then the newest
@@ -394,11 +468,11 @@ def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -
             stale=started < pd.Timestamp(q.start) - pd.Timedelta(days=1),
             off_slice=off_slice,
             other=inc["kpi"] != q.kpi,
-        )[overlap]
+        )
         inc = inc.sort_values(
             ["stale", "off_slice", "other", "started_at"], ascending=[True, True, True, False]
         )
-        inc = inc[inc["kpi"].map(user.can_see)]
+        inc = inc.loc[inc["kpi"].map(user.can_see).astype(bool)]
         for row in inc.head(3).itertuples():
             said = "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
             named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {said.rstrip('.')}")

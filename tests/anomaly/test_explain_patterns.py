@@ -110,6 +110,27 @@ def test_a_one_row_incident_of_a_rolling_step_is_told_over_its_window():
     assert inc.explanation.startswith("Revenue showed a sustained move at 2019-09-10 15:00 (£0, 100% below")
 
 
+def test_an_ongoing_incident_of_a_rolling_step_is_told_over_the_window_to_its_alarm():
+    # a day-long shortfall still open: its alarm hour was busier than expected, the 24 hours to it
+    # were not; told by that hour it read "a day-long shortfall ($12, 73% above the expected $7)"
+    idx = pd.date_range("2019-09-10", periods=48, freq="h")
+    x = np.full(48, 200.0)
+    x[20:44] = 20.0
+    x[44] = 260.0  # the alarm's own hour, above the expected 180
+    frame = pd.DataFrame(
+        {"value": x, "expected": 180.0, "lower": 0.0, "upper": 700.0, "score": 0.3, "rule": ""}, index=idx
+    )
+    frame.loc[idx[44], ["score", "rule"]] = [1.3, "slump_24h"]
+    frame.loc[idx[45:], "score"] = 1.1
+    ids = (np.arange(48) >= 44).astype(int)
+    (inc,) = build(frame, ids, label="Revenue", fmt=pounds, window_steps={"slump_24h": 24})
+    assert inc.explanation == (
+        "Revenue showed a day-long shortfall in the 24 hours to 2019-09-11 20:00 "
+        "(on average £30, 83% below the expected £180); still ongoing."
+    )
+    assert round(inc.deviation_pct) == -83
+
+
 def test_detect_tells_a_rolling_steps_one_row_incidents_over_their_window():
     told = [
         i.explanation
