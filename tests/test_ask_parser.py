@@ -846,3 +846,14 @@ def test_incident_questions_keep_their_period_kpi_and_slice():
     assert r.question.where_dict == {"region": ("Europe",)}
     assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-12", "2026-03-19")
     assert read("why was revenue unusual yesterday").shape == "why"  # a why question stays one
+
+
+def test_days_of_the_month_work_in_every_date_pattern():
+    for text, start, end in (
+        ("revenue since the 1st", "2026-03-01", "2026-03-19"),
+        ("orders from the 1st to the 5th", "2026-03-01", "2026-03-06"),
+        ("revenue between the 2nd and the 16th", "2026-03-02", "2026-03-17"),
+    ):
+        r = read(text)
+        assert r.status == "answer", (text, r.reason)
+        assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end), text

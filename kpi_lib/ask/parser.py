@@ -564,7 +564,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t, fixed = _fix_time_typos(t, known)
     t, typos = _fix_word_typos(t, known, lex)
     fixed = short + fixed + typos
-    found, problems = timephrases.find(t, as_of, fiscal_year_start())
+    t, problems, spelt = timephrases.spell_days_of_month(t, as_of)  # "the 3rd": 3 december 2026
+    fixed += spelt
+    found, more = timephrases.find(t, as_of, fiscal_year_start())
+    problems += more
     if problems:
         return r.refuse("clarify", "; ".join(problems) + ".")
     toks = [_Tok(m.group(0), m.start(), m.end()) for m in re.finditer(r"[a-z0-9]+(?:'[a-z]+)?|[&%$£€]", t)]

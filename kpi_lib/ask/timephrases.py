@@ -246,6 +246,37 @@ def parse_day(text: str, ref: datetime) -> datetime | None:
     return None if parsed is None else _day(parsed)
 
 
+def spell_days_of_month(text: str, as_of: datetime) -> tuple[str, list[str], list[tuple[str, str]]]:
+    """``text`` with "the 3rd" written as the date it means (this month's, or last month's while
+    this month's has not come; "the 5th of last month"), so every date pattern reads it ("since the
+    1st", "from the 1st to the 5th"); any problems (a day the month does not have); and the
+    (said, read as) pairs."""
+    today = _day(as_of)
+    problems: list[str] = []
+    spelt: list[tuple[str, str]] = []
+
+    def sub(m: re.Match) -> str:
+        day, which = int(m.group(1)), m.group(2)
+        month = floor_period(today, "month")
+        if which in ("last", "the previous") or (which is None and day > today.day):
+            month = _back(month, "month")
+        try:
+            d = month.replace(day=day)
+        except ValueError:
+            problems.append(f"{month:%B %Y} has no day {day}")
+            return m.group(0)
+        spelt.append((m.group(0), f"{d.day} {d:%B %Y}".lower()))
+        return spelt[-1][1]
+
+    text = re.sub(
+        r"\bthe ([12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)(?: of (this|the current|last|the previous) month)?"
+        r"(?=$|[?.,!;:]| (?:in|for|from|at|vs|versus|compared|and|to|until|till|through|on|by|via|with|across)\b)",
+        sub,
+        text,
+    )
+    return text, problems, spelt
+
+
 def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found], list[str]]:
     """Every period named in ``text`` (lower-case, normalised), in order, and any problems
     (an impossible date, an ambiguous day/month order). ``fiscal_start`` is the month the fiscal
@@ -598,22 +629,6 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
     for m in each(rf"\b(?:(?:the )?month of )?({_MON}),? (?:of |in )?({_REL_YEAR})\b"):
         start = datetime(_year_of(m.group(2), today), MONTHS[m.group(1)], 1)
         add(m, Period(start, add_months(start, 1), "month", m.group(0)))
-    # "on the 3rd": that day of this month, or of last month while this month's has not come
-    for m in each(
-        r"\bthe ([12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)(?: of (this|the current|last|the previous) month)?"
-        r"(?=$|[?.,!;:]| (?:in|for|from|at|vs|versus|compared|and|to|on|by|via|with|across)\b)"
-    ):
-        day, which = int(m.group(1)), m.group(2)
-        month = floor_period(today, "month")
-        if which in ("last", "the previous") or (which is None and day > today.day):
-            month = _back(month, "month")
-        try:
-            d = month.replace(day=day)
-        except ValueError:
-            problems.append(f"{month:%B %Y} has no day {day}")
-            add(m, None)
-            continue
-        add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
     # "a week ago today", "two months ago today": that one day
     for m in each(rf"\b(a|an|{_NUM}) (days?|weeks?|months?|years?) ago today\b"):
         n, unit = 1 if m.group(1) in ("a", "an") else _num(m.group(1)), UNITS[m.group(2)]
