@@ -778,6 +778,8 @@ def test_comparisons_said_with_than_stack_up_and_ly():
     assert r.status == "clarify" and "not the same length" in r.reason
     r = read("which region had higher revenue than Europe last month")  # a filter on values
     assert r.status == "decline" and r.question is None
+    r = read("did Europe have more orders than North America last month")  # the two side by side
+    assert r.shape == "breakdown" and r.question.where_dict == {"region": ("Europe", "North America")}
 
 
 @pytest.mark.parametrize(

@@ -746,11 +746,16 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         than_at = next((j for j in range(idx + 1, min(n, idx + 8)) if toks[j].word == "than"), None)
         if tok.role is None and tok.word in COMPARATIVES and than_at is not None:
             # "higher than last month", "more orders than last year": a comparison, not a ranking
-            if any(t_.role == "member" for t_ in toks[than_at + 1 : than_at + 4]):
+            after = [t_ for t_ in toks[than_at + 1 : than_at + 6] if t_.role == "member"]
+            before_ = any(t_.role == "member" for t_ in toks[:idx])
+            if after and not before_:
+                # "which region had higher revenue than Europe": a filter on values, not computed
+                # ("did Europe have more orders than North America" sets the two side by side)
                 return r.refuse(
                     "decline",
-                    f"'{tok.word} than {toks[than_at + 1].word}' compares values with each other, which I do "
-                    "not filter on; ask for the breakdown (e.g. 'revenue by region last month') and compare.",
+                    f"'{tok.word} than {' '.join(t_.word for t_ in after)}' compares values with each other, "
+                    "which I do not filter on; ask for the breakdown (e.g. 'revenue by region last month') "
+                    "and compare.",
                 )
             tok.role = toks[than_at].role = "filler"
             than = True
