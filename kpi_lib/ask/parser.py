@@ -479,8 +479,13 @@ def _incidents_reading(t: str, as_of: datetime, lex: Lexicon) -> Reading:
     sing = [singular(w) for w in words(rest)]
     grams = {" ".join(sing[i : i + n]) for n in range(1, lex.max_len() + 1) for i in range(len(sing))}
     any_kpi = not (grams & set(lex.kpi_phrases))
-    first_kpi = next(iter(lex.kpis))
-    r = parse(f"{rest} {first_kpi}" if any_kpi else rest, as_of, lex)
+    # no KPI said: read the rest with the KPI kept by the most dimensions (any slice can be asked)
+    broadest = max(
+        (k for k in lex.kpis.values() if k.name not in lex.unavailable),
+        key=lambda k: len(k.dimensions),
+        default=next(iter(lex.kpis.values())),
+    )
+    r = parse(f"{rest} {broadest.name.replace('_', ' ')}" if any_kpi else rest, as_of, lex)
     r.text, r.any_kpi = t, any_kpi
     if r.status != "answer":
         return r
