@@ -859,3 +859,20 @@ def test_days_of_the_month_work_in_every_date_pattern():
         r = read(text)
         assert r.status == "answer", (text, r.reason)
         assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end), text
+
+
+def test_the_business_currency_is_a_unit_and_another_one_is_declined():
+    for text in (
+        "revenue in dollars last month",
+        "revenue (USD) last month",
+        "how many dollars did we make yesterday",
+    ):
+        r = read(text)
+        assert r.status == "answer" and r.question.kpi == "revenue", (text, r.reason)
+    for text in (
+        "revenue in euros last month",
+        "how many euros did we make yesterday",
+        "sales in £ last month",
+    ):
+        r = read(text)
+        assert r.status == "decline" and "do not convert" in r.reason, (text, r.reason)

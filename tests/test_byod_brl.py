@@ -130,6 +130,11 @@ def test_ask_about_that_year_in_reais(shop):
     out = kpi("ask", "revenue", "by", "uf", "in", "March", "2017", "--as-of", "2017-04-15")
     sp = reais(march[march["UF"] == "SP"]["revenue"].sum())
     assert f"Revenue by state in March 2017: SP {sp}," in out
+    # the file's own currency is a unit; dollars would need a conversion, which is declined
+    out = kpi("ask", "revenue", "in", "reais", "in", "March", "2017", "--as-of", "2017-04-15")
+    assert f"Revenue was {reais(march['revenue'].sum())} in March 2017." in out
+    out = kpi("ask", "revenue", "in", "dollars", "in", "March", "2017", "--as-of", "2017-04-15")
+    assert "Amounts are kept in BRL" in out
 
 
 SCAN = """

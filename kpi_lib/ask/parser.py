@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from rapidfuzz.distance import DamerauLevenshtein
 
 from ..kpis import Question, fiscal_year_start
+from ..kpis.definitions import business
 from . import timephrases
 from .lexicon import Lexicon, singular, words
 from .timephrases import Period
@@ -136,6 +137,24 @@ OPEN_CUES = {
 }
 # "higher than last month": with "than", these compare rather than rank
 COMPARATIVES = {"higher", "lower", "more", "less", "fewer", "bigger", "smaller", "better", "worse", "greater"}
+# Words for currencies -> the ISO codes they may mean ("dollars" is any dollar)
+_DOLLARS = ("USD", "CAD", "AUD", "NZD", "SGD", "HKD")
+CURRENCY_WORDS = {
+    **{w: _DOLLARS for w in ("dollar", "dollars", "bucks", "$")},
+    **{w: ("EUR",) for w in ("euro", "euros", "€")},
+    **{w: ("GBP",) for w in ("pound", "pounds", "sterling", "£", "quid")},
+    **{w: ("JPY",) for w in ("yen",)},
+    **{w: ("CHF",) for w in ("franc", "francs")},
+    **{w: ("CNY",) for w in ("yuan", "rmb", "renminbi")},
+    **{w: ("INR",) for w in ("rupee", "rupees")},
+    **{w: ("BRL",) for w in ("reais",)},
+    **{w: ("MXN", "ARS", "CLP", "COP") for w in ("peso", "pesos")},
+    **{w: ("SEK", "NOK", "DKK", "ISK") for w in ("krona", "kronor", "krone", "kroner")},
+    **{
+        c.lower(): (c,)
+        for c in "USD EUR GBP JPY CHF CNY INR BRL MXN CAD AUD NZD SGD HKD SEK NOK DKK ZAR".split()
+    },
+}
 # Words of how busy a time or place was: by orders when the question names no KPI
 BUSY_WORDS = {"busiest", "quietest", "slowest"}
 # Words that judge rather than measure: "worst" return rate is the highest one (a KPI whose
@@ -558,6 +577,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         t,
     )
     t = re.sub(r"\b(\d{1,2}(?::\d\d)?) ?([ap])\.m\.?", r"\1\2m", t)  # "6 p.m.": 6pm
+    # "how many dollars did we make": how much money, not a count
+    t = re.sub(
+        r"\bhow many (" + "|".join(w for w in CURRENCY_WORDS if w.isalpha()) + r")\b", r"how much \1", t
+    )
     # "month over month": a change between periods, as "mom" is (not "month ... month" read as grains)
     t = re.sub(
         r"\b(week|month|quarter)[ -](?:over|on)[ -]\1\b",
@@ -834,6 +857,20 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         }
     )
     unknown = []
+    # "revenue in dollars / in USD": the business's own currency is only a unit; another one would
+    # need a conversion, which is not made
+    own = business()["currency"]
+    for tok in toks:
+        codes = CURRENCY_WORDS.get(tok.word)
+        if tok.role is None and codes is not None:
+            if own not in codes:
+                return r.refuse(
+                    "decline",
+                    f"Amounts are kept in {own}; I do not convert them to '{tok.word}'. Ask without the "
+                    f"currency to get {own}.",
+                )
+            tok.role = "filler"
+            r.understood.append((tok.word, f"the business's currency ({own})"))
     averaged = [t_.word for t_ in toks if t_.role is None and t_.word in ("average", "avg", "mean", "median")]
     if averaged:
         return r.refuse(
