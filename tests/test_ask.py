@@ -423,3 +423,17 @@ def test_anything_unusual_lists_the_incidents_of_the_period_most_severe_first(db
         assert only.rows and {r["kpi"] for r in only.rows} == {"orders"}
     finally:
         db.execute("delete from ops.anomalies where series_key like %s", [f"%{tag}%"])
+
+
+def test_a_share_of_revenue_is_the_slice_over_the_whole_and_masked_for_a_viewer(as_of):
+    start = (as_of - timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
+    a = ask(f"what share of revenue came from Europe since {start:%d %B %Y}?", as_of=as_of, user=ANALYST)
+    assert a.status == "answer" and a.shape == "share", a.text
+    q = kpis.Question(
+        kpi="revenue", grain="total", start=start, end=a.spec["end"], where={"region": ["Europe"]}
+    )
+    part, whole = kpis.query(q, as_of=as_of).value, kpis.query(q.replace(where=()), as_of=as_of).value
+    assert 0 < part < whole and a.value == pytest.approx(part / whole)
+    assert a.formatted == f"{part / whole:.1%}" and a.text.startswith(f"{part / whole:.1%} of revenue")
+    masked = ask(f"what share of revenue came from Europe since {start:%d %B %Y}?", as_of=as_of, user=VIEWER)
+    assert masked.value is None and "%" not in masked.text.split(":")[-1]

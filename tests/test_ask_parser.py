@@ -145,7 +145,7 @@ def test_comparisons(text, a, b):
         ("What was the average revenue last month?", "decline"),  # per day? per order? not guessed
         ("What was the last order?", "decline"),
         ("How many sales did we make last month?", "clarify"),  # orders or money?
-        ("What percentage of revenue came from Europe last month?", "decline"),
+        ("What percentage of average order value came from Europe last month?", "decline"),  # a ratio
     ],
 )
 def test_declines_and_clarifications(text, status):
@@ -876,3 +876,18 @@ def test_the_business_currency_is_a_unit_and_another_one_is_declined():
     ):
         r = read(text)
         assert r.status == "decline" and "do not convert" in r.reason, (text, r.reason)
+
+
+def test_a_share_is_a_slice_of_a_sum_against_the_whole():
+    r = read("what share of revenue came from Europe last month")
+    assert r.shape == "share", r.reason
+    assert r.question.where_dict == {"region": ("Europe",)} and r.compare_to.where == ()
+    assert (r.question.start, r.question.end) == (r.compare_to.start, r.compare_to.end)
+    r = read("what proportion of revenue came from Europe excluding the web last month")
+    assert r.compare_to.exclude_dict == {"channel": ("Web",)}  # the whole keeps the exclusion
+    for text in (
+        "share of AOV from Europe",
+        "what share of revenue came from Europe by channel",
+        "revenue share",
+    ):
+        assert read(text).status == "decline", text  # a ratio, a breakdown, no slice

@@ -164,6 +164,27 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             )
         a.formatted = f"{a.change_pct:+.1f}%" if a.change_pct is not None else _fmt(k, va)
         return _finish(a, note, as_of)
+    if reading.shape == "share":
+        part = kpis.query(q, as_of=as_of)
+        whole = kpis.query(reading.compare_to, as_of=as_of)
+        a.compare_spec = reading.compare_to.to_dict()
+        _provenance(a, part, whole)
+        a.rows = [
+            {"slice": scope.strip() or "all", "value": part.value},
+            {"slice": "all", "value": whole.value},
+        ]
+        if masked:
+            return _masked(a, k, f"The share of {k.label.lower()}{scope} {when}")
+        if not whole.value or part.value is None:
+            return _refuse(a, "decline", f"{k.label} is zero {when}: there is no whole to take a share of.")
+        a.value = part.value / whole.value
+        a.formatted = f"{a.value:.1%}"
+        slice_ = ", ".join(" or ".join(vs) for vs in q.where_dict.values())
+        a.text = (
+            f"{a.formatted} of {k.label.lower()}{_scope(reading.compare_to, lex)} {when} came from {slice_}: "
+            f"{_fmt(k, part.value)} of {_fmt(k, whole.value)}."
+        )
+        return _finish(a, note, as_of)
     if reading.shape == "value":
         r = kpis.query(q, as_of=as_of)
         _provenance(a, r)

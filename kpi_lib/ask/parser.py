@@ -155,6 +155,14 @@ CURRENCY_WORDS = {
         for c in "USD EUR GBP JPY CHF CNY INR BRL MXN CAD AUD NZD SGD HKD SEK NOK DKK ZAR".split()
     },
 }
+SHARE_WORDS = re.compile(
+    r"\b(?:what |which )?(?:(?:the )?(?:share|proportion|fraction|portion|percentage|percent)|%) of (?:the |our |all |total )*"
+    r"|\bcontribut(?:e|ed|ion)s? to (?:the |our |all |total )*"
+)
+SHARE_HOW = (
+    "Shares are computed for one slice of a sum or count, e.g. 'what share of revenue came from Europe "
+    "last month'; for anything else ask for the breakdown (e.g. 'revenue by region last month')."
+)
 # Words of how busy a time or place was: by orders when the question names no KPI
 BUSY_WORDS = {"busiest", "quietest", "slowest"}
 # Words that judge rather than measure: "worst" return rate is the highest one (a KPI whose
@@ -308,7 +316,7 @@ class Reading:
 
     text: str
     status: str = "answer"  # answer | decline | clarify
-    shape: str = "value"  # value | breakdown | top | rank_time | trend | compare | why | incidents
+    shape: str = "value"  # value | breakdown | top | rank_time | trend | compare | why | incidents | share
     question: Question | None = None
     compare_to: Question | None = None
     rank_grain: str | None = None  # for a ranking over time
@@ -544,12 +552,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         "return rate",
         t,
     )
-    if re.search(r"\b(share|proportion|fraction|portion|ratio of)\b|\bpercent(age)? of\b|%\s*of\b", t):
-        return r.refuse(
-            "decline",
-            "Shares of a total are not something I compute; ask for the breakdown (e.g. 'revenue by region "
-            "last month') and compare the values.",
-        )
+    # "what share of revenue came from Europe": the slice's part of the whole (checked below)
+    share = SHARE_WORDS.search(t) is not None
+    if share:
+        t = re.sub(r"\s+", " ", SHARE_WORDS.sub(" ", t)).strip()
+    elif re.search(r"\b(share|proportion|fraction|portion|ratio of)\b|\bpercent(age)? of\b|%\s*of\b", t):
+        return r.refuse("decline", SHARE_HOW)
     if re.search(
         r"\b(?:will|shall|going to|gonna)\b(?: [a-z0-9'&%]+){0,5}? (?:be|look|reach|hit|grow|end|finish|come in|land)\b"
         r"|\b(?:predict\w*|project(?:ed|ion|ions)|forecast\w*|outlook|estimated?|expected to)\b",
@@ -1339,6 +1347,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         ):
             r.direction = 1
         r.question = Question(**base)
+        return r
+    if share:
+        if period_b is not None or by_dims or rank_dir or time_grain or not where or not kpi.additive:
+            return r.refuse("decline", SHARE_HOW)
+        r.shape = "share"  # the slice, and the whole it is a part of (no filter; exclusions kept)
+        r.question = Question(**base)
+        r.compare_to = Question(**{**base, "where": ()})
         return r
     if period_b is not None:
         if by_dims or rank_dir or time_grain:
