@@ -19,6 +19,7 @@ DATE_PHRASES = (
     "the last 30 days",
     "vs the month before",
     "vs the same month last year",
+    "this morning",
 )
 SHAPES = (
     "top 5 products by revenue",
