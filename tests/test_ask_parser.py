@@ -891,3 +891,11 @@ def test_a_share_is_a_slice_of_a_sum_against_the_whole():
         "revenue share",
     ):
         assert read(text).status == "decline", text  # a ratio, a breakdown, no slice
+
+
+def test_open_incidents_are_those_not_yet_resolved_whenever_they_began():
+    r = read("list open alerts")
+    assert r.shape == "incidents" and r.open_only and r.any_kpi, r.reason
+    assert r.question.start <= datetime(2024, 1, 1)  # all the data, not the last 7 days
+    r = read("anomalies in active customers last week")  # "active" is part of a KPI's name here
+    assert r.shape == "incidents" and r.question.kpi == "customers" and not r.open_only

@@ -327,6 +327,7 @@ class Reading:
     period_b: Period | None = None
     whole_data: bool = False  # no time was named: all the data up to the as-of
     any_kpi: bool = False  # an incidents question that names no KPI: every KPI's
+    open_only: bool = False  # an incidents question about the open ones only
     understood: list[tuple[str, str]] = field(default_factory=list)  # (words, what they were read as)
     reason: str | None = None
     choices: list[str] = field(default_factory=list)
@@ -502,7 +503,9 @@ _INCIDENT_FILLER = re.compile(
 def _incidents_reading(t: str, as_of: datetime, lex: Lexicon) -> Reading:
     """An incidents question read as the same question without its incident words (so periods,
     KPIs and filters mean what they mean everywhere); with no time said, the last 7 days."""
-    rest = re.sub(r"\s+", " ", _INCIDENT_FILLER.sub(" ", INCIDENT_WORDS.sub(" ", t))).strip()
+    open_only = re.search(r"\b(?:open|ongoing|unresolved|still open)\b", t) is not None
+    rest = re.sub(r"\b(?:still )?(?:open|ongoing|unresolved)\b", " ", t) if open_only else t
+    rest = re.sub(r"\s+", " ", _INCIDENT_FILLER.sub(" ", INCIDENT_WORDS.sub(" ", rest))).strip()
     sing = [singular(w) for w in words(rest)]
     grams = {" ".join(sing[i : i + n]) for n in range(1, lex.max_len() + 1) for i in range(len(sing))}
     any_kpi = not (grams & set(lex.kpi_phrases))
@@ -513,11 +516,13 @@ def _incidents_reading(t: str, as_of: datetime, lex: Lexicon) -> Reading:
         default=next(iter(lex.kpis.values())),
     )
     r = parse(f"{rest} {broadest.name.replace('_', ' ')}" if any_kpi else rest, as_of, lex)
-    r.text, r.any_kpi = t, any_kpi
+    r.text, r.any_kpi, r.open_only = t, any_kpi, open_only
     if r.status != "answer":
         return r
     q = r.question
-    if r.whole_data:
+    if r.whole_data and open_only:  # "open incidents": whenever they began
+        r.understood.append(("open", "incidents not yet resolved, whenever they began"))
+    elif r.whole_data:
         (week,), _ = timephrases.find("the last 7 days", as_of)
         r.period, r.whole_data = week.period, False
         q = q.replace(start=week.period.start, end=week.period.end)

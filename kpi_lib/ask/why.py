@@ -401,13 +401,16 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     if not inc.empty:
         if kpi:
             inc = inc[inc["kpi"] == kpi]
+        if reading.open_only:
+            inc = inc[inc["status"] != "resolved"]
         for d, values in q.where_dict.items():
             inc = inc[(inc["dimension"] == d) & inc["dim_value"].isin(values)]
         inc = inc.loc[inc["kpi"].map(user.can_see).astype(bool)]
         inc = inc.assign(rank=inc["severity"].map(SEVERITY_RANK).fillna(3)).sort_values(
             ["rank", "started_at"], ascending=[True, False]
         )
-    what = (lex.kpis[kpi].label if kpi else "any KPI") + _slice(q)
+    what = ("open incidents" if reading.open_only else "incidents") + " in "
+    what += (lex.kpis[kpi].label if kpi else "any KPI") + _slice(q)
     when = reading.period.phrase()
     a.kpi = kpi
     a.spec = q.to_dict() if kpi else {**q.to_dict(), "kpi": None}
@@ -430,7 +433,7 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     a.value = float(len(a.rows))
     a.formatted = str(len(a.rows))
     if not a.rows:
-        a.text = f"No incidents in {what} {when}: the anomaly rules raised none."
+        a.text = f"No {what} {when}: the anomaly rules raised none."
     else:
         listed = "; ".join(
             f"#{r['incident']} ({r['kpi']}, {r['severity']}, {r['status']}): {str(r['explanation']).rstrip('.')}"
@@ -438,7 +441,8 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
         )
         more = f" and {len(a.rows) - 5} more" if len(a.rows) > 5 else ""
         n = len(a.rows)
-        a.text = f"{n} incident{'s' if n > 1 else ''} in {what} {when}, most severe first: {listed}{more}."
+        what = what.replace("incidents", "incident", 1) if n == 1 else what
+        a.text = f"{n} {what} {when}, most severe first: {listed}{more}."
     if note:
         a.text += " " + note
     return a
