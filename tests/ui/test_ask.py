@@ -69,6 +69,18 @@ def test_a_breakdowns_table_shows_each_value_as_the_kpi_formats_it(context, serv
     assert first.nth(1).inner_text() == kpis.get("revenue").format_value(best["value"])  # "$372,071"
 
 
+def test_a_share_shows_the_slices_percentage_and_both_numbers(context, server, demo):
+    start, end, month = last_month(demo)
+    page = context.new_page()
+    login(page, server, "/")
+    card = ask_on_landing(page, f"What share of orders came from Europe in {month}?")
+    part = kpis.query("orders", "total", start=start, end=end, where={"region": "Europe"}).value
+    whole = kpis.query("orders", "total", start=start, end=end).value
+    assert card.locator("[data-ask-value=orders]").inner_text() == f"{part / whole:.1%}"
+    k = kpis.get("orders")
+    assert f"came from Europe: {k.format_value(part)} of {k.format_value(whole)}." in card.inner_text()
+
+
 def test_an_answer_has_a_link_that_asks_it_again(context, server, demo):
     """After an answer the address asks the same question: opened elsewhere (or typed as
     /ask?q=...), it shows the same card with the question in the box."""
