@@ -899,3 +899,11 @@ def test_open_incidents_are_those_not_yet_resolved_whenever_they_began():
     assert r.question.start <= datetime(2024, 1, 1)  # all the data, not the last 7 days
     r = read("anomalies in active customers last week")  # "active" is part of a KPI's name here
     assert r.shape == "incidents" and r.question.kpi == "customers" and not r.open_only
+
+
+def test_week_ending_shorthand_and_a_single_period_said_with_its_own_grain_is_a_value():
+    r = read("orders w/e 15 March")
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-09", "2026-03-16")
+    r = read("revenue for the week 2 weeks ago")  # not ISO week 2, and one week is one value
+    assert r.shape == "value", r.reason
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-02", "2026-03-09")

@@ -583,6 +583,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     # finance shorthand for the year before: "vs LY", "against PY"
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
+    t = re.sub(r"\bw/e\b", "week ending", t)  # retail's "w/e 29 Nov"
     # "YTD vs last YTD": the same stretch of last year
     t = re.sub(
         r"\b(?:last|prior|previous|ly) (?:ytd|year to date)\b|\b(?:ytd|year to date) ly\b",
@@ -1407,6 +1408,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         days = (period_a.end - period_a.start).days
         time_grain = "month" if days >= 90 else "week" if days >= 28 else "day" if days >= 2 else "hour"
         r.understood.append(("trend", f"by {time_grain}"))
+    if time_grain and time_grain == period_a.unit and not period_a.so_far:
+        time_grain = None  # "revenue for the week 2 weeks ago": one week by week is one value
     if time_grain and time_grain in ("hour", "day", "week", "month"):
         r.shape = "trend"
         r.question = Question(**{**base, "grain": time_grain})

@@ -386,7 +386,8 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         so_far(m.group(1), m.group(0), m)
     # ISO weeks: "week 48 of 2026", "wk 12 last year", "2026-W48"; without a year, the latest one begun
     for m in each(
-        rf"\b(?:iso )?(?:week|wk|w) ?(\d{{1,2}})(?:,? (?:of |in )?({_YEAR}|{_REL_YEAR}))?\b|\b({_YEAR}) ?-?w(\d{{1,2}})\b"
+        rf"\b(?:iso )?(?:week|wk|w) ?(\d{{1,2}})(?! (?:weeks?|days?|months?|years?)\b)(?:,? (?:of |in )?({_YEAR}|{_REL_YEAR}))?\b"
+        rf"|\b({_YEAR}) ?-?w(\d{{1,2}})\b"
     ):
         week = int(m.group(1) or m.group(4))
         said = m.group(2) or m.group(3)
