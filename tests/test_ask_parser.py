@@ -907,3 +907,9 @@ def test_week_ending_shorthand_and_a_single_period_said_with_its_own_grain_is_a_
     r = read("revenue for the week 2 weeks ago")  # not ISO week 2, and one week is one value
     assert r.shape == "value", r.reason
     assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-03-02", "2026-03-09")
+
+
+def test_a_ratio_in_dollars_is_declined_not_answered_as_its_ratio():
+    r = read("gross margin in dollars last month")  # was 35.2% before: a wrong answer
+    assert r.status == "decline" and r.question is None and "not an amount of money" in r.reason
+    assert read("aov in dollars last week").status == "answer"  # a money KPI: the unit it is in

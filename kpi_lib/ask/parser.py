@@ -874,6 +874,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     # "revenue in dollars / in USD": the business's own currency is only a unit; another one would
     # need a conversion, which is not made
     own = business()["currency"]
+    said_currency = None
     for tok in toks:
         codes = CURRENCY_WORDS.get(tok.word)
         if tok.role is None and codes is not None:
@@ -884,6 +885,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                     f"currency to get {own}.",
                 )
             tok.role = "filler"
+            said_currency = tok.word
             r.understood.append((tok.word, f"the business's currency ({own})"))
     averaged = [t_.word for t_ in toks if t_.role is None and t_.word in ("average", "avg", "mean", "median")]
     if averaged:
@@ -1102,6 +1104,14 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             [lex.kpis[k].label for k in names],
         )
     kpi = lex.kpis[names[0]]
+    if said_currency and kpi.unit != "currency":
+        # "gross margin in dollars": the margin as an amount, which the catalog does not define
+        return r.refuse(
+            "decline",
+            f"{kpi.label} is not an amount of money, so it has no value in '{said_currency}'; the catalog "
+            f"defines no {kpi.label.lower()} in {own}.",
+            [kpi.label],
+        )
     if kpi.unit == "currency" and re.search(r"\bhow many\b", joined) and kpi.additive:
         # "how many sales": a count of orders, or the money? not guessed
         choices = [lex.kpis[k].label for k in ("orders", "units") if k in lex.kpis] + [kpi.label]
