@@ -913,3 +913,10 @@ def test_a_ratio_in_dollars_is_declined_not_answered_as_its_ratio():
     r = read("gross margin in dollars last month")  # was 35.2% before: a wrong answer
     assert r.status == "decline" and r.question is None and "not an amount of money" in r.reason
     assert read("aov in dollars last week").status == "answer"  # a money KPI: the unit it is in
+
+
+def test_leaving_out_a_ranked_item_is_declined_not_answered_as_that_item():
+    r = read("revenue excluding the top product")  # was answered as the top product itself
+    assert r.status == "decline" and r.question is None
+    r = read("top 3 regions by revenue excluding Europe last month")  # a ranking with an exclusion stays
+    assert r.shape == "top" and r.question.exclude_dict == {"region": ("Europe",)}

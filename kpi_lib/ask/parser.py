@@ -802,6 +802,18 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             tok.role = toks[than_at].role = "filler"
             than = True
             continue
+        if (
+            tok.role is None
+            and tok.word in ASC_WORDS | DESC_WORDS
+            and any(t_.role == "exclude" for t_ in toks[max(0, idx - 3) : idx])
+        ):
+            # "revenue excluding the top product": leaving out a ranked item is not computed (it
+            # was answered as the top product itself)
+            return r.refuse(
+                "decline",
+                f"Leaving out the {tok.word} one is not something I compute; name what to leave out "
+                "(e.g. 'revenue excluding Electronics') or ask for the ranking.",
+            )
         if tok.role is None and tok.word in ASC_WORDS | DESC_WORDS:
             rank_dir = "asc" if tok.word in ASC_WORDS else "desc"
             busy_word = tok.word if tok.word in BUSY_WORDS else None
