@@ -920,3 +920,13 @@ def test_leaving_out_a_ranked_item_is_declined_not_answered_as_that_item():
     assert r.status == "decline" and r.question is None
     r = read("top 3 regions by revenue excluding Europe last month")  # a ranking with an exclusion stays
     assert r.shape == "top" and r.question.exclude_dict == {"region": ("Europe",)}
+
+
+def test_how_many_products_were_sold_is_units_not_a_list_of_products():
+    for text in (
+        "how many products did we sell in Electronics last month",
+        "number of products sold last week",
+    ):
+        r = read(text)
+        assert r.shape == "value" and r.question.kpi == "units" and r.question.by == (), (text, r.reason)
+    assert read("how many different products sold last week").status == "clarify"  # distinct: not units

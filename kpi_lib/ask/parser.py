@@ -1088,21 +1088,21 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             names = ["revenue"]
             r.understood.append(("how much ... sell", "KPI: Revenue"))
         elif (
-            re.search(r"\bhow many\b.*\b(sell|sold|ship|shipped|buy|bought)\b", joined)
-            and any(d in ("product", "category") for _, _, opts, _ in members_found for d, _ in opts)
-            and "units" in lex.kpis
-        ):
-            names = ["units"]  # "how many Vertex Tablets did we sell": pieces of that product
-            r.understood.append(("how many <product> ... sell", "KPI: Units"))
-        elif (
             m_items := re.search(
-                r"\bhow many (items?|products?|pieces?|articles?) .*\b(sell|sold|ship|shipped|buy|bought)\b",
+                r"\b(?:how many|number of) (items?|products?|pieces?|articles?) .*\b(sell|sold|ship|shipped|buy|bought)\b",
                 joined,
             )
         ) and "units" in lex.kpis:
             names = ["units"]  # "how many items were sold": pieces, not a breakdown by product
             by_dims = [d for d in by_dims if d != "product"]
             r.understood.append((f"how many {m_items.group(1)} ... {m_items.group(2)}", "KPI: Units"))
+        elif (
+            re.search(r"\bhow many\b.*\b(sell|sold|ship|shipped|buy|bought)\b", joined)
+            and any(d in ("product", "category") for _, _, opts, _ in members_found for d, _ in opts)
+            and "units" in lex.kpis
+        ):
+            names = ["units"]  # "how many Vertex Tablets did we sell": pieces of that product
+            r.understood.append(("how many <product> ... sell", "KPI: Units"))
         else:
             what = "a KPI" if not re.search(r"\bhow many\b", joined) else "what to count"
             choices = [k.label for k in lex.kpis.values()]
