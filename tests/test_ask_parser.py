@@ -930,3 +930,15 @@ def test_how_many_products_were_sold_is_units_not_a_list_of_products():
         r = read(text)
         assert r.shape == "value" and r.question.kpi == "units" and r.question.by == (), (text, r.reason)
     assert read("how many different products sold last week").status == "clarify"  # distinct: not units
+
+
+def test_halves_of_a_month_are_days_1_to_15_and_16_to_its_end():
+    for text, start, end in (
+        ("orders in the second half of last month", "2026-02-16", "2026-03-01"),
+        ("units in the first half of January", "2026-01-01", "2026-01-16"),
+        ("revenue in the first half of the month", "2026-03-01", "2026-03-16"),  # was read as H1 by month
+        ("orders in the first half of 2025", "2025-01-01", "2025-07-01"),  # a year's half is unchanged
+    ):
+        r = read(text)
+        assert r.status == "answer" and r.shape == "value", (text, r.reason)
+        assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end), text

@@ -624,6 +624,20 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             start = datetime(year, 1 if h == 1 else 7, 1)
             add(m, Period(start, add_months(start, 6), "span", m.group(0)))
 
+    # "the first half of the month", "the second half of last month / of November": days 1-15, 16-end
+    for m in each(
+        rf"\b(?:the )?(first|second|1st|2nd) half of (?:(the|this|the current|last|the previous|the last) )?(month|{_MON})(?:,? ({_YEAR}))?\b"
+    ):
+        which, what, year = m.group(2), m.group(3), m.group(4)
+        if what == "month":
+            start = floor_period(today, "month")
+            if which in ("last", "the previous", "the last"):
+                start = _back(start, "month")
+        else:
+            start = datetime(int(year), MONTHS[what], 1) if year else _latest_month(MONTHS[what], today)
+        mid = start.replace(day=16)
+        first = m.group(1) in ("first", "1st")
+        add(m, Period(start if first else mid, mid if first else add_months(start, 1), "span", m.group(0)))
     qh_pass(rel_year=True)
     # "November last year", "March this year": that month of that year, before "last year" is read
     # as a period of its own (which would leave "may" to be the verb and the month unread)
