@@ -942,3 +942,17 @@ def test_halves_of_a_month_are_days_1_to_15_and_16_to_its_end():
         r = read(text)
         assert r.status == "answer" and r.shape == "value", (text, r.reason)
         assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end), text
+
+
+def test_first_and_last_days_and_weekdays_of_a_month_or_year():
+    for text, day in (
+        ("orders on the last day of last month", "2026-02-28"),
+        ("revenue on the first Monday of February", "2026-02-02"),
+        ("revenue on the last Friday of February", "2026-02-27"),
+        ("orders on the first day of the year", "2026-01-01"),
+        ("units on the last day of February 2024", "2024-02-29"),
+    ):
+        r = read(text)
+        assert r.status == "answer" and r.shape == "value", (text, r.reason)
+        assert (f"{r.question.start:%Y-%m-%d}", (r.question.end - r.question.start).days) == (day, 1), text
+    assert read("revenue by day of week").status == "decline"  # a seasonal pattern, still declined

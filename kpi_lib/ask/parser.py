@@ -543,7 +543,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     if INCIDENT_WORDS.search(t) and not re.search(r"\b(?:why|explain|cause|caused)\b", t):
         return _incidents_reading(t, as_of, lex)
     if re.search(
-        r"\b(day|hour|month|week)s? of (the )?(week|day|year|month)\b|\bweekdays?\b|\btime of day\b", t
+        r"(?<!first )(?<!last )(?<!1st )\b(day|hour|month|week)s? of (the )?(week|day|year|month)\b|\bweekdays?\b|\btime of day\b",
+        t,
     ):
         return r.refuse(
             "decline",

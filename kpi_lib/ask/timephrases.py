@@ -624,6 +624,29 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             start = datetime(year, 1 if h == 1 else 7, 1)
             add(m, Period(start, add_months(start, 6), "span", m.group(0)))
 
+    # "the last day of last month", "the first Monday of November", "the last day of the year"
+    for m in each(
+        rf"\b(?:the )?(first|last|1st) (day|{'|'.join(sorted(WEEKDAYS, key=len, reverse=True))}) of "
+        rf"(?:(the|this|the current|last|the previous|the last) )?(month|year|{_MON})(?:,? ({_YEAR}))?\b"
+    ):
+        pos, what, which, of, year = m.groups()
+        unit = "year" if of == "year" else "month"
+        if of in ("month", "year"):
+            start = floor_period(today, unit)
+            if which in ("last", "the previous", "the last"):
+                start = _back(start, unit)
+        else:
+            start = datetime(int(year), MONTHS[of], 1) if year else _latest_month(MONTHS[of], today)
+        end = next_period(start, unit)
+        if what == "day":
+            d = start if pos != "last" else end - timedelta(days=1)
+        else:
+            wd = WEEKDAYS[what]
+            d = start + timedelta(days=(wd - start.weekday()) % 7)
+            if pos == "last":
+                d = end - timedelta(days=1)
+                d -= timedelta(days=(d.weekday() - wd) % 7)
+        add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
     # "the first half of the month", "the second half of last month / of November": days 1-15, 16-end
     for m in each(
         rf"\b(?:the )?(first|second|1st|2nd) half of (?:(the|this|the current|last|the previous|the last) )?(month|{_MON})(?:,? ({_YEAR}))?\b"
