@@ -799,7 +799,6 @@ PARTS_OF_DAY = {
 
 def _minutes(said: str, end: bool = False) -> int | None:
     """Minutes after midnight of '9am', '5:30 pm', '17:00', 'noon'; midnight ends a day when ``end``."""
-    said = said.replace(".", "")
     if said in ("noon", "midday"):
         return 12 * 60
     if said == "midnight":

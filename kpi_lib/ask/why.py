@@ -418,7 +418,7 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     a.catalog_entries = ["ops.anomalies"]
     a.rows = []
     for row in inc.itertuples():
-        said = "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
+        said = _told(row, user)
         a.rows.append(
             {
                 "incident": int(row.id),
@@ -446,6 +446,11 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     if note:
         a.text += " " + note
     return a
+
+
+def _told(row, user: auth.User) -> str:
+    """An incident's sentence as ``user`` may read it (a masked KPI's quotes values)."""
+    return "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
 
 
 def _slice(q: kpis.Question) -> str:
@@ -478,7 +483,7 @@ def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -
         )
         inc = inc.loc[inc["kpi"].map(user.can_see).astype(bool)]
         for row in inc.head(3).itertuples():
-            said = "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
+            said = _told(row, user)
             named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {said.rstrip('.')}")
     if named:
         a.text += " Incidents overlapping this period: " + "; ".join(named) + "."
