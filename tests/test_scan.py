@@ -656,3 +656,61 @@ def test_average_order_value_by_country_finds_the_uk_pricing_bug_and_nothing_els
     assert all(pd.Timestamp(a).date() <= at.date() <= pd.Timestamp(b).date() for _, at, _ in rows)
     uk = next(text for key, _, text in rows if key.endswith("United Kingdom"))
     assert uk.startswith("Average order value in United Kingdom ") and "89% below the expected" in uk
+
+
+@pytest.fixture(scope="module")
+def margin_slip(demo, tmp_path_factory):
+    """A wholesaler's 2009 export: four months of daily orders at a steady 25% margin, then three
+    days a supplier's price error put costs at 140% of prices (a margin of -40%)."""
+    region = f"Margin-{uuid.uuid4().hex[:6]}"
+    rng = np.random.default_rng(9)
+    days = pd.date_range("2009-03-01", "2009-06-30", freq="D")
+    counts = rng.poisson(40, len(days))
+    at = np.repeat(days.to_numpy(), counts) + (rng.random(counts.sum()) * 8.64e13).astype("timedelta64[ns]")
+    price = np.round(rng.lognormal(np.log(30), 0.3, len(at)), 2)
+    slip = (at >= np.datetime64("2009-06-20")) & (at < np.datetime64("2009-06-23"))
+    pd.DataFrame(
+        {
+            "order_id": [f"{region}-{i}" for i in range(len(at))],
+            "ordered_at": pd.to_datetime(at).strftime("%Y-%m-%d %H:%M:%S"),
+            "quantity": 2,
+            "unit_price": price,
+            "unit_cost": np.round(price * np.where(slip, 1.4, 0.75), 2),
+            "region": region,
+            "channel": "Web",
+        }
+    ).to_csv(path := tmp_path_factory.mktemp("margin") / "margins_2009.csv", index=False)
+    loader.load_lines_file(path)
+    res = scan(
+        ["gross_margin"],
+        since="2009-03-01",
+        grains=("day",),
+        dimensions={"day": ("region",)},
+        now=datetime(2009, 7, 1, 6, 0),
+    )
+    assert not res.errors
+    return region
+
+
+def test_a_margin_that_went_negative_is_told_in_points_not_as_a_percent_of_a_percent(margin_slip, db):
+    """Before, such an incident read "Gross margin in … was 266% below the expected 25.0%"."""
+    from kpi_lib.reports.alert_email import change_text
+
+    cur = db.execute(
+        "select kpi, started_at, value, expected, deviation_pct, explanation from ops.anomalies "
+        "where series_key = %s order by started_at",
+        [f"gross_margin|day|region={margin_slip}"],
+    )
+    names = [c.name for c in cur.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    assert [r["started_at"].date() for r in rows] == [datetime(2009, 6, 20).date()], rows
+    (slip,) = rows
+    assert slip["value"] == pytest.approx(-0.4, abs=0.01)
+    assert slip["expected"] == pytest.approx(0.25, abs=0.01)
+    text = slip["explanation"]
+    assert text.startswith(f"Gross margin in {margin_slip} was -40.0%, 6"), text
+    assert " points below the expected 25.0%" in text and "% below" not in text
+    # a ratio's gap is no share of a total ("2.6 times a usual day's gross margin" was the old text)
+    assert text.endswith(f"Impact: {margin_slip} holds 100.0% of the orders."), text
+    # the e-mail's headline and the review card say the same, in points
+    assert change_text(slip) == f"−{(slip['expected'] - slip['value']) * 100:.1f} pts"

@@ -60,12 +60,15 @@ def detect(
     label: str | None = None,
     fmt: explain.Formatter | None = None,
     thin: Any = None,
+    points: bool = False,
 ) -> pd.DataFrame:
     """Causal anomaly detection on one series.
 
     ``thin`` (optional, booleans aligned with ``series``): rows with too little volume behind them to
     judge, such as an hour's average order value over one order. They are shown missing, never
     judged or learned from, and count as on their expected value inside a window step's window.
+    ``points``: the series is a percentage (a margin, a rate), so explanations tell its moves in
+    points ('4.2 points below the expected 23.8%'), not as a percent of a percent.
 
     Returns a frame indexed like `series` (same rows, order and duplicates) with columns
     value, expected, lower, upper, score, is_anomaly (1 on the row whose alarm opened an incident only), severity
@@ -133,7 +136,7 @@ def detect(
     out["rule"] = ev.rule
     out["step"] = ev.step
     for inc, pos in zip(
-        _incidents.build(out, ids, label=label, fmt=fmt, **steps),
+        _incidents.build(out, ids, label=label, fmt=fmt, points=points, **steps),
         np.flatnonzero(onset),
         strict=True,
     ):
@@ -146,9 +149,11 @@ def incidents(
     label: str | None = None,
     fmt: explain.Formatter | None = None,
     rules: Rules = "default",
+    points: bool = False,
 ) -> list[_incidents.Incident]:
     """The incidents in a :func:`detect` result, oldest first (explanations re-worded with `label`;
-    `rules`: the rule set the result came from, for the level-shift and pattern steps' sentences)."""
+    `rules`: the rule set the result came from, for the level-shift and pattern steps' sentences;
+    `points`: as for :func:`detect`)."""
     missing = [
         c
         for c in ("value", "expected", "lower", "upper", "score", "incident", "rule")
@@ -164,4 +169,5 @@ def incidents(
         level_steps=engine.level_windows(rs := load_rules(rules)),
         shape_steps=engine.shape_lengths(rs),
         window_steps=engine.rolling_windows(rs),
+        points=points,
     )

@@ -68,16 +68,19 @@ def sentence(
     end,
     ongoing: bool,
     fmt: Formatter | None = None,
+    points: bool = False,
 ) -> str:
     """E.g. 'Revenue in EMEA was 38% below the expected 12.4k (10.9k–13.8k) from 2014-04-10 13:00;
-    still ongoing.' `value`/`expected`/band are taken at the incident's peak."""
+    still ongoing.' `value`/`expected`/band are taken at the incident's peak. ``points``: the series
+    is a percentage, so its move is told in points ('was 19.6%, 4.2 points below the expected 23.8%')."""
     fmt = fmt or compact
     subject = label or "Value"
     if math.isfinite(lower) and math.isfinite(upper):
         band = f" ({fmt(lower)}–{fmt(upper)})"
     else:
         band = ""
-    text = f"{subject} was {_off_by(value, expected, fmt)} the expected {fmt(expected)}{band}"
+    said = f"{fmt(value)}, " if points else ""  # '4.2 points below 23.8%' leaves the sum to the reader
+    text = f"{subject} was {said}{_off_by(value, expected, fmt, points)} the expected {fmt(expected)}{band}"
     return f"{text} {_span(start, end, ongoing)}" + ("; still ongoing." if ongoing else ".")
 
 
@@ -136,10 +139,14 @@ def shape_sentence(
     return f"{text}, until {when(end)}."
 
 
-def _off_by(value: float, expected: float, fmt: Formatter) -> str:
-    """'18% below', '263% above', or in the series' units where the expected value is 0."""
+def _off_by(value: float, expected: float, fmt: Formatter, points: bool = False) -> str:
+    """'18% below', '263% above', or in the series' units where the expected value is 0; for a
+    percentage, in points ('4.2 points below'): a margin of -39.5% against 23.8% is not '266% below'."""
     diff = value - expected
     direction = "above" if diff > 0 else "below"
+    if points and math.isfinite(diff):
+        size = _sig(abs(diff) * 100)
+        return f"{size} point{'' if size == '1' else 's'} {direction}"
     if math.isfinite(expected) and abs(expected) > 1e-12:
         return f"{abs(diff) / abs(expected):.0%} {direction}"
     return f"{fmt(abs(diff))} {direction}"
@@ -160,24 +167,27 @@ def pattern_sentence(
     fmt: Formatter | None = None,
     since=None,
     until=None,
+    points: bool = False,
 ) -> str:
     """For an incident whose values stayed inside the usual range (a sustained move, a jumpy
     stretch: no single point is out of range, the pattern is), e.g. 'Revenue showed unusually jumpy
     values in the 24 hours to 2019-03-13 11:00 (522, 263% above the expected 144; usual range
     0–843).' With ``since`` (an incident of a rolling step: where the window to its alarm began), ``value``
     and ``expected`` are the window's averages: 'in the 12 hours to 15:00 (on average 54, 75% below
-    the expected 216)'."""
+    the expected 216)'. ``points``: as for :func:`sentence`."""
     fmt = fmt or compact
     subject = label or "Value"
     what = STEP_WORDS.get(rule, f"an alarm from its {rule} rule" if rule else "an alarm")
     if since is not None:  # the window the step judged, and its averages (a row's range would not fit)
         until = start if until is None else until  # the window ends at the alarm
         span = f"in the {duration(since, until)} to {when(until)}"
-        detail = f"on average {fmt(value)}, {_off_by(value, expected, fmt)} the expected {fmt(expected)}"
+        detail = (
+            f"on average {fmt(value)}, {_off_by(value, expected, fmt, points)} the expected {fmt(expected)}"
+        )
     else:
         span = _span(start, end, ongoing)
         at = "" if peak == start else f" at {when(peak)}"
-        detail = f"{fmt(value)}{at}, {_off_by(value, expected, fmt)} the expected {fmt(expected)}"
+        detail = f"{fmt(value)}{at}, {_off_by(value, expected, fmt, points)} the expected {fmt(expected)}"
         if math.isfinite(lower) and math.isfinite(upper):
             detail += f"; usual range {fmt(lower)}–{fmt(upper)}"
     text = f"{subject} showed {what} {span} ({detail})"

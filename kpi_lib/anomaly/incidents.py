@@ -257,6 +257,7 @@ def build(
     level_steps: dict[str, tuple[int, int]] | None = None,
     shape_steps: dict[str, int] | None = None,
     window_steps: dict[str, int] | None = None,
+    points: bool = False,
 ) -> list[Incident]:
     """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids.
 
@@ -265,7 +266,8 @@ def build(
     ``shape_steps`` (step name -> rows in its subsequence, see :func:`engine.shape_lengths`): incidents
     opened by such a step are explained as a pattern not seen before, with the range it ran in.
     ``window_steps`` (step name -> rows in its rolling window, see :func:`engine.rolling_windows`):
-    a one-row incident of such a step is told over its window ("in the 12 hours to 19:00")."""
+    a one-row incident of such a step is told over its window ("in the 12 hours to 19:00").
+    ``points``: the series is a percentage; its moves are told in points, not as a percent of it."""
     level_steps, shape_steps, window_steps = level_steps or {}, shape_steps or {}, window_steps or {}
     values = frame["value"].to_numpy(dtype=float)
     expected = frame["expected"].to_numpy(dtype=float)
@@ -330,10 +332,11 @@ def build(
                 peak=idx[p],
                 since=idx[alarm - w] if seen else None,
                 until=idx[alarm],
+                points=points,
                 **told,
             )
         else:
-            text = explain.sentence(value=value, expected=exp, lower=lo, upper=hi, **told)
+            text = explain.sentence(value=value, expected=exp, lower=lo, upper=hi, points=points, **told)
         peak_score = float(scores[best])
         out.append(
             Incident(

@@ -273,7 +273,9 @@ def scan(
                     res.series += 1
                     label = label_for(k, dim, value)
                     thin = judge.thin(series, dim, value) if judge is not None and not k.additive else None
-                    frame = detect(series, rules, label=label, fmt=k.format_compact, thin=thin)
+                    frame = detect(
+                        series, rules, label=label, fmt=k.format_compact, thin=thin, points=k.is_percent
+                    )
                     frame = rearmed(frame, resolved.get(series_key(name, grain, dim, value), ()), grain)
                     if dim is not None:
                         frames[value] = frame
@@ -281,7 +283,9 @@ def scan(
                         judge.overall(frame)
                     found = [
                         inc
-                        for inc in incidents(frame, label=label, fmt=k.format_compact, rules=rules)
+                        for inc in incidents(
+                            frame, label=label, fmt=k.format_compact, rules=rules, points=k.is_percent
+                        )
                         if pd.Timestamp(inc.alarm_at) >= pd.Timestamp(window_start)
                         and not (partial_until is not None and _partial_drop(inc, end))
                     ]
@@ -306,7 +310,17 @@ def scan(
                                 res.immaterial[why] = res.immaterial.get(why, 0) + 1
                                 continue
                         rows.append(
-                            _row(k, grain, dim, value, inc, tz, verdict, chart_band(frame, inc, grain, tz))
+                            _row(
+                                k,
+                                grain,
+                                dim,
+                                value,
+                                inc,
+                                tz,
+                                verdict,
+                                chart_band(frame, inc, grain, tz),
+                                policy,
+                            )
                         )
                         if dim is None:
                             overall.append((rows[-1], inc))
@@ -479,10 +493,15 @@ def _row(
     tz: str,
     verdict: materiality.Verdict | None = None,
     band: dict | None = None,
+    policy: materiality.Policy | None = None,
 ) -> dict:
     explanation = inc.explanation
     if verdict is not None and dim is not None:
-        explanation = f"{explanation} {impact_sentence(verdict.impact, k.label.lower(), grain)}"
+        if k.additive:
+            explanation = f"{explanation} {impact_sentence(verdict.impact, k.label.lower(), grain)}"
+        else:  # a ratio's gap is no share of a total: what matters is how much business it covers
+            volume = (policy or materiality.Policy()).volume_kpi
+            explanation = f"{explanation} Impact: {value} holds {verdict.volume:.1%} of the {volume}."
     return {
         "series_key": series_key(k.name, grain, dim, value),
         "kpi": k.name,

@@ -45,6 +45,11 @@ class Kpi:
         """Sums and counts add up across periods (missing periods are zero); ratios do not."""
         return "/" not in self.expression
 
+    @property
+    def is_percent(self) -> bool:
+        """Shown as a percentage (a margin, a rate): its changes are told in points."""
+        return self.format.endswith("%")
+
     def _digits(self) -> int:
         """Fraction digits the catalog's ``format`` asks for (',.0f' -> 0, '.1%' -> 1)."""
         m = re.search(r"\.(\d+)", self.format)

@@ -159,15 +159,29 @@ def incident_chart(incident: Mapping[str, Any]):
 # --- emails -------------------------------------------------------------------------------------
 
 
-def change_text(incident: Mapping[str, Any]) -> str:
+def change_text(incident: Mapping[str, Any], digits: int = 0) -> str:
     """'−94%'; '+R$12.4K' (the amount, in the KPI's currency) when nothing was expected, so there
-    is no percent."""
+    is no percent; '−4.2 pts' for a KPI that is itself a percentage (a margin at -39.5% against
+    23.8% expected is not '−266%')."""
     pct, value, expected = incident.get("deviation_pct"), incident.get("value"), incident.get("expected")
+    if _is_percent(incident) and value is not None and expected is not None:
+        diff = (value - expected) * 100
+        if math.isfinite(diff):
+            return ("+" if diff > 0 else "−" if diff < 0 else "") + f"{abs(diff):.1f} pts"
     if (pct is None or not math.isfinite(pct)) and value is not None and expected is not None:
         diff = value - expected
         if math.isfinite(diff) and diff:
             return ("+" if diff > 0 else "−") + _fmt(incident)(abs(diff))
-    return signed_pct(pct)
+    return signed_pct(pct, digits)
+
+
+def _is_percent(incident: Mapping[str, Any]) -> bool:
+    from .. import kpis
+
+    try:
+        return kpis.get(incident["kpi"]).is_percent
+    except KpiError:
+        return False
 
 
 def _headline(incident: Mapping[str, Any]) -> str:
@@ -303,7 +317,7 @@ def alert_report(
             {
                 "Value at peak": f"{fmt(inc.get('value'))} at {when_text(inc.get('peak_at') or inc['started_at'])}",
                 "Expected": band,
-                "Deviation": signed_pct(inc.get("deviation_pct"), 1),
+                "Deviation": change_text(inc, 1),
                 "Severity": Html(
                     badge(inc["severity"])
                     + (f" score {inc['score']:.1f}" if inc.get("score") is not None else ""),

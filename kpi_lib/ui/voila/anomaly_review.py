@@ -50,12 +50,6 @@ def _when(ts: Any) -> str:
     return f"{t:%Y-%m-%d %H:%M}"
 
 
-def _pct(v: Any) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    return f"{'+' if v >= 0 else '−'}{abs(v):,.0f}%"
-
-
 def incident_png(incident: Mapping[str, Any], dpi: int = 80) -> bytes:
     """The incident's chart (series, expected band, incident shaded) as PNG bytes."""
     fig, _ = alert_email.incident_chart(incident)
@@ -256,7 +250,7 @@ class AnomalyReview:
             f'<div class="kpi-incident" data-id="{iid}" data-status="{esc(state)}" data-kpi="{esc(inc["kpi"])}">'
             f'<div class="kpi-incident-head">#{iid} · {esc(incident_store.series_label(inc))} '
             f'<span class="kpi-badge" style="background:{color}">{esc("masked" if masked else inc["severity"])}</span> '
-            f'<span class="kpi-incident-change">{"" if masked else _pct(inc.get("deviation_pct"))}</span></div>'
+            f'<span class="kpi-incident-change">{"" if masked else alert_email.change_text(inc)}</span></div>'
             f'<div class="kpi-incident-explanation">{esc(explanation)}</div>'
             f'<div class="kpi-incident-facts">Started <b>{_when(inc["started_at"])}</b> · '
             f"{'ended <b>' + _when(inc.get('ended_at')) + '</b>' if inc.get('ended_at') else '<b>ongoing</b>'} · "
