@@ -114,6 +114,11 @@ def detect(
         rs.incident.recover,
         rs.incident.release,
         recovery=(x, ev.expected, engine.judged_rows(rs, ev.rule)) if rs.incident.recovery else None,
+        may_open=(
+            _incidents.rearmed(ev.fired_by, ev.ratios, rs.incident.rearm)
+            if rs.incident.rearm and ev.fired_by and ev.ratios
+            else None
+        ),
     )
     judged = ev.judged
     out.attrs["judged_from"] = int(np.argmax(judged)) if judged.any() else None

@@ -63,8 +63,12 @@ def mark(
     recover: int,
     release: float,
     recovery: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    may_open: np.ndarray | None = None,
 ) -> np.ndarray:
     """Incident id per row (0 = none; 1, 2, ... in order).
+
+    ``may_open`` (optional, per row): whether an alarm there may open a new incident (see
+    :func:`rearmed`); alarms inside an open incident keep it open either way.
 
     An incident stays open until `recover` rows in a row score below `release`. A finished incident
     ends on its last row whose value was outside the expected band (`outside`), or on its first row:
@@ -83,7 +87,7 @@ def mark(
     first = 0  # the previous (or current) incident's onset row
     for i in range(n):
         if current == 0:
-            if fired[i]:
+            if fired[i] and (may_open is None or may_open[i]):
                 if recovery is not None and count and _recovers(recovery, ids, count, first, i):
                     ids[first : i + 1] = count  # re-open it through this row
                     current, calm, last_bad = count, 0, i
@@ -103,6 +107,23 @@ def mark(
                 ids[last_bad + 1 : i + 1] = 0
                 current = 0
     return ids
+
+
+def rearmed(fired_by: dict[str, np.ndarray], ratios: dict[str, np.ndarray], rearm: float) -> np.ndarray:
+    """Rows whose alarm may open an incident, with hysteresis: a step's alarm counts if it is the
+    step's first, or if the step's ratio fell below ``rearm`` on some row since its previous alarm.
+    A step hovering at its threshold (a 72-row mean at 0.9-1.1 for days) alarms once, not each time
+    it ticks over again after the incident has closed: flapping, the noise people mute alerts for."""
+    n = len(next(iter(fired_by.values()))) if fired_by else 0
+    ok = np.zeros(n, dtype=bool)
+    for name, fired in fired_by.items():
+        rows = np.flatnonzero(fired)
+        if not len(rows):
+            continue
+        low = np.cumsum(np.nan_to_num(ratios[name], nan=0.0) < rearm)  # NaN: nothing judged, at rest
+        ok[rows[0]] = True
+        ok[rows[1:]] |= low[rows[1:]] > low[rows[:-1]]
+    return ok
 
 
 def backdate(

@@ -154,6 +154,10 @@ class IncidentRule:
     # an alarm whose window is back near where the previous incident began, and only the expectation
     # is not (it learned the incident), is that incident's recovery
     recovery: bool = False
+    # hysteresis (0 = off): once a step has alarmed, it may open a new incident only after its
+    # ratio has fallen below ``rearm`` (a fraction of its threshold); a step hovering at its
+    # threshold after an incident has closed alarms once, not every time it ticks over
+    rearm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -649,6 +653,10 @@ def parse_rules(spec: Mapping[str, Any]) -> RuleSet:
     _check_keys(inc, set(IncidentRule.__dataclass_fields__), "incident")
     if not isinstance(inc.get("recovery", False), bool):
         raise DetectError(f"incident: recovery must be true or false, got {inc['recovery']!r}.")
+    if not isinstance(inc.get("rearm", 0.0), int | float) or not 0 <= inc.get("rearm", 0.0) < 1:
+        raise DetectError(
+            f"incident: rearm is a fraction of the threshold from 0 (off) to under 1, got {inc['rearm']!r}."
+        )
     agg = spec.get("aggregate", "OrAggregator")
     if agg not in AGGREGATORS:
         raise DetectError(f"rule set: aggregate must be one of {', '.join(AGGREGATORS)}, got {agg!r}.")
