@@ -956,3 +956,53 @@ def test_first_and_last_days_and_weekdays_of_a_month_or_year():
         assert r.status == "answer" and r.shape == "value", (text, r.reason)
         assert (f"{r.question.start:%Y-%m-%d}", (r.question.end - r.question.start).days) == (day, 1), text
     assert read("revenue by day of week").status == "decline"  # a seasonal pattern, still declined
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        ("How many units did we shift in February?", "units", "2026-02-01", "2026-03-01", {}),  # to sell
+        ("avg basket value in February", "aov", "2026-02-01", "2026-03-01", {}),  # 'avg' was declined
+        (
+            "What did we sell in dollars in Books in February?",
+            "revenue",
+            "2026-02-01",
+            "2026-03-01",
+            {"category": ["Books"]},
+        ),
+        ("Books units in the last fortnight", "units", "2026-03-05", "2026-03-19", {"category": ["Books"]}),
+    ],
+)
+def test_sixth_unseen_set_value_readings(text, kpi, start, end, where):
+    test_value_readings(text, kpi, start, end, where)
+
+
+@pytest.mark.parametrize(
+    "text, a, b",
+    [
+        (
+            "Did AOV go up in February relative to January?",
+            ("2026-02-01", "2026-03-01"),
+            ("2026-01-01", "2026-02-01"),
+        ),
+        (
+            "revenue last quarter versus the same quarter a year earlier",
+            ("2025-10-01", "2026-01-01"),
+            ("2024-10-01", "2025-01-01"),
+        ),
+        (
+            "orders last month vs the same month the previous year",
+            ("2026-02-01", "2026-03-01"),
+            ("2025-02-01", "2025-03-01"),
+        ),
+    ],
+)
+def test_sixth_unseen_set_comparisons(text, a, b):
+    test_comparisons(text, a, b)
+
+
+def test_top_sellers_are_the_best_selling_products():
+    r = read("Top 10 sellers by units in 2025")
+    assert (r.shape, r.question.kpi, r.question.by, r.question.top) == ("top", "units", ("product",), 10)
+    assert read("bestsellers last month").status == "clarify"  # by units or by revenue: asked back
+    assert read("revenue last fortnight").status == "clarify"  # bare: 14 days or two calendar weeks

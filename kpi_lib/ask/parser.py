@@ -32,6 +32,7 @@ FILLER = set(
     number amount value level figure figures count sum whole entire exact exactly approximately
     have has had having make made making bring brought came come coming generate generated
     sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping
+    shift shifted shifting
     take taken took earn earned earning receive received see seen look looking like
     kpi metric metrics stat stats statistic statistics data report number's
     business company store's firm shop our's ever far date period time times
@@ -584,6 +585,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     # finance shorthand for the year before: "vs LY", "against PY"
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
+    t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
+    t = re.sub(r"\b(?:relative|in relation|in comparison) to\b", "compared with", t)
+    # "top sellers", "bestsellers": the best-selling products (the only thing that sells here)
+    t = re.sub(r"\b(top|best|worst|bottom|biggest|slowest)( \d+)?[ -]?sellers\b", r"\1\2 selling products", t)
     t = re.sub(r"\bw/e\b", "week ending", t)  # retail's "w/e 29 Nov"
     # "YTD vs last YTD": the same stretch of last year
     t = re.sub(
@@ -1077,9 +1082,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         names = ["orders"]  # how busy a day was is how many orders it had
         r.understood.append((busy_word, "KPI: Orders"))
     if not names:
-        if re.search(
-            r"\bhow much\b.*\b(sell|sold|selling|sales|make|made|earn|earned|take|took|bring|brought)\b",
-            joined,
+        money_verb = r"\b(sell|sold|selling|sales|make|made|earn|earned|take|took|bring|brought)\b"
+        if (
+            re.search(r"\bhow much\b.*" + money_verb, joined)
+            # "what did we sell in dollars": an amount of money sold is revenue
+            or (said_currency and re.search(money_verb, joined))
         ) or (
             rank_dir
             and re.search(r"\b(best|top|worst)\s*sell", joined) is None

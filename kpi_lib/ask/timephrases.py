@@ -527,10 +527,11 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         unit = m.group(1)
         start = _back(_back(floor_period(today, unit), unit), unit)
         add(m, Period(start, next_period(start, unit), unit, m.group(0)))
-    # --- a fortnight: "the past fortnight" is the 14 days up to the as-of; "last fortnight" is
-    # those 14 days to some and the two calendar weeks before this one to others: asked back
+    # --- a fortnight: "the past / the last fortnight" is the 14 days up to the as-of, as "the last
+    # 2 weeks" is; a bare "last fortnight" is those 14 days to some and the two calendar weeks
+    # before this one to others: asked back
     for m in each(r"\b(?:the )?(?:past|last|previous|prior|this) fortnight\b"):
-        if re.search(r"\bpast\b", m.group(0)):
+        if re.search(r"\bpast\b|\bthe last\b", m.group(0)):  # "in the last fortnight": as "the last 2 weeks"
             add(m, Period(tomorrow - timedelta(days=14), tomorrow, "span", m.group(0), so_far=True))
         else:
             week = floor_period(today, "week")
@@ -674,7 +675,8 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
     # --- relative to another period in the question ("vs the month before") --------------------
     for m in each(
-        r"\b(?:(?:the )?same (?:period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? last year"
+        r"\b(?:(?:the )?same (?:period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? "
+        r"(?:last year|(?:a|one|1) year (?:earlier|ago|before)|the (?:year before|previous year|prior year))"
         r"|a year (?:earlier|ago|before)|(?:one|1) year (?:earlier|before)|(?:at )?this time last year)\b"
     ):
         add(m, Period(today, tomorrow, "year", m.group(0), relative="year"))
