@@ -437,3 +437,26 @@ def test_a_share_of_revenue_is_the_slice_over_the_whole_and_masked_for_a_viewer(
     assert a.formatted == f"{part / whole:.1%}" and a.text.startswith(f"{part / whole:.1%} of revenue")
     masked = ask(f"what share of revenue came from Europe since {start:%d %B %Y}?", as_of=as_of, user=VIEWER)
     assert masked.value is None and "%" not in masked.text.split(":")[-1]
+
+
+def test_a_revenue_mix_by_channel_gives_each_share_of_the_total_and_masks_them_for_a_viewer(as_of):
+    start = (as_of - timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
+    question = f"revenue mix by channel since {start:%d %B %Y}"
+    a = ask(question, as_of=as_of, user=ANALYST)
+    assert a.status == "answer" and a.shape == "breakdown", a.text
+    q = kpis.Question(kpi="revenue", grain="total", start=start, end=a.spec["end"])
+    whole = kpis.query(q, as_of=as_of).value
+    by = kpis.query(q.replace(by=("channel",)), as_of=as_of).df.set_index("channel")["value"]
+    assert {r["channel"]: r["share"] for r in a.rows} == pytest.approx((by / whole).to_dict())
+    web = f"Web {kpis.get('revenue').format_value(by['Web'])} ({by['Web'] / whole:.1%})"
+    assert web in a.text
+    assert f"Shares are of the total, {kpis.get('revenue').format_value(whole)}." in a.text
+    # the card's table shows the share as a percent
+    from kpi_lib.ask.render import card_html
+
+    assert f"<td>{by['Web'] / whole:.1%}</td>" in card_html(a)
+    seen = ask(question, as_of=as_of, user=VIEWER)
+    assert {r["share"] for r in seen.rows} == {auth.MASK} and "%" not in seen.text
+    # a distinct count: each channel's customers over all customers, which add up to over 100%
+    c = ask(f"active customers by channel as a % of total since {start:%d %B %Y}", as_of=as_of, user=ANALYST)
+    assert sum(r["share"] for r in c.rows) > 1 and "add up to more than 100%" in c.text

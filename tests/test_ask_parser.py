@@ -1006,3 +1006,30 @@ def test_top_sellers_are_the_best_selling_products():
     assert (r.shape, r.question.kpi, r.question.by, r.question.top) == ("top", "units", ("product",), 10)
     assert read("bestsellers last month").status == "clarify"  # by units or by revenue: asked back
     assert read("revenue last fortnight").status == "clarify"  # bare: 14 days or two calendar weeks
+
+
+def test_the_same_day_week_or_month_last_year_on_its_own():
+    for text, start, end in (
+        ("what was revenue the same day last year", "2025-03-18", "2025-03-19"),
+        ("orders the same week last year", "2025-03-17", "2025-03-24"),  # 52 weeks back: a Monday
+        ("revenue the same month last year", "2025-03-01", "2025-04-01"),
+    ):
+        r = read(text)
+        assert r.status == "answer" and r.shape == "value", (text, r.reason)
+        assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end), text
+    assert read("revenue the same period last year").status == "clarify"  # which period?
+
+
+def test_a_breakdown_as_shares_of_the_whole():
+    for text, shape, by in (
+        ("revenue share by region last month", "breakdown", ("region",)),
+        ("revenue mix by channel in 2025", "breakdown", ("channel",)),
+        ("sales by channel for last month as a %", "breakdown", ("channel",)),
+        ("what % of orders did each channel contribute in 2025", "breakdown", ("channel",)),
+        ("which channel had the biggest share of revenue last month", "top", ("channel",)),
+    ):
+        r = read(text)
+        assert (r.status, r.shape, r.question.by, r.shares) == ("answer", shape, by, True), (text, r.reason)
+    margin = read("gross margin by category as a % last month")  # a margin's "%" is its unit
+    assert (margin.shape, margin.shares) == ("breakdown", False)
+    assert read("return rate mix by region last month").status == "decline"  # no share of a ratio

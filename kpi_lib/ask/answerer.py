@@ -207,23 +207,37 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             (str(x), float(v)) for x, v in zip(full.df[dim], full.df["value"], strict=True) if pd.notna(v)
         ]
         desc = q.order != "asc"
-        pairs = sorted(pairs, key=lambda p: p[1], reverse=desc)
+        pairs = full_pairs = sorted(pairs, key=lambda p: p[1], reverse=desc)
         if reading.shape == "top":
             pairs = pairs[: q.top]
         a.rows = [{dim: lab, "value": v} for lab, v in pairs]
+        whole = None
+        if reading.shares:
+            # the whole is its own query: a customer who bought on two channels is one customer
+            total = kpis.query(q.replace(by=(), top=None), as_of=as_of)
+            _provenance(a, full, total)
+            whole = total.value or None
+            for row in a.rows:
+                row["share"] = row["value"] / whole if whole else None
         label = lex.dim_labels.get(dim, dim).lower()
         if masked:
             a.labels = None if reading.shape == "top" else sorted(lab for lab, _ in pairs)
             for row in a.rows:
                 row["value"] = auth.MASK
+                if "share" in row:
+                    row["share"] = auth.MASK  # a share tells a slice's size as plainly as its value
             a.rows = sorted(a.rows, key=lambda row: row[dim])
             return _masked(a, k, f"{k.label}{scope} by {label} {when}", keep_rows=True)
         a.labels = [lab for lab, _ in pairs]
+
+        def told(v: float) -> str:
+            return f"{_fmt(k, v)}, {v / whole:.1%}" if whole else _fmt(k, v)
+
         if not pairs:
             a.text = f"No {label} has a {k.label.lower()} value{scope} {when}."
         elif reading.shape == "top":
             word = "highest" if desc else "lowest"
-            listed = ", ".join(f"{lab} ({_fmt(k, v)})" for lab, v in pairs)
+            listed = ", ".join(f"{lab} ({told(v)})" for lab, v in pairs)
             head = (
                 f"The {label} with the {word} {k.label.lower()}"
                 if len(pairs) == 1
@@ -233,9 +247,15 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             if len(pairs) == 1:
                 a.value, a.formatted = pairs[0][1], f"{pairs[0][0]}"
         else:
-            listed = ", ".join(f"{lab} {_fmt(k, v)}" for lab, v in pairs[:8])
+            listed = ", ".join(
+                f"{lab} {_fmt(k, v)}" + (f" ({v / whole:.1%})" if whole else "") for lab, v in pairs[:8]
+            )
             more = f" and {len(pairs) - 8} more" if len(pairs) > 8 else ""
             a.text = f"{k.label}{scope} by {label} {when}: {listed}{more}."
+        if whole:
+            a.text += f" Shares are of the total, {_fmt(k, whole)}."
+            if sum(v for _, v in full_pairs) > whole * 1.005:
+                a.text += f" One {k.label.lower()[:-1] if k.label.endswith('s') else k.label.lower()} can count in several {plural(label)}, so the shares add up to more than 100%."
         return _finish(a, note, as_of)
     if reading.shape in ("rank_time", "trend"):
         grain = reading.rank_grain if reading.shape == "rank_time" else q.grain

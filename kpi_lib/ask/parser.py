@@ -160,9 +160,16 @@ SHARE_WORDS = re.compile(
     r"\b(?:what |which )?(?:(?:the )?(?:share|proportion|fraction|portion|percentage|percent)|%) of (?:the |our |all |total )*"
     r"|\bcontribut(?:e|ed|ion)s? to (?:the |our |all |total )*"
 )
+# A breakdown's slices as shares of the whole: "as a %", "% of total", "revenue mix by region"
+BREAKDOWN_SHARE = re.compile(
+    r"\b(?:as|in) an? (?:%|percent(?:age)?|share|proportion)(?: of (?:the )?(?:total|whole|all))?"
+    r"|(?:\b(?:share|percent(?:age)?)|%) of (?:the )?total\b"
+    r"|\b(?:share|mix)(?= (?:by|per|across)\b)"
+)
 SHARE_HOW = (
-    "Shares are computed for one slice of a sum or count, e.g. 'what share of revenue came from Europe "
-    "last month'; for anything else ask for the breakdown (e.g. 'revenue by region last month')."
+    "Shares are computed for a sum or count: one slice ('what share of revenue came from Europe last "
+    "month') or a breakdown ('revenue share by region last month'); for anything else ask for the "
+    "breakdown (e.g. 'revenue by region last month')."
 )
 # Words of how busy a time or place was: by orders when the question names no KPI
 BUSY_WORDS = {"busiest", "quietest", "slowest"}
@@ -329,6 +336,7 @@ class Reading:
     whole_data: bool = False  # no time was named: all the data up to the as-of
     any_kpi: bool = False  # an incidents question that names no KPI: every KPI's
     open_only: bool = False  # an incidents question about the open ones only
+    shares: bool = False  # a breakdown or ranking that also gives each slice's share of the whole
     understood: list[tuple[str, str]] = field(default_factory=list)  # (words, what they were read as)
     reason: str | None = None
     choices: list[str] = field(default_factory=list)
@@ -559,10 +567,19 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         "return rate",
         t,
     )
+    # "revenue by channel as a %", "revenue mix by region": each slice's share (a ratio's "%" is its unit)
+    as_share = BREAKDOWN_SHARE.search(t)
+    # "as a %" of a margin is its unit; a "share" or "mix" of one is not defined (checked below)
+    share_of_ratio = (
+        as_share is not None and re.search(r"share|mix|total|proportion", as_share.group(0)) is not None
+    )
+    if as_share:
+        t = re.sub(r"\s+", " ", BREAKDOWN_SHARE.sub(" ", t)).strip()
     # "what share of revenue came from Europe": the slice's part of the whole (checked below)
     share = SHARE_WORDS.search(t) is not None
     if share:
         t = re.sub(r"\s+", " ", SHARE_WORDS.sub(" ", t)).strip()
+        t = re.sub(r"\bcontribut(?:e|ed|es)\b", " ", t)  # "what % of revenue did each channel contribute"
     elif re.search(r"\b(share|proportion|fraction|portion|ratio of)\b|\bpercent(age)? of\b|%\s*of\b", t):
         return r.refuse("decline", SHARE_HOW)
     if re.search(
@@ -1177,9 +1194,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         unit = p.unit if p.unit in ("day", "week", "month", "quarter", "year") else "day"
         how = "before"
         if p.relative == "year":
-            # "the same month last year" on its own: this month a year ago; "the same period last
-            # year" says no period, and a week a year ago does not start on a Monday
-            said = re.search(r"\bsame (month|quarter)\b", p.text)
+            # "the same day / week / month last year" on its own: today's (this week's, this
+            # month's) a year ago, the week 52 weeks back; "the same period last year" says no period
+            said = re.search(r"\bsame (day|week|month|quarter)\b", p.text)
             if said is None:
                 return r.refuse(
                     "clarify",
@@ -1384,7 +1401,17 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             r.direction = 1
         r.question = Question(**base)
         return r
-    if share:
+    if as_share and kpi.additive:
+        share = True
+    elif share_of_ratio:
+        return r.refuse("decline", SHARE_HOW)
+    # "what share of revenue came from Europe by channel": Europe's part of each channel, or
+    # Europe's revenue split by channel? Asked as a slice and a breakdown at once: declined below
+    if share and len(by_dims) == 1 and period_b is None and not time_grain and (as_share or not where):
+        if not kpi.additive:
+            return r.refuse("decline", SHARE_HOW)
+        r.shares = True  # each slice of the breakdown, and its share of the whole (below)
+    elif share:
         if period_b is not None or by_dims or rank_dir or time_grain or not where or not kpi.additive:
             return r.refuse("decline", SHARE_HOW)
         r.shape = "share"  # the slice, and the whole it is a part of (no filter; exclusions kept)

@@ -70,7 +70,10 @@ def card_html(a: Answer, with_css: bool = True) -> str:
         fmt = _value_format(a.kpi)
         body = "".join(
             "<tr>"
-            + "".join(f"<td>{_e(_cell(r.get(k), fmt if k == 'value' else None))}</td>" for k in keys)
+            + "".join(
+                f"<td>{_e(_cell(r.get(k), _COLUMN_FORMATS.get(k, fmt if k == 'value' else None)))}</td>"
+                for k in keys
+            )
             + "</tr>"
             for r in a.rows[:25]
         )
@@ -111,6 +114,9 @@ def _value_format(kpi: str | None):
         return kpis.get(kpi).format_value if kpi else None
     except KpiError:
         return None
+
+
+_COLUMN_FORMATS = {"share": lambda v: f"{v:.1%}"}  # a breakdown's shares of the whole
 
 
 def _cell(v, fmt=None) -> str:
