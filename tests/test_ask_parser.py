@@ -1033,3 +1033,13 @@ def test_a_breakdown_as_shares_of_the_whole():
     margin = read("gross margin by category as a % last month")  # a margin's "%" is its unit
     assert (margin.shape, margin.shares) == ("breakdown", False)
     assert read("return rate mix by region last month").status == "decline"  # no share of a ratio
+
+
+def test_since_a_holiday_runs_from_the_latest_one_to_date():
+    for text, start in (
+        ("revenue since Black Friday", "2025-11-28"),  # the latest by T (18 March 2026)
+        ("orders since Christmas 2024", "2024-12-25"),
+    ):
+        r = read(text)
+        assert r.status == "answer" and r.shape == "value", (text, r.reason)
+        assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, "2026-03-19"), text

@@ -488,6 +488,13 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             saturday -= timedelta(weeks=1)  # on a Sunday, "last weekend" is the one before this
         end = saturday + timedelta(days=2)
         add(m, Period(saturday, min(end, tomorrow), "span", m.group(0), so_far=end > tomorrow))
+    # "since Black Friday": from the latest one (or that year's) up to the as-of
+    for m in each(rf"\bsince ({_HOLIDAY})(?:,? ({_YEAR}))?\b"):
+        d = holiday(m.group(1), int(m.group(2)) if m.group(2) else today.year)
+        if not m.group(2) and d > today:
+            d = holiday(m.group(1), today.year - 1)
+        if d <= today:
+            add(m, Period(d, tomorrow, "span", m.group(0), so_far=True))
     for m in each(
         rf"\b({_HOLIDAY})(?:(?: of| in)? ({_YEAR}|{_REL_YEAR}))?\b|\b({_YEAR})(?:'s)? ({_HOLIDAY})\b"
     ):
