@@ -1043,3 +1043,14 @@ def test_since_a_holiday_runs_from_the_latest_one_to_date():
         r = read(text)
         assert r.status == "answer" and r.shape == "value", (text, r.reason)
         assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, "2026-03-19"), text
+
+
+def test_a_group_name_is_all_of_its_values_that_the_data_holds():
+    r = read("orders in the Americas last week")
+    assert r.status == "answer" and r.shape == "value", r.reason
+    assert {d: set(v) for d, v in r.question.where_dict.items()} == {
+        "region": {"North America", "Latin America"}
+    }
+    r = read("EMEA revenue in 2025")  # this data has Europe but no Middle East & Africa
+    assert r.question.where_dict == {"region": ("Europe",)}
+    assert read("Americas vs Europe revenue last month").status == "clarify"  # not listed one by one

@@ -67,6 +67,7 @@ class Lexicon:
     first: datetime | None = None  # the first and last order (business time)
     latest: datetime | None = None
     source_names: dict[str, str] = field(default_factory=dict)  # column name -> dimension
+    groups: dict[str, list[str]] = field(default_factory=dict)  # normalised name -> all its values
     _fuzzy: list[str] = field(default_factory=list)
     _words: list[str] = field(default_factory=list)  # words of known phrases, for word typos
     _longest: int = 0
@@ -80,6 +81,7 @@ class Lexicon:
                 *self.dim_phrases,
                 *self.undefined,
                 *self.aliases,
+                *self.groups,
             )
             self._longest = max((len(p.split()) for p in phrases), default=1)
         return self._longest
@@ -202,6 +204,8 @@ def from_parts(
         members={d: list(members.get(d, [])) for d in dims},
         member_phrases=member_phrases,
         aliases=_aliases(vocab.get("aliases") or {}),
+        # as written only: "the Americas" is two regions, "America" is not
+        groups={" ".join(words(g)): list(vs) for g, vs in (vocab.get("groups") or {}).items()},
         undefined={norm(p): str(what) for p, what in (vocab.get("undefined") or {}).items()},
         unavailable=dict(unavailable or {}),
         first=first,
@@ -214,7 +218,7 @@ def from_parts(
     lex._words = sorted(
         {
             w
-            for p in (*kpi_phrases, *dim_phrases, *named, *lex.aliases, *lex.undefined)
+            for p in (*kpi_phrases, *dim_phrases, *named, *lex.aliases, *lex.groups, *lex.undefined)
             for w in p.split()
             if len(w) >= 5 and w.isalpha()
         }

@@ -670,6 +670,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     ] = []  # (first tok, last tok, options, words)
     undefined: list[str] = []
     absent: list[tuple[int, int, str, list[str]]] = []  # aliases of values the data does not hold
+    grouped: dict[str, tuple[str, list[str]]] = {}  # dimension -> a group said for several values ("emea")
     n = len(toks)
     max_len = min(12, lex.max_len())
 
@@ -690,6 +691,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 (lex.undefined, "undefined"),
                 (lex.dim_phrases, "dim"),
                 (lex.member_phrases, "member"),
+                (lex.groups, "group"),
                 (lex.aliases, "alias"),
             ):
                 if phrase in table or raw in table:
@@ -703,6 +705,21 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         size, kind, what, raw = hit
         if kind == "member" and size == 1 and raw in FILLER:
             i += 1
+            continue
+        if kind == "group":  # "EMEA": Europe and Middle East & Africa together, each one a filter value
+            present = [
+                (d, v) for d, vs in lex.members.items() for v in vs if v.lower() in {a.lower() for a in what}
+            ]
+            if not present:
+                absent.append((i, size, raw, what))
+                i += 1
+                continue
+            for j in range(i, i + size):
+                toks[j].role = "member"
+            members_found.extend((i, i + size - 1, {dv}, raw) for dv in present)
+            grouped.update({d: (raw, [v for _, v in present]) for d, _ in present})
+            r.understood.append((raw, " + ".join(v for _, v in present)))
+            i += size
             continue
         if kind == "alias":
             present = [
@@ -1306,6 +1323,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 f"'{grew[0]}' for {' vs '.join(where[several[0]])} would set their changes side by side, "
                 "which I do not compute; ask for each one's change (e.g. 'Europe revenue last month vs the "
                 "month before') or for their values ('Europe vs North America revenue last month').",
+            )
+        if versus and not yoy and several and several[0] in grouped:
+            # "EMEA vs APAC": side by side would list Europe and Middle East & Africa one by one
+            name, values = grouped[several[0]]
+            return r.refuse(
+                "clarify",
+                f"'{name}' stands for several {lex.dim_labels[several[0]].lower()} values "
+                f"({' and '.join(values)}), which a side-by-side lists one by one; ask for "
+                f"'{kpi.label.lower()} in {name}' and for the other on its own.",
             )
         if versus and not yoy and several:
             # "Apparel vs Books last month": the values side by side, not a change over time
