@@ -1054,3 +1054,16 @@ def test_a_group_name_is_all_of_its_values_that_the_data_holds():
     r = read("EMEA revenue in 2025")  # this data has Europe but no Middle East & Africa
     assert r.question.where_dict == {"region": ("Europe",)}
     assert read("Americas vs Europe revenue last month").status == "clarify"  # not listed one by one
+
+
+def test_n_days_or_weeks_ending_on_a_day_and_a_month_said_once_for_two_days():
+    for text, start, end in (
+        ("revenue for the 7 days ending yesterday", "2026-03-11", "2026-03-18"),
+        ("units in the 4 weeks to 1 March", "2026-02-02", "2026-03-02"),
+        ("revenue between the 1st and 15th of February", "2026-02-01", "2026-02-16"),  # was 1 March vs 15 Feb
+        ("orders from the 3rd to the 9th of last month", "2026-02-03", "2026-02-10"),
+        ("units between 2nd and 5th October 2025", "2025-10-02", "2025-10-06"),
+    ):
+        r = read(text)
+        assert r.status == "answer" and r.shape == "value", (text, r.reason)
+        assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end), text

@@ -268,6 +268,18 @@ def spell_days_of_month(text: str, as_of: datetime) -> tuple[str, list[str], lis
         spelt.append((m.group(0), f"{d.day} {d:%B %Y}".lower()))
         return spelt[-1][1]
 
+    # "between the 1st and 15th of November": the month said once is both days' month
+    day = r"(?:the )?([12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)"
+    month = rf"(?:of |in )?((?:{_MON})(?:,? {_YEAR})?|(?:this|the current|last|the previous) month)"
+    text = re.sub(
+        rf"\b(from|between) {day} (and|to|until|till|through|-) {day} {month}\b",
+        lambda m: (
+            f"{m.group(1)} the {m.group(2)}th of {m.group(5)} {m.group(3)} the {m.group(4)}th of {m.group(5)}"
+            if m.group(5).endswith("month")
+            else f"{m.group(1)} {m.group(2)} {m.group(5)} {m.group(3)} {m.group(4)} {m.group(5)}"
+        ),
+        text,
+    )
     text = re.sub(
         r"\bthe ([12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)(?: of (this|the current|last|the previous) month)?"
         r"(?=$|[?.,!;:]| (?:in|for|from|at|vs|versus|compared|and|to|until|till|through|on|by|via|with|across)\b)",
@@ -522,6 +534,19 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         b = _absolute_day(m.group(1), today, problems)  # retail's "week ending Sunday 29 Nov"
         if b:
             add(m, Period(b - timedelta(days=6), b + timedelta(days=1), "span", m.group(0)))
+    # "the 7 days ending yesterday", "the 4 weeks to 29 Nov": that many days up to that day
+    for m in each(
+        rf"\b(?:the )?({_NUM}) (days?|weeks?) (?:ending|ended|to|up to|through|until|till)(?: on)? "
+        rf"({day_pat}|yesterday|today)\b"
+    ):
+        said = m.group(3)
+        b = {"today": today, "yesterday": today - timedelta(days=1)}.get(said) or _absolute_day(
+            said, today, problems
+        )
+        if b:
+            days = _num(m.group(1)) * (7 if m.group(2).startswith("week") else 1)
+            end = b + timedelta(days=1)
+            add(m, Period(end - timedelta(days=days), end, "span", m.group(0), so_far=end > today))
     for m in each(rf"\b(?:the )?week (?:starting|beginning|commencing|from|of)(?: on)? ({day_pat})\b"):
         a = _absolute_day(m.group(1), today, problems)
         if a:
