@@ -1067,3 +1067,14 @@ def test_n_days_or_weeks_ending_on_a_day_and_a_month_said_once_for_two_days():
         r = read(text)
         assert r.status == "answer" and r.shape == "value", (text, r.reason)
         assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (start, end), text
+
+
+def test_profitable_is_the_gross_margin():
+    r = read("least profitable category last quarter")
+    assert (r.shape, r.question.kpi, r.question.by, r.question.order) == (
+        "top",
+        "gross_margin",
+        ("category",),
+        "asc",
+    )
+    assert read("profit last month").status == "decline"  # profit in money is not defined

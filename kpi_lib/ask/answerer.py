@@ -34,11 +34,11 @@ def _fmt(k: kpis.Kpi, v: float | None) -> str:
 
 
 def _scope(q: Question, lex: Lexicon) -> str:
-    """' in Europe or Asia Pacific, excluding Books' for a sentence."""
-    parts = []
-    for _dim, vs in q.where:
-        parts.append(" or ".join(vs))
-    text = f" in {', '.join(parts)}" if parts else ""
+    """' in Europe or Asia Pacific, excluding Books' for a sentence; a product is 'for' ('Units for
+    Vertex Tablet', not 'in')."""
+    places = [" or ".join(vs) for d, vs in q.where if d != "product"]
+    products = [" or ".join(vs) for d, vs in q.where if d == "product"]
+    text = (f" in {', '.join(places)}" if places else "") + (f" for {', '.join(products)}" if products else "")
     excl = [v for _, vs in q.exclude for v in vs]
     if excl:
         text += f" excluding {', '.join(excl)}"
