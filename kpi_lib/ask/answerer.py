@@ -38,7 +38,8 @@ def _scope(q: Question, lex: Lexicon) -> str:
     Vertex Tablet', not 'in')."""
     places = [" or ".join(vs) for d, vs in q.where if d != "product"]
     products = [" or ".join(vs) for d, vs in q.where if d == "product"]
-    text = (f" in {', '.join(places)}" if places else "") + (f" for {', '.join(products)}" if products else "")
+    text = f" in {', '.join(places)}" if places else ""
+    text += f" for {', '.join(products)}" if products else ""
     excl = [v for _, vs in q.exclude for v in vs]
     if excl:
         text += f" excluding {', '.join(excl)}"
