@@ -411,6 +411,8 @@ def test_anything_unusual_lists_the_incidents_of_the_period_most_severe_first(db
         mine = [r for r in a.rows if str(r["explanation"]).startswith(tag)]
         assert [r["explanation"].split()[0] for r in mine] == [f"{tag}-1", f"{tag}-0"]  # high, then low
         assert f"{tag}-1" in a.text and "ops.anomalies" in a.sql and a.catalog_entries == ["ops.anomalies"]
+        # the most severe is told in full, the others by name: the card's table explains each one
+        assert f"{tag}-0 off" not in a.text and f"#{mine[1]['incident']} (orders, low)" in a.text
         # no KPI named: every KPI the reader may see, a masked one without its numbers
         seen = ask(f"any anomalies in Europe on {day:%d %B %Y}?", as_of=as_of, user=VIEWER)
         told = {r["explanation"].split()[0]: r for r in seen.rows if str(r["explanation"]).startswith(tag)}

@@ -435,14 +435,16 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     if not a.rows:
         a.text = f"No {what} {when}: the anomaly rules raised none."
     else:
-        listed = "; ".join(
-            f"#{r['incident']} ({r['kpi']}, {r['severity']}, {r['status']}): {str(r['explanation']).rstrip('.')}"
-            for r in a.rows[:5]
-        )
-        more = f" and {len(a.rows) - 5} more" if len(a.rows) > 5 else ""
+        # the most severe in full; the others by name (the table beside it explains each one)
+        top = a.rows[0]
+        listed = f"#{top['incident']} ({top['kpi']}, {top['severity']}, {top['status']}): {str(top['explanation']).rstrip('.')}"
+        others = ", ".join(f"#{r['incident']} ({r['kpi']}, {r['severity']})" for r in a.rows[1:6])
+        more = f" and {len(a.rows) - 6} more" if len(a.rows) > 6 else ""
         n = len(a.rows)
         what = what.replace("incidents", "incident", 1) if n == 1 else what
-        a.text = f"{n} {what} {when}, most severe first: {listed}{more}."
+        a.text = f"{n} {what} {when}, most severe first: {listed}."
+        if others:
+            a.text += f" Then {others}{more}; the table explains each one."
     if note:
         a.text += " " + note
     return a
