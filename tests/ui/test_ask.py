@@ -81,6 +81,23 @@ def test_a_share_shows_the_slices_percentage_and_both_numbers(context, server, d
     assert f"came from Europe: {k.format_value(part)} of {k.format_value(whole)}." in card.inner_text()
 
 
+def test_a_mix_shows_each_slices_share_of_the_total_in_the_table(context, server, demo):
+    start, end, month = last_month(demo)
+    page = context.new_page()
+    login(page, server, "/")
+    card = ask_on_landing(page, f"order mix by channel in {month}")
+    by = kpis.query("orders", "total", start=start, end=end, by="channel").df
+    whole = kpis.query("orders", "total", start=start, end=end).value
+    best = by.sort_values("value", ascending=False).iloc[0]
+    assert [c.inner_text() for c in card.locator("table th").all()] == ["channel", "value", "share"]
+    first = card.locator("table tr").nth(1).locator("td")
+    assert [first.nth(i).inner_text() for i in range(3)] == [
+        best["channel"],
+        kpis.get("orders").format_value(best["value"]),
+        f"{best['value'] / whole:.1%}",
+    ]
+
+
 def test_an_answer_has_a_link_that_asks_it_again(context, server, demo):
     """After an answer the address asks the same question: opened elsewhere (or typed as
     /ask?q=...), it shows the same card with the question in the box."""
