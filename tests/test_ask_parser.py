@@ -1078,3 +1078,13 @@ def test_profitable_is_the_gross_margin():
         "asc",
     )
     assert read("profit last month").status == "decline"  # profit in money is not defined
+
+
+def test_average_before_a_ratio_is_the_ratio_and_lifetime_is_all_the_data():
+    r = read("average revenue per order in Europe last month")
+    assert (r.status, r.question.kpi, r.question.where_dict) == ("answer", "aov", {"region": ("Europe",)})
+    assert read("average revenue last month").status == "decline"  # per day? per customer? not guessed
+    for text in ("lifetime revenue", "total units sold since launch", "orders since we started"):
+        r = read(text)
+        assert r.status == "answer" and r.whole_data, (text, r.reason)
+    assert f"{read('orders since the start of the year').question.start:%Y-%m-%d}" == "2026-01-01"

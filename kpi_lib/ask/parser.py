@@ -603,6 +603,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
+    # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period)
+    t = re.sub(
+        r"\b(?:lifetime|since (?:launch|inception|day one|the (?:very )?(?:beginning|start)(?! of)"
+        r"|we (?:started|opened|launched)|records began))\b",
+        "all time",
+        t,
+    )
     t = re.sub(r"\b(?:relative|in relation|in comparison) to\b", "compared with", t)
     # "top sellers", "bestsellers": the best-selling products (the only thing that sells here)
     t = re.sub(r"\b(top|best|worst|bottom|biggest|slowest)( \d+)?[ -]?sellers\b", r"\1\2 selling products", t)
@@ -939,6 +946,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             tok.role = "filler"
             said_currency = tok.word
             r.understood.append((tok.word, f"the business's currency ({own})"))
+    ratio_at = {i for i, name in kpis_found if not lex.kpis[name].additive}
+    for i, tok in enumerate(toks[:-1]):
+        if tok.role is None and tok.word in ("average", "mean") and i + 1 in ratio_at:
+            tok.role = "filler"  # "average revenue per order", "average gross margin": the ratio itself
     averaged = [t_.word for t_ in toks if t_.role is None and t_.word in ("average", "avg", "mean", "median")]
     if averaged:
         return r.refuse(
