@@ -170,3 +170,27 @@ def test_a_time_of_day_on_the_exports_own_yesterday(own_home):
     )
     assert a["value"] == truth["data"][0]["value"] and a["value"] > 0
     assert "09:00–17:00" in a["text"]
+
+
+def test_a_revenue_mix_by_country_and_the_7_days_ending_yesterday_on_the_export(own_home):
+    a = kpi_json(own_home, "ask", "revenue mix by country last month")
+    assert a["status"] == "answer" and a["spec"]["by"] == ["region"], a["text"]
+    truth = kpi_json(
+        own_home,
+        "query",
+        "revenue",
+        "--grain",
+        "total",
+        "--start",
+        "2011-11-01",
+        "--end",
+        "2011-12-01",
+        "--by",
+        "region",
+    )
+    whole = sum(r["value"] for r in truth["data"])
+    assert {r["region"]: r["share"] for r in a["rows"]} == pytest.approx(
+        {r["region"]: r["value"] / whole for r in truth["data"]}
+    )
+    week = kpi_json(own_home, "ask", "orders in the 7 days ending yesterday")  # 2 to 8 Dec 2011
+    assert (week["spec"]["start"], week["spec"]["end"]) == ("2011-12-02T00:00:00", "2011-12-09T00:00:00")
