@@ -462,3 +462,15 @@ def test_a_revenue_mix_by_channel_gives_each_share_of_the_total_and_masks_them_f
     # a distinct count: each channel's customers over all customers, which add up to over 100%
     c = ask(f"active customers by channel as a % of total since {start:%d %B %Y}", as_of=as_of, user=ANALYST)
     assert sum(r["share"] for r in c.rows) > 1 and "add up to more than 100%" in c.text
+
+
+def test_why_tells_a_money_ratios_change_in_money(as_of):
+    """'down 1.3% (-3.13)' was the old text for an average order value."""
+    end = as_of.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = kpis.add_months(end, -1)
+    a = ask(f"why did AOV change in {start:%B %Y}?", as_of=as_of, user=ANALYST)
+    assert a.status == "answer" and a.shape == "why", a.text
+    now = kpis.query("aov", "total", start=start, end=end, as_of=as_of).value
+    before = kpis.query("aov", "total", start=kpis.add_months(start, -1), end=start, as_of=as_of).value
+    amount = kpis.get("aov").format_value(abs(now - before))
+    assert f"({'+' if now >= before else '−'}{amount})" in a.text, a.text

@@ -280,7 +280,7 @@ def _slice_hours(k, q, as_of, direction, dims, lex):
 def _signed(k: kpis.Kpi, d: float, ratio: bool = False) -> str:
     if ratio and k.format.endswith("%"):
         return f"{d * 100:+.1f} pts"
-    if ratio:
+    if ratio and k.unit != "currency":  # an amount of money is said in money ("−$3.13"), as below
         return f"{d:+,.2f}"
     s = k.format_value(abs(d))
     return ("+" if d >= 0 else "−") + s
