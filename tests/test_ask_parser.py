@@ -442,8 +442,13 @@ def test_shorthand_a_value_uses_itself_keeps_its_meaning():
 
 
 def test_a_typo_near_no_word_or_of_a_short_word_is_declined():
-    # "oders": its singular "oder" is too short to correct safely; "boots" is not "books"
-    assert read("how many oders last week").status == "decline"
+    # "boots" is not "books": a 4-letter singular is only corrected to a word of 5+ letters ("oders":
+    # order), and "book" is not one
+    r = read("how many oders last week")
+    assert (r.status, r.question.kpi) == ("answer", "orders") and (
+        "oders",
+        "read as 'orders'",
+    ) in r.understood
     assert read("revenue from boots last month").status == "decline"
     assert read("orders in H3").question is None
 

@@ -95,7 +95,9 @@ class Lexicon:
     def fuzzy_word(self, word: str) -> list[str]:
         """Words of known phrases (5+ letters, same first letter) within a typo of ``word``: one
         edit, two for words of 9+ letters; several when it is ambiguous."""
-        return _closest(singular(word), self._words)  # the words are kept in the singular, as phrases are
+        one = singular(word)  # the words are kept in the singular, as phrases are
+        # a typed plural of 5+ letters is a noun even when its singular is shorter ("oders": order)
+        return _closest(one, self._words, shortest=4 if len(word) >= 5 else 5)
 
     def suggestions(self) -> list[str]:
         return [k.label for k in self.kpis.values()]
@@ -319,10 +321,10 @@ def _unavailable(
     return out
 
 
-def _closest(text: str, choices) -> list[str]:
+def _closest(text: str, choices, shortest: int = 5) -> list[str]:
     """The ``choices`` (same first letter) within one edit of ``text``, two for 9+ letters; all the
-    closest when several tie. Nothing for under 5 letters: too close to other real words."""
-    if len(text) < 5 or not choices:
+    closest when several tie. Nothing for under ``shortest`` letters: too close to other real words."""
+    if len(text) < shortest or not choices:
         return []
     limit = 1 if len(text) < 9 else 2
     hits = process.extract(text, choices, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=5)
