@@ -1093,3 +1093,17 @@ def test_average_before_a_ratio_is_the_ratio_and_lifetime_is_all_the_data():
         r = read(text)
         assert r.status == "answer" and r.whole_data, (text, r.reason)
     assert f"{read('orders since the start of the year').question.start:%Y-%m-%d}" == "2026-01-01"
+
+
+@pytest.mark.parametrize(
+    "text, a, b",
+    [
+        # no order said: the later against the earlier, as "between October and November" is
+        ("compare Q2 and Q3 2025 revenue", ("2025-07-01", "2025-10-01"), ("2025-04-01", "2025-07-01")),
+        ("revenue Q3 2025 over Q2 2025", ("2025-07-01", "2025-10-01"), ("2025-04-01", "2025-07-01")),
+        ("revenue Q2 2025 vs Q3 2025", ("2025-04-01", "2025-07-01"), ("2025-07-01", "2025-10-01")),  # as said
+        ("MTD revenue vs same period last month", ("2026-03-01", "2026-03-19"), ("2026-02-01", "2026-02-19")),
+    ],
+)
+def test_the_order_of_two_periods_compared(text, a, b):
+    test_comparisons(text, a, b)

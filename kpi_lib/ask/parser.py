@@ -1263,9 +1263,14 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     period_a = absolute[0] if absolute else None
     period_b = None
     if len(absolute) == 2:
+        gap = t[spans[0][1] : spans[1][0]].strip(" ,") if len(spans) == 2 else ""
+        if gap in ("over", "on"):  # "revenue Q3 over Q2": the first against the second
+            compare_cue = True
         if (
             (re.search(r"\bfrom\b", joined) and re.search(r"\bto\b", joined))
             or (re.search(r"\bbetween\b", joined) and re.search(r"\band\b", joined))
+            # "compare Q2 and Q3": no order said, so the later against the earlier, as "between"
+            or (compare_cue and gap in ("and", "and the", "&"))
         ) and absolute[0].start < absolute[1].start:
             # "from 2024 to 2025", "between October and November": the later against the earlier
             period_a, period_b = absolute[1], absolute[0]

@@ -716,6 +716,11 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         r"\b(?:the )?same (?:day|weekday) (?:last week|a week (?:earlier|ago|before)|the week before)\b"
     ):
         add(m, Period(today, tomorrow, "week", m.group(0), relative="week"))
+    # "MTD vs the same period last month": the same stretch of the month before
+    for m in each(
+        r"\b(?:the )?same (?:period|time|days|stretch) (?:last|the previous|the prior) (week|month|quarter)\b"
+    ):
+        add(m, Period(today, tomorrow, m.group(1), m.group(0), relative="before"))
     for m in each(
         r"\b(?:the )?(?:(day|week|month|quarter|year|period) before|(?:previous|prior|preceding) (day|week|month|quarter|year|period))\b"
     ):
