@@ -474,3 +474,17 @@ def test_why_tells_a_money_ratios_change_in_money(as_of):
     before = kpis.query("aov", "total", start=kpis.add_months(start, -1), end=start, as_of=as_of).value
     amount = kpis.get("aov").format_value(abs(now - before))
     assert f"({'+' if now >= before else '−'}{amount})" in a.text, a.text
+
+
+def test_the_difference_between_two_channels_is_their_values_and_the_gap(as_of):
+    end = as_of.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = kpis.add_months(end, -1)
+    a = ask(f"what's the difference between web and app revenue in {start:%B %Y}", as_of=as_of, user=ANALYST)
+    assert a.status == "answer" and a.shape == "breakdown", a.text
+    by = kpis.query("revenue", "total", start=start, end=end, by="channel", as_of=as_of).df.set_index(
+        "channel"
+    )
+    web, app = by.loc["Web", "value"], by.loc["Mobile App", "value"]
+    assert a.value == pytest.approx(abs(web - app))
+    assert f"The difference is {kpis.get('revenue').format_value(abs(web - app))}" in a.text
+    assert a.text.startswith("Revenue by channel ")  # not "in Mobile App or Web by channel"

@@ -202,6 +202,8 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
         return _finish(a, note, as_of)
     if reading.shape in ("top", "breakdown"):
         dim = q.by[0]
+        # "Revenue by channel", not "Revenue in Mobile App or Web by channel": the rows name them
+        scope = _scope(q.replace(where=tuple((d, vs) for d, vs in q.where if d != dim)), lex)
         full = kpis.query(q.replace(top=None, order="desc"), as_of=as_of)
         _provenance(a, full)
         pairs = [
@@ -253,6 +255,13 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             )
             more = f" and {len(pairs) - 8} more" if len(pairs) > 8 else ""
             a.text = f"{k.label}{scope} by {label} {when}: {listed}{more}."
+        if reading.difference and len(pairs) == 2 and reading.shape == "breakdown":
+            (hi_lab, hi), (lo_lab, lo) = sorted(pairs, key=lambda p: p[1], reverse=True)
+            gap = f"{(hi - lo) * 100:.1f} points" if k.format.endswith("%") else _fmt(k, hi - lo)
+            a.value, a.formatted = hi - lo, gap
+            a.text += f" The difference is {gap}: {hi_lab} is higher" + (
+                f" by {(hi / lo - 1):.1%}." if lo > 0 and not k.format.endswith("%") else "."
+            )
         if whole:
             a.text += f" Shares are of the total, {_fmt(k, whole)}."
             if sum(v for _, v in full_pairs) > whole * 1.005:

@@ -337,6 +337,7 @@ class Reading:
     any_kpi: bool = False  # an incidents question that names no KPI: every KPI's
     open_only: bool = False  # an incidents question about the open ones only
     shares: bool = False  # a breakdown or ranking that also gives each slice's share of the whole
+    difference: bool = False  # two values side by side, and the difference between them
     understood: list[tuple[str, str]] = field(default_factory=list)  # (words, what they were read as)
     reason: str | None = None
     choices: list[str] = field(default_factory=list)
@@ -1331,6 +1332,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         versus = re.search(r"\b(vs|versus|compared|compare|against|than)\b", joined) or between_values
         several = [d for d in where if len(where[d]) > 1]
         grew = [t_.word for t_ in toks if t_.role in (None, "filler") and t_.word in CHANGE_WORDS]
+        # "the difference between web and app revenue": their values side by side, and the gap
+        gap_of_values = grew == ["difference"] and between_values and len(several) == 1
+        if gap_of_values:
+            grew = []
+            r.difference = True
         if versus and not yoy and several and grew:
             # "Europe vs North America revenue growth": each one's change, side by side, is a
             # ranking of changes, which is not computed; the values alone would not answer it
