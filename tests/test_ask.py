@@ -488,3 +488,13 @@ def test_the_difference_between_two_channels_is_their_values_and_the_gap(as_of):
     assert a.value == pytest.approx(abs(web - app))
     assert f"The difference is {kpis.get('revenue').format_value(abs(web - app))}" in a.text
     assert a.text.startswith("Revenue by channel ")  # not "in Mobile App or Web by channel"
+
+
+def test_revenue_by_quarter_is_each_quarters_total(as_of):
+    year = as_of.year - 1
+    a = ask(f"revenue by quarter {year}", as_of=as_of, user=ANALYST)
+    assert a.status == "answer" and a.labels == [f"{year}-Q{i}" for i in range(1, 5)], a.text
+    for i, row in enumerate(a.rows):
+        start = datetime(year, 3 * i + 1, 1)
+        truth = kpis.query("revenue", "total", start=start, end=kpis.add_months(start, 3), as_of=as_of).value
+        assert row["value"] == pytest.approx(truth)

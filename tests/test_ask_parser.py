@@ -1107,3 +1107,13 @@ def test_average_before_a_ratio_is_the_ratio_and_lifetime_is_all_the_data():
 )
 def test_the_order_of_two_periods_compared(text, a, b):
     test_comparisons(text, a, b)
+
+
+def test_by_quarter_or_year_is_a_series_not_the_total():
+    r = read("revenue by quarter 2025")  # it was answered as 2025's total
+    assert (r.shape, r.rank_grain, f"{r.question.start:%Y-%m-%d}") == ("trend", "quarter", "2025-01-01")
+    assert (read("total revenue each year").shape, read("total revenue each year").rank_grain) == (
+        "trend",
+        "year",
+    )
+    assert read("revenue by year 2025").shape == "value"  # one year by year is one value

@@ -268,7 +268,7 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
                 a.text += f" One {k.label.lower()[:-1] if k.label.endswith('s') else k.label.lower()} can count in several {plural(label)}, so the shares add up to more than 100%."
         return _finish(a, note, as_of)
     if reading.shape in ("rank_time", "trend"):
-        grain = reading.rank_grain if reading.shape == "rank_time" else q.grain
+        grain = reading.rank_grain or q.grain  # a trend by quarter or year has no query grain of its own
         pairs, results = _over_time(q, grain, as_of)
         _provenance(a, *results[:1])
         if len(results) > 1:
@@ -279,17 +279,17 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             for row in a.rows:
                 row["value"] = auth.MASK
             return _masked(a, k, f"{k.label}{scope} by {grain} {when}", keep_rows=True)
-        if reading.shape == "trend":
-            a.labels = [lab for lab, _ in pairs]
-            listed = ", ".join(f"{lab} {_fmt(k, v)}" for lab, v in pairs[-12:] if v is not None)
-            a.text = f"{k.label}{scope} by {grain} {when}: {listed}."
-            return _finish(a, note, as_of)
         if grain in ("week", "month", "quarter", "year"):
             first = kpis.floor_period(q.start, grain)
             last_end = kpis.next_period(kpis.floor_period(q.end - timedelta(seconds=1), grain), grain)
             if first < q.start or last_end > q.end:
                 edge = f"{grain}s at the edges of the period count only their days inside it"
                 note = f"{note} Note: {edge}." if note else f"Note: {edge}."
+        if reading.shape == "trend":
+            a.labels = [lab for lab, _ in pairs]
+            listed = ", ".join(f"{lab} {_fmt(k, v)}" for lab, v in pairs[-12:] if v is not None)
+            a.text = f"{k.label}{scope} by {grain} {when}: {listed}."
+            return _finish(a, note, as_of)
         valid = [(lab, v) for lab, v in pairs if v is not None and not math.isnan(v)]
         ranked = sorted(valid, key=lambda p: p[1], reverse=reading.order != "asc")[: reading.top_n]
         a.labels = [lab for lab, _ in ranked]

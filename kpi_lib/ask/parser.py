@@ -1519,6 +1519,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r.shape = "trend"
         r.question = Question(**{**base, "grain": time_grain})
         return r
+    if time_grain in ("quarter", "year"):  # "revenue by quarter 2025": one total per quarter
+        r.shape, r.rank_grain = "trend", time_grain
+        r.question = Question(**{**base, "grain": "total"})
+        return r
     if rank_dir and not by_dims:
         return r.refuse(
             "clarify",
