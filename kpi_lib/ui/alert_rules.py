@@ -69,53 +69,53 @@ class RulesPage:
         }
         self.rule_id: int | None = None
         w = pn.widgets
-        self.pick = w.Select(name="Rule", options=[NEW], value=NEW, width=300)
-        self.name = w.TextInput(name="Name", placeholder="e.g. Big day in Europe", width=300)
-        self.kpi = w.Select(name="KPI", options=self.kpis, width=300)
-        self.dim = w.Select(name="Filter by", options=[NONE, *DIMENSIONS], width=145)
-        self.value = w.TextInput(name="Filter value", placeholder="e.g. Europe", width=145)
+        self.pick = w.Select(label="Rule", options=[NEW], value=NEW, width=300)
+        self.name = w.TextInput(label="Name", placeholder="e.g. Big day in Europe", width=300)
+        self.kpi = w.Select(label="KPI", options=self.kpis, width=300)
+        self.dim = w.Select(label="Filter by", options=[NONE, *DIMENSIONS], width=145)
+        self.value = w.TextInput(label="Filter value", placeholder="e.g. Europe", width=145)
         self.grain = w.Select(
-            name="Grain", options={"Hour": "hour", "Day": "day", "Week": "week"}, value="day", width=145
+            label="Grain", options={"Hour": "hour", "Day": "day", "Week": "week"}, value="day", width=145
         )
         self.condition = w.Select(
-            name="Condition",
+            label="Condition",
             options={v: k for k, v in thresholds.CONDITIONS.items()},
             value="above",
             width=300,
         )
         self.threshold = w.TextInput(
-            name="Threshold (a value, or % for a change)", placeholder="e.g. 10000", width=300
+            label="Threshold (a value, or % for a change)", placeholder="e.g. 10000", width=300
         )
         self.compare = w.Select(
-            name="Compare with", options={v: k for k, v in thresholds.COMPARES.items()}, width=300
+            label="Compare with", options={v: k for k, v in thresholds.COMPARES.items()}, width=300
         )
-        self.min_volume = w.TextInput(name="Minimum orders per period", value="0", width=145)
-        self.severity = w.Select(name="Severity", options=list(SEVERITIES), value="medium", width=145)
+        self.min_volume = w.TextInput(label="Minimum orders per period", value="0", width=145)
+        self.severity = w.Select(label="Severity", options=list(SEVERITIES), value="medium", width=145)
         self.sensitivity = w.Select(
-            name="Anomaly sensitivity", options=list(thresholds.SENSITIVITIES), value="medium", width=145
+            label="Anomaly sensitivity", options=list(thresholds.SENSITIVITIES), value="medium", width=145
         )
-        self.quiet_from = w.TextInput(name="Quiet hours from", placeholder="22:00", width=145)
-        self.quiet_until = w.TextInput(name="Quiet hours until", placeholder="07:00", width=145)
+        self.quiet_from = w.TextInput(label="Quiet hours from", placeholder="22:00", width=145)
+        self.quiet_until = w.TextInput(label="Quiet hours until", placeholder="07:00", width=145)
         self.maintenance = w.TextAreaInput(
-            name="Maintenance windows (one per line: start to end)",
+            label="Maintenance windows (one per line: start to end)",
             placeholder="2026-03-01 00:00 to 2026-03-01 06:00",
             width=300,
             height=70,
         )
-        self.snooze = w.TextInput(name="Snoozed until", placeholder="2026-03-01 07:00", width=300)
-        self.enabled = w.Checkbox(name="Enabled", value=True)
-        self.preview_btn = w.Button(name="Preview", button_type="primary", width=95)
-        self.save_btn = w.Button(name="Save", button_type="success", width=95)
-        self.delete_btn = w.Button(name="Delete", button_type="danger", width=95)
+        self.snooze = w.TextInput(label="Snoozed until", placeholder="2026-03-01 07:00", width=300)
+        self.enabled = w.Checkbox(label="Enabled", value=True)
+        self.preview_btn = w.Button(label="Preview", color="primary", width=95)
+        self.save_btn = w.Button(label="Save", color="success", width=95)
+        self.delete_btn = w.Button(label="Delete", color="danger", width=95)
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")
         self.preview_text = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["kpi-preview"])
         self.chart = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=320)
         self.table = pn.pane.HTML("", sizing_mode="stretch_width")
         self.history = pn.pane.HTML("", sizing_mode="stretch_width")
         self.fired = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.incident = w.TextInput(name="Incident #", placeholder="e.g. 12", width=90)
-        self.incident_until = w.TextInput(name="Snooze it until", placeholder="2026-03-01 07:00", width=160)
-        self.incident_btn = w.Button(name="Snooze incident", width=130, align="end")
+        self.incident = w.TextInput(label="Incident #", placeholder="e.g. 12", width=90)
+        self.incident_until = w.TextInput(label="Snooze it until", placeholder="2026-03-01 07:00", width=160)
+        self.incident_btn = w.Button(label="Snooze incident", width=130, align="end")
         self.incident_btn.on_click(lambda _: self.snooze_incident())
         self.preview_btn.on_click(lambda _: self.preview())
         self.save_btn.on_click(lambda _: self.save())

@@ -21,12 +21,12 @@ class AskBox:
     def __init__(self, user: auth.User) -> None:
         self.user = user
         self.input = pn.widgets.TextInput(
-            name="",
+            label="",
             placeholder="Ask: revenue in Europe last month · top 5 products by units this year · why did orders drop yesterday?",
             sizing_mode="stretch_width",
             css_classes=["kpi-ask-input"],
         )
-        self.button = pn.widgets.Button(name="Ask", button_type="primary", width=90)
+        self.button = pn.widgets.Button(label="Ask", color="primary", width=90)
         self.hints = pn.pane.HTML(
             "", sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#6e7781"}
         )

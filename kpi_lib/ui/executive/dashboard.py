@@ -127,9 +127,9 @@ class ExecutiveDashboard(param.Parameterized):
         defs = {k.name: k for k in self.tile_kpis}
         self.tiles = pn.pane.HTML("", sizing_mode="stretch_width", name="tiles")
         self.kpi_select = pn.widgets.Select.from_param(
-            self.param.kpi, name="KPI", options={k.label: k.name for k in defs.values()}, width=220
+            self.param.kpi, label="KPI", options={k.label: k.name for k in defs.values()}, width=220
         )
-        self.dates = pn.widgets.DateRangePicker(name="Dates", value=(self.start, self.end), width=220)
+        self.dates = pn.widgets.DateRangePicker(label="Dates", value=(self.start, self.end), width=220)
         self.dates.param.watch(self._on_dates, "value")
         self.selects = {}
         for dim in DIMENSIONS:
@@ -138,7 +138,7 @@ class ExecutiveDashboard(param.Parameterized):
             except Exception:  # an empty warehouse has no values yet
                 values = []
             w = pn.widgets.Select(
-                name=dim.capitalize(), options=[ALL, *values], value=getattr(self, dim), width=220
+                label=dim.capitalize(), options=[ALL, *values], value=getattr(self, dim), width=220
             )
             w.link(self, value=dim)
             self.selects[dim] = w
@@ -164,7 +164,7 @@ class ExecutiveDashboard(param.Parameterized):
             callback=functools.partial(exports.csv, self),
             filename="kpi_breakdown.csv",
             label="Table as CSV",
-            button_type="primary",
+            color="primary",
             width=220,
         )
         self.xlsx = pn.widgets.FileDownload(
@@ -473,11 +473,11 @@ class ExecutiveDashboard(param.Parameterized):
         path = list(self.drill_path().items())
         if path != self._crumbs_path or not self.breadcrumb.objects:  # live redraws keep the buttons
             self._crumbs_path = path
-            crumbs = [pn.widgets.Button(name="All", button_type="light", width=90)]
+            crumbs = [pn.widgets.Button(label="All", color="light", width=90)]
             crumbs[0].on_click(lambda _e: self.param.update(drill=""))
             for i, (_dim, value) in enumerate(path):
                 b = pn.widgets.Button(
-                    name=f"› {value}", button_type="light", width=max(90, 9 * len(value) + 30)
+                    label=f"› {value}", color="light", width=max(90, 9 * len(value) + 30)
                 )
                 keep = "|".join(f"{d}:{v}" for d, v in path[: i + 1])
                 b.on_click(lambda _e, keep=keep: self.param.update(drill=keep))
