@@ -476,9 +476,7 @@ class ExecutiveDashboard(param.Parameterized):
             crumbs = [pn.widgets.Button(label="All", color="light", width=90)]
             crumbs[0].on_click(lambda _e: self.param.update(drill=""))
             for i, (_dim, value) in enumerate(path):
-                b = pn.widgets.Button(
-                    label=f"› {value}", color="light", width=max(90, 9 * len(value) + 30)
-                )
+                b = pn.widgets.Button(label=f"› {value}", color="light", width=max(90, 9 * len(value) + 30))
                 keep = "|".join(f"{d}:{v}" for d, v in path[: i + 1])
                 b.on_click(lambda _e, keep=keep: self.param.update(drill=keep))
                 crumbs.append(b)
