@@ -1117,3 +1117,8 @@ def test_by_quarter_or_year_is_a_series_not_the_total():
         "year",
     )
     assert read("revenue by year 2025").shape == "value"  # one year by year is one value
+
+
+def test_customer_lifetime_value_is_declined_not_read_as_customers_over_all_time():
+    r = read("customer lifetime value in Europe")  # answered as active customers, all time, once
+    assert r.status == "decline" and r.question is None and "lifetime value" in r.reason

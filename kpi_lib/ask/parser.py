@@ -604,9 +604,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
-    # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period)
+    # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period;
+    # "customer lifetime value" is a measure the catalog does not define)
     t = re.sub(
-        r"\b(?:lifetime|since (?:launch|inception|day one|the (?:very )?(?:beginning|start)(?! of)"
+        r"\b(?:lifetime(?! value)|since (?:launch|inception|day one|the (?:very )?(?:beginning|start)(?! of)"
         r"|we (?:started|opened|launched)|records began))\b",
         "all time",
         t,
