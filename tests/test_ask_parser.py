@@ -1122,3 +1122,23 @@ def test_by_quarter_or_year_is_a_series_not_the_total():
 def test_customer_lifetime_value_is_declined_not_read_as_customers_over_all_time():
     r = read("customer lifetime value in Europe")  # answered as active customers, all time, once
     assert r.status == "decline" and r.question is None and "lifetime value" in r.reason
+
+
+def test_seventh_unseen_set_readings():
+    r = read("Books revenue last month versus the month prior")
+    assert (r.shape, f"{r.compare_to.start:%Y-%m-%d}") == ("compare", "2026-01-01"), r.reason
+    r = read("orders from the 1st of last month to yesterday")
+    assert (f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == ("2026-02-01", "2026-03-18"), (
+        r.reason
+    )
+    r = read("net sales, Electronics + Books, 2025")
+    assert {d: set(v) for d, v in r.question.where_dict.items()} == {"category": {"Electronics", "Books"}}
+    r = read("ticket size for marketplace orders in February")  # 'orders' says whose ticket size
+    assert (r.status, r.question.kpi, r.question.where_dict) == (
+        "answer",
+        "aov",
+        {"channel": ("Marketplace",)},
+    )
+    assert read("AOV and orders last month").status == "clarify"  # two KPIs, really
+    r = read("regions sorted by AOV ascending, 2025")
+    assert (r.shape, r.question.by, r.question.order) == ("breakdown", ("region",), "asc"), r.reason

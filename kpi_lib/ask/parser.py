@@ -113,7 +113,7 @@ DESC_WORDS = {
 RANK_WORDS = (
     ASC_WORDS
     | DESC_WORDS
-    | {"rank", "ranked", "ranking", "selling", "performing", "seller", "sellers", "popular"}
+    | {"rank", "ranked", "ranking", "sort", "sorted", "selling", "performing", "seller", "sellers", "popular"}
 )
 # "across / in / from all channels": one total over every value, not a breakdown ("list all
 # regions" still lists them)
@@ -604,6 +604,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
+    t = re.sub(r"(?<=[a-z]) ?\+ ?(?=[a-z])", " and ", t)  # "Electronics + Books": both
     # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period;
     # "customer lifetime value" is a measure the catalog does not define)
     t = re.sub(
@@ -1164,6 +1165,16 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             if re.search(r"\bhow many\b", joined) and re.search(r"\b(sell|sold|ship|shipped)\b", joined):
                 choices = [lex.kpis[k].label for k in ("units", "orders") if k in lex.kpis]
             return r.refuse("clarify", f"Which KPI do you mean? The question does not name {what}.", choices)
+    if len(names) > 1:
+        # "AOV for marketplace orders", "revenue from web orders": a KPI word right after a value
+        # names what the other KPI is about, not a second KPI
+        qualifying = {
+            name
+            for i, name in kpis_found
+            if i and toks[i - 1].role == "member" and any(other != name for _, other in kpis_found)
+        }
+        if 0 < len(qualifying) < len(names):
+            names = [n for n in names if n not in qualifying]
     if len(names) > 1:
         return r.refuse(
             "clarify",

@@ -415,10 +415,14 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         add(m, Period(start, start + timedelta(weeks=1), "week", m.group(0)))
     # --- between / from ... to ----------------------------------------------------------------
     day_pat = rf"(?:\d{{4}}-\d\d-\d\d|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}|{_DAYNUM} (?:of )?(?:{_MON})(?: {_YEAR})?|(?:{_MON}) {_DAYNUM}(?:,? {_YEAR})?)"
-    for m in each(rf"\b(?:between|from) ({day_pat}) (?:and|to|until|till|through|-) ({day_pat})\b"):
-        a, b = _absolute_day(m.group(1), today, problems), _absolute_day(m.group(2), today, problems)
-        if a and b and b >= a:
-            add(m, Period(a, b + timedelta(days=1), "span", m.group(0)))
+    for m in each(
+        rf"\b(?:between|from) ({day_pat}) (?:and|to|until|till|through|-) ({day_pat}|yesterday|today)\b"
+    ):
+        a = _absolute_day(m.group(1), today, problems)
+        said = {"today": today, "yesterday": today - timedelta(days=1)}
+        b = said.get(m.group(2)) or _absolute_day(m.group(2), today, problems)
+        if a and b and b >= a:  # "from 1 November to yesterday": both days included
+            add(m, Period(a, b + timedelta(days=1), "span", m.group(0), so_far=b >= today))
     # "between 3 and 10 May", "3-10 May 2026", "May 3 to 10": one month named once
     for m in each(
         rf"\b(?:(?:between|from) )?({_DAYNUM}) ?(?:and|to|until|till|through|-) ?({_DAYNUM}) (?:of )?({_MON})(?:,? ({_YEAR}))?\b"
@@ -722,7 +726,7 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
     ):
         add(m, Period(today, tomorrow, m.group(1), m.group(0), relative="before"))
     for m in each(
-        r"\b(?:the )?(?:(day|week|month|quarter|year|period) before|(?:previous|prior|preceding) (day|week|month|quarter|year|period))\b"
+        r"\b(?:the )?(?:(day|week|month|quarter|year|period) (?:before|prior)|(?:previous|prior|preceding) (day|week|month|quarter|year|period))\b"
     ):
         add(m, Period(today, tomorrow, m.group(1) or m.group(2), m.group(0), relative="before"))
     # --- relative -----------------------------------------------------------------------------
