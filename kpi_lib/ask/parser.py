@@ -604,7 +604,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
-    t = re.sub(r"(?<=[a-z]) ?\+ ?(?=[a-z])", " and ", t)  # "Electronics + Books": both
+    t = re.sub(r"(?<=[a-z]) \+ (?=[a-z])", " and ", t)  # "Electronics + Books": both ("C+ Serum" is a name)
     # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period;
     # "customer lifetime value" is a measure the catalog does not define)
     t = re.sub(
