@@ -138,7 +138,6 @@ def test_comparisons(text, a, b):
         ("revenue and orders last month", "clarify"),
         ("revenue on 03/04/2025", "clarify"),  # 3 April or 4 March
         ("revenue this month vs last month", "clarify"),  # 18 days against a whole month
-        ("revenue last week on monday", "clarify"),
         ("What day of the week has the most orders?", "decline"),
         ("active customers in Electronics last month", "decline"),
         ("revenue where 1=1", "decline"),
@@ -1142,3 +1141,18 @@ def test_seventh_unseen_set_readings():
     assert read("AOV and orders last month").status == "clarify"  # two KPIs, really
     r = read("regions sorted by AOV ascending, 2025")
     assert (r.shape, r.question.by, r.question.order) == ("breakdown", ("region",), "asc"), r.reason
+
+
+def test_a_weekday_of_last_or_this_week():
+    for text, day in (
+        ("revenue last week on monday", "2026-03-09"),  # was asked back: two periods
+        ("orders on Tuesday last week", "2026-03-10"),
+        ("units on Monday this week", "2026-03-16"),
+    ):
+        r = read(text)
+        assert r.status == "answer" and r.shape == "value", (text, r.reason)
+        assert (f"{r.question.start:%Y-%m-%d}", (r.question.end - r.question.start).days) == (day, 1), text
+    assert read("orders on Friday this week").status == "clarify"  # T is a Wednesday: not yet
+    test_comparisons(
+        "revenue Monday vs Tuesday last week", ("2026-03-09", "2026-03-10"), ("2026-03-10", "2026-03-11")
+    )

@@ -492,6 +492,27 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             a = b - timedelta(days=wd2 - wd1)
         if a <= today:
             add(m, Period(a, min(b, today) + timedelta(days=1), "span", m.group(0), so_far=b >= today))
+    # "Monday vs Tuesday last week": the week said once is both days' week
+    week_of = r"(?:of )?(last|this|the previous|previous) week"
+    for m in each(rf"\b({_WD}) (vs|versus|and|or|compared (?:with|to)) ({_WD}),? {week_of}\b"):
+        days = [_day_of_week(WEEKDAYS[m.group(g)], m.group(4), today) for g in (1, 3)]
+        if all(days):
+            for d, (a, b) in zip(days, ((m.start(1), m.end(1)), (m.start(3), m.end())), strict=True):
+                found.append(
+                    Found(Period(d, d + timedelta(days=1), "day", f"{d:%A} {m.group(4)} week"), (a, b))
+                )
+            add(m, None)
+    # "on Monday last week", "last week on Monday": that week's Monday (not the latest Monday)
+    for m in each(
+        rf"\b(?:on )?({_WD}),? {week_of}\b|\b(last|this|the previous|previous) week(?:'s)?,? (?:on )?({_WD})\b"
+    ):
+        wd, which = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        d = _day_of_week(WEEKDAYS[wd], which, today)
+        if d is None:
+            problems.append(f"{wd.capitalize()} this week has not come yet")
+            add(m, None)
+        else:
+            add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
     # --- weekends and the days retail is asked about ---------------------------------------------
     for m in each(rf"\b(?:the )?weekend (?:of|starting|beginning|commencing)(?: on)? ({day_pat})\b"):
         d = _absolute_day(m.group(1), today, problems)
@@ -914,6 +935,15 @@ def _back(start: datetime, unit: str) -> datetime:
         return start - timedelta(weeks=1)
     months = {"month": 1, "quarter": 3, "year": 12}[unit]
     return add_months(start, -months)
+
+
+def _day_of_week(weekday: int, which: str, today: datetime) -> datetime | None:
+    """That weekday of this week or the last (None: this week's has not come yet)."""
+    monday = floor_period(today, "week")
+    if which != "this":
+        monday -= timedelta(weeks=1)
+    d = monday + timedelta(days=weekday)
+    return d if d <= today else None
 
 
 def _absolute_day(text: str, today: datetime, problems: list[str]) -> datetime | None:
