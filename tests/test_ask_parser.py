@@ -1139,6 +1139,7 @@ def test_seventh_unseen_set_readings():
         {"channel": ("Marketplace",)},
     )
     assert read("AOV and orders last month").status == "clarify"  # two KPIs, really
+    assert read("units of Electronics returns last month").status == "clarify"  # only "orders" qualifies
     r = read("regions sorted by AOV ascending, 2025")
     assert (r.shape, r.question.by, r.question.order) == ("breakdown", ("region",), "asc"), r.reason
 

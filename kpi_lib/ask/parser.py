@@ -1166,12 +1166,16 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 choices = [lex.kpis[k].label for k in ("units", "orders") if k in lex.kpis]
             return r.refuse("clarify", f"Which KPI do you mean? The question does not name {what}.", choices)
     if len(names) > 1:
-        # "AOV for marketplace orders", "revenue from web orders": a KPI word right after a value
-        # names what the other KPI is about, not a second KPI
+        # "AOV for marketplace orders", "revenue from web orders": "orders" right after a value
+        # names the orders the other KPI is about, not a second KPI ("Electronics returns" would
+        # be a different measure, so only orders)
         qualifying = {
             name
             for i, name in kpis_found
-            if i and toks[i - 1].role == "member" and any(other != name for _, other in kpis_found)
+            if name == "orders"
+            and i
+            and toks[i - 1].role == "member"
+            and any(o != name for _, o in kpis_found)
         }
         if 0 < len(qualifying) < len(names):
             names = [n for n in names if n not in qualifying]
