@@ -1157,3 +1157,11 @@ def test_a_weekday_of_last_or_this_week():
     test_comparisons(
         "revenue Monday vs Tuesday last week", ("2026-03-09", "2026-03-10"), ("2026-03-10", "2026-03-11")
     )
+
+
+def test_or_across_two_dimensions_is_asked_back_not_answered_as_and():
+    assert read("revenue for Europe or web last month").status == "clarify"  # was Europe AND web
+    r = read("revenue in Europe and Web last month")
+    assert r.question.where_dict == {"region": ("Europe",), "channel": ("Web",)}
+    r = read("orders from Europe or North America yesterday")  # one dimension: either is a filter
+    assert set(r.question.where_dict["region"]) == {"Europe", "North America"}

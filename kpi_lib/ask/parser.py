@@ -1117,6 +1117,16 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r.understood.append(
             (raw, f"{'excluding' if excluded else ''} {lex.dim_labels[d].lower()} = {v}".strip())
         )
+    # "Europe or web": either one, across two dimensions, is no filter I can apply (both at once is
+    # "Europe and web"); asked back rather than answered for the web orders in Europe
+    named = [(first, last, next(iter(o))[0]) for first, last, o, _ in members_found if len(o) == 1]
+    for (_, l1, d1), (f2, _, d2) in zip(named, named[1:], strict=False):
+        if d1 != d2 and any(toks[j].word == "or" for j in range(l1 + 1, f2)):
+            return r.refuse(
+                "clarify",
+                f"'or' across {lex.dim_labels[d1].lower()} and {lex.dim_labels[d2].lower()} asks for either "
+                "one, which I cannot filter on; ask for each, or for both at once with 'and'.",
+            )
     for k, _ in dims_found:
         if k and toks[k - 1].word in ("all", "every") and k + 1 < n and toks[k + 1].role == "exclude":
             used_dims_as_label.add(k)  # "all regions except Europe": one total without Europe
