@@ -165,8 +165,6 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             )
         a.formatted = f"{a.change_pct:+.1f}%" if a.change_pct is not None else _fmt(k, va)
         return _finish(a, note, as_of)
-    if reading.shape == "rank_change":
-        return _rank_change(a, reading, k, lex, scope, when, masked, note, as_of)
     if reading.shape == "share":
         part = kpis.query(q, as_of=as_of)
         whole = kpis.query(reading.compare_to, as_of=as_of)
@@ -307,79 +305,6 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
                 a.text += _whole_periods_note(valid, ranked, q, grain, lex, k)
         return _finish(a, note, as_of)
     return _refuse(a, "decline", "I cannot answer questions of that shape yet.")
-
-
-def _rank_change(a, reading, k, lex, scope: str, when: str, masked: bool, note: str, as_of) -> Answer:
-    """Each slice's change against the other period, ranked by the change in the KPI's own units
-    (a percent ranking puts the smallest slices first); the percent is given beside it."""
-    q, qb = reading.question, reading.compare_to
-    dim = q.by[0]
-    out_b, _ = _coverage(lex, qb.start, qb.end)
-    if out_b:
-        return _refuse(a, "decline", out_b)
-    now, before = kpis.query(q, as_of=as_of), kpis.query(qb, as_of=as_of)
-    _provenance(a, now, before)
-    a.compare_spec = qb.to_dict()
-
-    def values(r) -> dict[str, float]:
-        return {str(x): float(v) for x, v in zip(r.df[dim], r.df["value"], strict=True) if pd.notna(v)}
-
-    va, vb = values(now), values(before)
-    # a slice missing from one period had none of a sum or count there; a ratio has no value to compare
-    names = set(va) | set(vb) if k.additive else set(va) & set(vb)
-    rows = [(n, va.get(n, 0.0), vb.get(n, 0.0)) for n in names]
-    rows.sort(key=lambda r_: (r_[1] - r_[2], r_[0]), reverse=reading.order != "asc")
-    if reading.top_n:
-        rows = rows[: reading.top_n]
-    a.rows = [
-        {
-            dim: n,
-            "value": v,
-            "previous": b,
-            "change": v - b,
-            "change_pct": (v / b - 1) * 100 if b else None,
-        }
-        for n, v, b in rows
-    ]
-    label = lex.dim_labels.get(dim, dim).lower()
-    against = reading.period_b.describe()
-    what = "fall" if reading.order == "asc" else "rise"
-    if masked:
-        for row in a.rows:
-            for key in ("value", "previous", "change", "change_pct"):
-                row[key] = auth.MASK
-        a.rows = sorted(a.rows, key=lambda row: row[dim])  # the order would tell the ranking
-        return _masked(
-            a,
-            k,
-            f"The change in {k.label.lower()} by {label}{scope} {when} against {against}",
-            keep_rows=True,
-        )
-    a.labels = [n for n, _, _ in rows]
-    if not rows:
-        a.text = f"No {label} has a {k.label.lower()} value{scope} in both periods."
-        return _finish(a, note, as_of)
-    from .why import _signed
-
-    def pct(v: float, b: float) -> str:
-        p_ = (v / b - 1) * 100
-        return f"{'+' if p_ >= 0 else '−'}{abs(p_):.1f}%, "
-
-    listed = "; ".join(
-        f"{n} {_signed(k, v - b, ratio=not k.additive)} ({pct(v, b) if b and k.additive else ''}"
-        f"{_fmt(k, v)} from {_fmt(k, b)})"
-        for n, v, b in rows
-    )
-    if reading.top_n:
-        few = f"{label}" if len(rows) == 1 else f"{len(rows)} {plural(label)}"
-        head = f"The {few} with the largest {what} in {k.label.lower()}{scope} {when} against {against}"
-    else:
-        head = f"{k.label}{scope} by {label} {when} against {against}, largest {what} first"
-    # ranked by the change in the KPI's units: by percent, the smallest slices would lead
-    a.text = f"{head} (ranked by the change, not the percent): {listed}."
-    if len(rows) == 1:
-        a.value, a.formatted = rows[0][1] - rows[0][2], rows[0][0]
-    return _finish(a, note, as_of)
 
 
 def _period_start(label: str, grain: str) -> datetime:

@@ -1428,25 +1428,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             and not (i_ and toks[i_ - 1].word in ("broken", "break", "breaking"))
         )
     ]
-    falling = {"drop", "dropped", "fall", "fell", "decrease", "decreased", "decline", "declined", "down"}
-    if changed and not why and len(by_dims) == 1 and not time_grain and not r.whole_data:
-        # "which region grew most", "top 3 products by revenue drop": each slice's change against
-        # the period before (or the one named), ranked by the change in the KPI's own units
-        dim = by_dims[0]
-        at = next(k for k, d in dims_found if d == dim)
-        plural = toks[at].word != sing[at] and not toks[at].word.endswith("'s")  # "region's AOV": one
-        against = period_b or timephrases.shifted(period_a, "before")
-        r.shape, r.period_b = "rank_change", against
-        r.order = "asc" if (any(w in falling for w in changed) != (rank_dir == "asc")) else "desc"
-        # "top 3 regions by growth": 3; "which region grew most": 1; "revenue growth by channel": all
-        r.top_n = top_n or ((5 if plural else 1) if rank_dir or which else 0)
-        both = dict(kpi=kpi.name, grain="total", by=(dim,), where=where, exclude=exclude)
-        r.question = Question(**both, start=period_a.start, end=period_a.end)
-        r.compare_to = Question(**both, start=against.start, end=against.end)
-        return r
     if changed and not why and (by_dims or rank_dir or time_grain):
-        # "revenue growth by month", "which day grew most": changes between periods of a series,
-        # which is not what a ranking or breakdown of one period's values would show
+        # "which region grew most", "revenue growth by region": a ranking of changes between two
+        # periods, which is not what a ranking or breakdown of one period's values would show
         return r.refuse(
             "decline",
             f"'{changed[0]}' {'by ' + by_dims[0] if by_dims else 'in a ranking'} would rank changes between two periods, "

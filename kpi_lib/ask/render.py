@@ -71,7 +71,7 @@ def card_html(a: Answer, with_css: bool = True) -> str:
         body = "".join(
             "<tr>"
             + "".join(
-                f"<td>{_e(_cell(r.get(k), _COLUMN_FORMATS.get(k, fmt if k in _KPI_COLUMNS else None)))}</td>"
+                f"<td>{_e(_cell(r.get(k), _COLUMN_FORMATS.get(k, fmt if k == 'value' else None)))}</td>"
                 for k in keys
             )
             + "</tr>"
@@ -116,9 +116,7 @@ def _value_format(kpi: str | None):
         return None
 
 
-# a breakdown's shares of the whole; a ranking of changes' percent (the amounts use the KPI's format)
-_COLUMN_FORMATS = {"share": lambda v: f"{v:.1%}", "change_pct": lambda v: f"{v:+.1f}%"}
-_KPI_COLUMNS = ("value", "previous", "change")
+_COLUMN_FORMATS = {"share": lambda v: f"{v:.1%}"}  # a breakdown's shares of the whole
 
 
 def _cell(v, fmt=None) -> str:
