@@ -21,7 +21,7 @@ from bokeh.plotting import figure
 from .. import auth, kpis, thresholds
 from ..errors import KpiError
 from ..thresholds.spec import DIMENSIONS, SEVERITIES
-from . import bokeh_speedups
+from . import bokeh_speedups, page_resources
 
 log = logging.getLogger(__name__)
 bokeh_speedups.install()  # this page shares the Panel worker with the executive page
@@ -405,6 +405,7 @@ def app() -> pn.viewable.Viewable:
     # only inside a user's session: set at warm-up, the theme would be every page's default
     pn.config.theme = "dark"
     pn.extension()
+    page_resources.stylesheets_from_this_server()
     if not user.can_edit_rules:
         return pn.pane.HTML("<h2>Not allowed</h2><p>Only admins and analysts may edit alert rules.</p>")
     try:

@@ -58,6 +58,20 @@ def trimmed(bundle, roots):
     return bundle
 
 
+def stylesheets_from_this_server() -> None:
+    """Tell this session's document where Panel's component stylesheets live, before any component
+    is rendered. Panel sets it only when it writes the HTML, and a stylesheet rendered against a
+    document without it points at Panel's CDN, which the pages' policy blocks (an alert-rules page
+    opened after the first one in a worker asked cdn.holoviz.org for 145 stylesheets)."""
+    import panel as pn
+    from panel.io.resources import LOCAL_DIST
+
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        rel = pn.state.rel_path
+        doc.template_variables.setdefault("dist_url", f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST)
+
+
 def install() -> None:
     """Wrap the bundle Panel's server writes into a page (idempotent; in a Panel worker)."""
     global _installed

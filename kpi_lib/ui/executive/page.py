@@ -9,7 +9,6 @@ import logging
 from pathlib import Path
 
 import panel as pn
-from panel.io.resources import LOCAL_DIST
 
 from ... import auth
 from ...errors import AuthError
@@ -102,13 +101,8 @@ def app() -> pn.viewable.Viewable:
     dark = (args.get("theme") or [b""])[0].decode() == "dark"
     pn.config.theme = "dark" if dark else "default"
     pn.extension()  # this page uses no optional extension: none of their JavaScript is sent
+    page_resources.stylesheets_from_this_server()
     doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None:
-        # where Panel's component stylesheets live, known before any component is rendered: Panel
-        # sets it only when it writes the HTML, and a stylesheet rendered against a document
-        # without it points at Panel's CDN (which the page may not load)
-        rel = pn.state.rel_path
-        doc.template_variables.setdefault("dist_url", f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST)
     try:
         dash = ExecutiveDashboard(dark=dark)
     except AuthError as exc:  # no verified user (Panel's warm-up run, or a request around the front door)
