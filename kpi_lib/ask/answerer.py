@@ -257,15 +257,15 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             a.text = f"{k.label}{scope} by {label} {when}: {listed}{more}."
         if reading.difference and len(pairs) == 2 and reading.shape == "breakdown":
             (hi_lab, hi), (lo_lab, lo) = sorted(pairs, key=lambda p: p[1], reverse=True)
-            gap = f"{(hi - lo) * 100:.1f} points" if k.format.endswith("%") else _fmt(k, hi - lo)
+            gap = f"{(hi - lo) * 100:.1f} points" if k.is_percent else _fmt(k, hi - lo)
             a.value, a.formatted = hi - lo, gap
             a.text += f" The difference is {gap}: {hi_lab} is higher" + (
-                f" by {(hi / lo - 1):.1%}." if lo > 0 and not k.format.endswith("%") else "."
+                f" by {(hi / lo - 1):.1%}." if lo > 0 and not k.is_percent else "."
             )
         if whole:
             a.text += f" Shares are of the total, {_fmt(k, whole)}."
-            if sum(v for _, v in full_pairs) > whole * 1.005:
-                a.text += f" One {k.label.lower()[:-1] if k.label.endswith('s') else k.label.lower()} can count in several {plural(label)}, so the shares add up to more than 100%."
+            if sum(v for _, v in full_pairs) > whole * 1.005:  # a distinct count: customers on two channels
+                a.text += f" Some {k.label.lower()} count in several {plural(label)}, so the shares add up to more than 100%."
         return _finish(a, note, as_of)
     if reading.shape in ("rank_time", "trend"):
         grain = reading.rank_grain or q.grain  # a trend by quarter or year has no query grain of its own
