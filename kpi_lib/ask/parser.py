@@ -477,6 +477,12 @@ def _fix_time_typos(t: str, known: set[str]) -> tuple[str, list[tuple[str, str]]
     return re.sub(r"[a-z]+", sub, t), fixed
 
 
+def _present(lex: Lexicon, names) -> list[tuple[str, str]]:
+    """(dimension, value) of each of an alias's or group's ``names`` that the data holds."""
+    wanted = {a.lower() for a in names}
+    return [(d, v) for d, vs in lex.members.items() for v in vs if v.lower() in wanted]
+
+
 def _fix_word_typos(t: str, known: set[str], lex: Lexicon) -> tuple[str, list[tuple[str, str]]]:
     """``t`` with each unknown word of 5+ letters that is within a typo of exactly one word of a
     KPI, dimension, value or alias phrase replaced by it ("oders", "avrage order value", "midle
@@ -717,9 +723,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             i += 1
             continue
         if kind == "group":  # "EMEA": Europe and Middle East & Africa together, each one a filter value
-            present = [
-                (d, v) for d, vs in lex.members.items() for v in vs if v.lower() in {a.lower() for a in what}
-            ]
+            present = _present(lex, what)
             if not present:
                 absent.append((i, size, raw, what))
                 i += 1
@@ -732,9 +736,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             i += size
             continue
         if kind == "alias":
-            present = [
-                (d, v) for d, vs in lex.members.items() for v in vs if v.lower() in {a.lower() for a in what}
-            ]
+            present = _present(lex, what)
             if not present:
                 if size > 1 or raw not in FILLER:  # "us" alone may be the pronoun
                     absent.append((i, size, raw, what))
@@ -1359,8 +1361,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         several = [d for d in where if len(where[d]) > 1]
         grew = [t_.word for t_ in toks if t_.role in (None, "filler") and t_.word in CHANGE_WORDS]
         # "the difference between web and app revenue": their values side by side, and the gap
-        gap_of_values = grew == ["difference"] and between_values and len(several) == 1
-        if gap_of_values:
+        if grew == ["difference"] and between_values and len(several) == 1:
             grew = []
             r.difference = True
         if versus and not yoy and several and grew:

@@ -418,9 +418,7 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
     for m in each(
         rf"\b(?:between|from) ({day_pat}) (?:and|to|until|till|through|-) ({day_pat}|yesterday|today)\b"
     ):
-        a = _absolute_day(m.group(1), today, problems)
-        said = {"today": today, "yesterday": today - timedelta(days=1)}
-        b = said.get(m.group(2)) or _absolute_day(m.group(2), today, problems)
+        a, b = _absolute_day(m.group(1), today, problems), _absolute_day(m.group(2), today, problems)
         if a and b and b >= a:  # "from 1 November to yesterday": both days included
             add(m, Period(a, b + timedelta(days=1), "span", m.group(0), so_far=b >= today))
     # "between 3 and 10 May", "3-10 May 2026", "May 3 to 10": one month named once
@@ -564,10 +562,7 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         rf"\b(?:the )?({_NUM}) (days?|weeks?) (?:ending|ended|to|up to|through|until|till)(?: on)? "
         rf"({day_pat}|yesterday|today)\b"
     ):
-        said = m.group(3)
-        b = {"today": today, "yesterday": today - timedelta(days=1)}.get(said) or _absolute_day(
-            said, today, problems
-        )
+        b = _absolute_day(m.group(3), today, problems)
         if b:
             days = _num(m.group(1)) * (7 if m.group(2).startswith("week") else 1)
             end = b + timedelta(days=1)
@@ -947,6 +942,8 @@ def _day_of_week(weekday: int, which: str, today: datetime) -> datetime | None:
 
 
 def _absolute_day(text: str, today: datetime, problems: list[str]) -> datetime | None:
+    if text in ("today", "yesterday"):  # the end of "from 1 November to yesterday"
+        return today - timedelta(days=1 if text == "yesterday" else 0)
     m = re.fullmatch(r"(\d{1,2})[/.](\d{1,2})[/.](\d{2,4})", text)
     if m:
         a, b, y = int(m[1]), int(m[2]), int(m[3])

@@ -66,13 +66,19 @@ def when_text(ts: Any) -> str:
 series_label = incident_store.series_label
 
 
-def _fmt(incident: Mapping[str, Any]):
+def _kpi(incident: Mapping[str, Any]):
+    """The incident's KPI definition (None when the catalog no longer has it)."""
     from .. import kpis
 
     try:
-        return kpis.get(incident["kpi"]).format_compact
+        return kpis.get(incident["kpi"])
     except KpiError:
-        return lambda v: "–" if v is None else f"{v:,.4g}"
+        return None
+
+
+def _fmt(incident: Mapping[str, Any]):
+    k = _kpi(incident)
+    return k.format_compact if k else (lambda v: "–" if v is None else f"{v:,.4g}")
 
 
 # --- charts -------------------------------------------------------------------------------------
@@ -164,7 +170,7 @@ def change_text(incident: Mapping[str, Any], digits: int = 0) -> str:
     is no percent; '−4.2 pts' for a KPI that is itself a percentage (a margin at -39.5% against
     23.8% expected is not '−266%')."""
     pct, value, expected = incident.get("deviation_pct"), incident.get("value"), incident.get("expected")
-    if _is_percent(incident) and value is not None and expected is not None:
+    if (k := _kpi(incident)) and k.is_percent and value is not None and expected is not None:
         diff = (value - expected) * 100
         if math.isfinite(diff):
             return ("+" if diff > 0 else "−" if diff < 0 else "") + f"{abs(diff):.1f} pts"
@@ -173,15 +179,6 @@ def change_text(incident: Mapping[str, Any], digits: int = 0) -> str:
         if math.isfinite(diff) and diff:
             return ("+" if diff > 0 else "−") + _fmt(incident)(abs(diff))
     return signed_pct(pct, digits)
-
-
-def _is_percent(incident: Mapping[str, Any]) -> bool:
-    from .. import kpis
-
-    try:
-        return kpis.get(incident["kpi"]).is_percent
-    except KpiError:
-        return False
 
 
 def _headline(incident: Mapping[str, Any]) -> str:
