@@ -498,3 +498,18 @@ def test_revenue_by_quarter_is_each_quarters_total(as_of):
         start = datetime(year, 3 * i + 1, 1)
         truth = kpis.query("revenue", "total", start=start, end=kpis.add_months(start, 3), as_of=as_of).value
         assert row["value"] == pytest.approx(truth)
+
+
+def test_a_rates_move_between_two_months_is_a_change_told_in_points(as_of):
+    before, after = month_start(as_of, 2), month_start(as_of, 1)
+    a = ask(
+        f"by how much did the return rate move from {before:%B %Y} to {after:%B %Y}",
+        as_of=as_of,
+        user=ANALYST,
+    )
+    cur = kpis.query("return_rate", "total", start=after, end=month_start(as_of)).value
+    prev = kpis.query("return_rate", "total", start=before, end=after).value
+    assert a.status == "answer" and a.change_pct == pytest.approx((cur / prev - 1) * 100)
+    # 'down 9.3%' of a 5.2% rate reads as 9.3 points: the points come first
+    word = "up" if cur >= prev else "down"
+    assert f"{word} {abs(cur - prev) * 100:.1f} points ({abs(a.change_pct):.1f}%)" in a.text, a.text

@@ -1165,3 +1165,91 @@ def test_or_across_two_dimensions_is_asked_back_not_answered_as_and():
     assert r.question.where_dict == {"region": ("Europe",), "channel": ("Web",)}
     r = read("orders from Europe or North America yesterday")  # one dimension: either is a filter
     assert set(r.question.where_dict["region"]) == {"Europe", "North America"}
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        ("Hey, quick one - what were total sales yesterday?", "revenue", "2026-03-17", "2026-03-18", {}),
+        (
+            "orders from N. America last week",
+            "orders",
+            "2026-03-09",
+            "2026-03-16",
+            {"region": ["North America"]},
+        ),
+        ("revnue last mnth", "revenue", "2026-02-01", "2026-03-01", {}),  # a letter left out of 'month'
+        ("sales figures for Oct '25", "revenue", "2025-10-01", "2025-11-01", {}),  # a two-digit year
+        (
+            "units shipped to Asia Pacific customers yesterday",
+            "units",
+            "2026-03-17",
+            "2026-03-18",
+            {"region": ["Asia Pacific"]},
+        ),
+        (
+            "revenue from European customers in February",
+            "revenue",
+            "2026-02-01",
+            "2026-03-01",
+            {"region": ["Europe"]},
+        ),
+        ("what was the AOV in the most recent full month", "aov", "2026-02-01", "2026-03-01", {}),
+        ("revenue for the latest complete week", "revenue", "2026-03-09", "2026-03-16", {}),
+        (
+            "How much did customers in Latin America spend with us last month?",
+            "revenue",
+            "2026-02-01",
+            "2026-03-01",
+            {"region": ["Latin America"]},
+        ),
+        (
+            "Revenue for the period 27/02/2026 to 03/03/2026",
+            "revenue",
+            "2026-02-27",
+            "2026-03-04",
+            {},
+        ),  # day first
+        ("revenue 02/27/2026 to 03/03/2026", "revenue", "2026-02-27", "2026-03-04", {}),  # month first
+        ("orders 2 March to 8 March", "orders", "2026-03-02", "2026-03-09", {}),  # a span without 'from'
+    ],
+)
+def test_eighth_to_tenth_unseen_sets_value_readings(text, kpi, start, end, where):
+    test_value_readings(text, kpi, start, end, where)
+
+
+@pytest.mark.parametrize(
+    "text, a, b",
+    [
+        (
+            "units: 9 Mar week vs 2 Mar week",
+            ("2026-03-09", "2026-03-16"),
+            ("2026-03-02", "2026-03-09"),
+        ),  # was two days
+        # 'move from A to B' compares them: it was answered as one span from October to November
+        (
+            "by how much did the return rate move from October to November",
+            ("2025-11-01", "2025-12-01"),
+            ("2025-10-01", "2025-11-01"),
+        ),
+        ("AOV jumped from December to January", ("2026-01-01", "2026-02-01"), ("2025-12-01", "2026-01-01")),
+        (
+            "compare revenue on 2 Mar to 9 Mar",
+            ("2026-03-02", "2026-03-03"),
+            ("2026-03-09", "2026-03-10"),
+        ),  # as said
+    ],
+)
+def test_eighth_to_tenth_unseen_sets_comparisons(text, a, b):
+    test_comparisons(text, a, b)
+
+
+def test_who_the_orders_or_customers_are_is_not_a_second_kpi_but_and_asks_for_two():
+    r = read("Which two regions ordered the fewest units last week?")  # 'ordered' is the verb
+    assert (r.shape, r.question.kpi, r.question.top, r.question.order) == ("top", "units", 2, "asc"), r.reason
+    assert read("web orders and revenue last month").status == "clarify"  # was web revenue alone
+    assert read("web orders, revenue last month").status == "clarify"
+    assert read("revenue from new customers last month").status == "clarify"  # not defined, not revenue
+    assert read("how much did we spend on marketing last month").status == "decline"
+    assert read("revenue on 03/03/2026").status == "answer"  # the same either way round
+    assert read("revenue on 03/02/2026").status == "clarify"  # 3 Feb or 2 Mar: nothing settles it

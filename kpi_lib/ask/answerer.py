@@ -159,8 +159,14 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             a.text = f"{k.label}{scope} {_was(k)} {_fmt(k, va)} {when}, against {_fmt(k, vb)} {reading.period_b.describe()} (no change in percent: the earlier value is zero)."
         else:
             direction = "up" if va >= vb else "down"
+            # a rate's move in points first: "down 9.3%" of a 5.2% return rate reads as 9.3 points
+            moved = (
+                f"{abs(va - vb) * 100:.1f} points ({abs(a.change_pct):.1f}%)"
+                if k.is_percent
+                else f"{abs(a.change_pct):.1f}%"
+            )
             a.text = (
-                f"{k.label}{scope} {_was(k)} {_fmt(k, va)} {when}, {direction} {abs(a.change_pct):.1f}% "
+                f"{k.label}{scope} {_was(k)} {_fmt(k, va)} {when}, {direction} {moved} "
                 f"from {_fmt(k, vb)} {reading.period_b.phrase()}."
             )
         a.formatted = f"{a.change_pct:+.1f}%" if a.change_pct is not None else _fmt(k, va)

@@ -31,7 +31,8 @@ FILLER = set(
     and or plus also as than then so just only overall total totals in total all altogether
     number amount value level figure figures count sum whole entire exact exactly approximately
     have has had having make made making bring brought came come coming generate generated
-    sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping
+    sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping ordered
+    hey hi hello thanks thank ok okay um question single
     shift shifted shifting
     take taken took earn earned earning receive received see seen look looking like
     kpi metric metrics stat stats statistic statistics data report number's
@@ -202,6 +203,10 @@ _CHANGE = {
     "fell",
     "drop",
     "dropped",
+    "jump",
+    "jumped",
+    "climb",
+    "climbed",
 }
 # Words that ask for a comparison: the change words, plus words that also set two slices side by
 # side ("Apparel vs Books last month") and "% / up / down" ("up or down vs last week").
@@ -443,24 +448,27 @@ def _expand_shorthand(t: str, known: set[str]) -> tuple[str, list[tuple[str, str
     return re.sub(r"[a-z]+", unit, t), expanded
 
 
-# Short time words, fixed only when two neighbouring letters were swapped ("yaer", "mohtn").
+# Short time words, fixed only when two neighbouring letters were swapped ("yaer", "mohtn") or one
+# letter was left out ("mnth").
 SHORT_TIME_WORDS = ("year", "years", "week", "weeks", "month", "months", "today", "days")
 
 
 def _fix_time_typos(t: str, known: set[str]) -> tuple[str, list[tuple[str, str]]]:
     """``t`` with each unknown word of 6+ letters that is one edit from exactly one time word
     (same first letter), or of 4+ letters that is a short time word with two neighbouring letters
-    swapped, replaced by it, and the (typed, read as) pairs."""
+    swapped or one letter left out, replaced by it, and the (typed, read as) pairs."""
     fixed: list[tuple[str, str]] = []
 
     def sub(m: re.Match) -> str:
         w = m.group(0)
         if len(w) < 4 or w in TIME_WORDS or w in known or singular(w) in known:
             return w
-        swapped = [
+        swapped = [  # or with one letter left out ("mnth", "weks")
             x
             for x in SHORT_TIME_WORDS
-            if x[0] == w[0] and sorted(x) == sorted(w) and DamerauLevenshtein.distance(w, x) == 1
+            if x[0] == w[0]
+            and (sorted(x) == sorted(w) or len(x) == len(w) + 1)
+            and DamerauLevenshtein.distance(w, x) == 1
         ]
         if len(swapped) == 1:
             fixed.append((w, swapped[0]))
@@ -610,6 +618,35 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
+    t = re.sub(r"\bquick (?:one|q|question)\b", " ", t)  # "hey, quick one: ..."
+    # "the most recent full month", "the latest complete week": the last whole one
+    t = re.sub(
+        r"\b(?:the )?(?:most recent|latest|last|previous) (?:full|complete|completed|whole|closed) "
+        r"(week|month|quarter|year)\b",
+        r"last \1",
+        t,
+    )
+    # "the 30 Nov week": the week of that day
+    t = re.sub(
+        rf"\b(?:the )?((?:{timephrases._DAYNUM}) (?:{timephrases._MON})|(?:{timephrases._MON}) (?:{timephrases._DAYNUM})) week\b",
+        r"week of \1",
+        t,
+    )
+    # "how much did customers in EMEA spend (with us)": their revenue ("how much did we spend" is not
+    # a KPI, and stays unknown)
+    t = re.sub(
+        r"\bhow much (?:money )?(did|do|does|have|has) (?!we\b|i\b|you\b|the company\b|our company\b)"
+        r"(?:(?:our|the) )?(?:customers?|shoppers?|buyers?|clients?|people)?(?: (?:in|from))? ?(.*?) spen[dt]"
+        r"(?: (?:with|at) us)?\b",
+        r"how much revenue \1 \2 bring",
+        t,
+    )
+    # "Oct '26", "Q3 '25": a year in two digits (the next year at most; older ones in the 1900s)
+    t = re.sub(
+        r"(?<![a-z0-9])'(\d\d)\b",
+        lambda m: f"{20 if int(m.group(1)) <= as_of.year % 100 + 1 else 19}{m.group(1)}",
+        t,
+    )
     t = re.sub(r"(?<=[a-z]) \+ (?=[a-z])", " and ", t)  # "Electronics + Books": both ("C+ Serum" is a name)
     # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period;
     # "customer lifetime value" is a measure the catalog does not define)
@@ -647,6 +684,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     fixed = short + fixed + typos
     t, problems, spelt = timephrases.spell_days_of_month(t, as_of)  # "the 3rd": 3 december 2026
     fixed += spelt
+    t, settled = timephrases.settle_day_order(t)  # "27/11/2026 to 03/12/2026": both day first
+    fixed += settled
     found, more = timephrases.find(t, as_of, fiscal_year_start())
     problems += more
     if problems:
@@ -1178,17 +1217,21 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 choices = [lex.kpis[k].label for k in ("units", "orders") if k in lex.kpis]
             return r.refuse("clarify", f"Which KPI do you mean? The question does not name {what}.", choices)
     if len(names) > 1:
-        # "AOV for marketplace orders", "revenue from web orders": "orders" right after a value
-        # names the orders the other KPI is about, not a second KPI ("Electronics returns" would
-        # be a different measure, so only orders)
-        qualifying = {
-            name
-            for i, name in kpis_found
-            if name == "orders"
-            and i
-            and toks[i - 1].role == "member"
-            and any(o != name for _, o in kpis_found)
-        }
+        # "AOV for marketplace orders", "units shipped to APAC customers": orders or customers right
+        # after a value name whom the KPI before them is about, not a second KPI ("Electronics
+        # returns" would be a different measure, so only these two). "Web orders and revenue" asks
+        # for both.
+        def qualifies(i: int, name: str) -> bool:
+            if name not in ("orders", "customers") or not i or toks[i - 1].role != "member":
+                return False
+            before = [j for j, o in kpis_found if o != name and j < i]
+            return bool(before) and not any(
+                toks[k].word in ("and", "or", "plus", "&", "vs", "versus", "with")
+                or "," in t[toks[k].end : toks[k + 1].start]
+                for k in range(before[-1], i)
+            )
+
+        qualifying = {name for i, name in kpis_found if qualifies(i, name)}
         if 0 < len(qualifying) < len(names):
             names = [n for n in names if n not in qualifying]
     if len(names) > 1:
@@ -1295,6 +1338,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         gap = t[spans[0][1] : spans[1][0]].strip(" ,") if len(spans) == 2 else ""
         if gap in ("over", "on"):  # "revenue Q3 over Q2": the first against the second
             compare_cue = True
+        if gap == "to" and re.search(r"\b(?:move[ds]?|moving|went|go|gone|shift(?:ed)?)\b", joined):
+            compare_cue = True  # "how did the return rate move from May to June": from one to the other
         if (
             (re.search(r"\bfrom\b", joined) and re.search(r"\bto\b", joined))
             or (re.search(r"\bbetween\b", joined) and re.search(r"\band\b", joined))

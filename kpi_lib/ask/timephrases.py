@@ -289,6 +289,39 @@ def spell_days_of_month(text: str, as_of: datetime) -> tuple[str, list[str], lis
     return text, problems, spelt
 
 
+# Words that make "A to B" two periods compared rather than one span
+_COMPARING = (
+    r"\b(?:grow\w*|grew|change\w*|increase\w*|decrease\w*|vs|versus|compar\w*|ris\w*|rose|f[ae]ll\w*|drop\w*"
+    r"|differ\w*|mom|qoq|move[ds]?|went|go(?:ne)?|jump\w*|climb\w*|shift\w*)\b"
+)
+_SLASH_DAY = re.compile(r"(?<![\d/.])(\d{1,2})([/.])(\d{1,2})\2(\d{4}|\d\d)(?![\d/.])")
+
+
+def settle_day_order(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` with each numeric day whose order is open ("03/12/2026") written out, when another
+    day in the same question settles it ("27/11/2026 to 03/12/2026": day first), and the (typed,
+    read as) pairs. Left alone when none settles it or two disagree; the day is then asked back."""
+    days = [(int(m[1]), int(m[3])) for m in _SLASH_DAY.finditer(text)]
+    orders = {"day first" if a > 12 else "month first" for a, b in days if (a > 12) != (b > 12)}
+    if len(orders) != 1:
+        return text, []
+    day_first = orders == {"day first"}
+    settled: list[tuple[str, str]] = []
+
+    def sub(m: re.Match) -> str:
+        a, b, y = int(m[1]), int(m[3]), int(m[4])
+        day, month = (a, b) if day_first else (b, a)
+        try:
+            d = datetime(y + 2000 if y < 100 else y, month, day)
+        except ValueError:
+            return m.group(0)
+        if a <= 12 and b <= 12 and a != b:
+            settled.append((m.group(0), f"{d:%-d %B %Y}"))
+        return f"{d:%Y-%m-%d}"
+
+    return _SLASH_DAY.sub(sub, text), settled
+
+
 def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found], list[str]]:
     """Every period named in ``text`` (lower-case, normalised), in order, and any problems
     (an impossible date, an ambiguous day/month order). ``fiscal_start`` is the month the fiscal
@@ -421,6 +454,13 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         a, b = _absolute_day(m.group(1), today, problems), _absolute_day(m.group(2), today, problems)
         if a and b and b >= a:  # "from 1 November to yesterday": both days included
             add(m, Period(a, b + timedelta(days=1), "span", m.group(0), so_far=b >= today))
+    # "revenue 27 Nov to 3 Dec", "the period 27/11/2026 - 03/12/2026": a span too, unless the question
+    # compares ("compare 1 Nov to 3 Dec": the two days)
+    if not re.search(_COMPARING, text):
+        for m in each(rf"\b({day_pat}) (?:to|until|till|through|-) ({day_pat}|yesterday|today)\b"):
+            a, b = _absolute_day(m.group(1), today, problems), _absolute_day(m.group(2), today, problems)
+            if a and b and b >= a:
+                add(m, Period(a, b + timedelta(days=1), "span", m.group(0), so_far=b >= today))
     # "between 3 and 10 May", "3-10 May 2026", "May 3 to 10": one month named once
     for m in each(
         rf"\b(?:(?:between|from) )?({_DAYNUM}) ?(?:and|to|until|till|through|-) ?({_DAYNUM}) (?:of )?({_MON})(?:,? ({_YEAR}))?\b"
@@ -441,11 +481,8 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             add(m, Period(a, b + timedelta(days=1), "span", m.group(0)))
     # "from January to March 2025", "Jan-Mar", "between May and July": whole months, the first one
     # the most recent that leaves the second at or before the as-of's month when no year is said
-    # ("growth from January to March" compares the two months instead)
-    if not re.search(
-        r"\b(?:grow\w*|grew|change\w*|increase\w*|decrease\w*|vs|versus|compar\w*|ris\w*|rose|f[ae]ll\w*|drop\w*|differ\w*|mom|qoq)\b",
-        text,
-    ):
+    # ("growth from January to March", "how did AOV move from May to June" compare the two months instead)
+    if not re.search(_COMPARING, text):
         for m in each(
             rf"\b(?:(?:between|from) ({_MON})(?: ({_YEAR}))? (?:and|to|until|till|through)|({_MON})(?: ({_YEAR}))? ?(?:-|to|until|till|through)) ?({_MON})(?:,? ({_YEAR}))?\b"
         ):
