@@ -1253,3 +1253,19 @@ def test_who_the_orders_or_customers_are_is_not_a_second_kpi_but_and_asks_for_tw
     assert read("how much did we spend on marketing last month").status == "decline"
     assert read("revenue on 03/03/2026").status == "answer"  # the same either way round
     assert read("revenue on 03/02/2026").status == "clarify"  # 3 Feb or 2 Mar: nothing settles it
+
+
+def test_eleventh_unseen_set_readings():
+    test_value_readings("gimme revenue for yesterday", "revenue", "2026-03-17", "2026-03-18", {})
+    test_value_readings("revenue in 10/2025", "revenue", "2025-10-01", "2025-11-01", {})  # was '10' unknown
+    test_value_readings("orders December-2025", "orders", "2025-12-01", "2026-01-01", {})  # was two periods
+    r = read("orders Nov-25")  # November 2025, or the 25th of November?
+    assert r.status == "clarify" and "November 2025" in r.reason and "25 November" in r.reason
+    # a unit of the change, not a share (it was declined as one)
+    test_comparisons(
+        "revenue in 2025 relative to 2024, as a percentage",
+        ("2025-01-01", "2026-01-01"),
+        ("2024-01-01", "2025-01-01"),
+    )
+    r = read("revenue in Europe excluding Europe last month")  # it was answered: $0
+    assert r.status == "clarify" and r.question is None

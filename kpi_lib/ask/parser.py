@@ -9,6 +9,7 @@ never writes SQL; it produces :class:`kpi_lib.kpis.Question` objects.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ FILLER = set(
     number amount value level figure figures count sum whole entire exact exactly approximately
     have has had having make made making bring brought came come coming generate generated
     sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping ordered
-    hey hi hello thanks thank ok okay um question single
+    hey hi hello thanks thank ok okay um question single gimme
     shift shifted shifting
     take taken took earn earned earning receive received see seen look looking like
     kpi metric metrics stat stats statistic statistics data report number's
@@ -619,6 +620,27 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
     t = re.sub(r"\bquick (?:one|q|question)\b", " ", t)  # "hey, quick one: ..."
+    t = re.sub(rf"\b({timephrases._MON})-((?:19|20)\d\d)\b", r"\1 \2", t)  # "December-2025"
+    # "Nov-26": a spreadsheet's November 2026, or the 26th? Asked back ("Nov-98" can only be a year)
+    m_yy = re.search(rf"\b({timephrases._MON})-(\d\d)\b", t)
+    if m_yy:
+        month = timephrases.MONTHS[m_yy.group(1)]
+        yy = int(m_yy.group(2))
+        year = f"{20 if yy <= as_of.year % 100 + 1 else 19}{yy:02d}"
+        if yy > 31:
+            t = t.replace(m_yy.group(0), f"{m_yy.group(1)} {year}")
+        else:
+            return r.refuse(
+                "clarify",
+                f"'{m_yy.group(0)}' could be {calendar.month_name[month]} {year} or {yy} "
+                f"{calendar.month_name[month]}; write e.g. '{calendar.month_name[month]} {year}'.",
+            )
+    # "10/2026", "10-2026": a month and its year
+    t = re.sub(
+        r"(?<![\d/.-])(0?[1-9]|1[0-2])[/-]((?:19|20)\d\d)(?![\d/.-])",
+        lambda m: f"{calendar.month_name[int(m.group(1))].lower()} {m.group(2)}",
+        t,
+    )
     # "the most recent full month", "the latest complete week": the last whole one
     t = re.sub(
         r"\b(?:the )?(?:most recent|latest|last|previous) (?:full|complete|completed|whole|closed) "
@@ -1158,6 +1180,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r.understood.append(
             (raw, f"{'excluding' if excluded else ''} {lex.dim_labels[d].lower()} = {v}".strip())
         )
+    both = [v for d, vs in exclude.items() for v in vs if v in where.get(d, [])]
+    if both:  # "revenue in Europe excluding Europe": nothing is left to answer about
+        return r.refuse("clarify", f"{both[0]} is both asked for and excluded: which do you mean?")
     # "Europe or web": either one, across two dimensions, is no filter I can apply (both at once is
     # "Europe and web"); asked back rather than answered for the web orders in Europe
     named = [(first, last, next(iter(o))[0]) for first, last, o, _ in members_found if len(o) == 1]
@@ -1521,7 +1546,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             r.direction = 1
         r.question = Question(**base)
         return r
-    if as_share and kpi.additive:
+    if as_share and not share_of_ratio and period_b is not None:
+        pass  # "2025 relative to 2024, as a percentage": the unit of the change
+    elif as_share and kpi.additive:
         share = True
     elif share_of_ratio:
         return r.refuse("decline", SHARE_HOW)
