@@ -513,3 +513,13 @@ def test_a_rates_move_between_two_months_is_a_change_told_in_points(as_of):
     # 'down 9.3%' of a 5.2% rate reads as 9.3 points: the points come first
     word = "up" if cur >= prev else "down"
     assert f"{word} {abs(cur - prev) * 100:.1f} points ({abs(a.change_pct):.1f}%)" in a.text, a.text
+
+
+def test_which_of_two_named_channels_ranks_those_two_and_says_so(as_of):
+    start = month_start(as_of, 1)
+    a = ask(f"which of web and app had the most orders in {start:%B %Y}", as_of=as_of, user=ANALYST)
+    r = kpis.query("orders", "total", start=start, end=month_start(as_of), by=("channel",))
+    two = {c: v for c, v in zip(r.df["channel"], r.df["value"], strict=True) if c in ("Web", "Mobile App")}
+    best = max(two, key=two.get)
+    assert a.status == "answer" and a.labels == [best], a.text
+    assert a.text.startswith("Of Mobile App and Web, the channel with the highest orders"), a.text

@@ -1269,3 +1269,107 @@ def test_eleventh_unseen_set_readings():
     )
     r = read("revenue in Europe excluding Europe last month")  # it was answered: $0
     assert r.status == "clarify" and r.question is None
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        # how people talk to an assistant: none of these was read before
+        (
+            "I'd be curious to know how many distinct shoppers bought something in Europe last year.",
+            "customers",
+            "2025-01-01",
+            "2026-01-01",
+            {"region": ["Europe"]},
+        ),
+        (
+            "I'm wondering how many items we've sold through the Mobile App so far this month.",
+            "units",
+            "2026-03-01",
+            "2026-03-19",
+            {"channel": ["Mobile App"]},
+        ),
+        (
+            "Could you tell me how many first-time customers we picked up over the last 7 days, including today?",
+            "new_customers",
+            "2026-03-12",
+            "2026-03-19",
+            {},
+        ),
+        (
+            "I'd like to know what share of our Apparel orders have been returned so far this year.",
+            "return_rate",
+            "2026-01-01",
+            "2026-03-19",
+            {"category": ["Apparel"]},
+        ),
+        (
+            "What percentage of Books orders were sent back to us in 2025?",
+            "return_rate",
+            "2025-01-01",
+            "2026-01-01",
+            {"category": ["Books"]},
+        ),
+        (
+            "pull Electronics reveune for last year (full calendar yr)",
+            "revenue",
+            "2025-01-01",
+            "2026-01-01",
+            {"category": ["Electronics"]},
+        ),
+        ("get me qtd revenue (all regions, all channels)", "revenue", "2026-01-01", "2026-03-19", {}),
+        (
+            "how much money we took in last month, across all regions and channels",
+            "revenue",
+            "2026-02-01",
+            "2026-03-01",
+            {},
+        ),
+        (
+            "What's the average order value for shoppers in North America this month?",
+            "aov",
+            "2026-03-01",
+            "2026-03-19",
+            {"region": ["North America"]},
+        ),
+    ],
+)
+def test_twelfth_and_thirteenth_unseen_sets_value_readings(text, kpi, start, end, where):
+    test_value_readings(text, kpi, start, end, where)
+
+
+def test_twelfth_and_thirteenth_unseen_sets_comparisons_and_rankings():
+    # the period after "compared with" is the base, wherever it is said (it was the other way round)
+    test_comparisons(
+        "Compared with January 2026, how did the Vertex Tablet's revenue do in February 2026?",
+        ("2026-02-01", "2026-03-01"),
+        ("2026-01-01", "2026-02-01"),
+    )
+    test_comparisons(
+        "orders in February compared with January", ("2026-02-01", "2026-03-01"), ("2026-01-01", "2026-02-01")
+    )
+    test_comparisons(
+        "active custs last quarter vs the one before it - % change?",
+        ("2025-10-01", "2026-01-01"),
+        ("2025-07-01", "2025-10-01"),
+    )
+    test_comparisons(
+        "AOV yesterday vs the day before, % diff", ("2026-03-17", "2026-03-18"), ("2026-03-16", "2026-03-17")
+    )
+    test_comparisons(
+        "How did orders yesterday compare with the same day one week earlier?",
+        ("2026-03-17", "2026-03-18"),
+        ("2026-03-10", "2026-03-11"),
+    )
+    r = read("which of web and app had the most orders last week")  # a ranking of the two named
+    assert (r.shape, r.question.by, r.question.top, set(r.question.where_dict["channel"])) == (
+        "top",
+        ("channel",),
+        1,
+        {"Web", "Mobile App"},
+    ), r.reason
+    r = read("top 2 channels by revenue for Apparel, ytd (ignore Marketplace)")
+    assert r.question.exclude_dict == {"channel": ("Marketplace",)}, r.reason
+    assert read("why did we get fewer orders on 3 March").direction == -1
+    assert read("revenue by region and channel last month").status == "clarify"  # two breakdowns, still
+    assert read("Could you find out how much we spent on marketing this quarter?").status == "decline"

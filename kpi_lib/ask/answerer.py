@@ -252,6 +252,9 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
                 if len(pairs) == 1
                 else f"The {len(pairs)} {plural(label)} with the {word} {k.label.lower()}"
             )
+            named = dict(q.where).get(dim, ())
+            if len(named) > len(pairs):  # "which of web and app": the ranking is among those named
+                head = f"Of {', '.join(named[:-1])} and {named[-1]}, t{head[1:]}"
             a.text = f"{head}{scope} {when}: {listed}."
             if len(pairs) == 1:
                 a.value, a.formatted = pairs[0][1], f"{pairs[0][0]}"

@@ -33,7 +33,9 @@ FILLER = set(
     number amount value level figure figures count sum whole entire exact exactly approximately
     have has had having make made making bring brought came come coming generate generated
     sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping ordered
-    hey hi hello thanks thank ok okay um question single gimme
+    hey hi hello thanks thank ok okay um question single gimme pls plz
+    i'd i'm i've we've we're we'd you've wondering wonder curious interested keen love
+    check checked pull fetch grab gave giving whether meaning calendar full
     shift shifted shifting
     take taken took earn earned earning receive received see seen look looking like
     kpi metric metrics stat stats statistic statistics data report number's
@@ -58,6 +60,7 @@ EXCLUDE_CUES = (
     "outside",
     "aside from",
     "ignoring",
+    "ignore",
     "excl",
     "other than",
     "apart from",
@@ -178,6 +181,8 @@ BUSY_WORDS = {"busiest", "quietest", "slowest"}
 # Words that judge rather than measure: "worst" return rate is the highest one (a KPI whose
 # catalog entry says up_is_good: false), while "lowest" is the lowest whatever the KPI.
 QUALITY_WORDS = {"best", "worst", "strongest", "weakest", "poorest"}
+# Words after which a period is the one compared against ("compared with October")
+_BASE_CUE = r"\b(?:compared (?:with|to)|vs|versus|against|than|(?:relative|in comparison) to)"
 # A unit said after a ratio KPI ("margin %", "return rate in percent") is not a comparison.
 UNIT_WORDS = {"%", "percent", "percentage", "pct"}
 # Words that name a change between two periods: both a cue to compare ("revenue growth last month")
@@ -215,6 +220,7 @@ COMPARE_WORDS = _CHANGE | {
     "vs",
     "versus",
     "compared",
+    "compares",
     "compare",
     "comparison",
     "against",
@@ -578,9 +584,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         )
     # "what share of orders were returned": the return rate (not a share of a total)
     t = re.sub(
-        r"\b(?:share|proportion|fraction|percent(?:age)?|%) of (?:the |our )?(?:orders|units|items|sales|products|purchases)"
-        r"(?: that)? (?:were |was |got |get |are |is )?(?:returned|refunded)\b",
-        "return rate",
+        r"\b(?:share|proportion|fraction|percent(?:age)?|%) of (?:the |our )?((?:[a-z&]+ ){0,3}?)(?:orders|units|items|sales|products|purchases)"
+        r"(?: that)? (?:were |was |got |get |are |is |have been |has been )?(?:returned|refunded|sent back)\b",
+        r"return rate \1",
         t,
     )
     # "revenue by channel as a %", "revenue mix by region": each slice's share (a ratio's "%" is its unit)
@@ -620,6 +626,21 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
     t = re.sub(r"\bquick (?:one|q|question)\b", " ", t)  # "hey, quick one: ..."
+    t = re.sub(r"\bw/(?= )", "with", t)  # "3 categories w/ the highest return rate"
+    t = re.sub(r"\b(?:% )?chg\b", "change", t)  # "% chg"
+    t = re.sub(r"\b% diff\b|\bdiff\b", "change", t)  # "% diff" of two periods
+    t = re.sub(r"\bcusts?\b", "customers", t)  # "active custs"
+    t = re.sub(r",? including today\b", "", t)  # "the last 7 days, including today": as the last 7 days are
+    t = re.sub(r"\b(?:picked|picking|pick|signed|signing|sign) up\b", "", t)  # "new customers we picked up"
+    t = re.sub(r"\bsent back\b", "returned", t)  # "orders sent back to us"
+    t = re.sub(r"\b(?:placed|made) (?:their|a) first (?:order|purchase)\b", "", t) if re.search(
+        r"\bnew customers?\b|\bfirst[- ]time\b", t
+    ) else t  # "new customers who placed their first order": said twice
+    # "the same day one week earlier", "one year ago": a
+    t = re.sub(r"\bone (day|week|month|quarter|year) (earlier|before|ago|prior)\b", r"a \1 \2", t)
+    t = re.sub(r"\bthe one before(?: it| that)?\b", "the period before", t)  # "last quarter vs the one before it"
+    # "the 7 days before that": the 7 days before the period just named
+    t = re.sub(r"\bthe (\d+|[a-z]+) (days|weeks) before(?: that| it)?\b", r"the previous \1 \2", t)
     t = re.sub(rf"\b({timephrases._MON})-((?:19|20)\d\d)\b", r"\1 \2", t)  # "December-2025"
     # "Nov-26": a spreadsheet's November 2026, or the 26th? Asked back ("Nov-98" can only be a year)
     m_yy = re.search(rf"\b({timephrases._MON})-(\d\d)\b", t)
@@ -865,6 +886,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     why = any(tok.word in WHY_WORDS and tok.role is None for tok in toks) or bool(
         re.search(r"\bwhat (?:happened|went on|went wrong|changed)\b|\bhow come\b", joined)
     )
+    if why:  # "why did we get fewer orders": the direction of the move (no "than" to compare with)
+        for tok in toks:
+            if tok.role is None and tok.word in COMPARATIVES and "than" not in joined.split():
+                tok.role = "filler"
     # "split between the web and the app": the values side by side, as "web vs app" (not one total)
     between_values = any(
         tok.word == "between"
@@ -1198,6 +1223,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             used_dims_as_label.add(k)  # "all regions except Europe": one total without Europe
         elif k > 1 and toks[k - 1].word == "all" and toks[k - 2].word in ACROSS:
             used_dims_as_label.add(k)  # "revenue across all channels": one total of them all
+    alls = [k for k, _ in dims_found if k and toks[k - 1].word == "all"]
+    if len(alls) > 1:
+        used_dims_as_label.update(alls)  # "(all regions, all channels)": the total, twice over
+    for k, _ in dims_found:
+        if k > 1 and toks[k - 1].word == "and" and k - 2 in used_dims_as_label:
+            used_dims_as_label.add(k)  # "across all regions and channels"
     by_dims = [d for k, d in dims_found if k not in used_dims_as_label]
 
     # --- the KPI ---------------------------------------------------------------------------------------
@@ -1247,7 +1278,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         # returns" would be a different measure, so only these two). "Web orders and revenue" asks
         # for both.
         def qualifies(i: int, name: str) -> bool:
-            if name not in ("orders", "customers") or not i or toks[i - 1].role != "member":
+            after = (  # "AOV for shoppers in North America"
+                name == "customers"
+                and i + 2 < n
+                and toks[i + 1].word in ("in", "from", "on", "via", "through")
+                and toks[i + 2].role == "member"
+            )
+            if name not in ("orders", "customers") or not i or (toks[i - 1].role != "member" and not after):
                 return False
             before = [j for j, o in kpis_found if o != name and j < i]
             return bool(before) and not any(
@@ -1372,6 +1409,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             or (compare_cue and gap in ("and", "and the", "&"))
         ) and absolute[0].start < absolute[1].start:
             # "from 2024 to 2025", "between October and November": the later against the earlier
+            period_a, period_b = absolute[1], absolute[0]
+        elif len(spans) == 2 and re.search(_BASE_CUE + r"$", t[: spans[0][0]].rstrip(" ,")) and not re.search(
+            _BASE_CUE, t[spans[0][1] : spans[1][0]]
+        ):
+            # "compared with October, how did orders do in November": the period said first is the base
             period_a, period_b = absolute[1], absolute[0]
         else:
             period_a, period_b = absolute
@@ -1535,12 +1577,14 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     if why:
         r.shape = "why"
         if re.search(
-            r"\b(drop|dropped|fall|fell|low|lower|dip|dipped|decline|declined|decrease|decreased|weak|poor|down|bad)\b",
+            r"\b(drop|dropped|fall|fell|low|lower|dip|dipped|decline|declined|decrease|decreased|weak|poor|down|bad"
+            r"|fewer|less|smaller|worse)\b",
             joined,
         ):
             r.direction = -1
         elif re.search(
-            r"\b(rise|rose|high|higher|spike|spiked|jump|jumped|surge|surged|increase|increased|strong|up|peak)\b",
+            r"\b(rise|rose|high|higher|spike|spiked|jump|jumped|surge|surged|increase|increased|strong|up|peak"
+            r"|more|bigger|greater|better)\b",
             joined,
         ):
             r.direction = 1
@@ -1586,6 +1630,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         grain = time_grain if time_grain in ("hour", "day", "week", "month") else "total"
         r.question = Question(**{**base, "grain": grain})
         r.top_n, r.order = top_n or 1, rank_dir or "desc"
+        return r
+    several_of_one = [d for d, vs in where.items() if len(vs) > 1]
+    if rank_dir and not by_dims and not time_grain and which and len(several_of_one) == 1:
+        # "which of web and app had the most orders", "out of A, B and C, which one sold the most":
+        # a ranking of the values named
+        r.shape = "top"
+        r.question = Question(**{**base, "by": (several_of_one[0],), "top": top_n or 1, "order": rank_dir})
         return r
     if by_dims:
         dim = by_dims[0]
