@@ -633,12 +633,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r",? including today\b", "", t)  # "the last 7 days, including today": as the last 7 days are
     t = re.sub(r"\b(?:picked|picking|pick|signed|signing|sign) up\b", "", t)  # "new customers we picked up"
     t = re.sub(r"\bsent back\b", "returned", t)  # "orders sent back to us"
-    t = re.sub(r"\b(?:placed|made) (?:their|a) first (?:order|purchase)\b", "", t) if re.search(
-        r"\bnew customers?\b|\bfirst[- ]time\b", t
-    ) else t  # "new customers who placed their first order": said twice
+    if re.search(r"\bnew customers?\b|\bfirst[- ]time\b", t):  # "new customers who placed their first order"
+        t = re.sub(r"\b(?:placed|made) (?:their|a) first (?:order|purchase)\b", "", t)
     # "the same day one week earlier", "one year ago": a
     t = re.sub(r"\bone (day|week|month|quarter|year) (earlier|before|ago|prior)\b", r"a \1 \2", t)
-    t = re.sub(r"\bthe one before(?: it| that)?\b", "the period before", t)  # "last quarter vs the one before it"
+    # "last quarter vs the one before it"
+    t = re.sub(r"\bthe one before(?: it| that)?\b", "the period before", t)
     # "the 7 days before that": the 7 days before the period just named
     t = re.sub(r"\bthe (\d+|[a-z]+) (days|weeks) before(?: that| it)?\b", r"the previous \1 \2", t)
     t = re.sub(rf"\b({timephrases._MON})-((?:19|20)\d\d)\b", r"\1 \2", t)  # "December-2025"
@@ -1410,8 +1410,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         ) and absolute[0].start < absolute[1].start:
             # "from 2024 to 2025", "between October and November": the later against the earlier
             period_a, period_b = absolute[1], absolute[0]
-        elif len(spans) == 2 and re.search(_BASE_CUE + r"$", t[: spans[0][0]].rstrip(" ,")) and not re.search(
-            _BASE_CUE, t[spans[0][1] : spans[1][0]]
+        elif (
+            len(spans) == 2
+            and re.search(_BASE_CUE + r"$", t[: spans[0][0]].rstrip(" ,"))
+            and not re.search(_BASE_CUE, t[spans[0][1] : spans[1][0]])
         ):
             # "compared with October, how did orders do in November": the period said first is the base
             period_a, period_b = absolute[1], absolute[0]
