@@ -1373,3 +1373,104 @@ def test_twelfth_and_thirteenth_unseen_sets_comparisons_and_rankings():
     assert read("why did we get fewer orders on 3 March").direction == -1
     assert read("revenue by region and channel last month").status == "clarify"  # two breakdowns, still
     assert read("Could you find out how much we spent on marketing this quarter?").status == "decline"
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        # English as a second language (set 14)
+        ("What is the turnover of the precedent quarter?", "revenue", "2025-10-01", "2026-01-01", {}),
+        (
+            "Kindly share the number of units sold on 02.03.2026.",
+            "units",
+            "2026-03-02",
+            "2026-03-03",
+            {},
+        ),  # dots: day first
+        (
+            "How many new customers we have gained this year until today?",
+            "new_customers",
+            "2026-01-01",
+            "2026-03-19",
+            {},
+        ),
+        (
+            "Gross margin of the category Electronics in the year passed, how much it was?",
+            "gross_margin",
+            "2025-01-01",
+            "2026-01-01",
+            {"category": ["Electronics"]},
+        ),
+        (
+            "The active customers in North America for the month in course, how many?",
+            "customers",
+            "2026-03-01",
+            "2026-03-19",
+            {"region": ["North America"]},
+        ),
+        (
+            "Number of orders from 27.02.2026 to 03.03.2026, both days included.",
+            "orders",
+            "2026-02-27",
+            "2026-03-04",
+            {},
+        ),
+        ("revenue since 1 March until now", "revenue", "2026-03-01", "2026-03-19", {}),
+        # speech and chat (set 15)
+        (
+            "how many units did we sell uh yesterday in electronics",
+            "units",
+            "2026-03-17",
+            "2026-03-18",
+            {"category": ["Electronics"]},
+        ),
+        (
+            "gimme units for books over the last fourteen days",
+            "units",
+            "2026-03-05",
+            "2026-03-19",
+            {"category": ["Books"]},
+        ),
+        ("rev mtd eu?", "revenue", "2026-03-01", "2026-03-19", {"region": ["Europe"]}),
+        ("# orders yday", "orders", "2026-03-17", "2026-03-18", {}),
+        ("active custs lm apac", "customers", "2026-02-01", "2026-03-01", {"region": ["Asia Pacific"]}),
+        ("revenue in twenty twenty five", "revenue", "2025-01-01", "2026-01-01", {}),
+        ("revenue q three twenty twenty five", "revenue", "2025-07-01", "2025-10-01", {}),
+    ],
+)
+def test_fourteenth_and_fifteenth_unseen_sets_value_readings(text, kpi, start, end, where):
+    test_value_readings(text, kpi, start, end, where)
+
+
+def test_fourteenth_and_fifteenth_unseen_sets_comparisons_and_rankings():
+    test_comparisons("# orders yday vs dby", ("2026-03-17", "2026-03-18"), ("2026-03-16", "2026-03-17"))
+    test_comparisons("aov last q vs same q ly %", ("2025-10-01", "2026-01-01"), ("2024-10-01", "2025-01-01"))
+    test_comparisons(
+        "Units sold in the last quarter in comparison with the same quarter of the year before, how much % of change?",
+        ("2025-10-01", "2026-01-01"),
+        ("2024-10-01", "2025-01-01"),
+    )
+    test_comparisons(
+        "Kindly analyse the evolution of the turnover of the last quarter against the quarter before it, in %.",
+        ("2025-10-01", "2026-01-01"),
+        ("2025-07-01", "2025-10-01"),
+    )
+    r = read(
+        "Leaving apart Electronics, which are the 3 categories with the highest revenue this month so far?"
+    )
+    assert (r.shape, r.question.top, r.question.exclude_dict) == ("top", 3, {"category": ("Electronics",)}), (
+        r.reason
+    )
+    r = read(
+        "Please list the 5 categories with the smallest turnover of the year passed, I want to prioritise them."
+    )
+    assert (r.shape, r.question.top, r.question.order, f"{r.question.start:%Y}") == (
+        "top",
+        5,
+        "asc",
+        "2025",
+    ), r.reason
+    assert (
+        read("what share of orders came from the app last month").shape == "share"
+    )  # 'share' the noun, still
+    assert read("revenue on 03/02/2026").status == "clarify"  # slashes: still asked back

@@ -33,7 +33,7 @@ FILLER = set(
     number amount value level figure figures count sum whole entire exact exactly approximately
     have has had having make made making bring brought came come coming generate generated
     sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping ordered
-    hey hi hello thanks thank ok okay um question single gimme pls plz
+    hey hi hello thanks thank ok okay um uh er erm question single gimme pls plz kindly
     i'd i'm i've we've we're we'd you've wondering wonder curious interested keen love
     check checked pull fetch grab gave giving whether meaning calendar full
     shift shifted shifting
@@ -64,6 +64,10 @@ EXCLUDE_CUES = (
     "excl",
     "other than",
     "apart from",
+    "leaving apart",
+    "leaving aside",
+    "setting aside",
+    "putting aside",
     "leaving out",
     "but not",
     "excluding",
@@ -209,6 +213,7 @@ _CHANGE = {
     "fell",
     "drop",
     "dropped",
+    "variation",
     "jump",
     "jumped",
     "climb",
@@ -415,8 +420,54 @@ SHORT_UNITS = {
     "yrs": "years",
     "hr": "hour",
     "hrs": "hours",
+    "mnth": "month",
+    "mnths": "months",
+    # chat shorthand for whole periods ("# orders yday vs dby", "aov lw", "gm% lm")
+    "yday": "yesterday",
+    "yest": "yesterday",
+    "ystd": "yesterday",
+    "dby": "the day before yesterday",
+    "lw": "last week",
+    "lm": "last month",
+    "lq": "last quarter",
+    "ly": "last year",
 }
 _SPAN_UNITS = {"d": "days", "w": "weeks", "m": "months", "q": "quarters", "y": "years", "h": "hours"}
+
+
+_UNITS_WORDS = "one two three four five six seven eight nine".split()
+_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+_TENS_RE = re.compile(rf"({'|'.join(_TENS)})(?:[- ]({'|'.join(_UNITS_WORDS)}))?")
+
+
+def _spoken_numbers(t: str, known: set[str]) -> str:
+    """``t`` with spoken numbers from 11 up ("fourteen", "twenty-eight", "twenty twenty five") in
+    digits, and a spoken digit after "q" or before "k" ("q three", "four k monitor"). One to ten
+    stay words otherwise: "which one"."""
+    if any(w in known for w in (*_TEENS[1:], *_TENS)):
+        return t  # the data names something with them ("Fifty Fifty Lemonade"): left as said
+    tens = "|".join(_TENS)
+    units = "|".join(_UNITS_WORDS)
+
+    def compound(m: re.Match) -> str:
+        n = 20 + 10 * _TENS.index(m.group(1)) + (_UNITS_WORDS.index(m.group(2)) + 1 if m.group(2) else 0)
+        return str(n)
+
+    # a spoken year: "twenty twenty five" is 2025, "twenty twenty" 2020
+    t = re.sub(
+        rf"\btwenty ((?:{tens})(?:[- ](?:{units}))?)\b",
+        lambda m: "20" + compound(_TENS_RE.match(m.group(1))),
+        t,
+    )
+    t = re.sub(rf"\b({tens})(?:[- ]({units}))?\b", compound, t)
+    t = re.sub(rf"\b({'|'.join(_TEENS[1:])})\b", lambda m: str(11 + _TEENS[1:].index(m.group(1))), t)
+    t = re.sub(
+        r"\bq (one|two|three|four)\b", lambda m: f"q{_UNITS_WORDS.index(m.group(1)) + 1}", t
+    )  # "q three"
+    return re.sub(rf"\b({units}) k\b", lambda m: f"{_UNITS_WORDS.index(m.group(1)) + 1}k", t)
 
 
 def _expand_shorthand(t: str, known: set[str]) -> tuple[str, list[tuple[str, str]]]:
@@ -431,6 +482,9 @@ def _expand_shorthand(t: str, known: set[str]) -> tuple[str, list[tuple[str, str
         return out
 
     t = re.sub(r"\b(?:l|(last|past|previous|prior|trailing) )(\d+) ?([dwmqyh])\b", span, t)
+    t = re.sub(
+        r"\b(last|this|same|previous|prior|current) q\b", r"\1 quarter", t
+    )  # "aov last q vs same q ly"
 
     def whole(m: re.Match) -> str:
         # "the previous calendar month", "last full week": the calendar period, as "last month" is
@@ -582,6 +636,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "Seasonal patterns (by weekday, hour of day or month of year) are not a KPI breakdown I keep; "
             "ask for a ranking over days, weeks or months in a period instead.",
         )
+    # "kindly share the return rate", "how much % of change": the verb, and a change's unit
+    t = re.sub(r"\bshare (?=(?:the|our|me|us|with)\b)", "show ", t)
+    t = re.sub(r"\bpercentual\b", "percent", t)
+    t = re.sub(r"(?:(?<!\w)%|\bpercent(?:age)?) of (?:change|variation|growth)\b", "percent change", t)
+    t = re.sub(r"\b(?:growth|change|variation) in (?:%|percent(?:age)?) of\b", "percent change in", t)
     # "what share of orders were returned": the return rate (not a share of a total)
     t = re.sub(
         r"\b(?:share|proportion|fraction|percent(?:age)?|%) of (?:the |our )?((?:[a-z&]+ ){0,3}?)(?:orders|units|items|sales|products|purchases)"
@@ -627,6 +686,27 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
     t = re.sub(r"\bquick (?:one|q|question)\b", " ", t)  # "hey, quick one: ..."
     t = re.sub(r"\bw/(?= )", "with", t)  # "3 categories w/ the highest return rate"
+    t = re.sub(r"\byou know\b", " ", t)  # spoken filler
+    # English as a second language: "the precedent week", "the month passed", "the year in course",
+    # "until today", "kindly share the ...", "percentual change", "both days included"
+    t = re.sub(r"\b(?:the )?precedent\b", "last", t)
+    t = re.sub(r"\bthe (week|month|quarter|year) passed\b", r"last \1", t)
+    t = re.sub(r"\b(?:the )?(week|month|quarter|year) in course\b", r"this \1 so far", t)
+    if re.search(r"\bsince\b", t):  # "since 1 Nov until now": since says it
+        t = re.sub(r"\b(?:until|till|up to|up till) (?:today|now)\b", "", t)
+    elif re.search(r"\b(?:from|between)\b", t):  # "from 1 Nov until now": to today
+        t = re.sub(r"\b(until|till|up to|up till) now\b", r"\1 today", t)
+    else:
+        t = re.sub(r"\b(?:until|till|up to|up till) (?:today|now)\b", "so far", t)
+    t = re.sub(r"\bdo the needful\b", " ", t)
+    t = re.sub(r"\bhow many (?:%|percent)", "what percent", t)
+    t = re.sub(r",? (?:both (?:days |dates |ends )?(?:included|inclusive)|inclusive)\b", "", t)
+    t = re.sub(r",? i (?:want|need|would like|wish) to \w+(?: (?:it|them|this|that))?\b", "", t)
+    t = re.sub(
+        r"\bevolution\b", "change" if re.search(r"\b(?:vs|versus|against|compared|than)\b", t) else "trend", t
+    )
+    t = re.sub(r"\bhows\b", "how is", t)
+    t = re.sub(r"\bpercent(?:age)?[- ]?wise\b", "percent", t)
     t = re.sub(r"\b(?:% )?chg\b", "change", t)  # "% chg"
     t = re.sub(r"\b% diff\b|\bdiff\b", "change", t)  # "% diff" of two periods
     t = re.sub(r"\bcusts?\b", "customers", t)  # "active custs"
@@ -721,6 +801,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         t,
     )
     known = _known_words(lex)
+    t = _spoken_numbers(t, known)  # "the last fourteen days", "the aurora four k monitor"
     t, short = _expand_shorthand(t, known)
     t, fixed = _fix_time_typos(t, known)
     t, typos = _fix_word_typos(t, known, lex)

@@ -294,7 +294,7 @@ _COMPARING = (
     r"\b(?:grow\w*|grew|change\w*|increase\w*|decrease\w*|vs|versus|compar\w*|ris\w*|rose|f[ae]ll\w*|drop\w*"
     r"|differ\w*|mom|qoq|move[ds]?|went|go(?:ne)?|jump\w*|climb\w*|shift\w*)\b"
 )
-_SLASH_DAY = re.compile(r"(?<![\d/.])(\d{1,2})([/.])(\d{1,2})\2(\d{4}|\d\d)(?![\d/.])")
+_SLASH_DAY = re.compile(r"(?<![\d/.])(\d{1,2})(/)(\d{1,2})\2(\d{4}|\d\d)(?![\d/.])")  # dots are day first
 
 
 def settle_day_order(text: str) -> tuple[str, list[tuple[str, str]]]:
@@ -985,13 +985,16 @@ def _absolute_day(text: str, today: datetime, problems: list[str]) -> datetime |
     if m:
         a, b, y = int(m[1]), int(m[2]), int(m[3])
         y = y + 2000 if y < 100 else y
-        if a <= 12 and b <= 12 and a != b:
+        if "." in text:  # "04.12.2026": dots are day first wherever they are written (de, fr, ru...)
+            day, month = (a, b) if b <= 12 else (b, a)
+        elif a <= 12 and b <= 12 and a != b:
             problems.append(
                 f"'{text}' could be {datetime(y, b, a):%-d %B %Y} or {datetime(y, a, b):%-d %B %Y}; "
                 f"write the month as a word (e.g. {datetime(y, b, a):%-d %B %Y})"
             )
             return None
-        day, month = (a, b) if a > 12 else (b, a)
+        else:
+            day, month = (a, b) if a > 12 else (b, a)
         try:
             return datetime(y, month, day)
         except ValueError:
