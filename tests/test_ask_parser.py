@@ -1474,3 +1474,33 @@ def test_fourteenth_and_fifteenth_unseen_sets_comparisons_and_rankings():
         read("what share of orders came from the app last month").shape == "share"
     )  # 'share' the noun, still
     assert read("revenue on 03/02/2026").status == "clarify"  # slashes: still asked back
+
+
+def test_chat_fillers_are_filler_only_where_they_are_said_so():
+    # a filler that drops a condition would answer a different question: these stay unknown
+    for text in (
+        "orders paid by check last month",
+        "orders with a single item last month",
+        "orders paid in full last month",
+        "orders that gave a discount last month",
+        "orders picked up in store last week",
+    ):
+        assert read(text).status == "decline", text
+    test_value_readings(
+        "Could you check how many orders the Books category got in February?",
+        "orders",
+        "2026-02-01",
+        "2026-03-01",
+        {"category": ["Books"]},
+    )
+    r = read("Which single day last week gave us the highest turnover?")
+    assert (r.shape, r.rank_grain) == ("rank_time", "day"), r.reason
+    r = read("turnover in Europe for the full year 2025")  # one year's total, not a ranking of years
+    assert (r.shape, f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}") == (
+        "value",
+        "2025-01-01",
+        "2026-01-01",
+    )
+    r = read("which month of the year 2025 had the most orders")  # was declined as a seasonal pattern
+    assert (r.shape, r.rank_grain, f"{r.question.start:%Y}") == ("rank_time", "month", "2025"), r.reason
+    assert read("revenue by month of the year").status == "decline"  # that one is seasonal

@@ -33,9 +33,9 @@ FILLER = set(
     number amount value level figure figures count sum whole entire exact exactly approximately
     have has had having make made making bring brought came come coming generate generated
     sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping ordered
-    hey hi hello thanks thank ok okay um uh er erm question single gimme pls plz kindly
+    hey hi hello thanks thank ok okay um uh er erm question gimme pls plz kindly
     i'd i'm i've we've we're we'd you've wondering wonder curious interested keen love
-    check checked pull fetch grab gave giving whether meaning calendar full
+    whether meaning
     shift shifted shifting
     take taken took earn earned earning receive received see seen look looking like
     kpi metric metrics stat stats statistic statistics data report number's
@@ -628,7 +628,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     if INCIDENT_WORDS.search(t) and not re.search(r"\b(?:why|explain|cause|caused)\b", t):
         return _incidents_reading(t, as_of, lex)
     if re.search(
-        r"(?<!first )(?<!last )(?<!1st )\b(day|hour|month|week)s? of (the )?(week|day|year|month)\b|\bweekdays?\b|\btime of day\b",
+        r"(?<!first )(?<!last )(?<!1st )\b(day|hour|month|week)s? of (the )?(week|day|year|month)\b(?! (?:19|20)\d\d)"
+        r"|\bweekdays?\b|\btime of day\b",
         t,
     ):
         return r.refuse(
@@ -685,7 +686,30 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
     t = re.sub(r"\bquick (?:one|q|question)\b", " ", t)  # "hey, quick one: ..."
+    # "the most recent full month", "the latest complete week": the last whole one
+    t = re.sub(
+        r"\b(?:the )?(?:most recent|latest|last|previous) (?:full|complete|completed|whole|closed) "
+        r"(week|month|quarter|year)\b",
+        r"last \1",
+        t,
+    )
     t = re.sub(r"\bw/(?= )", "with", t)  # "3 categories w/ the highest return rate"
+    # words that are filler only where they are said so: "could you check" (not "paid by check"),
+    # "the single best day" (not "orders of a single item"), "the full year" (not "paid in full"),
+    # "which day gave us" (not "orders that gave a discount")
+    t = re.sub(
+        r"^(?:please |kindly )?(?:check|pull|fetch|grab)\b|\b(?:can|could|would) you (?:please )?(?:check|pull(?: up)?|fetch|grab)\b",
+        " ",
+        t,
+    )
+    t = re.sub(r"\bsingle (?=(?:best|top|worst|biggest|highest|lowest|most|least|day|week|month)\b)", "", t)
+    t = re.sub(
+        r"\b(?:full |whole |entire )?(?:full|calendar) (?=(?:year|yr|month|quarter|qtr|week)\b)", "", t
+    )
+    t = re.sub(r"\bgave us\b", " ", t)
+    t = re.sub(
+        r"(?<!fiscal )\b(?:the )?year (?=(?:19|20)\d\d\b)", "", t
+    )  # "the year 2025": 2025 (not a ranking of years)
     t = re.sub(r"\byou know\b", " ", t)  # spoken filler
     # English as a second language: "the precedent week", "the month passed", "the year in course",
     # "until today", "kindly share the ...", "percentual change", "both days included"
@@ -711,7 +735,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b% diff\b|\bdiff\b", "change", t)  # "% diff" of two periods
     t = re.sub(r"\bcusts?\b", "customers", t)  # "active custs"
     t = re.sub(r",? including today\b", "", t)  # "the last 7 days, including today": as the last 7 days are
-    t = re.sub(r"\b(?:picked|picking|pick|signed|signing|sign) up\b", "", t)  # "new customers we picked up"
+    if re.search(r"\b(?:customers?|shoppers?|buyers?|clients?)\b", t):  # "new customers we picked up"
+        t = re.sub(r"\b(?:picked|picking|pick|signed|signing|sign) up\b", "", t)
     t = re.sub(r"\bsent back\b", "returned", t)  # "orders sent back to us"
     if re.search(r"\bnew customers?\b|\bfirst[- ]time\b", t):  # "new customers who placed their first order"
         t = re.sub(r"\b(?:placed|made) (?:their|a) first (?:order|purchase)\b", "", t)
@@ -740,13 +765,6 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(
         r"(?<![\d/.-])(0?[1-9]|1[0-2])[/-]((?:19|20)\d\d)(?![\d/.-])",
         lambda m: f"{calendar.month_name[int(m.group(1))].lower()} {m.group(2)}",
-        t,
-    )
-    # "the most recent full month", "the latest complete week": the last whole one
-    t = re.sub(
-        r"\b(?:the )?(?:most recent|latest|last|previous) (?:full|complete|completed|whole|closed) "
-        r"(week|month|quarter|year)\b",
-        r"last \1",
         t,
     )
     # "the 30 Nov week": the week of that day
