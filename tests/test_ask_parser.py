@@ -1435,6 +1435,7 @@ def test_twelfth_and_thirteenth_unseen_sets_comparisons_and_rankings():
         ("# orders yday", "orders", "2026-03-17", "2026-03-18", {}),
         ("active custs lm apac", "customers", "2026-02-01", "2026-03-01", {"region": ["Asia Pacific"]}),
         ("revenue in twenty twenty five", "revenue", "2025-01-01", "2026-01-01", {}),
+        ("revenue in twenty seventeen", "revenue", "2017-01-01", "2018-01-01", {}),
         ("revenue q three twenty twenty five", "revenue", "2025-07-01", "2025-10-01", {}),
     ],
 )

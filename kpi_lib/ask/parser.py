@@ -456,7 +456,8 @@ def _spoken_numbers(t: str, known: set[str]) -> str:
         n = 20 + 10 * _TENS.index(m.group(1)) + (_UNITS_WORDS.index(m.group(2)) + 1 if m.group(2) else 0)
         return str(n)
 
-    # a spoken year: "twenty twenty five" is 2025, "twenty twenty" 2020
+    # a spoken year: "twenty twenty five" is 2025, "twenty seventeen" 2017, "twenty twenty" 2020
+    t = re.sub(rf"\btwenty ({'|'.join(_TEENS)})\b", lambda m: f"20{10 + _TEENS.index(m.group(1))}", t)
     t = re.sub(
         rf"\btwenty ((?:{tens})(?:[- ](?:{units}))?)\b",
         lambda m: "20" + compound(_TENS_RE.match(m.group(1))),
