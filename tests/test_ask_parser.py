@@ -1505,3 +1505,46 @@ def test_chat_fillers_are_filler_only_where_they_are_said_so():
     r = read("which month of the year 2025 had the most orders")  # was declined as a seasonal pattern
     assert (r.shape, r.rank_grain, f"{r.question.start:%Y}") == ("rank_time", "month", "2025"), r.reason
     assert read("revenue by month of the year").status == "decline"  # that one is seasonal
+
+
+def test_sixteenth_unseen_set_traps_are_declined_or_read_in_full():
+    # each of these was answered with a confident number for a different question
+    r = read("Compare Europe's revenue last month with North America's revenue the month before.")
+    assert r.status == "clarify" and r.question is None  # was Europe plus North America, month on month
+    r = read("What was revenue per customer in Europe last quarter?")
+    assert r.status == "decline" and "per customer" in r.reason  # was Europe's revenue
+    test_value_readings(  # was a breakdown by channel
+        "How many orders came through channels other than Marketplace last month?",
+        "orders",
+        "2026-02-01",
+        "2026-03-01",
+        {},
+    )
+    assert read(
+        "How many orders came through channels other than Marketplace last month?"
+    ).question.exclude_dict == {"channel": ("Marketplace",)}
+    # read in full where they were declined or asked back
+    r = read(
+        "Among Electronics, Toys & Games and Books, which category had the highest return rate last quarter?"
+    )
+    assert (r.shape, r.question.by, set(r.question.where_dict["category"])) == (
+        "top",
+        ("category",),
+        {"Electronics", "Toys & Games", "Books"},
+    ), r.reason
+    test_value_readings(
+        "What was gross margin for Retail Store sales in Europe yesterday?",
+        "gross_margin",
+        "2026-03-17",
+        "2026-03-18",
+        {"channel": ["Retail Store"], "region": ["Europe"]},
+    )
+    test_value_readings(
+        "new european customers last month",
+        "new_customers",
+        "2026-02-01",
+        "2026-03-01",
+        {"region": ["Europe"]},
+    )
+    assert read("revenue per day last week").shape == "trend"  # per day is still a breakdown
+    assert read("web sales and aov last month").status == "clarify"  # two KPIs, really

@@ -35,7 +35,7 @@ FILLER = set(
     sell sold selling sale buy bought buying purchase purchased place placed ship shipped shipping ordered
     hey hi hello thanks thank ok okay um uh er erm question gimme pls plz kindly
     i'd i'm i've we've we're we'd you've wondering wonder curious interested keen love
-    whether meaning
+    whether meaning among amongst
     shift shifted shifting
     take taken took earn earned earning receive received see seen look looking like
     kpi metric metrics stat stats statistic statistics data report number's
@@ -309,6 +309,20 @@ TIME_GRAINS = {
     "hours": "hour",
     "weekday": "weekday",
 }
+# "per customer", "per head": a ratio to people, which no KPI here is ("per day" is a breakdown)
+PER_HEAD = {
+    "customer",
+    "shopper",
+    "buyer",
+    "client",
+    "head",
+    "capita",
+    "person",
+    "people",
+    "user",
+    "visitor",
+    "employee",
+}
 BREAKDOWN_CUES = {"by", "per", "each", "every", "across", "breakdown", "split", "broken"}
 NUMBER_WORDS = {
     "one": 1,
@@ -433,6 +447,19 @@ SHORT_UNITS = {
     "ly": "last year",
 }
 _SPAN_UNITS = {"d": "days", "w": "weeks", "m": "months", "q": "quarters", "y": "years", "h": "hours"}
+
+
+def _new_before_value(t: str, lex: Lexicon) -> str:
+    """``t`` with "new <value> customers" as "<value> new customers" ("new Web customers"), so the
+    value is a filter and "new customers" the KPI."""
+    if not re.search(r"\b(?:new|first[- ]time)\b", t):
+        return t
+    alts = "|".join(
+        re.escape(ph) for ph in sorted({*lex.member_phrases, *lex.aliases}, key=len, reverse=True)
+    )
+    return re.sub(
+        rf"\b(new|first[- ]time) ((?:{alts})) (customers?|shoppers?|buyers?|clients?)\b", r"\2 \1 \3", t
+    )
 
 
 _UNITS_WORDS = "one two three four five six seven eight nine".split()
@@ -821,6 +848,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     )
     known = _known_words(lex)
     t = _spoken_numbers(t, known)  # "the last fourteen days", "the aurora four k monitor"
+    t = _new_before_value(t, lex)  # "new Web customers": the Web's new customers
     t, short = _expand_shorthand(t, known)
     t, fixed = _fix_time_typos(t, known)
     t, typos = _fix_word_typos(t, known, lex)
@@ -1141,6 +1169,19 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     for i, tok in enumerate(toks[:-1]):
         if tok.role is None and tok.word in ("average", "mean") and i + 1 in ratio_at:
             tok.role = "filler"  # "average revenue per order", "average gross margin": the ratio itself
+    per_head = [
+        toks[i + 1].word
+        for i in range(n - 1)
+        if toks[i].word == "per" and toks[i].role is None and sing[i + 1] in PER_HEAD
+    ]
+    if per_head:  # "revenue per customer": a ratio the catalog does not define (not revenue, not by customer)
+        return r.refuse(
+            "decline",
+            f"'per {per_head[0]}' is a ratio the catalog does not define; I answer the KPIs as defined (average "
+            "order value is revenue per order). Ask for each part on its own, e.g. 'revenue last month' and "
+            "'active customers last month'.",
+            lex.suggestions(),
+        )
     averaged = [t_.word for t_ in toks if t_.role is None and t_.word in ("average", "avg", "mean", "median")]
     if averaged:
         return r.refuse(
@@ -1246,7 +1287,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     members_found[:] = ordered = merged
     for m1, m2 in zip(ordered, ordered[1:], strict=False):
         d1, d2 = {d for d, _ in m1[2]}, {d for d, _ in m2[2]}
-        if m2[0] == m1[1] + 1 and d1 & d2 and len(d1 | d2) == 1:
+        listed = "," in t[toks[m1[1]].end : toks[m2[0]].start]  # "Electronics, Toys & Games and Books"
+        if m2[0] == m1[1] + 1 and d1 & d2 and len(d1 | d2) == 1 and not listed:
             # "the app store": two values of one dimension side by side, with no "and"/"or"
             # between them, are one name that is neither, not both
             choices = sorted({v for _, v in m1[2] | m2[2]})
@@ -1321,6 +1363,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     for k, _ in dims_found:
         if k and toks[k - 1].word in ("all", "every") and k + 1 < n and toks[k + 1].role == "exclude":
             used_dims_as_label.add(k)  # "all regions except Europe": one total without Europe
+        elif (
+            k + 1 < n
+            and toks[k + 1].role == "exclude"
+            and not (which or rank_dir or top_n)
+            and (not k or toks[k - 1].word not in BREAKDOWN_CUES)
+        ):
+            used_dims_as_label.add(k)  # "orders through channels other than Marketplace": one total
         elif k > 1 and toks[k - 1].word == "all" and toks[k - 2].word in ACROSS:
             used_dims_as_label.add(k)  # "revenue across all channels": one total of them all
     alls = [k for k, _ in dims_found if k and toks[k - 1].word == "all"]
@@ -1373,9 +1422,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 choices = [lex.kpis[k].label for k in ("units", "orders") if k in lex.kpis]
             return r.refuse("clarify", f"Which KPI do you mean? The question does not name {what}.", choices)
     if len(names) > 1:
-        # "AOV for marketplace orders", "units shipped to APAC customers": orders or customers right
-        # after a value name whom the KPI before them is about, not a second KPI ("Electronics
-        # returns" would be a different measure, so only these two). "Web orders and revenue" asks
+        # "AOV for marketplace orders", "units shipped to APAC customers", "margin on store sales":
+        # orders, customers or sales right after a value name what the KPI before them is about, not
+        # a second KPI ("Electronics returns" would be a different measure, so only these). "Web orders and revenue" asks
         # for both.
         def qualifies(i: int, name: str) -> bool:
             after = (  # "AOV for shoppers in North America"
@@ -1384,7 +1433,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 and toks[i + 1].word in ("in", "from", "on", "via", "through")
                 and toks[i + 2].role == "member"
             )
-            if name not in ("orders", "customers") or not i or (toks[i - 1].role != "member" and not after):
+            whose = name in ("orders", "customers") or (
+                name == "revenue" and toks[i].word in ("sales", "sale")
+            )
+            if not whose or not i or (toks[i - 1].role != "member" and not after):
                 return False
             before = [j for j, o in kpis_found if o != name and j < i]
             return bool(before) and not any(
@@ -1615,6 +1667,22 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 "Compared with what? e.g. 'last month vs the month before' or 'vs the same month last year'.",
             )
         period_b = timephrases.shifted(period_a, "year" if yoy else "before")
+    if period_b is not None:
+        # "Europe's revenue last month with North America's the month before": two slices and two
+        # periods compared at once; not the two slices added up over each period
+        for d, vs in where.items():
+            at = sorted(m[0] for m in members_found if len(vs) > 1 and any(o[0] == d for o in m[2]))
+            if any(
+                toks[j].word in ("vs", "versus", "compared", "compare", "against", "with", "than", "to")
+                for a_, b_ in zip(at, at[1:], strict=False)
+                for j in range(a_ + 1, b_)
+            ):
+                return r.refuse(
+                    "clarify",
+                    f"That compares {' and '.join(vs)} and two periods at once; ask for one of them over "
+                    f"both periods, or for both in one period ('{kpi.label.lower()} {' vs '.join(vs)} "
+                    f"{period_a.text}').",
+                )
     if period_a is None:
         if lex.latest is None:
             return r.refuse("decline", "The warehouse holds no data yet.")
