@@ -1548,3 +1548,16 @@ def test_sixteenth_unseen_set_traps_are_declined_or_read_in_full():
     )
     assert read("revenue per day last week").shape == "trend"  # per day is still a breakdown
     assert read("web sales and aov last month").status == "clarify"  # two KPIs, really
+
+
+def test_seventeenth_unseen_set_negations_and_display_units():
+    r = read("How many orders did we get last week from everything but the web?")
+    assert (r.shape, r.question.exclude_dict) == ("value", {"channel": ("Web",)}), r.reason
+    r = read("How many orders came from Europe last week that were not placed through the Mobile App?")
+    assert (r.question.where_dict, r.question.exclude_dict) == (
+        {"region": ("Europe",)},
+        {"channel": ("Mobile App",)},
+    )
+    test_value_readings(
+        "What was revenue in thousands in October 2025?", "revenue", "2025-10-01", "2025-11-01", {}
+    )

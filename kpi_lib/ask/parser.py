@@ -70,6 +70,9 @@ EXCLUDE_CUES = (
     "putting aside",
     "leaving out",
     "but not",
+    "everything but",
+    "anything but",
+    "all but",
     "excluding",
     "exclude",
     "excluded",
@@ -739,6 +742,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r"(?<!fiscal )\b(?:the )?year (?=(?:19|20)\d\d\b)", "", t
     )  # "the year 2025": 2025 (not a ranking of years)
     t = re.sub(r"\byou know\b", " ", t)  # spoken filler
+    t = re.sub(r"\bin (?:thousands|millions|billions)\b", " ", t)  # a display unit: the number is the same
+    t = re.sub(r"\bnot (?:placed|made|sold|bought|ordered|shipped) (through|via|on|in|from)\b", r"not \1", t)
     # English as a second language: "the precedent week", "the month passed", "the year in course",
     # "until today", "kindly share the ...", "percentual change", "both days included"
     t = re.sub(r"\b(?:the )?precedent\b", "last", t)
