@@ -9,7 +9,6 @@ never writes SQL; it produces :class:`kpi_lib.kpis.Question` objects.
 
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 
 from ..kpis import Question, fiscal_year_start
 from ..kpis.definitions import business
-from . import timephrases
+from . import timephrases, wording
 from .lexicon import Lexicon, singular, words
 from .timephrases import Period
 
@@ -465,42 +464,6 @@ def _new_before_value(t: str, lex: Lexicon) -> str:
     )
 
 
-_UNITS_WORDS = "one two three four five six seven eight nine".split()
-_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-_TENS_RE = re.compile(rf"({'|'.join(_TENS)})(?:[- ]({'|'.join(_UNITS_WORDS)}))?")
-
-
-def _spoken_numbers(t: str, known: set[str]) -> str:
-    """``t`` with spoken numbers from 11 up ("fourteen", "twenty-eight", "twenty twenty five") in
-    digits, and a spoken digit after "q" or before "k" ("q three", "four k monitor"). One to ten
-    stay words otherwise: "which one"."""
-    if any(w in known for w in (*_TEENS[1:], *_TENS)):
-        return t  # the data names something with them ("Fifty Fifty Lemonade"): left as said
-    tens = "|".join(_TENS)
-    units = "|".join(_UNITS_WORDS)
-
-    def compound(m: re.Match) -> str:
-        n = 20 + 10 * _TENS.index(m.group(1)) + (_UNITS_WORDS.index(m.group(2)) + 1 if m.group(2) else 0)
-        return str(n)
-
-    # a spoken year: "twenty twenty five" is 2025, "twenty seventeen" 2017, "twenty twenty" 2020
-    t = re.sub(rf"\btwenty ({'|'.join(_TEENS)})\b", lambda m: f"20{10 + _TEENS.index(m.group(1))}", t)
-    t = re.sub(
-        rf"\btwenty ((?:{tens})(?:[- ](?:{units}))?)\b",
-        lambda m: "20" + compound(_TENS_RE.match(m.group(1))),
-        t,
-    )
-    t = re.sub(rf"\b({tens})(?:[- ]({units}))?\b", compound, t)
-    t = re.sub(rf"\b({'|'.join(_TEENS[1:])})\b", lambda m: str(11 + _TEENS[1:].index(m.group(1))), t)
-    t = re.sub(
-        r"\bq (one|two|three|four)\b", lambda m: f"q{_UNITS_WORDS.index(m.group(1)) + 1}", t
-    )  # "q three"
-    return re.sub(rf"\b({units}) k\b", lambda m: f"{_UNITS_WORDS.index(m.group(1)) + 1}k", t)
-
-
 def _expand_shorthand(t: str, known: set[str]) -> tuple[str, list[tuple[str, str]]]:
     """``t`` with time shorthand written out, and the (typed, read as) pairs."""
     expanded: list[tuple[str, str]] = []
@@ -716,112 +679,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
-    t = re.sub(r"\bquick (?:one|q|question)\b", " ", t)  # "hey, quick one: ..."
-    # "the most recent full month", "the latest complete week": the last whole one
-    t = re.sub(
-        r"\b(?:the )?(?:most recent|latest|last|previous) (?:full|complete|completed|whole|closed) "
-        r"(week|month|quarter|year)\b",
-        r"last \1",
-        t,
-    )
-    t = re.sub(r"\bw/(?= )", "with", t)  # "3 categories w/ the highest return rate"
-    # words that are filler only where they are said so: "could you check" (not "paid by check"),
-    # "the single best day" (not "orders of a single item"), "the full year" (not "paid in full"),
-    # "which day gave us" (not "orders that gave a discount")
-    t = re.sub(
-        r"^(?:please |kindly )?(?:check|pull|fetch|grab)\b|\b(?:can|could|would) you (?:please )?(?:check|pull(?: up)?|fetch|grab)\b",
-        " ",
-        t,
-    )
-    t = re.sub(r"\bsingle (?=(?:best|top|worst|biggest|highest|lowest|most|least|day|week|month)\b)", "", t)
-    t = re.sub(
-        r"\b(?:full |whole |entire )?(?:full|calendar) (?=(?:year|yr|month|quarter|qtr|week)\b)", "", t
-    )
-    t = re.sub(r"\bgave us\b", " ", t)
-    t = re.sub(
-        r"(?<!fiscal )\b(?:the )?year (?=(?:19|20)\d\d\b)", "", t
-    )  # "the year 2025": 2025 (not a ranking of years)
-    t = re.sub(r"\byou know\b", " ", t)  # spoken filler
-    t = re.sub(r"\bin (?:thousands|millions|billions)\b", " ", t)  # a display unit: the number is the same
-    t = re.sub(r"\bnot (?:placed|made|sold|bought|ordered|shipped) (through|via|on|in|from)\b", r"not \1", t)
-    # English as a second language: "the precedent week", "the month passed", "the year in course",
-    # "until today", "kindly share the ...", "percentual change", "both days included"
-    t = re.sub(r"\b(?:the )?precedent\b", "last", t)
-    t = re.sub(r"\bthe (week|month|quarter|year) passed\b", r"last \1", t)
-    t = re.sub(r"\b(?:the )?(week|month|quarter|year) in course\b", r"this \1 so far", t)
-    if re.search(r"\bsince\b", t):  # "since 1 Nov until now": since says it
-        t = re.sub(r"\b(?:until|till|up to|up till) (?:today|now)\b", "", t)
-    elif re.search(r"\b(?:from|between)\b", t):  # "from 1 Nov until now": to today
-        t = re.sub(r"\b(until|till|up to|up till) now\b", r"\1 today", t)
-    else:
-        t = re.sub(r"\b(?:until|till|up to|up till) (?:today|now)\b", "so far", t)
-    t = re.sub(r"\bdo the needful\b", " ", t)
-    t = re.sub(r"\bhow many (?:%|percent)", "what percent", t)
-    t = re.sub(r",? (?:both (?:days |dates |ends )?(?:included|inclusive)|inclusive)\b", "", t)
-    t = re.sub(r",? i (?:want|need|would like|wish) to \w+(?: (?:it|them|this|that))?\b", "", t)
-    t = re.sub(
-        r"\bevolution\b", "change" if re.search(r"\b(?:vs|versus|against|compared|than)\b", t) else "trend", t
-    )
-    t = re.sub(r"\bhows\b", "how is", t)
-    t = re.sub(r"\bpercent(?:age)?[- ]?wise\b", "percent", t)
-    t = re.sub(r"\b(?:% )?chg\b", "change", t)  # "% chg"
-    t = re.sub(r"\b% diff\b|\bdiff\b", "change", t)  # "% diff" of two periods
-    t = re.sub(r"\bcusts?\b", "customers", t)  # "active custs"
-    t = re.sub(r",? including today\b", "", t)  # "the last 7 days, including today": as the last 7 days are
-    if re.search(r"\b(?:customers?|shoppers?|buyers?|clients?)\b", t):  # "new customers we picked up"
-        t = re.sub(r"\b(?:picked|picking|pick|signed|signing|sign) up\b", "", t)
-    t = re.sub(r"\bsent back\b", "returned", t)  # "orders sent back to us"
-    if re.search(r"\bnew customers?\b|\bfirst[- ]time\b", t):  # "new customers who placed their first order"
-        t = re.sub(r"\b(?:placed|made) (?:their|a) first (?:order|purchase)\b", "", t)
-    # "the same day one week earlier", "one year ago": a
-    t = re.sub(r"\bone (day|week|month|quarter|year) (earlier|before|ago|prior)\b", r"a \1 \2", t)
-    # "last quarter vs the one before it"
-    t = re.sub(r"\bthe one before(?: it| that)?\b", "the period before", t)
-    # "the 7 days before that": the 7 days before the period just named
-    t = re.sub(r"\bthe (\d+|[a-z]+) (days|weeks) before(?: that| it)?\b", r"the previous \1 \2", t)
-    t = re.sub(rf"\b({timephrases._MON})-((?:19|20)\d\d)\b", r"\1 \2", t)  # "December-2025"
-    # "Nov-26": a spreadsheet's November 2026, or the 26th? Asked back ("Nov-98" can only be a year)
-    m_yy = re.search(rf"\b({timephrases._MON})-(\d\d)\b", t)
-    if m_yy:
-        month = timephrases.MONTHS[m_yy.group(1)]
-        yy = int(m_yy.group(2))
-        year = f"{20 if yy <= as_of.year % 100 + 1 else 19}{yy:02d}"
-        if yy > 31:
-            t = t.replace(m_yy.group(0), f"{m_yy.group(1)} {year}")
-        else:
-            return r.refuse(
-                "clarify",
-                f"'{m_yy.group(0)}' could be {calendar.month_name[month]} {year} or {yy} "
-                f"{calendar.month_name[month]}; write e.g. '{calendar.month_name[month]} {year}'.",
-            )
-    # "10/2026", "10-2026": a month and its year
-    t = re.sub(
-        r"(?<![\d/.-])(0?[1-9]|1[0-2])[/-]((?:19|20)\d\d)(?![\d/.-])",
-        lambda m: f"{calendar.month_name[int(m.group(1))].lower()} {m.group(2)}",
-        t,
-    )
-    # "the 30 Nov week": the week of that day
-    t = re.sub(
-        rf"\b(?:the )?((?:{timephrases._DAYNUM}) (?:{timephrases._MON})|(?:{timephrases._MON}) (?:{timephrases._DAYNUM})) week\b",
-        r"week of \1",
-        t,
-    )
-    # "how much did customers in EMEA spend (with us)": their revenue ("how much did we spend" is not
-    # a KPI, and stays unknown)
-    t = re.sub(
-        r"\bhow much (?:money )?(did|do|does|have|has) (?!we\b|i\b|you\b|the company\b|our company\b)"
-        r"(?:(?:our|the) )?(?:customers?|shoppers?|buyers?|clients?|people)?(?: (?:in|from))? ?(.*?) spen[dt]"
-        r"(?: (?:with|at) us)?\b",
-        r"how much revenue \1 \2 bring",
-        t,
-    )
-    # "Oct '26", "Q3 '25": a year in two digits (the next year at most; older ones in the 1900s)
-    t = re.sub(
-        r"(?<![a-z0-9])'(\d\d)\b",
-        lambda m: f"{20 if int(m.group(1)) <= as_of.year % 100 + 1 else 19}{m.group(1)}",
-        t,
-    )
-    t = re.sub(r"(?<=[a-z]) \+ (?=[a-z])", " and ", t)  # "Electronics + Books": both ("C+ Serum" is a name)
+    t, ask_back = wording.plain(t, as_of)  # greetings, chat, speech, second-language English
+    if ask_back:
+        return r.refuse("clarify", ask_back)
     # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period;
     # "customer lifetime value" is a measure the catalog does not define)
     t = re.sub(
@@ -852,7 +712,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         t,
     )
     known = _known_words(lex)
-    t = _spoken_numbers(t, known)  # "the last fourteen days", "the aurora four k monitor"
+    t = wording.spoken_numbers(t, known)  # "the last fourteen days", "the aurora four k monitor"
     t = _new_before_value(t, lex)  # "new Web customers": the Web's new customers
     t, short = _expand_shorthand(t, known)
     t, fixed = _fix_time_typos(t, known)
