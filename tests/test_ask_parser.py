@@ -1561,3 +1561,42 @@ def test_seventeenth_unseen_set_negations_and_display_units():
     test_value_readings(
         "What was revenue in thousands in October 2025?", "revenue", "2025-10-01", "2025-11-01", {}
     )
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        # time phrases of set 18 (T is a Wednesday)
+        ("How many orders did we get in the week just gone?", "orders", "2026-03-09", "2026-03-16", {}),
+        (
+            "What was the return rate in the quarter just ended?",
+            "return_rate",
+            "2025-10-01",
+            "2026-01-01",
+            {},
+        ),
+        ("Web channel orders, 2025 in full.", "orders", "2025-01-01", "2026-01-01", {"channel": ["Web"]}),
+        ("Orders in the 10 days to 05 March 2026 (inclusive)?", "orders", "2026-02-24", "2026-03-06", {}),
+        ("Orders for the week commencing Monday 2 March 2026?", "orders", "2026-03-02", "2026-03-09", {}),
+        (
+            "How much did we sell last weekend (Saturday and Sunday) in revenue?",
+            "revenue",
+            "2026-03-14",
+            "2026-03-16",
+            {},
+        ),
+    ],
+)
+def test_eighteenth_unseen_set_time_phrases(text, kpi, start, end, where):
+    test_value_readings(text, kpi, start, end, where)
+
+
+def test_gaining_new_customers_is_acquiring_them_not_a_change():
+    r = read("Which region gained the most new customers across 2025 as a whole?")  # was declined as growth
+    assert (r.shape, r.question.kpi, r.question.by, f"{r.question.start:%Y}") == (
+        "top",
+        "new_customers",
+        ("region",),
+        "2025",
+    ), r.reason
+    assert read("which region grew most in revenue last month").status == "decline"  # a ranking of changes, still

@@ -59,7 +59,21 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
         t = re.sub(r"\b(?:until|till|up to|up till) (?:today|now)\b", "so far", t)
     t = re.sub(r"\bdo the needful\b", " ", t)
     t = re.sub(r"\bhow many (?:%|percent)", "what percent", t)
-    t = re.sub(r",? (?:both (?:days |dates |ends )?(?:included|inclusive)|inclusive)\b", "", t)
+    t = re.sub(r",? ?\(?\b(?:both (?:days |dates |ends )?(?:included|inclusive)|inclusive)\b\)?", "", t)
+    # "the week just gone", "the quarter just ended": the last whole one
+    t = re.sub(
+        r"\bthe (week|month|quarter|year) just (?:gone|ended|finished|closed|completed)\b", r"last \1", t
+    )
+    t = re.sub(r"\b(?:as a whole|in full)\b", " ", t)  # "2025 in full", "last quarter as a whole"
+    t = re.sub(r"\bweek commencing\b|\bw/c\b", "week starting", t)
+    t = re.sub(r"\b(week (?:starting|beginning)) (?:on )?(?:monday|mon),? ", r"\1 ", t)  # "... Monday 16 November"
+    t = re.sub(r"\b(weekend),? \(?(?:saturday|sat)(?: and| &| to| -|-) ?(?:sunday|sun)\)?", r"\1", t)
+    # "which region gained the most new customers": acquired them, not a change between periods
+    t = re.sub(
+        r"\b(?:gained|gain|won|win|acquired|added)\b(?= (?:the )?(?:most |fewest |least )?(?:new|first[- ]time)\b)",
+        "had",
+        t,
+    )
     t = re.sub(r",? i (?:want|need|would like|wish) to \w+(?: (?:it|them|this|that))?\b", "", t)
     t = re.sub(
         r"\bevolution\b", "change" if re.search(r"\b(?:vs|versus|against|compared|than)\b", t) else "trend", t
