@@ -1599,4 +1599,5 @@ def test_gaining_new_customers_is_acquiring_them_not_a_change():
         ("region",),
         "2025",
     ), r.reason
-    assert read("which region grew most in revenue last month").status == "decline"  # a ranking of changes, still
+    # a ranking of changes, still
+    assert read("which region grew most in revenue last month").status == "decline"

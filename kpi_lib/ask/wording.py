@@ -66,7 +66,8 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     )
     t = re.sub(r"\b(?:as a whole|in full)\b", " ", t)  # "2025 in full", "last quarter as a whole"
     t = re.sub(r"\bweek commencing\b|\bw/c\b", "week starting", t)
-    t = re.sub(r"\b(week (?:starting|beginning)) (?:on )?(?:monday|mon),? ", r"\1 ", t)  # "... Monday 16 November"
+    # "the week commencing Monday 16 November": the weekday says nothing more
+    t = re.sub(r"\b(week (?:starting|beginning)) (?:on )?(?:monday|mon),? ", r"\1 ", t)
     t = re.sub(r"\b(weekend),? \(?(?:saturday|sat)(?: and| &| to| -|-) ?(?:sunday|sun)\)?", r"\1", t)
     # "which region gained the most new customers": acquired them, not a change between periods
     t = re.sub(
