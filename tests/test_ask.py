@@ -513,6 +513,7 @@ def test_a_rates_move_between_two_months_is_a_change_told_in_points(as_of):
     # 'down 9.3%' of a 5.2% rate reads as 9.3 points: the points come first
     word = "up" if cur >= prev else "down"
     assert f"{word} {abs(cur - prev) * 100:.1f} points ({abs(a.change_pct):.1f}%)" in a.text, a.text
+    assert a.formatted == f"{(cur - prev) * 100:+.1f} pts", a.formatted  # the card's headline, in points too
 
 
 def test_which_of_two_named_channels_ranks_those_two_and_says_so(as_of):

@@ -169,7 +169,14 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
                 f"{k.label}{scope} {_was(k)} {_fmt(k, va)} {when}, {direction} {moved} "
                 f"from {_fmt(k, vb)} {reading.period_b.phrase()}."
             )
-        a.formatted = f"{a.change_pct:+.1f}%" if a.change_pct is not None else _fmt(k, va)
+        # the card's headline: a rate's move in points ("-16.0%" of a 5.5% return rate reads as its value)
+        a.formatted = (
+            _fmt(k, va)
+            if a.change_pct is None
+            else f"{(va - vb) * 100:+.1f} pts"
+            if k.is_percent
+            else f"{a.change_pct:+.1f}%"
+        )
         return _finish(a, note, as_of)
     if reading.shape == "share":
         part = kpis.query(q, as_of=as_of)
