@@ -410,4 +410,13 @@ def _finish(a: Answer, note: str | None, as_of: kpis.AsOf) -> Answer:
         a.text += " (I read " + "; ".join(typos) + ".)"
     if note:
         a.text += " " + note
+    if (
+        a.status == "answer"
+        and re.search(r"\bfiscal\b|\bfy ?'?\d|\bfytd\b", a.question.lower())
+        and not kpis.fiscal_year_set()
+    ):
+        # said, but never defined: the calendar year is a reading, and the answer says so
+        a.text += (
+            " The fiscal year is read as the calendar year: catalog.yml sets no business.fiscal_year_start."
+        )
     return a

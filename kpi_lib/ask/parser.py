@@ -36,6 +36,7 @@ FILLER = set(
     i'd i'm i've we've we're we'd you've wondering wonder curious interested keen love
     whether meaning among amongst
     shift shifted shifting
+    booked posted recorded logged registered clocked racked notched
     take taken took earn earned earning receive received see seen look looking like
     kpi metric metrics stat stats statistic statistics data report number's
     business company store's firm shop our's ever far date period time times
@@ -86,6 +87,18 @@ EXCLUDE_CUES = (
     "not via",
     "not through",
     "non",
+)
+#: said after the values they leave out: "Grocery revenue, Marketplace excluded"
+POSTFIX_EXCLUDE_CUES = (
+    "excluded",
+    "not included",
+    "not counted",
+    "left out",
+    "taken out",
+    "set aside",
+    "aside",
+    "removed",
+    "omitted",
 )
 ASC_WORDS = {
     "bottom",
@@ -623,13 +636,29 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         return _incidents_reading(t, as_of, lex)
     if re.search(
         r"(?<!first )(?<!last )(?<!1st )\b(day|hour|month|week)s? of (the )?(week|day|year|month)\b(?! (?:19|20)\d\d)"
-        r"|\bweekdays?\b|\btime of day\b",
+        r"|(?<!same )\bweekdays?\b|\btime of day\b",
         t,
     ):
         return r.refuse(
             "decline",
             "Seasonal patterns (by weekday, hour of day or month of year) are not a KPI breakdown I keep; "
             "ask for a ranking over days, weeks or months in a period instead.",
+        )
+    # "rank our stores", "which store sold most": one line per store, which the data does not keep
+    # ("stores" alone is the Retail Store channel)
+    m_store = re.search(
+        r"\b(?:rank|ranking|rank order|top \d+|top|which|what|each|every|by|best|worst|bottom \d+)"
+        r"(?: (?:of )?(?:our|the|all|my|all our|all the))? (stores?|shops?|outlets?|branch(?:es)?|locations?|sites?)\b",
+        t,
+    )
+    if m_store and not any(
+        d.lower() in ("store", "stores", "shop", "location") for d in lex.dim_labels.values()
+    ):
+        return r.refuse(
+            "decline",
+            f"The data keeps no '{m_store.group(1)}' one by one (stores are one channel, Retail Store). Ask "
+            f"by {' or '.join(v.lower() for v in lex.dim_labels.values())}, or about the Retail Store channel.",
+            lex.suggestions(),
         )
     # "kindly share the return rate", "how much % of change": the verb, and a change's unit
     t = re.sub(r"\bshare (?=(?:the|our|me|us|with)\b)", "show ", t)
@@ -861,6 +890,33 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                     tok.role = "number"
                     continue
     exclude_at: list[int] = []
+    excluded_before: list[int] = []  # "Marketplace excluded": the values just before the cue
+    for cue in POSTFIX_EXCLUDE_CUES:
+        for m in re.finditer(rf"\b{re.escape(cue)}\b", joined):
+            k = len(joined[: m.start()].split())
+            span = len(cue.split())
+            j = k - 1
+            while j >= 0 and toks[j].word in (
+                "being",
+                "is",
+                "are",
+                "was",
+                "were",
+                "channel",
+                "category",
+                "region",
+            ):
+                j -= 1
+            follows = k + span < n and toks[k + span].role == "member"
+            if (
+                j >= 0
+                and toks[j].role == "member"
+                and not follows
+                and all(toks[k + i].role is None for i in range(span))
+            ):
+                for i in range(span):
+                    toks[k + i].role = "exclude"
+                excluded_before.append(k)
     for cue in EXCLUDE_CUES:
         for m in re.finditer(rf"\b{re.escape(cue)}\b", joined):
             k = len(joined[: m.start()].split())
@@ -1207,6 +1263,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         excluded = any(
             first >= e and all(toks[j].role in ("member", "filler", "exclude") for j in range(e, first))
             for e in exclude_at
+        ) or any(
+            last < e
+            and all(
+                toks[j].role in ("member", "filler")
+                or toks[j].word in ("and", "or", "being", "is", "are", "was", "were")
+                or toks[j].role == "dim"
+                for j in range(last + 1, e)
+            )
+            for e in excluded_before
         )
         (exclude if excluded else where).setdefault(d, []).append(v)
         r.understood.append(
@@ -1243,7 +1308,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     for k, _ in dims_found:
         if k > 1 and toks[k - 1].word == "and" and k - 2 in used_dims_as_label:
             used_dims_as_label.add(k)  # "across all regions and channels"
-    by_dims = [d for k, d in dims_found if k not in used_dims_as_label]
+    # "top 5 SKUs (products)": one dimension, said twice
+    by_dims = list(dict.fromkeys(d for k, d in dims_found if k not in used_dims_as_label))
 
     # --- the KPI ---------------------------------------------------------------------------------------
     names = list(dict.fromkeys(name for _, name in kpis_found))
@@ -1256,6 +1322,22 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             re.search(r"\bhow much\b.*" + money_verb, joined)
             # "what did we sell in dollars": an amount of money sold is revenue
             or (said_currency and re.search(money_verb, joined))
+            # "$ by region", "best day for $": money alone is revenue (an average or a rate per
+            # something is not)
+            or (
+                said_currency
+                and not re.search(
+                    r"\b(?:average|avg|mean|per|each|typical|median|rate|ratio|share)\b", joined
+                )
+            )
+            # "what did Europe bring in / make / earn last quarter": money earned ("what did we sell"
+            # is goods, and stays unknown)
+            or re.search(
+                r"\bwhat (?:did|does|do|has|have|will)\b.*\b(?:bring|brought|take|took|rake|raked) in\b"
+                r"|\bwhat (?:did|does|do|has|have)\b(?!.*\b(?:sell|sold|buy|bought|spend|spent)\b)"
+                r".*\b(?:make|made|earn|earned|gross|grossed)\b(?! of\b)",
+                joined,
+            )
         ) or (
             rank_dir
             and re.search(r"\b(best|top|worst)\s*sell", joined) is None
@@ -1303,6 +1385,19 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             )
             if not whose or not i or (toks[i - 1].role != "member" and not after):
                 return False
+            first_ = i - 1
+            while first_ > 0 and toks[first_ - 1].role == "member":
+                first_ -= 1
+            if first_ and toks[first_ - 1].word in ("among", "amongst", "across", "of"):
+                # "among Mobile App orders, what was the AOV": the orders the KPI after is about
+                return any(
+                    o != name
+                    and j > i
+                    and not any(
+                        toks[k].word in ("and", "or", "plus", "&", "vs", "versus") for k in range(i + 1, j)
+                    )
+                    for j, o in kpis_found
+                )
             before = [j for j, o in kpis_found if o != name and j < i]
             return bool(before) and not any(
                 toks[k].word in ("and", "or", "plus", "&", "vs", "versus", "with")
@@ -1386,7 +1481,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             unit, how = "day", "week"
         cur = timephrases.floor_period(as_of.replace(hour=0, minute=0, second=0, microsecond=0), unit)
         absolute = [timephrases.shifted(Period(cur, timephrases.next_period(cur, unit), unit, p.text), how)]
-        relative = []
+        # "the previous quarter vs the same quarter a year before it": the first one is the period
+        relative = relative[1:] if p.relative == "before" else []
     weekday = [p for p in absolute if timephrases.WEEKDAY_PHRASE.fullmatch(p.text)]
     spans = [f.span for f in found if not f.period.relative]
     beside = len(spans) == 2 and re.fullmatch(r"[\s,]*(?:the\s*)?", t[spans[0][1] : spans[1][0]]) is not None
@@ -1417,13 +1513,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         gap = t[spans[0][1] : spans[1][0]].strip(" ,") if len(spans) == 2 else ""
         if gap in ("over", "on"):  # "revenue Q3 over Q2": the first against the second
             compare_cue = True
-        if gap == "to" and re.search(r"\b(?:move[ds]?|moving|went|go|gone|shift(?:ed)?)\b", joined):
+        moved = gap == "to" and bool(re.search(r"\b(?:move[ds]?|moving|went|go|gone|shift(?:ed)?)\b", joined))
+        if moved:
             compare_cue = True  # "how did the return rate move from May to June": from one to the other
         if (
             (re.search(r"\bfrom\b", joined) and re.search(r"\bto\b", joined))
             or (re.search(r"\bbetween\b", joined) and re.search(r"\band\b", joined))
             # "compare Q2 and Q3": no order said, so the later against the earlier, as "between"
             or (compare_cue and gap in ("and", "and the", "&"))
+            or moved  # "October → November, how much did it move" ("compare A to B" is A against B)
         ) and absolute[0].start < absolute[1].start:
             # "from 2024 to 2025", "between October and November": the later against the earlier
             period_a, period_b = absolute[1], absolute[0]
@@ -1436,6 +1534,16 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             period_a, period_b = absolute[1], absolute[0]
         else:
             period_a, period_b = absolute
+        if (
+            period_b.start > period_a.start
+            and period_b.end - period_b.start == period_a.end - period_a.start
+            and re.match(
+                r"(?:the )?(?:previous|prior|preceding) \w+ (?:full |complete |whole )?(?:days|weeks)\b",
+                period_b.text,
+            )
+        ):
+            # "the 3 days before yesterday vs the 3 days before those": the stretch before the first
+            period_b = timephrases.shifted(period_a, "before")
         if (period_a.start, period_a.end) == (period_b.start, period_b.end):
             # "the last 7 days vs the previous 7 days": the same words name the stretch before
             if re.match(r"(?:the )?(?:previous|prior|preceding)\b", period_b.text):

@@ -461,6 +461,30 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             a, b = _absolute_day(m.group(1), today, problems), _absolute_day(m.group(2), today, problems)
             if a and b and b >= a:
                 add(m, Period(a, b + timedelta(days=1), "span", m.group(0), so_far=b >= today))
+    # "from September 2026 through November 2026", "between Sep and Nov": whole months, both
+    # included; "grew from October to November" compares them instead
+    changing = re.search(
+        r"\b(?:grow\w*|grew|chang\w*|increas\w*|decreas\w*|ris\w*|rose|f[ae]ll\w*|drop\w*|differ\w*"
+        r"|move[ds]?|moving|went|go(?:ne)?|jump\w*|climb\w*|shift\w*)\b",
+        text,
+    )
+    for m in each(
+        rf"\b(?:(between|from) )?({_MON})(?: ({_YEAR}))? (and|to|until|till|through|thru|-) ({_MON})(?: ({_YEAR}))?\b"
+    ):
+        link = m.group(4)
+        if (link == "and" and m.group(1) != "between") or (
+            link in ("to", "and") and (changing or not m.group(1))
+        ):
+            continue
+        if "may" in (m.group(2), m.group(5)) and not (m.group(3) or m.group(6)) and not m.group(1):
+            continue
+        y2 = int(m.group(6)) if m.group(6) else None
+        end_m = MONTHS[m.group(5)]
+        end = datetime(y2, end_m, 1) if y2 else _latest_month(end_m, today)
+        y1 = int(m.group(3)) if m.group(3) else end.year - (MONTHS[m.group(2)] > end_m)
+        start = datetime(y1, MONTHS[m.group(2)], 1)
+        if start <= end:
+            add(m, Period(start, add_months(end, 1), "span", m.group(0), so_far=add_months(end, 1) > today))
     # "between 3 and 10 May", "3-10 May 2026", "May 3 to 10": one month named once
     for m in each(
         rf"\b(?:(?:between|from) )?({_DAYNUM}) ?(?:and|to|until|till|through|-) ?({_DAYNUM}) (?:of )?({_MON})(?:,? ({_YEAR}))?\b"
@@ -762,15 +786,22 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
         n, unit = 1 if m.group(1) in ("a", "an") else _num(m.group(1)), UNITS[m.group(2)]
         d = (pd.Timestamp(today) - pd.DateOffset(**{unit + "s": n})).to_pydatetime()
         add(m, Period(d, d + timedelta(days=1), "day", m.group(0)))
+    # "the three days before yesterday": the days up to (not including) that day
+    for m in each(
+        rf"\b(?:the )?({_NUM}) days (?:immediately |just )?(?:before|prior to|preceding) (yesterday|today)\b"
+    ):
+        end = today - timedelta(days=1 if m.group(2) == "yesterday" else 0)
+        add(m, Period(end - timedelta(days=_num(m.group(1))), end, "span", m.group(0)))
     # --- relative to another period in the question ("vs the month before") --------------------
     for m in each(
-        r"\b(?:(?:the )?same (?:period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? "
-        r"(?:last year|(?:a|one|1) year (?:earlier|ago|before)|the (?:year before|previous year|prior year))"
+        rf"\b(?:(?:the )?same (?:(?:{_NUM}) (?:days|weeks|months|quarters)|period|time|day|week|month|quarter|days|weeks|months)(?: of| in)? "
+        r"(?:last year|(?:a|one|1) year (?:earlier|ago|before)(?: (?:it|that|those|them|then))?"
+        r"|(?:the |a )?(?:year before|previous year|prior year))"
         r"|a year (?:earlier|ago|before)|(?:one|1) year (?:earlier|before)|(?:at )?this time last year)\b"
     ):
         add(m, Period(today, tomorrow, "year", m.group(0), relative="year"))
     for m in each(
-        r"\b(?:the )?same (?:day|weekday) (?:last week|a week (?:earlier|ago|before)|the week before)\b"
+        r"\b(?:the )?same (?:day|weekday) (?:last week|a week (?:earlier|ago|before)|(?:the )?(?:week before|previous week|prior week))\b"
     ):
         add(m, Period(today, tomorrow, "week", m.group(0), relative="week"))
     # "MTD vs the same period last month": the same stretch of the month before
@@ -809,7 +840,7 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             add(m, Period(start, tomorrow, "span", m.group(0), so_far=True))
     # "the last 3 full months": the three calendar months before this one
     for m in each(
-        rf"\b(?:the )?(?:last|past|previous|prior) ({_NUM}) (?:full|complete|whole|calendar) (weeks|months|quarters|years)\b"
+        rf"\b(?:the )?(?:last|past|previous|prior|trailing) ({_NUM}) (?:full|complete|completed|whole|calendar) (weeks|months|quarters|years)\b"
     ):
         unit = UNITS[m.group(2)]
         end = floor_period(today, unit)

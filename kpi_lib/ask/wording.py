@@ -14,10 +14,44 @@ from datetime import datetime
 
 from .timephrases import _DAYNUM, _MON, MONTHS
 
+# Words of a remark in brackets that only restates the period or the KPI already said: "two weeks
+# ago (the full Monday-to-Sunday week)", "YTD (1 January through today)", "return rate (units
+# returned / units sold)". Such a remark is dropped; one that adds a condition is kept.
+_RESTATING = set(
+    """
+    the a an full whole complete entire calendar inclusive included including incl excl excluding
+    current this one that it to through thru till until - / from mon monday tue tuesday wed wednesday
+    thu thursday fri friday sat saturday sun sunday today yesterday now day days week weeks wk wks
+    month months quarter quarters year years ending starting beginning before after earlier later ago
+    same period so far of on and is divided by over units unit returned sold revenue orders cost
+    jan january feb february mar march apr april may jun june jul july aug august sep sept september
+    oct october nov november dec december st nd rd th
+    """.split()
+)
+_TIME_SAID = re.compile(
+    r"\b(?:day|days|week|weeks|month|months|quarter|quarters|year|years|yesterday|today|ytd|mtd|qtd|wtd"
+    r"|q[1-4]|h[12]|(?:19|20)\d\d|to date|so far|ago)\b"
+)
+
+
+def _drop_restating(t: str) -> str:
+    """``t`` without bracketed remarks that only restate what is said outside them ("(i.e. ...)"
+    says so itself)."""
+    for m in reversed(list(re.finditer(r"\(([^()]*)\)", t))):
+        words = re.findall(r"[a-z]+|\d+|[-/]", m.group(1))
+        outside = t[: m.start()] + t[m.end() :]
+        restates = all(w in _RESTATING or w.isdigit() for w in words) or re.match(
+            r"\s*i\.? ?e\.?\s", m.group(1)
+        )
+        if words and restates and _TIME_SAID.search(outside):
+            t = (t[: m.start()] + " " + t[m.end() :]).strip()
+    return t
+
 
 def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     """``t`` (lower-case, normalised) in plain words, and a question to ask back when a date has two
     readings ("Nov-26": November 2026, or the 26th?), else None."""
+    t = _drop_restating(t)
     t = re.sub(r"\bquick (?:one|q|question)\b", " ", t)  # "hey, quick one: ..."
     # "the most recent full month", "the latest complete week": the last whole one
     t = re.sub(
@@ -26,7 +60,48 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
         r"last \1",
         t,
     )
+    t = re.sub(r"\bw/o\b", "without", t)  # "revenue mtd w/o marketplace"
     t = re.sub(r"\bw/(?= )", "with", t)  # "3 categories w/ the highest return rate"
+    t = re.sub(r"\s*(?:→|->|=>)\s*", " to ", t)  # "October → November"
+    t = re.sub(r"\b(?:thx|thanks|thank you|ty|cheers|tia)\b", " ", t)
+    t = re.sub(r"\bprev\b", "previous", t)
+    t = re.sub(r"\bsell[- ]?through in units\b", "units", t)  # units sold; a sell-through rate is not kept
+    # "which 2 categories ran the highest return rate": had
+    t = re.sub(
+        r"\b(?:ran|runs|posted|recorded|delivered|drove|drives|drive)(?= (?:the )?(?:highest|lowest|most|least|best|worst|top|biggest|smallest)\b)",
+        "had",
+        t,
+    )
+    # "order / sort the categories from highest to lowest return rate": a ranking, not the Orders KPI
+    t = re.sub(
+        r"\b(?:order|sort|rank)(?:ed)? (?:the |our |all )?(regions|channels|categories|products|days|weeks|months)"
+        r" (?:from )?(highest|largest|biggest|best|most|lowest|smallest|worst|least) (?:to|through) \w+\b",
+        lambda m: (
+            f"rank the {m.group(1)} by "
+            + ("" if m.group(2) in ("highest", "largest", "biggest", "best", "most") else "ascending ")
+        ),
+        t,
+    )
+    t = re.sub(r"\bcalendar (?=(?:19|20)\d\d\b|q[1-4]\b|h[12]\b)", "", t)  # "calendar 2025", "calendar Q2"
+    t = re.sub(r"\bnew[- ]to[- ]file\b", "new", t)  # retail's "new-to-file customers"
+    t = re.sub(r"\bup to and including\b", "to", t)
+    t = re.sub(r",? ?\(?\btoday (?:included|including|inclusive)\)?", "", t)
+    # "total co.", "company-wide": the whole business, as a total is anyway
+    t = re.sub(r"\b(?:total )?(?:co\.|company)(?:[- ]wide)?(?= |$|[,?.!)])", " ", t)
+    # "on a rolling 90 days basis", "rolling 12 months": the last N of them
+    t = re.sub(
+        r"\b(?:on )?(?:a |the )?rolling (\d+|[a-z]+)[- ](days?|weeks?|months?)(?: basis)?\b",
+        lambda m: f"the last {m.group(1)} {m.group(2) if m.group(2).endswith('s') else m.group(2) + 's'}",
+        t,
+    )
+    # "break down orders by channel", "give me a breakdown of orders by channel": orders by channel
+    t = re.sub(r"\b(?:break(?:ing)? down|a breakdown of|breakdown of|split out|split up)\b", " ", t)
+    # "which region led on revenue", "who came out on top in orders": the highest
+    t = re.sub(
+        r"\b(?:led|leads|was leading|came out on top|comes out on top|topped the table)(?: (?:on|in|for|by))?\b",
+        "had the highest",
+        t,
+    )
     # words that are filler only where they are said so: "could you check" (not "paid by check"),
     # "the single best day" (not "orders of a single item"), "the full year" (not "paid in full"),
     # "which day gave us" (not "orders that gave a discount")
@@ -95,7 +170,12 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     # "last quarter vs the one before it"
     t = re.sub(r"\bthe one before(?: it| that)?\b", "the period before", t)
     # "the 7 days before that": the 7 days before the period just named
-    t = re.sub(r"\bthe (\d+|[a-z]+) (days|weeks) before(?: that| it)?\b", r"the previous \1 \2", t)
+    t = re.sub(
+        r"\bthe (\d+|[a-z]+) ((?:full |complete |whole )?)(days|weeks|wks) (?:immediately |just )?(?:before|prior to|preceding|prior(?= *(?:[,?.!;)]|$)))"
+        r"(?: that| it| those| them| then)?\b(?! (?:yesterday|today|last|this))",
+        r"the previous \1 \2\3",
+        t,
+    )
     t = re.sub(rf"\b({_MON})-((?:19|20)\d\d)\b", r"\1 \2", t)  # "December-2025"
     # "Nov-26": a spreadsheet's November 2026, or the 26th? Asked back ("Nov-98" can only be a year)
     m_yy = re.search(rf"\b({_MON})-(\d\d)\b", t)

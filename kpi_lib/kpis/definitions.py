@@ -130,6 +130,11 @@ def business() -> dict[str, str]:
 _MONTH_ABBR = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
+def fiscal_year_set() -> bool:
+    """Whether catalog.yml says when the fiscal year starts (unset, it is the calendar year)."""
+    return "fiscal_year_start" in (_meta().get("business") or {})
+
+
 def fiscal_year_start() -> int:
     """The month (1-12) the business's fiscal year starts in: catalog.yml
     ``metadata.business.fiscal_year_start`` (a number or a month name), January when unset. A
