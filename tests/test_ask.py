@@ -524,3 +524,12 @@ def test_which_of_two_named_channels_ranks_those_two_and_says_so(as_of):
     best = max(two, key=two.get)
     assert a.status == "answer" and a.labels == [best], a.text
     assert a.text.startswith("Of Mobile App and Web, the channel with the highest orders"), a.text
+
+
+def test_a_fiscal_year_the_catalog_never_sets_is_answered_as_the_calendar_year_and_says_so(as_of):
+    a = ask("Gross margin for the fiscal year to date, please.", as_of=as_of, user=ANALYST)
+    start, end = as_of.replace(month=1, day=1, hour=0), as_of.replace(hour=0) + timedelta(days=1)
+    want = kpis.query("gross_margin", "total", start=start, end=end).value
+    assert a.status == "answer" and math.isclose(a.value, want, rel_tol=1e-9)
+    assert "fiscal year is read as the calendar year" in a.text
+    assert "fiscal" not in ask("gross margin year to date", as_of=as_of, user=ANALYST).text

@@ -1788,3 +1788,160 @@ def test_stores_one_by_one_and_undefined_retail_measures_are_declined():
     assert read("what did we make of the drop last week").status != "answer"  # an idiom, not money made
     avg = read("avg $ per order last month")  # an average is not revenue
     assert avg.status != "answer" or avg.question.kpi == "aov"
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        # sets 23-26 (T is a Wednesday): query-speak, greetings, British English, chatty asides
+        ("units, category != Books, MTD", "units", "2026-03-01", "2026-03-19", {}),
+        (
+            "aov, region in ('North America','Europe'), YTD",
+            "aov",
+            "2026-01-01",
+            "2026-03-19",
+            {"region": ["Europe", "North America"]},
+        ),
+        (
+            "sum(units) for Vertex Tablet -- last 7 days",
+            "units",
+            "2026-03-12",
+            "2026-03-19",
+            {"product": ["Vertex Tablet"]},
+        ),
+        (
+            "revenue WHERE channel = 'Marketplace' AND month = last month",
+            "revenue",
+            "2026-02-01",
+            "2026-03-01",
+            {"channel": ["Marketplace"]},
+        ),
+        # "morning" in a greeting is not the morning's hours (was 00:00-12:00 of yesterday)
+        ("Morning all - what were our takings yesterday?", "revenue", "2026-03-17", "2026-03-18", {}),
+        (
+            "Kindly revert with the total turnover for the last fortnight.",
+            "revenue",
+            "2026-03-05",
+            "2026-03-19",
+            {},
+        ),
+        (
+            "Give us the figure for units sold in Europe for the month gone, cheers",
+            "units",
+            "2026-02-01",
+            "2026-03-01",
+            {"region": ["Europe"]},
+        ),
+        (
+            "How are we tracking on gross margin this month so far?",
+            "gross_margin",
+            "2026-03-01",
+            "2026-03-19",
+            {},
+        ),
+        (
+            "What did Electronics turn over on 27 February?",
+            "revenue",
+            "2026-02-27",
+            "2026-02-28",
+            {"category": ["Electronics"]},
+        ),
+        (
+            "How many distinct customers placed an order with us in the last 7 days?",
+            "customers",
+            "2026-03-12",
+            "2026-03-19",
+            {},
+        ),
+        (
+            "Retail Store revenue last week - I'd like the actual figure, not a rounded one.",
+            "revenue",
+            "2026-03-09",
+            "2026-03-16",
+            {"channel": ["Retail Store"]},
+        ),
+        ("What's our AOV month to date if you strip out Marketplace?", "aov", "2026-03-01", "2026-03-19", {}),
+        (
+            "what have VERTEX TABLETS taken on the Mobile App so far this month?",
+            "revenue",
+            "2026-03-01",
+            "2026-03-19",
+            {"channel": ["Mobile App"], "product": ["Vertex Tablet"]},
+        ),
+        (
+            "Did we sell any Vertex Tablets yesterday? How many, exactly?",
+            "units",
+            "2026-03-17",
+            "2026-03-18",
+            {"product": ["Vertex Tablet"]},
+        ),
+    ],
+)
+def test_twenty_third_to_twenty_sixth_unseen_sets_value_readings(text, kpi, start, end, where):
+    test_value_readings(text, kpi, start, end, where)
+
+
+def test_query_speak_rankings_and_exclusions():
+    r = read("units, category != Books, MTD")
+    assert r.question.exclude_dict == {"category": ("Books",)}, r.reason
+    r = read("ORDER BY revenue DESC LIMIT 1 by region, last month")
+    assert (r.shape, r.question.kpi, r.question.by, r.question.top) == ("top", "revenue", ("region",), 1), (
+        r.reason
+    )
+    r = read("units by category where channel = Mobile App order by units asc limit 3, MTD")
+    assert (r.question.by, r.question.top, r.question.order, r.question.where_dict) == (
+        ("category",),
+        3,
+        "asc",
+        {"channel": ("Mobile App",)},
+    ), r.reason
+    r = read("count of orders grouped by channel for 2025")
+    assert (r.shape, r.question.kpi, r.question.by) == ("breakdown", "orders", ("channel",)), r.reason
+    r = read("How did the Vertex Tablet fare last week? Net revenue please.")  # as "how did it do"
+    assert (r.status, r.question.kpi, f"{r.question.start:%Y-%m-%d}") == (
+        "answer",
+        "revenue",
+        "2026-03-09",
+    ), r.reason
+    r = read("Marketplace revenue delta %, last week vs week before")
+    assert r.shape == "compare" and r.question.where_dict == {"channel": ("Marketplace",)}, r.reason
+    # "as a count of items" is not a breakdown by product
+    assert read("What was the return rate last month as a count of items?").status == "decline"
+
+
+def test_a_ranking_verb_lists_every_one_in_order():
+    # "rank the months": all twelve by value (was the months in calendar order)
+    r = read("Latin America turnover month by month over 2025 - kindly rank the months from best to worst")
+    assert (r.shape, r.rank_grain, r.order, r.top_n >= 12) == ("rank_time", "month", "desc", True), r.reason
+    r = read("Rank the Vertex Tablet and Helix Action Camera by units sold last quarter.")
+    assert (r.shape, r.question.by, r.question.top) == ("top", ("product",), 2), r.reason  # was their sum
+    r = read("rank the regions by revenue last month")
+    assert (r.shape, r.question.by) == ("breakdown", ("region",)), r.reason
+    r = read("Which was bigger last month, Books or Apparel revenue?")
+    assert (r.shape, r.question.by, r.question.top, set(r.question.where_dict["category"])) == (
+        "top",
+        ("category",),
+        1,
+        {"Books", "Apparel"},
+    ), r.reason
+    r = read("Leaving North America aside, which region did the most revenue in 2025?")
+    assert r.question.exclude_dict == {"region": ("North America",)} and r.question.top == 1, r.reason
+
+
+def test_ranking_one_named_value_and_judgements_are_asked_back():
+    # "which category ... - is it Apparel?" ranked Apparel alone and named it, whatever the data said
+    r = read(
+        "Which category has the highest return rate quarter to date - is it Apparel, as everyone assumes?"
+    )
+    assert r.status == "answer" and r.question.where_dict == {} and r.question.by == ("category",), r.reason
+    assert (
+        read(
+            "Is Books really our biggest category by revenue? Which category came out on top last quarter?"
+        ).status
+        == "clarify"
+    )
+    assert read("revenue by category in Books last month").status == "clarify"
+    assert read("Is our return rate good?").status == "clarify"  # a judgement, not a number
+    assert read("Did the web beat the app in orders last week?").status == "decline"
+    r = read("Active customers through Retail Store: did Q3 2025 beat Q2 2025?")
+    assert r.shape == "compare" and f"{r.question.start:%Y-%m}" == "2025-07", r.reason

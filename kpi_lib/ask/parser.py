@@ -644,6 +644,19 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "Seasonal patterns (by weekday, hour of day or month of year) are not a KPI breakdown I keep; "
             "ask for a ranking over days, weeks or months in a period instead.",
         )
+    # "is our return rate good?": a judgement the data cannot make (the number alone would read as a yes)
+    if re.search(
+        r"^(?:is|are|was|were)\b(?!.*\b(?:than|vs|versus|compared|against|up|down)\b).*\b(?:good|bad|healthy|unhealthy"
+        r"|ok|okay|fine|acceptable|reasonable|concerning|worrying|alarming|normal|too (?:high|low)|high enough"
+        r"|low enough)\b[\s?.!]*$",
+        t,
+    ):
+        return r.refuse(
+            "clarify",
+            "Whether it is good is a judgement the data cannot make. I can give the number, or compare it "
+            "with another period (e.g. 'return rate this year vs last year').",
+            lex.suggestions(),
+        )
     # "rank our stores", "which store sold most": one line per store, which the data does not keep
     # ("stores" alone is the Retail Store channel)
     m_store = re.search(
@@ -1347,6 +1360,20 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             names = ["revenue"]
             r.understood.append(("how much ... sell", "KPI: Revenue"))
         elif (
+            (
+                m_most := re.search(
+                    r"\b(?:sold|sell|sells|selling) (?:the )?(?:most|least|fewest|more|fewer)\b", joined
+                )
+            )
+            and any(
+                first > len(joined[: m_most.start()].split()) and any(o[0] == "product" for o in opts)
+                for first, _, opts, _ in members_found
+            )
+            and "units" in lex.kpis
+        ):
+            names = ["units"]  # "which channel sold the most Orchid Leather Belts": pieces of a product
+            r.understood.append((m_most.group(0), "KPI: Units"))
+        elif (
             m_items := re.search(
                 r"\b(?:how many|number of) (items?|products?|pieces?|articles?) .*\b(sell|sold|ship|shipped|buy|bought)\b",
                 joined,
@@ -1764,7 +1791,14 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         return r
     if len(by_dims) > 1:
         return r.refuse("clarify", f"Break down by one dimension at a time ({', '.join(by_dims)}).", by_dims)
+    # "rank the months of 2025 by revenue", "rank A, B and C by units": every one, largest first
+    rank_verb = any(tok.word in ("rank", "ranked", "ranking", "sort", "sorted") for tok in toks)
+    if rank_verb and not rank_dir:
+        rank_dir = "desc"
+    ordering = ordering or (rank_verb and top_n is None)  # "rank the regions": the whole list, in order
     rank_time = time_grain and (rank_dir or which) and not by_dims
+    if rank_time and rank_verb and top_n is None:
+        top_n = 1000  # all of them
     if rank_time:
         if time_grain == "weekday":
             return r.refuse("decline", "Rankings by weekday are not supported; ask by day, week or month.")
@@ -1775,12 +1809,30 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r.top_n, r.order = top_n or 1, rank_dir or "desc"
         return r
     several_of_one = [d for d, vs in where.items() if len(vs) > 1]
-    if rank_dir and not by_dims and not time_grain and which and len(several_of_one) == 1:
+    if rank_dir and not by_dims and not time_grain and (which or rank_verb) and len(several_of_one) == 1:
         # "which of web and app had the most orders", "out of A, B and C, which one sold the most":
-        # a ranking of the values named
+        # a ranking of the values named ("rank A, B and C": all of them)
+        named = len(where[several_of_one[0]])
         r.shape = "top"
-        r.question = Question(**{**base, "by": (several_of_one[0],), "top": top_n or 1, "order": rank_dir})
+        r.question = Question(
+            **{
+                **base,
+                "by": (several_of_one[0],),
+                "top": top_n or (named if rank_verb else 1),
+                "order": rank_dir,
+            }
+        )
         return r
+    if by_dims and len(where.get(by_dims[0], ())) == 1:
+        # "which category has the highest return rate - is it Apparel?": ranking the one value named
+        # would name it whatever the data says
+        one = where[by_dims[0]][0]
+        label = lex.dim_labels[by_dims[0]].lower()
+        return r.refuse(
+            "clarify",
+            f"You ask about every {label} and name {one}: rank all of them ('which {label} had the highest "
+            f"{kpi.label.lower()}'), or give the {kpi.label.lower()} of {one}?",
+        )
     if by_dims:
         dim = by_dims[0]
         at = next(k for k, d in dims_found if d == dim)

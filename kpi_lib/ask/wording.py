@@ -48,10 +48,51 @@ def _drop_restating(t: str) -> str:
     return t
 
 
+def _from_sql(t: str) -> str:
+    """Query-speak in plain words: "units, category != Grocery", "region in ('Web','App')",
+    "sum(units)", "group by channel", "order by revenue desc limit 3", "delta %"."""
+    t = re.sub(r"(?<![a-z0-9])'([^']+)'(?![a-z0-9])", r"\1", t)  # quoted values
+    t = re.sub(r"\s*(?:!=|<>|≠)\s*", " excluding ", t)
+    t = re.sub(
+        r"\b(?:is )?not in \(([^()]*)\)",
+        lambda m: "excluding " + " and ".join(v.strip() for v in m.group(1).split(",")),
+        t,
+    )
+    t = re.sub(
+        r"\b(?:region|channel|category|product)s? (?=(?:not )?in \()", "", t
+    )  # "region in (...)": the values
+    t = re.sub(
+        r"\bin \(([^()]*,[^()]*)\)",
+        lambda m: "in " + " and ".join(v.strip() for v in m.group(1).split(",")),
+        t,
+    )
+    t = re.sub(r"(?<=[a-z]) ?== ?|(?<=[a-z]) ?= ?(?=[a-z])", " ", t)  # "region = Europe"
+    t = re.sub(
+        r"\b(sum|count|total|avg|average|mean)\(([^()]*)\)",
+        lambda m: ("average " if m.group(1) in ("avg", "average", "mean") else "") + m.group(2),
+        t,
+    )
+    t = re.sub(r"\bgroup(?:ed)? by\b", "by", t)
+    t = re.sub(r"\border(?:ed)? by ([a-z_ ]+?) (desc|asc)(?:ending)?\b", r"\1 \2", t)
+    t = re.sub(r"\blimit (\d+)\b", r"top \1", t)
+    t = re.sub(r"\b(?:sorted |sort )?desc\b", "descending", t)
+    t = re.sub(r"\b(?:sorted |sort )?asc\b", "ascending", t)
+    t = re.sub(r"\bfilter(?:ed)?(?: (?:on|by|to|where))?\b", " ", t)
+    t = re.sub(r"\b(?:delta|Δ)\b", "change", t)
+    return t
+
+
 def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     """``t`` (lower-case, normalised) in plain words, and a question to ask back when a date has two
     readings ("Nov-26": November 2026, or the 26th?), else None."""
+    t = _from_sql(t)
     t = _drop_restating(t)
+    # "Morning all - ...", "good afternoon team,": a greeting, not the morning's hours
+    t = re.sub(
+        r"^(?:good )?(?:morning|afternoon|evening)(?:,? (?:all|everyone|team|folks|guys|there))?\s*(?:[-,!:;.]+\s*|\s+-\s*)",
+        "",
+        t,
+    )
     t = re.sub(r"\bquick (?:one|q|question)\b", " ", t)  # "hey, quick one: ..."
     # "the most recent full month", "the latest complete week": the last whole one
     t = re.sub(
@@ -65,6 +106,73 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     t = re.sub(r"\s*(?:→|->|=>)\s*", " to ", t)  # "October → November"
     t = re.sub(r"\b(?:thx|thanks|thank you|ty|cheers|tia)\b", " ", t)
     t = re.sub(r"\bprev\b", "previous", t)
+    # words that only say how sure or how exact: "what was it really", "the actual figure, not a
+    # rounded one", "genuinely new customers", "as everyone assumes", "to double-check the deck"
+    t = re.sub(
+        r",? ?\b(?:not a rounded (?:one|figure|number)|(?:as|like) (?:everyone|everybody|we all|people) (?:assumes?|thinks?|says?)"
+        r"|as i was told|i was told|just to double[- ]check(?: the (?:deck|numbers|slides|board pack))?|double[- ]check(?:ing)?"
+        r"|the actual (?:figure|number)|(?:whilst|while) i (?:organi[sz]e|prepare|finish|update) the (?:board pack|deck|slides|report))\b",
+        " ",
+        t,
+    )
+    t = re.sub(r"\b(?:actually|really|genuinely|truly|honestly|exactly|precisely)\b", " ", t)
+    t = re.sub(r"\b(?:kindly )?revert(?: back)? with\b", "give", t)  # "kindly revert with the turnover"
+    t = re.sub(r",? (?:ta|cheers)\s*[.!]?\s*$", "", t)  # British thanks at the end
+    t = re.sub(r"\bthe (week|month|quarter|year) gone\b", r"last \1", t)  # "the month gone"
+    t = re.sub(r"\bhow (?:are|is) (?:we|it|things) tracking(?: on| for| with)?\b", "what is", t)
+    t = re.sub(r"\bhow did (.+?) fare\b", r"how did \1 do", t)
+    t = re.sub(r"\bfare\b(?= (?:in|on|over|during|last|this|for|vs|versus|against|compared))", "do", t)
+    # "what did Electronics turn over": its turnover (revenue)
+    t = re.sub(r"\bturn(?:ed)? over\b", "bring in", t)
+    t = re.sub(
+        r"\bwhat (did|does|do|has|have) (.+?) (?:taken?|took)\b(?! (?:in|out|off|back|up|place)\b)",
+        r"what \1 \2 take in",
+        t,
+    )
+    t = re.sub(r"\bshift(?:s|ed)? the most\b", "sold the most", t)  # retail's "which channel shifts the most"
+    if re.search(r"\b(?:all|every|any)\b.*\bbar\b", t):  # "all regions bar Europe"
+        t = re.sub(r"\bbar\b(?= (?:the )?[a-z])", "except", t)
+    t = re.sub(r"\bstrip(?:ping)? out\b|\btake out\b|\bleave out\b", "excluding", t)
+    t = re.sub(r"\bleaving (?=.+\baside\b)", "", t)  # "leaving North America aside"
+    t = re.sub(r"\bif (?:you|we) (?:exclude|remove|ignore|excluding)\b", "excluding", t)
+    t = re.sub(r"\b(?:gone|went) out (?:of )?the door\b", "sold", t)  # "units gone out the door"
+    t = re.sub(r"\bcopies\b(?= (?:sold|of|did|were|have|we))|\bcopies$", "units", t)  # books: copies sold
+    # "which was bigger, Books or Grocery": the larger of the values named
+    t = re.sub(
+        r"\bwhich (?:was|is|were|are|one was|one is) (?:the )?(?:bigger|larger|higher|greater)\b",
+        "which had the highest",
+        t,
+    )
+    t = re.sub(
+        r"\bwhich (?:was|is|were|are|one was|one is) (?:the )?(?:smaller|lower)\b", "which had the lowest", t
+    )
+    t = re.sub(r"\b(?:ahead of|behind)\b(?= (?:the )?(?:previous|prior|last|same|\d|[a-z]+ \d))", "vs", t)
+    t = re.sub(
+        r"\b(?:getting|got|get|gotten) (?:worse|better)\b|\bimprove[ds]?\b|\bgo(?:ne)? up or (?:not|down)\b",
+        "change",
+        t,
+    )
+    t = re.sub(  # "did Q3 2026 beat Q2 2026" (two slices, "did the web beat the app", stay unread)
+        r"\bdid (.+?) beat (?=(?:q[1-4]|h[12]|\d|last|previous|prior|the (?:previous|prior|same|week|month|quarter|year)|"
+        + _MON
+        + r"))",
+        r"\1 vs ",
+        t,
+    )
+    t = re.sub(r"\b(?:add|added|adding) (?=(?:more |fewer |less )?(?:new|first[- ]time)\b)", "get ", t)
+    # "customers who placed an order": the customers, not the Orders KPI
+    t = re.sub(
+        r"\b(customers?|shoppers?|buyers?|clients?)(?: who| that)? (?:placed|made|put in) (?:an |a |any |at least one )?(?:orders?|purchases?)\b",
+        r"\1",
+        t,
+    )
+    t = re.sub(r"\bdid we sell any\b", "how many units of", t)
+    if re.match(
+        r"(?:which|what)\b", t
+    ):  # "which category ... - is it Apparel, as we think?": a guess, not a filter
+        t = re.sub(
+            r"\s*[-,;?]+\s*(?:is|was) it (?:the )?[^?]*\??\s*$", "", t
+        )  # "did we sell any Yoga Mats yesterday"
     t = re.sub(r"\bsell[- ]?through in units\b", "units", t)  # units sold; a sell-through rate is not kept
     # "which 2 categories ran the highest return rate": had
     t = re.sub(
