@@ -1945,3 +1945,112 @@ def test_ranking_one_named_value_and_judgements_are_asked_back():
     assert read("Did the web beat the app in orders last week?").status == "decline"
     r = read("Active customers through Retail Store: did Q3 2025 beat Q2 2025?")
     assert r.shape == "compare" and f"{r.question.start:%Y-%m}" == "2025-07", r.reason
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end, where",
+    [
+        # sets 27-30 (T is a Wednesday): negations, second-language English, customers acquired
+        (
+            "units sold in February 2026 for everything that's neither Books nor Apparel",
+            "units",
+            "2026-02-01",
+            "2026-03-01",
+            {},
+        ),
+        ("Which was the facturation since the begin of the year?", "revenue", "2026-01-01", "2026-03-19", {}),
+        ("How many clients had we in the actual month?", "customers", "2026-03-01", "2026-03-19", {}),
+        (
+            "how much is the medium ticket in the Web channel the last month ?",
+            "aov",
+            "2026-02-01",
+            "2026-03-01",
+            {"channel": ["Web"]},
+        ),
+        ("The quantity of orders of the 04.03.2026, please", "orders", "2026-03-04", "2026-03-05", {}),
+        (
+            "Which is the percentage of devolutions for Apparel in February of 2026?",
+            "return_rate",
+            "2026-02-01",
+            "2026-03-01",
+            {"category": ["Apparel"]},
+        ),
+        (
+            "clients active in North America over the last 30 days, how many are?",
+            "customers",
+            "2026-02-17",
+            "2026-03-19",
+            {"region": ["North America"]},
+        ),
+        (
+            "newly acquired customers, North America, full year 2025",
+            "new_customers",
+            "2025-01-01",
+            "2026-01-01",
+            {"region": ["North America"]},
+        ),
+        ("first-time purchasers so far this month", "new_customers", "2026-03-01", "2026-03-19", {}),
+        (
+            "how many people bought from us through Web or Marketplace last week?",
+            "customers",
+            "2026-03-09",
+            "2026-03-16",
+            {"channel": ["Web", "Marketplace"]},
+        ),
+        ("How many orders did we take on Monday (16 March)?", "orders", "2026-03-16", "2026-03-17", {}),
+    ],
+)
+def test_twenty_seventh_to_thirtieth_unseen_sets_value_readings(text, kpi, start, end, where):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", r.reason
+    q = r.question
+    assert (q.kpi, f"{q.start:%Y-%m-%d}", f"{q.end:%Y-%m-%d}") == (kpi, start, end)
+    assert {d: set(v) for d, v in q.where_dict.items()} == {d: set(v) for d, v in where.items()}
+
+
+def test_customers_acquired_are_new_customers_and_negations_leave_values_out():
+    # "how many customers did we acquire" gave the active customers (a wrong number, set 30)
+    r = read("how many customers did we acquire via the Retail Store channel in the past 30 days?")
+    assert (r.question.kpi, r.question.where_dict) == ("new_customers", {"channel": ("Retail Store",)}), (
+        r.reason
+    )
+    r = read("how many new customers did Latin America add last month")
+    assert r.question.kpi == "new_customers" and r.question.where_dict == {"region": ("Latin America",)}, (
+        r.reason
+    )
+    for text, dim, value in (
+        ("Return rate in 2025 across all channels but Retail Store", "channel", "Retail Store"),
+        ("Books takings last 7 days, anywhere except North America", "region", "North America"),
+        ("Apparel revenue quarter to date, everywhere but Asia Pacific", "region", "Asia Pacific"),
+    ):
+        r = read(text)
+        assert r.status == "answer" and r.question.exclude_dict == {dim: (value,)}, (text, r.reason)
+    r = read("units sold in February 2026 for everything that's neither Books nor Apparel")
+    assert set(r.question.exclude_dict["category"]) == {"Books", "Apparel"}
+    # "sales" after a value left out is what is left out, not a second KPI
+    r = read("year to date return rate on the Vertex Tablet, excluding Marketplace sales")
+    assert (r.question.kpi, r.question.exclude_dict) == ("return_rate", {"channel": ("Marketplace",)}), (
+        r.reason
+    )
+    # a share of all returns is not defined (only a share said as "devolutions" is the return rate)
+    assert read("what percentage of returns came from Europe last month").status == "decline"
+
+
+def test_sequences_and_second_language_orderings():
+    r = read("Sequentially, what's the change in new customers for last month?")
+    assert r.shape == "compare" and f"{r.compare_to.start:%Y-%m}" == "2026-01", r.reason
+    r = read("Revenue by month for last quarter, biggest month first")
+    assert (r.shape, r.order, r.top_n >= 3) == ("rank_time", "desc", True), r.reason
+    r = read("Which is the channel with less orders the last month?")
+    assert (r.shape, r.question.by, r.question.order) == ("top", ("channel",), "asc"), r.reason
+    r = read("Order me the categories per margin, the last month, without Books and Apparel")
+    assert (r.shape, r.question.kpi, r.question.by) == ("breakdown", "gross_margin", ("category",)), r.reason
+    r = read("Yesterday compared to the same day of the last week, the billing, how much varied?")
+    assert (r.shape, r.question.kpi, f"{r.compare_to.start:%Y-%m-%d}") == (
+        "compare",
+        "revenue",
+        "2026-03-10",
+    ), r.reason
+    # the first-time in "first-time customers" is not "biggest first"
+    r = read("On which day so far this month did we sign up the most first-time customers?")
+    assert (r.shape, r.question.kpi, r.top_n) == ("rank_time", "new_customers", 1), r.reason

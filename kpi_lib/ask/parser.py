@@ -685,6 +685,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r"return rate \1",
         t,
     )
+    # "the percentage of devolutions" (Spanish, Portuguese): the return rate, said as a share ("what %
+    # of returns came from Europe" is a share of returns, which is not defined)
+    t = re.sub(r"\b(?:the )?(?:percentage|percent|share|proportion|%) of devolutions\b", "return rate", t)
     # "revenue by channel as a %", "revenue mix by region": each slice's share (a ratio's "%" is its unit)
     as_share = BREAKDOWN_SHARE.search(t)
     # "as a %" of a margin is its unit; a "share" or "mix" of one is not defined (checked below)
@@ -985,7 +988,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         ):
             rank_dir, tok.role = "desc", "rank"  # "record day for orders": the highest day
             break
-        than_at = next((j for j in range(idx + 1, min(n, idx + 8)) if toks[j].word == "than"), None)
+        than_at = next((j for j in range(idx + 1, min(n, idx + 12)) if toks[j].word == "than"), None)
         if tok.role is None and tok.word in COMPARATIVES and than_at is not None:
             # "higher than last month", "more orders than last year": a comparison, not a ranking
             after = [t_ for t_ in toks[than_at + 1 : than_at + 6] if t_.role == "member"]
@@ -1415,6 +1418,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             first_ = i - 1
             while first_ > 0 and toks[first_ - 1].role == "member":
                 first_ -= 1
+            if first_ and toks[first_ - 1].role == "exclude" and any(o != name for _, o in kpis_found):
+                return True  # "return rate, excluding Marketplace sales": the sales left out, not a KPI
             if first_ and toks[first_ - 1].word in ("among", "amongst", "across", "of"):
                 # "among Mobile App orders, what was the AOV": the orders the KPI after is about
                 return any(
@@ -1534,6 +1539,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             # "is AOV higher than last month": this month so far against it
             (now,), _ = timephrases.find(f"this {said.group(1)}", as_of)
             absolute = [now.period, absolute[0]]
+    if (
+        len(absolute) == 2
+        and not compare_cue
+        and absolute[0].unit == absolute[1].unit == "day"
+        and (absolute[0].start, absolute[0].end) == (absolute[1].start, absolute[1].end)
+    ):
+        absolute = absolute[:1]  # "on Friday (4 December)", "yesterday, 6 Dec": one day, said twice
     period_a = absolute[0] if absolute else None
     period_b = None
     if len(absolute) == 2:
@@ -1797,8 +1809,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         rank_dir = "desc"
     ordering = ordering or (rank_verb and top_n is None)  # "rank the regions": the whole list, in order
     rank_time = time_grain and (rank_dir or which) and not by_dims
-    if rank_time and rank_verb and top_n is None:
-        top_n = 1000  # all of them
+    if rank_time and (rank_verb or ordering) and top_n is None:
+        top_n = 1000  # all of them ("rank the months", "by month, biggest first")
     if rank_time:
         if time_grain == "weekday":
             return r.refuse("decline", "Rankings by weekday are not supported; ask by day, week or month.")

@@ -167,6 +167,102 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
         t,
     )
     t = re.sub(r"\bdid we sell any\b", "how many units of", t)
+    # customers acquired: "how many customers did we acquire / win / add", "newly acquired customers"
+    t = re.sub(
+        r"\bnewly (?:acquired |won |signed(?: up)? )?(?=(?:customers?|clients?|buyers?|shoppers?)\b)",
+        "new ",
+        t,
+    )
+    t = re.sub(
+        r"\bhow many (customers?|clients?|buyers?|shoppers?) (?:did|have|has) (?:we|you|they|[a-z &]+?) "
+        r"(?:acquire|acquired|win|won|gain|gained|add|added|get|got|sign up|signed up|pick up|picked up|bring in|brought in)\b",
+        r"how many new \1",
+        t,
+    )
+    t = re.sub(
+        r"\b(new (?:customers?|clients?|buyers?|shoppers?) (?:did|has|have) [a-z &]+?) (?:add|added|win|won|gain|gained)\b",
+        r"\1 get",
+        t,
+    )
+    t = re.sub(  # "how many people bought from us": customers
+        r"\bhow many (?:different |unique |distinct )?(?:people|persons|individuals)(?= (?:bought|ordered|purchased|shopped|made|placed|have|did|who))",
+        "how many customers",
+        t,
+    )
+    t = re.sub(
+        r"\b(most|least) active (?=(?:regions?|channels?)\b)",
+        lambda m: "highest " if m.group(1) == "most" else "lowest ",
+        t,
+    )
+    t = re.sub(r"\b(customers|clients|shoppers|buyers) active\b", r"active \1", t)  # "clients active in ..."
+    # "what did Web shoppers in Europe spend with us": their revenue
+    t = re.sub(
+        r"\bwhat (did|do|does|have|has) ((?:[a-z&]+ ){0,4}?(?:customers?|shoppers?|buyers?|clients?)(?: [a-z&]+){0,3}?) spen[dt](?: with us)?\b",
+        r"how much revenue \1 \2 bring",
+        t,
+    )
+    t = re.sub(r",? i\.? ?e\.?,? ", " ", t)  # "last month, i.e. net revenue"
+    # everything but / anywhere except / neither A nor B / all channels but X
+    t = re.sub(
+        r"\b(?:anywhere|everywhere|every ?where)(?: else)? (?:but|except|other than|apart from|outside(?: of)?)\b",
+        "excluding",
+        t,
+    )
+    t = re.sub(
+        r"\b((?:all|every) (?:the )?(?:regions?|channels?|categories|category|products?)) (?:but|bar|save)\b",
+        r"\1 except",
+        t,
+    )
+    t = re.sub(
+        r"\b(?:everything |anything )?(?:that'?s |that is |which is )?neither (.+?) nor\b",
+        r"excluding \1 and",
+        t,
+    )
+    t = re.sub(r"\bsequentially\b", "vs the period before", t)  # finance: against the period just before
+    t = re.sub(r"\bwhere did (.+?) land\b", r"what was \1", t)
+    # second-language English: "since the begin of the year", "the actual month", "the same month
+    # of the last year", "the quantity of orders", "with more revenue", "how much varied"
+    t = re.sub(r"\bthe begin(?:ning)? of\b", "the start of", t)
+    t = re.sub(r"\bthe actual (day|week|month|quarter|year)\b", r"this \1", t)
+    t = re.sub(r"\bin the actual\b", "this", t)
+    t = re.sub(
+        r"\b(same (?:day|week|month|quarter|period)) of the (last|previous|prior) (week|month|year)\b",
+        r"\1 \2 \3",
+        t,
+    )
+    t = re.sub(
+        r"\b(?:quantity|amount) of (orders|customers|clients|new customers|new clients)\b", r"number of \1", t
+    )
+    t = re.sub(
+        r"\bwith (?:more|most) (?=(?:[a-z&]+ ){0,2}?(?:revenue|orders|units|billing|facturation|sales|customers|clients|margin|turnover)\b)",
+        "with the most ",
+        t,
+    )
+    t = re.sub(
+        r"\bwith (?:less|fewer) (?=(?:[a-z&]+ ){0,2}?(?:revenue|orders|units|billing|facturation|sales|customers|clients|margin|turnover)\b)",
+        "with the fewest ",
+        t,
+    )
+    t = re.sub(r"\b(?:had|have|did) we (more|most)\b", "had the most", t)
+    t = re.sub(r"\bhow much (?:varied|varies|vary|variated)\b", "how much changed", t)
+    t = re.sub(
+        r"^(?:please )?(?:order|sort|rank)(?: me| for me)? (?:the |our |all )?(regions|channels|categories|products) (?:per|by)\b",
+        r"rank the \1 by",
+        t,
+    )
+    # "revenue by month, biggest month first": the list largest first
+    t = re.sub(
+        r"\b(biggest|largest|highest|best|most|smallest|lowest|worst|least)(?: (?:day|week|month|region|channel|category|product)s?)? first\b(?![- ]?time)",
+        lambda m: "ascending" if m.group(1) in ("smallest", "lowest", "worst", "least") else "descending",
+        t,
+    )
+    if re.search(
+        r"\b(?:vs|versus|compare[ds]?|than|wow|mom|qoq|yoy|over (?:the )?(?:week|month|quarter|year)|on a)\b",
+        t,
+    ):
+        t = re.sub(
+            r"\b(?:is|are) (.+?) (?:growing|shrinking|declining)\b", r"\1 change", t
+        )  # "are web orders growing wow"
     if re.match(
         r"(?:which|what)\b", t
     ):  # "which category ... - is it Apparel, as we think?": a guess, not a filter
