@@ -2054,3 +2054,18 @@ def test_sequences_and_second_language_orderings():
     # the first-time in "first-time customers" is not "biggest first"
     r = read("On which day so far this month did we sign up the most first-time customers?")
     assert (r.shape, r.question.kpi, r.top_n) == ("rank_time", "new_customers", 1), r.reason
+
+
+def test_a_weekday_settles_a_slash_date_and_all_regions_and_channels_is_the_total():
+    r = read("On Wednesday (04/03/2026) how many Books orders did we take?")  # 4 March is a Wednesday
+    assert (r.status, f"{r.question.start:%Y-%m-%d}") == ("answer", "2026-03-04"), r.reason
+    assert read("How many orders did we get on 04/03/2026?").status == "clarify"  # nothing settles it
+    r = read("total customer count for 2025, all regions and channels")
+    assert (r.shape, r.question.by, r.question.where_dict) == ("value", (), {}), r.reason
+    assert read("list all regions and channels by revenue last month").status == "clarify"
+
+
+def test_the_fortnight_before_that_is_the_fourteen_days_before():
+    r = read("How are we tracking on units: the last fortnight compared with the fortnight before that?")
+    got = [f"{x:%Y-%m-%d}" for x in (r.question.start, r.question.end, r.compare_to.start, r.compare_to.end)]
+    assert got == ["2026-03-05", "2026-03-19", "2026-02-19", "2026-03-05"], r.reason

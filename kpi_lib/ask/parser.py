@@ -1321,6 +1321,15 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     alls = [k for k, _ in dims_found if k and toks[k - 1].word == "all"]
     if len(alls) > 1:
         used_dims_as_label.update(alls)  # "(all regions, all channels)": the total, twice over
+    for k in alls:  # "all regions and channels": both totals ("all regions" alone may still list them)
+        said_as_scope = k < 2 or toks[k - 2].word in ACROSS or "," in t[toks[k - 2].end : toks[k - 1].start]
+        if (
+            said_as_scope
+            and k + 2 < n
+            and toks[k + 1].word == "and"
+            and any(j == k + 2 for j, _ in dims_found)
+        ):
+            used_dims_as_label.update((k, k + 2))
     for k, _ in dims_found:
         if k > 1 and toks[k - 1].word == "and" and k - 2 in used_dims_as_label:
             used_dims_as_label.add(k)  # "across all regions and channels"
@@ -1517,7 +1526,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         relative = relative[1:] if p.relative == "before" else []
     weekday = [p for p in absolute if timephrases.WEEKDAY_PHRASE.fullmatch(p.text)]
     spans = [f.span for f in found if not f.period.relative]
-    beside = len(spans) == 2 and re.fullmatch(r"[\s,]*(?:the\s*)?", t[spans[0][1] : spans[1][0]]) is not None
+    beside = len(spans) == 2 and re.fullmatch(r"[\s,(]*(?:the\s*)?", t[spans[0][1] : spans[1][0]]) is not None
     if len(absolute) == 2 and len(weekday) == 1 and beside:
         # "on Monday, 30 November": the weekday confirms the date (or contradicts it: asked back)
         day = next(p for p in absolute if p is not weekday[0])

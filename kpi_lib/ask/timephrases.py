@@ -303,6 +303,20 @@ def settle_day_order(text: str) -> tuple[str, list[tuple[str, str]]]:
     read as) pairs. Left alone when none settles it or two disagree; the day is then asked back."""
     days = [(int(m[1]), int(m[3])) for m in _SLASH_DAY.finditer(text)]
     orders = {"day first" if a > 12 else "month first" for a, b in days if (a > 12) != (b > 12)}
+    # "Saturday (05/12/2026)": the weekday said with it settles it, when only one reading falls on it
+    named = {WEEKDAYS[w] for w in re.findall(rf"\b({_WD})\b", text) if len(w) > 3}
+    for m in _SLASH_DAY.finditer(text) if len(named) == 1 and not orders else ():
+        a, b, y = int(m[1]), int(m[3]), int(m[4])
+        year = y + 2000 if y < 100 else y
+        fits = set()
+        for label, (day, month) in (("day first", (a, b)), ("month first", (b, a))):
+            try:
+                if datetime(year, month, day).weekday() in named:
+                    fits.add(label)
+            except ValueError:
+                pass
+        if len(fits) == 1:
+            orders |= fits
     if len(orders) != 1:
         return text, []
     day_first = orders == {"day first"}

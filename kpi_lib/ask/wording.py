@@ -218,7 +218,12 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
         r"excluding \1 and",
         t,
     )
-    t = re.sub(r"\bsequentially\b", "vs the period before", t)  # finance: against the period just before
+    t = re.sub(r"\bsequentially\b", "vs the period before", t)
+    t = re.sub(
+        r"\bthe (?:previous|prior|preceding) fortnight\b|\bthe fortnight (?:before|prior to|preceding)(?: that| it| then)?\b",
+        "the previous 14 days",
+        t,
+    )  # finance: against the period just before
     t = re.sub(r"\bwhere did (.+?) land\b", r"what was \1", t)
     # second-language English: "since the begin of the year", "the actual month", "the same month
     # of the last year", "the quantity of orders", "with more revenue", "how much varied"
