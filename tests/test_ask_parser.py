@@ -2069,3 +2069,17 @@ def test_the_fortnight_before_that_is_the_fourteen_days_before():
     r = read("How are we tracking on units: the last fortnight compared with the fortnight before that?")
     got = [f"{x:%Y-%m-%d}" for x in (r.question.start, r.question.end, r.compare_to.start, r.compare_to.end)]
     assert got == ["2026-03-05", "2026-03-19", "2026-02-19", "2026-03-05"], r.reason
+
+
+def test_a_bracket_that_adds_a_condition_is_not_dropped_as_a_restatement():
+    assert read("revenue this week (excluding today)").status != "answer"  # would have included today
+    assert read("revenue this week (before today)").status != "answer"
+    assert read("revenue last month (last week)").status == "clarify"  # two periods, not the first
+    r = read("which channel sold the most (units) last week")  # the bracket names the KPI
+    assert (r.status, r.question.kpi) == ("answer", "units"), r.reason
+    r = read(
+        "Apparel return rate for the same quarter a year ago (the whole quarter, one year before the current one)."
+    )
+    assert (r.status, f"{r.question.start:%Y-%m-%d}") == ("answer", "2025-01-01"), r.reason
+    r = read("What did Europe make up of revenue last month")  # its share, not its change
+    assert (r.shape, r.question.where_dict) == ("share", {"region": ("Europe",)}), r.reason

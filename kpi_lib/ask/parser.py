@@ -685,6 +685,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r"return rate \1",
         t,
     )
+    # "what did Europe make up of revenue": its share of it
+    t = re.sub(
+        r"\bwhat (?:share |part |portion )?(?:did|does|do) (.+?) make up of (?:the |our |total )*([a-z_]+)\b",
+        r"what share of \2 came from \1",
+        t,
+    )
     # "the percentage of devolutions" (Spanish, Portuguese): the return rate, said as a share ("what %
     # of returns came from Europe" is a share of returns, which is not defined)
     t = re.sub(r"\b(?:the )?(?:percentage|percent|share|proportion|%) of devolutions\b", "return rate", t)
@@ -1360,7 +1366,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             or re.search(
                 r"\bwhat (?:did|does|do|has|have|will)\b.*\b(?:bring|brought|take|took|rake|raked) in\b"
                 r"|\bwhat (?:did|does|do|has|have)\b(?!.*\b(?:sell|sold|buy|bought|spend|spent)\b)"
-                r".*\b(?:make|made|earn|earned|gross|grossed)\b(?! of\b)",
+                r".*\b(?:make|made|earn|earned|gross|grossed)\b(?! (?:of|up)\b)",
                 joined,
             )
         ) or (

@@ -16,18 +16,21 @@ from .timephrases import _DAYNUM, _MON, MONTHS
 
 # Words of a remark in brackets that only restates the period or the KPI already said: "two weeks
 # ago (the full Monday-to-Sunday week)", "YTD (1 January through today)", "return rate (units
-# returned / units sold)". Such a remark is dropped; one that adds a condition is kept.
+# returned / units sold)". Such a remark is dropped; one that adds a condition ("(excluding today)",
+# "(before noon)") is kept, and read or refused.
 _RESTATING = set(
     """
-    the a an full whole complete entire calendar inclusive included including incl excl excluding
+    the a an full whole complete entire calendar inclusive included
     current this one that it to through thru till until - / from mon monday tue tuesday wed wednesday
     thu thursday fri friday sat saturday sun sunday today yesterday now day days week weeks wk wks
-    month months quarter quarters year years ending starting beginning before after earlier later ago
+    month months quarter quarters year years ending starting beginning
     same period so far of on and is divided by over units unit returned sold revenue orders cost
     jan january feb february mar march apr april may jun june jul july aug august sep sept september
     oct october nov november dec december st nd rd th
     """.split()
 )
+_KPI_WORDS = {"units", "unit", "returned", "sold", "revenue", "orders", "cost"}
+_RELATIVE = {"ago", "earlier", "before", "after", "later"}
 _TIME_SAID = re.compile(
     r"\b(?:day|days|week|weeks|month|months|quarter|quarters|year|years|yesterday|today|ytd|mtd|qtd|wtd"
     r"|q[1-4]|h[12]|(?:19|20)\d\d|to date|so far|ago)\b"
@@ -37,12 +40,21 @@ _TIME_SAID = re.compile(
 def _drop_restating(t: str) -> str:
     """``t`` without bracketed remarks that only restate what is said outside them ("(i.e. ...)"
     says so itself)."""
+    # "last 4 complete weeks (Mon-Sun, excl. current wk)": complete weeks leave the current one out
+    if re.search(r"\b(?:complete|completed|full|whole|last|previous|prior)\b", t):
+        t = re.sub(r",? ?\bexcl(?:\.|uding)? (?:the )?current (?:wk|week|month|quarter|year)\b", "", t)
+    t = re.sub(r"\bone (year|quarter|month|week) before the current one\b", r"a \1 ago", t)
     for m in reversed(list(re.finditer(r"\(([^()]*)\)", t))):
         words = re.findall(r"[a-z]+|\d+|[-/]", m.group(1))
         outside = t[: m.start()] + t[m.end() :]
-        restates = all(w in _RESTATING or w.isdigit() for w in words) or re.match(
-            r"\s*i\.? ?e\.?\s", m.group(1)
-        )
+        # "(one year before the current one)" after "a year ago": a relative word said outside too
+        said = _RELATIVE & set(re.findall(r"[a-z]+", outside))
+        if re.search(r"\b(?:prior|previous|preceding|before)\b", outside):
+            said |= {"before", "prior", "previous", "preceding"}  # "vs prior period (the 30 days before that)"
+        only_kpi = set(words) <= _KPI_WORDS  # "(units)" may be the only place the KPI is named
+        restates = (
+            all(w in _RESTATING or w in said or w.isdigit() for w in words) and not only_kpi
+        ) or re.match(r"\s*i\.? ?e\.?\s", m.group(1))
         if words and restates and _TIME_SAID.search(outside):
             t = (t[: m.start()] + " " + t[m.end() :]).strip()
     return t
@@ -225,6 +237,7 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
         t,
     )  # finance: against the period just before
     t = re.sub(r"\bwhere did (.+?) land\b", r"what was \1", t)
+
     # second-language English: "since the begin of the year", "the actual month", "the same month
     # of the last year", "the quantity of orders", "with more revenue", "how much varied"
     t = re.sub(r"\bthe begin(?:ning)? of\b", "the start of", t)
