@@ -2083,3 +2083,8 @@ def test_a_bracket_that_adds_a_condition_is_not_dropped_as_a_restatement():
     assert (r.status, f"{r.question.start:%Y-%m-%d}") == ("answer", "2025-01-01"), r.reason
     r = read("What did Europe make up of revenue last month")  # its share, not its change
     assert (r.shape, r.question.where_dict) == ("share", {"region": ("Europe",)}), r.reason
+
+
+def test_brazils_r_dollar_is_not_the_dollar():
+    r = read("revenue in R$ last month")  # the catalog's business is in USD: reais would need a conversion
+    assert r.status == "decline" and "reais" in r.reason, r.reason

@@ -135,6 +135,22 @@ def test_ask_about_that_year_in_reais(shop):
     assert f"Revenue was {reais(march['revenue'].sum())} in March 2017." in out
     out = kpi("ask", "revenue", "in", "dollars", "in", "March", "2017", "--as-of", "2017-04-15")
     assert "Amounts are kept in BRL" in out
+    # "R$" is the file's own money, said alone ("R$ by state"), not the dollar
+    out = kpi("ask", "R$ by UF in March 2017", "--as-of", "2017-04-15")
+    assert f"Revenue by state in March 2017: SP {sp}," in out
+    # query-speak and a ranking verb on the user's own data: every state but SP, the months in order
+    rest = reais(march[march["UF"] != "SP"]["revenue"].sum())
+    out = kpi("ask", "revenue, uf != SP, March 2017", "--as-of", "2017-04-15")
+    assert f"Revenue excluding SP was {rest} in March 2017." in out
+    months = (
+        df[(df["at"] >= "2016-03-01") & (df["at"] < "2017-01-01")]
+        .groupby(df["at"].dt.strftime("%Y-%m"))["revenue"]
+        .sum()
+    )
+    out = kpi("ask", "rank the months of 2016 by revenue", "--as-of", "2017-04-15")
+    assert (
+        ", ".join(f"{m} ({reais(v)})" for m, v in months.sort_values(ascending=False).head(3).items()) in out
+    )
 
 
 SCAN = """

@@ -405,6 +405,7 @@ class _Tok:
 def normalise(text: str) -> str:
     t = text.lower().replace("’", "'").replace("‘", "'").replace("–", "-").replace("—", "-")
     t = re.sub(r"[\"“”`]", " ", t)
+    t = re.sub(r"(?<![a-z])r\$", " reais ", t)  # Brazil's R$ is not the dollar
     return re.sub(r"\s+", " ", t).strip()
 
 
