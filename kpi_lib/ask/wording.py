@@ -50,7 +50,12 @@ def _drop_restating(t: str) -> str:
         # "(one year before the current one)" after "a year ago": a relative word said outside too
         said = _RELATIVE & set(re.findall(r"[a-z]+", outside))
         if re.search(r"\b(?:prior|previous|preceding|before)\b", outside):
-            said |= {"before", "prior", "previous", "preceding"}  # "vs prior period (the 30 days before that)"
+            said |= {
+                "before",
+                "prior",
+                "previous",
+                "preceding",
+            }  # "vs prior period (the 30 days before that)"
         only_kpi = set(words) <= _KPI_WORDS  # "(units)" may be the only place the KPI is named
         restates = (
             all(w in _RESTATING or w in said or w.isdigit() for w in words) and not only_kpi
