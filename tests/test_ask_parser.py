@@ -2088,3 +2088,35 @@ def test_a_bracket_that_adds_a_condition_is_not_dropped_as_a_restatement():
 def test_brazils_r_dollar_is_not_the_dollar():
     r = read("revenue in R$ last month")  # the catalog's business is in USD: reais would need a conversion
     assert r.status == "decline" and "reais" in r.reason, r.reason
+
+
+def test_thirty_first_to_thirty_fourth_unseen_sets_second_kpi_words_as_context():
+    # "book" as a verb is not the Books category (was Books' revenue on that day: a wrong number)
+    r = read("How much revenue did we book on Monday, 16 March 2026?")
+    assert (r.question.kpi, r.question.where_dict, f"{r.question.start:%Y-%m-%d}") == (
+        "revenue",
+        {},
+        "2026-03-16",
+    ), r.reason
+    for text, kpi, where in (
+        ("What was the average order value of Web orders last month?", "aov", {"channel": ("Web",)}),
+        ("how many units were in orders from Europe last week", "units", {"region": ("Europe",)}),
+        (
+            "What's the return rate of Apparel units sold in February 2026?",
+            "return_rate",
+            {"category": ("Apparel",)},
+        ),
+        ("Net items sold in Latin America, year to date", "units", {"region": ("Latin America",)}),
+        ("Quick one for the deck: turnover in 2025, all channels except Marketplace", "revenue", {}),
+    ):
+        r = read(text)
+        assert (r.status, r.question.kpi, r.question.where_dict) == ("answer", kpi, where), (text, r.reason)
+    r = read("busiest day last week for Web sales, in units")
+    assert (r.shape, r.question.kpi, r.question.where_dict) == (
+        "rank_time",
+        "units",
+        {"channel": ("Web",)},
+    ), r.reason
+    r = read("orders :: Vertex Tablet :: February 2026 v. January 2026")
+    assert r.shape == "compare" and f"{r.compare_to.start:%Y-%m}" == "2026-01", r.reason
+    assert read("web orders and revenue last month").status == "clarify"  # two KPIs, still

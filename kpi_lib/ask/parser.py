@@ -1420,14 +1420,17 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         # a second KPI ("Electronics returns" would be a different measure, so only these). "Web orders and revenue" asks
         # for both.
         def qualifies(i: int, name: str) -> bool:
-            after = (  # "AOV for shoppers in North America"
-                name == "customers"
+            after = (  # "AOV for shoppers in North America", "units in orders from Europe"
+                name in ("customers", "orders")
                 and i + 2 < n
                 and toks[i + 1].word in ("in", "from", "on", "via", "through")
                 and toks[i + 2].role == "member"
             )
-            whose = name in ("orders", "customers") or (
-                name == "revenue" and toks[i].word in ("sales", "sale")
+            whose = (
+                name in ("orders", "customers")
+                or (name == "revenue" and toks[i].word in ("sales", "sale"))
+                # "the return rate of Apparel units sold": the units the rate is of
+                or (name == "units" and any(lex.kpis[o].unit == "ratio" for _, o in kpis_found if o != name))
             )
             if not whose or not i or (toks[i - 1].role != "member" and not after):
                 return False
@@ -1436,9 +1439,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 first_ -= 1
             if first_ and toks[first_ - 1].role == "exclude" and any(o != name for _, o in kpis_found):
                 return True  # "return rate, excluding Marketplace sales": the sales left out, not a KPI
-            if first_ and toks[first_ - 1].word in ("among", "amongst", "across", "of"):
-                # "among Mobile App orders, what was the AOV": the orders the KPI after is about
-                return any(
+            if (
+                first_
+                and toks[first_ - 1].word in ("among", "amongst", "across", "of", "for")
+                and any(
                     o != name
                     and j > i
                     and not any(
@@ -1446,6 +1450,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                     )
                     for j, o in kpis_found
                 )
+            ):
+                return True  # "among Mobile App orders, what was the AOV": the orders the KPI after is about
             before = [j for j, o in kpis_found if o != name and j < i]
             return bool(before) and not any(
                 toks[k].word in ("and", "or", "plus", "&", "vs", "versus", "with")

@@ -133,6 +133,13 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
         t,
     )
     t = re.sub(r"\b(?:actually|really|genuinely|truly|honestly|exactly|precisely)\b", " ", t)
+    t = re.sub(
+        r"\b(?:for|in) the (?:deck|board pack|slides|board meeting|board)\b", " ", t
+    )  # "quick one for the deck"
+    t = re.sub(r",? side by side\b", " ", t)
+    t = re.sub(r"(?<=\s)v\.?(?=\s)", "vs", t)  # "November v. October"
+    # "how much revenue did we book", "we booked": taken (not the Books category)
+    t = re.sub(r"\b(did|do|does|we|you|they|to|have|has) book\b", r"\1 take", t)
     t = re.sub(r"\b(?:kindly )?revert(?: back)? with\b", "give", t)  # "kindly revert with the turnover"
     t = re.sub(r",? (?:ta|cheers)\s*[.!]?\s*$", "", t)  # British thanks at the end
     t = re.sub(r"\bthe (week|month|quarter|year) gone\b", r"last \1", t)  # "the month gone"
