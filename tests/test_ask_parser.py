@@ -2120,3 +2120,27 @@ def test_thirty_first_to_thirty_fourth_unseen_sets_second_kpi_words_as_context()
     r = read("orders :: Vertex Tablet :: February 2026 v. January 2026")
     assert r.shape == "compare" and f"{r.compare_to.start:%Y-%m}" == "2026-01", r.reason
     assert read("web orders and revenue last month").status == "clarify"  # two KPIs, still
+
+
+def test_a_condition_on_each_order_is_declined_and_dates_in_more_forms():
+    # "more than 3 items" was read as the top 3 products
+    for text in (
+        "how many orders last week had more than 3 items in them",
+        "revenue from orders over $100 last month",
+        "customers who placed more than 5 orders last month",
+    ):
+        r = read(text)
+        assert r.status == "decline" and "condition on each order" in r.reason, (text, r.reason)
+    assert read("revenue growth 2025 over 2024").shape == "compare"  # a year is not an amount
+    for text, start in (
+        ("# of orders on 02-Mar-2026 -- Web only pls", "2026-03-02"),
+        ("Books units sold, 2026/03/02", "2026-03-02"),
+        ("Europe: how many active customers did we have in Q3'25?", "2025-07-01"),
+        ("mean order value last month, Retail Store only", "2026-02-01"),
+        ("orders yesterday thru the mobile app", "2026-03-17"),
+    ):
+        r = read(text)
+        assert (r.status, f"{r.question.start:%Y-%m-%d}") == ("answer", start), (text, r.reason)
+    r = read("how did return rate over the last 3 full months compare with the 3 full months before?")
+    got = [f"{x:%Y-%m-%d}" for x in (r.question.start, r.question.end, r.compare_to.start, r.compare_to.end)]
+    assert got == ["2025-12-01", "2026-03-01", "2025-09-01", "2025-12-01"], r.reason

@@ -645,6 +645,24 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "Seasonal patterns (by weekday, hour of day or month of year) are not a KPI breakdown I keep; "
             "ask for a ranking over days, weeks or months in a period instead.",
         )
+    # "orders with more than 3 items", "revenue from orders over $100": a condition on each order's size
+    # or value, which totals per period cannot apply ("top 3 products" was read for the first)
+    m_cond = re.search(
+        r"(?:\b(?:more|fewer|less|greater|bigger|larger|smaller) than|\bover|\babove|\bunder|\bbelow|\bat least|\bat most"
+        r"|\bexceeding|\bupwards of|[<>]=?)\s*(?:[$€£]\s*\d[\d,.]*\s*k?\b|\d[\d,.]*\s*k?\s*"
+        r"(?:items?|units?|products?|pieces?|lines?|orders?|purchases?|dollars?|euros?|pounds?|reais|usd|eur|gbp)\b)",
+        t,
+    )
+    if m_cond and not re.search(
+        r"\d\s*(?:days?|weeks?|months?|quarters?|years?|hours?)\b", t[m_cond.start() : m_cond.end() + 8]
+    ):
+        return r.refuse(
+            "decline",
+            f"'{m_cond.group(0).strip()}' is a condition on each order (its size or value), which I cannot apply: "
+            "the warehouse keeps totals per period, region, channel, category and product. Ask for the total "
+            "(e.g. 'orders last week') or a breakdown.",
+            lex.suggestions(),
+        )
     # "is our return rate good?": a judgement the data cannot make (the number alone would read as a yes)
     if re.search(
         r"^(?:is|are|was|were)\b(?!.*\b(?:than|vs|versus|compared|against|up|down)\b).*\b(?:good|bad|healthy|unhealthy"

@@ -123,6 +123,7 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     t = re.sub(r"\s*(?:→|->|=>)\s*", " to ", t)  # "October → November"
     t = re.sub(r"\b(?:thx|thanks|thank you|ty|cheers|tia)\b", " ", t)
     t = re.sub(r"\bprev\b", "previous", t)
+    t = re.sub(r"\bthru\b", "through", t)
     # words that only say how sure or how exact: "what was it really", "the actual figure, not a
     # rounded one", "genuinely new customers", "as everyone assumes", "to double-check the deck"
     t = re.sub(
@@ -405,12 +406,19 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     t = re.sub(r"\bthe one before(?: it| that)?\b", "the period before", t)
     # "the 7 days before that": the 7 days before the period just named
     t = re.sub(
-        r"\bthe (\d+|[a-z]+) ((?:full |complete |whole )?)(days|weeks|wks) (?:immediately |just )?(?:before|prior to|preceding|prior(?= *(?:[,?.!;)]|$)))"
+        r"\bthe (\d+|[a-z]+) ((?:full |complete |whole )?)(days|weeks|wks|(?<=full )months|(?<=complete )months) (?:immediately |just )?(?:before|prior to|preceding|prior(?= *(?:[,?.!;)]|$)))"
         r"(?: that| it| those| them| then)?\b(?! (?:yesterday|today|last|this))",
         r"the previous \1 \2\3",
         t,
     )
+    t = re.sub(rf"\b(\d{{1,2}})-({_MON})-((?:19|20)\d\d)\b", r"\1 \2 \3", t)  # "02-Dec-2026"
     t = re.sub(rf"\b({_MON})-((?:19|20)\d\d)\b", r"\1 \2", t)  # "December-2025"
+    t = re.sub(
+        r"\b((?:19|20)\d\d)/(\d{1,2})/(\d{1,2})\b", r"\1-\2-\3", t
+    )  # "2026/12/02": year first is ISO order
+    t = re.sub(r"\b((?:19|20)\d\d)-(\d)(?=-)", r"\1-0\2", t)
+    t = re.sub(r"\b((?:19|20)\d\d-\d\d)-(\d)\b", r"\1-0\2", t)
+    t = re.sub(r"\b(q[1-4]|h[12]) ?'(\d\d)\b", r"\1 20\2", t)  # "Q3'26"
     # "Nov-26": a spreadsheet's November 2026, or the 26th? Asked back ("Nov-98" can only be a year)
     m_yy = re.search(rf"\b({_MON})-(\d\d)\b", t)
     if m_yy:
