@@ -2144,3 +2144,27 @@ def test_a_condition_on_each_order_is_declined_and_dates_in_more_forms():
     r = read("how did return rate over the last 3 full months compare with the 3 full months before?")
     got = [f"{x:%Y-%m-%d}" for x in (r.question.start, r.question.end, r.compare_to.start, r.compare_to.end)]
     assert got == ["2025-12-01", "2026-03-01", "2025-09-01", "2025-12-01"], r.reason
+
+
+def test_dictated_questions_and_rates_that_do_not_add_up():
+    for text, kpi, start in (
+        ("how many orders did we get yesterday question mark", "orders", "2026-03-17"),
+        ("um what's our a OV for the passed week", "aov", "2026-03-09"),
+        ("units sold in the mobile app last mouth period", "units", "2026-02-01"),
+        ("what was like revenue on Monday comma in North America question mark", "revenue", "2026-03-16"),
+    ):
+        r = read(text)
+        assert (r.status, r.question.kpi, f"{r.question.start:%Y-%m-%d}") == ("answer", kpi, start), (
+            text,
+            r.reason,
+        )
+    r = read("revenue buy channel last mouth")  # "buy" is "by" before a dimension
+    assert (r.shape, r.question.by) == ("breakdown", ("channel",)), r.reason
+    assert (
+        read("revenue the same period last year").status == "clarify"
+    )  # "period" here is a word, not a full stop
+    # a sum of rates, or a mean of each product's rate, is not the rate of the whole (the rate was given)
+    assert read("What's the sum of the return rates across all categories last month?").status == "decline"
+    assert read("average gross margin per product in Electronics last quarter").status == "decline"
+    r = read("the average return rate by category last month")  # each category's rate
+    assert (r.shape, r.question.kpi, r.question.by) == ("breakdown", "return_rate", ("category",)), r.reason

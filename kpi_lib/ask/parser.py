@@ -1128,9 +1128,28 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             said_currency = tok.word
             r.understood.append((tok.word, f"the business's currency ({own})"))
     ratio_at = {i for i, name in kpis_found if not lex.kpis[name].additive}
+    # "average gross margin per product": a mean of the slices' ratios, which is not the ratio of
+    # their totals and is not computed ("the average return rate by category" is each one's rate)
+    mean_of_slices = re.search(
+        r"\b(?:average|mean)\b.*\b(?:per|for each|across|of all|over all)\b (?:the |all )?(?:"
+        + "|".join(re.escape(w) for w in sorted(lex.dim_phrases, key=len, reverse=True))
+        + r")\b",
+        joined,
+    )
     for i, tok in enumerate(toks[:-1]):
-        if tok.role is None and tok.word in ("average", "mean") and i + 1 in ratio_at:
+        if tok.role is None and tok.word in ("average", "mean") and i + 1 in ratio_at and not mean_of_slices:
             tok.role = "filler"  # "average revenue per order", "average gross margin": the ratio itself
+    # "the sum of the return rates": ratios do not add up
+    if ratio_at and re.search(
+        r"\b(?:sum|add(?:ed)? up|adding up|total) (?:of )?(?:the |all )?(?:return rates|margins|gross margins|rates|ratios|percentages)\b",
+        joined,
+    ):
+        return r.refuse(
+            "decline",
+            "A rate does not add up across slices: the sum of return rates or margins means nothing. Ask for the "
+            "rate of the whole (e.g. 'return rate last month') or for each slice ('return rate by category').",
+            lex.suggestions(),
+        )
     per_head = [
         toks[i + 1].word
         for i in range(n - 1)

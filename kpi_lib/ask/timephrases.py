@@ -1079,7 +1079,11 @@ def shifted(p: Period, how: str) -> Period:
         s = _back(p.start, p.unit)
         e = min(s + (p.end - p.start), p.start) if p.unit == "week" else _same_offset(p, s)
         return Period(s, e, "span", f"the same days of the {p.unit} before")
-    if not p.so_far and p.start.day == p.end.day == 1 and p.start.time() == p.end.time() == datetime.min.time():
+    if (
+        not p.so_far
+        and p.start.day == p.end.day == 1
+        and p.start.time() == p.end.time() == datetime.min.time()
+    ):
         # whole months ("the last 3 full months"): the same number of whole months before
         months = (p.end.year - p.start.year) * 12 + p.end.month - p.start.month
         return Period(add_months(p.start, -months), p.start, p.unit, "the period before")

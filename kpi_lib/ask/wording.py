@@ -123,6 +123,17 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     t = re.sub(r"\s*(?:→|->|=>)\s*", " to ", t)  # "October → November"
     t = re.sub(r"\b(?:thx|thanks|thank you|ty|cheers|tia)\b", " ", t)
     t = re.sub(r"\bprev\b", "previous", t)
+    # dictation: spoken punctuation, "last mouth", "a OV", "the passed week", "revenue buy channel"
+    t = re.sub(r"\s*\b(?:question mark|comma|full stop|exclamation (?:mark|point))\b\s*", " ", t)
+    t = re.sub(
+        r"(?<!same )(?<!the )(?<!that )(?<!this )(?<!a )(?<!prior )(?<!previous )\bperiod\s*[?.!]*\s*$", "", t
+    )
+    t = re.sub(r"\b(last|this|next|the|per|a|by|each) mouth\b", r"\1 month", t)
+    t = re.sub(r"\ba ov\b", "aov", t)
+    t = re.sub(r"\b(?:the )?passed (week|month|quarter|year)\b", r"last \1", t)
+    t = re.sub(
+        r"\bbuy (?=(?:channels?|regions?|categor(?:y|ies)|products?|day|week|month|quarter|year)\b)", "by ", t
+    )
     t = re.sub(r"\bthru\b", "through", t)
     # words that only say how sure or how exact: "what was it really", "the actual figure, not a
     # rounded one", "genuinely new customers", "as everyone assumes", "to double-check the deck"
