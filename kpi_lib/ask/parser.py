@@ -677,19 +677,22 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             lex.suggestions(),
         )
     # "rank our stores", "which store sold most": one line per store, which the data does not keep
-    # ("stores" alone is the Retail Store channel)
+    # unless a dimension is called that ("stores" alone may be a channel's alias)
     m_store = re.search(
         r"\b(?:rank|ranking|rank order|top \d+|top|which|what|each|every|by|best|worst|bottom \d+)"
         r"(?: (?:of )?(?:our|the|all|my|all our|all the))? (stores?|shops?|outlets?|branch(?:es)?|locations?|sites?)\b",
         t,
     )
-    if m_store and not any(
-        d.lower() in ("store", "stores", "shop", "location") for d in lex.dim_labels.values()
-    ):
+    if m_store and not {m_store.group(1), singular(m_store.group(1))} & set(lex.dim_phrases):
+        word = m_store.group(1)
+        kept = {v for vs in lex.members.values() for v in vs}
+        one = [v for v in lex.aliases.get(word, lex.aliases.get(singular(word), [])) if v in kept]
         return r.refuse(
             "decline",
-            f"The data keeps no '{m_store.group(1)}' one by one (stores are one channel, Retail Store). Ask "
-            f"by {' or '.join(v.lower() for v in lex.dim_labels.values())}, or about the Retail Store channel.",
+            f"The data keeps no '{word}' one by one"
+            + (f" ('{word}' is the {one[0]} value, one slice)" if one else "")
+            + f". Ask by {' or '.join(v.lower() for v in lex.dim_labels.values())}"
+            + (f", or about {one[0]}." if one else "."),
             lex.suggestions(),
         )
     # "kindly share the return rate", "how much % of change": the verb, and a change's unit
@@ -749,7 +752,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
-    t, ask_back = wording.plain(t, as_of)  # greetings, chat, speech, second-language English
+    t, ask_back = wording.plain(t, as_of, lex.dim_phrases)  # greetings, chat, speech, second-language English
     if ask_back:
         return r.refuse("clarify", ask_back)
     # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period;
@@ -1140,8 +1143,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         if tok.role is None and tok.word in ("average", "mean") and i + 1 in ratio_at and not mean_of_slices:
             tok.role = "filler"  # "average revenue per order", "average gross margin": the ratio itself
     # "the sum of the return rates": ratios do not add up
+    rate_words = sorted(
+        {p for p, k in lex.kpi_phrases.items() if not lex.kpis[k].additive}, key=len, reverse=True
+    )
     if ratio_at and re.search(
-        r"\b(?:sum|add(?:ed)? up|adding up|total) (?:of )?(?:the |all )?(?:return rates|margins|gross margins|rates|ratios|percentages)\b",
+        r"\b(?:sum|add(?:ed)? up|adding up|total) (?:of )?(?:the |all )?(?:"
+        + "|".join(re.escape(w) + "s?" for w in rate_words)
+        + r"|rates|ratios|percentages)\b",
         joined,
     ):
         return r.refuse(

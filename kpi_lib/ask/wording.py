@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 
 from .timephrases import _DAYNUM, _MON, MONTHS
 
@@ -18,6 +20,8 @@ from .timephrases import _DAYNUM, _MON, MONTHS
 # ago (the full Monday-to-Sunday week)", "YTD (1 January through today)", "return rate (units
 # returned / units sold)". Such a remark is dropped; one that adds a condition ("(excluding today)",
 # "(before noon)") is kept, and read or refused.
+#: dimension words when no lexicon is given (the parser passes its own)
+DIMENSION_WORDS = ("region", "channel", "category", "product")
 _RESTATING = set(
     """
     the a an full whole complete entire calendar inclusive included
@@ -65,7 +69,19 @@ def _drop_restating(t: str) -> str:
     return t
 
 
-def _from_sql(t: str) -> str:
+def _dims(phrases: Iterable[str]) -> str:
+    """An alternation of the dimension words, each with its plural ("regions", "states")."""
+    return _dims_cached(tuple(sorted(set(phrases), key=len, reverse=True)))
+
+
+@lru_cache(maxsize=8)
+def _dims_cached(phrases: tuple[str, ...]) -> str:
+    words = {p for p in phrases} | {p + "s" for p in phrases if not p.endswith("s")}
+    words |= {p[:-1] + "ies" for p in phrases if p.endswith("y")}
+    return "(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")"
+
+
+def _from_sql(t: str, dims: str) -> str:
     """Query-speak in plain words: "units, category != Grocery", "region in ('Web','App')",
     "sum(units)", "group by channel", "order by revenue desc limit 3", "delta %"."""
     t = re.sub(r"(?<![a-z0-9])'([^']+)'(?![a-z0-9])", r"\1", t)  # quoted values
@@ -75,9 +91,7 @@ def _from_sql(t: str) -> str:
         lambda m: "excluding " + " and ".join(v.strip() for v in m.group(1).split(",")),
         t,
     )
-    t = re.sub(
-        r"\b(?:region|channel|category|product)s? (?=(?:not )?in \()", "", t
-    )  # "region in (...)": the values
+    t = re.sub(rf"\b{dims} (?=(?:not )?in \()", "", t)  # "region in (...)": the values
     t = re.sub(
         r"\bin \(([^()]*,[^()]*)\)",
         lambda m: "in " + " and ".join(v.strip() for v in m.group(1).split(",")),
@@ -99,10 +113,12 @@ def _from_sql(t: str) -> str:
     return t
 
 
-def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
+def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -> tuple[str, str | None]:
     """``t`` (lower-case, normalised) in plain words, and a question to ask back when a date has two
-    readings ("Nov-26": November 2026, or the 26th?), else None."""
-    t = _from_sql(t)
+    readings ("Nov-26": November 2026, or the 26th?), else None. ``dim_words`` are the words that name
+    a dimension (the lexicon's: "region", "state", "market" ...)."""
+    dims = _dims(dim_words)
+    t = _from_sql(t, dims)
     t = _drop_restating(t)
     # "Morning all - ...", "good afternoon team,": a greeting, not the morning's hours
     t = re.sub(
@@ -131,9 +147,7 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     t = re.sub(r"\b(last|this|next|the|per|a|by|each) mouth\b", r"\1 month", t)
     t = re.sub(r"\ba ov\b", "aov", t)
     t = re.sub(r"\b(?:the )?passed (week|month|quarter|year)\b", r"last \1", t)
-    t = re.sub(
-        r"\bbuy (?=(?:channels?|regions?|categor(?:y|ies)|products?|day|week|month|quarter|year)\b)", "by ", t
-    )
+    t = re.sub(rf"\bbuy (?=(?:{dims}|day|week|month|quarter|year)\b)", "by ", t)
     t = re.sub(r"\bthru\b", "through", t)
     # words that only say how sure or how exact: "what was it really", "the actual figure, not a
     # rounded one", "genuinely new customers", "as everyone assumes", "to double-check the deck"
@@ -226,7 +240,7 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
         t,
     )
     t = re.sub(
-        r"\b(most|least) active (?=(?:regions?|channels?)\b)",
+        rf"\b(most|least) active (?={dims}\b)",
         lambda m: "highest " if m.group(1) == "most" else "lowest ",
         t,
     )
@@ -245,7 +259,7 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
         t,
     )
     t = re.sub(
-        r"\b((?:all|every) (?:the )?(?:regions?|channels?|categories|category|products?)) (?:but|bar|save)\b",
+        rf"\b((?:all|every) (?:the )?{dims}) (?:but|bar|save)\b",
         r"\1 except",
         t,
     )
@@ -288,13 +302,13 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     t = re.sub(r"\b(?:had|have|did) we (more|most)\b", "had the most", t)
     t = re.sub(r"\bhow much (?:varied|varies|vary|variated)\b", "how much changed", t)
     t = re.sub(
-        r"^(?:please )?(?:order|sort|rank)(?: me| for me)? (?:the |our |all )?(regions|channels|categories|products) (?:per|by)\b",
+        rf"^(?:please )?(?:order|sort|rank)(?: me| for me)? (?:the |our |all )?({dims}) (?:per|by)\b",
         r"rank the \1 by",
         t,
     )
     # "revenue by month, biggest month first": the list largest first
     t = re.sub(
-        r"\b(biggest|largest|highest|best|most|smallest|lowest|worst|least)(?: (?:day|week|month|region|channel|category|product)s?)? first\b(?![- ]?time)",
+        rf"\b(biggest|largest|highest|best|most|smallest|lowest|worst|least)(?: (?:days?|weeks?|months?|{dims}))? first\b(?![- ]?time)",
         lambda m: "ascending" if m.group(1) in ("smallest", "lowest", "worst", "least") else "descending",
         t,
     )
@@ -320,7 +334,7 @@ def plain(t: str, as_of: datetime) -> tuple[str, str | None]:
     )
     # "order / sort the categories from highest to lowest return rate": a ranking, not the Orders KPI
     t = re.sub(
-        r"\b(?:order|sort|rank)(?:ed)? (?:the |our |all )?(regions|channels|categories|products|days|weeks|months)"
+        rf"\b(?:order|sort|rank)(?:ed)? (?:the |our |all )?({dims}|days|weeks|months)"
         r" (?:from )?(highest|largest|biggest|best|most|lowest|smallest|worst|least) (?:to|through) \w+\b",
         lambda m: (
             f"rank the {m.group(1)} by "
