@@ -135,6 +135,10 @@ def test_ask_about_that_year_in_reais(shop):
     assert f"Revenue was {reais(march['revenue'].sum())} in March 2017." in out
     out = kpi("ask", "revenue", "in", "dollars", "in", "March", "2017", "--as-of", "2017-04-15")
     assert "Amounts are kept in BRL" in out
+    # the file's accented column name, as typed or without its accents ("descri o" before)
+    for said in ("descrição", "descricao"):
+        out = kpi("ask", f"revenue by {said} in March 2017", "--as-of", "2017-04-15")
+        assert out.startswith("Revenue by descricao in March 2017: "), out
     # "R$" is the file's own money, said alone ("R$ by state"), not the dollar
     out = kpi("ask", "R$ by UF in March 2017", "--as-of", "2017-04-15")
     assert f"Revenue by state in March 2017: SP {sp}," in out

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,9 +36,10 @@ _WEAK = {"and", "the", "of", "for", "in", "on", "at", "to", "a", "an", "by", "wi
 
 
 def words(text: str) -> list[str]:
-    """Lower-case word tokens (apostrophes and dashes normalised)."""
-    text = text.lower().replace("’", "'").replace("-", " ").replace("_", " ")
-    return _WORD.findall(text)
+    """Lower-case word tokens (apostrophes and dashes normalised, accents folded: "Descrição" is
+    "descricao", and "sao paulo" finds "São Paulo")."""
+    text = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("-", " ").replace("_", " "))
+    return _WORD.findall("".join(c for c in text if not unicodedata.combining(c)))
 
 
 def norm(text: str) -> str:

@@ -10,6 +10,7 @@ never writes SQL; it produces :class:`kpi_lib.kpis.Question` objects.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -404,6 +405,8 @@ class _Tok:
 
 def normalise(text: str) -> str:
     t = text.lower().replace("’", "'").replace("‘", "'").replace("–", "-").replace("—", "-")
+    # accents folded as the lexicon folds them: "descrição" is "descricao", "são paulo" "sao paulo"
+    t = "".join(c for c in unicodedata.normalize("NFKD", t) if not unicodedata.combining(c))
     t = re.sub(r"[\"“”`]", " ", t)
     t = re.sub(r"(?<![a-z])r\$", " reais ", t)  # Brazil's R$ is not the dollar
     return re.sub(r"\s+", " ", t).strip()
