@@ -2168,3 +2168,95 @@ def test_dictated_questions_and_rates_that_do_not_add_up():
     assert read("average gross margin per product in Electronics last quarter").status == "decline"
     r = read("the average return rate by category last month")  # each category's rate
     assert (r.shape, r.question.kpi, r.question.by) == ("breakdown", "return_rate", ("category",)), r.reason
+
+
+def test_a_question_pasted_from_chat_or_email_is_read_without_its_wrapping():
+    for text, kpi, start in (
+        ("@ask-bot WHAT WAS REVENUE LAST WEEK?? 📈", "revenue", "2026-03-09"),
+        ("Re: daily numbers\nhey, how many orders came in yesterday? 🙏", "orders", "2026-03-17"),
+        ("Fwd: board prep\n> what's our gross margin year to date?", "gross_margin", "2026-01-01"),
+        ("which region had the most orders last week?\nthx, J.", "orders", "2026-03-09"),
+        ("ORDERS ON Monday 16 March 2026??? need it for standup in 5 min", "orders", "2026-03-16"),
+        (
+            "units of the Vertex Tablet last week? saw it on https://example.com/trending lol",
+            "units",
+            "2026-03-09",
+        ),
+        ("What was total revenue last year? #finance", "revenue", "2025-01-01"),
+        (
+            "quick one: what was **AOV** for the 'Web' channel last month? (it's for the deck)",
+            "aov",
+            "2026-02-01",
+        ),
+    ):
+        r = read(text)
+        assert (r.status, r.question.kpi, f"{r.question.start:%Y-%m-%d}") == ("answer", kpi, start), (
+            text,
+            r.reason,
+        )
+    # an aside that names a condition is not dropped: a currency, or a second question
+    assert read("Sales (EUR) last month").status == "decline"
+    assert read("revenue last week? also top region by orders?").status in ("decline", "clarify")
+    # a judgement in a remark after the number is still a judgement
+    for text in (
+        "aov three weeks back - is that good?",
+        "Was last week's AOV a good result for us? Honest take",
+    ):
+        assert read(text).status == "clarify", text
+
+
+def test_sort_orders_rolling_windows_and_channel_nicknames():
+    r = read("AOV by channel last quarter, highest to lowest")  # the whole breakdown, not the top one
+    assert (r.shape, r.question.by, r.question.top) == ("breakdown", ("channel",), None), (r.shape, r.reason)
+    for text, kpi, start, end, where in (
+        ("How many units did we move yesterday, all channels?", "units", "2026-03-17", "2026-03-18", {}),
+        ("AOV for the last full week ending Sunday, all channels", "aov", "2026-03-09", "2026-03-16", {}),
+        ("T7 orders for Latin America", "orders", "2026-03-12", "2026-03-19", {"region": ["Latin America"]}),
+        (
+            "Units moved on dot com so far this month",
+            "units",
+            "2026-03-01",
+            "2026-03-19",
+            {"channel": ["Web"]},
+        ),
+        (
+            "How many units did 3P move last week?",
+            "units",
+            "2026-03-09",
+            "2026-03-16",
+            {"channel": ["Marketplace"]},
+        ),
+        ("orders three weeks back, web only", "orders", "2026-02-23", "2026-03-02", {"channel": ["Web"]}),
+        ("aov last month but one, europe", "aov", "2026-01-01", "2026-02-01", {"region": ["Europe"]}),
+        ("revenue from November 2025 through end of last month", "revenue", "2025-11-01", "2026-03-01", {}),
+        (
+            "Net $ sales through the app last week (Mon-Sun)?",
+            "revenue",
+            "2026-03-09",
+            "2026-03-16",
+            {"channel": ["Mobile App"]},
+        ),
+        ("Net GMV L7D, all channels? (net of returns)", "revenue", "2026-03-12", "2026-03-19", {}),
+        (
+            "Net revenue over the trailing 28 days (rolling, incl. today)",
+            "revenue",
+            "2026-02-19",
+            "2026-03-19",
+            {},
+        ),
+    ):
+        r = read(text)
+        q = r.question
+        got = (
+            r.status,
+            q and q.kpi,
+            q and f"{q.start:%Y-%m-%d}",
+            q and f"{q.end:%Y-%m-%d}",
+            q and dict(q.where),
+        )
+        assert got[:4] == ("answer", kpi, start, end), (text, r.reason)
+        assert {k: sorted(v) for k, v in got[4].items()} == where, (text, got[4])
+    r = read("Top 2 categories by dollar sales last year, leave Electronics out of it")
+    assert (r.question.kpi, dict(r.question.exclude)) == ("revenue", {"category": ("Electronics",)}), r.reason
+    r = read("Electronics gross margin, last month vs the month before, as a relative % change")
+    assert (r.shape, r.question.kpi) == ("compare", "gross_margin"), r.reason

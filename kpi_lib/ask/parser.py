@@ -631,9 +631,76 @@ def _incidents_reading(t: str, as_of: datetime, lex: Lexicon) -> Reading:
     return r
 
 
+# Words that say something in a part of a message on their own (with the lexicon's): a time, a
+# comparison, a condition. A part without any ("need it for standup", "thx, J.", "(it's for the
+# deck)") is an aside, dropped while another part asks the question.
+_TIME_SAYS = {
+    "yesterday", "today", "tonight", "tomorrow", "ytd", "mtd", "qtd", "wtd", "ago", "since", "until",
+    "till", "fortnight", "weekend", "previous", "prior", "earlier", "later", "before", "after",
+}  # fmt: skip
+_CONDITION_SAYS = {
+    "not", "no", "except", "excluding", "excl", "without", "but", "bar", "minus", "vs", "versus",
+    "compared", "against", "%", "$", "percent", "pct", "share", "why", "than",
+    # a currency is a condition on the answer ("sales (EUR)"), which the parser refuses unless it is the data's
+    "eur", "euro", "euros", "usd", "dollar", "dollars", "gbp", "pound", "pounds", "sterling", "brl", "real",
+    "reais", "jpy", "yen", "cad", "aud", "chf", "franc", "francs", "inr", "rupee", "rupees", "cny", "yuan",
+    "rmb", "mxn", "peso", "pesos", "sek", "nok", "dkk", "krona", "kronor", "krone",
+}  # fmt: skip
+
+
+_SAYS_CACHE: dict[int, tuple[Lexicon, frozenset[str]]] = {}
+
+
+def _says_words(lex: Lexicon) -> frozenset[str]:
+    hit = _SAYS_CACHE.get(id(lex))
+    if hit is not None and hit[0] is lex:
+        return hit[1]
+    said = set(_TIME_SAYS) | _CONDITION_SAYS | set(TIME_GRAINS) | set(SHORT_UNITS) | RANK_WORDS
+    said |= (
+        set(timephrases.MONTHS)
+        | set(timephrases.WEEKDAYS)
+        | (set(COMPARE_WORDS) - FILLER - {"to", "up", "down"})
+    )
+    for table in (lex.kpi_phrases, lex.dim_phrases, lex.member_phrases, lex.undefined, lex.aliases):
+        for phrase in table:
+            said.update(w for w in phrase.split() if w not in FILLER)
+    if len(_SAYS_CACHE) > 8:
+        _SAYS_CACHE.clear()
+    _SAYS_CACHE[id(lex)] = (lex, frozenset(said))
+    return _SAYS_CACHE[id(lex)][1]
+
+
+def _says_something(part: str, lex: Lexicon) -> bool:
+    """Whether a part of a message names a KPI, a dimension or value, a time, a number or a
+    condition (else it is an aside: a greeting, a reason, a signature)."""
+    t = re.sub(r"\b\d+\s*(?:min|mins|minutes|secs?|seconds)\b", " ", normalise(part))  # "in 5 min"
+    t = re.sub(r"\b(?:we|they|you|i|who) share\b", " ", t)  # "(they share a team)": the verb
+    if re.search(r"\d|[$%€£]", t):
+        return True
+    said = _says_words(lex)
+    return any(w in said or singular(w) in said for w in re.findall(r"[a-z]+", t))
+
+
+def without_asides(lines: list[str], lex: Lexicon) -> str:
+    """The question in a message: its lines and sentences (and remarks in brackets) that say
+    something, while at least one does ("Re: planning / which month had the most orders? / thx, J.",
+    "orders on Friday??? need it for standup in 5 min", "bottom 3 products (candidates for
+    delisting)")."""
+    parts = [
+        p for line in lines for p in re.split(r"(?<=[?!])\s+|(?<=[a-z0-9)]\.)\s+(?=\S)", line) if p.strip()
+    ]
+    kept = [p for p in parts if _says_something(p, lex)]
+    text = " ".join(kept or parts)
+
+    def bracket(m: re.Match) -> str:
+        return m.group(0) if _says_something(m.group(1), lex) else " "
+
+    return re.sub(r"\(([^()]*)\)", bracket, text) if kept else text
+
+
 def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     r = Reading(text=text)
-    t = normalise(text)
+    t = normalise(without_asides(wording.unwrap(text), lex))
     if not words(t):
         return r.refuse("decline", "The question is empty.", lex.suggestions())
     if INCIDENT_WORDS.search(t) and not re.search(r"\b(?:why|explain|cause|caused)\b", t):
@@ -667,11 +734,17 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             lex.suggestions(),
         )
     # "is our return rate good?": a judgement the data cannot make (the number alone would read as a yes)
+    judged = (
+        r"(?:good|bad|healthy|unhealthy|ok|okay|fine|acceptable|reasonable|concerning|worrying|alarming|normal"
+        r"|too (?:high|low)|high enough|low enough)"
+    )
     if re.search(
-        r"^(?:is|are|was|were)\b(?!.*\b(?:than|vs|versus|compared|against|up|down)\b).*\b(?:good|bad|healthy|unhealthy"
-        r"|ok|okay|fine|acceptable|reasonable|concerning|worrying|alarming|normal|too (?:high|low)|high enough"
-        r"|low enough)\b[\s?.!]*$",
+        r"^(?:is|are|was|were)\b(?!.*\b(?:than|vs|versus|compared|against|up|down)\b).*\b" + judged + r"\b"
+        r"(?: (?:a |an )?(?:result|number|figure|outcome|sign|performance|level|one))?"
+        r"(?: for (?:us|the business|the company|a business like ours))?[\s?.!]*$",
         t,
+    ) or re.search(
+        r"(?:[-,;:]|^)\s*(?:is|was|are|were) (?:that|it|this|these|those|they) " + judged + r"\b", t
     ):
         return r.refuse(
             "clarify",
@@ -1373,6 +1446,17 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             used_dims_as_label.add(k)  # "orders through channels other than Marketplace": one total
         elif k > 1 and toks[k - 1].word == "all" and toks[k - 2].word in ACROSS:
             used_dims_as_label.add(k)  # "revenue across all channels": one total of them all
+        elif (
+            k > 1
+            and toks[k - 1].word == "all"
+            and "," in t[toks[k - 2].end : toks[k - 1].start]
+            and not (which or rank_dir or top_n)
+            and (
+                re.match(r"(?:how (?:many|much)|what (?:was|is|were|are)|total)\b", t)
+                or not re.search(r"[a-z0-9]", t[toks[k].end :])
+            )
+        ):
+            used_dims_as_label.add(k)  # "how many units did we move yesterday, all channels?": one total
     alls = [k for k, _ in dims_found if k and toks[k - 1].word == "all"]
     if len(alls) > 1:
         used_dims_as_label.update(alls)  # "(all regions, all channels)": the total, twice over

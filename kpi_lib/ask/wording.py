@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import calendar
 import re
+import unicodedata
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from .timephrases import _DAYNUM, _MON, MONTHS
@@ -29,6 +30,7 @@ _RESTATING = set(
     thu thursday fri friday sat saturday sun sunday today yesterday now day days week weeks wk wks
     month months quarter quarters year years ending starting beginning
     same period so far of on and is divided by over units unit returned sold revenue orders cost
+    rolling trailing incl including
     jan january feb february mar march apr april may jun june jul july aug august sep sept september
     oct october nov november dec december st nd rd th
     """.split()
@@ -485,7 +487,75 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
         t,
     )
     t = re.sub(r"(?<=[a-z]) \+ (?=[a-z])", " and ", t)  # "Electronics + Books": both ("C+ Serum" is a name)
-    return t, None
+    # "from September 2026 through (the end of) last month": that month by name, a span of months
+    last = (as_of.replace(day=1) - timedelta(days=1)).strftime("%B %Y").lower()
+    t = re.sub(
+        rf"\b((?:from|between) (?:{_MON})(?: (?:19|20)\d\d)? (?:through|thru|to|until|till|and)) (?:(?:the )?end of )?"
+        r"(?:last|the previous|the prior|previous|prior) month\b",
+        rf"\1 {last}",
+        t,
+    )
+    return _orders_and_spans(t), None
+
+
+def _orders_and_spans(t: str) -> str:
+    """Sort orders, rolling windows and relative periods said in other words."""
+    # "highest to lowest": the whole breakdown in that order, not the top one ("best to worst" is the
+    # parser's, which knows whether lower is better)
+    t = re.sub(
+        r"\b(?:from )?(?:highest|largest|biggest|most|high|big) (?:to|->) (?:lowest|smallest|least|low|small)\b",
+        "largest first",
+        t,
+    )
+    t = re.sub(
+        r"\b(?:from )?(?:lowest|smallest|least|low|small) (?:to|->) (?:highest|largest|biggest|most|high|big)\b",
+        "lowest first",
+        t,
+    )
+    # "T7", "T30D": trailing days, as "L7D" is last days
+    t = re.sub(r"(?<![\w-])t(\d{1,3})d?(?![\w-])", r"last \1 days", t)
+    # "three weeks back", "2 months back": ago
+    t = re.sub(
+        r"\b(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve) (days?|weeks?|months?|quarters?|years?) back\b",
+        r"\1 \2 ago",
+        t,
+    )
+    # "last month but one": the one before it
+    t = re.sub(r"\b(?:the )?last (week|month|quarter|year) but one\b", r"the \1 before last", t)
+    # "through (the) end of last month": through last month
+    t = re.sub(
+        r"\b(through|to|until|till) (?:the )?end of (?=(?:last|the previous|the prior|previous|prior) )",
+        r"\1 ",
+        t,
+    )
+    # "the (last full) week ending Sunday": last week (a week here runs Monday to Sunday)
+    t = re.sub(
+        r"\b(?:the )?(?:last |past |previous |most recent )?(?:full |complete |whole )?(?:week ending|w/e) (?:on )?sun(?:day)?\b(?! ?\d)",
+        "last week",
+        t,
+    )
+    # "as a relative % change", "relative change": the change in percent
+    t = re.sub(r"\b(?:as )?(?:a )?relative (?=%|(?:percent|pct|change|difference|growth)\b)", "", t)
+    # "leave Electronics out (of it)": excluding it
+    t = re.sub(
+        r"\bleav(?:e|ing) ((?:[a-z&]+ ){0,3}?[a-z&]+) out(?: of (?:it|this|that|the ranking))?\b",
+        r"excluding \1",
+        t,
+    )
+    # "YoY orders for Q3: Q3 2026 vs Q3 2025": the quarter said once more with its years
+    t = re.sub(r"\b(?:for )?(q[1-4]|h[12])\s*:\s*(?=\1 (?:19|20)\d\d\b)", "", t)
+    # "net $ sales", "net of returns": every money and unit KPI here is net of returns already
+    t = re.sub(r"\bnet (?=\$)", "", t)
+    if not re.search(r"\b(?:orders?|customers?|buyers?|shoppers?|clients?)\b", t):
+        t = re.sub(r",? ?\(?\bnet of (?:returns|refunds)\)?", " ", t)
+    # "meaning units returned divided by units sold": the return rate's own definition
+    t = re.sub(
+        r",? ?\b(?:meaning|i\.?e\.?|defined as|calculated as|as in) (?:the )?(?:units returned|returned units) "
+        r"(?:divided by|over|/|per|as a share of) (?:the )?units sold\b",
+        " ",
+        t,
+    )
+    return t
 
 
 _UNITS_WORDS = "one two three four five six seven eight nine".split()
@@ -522,3 +592,28 @@ def spoken_numbers(t: str, known: set[str]) -> str:
         r"\bq (one|two|three|four)\b", lambda m: f"q{_UNITS_WORDS.index(m.group(1)) + 1}", t
     )  # "q three"
     return re.sub(rf"\b({units}) k\b", lambda m: f"{_UNITS_WORDS.index(m.group(1)) + 1}k", t)
+
+
+# --- a question pasted from chat or e-mail ---------------------------------------------------------
+_HEADER = re.compile(r"^\s*(?:(?:re|fwd?|fw|aw|sv|subject)\s*:\s*)+", re.IGNORECASE)
+_MARKER = re.compile(r"^\s*(?:>+|[-*•]\s|\d+[.)]\s)\s*")  # a quote or a list marker
+
+
+def unwrap(text: str) -> list[str]:
+    """The lines of a message pasted from chat or e-mail, without its wrapping: links, @mentions,
+    #hashtags, emoji, markdown emphasis, quote and list markers, and "Re:"/"Fwd:" subject lines
+    (while another line is there to read). Which of the lines say something is the parser's to judge
+    (:func:`kpi_lib.ask.parser.without_asides`)."""
+    t = re.sub(r"\b(?:https?://|www\.)\S+", " ", text)
+    t = re.sub(r"(?<![\w.])@[\w.-]+", " ", t)  # "@ask-bot"
+    t = re.sub(r"(?<![\w&])#(?=[a-zA-Z])[\w-]+", " ", t)  # "#finance" ("# of orders" is a word)
+    # emoji and pictographs (a currency sign or an arrow is kept: "$", "→")
+    t = "".join(" " if unicodedata.category(c) in ("So", "Cs", "Co") else c for c in t)
+    t = re.sub(r"[\u200d\ufe0e\ufe0f]", "", t)
+    t = re.sub(r"\*+|__|~~", " ", t)  # markdown emphasis
+    lines = [_MARKER.sub("", line).strip() for line in t.splitlines()]
+    lines = [line for line in lines if line]
+    said = [line for line in lines if not _HEADER.match(line)]
+    if said:  # the subject line of a reply is a title, not the question
+        return said
+    return [_HEADER.sub("", line) for line in lines]
