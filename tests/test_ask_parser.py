@@ -2260,3 +2260,133 @@ def test_sort_orders_rolling_windows_and_channel_nicknames():
     assert (r.question.kpi, dict(r.question.exclude)) == ("revenue", {"category": ("Electronics",)}), r.reason
     r = read("Electronics gross margin, last month vs the month before, as a relative % change")
     assert (r.shape, r.question.kpi) == ("compare", "gross_margin"), r.reason
+
+
+def test_an_aside_that_might_hold_a_condition_is_kept_and_refused():
+    # dropping these would answer for everything: a restricting word, or a name the data lacks
+    for text in (
+        "revenue last month (online only)",
+        "orders last week. Just the big-ticket stuff",
+        "revenue last month (for Amazon)",
+        "units yesterday? in Brazil",
+    ):
+        r = read(text)
+        assert r.status in ("decline", "clarify"), (text, r.status, r.question)
+
+
+def test_my_region_is_the_askers_row_scope_or_a_question_back():
+    from kpi_lib import scope
+
+    r = read("what were our region's orders last week")  # everything visible: whose region?
+    assert r.status == "clarify" and "which is yours" in r.reason, r.reason
+    with scope.using(scope.RowScope.of({"region": ["Europe"]})):
+        r = read("what were our region's orders last week")
+    assert (r.status, r.question.kpi, dict(r.question.where)) == ("answer", "orders", {"region": ("Europe",)})
+    assert read("how did our regions do on revenue last month").shape == "breakdown"  # all of them
+
+
+def test_accountants_analysts_and_managers_words():
+    for text, kpi, start, end, where in (
+        ("Returns ratio for full-year 2025?", "return_rate", "2025-01-01", "2026-01-01", {}),
+        (
+            "Active customers in North America, CY to date?",
+            "customers",
+            "2026-01-01",
+            "2026-03-19",
+            {"region": ["North America"]},
+        ),
+        (
+            "Net units sold in Electronics for PY (full year 2025)?",
+            "units",
+            "2025-01-01",
+            "2026-01-01",
+            {"category": ["Electronics"]},
+        ),
+        ("Net sales for last week, Monday to Sunday?", "revenue", "2026-03-09", "2026-03-16", {}),
+        ("n of new customers in February 2026", "new_customers", "2026-02-01", "2026-03-01", {}),
+        (
+            "aggregate units sold in Electronics last quarter",
+            "units",
+            "2025-10-01",
+            "2026-01-01",
+            {"category": ["Electronics"]},
+        ),
+        (
+            "count of orders containing the Vertex Tablet, quarter to date",
+            "orders",
+            "2026-01-01",
+            "2026-03-19",
+            {"product": ["Vertex Tablet"]},
+        ),
+        ("EU team here - AOV last month?", "aov", "2026-02-01", "2026-03-01", {"region": ["Europe"]}),
+        (
+            "store side revenue yesterday?",
+            "revenue",
+            "2026-03-17",
+            "2026-03-18",
+            {"channel": ["Retail Store"]},
+        ),
+        (
+            "I run Latin America. How many active customers did we have last month?",
+            "customers",
+            "2026-02-01",
+            "2026-03-01",
+            {"region": ["Latin America"]},
+        ),
+        # typing slips: a doubled key, two words run together, a slip inside a name of several words
+        (
+            "how many orderss last week in eruope",
+            "orders",
+            "2026-03-09",
+            "2026-03-16",
+            {"region": ["Europe"]},
+        ),
+        (
+            "gross marign for apparel lastyear",
+            "gross_margin",
+            "2025-01-01",
+            "2026-01-01",
+            {"category": ["Apparel"]},
+        ),
+        ("revenuefrom eruope last month", "revenue", "2026-02-01", "2026-03-01", {"region": ["Europe"]}),
+        (
+            "units of helix action camra last week",
+            "units",
+            "2026-03-09",
+            "2026-03-16",
+            {"product": ["Helix Action Camera"]},
+        ),
+        (
+            "units in toys & gmaes yesterday",
+            "units",
+            "2026-03-17",
+            "2026-03-18",
+            {"category": ["Toys & Games"]},
+        ),
+        (
+            "customers in latin amrica last month",
+            "customers",
+            "2026-02-01",
+            "2026-03-01",
+            {"region": ["Latin America"]},
+        ),
+    ):
+        r = read(text)
+        q = r.question
+        assert r.status == "answer", (text, r.reason)
+        got = (
+            q.kpi,
+            f"{q.start:%Y-%m-%d}",
+            f"{q.end:%Y-%m-%d}",
+            {k: sorted(v) for k, v in dict(q.where).items()},
+        )
+        assert got == (kpi, start, end, where), (text, got)
+    r = read("argmax region by revenue last month")
+    assert (r.question.by, r.question.top) == (("region",), 1), r.reason
+    r = read("Returns ratio by category for the prior quarter, leaving out Books, highest first.")
+    assert (r.status, dict(r.question.exclude)) == ("answer", {"category": ("Books",)}), r.reason
+    r = read("Q3 2025 turnover vs the same quarter PY (Q3 2024), % movement?")
+    assert r.shape == "compare" and f"{r.compare_to.start:%Y-%m-%d}" == "2024-07-01", r.reason
+    assert (
+        read("Has Europe overtaken North America in orders this year?").status != "answer"
+    )  # not "over taken"

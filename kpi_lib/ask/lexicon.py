@@ -99,7 +99,15 @@ class Lexicon:
         edit, two for words of 9+ letters; several when it is ambiguous."""
         one = singular(word)  # the words are kept in the singular, as phrases are
         # a typed plural of 5+ letters is a noun even when its singular is shorter ("oders": order)
-        return _closest(one, self._words, shortest=4 if len(word) >= 5 else 5)
+        if one == word and re.search(r"(.)\1$", word):  # a key held down: "orderss" is "orders"
+            one = singular(word[:-1])
+        near = _closest(one, [w for w in self._words if len(w) >= 5], shortest=4 if len(word) >= 5 else 5)
+        if near or len(one) != 4:
+            return near
+        # a 4-letter word only by two letters swapped ("gmaes": games; "boots" is not books)
+        return [
+            w for w in self._words if len(w) == 4 and sorted(w) == sorted(one) and w[0] == one[0] and w != one
+        ]
 
     def suggestions(self) -> list[str]:
         return [k.label for k in self.kpis.values()]
@@ -224,7 +232,7 @@ def from_parts(
             w
             for p in (*kpi_phrases, *dim_phrases, *named, *lex.aliases, *lex.groups, *lex.undefined)
             for w in p.split()
-            if len(w) >= 5 and w.isalpha()
+            if len(w) >= 4 and w.isalpha()
         }
     )
     return lex

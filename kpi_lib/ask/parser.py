@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from rapidfuzz.distance import DamerauLevenshtein
 
+from .. import scope as row_scope
 from ..kpis import Question, fiscal_year_start
 from ..kpis.definitions import business
 from . import timephrases, wording
@@ -464,6 +465,8 @@ SHORT_UNITS = {
     "lm": "last month",
     "lq": "last quarter",
     "ly": "last year",
+    "py": "last year",  # accounting's prior year and current year
+    "cy": "this year",
 }
 _SPAN_UNITS = {"d": "days", "w": "weeks", "m": "months", "q": "quarters", "y": "years", "h": "hours"}
 
@@ -583,7 +586,75 @@ def _fix_word_typos(t: str, known: set[str], lex: Lexicon) -> tuple[str, list[tu
         fixed.append((w, good))
         return good
 
-    return re.sub(r"[a-z]+", sub, t), fixed
+    t = re.sub(r"[a-z]+", sub, t)
+    return _fix_glued_and_names(t, known, lex, fixed), fixed
+
+
+# Time words a glued word may hold ("lastyear", "lastweek"), with the known words
+_GLUE_TIME = {"last", "this", "next", "past", "previous", "prior", "day", "week", "month", "quarter", "year"}
+_GLUE_SHORT = {"by", "in", "of", "on", "to", "vs"}  # the two-letter words a glued pair may end or start with
+
+
+def _fix_glued_and_names(t: str, known: set[str], lex: Lexicon, fixed: list[tuple[str, str]]) -> str:
+    """``t`` with two words typed as one split ("lastyear", "revenuefrom", "ordersby"), and a slip in
+    one word of a value of several words read as that value ("aurora 4k montor", "helix air fyer",
+    "latin amrica"), when exactly one reading fits; ``fixed`` gets the (typed, read as) pairs."""
+
+    def word(x: str) -> bool:
+        return len(x) >= 2 and (x in known or singular(x) in known or x in _GLUE_TIME or x in TIME_WORDS)
+
+    def unknown(x: str) -> bool:
+        return x.isalpha() and not word(x) and x not in lex.member_phrases
+
+    said = _says_words(lex)
+    toks = t.split(" ")
+    out: list[str] = []
+    for w in toks:
+        if len(w) >= 6 and unknown(w):
+            splits = [
+                (w[:i], w[i:])
+                for i in range(2, len(w) - 1)
+                if word(w[:i])
+                and word(w[i:])
+                and all(len(x) >= 3 or x in _GLUE_SHORT for x in (w[:i], w[i:]))
+                # one of them names something ("overtaken" is not "over taken")
+                and any(x in said or singular(x) in said for x in (w[:i], w[i:]))
+            ]
+            if len(splits) == 1:
+                fixed.append((w, " ".join(splits[0])))
+                w = " ".join(splits[0])
+        out.append(w)
+    toks = " ".join(out).split(" ")
+    i = 0
+    while i < len(toks):
+        w = toks[i]
+        if len(w) >= 4 and unknown(w):
+            found = None
+            for size in (2, 3, 4):
+                for start in range(max(0, i - size + 1), min(i, len(toks) - size) + 1):
+                    window = toks[start : start + size]
+                    near = [
+                        p
+                        for p in lex.fuzzy(" ".join(window))
+                        if p in lex.member_phrases
+                        and len(p.split()) == size
+                        and all(
+                            a == b
+                            for j, (a, b) in enumerate(zip(window, p.split(), strict=True))
+                            if start + j != i
+                        )
+                    ]
+                    if len(set(near)) == 1:
+                        found = (start, size, near[0])
+                        break
+                if found:
+                    break
+            if found:
+                start, size, phrase = found
+                fixed.append((" ".join(toks[start : start + size]), phrase))
+                toks[start : start + size] = phrase.split()
+        i += 1
+    return " ".join(toks)
 
 
 # "Anything unusual in orders last week?": the incidents the anomaly rules raised
@@ -670,9 +741,21 @@ def _says_words(lex: Lexicon) -> frozenset[str]:
     return _SAYS_CACHE[id(lex)][1]
 
 
+# An aside is never dropped if it might hold a condition in words the lexicon does not know: a
+# restricting word ("(online only)") or a name after a preposition ("(in Brazil)", "for Amazon").
+_RESTRICTIVE = re.compile(r"\b(?:only|just|exclusively|solely|purely|alone|where|whose)\b")
+_NAMED = re.compile(
+    r"\b(?:in|for|from|at|via|on|by|through|within|across|to|of|with)\s+(?:the\s+)?([A-Z][\w&'-]+)"
+)
+
+
 def _says_something(part: str, lex: Lexicon) -> bool:
     """Whether a part of a message names a KPI, a dimension or value, a time, a number or a
-    condition (else it is an aside: a greeting, a reason, a signature)."""
+    condition, or might (else it is an aside: a greeting, a reason, a signature)."""
+    if re.search(r"[a-z]", part) and any(len(m.group(1)) > 1 for m in _NAMED.finditer(part)):
+        return True  # all capitals tell no name from a word
+    if _RESTRICTIVE.search(part.lower()):
+        return True
     t = re.sub(r"\b\d+\s*(?:min|mins|minutes|secs?|seconds)\b", " ", normalise(part))  # "in 5 min"
     t = re.sub(r"\b(?:we|they|you|i|who) share\b", " ", t)  # "(they share a team)": the verb
     if re.search(r"\d|[$%€£]", t):
@@ -696,6 +779,33 @@ def without_asides(lines: list[str], lex: Lexicon) -> str:
         return m.group(0) if _says_something(m.group(1), lex) else " "
 
     return re.sub(r"\(([^()]*)\)", bracket, text) if kept else text
+
+
+def _own_patch(t: str, lex: Lexicon) -> tuple[str, str | None]:
+    """ "our region's orders", "my channel": the values the asker's row scope allows, or a question
+    back when it allows them all (whose region is not something the data says)."""
+    for m in re.finditer(r"\b(?:my|our) ([a-z ]+)", t):
+        phrase = next(
+            (
+                p
+                for p in sorted(lex.dim_phrases, key=len, reverse=True)
+                if re.match(rf"{re.escape(p)}(?:'s)?\b", m.group(1))
+            ),
+            None,
+        )
+        if phrase is None or singular(phrase) != phrase:  # "our regions": all of them, as asked
+            continue
+        dim = lex.dim_phrases[phrase]
+        allowed = row_scope.current().values(dim)  # whose rows this question reads (ask() sets it)
+        if not allowed:
+            return t, (
+                f"'{m.group(0)[: 4 + len(phrase)].strip()}': you see every {lex.dim_labels.get(dim, dim).lower()}, "
+                f"so I cannot tell which is yours; name it (e.g. '{next(iter(lex.members.get(dim) or ['…']))}')."
+            )
+        end = m.start(1) + len(phrase)
+        end += 2 if t.startswith("'s", end) else 0
+        return f"{t[: m.start()]}in {' and '.join(allowed).lower()}{t[end:]}", None
+    return t, None
 
 
 def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
@@ -829,6 +939,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
     t, ask_back = wording.plain(t, as_of, lex.dim_phrases)  # greetings, chat, speech, second-language English
+    if ask_back:
+        return r.refuse("clarify", ask_back)
+    t, ask_back = _own_patch(t, lex)
     if ask_back:
         return r.refuse("clarify", ask_back)
     # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period;
@@ -1112,7 +1225,11 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         if (
             tok.role is None
             and tok.word in ASC_WORDS | DESC_WORDS
-            and any(t_.role == "exclude" for t_ in toks[max(0, idx - 3) : idx])
+            and any(
+                t_.role == "exclude" and all(u.word in ("the", "a", "an") for u in toks[j + 1 : idx])
+                for j, t_ in enumerate(toks[:idx], 0)
+                if j >= idx - 3
+            )
         ):
             # "revenue excluding the top product": leaving out a ranked item is not computed (it
             # was answered as the top product itself)

@@ -30,7 +30,7 @@ _RESTATING = set(
     thu thursday fri friday sat saturday sun sunday today yesterday now day days week weeks wk wks
     month months quarter quarters year years ending starting beginning
     same period so far of on and is divided by over units unit returned sold revenue orders cost
-    rolling trailing incl including
+    rolling trailing incl including q h fy py ly cy
     jan january feb february mar march apr april may jun june jul july aug august sep sept september
     oct october nov november dec december st nd rd th
     """.split()
@@ -39,7 +39,7 @@ _KPI_WORDS = {"units", "unit", "returned", "sold", "revenue", "orders", "cost"}
 _RELATIVE = {"ago", "earlier", "before", "after", "later"}
 _TIME_SAID = re.compile(
     r"\b(?:day|days|week|weeks|month|months|quarter|quarters|year|years|yesterday|today|ytd|mtd|qtd|wtd"
-    r"|q[1-4]|h[12]|(?:19|20)\d\d|to date|so far|ago)\b"
+    r"|q[1-4]|h[12]|(?:19|20)\d\d|to date|so far|ago|py|ly|cy|lw|lm|lq)\b"
 )
 
 
@@ -184,7 +184,7 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(r"\bshift(?:s|ed)? the most\b", "sold the most", t)  # retail's "which channel shifts the most"
     if re.search(r"\b(?:all|every|any)\b.*\bbar\b", t):  # "all regions bar Europe"
         t = re.sub(r"\bbar\b(?= (?:the )?[a-z])", "except", t)
-    t = re.sub(r"\bstrip(?:ping)? out\b|\btake out\b|\bleave out\b", "excluding", t)
+    t = re.sub(r"\bstrip(?:ping)? out\b|\btake out\b|\bleav(?:e|ing) out\b", "excluding", t)
     t = re.sub(r"\bleaving (?=.+\baside\b)", "", t)  # "leaving North America aside"
     t = re.sub(r"\bif (?:you|we) (?:exclude|remove|ignore|excluding)\b", "excluding", t)
     t = re.sub(r"\b(?:gone|went) out (?:of )?the door\b", "sold", t)  # "units gone out the door"
@@ -548,6 +548,37 @@ def _orders_and_spans(t: str) -> str:
     t = re.sub(r"\bnet (?=\$)", "", t)
     if not re.search(r"\b(?:orders?|customers?|buyers?|shoppers?|clients?)\b", t):
         t = re.sub(r",? ?\(?\bnet of (?:returns|refunds)\)?", " ", t)
+    # accountants' and analysts' words: "full-year 2025", "the preceding 30 days", "% movement", "n of
+    # new customers", "aggregate units", "pooled together", "argmax region by revenue", "partitioned by"
+    t = re.sub(r"\bfull[- ](?:year )?(?=(?:19|20)\d\d\b|py\b|ly\b|(?:last|prior|previous) year\b)", "", t)
+    t = re.sub(r"\b(?:the )?preceding\b", "the previous", t)
+    t = re.sub(r"\bmovement\b", "change", t)
+    t = re.sub(r"\bn of\b", "number of", t)
+    t = re.sub(r"\baggregated?\b", "total", t)
+    t = re.sub(r"\bpooled(?: together)?\b", "combined", t)
+    t = re.sub(r"\bargmax\b", "top", t)
+    t = re.sub(r"\bargmin\b", "bottom", t)
+    t = re.sub(r"\bpartitioned by\b", "by", t)
+    # "count of orders containing the Vertex Tablet": orders by product are the orders holding it
+    t = re.sub(r"\borders (?:containing|that contain(?:ed)?|which contain(?:ed)?)\b", "orders of", t)
+    # "last week, Monday to Sunday": a week here runs Monday to Sunday already
+    t = re.sub(
+        r"(\bweek\b[^,?]{0,20}),? (?:from )?mon(?:day)? ?(?:to|-|through|thru|till|until) ?sun(?:day)?\b",
+        r"\1",
+        t,
+    )
+    # a manager's own patch said first: "EU team here - AOV last month?", "on the app side", "I run MEA."
+    t = re.sub(
+        r"^(?:hi,? |hey,? )?(?:the )?((?:[a-z&']+ ){0,3}?[a-z&']+) (?:channel |region |regional )?"
+        r"(?:team|lead|desk|side|manager|owner|head)(?: here)?(?: checking in)?\s*(?:[:,.]|-)\s*",
+        r"\1: ",
+        t,
+    )
+    t = re.sub(r"\b(?:on|from) the ((?:[a-z&]+ ){0,2}?[a-z&]+) side\b", r"in \1", t)
+    t = re.sub(r"^((?:[a-z&]+ ){0,2}?[a-z&]+) side\b", r"\1", t)
+    t = re.sub(r"^i (?:run|cover|manage|look after|own|head(?: up)?|lead|am responsible for) ", "", t)
+    t = re.sub(r"\b(?:both |all )?rolls? up to me(?: now)?\b", "", t)
+    t = re.sub(r"\bhow's\b", "how is", t)
     # "meaning units returned divided by units sold": the return rate's own definition
     t = re.sub(
         r",? ?\b(?:meaning|i\.?e\.?|defined as|calculated as|as in) (?:the )?(?:units returned|returned units) "
