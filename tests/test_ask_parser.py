@@ -782,8 +782,12 @@ def test_comparisons_said_with_than_stack_up_and_ly():
     assert r.status == "clarify" and "not the same length" in r.reason
     r = read("which region had higher revenue than Europe last month")  # a filter on values
     assert r.status == "decline" and r.question is None
-    r = read("did Europe have more orders than North America last month")  # the two side by side
-    assert r.shape == "breakdown" and r.question.where_dict == {"region": ("Europe", "North America")}
+    r = read("did Europe have more orders than North America last month")  # the larger of the two
+    assert (r.shape, r.question.top) == ("top", 1) and r.question.where_dict == {
+        "region": ("Europe", "North America")
+    }
+    r = read("Did Latin America have fewer orders than Europe this year?")
+    assert (r.shape, r.question.top, r.question.order) == ("top", 1, "asc"), r.reason
 
 
 @pytest.mark.parametrize(
@@ -2390,3 +2394,45 @@ def test_accountants_analysts_and_managers_words():
     assert (
         read("Has Europe overtaken North America in orders this year?").status != "answer"
     )  # not "over taken"
+
+
+def test_head_to_heads_autocorrect_and_names_that_do_not_exist():
+    for text, top, order in (
+        ("Was Web bigger than Mobile App on revenue last month?", 1, "desc"),
+        ("Europe or North America - who had more orders last week?", 1, "desc"),
+        ("Did Web or Mobile App have more active customers in Europe last month?", 1, "desc"),
+        ("Web, Mobile App, Marketplace: which of the three had the weakest AOV last quarter?", 1, "asc"),
+    ):
+        r = read(text)
+        assert (r.status, r.shape, r.question.top, r.question.order) == ("answer", "top", top, order), (
+            text,
+            r.reason,
+        )
+    for text, kpi, start, where in (
+        ("revenue last weak", "revenue", "2026-03-09", {}),
+        ("units home and kitten last month", "units", "2026-02-01", {"category": ["Home & Kitchen"]}),
+        ("hey how many new costumers this month", "new_customers", "2026-03-01", {}),
+        (
+            "How many orders included the Vertex Tablet last month?",
+            "orders",
+            "2026-02-01",
+            {"product": ["Vertex Tablet"]},
+        ),
+        ("the Vertex Tablet's units last week", "units", "2026-03-09", {"product": ["Vertex Tablet"]}),
+        ("units from Monday 2 March through Friday 6 March", "units", "2026-03-02", {}),
+    ):
+        r = read(text)
+        assert r.status == "answer", (text, r.reason)
+        got = (
+            r.question.kpi,
+            f"{r.question.start:%Y-%m-%d}",
+            {k: sorted(v) for k, v in dict(r.question.where).items()},
+        )
+        assert got == (kpi, start, where), (text, got)
+    # a slip read as something else entirely would answer the wrong question
+    for text in (
+        "How many Vertex Phones did we sell yesterday?",
+        "revenue by stare last month",
+        "revenue by reason last month",
+    ):
+        assert read(text).status == "decline", text

@@ -104,6 +104,7 @@ POSTFIX_EXCLUDE_CUES = (
 )
 ASC_WORDS = {
     "bottom",
+    "fewer",
     "worst",
     "lowest",
     "least",
@@ -164,6 +165,7 @@ OPEN_CUES = {
 }
 # "higher than last month": with "than", these compare rather than rank
 COMPARATIVES = {"higher", "lower", "more", "less", "fewer", "bigger", "smaller", "better", "worse", "greater"}
+MAGNITUDE = COMPARATIVES - {"better", "worse"}  # (which of better or worse is higher depends on the KPI)
 # Words for currencies -> the ISO codes they may mean ("dollars" is any dollar)
 _DOLLARS = ("USD", "CAD", "AUD", "NZD", "SGD", "HKD")
 CURRENCY_WORDS = {
@@ -579,6 +581,10 @@ def _fix_word_typos(t: str, known: set[str], lex: Lexicon) -> tuple[str, list[tu
         near = lex.fuzzy_word(w)
         if len(near) != 1:
             return w
+        if t[max(0, m.start() - 3) : m.start()] == "by " and not any(
+            near[0] in p.split() for p in lex.dim_phrases
+        ):
+            return w  # "revenue by stare": a slip read as a value there would answer for one store
         good = near[0]
         if singular(w) != w:  # "categries": still plural ("which categories" names several)
             plural = good[:-1] + "ies" if good.endswith("y") else good + "s"
@@ -588,6 +594,12 @@ def _fix_word_typos(t: str, known: set[str], lex: Lexicon) -> tuple[str, list[tu
 
     t = re.sub(r"[a-z]+", sub, t)
     return _fix_glued_and_names(t, known, lex, fixed), fixed
+
+
+def _one_slip(typed: str, meant: str) -> bool:
+    """Whether ``typed`` is one word of a name of several typed with a slip or two ("montor": monitor,
+    "nothr": north): the same first letter ("phones" is not "honey"), at most two edits."""
+    return typed[:1] == meant[:1] and DamerauLevenshtein.distance(typed, meant) <= 2
 
 
 # Time words a glued word may hold ("lastyear", "lastweek"), with the known words
@@ -643,6 +655,7 @@ def _fix_glued_and_names(t: str, known: set[str], lex: Lexicon, fixed: list[tupl
                             for j, (a, b) in enumerate(zip(window, p.split(), strict=True))
                             if start + j != i
                         )
+                        and _one_slip(w, p.split()[i - start])
                     ]
                     if len(set(near)) == 1:
                         found = (start, size, near[0])
@@ -944,6 +957,17 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t, ask_back = _own_patch(t, lex)
     if ask_back:
         return r.refuse("clarify", ask_back)
+    if re.search(r"\bby reasons?\b(?! (?:of|for)\b)", t):
+        return r.refuse(
+            "decline",
+            "Reasons are not something the data breaks down by; ask for a breakdown by "
+            f"{', '.join(lex.dim_labels.values()).lower()}, or ask why (e.g. 'why did revenue drop last month').",
+            lex.suggestions(),
+        )
+    # "the Helix Cookware Set's units": a possessive on a name is the name
+    if "'s" in t:
+        named = {w for p in lex.member_phrases for w in p.split()}
+        t = re.sub(r"\b([a-z0-9]+)'s\b", lambda m: m.group(1) if m.group(1) in named else m.group(0), t)
     # "lifetime revenue", "since launch": all the data ("since the start of the year" is a period;
     # "customer lifetime value" is a measure the catalog does not define)
     t = re.sub(
@@ -1189,6 +1213,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     rank_word = None
     busy_word = None  # "the busiest day": ranked by orders when no KPI is named
     than = False  # "higher than ...": a comparison
+    than_pick = None  # "was Web bigger than the app": which of two named values, "asc" or "desc"
     ordering = False  # "lowest first", "in descending order": the order of a whole list, not a top
     for idx, tok in enumerate(toks):
         nxt_ = toks[idx + 1] if idx + 1 < n else None
@@ -1221,6 +1246,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 )
             tok.role = toks[than_at].role = "filler"
             than = True
+            if after and before_ and tok.word in MAGNITUDE:
+                # "was Web bigger than Mobile App": the larger of the two (as "which was bigger")
+                than_pick = "asc" if tok.word in ("lower", "less", "fewer", "smaller") else "desc"
             continue
         if (
             tok.role is None
@@ -1383,6 +1411,8 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             unknown.append(tok.word)
             continue
         near = lex.fuzzy(sing[idx])
+        if idx and toks[idx - 1].word == "by":  # "revenue by stare": a dimension there, or nothing
+            near = [p for p in near if p in lex.dim_phrases or p in lex.kpi_phrases]
         if not near:
             # a slip inside a two-word value ("Latn America", "North Amerca"): the pair is read
             # as that value when it is within a typo of exactly one
@@ -1396,7 +1426,12 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 near2 = [
                     x
                     for x in lex.fuzzy(f"{sing[a]} {sing[b]}")
-                    if x in lex.member_phrases and len(x.split()) == 2
+                    if x in lex.member_phrases
+                    and len(x.split()) == 2
+                    # each word as typed or within a slip of it ("vertex phones" is not "vertex honey")
+                    and all(
+                        w == y or _one_slip(w, y) for w, y in zip((sing[a], sing[b]), x.split(), strict=True)
+                    )
                 ]
                 if len(near2) == 1:
                     members_found[:] = [m for m in members_found if not (m[0] == m[1] == a)]
@@ -1932,8 +1967,9 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 f"'{kpi.label.lower()} in {name}' and for the other on its own.",
             )
         if versus and not yoy and several:
-            # "Apparel vs Books last month": the values side by side, not a change over time
-            r.period, r.shape = period_a, "breakdown"
+            # "Apparel vs Books last month": the values side by side, not a change over time; "was
+            # Web bigger than the app": the larger of them
+            r.period, r.shape = period_a, "top" if than_pick else "breakdown"
             r.question = Question(
                 kpi=kpi.name,
                 grain="total",
@@ -1942,6 +1978,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 by=(several[0],),
                 where=where,
                 exclude=exclude,
+                **({"top": 1, "order": than_pick} if than_pick else {}),
             )
             return r
         if versus and not yoy:

@@ -579,6 +579,38 @@ def _orders_and_spans(t: str) -> str:
     t = re.sub(r"^i (?:run|cover|manage|look after|own|head(?: up)?|lead|am responsible for) ", "", t)
     t = re.sub(r"\b(?:both |all )?rolls? up to me(?: now)?\b", "", t)
     t = re.sub(r"\bhow's\b", "how is", t)
+    # head to head: "Europe or North America - who had more orders", "did Web or the app have more
+    # customers", "which of the three had the weakest AOV": which of the named ones
+    t = re.sub(r"\bwho (had|has|got|took|brought in|brought|made|sold|did|saw|drove|won)\b", r"which \1", t)
+    t = re.sub(
+        r"^(?:did|does|do|has|have) ((?:[a-z&]+ ){1,4}?or (?:[a-z&]+ ){0,3}?[a-z&]+) (?:have|had|get|got|take|took|bring in|make|sell) "
+        r"(more|fewer|less|higher|lower|bigger|smaller)\b",
+        r"which of \1 had \2",
+        t,
+    )
+    t = re.sub(r"\bwhich of the (?:two|three|four|five|\d)\b", "which", t)
+    t = re.sub(
+        r"\bbought the (most|least|fewest)\b", r"sold the \1", t
+    )  # "which region bought the most Vertex Tablets"
+    t = re.sub(r"\borders (?:that |which )?(?:included|include|includes)\b", "orders of", t)
+    t = re.sub(
+        r",? ?\(?\bnot (?:percentage )?points\)?", " ", t
+    )  # "relative % change (not percentage points)"
+    # a weekday before each date of a span says nothing more: "from Wednesday 25 November through Wednesday 2 December"
+    wd = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun),? "
+    dated = rf"(?=\d{{1,2}}(?:st|nd|rd|th)? (?:{_MON})\b)"
+    if len(re.findall(wd + dated, t)) >= 2:
+        t = re.sub(r"\b" + wd + dated, "", t)
+    # a phone's autocorrect, where only one reading is possible
+    t = re.sub(r"\b(last|this|next|the|a|per|that|previous|prior|each) weak\b", r"\1 week", t)
+    t = re.sub(r"\b(last|this|next|the|a|per|that|previous|prior|each) moth\b", r"\1 month", t)
+    t = re.sub(r"\b(last|this|next|the|a|per|that|previous|prior|each|whole) quartet\b", r"\1 quarter", t)
+    t = re.sub(r"\blast ear\b", "last year", t)
+    t = re.sub(r"\bcostumers\b", "customers", t)
+    t = re.sub(r"\bcostumer\b", "customer", t)
+    t = re.sub(r"\bhome (and|&) kitten\b", r"home \1 kitchen", t)
+    t = re.sub(r"\b(top|bottom|the) tree\b", r"\1 three", t)
+    t = re.sub(r"\b(compared|compare|up|down) too\b", r"\1 to", t)
     # "meaning units returned divided by units sold": the return rate's own definition
     t = re.sub(
         r",? ?\b(?:meaning|i\.?e\.?|defined as|calculated as|as in) (?:the )?(?:units returned|returned units) "
