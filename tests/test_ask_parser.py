@@ -2436,3 +2436,32 @@ def test_head_to_heads_autocorrect_and_names_that_do_not_exist():
         "revenue by reason last month",
     ):
         assert read(text).status == "decline", text
+
+
+def test_the_kpi_said_as_a_noun_or_a_verb_and_rankings_said_with_numbers():
+    for text, kpi, start in (
+        ("what was our take last month", "revenue", "2026-02-01"),
+        ("What was our top line last month?", "revenue", "2026-02-01"),
+        ("What did Marketplace book over the last 30 days?", "revenue", "2026-02-17"),
+        ("Yesterday's bookings", "revenue", "2026-03-17"),
+        ("what's the average order worth this month so far", "aov", "2026-03-01"),
+        ("What's our margin running at month to date?", "gross_margin", "2026-03-01"),
+        ("how many Vertex Tablets did we move last week", "units", "2026-03-09"),
+        ("items out the door last week", "units", "2026-03-09"),
+        ("how many people bought from us for the very first time last year", "new_customers", "2025-01-01"),
+        ("how many people placed an order through the Marketplace this week", "customers", "2026-03-16"),
+        ("distinct customers with an order in the last 30 days?", "customers", "2026-02-17"),
+        ("what percentage of the Books units we sold last quarter got returned", "return_rate", "2025-10-01"),
+    ):
+        r = read(text)
+        assert r.status == "answer", (text, r.reason)
+        assert (r.question.kpi, f"{r.question.start:%Y-%m-%d}") == (kpi, start), (text, r.question)
+    for text, top, order in (
+        ("What was the No. 1 category by revenue in February 2026?", 1, "desc"),
+        ("first and second biggest channel by orders month to date", 2, "desc"),
+        ("Which region had the thinnest margin last quarter?", 1, "asc"),
+    ):
+        r = read(text)
+        assert (r.status, r.question.top, r.question.order) == ("answer", top, order), (text, r.reason)
+    r = read("Sequential growth in orders last month?")  # the month before it
+    assert r.shape == "compare" and f"{r.compare_to.start:%Y-%m-%d}" == "2026-01-01", r.reason

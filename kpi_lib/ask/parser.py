@@ -105,6 +105,7 @@ POSTFIX_EXCLUDE_CUES = (
 ASC_WORDS = {
     "bottom",
     "fewer",
+    "thinnest",
     "worst",
     "lowest",
     "least",
@@ -736,6 +737,7 @@ _SAYS_CACHE: dict[int, tuple[Lexicon, frozenset[str]]] = {}
 
 
 def _says_words(lex: Lexicon) -> frozenset[str]:
+    """The words that say something (see above), this lexicon's included; kept per lexicon."""
     hit = _SAYS_CACHE.get(id(lex))
     if hit is not None and hit[0] is lex:
         return hit[1]
@@ -899,6 +901,13 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\bpercentual\b", "percent", t)
     t = re.sub(r"(?:(?<!\w)%|\bpercent(?:age)?) of (?:change|variation|growth)\b", "percent change", t)
     t = re.sub(r"\b(?:growth|change|variation) in (?:%|percent(?:age)?) of\b", "percent change in", t)
+    # "what percentage of the Beauty units we sold last quarter got returned": the return rate
+    t = re.sub(
+        r"\b(?:what )?(?:share|proportion|fraction|percent(?:age)?|%) of (?:the |our )?((?:[a-z&]+ ){0,3}?)(?:units|items)"
+        r" (?:that )?we (?:sold|shipped|moved)\b(.*?) (?:got|were|was|have been|has been) (?:returned|refunded|sent back)\b",
+        r"return rate \1\2",
+        t,
+    )
     # "what share of orders were returned": the return rate (not a share of a total)
     t = re.sub(
         r"\b(?:share|proportion|fraction|percent(?:age)?|%) of (?:the |our )?((?:[a-z&]+ ){0,3}?)(?:orders|units|items|sales|products|purchases)"
@@ -1253,10 +1262,10 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         if (
             tok.role is None
             and tok.word in ASC_WORDS | DESC_WORDS
+            # right after an exclusion ("excluding the top product"; not "excluding Books, highest first")
             and any(
-                t_.role == "exclude" and all(u.word in ("the", "a", "an") for u in toks[j + 1 : idx])
-                for j, t_ in enumerate(toks[:idx], 0)
-                if j >= idx - 3
+                toks[j].role == "exclude" and all(u.word in ("the", "a", "an") for u in toks[j + 1 : idx])
+                for j in range(max(0, idx - 3), idx)
             )
         ):
             # "revenue excluding the top product": leaving out a ranked item is not computed (it
@@ -1678,7 +1687,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             r.understood.append((m_most.group(0), "KPI: Units"))
         elif (
             m_items := re.search(
-                r"\b(?:how many|number of) (items?|products?|pieces?|articles?) .*\b(sell|sold|ship|shipped|buy|bought)\b",
+                r"\b(?:how many|number of) (items?|products?|pieces?|articles?) .*\b(sell|sold|ship|shipped|buy|bought|move|moved)\b",
                 joined,
             )
         ) and "units" in lex.kpis:
@@ -1686,7 +1695,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             by_dims = [d for d in by_dims if d != "product"]
             r.understood.append((f"how many {m_items.group(1)} ... {m_items.group(2)}", "KPI: Units"))
         elif (
-            re.search(r"\bhow many\b.*\b(sell|sold|ship|shipped|buy|bought)\b", joined)
+            re.search(r"\bhow many\b.*\b(sell|sold|ship|shipped|buy|bought|move|moved)\b", joined)
             and any(d in ("product", "category") for _, _, opts, _ in members_found for d, _ in opts)
             and "units" in lex.kpis
         ):

@@ -611,6 +611,39 @@ def _orders_and_spans(t: str) -> str:
     t = re.sub(r"\bhome (and|&) kitten\b", r"home \1 kitchen", t)
     t = re.sub(r"\b(top|bottom|the) tree\b", r"\1 three", t)
     t = re.sub(r"\b(compared|compare|up|down) too\b", r"\1 to", t)
+    # money and volume said as nouns: "our take last month", "the top line", "what did Marketplace book"
+    t = re.sub(r"\b(our|the|total|today's|yesterday's) take\b(?! (?:on|of|away)\b)", r"\1 revenue", t)
+    t = re.sub(r"\btop[- ]?line\b", "revenue", t)
+    t = re.sub(r"\bwhat (did|does|do|has|have) (.+?) book\b", r"what \1 \2 take in", t)
+    t = re.sub(r"\bcomps?\s*:\s*", "", t)
+    t = re.sub(r"\b(?:running|trending|sitting|coming in) at\b", "", t)  # "what's our margin running at"
+    t = re.sub(r"\baverage order (?:worth|size in dollars)\b", "average order value", t)
+    t = re.sub(
+        r"\b(?:items|units|pieces)(?: that)? (?:went |gone |going )?out (?:of )?the door\b", "units sold", t
+    )
+    t = re.sub(r"\bsold the (most|fewest|least) (?:items|pieces)\b", r"sold the \1 units", t)
+    t = re.sub(r"\b(?:both|all) together\b", "combined", t)
+    # people counted: "how many people placed an order", "bought from us for the very first time"
+    t = re.sub(
+        r"\bhow many (?:people|persons|individuals|shoppers|buyers|customers) (?:bought|ordered|purchased|shopped)"
+        r"(?: (?:from|with) us)? for the (?:very )?first time\b",
+        "how many new customers",
+        t,
+    )
+    t = re.sub(
+        r"\bhow many (?:different |unique |distinct )?(?:people|persons|individuals|customers) (?:placed|made|put in) (?:an |a |any |at least one )?(?:orders?|purchases?)\b",
+        "how many customers",
+        t,
+    )
+    t = re.sub(
+        r"\b(customers?|buyers?|shoppers?|clients?) with (?:an|a|at least one) (?:order|purchase)\b", r"\1", t
+    )
+    t = re.sub(r"\bactive ((?:[a-z&]+ ){1,3}?)(customers|buyers|shoppers|clients)\b", r"\1active \2", t)
+    # rankings said with numbers: "the No. 1 category", "first and second biggest", "full ranking"
+    t = re.sub(r"(?:\bno\.?|\bnumber|#) ?1\b(?= [a-z])", "top", t)
+    t = re.sub(r"\bfirst and second (biggest|largest|best|highest|most)\b", r"top 2 \1", t)
+    t = re.sub(r"\bfull ((?:[a-z]+ )?(?:ranking|list|breakdown))\b", r"\1", t)
+    t = re.sub(r"\bsequential (growth|change|increase|decline)\b", r"\1 vs the period before", t)
     # "meaning units returned divided by units sold": the return rate's own definition
     t = re.sub(
         r",? ?\b(?:meaning|i\.?e\.?|defined as|calculated as|as in) (?:the )?(?:units returned|returned units) "
