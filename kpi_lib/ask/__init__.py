@@ -10,7 +10,8 @@
     %load_ext kpi_lib.ask
     %ask which region had the highest revenue last month?
 
-Flow: question -> :mod:`~kpi_lib.ask.wording` (plain words) -> :mod:`~kpi_lib.ask.lexicon` +
+Flow: question -> its lines without a chat or e-mail wrapping and asides (``wording.unwrap``,
+``parser.without_asides``) -> :mod:`~kpi_lib.ask.wording` (plain words) -> :mod:`~kpi_lib.ask.lexicon` +
 :mod:`~kpi_lib.ask.timephrases` ->
 :mod:`~kpi_lib.ask.parser` (a typed :class:`kpi_lib.kpis.Question`, or a decline) ->
 :mod:`~kpi_lib.ask.answerer` (``kpis.query``) / :mod:`~kpi_lib.ask.why` -> :class:`Answer`
