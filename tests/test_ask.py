@@ -533,3 +533,17 @@ def test_a_fiscal_year_the_catalog_never_sets_is_answered_as_the_calendar_year_a
     assert a.status == "answer" and math.isclose(a.value, want, rel_tol=1e-9)
     assert "fiscal year is read as the calendar year" in a.text
     assert "fiscal" not in ask("gross margin year to date", as_of=as_of, user=ANALYST).text
+
+
+def test_a_yes_or_no_against_a_figure_answers_with_the_total_and_says_which_side(as_of):
+    start, end = month_start(as_of, 1), month_start(as_of)
+    want = kpis.query("orders", "total", start=start, end=end).value
+    below, above = (
+        ask(f"Did we get more than {int(want) + 1:,} orders last month?", as_of=as_of, user=ANALYST),
+        ask(f"Were orders above {int(want) - 1} last month?", as_of=as_of, user=ANALYST),
+    )
+    assert below.value == above.value == want
+    assert below.text.startswith("No: orders were") and f"below {int(want) + 1:,}" in below.text, below.text
+    assert above.text.startswith("Yes: orders were") and f"above {int(want) - 1:,}" in above.text, above.text
+    # a figure in money against a count is a condition on each order, which is declined
+    assert ask("Did we have orders over $100 last month?", as_of=as_of, user=ANALYST).status == "decline"

@@ -1938,15 +1938,22 @@ def test_ranking_one_named_value_and_judgements_are_asked_back():
         "Which category has the highest return rate quarter to date - is it Apparel, as everyone assumes?"
     )
     assert r.status == "answer" and r.question.where_dict == {} and r.question.by == ("category",), r.reason
-    assert (
-        read(
-            "Is Books really our biggest category by revenue? Which category came out on top last quarter?"
-        ).status
-        == "clarify"
+    # "is Books our biggest category?" and which one was: the ranking answers both
+    r = read("Is Books really our biggest category by revenue? Which category came out on top last quarter?")
+    assert (r.status, r.question.by, r.question.top, r.question.where_dict) == (
+        "answer",
+        ("category",),
+        1,
+        {},
     )
     assert read("revenue by category in Books last month").status == "clarify"
     assert read("Is our return rate good?").status == "clarify"  # a judgement, not a number
-    assert read("Did the web beat the app in orders last week?").status == "decline"
+    r = read("Did the web beat the app in orders last week?")  # the one with more orders
+    assert (r.question.by, r.question.top, set(r.question.where_dict["channel"])) == (
+        ("channel",),
+        1,
+        {"Web", "Mobile App"},
+    ), r.reason
     r = read("Active customers through Retail Store: did Q3 2025 beat Q2 2025?")
     assert r.shape == "compare" and f"{r.question.start:%Y-%m}" == "2025-07", r.reason
 
@@ -2465,3 +2472,52 @@ def test_the_kpi_said_as_a_noun_or_a_verb_and_rankings_said_with_numbers():
         assert (r.status, r.question.top, r.question.order) == ("answer", top, order), (text, r.reason)
     r = read("Sequential growth in orders last month?")  # the month before it
     assert r.shape == "compare" and f"{r.compare_to.start:%Y-%m-%d}" == "2026-01-01", r.reason
+
+
+def test_a_yes_or_no_against_a_figure_is_the_total_and_its_side():
+    for text, kpi, side, figure in (
+        ("Did revenue pass $1M last month?", "revenue", "above", 1e6),
+        ("Were orders above 150 yesterday?", "orders", "above", 150),
+        ("Is our return rate under 5% this quarter so far?", "return_rate", "below", 0.05),
+        (
+            "Is gross margin above 30 year to date?",
+            "gross_margin",
+            "above",
+            0.30,
+        ),  # 30 of a percentage is 30%
+        ("Outside Europe, was AOV above $75 last month?", "aov", "above", 75),
+        ("Have we sold over 10,000 units of Electronics so far this year?", "units", "above", 10_000),
+    ):
+        r = read(text)
+        assert (r.status, r.shape, r.question.kpi) == ("answer", "value", kpi), (text, r.reason)
+        assert r.threshold[:2] == (side, figure), (text, r.threshold)
+    # a condition on each order, a forecast, a period that looks like a figure: not a threshold
+    assert read("Did we have orders over $100 last week?").status == "decline"
+    assert read("how many orders last week had more than 3 items in them").status == "decline"
+    assert read("Will we pass 10k orders this month?").status == "decline"
+    assert read("Was yesterday our best day of the past 7 days?").threshold is None
+
+
+def test_which_value_leads_and_how_the_answer_should_look():
+    for text, by, top, order in (
+        ("Did Web beat Mobile App on orders last month?", "channel", 1, "desc"),
+        ("Is North America ahead of Europe on new customers this month so far?", "region", 1, "desc"),
+        ("Was Europe our top region by revenue last quarter?", "region", 1, "desc"),
+        ("Did Marketplace have the highest return rate of any channel last quarter?", "channel", 1, "desc"),
+        ("Give me the top 3 categories by revenue last month. Is Apparel in there?", "category", 3, "desc"),
+    ):
+        r = read(text)
+        assert (r.status, r.question.by, r.question.top, r.question.order) == ("answer", (by,), top, order), (
+            text,
+            r.reason,
+        )
+    for text in (
+        "AOV last week to 2 decimal places",
+        "revenue last quarter rounded to the nearest million",
+        "give me Europe revenue month to date in $k",
+        "orders so far today - just a number, no commentary",
+        "active customers in North America last month, with comma separators please",
+        "units by category last month as a table",
+        "new customers by channel YTD - a bar chart would be great",
+    ):
+        assert read(text).status == "answer", text

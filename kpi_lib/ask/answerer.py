@@ -212,6 +212,14 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
             if r.value is not None
             else f"{k.label}{scope} has no value {when} (nothing to divide by)."
         )
+        if reading.threshold is not None and r.value is not None:
+            side, figure, _ = reading.threshold
+            above = r.value > figure if side == "above" else r.value < figure
+            a.text = f"{'Yes' if above else 'No'}: {a.text[0].lower()}{a.text[1:]}"
+            a.text = (
+                a.text[:-1]
+                + f", {'above' if r.value > figure else 'below' if r.value < figure else 'exactly'} {_fmt(k, figure)}."
+            )
         return _finish(a, note, as_of)
     if reading.shape in ("top", "breakdown"):
         dim = q.by[0]

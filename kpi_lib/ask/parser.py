@@ -389,6 +389,7 @@ class Reading:
     open_only: bool = False  # an incidents question about the open ones only
     shares: bool = False  # a breakdown or ranking that also gives each slice's share of the whole
     difference: bool = False  # two values side by side, and the difference between them
+    threshold: tuple[str, float, str] | None = None  # "did revenue pass $1M": (above|below, 1e6, as said)
     understood: list[tuple[str, str]] = field(default_factory=list)  # (words, what they were read as)
     reason: str | None = None
     choices: list[str] = field(default_factory=list)
@@ -823,11 +824,82 @@ def _own_patch(t: str, lex: Lexicon) -> tuple[str, str | None]:
     return t, None
 
 
+# "Did revenue pass $1M last month?", "were orders above 150 yesterday?", "is our return rate under
+# 5%?": a yes/no about one total against a figure, answered with the total and the yes or no
+_THRESHOLD = re.compile(
+    r"\b(?P<cmp>pass(?:ed)?|get past|gone past|past|clear(?:ed)?|top(?:ped)?|break|broke|broken|exceed(?:ed)?"
+    r"|cross(?:ed)?|beat|hit|reach(?:ed)?|go (?:over|above|below|under)|(?:be |come in |came in )?(?:above|over|under"
+    r"|below)|north of|south of|more than|less than|fewer than|at least|at most)"
+    r" (?P<num>[$€£]? ?\d[\d,]*(?:\.\d+)? ?(?:k|m|bn|b|million|thousand|mn)?\b ?%?)"
+    r"(?! ?(?:days?|weeks?|months?|quarters?|hours?|hrs?|mins?)\b)(?! ?years?\b(?! to date))"  # "the past 7 days"
+)
+_BELOW = ("under", "below", "south of", "less than", "fewer than", "at most")
+
+
+def _threshold(t: str) -> tuple[str, tuple[str, float, str] | None]:
+    """A yes/no question's figure taken out of ``t``: (the rest, (above|below, the figure, as said))."""
+    # "outside NA, was AOV ..." ("will we pass ..." asks for a forecast, which is declined)
+    asked = re.search(r"(?:^|[,;:] |- )(?:did|has|have|is|was|were|are|does|do)\b", t)
+    if asked is None:
+        return t, None
+    m = _THRESHOLD.search(t)
+    if m is None:
+        return t, None
+    said = m.group("num").strip()
+    digits = re.match(r"[$€£]? ?([\d,]*\.?\d+)", said.replace(",", ""))
+    if digits is None:
+        return t, None
+    number = float(digits.group(1))
+    scale = re.search(r"(k|m|bn|b|million|thousand|mn)\b", said)
+    number *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9}.get(
+        scale.group(1) if scale else "", 1.0
+    )
+    if said.endswith("%"):
+        number /= 100
+    cmp = m.group("cmp")
+    side = "below" if any(cmp.endswith(w) for w in _BELOW) else "above"
+    rest = (t[: m.start()] + " " + t[m.end() :]).replace(" yet", " ")
+    rest = re.sub(r"\bfor the year\b", "this year", rest)  # "are we past 40,000 orders for the year"
+    rest = re.sub(r"(^|[,;:] |- )(?:did|has|have|is|was|were|are|does|do) ", r"\1", rest, count=1)
+    return re.sub(r"\s+", " ", rest).strip(), (side, number, said)
+
+
 def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
+    """How ``text`` reads: a typed question to run, or a decline or a question back with the reason."""
+    r = _parse(text, as_of, lex)
+    if r.status != "answer" or r.threshold is None:
+        return r
+    side, number, said = r.threshold
+    k = lex.kpis[r.question.kpi]
+    money = bool(re.match(r"[$€£]", said))
+    if r.shape != "value":
+        return r.refuse(
+            "clarify",
+            f"A yes or no against {said} is about one total; ask e.g. 'did {k.label.lower()} pass {said} last month?'",
+        )
+    if money and k.unit != "currency":
+        return r.refuse(
+            "decline",
+            f"'{said}' is an amount of money, and {k.label} is not; if it is a condition on each order (its value), "
+            "I cannot apply it: the warehouse keeps totals. Ask for the total (e.g. 'orders last week').",
+            lex.suggestions(),
+        )
+    if k.is_percent and not said.endswith("%") and number > 1:
+        r.threshold = (side, number / 100, said)  # "margin above 30": 30%
+    elif said.endswith("%") and not k.is_percent:
+        return r.refuse(
+            "clarify", f"{k.label} is not a percentage; give the figure to compare with in its own units."
+        )
+    r.understood.append((said, f"yes or no: {side} {said}"))
+    return r
+
+
+def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     r = Reading(text=text)
     t = normalise(without_asides(wording.unwrap(text), lex))
     if not words(t):
         return r.refuse("decline", "The question is empty.", lex.suggestions())
+    t, r.threshold = _threshold(t)
     if INCIDENT_WORDS.search(t) and not re.search(r"\b(?:why|explain|cause|caused)\b", t):
         return _incidents_reading(t, as_of, lex)
     if re.search(

@@ -150,7 +150,7 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(r"\ba ov\b", "aov", t)
     t = re.sub(r"\b(?:the )?passed (week|month|quarter|year)\b", r"last \1", t)
     t = re.sub(rf"\bbuy (?=(?:{dims}|day|week|month|quarter|year)\b)", "by ", t)
-    t = re.sub(r"\bthru\b", "through", t)
+    t = re.sub(r"\bthru\b|\bup to and including\b", "through", t)
     # words that only say how sure or how exact: "what was it really", "the actual figure, not a
     # rounded one", "genuinely new customers", "as everyone assumes", "to double-check the deck"
     t = re.sub(
@@ -495,7 +495,80 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
         rf"\1 {last}",
         t,
     )
-    return _orders_and_spans(t), None
+    return _orders_and_spans(_which_one(_presentation(t), dims)), None
+
+
+_NUM_WORD = r"(?:one|two|three|four|\d)"
+
+
+def _presentation(t: str) -> str:
+    """``t`` without how the answer should look, which does not change the number: "to 2 decimal
+    places", "rounded to the nearest million", "in $k", "as a table", "a bar chart would be great",
+    "just the number, no commentary", "with comma separators"."""
+    t = re.sub(
+        rf",? ?\b(?:to |with |at )?{_NUM_WORD} ?(?:decimal places?|decimals?|dp|d\.p\.)(?= |$|[.,?!])", " ", t
+    )
+    t = re.sub(
+        r",? ?\brounded(?: off| up| down)?(?: to (?:the nearest |a |the |one |an? )?(?:\$ ?)?(?:\d+ ?[km]?|dollar|cent|"
+        r"thousand|million|billion|hundred|whole number|integer|percent(?:age point)?))?\b",
+        " ",
+        t,
+    )
+    t = re.sub(r",? ?\bin \$ ?[km]\b(?: please)?|,? ?\bin k\b", " ", t)
+    t = re.sub(r",? ?\b(?:just|only) (?:a|the) (?:number|figure|value)(?: please)?\b", " ", t)
+    t = re.sub(r",? ?\bno (?:commentary|explanation|text|fluff|chat)(?: please)?\b", " ", t)
+    t = re.sub(
+        r",? ?\b(?:a )?(?:whole|plain|round) (?:number|integer|figure)(?: is fine| please| only)?\b", " ", t
+    )
+    t = re.sub(r",? ?\bwith (?:comma |thousands? )?separators?(?: please)?\b", " ", t)
+    t = re.sub(r",? ?\bin dollars and cents\b", " ", t)
+    shown = r"(?:table|list|numbered list|bullet(?:ed)? (?:list|points)|bullets|chart|graph|(?:horizontal |vertical )?(?:bar|pie|line|column) (?:chart|graph))"
+    t = re.sub(rf"[,.;-]? ?\b(?:as|in) (?:a )?{shown}(?: please)?\b", " ", t)
+    t = re.sub(
+        rf"[,.;-]? ?\b(?:a |an )?{shown} (?:would be|is|'d be|will be) (?:great|nice|good|ideal|perfect|helpful|lovely)\b",
+        " ",
+        t,
+    )
+    t = re.sub(rf"[,.;?-]? ?\b{shown} please\b", " ", t)
+    t = re.sub(r"\b(?:as )?percentages\b", "", t)
+    t = re.sub(r"[,.;?-]? ?\b(?:give me |show )?(?:the )?dates? in [a-z/ -]+? format\b", " ", t)
+    return re.sub(r"\s+", " ", t).strip()
+
+
+def _which_one(t: str, dims: str) -> str:
+    """A yes/no about which value leads, asked as the ranking it is: "did Web beat Mobile App on
+    orders", "is North America ahead of Asia Pacific on new customers", "was Europe our top region by
+    revenue", "did Marketplace have the highest return rate of any channel"."""
+    ranked = r"(?:top|biggest|largest|best|highest|lowest|worst|smallest|weakest|strongest|most|fewest|least)"
+    t = re.sub(
+        r"^(?:did|does|do|has|have) ((?:[a-z&]+ ){0,3}?[a-z&]+) (?:beat|outsell|outsold|outperform|outperformed|edge out|top)"
+        r" ((?:[a-z&]+ ){0,3}?[a-z&]+) (on|in|for|by)\b",
+        r"which of \1 or \2 had more \3",
+        t,
+    )
+    t = re.sub(
+        r"^(?:is|was|are|were) ((?:[a-z&]+ ){0,3}?[a-z&]+) ahead of ((?:[a-z&]+ ){0,3}?[a-z&]+) (on|in|for|by)\b",
+        r"which of \1 or \2 had more \3",
+        t,
+    )
+    t = re.sub(
+        rf"(?:^|(?<=, ))(?:was|is|were|are) (?:[a-z&]+ ){{1,3}}?(?:our|the) ({ranked})(?:[- ]([a-z]+))? ({dims})\b",
+        lambda m: f"which {m.group(3)} had the {m.group(1)}{' ' + m.group(2) if m.group(2) else ''}",
+        t,
+    )
+    t = re.sub(
+        rf"^(?:did|does|do|has|have) (?:[a-z&]+ ){{1,3}}?(?:have|get|bring in|bring|take|make|sell|see|post) the ({ranked})"
+        rf" (.+?) of (?:any|all)(?: (?:the|our))? ({dims})\b",
+        r"which \3 had the \1 \2",
+        t,
+    )
+    # "top 3 categories by revenue last month. is Apparel in there?": the ranking is the answer
+    t = re.sub(
+        r"[.?!,;-]*\s*(?:is|was|are|were) (?:[a-z&]+ ){1,3}?(?:in there|among them|on (?:the|that) list|in it)\s*\??\s*$",
+        "",
+        t,
+    )
+    return t
 
 
 def _orders_and_spans(t: str) -> str:
