@@ -2495,6 +2495,7 @@ def test_a_yes_or_no_against_a_figure_is_the_total_and_its_side():
     assert read("Did we have orders over $100 last week?").status == "decline"
     assert read("how many orders last week had more than 3 items in them").status == "decline"
     assert read("Will we pass 10k orders this month?").status == "decline"
+    assert read("Did revenue pass R$1M last month?").status == "decline"  # reais on data kept in dollars
     assert read("Was yesterday our best day of the past 7 days?").threshold is None
 
 

@@ -830,7 +830,7 @@ _THRESHOLD = re.compile(
     r"\b(?P<cmp>pass(?:ed)?|get past|gone past|past|clear(?:ed)?|top(?:ped)?|break|broke|broken|exceed(?:ed)?"
     r"|cross(?:ed)?|beat|hit|reach(?:ed)?|go (?:over|above|below|under)|(?:be |come in |came in )?(?:above|over|under"
     r"|below)|north of|south of|more than|less than|fewer than|at least|at most)"
-    r" (?P<num>[$€£]? ?\d[\d,]*(?:\.\d+)? ?(?:k|m|bn|b|million|thousand|mn)?\b ?%?)"
+    r" (?P<num>(?:[$€£]|reais)? ?\d[\d,]*(?:\.\d+)? ?(?:k|m|bn|b|million|thousand|mn)?\b ?%?(?: reais\b)?)"
     r"(?! ?(?:days?|weeks?|months?|quarters?|hours?|hrs?|mins?)\b)(?! ?years?\b(?! to date))"  # "the past 7 days"
 )
 _BELOW = ("under", "below", "south of", "less than", "fewer than", "at most")
@@ -846,7 +846,7 @@ def _threshold(t: str) -> tuple[str, tuple[str, float, str] | None]:
     if m is None:
         return t, None
     said = m.group("num").strip()
-    digits = re.match(r"[$€£]? ?([\d,]*\.?\d+)", said.replace(",", ""))
+    digits = re.match(r"(?:[$€£]|reais)? ?([\d,]*\.?\d+)", said.replace(",", ""))
     if digits is None:
         return t, None
     number = float(digits.group(1))
@@ -858,7 +858,9 @@ def _threshold(t: str) -> tuple[str, tuple[str, float, str] | None]:
         number /= 100
     cmp = m.group("cmp")
     side = "below" if any(cmp.endswith(w) for w in _BELOW) else "above"
-    rest = (t[: m.start()] + " " + t[m.end() :]).replace(" yet", " ")
+    # the figure's currency stays, for the currency check ("$100k" on data in reais is declined)
+    currency = re.search(r"[$€£]|\breais\b", said)
+    rest = (t[: m.start()] + f" {currency.group(0) if currency else ''} " + t[m.end() :]).replace(" yet", " ")
     rest = re.sub(r"\bfor the year\b", "this year", rest)  # "are we past 40,000 orders for the year"
     rest = re.sub(r"(^|[,;:] |- )(?:did|has|have|is|was|were|are|does|do) ", r"\1", rest, count=1)
     return re.sub(r"\s+", " ", rest).strip(), (side, number, said)
@@ -871,7 +873,7 @@ def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         return r
     side, number, said = r.threshold
     k = lex.kpis[r.question.kpi]
-    money = bool(re.match(r"[$€£]", said))
+    money = bool(re.search(r"[$€£]|\breais\b", said))
     if r.shape != "value":
         return r.refuse(
             "clarify",
