@@ -179,3 +179,16 @@ def test_the_executive_page_box_answers(context, server, demo):
     number.wait_for(timeout=TIMEOUT)
     want = kpis.query("revenue", "total", start=start, end=end, where={"region": "Asia Pacific"}).value
     assert number.inner_text() == kpis.get("revenue").format_compact(want)
+
+
+def test_a_yes_or_no_pasted_from_chat_shows_the_total_and_the_answer(context, server, demo):
+    start, end, month = last_month(demo)
+    want = kpis.query("orders", "total", start=start, end=end).value
+    page = context.new_page()
+    login(page, server, "/")
+    # pasted with its chat wrapping; the figure is one more than the total, so the answer is "No"
+    card = ask_on_landing(page, f"@ask-bot did we get more than {int(want) + 1:,} orders in {month}? 🙏 thx")
+    k = kpis.get("orders")
+    assert card.locator("[data-ask-value=orders]").inner_text() == k.format_compact(want)
+    text = card.locator(".kpi-ask-text").inner_text()
+    assert text.startswith("No: orders were") and f"below {int(want) + 1:,}" in text, text
