@@ -2522,3 +2522,47 @@ def test_which_value_leads_and_how_the_answer_should_look():
         "new customers by channel YTD - a bar chart would be great",
     ):
         assert read(text).status == "answer", text
+
+
+def test_an_exclusion_names_a_list_of_values_and_ends_at_another_filter():
+    # each of these excluded every value after the cue ("outside North America for Electronics" left
+    # Electronics out too) and gave a wrong number
+    for text, where, exclude in (
+        (
+            "units for every category except Books and Apparel in North America through the app last week",
+            {"region": ["North America"], "channel": ["Mobile App"]},
+            {"category": ["Apparel", "Books"]},
+        ),
+        (
+            "AOV outside North America for Electronics, year to date",
+            {"category": ["Electronics"]},
+            {"region": ["North America"]},
+        ),
+        (
+            "customers outside Europe who ordered through Marketplace last week",
+            {"channel": ["Marketplace"]},
+            {"region": ["Europe"]},
+        ),
+        (
+            "revenue from the non-store channels (Web, app) last week",
+            {"channel": ["Mobile App", "Web"]},
+            {"channel": ["Retail Store"]},
+        ),
+        (
+            "revenue excluding Books, Apparel and Electronics last month",
+            {},
+            {"category": ["Apparel", "Books", "Electronics"]},
+        ),
+        (
+            "revenue last month excluding the Web and Marketplace channels",
+            {},
+            {"channel": ["Marketplace", "Web"]},
+        ),
+    ):
+        r = read(text)
+        assert r.status == "answer", (text, r.reason)
+        got = (
+            {k: sorted(v) for k, v in r.question.where_dict.items()},
+            {k: sorted(v) for k, v in r.question.exclude_dict.items()},
+        )
+        assert got == (where, exclude), (text, got)

@@ -143,6 +143,8 @@ RANK_WORDS = (
     | DESC_WORDS
     | {"rank", "ranked", "ranking", "sort", "sorted", "selling", "performing", "seller", "sellers", "popular"}
 )
+# The words that join the values of a list ("except Grocery, Books and the Beauty category")
+LIST_GLUE = {"and", "or", "nor", "&", "the", "a", "an", "both", "either", "plus"}
 # "across / in / from all channels": one total over every value, not a breakdown ("list all
 # regions" still lists them)
 ACROSS = {"across", "in", "from", "over", "for", "on", "through", "throughout", "at", "of"}
@@ -1598,6 +1600,29 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 f"({' and '.join(choices)}): which one, or both ('{m1[3]} and {m2[3]}')?",
                 choices,
             )
+    # which dimensions each member token may be of: an exclusion's list runs over values of one
+    # dimension ("except Grocery and Books"), and ends at another's ("... in North America")
+    member_dims = {j: {d for d, _ in o} for f_, l_, o, _ in members_found for j in range(f_, l_ + 1)}
+
+    def listed_after(e: int, first: int, d: str) -> bool:
+        """Whether the value at ``first`` is in the list of values the exclusion cue at ``e`` names."""
+        listing = False  # past the list's first value: only its glue and more values of ``d`` follow
+        for j in range(e, first):
+            tk = toks[j]
+            if tk.role == "exclude":
+                continue
+            if tk.role == "member":
+                if d not in member_dims.get(j, set()):
+                    return False  # "outside North America for Electronics": Electronics is not excluded
+                listing = True
+            elif tk.role == "dim" and dim_at.get(j) == d and not listing:
+                continue  # "excluding the channel Web" ("the non-store channels (Web, app)": the list ended)
+            elif tk.role == "filler" and (not listing or tk.word in LIST_GLUE):
+                continue
+            else:
+                return False  # "except Grocery and Books in North America": the list ended at "in"
+        return True
+
     for first, last, options, raw in members_found:
         dims_here = {d for d, _ in options}
         if len(dims_here) > 1:
@@ -1639,10 +1664,7 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             # "beauty products", "home & kitchen items": the products of that category, not one
             # line per product (a breakdown is asked with "by", "each", "which" or "top")
             used_dims_as_label.add(last + 1)
-        excluded = any(
-            first >= e and all(toks[j].role in ("member", "filler", "exclude") for j in range(e, first))
-            for e in exclude_at
-        ) or any(
+        excluded = any(first >= e and listed_after(e, first, d) for e in exclude_at) or any(
             last < e
             and all(
                 toks[j].role in ("member", "filler")
