@@ -2566,3 +2566,16 @@ def test_an_exclusion_names_a_list_of_values_and_ends_at_another_filter():
             {k: sorted(v) for k, v in r.question.exclude_dict.items()},
         )
         assert got == (where, exclude), (text, got)
+
+
+def test_worst_first_follows_the_kpi_overlapping_periods_and_a_change_of_a_change():
+    # a return rate's worst is its highest: "worst first" listed the best first
+    r = read("Regions ranked by return rate last month, worst first")
+    assert (r.shape, r.question.order) == ("breakdown", "desc"), r.reason
+    assert read("Regions ranked by return rate last month, best first").question.order == "asc"
+    assert read("channels by revenue last month, best first").question.order == "desc"
+    r = read("units last 7 days vs the last 30 days")  # one inside the other: no comparison
+    assert r.status == "clarify" and "overlap" in r.reason, r.reason
+    r = read("how did last month's month-over-month revenue growth compare with the growth the month before?")
+    assert r.status == "decline" and "change of a change" in r.reason, r.reason
+    assert read("What did Europe bring in revenue-wise last month?").question.kpi == "revenue"

@@ -904,6 +904,18 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     if not words(t):
         return r.refuse("decline", "The question is empty.", lex.suggestions())
     t, r.threshold = _threshold(t)
+    # "how did last month's MoM growth compare with the MoM growth the month before": a change of a change
+    changes = re.findall(
+        r"\b(?:growth|grew|change[ds]?|increase[ds]?|decrease[ds]?|mom|wow|qoq|yoy|(?:month|week|quarter|year)[- ]over[- ](?:month|week|quarter|year))\b",
+        t,
+    )
+    if len(changes) >= 2 and re.search(r"\b(?:compare[ds]?|vs|versus|against|than)\b", t):
+        return r.refuse(
+            "decline",
+            "A change of a change (one period's growth against another's) is not something I compute; ask "
+            "for each change on its own (e.g. 'revenue last month vs the month before').",
+            lex.suggestions(),
+        )
     if INCIDENT_WORDS.search(t) and not re.search(r"\b(?:why|explain|cause|caused)\b", t):
         return _incidents_reading(t, as_of, lex)
     if re.search(
@@ -2028,6 +2040,17 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             r"(last|previous|past|prior) year", period_b.text
         ):
             period_b = timephrases.shifted(period_a, "year")  # "this month vs last year": the same month
+        elif (
+            period_a.start < period_b.end
+            and period_b.start < period_a.end
+            and ((period_a.start, period_a.end) != (period_b.start, period_b.end))
+        ):
+            # "units last 7 days vs the last 30 days": one period inside the other is no comparison
+            return r.refuse(
+                "clarify",
+                f"{period_a.describe()} and {period_b.describe()} overlap: compare {period_a.describe()} with "
+                f"{timephrases.shifted(period_a, 'before').describe()}, or ask about each on its own?",
+            )
         elif (period_a.end - period_a.start) != (period_b.end - period_b.start) and (
             period_a.unit != period_b.unit or period_a.so_far != period_b.so_far
         ):

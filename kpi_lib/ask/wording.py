@@ -151,6 +151,7 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(r"\b(?:the )?passed (week|month|quarter|year)\b", r"last \1", t)
     t = re.sub(rf"\bbuy (?=(?:{dims}|day|week|month|quarter|year)\b)", "by ", t)
     t = re.sub(r"\bthru\b|\bup to and including\b", "through", t)
+    t = re.sub(r"\b([a-z]+)[- ]wise\b", r"\1", t)  # "what did Europe bring in revenue-wise"
     # words that only say how sure or how exact: "what was it really", "the actual figure, not a
     # rounded one", "genuinely new customers", "as everyone assumes", "to double-check the deck"
     t = re.sub(
@@ -308,10 +309,12 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
         r"rank the \1 by",
         t,
     )
-    # "revenue by month, biggest month first": the list largest first
+    # "revenue by month, biggest month first": the list largest first ("worst first" is the parser's:
+    # the worst return rate is the highest)
+    t = re.sub(rf"\b(best|worst)(?: (?:days?|weeks?|months?|{dims}))? first\b(?![- ]?time)", r"\1 first", t)
     t = re.sub(
-        rf"\b(biggest|largest|highest|best|most|smallest|lowest|worst|least)(?: (?:days?|weeks?|months?|{dims}))? first\b(?![- ]?time)",
-        lambda m: "ascending" if m.group(1) in ("smallest", "lowest", "worst", "least") else "descending",
+        rf"\b(biggest|largest|highest|most|smallest|lowest|least)(?: (?:days?|weeks?|months?|{dims}))? first\b(?![- ]?time)",
+        lambda m: "ascending" if m.group(1) in ("smallest", "lowest", "least") else "descending",
         t,
     )
     if re.search(
