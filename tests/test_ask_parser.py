@@ -2579,3 +2579,16 @@ def test_worst_first_follows_the_kpi_overlapping_periods_and_a_change_of_a_chang
     r = read("how did last month's month-over-month revenue growth compare with the growth the month before?")
     assert r.status == "decline" and "change of a change" in r.reason, r.reason
     assert read("What did Europe bring in revenue-wise last month?").question.kpi == "revenue"
+
+
+def test_leaving_out_a_ranked_item_or_every_value_and_ranking_what_is_left():
+    r = read("revenue last month excluding our biggest region")  # was answered as the biggest region
+    assert r.status == "decline" and r.question is None, r.reason
+    r = read("revenue last quarter for every channel except Web, Mobile App, Marketplace and Retail Store")
+    assert r.status == "clarify" and "leaves no channel" in r.reason, r.reason
+    r = read("rank the regions other than North America by orders last quarter")
+    assert (r.question.by, dict(r.question.exclude)) == (("region",), {"region": ("North America",)}), (
+        r.reason
+    )
+    r = read("What percent of units sold were returned in Europe last month?")
+    assert (r.question.kpi, dict(r.question.where)) == ("return_rate", {"region": ("Europe",)}), r.reason

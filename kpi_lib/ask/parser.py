@@ -992,7 +992,7 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     # "what percentage of the Beauty units we sold last quarter got returned": the return rate
     t = re.sub(
         r"\b(?:what )?(?:share|proportion|fraction|percent(?:age)?|%) of (?:the |our )?((?:[a-z&]+ ){0,3}?)(?:units|items)"
-        r" (?:that )?we (?:sold|shipped|moved)\b(.*?) (?:got|were|was|have been|has been) (?:returned|refunded|sent back)\b",
+        r"(?: (?:that )?we)? (?:sold|shipped|moved)\b(.*?) (?:got|were|was|have been|has been|came) (?:returned|refunded|sent back|back)(?: as returns)?\b",
         r"return rate \1\2",
         t,
     )
@@ -1352,7 +1352,8 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             and tok.word in ASC_WORDS | DESC_WORDS
             # right after an exclusion ("excluding the top product"; not "excluding Books, highest first")
             and any(
-                toks[j].role == "exclude" and all(u.word in ("the", "a", "an") for u in toks[j + 1 : idx])
+                toks[j].role == "exclude"
+                and all(u.word in ("the", "a", "an", "our", "my") for u in toks[j + 1 : idx])
                 for j in range(max(0, idx - 3), idx)
             )
         ):
@@ -1690,6 +1691,14 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r.understood.append(
             (raw, f"{'excluding' if excluded else ''} {lex.dim_labels[d].lower()} = {v}".strip())
         )
+    for d, vs in exclude.items():
+        if lex.members.get(d) and set(lex.members[d]) <= set(
+            vs
+        ):  # "every channel except all four": nothing left
+            return r.refuse(
+                "clarify",
+                f"Excluding {', '.join(sorted(vs))} leaves no {lex.dim_labels[d].lower()}: which did you mean to keep?",
+            )
     both = [v for d, vs in exclude.items() for v in vs if v in where.get(d, [])]
     if both:  # "revenue in Europe excluding Europe": nothing is left to answer about
         return r.refuse("clarify", f"{both[0]} is both asked for and excluded: which do you mean?")
@@ -1710,6 +1719,9 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             k + 1 < n
             and toks[k + 1].role == "exclude"
             and not (which or rank_dir or top_n)
+            and not re.search(
+                r"\b(?:rank|ranked|ranking|sort|sorted)\b", t
+            )  # "rank the regions other than NA"
             and (not k or toks[k - 1].word not in BREAKDOWN_CUES)
         ):
             used_dims_as_label.add(k)  # "orders through channels other than Marketplace": one total

@@ -720,6 +720,12 @@ def _orders_and_spans(t: str) -> str:
     t = re.sub(r"\bfirst and second (biggest|largest|best|highest|most)\b", r"top 2 \1", t)
     t = re.sub(r"\bfull ((?:[a-z]+ )?(?:ranking|list|breakdown))\b", r"\1", t)
     t = re.sub(r"\bsequential (growth|change|increase|decline)\b", r"\1 vs the period before", t)
+    t = re.sub(
+        r"\bfrom the (?:start|beginning) of the year (?:to|until|till) (?:now|today|date)\b",
+        "year to date",
+        t,
+    )
+    t = re.sub(r"(\blast \d+ days?\b),? (?:counting|including|incl\.?) today\b", r"\1", t)  # they do
     # "meaning units returned divided by units sold": the return rate's own definition
     t = re.sub(
         r",? ?\b(?:meaning|i\.?e\.?|defined as|calculated as|as in) (?:the )?(?:units returned|returned units) "
