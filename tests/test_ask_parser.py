@@ -2592,3 +2592,23 @@ def test_leaving_out_a_ranked_item_or_every_value_and_ranking_what_is_left():
     )
     r = read("What percent of units sold were returned in Europe last month?")
     assert (r.question.kpi, dict(r.question.where)) == ("return_rate", {"region": ("Europe",)}), r.reason
+
+
+def test_across_every_value_a_judgement_after_a_colon_and_a_period_said_twice():
+    r = read(
+        "Across all categories, which 3 had the lowest return rate last quarter?"
+    )  # the categories ranked
+    assert (r.question.by, r.question.top, r.question.order) == (("category",), 3, "asc"), r.reason
+    r = read("top 5 products by units across every channel last week")  # the channels added up
+    assert (r.question.by, r.question.top, r.question.where_dict) == (("product",), 5, {}), r.reason
+    r = read("Which month of last year had the most revenue across all regions?")
+    assert (r.shape, r.question.where_dict) == ("rank_time", {}), (r.shape, r.reason)
+    assert read("what were total sales across all channels yesterday?").shape == "value"
+    assert read("Web AOV last week: good or bad?").status == "clarify"
+    r = read("Books units for last year, full year 2025")  # one period, said twice
+    assert (r.status, f"{r.question.start:%Y-%m-%d}") == ("answer", "2025-01-01"), r.reason
+    assert read("revenue for the 30 days before the last 30 days").status != "answer" or (
+        f"{read('revenue for the 30 days before the last 30 days').question.start:%Y-%m-%d}" != "2026-02-17"
+    )
+    r = read("YoY revenue change for Europe for last month (vs same month last year)")  # one change, not two
+    assert r.shape == "compare", r.reason

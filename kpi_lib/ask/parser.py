@@ -909,7 +909,16 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r"\b(?:growth|grew|change[ds]?|increase[ds]?|decrease[ds]?|mom|wow|qoq|yoy|(?:month|week|quarter|year)[- ]over[- ](?:month|week|quarter|year))\b",
         t,
     )
-    if len(changes) >= 2 and re.search(r"\b(?:compare[ds]?|vs|versus|against|than)\b", t):
+    cue = re.search(r"\b(?:compare[ds]?|vs|versus|against|than)\b", t)
+    if (
+        cue
+        and any(c in t[: cue.start()] for c in changes)
+        and re.search(
+            r"\b(?:growth|grew|change[ds]?|increase[ds]?|decrease[ds]?|mom|wow|qoq|yoy|(?:month|week|quarter|year)[- ]over[- ]"
+            r"(?:month|week|quarter|year))\b",
+            t[cue.end() :],
+        )
+    ):
         return r.refuse(
             "decline",
             "A change of a change (one period's growth against another's) is not something I compute; ask "
@@ -951,13 +960,19 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         r"(?:good|bad|healthy|unhealthy|ok|okay|fine|acceptable|reasonable|concerning|worrying|alarming|normal"
         r"|too (?:high|low)|high enough|low enough)"
     )
-    if re.search(
-        r"^(?:is|are|was|were)\b(?!.*\b(?:than|vs|versus|compared|against|up|down)\b).*\b" + judged + r"\b"
-        r"(?: (?:a |an )?(?:result|number|figure|outcome|sign|performance|level|one))?"
-        r"(?: for (?:us|the business|the company|a business like ours))?[\s?.!]*$",
-        t,
-    ) or re.search(
-        r"(?:[-,;:]|^)\s*(?:is|was|are|were) (?:that|it|this|these|those|they) " + judged + r"\b", t
+    if (
+        re.search(
+            r"^(?:is|are|was|were)\b(?!.*\b(?:than|vs|versus|compared|against|up|down)\b).*\b"
+            + judged
+            + r"\b"
+            r"(?: (?:a |an )?(?:result|number|figure|outcome|sign|performance|level|one))?"
+            r"(?: for (?:us|the business|the company|a business like ours))?[\s?.!]*$",
+            t,
+        )
+        or re.search(
+            r"(?:[-,;:]|^)\s*(?:is|was|are|were) (?:that|it|this|these|those|they) " + judged + r"\b", t
+        )
+        or re.search(r"[:,-]\s*(?:good|bad) or (?:bad|good)\s*\??\s*$", t)
     ):
         return r.refuse(
             "clarify",
@@ -1725,7 +1740,18 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             and (not k or toks[k - 1].word not in BREAKDOWN_CUES)
         ):
             used_dims_as_label.add(k)  # "orders through channels other than Marketplace": one total
-        elif k > 1 and toks[k - 1].word == "all" and toks[k - 2].word in ACROSS:
+        elif (
+            k > 1
+            and toks[k - 1].word in ("all", "every")
+            and toks[k - 2].word in ACROSS
+            # "across all categories, which 3 had ...": the dimension ranked, not a total
+            and not (
+                (top_n or rank_dir or any(t_.word == "which" for t_ in toks))
+                and len({d_ for _, d_ in dims_found}) == 1
+                # "which month ... across all regions": the months are ranked, the regions added up
+                and not any(t_.word in TIME_GRAINS and t_.role != "time" for t_ in toks)
+            )
+        ):
             used_dims_as_label.add(k)  # "revenue across all channels": one total of them all
         elif (
             k > 1
@@ -2022,13 +2048,19 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             # "the last 7 days vs the previous 7 days": the same words name the stretch before
             if re.match(r"(?:the )?(?:previous|prior|preceding)\b", period_b.text):
                 period_b = timephrases.shifted(period_a, "before")
+            elif not compare_cue and any(
+                re.search(r"\b(?:19|20)\d\d\b", p_.text) for p_ in (period_a, period_b)
+            ):
+                period_b = None  # "units for last year, full year 2025": one period, said twice
             else:
                 return r.refuse(
                     "clarify",
                     f"'{period_a.text}' and '{period_b.text}' are the same period: compare it with which?",
                 )
-        first_, second_ = sorted((period_a, period_b), key=lambda p: p.start)
-        if (
+        first_, second_ = sorted((period_a, period_b or period_a), key=lambda p: p.start)
+        if period_b is None:
+            pass
+        elif (
             not compare_cue
             and first_.end == second_.start
             and re.search(r"\b(?:total|totals|combined|together|altogether|both|sum)\b", joined)

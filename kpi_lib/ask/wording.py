@@ -519,6 +519,8 @@ def _presentation(t: str) -> str:
     )
     t = re.sub(r",? ?\bin \$ ?[km]\b(?: please)?|,? ?\bin k\b", " ", t)
     t = re.sub(r",? ?\b(?:just|only) (?:a|the) (?:number|figure|value)(?: please)?\b", " ", t)
+    t = re.sub(r",? ?\b(?:one|a single|single) (?:number|figure|value)(?: please)?\b", " ", t)
+    t = re.sub(r"^just the total\s*:\s*", "", t)
     t = re.sub(r",? ?\bno (?:commentary|explanation|text|fluff|chat)(?: please)?\b", " ", t)
     t = re.sub(
         r",? ?\b(?:a )?(?:whole|plain|round) (?:number|integer|figure)(?: is fine| please| only)?\b", " ", t
@@ -723,6 +725,13 @@ def _orders_and_spans(t: str) -> str:
     t = re.sub(
         r"\bfrom the (?:start|beginning) of the year (?:to|until|till) (?:now|today|date)\b",
         "year to date",
+        t,
+    )
+    # "last 7 days vs previous 7": the same unit
+    t = re.sub(
+        r"\b((?:last|past) (\d+) (days|weeks|months)\b.*?\b(?:vs|versus|against|compared (?:with|to)) (?:the )?"
+        r"(?:previous|prior|preceding) \2)\b(?! (?:days|weeks|months)\b)",
+        r"\1 \3",
         t,
     )
     t = re.sub(r"(\blast \d+ days?\b),? (?:counting|including|incl\.?) today\b", r"\1", t)  # they do
