@@ -776,8 +776,12 @@ def test_comparisons_said_with_than_stack_up_and_ly():
     r = read("were orders higher last week than the week before")
     assert r.shape == "compare", r.reason
     assert (f"{r.question.start:%Y-%m-%d}", f"{r.compare_to.start:%Y-%m-%d}") == ("2026-03-09", "2026-03-02")
-    r = read("is AOV higher than last month")  # this month so far against it: asked which span
-    assert r.status == "clarify" and "not the same length" in r.reason
+    r = read("is AOV higher than last month")  # an average: this month so far against all of last month
+    assert (r.shape, f"{r.compare_to.start:%Y-%m-%d}", f"{r.compare_to.end:%Y-%m-%d}") == (
+        "compare",
+        "2026-02-01",
+        "2026-03-01",
+    ), r.reason
     r = read("is revenue lower than last week")  # Wednesday: 3 days so far against 7, asked back
     assert r.status == "clarify" and "not the same length" in r.reason
     r = read("which region had higher revenue than Europe last month")  # a filter on values
@@ -2612,3 +2616,185 @@ def test_across_every_value_a_judgement_after_a_colon_and_a_period_said_twice():
     )
     r = read("YoY revenue change for Europe for last month (vs same month last year)")  # one change, not two
     assert r.shape == "compare", r.reason
+
+
+def span(r):
+    return f"{r.question.start:%Y-%m-%d}", f"{r.question.end:%Y-%m-%d}"
+
+
+@pytest.mark.parametrize(
+    "text, kpi, start, end",
+    [
+        # a period said again, by its dates: one period, not three
+        (
+            "Revenue for North America yesterday, Tuesday 17 March 2026, just that one day",
+            "revenue",
+            "2026-03-17",
+            "2026-03-18",
+        ),
+        (
+            "GMV month to date: 01 Mar 2026 up to and including today, 18 Mar 2026",
+            "revenue",
+            "2026-03-01",
+            "2026-03-19",
+        ),
+        (
+            "Active customers YTD, from 1 Jan 2026 through today 18 Mar 2026 inclusive",
+            "customers",
+            "2026-01-01",
+            "2026-03-19",
+        ),
+        (
+            "Net units of the Vertex Tablet from the 1st to the 15th of March 2026, inclusive of the 15th",
+            "units",
+            "2026-03-01",
+            "2026-03-16",
+        ),
+        (
+            "Orders for February 2026, whole calendar month from the 1st to the last day",
+            "orders",
+            "2026-02-01",
+            "2026-03-01",
+        ),
+        (
+            "New customers for Q4 2025, the full quarter starting 01 Oct 2025",
+            "new_customers",
+            "2025-10-01",
+            "2026-01-01",
+        ),
+        (
+            "AOV for last week, Monday 9 Mar 2026 through the following Sunday",
+            "aov",
+            "2026-03-09",
+            "2026-03-16",
+        ),
+        (
+            "Revenue between 3 and 9 March 2026 (both the 3rd and the 9th included)",
+            "revenue",
+            "2026-03-03",
+            "2026-03-10",
+        ),
+        (
+            "AOV on Web over the last 7 days, i.e. 2026-03-12 to 2026-03-18 inclusive (today counted)",
+            "aov",
+            "2026-03-12",
+            "2026-03-19",
+        ),
+        # terse, second-language and audit wording
+        ("sales tdy", "revenue", "2026-03-18", "2026-03-19"),
+        ("rtn rate apparel web lm", "return_rate", "2026-02-01", "2026-03-01"),
+        (
+            "Give me please the number of units for Books since begin of year.",
+            "units",
+            "2026-01-01",
+            "2026-03-19",
+        ),
+        ("Margin gross of the Books category in the last 7 days", "gross_margin", "2026-03-12", "2026-03-19"),
+        (
+            "How many customers new we got this month till now by the Mobile App?",
+            "new_customers",
+            "2026-03-01",
+            "2026-03-19",
+        ),
+        (
+            "Which was the average value of the orders in the Web channel last week?",
+            "aov",
+            "2026-03-09",
+            "2026-03-16",
+        ),
+        (
+            "For the audit file: what was total net revenue for February 2026, returns netted off?",
+            "revenue",
+            "2026-02-01",
+            "2026-03-01",
+        ),
+        (
+            "Return rate for Electronics last month - I want to verify the figure I was given.",
+            "return_rate",
+            "2026-02-01",
+            "2026-03-01",
+        ),
+        ("Revenue today so far, as of now.", "revenue", "2026-03-18", "2026-03-19"),
+        (
+            "Exact count of orders yesterday, all channels combined. No rounding please.",
+            "orders",
+            "2026-03-17",
+            "2026-03-18",
+        ),
+    ],
+)
+def test_restated_periods_and_plain_wordings(text, kpi, start, end):
+    r = read(text)
+    assert r.status == "answer" and r.shape == "value", (text, r.status, r.shape, r.reason)
+    assert (r.question.kpi, *span(r)) == (kpi, start, end), (text, r.question)
+
+
+def test_rankings_said_twice_postfix_exclusions_and_rates_over_unequal_periods():
+    # "in North America, Marketplace excluded" excluded North America too (a wrong answer)
+    r = read("which day last week had the fewest orders in North America, Marketplace excluded?")
+    assert (dict(r.question.where), dict(r.question.exclude)) == (
+        {"region": ("North America",)},
+        {"channel": ("Marketplace",)},
+    ), r.question
+    r = read("Bottom 2 Apparel products by net revenue year to date, worst first.")
+    assert (r.question.by, r.question.top, r.question.order) == (("product",), 2, "asc"), r.reason
+    r = read("The 3 regions with best gross margin in 2025, from the best one")
+    assert (r.question.by, r.question.top, r.question.order) == (("region",), 3, "desc"), r.reason
+    r = read("Which channel had less orders yesterday?")
+    assert (r.question.by, r.question.order) == (("channel",), "asc"), r.reason
+    r = read("which channel gives us the best margin on Electronics this year")
+    assert (r.question.kpi, r.question.by, r.question.order) == ("gross_margin", ("channel",), "desc"), (
+        r.reason
+    )
+    # a rate over a year so far against a whole year: compared as said; a total is asked back
+    r = read("Gross margin of this year until now compared with the full 2025, what is the change in %?")
+    assert (r.shape, span(r), f"{r.compare_to.start:%Y-%m-%d}", f"{r.compare_to.end:%Y-%m-%d}") == (
+        "compare",
+        ("2026-01-01", "2026-03-19"),
+        "2025-01-01",
+        "2026-01-01",
+    ), r.reason
+    assert read("revenue this year so far vs 2025").status == "clarify"
+    r = read("Revenue of Mobile App yesterday against the same weekday of the week before, in %?")
+    assert (r.shape, f"{r.compare_to.start:%Y-%m-%d}") == ("compare", "2026-03-10"), r.reason
+    r = read("EU units lq vs q before")
+    assert (r.shape, span(r), f"{r.compare_to.start:%Y-%m-%d}") == (
+        "compare",
+        ("2025-10-01", "2026-01-01"),
+        "2025-07-01",
+    ), r.reason
+    r = read("mkt place rev lw vs wk before %")
+    assert (r.shape, dict(r.question.where)) == ("compare", {"channel": ("Marketplace",)}), r.reason
+    r = read("Last week versus the week before, how evolved the revenue in Europe?")
+    assert r.shape == "compare", r.reason
+    r = read("top return reasons for the Vertex Tablet last month")  # was answered as its return rate
+    assert r.status == "decline" and r.question is None, r.reason
+
+
+def test_sql_spoken_days_holiday_weeks_and_homophones():
+    r = read("select region with max(return rate) last quarter")
+    assert (r.question.kpi, r.question.by, r.question.top) == ("return_rate", ("region",), 1), r.reason
+    assert read("select * from customers").status == "decline"  # rows, not a KPI
+    r = read("order_count where day >= '2026-03-02' and day < '2026-03-09'")  # SQL's end is left out
+    assert (r.question.kpi, *span(r)) == ("orders", "2026-03-02", "2026-03-09"), r.reason
+    r = read("revenue group by month order by revenue desc limit 1, year = 2025")
+    assert (r.shape, r.rank_grain, f"{r.question.start:%Y}") == ("rank_time", "month", "2025"), r.reason
+    r = read("um what was revenue on the third of march twenty twenty six")
+    assert span(r) == ("2026-03-03", "2026-03-04"), r.reason
+    r = read("return rate on the web channel from the first through the fifteenth of march twenty twenty six")
+    assert span(r) == ("2026-03-01", "2026-03-16"), r.reason
+    r = read("okay so what were the top too regions for sails in february")
+    assert (r.question.kpi, r.question.top) == ("revenue", 2), r.reason
+    # "Cyber Monday week" is the week it falls in (it was read as the day, and compared with the day before)
+    r = read("Cyber Monday week 2025 vs the week before it: orders % change?")
+    assert (span(r), f"{r.compare_to.start:%Y-%m-%d}") == (("2025-12-01", "2025-12-08"), "2025-11-24"), (
+        r.reason
+    )
+    r = read("YoY sales growth for Electronics in November? November 2025 vs November 2024.")
+    assert (r.shape, span(r), f"{r.compare_to.start:%Y-%m-%d}") == (
+        "compare",
+        ("2025-11-01", "2025-12-01"),
+        "2024-11-01",
+    ), r.reason
+    r = read("Gross margin on Latin America sales last quarter?")  # the sales say what the margin is of
+    assert (r.status, r.question.kpi) == ("answer", "gross_margin"), r.reason

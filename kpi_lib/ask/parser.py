@@ -464,6 +464,7 @@ SHORT_UNITS = {
     "mnths": "months",
     # chat shorthand for whole periods ("# orders yday vs dby", "aov lw", "gm% lm")
     "yday": "yesterday",
+    "tdy": "today",
     "yest": "yesterday",
     "ystd": "yesterday",
     "dby": "the day before yesterday",
@@ -505,6 +506,7 @@ def _expand_shorthand(t: str, known: set[str]) -> tuple[str, list[tuple[str, str
     t = re.sub(
         r"\b(last|this|same|previous|prior|current) q\b", r"\1 quarter", t
     )  # "aov last q vs same q ly"
+    t = re.sub(r"\bq before\b", "quarter before", t)  # "EU units lq vs q before"
 
     def whole(m: re.Match) -> str:
         # "the previous calendar month", "last full week": the calendar period, as "last month" is
@@ -1069,7 +1071,10 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t, ask_back = _own_patch(t, lex)
     if ask_back:
         return r.refuse("clarify", ask_back)
-    if re.search(r"\bby reasons?\b(?! (?:of|for)\b)", t):
+    if re.search(
+        r"\bby reasons?\b(?! (?:of|for)\b)|\b(?:returns?|refunds?|cancell?ation) reasons?\b|\btop \d* ?reasons\b",
+        t,
+    ):
         return r.refuse(
             "decline",
             "Reasons are not something the data breaks down by; ask for a breakdown by "
@@ -1105,8 +1110,8 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     )
     # "month over month": a change between periods, as "mom" is (not "month ... month" read as grains)
     t = re.sub(
-        r"\b(week|month|quarter)[ -](?:over|on)[ -]\1\b",
-        lambda m: {"week": "wow", "month": "mom", "quarter": "qoq"}[m.group(1)],
+        r"\b(week|month|quarter|year)[ -](?:over|on)[ -]\1\b",
+        lambda m: {"week": "wow", "month": "mom", "quarter": "qoq", "year": "yoy"}[m.group(1)],
         t,
     )
     known = _known_words(lex)
@@ -1390,6 +1395,22 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             if tok.word in QUALITY_WORDS and not nxt.startswith("sell"):
                 rank_word = tok.word  # judged by the KPI's up_is_good once the KPI is known
             tok.role = "rank"
+            # "bottom 2 products by revenue, worst first", "the 3 regions with the best margin, best
+            # first": the order said again; the other way round is a question back
+            for j in range(idx + 1, n - 1):
+                again = toks[j]
+                if (
+                    again.role is None
+                    and again.word in ASC_WORDS | DESC_WORDS
+                    and toks[j + 1].word == "first"
+                ):
+                    judged = again.word in QUALITY_WORDS or tok.word in QUALITY_WORDS  # by the KPI, later
+                    if not judged and (again.word in ASC_WORDS) != (tok.word in ASC_WORDS):
+                        return r.refuse(
+                            "clarify",
+                            f"'{tok.word}' and '{again.word} first' ask for opposite orders: which one do you want?",
+                        )
+                    again.role = toks[j + 1].role = "filler"
             break
     compare_cue = compare_cue or than
     which = any(tok.word in ("which", "what") for tok in toks)
@@ -1695,9 +1716,12 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         excluded = any(first >= e and listed_after(e, first, d) for e in exclude_at) or any(
             last < e
             and all(
-                toks[j].role in ("member", "filler")
+                # "in North America, Marketplace excluded": the list before the cue is of one
+                # dimension's values; North America is not excluded
+                (toks[j].role == "member" and d in member_dims.get(j, set()))
+                or toks[j].role == "filler"
                 or toks[j].word in ("and", "or", "being", "is", "are", "was", "were")
-                or toks[j].role == "dim"
+                or (toks[j].role == "dim" and dim_at.get(j) == d)
                 for j in range(last + 1, e)
             )
             for e in excluded_before
@@ -1730,6 +1754,13 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     for k, _ in dims_found:
         if k and toks[k - 1].word in ("all", "every") and k + 1 < n and toks[k + 1].role == "exclude":
             used_dims_as_label.add(k)  # "all regions except Europe": one total without Europe
+        elif (
+            k
+            and toks[k - 1].word in ("all", "every", "both")
+            and k + 1 < n
+            and toks[k + 1].word in ("combined", "together", "altogether", "summed", "pooled")
+        ):
+            used_dims_as_label.add(k)  # "orders yesterday, all channels combined": one total
         elif (
             k + 1 < n
             and toks[k + 1].role == "exclude"
@@ -1893,7 +1924,11 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 return True  # "among Mobile App orders, what was the AOV": the orders the KPI after is about
             before = [j for j, o in kpis_found if o != name and j < i]
             return bool(before) and not any(
-                toks[k].word in ("and", "or", "plus", "&", "vs", "versus", "with")
+                # the "&" of "Middle East & Africa sales" is the value's own
+                (
+                    toks[k].word in ("and", "or", "plus", "&", "vs", "versus", "with")
+                    and toks[k].role != "member"
+                )
                 or "," in t[toks[k].end : toks[k + 1].start]
                 for k in range(before[-1], i)
             )
@@ -1976,8 +2011,24 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
         absolute = [timephrases.shifted(Period(cur, timephrases.next_period(cur, unit), unit, p.text), how)]
         # "the previous quarter vs the same quarter a year before it": the first one is the period
         relative = relative[1:] if p.relative == "before" else []
-    weekday = [p for p in absolute if timephrases.WEEKDAY_PHRASE.fullmatch(p.text)]
     spans = [f.span for f in found if not f.period.relative]
+    if len(absolute) > 2:
+        # "yesterday, Sunday 06 December 2026", "YTD, from 1 Jan 2026 through today 07 Dec 2026": one
+        # period, said again (a day right after "today" or "yesterday" is that day, said by its date)
+        keep: list[int] = []
+        for i, p in enumerate(absolute):
+            twice = any((p.start, p.end) == (absolute[j].start, absolute[j].end) for j in keep)
+            after = i and re.search(r"\b(?:today|yesterday)$", absolute[i - 1].text) is not None
+            dated = (
+                after
+                and p.unit == "day"
+                and absolute[i - 1].end - timedelta(days=1) <= p.start < absolute[i - 1].end
+            )
+            beside_ = i and re.fullmatch(r"[\s,(]*", t[spans[i - 1][1] : spans[i][0]]) is not None
+            if not (twice or (dated and beside_)):
+                keep.append(i)
+        absolute, spans = [absolute[i] for i in keep], [spans[i] for i in keep]
+    weekday = [p for p in absolute if timephrases.WEEKDAY_PHRASE.fullmatch(p.text)]
     beside = len(spans) == 2 and re.fullmatch(r"[\s,(]*(?:the\s*)?", t[spans[0][1] : spans[1][0]]) is not None
     if len(absolute) == 2 and len(weekday) == 1 and beside:
         # "on Monday, 30 November": the weekday confirms the date (or contradicts it: asked back)
@@ -2048,10 +2099,10 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             # "the last 7 days vs the previous 7 days": the same words name the stretch before
             if re.match(r"(?:the )?(?:previous|prior|preceding)\b", period_b.text):
                 period_b = timephrases.shifted(period_a, "before")
-            elif not compare_cue and any(
-                re.search(r"\b(?:19|20)\d\d\b", p_.text) for p_ in (period_a, period_b)
-            ):
-                period_b = None  # "units for last year, full year 2025": one period, said twice
+            elif not compare_cue and not re.match(r"(?:the )?(?:previous|prior|preceding)\b", period_a.text):
+                # "units for last year, full year 2025", "last week - the Cyber Monday week": one period, said
+                # twice ("the 30 days before the last 30 days" is not: it is asked back)
+                period_b = None
             else:
                 return r.refuse(
                     "clarify",
@@ -2095,8 +2146,12 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 f"{period_a.describe()} and {period_b.describe()} overlap: compare {period_a.describe()} with "
                 f"{timephrases.shifted(period_a, 'before').describe()}, or ask about each on its own?",
             )
-        elif (period_a.end - period_a.start) != (period_b.end - period_b.start) and (
-            period_a.unit != period_b.unit or period_a.so_far != period_b.so_far
+        elif (
+            (period_a.end - period_a.start) != (period_b.end - period_b.start)
+            and (period_a.unit != period_b.unit or period_a.so_far != period_b.so_far)
+            # a rate or an average does not grow with its period's length: compared as said ("margin
+            # YTD vs the full 2025"); a total over a shorter period is asked back, whatever words say
+            and kpi.additive
         ):
             same = timephrases.shifted(period_a, "before")
             return r.refuse(

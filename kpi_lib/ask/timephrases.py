@@ -623,7 +623,25 @@ def find(text: str, as_of: datetime, fiscal_start: int = 1) -> tuple[list[Found]
             if d > today:
                 d = holiday(name, today.year - 1)
         text_ = m.group(0) if elsewhere is None else f"{m.group(0)} {elsewhere.group(0)}"
-        add(m, Period(d, d + timedelta(days=1), "day", text_))
+        week = re.match(
+            rf" week\b(?!end| of| starting| beginning| ending| before| after)(?:,? (?:of |in )?({_YEAR})\b)?",
+            text[m.end() :],
+        )
+        if week and week.group(1) and not m.group(2) and not m.group(3):
+            d = holiday(name, int(week.group(1)))  # "Cyber Monday week 2025"
+            text_ = f"{m.group(0)} {week.group(1)}"
+        if week:  # "Cyber Monday week": the Monday-to-Sunday week it falls in, not the day
+            monday = d - timedelta(days=d.weekday())
+            found.append(
+                Found(
+                    Period(monday, monday + timedelta(days=7), "week", f"{text_} week"),
+                    (m.start(), m.end() + week.end()),
+                )
+            )
+            for i in range(m.start(), m.end() + week.end()):
+                taken[i] = True
+        else:
+            add(m, Period(d, d + timedelta(days=1), "day", text_))
         if elsewhere is not None:
             found[-1] = Found(found[-1].period, found[-1].span, elsewhere.span())
             add(elsewhere, None)

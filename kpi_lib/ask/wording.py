@@ -30,7 +30,7 @@ _RESTATING = set(
     thu thursday fri friday sat saturday sun sunday today yesterday now day days week weeks wk wks
     month months quarter quarters year years ending starting beginning
     same period so far of on and is divided by over units unit returned sold revenue orders cost
-    rolling trailing incl including q h fy py ly cy
+    rolling trailing incl including q h fy py ly cy each both ranges counted
     jan january feb february mar march apr april may jun june jul july aug august sep sept september
     oct october nov november dec december st nd rd th
     """.split()
@@ -105,6 +105,18 @@ def _from_sql(t: str, dims: str) -> str:
         lambda m: ("average " if m.group(1) in ("avg", "average", "mean") else "") + m.group(2),
         t,
     )
+    # "select region with max(...)"; "select * from customers" (rows, its "*" gone with markdown) stays unread
+    t = re.sub(r"^select\b(?!\s*(?:\*\s*)?from\b)", "", t)
+    t = re.sub(r"\s--\s*", " ", t)  # a SQL comment: "... limit 1 -- last week"
+    t = re.sub(r"\bmax\(([^()]*)\)", r"highest \1", t)
+    t = re.sub(r"\bmin\(([^()]*)\)", r"lowest \1", t)
+    t = re.sub(r"\b(?:year|yr) ?= ?((?:19|20)\d\d)\b", r"in \1", t)  # "year = 2025"
+    t = re.sub(
+        r"\b(?:month|period|date|day) ?= ?(?=last|this|yesterday|today)", "", t
+    )  # "month = last month"
+    t = re.sub(r"\b(?:group|order)(?:ed)? by \d\b", " ", t)  # by a column's position: the one named
+    t = re.sub(r"\b(?:order(?:ed)? by )\d (desc|asc)(?:ending)?\b", r"\1", t)
+    t = _sql_days(t)
     t = re.sub(r"\bgroup(?:ed)? by\b", "by", t)
     t = re.sub(r"\border(?:ed)? by ([a-z_ ]+?) (desc|asc)(?:ending)?\b", r"\1 \2", t)
     t = re.sub(r"\blimit (\d+)\b", r"top \1", t)
@@ -113,6 +125,24 @@ def _from_sql(t: str, dims: str) -> str:
     t = re.sub(r"\bfilter(?:ed)?(?: (?:on|by|to|where))?\b", " ", t)
     t = re.sub(r"\b(?:delta|Δ)\b", "change", t)
     return t
+
+
+def _sql_days(t: str) -> str:
+    """ "day >= '2026-11-28' and day < '2026-12-05'": those days, the end left out as SQL says."""
+    col = r"(?:day|date|order_date|ordered_at|ts|created_at)"
+    iso = r"((?:19|20)\d\d-\d\d-\d\d)"
+
+    def days(m: re.Match) -> str:
+        first, last = m.group(1), m.group(3)
+        if m.group(2) == "<":
+            try:
+                last = (datetime.fromisoformat(last) - timedelta(days=1)).date().isoformat()
+            except ValueError:
+                return m.group(0)
+        return f"from {first} to {last}"
+
+    t = re.sub(rf"\b{col} ?>= ?{iso} and {col} ?(<=?) ?{iso}", days, t)
+    return re.sub(rf"\b{col} between {iso} and {iso}", r"from \1 to \2", t)
 
 
 def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -> tuple[str, str | None]:
@@ -165,6 +195,12 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(
         r"\b(?:for|in) the (?:deck|board pack|slides|board meeting|board)\b", " ", t
     )  # "quick one for the deck"
+    t = re.sub(
+        r"[.,;-]?\s*\b(?:i )?(?:need|want) (?:the|this|a) (?:number|figure) for (?:my|our|the) (?:board |exec )?"
+        r"(?:slides?|deck|report|meeting|update)\b\.?",
+        " ",
+        t,
+    )
     t = re.sub(r",? side by side\b", " ", t)
     t = re.sub(r"(?<=\s)v\.?(?=\s)", "vs", t)  # "November v. October"
     # "how much revenue did we book", "we booked": taken (not the Books category)
@@ -282,6 +318,48 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     # second-language English: "since the begin of the year", "the actual month", "the same month
     # of the last year", "the quantity of orders", "with more revenue", "how much varied"
     t = re.sub(r"\bthe begin(?:ning)? of\b", "the start of", t)
+    t = re.sub(r"\bsince begin(?:ning)? of\b", "since the start of", t)  # "since begin of year"
+    # "the AOV for orders placed in the app": the orders only say what AOV is over
+    t = re.sub(
+        r"\b(aov|average order value) (?:for|of|on|across) (?:the |all )?orders(?: (?:placed|made|taken))?\b",
+        r"\1",
+        t,
+    )
+    t = re.sub(r"^(?:please )?say me\b", "tell me", t)  # "say me the top 3 categories"
+    t = re.sub(r"\bmargin gross\b", "gross margin", t)
+    t = re.sub(r"\b(customers|clients) new\b", r"new \1", t)  # "how many customers new we got"
+    t = re.sub(r"\baverage value (?:of|per) (?:the |an? |each )?orders?\b", "average order value", t)
+    # "which channel had less orders", "the 2 categories that sold the less units": the fewest
+    if not re.search(r"\bthan\b", t):
+        t = re.sub(
+            r"\b(had|has|have|sold|sells|got|made|brought in|brought|with) (?:the )?less\b(?= (?:[a-z&]+ ){0,2}?"
+            r"(?:revenue|orders|units|sales|customers|clients|turnover)\b)",
+            r"\1 the fewest",
+            t,
+        )
+    t = re.sub(r"\bhow (?:has |have |did )?(?:evolved|evolve|evolves)\b", "how did change", t)
+    # "against the complete last month": the last whole one, as "last month" is
+    t = re.sub(
+        r"\bthe (?:complete|full|whole|entire) (?:last|previous|prior) (week|month|quarter|year)\b",
+        r"last \1",
+        t,
+    )
+    t = re.sub(
+        r"\bfrom the (best|worst) one\b", r"\1 first", t
+    )  # "the 3 regions with best margin, from the best one"
+    t = re.sub(
+        r"\bfrom the (highest|biggest|largest|lowest|smallest) one\b",
+        lambda m: "descending" if m.group(1) in ("highest", "biggest", "largest") else "ascending",
+        t,
+    )
+    t = re.sub(r",? but (?=(?:without|excluding|except|not)\b)", " ", t)  # "highest first, but without X"
+    t = re.sub(r",? i mean\b", " ", t)  # "in money I mean"
+    # "yesterday against the same weekday of the week before": the same day last week
+    t = re.sub(
+        r"\bthe same (?:week)?day (?:of|in) the (?:week before|previous week|last week|prior week|week prior)\b",
+        "the same day last week",
+        t,
+    )
     t = re.sub(r"\bthe actual (day|week|month|quarter|year)\b", r"this \1", t)
     t = re.sub(r"\bin the actual\b", "this", t)
     t = re.sub(
@@ -333,7 +411,7 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(r"\bsell[- ]?through in units\b", "units", t)  # units sold; a sell-through rate is not kept
     # "which 2 categories ran the highest return rate": had
     t = re.sub(
-        r"\b(?:ran|runs|posted|recorded|delivered|drove|drives|drive)(?= (?:the )?(?:highest|lowest|most|least|best|worst|top|biggest|smallest)\b)",
+        r"\b(?:ran|runs|posted|recorded|delivered|drove|drives|drive|gives us|give us|gave us|pulled in|pulls in|pull in|racked up|raked in)(?= (?:the )?(?:highest|lowest|most|least|best|worst|top|biggest|smallest)\b)",
         "had",
         t,
     )
@@ -350,7 +428,54 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(r"\bcalendar (?=(?:19|20)\d\d\b|q[1-4]\b|h[12]\b)", "", t)  # "calendar 2025", "calendar Q2"
     t = re.sub(r"\bnew[- ]to[- ]file\b", "new", t)  # retail's "new-to-file customers"
     t = re.sub(r"\bup to and including\b", "to", t)
-    t = re.sub(r",? ?\(?\btoday (?:included|including|inclusive)\)?", "", t)
+    t = re.sub(r",? ?\(?\btoday (?:included|including|inclusive|counted|counts)\)?", "", t)
+    # an end day said again: "from the 1st to the 15th, inclusive of the 15th", "1-14 Sep 2026 vs 1-14 Sep
+    # 2025, both ranges inclusive of the 14th", "(both the 3rd and the 9th included)"; ranges here
+    # include their last day anyway
+    day = r"(?:the )?\d{1,2}(?:st|nd|rd|th)?"
+    t = re.sub(
+        rf",? ?\(?\b(?:both (?:ranges|periods|dates|days|ends) )?(?:inclusive of|including|incl\.?) {day}"
+        rf"(?: and {day})?\)?(?= *(?:[,.;:?!)]|$))",
+        "",
+        t,
+    )
+    t = re.sub(rf",? ?\(?\bboth {day} and {day} (?:included|inclusive)\)?", "", t)
+    t = re.sub(r",? ?\(?\bboth end (?:dates|days)(?: are)? (?:included|inclusive)\)?", "", t)
+    # "year to date, up to and including today": to date says it
+    t = re.sub(
+        r"\b(ytd|mtd|qtd|wtd|(?:year|month|quarter|week) to date|so far),? (?:up to and including|through|to|until|till) today\b",
+        r"\1",
+        t,
+    )
+    # "November 2026, whole calendar month from the 1st to the last day": the month said again
+    if re.search(rf"\b(?:{_MON}|month)\b", t):
+        t = re.sub(
+            r",? ?\(?\b(?:(?:the )?(?:whole |full |entire |complete )?(?:calendar )?month,? )?(?:from )?(?:the )?(?:1st|first) "
+            r"(?:to|through|thru|until|till|-) (?:the )?last(?: day)?(?: of (?:the|that) month)?\)?",
+            "",
+            t,
+        )
+    t = re.sub(
+        r",? ?\(?\b(?:our|the) first (?:full )?(?:day|week|month|year) of data\)?(?= *[,.;:?!)]|$| \d)", "", t
+    )
+    # "as of now", "as at today": now is when the question is asked anyway
+    t = re.sub(r",? ?\bas (?:of|at) (?:right )?(?:now|today|this moment)\b", " ", t)
+    # "For the audit file: ...": who it is for, not a condition
+    t = re.sub(
+        r"^(?:for|re|regarding) (?:the |my |our |an? )?(?:audit|audit file|file|report|deck|memo|meeting|board|slides|review"
+        r"|reconciliation|ledger|minutes|working papers?|records?)\s*[:,-]\s*",
+        "",
+        t,
+    )
+    t = re.sub(r"\b(?:with )?returns netted(?: off| out)?\b", "net of returns", t)  # "returns netted off"
+    # "- I want to verify the figure I was given": why it is asked
+    t = re.sub(
+        r"\s*[-,;.]?\s*\bi (?:want|need|would like|wish|am trying|'m trying) to (?:verify|check|confirm|reconcile|validate|double[- ]check)"
+        r" (?:the |a |this |that |our )?(?:figure|number|value|total|amount)s?"
+        r"(?: (?:i|we) (?:was|were|got|have|had|'ve) (?:been )?(?:given|sent|told|shown|quoted))?\b",
+        " ",
+        t,
+    )
     # "total co.", "company-wide": the whole business, as a total is anyway
     t = re.sub(r"\b(?:total )?(?:co\.|company)(?:[- ]wide)?(?= |$|[,?.!)])", " ", t)
     # "on a rolling 90 days basis", "rolling 12 months": the last N of them
@@ -422,6 +547,9 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(r"\bhows\b", "how is", t)
     t = re.sub(r"\bpercent(?:age)?[- ]?wise\b", "percent", t)
     t = re.sub(r"\b(?:% )?chg\b", "change", t)  # "% chg"
+    t = re.sub(r"\b(?:uplift|(?:% )?swing)\b", "change", t)  # "the uplift in web orders wow", "the % swing"
+    t = re.sub(r"\bgrow(?:n)? (?:the|our) (?:customer |client )?base\b", "grow", t)
+    t = re.sub(r"\s*[-,;]\s*who'?s carrying (?:us|the business|the team|the quarter)\s*\??\s*$", "", t)
     t = re.sub(r"\b% diff\b|\bdiff\b", "change", t)  # "% diff" of two periods
     t = re.sub(r"\bcusts?\b", "customers", t)  # "active custs"
     t = re.sub(r",? including today\b", "", t)  # "the last 7 days, including today": as the last 7 days are
@@ -490,6 +618,7 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
         t,
     )
     t = re.sub(r"(?<=[a-z]) \+ (?=[a-z])", " and ", t)  # "Electronics + Books": both ("C+ Serum" is a name)
+    t = _dated_restatements(t)
     # "from September 2026 through (the end of) last month": that month by name, a span of months
     last = (as_of.replace(day=1) - timedelta(days=1)).strftime("%B %Y").lower()
     t = re.sub(
@@ -502,6 +631,52 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
 
 
 _NUM_WORD = r"(?:one|two|three|four|\d)"
+_DATE = rf"(\d{{1,2}})(?:st|nd|rd|th)? ({_MON}) ((?:19|20)\d\d)"
+
+
+def _date(day: str, month: str, year: str) -> datetime | None:
+    try:
+        return datetime(int(year), MONTHS[month], int(day))
+    except ValueError:
+        return None
+
+
+def _dated_restatements(t: str) -> str:
+    """A period said by the date it starts on: "the full quarter starting 01 Jul 2026" (Q3 2026),
+    "the month beginning 1 Nov 2026", "Monday 30 Nov 2026 through the following Sunday" (that week),
+    and "01 Dec 2026 up to and including today" (from that day). A start that is not the first day of
+    its quarter or month (or not a Monday) is left as said, for the parser to read or refuse."""
+
+    def starting(m: re.Match) -> str:
+        d = _date(m.group(2), m.group(3), m.group(4))
+        if d is None or d.day != 1 or (m.group(1) == "quarter" and d.month % 3 != 1):
+            return m.group(0)
+        if m.group(1) == "quarter":
+            return f"q{(d.month - 1) // 3 + 1} {d.year}"
+        return f"{calendar.month_name[d.month].lower()} {d.year}"
+
+    t = re.sub(
+        rf"\b(?:the )?(?:full |whole |entire |complete )?(month|quarter) (?:starting|beginning|commencing) (?:on )?{_DATE}",
+        starting,
+        t,
+    )
+
+    def week(m: re.Match) -> str:
+        d = _date(m.group(1), m.group(2), m.group(3))
+        if d is None or d.weekday() != 0:
+            return m.group(0)
+        return f"the week of {m.group(1)} {m.group(2)} {m.group(3)}"
+
+    t = re.sub(
+        rf"\b(?:mon(?:day)?,? )?{_DATE} (?:through|to|until|till|-) (?:the )?(?:following|next) sun(?:day)?\b",
+        week,
+        t,
+    )
+    return re.sub(
+        rf"(?<!from )(?<!between )(?<!since )\b({_DATE}|(?:19|20)\d\d-\d\d-\d\d) (through|to|until|till) (today|yesterday)\b",
+        r"from \1 \5 \6",
+        t,
+    )
 
 
 def _presentation(t: str) -> str:
@@ -522,6 +697,7 @@ def _presentation(t: str) -> str:
     t = re.sub(r",? ?\b(?:one|a single|single) (?:number|figure|value)(?: please)?\b", " ", t)
     t = re.sub(r"^just the total\s*:\s*", "", t)
     t = re.sub(r",? ?\bno (?:commentary|explanation|text|fluff|chat)(?: please)?\b", " ", t)
+    t = re.sub(r"[,.;-]? ?\b(?:no rounding|unrounded|(?:do not|don't) round(?: it)?)(?: please)?\b", " ", t)
     t = re.sub(
         r",? ?\b(?:a )?(?:whole|plain|round) (?:number|integer|figure)(?: is fine| please| only)?\b", " ", t
     )
@@ -688,6 +864,9 @@ def _orders_and_spans(t: str) -> str:
     t = re.sub(r"\bcostumer\b", "customer", t)
     t = re.sub(r"\bhome (and|&) kitten\b", r"home \1 kitchen", t)
     t = re.sub(r"\b(top|bottom|the) tree\b", r"\1 three", t)
+    t = re.sub(r"\b(top|bottom) too\b", r"\1 two", t)  # dictation's homophones
+    t = re.sub(r"\bsails\b", "sales", t)
+    t = re.sub(r"\b(?:the )?hole (business|company)\b", r"the whole \1", t)
     t = re.sub(r"\b(compared|compare|up|down) too\b", r"\1 to", t)
     # money and volume said as nouns: "our take last month", "the top line", "what did Marketplace book"
     t = re.sub(r"\b(our|the|total|today's|yesterday's) take\b(?! (?:on|of|away)\b)", r"\1 revenue", t)
@@ -746,6 +925,44 @@ def _orders_and_spans(t: str) -> str:
 
 
 _UNITS_WORDS = "one two three four five six seven eight nine".split()
+_ORDINALS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
+).split()
+
+
+def _ordinal_day(word: str) -> int | None:
+    """1-31 for "third", "twenty-first", "thirtieth", "thirty first"; else None."""
+    word = word.replace("-", " ")
+    if word in _ORDINALS:
+        return _ORDINALS.index(word) + 1
+    if word == "thirtieth":
+        return 30
+    for tens, base in (("twenty ", 20), ("thirty ", 30)):
+        if word.startswith(tens) and word[len(tens) :] in _ORDINALS[:9]:
+            day = base + _ORDINALS.index(word[len(tens) :]) + 1
+            return day if day <= 31 else None
+    return None
+
+
+def _spoken_days(t: str) -> str:
+    """Days of the month said as words, where they can only be days: "the third of november", "from
+    the first through the fifteenth of march" ("the first quarter", "second half" stay words)."""
+    ords = "|".join(
+        ["(?:twenty|thirty)[ -](?:" + "|".join(_ORDINALS[:9]) + ")", "thirtieth", *_ORDINALS[::-1]]
+    )
+
+    def day(m: re.Match) -> str:
+        n = _ordinal_day(m.group(1))
+        suffix = {1: "st", 2: "nd", 3: "rd", 21: "st", 22: "nd", 23: "rd", 31: "st"}.get(n or 0, "th")
+        return m.group(0) if n is None else f"{n}{suffix}"
+
+    t = re.sub(rf"\b({ords})(?= of (?:{_MON})\b)", day, t)
+    return re.sub(
+        rf"\b({ords})(?= (?:to|through|thru|until|till|and|-) (?:the )?\d{{1,2}}(?:st|nd|rd|th) of )", day, t
+    )
+
+
 _TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 
@@ -774,6 +991,7 @@ def spoken_numbers(t: str, known: set[str]) -> str:
         t,
     )
     t = re.sub(rf"\b({tens})(?:[- ]({units}))?\b", compound, t)
+    t = _spoken_days(t)
     t = re.sub(rf"\b({'|'.join(_TEENS[1:])})\b", lambda m: str(11 + _TEENS[1:].index(m.group(1))), t)
     t = re.sub(
         r"\bq (one|two|three|four)\b", lambda m: f"q{_UNITS_WORDS.index(m.group(1)) + 1}", t
