@@ -357,6 +357,7 @@ select * from ops.anomalies
    and (snoozed_until is null or snoozed_until <= %(now)s)
    and (%(kpis)s::text[] is null or kpi = any(%(kpis)s))
    and (%(since)s::timestamptz is null or started_at >= %(since)s)
+   and (%(until)s::timestamptz is null or started_at <= %(until)s)
  order by started_at, id
 """
 
@@ -388,6 +389,14 @@ class _Readers:
         return who.may_read([str(incident["kpi"])], RowScope.of(rows) if rows else None)
 
 
+def _aware(value: Any) -> pd.Timestamp | None:
+    """A time as given, in the business time zone when it names none."""
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize(business_tz()) if ts.tzinfo is None else ts
+
+
 def notify_new_incidents(
     routes: str | Path | Mapping[str, Any] | Routing | None = None,
     *,
@@ -397,19 +406,19 @@ def notify_new_incidents(
     deliver: bool = False,
     max_charts: int = MAX_CHARTS,
     now: datetime | None = None,
+    until: Any = None,
 ) -> AlertResult:
     """Queue one email per group of recipients about the incidents they have not heard of yet.
 
-    ``kpis``/``since`` narrow which incidents count (``since``: started at or after). ``provenance``
+    ``kpis``/``since``/``until`` narrow which incidents count (started at or after ``since``, and at or
+    before ``until``: a job run as of a past time never mails what started after it). ``provenance``
     (e.g. :func:`kpi_lib.jobs.provenance`) goes into every email. ``deliver=True`` also runs one
     outbox pass, so the email leaves now instead of at the worker's next poll. Nothing new: no email.
     A snoozed incident (or one held by its alert rule's quiet hours) waits until ``snoozed_until``;
     ``now`` (aware, default the database's clock) decides that and the cooldowns.
     """
     routing = load_routing(routes)
-    since_ts = pd.Timestamp(since) if since is not None else None
-    if since_ts is not None and since_ts.tzinfo is None:
-        since_ts = since_ts.tz_localize(business_tz())
+    since_ts, until_ts = (_aware(v) for v in (since, until))
     charts = ChartCache()
     result = AlertResult(incidents=pd.DataFrame(columns=list(INCIDENT_COLUMNS)))
     with warehouse.connect_raw() as conn:
@@ -421,6 +430,7 @@ def notify_new_incidents(
                 {
                     "kpis": list(kpis) if kpis else None,
                     "since": since_ts.to_pydatetime() if since_ts is not None else None,
+                    "until": until_ts.to_pydatetime() if until_ts is not None else None,
                     "now": now,
                 },
             ).fetchall()

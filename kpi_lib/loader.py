@@ -419,8 +419,11 @@ def validate_lines(
     reject(out["unit_price"] >= 1e10, "unit_price is too large", "unit_price is too large")
 
     if "discount" in col:
-        disc = to_number(col["discount"])
-        blank = col["discount"].astype(str).str.strip() == ""
+        text = col["discount"].astype(str).str.strip()
+        pct = text.str.endswith("%")  # "10%" is 0.10, as the sign says
+        disc = to_number(col["discount"].where(~pct, text.str[:-1]))
+        disc = disc.where(~pct, disc / 100)
+        blank = text == ""
         reject(
             disc.isna() & ~blank,
             "discount '" + col["discount"].astype(str) + "' is not a number",

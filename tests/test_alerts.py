@@ -246,3 +246,23 @@ def test_acknowledge_and_resolve_record_who_when_and_why(db):
     with pytest.raises(AlertError, match="No incident #999999999"):
         alerts.resolve(999999999, "ana")
     db.execute("delete from ops.anomalies where series_key = %s", [key])
+
+
+def test_a_run_as_of_a_past_time_mails_nothing_that_started_after_it(db, sink):
+    """A job replayed as of a past time, after a whole-history scan filled ops.anomalies, e-mailed an
+    incident from two months after its as-of (found on a user's own export)."""
+    region = "Latin America"
+    key = fresh_series(db, "units", region)
+    to = f"asof-{uuid.uuid4().hex[:6]}@test.local"
+    routing = route(region, to, kpi="units", cooldown="never")
+    before = insert_incident(db, "units", region, hours_ago=48)
+    after = insert_incident(db, "units", region, hours_ago=2, deviation=120.0)
+    as_of = latest_hour(db) - 24 * HOUR
+    sent = alerts.notify_new_incidents(routing, until=as_of, deliver=True)
+    assert [e["incidents"] for e in sent.emails] == [[before]]
+    (mail_,) = arrived(sink, to)
+    assert "−94%" in mail_.subject and "+120%" not in mail_.subject
+    # the later one is still new for a run as of now (once the first is resolved, which re-arms the series)
+    alerts.resolve(before, "ana", "replayed")
+    assert [e["incidents"] for e in alerts.notify_new_incidents(routing, deliver=True).emails] == [[after]]
+    db.execute("delete from ops.anomalies where series_key = %s", [key])

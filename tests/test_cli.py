@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -37,6 +38,17 @@ def test_query_json_carries_provenance(demo):
     prov = out["provenance"]
     assert prov["catalog_entries"][0] == "sales_daily" and "any(:w_region)" in prov["sql"]
     assert out["data"][0]["value"] > 0
+
+
+def test_a_where_value_the_data_does_not_hold_is_an_error_not_a_zero(demo):
+    proc = run("query", "orders", "--grain", "total", "--where", "region=Oceania", check=False)
+    assert proc.returncode == 2 and "No region 'Oceania'" in proc.stderr and "Europe" in proc.stderr
+    assert proc.stdout.strip() == ""  # it answered 0 orders before
+    # a slip of case is the one value it can be, and the answer says which
+    slip = run("query", "orders", "--grain", "total", "--where", "region=europe", "--format", "json")
+    exact = run("query", "orders", "--grain", "total", "--where", "region=Europe", "--format", "json")
+    assert json.loads(slip.stdout)["data"] == json.loads(exact.stdout)["data"]
+    assert "read as 'Europe'" in slip.stderr
 
 
 def test_bad_kpi_exits_2_with_the_valid_names(demo):
@@ -145,3 +157,16 @@ def test_query_json_is_strict_json_and_money_is_to_the_cent(demo, db):
     out = run("query", "aov", *window, "--format", "csv").stdout
     values = [r["value"] for r in csv.DictReader(io.StringIO(out))]
     assert values and all(len(v.partition(".")[2]) <= 2 for v in values)
+
+
+def test_a_load_that_keeps_no_row_fails_and_lists_only_its_own_rejects(demo, db, tmp_path):
+    path = tmp_path / f"all_bad_{os.getpid()}.csv"
+    path.write_text(
+        "order_id,ordered_at,quantity,unit_price\nA1,not a date,1,9.99\nA2,2025-01-02 10:00,two,9.99\n"
+    )
+    for _ in range(2):  # loaded twice: bronze keeps both loads' rejects
+        proc = run("load", "lines", str(path), check=False)
+        assert proc.returncode == 1 and "Nothing was loaded" in proc.stderr, proc.stderr
+    query = re.search(r'kpi sql "([^"]+)"', proc.stdout).group(1)
+    rows = db.execute(query).fetchall()
+    assert [r[0] for r in rows] == [2, 3]  # this load's two rows, not four

@@ -229,3 +229,21 @@ def test_an_excel_export_loads_like_its_csv(tmp_path):
         "2010-12-01 08:26",
         "2010-12-02 09:41",
     ]
+
+
+def test_a_discount_written_with_a_percent_sign_is_that_fraction():
+    """A Swiss export's "10%" was rejected as "not a number", and its file loaded nothing."""
+    raw = pd.DataFrame(
+        {
+            "order_id": ["1", "2", "3", "4"],
+            "ordered_at": ["2019-05-02 10:00"] * 4,
+            "quantity": ["1"] * 4,
+            "unit_price": ["100"] * 4,
+            "discount": ["10%", "0.25", "", "15"],
+        }
+    )
+    good, rejects = loader.validate_lines(raw, loader.resolve_mapping(list(raw.columns), {}), "UTC", None)
+    assert list(good["discount"]) == pytest.approx([0.10, 0.25, 0.0])
+    assert rejects["_reason"].tolist() == [
+        "discount 15 is not a fraction between 0 and 1 (write 15% as 0.15)"
+    ]

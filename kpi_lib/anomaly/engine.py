@@ -226,18 +226,23 @@ def _run_step(
     return ratio, fired, bound, started
 
 
-def level_windows(rules: RuleSet) -> dict[str, tuple[int, int]]:
-    """Steps that compare a recent median level with the one before it (input ``level_z``,
-    ``DoubleRollingAggregate`` of medians, ``diff: diff``), by name: (left rows, right rows). Their
-    incidents are explained as a step from one level to another."""
+def level_windows(rules: RuleSet) -> dict[str, tuple[int, int, str]]:
+    """Steps that compare a recent level with the one before it, by name: (left rows, right rows,
+    how a level is taken). A ``level_z`` step (``DoubleRollingAggregate``, ``diff: diff``) compares
+    medians; a step on the values themselves (``diff`` or ``rel_diff`` of means: the business rules'
+    ``trend``) compares means. Their incidents are explained as a move from one level to the other
+    ("a sustained decline" told by its alarm day's value read "26% above the expected")."""
     out = {}
     for s in rules.steps:
         p = s.transform_params
-        if s.input == "level_z" and s.transform == "DoubleRollingAggregate" and p.get("diff") == "diff":
-            if p.get("agg", "mean") in ("median", "mean"):
-                w = p.get("window")
-                left, right = w if isinstance(w, tuple) else (w, w)
-                out[s.name] = (int(left), int(right))
+        if s.transform != "DoubleRollingAggregate" or p.get("agg", "mean") not in ("median", "mean"):
+            continue
+        w = p.get("window")
+        left, right = w if isinstance(w, tuple) else (w, w)
+        if s.input == "level_z" and p.get("diff") == "diff":
+            out[s.name] = (int(left), int(right), "median")
+        elif s.input == "value" and p.get("diff") in ("diff", "rel_diff") and p.get("agg", "mean") == "mean":
+            out[s.name] = (int(left), int(right), "mean")
     return out
 
 
@@ -256,7 +261,7 @@ def judged_rows(rules: RuleSet, rule: np.ndarray) -> np.ndarray:
     """Per row, how many rows the step that fired there judged (1 where none did, or a point step):
     its rolling window, its subsequence length, or a level step's recent window."""
     rows = {**rolling_windows(rules), **shape_lengths(rules)}
-    rows.update({name: right for name, (_, right) in level_windows(rules).items()})
+    rows.update({name: right for name, (_, right, _) in level_windows(rules).items()})
     return np.array([rows.get(str(r), 1) for r in rule], dtype=np.int64)
 
 

@@ -194,6 +194,33 @@ def pattern_sentence(
     return f"{text}; still ongoing." if ongoing else f"{text}."
 
 
+def trend_sentence(
+    *,
+    label: str | None,
+    rule: str,
+    before: float,
+    after: float,
+    recent_from,
+    earlier_from,
+    at,
+    start,
+    end,
+    ongoing: bool,
+    fmt: Formatter | None = None,
+    points: bool = False,
+) -> str:
+    """A move between two windows' averages, told as such: 'Orders showed a sustained decline: 30 on
+    average in the 14 days to 2019-01-11, 21% below the 38 of the 28 days before.'"""
+    fmt = fmt or compact
+    subject = label or "Value"
+    what = STEP_WORDS.get(rule, f"an alarm from its {rule} rule" if rule else "an alarm")
+    text = (
+        f"{subject} showed {what}: {fmt(after)} on average in the {duration(recent_from, at)} to {when(at)}, "
+        f"{_off_by(after, before, fmt, points)} the {fmt(before)} of the {duration(earlier_from, recent_from)} before"
+    )
+    return f"{text}; still ongoing." if ongoing else f"{text}."
+
+
 def step_sentence(
     *, label: str | None, before: float, after: float, start, end, ongoing: bool, fmt: Formatter | None = None
 ) -> str:

@@ -192,7 +192,7 @@ def _side(
     expected: np.ndarray,
     alarm: int,
     opened_by: str,
-    level_steps: dict[str, tuple[int, int]],
+    level_steps: dict[str, tuple[int, int, str]],
     shape_steps: dict[str, int],
     window_steps: dict[str, int],
 ) -> float:
@@ -225,7 +225,7 @@ def end_on_side(
     outside: np.ndarray,
     rule: np.ndarray,
     *,
-    level_steps: dict[str, tuple[int, int]],
+    level_steps: dict[str, tuple[int, int, str]],
     shape_steps: dict[str, int],
     window_steps: dict[str, int],
 ) -> np.ndarray:
@@ -256,15 +256,20 @@ def end_on_side(
     return out
 
 
-def _levels(values: np.ndarray, at: int, left: int, right: int) -> tuple[float, float]:
-    """(median of the `left` rows before the right window, median of the newest half of the right
-    window): the levels a level-shift step compared when it fired at row `at`. The step fires once
-    the right window's median has moved, when about half its rows are new; its newest half is the
-    new level (the whole window would mix in old rows and understate the step)."""
+def _levels(values: np.ndarray, at: int, left: int, right: int, how: str = "median") -> tuple[float, float]:
+    """The levels a level step compared when it fired at row `at`. ``median`` (a level-shift step):
+    the median of the `left` rows before the right window, and of the newest half of the right
+    window (the step fires once the right window's median has moved, when about half its rows are
+    new; its newest half is the new level, the whole window would understate the step). ``mean`` (a
+    trend on the values): the means of the two windows, as the step compared them."""
+    hi = max(0, at - right + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN window: NaN
+        if how == "mean":
+            after = float(np.nanmean(values[hi : at + 1]))
+            before = float(np.nanmean(values[max(0, hi - left) : hi])) if hi > 0 else math.nan
+            return before, after
         after = float(np.nanmedian(values[max(0, at - max(right // 2, 1) + 1) : at + 1]))
-        hi = max(0, at - right + 1)
         before = float(np.nanmedian(values[max(0, hi - left) : hi])) if hi > 0 else math.nan
     return before, after
 
@@ -275,7 +280,7 @@ def build(
     *,
     label: str | None = None,
     fmt: explain.Formatter | None = None,
-    level_steps: dict[str, tuple[int, int]] | None = None,
+    level_steps: dict[str, tuple[int, int, str]] | None = None,
     shape_steps: dict[str, int] | None = None,
     window_steps: dict[str, int] | None = None,
     points: bool = False,
@@ -330,6 +335,19 @@ def build(
                 low=float(np.nanmin(seen)),
                 high=float(np.nanmax(seen)),
                 expected=float(frame["expected"].iat[alarm]),
+                **told,
+            )
+        elif math.isfinite(before) and math.isfinite(after) and level_steps[opened_by][2] == "mean":
+            left, right, _ = level_steps[opened_by]
+            recent = max(0, alarm - right + 1)
+            text = explain.trend_sentence(
+                rule=opened_by,
+                before=before,
+                after=after,
+                recent_from=idx[max(0, recent - 1)],
+                earlier_from=idx[max(0, recent - 1 - left)],
+                at=idx[alarm],
+                points=points,
                 **told,
             )
         elif math.isfinite(before) and math.isfinite(after) and before != after:

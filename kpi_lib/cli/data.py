@@ -163,10 +163,18 @@ def load_lines(
     if summary.rejected:
         for reason, n in summary.reasons.most_common():
             console.print(f"  rejected {n:,}: {reason}")
+        # bronze keeps every load's rejects; one load's share one time (its transaction's)
         console.print(
             "every rejected row is in bronze.rejects with its row number and reason: "
-            f"kpi sql \"select row_number, reason, row_data from bronze.rejects where source = 'file:{file.name}'\""
+            f"kpi sql \"select row_number, reason, row_data from bronze.rejects where source = 'file:{file.name}'"
+            f" and rejected_at = (select max(rejected_at) from bronze.rejects where source = 'file:{file.name}')"
+            ' order by row_number"'
         )
+    if summary.rows and not summary.loaded:
+        err.print(
+            "[red]Nothing was loaded:[/] every row was rejected. Fix the reasons above and load the file again."
+        )
+        raise typer.Exit(1)
     if summary.first is not None:
         # in the business time zone, as the file's own (naive) times were read
         tz = ZoneInfo(settings().timezone)

@@ -15,6 +15,33 @@ from ..formats import cents, money_columns, spreadsheet_safe, to_json
 from .base import DayFirst, actor, app, console, err
 
 
+def _as_the_data_spells(filters: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each --where value as the data holds it. A slip of case or accent ("österreich") is read as
+    the one value it can be, and said so; a value the data does not hold is an error listing the
+    ones it does (it used to answer 0, as if nothing had been sold there)."""
+    from .. import kpis
+    from ..ask.lexicon import norm
+
+    out: dict[str, list[str]] = {}
+    for dim, values in filters.items():
+        known = [str(v) for v in kpis.dimension_values(dim) if v is not None]
+        spelt: dict[str, list[str]] = {}
+        for k in known:
+            spelt.setdefault(norm(k), []).append(k)
+        for v in values:
+            match = [v] if v in known else spelt.get(norm(v), [])
+            if len(match) != 1:
+                shown = ", ".join(known[:20]) + (f" ... ({len(known)} in all)" if len(known) > 20 else "")
+                raise KpiError(
+                    f"No {dim} {v!r} in the data"
+                    + (f" you can see. The {dim} values are: {shown}." if known else ".")
+                )
+            if match[0] != v:
+                err.print(f"--where {dim}={v}: read as {match[0]!r}")
+            out.setdefault(dim, []).append(match[0])
+    return out
+
+
 @app.command()
 def query(
     kpi: Annotated[str, typer.Argument(help="KPI name (kpi query --list shows them)")] = "",
@@ -54,6 +81,7 @@ def query(
             raise KpiError(f"--where {item!r} should look like DIM=VALUE, e.g. --where region=Europe.")
         dim, value = item.split("=", 1)
         filters.setdefault(dim.strip(), []).append(value.strip())
+    filters = _as_the_data_spells(filters)
     r = kpis.query(
         kpi,
         grain,

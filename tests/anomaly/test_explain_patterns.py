@@ -3,8 +3,11 @@ stretch), and a usual range that never goes below zero for a series that never h
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from kpi_lib.anomaly import detect, incidents
 from kpi_lib.anomaly.incidents import build
@@ -139,3 +142,31 @@ def test_detect_tells_a_rolling_steps_one_row_incidents_over_their_window():
         if i.end == i.start and i.explanation.startswith("Revenue showed ")
     ]
     assert told and all(" in the " in t and "on average £" in t for t in told), told
+
+
+def test_a_sustained_decline_is_told_by_its_two_windows_averages():
+    """The business rules' trend step (the mean of the last 14 days against the 28 before) was told by
+    its alarm day alone: "Orders showed a sustained decline at 2019-01-11 (47, 26% above the expected
+    37)" on a user's own export."""
+    rng = np.random.default_rng(3)
+    idx = pd.date_range("2018-03-01", periods=420, freq="D")
+    base = 40 + 8 * np.sin(2 * np.pi * np.arange(420) / 7)
+    v = rng.poisson(base).astype(float)
+    v[300:] = rng.poisson(base[300:] * 0.65)  # business slows by a third from day 300
+    s = pd.Series(v, index=idx)
+    found = incidents(detect(s, "business_daily"), label="Orders", rules="business_daily")
+    trend = [i for i in found if i.rule == "trend"]
+    assert trend, [i.explanation for i in found]
+    first = trend[0]
+    at = idx.get_loc(first.start)  # the trend step does not reach back: it opens on its alarm
+    recent, earlier = v[at - 13 : at + 1].mean(), v[at - 41 : at - 13].mean()
+    m = re.fullmatch(
+        r"Orders showed a sustained decline: ([\d.]+) on average in the 14 days to (\S+), (\d+)% below the "
+        r"([\d.]+) of the 28 days before\.(?:.*)",
+        first.explanation,
+    )
+    assert m, first.explanation
+    assert float(m.group(1)) == pytest.approx(recent, abs=0.05) and float(m.group(4)) == pytest.approx(
+        earlier, abs=0.05
+    )
+    assert int(m.group(3)) == round((1 - recent / earlier) * 100)
