@@ -174,5 +174,6 @@ def incidents(
         level_steps=engine.level_windows(rs := load_rules(rules)),
         shape_steps=engine.shape_lengths(rs),
         window_steps=engine.rolling_windows(rs),
+        silence_steps=engine.silence_steps(rs),
         points=points,
     )

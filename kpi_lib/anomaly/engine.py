@@ -265,6 +265,13 @@ def judged_rows(rules: RuleSet, rule: np.ndarray) -> np.ndarray:
     return np.array([rows.get(str(r), 1) for r in rule], dtype=np.int64)
 
 
+def silence_steps(rules: RuleSet) -> dict[str, int]:
+    """Steps on ``zero_run`` (rows in a row with nothing at all), by name: the rows of past they
+    compare the run with. Their incidents are told as a run of empty periods against the longest
+    such run before it."""
+    return {s.name: int(s.history) for s in rules.steps if s.input == "zero_run"}
+
+
 def shape_lengths(rules: RuleSet) -> dict[str, int]:
     """Steps that judge a pattern's novelty (input ``discord``), by name: rows in the subsequence.
     Their incidents are explained as a pattern not seen before."""
@@ -313,6 +320,16 @@ def count_deficit(x: np.ndarray, expected: np.ndarray, exclude: np.ndarray | Non
     if low.any():
         out[low] = -stats.poisson.logcdf(k[low], mu[low])
     return np.where(ok, out, np.nan)
+
+
+def zero_run(x: np.ndarray) -> np.ndarray:
+    """Per row, how many rows in a row up to it had nothing at all (0 or less: no sale, or only
+    refunds); 0 on a row with something, NaN on a missing one (unknown, and the run goes on past it)."""
+    x = np.asarray(x, dtype=float)
+    empty = np.cumsum(np.isfinite(x) & (x <= 0))
+    reset = np.isfinite(x) & (x > 0)
+    since = pd.Series(np.where(reset, empty, np.nan)).ffill().fillna(0.0).to_numpy()
+    return np.where(np.isfinite(x), empty - since, np.nan)
 
 
 def count_run(x: np.ndarray, expected: np.ndarray, window: int) -> np.ndarray:
@@ -584,6 +601,9 @@ def _evaluate(
         level_z = np.where((base.source == "level") & np.isfinite(z), value / base.scale, np.nan)
     counts = small_counts(x, rules.expected.min_rows)
     inputs = {
+        "zero_run": zero_run(x)
+        if any(s.input == "zero_run" for s in rules.steps)
+        else np.full(len(x), np.nan),
         "value": value,
         "residual": residual,
         "z": z,

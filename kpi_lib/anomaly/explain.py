@@ -26,6 +26,7 @@ STEP_WORDS = {
     "shift_24h": "a day-long shift",
     "shift_3d": "a three-day shift",
     "trend": "a sustained decline",
+    "silence": "nothing at all for longer than ever before",
 }
 
 
@@ -191,6 +192,33 @@ def pattern_sentence(
         if math.isfinite(lower) and math.isfinite(upper):
             detail += f"; usual range {fmt(lower)}–{fmt(upper)}"
     text = f"{subject} showed {what} {span} ({detail})"
+    return f"{text}; still ongoing." if ongoing else f"{text}."
+
+
+def silence_sentence(
+    *,
+    label: str | None,
+    run_from,
+    at,
+    run: str,
+    record: str,
+    history: str,
+    start,
+    end,
+    ongoing: bool,
+    fmt: Formatter | None = None,
+) -> str:
+    """A run of empty periods: 'Orders were 0 for 5 days in a row, 2019-05-12 to 2019-05-16: the
+    longest such run in the 730 days before was 4 days.' ``history``: the span compared with, in
+    words ('730 days', or 'data since 2018-03-01' when the series is younger)."""
+    subject = label or "Value"
+    verb = (
+        "were" if subject.split(" in ")[0].endswith("s") else "was"
+    )  # "Orders in Iceland were", "Revenue was"
+    text = (
+        f"{subject} {verb} 0 for {run} in a row, {when(run_from)} to {when(at)}: the longest such run in the "
+        f"{history} was {record}"
+    )
     return f"{text}; still ongoing." if ongoing else f"{text}."
 
 

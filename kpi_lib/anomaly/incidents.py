@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kpi_lib.anomaly import explain
+from kpi_lib.anomaly.engine import zero_run
 from kpi_lib.anomaly.rules import DISCORD_WINDOW
 
 #: score (1.0 = at the alarm bound) from which an incident is rated this severity
@@ -283,6 +284,7 @@ def build(
     level_steps: dict[str, tuple[int, int, str]] | None = None,
     shape_steps: dict[str, int] | None = None,
     window_steps: dict[str, int] | None = None,
+    silence_steps: dict[str, int] | None = None,
     points: bool = False,
 ) -> list[Incident]:
     """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids.
@@ -293,6 +295,8 @@ def build(
     opened by such a step are explained as a pattern not seen before, with the range it ran in.
     ``window_steps`` (step name -> rows in its rolling window, see :func:`engine.rolling_windows`):
     a one-row incident of such a step is told over its window ("in the 12 hours to 19:00").
+    ``silence_steps`` (step name -> rows of past, see :func:`engine.silence_steps`): incidents opened by
+    such a step are told as a run of empty periods against the longest run before it.
     ``points``: the series is a percentage; its moves are told in points, not as a percent of it."""
     level_steps, shape_steps, window_steps = level_steps or {}, shape_steps or {}, window_steps or {}
     values = frame["value"].to_numpy(dtype=float)
@@ -326,7 +330,26 @@ def build(
             "ongoing": still,
             "fmt": fmt,
         }
-        if opened_by in shape_steps:
+        if opened_by in (silence_steps or {}) and alarm > 0:
+            zr = zero_run(values)
+            run = int(np.nan_to_num(zr[alarm]))
+            first_empty = alarm - run + 1
+            past = zr[max(0, first_empty - silence_steps[opened_by]) : first_empty]
+            record = int(np.nanmax(past)) if np.isfinite(past).any() else 0
+            step_ = idx[alarm] - idx[alarm - 1]  # one row's span
+            text = explain.silence_sentence(
+                run_from=idx[first_empty],
+                at=idx[alarm],
+                run=explain.duration(idx[alarm] - run * step_, idx[alarm]),
+                record=explain.duration(idx[alarm] - record * step_, idx[alarm]) if record else "none",
+                history=(
+                    f"{explain.duration(idx[alarm] - silence_steps[opened_by] * step_, idx[alarm])} before"
+                    if first_empty >= silence_steps[opened_by]
+                    else f"data before it (since {explain.when(idx[0])})"
+                ),
+                **told,
+            )
+        elif opened_by in shape_steps:
             m = shape_steps[opened_by]
             seen = values[max(0, alarm - m + 1) : alarm + 1]
             text = explain.shape_sentence(

@@ -19,6 +19,7 @@ built-in ones are YAML files in ``rulesets/``::
                                          #   `recent: 48` takes the smaller of it and the same surprise against the previous 48 rows)
                                          # | discord (with `length: 48`: how unlike its nearest earlier subsequence within
                                          #   6,400 rows the last 48 rows are, z-normalised; a pattern not seen before)
+                                         # | zero_run (how many rows in a row, to this one, had nothing at all: 0 or less)
         detector: {QuantileAD: {high: 0.98}}
         bound: tail                      # extrapolate from the 98th percentile to the budget
         history: 10000                   # the bound is refit on this many past rows
@@ -56,7 +57,18 @@ from kpi_lib.errors import DetectError
 #: rows in the ``gauss`` input's trailing window of raw values (NAB's windowedGaussian detector uses
 #: 6,400): long enough to hold weeks of a 5-minute series' normal range
 GAUSS_WINDOW = 6400
-INPUTS = ("value", "residual", "z", "abs_z", "level_z", "count_deficit", "count_run", "gauss", "discord")
+INPUTS = (
+    "value",
+    "residual",
+    "z",
+    "abs_z",
+    "level_z",
+    "count_deficit",
+    "count_run",
+    "gauss",
+    "discord",
+    "zero_run",
+)
 #: ``input: discord``: the shortest and longest subsequence a step may compare (rows), and how far
 #: back its nearest neighbour is sought (the gauss window's horizon)
 DISCORD_LENGTHS = (4, 288)

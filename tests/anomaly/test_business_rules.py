@@ -46,7 +46,8 @@ def test_extends_replaces_parts_of_a_built_in():
     assert rs.name == "business_daily (custom)" and rs.steps == base.steps
     assert rs.calendar == Calendar(days=("retail", "07-15"), before=1, after=1)  # merged key by key
     assert rs.expected.min_rows == 90 and rs.expected.cycles == base.expected.cycles
-    only_trend = load_rules({"extends": "business_daily", "steps": [BUSINESS_DAILY["steps"][-1]]})
+    trend = next(s for s in BUSINESS_DAILY["steps"] if s["name"] == "trend")
+    only_trend = load_rules({"extends": "business_daily", "steps": [trend]})
     assert [s.name for s in only_trend.steps] == ["trend"]
     with pytest.raises(DetectError, match="extends must name a built-in"):
         load_rules({"extends": "fancy"})
@@ -249,3 +250,33 @@ def test_a_surge_ends_on_its_own_hours_not_on_a_quiet_hour_the_next_evening():
     assert out.loc[quiet, "value"] > out.loc[quiet, "upper"] and out.loc[quiet, "rule"] == ""
     (inc,) = [i for i in incidents(out, label="Orders", rules="business_hourly") if i.start >= hours[-50]]
     assert (inc.start, inc.end) == (hours[-48], hours[-47])
+
+
+def test_a_week_with_nothing_at_all_is_an_incident_on_a_shop_shut_on_sundays():
+    """A Swiss shop's own export (about 30 orders a day, shut on Sundays and a few odd days) had a week
+    with no orders at all, and no surface said so: the expected range starts at 0 on such a series, so
+    zeros never leave it. Five days in a row with nothing, more than ever before, are an incident."""
+    rng = np.random.default_rng(11)
+    idx = pd.date_range("2018-03-01", "2019-08-31", freq="D")
+    orders = rng.poisson(30, len(idx)).astype(float)
+    orders[idx.dayofweek == 6] = 0  # shut on Sundays
+    orders[rng.random(len(idx)) < 0.04] = 0  # and now and then
+    orders[(idx >= "2019-05-13") & (idx <= "2019-05-19")] = 0  # Monday to Sunday: nothing
+    s = pd.Series(orders, index=idx)
+    found = incidents(detect(s, "business_daily"), label="Orders", rules="business_daily")
+    assert [i for i in found if pd.Timestamp("2019-05-13") <= i.start <= pd.Timestamp("2019-05-19")], [
+        i.explanation for i in found
+    ]
+    # the silence step on its own: the week, and nothing else (odd shut days next to a Sunday are 2)
+    alone = {
+        "extends": "business_daily",
+        "steps": [st for st in BUSINESS_DAILY["steps"] if st["name"] == "silence"],
+    }
+    found = incidents(detect(s, alone), label="Orders", rules=alone)
+    assert [(f"{i.start:%Y-%m-%d}", i.explanation) for i in found] == [
+        (
+            "2019-05-16",
+            "Orders were 0 for 5 days in a row, 2019-05-12 to 2019-05-16: the longest such run in the data "
+            "before it (since 2018-03-01) was 2 days.",
+        )
+    ]
