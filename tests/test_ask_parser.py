@@ -2798,3 +2798,28 @@ def test_sql_spoken_days_holiday_weeks_and_homophones():
     ), r.reason
     r = read("Gross margin on Latin America sales last quarter?")  # the sales say what the margin is of
     assert (r.status, r.question.kpi) == ("answer", "gross_margin"), r.reason
+
+
+def test_named_days_as_spans_weekends_of_dates_and_the_golden_quarter():
+    r = read("revenue from black friday 2025 to cyber monday 2025")  # two named days, one span
+    assert (r.shape, span(r)) == ("value", ("2025-11-28", "2025-12-02")), r.reason
+    r = read("revenue BFCM 2025 vs BFCM 2024")
+    assert (span(r), f"{r.compare_to.start:%Y-%m-%d}", f"{r.compare_to.end:%Y-%m-%d}") == (
+        ("2025-11-28", "2025-12-02"),
+        "2024-11-29",
+        "2024-12-03",
+    ), r.reason
+    r = read("how did revenue change from black friday 2025 to cyber monday 2025")  # one day against the other
+    assert (r.shape, span(r), f"{r.compare_to.start:%Y-%m-%d}") == (
+        "compare",
+        ("2025-12-01", "2025-12-02"),
+        "2025-11-28",
+    ), r.reason
+    r = read("Top 3 Books products by revenue for Valentine's week 2026, Mon 9 to Sun 15 February.")
+    assert (r.question.top, span(r)) == (3, ("2026-02-09", "2026-02-16")), r.reason
+    r = read("Revenue for the weekend of 14-15 February 2026 (Sat+Sun), all channels.")
+    assert (r.shape, span(r)) == ("value", ("2026-02-14", "2026-02-16")), r.reason
+    r = read("Gross margin for the golden quarter 2025 (Oct-Dec 2025)?")
+    assert span(r) == ("2025-10-01", "2026-01-01"), r.reason
+    r = read("Which channel sold the most on Black Friday 2025? Revenue, just the winner.")
+    assert (r.question.kpi, r.question.by, r.question.top) == ("revenue", ("channel",), 1), r.reason

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from .timephrases import _DAYNUM, _MON, MONTHS
+from .timephrases import _DAYNUM, _HOLIDAY, _MON, MONTHS, holiday
 
 # Words of a remark in brackets that only restates the period or the KPI already said: "two weeks
 # ago (the full Monday-to-Sunday week)", "YTD (1 January through today)", "return rate (units
@@ -618,7 +618,7 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
         t,
     )
     t = re.sub(r"(?<=[a-z]) \+ (?=[a-z])", " and ", t)  # "Electronics + Books": both ("C+ Serum" is a name)
-    t = _dated_restatements(t)
+    t = _holiday_spans(_dated_restatements(t), as_of)
     # "from September 2026 through (the end of) last month": that month by name, a span of months
     last = (as_of.replace(day=1) - timedelta(days=1)).strftime("%B %Y").lower()
     t = re.sub(
@@ -639,6 +639,77 @@ def _date(day: str, month: str, year: str) -> datetime | None:
         return datetime(int(year), MONTHS[month], int(day))
     except ValueError:
         return None
+
+
+def _holiday_spans(t: str, as_of: datetime) -> str:
+    """Named days as the dates they fall on, where they make a span: "BFCM 2026" (Black Friday to
+    Cyber Monday), "from Black Friday to Cyber Monday 2025" (not "how did revenue change from Black
+    Friday to Cyber Monday": one day against the other), "Cyber Monday 1 Dec 2025" (said twice).
+    Without a year, the latest that has begun."""
+    today = as_of.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+
+    def latest(name: str, year: str | None) -> int:
+        if year:
+            return int(year)
+        return today.year if holiday(name, today.year) <= today else today.year - 1
+
+    def bfcm(m: re.Match) -> str:
+        year = latest("black friday", m.group(1))
+        return f"from {holiday('black friday', year):%d %B %Y} to {holiday('cyber monday', year):%d %B %Y}".lower()
+
+    t = re.sub(
+        r"\b(?:over |across |during )?(?:the )?bfcm(?: stretch| weekend| period| week)?(?: ((?:19|20)\d\d))?\b",
+        bfcm,
+        t,
+    )
+
+    def said_twice(m: re.Match) -> str:
+        years = re.findall(r"\b(?:19|20)\d\d\b", t)
+        year = m.group(4) or (years[0] if len(set(years)) == 1 else None)
+        if year is None:
+            return m.group(0)
+        day = holiday(m.group(1), int(year))
+        if (day.day, day.month) != (int(m.group(2)), MONTHS[m.group(3)]):
+            return m.group(0)
+        return f"{m.group(2)} {m.group(3)} {year}"
+
+    t = re.sub(rf"\b({_HOLIDAY}),? (\d{{1,2}}) ({_MON})(?: ((?:19|20)\d\d))?\b", said_twice, t)
+    if re.search(
+        r"\b(?:chang\w*|grow\w*|grew|increas\w*|decreas\w*|mov\w*|compar\w*|vs|versus|against|differ\w*|ris\w*|"
+        r"rose|fell|fall\w*|drop\w*|jump\w*|went|gone|evolv\w*|swing|uplift|delta)\b",
+        t,
+    ):
+        return t
+
+    def span(m: re.Match) -> str:
+        first, y1, second, y2 = m.group(2), m.group(3), m.group(5), m.group(6)
+        year = latest(first, y1 or y2)
+        a = holiday(first, year)
+        b = holiday(second, int(y2) if y2 else year)
+        if b < a and not y2:
+            b = holiday(second, year + 1)  # "from Christmas Eve to New Year's Day"
+        if b < a:
+            return m.group(0)
+        return f"{m.group(1)} {a:%d %B %Y} {m.group(4)} {b:%d %B %Y}".lower()
+
+    return re.sub(
+        rf"\b(from|between) (?:the )?({_HOLIDAY})(?: ((?:19|20)\d\d))? (to|through|thru|until|till|and) (?:the )?"
+        rf"({_HOLIDAY})(?: ((?:19|20)\d\d))?\b",
+        span,
+        t,
+    )
+
+
+def _weekday_before_day(t: str) -> str:
+    """ "Mon 9 to Sun 15 February", "Thu 26 - Mon 30 Nov": a weekday before a day number in a range
+    says nothing more (a weekday before a whole date is read, and checked, elsewhere)."""
+    wd = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)"
+    day = r"\d{1,2}(?:st|nd|rd|th)?"
+    return re.sub(
+        rf"\b{wd},? ({day}) ?(to|through|thru|until|till|-|and) ?{wd},? ({day}) ({_MON})\b",
+        r"\1 \2 \3 \4",
+        t,
+    )
 
 
 def _dated_restatements(t: str) -> str:
@@ -672,6 +743,10 @@ def _dated_restatements(t: str) -> str:
         week,
         t,
     )
+    t = _weekday_before_day(t)
+    # "the weekend of 14-15 November 2026": those two days
+    t = re.sub(rf"\b(?:the )?weekend of (\d{{1,2}} ?(?:-|to|and) ?\d{{1,2}} (?:{_MON}))", r"\1", t)
+    t = re.sub(r"\bthe golden quarter\b|\bgolden quarter\b", "q4", t)  # UK retail's October to December
     return re.sub(
         rf"(?<!from )(?<!between )(?<!since )\b({_DATE}|(?:19|20)\d\d-\d\d-\d\d) (through|to|until|till) (today|yesterday)\b",
         r"from \1 \5 \6",
@@ -694,6 +769,7 @@ def _presentation(t: str) -> str:
     )
     t = re.sub(r",? ?\bin \$ ?[km]\b(?: please)?|,? ?\bin k\b", " ", t)
     t = re.sub(r",? ?\b(?:just|only) (?:a|the) (?:number|figure|value)(?: please)?\b", " ", t)
+    t = re.sub(r"[,.;-]? ?\b(?:just|only) the (?:winner|top one|leader)(?: please)?\b", " ", t)
     t = re.sub(r",? ?\b(?:one|a single|single) (?:number|figure|value)(?: please)?\b", " ", t)
     t = re.sub(r"^just the total\s*:\s*", "", t)
     t = re.sub(r",? ?\bno (?:commentary|explanation|text|fluff|chat)(?: please)?\b", " ", t)
