@@ -2809,7 +2809,8 @@ def test_named_days_as_spans_weekends_of_dates_and_the_golden_quarter():
         "2024-11-29",
         "2024-12-03",
     ), r.reason
-    r = read("how did revenue change from black friday 2025 to cyber monday 2025")  # one day against the other
+    # one day against the other
+    r = read("how did revenue change from black friday 2025 to cyber monday 2025")
     assert (r.shape, span(r), f"{r.compare_to.start:%Y-%m-%d}") == (
         "compare",
         ("2025-12-01", "2025-12-02"),
