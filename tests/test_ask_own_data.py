@@ -194,3 +194,27 @@ def test_a_revenue_mix_by_country_and_the_7_days_ending_yesterday_on_the_export(
     )
     week = kpi_json(own_home, "ask", "orders in the 7 days ending yesterday")  # 2 to 8 Dec 2011
     assert (week["spec"]["start"], week["spec"]["end"]) == ("2011-12-02T00:00:00", "2011-12-09T00:00:00")
+
+
+def test_a_total_against_a_period_the_data_only_begins_inside_says_so_and_offers_like_for_like(own_home):
+    """On a Swiss export from 1 March 2018, "revenue YTD vs the same period last year" answered +35% with
+    a trailing note: eight months against six. Like for like it was +1.9%."""
+    b = kpi_json(own_home, "ask", "orders in Q4 2011 vs Q3 2011")  # the data starts on 1 Sep 2011
+    assert (
+        b["status"] == "answer"
+        and "Careful: the data starts on 1 Sep 2011, so Q3 2011 holds only part" in b["text"]
+    )
+    (like,) = b["choices"]
+    assert like == "orders from 2 Dec 2011 to 31 Dec 2011 vs from 1 Sep 2011 to 30 Sep 2011"
+    c = kpi_json(own_home, "ask", like)
+    truth = [
+        kpi_json(own_home, "query", "orders", "--grain", "total", "--start", s, "--end", e)["data"][0][
+            "value"
+        ]
+        for s, e in (("2011-12-02", "2012-01-01"), ("2011-09-01", "2011-10-01"))
+    ]
+    assert c["status"] == "answer" and "Careful" not in c["text"]
+    assert c["change_pct"] == pytest.approx((truth[0] / truth[1] - 1) * 100)
+    # a rate is compared as it is, with the plain coverage note
+    d = kpi_json(own_home, "ask", "average order value in Q4 2011 vs Q3 2011")
+    assert d["status"] == "answer" and "data starts on 1 Sep 2011" in d["text"] and not d["choices"]

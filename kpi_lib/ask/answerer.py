@@ -83,6 +83,47 @@ def _coverage(lex: Lexicon, start: datetime, end: datetime) -> tuple[str | None,
     return None, ("The period is only partly covered: " + " and ".join(notes) + ".") if notes else None
 
 
+def _before_the_data(lex: Lexicon, k: kpis.Kpi, reading: Reading) -> str | None:
+    """The caveat when a total is compared with a period the data only begins inside: "YTD vs the same
+    period last year" on data from 1 March sets eight months against six (+35% on a user's export,
+    where like for like was +1.9%), and the like-for-like question. A rate or an average keeps the
+    plain coverage note."""
+    if not k.additive or lex.first is None:
+        return None
+    first = lex.first.replace(hour=0, minute=0, second=0, microsecond=0)
+    if first.tzinfo is not None:
+        first = first.replace(tzinfo=None)
+    b, q = reading.compare_to, reading.question
+    if not (b.start < first < b.end):
+        return None
+    text = (
+        f"The data starts on {first:%-d %b %Y}, so {reading.period_b.describe()} holds only part of its days "
+        f"and a change in percent would compare unequal stretches."
+    )
+    years = q.start.year - b.start.year
+    if (q.start.month, q.start.day, q.end.month, q.end.day) == (
+        b.start.month,
+        b.start.day,
+        b.end.month,
+        b.end.day,
+    ):
+        try:  # a year (or years) apart: the same dates then
+            start_a = first.replace(year=first.year + years)
+        except ValueError:  # 29 February
+            start_a = None
+    elif (q.end - q.start) == (b.end - b.start):
+        start_a = q.start + (first - b.start)
+    else:
+        start_a = None
+    if start_a is not None and start_a < q.end:
+        last = timedelta(days=1)
+        text += (
+            f" Like for like: '{k.label.lower()} from {start_a:%-d %b %Y} to {q.end - last:%-d %b %Y} vs "
+            f"from {first:%-d %b %Y} to {b.end - last:%-d %b %Y}'."
+        )
+    return text
+
+
 def _rows(df: pd.DataFrame, grain: str | None = None) -> list[dict[str, Any]]:
     out = df.copy()
     if "period" in out:
@@ -132,6 +173,12 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
         out_b, note_b = _coverage(lex, reading.compare_to.start, reading.compare_to.end)
         if out_b:
             return _refuse(a, "decline", out_b)
+        uneven = _before_the_data(lex, k, reading)
+        if uneven:
+            # answered as asked (the change of the two totals), with the caveat in place of the coverage
+            # note and the like-for-like question one click away
+            a.choices = re.findall(r"Like for like: '([^']+)'", uneven)
+            note, note_b = " ".join(x for x in (note, f"Careful: {uneven[0].lower()}{uneven[1:]}") if x), None
         if note_b:
             note = " ".join(
                 x
