@@ -128,6 +128,19 @@ def test_a_value_that_rounds_to_zero_is_zero_never_minus_zero(demo):
     assert orders.format_compact(-0.6) == "-1" and kpis.get("return_rate").format_value(-0.00001) == "0.0%"
 
 
+def test_swiss_amounts_of_a_million_keep_their_thousands_separator(demo):
+    """Babel 2.19 writes 'CHF 2237314.00' in de_CH beside 'CHF 756'494.00' (seen on a Swiss export)."""
+    revenue, aov = kpis.get("revenue"), kpis.get("aov")
+    chf = replace(aov, currency="CHF", locale="de_CH")
+    assert (
+        chf.format_value(2237314) == f"CHF{NBSP}2'237'314.00"
+        and chf.format_value(756494) == f"CHF{NBSP}756'494.00"
+    )
+    assert replace(revenue, currency="CHF", locale="fr_CH").format_value(5020257.4).startswith("5'020'257")
+    assert replace(kpis.get("orders"), locale="de_CH").format_value(1234567) == "1'234'567"
+    assert replace(aov, currency="CHF", locale="de_CH").format_value(0.25) == f"CHF{NBSP}0.25"
+
+
 def test_yen_have_no_minor_units(demo):
     """A Japanese shop: the average order value is ¥2,055, not ¥2,055.06 (the catalog's 2 digits are
     for currencies with cents), on tiles too (not '¥2.06K', nor '￥2055.06' in Japanese)."""

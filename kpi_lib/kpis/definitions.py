@@ -79,8 +79,8 @@ class Kpi:
             pattern = re.sub(r"0(?=\s*%)", "0" + ("." + "0" * digits if digits else ""), pattern, count=1)
             return numbers.format_percent(value, pattern, locale=self.locale)
         if self.currency:
-            return _money(value, self.currency, self.locale, digits)
-        return numbers.format_decimal(value, self._pattern(), locale=self.locale)
+            return _regroup(_money(value, self.currency, self.locale, digits), self.locale)
+        return _regroup(numbers.format_decimal(value, self._pattern(), locale=self.locale), self.locale)
 
     def format_compact(self, value: float | None) -> str:
         """Short form for tiles, axes and sentences: '$12.4K', '£1.46M', '1,2 M', '34.5%'."""
@@ -107,6 +107,20 @@ def _half_up(value: float, digits: int) -> Decimal:
     if not math.isfinite(value):
         return Decimal(value)
     return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+
+
+def _regroup(text: str, locale: str) -> str:
+    """Babel 2.19 leaves amounts of a million and more ungrouped in the Swiss locales ('CHF 2237314'
+    beside 'CHF 756'494'): a run of seven or more whole digits gets the locale's group symbol back."""
+    decimal = numbers.get_decimal_symbol(locale)
+    group = numbers.get_group_symbol(locale)
+
+    def grouped(m: re.Match) -> str:
+        digits = m.group(0)
+        head = len(digits) % 3 or 3
+        return group.join([digits[:head]] + [digits[i : i + 3] for i in range(head, len(digits), 3)])
+
+    return re.sub(rf"(?<![\d{re.escape(decimal)}])\d{{7,}}", grouped, text)
 
 
 def _money(value: float | Decimal, currency: str, locale: str, digits: int) -> str:
