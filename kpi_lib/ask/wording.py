@@ -458,8 +458,8 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(
         r",? ?\(?\b(?:our|the) first (?:full )?(?:day|week|month|year) of data\)?(?= *[,.;:?!)]|$| \d)", "", t
     )
-    # "as of now", "as at today": now is when the question is asked anyway
-    t = re.sub(r",? ?\bas (?:of|at) (?:right )?(?:now|today|this moment)\b", " ", t)
+    # "as of now": now is when the question is asked anyway ("as of today" is read as today)
+    t = re.sub(r",? ?\bas (?:of|at) (?:right )?(?:now|this moment)\b", " ", t)
     # "For the audit file: ...": who it is for, not a condition
     t = re.sub(
         r"^(?:for|re|regarding) (?:the |my |our |an? )?(?:audit|audit file|file|report|deck|memo|meeting|board|slides|review"
