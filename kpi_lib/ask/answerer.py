@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -13,6 +12,7 @@ import pandas as pd
 
 from .. import auth, kpis
 from ..kpis import Question
+from . import regex as re
 from .answer import Answer
 from .lexicon import Lexicon
 from .parser import Reading

@@ -15,7 +15,6 @@ One lexicon per data version of the views (member values change with data, not w
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 from .. import cache, kpis, warehouse
 from .. import scope as row_scope
 from ..errors import KpiError
+from . import regex as re
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ never writes SQL; it produces :class:`kpi_lib.kpis.Question` objects.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 from .. import scope as row_scope
 from ..kpis import Question, fiscal_year_start
 from ..kpis.definitions import business
+from . import regex as re
 from . import timephrases, wording
 from .lexicon import Lexicon, singular, words
 from .timephrases import Period

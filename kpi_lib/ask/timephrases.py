@@ -9,13 +9,13 @@ A period's ``end`` is exclusive; a period that runs through the as-of ends with 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
 
 from ..kpis.periods import add_months, floor_period, next_period
+from . import regex as re
 
 MONTHS = {
     m: i + 1

@@ -9,12 +9,12 @@ a word that would drop a condition ("orders paid by check") is left for the pars
 from __future__ import annotations
 
 import calendar
-import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from . import regex as re
 from .timephrases import _DAYNUM, _HOLIDAY, _MON, MONTHS, holiday
 
 # Words of a remark in brackets that only restates the period or the KPI already said: "two weeks
