@@ -170,3 +170,21 @@ def test_a_load_that_keeps_no_row_fails_and_lists_only_its_own_rejects(demo, db,
     query = re.search(r'kpi sql "([^"]+)"', proc.stdout).group(1)
     rows = db.execute(query).fetchall()
     assert [r[0] for r in rows] == [2, 3]  # this load's two rows, not four
+
+
+def test_alerts_scan_keeps_the_history_s_incidents_and_a_second_scan_adds_none(demo, db):
+    """After `kpi load`, nothing scanned the file's history from the command line (only the demo did)."""
+
+    def kept() -> int:
+        return db.execute(
+            "select count(*) from ops.anomalies where kpi = 'orders' and grain = 'day'"
+        ).fetchone()[0]
+
+    first_day = db.execute("select min(ordered_at)::date from silver.orders").fetchone()[0]
+    before = kept()
+    out = run("alerts", "scan", "--since", str(first_day), "--kpi", "orders", "--grain", "day").stdout
+    m = re.search(r"scanned (\d+) series in [\d.]+ s: ([\d,]+) incidents, ([\d,]+) new", out)
+    assert m and int(m.group(1)) > 1, out
+    assert kept() - before == int(m.group(3).replace(",", ""))
+    again = run("alerts", "scan", "--since", str(first_day), "--kpi", "orders", "--grain", "day").stdout
+    assert ", 0 new" in again and kept() - before == int(m.group(3).replace(",", ""))

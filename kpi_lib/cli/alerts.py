@@ -40,8 +40,44 @@ def alerts_notify(
 
     res = alerts.notify_new_incidents(routes, kpis=kpi or None, deliver=True)
     console.print(
-        f"{res.emails} e-mails for new incidents · {res.suppressed} held back (already told, or below the route's severity)"
+        f"{len(res.emails)} e-mails for new incidents · {len(res.suppressed)} held back "
+        "(already told, in a cooldown, or not the recipient's to read)"
     )
+    for held in res.suppressed:
+        console.print(f"  #{held['anomaly_id']} not sent to {held['recipient']}: {held['reason']}")
+
+
+@alerts_app.command("scan")
+def alerts_scan(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Scan for incidents from this day (business time zone); default: the last few days"
+        ),
+    ] = None,
+    kpi: Annotated[list[str] | None, typer.Option(help="Only these KPIs (default: all)")] = None,
+    grain: Annotated[list[str] | None, typer.Option(help="Grains (default: hour and day)")] = None,
+) -> None:
+    """Scan the KPIs for incidents and keep them (ops.anomalies); after `kpi load`, `--since` the
+    file's first day scans its whole history. Nothing is e-mailed: `kpi alerts notify` does that."""
+    from .. import alerts
+    from ..anomaly import scan
+
+    with console.status("scanning ..."):
+        res = scan(kpis=kpi or None, since=since, grains=tuple(grain or ("hour", "day")))
+    console.print(
+        f"scanned {res.series:,} series in {res.seconds:.1f} s: {res.incidents:,} incidents, {res.new:,} new"
+        + (f" · {sum(res.immaterial.values()):,} not material" if res.immaterial else "")
+    )
+    for problem in res.errors:
+        err.print(f"[yellow]scan:[/] {problem}")
+    if res.new_ids:
+        df = alerts.incidents(status=["open", "acknowledged", "resolved"], limit=len(res.new_ids) + 1000)
+        df = df[df["id"].isin(res.new_ids)].sort_values("started_at")
+        t = Table("id", "severity", "kpi", "started", "explanation")
+        for r in df.itertuples():
+            t.add_row(str(r.id), r.severity, r.kpi, str(r.started_at), r.explanation)
+        console.print(t)
 
 
 @alerts_app.command("listen")
