@@ -2824,3 +2824,41 @@ def test_named_days_as_spans_weekends_of_dates_and_the_golden_quarter():
     assert span(r) == ("2025-10-01", "2026-01-01"), r.reason
     r = read("Which channel sold the most on Black Friday 2025? Revenue, just the winner.")
     assert (r.question.kpi, r.question.by, r.question.top) == ("revenue", ("channel",), 1), r.reason
+
+
+def test_words_of_other_languages_return_rate_phrasings_and_head_to_heads():
+    r = read("Umsatz in Europe last month")
+    assert (r.question.kpi, dict(r.question.where), span(r)) == (
+        "revenue",
+        {"region": ("Europe",)},
+        ("2026-02-01", "2026-03-01"),
+    ), r.reason
+    assert read("wie viele Bestellungen yesterday in North America?").question.kpi == "orders"
+    r = read("facturación de Electronics en February")
+    assert (r.question.kpi, dict(r.question.where)) == ("revenue", {"category": ("Electronics",)}), r.reason
+    r = read("which channel had the lowest AOV in 2025, por favor?")
+    assert (r.question.kpi, r.question.by, r.question.order) == ("aov", ("channel",), "asc"), r.reason
+    assert read("new Kunden via the Mobile App last quarter").question.kpi == "new_customers"
+    # return rate said as what came back
+    for text in (
+        "What share of Apparel units came back last month?",
+        "Books - what % of units were returned last week?",
+        "How often did the Vertex Tablet get sent back in 2025? Return rate please",
+        "Returned units as a share of units sold, Europe, 2025",
+    ):
+        r = read(text)
+        assert (r.status, r.question.kpi) == ("answer", "return_rate"), (text, r.reason)
+    r = read("Has the Marketplace return rate gone up this month compared to last month?")
+    assert (r.shape, r.question.kpi) == ("compare", "return_rate"), r.reason
+    # head to head
+    r = read("Of our five regions, which brought in the least revenue in 2025?")  # not a top 5
+    assert (r.question.by, r.question.top, r.question.order) == (("region",), 1, "asc"), r.reason
+    r = read("Apparel versus Books on gross margin this year so far - who comes out ahead?")
+    assert (r.question.by, r.question.top) == (("category",), 1), r.reason
+    r = read("Europe vs Europe on orders last week - who came out ahead?")
+    assert r.status == "clarify" and "compared with itself" in r.reason, r.reason
+    r = read("Books, Electronics and Apparel: put them in order of revenue for February 2026, highest first.")
+    assert (r.question.by, r.question.order) == (("category",), "desc"), r.reason
+    # "to today inclusive": today stays the end ("today inclusive" was dropped whole)
+    r = read("Top 2 channels by AOV year to date, 1 Jan 2026 to today (18 Mar 2026) inclusive")
+    assert (r.question.top, span(r)) == (2, ("2026-01-01", "2026-03-19")), r.reason

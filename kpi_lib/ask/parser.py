@@ -927,6 +927,13 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             "for each change on its own (e.g. 'revenue last month vs the month before').",
             lex.suggestions(),
         )
+    # "Europe vs Europe on orders": one value against itself
+    m_self = re.search(
+        r"\b([a-z][a-z0-9 &'.-]{0,40}?) (?:vs\.?|versus|against|or|compared (?:with|to)) (?:the )?\1\b", t
+    )
+    if m_self and m_self.group(1) in lex.member_phrases:
+        (_, value), *_ = sorted(lex.member_phrases[m_self.group(1)])
+        return r.refuse("clarify", f"{value} is compared with itself: which two do you mean?")
     if INCIDENT_WORDS.search(t) and not re.search(r"\b(?:why|explain|cause|caused)\b", t):
         return _incidents_reading(t, as_of, lex)
     if re.search(
@@ -1015,9 +1022,21 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     )
     # "what share of orders were returned": the return rate (not a share of a total)
     t = re.sub(
-        r"\b(?:share|proportion|fraction|percent(?:age)?|%) of (?:the |our )?((?:[a-z&]+ ){0,3}?)(?:orders|units|items|sales|products|purchases)"
-        r"(?: that)? (?:were |was |got |get |are |is |have been |has been )?(?:returned|refunded|sent back)\b",
+        r"(?:\b(?:share|proportion|fraction|percent(?:age)?)|%) of (?:the |our )?((?:[a-z&]+ ){0,3}?)(?:orders|units|items|sales|products|purchases)"
+        r"(?: that)? (?:were |was |got |get |are |is |have been |has been )?(?:returned|refunded|sent back|came back|come back)\b",
         r"return rate \1",
+        t,
+    )
+    # "how often did the Nimbus Air Fryer get sent back", "returned units as a share of units sold"
+    t = re.sub(
+        r"\bhow often (?:did|do|does|was|were|is|are) (?:the |our )?(.+?) (?:get |got |being )?(?:returned|sent back|refunded|brought back)\b",
+        r"return rate of \1",
+        t,
+    )
+    t = re.sub(
+        r"\b(?:returned units|units returned) (?:as an? (?:share|percentage|percent|fraction|proportion|%) of|over|divided by|/|per) "
+        r"(?:the )?(?:units sold|sold units)\b",
+        "return rate",
         t,
     )
     # "what did Europe make up of revenue": its share of it

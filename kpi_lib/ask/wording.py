@@ -127,6 +127,40 @@ def _from_sql(t: str, dims: str) -> str:
     return t
 
 
+#: words of other languages said inside an English question ("Umsatz in Europe last month", "ventas
+#: del Web", "wie viele Bestellungen today"), where each can mean one thing only; accents are
+#: folded before this ("facturación" is "facturacion", "für" "fur")
+_FOREIGN = (
+    (r"\b(?:umsatz|umsatze|ventas|vendas|facturacion|fatturato|chiffre d'affaires)\b", "revenue"),
+    (r"\b(?:pedidos|bestellungen|bestellung|commandes|ordini)\b", "orders"),
+    (r"\b(?:clientes|kunden)\b", "customers"),
+    (r"\b(?:unidades|unites|einheiten)\b", "units"),
+    (r"\bstuck\b(?= (?:sold|of|verkauft)\b)", "units"),  # Stück
+    (r"\b(?:vendidas|vendidos|verkauft|vendus|vendues)\b", "sold"),
+    (r"\b(?:productos|produtos|produkte|produits)\b", "products"),
+    (r"\b(?:categorias|kategorien)\b", "categories"),
+    (r"\bmonat\b", "month"),
+    (r"\bwoche\b", "week"),
+    (r"\bjahr\b", "year"),
+    (r"\b(?:welche|welcher|welches|cual|qual|quel|quelle)\b", "which"),
+    (r"\b(?:wie viele|cuantos|cuantas|quantos|quantas|combien de)\b", "how many"),
+    (r"\bcambio\b", "change"),
+    (r"\b(?:totais|totales)\b", "total"),
+    (r",? ?\b(?:por favor|bitte|s'il vous plait|per favore)\b,?", " "),
+    (r"\bsans\b(?= [a-z])", "without"),
+    (r"\bfur\b", "for"),
+    (r"\b(?:de|del|da|des|du)\b(?= [a-z0-9])", "of"),
+    (r"\ben\b(?= [a-z0-9])", "in"),
+    (r"\b(?:le|el)\b(?= [a-z])", ""),
+)
+
+
+def _foreign_words(t: str) -> str:
+    for pattern, english in _FOREIGN:
+        t = re.sub(pattern, english, t)
+    return re.sub(r"\s+", " ", t).strip()
+
+
 def _sql_days(t: str) -> str:
     """ "day >= '2026-11-28' and day < '2026-12-05'": those days, the end left out as SQL says."""
     col = r"(?:day|date|order_date|ordered_at|ts|created_at)"
@@ -315,10 +349,20 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     )  # finance: against the period just before
     t = re.sub(r"\bwhere did (.+?) land\b", r"what was \1", t)
 
+    t = _foreign_words(t)
     # second-language English: "since the begin of the year", "the actual month", "the same month
     # of the last year", "the quantity of orders", "with more revenue", "how much varied"
     t = re.sub(r"\bthe begin(?:ning)? of\b", "the start of", t)
     t = re.sub(r"\bsince begin(?:ning)? of\b", "since the start of", t)  # "since begin of year"
+    # "Of our five regions, which ...": which of them (not a top 5); "put them in order of revenue"
+    t = re.sub(
+        rf"^of (?:our|the|all(?: the| our)?)(?: (?:\d+|two|three|four|five|six|seven|eight|nine|ten|all))? ({dims}),? (which|what)\b",
+        lambda m: (
+            f"{m.group(2)} {re.sub(r'ies$', 'y', m.group(1)) if m.group(1).endswith('ies') else m.group(1).rstrip('s')}"
+        ),
+        t,
+    )
+    t = re.sub(r"\bput (?:them|these|those|the [a-z ]+?) in order of\b", "rank them by", t)
     # "the AOV for orders placed in the app": the orders only say what AOV is over
     t = re.sub(
         r"\b(aov|average order value) (?:for|of|on|across) (?:the |all )?orders(?: (?:placed|made|taken))?\b",
@@ -402,6 +446,9 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
         t = re.sub(
             r"\b(?:is|are) (.+?) (?:growing|shrinking|declining)\b", r"\1 change", t
         )  # "are web orders growing wow"
+        t = re.sub(
+            r"\b(?:gone|went|go|going) (?:up|down)\b", "changed", t
+        )  # "has the return rate gone up vs ..."
     if re.match(
         r"(?:which|what)\b", t
     ):  # "which category ... - is it Apparel, as we think?": a guess, not a filter
@@ -428,6 +475,12 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(r"\bcalendar (?=(?:19|20)\d\d\b|q[1-4]\b|h[12]\b)", "", t)  # "calendar 2025", "calendar Q2"
     t = re.sub(r"\bnew[- ]to[- ]file\b", "new", t)  # retail's "new-to-file customers"
     t = re.sub(r"\bup to and including\b", "to", t)
+    # "to today inclusive": today is the end, the rest says it is in; "(today included)" alone says nothing
+    t = re.sub(
+        r"\b(to|through|thru|until|till|and) today,? \(?(?:included|including|inclusive|counted|counts)\b\)?",
+        r"\1 today",
+        t,
+    )
     t = re.sub(r",? ?\(?\btoday (?:included|including|inclusive|counted|counts)\)?", "", t)
     # an end day said again: "from the 1st to the 15th, inclusive of the 15th", "1-14 Sep 2026 vs 1-14 Sep
     # 2025, both ranges inclusive of the 14th", "(both the 3rd and the 9th included)"; ranges here
@@ -488,7 +541,8 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     t = re.sub(r"\b(?:break(?:ing)? down|a breakdown of|breakdown of|split out|split up)\b", " ", t)
     # "which region led on revenue", "who came out on top in orders": the highest
     t = re.sub(
-        r"\b(?:led|leads|was leading|came out on top|comes out on top|topped the table)(?: (?:on|in|for|by))?\b",
+        r"\b(?:led|leads|was leading|came out on top|comes out on top|topped the table|comes out ahead|came out ahead)"
+        r"(?: (?:on|in|for|by))?\b",
         "had the highest",
         t,
     )
