@@ -2862,3 +2862,20 @@ def test_words_of_other_languages_return_rate_phrasings_and_head_to_heads():
     # "to today inclusive": today stays the end ("today inclusive" was dropped whole)
     r = read("Top 2 channels by AOV year to date, 1 Jan 2026 to today (18 Mar 2026) inclusive")
     assert (r.question.top, span(r)) == (2, ("2026-01-01", "2026-03-19")), r.reason
+
+
+def test_a_value_of_the_data_keeps_its_own_foreign_words():
+    """ "Umsatz" and "de" are read in English, but not inside the data's own names."""
+    lex = from_parts(
+        {"region": ["Rio de Janeiro", "El Salvador", "São Paulo"], "channel": ["Ventas Online", "Tienda"]},
+        {},
+        first=datetime(2024, 1, 1),
+        latest=T,
+    )
+    r = parse("revenue in Rio de Janeiro last month", T, lex)
+    assert (r.status, dict(r.question.where)) == ("answer", {"region": ("Rio de Janeiro",)}), r.reason
+    r = parse("Umsatz de El Salvador via Ventas Online in 2025", T, lex)
+    assert (r.question.kpi, dict(r.question.where)) == (
+        "revenue",
+        {"region": ("El Salvador",), "channel": ("Ventas Online",)},
+    ), r.reason

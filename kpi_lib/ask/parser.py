@@ -1084,7 +1084,8 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     t = re.sub(r"\b(vs|versus|against|compared (?:with|to)) (?:ly|py)\b", r"\1 last year", t)
     t = re.sub(r"\bbrand[ -]new\b", "new", t)  # "brand new customers": new customers
     t = re.sub(r"\bavg\b", "average", t)  # "avg basket value": as the catalog's synonyms spell it
-    t, ask_back = wording.plain(t, as_of, lex.dim_phrases)  # greetings, chat, speech, second-language English
+    # greetings, chat, speech, second-language English
+    t, ask_back = wording.plain(t, as_of, lex.dim_phrases, lex.member_phrases)
     if ask_back:
         return r.refuse("clarify", ask_back)
     t, ask_back = _own_patch(t, lex)

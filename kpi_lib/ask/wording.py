@@ -155,10 +155,22 @@ _FOREIGN = (
 )
 
 
-def _foreign_words(t: str) -> str:
+def _foreign_words(t: str, names: Iterable[str] = ()) -> str:
+    # a value of the data that holds such a word keeps it: "Rio de Janeiro", "El Salvador", "Ventas Online"
+    kept = [n for n in _holding_foreign(tuple(sorted(set(names)))) if n in t]
+    for i, name in enumerate(sorted(kept, key=len, reverse=True)):
+        t = re.sub(rf"\b{re.escape(name)}\b", f"qqkept{i}qq", t)
     for pattern, english in _FOREIGN:
         t = re.sub(pattern, english, t)
+    for i, name in enumerate(sorted(kept, key=len, reverse=True)):
+        t = t.replace(f"qqkept{i}qq", name)
     return re.sub(r"\s+", " ", t).strip()
+
+
+@lru_cache(maxsize=8)
+def _holding_foreign(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The values whose own words a rule of :data:`_FOREIGN` would rewrite."""
+    return tuple(n for n in names if any(re.search(pattern, n) for pattern, _ in _FOREIGN))
 
 
 def _sql_days(t: str) -> str:
@@ -179,10 +191,13 @@ def _sql_days(t: str) -> str:
     return re.sub(rf"\b{col} between {iso} and {iso}", r"from \1 to \2", t)
 
 
-def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -> tuple[str, str | None]:
+def plain(
+    t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS, names: Iterable[str] = ()
+) -> tuple[str, str | None]:
     """``t`` (lower-case, normalised) in plain words, and a question to ask back when a date has two
     readings ("Nov-26": November 2026, or the 26th?), else None. ``dim_words`` are the words that name
-    a dimension (the lexicon's: "region", "state", "market" ...)."""
+    a dimension (the lexicon's: "region", "state", "market" ...); ``names`` the data's own values
+    (normalised), which keep their words ("Rio de Janeiro" is not "Rio of Janeiro")."""
     dims = _dims(dim_words)
     t = _from_sql(t, dims)
     t = _drop_restating(t)
@@ -349,7 +364,7 @@ def plain(t: str, as_of: datetime, dim_words: Iterable[str] = DIMENSION_WORDS) -
     )  # finance: against the period just before
     t = re.sub(r"\bwhere did (.+?) land\b", r"what was \1", t)
 
-    t = _foreign_words(t)
+    t = _foreign_words(t, names)
     # second-language English: "since the begin of the year", "the actual month", "the same month
     # of the last year", "the quantity of orders", "with more revenue", "how much varied"
     t = re.sub(r"\bthe begin(?:ning)? of\b", "the start of", t)
