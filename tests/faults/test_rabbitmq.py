@@ -73,8 +73,14 @@ class PrivateRabbit:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        if not wait_for(self.up, timeout=40, every=0.25):
+        # a node that exits (a port taken) is not waited on for the whole timeout
+        wait_for(lambda: self.proc.poll() is not None or self.up(), timeout=40, every=0.25)
+        if not self.up():
             tail = (self.root / "out.log").read_text()[-1500:]
+            if "dist_port_already_used" in tail:  # only the node's own cluster port: pick another
+                self.dist = free_port()
+                self.env["RABBITMQ_DIST_PORT"] = str(self.dist)
+                raise PortTaken(tail)
             if "eaddrinuse" in tail:  # the free port was taken before the node bound it
                 raise PortTaken(tail)
             pytest.fail(f"the private RabbitMQ did not start:\n{tail}")
