@@ -142,3 +142,78 @@ def series_label(incident: Mapping[str, Any]) -> str:
     if not dim:
         return label
     return f"{label} {'via' if dim == 'channel' else 'in'} {value}"
+
+
+#: one period of each grain: the span of an incident stored without an end
+PERIOD = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=31),
+}
+_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+def _direction(incident: Mapping[str, Any]) -> int:
+    value, expected = incident.get("value"), incident.get("expected")
+    try:
+        diff = float(value) - float(expected)
+    except (TypeError, ValueError):
+        return 0
+    return 0 if not math.isfinite(diff) else (diff > 0) - (diff < 0)
+
+
+def _span(incident: Mapping[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    start = local_time(incident.get("started_at"))
+    if start is None:
+        return None
+    stamps = [t for t in (local_time(incident.get(c)) for c in ("peak_at", "ended_at")) if t is not None]
+    end = max([start, *stamps]) + PERIOD.get(str(incident.get("grain")), PERIOD["day"])
+    return start, end
+
+
+def lead_first(group: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The incident that tells an event best first: the business as a whole before a slice, then
+    the most severe, then the largest move."""
+
+    def key(i: Mapping[str, Any]):
+        dev = i.get("deviation_pct")
+        size = abs(float(dev)) if dev is not None and math.isfinite(float(dev)) else 0.0
+        return (bool(i.get("dimension")), -_RANK.get(str(i.get("severity")), 0), -size, i.get("id") or 0)
+
+    return sorted(group, key=key)
+
+
+def events(items: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Incidents grouped into the events behind them: a shop shut for a week drops its orders, its
+    revenue and every country's and category's at once, and that is one thing to read about, not
+    eight. Incidents are one event when they are at the same grain, move the same way (all above
+    or all below what was expected) and overlap in time (chains count: A with B, B with C). An alert
+    rule's incident stands alone: someone asked for that rule by name. Each group starts with its
+    lead (:func:`lead_first`); groups keep the order of their leads in ``items``."""
+    groups: list[dict[str, Any]] = []
+    for inc in items:
+        span, way = _span(inc), _direction(inc)
+        own = {"members": [inc], "grain": str(inc.get("grain")), "way": way, "span": span}
+        if span is None or way == 0 or str(inc.get("series_key") or "").startswith("rule:"):
+            own["way"] = 0  # joins nothing, and nothing joins it
+            groups.append(own)
+            continue
+        while hit := next((g for g in groups if _overlaps(g, own)), None):  # a grown span may reach more
+            groups.remove(hit)
+            own["members"] = hit["members"] + own["members"]
+            own["span"] = (min(hit["span"][0], own["span"][0]), max(hit["span"][1], own["span"][1]))
+        groups.append(own)
+    order = {id(i): n for n, i in enumerate(items)}
+    led = [lead_first(g["members"]) for g in groups]
+    return sorted(led, key=lambda g: order[id(g[0])])
+
+
+def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return (
+        a["way"] != 0
+        and (a["grain"], a["way"]) == (b["grain"], b["way"])
+        and a["span"][0] < b["span"][1]
+        and b["span"][0] < a["span"][1]
+    )

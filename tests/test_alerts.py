@@ -12,6 +12,7 @@ import io
 import uuid
 from datetime import timedelta
 
+import pandas as pd
 import pytest
 
 from kpi_lib import alerts, mail
@@ -266,3 +267,72 @@ def test_a_run_as_of_a_past_time_mails_nothing_that_started_after_it(db, sink):
     alerts.resolve(before, "ana", "replayed")
     assert [e["incidents"] for e in alerts.notify_new_incidents(routing, deliver=True).emails] == [[after]]
     db.execute("delete from ops.anomalies where series_key = %s", [key])
+
+
+def test_one_event_in_many_slices_is_told_once_by_its_lead(db, sink):
+    """A shop shut for a week dropped its orders, its revenue and every region's at once: a user's
+    export raised eight incidents for it, and the e-mail told the same week eight times with eight
+    charts. Now it is one event, told by the business as a whole, with the slices listed under it;
+    a rise at the same time, and a later drop, stay incidents of their own."""
+    shut = pd.Timestamp("2019-05-12", tz="UTC")
+
+    def add(kpi, dim, value, start, days, deviation, severity="high"):
+        key = f"{kpi}|day|" + (f"{dim}={value}" if dim else "all")
+        db.execute("delete from ops.anomalies where series_key = %s and started_at = %s", [key, start])
+        expected = 100.0
+        return db.execute(
+            "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, peak_at,"
+            " ended_at, value, expected, lower_bound, upper_bound, deviation_pct, score, severity, rule,"
+            " explanation) values (%s, %s, 'day', %s, %s, %s, %s, %s, %s, %s, 80, 120, %s, 9, %s, 'silence',"
+            " %s) returning id",
+            [
+                key,
+                kpi,
+                dim,
+                value,
+                start,
+                start,
+                start + pd.Timedelta(days=days),
+                expected * (1 + deviation / 100),
+                expected,
+                deviation,
+                severity,
+                f"{kpi} {value or 'overall'} moved {deviation:.0f}%.",
+            ],
+        ).fetchone()[0]
+
+    orders = add("orders", None, None, shut, 4, -100.0)
+    europe = add("orders", "region", "Europe", shut, 4, -100.0)
+    americas = add("orders", "region", "North America", shut + pd.Timedelta(days=1), 3, -100.0)
+    revenue = add("revenue", None, None, shut, 4, -100.0, severity="medium")
+    rise = add("customers", None, None, shut + pd.Timedelta(days=2), 1, 250.0)  # the other way: its own
+    later = add("units", None, None, shut + pd.Timedelta(days=40), 1, -60.0)  # another time: its own
+    to = f"event-{uuid.uuid4().hex[:6]}@test.local"
+    routing = {"defaults": {"recipients": [to], "min_severity": "low", "cooldown": "never"}}
+    sent = alerts.notify_new_incidents(routing, since=shut, until=shut + pd.Timedelta(days=60), deliver=True)
+    assert [sorted(e["incidents"]) for e in sent.emails] == [
+        sorted([orders, europe, americas, revenue, rise, later])
+    ]
+
+    (msg,) = arrived(sink, to)
+    assert msg.subject.startswith("[KPI alert] 6 new incidents: ")
+    assert "Orders −100% (+3 at the same time)" in msg.subject
+    view = mail.read_message(msg.id, sink.maildir)
+    assert "6 new KPI incidents in 3 events" in view.text
+    assert len(view.inline) == 3  # a chart per event, not per incident
+    # the whole business's other KPI first, then the slices
+    assert "At the same time, 3 more incidents of this event: Revenue −100%" in view.text
+    assert f"Orders in Europe −100% (#{europe}, high" in view.text
+    _, data = mail.attachment(msg.id, "incidents.csv", sink.maildir)
+    rows = {int(r["id"]): int(r["event"]) for r in csv.DictReader(io.StringIO(data.decode()))}
+    assert rows == {
+        orders: orders,
+        europe: orders,
+        americas: orders,
+        revenue: orders,
+        rise: rise,
+        later: later,
+    }
+    db.execute(
+        "delete from ops.anomalies where id = any(%s)", [[orders, europe, americas, revenue, rise, later]]
+    )

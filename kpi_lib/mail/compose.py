@@ -194,6 +194,10 @@ def compose(email: Email, message_id: str | None = None) -> EmailMessage:
             msg.add_attachment(data.decode("utf-8"), subtype=subtype, filename=p.filename)
         else:
             msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=p.filename)
+    # Headers are folded when the message is written. At 78 columns Python folds a subject between
+    # plain and encoded words and leaves two spaces ("Orders  −100%") in every reader; headers may be
+    # 998 long (RFC 5322), and bodies were encoded above, so only header folding changes.
+    msg.policy = msg.policy.clone(max_line_length=998)
     return msg
 
 

@@ -187,11 +187,14 @@ def _headline(incident: Mapping[str, Any]) -> str:
 
 
 def alert_subject(items: Sequence[Mapping[str, Any]], limit: int = 110) -> str:
-    """'[KPI alert] 2 new incidents: Orders in Europe −94%, Revenue +40%' (cut with … when long)."""
+    """'[KPI alert] 2 new incidents: Orders in Europe −94%, Revenue +40%' (cut with … when long);
+    an event's related incidents are counted after its lead: 'Orders −100% (+7 at the same time)'."""
     n = len(items)
-    subject = f"[KPI alert] {n} new incident{'s' if n != 1 else ''}: " + ", ".join(
-        _headline(i) for i in items
-    )
+    heads = []
+    for group in incident_store.events(items):
+        more = f" (+{len(group) - 1} at the same time)" if len(group) > 1 else ""
+        heads.append(_headline(group[0]) + more)
+    subject = f"[KPI alert] {n} new incident{'s' if n != 1 else ''}: " + ", ".join(heads)
     return subject if len(subject) <= limit else subject[: limit - 1].rstrip(", ") + "…"
 
 
@@ -280,31 +283,54 @@ def alert_report(
     """The alert email's content as a Report (it also renders in notebooks) and its provenance dict."""
     charts = charts or ChartCache()
     items = by_severity(items)
+    groups = incident_store.events(items)
+    lead_of = {i["id"]: g[0]["id"] for g in groups for i in g}  # each incident's event, by its lead
+    grouped = len(groups) < len(items)
     prov = _context(provenance)
     n = len(items)
     report = Report(
-        f"{n} new KPI incident{'s' if n != 1 else ''}",
+        f"{n} new KPI incident{'s' if n != 1 else ''}"
+        + (f" in {len(groups)} event{'s' if len(groups) != 1 else ''}" if grouped else ""),
         f"Detected by the anomaly rules and the alert rules; {'times in ' + settings().timezone}. "
-        "Incident ids are in ops.anomalies.",
+        "Incident ids are in ops.anomalies."
+        + (
+            " Incidents at the same grain that moved the same way at the same time are one event:"
+            " each event is told once, by its lead, with the others listed under it."
+            if grouped
+            else ""
+        ),
     )
-    overview = pd.DataFrame(
-        {
-            "#": [i["id"] for i in items],
-            "series": [series_label(i) for i in items],
-            "severity": [badge(i["severity"]) for i in items],
-            "change": [change_text(i) for i in items],
-            "started": [when_text(i["started_at"]) for i in items],
-        }
-    )
-    report.table(overview, html_columns=("severity",))
+    ordered = [i for g in groups for i in g]
+    overview = {
+        "#": [i["id"] for i in ordered],
+        "series": [series_label(i) for i in ordered],
+        "severity": [badge(i["severity"]) for i in ordered],
+        "change": [change_text(i) for i in ordered],
+        "started": [when_text(i["started_at"]) for i in ordered],
+    }
+    if grouped:
+        overview["event"] = [
+            "" if lead_of[i["id"]] == i["id"] else f"with #{lead_of[i['id']]}" for i in ordered
+        ]
+    report.table(pd.DataFrame(overview), html_columns=("severity",))
     queries = []
-    for pos, inc in enumerate(items):
+    for pos, group in enumerate(groups):
+        inc, related = group[0], group[1:]
         fmt = _fmt(inc)
         report.add(
             BLOCKS.incident_heading(inc["id"], _headline(inc), Markup(badge(inc["severity"]))),
             f"\n#{inc['id']} {_headline(inc)} [{inc['severity']}]",
         )
         report.paragraph(inc.get("explanation") or "")
+        if related:
+            report.paragraph(
+                f"At the same time, {len(related)} more incident{'s' if len(related) != 1 else ''} of this event: "
+                + "; ".join(
+                    f"{_headline(r)} (#{r['id']}, {r['severity']}, from {when_text(r['started_at'])})"
+                    for r in related
+                )
+                + "."
+            )
         band = (
             f"{fmt(inc['expected'])} (range {fmt(inc['lower_bound'])}–{fmt(inc['upper_bound'])})"
             if inc.get("expected") is not None
@@ -326,7 +352,14 @@ def alert_report(
                 "Rule": _rule_fact(inc),
                 "Drivers": inc.get("drivers"),
                 "Series": inc["series_key"],
-                "What to do": f"acknowledge or resolve it on the incidents dashboard, or `kpi alerts ack {inc['id']}`",
+                "What to do": (
+                    f"acknowledge or resolve it on the incidents dashboard, or `kpi alerts ack {inc['id']}`"
+                    + (
+                        " (and " + ", ".join(f"`kpi alerts ack {r['id']}`" for r in related) + ")"
+                        if related
+                        else ""
+                    )
+                ),
             }
         )
         if pos < max_charts:
@@ -339,12 +372,15 @@ def alert_report(
                 queries.append({**q, "incident": inc["id"]})
             else:
                 report.paragraph(f"(No chart: {err})", muted=True)
-    if n > max_charts:
+    if len(groups) > max_charts:
         report.paragraph(
-            f"Charts for the first {max_charts} incidents only; all {n} are in incidents.csv.", muted=True
+            f"Charts for the first {max_charts} {'events' if grouped else 'incidents'} only;"
+            f" all {n} incidents are in incidents.csv.",
+            muted=True,
         )
     rows = pd.DataFrame(
-        [{c: i.get(c) for c in INCIDENT_COLUMNS} for i in items], columns=list(INCIDENT_COLUMNS)
+        [{**{c: i.get(c) for c in INCIDENT_COLUMNS}, "event": lead_of[i["id"]]} for i in ordered],
+        columns=[*INCIDENT_COLUMNS, "event"],
     )
     report.attach_csv(rows, "incidents.csv")
     prov["queries"] = [*prov.get("queries", []), *queries]
