@@ -152,6 +152,16 @@ PERIOD = {
     "week": timedelta(weeks=1),
     "month": timedelta(days=31),
 }
+#: how far apart in time two incidents of one event may start: the rules that see a week-long
+#: outage alarm on its first, third and fourth day (a spike, a 3-day shift, a run of zeros), and
+#: each incident ends where its rows return inside their band, often on the day it began
+JOIN_GAP = {
+    "minute": timedelta(minutes=15),
+    "hour": timedelta(hours=3),
+    "day": timedelta(days=3),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=31),
+}
 _RANK = {"low": 0, "medium": 1, "high": 2}
 
 
@@ -175,12 +185,19 @@ def _span(incident: Mapping[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp] | No
 
 def lead_first(group: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The incident that tells an event best first: the business as a whole before a slice, then
-    the most severe, then the largest move."""
+    the most severe, then the first to start (when it began), then the largest move."""
 
     def key(i: Mapping[str, Any]):
         dev = i.get("deviation_pct")
         size = abs(float(dev)) if dev is not None and math.isfinite(float(dev)) else 0.0
-        return (bool(i.get("dimension")), -_RANK.get(str(i.get("severity")), 0), -size, i.get("id") or 0)
+        start = local_time(i.get("started_at")) or pd.Timestamp.max
+        return (
+            bool(i.get("dimension")),
+            -_RANK.get(str(i.get("severity")), 0),
+            start,
+            -size,
+            i.get("id") or 0,
+        )
 
     return sorted(group, key=key)
 
@@ -189,7 +206,8 @@ def events(items: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
     """Incidents grouped into the events behind them: a shop shut for a week drops its orders, its
     revenue and every country's and category's at once, and that is one thing to read about, not
     eight. Incidents are one event when they are at the same grain, move the same way (all above
-    or all below what was expected) and overlap in time (chains count: A with B, B with C). An alert
+    or all below what was expected) and overlap in time, or start within :data:`JOIN_GAP` of each
+    other's end (chains count: A with B, B with C). An alert
     rule's incident stands alone: someone asked for that rule by name. Each group starts with its
     lead (:func:`lead_first`); groups keep the order of their leads in ``items``."""
     groups: list[dict[str, Any]] = []
@@ -211,9 +229,10 @@ def events(items: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
 
 
 def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    gap = JOIN_GAP.get(a["grain"], JOIN_GAP["day"])
     return (
         a["way"] != 0
         and (a["grain"], a["way"]) == (b["grain"], b["way"])
-        and a["span"][0] < b["span"][1]
-        and b["span"][0] < a["span"][1]
+        and a["span"][0] < b["span"][1] + gap
+        and b["span"][0] < a["span"][1] + gap
     )

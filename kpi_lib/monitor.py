@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from . import cache, gold, replicas, warehouse
@@ -25,6 +26,23 @@ TABLES = [
     ("gold", "gold.customer_returns"),
     ("gold", "gold.customer_rfm"),
 ]
+
+
+def _rejects(conn) -> dict[str, Any]:
+    """Rejected rows: all of them (bronze is append-only, so a file loaded again keeps its earlier
+    loads' rejects), and what the latest load of each file rejected, which is what is still wrong."""
+    total = conn.execute("select count(*) from bronze.rejects").fetchone()[0]
+    files = conn.execute(
+        "select distinct on (path) path, loaded_at, rows_in, rejected from bronze.file_loads"
+        " order by path, id desc"
+    ).fetchall()
+    return {
+        "total": int(total),
+        "latest_loads": [
+            {"file": Path(p).name, "loaded_at": at, "rows": int(n), "rejected": int(r)}
+            for p, at, n, r in files
+        ],
+    }
 
 
 def status() -> dict[str, Any]:
@@ -57,6 +75,7 @@ def status() -> dict[str, Any]:
             "last_change_kind": last_kind,
             "timezone": settings().timezone,
         }
+        info["rejects"] = _rejects(conn)
         views = [
             {
                 "name": mv,

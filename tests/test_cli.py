@@ -65,6 +65,24 @@ def test_status_counts_rows_per_layer(demo):
     assert all(0 <= v["owed_versions"] <= v["behind_versions"] for v in info["views"])
 
 
+def test_status_tells_the_rejects_still_wrong_from_those_of_earlier_loads(demo, tmp_path):
+    """A file loaded again, fixed, keeps its earlier load's rejects in bronze (append-only): status
+    counted them as if they were still wrong. It now says what each file's latest load rejected."""
+    path = tmp_path / f"again_{os.getpid()}.csv"
+    tag = f"S{os.getpid()}"
+    path.write_text(f"order,date,qty,price\n{tag}a,2012-02-01 10:00,1,5\n{tag}b,2012-02-01 11:00,x,5\n")
+    run("load", "lines", str(path))
+    out = " ".join(run("status").stdout.split())
+    assert f"{path.name} 1 of 2" in out
+    path.write_text(f"order,date,qty,price\n{tag}a,2012-02-01 10:00,1,5\n{tag}b,2012-02-01 11:00,2,5\n")
+    run("load", "lines", str(path))
+    out = " ".join(run("status").stdout.split())
+    assert "rejected rows: " in out and path.name not in out
+    info = json.loads(run("status", "--json").stdout)
+    (mine,) = [f for f in info["rejects"]["latest_loads"] if f["file"] == path.name]
+    assert (mine["rows"], mine["rejected"]) == (2, 0) and info["rejects"]["total"] >= 1
+
+
 def test_status_says_which_view_lag_is_a_refresh_owed():
     from kpi_lib.cli.data import view_lag
 
@@ -188,3 +206,26 @@ def test_alerts_scan_keeps_the_history_s_incidents_and_a_second_scan_adds_none(d
     assert kept() - before == int(m.group(3).replace(",", ""))
     again = run("alerts", "scan", "--since", str(first_day), "--kpi", "orders", "--grain", "day").stdout
     assert ", 0 new" in again and kept() - before == int(m.group(3).replace(",", ""))
+
+
+def test_alerts_ack_takes_an_events_ids_and_records_the_login(demo, db):
+    """The alert e-mail says `kpi alerts ack 8 13 18` for an event; the command took one id and
+    required --user, so the line the e-mail gave failed as written."""
+    import getpass
+
+    ids = [
+        db.execute(
+            "insert into ops.anomalies (series_key, kpi, grain, started_at, value, expected, severity, rule,"
+            " explanation) values (%s, 'orders', 'day', ('2011-03-0' || %s || ' 00:00+00')::timestamptz, 0, 40, 'high',"
+            " 'spike', 'x') returning id",
+            [f"orders|day|ack-test-{os.getpid()}-{n}", str(n)],
+        ).fetchone()[0]
+        for n in (1, 2)
+    ]
+    out = run("alerts", "ack", *map(str, ids), "--comment", "shop shut for a week").stdout
+    assert all(f"incident {i} acknowledged by {getpass.getuser()}" in out for i in ids)
+    rows = db.execute(
+        "select status, acknowledged_by, comment from ops.anomalies where id = any(%s) order by id", [ids]
+    ).fetchall()
+    assert rows == [("acknowledged", getpass.getuser(), "shop shut for a week")] * 2
+    db.execute("delete from ops.anomalies where id = any(%s)", [ids])

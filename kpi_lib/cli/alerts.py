@@ -94,27 +94,43 @@ def alerts_listen(
         return
 
 
+def _login() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+_IDS = Annotated[
+    list[int], typer.Argument(help="One or more incident ids (an e-mail's event lists them all)")
+]
+_USER = Annotated[str | None, typer.Option(help="Who, for the audit trail (default: your login name)")]
+
+
 @alerts_app.command("ack")
 def alerts_ack(
-    incident: Annotated[int, typer.Argument()],
-    user: Annotated[str, typer.Option()],
+    incidents: _IDS,
+    user: _USER = None,
     comment: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Acknowledge an incident (recorded with who and when)."""
+    """Acknowledge incidents (recorded with who and when)."""
     from .. import alerts
 
-    alerts.acknowledge(incident, user, comment)
-    console.print(f"incident {incident} acknowledged by {user}")
+    user = user or _login()
+    for incident in incidents:
+        alerts.acknowledge(incident, user, comment)
+        console.print(f"incident {incident} acknowledged by {user}")
 
 
 @alerts_app.command("resolve")
 def alerts_resolve(
-    incident: Annotated[int, typer.Argument()],
-    user: Annotated[str, typer.Option()],
+    incidents: _IDS,
+    user: _USER = None,
     comment: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Resolve an incident (a new one on the same series will alert again)."""
+    """Resolve incidents (a new one on the same series will alert again)."""
     from .. import alerts
 
-    alerts.resolve(incident, user, comment)
-    console.print(f"incident {incident} resolved by {user}")
+    user = user or _login()
+    for incident in incidents:
+        alerts.resolve(incident, user, comment)
+        console.print(f"incident {incident} resolved by {user}")

@@ -213,6 +213,16 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     )
     for mv in info["views"]:
         console.print(f"  {mv['name']}: refreshed {mv['refreshed_at']} ({view_lag(mv)})")
+    rej = info["rejects"]
+    if rej["total"]:
+        latest = [
+            f"{f['file']} {f['rejected']:,} of {f['rows']:,}" for f in rej["latest_loads"] if f["rejected"]
+        ]
+        console.print(
+            f"rejected rows: {rej['total']:,} in bronze.rejects (every load's, kept)"
+            + (f"; the latest load of each file rejected: {', '.join(latest)}" if latest else "")
+            + ("; every file's latest load was clean" if rej["latest_loads"] and not latest else "")
+        )
     landed = info["landings"]
     lead = landed.get("mover")
     if lead:

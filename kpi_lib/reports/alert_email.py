@@ -353,12 +353,8 @@ def alert_report(
                 "Drivers": inc.get("drivers"),
                 "Series": inc["series_key"],
                 "What to do": (
-                    f"acknowledge or resolve it on the incidents dashboard, or `kpi alerts ack {inc['id']}`"
-                    + (
-                        " (and " + ", ".join(f"`kpi alerts ack {r['id']}`" for r in related) + ")"
-                        if related
-                        else ""
-                    )
+                    f"acknowledge or resolve {'them' if related else 'it'} on the incidents dashboard, or "
+                    f"`kpi alerts ack {' '.join(str(i['id']) for i in group)}`"
                 ),
             }
         )
