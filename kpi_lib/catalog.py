@@ -23,13 +23,13 @@ import yaml
 
 from . import scope as row_scope
 from . import warehouse
-from .config import settings
+from .config import PROJECT_ROOT, settings
 from .errors import CatalogError, KpiError
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_yaml_cache: dict[Path, tuple[float, dict]] = {}
+_yaml_cache: dict[tuple[Path, bool], tuple[tuple, dict]] = {}
 
 
 def catalog_path() -> Path:
@@ -39,12 +39,41 @@ def catalog_path() -> Path:
     return path
 
 
+def own_business_path() -> Path | None:
+    """Where a warehouse of its own records its currency and locale, or None where catalog.yml does.
+
+    ``KPI_HOME=~/my-shop kpi load lines ... --currency CHF`` wrote CHF into the checkout's catalog.yml,
+    so the demo warehouse beside it showed francs too. A home other than the default one, on the
+    shipped catalog, keeps them in ``$KPI_HOME/business.yml`` instead; with ``KPI_CATALOG`` set, that
+    catalog is the user's own and holds them as before."""
+    s = settings()
+    if "catalog_path" in s.model_fields_set or s.home == (PROJECT_ROOT / "var").resolve():
+        return None
+    return s.home / "business.yml"
+
+
+def _own_business() -> tuple[float, dict[str, Any]] | None:
+    path = own_business_path()
+    if path is None or not path.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CatalogError(
+            f"{path} is not valid YAML: {exc}; delete it and load with --currency again."
+        ) from exc
+    return path.stat().st_mtime, dict(doc)
+
+
 def metadata(path: Path | None = None) -> dict[str, Any]:
-    """The parsed catalog.yml (cached until the file changes). Needs no database."""
+    """The parsed catalog.yml (cached until the file changes), with a warehouse's own currency and
+    locale (:func:`own_business_path`) in ``metadata.business``. Needs no database."""
+    own = _own_business() if path is None else None
     path = path or catalog_path()
-    mtime = path.stat().st_mtime
+    mtime = (path.stat().st_mtime, own[0] if own else None)
+    key = (path, own is not None)
     with _lock:
-        hit = _yaml_cache.get(path)
+        hit = _yaml_cache.get(key)
         if hit and hit[0] == mtime:
             return hit[1]
         try:
@@ -53,7 +82,10 @@ def metadata(path: Path | None = None) -> dict[str, Any]:
             raise CatalogError(f"{path} is not valid YAML: {exc}") from exc
         if not isinstance(doc, dict) or doc.get("version") != 2 or "entries" not in doc:
             raise CatalogError(f"{path} is not an intake 2 catalog (expected 'version: 2' and 'entries:').")
-        _yaml_cache[path] = (mtime, doc)
+        if own:
+            business = {**((doc.get("metadata") or {}).get("business") or {}), **own[1]}
+            doc["metadata"] = {**(doc.get("metadata") or {}), "business": business}
+        _yaml_cache[key] = (mtime, doc)
         return doc
 
 
@@ -187,8 +219,9 @@ def set_business(currency: str | None = None, locale: str | None = None, path: P
     Returns the business settings now in force."""
     from babel import Locale, UnknownLocaleError, numbers
 
-    path = path or catalog_path()
+    own = own_business_path() if path is None else None
     doc = metadata(path)
+    path = path or catalog_path()
     now = dict((doc.get("metadata") or {}).get("business") or {"currency": "USD", "locale": "en_US"})
     if currency:
         currency = currency.strip().upper()
@@ -203,6 +236,12 @@ def set_business(currency: str | None = None, locale: str | None = None, path: P
         except (ValueError, UnknownLocaleError) as exc:
             raise CatalogError(f"{locale!r} is not a locale; use one such as en_GB, fr_FR or de_DE.") from exc
         now["locale"] = locale
+    if own is not None:  # a warehouse of its own: its file, never the checkout's catalog
+        own.parent.mkdir(parents=True, exist_ok=True)
+        own.write_text(yaml.safe_dump(now, sort_keys=False, allow_unicode=True))
+        with _lock:
+            _yaml_cache.clear()
+        return now
     text = path.read_text()
     others = "".join(f", {k}: {v}" for k, v in now.items() if k not in ("currency", "locale"))
     line = f"business: {{currency: {now['currency']}, locale: {now.get('locale', 'en_US')}{others}}}"
@@ -214,5 +253,5 @@ def set_business(currency: str | None = None, locale: str | None = None, path: P
         raise CatalogError(f"{path} has no top-level 'metadata:' section to record the currency in.")
     path.write_text(text)
     with _lock:
-        _yaml_cache.pop(path, None)
+        _yaml_cache.clear()
     return now

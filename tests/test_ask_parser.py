@@ -2879,3 +2879,36 @@ def test_a_value_of_the_data_keeps_its_own_foreign_words():
         "revenue",
         {"region": ("El Salvador",), "channel": ("Ventas Online",)},
     ), r.reason
+
+
+SWISS = from_parts(
+    {"region": ["Schweiz", "Deutschland", "Österreich"], "category": ["Uhren", "Schmuck"], "product": []},
+    {"land": "region"},
+    first=datetime(2018, 3, 1),
+    latest=T,
+)
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("revenue in Switzerland in 2025", "Schweiz"),
+        ("orders from Austria in 2025", "Österreich"),
+        ("revenue in germany in 2025", "Deutschland"),
+        ("chiffre d'affaires en Suisse in 2025", "Schweiz"),
+    ],
+)
+def test_a_country_asked_in_another_language_is_the_datas_own_name(text, value):
+    """A Swiss export names its countries in German; its analysts ask in English (or French). The
+    same country by its ISO code, so an exact reading, not a guess."""
+    r = parse(text, T, SWISS)
+    assert r.status == "answer", r.reason
+    assert r.question.where_dict == {"region": (value,)}
+
+
+def test_a_country_the_data_does_not_hold_is_declined_with_the_countries_it_holds():
+    r = parse("revenue in Canada in 2025", T, SWISS)
+    assert r.status == "decline" and "'canada' (Canada) is not in the data" in r.reason
+    assert "Deutschland, Schweiz, Österreich" in r.reason or "Schweiz" in r.reason
+    r = parse("revenue in Narnia in 2025", T, SWISS)  # not a country: the usual decline
+    assert r.status == "decline" and "I do not know 'narnia'" in r.reason

@@ -51,6 +51,31 @@ def test_a_where_value_the_data_does_not_hold_is_an_error_not_a_zero(demo):
     assert "read as 'Europe'" in slip.stderr
 
 
+def test_a_period_before_the_data_starts_shows_no_data_not_a_zero(demo, db):
+    """A 2018 export asked from January showed CHF0 for January and February."""
+    first = db.execute(
+        "select (min(ordered_at) at time zone ops.business_tz())::date from silver.orders"
+    ).fetchone()[0]
+    out = run(
+        "query",
+        "orders",
+        "--grain",
+        "day",
+        "--start",
+        str(first - timedelta(days=2)),
+        "--end",
+        str(first + timedelta(days=1)),
+    ).stdout
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in out.splitlines()
+        if line.startswith("│")
+    }
+    assert rows[str(first - timedelta(days=2))] == rows[str(first - timedelta(days=1))] == "–"
+    assert int(rows[str(first)].replace(",", "")) > 0
+    assert "– before the data starts" in out
+
+
 def test_bad_kpi_exits_2_with_the_valid_names(demo):
     proc = run("query", "profit", check=False)
     assert proc.returncode == 2 and "KPIs: revenue" in proc.stderr

@@ -161,3 +161,27 @@ def test_money_rounds_half_up_as_people_do(demo):
     assert aov.format_value(2.675) == "$2.68"  # as written, though the float is a hair under
     assert aov.format_value(-2.675) == "-$2.68"
     assert replace(aov, currency="BRL", locale="pt_BR").format_value(2055.065) == f"R${NBSP}2.055,07"
+
+
+def test_a_warehouse_of_its_own_keeps_its_currency_beside_it_not_in_the_checkout(tmp_path, monkeypatch):
+    """`KPI_HOME=~/my-shop kpi load lines ... --currency CHF` (the README's own-data steps) wrote CHF
+    into the checkout's catalog.yml: the demo warehouse beside it showed francs from then on."""
+    from kpi_lib import config
+
+    shipped = (ROOT / "catalog.yml").read_text()
+    monkeypatch.setenv("KPI_HOME", str(tmp_path / "my-shop"))
+    monkeypatch.delenv("KPI_CATALOG", raising=False)
+    config.reset()
+    try:
+        assert catalog.set_business(currency="chf")["currency"] == "CHF"
+        assert (ROOT / "catalog.yml").read_text() == shipped
+        assert yaml.safe_load((tmp_path / "my-shop" / "business.yml").read_text()) == {
+            "currency": "CHF",
+            "locale": "en_US",
+        }
+        assert business() == {"currency": "CHF", "locale": "en_US"}
+        assert kpis.get("revenue").format_compact(1_500_000).startswith("CHF")
+    finally:
+        monkeypatch.undo()
+        config.reset()
+    assert business() == {"currency": "USD", "locale": "en_US"}  # the default warehouse: still dollars

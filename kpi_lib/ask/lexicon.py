@@ -14,6 +14,7 @@ One lexicon per data version of the views (member values change with data, not w
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import unicodedata
@@ -108,6 +109,11 @@ class Lexicon:
         return [
             w for w in self._words if len(w) == 4 and sorted(w) == sorted(one) and w[0] == one[0] and w != one
         ]
+
+    def holds_countries(self) -> bool:
+        """Whether a dimension's values are countries (a shop's countries, not the demo's regions)."""
+        code_of, _ = _territories()
+        return any(norm(v) in code_of for d, vs in self.members.items() if d != "product" for v in vs)
 
     def suggestions(self) -> list[str]:
         return [k.label for k in self.kpis.values()]
@@ -208,6 +214,11 @@ def from_parts(
     for w, owners in token_owner.items():
         if len(owners) == 1 and w not in member_phrases and w not in kpi_phrases and w not in dim_phrases:
             member_phrases[w] = set(owners)
+    aliases = _aliases(vocab.get("aliases") or {})
+    taken = {*kpi_phrases, *dim_phrases, *member_phrases}
+    for phrase, values in _country_names(members).items():
+        if phrase not in taken:
+            aliases.setdefault(phrase, values)  # the catalog's own aliases come first
     lex = Lexicon(
         kpis=defs,
         kpi_phrases=kpi_phrases,
@@ -215,7 +226,7 @@ def from_parts(
         dim_labels={d: _own_label(d, source, column_words) or m.get("label", d) for d, m in dims.items()},
         members={d: list(members.get(d, [])) for d in dims},
         member_phrases=member_phrases,
-        aliases=_aliases(vocab.get("aliases") or {}),
+        aliases=aliases,
         # as written only: "the Americas" is two regions, "America" is not
         groups={" ".join(words(g)): list(vs) for g, vs in (vocab.get("groups") or {}).items()},
         undefined={norm(p): str(what) for p, what in (vocab.get("undefined") or {}).items()},
@@ -301,6 +312,53 @@ def _aliases(aliases: dict[str, list[str]]) -> dict[str, list[str]]:
         if " " not in key:
             out.setdefault(singular(key), list(values))
     return out
+
+
+#: the languages a country's name is known in, beside the data's own: a Swiss shop's export says
+#: "Schweiz" and its analysts ask about "Switzerland" (or "Suisse")
+COUNTRY_LANGUAGES = ("en", "de", "fr", "it", "es", "pt", "nl")
+
+
+@functools.cache
+def _territories() -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(normalised country name -> ISO code, ISO code -> its names), from babel's CLDR data."""
+    from babel import Locale
+
+    code_of: dict[str, str] = {}
+    names: dict[str, list[str]] = {}
+    for lang in COUNTRY_LANGUAGES:
+        for code, name in Locale.parse(lang).territories.items():
+            if len(code) == 2 and code.isalpha():  # countries, not "150" (Europe) or "419"
+                code_of.setdefault(norm(name), code)
+                names.setdefault(code, [])
+                if name not in names[code]:
+                    names[code].append(name)
+    return code_of, names
+
+
+def country(word: str) -> str | None:
+    """The English name of the country ``word`` names in one of :data:`COUNTRY_LANGUAGES`, or None."""
+    code_of, names = _territories()
+    code = code_of.get(norm(word))
+    return names[code][0] if code and len(norm(word)) >= 4 else None
+
+
+def _country_names(members: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Alias -> value for each value of the data that is a country's name in one of
+    :data:`COUNTRY_LANGUAGES`: its names in the others ("switzerland", "suisse" -> "Schweiz"). The
+    same country, so an exact answer, not a guess; a name two values share is left out."""
+    code_of, names = _territories()
+    out: dict[str, set[str]] = {}
+    for d, values in members.items():
+        if d == "product":
+            continue
+        for v in values:
+            code = code_of.get(norm(v))
+            for name in names.get(code, ()) if code else ():
+                phrase = norm(name)
+                if len(phrase) >= 4 and phrase != norm(v):
+                    out.setdefault(phrase, set()).add(v)
+    return {p: sorted(vs) for p, vs in out.items() if len(vs) == 1}
 
 
 def _unavailable(

@@ -18,8 +18,8 @@ from rapidfuzz.distance import DamerauLevenshtein
 from .. import scope as row_scope
 from ..kpis import Question, fiscal_year_start
 from ..kpis.definitions import business
+from . import lexicon, timephrases, wording
 from . import regex as re
-from . import timephrases, wording
 from .lexicon import Lexicon, singular, words
 from .timephrases import Period
 
@@ -1633,6 +1633,20 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
                 )
                 + ".",
             )
+    countries = [(w, c) for w in dict.fromkeys(unknown) if (c := lexicon.country(w))]
+    if countries and lex.holds_countries():
+        # "revenue in Canada" on a Swiss shop's data: a place it does not hold, said so, with what it holds
+        word, name = countries[0]
+        return r.refuse(
+            "decline",
+            f"'{word}' ({name}) is not in the data. Values there: "
+            + "; ".join(
+                f"{lex.dim_labels[d].lower()}: {', '.join(vs[:8])}"
+                for d, vs in lex.members.items()
+                if vs and d != "product"
+            )
+            + ".",
+        )
     if unknown:
         words_ = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
         return r.refuse(

@@ -38,7 +38,8 @@ def init(
     console.print(f"migrations applied: {', '.join(applied) if applied else 'none needed'}")
     if business:
         console.print(
-            f"currency {business['currency']}, locale {business['locale']} (catalog.yml metadata.business)"
+            f"currency {business['currency']}, locale {business['locale']} "
+            f"({catalog.own_business_path() or 'catalog.yml metadata.business'})"
         )
         if currency and not locale and (hint := catalog.locale_hint(business)):
             console.print(hint)
@@ -157,7 +158,8 @@ def load_lines(
     )
     console.print("columns used: " + ", ".join(f"{k}←{v}" for k, v in summary.mapping.items()))
     if summary.currency:
-        console.print(f"currency: {summary.currency} (recorded in catalog.yml metadata.business)")
+        where = catalog.own_business_path() or "catalog.yml metadata.business"
+        console.print(f"currency: {summary.currency} (recorded in {where})")
         if hint := catalog.locale_hint(business()):
             console.print(hint)
     if summary.rejected:

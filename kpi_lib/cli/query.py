@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -109,14 +110,26 @@ def query(
             to_json({"data": df.to_dict(orient="records"), "provenance": r.provenance()}, indent=1) + "\n"
         )
     else:
+        from ..kpis.periods import earliest_data
+
+        # periods before the first order hold no data, not a zero (a 2018 export asked from January)
+        first = earliest_data()
+        before = (
+            r.df["period"] < pd.Timestamp(kpis.floor_period(first, grain))
+            if first is not None and "period" in r.df and grain != "total"
+            else pd.Series(False, index=r.df.index)
+        )
         t = Table(
             *df.columns,
             title=f"{r.kpi.label} · {r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M} · {r.as_of.describe()}",
+            caption=f"– before the data starts ({first:%Y-%m-%d %H:%M})" if before.any() else None,
         )
-        for row in df.itertuples(index=False):
+        for empty, row in zip(before, df.itertuples(index=False), strict=True):
             cells = []
             for col, v in zip(df.columns, row, strict=True):
-                if col in ("value", "previous"):
+                if col == "value" and empty:
+                    cells.append("–")
+                elif col in ("value", "previous"):
                     cells.append(r.kpi.format_value(v))
                 elif col == "change":
                     cells.append("–" if v != v else f"{v:+.1%}")
