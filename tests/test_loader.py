@@ -173,6 +173,27 @@ def test_the_hour_that_happens_twice_is_a_time_not_a_reject():
     ]
 
 
+def test_the_hour_that_never_happens_is_kept_on_its_day_not_rejected():
+    """Zurich's clocks went forward at 02:00 on 31 Mar 2019: a till set by hand still wrote 02:30.
+    It is kept, at 03:00 summer time (01:00 UTC, the first minute after the gap), on its own day."""
+    raw = pd.DataFrame(
+        {
+            "o": ["1", "2", "3"],
+            "t": ["31.03.2019 01:30", "31.03.2019 02:30", "31.03.2019 03:30"],
+            "q": ["1"] * 3,
+        }
+    )
+    raw["p"] = ["10"] * 3
+    mapping = {"order_id": "o", "ordered_at": "t", "quantity": "q", "unit_price": "p"}
+    good, rejects = loader.validate_lines(raw, mapping, "Europe/Zurich", dayfirst=True)
+    assert rejects.empty
+    assert [t.strftime("%Y-%m-%d %H:%M") for t in good["ordered_at"]] == [
+        "2019-03-31 00:30",
+        "2019-03-31 01:00",
+        "2019-03-31 01:30",
+    ]
+
+
 def test_day_first_dates_load_on_their_own_day_without_the_option():
     """A British export without --dayfirst: 02/01/2011 is 2 January (13/01/2011 says so), not
     1 February; naming the wrong order is an error rather than a silent swap."""
