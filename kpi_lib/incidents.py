@@ -79,7 +79,7 @@ def recent_sql(
 ) -> tuple[str, list]:
     """The SQL :func:`recent` runs, and its bound parameters (Ask shows it as its source)."""
     sql = (
-        "select id, kpi, grain, dimension, dim_value, started_at, peak_at, ended_at, value, expected, "
+        "select id, series_key, kpi, grain, dimension, dim_value, started_at, peak_at, ended_at, value, expected, "
         "lower_bound, upper_bound, deviation_pct, severity, rule, explanation, drivers, status, "
         "acknowledged_by, acknowledged_at, resolved_by, resolved_at, comment from ops.anomalies where true"
     )
@@ -183,33 +183,31 @@ def _span(incident: Mapping[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp] | No
     return start, end
 
 
-def lead_first(group: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The incident that tells an event best first: the business as a whole before a slice, then
-    the most severe, then the first to start (when it began), then the largest move."""
+def lead_first(group: Sequence[Mapping[str, Any]], kpi: str | None = None) -> list[Mapping[str, Any]]:
+    """The incident that tells an event best first: the KPI asked about (``kpi``), the business as a
+    whole before a slice, then the most severe, then the first to start (when it began), then the
+    largest move."""
 
     def key(i: Mapping[str, Any]):
         dev = i.get("deviation_pct")
         size = abs(float(dev)) if dev is not None and math.isfinite(float(dev)) else 0.0
         start = local_time(i.get("started_at")) or pd.Timestamp.max
-        return (
-            bool(i.get("dimension")),
-            -_RANK.get(str(i.get("severity")), 0),
-            start,
-            -size,
-            i.get("id") or 0,
-        )
+        rank = -_RANK.get(str(i.get("severity")), 0)
+        other = kpi is not None and i.get("kpi") != kpi
+        return (other, bool(i.get("dimension")), rank, start, -size, i.get("id") or 0)
 
     return sorted(group, key=key)
 
 
-def events(items: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+def events(items: Sequence[Mapping[str, Any]], kpi: str | None = None) -> list[list[Mapping[str, Any]]]:
     """Incidents grouped into the events behind them: a shop shut for a week drops its orders, its
     revenue and every country's and category's at once, and that is one thing to read about, not
     eight. Incidents are one event when they are at the same grain, move the same way (all above
     or all below what was expected) and overlap in time, or start within :data:`JOIN_GAP` of each
     other's end (chains count: A with B, B with C). An alert
     rule's incident stands alone: someone asked for that rule by name. Each group starts with its
-    lead (:func:`lead_first`); groups keep the order of their leads in ``items``."""
+    lead (:func:`lead_first`, the ``kpi`` asked about first); groups keep the order of their leads
+    in ``items``."""
     groups: list[dict[str, Any]] = []
     for inc in items:
         span, way = _span(inc), _direction(inc)
@@ -224,8 +222,14 @@ def events(items: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
             own["span"] = (min(hit["span"][0], own["span"][0]), max(hit["span"][1], own["span"][1]))
         groups.append(own)
     order = {id(i): n for n, i in enumerate(items)}
-    led = [lead_first(g["members"]) for g in groups]
+    led = [lead_first(g["members"], kpi) for g in groups]
     return sorted(led, key=lambda g: order[id(g[0])])
+
+
+def weightiest_first(groups: list[list[Mapping[str, Any]]]) -> list[list[Mapping[str, Any]]]:
+    """Events the most severe first and, among equals, the widest (a week-long outage in every
+    country before one slice's blip); otherwise in the order given."""
+    return sorted(groups, key=lambda g: (min(-_RANK.get(str(i.get("severity")), 0) for i in g), -len(g)))
 
 
 def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

@@ -547,3 +547,85 @@ def test_a_yes_or_no_against_a_figure_answers_with_the_total_and_says_which_side
     assert above.text.startswith("Yes: orders were") and f"above {int(want) - 1:,}" in above.text, above.text
     # a figure in money against a count is a condition on each order, which is declined
     assert ask("Did we have orders over $100 last month?", as_of=as_of, user=ANALYST).status == "decline"
+
+
+def test_incidents_of_one_event_are_told_once_by_the_kpi_asked_about(db, as_of):
+    """A shop shut for a week raised 23 incidents on a user's export (every KPI, country and
+    category); Ask's "why" named three countries' revenue, and its list named them one by one.
+    The incidents here are weekly (the demo's scans keep hours and days), late in last week."""
+    tag = uuid.uuid4().hex[:6]
+    monday = (as_of - timedelta(days=as_of.weekday() + 7)).replace(hour=0)
+    late = monday + timedelta(days=6, hours=20)  # last week's Sunday evening
+
+    def add(kpi, region, hours_in, deviation, severity="high"):
+        key = f"{kpi}|week|" + (f"region=Event-{tag}-{region}" if region else f"event-{tag}")
+        at = late + timedelta(hours=hours_in)
+        return db.execute(
+            "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, peak_at,"
+            " ended_at, value, expected, deviation_pct, severity, rule, explanation) values (%s, %s, 'week',"
+            " %s, %s, (%s::timestamp at time zone ops.business_tz()), (%s::timestamp at time zone"
+            " ops.business_tz()), (%s::timestamp at time zone ops.business_tz()), %s, 100, %s, %s, 'spike',"
+            " %s) returning id",
+            [
+                key, kpi, "region" if region else None, f"Event-{tag}-{region}" if region else None,
+                at, at, at, 100 + deviation, deviation, severity, f"{kpi} {region or 'overall'} moved {deviation}% ({tag})",
+            ],
+        ).fetchone()[0]  # fmt: skip
+
+    orders = add("orders", None, 0, -100)
+    revenue = add("revenue", None, 2, -100)
+    europe = add("revenue", "Europe", 3, -100, "medium")
+    rise = add("new_customers", None, 1, 300)  # the other way: an event of its own
+    mine = {orders, revenue, europe, rise}
+    try:
+        listed = ask("any incidents last week?", as_of=as_of, user=ANALYST)
+        rows = {r["incident"]: r["event"] for r in listed.rows if r["incident"] in mine}
+        assert listed.status == "answer", listed.text
+        assert rows == {orders: orders, revenue: orders, europe: orders, rise: rise}
+        why = ask("why did revenue drop last week?", as_of=as_of, user=ANALYST)
+        assert why.status == "answer", why.text
+        assert f"#{revenue} (revenue, high, open): revenue overall moved -100% ({tag})" in why.text
+        # the KPI asked about first, then the others
+        assert f"(one event with 2 more incidents at the same time: #{europe}, #{orders})" in why.text
+        assert f"#{europe} (revenue" not in why.text  # not again on its own
+    finally:
+        db.execute("delete from ops.anomalies where id = any(%s)", [list(mine)])
+
+
+def test_the_incident_list_counts_events(db, as_of):
+    """'Any incidents in May 2009?' on incidents of one week-long event and one rise: 4 incidents in
+    2 events, the wider event first."""
+    tag = uuid.uuid4().hex[:6]
+    shut = datetime(2009, 5, 11)
+
+    def add(kpi, region, days_in, deviation):
+        key = f"{kpi}|day|" + (f"region=Event-{tag}-{region}" if region else f"event-{tag}")
+        return db.execute(
+            "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, peak_at,"
+            " ended_at, value, expected, deviation_pct, severity, rule, explanation) values (%s, %s, 'day',"
+            " %s, %s, (%s::timestamp at time zone ops.business_tz()), (%s::timestamp at time zone"
+            " ops.business_tz()), (%s::timestamp at time zone ops.business_tz()), %s, 100, %s, 'high', 'spike',"
+            " %s) returning id",
+            [
+                key, kpi, "region" if region else None, f"Event-{tag}-{region}" if region else None,
+                shut + timedelta(days=days_in), shut + timedelta(days=days_in), shut + timedelta(days=days_in),
+                100 + deviation, deviation, f"{kpi} {region or 'overall'} moved {deviation}% ({tag})",
+            ],
+        ).fetchone()[0]  # fmt: skip
+
+    orders, revenue, europe = (
+        add("orders", None, 0, -100),
+        add("revenue", None, 2, -100),
+        add("revenue", "Europe", 3, -100),
+    )
+    rise = add("customers", None, 1, 300)
+    try:
+        listed = ask("any incidents in May 2009?", as_of=as_of, user=ANALYST)
+        assert listed.status == "answer" and listed.value == 4
+        assert listed.text.startswith(
+            f"4 incidents in any KPI in May 2009 in 2 events, most severe first: #{orders} "
+        )
+        assert f"(one event with 2 more incidents at the same time: #{revenue}, #{europe})" in listed.text
+        assert f"Then #{rise} (customers, high)" in listed.text
+    finally:
+        db.execute("delete from ops.anomalies where id = any(%s)", [[orders, revenue, europe, rise]])

@@ -76,7 +76,7 @@ def test_an_outage_becomes_one_incident_with_the_right_numbers(outage, db):
     assert value == 0 and dev == pytest.approx(-100.0)
     assert exp == pytest.approx(expected, rel=0.35)
     assert severity == "high"  # a 100% drop is high whatever the noise
-    assert explanation.startswith(f"Orders in {region} was 100% below the expected")
+    assert explanation.startswith(f"Orders in {region} were 100% below the expected")
     assert len(rows) == 1, f"more than one incident: {rows}"
 
 
@@ -621,7 +621,7 @@ def test_history_has_a_warm_up_and_severity_is_business_impact(retail_scan, db):
     surge = next(r for r in rows if r["series_key"] == "orders|day|region=Germany")
     assert "Impact: the gap is " in surge["explanation"] and "orders overall." in surge["explanation"]
     assert (
-        surge["explanation"].startswith("Orders in Germany was ")
+        surge["explanation"].startswith("Orders in Germany were ")
         and "above the expected" in surge["explanation"]
     )
 

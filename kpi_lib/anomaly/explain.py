@@ -81,8 +81,14 @@ def sentence(
     else:
         band = ""
     said = f"{fmt(value)}, " if points else ""  # '4.2 points below 23.8%' leaves the sum to the reader
-    text = f"{subject} was {said}{_off_by(value, expected, fmt, points)} the expected {fmt(expected)}{band}"
+    text = f"{subject} {verb(subject)} {said}{_off_by(value, expected, fmt, points)} the expected {fmt(expected)}{band}"
     return f"{text} {_span(start, end, ongoing)}" + ("; still ongoing." if ongoing else ".")
+
+
+def verb(subject: str) -> str:
+    """'Orders in Iceland were', 'Revenue via Web was': the KPI's own label decides."""
+    head = subject.split(" in ")[0].split(" via ")[0]
+    return "were" if head.endswith("s") else "was"
 
 
 def _span(start, end, ongoing: bool) -> str:
@@ -212,11 +218,8 @@ def silence_sentence(
     longest such run in the 730 days before was 4 days.' ``history``: the span compared with, in
     words ('730 days', or 'data since 2018-03-01' when the series is younger)."""
     subject = label or "Value"
-    verb = (
-        "were" if subject.split(" in ")[0].endswith("s") else "was"
-    )  # "Orders in Iceland were", "Revenue was"
     text = (
-        f"{subject} {verb} 0 for {run} in a row, {when(run_from)} to {when(at)}: the longest such run in the "
+        f"{subject} {verb(subject)} 0 for {run} in a row, {when(run_from)} to {when(at)}: the longest such run in the "
         f"{history} was {record}"
     )
     return f"{text}; still ongoing." if ongoing else f"{text}."

@@ -104,6 +104,8 @@ def explain(
             f"{k.format_value(expected)} in the same hours on the previous {BASELINE_WEEKS} {p.start:%A}s."
         )
     fixed = {d for d, vs in q.where if len(vs) == 1}
+    # a dimension with one value in the data ("channel: Unknown" when a file had none) explains nothing
+    fixed |= {d for d in k.dimensions if d in lex.members and len(lex.members[d]) < 2}
     hourly_dims = [d for d in k.dimensions if d not in fixed and d != "product"]
     sliced = _slice_hours(k, q, as_of, reading.direction, hourly_dims, lex) if single_day else None
     if sliced is not None and (window is None or sliced[2][:2] != window[:2]):
@@ -435,19 +437,49 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     if not a.rows:
         a.text = f"No {what} {when}: the anomaly rules raised none."
     else:
-        # the most severe in full; the others by name (the table beside it explains each one)
-        top = a.rows[0]
+        # one event (an outage drops every KPI in every slice at once) is told once, by its lead;
+        # the most severe event in full, the others by name (the table explains each incident)
+        groups = incidents.weightiest_first(_events(inc, kpi))
+        lead_of = {int(i["id"]): int(g[0]["id"]) for g in groups for i in g}
+        for r in a.rows:
+            r["event"] = lead_of.get(r["incident"], r["incident"])
+        by_id = {r["incident"]: r for r in a.rows}
+        top = by_id[int(groups[0][0]["id"])]
         listed = f"#{top['incident']} ({top['kpi']}, {top['severity']}, {top['status']}): {str(top['explanation']).rstrip('.')}"
-        others = ", ".join(f"#{r['incident']} ({r['kpi']}, {r['severity']})" for r in a.rows[1:6])
-        more = f" and {len(a.rows) - 6} more" if len(a.rows) > 6 else ""
+        listed += _with_others(groups[0])
+        others = ", ".join(
+            f"#{int(g[0]['id'])} ({g[0]['kpi']}, {g[0]['severity']}"
+            + (f", with {len(g) - 1} more" if len(g) > 1 else "")
+            + ")"
+            for g in groups[1:6]
+        )
+        more = f" and {len(groups) - 6} more" if len(groups) > 6 else ""
         n = len(a.rows)
         what = what.replace("incidents", "incident", 1) if n == 1 else what
-        a.text = f"{n} {what} {when}, most severe first: {listed}."
+        events = f" in {len(groups)} event{'s' if len(groups) != 1 else ''}" if len(groups) < n else ""
+        a.text = f"{n} {what} {when}{events}, most severe first: {listed}."
         if others:
             a.text += f" Then {others}{more}; the table explains each one."
     if note:
         a.text += " " + note
     return a
+
+
+def _events(inc: pd.DataFrame, kpi: str | None = None) -> list[list[dict]]:
+    """The rows as events (:func:`kpi_lib.incidents.events`), in the order of their leads, each
+    led by the ``kpi`` asked about where it has an incident."""
+    rows = [{k: (None if v is pd.NaT or (isinstance(v, float) and v != v) else v) for k, v in r.items()}
+            for r in inc.to_dict("records")]  # fmt: skip
+    return incidents.events(rows, kpi)
+
+
+def _with_others(group: list[dict]) -> str:
+    """' (one event with 9 more incidents at the same time: #13, #18, ...)'."""
+    if len(group) < 2:
+        return ""
+    ids = ", ".join(f"#{int(i['id'])}" for i in group[1:9]) + (", ..." if len(group) > 9 else "")
+    n = len(group) - 1
+    return f" (one event with {n} more incident{'s' if n != 1 else ''} at the same time: {ids})"
 
 
 def _told(row, user: auth.User) -> str:
@@ -484,9 +516,13 @@ def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -
             ["stale", "off_slice", "other", "started_at"], ascending=[True, True, True, False]
         )
         inc = inc.loc[inc["kpi"].map(user.can_see).astype(bool)]
-        for row in inc.head(3).itertuples():
-            said = _told(row, user)
-            named.append(f"#{row.id} ({row.kpi}, {row.severity}, {row.status}): {said.rstrip('.')}")
+        for group in _events(inc, q.kpi)[:3]:  # an event once, by its lead, with the others counted
+            row = group[0]
+            said = "values are masked for your role" if user.is_masked(row["kpi"]) else row["explanation"]
+            named.append(
+                f"#{int(row['id'])} ({row['kpi']}, {row['severity']}, {row['status']}): {str(said).rstrip('.')}"
+                + _with_others(group)
+            )
     if named:
         a.text += " Incidents overlapping this period: " + "; ".join(named) + "."
     if note:

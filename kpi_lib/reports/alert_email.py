@@ -191,7 +191,7 @@ def alert_subject(items: Sequence[Mapping[str, Any]], limit: int = 110) -> str:
     an event's related incidents are counted after its lead: 'Orders −100% (+7 at the same time)'."""
     n = len(items)
     heads = []
-    for group in incident_store.events(items):
+    for group in incident_store.weightiest_first(incident_store.events(items)):
         more = f" (+{len(group) - 1} at the same time)" if len(group) > 1 else ""
         heads.append(_headline(group[0]) + more)
     subject = f"[KPI alert] {n} new incident{'s' if n != 1 else ''}: " + ", ".join(heads)
@@ -283,7 +283,7 @@ def alert_report(
     """The alert email's content as a Report (it also renders in notebooks) and its provenance dict."""
     charts = charts or ChartCache()
     items = by_severity(items)
-    groups = incident_store.events(items)
+    groups = incident_store.weightiest_first(incident_store.events(items))
     lead_of = {i["id"]: g[0]["id"] for g in groups for i in g}  # each incident's event, by its lead
     grouped = len(groups) < len(items)
     prov = _context(provenance)

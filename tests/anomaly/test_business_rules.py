@@ -183,7 +183,7 @@ def test_a_surge_right_after_a_quiet_night_is_reported_on_its_own_hours():
     # expected" there; until the incident reached back, it began at 08:00
     expected = out.loc[first, "expected"]
     assert 4 < expected < 15
-    assert out.loc[second, "explanation"].startswith(f"Units was {60 / expected - 1:.0%} above the expected")
+    assert out.loc[second, "explanation"].startswith(f"Units were {60 / expected - 1:.0%} above the expected")
     assert "from 2024-03-05 07:00" in out.loc[second, "explanation"]
 
 
@@ -201,7 +201,7 @@ def test_a_drop_is_told_by_its_low_hours_even_when_a_busy_hour_falls_inside_it()
     assert inc.rule == "drop" and inc.start < busy and inc.end is None  # the busy hour is inside it
     assert out.loc[busy, "value"] > out.loc[busy, "upper"]  # and outside the band, above
     assert inc.value < inc.lower and inc.peak != busy
-    assert inc.explanation.startswith("Orders was ") and "% below the expected" in inc.explanation
+    assert inc.explanation.startswith("Orders were ") and "% below the expected" in inc.explanation
 
 
 def test_a_ratio_over_too_few_orders_is_not_judged_but_the_series_still_is():
