@@ -81,7 +81,7 @@ def test_a_spike_ingested_now_is_emailed_by_the_stream_listener(demo, monkeypatc
     )
     msg = mail.read_message(found[0].id, tmp_path / "mail")
     assert "Orders" in msg.subject and region in msg.subject
-    assert f"Orders in {region} was" in msg.text and "% above the expected" in msg.text
+    assert f"Orders in {region} were" in msg.text and "% above the expected" in msg.text
     assert "live alert listener" in msg.text and "orders|minute|region=" in msg.text
     assert msg.inline, "the e-mail has no chart"
     assert latency < 30, f"the alert took {latency:.1f} s"
