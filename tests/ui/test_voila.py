@@ -465,3 +465,31 @@ def test_throttle_runs_once_at_once_then_once_for_everything_within_the_interval
     assert first == 1  # leading edge: the first change shows at once
     assert len(calls) == 2  # the 20 that follow: one refresh, an interval after the first
     assert calls[1] - calls[0] >= 0.39
+
+
+@ui_test
+def test_anomaly_review_says_which_incidents_are_one_event(voila, context, db):
+    """A week's outage raised an incident in every region; each card now says it is one event."""
+    monday = kpis.floor_period(kpis.local_now(), "week") - timedelta(weeks=3)
+    tag = uuid.uuid4().hex[:6]
+    ids = [
+        db.execute(
+            "insert into ops.anomalies (series_key, kpi, grain, dimension, dim_value, started_at, peak_at,"
+            " ended_at, value, expected, lower_bound, upper_bound, deviation_pct, score, severity, rule,"
+            " explanation) values (%s, 'revenue', 'week', 'region', %s, %s, %s, %s, %s, 100000, 80000,"
+            " 120000, %s, 5, 'high', 'spike', %s) returning id",
+            [
+                f"revenue|week|region={region}-{tag}", f"{region}-{tag}", monday, monday, monday + timedelta(weeks=1),
+                100000 * (1 + dev / 100), dev, f"UI test {tag}: revenue in {region} fell {-dev}%.",
+            ],
+        ).fetchone()[0]
+        for region, dev in (("Europe", -70.0), ("North America", -60.0))
+    ]  # fmt: skip
+    try:
+        page = open_page(context, voila.url("anomaly_review", kpi="revenue", page_size=50), ".kpi-incidents")
+        lead, other = (page.locator(f".kpi-incident-{i} .kpi-incident-event") for i in ids)
+        lead.wait_for(timeout=TIMEOUT)
+        assert lead.inner_text() == f"One event with 1 more incident at the same time: #{ids[1]}"
+        assert other.inner_text() == f"Part of the event led by #{ids[0]} (2 incidents at the same time)"
+    finally:
+        db.execute("delete from ops.anomalies where id = any(%s)", [ids])

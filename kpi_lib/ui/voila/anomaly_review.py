@@ -173,6 +173,23 @@ class AnomalyReview:
             ]
         return df.reset_index(drop=True)
 
+    @staticmethod
+    def _events(rows: pd.DataFrame) -> dict[int, list[int]]:
+        """Each incident's event as ids, its lead first (:func:`kpi_lib.incidents.events`): a week's
+        outage is one event in every KPI and slice, and each card says so."""
+        items = [
+            {
+                k: (None if v is pd.NaT or (isinstance(v, float) and math.isnan(v)) else v)
+                for k, v in r.items()
+            }
+            for r in rows.to_dict("records")
+        ]
+        out: dict[int, list[int]] = {}
+        for group in incident_store.events(items):
+            ids = [int(i["id"]) for i in group]
+            out.update({i: ids for i in ids})
+        return out
+
     def signature(self) -> tuple:
         """Changes whenever an incident is added or updated (by anyone)."""
         with warehouse.engine().connect() as conn:
@@ -185,6 +202,7 @@ class AnomalyReview:
         with self.status.busy("Loading incidents…"):
             self._signature = self.signature()
             self.rows = self.load()
+            self.events = self._events(self.rows)
             pages = max(1, math.ceil(len(self.rows) / self.page_size))
             self.page = min(self.page, pages - 1)
             self.refreshes += 1
@@ -256,6 +274,7 @@ class AnomalyReview:
             f"{'ended <b>' + _when(inc.get('ended_at')) + '</b>' if inc.get('ended_at') else '<b>ongoing</b>'} · "
             f"value {esc(fmt(inc.get('value')))} · expected {esc(band)} · rule {esc(inc.get('rule') or '–')}"
             f"{' · drivers ' + esc(inc['drivers']) if inc.get('drivers') and not masked else ''}</div>"
+            f"{self._event_line(iid)}"
             f'<div class="kpi-incident-facts">Status <b class="kpi-incident-status">{esc(state)}</b>{who}'
             f"{' · “' + esc(inc['comment']) + '”' if inc.get('comment') else ''}</div></div>"
         )
@@ -300,6 +319,18 @@ class AnomalyReview:
         card.add_class("kpi-card")
         card.add_class(f"kpi-incident-{iid}")
         return card
+
+    def _event_line(self, iid: int) -> str:
+        ids = getattr(self, "events", {}).get(iid, [iid])
+        if len(ids) < 2:
+            return ""
+        if ids[0] == iid:
+            others = ", ".join(f"#{i}" for i in ids[1:9]) + (", …" if len(ids) > 9 else "")
+            n = len(ids) - 1
+            text = f"One event with {n} more incident{'s' if n != 1 else ''} at the same time: {others}"
+        else:
+            text = f"Part of the event led by #{ids[0]} ({len(ids)} incidents at the same time)"
+        return f'<div class="kpi-incident-event" data-lead="{ids[0]}">{esc(text)}</div>'
 
     def _chart(self, inc: dict[str, Any]) -> bytes | None:
         key = (inc["id"], str(inc.get("updated_at")))

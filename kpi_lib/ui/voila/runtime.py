@@ -63,6 +63,7 @@ CSS = """<style>
 .kpi-incident-head {font-size:15px; font-weight:600; margin:2px 0;}
 .kpi-incident-facts {font-size:12.5px; color:#3d4752;}
 .kpi-incident-facts b {color:#15202b;}
+.kpi-incident-event {font-size:12.5px; color:#7a4b00; background:#fff6e0; border-radius:4px; padding:2px 6px; margin:3px 0; display:inline-block;}
 .kpi-card {border:1px solid #e3e6ea; border-radius:8px; padding:10px 14px; margin:8px 0; background:#fff;}
 </style>"""
 
