@@ -870,6 +870,16 @@ def _threshold(t: str) -> tuple[str, tuple[str, float, str] | None]:
     return re.sub(r"\s+", " ", rest).strip(), (side, number, said)
 
 
+def _values_there(lex: Lexicon) -> str:
+    """'country: Deutschland, Schweiz, Österreich; kategorie: Schmuck, Uhren' (a dimension with a
+    single value, such as 'channel: Unknown' when a file had none, says nothing and is left out)."""
+    return "; ".join(
+        f"{lex.dim_labels[d].lower()}: {', '.join(vs[:8])}"
+        for d, vs in lex.members.items()
+        if len(vs) > 1 and d != "product"
+    )
+
+
 def parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
     """How ``text`` reads: a typed question to run, or a decline or a question back with the reason."""
     r = _parse(text, as_of, lex)
@@ -1625,27 +1635,14 @@ def _parse(text: str, as_of: datetime, lex: Lexicon) -> Reading:
             # (that would answer for everywhere)
             return r.refuse(
                 "decline",
-                f"'{raw}' ({' / '.join(what)}) is not in the data. Values there: "
-                + "; ".join(
-                    f"{lex.dim_labels[d].lower()}: {', '.join(vs[:8])}"
-                    for d, vs in lex.members.items()
-                    if vs and d != "product"
-                )
-                + ".",
+                f"'{raw}' ({' / '.join(what)}) is not in the data. Values there: {_values_there(lex)}.",
             )
     countries = [(w, c) for w in dict.fromkeys(unknown) if (c := lexicon.country(w))]
     if countries and lex.holds_countries():
         # "revenue in Canada" on a Swiss shop's data: a place it does not hold, said so, with what it holds
         word, name = countries[0]
         return r.refuse(
-            "decline",
-            f"'{word}' ({name}) is not in the data. Values there: "
-            + "; ".join(
-                f"{lex.dim_labels[d].lower()}: {', '.join(vs[:8])}"
-                for d, vs in lex.members.items()
-                if vs and d != "product"
-            )
-            + ".",
+            "decline", f"'{word}' ({name}) is not in the data. Values there: {_values_there(lex)}."
         )
     if unknown:
         words_ = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
