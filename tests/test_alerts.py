@@ -321,7 +321,10 @@ def test_one_event_in_many_slices_is_told_once_by_its_lead(db, sink):
     assert "6 new KPI incidents in 3 events" in view.text
     assert len(view.inline) == 3  # a chart per event, not per incident
     # the whole business's other KPI first, then the slices
-    assert "At the same time, 3 more incidents of this event: Revenue −100%" in view.text
+    assert (
+        f"At the same time, 3 more incidents of this event (marked “with #{orders}” in the table above): Revenue −100%"
+        in view.text
+    )
     assert f"Orders in Europe −100% (#{europe}, high" in view.text
     _, data = mail.attachment(msg.id, "incidents.csv", sink.maildir)
     rows = {int(r["id"]): int(r["event"]) for r in csv.DictReader(io.StringIO(data.decode()))}

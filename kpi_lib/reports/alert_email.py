@@ -323,13 +323,12 @@ def alert_report(
         )
         report.paragraph(inc.get("explanation") or "")
         if related:
+            n_rel = len(related)
+            named = "; ".join(f"{_headline(r)} (#{r['id']}, {r['severity']})" for r in related[:5])
             report.paragraph(
-                f"At the same time, {len(related)} more incident{'s' if len(related) != 1 else ''} of this event: "
-                + "; ".join(
-                    f"{_headline(r)} (#{r['id']}, {r['severity']}, from {when_text(r['started_at'])})"
-                    for r in related
-                )
-                + "."
+                f"At the same time, {n_rel} more incident{'s' if n_rel != 1 else ''} of this event"
+                f" (marked “with #{inc['id']}” in the table above): {named}"
+                + (f" and {n_rel - 5} more." if n_rel > 5 else ".")
             )
         band = (
             f"{fmt(inc['expected'])} (range {fmt(inc['lower_bound'])}–{fmt(inc['upper_bound'])})"
