@@ -272,7 +272,7 @@ class AnomalyReview:
             f'<div class="kpi-incident-explanation">{esc(explanation)}</div>'
             f'<div class="kpi-incident-facts">Started <b>{_when(inc["started_at"])}</b> · '
             f"{'ended <b>' + _when(inc.get('ended_at')) + '</b>' if inc.get('ended_at') else '<b>ongoing</b>'} · "
-            f"value {esc(fmt(inc.get('value')))} · expected {esc(band)} · rule {esc(inc.get('rule') or '–')}"
+            f"at its peak {esc(fmt(inc.get('value')))}, expected {esc(band)} · rule {esc(inc.get('rule') or '–')}"
             f"{' · drivers ' + esc(inc['drivers']) if inc.get('drivers') and not masked else ''}</div>"
             f"{self._event_line(iid)}"
             f'<div class="kpi-incident-facts">Status <b class="kpi-incident-status">{esc(state)}</b>{who}'
