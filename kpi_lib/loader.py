@@ -305,6 +305,7 @@ class LoadSummary:
     version: int | None = None
     seconds: float = 0.0
     currency: str | None = None  # recorded in catalog.yml metadata.business
+    notes: list[str] = field(default_factory=list)  # how a column was read ("discount read as percentages")
 
 
 def _key(name: str) -> str:
@@ -395,6 +396,7 @@ def validate_lines(
             kind[mask] = short
 
     out = pd.DataFrame(index=raw.index)
+    notes: list[str] = []  # how a column was read, where it could have been read otherwise
     out["order_id"] = _clean_id(col["order_id"])
     reject(out["order_id"].isna(), "order_id is empty", "order_id is empty")
 
@@ -422,6 +424,20 @@ def validate_lines(
         text = col["discount"].astype(str).str.strip()
         pct = text.str.endswith("%")  # "10%" is 0.10, as the sign says
         disc = to_number(col["discount"].where(~pct, text.str[:-1]))
+        plain = disc[~pct].dropna()
+        if (
+            len(plain)
+            and plain.between(0, 100).all()
+            and (plain > 1).any()
+            and not plain.between(0, 1, "neither").any()
+        ):
+            # a column of percentages without the sign ("10", "25", "0"): no fraction exceeds 1, and
+            # none of its values reads as a fraction (a column with 0.15 and 15 is rejected as before)
+            pct = pct | disc.notna()
+            top = float(plain.max())
+            notes.append(
+                f"discount read as percentages without their sign: {top:g} is {top:g}% ({top / 100:g})"
+            )
         disc = disc.where(~pct, disc / 100)
         blank = text == ""
         reject(
@@ -491,6 +507,7 @@ def validate_lines(
     dup = ln.isna() | good.assign(_ln=ln).duplicated(["order_id", "_ln"], keep=False)
     per_order_dup = dup.groupby(good["order_id"]).transform("any")
     good["line_no"] = np.where(per_order_dup, auto, ln.fillna(0)).astype(int)
+    good.attrs["notes"] = notes
     return good, rejects
 
 
@@ -543,6 +560,7 @@ def load_lines_file(
         summary.rejected = len(rejects)
         summary.orders = good["order_id"].nunique()
         summary.reasons = Counter(rejects["_kind"])
+        summary.notes = list(good.attrs.get("notes", []))
         _record_source_names(conn, summary.mapping, source)
         conn.execute(
             "insert into bronze.file_loads (path, sha256, kind, mapping, rows_in, loaded, rejected, version) "

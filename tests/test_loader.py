@@ -268,3 +268,26 @@ def test_a_discount_written_with_a_percent_sign_is_that_fraction():
     assert rejects["_reason"].tolist() == [
         "discount 15 is not a fraction between 0 and 1 (write 15% as 0.15)"
     ]
+
+
+def test_a_discount_column_of_percentages_without_the_sign_is_read_as_such():
+    """An export's discount column said "10", "25", "12.5": every one was rejected as "not a fraction"
+    and the file loaded without its discounts. A column no value of which reads as a fraction, and
+    that runs above 1, is percentages; the load says it read it so."""
+    raw = pd.DataFrame(
+        {
+            "order_id": ["1", "2", "3", "4", "5"],
+            "ordered_at": ["2019-05-02 10:00"] * 5,
+            "quantity": ["1"] * 5,
+            "unit_price": ["100"] * 5,
+            "discount": ["10", "0", "", "25", "12.5"],
+        }
+    )
+    mapping = loader.resolve_mapping(list(raw.columns), {})
+    good, rejects = loader.validate_lines(raw, mapping, "UTC", None)
+    assert rejects.empty and list(good["discount"]) == pytest.approx([0.10, 0.0, 0.0, 0.25, 0.125])
+    assert good.attrs["notes"] == ["discount read as percentages without their sign: 25 is 25% (0.25)"]
+    fractions = raw.assign(discount=["0.1", "0", "", "0.25", "1"])  # fractions stay fractions
+    good, rejects = loader.validate_lines(fractions, mapping, "UTC", None)
+    assert rejects.empty and list(good["discount"]) == pytest.approx([0.1, 0.0, 0.0, 0.25, 1.0])
+    assert good.attrs["notes"] == []

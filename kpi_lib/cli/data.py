@@ -162,6 +162,8 @@ def load_lines(
         console.print(f"currency: {summary.currency} (recorded in {where})")
         if hint := catalog.locale_hint(business()):
             console.print(hint)
+    for note in summary.notes:
+        console.print(note)
     if summary.rejected:
         for reason, n in summary.reasons.most_common():
             console.print(f"  rejected {n:,}: {reason}")
