@@ -107,10 +107,15 @@ def detect(
         index=series.index,
     )
     outside = (x < ev.lower) | (x > ev.upper)
+    with np.errstate(invalid="ignore"):
+        # nothing at all where something was expected, on a row a step alarms on: still the incident
+        # (a shop shut for a week widened its band to 0 from the second day, and its incident
+        # "ended" on the first)
+        empty = (x <= 0) & (ev.expected > 0) & (ev.rule != "")
     ids = _incidents.mark(
         ev.fired,
         ev.score,
-        outside,
+        outside | empty,
         rs.incident.recover,
         rs.incident.release,
         recovery=(x, ev.expected, engine.judged_rows(rs, ev.rule)) if rs.incident.recovery else None,
@@ -130,7 +135,7 @@ def detect(
     }
     ids = _incidents.backdate(ids, ev.rule, outside, np.sign(x - ev.expected), steps["window_steps"])
     if not rs.incident.recovery:  # a recovery is the other side by design: it keeps its span
-        ids = _incidents.end_on_side(ids, x, ev.expected, outside, ev.rule, **steps)
+        ids = _incidents.end_on_side(ids, x, ev.expected, outside | empty, ev.rule, **steps)
     out["is_anomaly"] = onset.astype(np.int8)
     running_peak = pd.Series(np.where(ids > 0, ev.score, 0.0)).groupby(ids).cummax().to_numpy()
     out["severity"] = [

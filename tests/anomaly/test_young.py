@@ -40,7 +40,7 @@ def test_three_years_of_weeks_are_judged_and_the_bad_week_found():
     onsets = young.index[young["is_anomaly"] == 1]
     assert list(onsets) == [s.index[140]], young.loc[young["is_anomaly"] == 1, "explanation"]
     said = young.loc[s.index[140], "explanation"]
-    assert said.startswith("Signups was") and "% below the expected" in said and "2017-09-11" in said
+    assert said.startswith("Signups were") and "% below the expected" in said and "2017-09-11" in said
 
 
 def test_once_every_step_has_its_own_threshold_nothing_changes():
