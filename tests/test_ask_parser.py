@@ -2912,3 +2912,25 @@ def test_a_country_the_data_does_not_hold_is_declined_with_the_countries_it_hold
     assert "Deutschland, Schweiz, Österreich" in r.reason or "Schweiz" in r.reason
     r = parse("revenue in Narnia in 2025", T, SWISS)  # not a country: the usual decline
     assert r.status == "decline" and "I do not know 'narnia'" in r.reason
+
+
+@pytest.mark.parametrize(
+    "text, start, end",
+    [
+        ("Umsatz in der Schweiz im Mai 2025", "2025-05-01", "2025-06-01"),
+        ("chiffre d'affaires en Suisse en mars 2025", "2025-03-01", "2025-04-01"),
+        ("ventas en Suiza en agosto de 2025", "2025-08-01", "2025-09-01"),
+        ("revenue in Switzerland, Dezember 2025", "2025-12-01", "2026-01-01"),
+    ],
+)
+def test_a_month_and_a_country_said_in_the_users_language(text, start, end):
+    """A Swiss analyst's German or French question about a German-language export."""
+    r = parse(text, T, SWISS)
+    assert r.status == "answer", r.reason
+    q = r.question
+    assert (q.kpi, f"{q.start:%Y-%m-%d}", f"{q.end:%Y-%m-%d}", q.where_dict) == (
+        "revenue",
+        start,
+        end,
+        {"region": ("Schweiz",)},
+    )

@@ -127,6 +127,23 @@ def _from_sql(t: str, dims: str) -> str:
     return t
 
 
+#: month names in German, French, Spanish, Italian and Portuguese (accents folded), except the
+#: ones that are also English words or names (see "mars", "marco" below)
+_MONTHS = {
+    "january": ("januar", "janvier", "enero", "gennaio", "janeiro"),
+    "february": ("februar", "fevrier", "febrero", "febbraio", "fevereiro"),
+    "march": ("marz", "marzo"),
+    "april": ("avril", "abril", "aprile"),
+    "may": ("mai", "mayo", "maggio", "maio"),
+    "june": ("juni", "juin", "junio", "giugno", "junho"),
+    "july": ("juli", "juillet", "julio", "luglio", "julho"),
+    "august": ("aout", "agosto"),
+    "september": ("septembre", "septiembre", "settembre", "setembro"),
+    "october": ("oktober", "octobre", "octubre", "ottobre", "outubro"),
+    "november": ("novembre", "noviembre", "novembro"),
+    "december": ("dezember", "decembre", "diciembre", "dicembre", "dezembro"),
+}
+
 #: words of other languages said inside an English question ("Umsatz in Europe last month", "ventas
 #: del Web", "wie viele Bestellungen today"), where each can mean one thing only; accents are
 #: folded before this ("facturación" is "facturacion", "für" "fur")
@@ -139,6 +156,10 @@ _FOREIGN = (
     (r"\b(?:vendidas|vendidos|verkauft|vendus|vendues)\b", "sold"),
     (r"\b(?:productos|produtos|produkte|produits)\b", "products"),
     (r"\b(?:categorias|kategorien)\b", "categories"),
+    (r"\b(?:in der|in den|in dem|in die)\b(?= [a-z0-9])", "in"),  # "Umsatz in der Schweiz"
+    (r"\bim\b(?= [a-z0-9])", "in"),  # "im Mai 2019"
+    *((rf"\b(?:{'|'.join(names)})\b", month) for month, names in _MONTHS.items()),
+    (r"\b(?:mars|marco)\b(?= (?:19|20)\d\d\b)", "march"),  # a planet and a name without the year
     (r"\bmonat\b", "month"),
     (r"\bwoche\b", "week"),
     (r"\bjahr\b", "year"),
