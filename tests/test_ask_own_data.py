@@ -218,3 +218,13 @@ def test_a_total_against_a_period_the_data_only_begins_inside_says_so_and_offers
     # a rate is compared as it is, with the plain coverage note
     d = kpi_json(own_home, "ask", "average order value in Q4 2011 vs Q3 2011")
     assert d["status"] == "answer" and "data starts on 1 Sep 2011" in d["text"] and not d["choices"]
+
+
+def test_a_trend_lists_the_months_the_data_holds_not_zeros_around_them(own_home):
+    """'Revenue by month in 2011' on an export from September to 9 December listed eight months of
+    $0 before it (and a 2019 export's trend, four after it)."""
+    a = kpi_json(own_home, "ask", "revenue by month in 2011")
+    assert a["status"] == "answer", a["text"]
+    assert a["text"].startswith("Revenue by month in 2011: 2011-09 ")
+    assert "2011-08" not in a["text"] and "2011-12 " in a["text"] and "data starts on 1 Sep 2011" in a["text"]
+    assert len(a["labels"]) == 12  # the rows and labels still hold every month asked about

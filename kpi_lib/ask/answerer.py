@@ -358,7 +358,10 @@ def answer(reading: Reading, as_of: kpis.AsOf, lex: Lexicon, user: auth.User) ->
                 note = f"{note} Note: {edge}." if note else f"Note: {edge}."
         if reading.shape == "trend":
             a.labels = [lab for lab, _ in pairs]
-            listed = ", ".join(f"{lab} {_fmt(k, v)}" for lab, v in pairs[-12:] if v is not None)
+            # a period wholly before the data's first day or after its last order has no data, not
+            # a zero ("2019-09 CHF0" on an export that ends in August); the note says where it ends
+            shown = [(lab, v) for lab, v in pairs if v is not None and _holds_data(lab, grain, lex)]
+            listed = ", ".join(f"{lab} {_fmt(k, v)}" for lab, v in shown[-12:])
             a.text = f"{k.label}{scope} by {grain} {when}: {listed}."
             return _finish(a, note, as_of)
         valid = [(lab, v) for lab, v in pairs if v is not None and not math.isnan(v)]
@@ -385,6 +388,16 @@ def _period_start(label: str, grain: str) -> datetime:
     if grain == "year":
         return datetime(int(label), 1, 1)
     return pd.Timestamp(label).to_pydatetime()
+
+
+def _holds_data(label: str, grain: str, lex: Lexicon) -> bool:
+    """Whether the period ``label`` overlaps the data's span."""
+    latest = kpis.latest_data()
+    if latest is None or lex.first is None:
+        return True
+    start = _period_start(label, grain)
+    first_day = lex.first.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start <= latest and kpis.next_period(start, grain) > first_day
 
 
 def _whole_periods_note(valid, ranked, q: Question, grain: str, lex: Lexicon, k: kpis.Kpi) -> str:
