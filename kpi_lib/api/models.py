@@ -151,6 +151,12 @@ class Incident(BaseModel):
     resolved_by: str | None
     resolved_at: Time | None
     comment: str | None
+    event: int | None = Field(
+        None,
+        description="In a listing: the id of the incident that leads this one's event (incidents at the same "
+        "grain that moved the same way at the same time, such as a week's outage in every region), itself "
+        "for the lead; null when it stands alone, for a masked KPI, and for one incident read by id.",
+    )
 
 
 class Transition(BaseModel):

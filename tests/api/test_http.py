@@ -198,6 +198,24 @@ def test_incidents_listed_masked_acknowledged_and_resolved_with_comments(api, db
         db.execute("update ops.anomalies set status = 'resolved' where id = %s", [iid])
 
 
+def test_a_listing_says_which_incidents_are_one_event_and_a_masked_kpi_joins_none(api, db):
+    """A program reading /api/incidents after a week's outage got 24 unrelated-looking rows."""
+    orders, revenue = (_incident(db, k, "Latin America") for k in ("orders", "revenue"))
+    db.execute(
+        "update ops.anomalies set started_at = '2019-03-07T10:00:00Z' where id = any(%s)", [[orders, revenue]]
+    )
+    try:
+        seen = {i["id"]: i for i in api("api-exec").get("/api/incidents", params={"limit": 1000}).json()}
+        lead = seen[orders]["event"]
+        assert lead in (orders, revenue) and seen[revenue]["event"] == lead
+        masked = {i["id"]: i for i in api("api-viewer").get("/api/incidents", params={"limit": 1000}).json()}
+        assert masked[revenue]["masked"] and masked[revenue]["event"] is None  # its direction is a value
+        assert masked[orders]["event"] is None  # alone, without the masked one
+        assert api("api-exec").get(f"/api/incidents/{orders}").json()["event"] is None
+    finally:
+        db.execute("update ops.anomalies set status = 'resolved' where id = any(%s)", [[orders, revenue]])
+
+
 def test_every_read_is_audited_with_the_token_name(api):
     start, end = _window()
     api("api-exec").get("/api/query", params={"kpi": "units", "grain": "total", "start": start, "end": end})
