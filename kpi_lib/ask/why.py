@@ -439,7 +439,7 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     else:
         # one event (an outage drops every KPI in every slice at once) is told once, by its lead;
         # the most severe event in full, the others by name (the table explains each incident)
-        groups = incidents.weightiest_first(_events(inc, kpi))
+        groups = incidents.weightiest_first(_events(inc, kpi, user))
         lead_of = {int(i["id"]): int(g[0]["id"]) for g in groups for i in g}
         for r in a.rows:
             r["event"] = lead_of.get(r["incident"], r["incident"])
@@ -465,11 +465,15 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     return a
 
 
-def _events(inc: pd.DataFrame, kpi: str | None = None) -> list[list[dict]]:
+def _events(inc: pd.DataFrame, kpi: str | None, user: auth.User) -> list[list[dict]]:
     """The rows as events (:func:`kpi_lib.incidents.events`), in the order of their leads, each
-    led by the ``kpi`` asked about where it has an incident."""
+    led by the ``kpi`` asked about where it has an incident. A masked KPI's incident joins none:
+    which way it moved is a value."""
     rows = [{k: (None if v is pd.NaT or (isinstance(v, float) and v != v) else v) for k, v in r.items()}
             for r in inc.to_dict("records")]  # fmt: skip
+    for r in rows:
+        if user.is_masked(r["kpi"]):
+            r["value"] = None
     return incidents.events(rows, kpi)
 
 
@@ -516,7 +520,7 @@ def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -
             ["stale", "off_slice", "other", "started_at"], ascending=[True, True, True, False]
         )
         inc = inc.loc[inc["kpi"].map(user.can_see).astype(bool)]
-        for group in _events(inc, q.kpi)[:3]:  # an event once, by its lead, with the others counted
+        for group in _events(inc, q.kpi, user)[:3]:  # an event once, by its lead, with the others counted
             row = group[0]
             said = "values are masked for your role" if user.is_masked(row["kpi"]) else row["explanation"]
             named.append(
