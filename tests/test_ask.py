@@ -582,6 +582,10 @@ def test_incidents_of_one_event_are_told_once_by_the_kpi_asked_about(db, as_of):
         rows = {r["incident"]: r["event"] for r in listed.rows if r["incident"] in mine}
         assert listed.status == "answer", listed.text
         assert rows == {orders: orders, revenue: orders, europe: orders, rise: rise}
+        # to a viewer, for whom revenue is masked, the revenue incidents join no event
+        seen = ask("any incidents last week?", as_of=as_of, user=VIEWER)
+        rows = {r["incident"]: r["event"] for r in seen.rows if r["incident"] in mine}
+        assert rows == {orders: orders, revenue: revenue, europe: europe, rise: rise}
         why = ask("why did revenue drop last week?", as_of=as_of, user=ANALYST)
         assert why.status == "answer", why.text
         assert f"#{revenue} (revenue, high, open): revenue overall moved -100% ({tag})" in why.text
