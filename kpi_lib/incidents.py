@@ -174,11 +174,20 @@ def _direction(incident: Mapping[str, Any]) -> int:
     return 0 if not math.isfinite(diff) else (diff > 0) - (diff < 0)
 
 
+def _instant(value: Any) -> pd.Timestamp | None:
+    """A time to compare incidents by: UTC without its zone when it has one (no business-time
+    conversion: this runs over a thousand incidents on each refresh of a page)."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    t = pd.Timestamp(value)
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo else t
+
+
 def _span(incident: Mapping[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    start = local_time(incident.get("started_at"))
+    start = _instant(incident.get("started_at"))
     if start is None:
         return None
-    stamps = [t for t in (local_time(incident.get(c)) for c in ("peak_at", "ended_at")) if t is not None]
+    stamps = [t for t in (_instant(incident.get(c)) for c in ("peak_at", "ended_at")) if t is not None]
     end = max([start, *stamps]) + PERIOD.get(str(incident.get("grain")), PERIOD["day"])
     return start, end
 
@@ -191,7 +200,7 @@ def lead_first(group: Sequence[Mapping[str, Any]], kpi: str | None = None) -> li
     def key(i: Mapping[str, Any]):
         dev = i.get("deviation_pct")
         size = abs(float(dev)) if dev is not None and math.isfinite(float(dev)) else 0.0
-        start = local_time(i.get("started_at")) or pd.Timestamp.max
+        start = _instant(i.get("started_at")) or pd.Timestamp.max
         rank = -_RANK.get(str(i.get("severity")), 0)
         other = kpi is not None and i.get("kpi") != kpi
         return (other, bool(i.get("dimension")), rank, start, -size, i.get("id") or 0)
@@ -208,21 +217,29 @@ def events(items: Sequence[Mapping[str, Any]], kpi: str | None = None) -> list[l
     rule's incident stands alone: someone asked for that rule by name. Each group starts with its
     lead (:func:`lead_first`, the ``kpi`` asked about first); groups keep the order of their leads
     in ``items``."""
-    groups: list[dict[str, Any]] = []
-    for inc in items:
+    groups: list[list[Mapping[str, Any]]] = []
+    joinable: dict[tuple[str, int], list[tuple[pd.Timestamp, pd.Timestamp, int]]] = {}
+    for n, inc in enumerate(items):
         span, way = _span(inc), _direction(inc)
-        own = {"members": [inc], "grain": str(inc.get("grain")), "way": way, "span": span}
         if span is None or way == 0 or str(inc.get("series_key") or "").startswith("rule:"):
-            own["way"] = 0  # joins nothing, and nothing joins it
-            groups.append(own)
-            continue
-        while hit := next((g for g in groups if _overlaps(g, own)), None):  # a grown span may reach more
-            groups.remove(hit)
-            own["members"] = hit["members"] + own["members"]
-            own["span"] = (min(hit["span"][0], own["span"][0]), max(hit["span"][1], own["span"][1]))
-        groups.append(own)
+            groups.append([inc])  # joins nothing, and nothing joins it
+        else:
+            joinable.setdefault((str(inc.get("grain")), way), []).append((*span, n))
+    for (grain, _), spans in joinable.items():  # one sweep per grain and direction, by start
+        gap = JOIN_GAP.get(grain, JOIN_GAP["day"])
+        current: list[Mapping[str, Any]] = []
+        reach = pd.Timestamp.min
+        for start, end, n in sorted(spans, key=lambda x: (x[0], x[2])):
+            if current and start < reach + gap:
+                current.append(items[n])
+                reach = max(reach, end)
+            else:
+                if current:
+                    groups.append(current)
+                current, reach = [items[n]], end
+        groups.append(current)
     order = {id(i): n for n, i in enumerate(items)}
-    led = [lead_first(g["members"], kpi) for g in groups]
+    led = [lead_first(g, kpi) for g in groups]
     return sorted(led, key=lambda g: order[id(g[0])])
 
 
@@ -230,13 +247,3 @@ def weightiest_first(groups: list[list[Mapping[str, Any]]]) -> list[list[Mapping
     """Events the most severe first and, among equals, the widest (a week-long outage in every
     country before one slice's blip); otherwise in the order given."""
     return sorted(groups, key=lambda g: (min(-_RANK.get(str(i.get("severity")), 0) for i in g), -len(g)))
-
-
-def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    gap = JOIN_GAP.get(a["grain"], JOIN_GAP["day"])
-    return (
-        a["way"] != 0
-        and (a["grain"], a["way"]) == (b["grain"], b["way"])
-        and a["span"][0] < b["span"][1] + gap
-        and b["span"][0] < a["span"][1] + gap
-    )
