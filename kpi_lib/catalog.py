@@ -29,7 +29,7 @@ from .errors import CatalogError, KpiError
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_yaml_cache: dict[tuple[Path, bool], tuple[tuple, dict]] = {}
+_yaml_cache: dict[tuple[Path, Path | None], tuple[tuple, dict]] = {}
 
 
 def catalog_path() -> Path:
@@ -71,7 +71,7 @@ def metadata(path: Path | None = None) -> dict[str, Any]:
     own = _own_business() if path is None else None
     path = path or catalog_path()
     mtime = (path.stat().st_mtime, own[0] if own else None)
-    key = (path, own is not None)
+    key = (path, own_business_path() if own else None)  # each warehouse's own, in one process
     with _lock:
         hit = _yaml_cache.get(key)
         if hit and hit[0] == mtime:
