@@ -76,6 +76,33 @@ def test_a_period_before_the_data_starts_shows_no_data_not_a_zero(demo, db):
     assert "– before the data starts" in out
 
 
+def test_a_period_after_an_exports_last_order_shows_no_data_not_a_zero(demo, db):
+    """The same after the data ends, when "now" is the data's own end (an old export, or --as-of)."""
+    last = db.execute(
+        "select (max(ordered_at) at time zone ops.business_tz())::date from silver.orders"
+    ).fetchone()[0]
+    as_of = f"{last + timedelta(days=3)}T00:00"
+    out = run(
+        "query",
+        "orders",
+        "--grain",
+        "day",
+        "--start",
+        str(last - timedelta(days=1)),
+        "--end",
+        str(last + timedelta(days=2)),
+        "--as-of",
+        as_of,
+    ).stdout
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in out.splitlines()
+        if line.startswith("│")
+    }
+    assert int(rows[str(last - timedelta(days=1))].replace(",", "")) > 0
+    assert rows[str(last + timedelta(days=1))] == "–" and "after it ends" in out
+
+
 def test_bad_kpi_exits_2_with_the_valid_names(demo):
     proc = run("query", "profit", check=False)
     assert proc.returncode == 2 and "KPIs: revenue" in proc.stderr

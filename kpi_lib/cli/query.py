@@ -112,19 +112,26 @@ def query(
     else:
         from ..kpis.periods import earliest_data
 
-        # periods before the first order hold no data, not a zero (a 2018 export asked from January)
-        first = earliest_data()
-        before = (
-            r.df["period"] < pd.Timestamp(kpis.floor_period(first, grain))
-            if first is not None and "period" in r.df and grain != "total"
-            else pd.Series(False, index=r.df.index)
-        )
+        # periods before the first order or after the last hold no data, not a zero (a 2018-2019
+        # export asked about the whole of both years)
+        first, last = earliest_data(), kpis.latest_data()
+        outside = pd.Series(False, index=r.df.index)
+        notes = []
+        if first is not None and "period" in r.df and grain != "total":
+            before = r.df["period"] < pd.Timestamp(kpis.floor_period(first, grain))
+            # on live data an hour after the newest order is a quiet hour: a zero, not "no data"
+            after = (r.df["period"] > pd.Timestamp(last)) & (not r.as_of.live)
+            outside = before | after
+            if before.any():
+                notes.append(f"before the data starts ({first:%Y-%m-%d %H:%M})")
+            if after.any():
+                notes.append(f"after it ends ({last:%Y-%m-%d %H:%M})")
         t = Table(
             *df.columns,
             title=f"{r.kpi.label} · {r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M} · {r.as_of.describe()}",
-            caption=f"– before the data starts ({first:%Y-%m-%d %H:%M})" if before.any() else None,
+            caption=f"– {' and '.join(notes)}" if notes else None,
         )
-        for empty, row in zip(before, df.itertuples(index=False), strict=True):
+        for empty, row in zip(outside, df.itertuples(index=False), strict=True):
             cells = []
             for col, v in zip(df.columns, row, strict=True):
                 if col == "value" and empty:
