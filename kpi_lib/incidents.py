@@ -6,7 +6,7 @@ Reads go through :func:`kpi_lib.warehouse.read`: a reader sees the incidents of 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -144,23 +144,17 @@ def series_label(incident: Mapping[str, Any]) -> str:
     return f"{label} {'via' if dim == 'channel' else 'in'} {value}"
 
 
-#: one period of each grain: the span of an incident stored without an end
-PERIOD = {
-    "minute": timedelta(minutes=1),
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-    "week": timedelta(weeks=1),
-    "month": timedelta(days=31),
-}
-#: how far apart in time two incidents of one event may start: the rules that see a week-long
-#: outage alarm on its first, third and fourth day (a spike, a 3-day shift, a run of zeros), and
-#: each incident ends where its rows return inside their band, often on the day it began
+#: how long after an incident's last stamp (start, peak or end) another may start and still be the
+#: same event: the period that stamp opens, plus the time between the alarms of one event (the
+#: rules that see a week-long outage alarm on its first, third and fourth day: a spike, a 3-day
+#: shift, a run of zeros; and each incident ends where its rows return inside their band, often on
+#: the day it began)
 JOIN_GAP = {
-    "minute": timedelta(minutes=15),
-    "hour": timedelta(hours=3),
-    "day": timedelta(days=3),
-    "week": timedelta(weeks=1),
-    "month": timedelta(days=31),
+    "minute": timedelta(minutes=1 + 15),
+    "hour": timedelta(hours=1 + 3),
+    "day": timedelta(days=1 + 3),
+    "week": timedelta(weeks=1 + 1),
+    "month": timedelta(days=31 + 31),
 }
 _RANK = {"low": 0, "medium": 1, "high": 2}
 
@@ -184,12 +178,12 @@ def _instant(value: Any) -> pd.Timestamp | None:
 
 
 def _span(incident: Mapping[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """(its start, its last stamp)."""
     start = _instant(incident.get("started_at"))
     if start is None:
         return None
     stamps = [t for t in (_instant(incident.get(c)) for c in ("peak_at", "ended_at")) if t is not None]
-    end = max([start, *stamps]) + PERIOD.get(str(incident.get("grain")), PERIOD["day"])
-    return start, end
+    return start, max([start, *stamps])
 
 
 def lead_first(group: Sequence[Mapping[str, Any]], kpi: str | None = None) -> list[Mapping[str, Any]]:
@@ -203,25 +197,32 @@ def lead_first(group: Sequence[Mapping[str, Any]], kpi: str | None = None) -> li
         start = _instant(i.get("started_at")) or pd.Timestamp.max
         rank = -_RANK.get(str(i.get("severity")), 0)
         other = kpi is not None and i.get("kpi") != kpi
-        return (other, bool(i.get("dimension")), rank, start, -size, i.get("id") or 0)
+        sliced = isinstance(i.get("dimension"), str) and bool(i.get("dimension"))  # NaN from a frame is none
+        return (other, sliced, rank, start, -size, i.get("id") or 0)
 
     return sorted(group, key=key)
 
 
-def events(items: Sequence[Mapping[str, Any]], kpi: str | None = None) -> list[list[Mapping[str, Any]]]:
+def events(
+    items: Sequence[Mapping[str, Any]],
+    kpi: str | None = None,
+    masked: Callable[[str], bool] | None = None,
+) -> list[list[Mapping[str, Any]]]:
     """Incidents grouped into the events behind them: a shop shut for a week drops its orders, its
     revenue and every country's and category's at once, and that is one thing to read about, not
     eight. Incidents are one event when they are at the same grain, move the same way (all above
     or all below what was expected) and overlap in time, or start within :data:`JOIN_GAP` of each
     other's end (chains count: A with B, B with C). An alert
-    rule's incident stands alone: someone asked for that rule by name. Each group starts with its
-    lead (:func:`lead_first`, the ``kpi`` asked about first); groups keep the order of their leads
-    in ``items``."""
+    rule's incident stands alone: someone asked for that rule by name; so does one of a KPI the reader
+    has ``masked`` (which way it moved is a value). Rows may come from a frame (NaN for missing). Each
+    group starts with its lead (:func:`lead_first`, the ``kpi`` asked about first); groups keep the
+    order of their leads in ``items``."""
     groups: list[list[Mapping[str, Any]]] = []
     joinable: dict[tuple[str, int], list[tuple[pd.Timestamp, pd.Timestamp, int]]] = {}
     for n, inc in enumerate(items):
         span, way = _span(inc), _direction(inc)
-        if span is None or way == 0 or str(inc.get("series_key") or "").startswith("rule:"):
+        alone = str(inc.get("series_key") or "").startswith("rule:") or bool(masked and masked(inc["kpi"]))
+        if span is None or way == 0 or alone:
             groups.append([inc])  # joins nothing, and nothing joins it
         else:
             joinable.setdefault((str(inc.get("grain")), way), []).append((*span, n))
@@ -241,6 +242,11 @@ def events(items: Sequence[Mapping[str, Any]], kpi: str | None = None) -> list[l
     order = {id(i): n for n, i in enumerate(items)}
     led = [lead_first(g, kpi) for g in groups]
     return sorted(led, key=lambda g: order[id(g[0])])
+
+
+def lead_of(groups: Sequence[Sequence[Mapping[str, Any]]]) -> dict[int, int]:
+    """Incident id -> the id of its event's lead (itself for a lead or an incident alone)."""
+    return {int(i["id"]): int(g[0]["id"]) for g in groups for i in g}
 
 
 def weightiest_first(groups: list[list[Mapping[str, Any]]]) -> list[list[Mapping[str, Any]]]:

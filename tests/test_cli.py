@@ -51,6 +51,12 @@ def test_a_where_value_the_data_does_not_hold_is_an_error_not_a_zero(demo):
     assert "read as 'Europe'" in slip.stderr
 
 
+def period_values(table: str) -> dict[str, str]:
+    """A `kpi query` table's period -> value cells, as printed."""
+    cells = (line.split("│") for line in table.splitlines() if line.startswith("│"))
+    return {c[1].strip(): c[2].strip() for c in cells}
+
+
 def test_a_period_before_the_data_starts_shows_no_data_not_a_zero(demo, db):
     """A 2018 export asked from January showed CHF0 for January and February."""
     first = db.execute(
@@ -66,11 +72,7 @@ def test_a_period_before_the_data_starts_shows_no_data_not_a_zero(demo, db):
         "--end",
         str(first + timedelta(days=1)),
     ).stdout
-    rows = {
-        line.split("│")[1].strip(): line.split("│")[2].strip()
-        for line in out.splitlines()
-        if line.startswith("│")
-    }
+    rows = period_values(out)
     assert rows[str(first - timedelta(days=2))] == rows[str(first - timedelta(days=1))] == "–"
     assert int(rows[str(first)].replace(",", "")) > 0
     assert "– before the data starts" in out
@@ -94,11 +96,7 @@ def test_a_period_after_an_exports_last_order_shows_no_data_not_a_zero(demo, db)
         "--as-of",
         as_of,
     ).stdout
-    rows = {
-        line.split("│")[1].strip(): line.split("│")[2].strip()
-        for line in out.splitlines()
-        if line.startswith("│")
-    }
+    rows = period_values(out)
     assert int(rows[str(last - timedelta(days=1))].replace(",", "")) > 0
     assert rows[str(last + timedelta(days=1))] == "–" and "after it ends" in out
 

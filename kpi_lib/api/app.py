@@ -391,12 +391,7 @@ def _listing(who: auth.User, status: list[str] | None, kpi: list[str] | None, li
         df = incidents.listing(status or None, kpi or None, limit)
     rows = [row for row in df.to_dict("records") if who.can_see(row["kpi"])]
     # events among what the caller may read; a masked KPI's incident joins none (its direction is a value)
-    plain = [
-        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in r.items()}
-        for r in rows
-        if not who.is_masked(r["kpi"])
-    ]
-    lead_of = {int(i["id"]): int(g[0]["id"]) for g in incidents.events(plain) if len(g) > 1 for i in g}
+    lead_of = incidents.lead_of([g for g in incidents.events(rows, masked=who.is_masked) if len(g) > 1])
     return [_incident(who, row).model_copy(update={"event": lead_of.get(int(row["id"]))}) for row in rows]
 
 

@@ -420,7 +420,7 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
     a.catalog_entries = ["ops.anomalies"]
     a.rows = []
     for row in inc.itertuples():
-        said = _told(row, user)
+        said = _told(row.kpi, row.explanation, user)
         a.rows.append(
             {
                 "incident": int(row.id),
@@ -440,9 +440,9 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
         # one event (an outage drops every KPI in every slice at once) is told once, by its lead;
         # the most severe event in full, the others by name (the table explains each incident)
         groups = incidents.weightiest_first(_events(inc, kpi, user))
-        lead_of = {int(i["id"]): int(g[0]["id"]) for g in groups for i in g}
+        lead_of = incidents.lead_of(groups)
         for r in a.rows:
-            r["event"] = lead_of.get(r["incident"], r["incident"])
+            r["event"] = lead_of[r["incident"]]
         by_id = {r["incident"]: r for r in a.rows}
         top = by_id[int(groups[0][0]["id"])]
         listed = f"#{top['incident']} ({top['kpi']}, {top['severity']}, {top['status']}): {str(top['explanation']).rstrip('.')}"
@@ -467,14 +467,8 @@ def list_incidents(a: Answer, reading: Reading, lex: Lexicon, user: auth.User, n
 
 def _events(inc: pd.DataFrame, kpi: str | None, user: auth.User) -> list[list[dict]]:
     """The rows as events (:func:`kpi_lib.incidents.events`), in the order of their leads, each
-    led by the ``kpi`` asked about where it has an incident. A masked KPI's incident joins none:
-    which way it moved is a value."""
-    rows = [{k: (None if v is pd.NaT or (isinstance(v, float) and v != v) else v) for k, v in r.items()}
-            for r in inc.to_dict("records")]  # fmt: skip
-    for r in rows:
-        if user.is_masked(r["kpi"]):
-            r["value"] = None
-    return incidents.events(rows, kpi)
+    led by the ``kpi`` asked about where it has an incident; a masked KPI's incident joins none."""
+    return incidents.events(inc.to_dict("records"), kpi, masked=user.is_masked)
 
 
 def _with_others(group: list[dict]) -> str:
@@ -486,9 +480,9 @@ def _with_others(group: list[dict]) -> str:
     return f" (one event with {n} more incident{'s' if n != 1 else ''} at the same time: {ids})"
 
 
-def _told(row, user: auth.User) -> str:
+def _told(kpi: str, explanation: str, user: auth.User) -> str:
     """An incident's sentence as ``user`` may read it (a masked KPI's quotes values)."""
-    return "values are masked for your role" if user.is_masked(row.kpi) else row.explanation
+    return "values are masked for your role" if user.is_masked(kpi) else explanation
 
 
 def _slice(q: kpis.Question) -> str:
@@ -522,7 +516,7 @@ def _incidents(a: Answer, q: kpis.Question, note: str | None, user: auth.User) -
         inc = inc.loc[inc["kpi"].map(user.can_see).astype(bool)]
         for group in _events(inc, q.kpi, user)[:3]:  # an event once, by its lead, with the others counted
             row = group[0]
-            said = "values are masked for your role" if user.is_masked(row["kpi"]) else row["explanation"]
+            said = _told(row["kpi"], row["explanation"], user)
             named.append(
                 f"#{int(row['id'])} ({row['kpi']}, {row['severity']}, {row['status']}): {str(said).rstrip('.')}"
                 + _with_others(group)

@@ -110,11 +110,9 @@ def query(
             to_json({"data": df.to_dict(orient="records"), "provenance": r.provenance()}, indent=1) + "\n"
         )
     else:
-        from ..kpis.periods import earliest_data
-
         # periods before the first order or after the last hold no data, not a zero (a 2018-2019
         # export asked about the whole of both years)
-        first, last = earliest_data(), kpis.latest_data()
+        first, last = kpis.earliest_data(), kpis.latest_data()
         outside = pd.Series(False, index=r.df.index)
         notes = []
         if first is not None and "period" in r.df and grain != "total":

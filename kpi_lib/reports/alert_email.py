@@ -284,7 +284,7 @@ def alert_report(
     charts = charts or ChartCache()
     items = by_severity(items)
     groups = incident_store.weightiest_first(incident_store.events(items))
-    lead_of = {i["id"]: g[0]["id"] for g in groups for i in g}  # each incident's event, by its lead
+    lead_of = incident_store.lead_of(groups)  # each incident's event, by its lead
     grouped = len(groups) < len(items)
     prov = _context(provenance)
     n = len(items)

@@ -78,6 +78,7 @@ class AnomalyReview:
         self.defs = {n: k for n, k in kpis.definitions().items() if user.can_see(n)}
         self.page = 0
         self.rows = pd.DataFrame()
+        self.events: dict[int, list[int]] = {}  # incident id -> its event's ids, the lead first
         self.refreshes = 0
         self._signature: Any = None
         self._charts: dict[tuple, bytes] = {}
@@ -173,19 +174,11 @@ class AnomalyReview:
             ]
         return df.reset_index(drop=True)
 
-    @staticmethod
-    def _events(rows: pd.DataFrame) -> dict[int, list[int]]:
+    def _events(self, rows: pd.DataFrame) -> dict[int, list[int]]:
         """Each incident's event as ids, its lead first (:func:`kpi_lib.incidents.events`): a week's
-        outage is one event in every KPI and slice, and each card says so."""
-        items = [
-            {
-                k: (None if v is pd.NaT or (isinstance(v, float) and math.isnan(v)) else v)
-                for k, v in r.items()
-            }
-            for r in rows.to_dict("records")
-        ]
+        outage is one event in every KPI and slice, and each card says so (a masked KPI's joins none)."""
         out: dict[int, list[int]] = {}
-        for group in incident_store.events(items):
+        for group in incident_store.events(rows.to_dict("records"), masked=self.user.is_masked):
             ids = [int(i["id"]) for i in group]
             out.update({i: ids for i in ids})
         return out
@@ -321,7 +314,7 @@ class AnomalyReview:
         return card
 
     def _event_line(self, iid: int) -> str:
-        ids = getattr(self, "events", {}).get(iid, [iid])
+        ids = self.events.get(iid, [iid])
         if len(ids) < 2:
             return ""
         if ids[0] == iid:
