@@ -21,9 +21,19 @@ _FAR = np.float32(1e30)  # "no neighbour": finite, so a product never meets inf 
 _BLOCK = 256  # target rows per matrix product (a block of distances stays in cache)
 
 
-def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, floor: float) -> np.ndarray:
+def left_discord(
+    value: np.ndarray,
+    length: int,
+    window: int,
+    min_rows: int,
+    floor: float,
+    raw: bool = False,
+    centred: bool = False,
+) -> np.ndarray:
     """Per row, the z-normalised distance (per piece, so 0 to about 2) from the ``length``-row
-    subsequence ending there to its nearest earlier one (see the module docstring). NaN until
+    subsequence ending there to its nearest earlier one (see the module docstring). ``raw``: the
+    subsequences as they are, level and amplitude included (in units of the first rows' mean
+    deviation; ``centred``: each less its own mean, so amplitude and shape). NaN until
     ``min_rows`` earlier subsequences exist, and where a value in the subsequence is missing.
     A subsequence's standard deviation is at least ``floor`` x its mean |value|, so a nearly flat
     stretch is not its noise blown up to full scale. Causal: row t reads rows ``t - window - length``
@@ -49,19 +59,37 @@ def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, flo
             means[size] = _rolling(x, size, "mean")
         end = edges[p + 1] - 1  # the piece's last row, from the subsequence's first
         z[:, p] = means[size][end : end + subs]
-    z = np.divide(
-        z - mean[:, None], sd[:, None], out=np.zeros_like(z), where=(sd > 0)[:, None] & valid[:, None]
-    )
+    if raw:
+        # one centre and unit per series, from its first rows (distances only scale, and the
+        # threshold is the series' own), so float32 keeps its digits on large values (bytes, 1e8)
+        head = x[: max(min_rows, 1)]
+        head = head[np.isfinite(head)]
+        centre = float(np.median(head)) if len(head) else 0.0
+        unit = float(np.mean(np.abs(head - centre))) if len(head) else 0.0
+        unit = unit if unit > 0 else max(abs(centre), 1.0)
+        shift = mean[:, None] if centred else centre
+        z = np.where(valid[:, None], (z - shift) / unit, 0.0)
+    else:
+        z = np.divide(
+            z - mean[:, None], sd[:, None], out=np.zeros_like(z), where=(sd > 0)[:, None] & valid[:, None]
+        )
     z = z.astype(np.float32)  # half the memory traffic of the products; distances to ~1e-4
     sq = np.einsum("ij,ij->i", z, z)
     # |c - t|^2 = |c|^2 - 2 c.t + |t|^2, the first two terms as one product: [c, |c|^2] . [-2t, 1]
     past = np.hstack([z, np.where(valid, sq, _FAR)[:, None]])  # a subsequence with a gap: nobody's neighbour
     now = np.hstack([-2.0 * z, np.ones((len(z), 1), np.float32)])
+    # every block a full one (padded past the last row): a product's rounding depends on its shape,
+    # and a row's distance must not change when later rows arrive (float32 on a level far from the
+    # first rows' loses digits to |c|^2 - 2 c.t + |t|^2)
+    pad = np.zeros((_BLOCK, k + 1), np.float32)
+    past = np.vstack([past, pad + np.append(np.zeros(k, np.float32), _FAR)])
+    now = np.vstack([now, pad])
 
     count = np.concatenate([[0], np.cumsum(valid)])  # earlier valid subsequences, by prefix sums
-    best = np.full(subs, np.inf)
+    best = np.full(subs + _BLOCK, np.inf)
+    sq = np.append(sq, np.zeros(_BLOCK, np.float32))
     for j0 in range(m, subs, _BLOCK):
-        j1 = min(j0 + _BLOCK, subs)
+        j1 = j0 + _BLOCK
         c0, c1 = max(0, j0 - window), j1 - m  # every candidate of any target in the block
         d = past[c0:c1] @ now[j0:j1].T  # (candidates, targets)
         rows = np.arange(j0, j1)[None, :]
@@ -71,6 +99,7 @@ def left_discord(value: np.ndarray, length: int, window: int, min_rows: int, flo
         d[: lo - c0][np.arange(c0, lo)[:, None] < rows - window] = _FAR
         d[hi - c0 :][np.arange(hi, c1)[:, None] > rows - m] = _FAR
         best[j0:j1] = d.min(axis=0) + sq[j0:j1]
+    best = best[:subs]
     best[best >= _FAR / 2] = np.inf
     j = np.arange(subs)
     earlier = count[np.maximum(j - m + 1, 0)] - count[np.maximum(j - window, 0)]

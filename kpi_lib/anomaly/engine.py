@@ -32,13 +32,22 @@ from scipy.special import log_ndtr
 
 from kpi_lib.anomaly import baseline, calibrate
 from kpi_lib.anomaly.discord import left_discord
-from kpi_lib.anomaly.rules import BOUND_DETECTORS, DISCORD_WINDOW, GAUSS_WINDOW, RuleSet, Step, calendar_days
+from kpi_lib.anomaly.novelty import novelty
+from kpi_lib.anomaly.rules import (
+    BOUND_DETECTORS,
+    DISCORD_WINDOW,
+    GAUSS_WINDOW,
+    WINDOWED_INPUTS,
+    RuleSet,
+    Step,
+    calendar_days,
+)
 
 log = logging.getLogger(__name__)
 
 _MIN_BOUND_ROWS = 50  # a refit detector needs this many past rows (bound steps: Step.min_history)
 #: inputs that say themselves which rows they can judge (NaN = no opinion on that row)
-_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit", "count_run", "gauss", "discord")
+_ROW_INPUTS = ("z", "abs_z", "level_z", "count_deficit", "count_run", "gauss", *WINDOWED_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -194,8 +203,11 @@ def _run_step(
                 # whichever candidate gave it: one threshold from all past rows (per-candidate
                 # thresholds left it blind for weeks after a weekly candidate started to win); the
                 # windowed Gaussian ignores the expectation altogether
-                group=None if step.input in ("count_deficit", "count_run", "gauss", "discord") else group,
-                span=_span(step),
+                group=None
+                if step.input in ("count_deficit", "count_run", "gauss", *WINDOWED_INPUTS)
+                else group,
+                # a raw stretch's novelty repeats itself like a rolling mean of that many rows
+                span=step.length if step.input in ("novelty", "novelty_centred") else _span(step),
                 borrow_from=borrow_from,
                 fit_when_ready=fit_when_ready,
             )
@@ -273,9 +285,9 @@ def silence_steps(rules: RuleSet) -> dict[str, int]:
 
 
 def shape_lengths(rules: RuleSet) -> dict[str, int]:
-    """Steps that judge a pattern's novelty (input ``discord``), by name: rows in the subsequence.
+    """Steps that judge a pattern's novelty (input ``discord`` or ``novelty*``), by name: rows in the subsequence.
     Their incidents are explained as a pattern not seen before."""
-    return {s.name: s.length for s in rules.steps if s.input == "discord"}
+    return {s.name: s.length for s in rules.steps if s.input in WINDOWED_INPUTS}
 
 
 #: a series is "small counts" if its first rows are whole numbers >= 0 with a median at most this:
@@ -444,7 +456,7 @@ def budget_risk(
     input (``count_deficit`` on a series that is not small counts) cannot alarm on this series and
     take no share. With ``armed`` (per row, how many tail steps are armed there: ``share: armed``)
     the budget is split among those, one risk per row."""
-    tails = sum(1 for s in rules.steps if s.bound == "tail" and s.input not in idle)
+    tails = sum(s.share for s in rules.steps if s.bound == "tail" and s.input not in idle)
     if not tails:
         return 0.0
     b = rules.budget
@@ -464,12 +476,12 @@ def armed_steps(rules: RuleSet, inputs: dict[str, np.ndarray], n: int) -> np.nda
     for s in rules.steps:
         if s.bound != "tail":
             continue
-        x = inputs.get(f"discord:{s.length}" if s.input == "discord" else s.input)
+        x = inputs.get(f"{s.input}:{s.length}" if s.input in WINDOWED_INPUTS else s.input)
         if x is None:
-            armed += 1
+            armed += s.share
             continue
         seen = np.concatenate([[0], np.cumsum(np.isfinite(x))[:-1]])  # finite values before each row
-        armed += seen >= s.min_history
+        armed += (seen >= s.min_history) * s.share
     return armed
 
 
@@ -628,9 +640,10 @@ def _evaluate(
 
     ratios, fired, armed_by, started, band_z = {}, {}, {}, {}, np.full(len(x), 3.0)
     point_step = _point_step(rules)
-    for length in {s.length for s in rules.steps if s.input == "discord"}:  # one per subsequence length
-        inputs[f"discord:{length}"] = left_discord(
-            value, length, DISCORD_WINDOW, rules.expected.min_rows, rules.expected.floor
+    for inp, length in {(s.input, s.length) for s in rules.steps if s.input in WINDOWED_INPUTS}:
+        args = (value, length, DISCORD_WINDOW, rules.expected.min_rows, rules.expected.floor)
+        inputs[f"{inp}:{length}"] = (
+            left_discord(*args) if inp == "discord" else novelty(*args, centred=inp == "novelty_centred")
         )
     idle = frozenset() if counts else frozenset({"count_deficit", "count_run"})
     armed = armed_steps(rules, inputs, len(x)) if rules.budget.share == "armed" else None
@@ -639,8 +652,8 @@ def _evaluate(
     # (rules.py forbids a reanchor on a gauss step, so those are all decided first: causal, no cycle)
     for step in sorted(rules.steps, key=lambda s: bool(s.reanchor)):
         step_inputs = inputs
-        if step.input == "discord":  # its own subsequence length
-            step_inputs = {**inputs, "discord": inputs[f"discord:{step.length}"]}
+        if step.input in WINDOWED_INPUTS:  # its own subsequence length
+            step_inputs = {**inputs, step.input: inputs[f"{step.input}:{step.length}"]}
         elif step.input == "gauss" and (step.reanchor or step.recent):  # this step's own gauss input
             restart = (
                 np.concatenate([onsets(fired[name]) for name in step.reanchor]) if step.reanchor else None
@@ -659,7 +672,7 @@ def _evaluate(
             step_inputs,
             exclude,
             base.typical,
-            risk,
+            risk * step.share,
             base.source,
             borrow_from,
             rules.budget.fit_when_ready,

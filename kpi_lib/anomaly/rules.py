@@ -19,6 +19,9 @@ built-in ones are YAML files in ``rulesets/``::
                                          #   `recent: 48` takes the smaller of it and the same surprise against the previous 48 rows)
                                          # | discord (with `length: 48`: how unlike its nearest earlier subsequence within
                                          #   6,400 rows the last 48 rows are, z-normalised; a pattern not seen before)
+                                         # | novelty (with `length: 12`: the same, but the rows as they are, level included;
+                                         #   guarded where the series wanders, like a random walk) | novelty_centred
+                                         #   (each stretch less its own mean: amplitude and shape)
                                          # | zero_run (how many rows in a row, to this one, had nothing at all: 0 or less)
         detector: {QuantileAD: {high: 0.98}}
         bound: tail                      # extrapolate from the 98th percentile to the budget
@@ -67,8 +70,12 @@ INPUTS = (
     "count_run",
     "gauss",
     "discord",
+    "novelty",
+    "novelty_centred",
     "zero_run",
 )
+#: inputs judged over a stretch of the last ``length`` rows against earlier stretches
+WINDOWED_INPUTS = ("discord", "novelty", "novelty_centred")
 #: ``input: discord``: the shortest and longest subsequence a step may compare (rows), and how far
 #: back its nearest neighbour is sought (the gauss window's horizon)
 DISCORD_LENGTHS = (4, 288)
@@ -153,8 +160,11 @@ class Step:
     #: smaller of the surprise against the long window and against the previous ``recent`` raw
     #: values: a new level that has held for ``recent`` rows is no longer surprising
     recent: int = 0
-    #: ``input: discord`` only: rows in each subsequence whose novelty the step judges
+    #: ``input: discord`` or ``novelty*`` only: rows in each subsequence whose novelty the step judges
     length: int = 0
+    #: this step's part of one equal share of the budget (1 = a share of its own): steps that ask one
+    #: question at several horizons (novelty over 12, 48 and 288 rows) split one share between them
+    share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -299,6 +309,8 @@ class RuleSet:
                 d["recent"] = s.recent
             if s.length:
                 d["length"] = s.length
+            if s.share != 1.0:
+                d["share"] = s.share
             out["steps"].append(d)
         return out
 
@@ -371,6 +383,7 @@ def _step(d: Mapping, i: int) -> Step:
             "reanchor",
             "recent",
             "length",
+            "share",
         },
         where,
     )
@@ -444,9 +457,10 @@ def _step(d: Mapping, i: int) -> Step:
         )
     length = d.get("length") or 0
     lo, hi = DISCORD_LENGTHS
-    if (step_input == "discord") != bool(length):
+    if (step_input in WINDOWED_INPUTS) != bool(length):
         raise DetectError(
-            f"{where}: length (rows in a subsequence) goes with input: discord, and it needs one."
+            f"{where}: length (rows in a subsequence) goes with input: {' or '.join(WINDOWED_INPUTS)}, "
+            "and it needs one."
         )
     if isinstance(length, bool) or not isinstance(length, int) or length and not lo <= length <= hi:
         raise DetectError(
@@ -470,7 +484,17 @@ def _step(d: Mapping, i: int) -> Step:
         reanchor=reanchor,
         recent=recent,
         length=length,
+        share=_share(d.get("share", 1.0), where),
     )
+
+
+def _share(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise DetectError(
+            f"{where}: share is this step's part of one budget share, more than 0 and at most 1 "
+            f"(1/3 for one of three horizons), got {value!r}."
+        )
+    return float(value)
 
 
 def _calendar(value: Any) -> Calendar:

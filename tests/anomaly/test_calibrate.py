@@ -11,6 +11,7 @@ from kpi_lib.anomaly import detect, load_rules
 from kpi_lib.anomaly.calibrate import online_threshold, tail_threshold
 from kpi_lib.anomaly.engine import budget_risk
 from kpi_lib.anomaly.protocol import causal_violations
+from kpi_lib.anomaly.rules import WINDOWED_INPUTS
 from kpi_lib.errors import DetectError
 
 RISK = 1e-4
@@ -80,7 +81,7 @@ def test_a_first_threshold_comes_as_soon_as_its_history_is_there():
 
 def test_the_budget_is_per_week_and_never_more_than_one_per_2016_rows():
     rules = load_rules("default")
-    tails = sum(1 for s in rules.steps if s.bound == "tail")
+    tails = sum(s.share for s in rules.steps if s.bound == "tail")  # three novelty horizons share one
     five_min = np.arange(0, 4000, dtype=np.int64) * 300 * 10**9
     daily = np.arange(0, 400, dtype=np.int64) * 86_400 * 10**9
     assert budget_risk(five_min, rules) * tails == pytest.approx(1 / 2016)  # one a week
@@ -142,10 +143,10 @@ def test_thresholds_per_group_use_earlier_rows_only():
 ARMED = {"extends": "default", "budget": {"share": "armed"}}
 
 
-def _without_discord() -> dict:
+def _without_novelty() -> dict:
     spec = load_rules(ARMED).to_dict()
-    spec["steps"] = [s for s in spec["steps"] if s["input"] != "discord"]
-    spec["young"]["except"] = []  # young rows skipped the discord step; there is none now
+    spec["steps"] = [s for s in spec["steps"] if s["input"] not in WINDOWED_INPUTS]
+    spec["young"]["except"] = []  # young rows skipped the novelty steps; there are none now
     return spec
 
 
@@ -161,11 +162,11 @@ def _weekly_orders(rows: int, seed: int = 3) -> pd.Series:
 
 
 def test_armed_share_gives_a_short_series_the_alarms_of_the_steps_that_can_alarm():
-    # 1,000 rows: the discord step needs 1,000 past values and never arms, so with `share: armed`
-    # it takes no share and the others alarm as in a rule set without it (with `share: all` they
+    # 1,000 rows: the novelty steps need 1,000 past values and never arm, so with `share: armed`
+    # they take no share and the others alarm as in a rule set without them (with `share: all` they
     # get 5/6 of the budget, and their thresholds are further out)
     s = _weekly_orders(1000)
-    armed, without, shared = (detect(s, r) for r in (ARMED, _without_discord(), "default"))
+    armed, without, shared = (detect(s, r) for r in (ARMED, _without_novelty(), "default"))
     pd.testing.assert_series_equal(armed["score"], without["score"])
     pd.testing.assert_series_equal(armed["is_anomaly"], without["is_anomaly"])
     assert armed["is_anomaly"].sum() >= 1
@@ -174,11 +175,11 @@ def test_armed_share_gives_a_short_series_the_alarms_of_the_steps_that_can_alarm
     assert armed["score"].iloc[first] > shared["score"].iloc[first]
 
 
-def test_armed_share_splits_the_budget_six_ways_once_the_discord_step_arms():
+def test_armed_share_splits_the_budget_six_ways_once_the_novelty_steps_arm():
     s = _weekly_orders(3000)
     rules = load_rules(ARMED)
     ts = s.index.asi8
-    tails = sum(1 for st in rules.steps if st.bound == "tail" and st.input != "count_run")
+    tails = sum(st.share for st in rules.steps if st.bound == "tail" and st.input != "count_run")
     armed = np.r_[np.full(200, 0.0), np.full(948, tails - 1.0), np.full(1852, float(tails))]
     risk = budget_risk(ts, rules, frozenset({"count_deficit", "count_run"}), armed)
     assert risk[500] == pytest.approx(

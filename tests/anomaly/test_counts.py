@@ -58,7 +58,7 @@ def test_small_counts_are_decided_on_the_first_rows():
 def test_the_outage_step_takes_a_budget_share_only_on_small_counts():
     rules = load_rules("default")
     ts = pd.date_range("2024-01-01", periods=3000, freq="5min").asi8
-    tails = sum(1 for s in rules.steps if s.bound == "tail")
+    tails = sum(s.share for s in rules.steps if s.bound == "tail")
     assert budget_risk(ts, rules, frozenset({"count_run"})) * (tails - 1) == pytest.approx(
         budget_risk(ts, rules) * tails
     )

@@ -90,14 +90,17 @@ def test_it_never_reads_a_future_row():
         np.testing.assert_array_equal(left_discord(future, 24, 400, 50, 0.01)[: i + 1], full[: i + 1])
 
 
-def test_the_default_and_the_12_row_candidate_alarm_on_a_stuck_sensor_causally():
+def test_the_discord_rule_sets_and_the_default_alarm_on_a_stuck_sensor_causally():
     idx = pd.date_range("2024-01-01", periods=3200, freq="5min")
     rng = np.random.default_rng(5)
     x = 100 + 30 * np.sin(np.arange(3200) / 288 * 2 * np.pi) + rng.normal(0, 1, 3200)
     x[2900:2948] = np.round(x[2900])  # the sensor repeats one value for 4 hours, inside its range
     s = pd.Series(x, index=idx)
-    for m, rules in ((12, load_rules(CANDIDATES / "default_discord12.yml")), (48, load_rules("default"))):
-        assert [st.length for st in rules.steps if st.input == "discord"] == [m]
+    discord12, discord48 = (
+        load_rules(CANDIDATES / f) for f in ("default_discord12.yml", "default36_with_discord.yml")
+    )
+    for m, rules in ((12, discord12), (48, discord48), (0, load_rules("default"))):
+        assert [st.length for st in rules.steps if st.input == "discord"] == ([m] if m else [])
         result = detect(s, rules)
         onsets = np.flatnonzero(result["is_anomaly"].to_numpy())
         assert [i for i in onsets if i >= 1000] and all(2900 <= i < 2960 for i in onsets if i >= 1000), onsets

@@ -88,7 +88,7 @@ def test_the_young_key_round_trips():
     assert load_rules(rs.to_dict()) == rs
     assert rs.young_rules().expected.min_rows == 12
     assert {s.name: s.min_history for s in rs.young_rules().steps}["spike"] == 44
-    assert {s.name: s.min_history for s in rs.young_rules().steps}["discord"] == 1000
+    assert {s.name: s.min_history for s in rs.young_rules().steps}["novelty_48"] == 1000
 
 
 def test_an_hourly_series_is_not_judged_before_its_first_week():
@@ -120,7 +120,7 @@ def test_a_newly_chosen_expectation_borrows_the_pooled_threshold():
 
 
 def test_a_rules_file_with_steps_of_its_own_keeps_the_young_rows():
-    # default's young rows skip its discord step; a file that replaces the steps has none to skip
+    # default's young rows skip its novelty steps; a file that replaces the steps has none to skip
     spike = next(s for s in load_rules("default").to_dict()["steps"] if s["name"] == "spike")
     rs = load_rules({"extends": "default", "steps": [spike]})
     assert rs.young is not None and rs.young.except_ == ()
