@@ -37,6 +37,7 @@ from kpi_lib.anomaly.rules import (
     BOUND_DETECTORS,
     DISCORD_WINDOW,
     GAUSS_WINDOW,
+    NOVELTY_WINDOW,
     WINDOWED_INPUTS,
     RuleSet,
     Step,
@@ -641,9 +642,11 @@ def _evaluate(
     ratios, fired, armed_by, started, band_z = {}, {}, {}, {}, np.full(len(x), 3.0)
     point_step = _point_step(rules)
     for inp, length in {(s.input, s.length) for s in rules.steps if s.input in WINDOWED_INPUTS}:
-        args = (value, length, DISCORD_WINDOW, rules.expected.min_rows, rules.expected.floor)
+        lim = (rules.expected.min_rows, rules.expected.floor)
         inputs[f"{inp}:{length}"] = (
-            left_discord(*args) if inp == "discord" else novelty(*args, centred=inp == "novelty_centred")
+            left_discord(value, length, DISCORD_WINDOW, *lim)
+            if inp == "discord"
+            else novelty(value, length, NOVELTY_WINDOW, *lim, centred=inp == "novelty_centred")
         )
     idle = frozenset() if counts else frozenset({"count_deficit", "count_run"})
     armed = armed_steps(rules, inputs, len(x)) if rules.budget.share == "armed" else None

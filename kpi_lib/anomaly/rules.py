@@ -19,7 +19,7 @@ built-in ones are YAML files in ``rulesets/``::
                                          #   `recent: 48` takes the smaller of it and the same surprise against the previous 48 rows)
                                          # | discord (with `length: 48`: how unlike its nearest earlier subsequence within
                                          #   6,400 rows the last 48 rows are, z-normalised; a pattern not seen before)
-                                         # | novelty (with `length: 12`: the same, but the rows as they are, level included;
+                                         # | novelty (with `length: 12`: the same within 2,016 rows, but the rows as they are, level included;
                                          #   guarded where the series wanders, like a random walk) | novelty_centred
                                          #   (each stretch less its own mean: amplitude and shape)
                                          # | zero_run (how many rows in a row, to this one, had nothing at all: 0 or less)
@@ -80,6 +80,9 @@ WINDOWED_INPUTS = ("discord", "novelty", "novelty_centred")
 #: back its nearest neighbour is sought (the gauss window's horizon)
 DISCORD_LENGTHS = (4, 288)
 DISCORD_WINDOW = GAUSS_WINDOW
+#: ``input: novelty*``: how far back a stretch's nearest neighbour is sought (a week at 5 minutes,
+#: the budget's 2,016 rows: the raw search costs a third of the discord's)
+NOVELTY_WINDOW = 2016
 SIDES = ("both", "positive", "negative")
 TRANSFORMERS = ("RollingAggregate", "DoubleRollingAggregate")
 #: Detectors whose rule is a bound learned from past rows; refit at every row, vectorised.
