@@ -146,7 +146,9 @@ def detect(
     out["rule"] = ev.rule
     out["step"] = ev.step
     for inc, pos in zip(
-        _incidents.build(out, ids, label=label, fmt=fmt, points=points, **steps),
+        _incidents.build(
+            out, ids, label=label, fmt=fmt, points=points, shape_windows=engine.shape_windows(rs), **steps
+        ),
         np.flatnonzero(onset),
         strict=True,
     ):
@@ -180,5 +182,6 @@ def incidents(
         shape_steps=engine.shape_lengths(rs),
         window_steps=engine.rolling_windows(rs),
         silence_steps=engine.silence_steps(rs),
+        shape_windows=engine.shape_windows(rs),
         points=points,
     )

@@ -291,6 +291,16 @@ def shape_lengths(rules: RuleSet) -> dict[str, int]:
     return {s.name: s.length for s in rules.steps if s.input in WINDOWED_INPUTS}
 
 
+def shape_windows(rules: RuleSet) -> dict[str, int]:
+    """The same steps, by name: how many rows back their nearest earlier subsequence is sought (what
+    "unlike anything in the previous 7 days" counts)."""
+    return {
+        s.name: DISCORD_WINDOW if s.input == "discord" else NOVELTY_WINDOW
+        for s in rules.steps
+        if s.input in WINDOWED_INPUTS
+    }
+
+
 #: a series is "small counts" if its first rows are whole numbers >= 0 with a median at most this:
 #: a handful of events per period, where a Gaussian z misjudges a count's skewed tail (a zero is
 #: 2.2 sd below a mean of 5, but has probability e^-5 under a Poisson); above it, the Poisson tail

@@ -285,6 +285,7 @@ def build(
     shape_steps: dict[str, int] | None = None,
     window_steps: dict[str, int] | None = None,
     silence_steps: dict[str, int] | None = None,
+    shape_windows: dict[str, int] | None = None,
     points: bool = False,
 ) -> list[Incident]:
     """Incidents from detect()'s columns (value, expected, lower, upper, score, rule) and ids.
@@ -292,7 +293,8 @@ def build(
     ``level_steps`` (step name -> (left, right) rows, see :func:`engine.level_windows`): incidents
     opened by such a step are explained as a step from the earlier level to the recent one.
     ``shape_steps`` (step name -> rows in its subsequence, see :func:`engine.shape_lengths`): incidents
-    opened by such a step are explained as a pattern not seen before, with the range it ran in.
+    opened by such a step are explained as a pattern not seen before, with the range it ran in, against
+    the rows its search reached back (``shape_windows``, :func:`engine.shape_windows`; else the discord's).
     ``window_steps`` (step name -> rows in its rolling window, see :func:`engine.rolling_windows`):
     a one-row incident of such a step is told over its window ("in the 12 hours to 19:00").
     ``silence_steps`` (step name -> rows of past, see :func:`engine.silence_steps`): incidents opened by
@@ -354,7 +356,7 @@ def build(
             seen = values[max(0, alarm - m + 1) : alarm + 1]
             text = explain.shape_sentence(
                 since=idx[max(0, alarm - m)],
-                history_from=idx[max(0, alarm - m - DISCORD_WINDOW)],
+                history_from=idx[max(0, alarm - m - (shape_windows or {}).get(opened_by, DISCORD_WINDOW))],
                 low=float(np.nanmin(seen)),
                 high=float(np.nanmax(seen)),
                 expected=float(frame["expected"].iat[alarm]),

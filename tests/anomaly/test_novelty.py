@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpi_lib.anomaly import detect, load_rules
+from kpi_lib.anomaly import detect, engine, load_rules
 from kpi_lib.anomaly.discord import left_discord
+from kpi_lib.anomaly.incidents import build
 from kpi_lib.anomaly.novelty import novelty, past_median, wander
 from kpi_lib.anomaly.protocol import causal_violations
 from kpi_lib.errors import DetectError
@@ -139,3 +140,32 @@ def test_a_wrong_step_is_a_clear_error(step, message):
     spec = {"steps": [{"name": "n", "detector": {"QuantileAD": {"high": 0.98}}, **step}]}
     with pytest.raises(DetectError, match=message):
         load_rules(spec)
+
+
+def test_a_novelty_incident_counts_the_week_its_search_reached_back():
+    rules = load_rules("default")
+    assert engine.shape_windows(rules) == {"novelty_12": 2016, "novelty_48": 2016, "novelty_288": 2016}
+    idx = pd.date_range("2024-03-01", periods=5000, freq="5min")
+    alarm = 4800
+    frame = pd.DataFrame(
+        {
+            "value": np.where(np.arange(5000) >= alarm - 47, 180.0, 100.0),
+            "expected": 100.0,
+            "lower": 90.0,
+            "upper": 110.0,
+            "score": np.where(np.arange(5000) == alarm, 1.4, 0.2),
+            "rule": np.where(np.arange(5000) == alarm, "novelty_48", ""),
+        },
+        index=idx,
+    )
+    ids = np.where(np.arange(5000) >= alarm, 1, 0)
+    (inc,) = build(
+        frame,
+        ids,
+        label="Latency",
+        shape_steps=engine.shape_lengths(rules),
+        shape_windows=engine.shape_windows(rules),
+    )
+    assert inc.explanation.startswith(
+        "Latency moved unlike anything in the previous 7 days: in the 4 hours to "
+    )
